@@ -1,0 +1,186 @@
+/* fs.c — directory listing, stat, mkdir -p and atomic writes. */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void mlx_strlist_free(struct mlx_strlist *list)
+{
+	for (size_t i = 0; i < list->len; i++)
+		free(list->items[i]);
+	free(list->items);
+	list->items = NULL;
+	list->len = list->cap = 0;
+}
+
+int mlx_strlist_push(struct mlx_strlist *list, const char *s, struct mlx_err *err)
+{
+	if (list->len == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 16;
+		char **items = realloc(list->items, cap * sizeof *items);
+		if (!items)
+			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		list->items = items;
+		list->cap = cap;
+	}
+	char *copy = strdup(s);
+	if (!copy)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	list->items[list->len++] = copy;
+	return MLX_OK;
+}
+
+static int compare_bytes(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int mlx_fs_list(const char *dir, struct mlx_strlist *out, struct mlx_err *err)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return mlx_err_sys(err, errno, "cannot list %s", dir);
+	int rc = MLX_OK;
+	struct dirent *ent;
+	errno = 0;
+	while ((ent = readdir(d)) != NULL) {
+		const char *n = ent->d_name;
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+			continue;
+		if ((rc = mlx_strlist_push(out, n, err)) != MLX_OK)
+			break;
+		errno = 0;
+	}
+	if (rc == MLX_OK && errno != 0)
+		rc = mlx_err_sys(err, errno, "cannot list %s", dir);
+	closedir(d);
+	if (rc != MLX_OK) {
+		mlx_strlist_free(out);
+		return rc;
+	}
+	qsort(out->items, out->len, sizeof *out->items, compare_bytes);
+	return MLX_OK;
+}
+
+int mlx_fs_stat(const char *path, struct mlx_stat *st, struct mlx_err *err)
+{
+	struct stat sb;
+	memset(st, 0, sizeof *st);
+	if (lstat(path, &sb) != 0) {
+		st->type = MLX_FT_NONE;
+		return mlx_err_sys(err, errno, "cannot stat %s", path);
+	}
+	st->type = S_ISREG(sb.st_mode)	 ? MLX_FT_FILE
+		   : S_ISDIR(sb.st_mode) ? MLX_FT_DIR
+		   : S_ISLNK(sb.st_mode) ? MLX_FT_LINK
+					 : MLX_FT_OTHER;
+	st->size = (uint64_t)sb.st_size;
+	st->mode = (uint32_t)(sb.st_mode & 07777);
+	st->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	st->ino = (uint64_t)sb.st_ino;
+	st->dev = (uint64_t)sb.st_dev;
+	return MLX_OK;
+}
+
+int mlx_fs_mkdirs(const char *dir, mode_t mode, struct mlx_err *err)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+	if (len == 0 || len >= sizeof path)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "bad directory name '%s'", dir);
+	memcpy(path, dir, len + 1);
+	/* Create each prefix in turn; EEXIST is fine as long as it is a directory. */
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		char saved = path[i];
+		path[i] = '\0';
+		if (mkdir(path, mode) != 0 && errno != EEXIST)
+			return mlx_err_sys(err, errno, "cannot create directory %s", path);
+		path[i] = saved;
+	}
+	struct stat sb;
+	if (stat(dir, &sb) != 0)
+		return mlx_err_sys(err, errno, "cannot create directory %s", dir);
+	if (!S_ISDIR(sb.st_mode))
+		return mlx_err_set(err, MLX_ERR_IO, ENOTDIR, "cannot create directory %s: a file is in the way", dir);
+	return MLX_OK;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int mlx_fs_sync_parent(const char *path, struct mlx_err *err)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		strcpy(dir, ".");
+	} else {
+		size_t n = (size_t)(slash - path);
+		if (n == 0)
+			n = 1; /* "/file" lives in "/" */
+		if (n >= sizeof dir)
+			return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", path);
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	int rc = MLX_OK;
+	if (fsync(fd) != 0 && errno != EINVAL) /* EINVAL: fs without dir fsync */
+		rc = mlx_err_sys(err, errno, "cannot sync directory %s", dir);
+	close(fd);
+	return rc;
+}
+
+int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct mlx_err *err)
+{
+	char tmp[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	int dirlen = slash ? (int)(slash - path + 1) : 0;
+	/* The temp file sits beside the target so that rename() cannot cross a
+	 * file system; its name starts with '.' and says what it is. */
+	if (snprintf(tmp, sizeof tmp, "%.*s.%s.tmp-XXXXXX", dirlen, path, base) >= (int)sizeof tmp)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot write %s", path);
+	int rc = MLX_OK;
+	if (write_all(fd, data, len) != 0)
+		rc = mlx_err_sys(err, errno, "cannot write %s", path);
+	else if (fchmod(fd, mode) != 0)
+		rc = mlx_err_sys(err, errno, "cannot set mode of %s", path);
+	else if (fsync(fd) != 0)
+		rc = mlx_err_sys(err, errno, "cannot sync %s", path);
+	if (close(fd) != 0 && rc == MLX_OK)
+		rc = mlx_err_sys(err, errno, "cannot write %s", path);
+	if (rc == MLX_OK && rename(tmp, path) != 0)
+		rc = mlx_err_sys(err, errno, "cannot replace %s", path);
+	if (rc != MLX_OK) {
+		unlink(tmp);
+		return rc;
+	}
+	return mlx_fs_sync_parent(path, err);
+}

@@ -1,0 +1,60 @@
+/* fs.h — file system primitives with the durability rules of DESIGN §3.
+ *
+ * Writes that must never be seen half-done go through mlx_fs_write_atomic:
+ * temp file in the same directory, fsync, rename, fsync of the directory. */
+#ifndef MLX_FS_H
+#define MLX_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* A growable list of strings; the list owns every item. */
+struct mlx_strlist {
+	char **items;
+	size_t len, cap;
+};
+
+/* Frees every item and the array; leaves an empty list. Safe on an empty list. */
+void mlx_strlist_free(struct mlx_strlist *list);
+
+/* Appends a copy of s. Returns 0 or MLX_ERR_NOMEM. */
+int mlx_strlist_push(struct mlx_strlist *list, const char *s, struct mlx_err *err);
+
+/* Fills out (which must be empty) with the names in dir, without "." and
+ * "..", sorted by bytes. Returns 0; MLX_ERR_NOTFOUND if dir does not exist;
+ * MLX_ERR_IO otherwise. On failure out is left empty. */
+int mlx_fs_list(const char *dir, struct mlx_strlist *out, struct mlx_err *err);
+
+enum mlx_file_type { MLX_FT_NONE, MLX_FT_FILE, MLX_FT_DIR, MLX_FT_LINK, MLX_FT_OTHER };
+
+struct mlx_stat {
+	enum mlx_file_type type;
+	uint64_t size;
+	uint32_t mode;		/* permission bits only */
+	int64_t mtime_ns;
+	uint64_t ino, dev;
+};
+
+/* lstat()s path into st. Returns 0; MLX_ERR_NOTFOUND (st->type = MLX_FT_NONE)
+ * if nothing is there; MLX_ERR_IO otherwise. */
+int mlx_fs_stat(const char *path, struct mlx_stat *st, struct mlx_err *err);
+
+/* Creates dir and its missing parents with mode (like mkdir -p). Returns 0,
+ * also when it already exists; MLX_ERR_IO if a component is not a directory
+ * or cannot be created. */
+int mlx_fs_mkdirs(const char *dir, mode_t mode, struct mlx_err *err);
+
+/* Replaces path with len bytes of data, atomically and durably: readers see
+ * the old content or the new, never a mix, even after a crash. The file gets
+ * permission bits mode. Returns 0 or MLX_ERR_IO, leaving path untouched and
+ * no temp file behind. */
+int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct mlx_err *err);
+
+/* fsync()s the directory that contains path, so a rename into it is durable.
+ * Returns 0 or MLX_ERR_IO. */
+int mlx_fs_sync_parent(const char *path, struct mlx_err *err);
+
+#endif

@@ -1,0 +1,145 @@
+/* l_fs.c — mlx.fs: listing, stat, mkdir -p and atomic writes. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "binding.h"
+#include "fs.h"
+
+#define STRLIST_MT "mlx.StrList"
+
+/* A list produced by core lives in a userdata while it is copied into a Lua
+ * table, so that a memory error raised by Lua cannot leak it. */
+static int strlist_gc(lua_State *L)
+{
+	mlx_strlist_free(luaL_checkudata(L, 1, STRLIST_MT));
+	return 0;
+}
+
+static struct mlx_strlist *new_strlist(lua_State *L)
+{
+	struct mlx_strlist *list = lua_newuserdatauv(L, sizeof *list, 0);
+	list->items = NULL;
+	list->len = list->cap = 0;
+	if (luaL_newmetatable(L, STRLIST_MT)) {
+		lua_pushcfunction(L, strlist_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	return list;
+}
+
+/* mlx.fs.list(dir) -> {name…} sorted by bytes | nil, message, code */
+static int fs_list(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1);
+	struct mlx_strlist *list = new_strlist(L);
+	struct mlx_err err;
+	if (mlx_fs_list(dir, list, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_createtable(L, (int)list->len, 0);
+	for (size_t i = 0; i < list->len; i++) {
+		lua_pushstring(L, list->items[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	mlx_strlist_free(list);
+	return 1;
+}
+
+static const char *const type_names[] = {"none", "file", "directory", "link", "other"};
+
+/* mlx.fs.stat(path) -> {type, size, mode, mtime_ns, ino, dev} | nil, message, code.
+ * Does not follow a final symlink (type "link"). */
+static int fs_stat(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct mlx_stat st;
+	struct mlx_err err;
+	if (mlx_fs_stat(path, &st, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_createtable(L, 0, 6);
+	lua_pushstring(L, type_names[st.type]);
+	lua_setfield(L, -2, "type");
+	lua_pushinteger(L, (lua_Integer)st.size);
+	lua_setfield(L, -2, "size");
+	lua_pushinteger(L, st.mode);
+	lua_setfield(L, -2, "mode");
+	lua_pushinteger(L, st.mtime_ns);
+	lua_setfield(L, -2, "mtime_ns");
+	lua_pushinteger(L, (lua_Integer)st.ino);
+	lua_setfield(L, -2, "ino");
+	lua_pushinteger(L, (lua_Integer)st.dev);
+	lua_setfield(L, -2, "dev");
+	return 1;
+}
+
+/* mlx.fs.mkdirs(dir[, mode]) -> true | nil, message, code */
+static int fs_mkdirs(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1);
+	mode_t mode = (mode_t)luaL_optinteger(L, 2, 0777);
+	struct mlx_err err;
+	if (mlx_fs_mkdirs(dir, mode, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* mlx.fs.write(path, content[, mode]) -> true | nil, message, code.
+ * Atomic and durable: temp file, fsync, rename, fsync of the directory. */
+static int fs_write(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	mode_t mode = (mode_t)luaL_optinteger(L, 3, 0644);
+	struct mlx_err err;
+	if (mlx_fs_write_atomic(path, data, len, mode, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* mlx.fs.cwd() -> absolute path of the working directory | nil, message, code */
+static int fs_cwd(lua_State *L)
+{
+	char *cwd = getcwd(NULL, 0);
+	if (!cwd) {
+		struct mlx_err err;
+		mlx_err_sys(&err, errno, "cannot get the working directory");
+		return mlx_lua_fail(L, &err);
+	}
+	lua_pushstring(L, cwd);
+	free(cwd);
+	return 1;
+}
+
+/* mlx.fs.chdir(dir) -> true | nil, message, code */
+static int fs_chdir(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1);
+	if (chdir(dir) != 0) {
+		struct mlx_err err;
+		mlx_err_sys(&err, errno, "cannot change directory to %s", dir);
+		return mlx_lua_fail(L, &err);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static const luaL_Reg fs_functions[] = {
+	{"list", fs_list},
+	{"stat", fs_stat},
+	{"mkdirs", fs_mkdirs},
+	{"write", fs_write},
+	{"cwd", fs_cwd},
+	{"chdir", fs_chdir},
+	{NULL, NULL},
+};
+
+int luaopen_mlx_fs(lua_State *L)
+{
+	luaL_newlib(L, fs_functions);
+	return 1;
+}

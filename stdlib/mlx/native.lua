@@ -1,0 +1,51 @@
+--- mlx.native: the C modules kept out of the mlx binary and loaded on first
+--- use, so that a command pays only for the libraries it uses (DESIGN §2):
+---   mlx_data.so  OpenSSL, SQLite, jansson: mlx.data, mlx.hash, …
+---   mlx_http.so  libcurl: mlx.http
+---   mlx_git.so   libgit2: mlx.git
+local core = require "mlx.core"
+
+local M = {}
+
+--- The module name → the shared object that holds its luaopen function.
+M.modules = {
+  ["mlx.data"] = "mlx_data",
+  ["mlx.hash"] = "mlx_data",
+  ["mlx.http"] = "mlx_http",
+  ["mlx.git"] = "mlx_git",
+}
+
+local function find_library(library)
+  local tried = {}
+  for _, dir in ipairs({ core.exe_dir, core.module_dir }) do
+    local path = dir .. "/" .. library .. ".so"
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      return path
+    end
+    tried[#tried + 1] = path
+  end
+  error(("cannot find %s.so (looked for %s); reinstall mlx"):format(library,
+    table.concat(tried, ", ")), 3)
+end
+
+--- Returns the C module modname (e.g. "mlx.hash") from its shared object,
+--- found beside the mlx binary (the build tree) or in the install directory.
+--- Raises if the object is missing or does not load: mlx is then broken.
+function M.open(modname)
+  local library = assert(M.modules[modname], "not a native module: " .. tostring(modname))
+  local path = find_library(library)
+  local open, err = package.loadlib(path, "luaopen_" .. modname:gsub("%.", "_"))
+  if not open then error("cannot load " .. path .. ": " .. tostring(err), 2) end
+  return open(modname)
+end
+
+--- Registers every native module in package.preload; called by the host.
+function M.install()
+  for modname in pairs(M.modules) do
+    package.preload[modname] = function() return M.open(modname) end
+  end
+end
+
+return M

@@ -1,0 +1,53 @@
+--- mlx.project: where the project is and what it puts on package.path.
+local fs = require "mlx.fs"
+
+local M = {}
+
+local function parent(dir)
+  if dir == "/" then return nil end
+  local p = dir:match("^(.*)/[^/]*$")
+  if p == "" then return "/" end
+  return p
+end
+
+--- Returns the absolute path of the project root: the nearest directory,
+--- from start (default: the working directory) upwards, that holds .mlx/.
+--- Returns nil if there is none.
+function M.find_root(start)
+  local dir = start or assert(fs.cwd())
+  while dir do
+    local st = fs.stat(dir .. "/.mlx")
+    if st and st.type == "directory" then return dir end
+    dir = parent(dir)
+  end
+  return nil
+end
+
+--- Returns the project root, or the working directory outside a project.
+function M.root()
+  return M.find_root() or assert(fs.cwd())
+end
+
+--- Returns the directories whose Lua modules a user adds to mlx, in search
+--- order: the project's lib/, then each directory of MLX_PATH (colon-separated).
+function M.module_dirs(root)
+  local dirs = { (root or M.root()) .. "/lib" }
+  for dir in (os.getenv("MLX_PATH") or ""):gmatch("[^:]+") do
+    dirs[#dirs + 1] = dir
+  end
+  return dirs
+end
+
+--- Puts the user's module directories in front of package.path, so that
+--- `require "mine"` finds lib/mine.lua and `mlx foo` finds lib/mlx/cli/foo.lua.
+function M.setup_package_path(root)
+  local entries = {}
+  for _, dir in ipairs(M.module_dirs(root)) do
+    entries[#entries + 1] = dir .. "/?.lua;" .. dir .. "/?/init.lua"
+  end
+  if #entries > 0 then
+    package.path = table.concat(entries, ";") .. ";" .. package.path
+  end
+end
+
+return M

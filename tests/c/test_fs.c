@@ -1,0 +1,122 @@
+/* test_fs.c — core/fs.c: listing, mkdir -p, atomic writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+static int make_tempdir(void **state)
+{
+	char *dir = strdup("/tmp/mlx-test-fs-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	*state = dir;
+	return 0;
+}
+
+static int remove_tempdir(void **state)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", (char *)*state);
+	int rc = system(cmd);
+	free(*state);
+	return rc == 0 ? 0 : -1;
+}
+
+static void read_file(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, cap - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+static void list_is_sorted_by_bytes_without_dots(void **state)
+{
+	const char *dir = *state;
+	char path[512];
+	const char *names[] = {"b", "B", "a.lua", ".hidden"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		fclose(fopen(path, "w"));
+	}
+	struct mlx_strlist list = {0};
+	struct mlx_err err;
+	assert_int_equal(mlx_fs_list(dir, &list, &err), MLX_OK);
+	assert_int_equal(list.len, 4);
+	assert_string_equal(list.items[0], ".hidden");
+	assert_string_equal(list.items[1], "B");
+	assert_string_equal(list.items[2], "a.lua");
+	assert_string_equal(list.items[3], "b");
+	mlx_strlist_free(&list);
+	assert_int_equal(mlx_fs_list("/nonexistent-dir", &list, &err), MLX_ERR_NOTFOUND);
+	assert_int_equal(list.len, 0);
+}
+
+static void mkdirs_creates_parents_and_is_idempotent(void **state)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/x/y/z", (char *)*state);
+	struct mlx_err err;
+	assert_int_equal(mlx_fs_mkdirs(path, 0755, &err), MLX_OK);
+	assert_int_equal(mlx_fs_mkdirs(path, 0755, &err), MLX_OK);
+	struct mlx_stat st;
+	assert_int_equal(mlx_fs_stat(path, &st, &err), MLX_OK);
+	assert_int_equal(st.type, MLX_FT_DIR);
+
+	/* A file in the way is an error naming the path. */
+	char blocked[600];
+	snprintf(blocked, sizeof blocked, "%s/x/y/z/file", (char *)*state);
+	fclose(fopen(blocked, "w"));
+	char under[700];
+	snprintf(under, sizeof under, "%s/sub", blocked);
+	assert_int_not_equal(mlx_fs_mkdirs(under, 0755, &err), MLX_OK);
+	assert_non_null(strstr(err.msg, blocked));
+}
+
+static void write_atomic_replaces_content_and_leaves_no_temp(void **state)
+{
+	const char *dir = *state;
+	char path[512], buf[64];
+	snprintf(path, sizeof path, "%s/mlx.lock", dir);
+	struct mlx_err err;
+	assert_int_equal(mlx_fs_write_atomic(path, "old\n", 4, 0644, &err), MLX_OK);
+	assert_int_equal(mlx_fs_write_atomic(path, "new\n", 4, 0600, &err), MLX_OK);
+	read_file(path, buf, sizeof buf);
+	assert_string_equal(buf, "new\n");
+	struct mlx_stat st;
+	assert_int_equal(mlx_fs_stat(path, &st, &err), MLX_OK);
+	assert_int_equal(st.mode, 0600);
+
+	struct mlx_strlist list = {0};
+	assert_int_equal(mlx_fs_list(dir, &list, &err), MLX_OK);
+	assert_int_equal(list.len, 1); /* no .mlx.lock.tmp-* left */
+	mlx_strlist_free(&list);
+}
+
+static void write_atomic_into_missing_dir_fails_cleanly(void **state)
+{
+	(void)state;
+	struct mlx_err err;
+	assert_int_equal(mlx_fs_write_atomic("/nonexistent-dir/f", "x", 1, 0644, &err), MLX_ERR_NOTFOUND);
+	assert_non_null(strstr(err.msg, "/nonexistent-dir/f"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(list_is_sorted_by_bytes_without_dots, make_tempdir, remove_tempdir),
+		cmocka_unit_test_setup_teardown(mkdirs_creates_parents_and_is_idempotent, make_tempdir, remove_tempdir),
+		cmocka_unit_test_setup_teardown(write_atomic_replaces_content_and_leaves_no_temp, make_tempdir, remove_tempdir),
+		cmocka_unit_test_setup_teardown(write_atomic_into_missing_dir_fails_cleanly, make_tempdir, remove_tempdir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,56 @@
+# tap.sh — TAP output for the end-to-end tests, which drive $MLX as a user.
+# Source it, call the assertions, end with done_testing.
+set -u
+: "${MLX:?set MLX to the mlx binary}"
+TAP_COUNT=0
+TAP_FAILED=0
+
+# The working directory of each test file: a fresh temporary directory.
+TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mlx-e2e-XXXXXX")
+trap 'rm -rf "$TEST_DIR"' EXIT
+cd "$TEST_DIR" || exit 1
+
+tap_result() { # STATUS DESCRIPTION...
+	local status=$1
+	shift
+	TAP_COUNT=$((TAP_COUNT + 1))
+	if [ "$status" -eq 0 ]; then
+		echo "ok $TAP_COUNT - $*"
+	else
+		echo "not ok $TAP_COUNT - $*"
+		TAP_FAILED=$((TAP_FAILED + 1))
+	fi
+}
+
+# mlx ARGS... — runs mlx, leaving stdout in OUT, stderr in ERR, status in RC.
+mlx() {
+	local o e
+	o=$(mktemp) e=$(mktemp)
+	"$MLX" "$@" >"$o" 2>"$e"
+	RC=$?
+	OUT=$(cat "$o") ERR=$(cat "$e")
+	rm -f "$o" "$e"
+}
+
+is() { # GOT EXPECTED DESCRIPTION
+	if [ "$1" = "$2" ]; then
+		tap_result 0 "$3"
+	else
+		tap_result 1 "$3"
+		printf '#   got:      %s\n#   expected: %s\n' "$1" "$2"
+	fi
+}
+
+like() { # GOT EXTENDED-REGEX DESCRIPTION
+	if printf '%s' "$1" | grep -Eq -- "$2"; then
+		tap_result 0 "$3"
+	else
+		tap_result 1 "$3"
+		printf '#   got:      %s\n#   expected to match: %s\n' "$1" "$2"
+	fi
+}
+
+done_testing() {
+	echo "1..$TAP_COUNT"
+	[ "$TAP_FAILED" -eq 0 ]
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The mlx command line as a user meets it: help, version, errors, exit codes.
+. "$(dirname "$0")/tap.sh"
+
+mlx --version
+is "$RC" 0 "--version exits 0"
+like "$OUT" '^mlx [0-9]+\.[0-9]+\.[0-9]+$' "--version prints one line"
+
+mlx --version -v
+like "$OUT" 'SQLite 3\.' "--version -v names SQLite"
+like "$OUT" 'libcurl [0-9]' "--version -v names libcurl"
+like "$OUT" 'libgit2 [0-9]' "--version -v names libgit2"
+
+mlx help
+is "$RC" 0 "help exits 0"
+for cmd in hash help init lua recipe version; do
+	like "$OUT" "^  $cmd " "help lists $cmd"
+done
+
+mlx help recipe
+like "$OUT" '^usage: mlx recipe FILE' "help CMD prints the command's usage"
+mlx recipe --help
+like "$OUT" '^usage: mlx recipe FILE' "CMD --help prints the same"
+
+mlx
+is "$RC" 2 "no command exits 2"
+like "$ERR" '^usage: mlx' "no command prints the usage on stderr"
+
+mlx frobnicate
+is "$RC" 2 "unknown command exits 2"
+is "$ERR" "mlx: error: 'frobnicate' is not an mlx command (see 'mlx help')" "unknown command: one line"
+
+mlx recipy x.lua
+like "$ERR" "did you mean 'recipe'\?" "a near miss suggests the command"
+
+mlx hash --bogus
+is "$RC" 2 "bad flag exits 2"
+is "$ERR" "mlx: error: unknown option '--bogus' for 'mlx hash' (see 'mlx help hash')" "bad flag: one line with a hint"
+
+mlx --bogus
+is "$RC" 2 "bad global flag exits 2"
+is "$(printf '%s\n' "$ERR" | wc -l)" 1 "bad global flag: one line"
+
+mlx -C /nonexistent-dir help
+is "$RC" 2 "-C to a missing directory exits 2"
+like "$ERR" "^mlx: error: -C: cannot change directory to /nonexistent-dir" "-C names the directory"
+
+mlx help nosuch
+is "$RC" 2 "help of an unknown command exits 2"
+
+# A team adds a command by dropping a file in the project's lib/.
+mkdir -p proj/.mlx proj/lib/mlx/cli proj/sub
+cat >proj/lib/mlx/cli/hello.lua <<'LUA'
+return {
+  summary = "greet someone",
+  options = { { "shout", short = "s", help = "loudly" } },
+  args = { min = 1, name = "a NAME" },
+  main = function(opts, args)
+    local text = "hello, " .. args[1]
+    print(opts.shout and text:upper() or text)
+    return 0
+  end,
+}
+LUA
+cd proj/sub
+mlx hello world
+is "$OUT" "hello, world" "lib/mlx/cli/hello.lua is 'mlx hello', from a subdirectory too"
+cd ..
+mlx hello -s you
+is "$OUT" "HELLO, YOU" "a user command gets its options parsed"
+mlx help
+like "$OUT" "hello +greet someone" "help lists the user command"
+mlx hello
+is "$RC" 2 "a user command's arity is checked"
+mlx hello --nope
+like "$ERR" "unknown option '--nope' for 'mlx hello'" "a user command's bad flag is named"
+cd "$TEST_DIR"
+mkdir -p extra/mlx/cli
+echo 'return { summary = "from MLX_PATH", main = function() print("extra") end }' >extra/mlx/cli/extra.lua
+MLX_PATH="$TEST_DIR/extra" mlx extra
+is "$OUT" "extra" "MLX_PATH adds commands"
+echo 'return 42' >extra/mlx/cli/broken.lua
+MLX_PATH="$TEST_DIR/extra" mlx broken
+is "$RC" 2 "a command module without main exits 2"
+like "$ERR" "broken.lua: a command module must return a table with a main function" "and says what is wrong"
+
+done_testing

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# mlx recipe and mlx lua: running user code, its errors and exit codes.
+. "$(dirname "$0")/tap.sh"
+
+cat >ok.lua <<'LUA'
+local mlx = require "mlx"
+print("args", arg[0], ...)
+print(mlx.hash.bytes("abc"))
+LUA
+mlx recipe ok.lua a -- -b
+is "$RC" 0 "a recipe that finishes exits 0"
+is "$OUT" "args	ok.lua	a	-b
+ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" "arg and the mlx modules are available"
+
+printf 'local x = 1\nlocal y = = 2\n' >syntax.lua
+mlx recipe syntax.lua
+is "$RC" 2 "a recipe that does not compile exits 2"
+is "$ERR" "mlx: error: syntax.lua:2: unexpected symbol near '='" "syntax error: file:line: message"
+
+printf 'local function check(x)\n  if x < 1 then error("accuracy too low: " .. x) end\nend\ncheck(0.5)\n' >fails.lua
+mlx recipe fails.lua
+is "$RC" 1 "a recipe that raises exits 1"
+is "$ERR" "mlx: error: fails.lua:2: accuracy too low: 0.5" "runtime error: file:line: message, no traceback"
+
+mlx --debug recipe fails.lua
+like "$ERR" "stack traceback" "--debug adds the traceback"
+like "$ERR" "fails.lua:4: in main chunk" "the traceback names the recipe's lines"
+
+mlx recipe missing.lua
+is "$RC" 2 "a missing recipe exits 2"
+is "$ERR" "mlx: error: recipe not found: missing.lua" "and is named"
+
+mlx recipe
+is "$RC" 2 "recipe without FILE exits 2"
+
+printf 'os.exit(7)\n' >exits.lua
+mlx recipe exits.lua
+is "$RC" 7 "os.exit in a recipe sets the exit code"
+
+mlx lua -e 'print(1 + 1)' -e 'print(require("mlx").version ~= nil)'
+is "$OUT" "2
+true" "lua -e runs code in order"
+
+echo 'print(select("#", ...), arg[0])' | "$MLX" lua - a b >stdin.out
+is "$(cat stdin.out)" "2	-" "lua reads a program from stdin"
+
+mlx lua -e 'error("bad")'
+is "$RC" 1 "an error in lua -e exits 1"
+
+# Interrupting a recipe: exit 130, one line.
+printf 'while true do end\n' >spin.lua
+"$MLX" recipe spin.lua 2>spin.err &
+pid=$!
+sleep 0.5
+kill -INT $pid
+wait $pid
+is "$?" 130 "SIGINT during a recipe exits 130"
+is "$(cat spin.err)" "mlx: interrupted" "and says so in one line"
+
+"$MLX" recipe spin.lua 2>/dev/null &
+pid=$!
+sleep 0.5
+kill -TERM $pid
+wait $pid
+is "$?" 130 "SIGTERM is handled the same way"
+
+done_testing

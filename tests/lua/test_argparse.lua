@@ -1,0 +1,64 @@
+-- mlx.argparse: options as git users expect them.
+local lu = require "luaunit"
+local argparse = require "mlx.argparse"
+local ui = require "mlx.ui"
+
+local SPECS = {
+  { "jobs", short = "j", arg = "N", type = "integer" },
+  { "param", short = "p", arg = "K=V", multiple = true },
+  { "force", short = "f" },
+  { "keep-going", short = "k" },
+}
+
+local function usage_error_of(fn)
+  local ok, err = pcall(fn)
+  lu.assertFalse(ok)
+  lu.assertTrue(ui.is_failure(err), tostring(err))
+  lu.assertEquals(err.code, 2)
+  return err.message
+end
+
+TestArgparse = {}
+
+function TestArgparse:test_long_short_and_equals_forms()
+  local opts, args = argparse.parse(SPECS,
+    { "a", "--jobs", "3", "-p", "x=1", "--param=y=2", "-py=3", "b", "-fk" })
+  lu.assertEquals(opts.jobs, 3)
+  lu.assertEquals(opts.param, { "x=1", "y=2", "y=3" })
+  lu.assertTrue(opts.force)
+  lu.assertTrue(opts.keep_going)
+  lu.assertEquals(args, { "a", "b" })
+end
+
+function TestArgparse:test_double_dash_ends_options_and_dash_is_positional()
+  local opts, args = argparse.parse(SPECS, { "-", "--", "--force", "-j" })
+  lu.assertNil(opts.force)
+  lu.assertEquals(args, { "-", "--force", "-j" })
+end
+
+function TestArgparse:test_stop_at_positional_leaves_the_rest()
+  local opts, args = argparse.parse(SPECS, { "-f", "script.lua", "-j", "2" }, { stop_at_positional = true })
+  lu.assertTrue(opts.force)
+  lu.assertNil(opts.jobs)
+  lu.assertEquals(args, { "script.lua", "-j", "2" })
+end
+
+function TestArgparse:test_unknown_options_name_the_option_and_the_command()
+  local msg = usage_error_of(function() argparse.parse(SPECS, { "--frobnicate" }, { context = "mlx hash", hint = "mlx help hash" }) end)
+  lu.assertEquals(msg, "unknown option '--frobnicate' for 'mlx hash' (see 'mlx help hash')")
+  msg = usage_error_of(function() argparse.parse(SPECS, { "-fz" }, { context = "mlx x" }) end)
+  lu.assertStrContains(msg, "unknown option '-z'")
+end
+
+function TestArgparse:test_bad_values_are_usage_errors()
+  lu.assertStrContains(usage_error_of(function() argparse.parse(SPECS, { "--jobs" }) end), "needs a value")
+  lu.assertStrContains(usage_error_of(function() argparse.parse(SPECS, { "-j", "many" }) end), "needs an integer, not 'many'")
+  lu.assertStrContains(usage_error_of(function() argparse.parse(SPECS, { "--force=yes" }) end), "takes no value")
+end
+
+function TestArgparse:test_describe_aligns_options()
+  local lines = argparse.describe({ { "jobs", short = "j", arg = "N", help = "threads" }, { "force", help = "again" } })
+  lu.assertEquals(lines, { "  -j, --jobs N  threads", "      --force   again" })
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)

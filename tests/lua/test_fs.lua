@@ -1,0 +1,52 @@
+-- mlx.fs through the real binding.
+local lu = require "luaunit"
+local fs = require "mlx.fs"
+
+local function tempdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(fs.mkdirs(path))
+  return path
+end
+
+TestFs = {}
+
+function TestFs:test_write_is_atomic_and_list_sorted()
+  local dir = tempdir()
+  assert(fs.write(dir .. "/b.txt", "two"))
+  assert(fs.write(dir .. "/a.txt", "one"))
+  assert(fs.write(dir .. "/a.txt", "uno"))
+  lu.assertEquals(fs.list(dir), { "a.txt", "b.txt" })
+  local f = assert(io.open(dir .. "/a.txt"))
+  lu.assertEquals(f:read("a"), "uno")
+  f:close()
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+function TestFs:test_stat_describes_types()
+  local dir = tempdir()
+  assert(fs.write(dir .. "/f", "12345", tonumber("600", 8)))
+  local st = fs.stat(dir .. "/f")
+  lu.assertEquals(st.type, "file")
+  lu.assertEquals(st.size, 5)
+  lu.assertEquals(st.mode, tonumber("600", 8))
+  lu.assertTrue(st.mtime_ns > 0)
+  lu.assertEquals(fs.stat(dir).type, "directory")
+  local none, err, code = fs.stat(dir .. "/missing")
+  lu.assertNil(none)
+  lu.assertStrContains(err, "missing")
+  lu.assertEquals(code, "notfound")
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+function TestFs:test_failures_return_nil_message_code()
+  local ok, err, code = fs.write("/nonexistent-dir/x", "data")
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "/nonexistent-dir/x")
+  lu.assertEquals(code, "notfound")
+  local list, lerr = fs.list("/nonexistent-dir")
+  lu.assertNil(list)
+  lu.assertStrContains(lerr, "cannot list /nonexistent-dir")
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian/Ubuntu packages mlx needs to build, test and benchmark.
+# Runs apt-get as root, through sudo when not root already.
+set -eu
+packages="
+  meson ninja-build pkg-config gcc python3
+  liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcurl4-openssl-dev libgit2-dev
+  libssl-dev libjansson-dev
+  libcmocka-dev lua-unit valgrind
+"
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | grep -qv '^install ok installed$' \
+   && [ "$(dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | wc -l)" -eq "$(echo $packages | wc -w)" ]; then
+  exit 0 # everything is installed already
+fi
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
