@@ -22,5 +22,6 @@ int luaopen_mlx_fs(lua_State *L);
 /* In mlx_data.so, loaded on first use (OpenSSL, SQLite, jansson). */
 int luaopen_mlx_data(lua_State *L);
 int luaopen_mlx_hash(lua_State *L);
+int luaopen_mlx_json(lua_State *L);
 
 #endif

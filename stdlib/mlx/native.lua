@@ -11,6 +11,7 @@ local M = {}
 M.modules = {
   ["mlx.data"] = "mlx_data",
   ["mlx.hash"] = "mlx_data",
+  ["mlx.json"] = "mlx_data",
   ["mlx.http"] = "mlx_http",
   ["mlx.git"] = "mlx_git",
 }

@@ -1,0 +1,521 @@
+/* l_json.c — mlx.json: JSON for recipes, the lock file and every file mlx
+ * writes.
+ *
+ * Decoding uses jansson's parser (exact line/column errors, UTF-8 checks,
+ * depth limit). Encoding is written here because the output must be
+ * canonical — sorted keys, stable indentation, and each float in the
+ * shortest form that reads back to the same double (jansson prints a fixed
+ * %.17g, so 0.1 would become 0.10000000000000001).
+ *
+ * Lua has one table type for arrays and objects; decoded tables carry a
+ * metatable saying which they were (json.array / json.object), so an empty
+ * [] survives a round trip. JSON null is json.null, a light userdata. */
+#include <errno.h>
+#include <jansson.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "fs.h"
+
+#define ARRAY_MT "mlx.json.array"
+#define OBJECT_MT "mlx.json.object"
+#define TREE_MT "mlx.json.tree"
+#define MAX_DEPTH 1000
+
+/* ---- decoding --------------------------------------------------------- */
+
+/* A parsed jansson tree lives in a userdata while it is converted, so that a
+ * Lua memory error cannot leak it. */
+static int tree_gc(lua_State *L)
+{
+	json_t **tree = luaL_checkudata(L, 1, TREE_MT);
+	if (*tree) {
+		json_decref(*tree);
+		*tree = NULL;
+	}
+	return 0;
+}
+
+static json_t **new_tree_box(lua_State *L)
+{
+	json_t **box = lua_newuserdatauv(L, sizeof *box, 0);
+	*box = NULL;
+	luaL_setmetatable(L, TREE_MT);
+	return box;
+}
+
+static void push_value(lua_State *L, json_t *v)
+{
+	luaL_checkstack(L, 3, "JSON nested too deeply");
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *key;
+		json_t *item;
+		lua_createtable(L, 0, (int)json_object_size(v));
+		json_object_foreach(v, key, item) {
+			lua_pushstring(L, key);
+			push_value(L, item);
+			lua_rawset(L, -3);
+		}
+		luaL_setmetatable(L, OBJECT_MT);
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t n = json_array_size(v);
+		lua_createtable(L, (int)n, 0);
+		for (size_t i = 0; i < n; i++) {
+			push_value(L, json_array_get(v, i));
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		luaL_setmetatable(L, ARRAY_MT);
+		break;
+	}
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		lua_pushboolean(L, 1);
+		break;
+	case JSON_FALSE:
+		lua_pushboolean(L, 0);
+		break;
+	case JSON_NULL:
+		lua_pushlightuserdata(L, NULL);
+		break;
+	}
+}
+
+static int decode_failure(lua_State *L, const char *source, const json_error_t *error)
+{
+	lua_pushnil(L);
+	if (source)
+		lua_pushfstring(L, "%s:%d:%d: invalid JSON: %s", source, error->line, error->column, error->text);
+	else
+		lua_pushfstring(L, "invalid JSON at line %d, column %d: %s", error->line, error->column,
+				error->text);
+	lua_pushliteral(L, "invalid");
+	return 3;
+}
+
+/* json.decode(str) -> value | nil, message naming line and column, "invalid" */
+static int api_decode(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	json_t **box = new_tree_box(L);
+	json_error_t error;
+	*box = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+	if (!*box)
+		return decode_failure(L, NULL, &error);
+	push_value(L, *box);
+	return 1;
+}
+
+/* json.load(path) -> value | nil, "path:line:column: invalid JSON: …" or an
+ * open/read failure, code */
+static int api_load(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	json_t **box = new_tree_box(L);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		struct mlx_err err;
+		mlx_err_sys(&err, errno, "cannot open %s", path);
+		return mlx_lua_fail(L, &err);
+	}
+	json_error_t error;
+	*box = json_loadf(f, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+	fclose(f);
+	if (!*box)
+		return decode_failure(L, path, &error);
+	push_value(L, *box);
+	return 1;
+}
+
+/* ---- encoding ----------------------------------------------------------- */
+
+#define OUTBUF_MT "mlx.json.outbuf"
+
+/* The text being built. It lives in a userdata (freed by __gc) rather than a
+ * luaL_Buffer because encoding pushes and pops values between appends, which
+ * luaL_Buffer forbids, and an error raised half-way must not leak it. */
+struct outbuf {
+	char *data;
+	size_t len, cap;
+};
+
+struct encoder {
+	lua_State *L;
+	struct outbuf *out;
+	int indent;	/* spaces per level; 0 = compact */
+	int sort_keys;
+};
+
+static int outbuf_gc(lua_State *L)
+{
+	struct outbuf *out = luaL_checkudata(L, 1, OUTBUF_MT);
+	free(out->data);
+	out->data = NULL;
+	out->len = out->cap = 0;
+	return 0;
+}
+
+static void add_bytes(struct encoder *e, const char *s, size_t n)
+{
+	struct outbuf *out = e->out;
+	if (out->len + n > out->cap) {
+		size_t cap = out->cap ? out->cap : 256;
+		while (cap < out->len + n)
+			cap *= 2;
+		char *data = realloc(out->data, cap);
+		if (!data)
+			luaL_error(e->L, "json.encode: out of memory");
+		out->data = data;
+		out->cap = cap;
+	}
+	memcpy(out->data + out->len, s, n);
+	out->len += n;
+}
+
+static void add_text(struct encoder *e, const char *s)
+{
+	add_bytes(e, s, strlen(s));
+}
+
+static void add_newline(struct encoder *e, int depth)
+{
+	if (!e->indent)
+		return;
+	add_bytes(e, "\n", 1);
+	for (int i = 0; i < depth * e->indent; i++)
+		add_bytes(e, " ", 1);
+}
+
+static int valid_utf8(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		if (n == 0 || i + n > len)
+			return 0;
+		for (size_t k = 1; k < n; k++)
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+		i += n;
+	}
+	return 1;
+}
+
+static void add_string(struct encoder *e, int idx)
+{
+	size_t len;
+	const char *s = lua_tolstring(e->L, idx, &len);
+	if (!valid_utf8((const unsigned char *)s, len))
+		luaL_error(e->L, "json.encode: string is not valid UTF-8");
+	add_bytes(e, "\"", 1);
+	size_t plain = 0; /* start of the run of characters needing no escape */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *esc = NULL;
+		char code[8];
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		default:
+			if (c < 0x20) {
+				snprintf(code, sizeof code, "\\u%04x", c);
+				esc = code;
+			}
+		}
+		if (esc) {
+			add_bytes(e, s + plain, i - plain);
+			add_text(e, esc);
+			plain = i + 1;
+		}
+	}
+	add_bytes(e, s + plain, len - plain);
+	add_bytes(e, "\"", 1);
+}
+
+/* The shortest %.Ng that reads back as the same double; a float that looks
+ * integral keeps a ".0" so it decodes as a float again. */
+static void add_float(struct encoder *e, double x)
+{
+	if (!isfinite(x))
+		luaL_error(e->L, "json.encode: %f cannot be represented in JSON", x);
+	char text[40];
+	for (int precision = 15; precision <= 17; precision++) {
+		snprintf(text, sizeof text, "%.*g", precision, x);
+		if (strtod(text, NULL) == x)
+			break;
+	}
+	add_text(e, text);
+	if (!strpbrk(text, ".eE"))
+		add_text(e, ".0");
+}
+
+static int is_array(lua_State *L, int idx, lua_Integer *n)
+{
+	*n = (lua_Integer)lua_rawlen(L, idx);
+	if (luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {
+		const char *name = lua_tostring(L, -1);
+		int array = name && strcmp(name, ARRAY_MT) == 0;
+		int object = name && strcmp(name, OBJECT_MT) == 0;
+		lua_pop(L, 1);
+		if (array || object)
+			return array;
+	}
+	/* Unmarked: an array when its keys are exactly 1..n with n > 0. */
+	lua_Integer count = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (!lua_isinteger(L, -1)) {
+			lua_pop(L, 1);
+			return 0;
+		}
+		count++;
+	}
+	return count > 0 && count == *n;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void add_value(struct encoder *e, int idx, int depth);
+
+static void add_object(struct encoder *e, int idx, int depth)
+{
+	lua_State *L = e->L;
+	/* Collect the keys in a table (anchoring them), then sort their pointers. */
+	lua_newtable(L);
+	int keys = lua_gettop(L);
+	lua_Integer n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "json.encode: object keys must be strings, not %s (a mixed table?)",
+				   luaL_typename(L, -1));
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, keys, ++n);
+	}
+	const char **names = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *names, 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, keys, i);
+		names[i - 1] = lua_tostring(L, -1); /* anchored in keys */
+		lua_pop(L, 1);
+	}
+	if (e->sort_keys)
+		qsort(names, (size_t)n, sizeof *names, compare_keys);
+	add_bytes(e, "{", 1);
+	for (lua_Integer i = 0; i < n; i++) {
+		if (i > 0)
+			add_bytes(e, ",", 1);
+		add_newline(e, depth + 1);
+		lua_pushstring(L, names[i]);
+		add_string(e, lua_gettop(L));
+		add_text(e, e->indent ? ": " : ":");
+		lua_rawget(L, idx);
+		add_value(e, lua_gettop(L), depth + 1);
+		lua_pop(L, 1);
+	}
+	if (n > 0)
+		add_newline(e, depth);
+	add_bytes(e, "}", 1);
+	lua_pop(L, 2); /* names, keys */
+}
+
+static void add_value(struct encoder *e, int idx, int depth)
+{
+	lua_State *L = e->L;
+	if (depth > MAX_DEPTH)
+		luaL_error(L, "json.encode: nested more than %d levels (a cycle?)", MAX_DEPTH);
+	luaL_checkstack(L, 8, "json.encode: nested too deeply");
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		add_text(e, "null");
+		break;
+	case LUA_TLIGHTUSERDATA:
+		if (lua_touserdata(L, idx) != NULL)
+			luaL_error(L, "json.encode: cannot encode a light userdata other than json.null");
+		add_text(e, "null");
+		break;
+	case LUA_TBOOLEAN:
+		add_text(e, lua_toboolean(L, idx) ? "true" : "false");
+		break;
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx)) {
+			char text[32];
+			snprintf(text, sizeof text, LUA_INTEGER_FMT, lua_tointeger(L, idx));
+			add_text(e, text);
+		} else {
+			add_float(e, lua_tonumber(L, idx));
+		}
+		break;
+	case LUA_TSTRING:
+		add_string(e, idx);
+		break;
+	case LUA_TTABLE: {
+		lua_Integer n;
+		if (!is_array(L, idx, &n)) {
+			add_object(e, idx, depth);
+			break;
+		}
+		add_bytes(e, "[", 1);
+		for (lua_Integer i = 1; i <= n; i++) {
+			if (i > 1)
+				add_bytes(e, ",", 1);
+			add_newline(e, depth + 1);
+			lua_rawgeti(L, idx, i);
+			add_value(e, lua_gettop(L), depth + 1);
+			lua_pop(L, 1);
+		}
+		if (n > 0)
+			add_newline(e, depth);
+		add_bytes(e, "]", 1);
+		break;
+	}
+	default:
+		luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
+	}
+}
+
+/* Reads {indent = n | true, sort_keys = bool} at idx into e. */
+static void read_options(lua_State *L, int idx, struct encoder *e, int default_indent)
+{
+	e->L = L;
+	e->indent = default_indent;
+	e->sort_keys = 1;
+	if (lua_isnoneornil(L, idx))
+		return;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	int t = lua_getfield(L, idx, "indent");
+	if (t == LUA_TBOOLEAN)
+		e->indent = lua_toboolean(L, -1) ? 2 : 0;
+	else if (t != LUA_TNIL)
+		e->indent = (int)luaL_checkinteger(L, -1);
+	lua_pop(L, 1);
+	if (lua_getfield(L, idx, "sort_keys") != LUA_TNIL)
+		e->sort_keys = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (e->indent < 0 || e->indent > 16)
+		luaL_argerror(L, idx, "indent must be between 0 and 16");
+}
+
+/* Encodes the value at index value_idx into a new outbuf userdata, which is
+ * left on the stack top. */
+static struct outbuf *encode(lua_State *L, struct encoder *e, int value_idx)
+{
+	struct outbuf *out = lua_newuserdatauv(L, sizeof *out, 0);
+	out->data = NULL;
+	out->len = out->cap = 0;
+	luaL_setmetatable(L, OUTBUF_MT);
+	e->out = out;
+	add_value(e, value_idx, 0);
+	return out;
+}
+
+/* json.encode(value[, {indent = n | true, sort_keys = true}]) -> string.
+ * Keys are sorted unless sort_keys is false. Raises on a value JSON cannot
+ * hold (function, NaN, a key that is not a string, invalid UTF-8, a cycle). */
+static int api_encode(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	struct encoder e;
+	read_options(L, 2, &e, 0);
+	struct outbuf *out = encode(L, &e, 1);
+	lua_pushlstring(L, out->data ? out->data : "", out->len);
+	return 1;
+}
+
+/* json.save(path, value[, opts]) -> true | nil, message, code.
+ * Writes atomically (temp, fsync, rename) with indent 2 by default and a
+ * final newline, so files kept in git diff cleanly. */
+static int api_save(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	luaL_checkany(L, 2);
+	struct encoder e;
+	read_options(L, 3, &e, 2);
+	struct outbuf *out = encode(L, &e, 2);
+	add_bytes(&e, "\n", 1);
+	struct mlx_err err;
+	if (mlx_fs_write_atomic(path, out->data, out->len, 0644, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int mark(lua_State *L, const char *mt)
+{
+	if (lua_isnoneornil(L, 1)) {
+		lua_settop(L, 0);
+		lua_newtable(L);
+	}
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	luaL_setmetatable(L, mt);
+	return 1;
+}
+
+/* json.array([t]) -> t marked to encode as a JSON array (even when empty) */
+static int api_array(lua_State *L)
+{
+	return mark(L, ARRAY_MT);
+}
+
+/* json.object([t]) -> t marked to encode as a JSON object (even when empty) */
+static int api_object(lua_State *L)
+{
+	return mark(L, OBJECT_MT);
+}
+
+static const luaL_Reg json_functions[] = {
+	{"decode", api_decode},
+	{"encode", api_encode},
+	{"load", api_load},
+	{"save", api_save},
+	{"array", api_array},
+	{"object", api_object},
+	{NULL, NULL},
+};
+
+int luaopen_mlx_json(lua_State *L)
+{
+	luaL_newmetatable(L, ARRAY_MT);
+	lua_pop(L, 1);
+	luaL_newmetatable(L, OBJECT_MT);
+	lua_pop(L, 1);
+	if (luaL_newmetatable(L, TREE_MT)) {
+		lua_pushcfunction(L, tree_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
+	if (luaL_newmetatable(L, OUTBUF_MT)) {
+		lua_pushcfunction(L, outbuf_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
+	luaL_newlib(L, json_functions);
+	lua_pushlightuserdata(L, NULL);
+	lua_setfield(L, -2, "null");
+	return 1;
+}

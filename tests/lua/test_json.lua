@@ -1,0 +1,86 @@
+-- mlx.json: exact round trips, canonical output, clear errors.
+local lu = require "luaunit"
+local json = require "mlx.json"
+local fs = require "mlx.fs"
+
+TestJson = {}
+
+function TestJson:test_integers_stay_integers_and_floats_round_trip_exactly()
+  local v = json.decode('{"epochs": 12, "big": 9007199254740993, "lr": 0.1, "third": 0.3333333333333333, "one": 1.0}')
+  lu.assertEquals(math.type(v.epochs), "integer")
+  lu.assertEquals(v.big, 9007199254740993)
+  lu.assertEquals(math.type(v.one), "float")
+  for _, x in ipairs({ 0.1, 1 / 3, 1e-300, 2 ^ 60 + 0.0, -0.0, 123456.789, 5e-324 }) do
+    local back = json.decode(json.encode(x))
+    lu.assertEquals(math.type(back), "float")
+    lu.assertTrue(back == x, ("%.17g did not round-trip"):format(x))
+  end
+  lu.assertEquals(json.encode(0.1), "0.1") -- shortest form, not 0.10000000000000001
+  lu.assertEquals(json.encode(3.0), "3.0")
+end
+
+function TestJson:test_null_empty_array_and_empty_object_are_distinct()
+  local v = json.decode('{"a": [], "o": {}, "n": null}')
+  lu.assertEquals(v.n, json.null)
+  lu.assertEquals(json.encode(v), '{"a":[],"n":null,"o":{}}')
+  lu.assertEquals(json.encode(json.array()), "[]")
+  lu.assertEquals(json.encode({}), "{}")
+  lu.assertEquals(json.encode(json.object({})), "{}")
+end
+
+function TestJson:test_keys_are_sorted_and_indentation_is_stable()
+  local value = { zeta = 1, alpha = { 3, 2 }, mid = { b = true, a = false } }
+  lu.assertEquals(json.encode(value), '{"alpha":[3,2],"mid":{"a":false,"b":true},"zeta":1}')
+  lu.assertEquals(json.encode({ b = 1, a = json.array() }, { indent = 2 }), '{\n  "a": [],\n  "b": 1\n}')
+end
+
+function TestJson:test_strings_are_escaped_and_utf8_kept()
+  local s = 'quote " backslash \\ newline \n tab \t bell \a é ✓'
+  lu.assertEquals(json.decode(json.encode(s)), s)
+  lu.assertEquals(json.encode("\1"), '"\\u0001"')
+  lu.assertErrorMsgContains("not valid UTF-8", json.encode, "\255")
+end
+
+function TestJson:test_decode_errors_name_line_and_column()
+  local v, err, code = json.decode('{\n  "a": 1,\n  "b": ]\n}')
+  lu.assertNil(v)
+  lu.assertStrContains(err, "line 3, column 8")
+  lu.assertEquals(code, "invalid")
+  lu.assertNil((json.decode("")))
+end
+
+function TestJson:test_unencodable_values_raise()
+  lu.assertErrorMsgContains("cannot encode a function", json.encode, { f = print })
+  lu.assertErrorMsgContains("cannot be represented", json.encode, 0 / 0)
+  lu.assertErrorMsgContains("keys must be strings", json.encode, { 1, 2, x = 3 })
+  local cycle = {}
+  cycle.self = cycle
+  lu.assertErrorMsgContains("a cycle?", json.encode, cycle)
+end
+
+function TestJson:test_save_is_atomic_and_load_reports_the_file()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(fs.mkdirs(dir))
+  local path = dir .. "/metrics.json"
+  assert(json.save(path, { acc = 0.97, n = 150 }))
+  local f = assert(io.open(path))
+  lu.assertEquals(f:read("a"), '{\n  "acc": 0.97,\n  "n": 150\n}\n')
+  f:close()
+  lu.assertEquals(json.load(path), { acc = 0.97, n = 150 })
+  lu.assertEquals(fs.list(dir), { "metrics.json" })
+  assert(fs.write(path, '{"acc": }'))
+  local v, err = json.load(path)
+  lu.assertNil(v)
+  lu.assertStrContains(err, path .. ":1:9: invalid JSON")
+  local missing, merr, mcode = json.load(dir .. "/none.json")
+  lu.assertNil(missing)
+  lu.assertStrContains(merr, "none.json")
+  lu.assertEquals(mcode, "notfound")
+  local ok, serr = json.save("/nonexistent-dir/x.json", {})
+  lu.assertNil(ok)
+  lu.assertStrContains(serr, "/nonexistent-dir/x.json")
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)
