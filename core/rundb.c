@@ -419,10 +419,15 @@ int mlx_rundb_open(const char *path, const struct mlx_rundb_options *opts, struc
 		goto fail;
 	}
 	sqlite3_busy_timeout(db->sql, db->busy_timeout_ms);
+	/* Each mlx command opens the database once: checkpointing and
+	 * deleting the WAL at every close would cost more than the command's
+	 * own writes. Commits checkpoint it when it passes 1000 pages. */
+	sqlite3_db_config(db->sql, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/* WAL: readers never block the writer. NORMAL: a commit does not
 	 * fsync (a power loss may drop the last commits, never corrupt). */
 	if ((rc = pragma(db, "PRAGMA journal_mode = WAL", err)) != MLX_OK ||
 	    (rc = pragma(db, "PRAGMA synchronous = NORMAL", err)) != MLX_OK ||
+	    (rc = pragma(db, "PRAGMA journal_size_limit = 67108864", err)) != MLX_OK ||
 	    (rc = migrate(db, err)) != MLX_OK)
 		goto fail;
 	if ((!opts || !opts->no_reap) && (rc = mlx_rundb_reap(db, NULL, err)) != MLX_OK)
