@@ -153,14 +153,20 @@ end
 
 --- Starts a RUNNING run; returns its mlx.Run handle (use it as a <close>
 --- variable) or nil, message, code. info fields, all optional: parent (a
---- run or its id), recipe, recipe_hash, step, step_key, command, log_path,
---- params, tags (tables), git ({commit, branch, dirty}; false for none;
---- default: M.git_context of the working directory).
+--- run or its id; default: the current run, if it is of this database;
+--- false for none), recipe, recipe_hash, step, step_key, command,
+--- log_path, params, tags (tables), git ({commit, branch, dirty}; false for
+--- none; default: M.git_context of the working directory).
 function Store:start_run(info)
   info = info or {}
   assert(type(info) == "table", "start_run: expected a table of run fields")
   local parent = info.parent
+  if parent == nil then
+    local current = M.current()
+    parent = current and self.open_runs[current] and current.id or nil
+  end
   if type(parent) == "userdata" then parent = parent.id end
+  if parent == false then parent = nil end
   local git = info.git
   if git == nil then git = M.git_context(".") elseif git == false then git = {} end
   local run, err, code = self.db:start_run {

@@ -109,6 +109,23 @@ is "$(printf '%s' "$OUT" | json 'len(d), d[4]["step"], d[4]["value"]')" "5 5 0.2
 mlx metrics "$old" nope
 is "$RC" 2 "an unknown metric exits 2"
 
+# A run started inside a recipe is a step run of the recipe's run.
+cat >steps.lua <<'LUA'
+local track = require "mlx.track"
+local run <close> = assert(track.start_run { recipe = "steps.lua", step = "prepare", git = false })
+run:log_metric("rows", 150)
+LUA
+mlx recipe steps.lua
+mlx runs --limit 2
+is "$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $2, $3 }' | tr '\n' ';')" "steps.lua:prepare FINISHED;steps.lua FINISHED;" \
+	"a step run shows as recipe:step"
+mlx runs --limit 2 --json
+step_id=$(printf '%s' "$OUT" | json 'd[0]["id"]')
+recipe_id=$(printf '%s' "$OUT" | json 'd[1]["id"]')
+is "$(printf '%s' "$OUT" | json 'd[0]["parent"]')" "$recipe_id" "its parent is the recipe's run"
+mlx runs show "$recipe_id"
+like "$OUT" "^  $step_id$" "which lists it among its step runs"
+
 # os.exit in a recipe: the run records it.
 printf 'os.exit(3)\n' >exit3.lua
 mlx recipe exit3.lua

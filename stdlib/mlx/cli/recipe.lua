@@ -37,9 +37,11 @@ local function start_run(path, args)
   if store then
     local words = { "mlx", "recipe", shell_quote(path) }
     for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
-    local digest = require("mlx.hash").file(path)
+    local from_stdin = path == "-"
+    local digest = not from_stdin and require("mlx.hash").file(path) or nil
     store, err, code = store:start_run {
-      recipe = project_relative(path, root), recipe_hash = digest, command = table.concat(words, " "),
+      recipe = from_stdin and "(stdin)" or project_relative(path, root), recipe_hash = digest,
+      command = table.concat(words, " "),
       git = track.git_context(root),
     }
   end
