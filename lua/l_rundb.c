@@ -137,7 +137,8 @@ static int query_gc(lua_State *L)
 	return 0;
 }
 
-static void bind_param(lua_State *L, struct mlx_rundb_query *q, int i, struct mlx_rundb_value *v)
+/* Converts the value on top of the stack for binding to parameter i. */
+static void bind_param(lua_State *L, int i, struct mlx_rundb_value *v)
 {
 	switch (lua_type(L, -1)) {
 	case LUA_TNUMBER:
@@ -158,7 +159,7 @@ static void bind_param(lua_State *L, struct mlx_rundb_query *q, int i, struct ml
 		v->i = lua_toboolean(L, -1);
 		break;
 	case LUA_TNIL: v->type = MLX_RUNDB_NULL; break;
-	default: (void)q; luaL_error(L, "query parameter %d: cannot bind a %s", i, luaL_typename(L, -1));
+	default: luaL_error(L, "query parameter %d: cannot bind a %s", i, luaL_typename(L, -1));
 	}
 }
 
@@ -193,7 +194,7 @@ static int db_query(lua_State *L)
 	for (lua_Integer i = 1; i <= nparams; i++) {
 		struct mlx_rundb_value v;
 		lua_geti(L, 3, i);
-		bind_param(L, *box, (int)i, &v);
+		bind_param(L, (int)i, &v);
 		int rc = mlx_rundb_query_bind(*box, (int)i, &v, &err);
 		lua_pop(L, 1);
 		if (rc != MLX_OK)
