@@ -96,6 +96,12 @@ like "$ERR" "^mlx: error: run id '${old:0:6}' is ambiguous: .* start with it; gi
 mlx runs show zzzzzzzz
 is "$RC $ERR" "2 mlx: error: no run with id 'zzzzzzzz' in $TEST_DIR/.mlx/runs.db" "an unknown id exits 2"
 
+mlx runs show --help
+is "$RC $(printf '%s\n' "$OUT" | sed -n 2p)" "0        mlx runs show ID [--json]" "runs show --help shows the usage"
+mlx runs frob
+is "$RC $ERR" "2 mlx: error: unknown 'mlx runs' subcommand 'frob' (show or diff; see 'mlx help runs')" \
+	"an unknown subcommand exits 2"
+
 mlx runs diff "$old" "$new"
 is "$RC" 0 "runs diff"
 like "$OUT" "^  lr +0\.1 +0\.05 +\*$" "params side by side, changes marked"

@@ -106,7 +106,8 @@ local function diff(args)
   return ui.EXIT.OK
 end
 
-local command = {
+local command -- the declaration below, for the help of subcommands
+command = {
   summary = "list the runs of this project; show one; compare two",
   usage = "mlx runs [--filter EXPR] [--sort KEYS] [--limit N] [--metrics KEYS] [--json|--csv]\n"
     .. "       mlx runs show ID [--json]\n"
