@@ -143,7 +143,7 @@ local default_store -- the project's database, once opened
 
 --- Opens the runs database at path (created if missing), marking KILLED the
 --- runs of this host whose process died. Returns a store with the methods
---- start_run, runs, get, resolve, metric_history, metric_summary, flush
+--- start_run, runs, count, get, resolve, metric_history, metric_summary, flush
 --- and close; or nil, message, code. options: see mlx.rundb.open.
 function M.open(path, options)
   local db, err, code = rundb.open(path, options)
@@ -283,6 +283,16 @@ function Store:runs(query)
   return attach(self.db, rows)
 end
 
+--- Returns the number of runs matching filter (all runs if nil); nil,
+--- "filter: column N: …", "invalid" for a filter that does not parse.
+function Store:count(filter_text)
+  local where, params = filter.compile(filter_text or "")
+  if not where then return filter_error("filter", params) end
+  local rows, err, code = self.db:query("SELECT count(*) AS n FROM runs r WHERE " .. where, params)
+  if not rows then return nil, err, code end
+  return rows[1].n
+end
+
 --- Returns the full id of the one run whose id starts with prefix (any
 --- case); nil, message, "notfound" if none does; nil, message naming some
 --- candidates, "invalid" if several do or prefix cannot be a run id.
@@ -387,12 +397,13 @@ local function on_default(method)
   end
 end
 
---- track.start_run(info), runs(query), get(id), resolve(prefix),
+--- track.start_run(info), runs(query), count(filter), get(id), resolve(prefix),
 --- metric_history(id, key), metric_summary(id): the Store methods on the
 --- project's database; outside a project they return nil, "not in an mlx
 --- project (run 'mlx init')", "notfound".
 M.start_run = on_default("start_run")
 M.runs = on_default("runs")
+M.count = on_default("count")
 M.get = on_default("get")
 M.resolve = on_default("resolve")
 M.metric_history = on_default("metric_history")

@@ -83,6 +83,8 @@ is "$(printf '%s\n' "$OUT" | head -1 | tr -d '\r')" \
 	"id,parent,recipe,step,status,start_time,end_time,duration,exit_code,git_commit,git_branch,git_dirty,host,user,command,message,metrics.acc,metrics.loss,params.lr,params.optimizer,tags.team" \
 	"--csv has a column for every metric, param and tag"
 is "$(printf '%s\n' "$OUT" | wc -l)" 2 "--limit limits"
+mlx runs --limit 2
+is "$(printf '%s\n' "$OUT" | wc -l) $ERR" "3 mlx: 2 of 3 runs shown (--limit 0 for all)" "and says how many runs there are"
 
 mlx runs show "${old:0:13}"
 is "$RC" 0 "runs show takes a unique prefix"

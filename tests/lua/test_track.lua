@@ -157,6 +157,8 @@ function TestTrack:test_runs_are_listed_newest_first_with_their_records()
   lu.assertEquals(runs[1].metrics, { acc = 0.5 })
   lu.assertEquals(self.store:get(parent.id).children, { child.id })
   lu.assertEquals(#assert(self.store:runs { limit = 1 }), 1)
+  lu.assertEquals(self.store:count(), 2)
+  lu.assertEquals(self.store:count("step = 'train'"), 1)
   local bad, err, code = self.store:runs { filter = "metrics.acc >" }
   lu.assertNil(bad)
   lu.assertEquals(err, "filter: column 14: expected a value after '>'")

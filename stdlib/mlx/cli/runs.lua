@@ -75,6 +75,12 @@ local function list(opts)
     end
     local keys = view.main_metrics(runs, wanted, opts.metrics and #wanted or math.max(4, #wanted))
     for _, line in ipairs(view.runs_table(runs, keys)) do ui.out(line) end
+    if #runs == opts.limit then
+      local total = store:count(opts.filter)
+      if total and total > #runs then
+        ui.note(("%d of %d runs shown (--limit 0 for all)"):format(#runs, total))
+      end
+    end
   end
   return ui.EXIT.OK
 end
