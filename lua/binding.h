@@ -24,4 +24,7 @@ int luaopen_mlx_data(lua_State *L);
 int luaopen_mlx_hash(lua_State *L);
 int luaopen_mlx_json(lua_State *L);
 
+/* In mlx_git.so (libgit2), loaded on first use. */
+int luaopen_mlx_git(lua_State *L);
+
 #endif
