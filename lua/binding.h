@@ -27,4 +27,7 @@ int luaopen_mlx_json(lua_State *L);
 /* In mlx_git.so (libgit2), loaded on first use. */
 int luaopen_mlx_git(lua_State *L);
 
+/* In mlx_http.so (libcurl), loaded on first use: the binding under mlx.http. */
+int luaopen_mlx_curl(lua_State *L);
+
 #endif
