@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Recipes using mlx.http as a user runs them, against real HTTP servers on
 # 127.0.0.1 (tests/helper/http_server.py): failures are one readable line
-# without secrets, Ctrl-C stops a request, and mlx loads libcurl only when a
-# recipe needs it.
+# without secrets, Ctrl-C stops a request, the deploy recipe works end to
+# end, and mlx loads libcurl only when a recipe needs it.
 . "$(dirname "$0")/tap.sh"
 : "${MLX_SOURCE_ROOT:?set MLX_SOURCE_ROOT}"
 HELPER="$MLX_SOURCE_ROOT/tests/helper/http_server.py"
@@ -114,5 +114,34 @@ for recipe in slow.lua waiting.lua; do
 	is "$(cat err.txt)" "mlx: interrupted" "and says interrupted"
 	is "$([ "$elapsed" -lt 3000 ] && echo prompt || echo "slow: $elapsed ms")" prompt "within a moment"
 done
+
+# --- the deploy recipe end to end ----------------------------------------
+export GIT_AUTHOR_NAME=Ada GIT_AUTHOR_EMAIL=ada@example.org
+export GIT_COMMITTER_NAME=Ada GIT_COMMITTER_EMAIL=ada@example.org
+mkdir proj && cd proj || exit 1
+git init -q -b main
+printf '{"accuracy": 0.90}\n' >metrics.json
+git add metrics.json && git commit -q -m baseline
+git checkout -q -b candidate
+printf '{"accuracy": 0.95}\n' >metrics.json
+git commit -q -am "better model"
+head -c 8000000 /dev/urandom >model.bin
+digest=$(sha256sum model.bin | cut -d' ' -f1)
+start_server deploy --unhealthy 2
+DEPLOY_TOKEN=s3cr3t mlx recipe "$MLX_SOURCE_ROOT/recipes/deploy/deploy.lua" "$BASE" main
+is "$RC" 0 "the deploy recipe succeeds"
+is "$OUT" "deployed iris v1 (${digest:0:12}), tagged model-v1 on $(git rev-parse --short=7 HEAD)" "and reports the release"
+is "$(git tag -l --format='%(contents:subject)' model-v1)" "iris v1: accuracy 0.950, sha256 $digest" "the release is tagged"
+cmp -s model.bin "$TEST_DIR/srv-deploy/model.bin"
+is "$?" 0 "the service got the model byte for byte"
+is "$(ls)" $'metrics.json\nmodel.bin' "the verified download was cleaned up, nothing left behind"
+mlx lua -e "print(require('mlx.http').get('$BASE/hits/health'):json().hits)"
+is "$OUT" 3 "it waited through the two 503s of a starting service"
+
+printf '{"accuracy": 0.80}\n' >metrics.json
+mlx recipe "$MLX_SOURCE_ROOT/recipes/deploy/deploy.lua" "$BASE" main
+is "$RC" 1 "a worse model is not deployed"
+is "$ERR" "mlx: error: accuracy 0.800 is below 0.900 on main: not deploying" "and the recipe says why"
+cd "$TEST_DIR" || exit 1
 
 done_testing
