@@ -204,4 +204,29 @@ mlx runs --filter "step = 'writer' and status = 'FINISHED'" --json
 is "$(printf '%s' "$OUT" | json 'sorted(r["params"]["writer"] for r in d)')" \
 	"['1', '2', '3', '4', '5', '6', '7', '8']" "every run finished with its params"
 
+# Git context: the commit, branch and dirty flag of the project's work tree.
+mkdir gitproj && cd gitproj || exit 1
+git init -q -b main .
+mlx init
+printf 'print("hi")\n' >r.lua
+git add -A
+git -c user.name=t -c user.email=t@example.com commit -qm first
+mlx recipe r.lua
+mlx runs --limit 1 --json
+is "$(printf '%s' "$OUT" | json 'd[0]["git"]["commit"], d[0]["git"]["branch"], d[0]["git"]["dirty"]')" \
+	"$(git rev-parse HEAD) main False" "a recipe's run records the commit, branch and a clean tree"
+printf 'print("changed")\n' >r.lua
+mlx recipe r.lua
+mlx runs --limit 1 --json
+is "$(printf '%s' "$OUT" | json 'd[0]["git"]["dirty"]')" "True" "and an uncommitted change as dirty"
+git -c user.name=t -c user.email=t@example.com commit -qam second
+git checkout -q --detach
+mlx recipe r.lua
+mlx runs --limit 1 --json
+is "$(printf '%s' "$OUT" | json 'd[0]["git"]["commit"], d[0]["git"].get("branch"), d[0]["git"]["dirty"]')" \
+	"$(git rev-parse HEAD) None False" "a detached HEAD has no branch"
+mlx runs show "$(printf '%s' "$OUT" | json 'd[0]["id"]')"
+like "$OUT" "^  git +$(git rev-parse HEAD) \(detached\), clean$" "runs show tells the git context"
+cd "$TEST_DIR" || exit 1
+
 done_testing
