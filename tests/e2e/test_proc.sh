@@ -35,6 +35,7 @@ start() {
 }
 
 alive_children() { # prints the pids of pids.txt still running
+	[ "$(wc -l <pids.txt 2>/dev/null)" = 5 ] || { echo "pids.txt does not hold 5 pids"; return; }
 	while read -r pid; do
 		stat=$(ps -o stat= -p "$pid" 2>/dev/null)
 		[ -n "$stat" ] && [ "${stat#Z}" = "$stat" ] && echo "$pid"
