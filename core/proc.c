@@ -30,10 +30,7 @@ static void on_sigchld(int sig)
 	(void)sig; /* only here to interrupt ppoll in the wait loop */
 }
 
-/* Makes sure a child's exit wakes the wait loop and that orphans of its
- * group come back to us (proc.h explains why). Cheap enough to do on every
- * spawn, which keeps it stateless. */
-static void prepare_parent(void)
+void proc_watch_children(void)
 {
 	struct sigaction sa;
 	if (sigaction(SIGCHLD, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
@@ -44,6 +41,14 @@ static void prepare_parent(void)
 		sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
 		sigaction(SIGCHLD, &sa, NULL);
 	}
+}
+
+/* Makes sure a child's exit wakes the wait loop and that orphans of its
+ * group come back to us (proc.h explains why). Cheap enough to do on every
+ * spawn, which keeps it stateless. */
+static void prepare_parent(void)
+{
+	proc_watch_children();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 }
 

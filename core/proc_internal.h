@@ -40,4 +40,9 @@ struct mlx_proc {
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t proc_now_ns(void);
 
+/* Installs the SIGCHLD handler that wakes the wait loop, unless one is
+ * there: with SIGCHLD ignored or at its default, an exit would go unseen
+ * (and, ignored, children would be reaped by the kernel). */
+void proc_watch_children(void);
+
 #endif

@@ -405,6 +405,7 @@ static int pump(struct mlx_proc *const *procs, size_t n, int64_t deadline, int (
 			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 		}
 	}
+	proc_watch_children(); /* in case someone reset SIGCHLD since the spawn */
 	sigset_t blocked, saved, waitmask;
 	sigfillset(&blocked);
 	/* Faults must still kill (or reach a sanitizer) as they would. */
