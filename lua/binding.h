@@ -23,5 +23,6 @@ int luaopen_mlx_fs(lua_State *L);
 int luaopen_mlx_data(lua_State *L);
 int luaopen_mlx_hash(lua_State *L);
 int luaopen_mlx_json(lua_State *L);
+int luaopen_mlx_store(lua_State *L);
 
 #endif

@@ -12,6 +12,7 @@ M.modules = {
   ["mlx.data"] = "mlx_data",
   ["mlx.hash"] = "mlx_data",
   ["mlx.json"] = "mlx_data",
+  ["mlx.store"] = "mlx_data",
   ["mlx.http"] = "mlx_http",
   ["mlx.git"] = "mlx_git",
 }
