@@ -180,6 +180,7 @@ static uint32_t manifest_mode(mode_t mode)
 }
 
 struct walk {
+	int flags;
 	const char *top;	/* for messages */
 	const char *link_dir;	/* objects directory, or NULL */
 	size_t link_dir_len;
@@ -219,13 +220,15 @@ static int walk_dir(struct walk *w, int dfd, const char *rel);
 
 /* Adds dfd/name (known to the user as path) by the rules of mlx_hash_walk;
  * recurses into directories if recurse is set, else refuses them. */
-static int visit(struct walk *w, int dfd, const char *name, const char *path, int recurse)
+static int visit(struct walk *w, int dfd, const char *name, const char *path, int recurse, int d_type)
 {
 	if (strchr(name, '\n'))
 		return mlx_err_set(w->err, MLX_ERR_INVALID, 0,
 				   "%s%s%s: a file name with a newline cannot be tracked; rename it", w->top,
 				   *path ? "/" : "", path);
 	struct stat st;
+	if ((w->flags & MLX_WALK_TYPES_ONLY) && d_type == DT_REG)
+		return mlx_filelist_push(w->out, path, 0, 0644, NULL, w->err);
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return mlx_err_sys(w->err, errno, "cannot stat %s/%s", w->top, path);
 	if (S_ISDIR(st.st_mode)) {
@@ -282,7 +285,7 @@ static int walk_dir(struct walk *w, int dfd, const char *rel)
 					 w->top, rel, n);
 			break;
 		}
-		if ((rc = visit(w, dirfd(d), n, path, 1)) != MLX_OK)
+		if ((rc = visit(w, dirfd(d), n, path, 1, ent->d_type)) != MLX_OK)
 			break;
 	}
 	if (rc == MLX_OK && errno != 0)
@@ -299,17 +302,17 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
 	struct walk w = {.top = dir, .link_dir = link_dir, .out = out, .err = err};
 	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
-	int rc = visit(&w, dfd, name, name, 0);
+	int rc = visit(&w, dfd, name, name, 0, DT_UNKNOWN);
 	close(dfd);
 	return rc;
 }
 
-int mlx_hash_walk(const char *dir, const char *link_dir, struct mlx_filelist *out, struct mlx_err *err)
+int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_filelist *out, struct mlx_err *err)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
-	struct walk w = {.top = dir, .link_dir = link_dir, .out = out, .err = err};
+	struct walk w = {.flags = flags, .top = dir, .link_dir = link_dir, .out = out, .err = err};
 	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
 	int rc = walk_dir(&w, dfd, "");
 	if (rc != MLX_OK) {
@@ -352,6 +355,11 @@ static int hash_one(void *vjob, size_t i, struct mlx_err *err)
 		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s/%s: not a regular file", job->dir, f->path);
 		goto out;
 	}
+	/* Facts taken before reading, as the stat cache needs them. */
+	f->mode = manifest_mode(st.st_mode);
+	f->ino = (uint64_t)st.st_ino;
+	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 	if (!EVP_DigestInit_ex2(ctx, job->md, NULL)) {
 		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
 		goto out;
@@ -370,6 +378,10 @@ static int hash_one(void *vjob, size_t i, struct mlx_err *err)
 			break;
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
 		total += (uint64_t)n;
+		/* A short read at the size fstat gave is the end: save the
+		 * read that would return 0, one system call per file. */
+		if ((size_t)n < sizeof buf && total >= (uint64_t)st.st_size)
+			break;
 	}
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;

@@ -74,7 +74,13 @@ void mlx_filelist_sort(struct mlx_filelist *list);
  * a fifo, socket or device is refused (MLX_ERR_INVALID); so is a name with a
  * newline, which the manifest cannot hold. A directory that cannot be read
  * is MLX_ERR_IO. On failure out is left empty. */
-int mlx_hash_walk(const char *dir, const char *link_dir, struct mlx_filelist *out, struct mlx_err *err);
+int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_filelist *out, struct mlx_err *err);
+
+/* mlx_hash_walk flag: do not stat files the directory entry says are
+ * regular; their size, mode and stat facts are left 0 for mlx_hash_files to
+ * fill in (it stats each file it opens anyway). For hashing without a stat
+ * cache. */
+#define MLX_WALK_TYPES_ONLY 1
 
 /* Appends dir/name, a single file, to out (path = name) by the rules of
  * mlx_hash_walk; a directory is MLX_ERR_INVALID. */
@@ -82,8 +88,8 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
 		  struct mlx_err *err);
 
 /* Hashes, in up to jobs threads (<= 0: one per CPU), every file of list
- * whose hex is "", reading dir/path; sets hex, size (the bytes hashed) and
- * hashed_ns. Returns 0; the first failure (a file vanished, unreadable:
+ * whose hex is "", reading dir/path; sets hex, size (the bytes hashed),
+ * mode, the stat facts (taken after opening, before reading) and hashed_ns. Returns 0; the first failure (a file vanished, unreadable:
  * the message names it); or MLX_ERR_INTERRUPTED. */
 int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err);
 

@@ -131,15 +131,24 @@ static int hash_copy(EVP_MD *md, int in_fd, int out_fd, char hex[MLX_HASH_HEX_SI
 	return 0;
 }
 
+/* Removes a batch directory: its files and its subdirectories' files. */
 static void remove_dir_files(const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (!d)
 		return;
 	struct dirent *ent;
-	while ((ent = readdir(d)) != NULL)
-		if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0)
-			unlinkat(dirfd(d), ent->d_name, 0);
+	while ((ent = readdir(d)) != NULL) {
+		if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), ent->d_name, 0) == 0 || errno != EISDIR)
+			continue;
+		char *sub = join(dir, ent->d_name);
+		if (sub) {
+			remove_dir_files(sub);
+			free(sub);
+		}
+	}
 	closedir(d);
 	rmdir(dir);
 }
@@ -286,6 +295,21 @@ int mlx_store_has(const struct mlx_store *s, const char *hex)
 
 /* ---- staging ------------------------------------------------------------ */
 
+/* Creates a new temp file of the batch, named "xx/n" into name. Temps are
+ * spread over 256 subdirectories: creating tens of thousands of files in
+ * one directory is several times slower on ext4, which keeps a directory's
+ * files in its block group and must then search other groups for free
+ * inodes. */
+static int create_temp(struct mlx_store *s, char name[24], int flags)
+{
+	unsigned n = atomic_fetch_add(&s->counter, 1);
+	snprintf(name, 24, "%02x", n & 255);
+	if (mkdirat(s->batch_fd, name, 0755) != 0 && errno != EEXIST)
+		return -1;
+	snprintf(name, 24, "%02x/%u", n & 255, n);
+	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+}
+
 static int ensure_batch(struct mlx_store *s, struct mlx_err *err)
 {
 	if (s->batch)
@@ -346,8 +370,7 @@ static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[M
 		    struct mlx_err *err)
 {
 	char name[24];
-	snprintf(name, sizeof name, "%u", atomic_fetch_add(&s->counter, 1));
-	int out = openat(s->batch_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	int out = create_temp(s, name, O_RDWR);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot store %s: cannot create a temp file in %s", what, s->batch);
 	int failed_write = 0, rc = MLX_OK;
@@ -432,8 +455,7 @@ int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, cha
 	if ((rc = ensure_batch(s, err)) != MLX_OK)
 		return rc;
 	char name[24];
-	snprintf(name, sizeof name, "%u", atomic_fetch_add(&s->counter, 1));
-	int out = openat(s->batch_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	int out = create_temp(s, name, O_WRONLY);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
 	if (write_all(out, data, len) != 0)

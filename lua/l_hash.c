@@ -71,7 +71,7 @@ static int hash_dir(lua_State *L)
 	struct mlx_err err;
 	char hex[MLX_HASH_HEX_SIZE];
 	size_t len = 0;
-	if (mlx_hash_walk(path, NULL, list, &err) != MLX_OK || mlx_hash_files(path, list, jobs, &err) != MLX_OK ||
+	if (mlx_hash_walk(path, NULL, MLX_WALK_TYPES_ONLY, list, &err) != MLX_OK || mlx_hash_files(path, list, jobs, &err) != MLX_OK ||
 	    mlx_hash_manifest(list, &box->text, &len, hex, &err) != MLX_OK) {
 		mlx_filelist_free(list);
 		return mlx_lua_fail(L, &err);

@@ -153,7 +153,7 @@ static int scan(lua_State *L, int put)
 	if (is_dir) {
 		snprintf(base, sizeof base, "%s", full);
 		snprintf(prefix, sizeof prefix, "%s", rel);
-		rc = mlx_hash_walk(base, objects, &w->list, &err);
+		rc = mlx_hash_walk(base, objects, 0, &w->list, &err);
 	} else {
 		split(rel, prefix, &name);
 		full_path(ls, prefix, base);

@@ -346,8 +346,10 @@ local function remove_empty_parents(root, rel, stop)
   end
 end
 
--- Restores one artifact; returns a change record, or nil, message, code.
-local function restore(st, root, rel, entry, opts)
+-- Decides how to restore one artifact, changing nothing: returns a plan
+-- {path, action, entry, files = entries to write, extra = paths to
+-- remove}, or nil, message, code if it may not or cannot be done.
+local function plan(st, root, rel, entry, opts)
   local r = inspect(st, root, rel, entry, false)
   if r.state == "ok" then return { path = rel, action = "unchanged" } end
   if r.state == "error" then return nil, r.reason, "invalid" end
@@ -357,16 +359,16 @@ local function restore(st, root, rel, entry, opts)
       :format(rel, s.type == "directory" and "a directory" or "a file", entry.type == "dir" and "directory" or "file"),
       "invalid"
   end
-  local link = opts.link
+  local action = r.state == "missing" and "restored" or "updated"
   if entry.type == "file" then
     if r.info and not opts.force and not st:has(r.info.hash) then
       return nil, ("%s has local changes that are not stored; 'mlx add %s' to keep them, or checkout --force to discard them")
         :format(rel, rel), "invalid"
     end
-    local parent = rel:match("^(.*)/[^/]*$") or ""
-    local ok, err, code = st:checkout(parent, { { path = basename(rel), hash = entry.hash, mode = entry.mode } }, link)
-    if not ok then return nil, err, code end
-    return { path = rel, action = r.state == "missing" and "restored" or "updated", files = 1 }
+    return {
+      path = rel, action = action, dir = rel:match("^(.*)/[^/]*$") or "",
+      files = { { path = basename(rel), hash = entry.hash, mode = entry.mode } }, extra = {},
+    }
   end
   local locked, err, code = st:manifest(entry.hash)
   if not locked then
@@ -397,17 +399,19 @@ local function restore(st, root, rel, entry, opts)
         "invalid"
     end
   end
-  local ok
-  ok, err, code = st:checkout(rel, todo, link)
+  return { path = rel, action = action, dir = rel, files = todo, extra = extra }
+end
+
+-- Carries out a plan; returns a change record, or nil, message, code.
+local function apply(st, root, p, link)
+  if p.action == "unchanged" then return { path = p.path, action = "unchanged" } end
+  local ok, err, code = st:checkout(p.dir, p.files, link)
   if not ok then return nil, err, code end
-  for _, path in ipairs(extra) do
-    os.remove(root .. "/" .. rel .. "/" .. path)
-    remove_empty_parents(root, rel .. "/" .. path, rel)
+  for _, path in ipairs(p.extra) do
+    os.remove(root .. "/" .. p.path .. "/" .. path)
+    remove_empty_parents(root, p.path .. "/" .. path, p.path)
   end
-  return {
-    path = rel, action = r.state == "missing" and "restored" or "updated",
-    files = #todo, removed = #extra,
-  }
+  return { path = p.path, action = p.action, files = #p.files, removed = #p.extra }
 end
 
 --- Makes the workspace match mlx.lock for every tracked artifact, or for
@@ -442,18 +446,30 @@ function M.checkout(root, paths, opts)
   local st
   st, err, code = open_store(root, opts)
   if not st then return nil, err, code end
-  local changes, done = {}, {}
+  -- Every target is checked before anything is written, so a refusal
+  -- leaves the whole workspace as it was.
+  local plans, done = {}, {}
   for _, rel in ipairs(targets) do
     if not done[rel] then
       done[rel] = true
-      local change
-      change, err, code = restore(st, root, rel, artifacts[rel], opts)
-      if not change then
+      local p
+      p, err, code = plan(st, root, rel, artifacts[rel], opts)
+      if not p then
         st:close()
         return nil, err, code
       end
-      changes[#changes + 1] = change
+      plans[#plans + 1] = p
     end
+  end
+  local changes = {}
+  for _, p in ipairs(plans) do
+    local change
+    change, err, code = apply(st, root, p, opts.link)
+    if not change then
+      st:close()
+      return nil, err, code
+    end
+    changes[#changes + 1] = change
   end
   st:close()
   return changes
