@@ -307,6 +307,27 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
 	return rc;
 }
 
+/* A top-level subdirectory walked by one thread of mlx_hash_walk. */
+struct subwalk {
+	char *name;
+	struct mlx_filelist list;
+};
+
+struct walk_job {
+	const struct walk *proto;
+	int dfd;
+	struct subwalk *subs;
+};
+
+static int walk_sub(void *vjob, size_t i, struct mlx_err *err)
+{
+	struct walk_job *job = vjob;
+	struct walk w = *job->proto;
+	w.out = &job->subs[i].list;
+	w.err = err;
+	return visit(&w, job->dfd, job->subs[i].name, job->subs[i].name, 1, DT_DIR);
+}
+
 int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_filelist *out, struct mlx_err *err)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -314,7 +335,73 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
 	struct walk w = {.flags = flags, .top = dir, .link_dir = link_dir, .out = out, .err = err};
 	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
-	int rc = walk_dir(&w, dfd, "");
+	/* The files at the top are taken here; each subdirectory below it is
+	 * walked by a thread of its own, as stat calls dominate a walk. */
+	DIR *d = fdopendir(dup(dfd));
+	if (!d) {
+		close(dfd);
+		return mlx_err_sys(err, errno, "cannot list %s", dir);
+	}
+	struct subwalk *subs = NULL;
+	size_t nsubs = 0, cap = 0;
+	int rc = MLX_OK;
+	struct dirent *ent;
+	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
+		const char *n = ent->d_name;
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+			continue;
+		if (ent->d_type == DT_DIR && !strchr(n, '\n')) {
+			if (nsubs == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct subwalk *p = realloc(subs, cap * sizeof *p);
+				if (!p) {
+					rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+					break;
+				}
+				subs = p;
+			}
+			subs[nsubs] = (struct subwalk){.name = strdup(n)};
+			if (!subs[nsubs++].name) {
+				rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+				break;
+			}
+			continue;
+		}
+		if ((rc = visit(&w, dfd, n, n, 1, ent->d_type)) != MLX_OK)
+			break;
+	}
+	if (rc == MLX_OK && errno != 0)
+		rc = mlx_err_sys(err, errno, "cannot list %s", dir);
+	closedir(d);
+	if (rc == MLX_OK && nsubs > 0) {
+		struct walk_job job = {.proto = &w, .dfd = dfd, .subs = subs};
+		rc = mlx_pool_run(nsubs, 0, walk_sub, &job, err);
+	}
+	for (size_t i = 0; i < nsubs; i++) {
+		struct mlx_filelist *l = &subs[i].list;
+		for (size_t k = 0; k < l->len; k++) {
+			if (rc == MLX_OK && out->len == out->cap) {
+				size_t ncap = out->cap ? out->cap * 2 : 64;
+				while (ncap < out->len + l->len - k)
+					ncap *= 2;
+				struct mlx_file *p = realloc(out->items, ncap * sizeof *p);
+				if (!p)
+					rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+				else {
+					out->items = p;
+					out->cap = ncap;
+				}
+			}
+			if (rc == MLX_OK)
+				out->items[out->len++] = l->items[k]; /* moves the path */
+			else
+				free(l->items[k].path);
+		}
+		free(l->items);
+		free(subs[i].name);
+	}
+	free(subs);
+	close(dfd);
 	if (rc != MLX_OK) {
 		mlx_filelist_free(out);
 		return rc;
