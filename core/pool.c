@@ -13,9 +13,11 @@
 
 #define MAX_JOBS 256
 
-struct pool {
-	mlx_pool_fn fn;
+struct mlx_pool {
+	mlx_pool_worker_fn fn;	/* run once by each thread */
 	void *ctx;
+	mlx_pool_fn item_fn;	/* for mlx_pool_run: called per item */
+	void *item_ctx;
 	size_t n;
 	atomic_size_t next;
 	atomic_int stop;
@@ -33,7 +35,7 @@ int mlx_pool_default_jobs(void)
 	return n > 0 ? (int)n : 1;
 }
 
-static void record_failure(struct pool *p, const struct mlx_err *err)
+static void record_failure(struct mlx_pool *p, const struct mlx_err *err)
 {
 	pthread_mutex_lock(&p->lock);
 	if (p->first.status == MLX_OK)
@@ -42,54 +44,60 @@ static void record_failure(struct pool *p, const struct mlx_err *err)
 	atomic_store(&p->stop, 1);
 }
 
+int mlx_pool_take(struct mlx_pool *p, size_t *i)
+{
+	if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+		return 0;
+	*i = atomic_fetch_add(&p->next, 1);
+	return *i < p->n;
+}
+
 static void *worker(void *arg)
 {
-	struct pool *p = arg;
+	struct mlx_pool *p = arg;
 	struct mlx_err err;
-	while (!atomic_load(&p->stop)) {
-		size_t i = atomic_fetch_add(&p->next, 1);
-		if (i >= p->n)
-			break;
-		mlx_err_clear(&err);
-		int rc = p->fn(p->ctx, i, &err);
-		if (rc != MLX_OK) {
-			if (err.status == MLX_OK)
-				err.status = rc;
-			record_failure(p, &err);
-		}
+	mlx_err_clear(&err);
+	int rc = p->fn(p->ctx, p, &err);
+	if (rc != MLX_OK) {
+		if (err.status == MLX_OK)
+			err.status = rc;
+		record_failure(p, &err);
 	}
 	sem_post(&p->done);
 	return NULL;
 }
 
-static int run_inline(size_t n, mlx_pool_fn fn, void *ctx, struct mlx_err *err)
+/* mlx_pool_run's worker: one item at a time. */
+static int take_items(void *ctx, struct mlx_pool *p, struct mlx_err *err)
 {
-	for (size_t i = 0; i < n; i++) {
-		int rc = fn(ctx, i, err);
+	(void)ctx;
+	size_t i;
+	while (mlx_pool_take(p, &i)) {
+		mlx_err_clear(err);
+		int rc = p->item_fn(p->item_ctx, i, err);
 		if (rc != MLX_OK)
 			return rc;
 	}
 	return MLX_OK;
 }
 
-int mlx_pool_run(size_t n, int jobs, mlx_pool_fn fn, void *ctx, struct mlx_err *err)
+static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 {
 	if (jobs <= 0)
 		jobs = mlx_pool_default_jobs();
 	if (jobs > MAX_JOBS)
 		jobs = MAX_JOBS;
-	if ((size_t)jobs > n)
-		jobs = (int)n;
+	if ((size_t)jobs > p->n)
+		jobs = (int)p->n;
+	atomic_init(&p->next, 0);
+	atomic_init(&p->stop, 0);
 	if (jobs <= 1)
-		return run_inline(n, fn, ctx, err);
+		return p->n > 0 ? p->fn(p->ctx, p, err) : MLX_OK;
 
-	struct pool p = {.fn = fn, .ctx = ctx, .n = n};
-	atomic_init(&p.next, 0);
-	atomic_init(&p.stop, 0);
-	mlx_err_clear(&p.first);
-	if (sem_init(&p.done, 0, 0) != 0)
+	mlx_err_clear(&p->first);
+	if (sem_init(&p->done, 0, 0) != 0)
 		return mlx_err_sys(err, errno, "cannot start threads");
-	pthread_mutex_init(&p.lock, NULL);
+	pthread_mutex_init(&p->lock, NULL);
 
 	/* Workers inherit this mask: signals go to the waiting thread. */
 	sigset_t block, saved;
@@ -98,43 +106,50 @@ int mlx_pool_run(size_t n, int jobs, mlx_pool_fn fn, void *ctx, struct mlx_err *
 	sigaddset(&block, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &block, &saved);
 	pthread_t threads[MAX_JOBS];
-	int started = 0, create_errno = 0;
-	for (; started < jobs; started++) {
-		int e = pthread_create(&threads[started], NULL, worker, &p);
-		if (e != 0) {
-			create_errno = e;
+	int started = 0;
+	for (; started < jobs; started++)
+		if (pthread_create(&threads[started], NULL, worker, p) != 0)
 			break;
-		}
-	}
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 
 	int interrupted = 0;
 	if (started == 0) {
 		/* No thread at all: do the work here. */
-		sem_destroy(&p.done);
-		pthread_mutex_destroy(&p.lock);
-		(void)create_errno;
-		return run_inline(n, fn, ctx, err);
+		sem_destroy(&p->done);
+		pthread_mutex_destroy(&p->lock);
+		return p->fn(p->ctx, p, err);
 	}
 	for (int i = 0; i < started; i++) {
-		while (sem_wait(&p.done) != 0) {
+		while (sem_wait(&p->done) != 0) {
 			if (errno == EINTR) {
 				interrupted = 1;
-				atomic_store(&p.stop, 1);
+				atomic_store(&p->stop, 1);
 			}
 		}
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	sem_destroy(&p.done);
-	pthread_mutex_destroy(&p.lock);
+	sem_destroy(&p->done);
+	pthread_mutex_destroy(&p->lock);
 
-	if (p.first.status != MLX_OK) {
+	if (p->first.status != MLX_OK) {
 		if (err)
-			*err = p.first;
-		return p.first.status;
+			*err = p->first;
+		return p->first.status;
 	}
 	if (interrupted)
 		return mlx_err_set(err, MLX_ERR_INTERRUPTED, EINTR, "interrupted");
 	return MLX_OK;
+}
+
+int mlx_pool_run_workers(size_t n, int jobs, mlx_pool_worker_fn fn, void *ctx, struct mlx_err *err)
+{
+	struct mlx_pool p = {.fn = fn, .ctx = ctx, .n = n};
+	return run(&p, jobs, err);
+}
+
+int mlx_pool_run(size_t n, int jobs, mlx_pool_fn fn, void *ctx, struct mlx_err *err)
+{
+	struct mlx_pool p = {.fn = take_items, .item_fn = fn, .item_ctx = ctx, .n = n};
+	return run(&p, jobs, err);
 }

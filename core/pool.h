@@ -28,4 +28,18 @@ int mlx_pool_default_jobs(void);
  * signal arrived while waiting. */
 int mlx_pool_run(size_t n, int jobs, mlx_pool_fn fn, void *ctx, struct mlx_err *err);
 
+/* For work that keeps state across items (buffers, several items in flight
+ * at once): each thread calls fn(ctx, pool, err) once, and fn takes items
+ * itself with mlx_pool_take until that returns 0. */
+struct mlx_pool;
+typedef int (*mlx_pool_worker_fn)(void *ctx, struct mlx_pool *pool, struct mlx_err *err);
+
+/* Sets *i to the next item not yet taken and returns 1, or returns 0 when
+ * none is left or the pool is stopping (a failure or a signal). */
+int mlx_pool_take(struct mlx_pool *pool, size_t *i);
+
+/* As mlx_pool_run, with fn called once per thread (once in the calling
+ * thread if one is enough) over the items 0..n-1. */
+int mlx_pool_run_workers(size_t n, int jobs, mlx_pool_worker_fn fn, void *ctx, struct mlx_err *err);
+
 #endif

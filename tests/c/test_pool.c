@@ -1,4 +1,5 @@
-/* test_pool.c — core/pool.c: every item once, first failure reported. */
+/* test_pool.c — core/pool.c: every item once, first failure reported, by
+ * item and by worker. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,11 +49,81 @@ static void first_failure_is_returned_with_its_message(void **state)
 	assert_true(mlx_pool_default_jobs() >= 1);
 }
 
+struct taken {
+	atomic_int seen[5000];
+	atomic_int workers;
+};
+
+/* A worker taking items two at a time, as the hashing lanes do. */
+static int take_pairs(void *ctx, struct mlx_pool *pool, struct mlx_err *err)
+{
+	(void)err;
+	struct taken *t = ctx;
+	atomic_fetch_add(&t->workers, 1);
+	size_t a, b;
+	for (;;) {
+		int got_a = mlx_pool_take(pool, &a), got_b = mlx_pool_take(pool, &b);
+		if (got_a)
+			atomic_fetch_add(&t->seen[a], 1);
+		if (got_b)
+			atomic_fetch_add(&t->seen[b], 1);
+		if (!got_a || !got_b)
+			return MLX_OK;
+	}
+}
+
+static void workers_take_every_item_exactly_once(void **state)
+{
+	(void)state;
+	static struct taken t;
+	struct mlx_err err;
+	for (int jobs = 1; jobs <= 4; jobs++) {
+		for (int i = 0; i < 5000; i++)
+			atomic_init(&t.seen[i], 0);
+		atomic_init(&t.workers, 0);
+		assert_int_equal(mlx_pool_run_workers(5000, jobs, take_pairs, &t, &err), MLX_OK);
+		for (int i = 0; i < 5000; i++)
+			assert_int_equal(atomic_load(&t.seen[i]), 1);
+		assert_int_equal(atomic_load(&t.workers), jobs);
+	}
+	/* No items: no worker needs to run, and nothing fails. */
+	atomic_init(&t.workers, 0);
+	assert_int_equal(mlx_pool_run_workers(0, 4, take_pairs, &t, &err), MLX_OK);
+	assert_int_equal(atomic_load(&t.workers), 0);
+}
+
+static int fail_on_item_three(void *ctx, struct mlx_pool *pool, struct mlx_err *err)
+{
+	atomic_int *after = ctx;
+	size_t i;
+	while (mlx_pool_take(pool, &i)) {
+		if (i == 3)
+			return mlx_err_set(err, MLX_ERR_IO, 0, "cannot read item %zu", i);
+		if (i > 1000)
+			atomic_fetch_add(after, 1);
+	}
+	return MLX_OK;
+}
+
+static void a_failing_worker_stops_the_others(void **state)
+{
+	(void)state;
+	atomic_int after;
+	atomic_init(&after, 0);
+	struct mlx_err err;
+	assert_int_equal(mlx_pool_run_workers(1000000, 2, fail_on_item_three, &after, &err), MLX_ERR_IO);
+	assert_string_equal(err.msg, "cannot read item 3");
+	/* The other worker stopped taking items soon after, not at the end. */
+	assert_true(atomic_load(&after) < 900000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_item_runs_exactly_once),
 		cmocka_unit_test(first_failure_is_returned_with_its_message),
+		cmocka_unit_test(workers_take_every_item_exactly_once),
+		cmocka_unit_test(a_failing_worker_stops_the_others),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
