@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pool.h"
+#include "sha256.h"
 
 /* Large reads keep the syscall count negligible next to hashing cost; 1 MiB
  * measured as fast as mmap here without mmap's SIGBUS on a shrinking file. */
@@ -33,6 +34,12 @@ static void to_hex(const unsigned char *md, unsigned len, char *hex)
 
 int mlx_hash_bytes(const void *buf, size_t len, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
 {
+	/* Also spares a status that hashes nothing but manifests the cost of
+	 * setting OpenSSL up. */
+	if (mlx_sha256_available()) {
+		mlx_sha256_bytes(buf, len, hex);
+		return MLX_OK;
+	}
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL))
@@ -110,11 +117,6 @@ int mlx_hash_file(const char *path, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
 }
 
 /* ---- directories ------------------------------------------------------ */
-
-/* Files of a directory are mostly small: one stack buffer per worker holds
- * most of them whole, and larger ones cost a system call per 128 KiB, which
- * is noise next to hashing 128 KiB. */
-#define DIR_CHUNK (128u << 10)
 
 int64_t mlx_hash_now_ns(void)
 {
@@ -408,99 +410,6 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 	}
 	mlx_filelist_sort(out);
 	return MLX_OK;
-}
-
-struct hash_job {
-	int dirfd;
-	const char *dir;
-	struct mlx_filelist *list;
-	EVP_MD *md;
-};
-
-static int hash_one(void *vjob, size_t i, struct mlx_err *err)
-{
-	struct hash_job *job = vjob;
-	struct mlx_file *f = &job->list->items[i];
-	if (f->hex[0])
-		return MLX_OK;
-	f->hashed_ns = mlx_hash_now_ns();
-	int fd = openat(job->dirfd, f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return mlx_err_sys(err, errno, "cannot open %s/%s", job->dir, f->path);
-	int rc = MLX_OK;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	struct stat st;
-	if (!ctx) {
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-		goto out;
-	}
-	if (fstat(fd, &st) != 0) {
-		rc = mlx_err_sys(err, errno, "cannot stat %s/%s", job->dir, f->path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s/%s: not a regular file", job->dir, f->path);
-		goto out;
-	}
-	/* Facts taken before reading, as the stat cache needs them. */
-	f->mode = manifest_mode(st.st_mode);
-	f->ino = (uint64_t)st.st_ino;
-	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
-	if (!EVP_DigestInit_ex2(ctx, job->md, NULL)) {
-		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
-		goto out;
-	}
-	unsigned char buf[DIR_CHUNK];
-	uint64_t total = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = mlx_err_sys(err, errno, "cannot read %s/%s", job->dir, f->path);
-			goto out;
-		}
-		if (n == 0)
-			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		total += (uint64_t)n;
-		/* A short read at the size fstat gave is the end: save the
-		 * read that would return 0, one system call per file. */
-		if ((size_t)n < sizeof buf && total >= (uint64_t)st.st_size)
-			break;
-	}
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	if (!EVP_DigestFinal_ex(ctx, md, &mdlen)) {
-		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
-		goto out;
-	}
-	to_hex(md, mdlen, f->hex);
-	f->size = total;
-out:
-	EVP_MD_CTX_free(ctx);
-	close(fd);
-	return rc;
-}
-
-int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err)
-{
-	struct hash_job job = {.dir = dir, .list = list};
-	job.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (job.dirfd < 0)
-		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
-	/* One explicit fetch: EVP_sha256() would look the algorithm up again
-	 * for every small file. */
-	job.md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (!job.md) {
-		close(job.dirfd);
-		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
-	}
-	int rc = mlx_pool_run(list->len, jobs, hash_one, &job, err);
-	EVP_MD_free(job.md);
-	close(job.dirfd);
-	return rc;
 }
 
 int mlx_hash_manifest(const struct mlx_filelist *list, char **text, size_t *len, char hex[MLX_HASH_HEX_SIZE],

@@ -89,9 +89,17 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
 
 /* Hashes, in up to jobs threads (<= 0: one per CPU), every file of list
  * whose hex is "", reading dir/path; sets hex, size (the bytes hashed),
- * mode, the stat facts (taken after opening, before reading) and hashed_ns. Returns 0; the first failure (a file vanished, unreadable:
- * the message names it); or MLX_ERR_INTERRUPTED. */
+ * mode, the stat facts (taken after opening, before reading) and
+ * hashed_ns. Where the CPU has SHA-NI, each thread hashes two files at once
+ * (sha256.h). Returns 0; the first failure (a file vanished, unreadable,
+ * not a regular file any more: the message names it); or
+ * MLX_ERR_INTERRUPTED. */
 int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err);
+
+/* As mlx_hash_files, one file at a time per thread through OpenSSL: what
+ * mlx_hash_files does on a CPU without SHA-NI (else it hashes two files at
+ * a time per thread, sha256.h). For tests and measurements. */
+int mlx_hash_files_openssl(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err);
 
 /* Builds the manifest text of a sorted, fully hashed list into *text
  * (malloc'ed, NUL-terminated, caller frees; *len its length) and its id into

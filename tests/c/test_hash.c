@@ -84,6 +84,184 @@ static void directory_and_fifo_are_refused_without_hanging(void **state)
 	unlink(fifo);
 }
 
+static void write_file(const char *path, const unsigned char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+/* Sizes around every boundary of the lanes: blocks, padding, the 128 KiB
+ * read buffer; and many small files, so that lanes pair files of unequal
+ * sizes and refill mid-way. */
+static const size_t dir_sizes[] = {0, 1, 55, 56, 63, 64, 65, 119, 120, 4096, (128 << 10) - 1, 128 << 10,
+				   (128 << 10) + 1, (128 << 10) + 63, 300000, (1 << 20) + 7};
+
+static char *make_tree(size_t *count)
+{
+	char *dir = strdup(temp_path("tree"));
+	char path[512];
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof path, "%s/sub", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	size_t nsizes = sizeof dir_sizes / sizeof *dir_sizes, n = 0;
+	unsigned char *data = malloc((1 << 20) + 64);
+	assert_non_null(data);
+	uint32_t x = 12345;
+	for (size_t i = 0; i < (1 << 20) + 64; i++) {
+		x = x * 1103515245 + 12345;
+		data[i] = (unsigned char)(x >> 16);
+	}
+	for (size_t i = 0; i < nsizes; i++, n++) {
+		snprintf(path, sizeof path, "%s/b%02zu", dir, i);
+		write_file(path, data + i, dir_sizes[i]);
+	}
+	for (size_t i = 0; i < 150; i++, n++) {
+		snprintf(path, sizeof path, "%s/sub/s%03zu", dir, i);
+		write_file(path, data + i, (i * 7919) % 70000);
+	}
+	free(data);
+	*count = n;
+	return dir;
+}
+
+static void remove_tree(char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(dir);
+}
+
+/* Two files at a time per thread (SHA-NI, where the CPU has it) or one
+ * through OpenSSL: the same digests, sizes and facts as hashing each file
+ * alone, for any number of threads. */
+static void files_hash_as_each_file_alone(void **state)
+{
+	(void)state;
+	size_t count;
+	char *dir = make_tree(&count);
+	struct mlx_err err;
+	struct mlx_filelist want = {0};
+	assert_int_equal(mlx_hash_walk(dir, NULL, 0, &want, &err), MLX_OK);
+	assert_int_equal(want.len, count);
+	char path[600];
+	for (size_t i = 0; i < want.len; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, want.items[i].path);
+		uint64_t size;
+		assert_int_equal(mlx_hash_file(path, want.items[i].hex, &size, &err), MLX_OK);
+		assert_int_equal(size, want.items[i].size);
+	}
+	for (int jobs = 1; jobs <= 3; jobs++) {
+		for (int openssl = 0; openssl <= 1; openssl++) {
+			struct mlx_filelist got = {0};
+			assert_int_equal(mlx_hash_walk(dir, NULL, MLX_WALK_TYPES_ONLY, &got, &err), MLX_OK);
+			int64_t before = mlx_hash_now_ns();
+			if (openssl)
+				assert_int_equal(mlx_hash_files_openssl(dir, &got, jobs, &err), MLX_OK);
+			else
+				assert_int_equal(mlx_hash_files(dir, &got, jobs, &err), MLX_OK);
+			assert_int_equal(got.len, want.len);
+			for (size_t i = 0; i < got.len; i++) {
+				const struct mlx_file *g = &got.items[i], *w = &want.items[i];
+				assert_string_equal(g->path, w->path);
+				assert_string_equal(g->hex, w->hex);
+				assert_int_equal(g->size, w->size);
+				assert_int_equal(g->mode, w->mode);
+				assert_int_equal(g->ino, w->ino);
+				assert_int_equal(g->mtime_ns, w->mtime_ns);
+				assert_int_equal(g->ctime_ns, w->ctime_ns);
+				assert_true(g->hashed_ns >= before);
+			}
+			mlx_filelist_free(&got);
+		}
+	}
+	mlx_filelist_free(&want);
+	remove_tree(dir);
+}
+
+/* Files already known (hex set, as from the stat cache) are not read. */
+static void known_files_are_not_read(void **state)
+{
+	(void)state;
+	size_t count;
+	char *dir = make_tree(&count);
+	struct mlx_err err;
+	struct mlx_filelist list = {0};
+	assert_int_equal(mlx_hash_walk(dir, NULL, 0, &list, &err), MLX_OK);
+	for (size_t i = 0; i < list.len; i += 2)
+		memset(list.items[i].hex, 'a', 64);
+	assert_int_equal(mlx_hash_files(dir, &list, 2, &err), MLX_OK);
+	for (size_t i = 0; i < list.len; i++) {
+		if (i % 2 == 0) {
+			assert_int_equal(list.items[i].hashed_ns, 0);
+			assert_int_equal(list.items[i].hex[0], 'a');
+		} else {
+			assert_true(list.items[i].hashed_ns > 0);
+			assert_true(mlx_hash_is_id(list.items[i].hex));
+		}
+	}
+	mlx_filelist_free(&list);
+	remove_tree(dir);
+}
+
+/* A file that vanished or became a fifo after the walk is a failure naming
+ * it; the fifo is never read from, so nothing hangs. */
+static void files_changed_after_the_walk_fail_cleanly(void **state)
+{
+	(void)state;
+	size_t count;
+	char *dir = make_tree(&count);
+	struct mlx_err err;
+	char path[600];
+	for (int openssl = 0; openssl <= 1; openssl++) {
+		struct mlx_filelist list = {0};
+		assert_int_equal(mlx_hash_walk(dir, NULL, MLX_WALK_TYPES_ONLY, &list, &err), MLX_OK);
+		snprintf(path, sizeof path, "%s/sub/s077", dir);
+		unlink(path);
+		int rc = openssl ? mlx_hash_files_openssl(dir, &list, 2, &err) : mlx_hash_files(dir, &list, 2, &err);
+		assert_int_equal(rc, MLX_ERR_NOTFOUND);
+		assert_non_null(strstr(err.msg, "sub/s077"));
+		assert_int_equal(mkfifo(path, 0644), 0);
+		for (size_t i = 0; i < list.len; i++)
+			list.items[i].hex[0] = '\0';
+		rc = openssl ? mlx_hash_files_openssl(dir, &list, 2, &err) : mlx_hash_files(dir, &list, 2, &err);
+		assert_int_equal(rc, MLX_ERR_INVALID);
+		assert_non_null(strstr(err.msg, "sub/s077: not a regular file"));
+		unlink(path);
+		write_file(path, (const unsigned char *)"x", 1);
+		mlx_filelist_free(&list);
+	}
+	remove_tree(dir);
+}
+
+/* The manifest text and id, byte for byte as DESIGN §3 defines them. */
+static void manifest_lines_are_exact(void **state)
+{
+	(void)state;
+	struct mlx_filelist list = {0};
+	struct mlx_err err;
+	const char *h1 = "0000000000000000000000000000000000000000000000000000000000000001";
+	const char *h2 = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+	assert_int_equal(mlx_filelist_push(&list, "a b/c.txt", 0, 0644, h1, &err), MLX_OK);
+	assert_int_equal(mlx_filelist_push(&list, "z", 18446744073709551615u, 0755, h2, &err), MLX_OK);
+	char *text = NULL, hex[MLX_HASH_HEX_SIZE], want_hex[MLX_HASH_HEX_SIZE];
+	size_t len = 0;
+	assert_int_equal(mlx_hash_manifest(&list, &text, &len, hex, &err), MLX_OK);
+	char want[300];
+	snprintf(want, sizeof want, "%s 0 644 a b/c.txt\n%s 18446744073709551615 755 z\n", h1, h2);
+	assert_string_equal(text, want);
+	assert_int_equal(len, strlen(want));
+	assert_int_equal(mlx_hash_bytes(want, strlen(want), want_hex, &err), MLX_OK);
+	assert_string_equal(hex, want_hex);
+	free(text);
+	list.items[1].hex[0] = '\0';
+	assert_int_equal(mlx_hash_manifest(&list, &text, &len, hex, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "z has not been hashed"));
+	mlx_filelist_free(&list);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -91,6 +269,10 @@ int main(void)
 		cmocka_unit_test(file_spanning_many_reads_matches_vector),
 		cmocka_unit_test(missing_file_is_notfound_with_its_name),
 		cmocka_unit_test(directory_and_fifo_are_refused_without_hanging),
+		cmocka_unit_test(files_hash_as_each_file_alone),
+		cmocka_unit_test(known_files_are_not_read),
+		cmocka_unit_test(files_changed_after_the_walk_fail_cleanly),
+		cmocka_unit_test(manifest_lines_are_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,284 @@
+/* hash_files.c — hashing the files of a list in a pool of threads.
+ *
+ * With SHA-NI (sha256.h) each thread keeps two files in flight, a "lane"
+ * each, and runs their blocks through the two-message block function; a
+ * lane whose file ends takes the next file at once, so nearly every block
+ * is hashed in pairs whatever the file sizes. Without it, each thread hashes
+ * one file at a time through OpenSSL. Either way a file is opened, fstat'ed
+ * (the facts the stat cache keeps, taken before reading) and read in parts
+ * of up to LANE_BUF bytes; a file smaller than that costs one read. */
+#include "hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "sha256.h"
+
+#define LANE_BUF (128u << 10)
+#define PAD_ROOM (2 * MLX_SHA256_BLOCK)
+
+struct files_job {
+	int dirfd;
+	const char *dir;
+	struct mlx_filelist *list;
+	EVP_MD *md; /* OpenSSL's, without SHA-NI */
+};
+
+/* Opens f for hashing and fills its stat facts; returns the descriptor, or
+ * a failure (negative) naming the file. */
+static int open_file(const struct files_job *job, struct mlx_file *f, uint64_t *expect, struct mlx_err *err)
+{
+	f->hashed_ns = mlx_hash_now_ns();
+	/* O_NONBLOCK: a fifo put in the file's place cannot hang the open. */
+	int fd = openat(job->dirfd, f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open %s/%s", job->dir, f->path);
+	struct stat st;
+	int rc = MLX_OK;
+	if (fstat(fd, &st) != 0)
+		rc = mlx_err_sys(err, errno, "cannot stat %s/%s", job->dir, f->path);
+	else if (!S_ISREG(st.st_mode))
+		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s/%s: not a regular file", job->dir, f->path);
+	if (rc != MLX_OK) {
+		close(fd);
+		return rc;
+	}
+	f->mode = (st.st_mode & 0111) ? 0755 : 0644;
+	f->ino = (uint64_t)st.st_ino;
+	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	*expect = (uint64_t)st.st_size;
+	return fd;
+}
+
+/* Reads into buf + keep; returns the count, or -1 with errno set. */
+static ssize_t read_part(int fd, unsigned char *buf, size_t keep)
+{
+	ssize_t n;
+	do
+		n = read(fd, buf + keep, LANE_BUF - keep);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* ---- two files at a time (SHA-NI) --------------------------------------- */
+
+struct lane {
+	struct mlx_file *f;	/* the file in flight, or NULL */
+	int fd;
+	uint64_t expect;	/* its size when opened */
+	uint64_t total;		/* bytes read so far */
+	uint32_t h[8];
+	unsigned char *buf;	/* LANE_BUF + PAD_ROOM bytes */
+	const unsigned char *p; /* the next ready block */
+	size_t blocks;		/* ready blocks at p */
+	size_t keep;		/* bytes of an incomplete block at p, after them */
+	int last;		/* the ready blocks end the file, padding and all */
+};
+
+/* Reads the next part of the lane's file and readies its whole blocks; at
+ * the end of the file, the last bytes with the padding too. */
+static int lane_read(const struct files_job *job, struct lane *l, struct mlx_err *err)
+{
+	size_t kept = l->keep;
+	memmove(l->buf, l->p, kept);
+	ssize_t n = read_part(l->fd, l->buf, kept);
+	if (n < 0)
+		return mlx_err_sys(err, errno, "cannot read %s/%s", job->dir, l->f->path);
+	size_t have = kept + (size_t)n;
+	l->total += (uint64_t)n;
+	l->p = l->buf;
+	l->blocks = have / MLX_SHA256_BLOCK;
+	l->keep = have % MLX_SHA256_BLOCK;
+	/* A short read reaching the size fstat gave is the end: this saves the
+	 * read that would return 0, one system call per file. */
+	if (n == 0 || ((size_t)n < LANE_BUF - kept && l->total >= l->expect)) {
+		l->blocks += mlx_sha256_pad(l->buf + l->blocks * MLX_SHA256_BLOCK, l->keep, l->total);
+		l->keep = 0;
+		l->last = 1;
+	}
+	return MLX_OK;
+}
+
+/* Makes blocks ready in l, finishing its file and starting the next as
+ * needed. Returns 1, 0 when no file is left to start, or a failure. */
+static int lane_ready(const struct files_job *job, struct mlx_pool *pool, struct lane *l, struct mlx_err *err)
+{
+	while (l->blocks == 0) {
+		if (l->f && l->last) {
+			mlx_sha256_hex(l->h, l->f->hex);
+			l->f->size = l->total;
+			close(l->fd);
+			l->fd = -1;
+			l->f = NULL;
+		}
+		if (!l->f) {
+			size_t i;
+			do
+				if (!mlx_pool_take(pool, &i))
+					return 0;
+			while (job->list->items[i].hex[0]);
+			struct mlx_file *f = &job->list->items[i];
+			int fd = open_file(job, f, &l->expect, err);
+			if (fd < 0)
+				return fd;
+			l->f = f;
+			l->fd = fd;
+			l->total = 0;
+			l->p = l->buf;
+			l->keep = 0;
+			l->last = 0;
+			mlx_sha256_init(l->h);
+		}
+		int rc = lane_read(job, l, err);
+		if (rc != MLX_OK)
+			return rc;
+	}
+	return 1;
+}
+
+static int hash_in_pairs(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
+{
+	const struct files_job *job = vjob;
+	unsigned char *mem = malloc(2 * (LANE_BUF + PAD_ROOM));
+	if (!mem)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	struct lane a = {.fd = -1, .buf = mem}, b = {.fd = -1, .buf = mem + LANE_BUF + PAD_ROOM};
+	int rc;
+	for (;;) {
+		int ra = lane_ready(job, pool, &a, err);
+		if (ra < 0) {
+			rc = ra;
+			break;
+		}
+		int rb = lane_ready(job, pool, &b, err);
+		if (rb < 0) {
+			rc = rb;
+			break;
+		}
+		if (ra && rb) {
+			size_t n = a.blocks < b.blocks ? a.blocks : b.blocks;
+			mlx_sha256_blocks2(a.h, a.p, b.h, b.p, n);
+			a.p += n * MLX_SHA256_BLOCK;
+			a.blocks -= n;
+			b.p += n * MLX_SHA256_BLOCK;
+			b.blocks -= n;
+		} else if (ra || rb) {
+			struct lane *l = ra ? &a : &b;
+			mlx_sha256_blocks(l->h, l->p, l->blocks);
+			l->p += l->blocks * MLX_SHA256_BLOCK;
+			l->blocks = 0;
+		} else {
+			rc = MLX_OK;
+			break;
+		}
+	}
+	if (a.fd >= 0)
+		close(a.fd);
+	if (b.fd >= 0)
+		close(b.fd);
+	free(mem);
+	return rc;
+}
+
+/* ---- one file at a time (OpenSSL) --------------------------------------- */
+
+static int hash_one_by_one(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
+{
+	static const char digits[] = "0123456789abcdef";
+	const struct files_job *job = vjob;
+	unsigned char *buf = malloc(LANE_BUF);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = MLX_OK;
+	size_t i;
+	if (!buf || !ctx) {
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		goto out;
+	}
+	while (rc == MLX_OK && mlx_pool_take(pool, &i)) {
+		struct mlx_file *f = &job->list->items[i];
+		if (f->hex[0])
+			continue;
+		uint64_t expect, total = 0;
+		int fd = open_file(job, f, &expect, err);
+		if (fd < 0) {
+			rc = fd;
+			break;
+		}
+		if (!EVP_DigestInit_ex2(ctx, job->md, NULL))
+			rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+		while (rc == MLX_OK) {
+			ssize_t n = read_part(fd, buf, 0);
+			if (n < 0) {
+				rc = mlx_err_sys(err, errno, "cannot read %s/%s", job->dir, f->path);
+				break;
+			}
+			EVP_DigestUpdate(ctx, buf, (size_t)n);
+			total += (uint64_t)n;
+			if (n == 0 || ((size_t)n < LANE_BUF && total >= expect))
+				break;
+		}
+		close(fd);
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned mdlen = 0;
+		if (rc == MLX_OK && (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32))
+			rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+		if (rc != MLX_OK)
+			break;
+		for (unsigned k = 0; k < mdlen; k++) {
+			f->hex[2 * k] = digits[md[k] >> 4];
+			f->hex[2 * k + 1] = digits[md[k] & 15];
+		}
+		f->hex[64] = '\0';
+		f->size = total;
+	}
+out:
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return rc;
+}
+
+static int hash_files(const char *dir, struct mlx_filelist *list, int jobs, int accel, struct mlx_err *err)
+{
+	size_t todo = 0;
+	for (size_t i = 0; i < list->len; i++)
+		todo += !list->items[i].hex[0];
+	if (todo == 0)
+		return MLX_OK;
+	struct files_job job = {.dir = dir, .list = list};
+	job.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (job.dirfd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	int rc;
+	if (accel) {
+		/* Two files per thread: no more threads than pairs. */
+		if (jobs <= 0)
+			jobs = mlx_pool_default_jobs();
+		if ((size_t)jobs > (todo + 1) / 2)
+			jobs = (int)((todo + 1) / 2);
+		rc = mlx_pool_run_workers(list->len, jobs, hash_in_pairs, &job, err);
+	} else if (!(job.md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
+	} else {
+		rc = mlx_pool_run_workers(list->len, jobs, hash_one_by_one, &job, err);
+	}
+	EVP_MD_free(job.md);
+	close(job.dirfd);
+	return rc;
+}
+
+int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err)
+{
+	return hash_files(dir, list, jobs, mlx_sha256_available(), err);
+}
+
+int mlx_hash_files_openssl(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err)
+{
+	return hash_files(dir, list, jobs, 0, err);
+}
