@@ -38,8 +38,19 @@ struct mlx_store {
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
-	EVP_MD *md;
 };
+
+/* OpenSSL's SHA-256, fetched once (a fetch per object would look it up
+ * every time) and only when something is hashed: setting OpenSSL up costs
+ * about a millisecond, which a status that hashes nothing does not pay. It
+ * lives as long as the process, as OpenSSL's own tables do. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -88,13 +99,13 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 /* Hashes fd from offset 0 into hex, copying every byte to out_fd if it is
  * not -1. Returns 0, or -1 with errno set and *failed_write telling which
  * side failed. */
-static int hash_copy(EVP_MD *md, int in_fd, int out_fd, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
-		     int *failed_write)
+static int hash_copy(int in_fd, int out_fd, char hex[MLX_HASH_HEX_SIZE], uint64_t *size, int *failed_write)
 {
 	unsigned char buf[CHUNK];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	*failed_write = 0;
-	if (!ctx || !EVP_DigestInit_ex2(ctx, md, NULL)) {
+	pthread_once(&sha256_once, fetch_sha256);
+	EVP_MD_CTX *ctx = sha256_md ? EVP_MD_CTX_new() : NULL;
+	if (!ctx || !EVP_DigestInit_ex2(ctx, sha256_md, NULL)) {
 		EVP_MD_CTX_free(ctx);
 		errno = ENOMEM;
 		return -1;
@@ -213,10 +224,6 @@ int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct m
 		rc = mlx_err_sys(err, errno, "cannot open %s", s->objects);
 		goto fail;
 	}
-	if (!(s->md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
-		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
-		goto fail;
-	}
 	remove_stale_batches(s->tmp);
 	free(cache);
 	free(gc_lock);
@@ -250,7 +257,6 @@ void mlx_store_close(struct mlx_store *s)
 	if (s->objects_fd >= 0)
 		close(s->objects_fd);
 	mlx_fs_unlock(s->gc_lock_fd);
-	EVP_MD_free(s->md);
 	pthread_mutex_destroy(&s->lock);
 	free(s->staged);
 	free(s->root);
@@ -375,9 +381,9 @@ static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[M
 		return mlx_err_sys(err, errno, "cannot store %s: cannot create a temp file in %s", what, s->batch);
 	int failed_write = 0, rc = MLX_OK;
 	if (ioctl(out, FICLONE, in_fd) == 0) {
-		if (hash_copy(s->md, out, -1, hex, size, &failed_write) != 0)
+		if (hash_copy(out, -1, hex, size, &failed_write) != 0)
 			rc = mlx_err_sys(err, errno, "cannot store %s", what);
-	} else if (hash_copy(s->md, in_fd, out, hex, size, &failed_write) != 0) {
+	} else if (hash_copy(in_fd, out, hex, size, &failed_write) != 0) {
 		rc = failed_write ? mlx_err_sys(err, errno, "cannot store %s", what)
 				  : mlx_err_sys(err, errno, "cannot read %s", what);
 	}
@@ -575,7 +581,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 	uint64_t size = 0;
 	if (how != MLX_LINK_COPY) {
 		/* Verify before linking: a link shares the object's bytes. */
-		if (hash_copy(s->md, in, -1, got, &size, &failed_write) != 0) {
+		if (hash_copy(in, -1, got, &size, &failed_write) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot read %s", obj);
 			goto out;
 		}
@@ -601,7 +607,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			goto out;
 		}
 		int cloned = ioctl(out, FICLONE, in) == 0;
-		if (hash_copy(s->md, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
+		if (hash_copy(cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
 			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
 					  : mlx_err_sys(err, errno, "cannot read %s", obj);
 			goto out;
@@ -705,7 +711,7 @@ int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err 
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size;
 	int failed_write;
-	if (hash_copy(s->md, fd, -1, got, &size, &failed_write) != 0)
+	if (hash_copy(fd, -1, got, &size, &failed_write) != 0)
 		rc = mlx_err_sys(err, errno, "cannot read object %s", hex);
 	else if (strcmp(got, hex) != 0)
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex, got);
@@ -797,7 +803,7 @@ static int check_one(void *vs, size_t i, struct mlx_err *err)
 		return MLX_OK;
 	uint64_t size;
 	int failed_write;
-	if (hash_copy(s->md, fd, -1, f->hex, &size, &failed_write) != 0)
+	if (hash_copy(fd, -1, f->hex, &size, &failed_write) != 0)
 		f->hex[0] = '\0';
 	else
 		f->size = size;
