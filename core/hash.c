@@ -278,15 +278,25 @@ static int walk_dir(struct walk *w, int dfd, const char *rel)
 	int rc = MLX_OK;
 	struct dirent *ent;
 	char path[PATH_MAX];
+	size_t rlen = strlen(rel);
+	if (rlen + 1 >= sizeof path) {
+		closedir(d);
+		return mlx_err_set(w->err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s: path too long", w->top, rel);
+	}
+	memcpy(path, rel, rlen);
+	if (rlen)
+		path[rlen++] = '/';
 	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
 		const char *n = ent->d_name;
 		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
 			continue;
-		if (snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", n) >= (int)sizeof path) {
+		size_t nlen = strlen(n);
+		if (rlen + nlen >= sizeof path) {
 			rc = mlx_err_set(w->err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s/%s: path too long",
 					 w->top, rel, n);
 			break;
 		}
+		memcpy(path + rlen, n, nlen + 1);
 		if ((rc = visit(w, dirfd(d), n, path, 1, ent->d_type)) != MLX_OK)
 			break;
 	}
@@ -327,7 +337,53 @@ static int walk_sub(void *vjob, size_t i, struct mlx_err *err)
 	struct walk w = *job->proto;
 	w.out = &job->subs[i].list;
 	w.err = err;
-	return visit(&w, job->dfd, job->subs[i].name, job->subs[i].name, 1, DT_DIR);
+	int rc = visit(&w, job->dfd, job->subs[i].name, job->subs[i].name, 1, DT_DIR);
+	if (rc == MLX_OK)
+		mlx_filelist_sort(w.out); /* here, in parallel; merged below */
+	return rc;
+}
+
+/* Orders subdirectories as their files' paths sort: by name followed by
+ * '/' ("a-b/" before "a/"), which is not the order of the bare names. */
+static int compare_subs(const void *va, const void *vb)
+{
+	const unsigned char *a = (const unsigned char *)((const struct subwalk *)va)->name;
+	const unsigned char *b = (const unsigned char *)((const struct subwalk *)vb)->name;
+	while (*a && *a == *b)
+		a++, b++;
+	return (*a ? *a : '/') - (*b ? *b : '/');
+}
+
+/* Replaces out (the sorted files at the top) by the sorted union of out and
+ * the sorted lists of subs, moving the items (and their paths). The paths
+ * of one subdirectory all start with "name/", so each list goes in whole,
+ * after the top files that sort before its first path. */
+static int merge_subs(struct mlx_filelist *out, struct subwalk *subs, size_t nsubs, struct mlx_err *err)
+{
+	size_t total = out->len;
+	for (size_t i = 0; i < nsubs; i++)
+		total += subs[i].list.len;
+	struct mlx_file *items = malloc((total ? total : 1) * sizeof *items);
+	if (!items)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	qsort(subs, nsubs, sizeof *subs, compare_subs);
+	size_t n = 0, top = 0;
+	for (size_t i = 0; i < nsubs; i++) {
+		struct mlx_filelist *l = &subs[i].list;
+		if (l->len == 0)
+			continue;
+		while (top < out->len && strcmp(out->items[top].path, l->items[0].path) < 0)
+			items[n++] = out->items[top++];
+		memcpy(items + n, l->items, l->len * sizeof *items);
+		n += l->len;
+		l->len = 0; /* moved */
+	}
+	while (top < out->len)
+		items[n++] = out->items[top++];
+	free(out->items);
+	out->items = items;
+	out->len = out->cap = total;
+	return MLX_OK;
 }
 
 int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_filelist *out, struct mlx_err *err)
@@ -379,37 +435,19 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 		struct walk_job job = {.proto = &w, .dfd = dfd, .subs = subs};
 		rc = mlx_pool_run(nsubs, 0, walk_sub, &job, err);
 	}
+	if (rc == MLX_OK) {
+		mlx_filelist_sort(out);
+		rc = merge_subs(out, subs, nsubs, err);
+	}
 	for (size_t i = 0; i < nsubs; i++) {
-		struct mlx_filelist *l = &subs[i].list;
-		for (size_t k = 0; k < l->len; k++) {
-			if (rc == MLX_OK && out->len == out->cap) {
-				size_t ncap = out->cap ? out->cap * 2 : 64;
-				while (ncap < out->len + l->len - k)
-					ncap *= 2;
-				struct mlx_file *p = realloc(out->items, ncap * sizeof *p);
-				if (!p)
-					rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-				else {
-					out->items = p;
-					out->cap = ncap;
-				}
-			}
-			if (rc == MLX_OK)
-				out->items[out->len++] = l->items[k]; /* moves the path */
-			else
-				free(l->items[k].path);
-		}
-		free(l->items);
+		mlx_filelist_free(&subs[i].list);
 		free(subs[i].name);
 	}
 	free(subs);
 	close(dfd);
-	if (rc != MLX_OK) {
+	if (rc != MLX_OK)
 		mlx_filelist_free(out);
-		return rc;
-	}
-	mlx_filelist_sort(out);
-	return MLX_OK;
+	return rc;
 }
 
 /* Writes v in base (8 or 10) at p; returns the end. */

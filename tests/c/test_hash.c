@@ -236,6 +236,37 @@ static void files_changed_after_the_walk_fail_cleanly(void **state)
 	remove_tree(dir);
 }
 
+/* Subdirectories are walked in parallel and merged: the result is still
+ * in path byte order, where "a-b/y" and "a.txt" sort before "a/x". */
+static void walk_sorts_by_path_bytes_across_directories(void **state)
+{
+	(void)state;
+	char *dir = strdup(temp_path("order"));
+	static const char *const dirs[] = {"a", "a-b", "a0", "a/b", "a/b-c", "Z"};
+	static const char *const files[] = {"a/x", "a/b/1", "a/b-c/2", "a-b/y", "a0/z", "a.txt", "b", "A", "Z/q", "a/b.z"};
+	static const char *const sorted[] = {"A", "Z/q", "a-b/y", "a.txt", "a/b-c/2", "a/b.z", "a/b/1", "a/x", "a0/z", "b"};
+	char path[600];
+	assert_int_equal(mkdir(dir, 0755), 0);
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, dirs[i]);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		write_file(path, (const unsigned char *)files[i], strlen(files[i]));
+	}
+	for (int flags = 0; flags <= MLX_WALK_TYPES_ONLY; flags += MLX_WALK_TYPES_ONLY) {
+		struct mlx_filelist list = {0};
+		struct mlx_err err;
+		assert_int_equal(mlx_hash_walk(dir, NULL, flags, &list, &err), MLX_OK);
+		assert_int_equal(list.len, sizeof sorted / sizeof *sorted);
+		for (size_t i = 0; i < list.len; i++)
+			assert_string_equal(list.items[i].path, sorted[i]);
+		mlx_filelist_free(&list);
+	}
+	remove_tree(dir);
+}
+
 /* The manifest text and id, byte for byte as DESIGN §3 defines them. */
 static void manifest_lines_are_exact(void **state)
 {
@@ -272,6 +303,7 @@ int main(void)
 		cmocka_unit_test(files_hash_as_each_file_alone),
 		cmocka_unit_test(known_files_are_not_read),
 		cmocka_unit_test(files_changed_after_the_walk_fail_cleanly),
+		cmocka_unit_test(walk_sorts_by_path_bytes_across_directories),
 		cmocka_unit_test(manifest_lines_are_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
