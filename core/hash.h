@@ -46,6 +46,7 @@ struct mlx_file {
 	int64_t mtime_ns, ctime_ns;
 	uint64_t ino;
 	int64_t hashed_ns;	/* wall clock when hashing started; 0 if not hashed here */
+	int64_t cached_ns;	/* hashed_ns of the stat cache entry hex came from, or 0 */
 	char hex[MLX_HASH_HEX_SIZE]; /* "" until hashed or known */
 };
 

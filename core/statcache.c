@@ -1,5 +1,6 @@
-/* statcache.c — the stat cache in SQLite: one table keyed by path, loaded
- * below a prefix in one ordered query and merged with the sorted file list. */
+/* statcache.c — the stat cache: rows keyed by path in SQLite, and the
+ * trees of whole directories (statcache_tree.c). The database is opened on
+ * first use: a re-check answered by a tree never opens it. */
 #include "statcache.h"
 
 #include <errno.h>
@@ -11,14 +12,18 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "statcache_tree.h"
 
 #define SCHEMA_VERSION 1
 
 struct mlx_statcache {
-	sqlite3 *db;
+	sqlite3 *db;			/* NULL until first used */
+	int db_failed;			/* opening it failed: do not retry */
 	char *path;
+	char *trees;			/* path-trees: the directory of trees */
 	char *stale_prefix;		/* the prefix of the last whole fill */
 	struct mlx_strlist stale;	/* keys found stale by it */
+	int tree_fresh;			/* and the tree held exactly its list */
 };
 
 static int db_fail(struct mlx_statcache *sc, sqlite3 *db, const char *what, struct mlx_err *err)
@@ -72,32 +77,44 @@ static void set_aside(const char *path)
 	unlink(side);
 }
 
-int mlx_statcache_open(const char *path, struct mlx_statcache **out, struct mlx_err *err)
+/* Opens the database, setting a broken one aside. */
+static int db_open(struct mlx_statcache *sc, struct mlx_err *err)
 {
-	struct mlx_statcache *sc = calloc(1, sizeof *sc);
-	if (!sc || !(sc->path = strdup(path))) {
-		free(sc);
-		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	}
+	if (sc->db)
+		return MLX_OK;
+	if (sc->db_failed)
+		return mlx_err_set(err, MLX_ERR_IO, 0, "stat cache %s: cannot open it", sc->path);
 	int rc = MLX_ERR_IO;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-		if (sqlite3_open_v2(path, &sc->db, flags, NULL) != SQLITE_OK) {
+		if (sqlite3_open_v2(sc->path, &sc->db, flags, NULL) != SQLITE_OK)
 			rc = db_fail(sc, sc->db, "open it", err);
-		} else if ((rc = setup(sc, err)) == MLX_OK) {
-			*out = sc;
+		else if ((rc = setup(sc, err)) == MLX_OK)
 			return MLX_OK;
-		}
 		int code = sc->db ? sqlite3_errcode(sc->db) : SQLITE_ERROR;
 		sqlite3_close(sc->db);
 		sc->db = NULL;
 		if (code != SQLITE_NOTADB && code != SQLITE_CORRUPT)
 			break;
-		set_aside(path);
+		set_aside(sc->path);
 	}
-	free(sc->path);
-	free(sc);
+	sc->db_failed = 1;
 	return rc;
+}
+
+int mlx_statcache_open(const char *path, struct mlx_statcache **out, struct mlx_err *err)
+{
+	struct mlx_statcache *sc = calloc(1, sizeof *sc);
+	size_t n = strlen(path) + sizeof "-trees";
+	if (!sc || !(sc->path = strdup(path)) || !(sc->trees = malloc(n))) {
+		if (sc)
+			free(sc->path);
+		free(sc);
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	}
+	snprintf(sc->trees, n, "%s-trees", path);
+	*out = sc;
+	return MLX_OK;
 }
 
 void mlx_statcache_close(struct mlx_statcache *sc)
@@ -107,21 +124,30 @@ void mlx_statcache_close(struct mlx_statcache *sc)
 	sqlite3_close(sc->db);
 	mlx_strlist_free(&sc->stale);
 	free(sc->stale_prefix);
+	free(sc->trees);
 	free(sc->path);
 	free(sc);
 }
 
 static void bin_to_hex(const unsigned char *bin, char *hex)
 {
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		hex[2 * i] = digits[bin[i] >> 4];
-		hex[2 * i + 1] = digits[bin[i] & 15];
-	}
+	/* Two digits per byte from a table: this runs for every file of a
+	 * re-check. */
+	static const char pairs[] =
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+		"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+		"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+		"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+		"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+		"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+		"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+		"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+	for (int i = 0; i < 32; i++)
+		memcpy(hex + 2 * i, pairs + 2 * bin[i], 2);
 	hex[64] = '\0';
 }
 
-static void hex_to_bin(const char *hex, unsigned char *bin)
+void mlx_statcache_hex_to_bin(const char *hex, unsigned char bin[32])
 {
 	for (int i = 0; i < 32; i++) {
 		int hi = hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10;
@@ -130,21 +156,28 @@ static void hex_to_bin(const char *hex, unsigned char *bin)
 	}
 }
 
-/* Copies the row's hash into f if the row describes f as it is now. */
-static int row_matches(sqlite3_stmt *st, int col, struct mlx_file *f)
+int mlx_statcache_match(struct mlx_file *f, uint64_t ino, uint64_t size, int64_t mtime_ns, int64_t ctime_ns,
+			int64_t hashed_ns, const unsigned char hash[32])
 {
 	if (f->hex[0] || f->mtime_ns == 0)
 		return 0;
-	int64_t hashed_ns = sqlite3_column_int64(st, col + 4);
-	if ((uint64_t)sqlite3_column_int64(st, col) != f->ino ||
-	    (uint64_t)sqlite3_column_int64(st, col + 1) != f->size ||
-	    sqlite3_column_int64(st, col + 2) != f->mtime_ns || sqlite3_column_int64(st, col + 3) != f->ctime_ns ||
+	if (ino != f->ino || size != f->size || mtime_ns != f->mtime_ns || ctime_ns != f->ctime_ns ||
 	    f->mtime_ns > hashed_ns - MLX_STATCACHE_RACY_NS || f->ctime_ns > hashed_ns - MLX_STATCACHE_RACY_NS)
 		return 0;
+	bin_to_hex(hash, f->hex);
+	f->cached_ns = hashed_ns;
+	return 1;
+}
+
+/* Copies the row's hash into f if the row describes f as it is now. */
+static int row_matches(sqlite3_stmt *st, int col, struct mlx_file *f)
+{
 	if (sqlite3_column_bytes(st, col + 5) != 32)
 		return 0;
-	bin_to_hex(sqlite3_column_blob(st, col + 5), f->hex);
-	return 1;
+	return mlx_statcache_match(f, (uint64_t)sqlite3_column_int64(st, col),
+				   (uint64_t)sqlite3_column_int64(st, col + 1), sqlite3_column_int64(st, col + 2),
+				   sqlite3_column_int64(st, col + 3), sqlite3_column_int64(st, col + 4),
+				   sqlite3_column_blob(st, col + 5));
 }
 
 static int key_of(const char *prefix, const char *path, char *key, size_t size)
@@ -155,12 +188,14 @@ static int key_of(const char *prefix, const char *path, char *key, size_t size)
 static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_filelist *list, size_t *hits,
 		     struct mlx_err *err)
 {
+	int rc = db_open(sc, err);
+	if (rc != MLX_OK)
+		return rc;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(sc->db,
 			       "SELECT ino, size, mtime_ns, ctime_ns, hashed_ns, hash FROM files WHERE path = ?1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(sc, sc->db, "read it", err);
-	int rc = MLX_OK;
 	char key[PATH_MAX * 2];
 	for (size_t i = 0; i < list->len; i++) {
 		if (!key_of(prefix, list->items[i].path, key, sizeof key))
@@ -191,8 +226,16 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
 
 	mlx_strlist_free(&sc->stale);
 	free(sc->stale_prefix);
+	sc->tree_fresh = 0;
 	if (!(sc->stale_prefix = strdup(prefix)))
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	int found, rc = mlx_statcache_tree_fill(sc->trees, prefix, list, hits, &sc->stale, &found, &sc->tree_fresh,
+						err);
+	if (rc != MLX_OK || found)
+		return rc;
+	/* No tree yet: the rows below prefix, in one ordered query. */
+	if ((rc = db_open(sc, err)) != MLX_OK)
+		return rc;
 	/* Keys below "prefix/" sort between "prefix/" and "prefix0" ('/' + 1). */
 	size_t plen = strlen(prefix);
 	char lo[PATH_MAX], hi[PATH_MAX];
@@ -210,7 +253,7 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
 	}
 	size_t skip = plen ? plen + 1 : 0;
 	size_t i = 0;
-	int rc = MLX_OK, s;
+	int s;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *key = (const char *)sqlite3_column_text(st, 0);
 		const char *rel = key + skip;
@@ -230,17 +273,15 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
 	return rc;
 }
 
-int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *list,
-			struct mlx_err *err)
+/* Deletes the stale rows (if forget) and writes the rows of the files
+ * hashed here, in one transaction. */
+static int store_rows(struct mlx_statcache *sc, const char *prefix, int forget, const struct mlx_filelist *list,
+		      struct mlx_err *err)
 {
-	int forget = sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0 && sc->stale.len > 0;
-	size_t todo = 0;
-	for (size_t i = 0; i < list->len; i++)
-		todo += list->items[i].hashed_ns != 0 && list->items[i].mtime_ns != 0;
-	if (!forget && todo == 0)
-		return MLX_OK;
+	int rc = db_open(sc, err);
+	if (rc != MLX_OK)
+		return rc;
 	sqlite3_stmt *del = NULL, *put = NULL;
-	int rc = MLX_OK;
 	if (sqlite3_exec(sc->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(sc, sc->db, "write it", err);
 	if (sqlite3_prepare_v2(sc->db, "DELETE FROM files WHERE path = ?1", -1, &del, NULL) != SQLITE_OK ||
@@ -265,7 +306,7 @@ int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, const stru
 		if (f->hashed_ns == 0 || f->mtime_ns == 0 || !f->hex[0] || !key_of(prefix, f->path, key, sizeof key))
 			continue;
 		unsigned char bin[32];
-		hex_to_bin(f->hex, bin);
+		mlx_statcache_hex_to_bin(f->hex, bin);
 		sqlite3_bind_text(put, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(put, 2, (sqlite3_int64)f->ino);
 		sqlite3_bind_int64(put, 3, (sqlite3_int64)f->size);
@@ -288,5 +329,25 @@ out:
 		sqlite3_exec(sc->db, "ROLLBACK", NULL, NULL, NULL);
 	else if (forget)
 		mlx_strlist_free(&sc->stale);
+	return rc;
+}
+
+int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
+			struct mlx_err *err)
+{
+	whole = whole && sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0;
+	int forget = whole && sc->stale.len > 0;
+	size_t todo = 0;
+	for (size_t i = 0; i < list->len; i++)
+		todo += list->items[i].hashed_ns != 0 && list->items[i].mtime_ns != 0;
+	if (todo == 0 && !forget && (!whole || sc->tree_fresh))
+		return MLX_OK;
+	int rc = MLX_OK;
+	if (todo > 0 || forget)
+		rc = store_rows(sc, prefix, forget, list, err);
+	/* The tree after the rows: both only ever hold true entries, so a
+	 * crash between them costs at most re-hashing. */
+	if (rc == MLX_OK && whole && (rc = mlx_statcache_tree_write(sc->trees, prefix, list, err)) == MLX_OK)
+		sc->tree_fresh = 1;
 	return rc;
 }

@@ -12,8 +12,19 @@
  * moment its hash was started by more than MLX_STATCACHE_RACY_NS; other
  * entries are re-hashed, and then stored again with a later time.
  *
+ * Entries live in two places. The database has one row per path, for
+ * looking up single files. Beside it, in .mlx/state.db-trees/, each directory walked
+ * whole (a tracked directory) has a tree: one file with the entries of all
+ * files below it, sorted as the walk sorts them, which a re-check maps and
+ * merges with the walk, as git reads its index, instead of reading a row
+ * per file; a re-check that finds its tree unchanged does not open the
+ * database at all. Every entry in either place is a claim that was true
+ * when made (a file with these facts had this hash), so the two never need
+ * to agree: an entry that no longer describes its file does not match it.
+ *
  * The cache is only an accelerator: a damaged database is set aside and
- * rebuilt, and a lost write only costs re-hashing. */
+ * rebuilt, a damaged tree is ignored, and a lost write only costs
+ * re-hashing. */
 #ifndef MLX_STATCACHE_H
 #define MLX_STATCACHE_H
 
@@ -26,30 +37,37 @@
 
 struct mlx_statcache;
 
-/* Opens (creating) the cache database at path into *out; the caller closes
- * it with mlx_statcache_close. A file that is not a usable database is
- * renamed to path.broken and a new one created. Returns 0, MLX_ERR_IO, or
- * MLX_ERR_BUSY if another process holds it too long. */
+/* Opens the cache whose database is at path (created, with path-trees/
+ * beside it, when first written) into *out; the caller closes it with
+ * mlx_statcache_close. The database is opened when first needed; a file
+ * there that is not a usable database is then renamed to path.broken and a
+ * new one created. Returns 0 or MLX_ERR_NOMEM; the other functions return
+ * MLX_ERR_IO, or MLX_ERR_BUSY if another process holds the database too
+ * long. */
 int mlx_statcache_open(const char *path, struct mlx_statcache **out, struct mlx_err *err);
 
 /* Closes the database and frees sc. Safe on NULL. */
 void mlx_statcache_close(struct mlx_statcache *sc);
 
 /* For every file of list (sorted, paths relative to prefix: the cache key is
- * "prefix/path", or path if prefix is ""), copies the cached hash into hex
- * when the cached stat matches and the entry is not racy. With whole set
- * (list is everything below prefix, as mlx_hash_walk gives), the entries
- * below prefix are loaded in one query, and those matching no file are
- * remembered and deleted by the next mlx_statcache_store; otherwise each
- * file is looked up alone. *hits (if not NULL) gets the number filled.
- * Returns 0 or MLX_ERR_IO/MLX_ERR_BUSY (hexes filled so far are right). */
+ * "prefix/path", or path if prefix is ""), copies the cached hash into hex,
+ * and its time into cached_ns, when the cached stat matches and the entry is
+ * not racy. With whole set (list is everything below prefix, as
+ * mlx_hash_walk gives), the entries below prefix are read at once (the tree
+ * of prefix, else a range of rows), and those matching no file are
+ * remembered and forgotten by the next whole mlx_statcache_store of prefix;
+ * otherwise each file is looked up alone. *hits (if not NULL) gets the
+ * number filled. Returns 0 or MLX_ERR_IO/MLX_ERR_BUSY (hexes filled so far
+ * are right). */
 int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, struct mlx_filelist *list,
 		       size_t *hits, struct mlx_err *err);
 
-/* Records every file of list that was hashed here (hashed_ns != 0), and
- * forgets the stale entries found by the last fill of prefix, in one
- * transaction. Returns 0 or MLX_ERR_IO/MLX_ERR_BUSY. */
-int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *list,
+/* Records every file of list that was hashed here (hashed_ns != 0). With
+ * whole set (list was filled whole, and is now fully hashed), also makes
+ * list the tree of prefix, and forgets the stale entries found by the fill;
+ * when the fill found the tree exactly as list and nothing was hashed, this
+ * writes nothing. One transaction. Returns 0 or MLX_ERR_IO/MLX_ERR_BUSY. */
+int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
 			struct mlx_err *err);
 
 #endif

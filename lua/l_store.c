@@ -169,7 +169,7 @@ static int scan(lua_State *L, int put)
 	if (rc != MLX_OK)
 		goto fail;
 	if (sc)
-		mlx_statcache_store(sc, prefix, &w->list, NULL);
+		mlx_statcache_store(sc, prefix, is_dir, &w->list, NULL);
 	char hex[MLX_HASH_HEX_SIZE];
 	size_t len = 0;
 	if (is_dir) {
@@ -276,7 +276,7 @@ static int store_checkout(lua_State *L)
 	if (sc) {
 		for (size_t i = 0; i < w->list.len; i++)
 			w->list.items[i].hashed_ns = started;
-		mlx_statcache_store(sc, rel, &w->list, NULL);
+		mlx_statcache_store(sc, rel, 0, &w->list, NULL);
 	}
 	free_work(w);
 	lua_pushboolean(L, 1);

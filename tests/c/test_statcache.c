@@ -1,10 +1,12 @@
 /* test_statcache.c — core/statcache.c: hits for unchanged files only,
- * racy entries re-hashed, stale entries forgotten, a broken file rebuilt. */
+ * racy entries re-hashed, stale entries forgotten, trees of whole
+ * directories read back exactly, a broken file rebuilt. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +56,7 @@ static void unchanged_files_hit_changed_and_racy_ones_miss(void **state)
 	add(&list, "a", old, H1, now);
 	add(&list, "b", now - 1000, H2, now); /* written as it was hashed: racy */
 	add(&list, "c", old, H1, now);
-	assert_int_equal(mlx_statcache_store(sc, "data", &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 0, &list, &err), MLX_OK);
 	mlx_filelist_free(&list);
 
 	/* The same facts, now unknown: a hits, b is racy, c changed size. */
@@ -79,12 +81,148 @@ static void unchanged_files_hit_changed_and_racy_ones_miss(void **state)
 	/* A walk without "c" forgets it. */
 	add(&list, "a", old, NULL, 0);
 	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
-	assert_int_equal(mlx_statcache_store(sc, "data", &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
 	mlx_filelist_free(&list);
 	add(&list, "c", old, NULL, 0);
 	assert_int_equal(mlx_statcache_fill(sc, "data", 0, &list, &hits, &err), MLX_OK);
 	assert_int_equal(hits, 0);
 	mlx_filelist_free(&list);
+	mlx_statcache_close(sc);
+}
+
+/* A directory of n files as a walk gives it: sorted, with facts. */
+static void walk_like(struct mlx_filelist *list, size_t n, int64_t mtime)
+{
+	char path[32];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "d%zu/f%04zu", i % 7, i);
+		add(list, path, mtime, NULL, 0);
+		list->items[list->len - 1].ino = 1000 + i;
+	}
+	mlx_filelist_sort(list);
+}
+
+/* As hashing does: a hash and its start time for every file not known. */
+static void hash_unknown(struct mlx_filelist *list, int64_t now)
+{
+	for (size_t i = 0; i < list->len; i++) {
+		struct mlx_file *f = &list->items[i];
+		if (f->hex[0])
+			continue;
+		snprintf(f->hex, sizeof f->hex, "%064zx", (size_t)f->ino * 3);
+		f->hashed_ns = now;
+	}
+}
+
+/* Commits made by others, seen from a second connection. */
+static int data_version(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void a_whole_directory_is_read_back_from_its_tree(void **state)
+{
+	(void)state;
+	char db[300];
+	snprintf(db, sizeof db, "%s/tree.db", dir);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	int64_t now = mlx_hash_now_ns(), old = now - 10 * 1000000000LL;
+	const size_t n = 3000;
+	struct mlx_filelist list = {0};
+	size_t hits;
+	walk_like(&list, n, old);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 0);
+	hash_unknown(&list, now);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
+	mlx_filelist_free(&list);
+
+	sqlite3 *other;
+	assert_int_equal(sqlite3_open(db, &other), SQLITE_OK);
+	int version = data_version(other);
+
+	/* Unchanged: every file hits, with the hash and time it was stored
+	 * with, and storing again writes nothing. */
+	walk_like(&list, n, old);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, n);
+	for (size_t i = 0; i < n; i++) {
+		char want[65];
+		snprintf(want, sizeof want, "%064zx", (size_t)list.items[i].ino * 3);
+		assert_string_equal(list.items[i].hex, want);
+		assert_int_equal(list.items[i].cached_ns, now);
+	}
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
+	assert_int_equal(data_version(other), version);
+	mlx_filelist_free(&list);
+
+	/* One file rewritten (new mtime), one deleted, one added: only the
+	 * rewritten and the added miss; the deleted one is forgotten. */
+	walk_like(&list, n, old);
+	list.items[10].mtime_ns = old + 1;
+	char changed[32];
+	snprintf(changed, sizeof changed, "%s", list.items[10].path);
+	uint64_t changed_ino = list.items[10].ino;
+	free(list.items[20].path);
+	memmove(&list.items[20], &list.items[21], (list.len - 21) * sizeof *list.items);
+	list.len--;
+	add(&list, "zz-new", old, NULL, 0);
+	list.items[list.len - 1].ino = 99999;
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, n - 2);
+	assert_string_equal(list.items[10].hex, "");
+	assert_string_equal(list.items[list.len - 1].hex, "");
+	hash_unknown(&list, now);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
+	assert_true(data_version(other) != version);
+	mlx_filelist_free(&list);
+
+	walk_like(&list, n, old);
+	list.items[10].mtime_ns = old + 1;
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, n - 1);
+	assert_string_equal(list.items[20].hex, ""); /* forgotten */
+	mlx_filelist_free(&list);
+
+	/* A file of the directory looked up alone is found too. */
+	add(&list, changed, old + 1, NULL, 0);
+	list.items[0].ino = changed_ino;
+	list.items[0].ctime_ns = old;
+	assert_int_equal(mlx_statcache_fill(sc, "data", 0, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 1);
+	mlx_filelist_free(&list);
+
+	/* A damaged tree is not used: the rows still answer. */
+	char trees[320], cmd[700];
+	snprintf(trees, sizeof trees, "%s-trees", db);
+	snprintf(cmd, sizeof cmd, "for f in '%s'/*; do truncate -s 1000 \"$f\"; done", trees);
+	assert_int_equal(system(cmd), 0);
+	walk_like(&list, n, old);
+	list.items[10].mtime_ns = old + 1;
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, n - 1); /* all but the one deleted */
+	assert_string_equal(list.items[20].hex, "");
+	mlx_filelist_free(&list);
+
+	/* Racy entries in a tree are not trusted. */
+	walk_like(&list, 5, now - 1000);
+	assert_int_equal(mlx_statcache_fill(sc, "racy", 1, &list, &hits, &err), MLX_OK);
+	hash_unknown(&list, now);
+	assert_int_equal(mlx_statcache_store(sc, "racy", 1, &list, &err), MLX_OK);
+	mlx_filelist_free(&list);
+	walk_like(&list, 5, now - 1000);
+	assert_int_equal(mlx_statcache_fill(sc, "racy", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 0);
+	mlx_filelist_free(&list);
+
+	sqlite3_close(other);
 	mlx_statcache_close(sc);
 }
 
@@ -100,6 +238,13 @@ static void a_broken_database_is_rebuilt(void **state)
 	struct mlx_statcache *sc;
 	struct mlx_err err;
 	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	/* Opened on first use: a lookup, which finds nothing. */
+	struct mlx_filelist list = {0};
+	size_t hits = 1;
+	add(&list, "a", 1, NULL, 0);
+	assert_int_equal(mlx_statcache_fill(sc, "", 0, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 0);
+	mlx_filelist_free(&list);
 	mlx_statcache_close(sc);
 	char aside[320];
 	snprintf(aside, sizeof aside, "%s.broken", db);
@@ -110,6 +255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(unchanged_files_hit_changed_and_racy_ones_miss),
+		cmocka_unit_test(a_whole_directory_is_read_back_from_its_tree),
 		cmocka_unit_test(a_broken_database_is_rebuilt),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,230 @@
+/* statcache_tree.c — trees of the stat cache as files, mapped to be read.
+ *
+ * Layout, integers little-endian:
+ *     "mlxtree1"  u32 prefix length  prefix
+ *     entries:    u32 path length  path  u64 ino  u64 size  i64 mtime_ns
+ *                 i64 ctime_ns  i64 hashed_ns  32 bytes of hash
+ *     "mlxend1\n"  u64 number of entries
+ * Paths are relative to the prefix, unique and in increasing byte order. A
+ * file that breaks any of this is not used (as if there were none). */
+#include "statcache_tree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "mlxtree1"
+#define END_MAGIC "mlxend1\n"
+#define ENTRY_FIXED (5 * 8 + 32)
+#define TRAILER (8 + 8)
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static unsigned char *put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		*p++ = (unsigned char)(v >> (8 * i));
+	return p;
+}
+
+static unsigned char *put64(unsigned char *p, uint64_t v)
+{
+	return put32(put32(p, (uint32_t)v), (uint32_t)(v >> 32));
+}
+
+/* <dir>/<SHA-256 of prefix> into path. */
+static int tree_path(const char *dir, const char *prefix, char *path, size_t size, struct mlx_err *err)
+{
+	char id[MLX_HASH_HEX_SIZE];
+	int rc = mlx_hash_bytes(prefix, strlen(prefix), id, err);
+	if (rc != MLX_OK)
+		return rc;
+	if (snprintf(path, size, "%s/%s", dir, id) >= (int)size)
+		return mlx_err_set(err, MLX_ERR_INVALID, ENAMETOOLONG, "path too long: %s", dir);
+	return MLX_OK;
+}
+
+struct entry {
+	const char *path; /* not NUL-terminated */
+	size_t len;
+	const unsigned char *facts;
+};
+
+/* Reads the entry at *p (entries end at end) and moves past it; returns 1,
+ * 0 at the end, or -1 if what is there is not an entry. */
+static int next_entry(const unsigned char **p, const unsigned char *end, struct entry *e)
+{
+	if (*p == end)
+		return 0;
+	if (end - *p < 4)
+		return -1;
+	size_t len = get32(*p);
+	if (len == 0 || len >= PATH_MAX || (size_t)(end - *p) - 4 < len + ENTRY_FIXED)
+		return -1;
+	e->path = (const char *)*p + 4;
+	e->len = len;
+	e->facts = *p + 4 + len;
+	*p += 4 + len + ENTRY_FIXED;
+	return 1;
+}
+
+/* Checks everything but the entries' facts; on success *begin and *end
+ * delimit the entries. */
+static int tree_is_sound(const unsigned char *map, size_t size, const char *prefix, const unsigned char **begin,
+			 const unsigned char **end)
+{
+	size_t plen = strlen(prefix);
+	if (size < 8 + 4 + plen + TRAILER || memcmp(map, MAGIC, 8) != 0 || get32(map + 8) != plen ||
+	    memcmp(map + 12, prefix, plen) != 0)
+		return 0;
+	const unsigned char *p = map + 12 + plen, *stop = map + size - TRAILER;
+	if (memcmp(stop, END_MAGIC, 8) != 0)
+		return 0;
+	*begin = p;
+	*end = stop;
+	struct entry e, prev = {0};
+	uint64_t count = 0;
+	int r;
+	while ((r = next_entry(&p, stop, &e)) == 1) {
+		if (memchr(e.path, '\0', e.len))
+			return 0;
+		if (prev.path) {
+			int c = memcmp(prev.path, e.path, prev.len < e.len ? prev.len : e.len);
+			if (c > 0 || (c == 0 && prev.len >= e.len))
+				return 0;
+		}
+		prev = e;
+		count++;
+	}
+	return r == 0 && count == get64(stop + 8);
+}
+
+/* strcmp of a path (alen its length) and an entry's path. */
+static int compare_path(const char *a, size_t alen, const struct entry *e)
+{
+	int c = memcmp(a, e->path, alen < e->len ? alen : e->len);
+	return c ? c : (alen > e->len) - (alen < e->len);
+}
+
+static int merge(const unsigned char *p, const unsigned char *end, const char *prefix, struct mlx_filelist *list,
+		 size_t *hits, struct mlx_strlist *stale, int *fresh, struct mlx_err *err)
+{
+	size_t plen = strlen(prefix), i = 0, matched = 0, facts = 0;
+	size_t ilen = list->len ? strlen(list->items[0].path) : 0;
+	char key[PATH_MAX * 2];
+	struct entry e;
+	int rc = MLX_OK, extra = 0;
+	while (next_entry(&p, end, &e) == 1) {
+		int c = 1;
+		while (i < list->len && (c = compare_path(list->items[i].path, ilen, &e)) < 0)
+			if (++i < list->len)
+				ilen = strlen(list->items[i].path);
+		if (i < list->len && c == 0) {
+			const unsigned char *f = e.facts;
+			matched += (size_t)mlx_statcache_match(&list->items[i], get64(f), get64(f + 8),
+							       (int64_t)get64(f + 16), (int64_t)get64(f + 24),
+							       (int64_t)get64(f + 32), f + 40);
+			if (++i < list->len)
+				ilen = strlen(list->items[i].path);
+			continue;
+		}
+		extra = 1;
+		if (plen + 1 + e.len >= sizeof key)
+			continue;
+		snprintf(key, sizeof key, "%s%s%.*s", prefix, plen ? "/" : "", (int)e.len, e.path);
+		if ((rc = mlx_strlist_push(stale, key, err)) != MLX_OK)
+			return rc;
+	}
+	for (size_t k = 0; k < list->len; k++)
+		facts += list->items[k].mtime_ns != 0;
+	*hits += matched;
+	*fresh = !extra && matched == facts;
+	return MLX_OK;
+}
+
+int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_filelist *list, size_t *hits,
+			    struct mlx_strlist *stale, int *found, int *fresh, struct mlx_err *err)
+{
+	*found = *fresh = 0;
+	char path[PATH_MAX];
+	if (tree_path(dir, prefix, path, sizeof path, NULL) != MLX_OK)
+		return MLX_OK;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return MLX_OK;
+	struct stat st;
+	void *map = MAP_FAILED;
+	/* Mapped, not read: its pages are the page cache's, with no copy and
+	 * no fresh memory to fault in. A tree is replaced by rename, never
+	 * truncated, so the mapping stays whole while it is read. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return MLX_OK;
+	const unsigned char *begin, *end;
+	int rc = MLX_OK;
+	if (tree_is_sound(map, (size_t)st.st_size, prefix, &begin, &end)) {
+		*found = 1;
+		rc = merge(begin, end, prefix, list, hits, stale, fresh, err);
+	}
+	munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
+int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list,
+			     struct mlx_err *err)
+{
+	char path[PATH_MAX];
+	int rc = tree_path(dir, prefix, path, sizeof path, err);
+	if (rc != MLX_OK)
+		return rc;
+	size_t plen = strlen(prefix), size = 8 + 4 + plen + TRAILER;
+	for (size_t i = 0; i < list->len; i++)
+		size += 4 + strlen(list->items[i].path) + ENTRY_FIXED;
+	unsigned char *blob = malloc(size), *p = blob;
+	if (!blob)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	memcpy(p, MAGIC, 8);
+	p = put32(p + 8, (uint32_t)plen);
+	memcpy(p, prefix, plen);
+	p += plen;
+	uint64_t count = 0;
+	for (size_t i = 0; i < list->len; i++) {
+		const struct mlx_file *f = &list->items[i];
+		int64_t hashed = f->hashed_ns ? f->hashed_ns : f->cached_ns;
+		size_t len = strlen(f->path);
+		if (!f->hex[0] || f->mtime_ns == 0 || hashed == 0 || len == 0 || len >= PATH_MAX)
+			continue;
+		p = put32(p, (uint32_t)len);
+		memcpy(p, f->path, len);
+		p = put64(p + len, f->ino);
+		p = put64(p, f->size);
+		p = put64(p, (uint64_t)f->mtime_ns);
+		p = put64(p, (uint64_t)f->ctime_ns);
+		p = put64(p, (uint64_t)hashed);
+		mlx_statcache_hex_to_bin(f->hex, p);
+		p += 32;
+		count++;
+	}
+	memcpy(p, END_MAGIC, 8);
+	p = put64(p + 8, count);
+	if ((rc = mlx_fs_mkdirs(dir, 0755, err)) == MLX_OK)
+		rc = mlx_fs_write_atomic(path, blob, (size_t)(p - blob), 0644, err);
+	free(blob);
+	return rc;
+}
