@@ -23,7 +23,7 @@ struct mlx_statcache {
 	char *trees;			/* path-trees: the directory of trees */
 	char *stale_prefix;		/* the prefix of the last whole fill */
 	struct mlx_strlist stale;	/* keys found stale by it */
-	int tree_fresh;			/* and the tree held exactly its list */
+	struct mlx_tree_fill tree;	/* what its tree held */
 };
 
 static int db_fail(struct mlx_statcache *sc, sqlite3 *db, const char *what, struct mlx_err *err)
@@ -129,7 +129,7 @@ void mlx_statcache_close(struct mlx_statcache *sc)
 	free(sc);
 }
 
-static void bin_to_hex(const unsigned char *bin, char *hex)
+void mlx_statcache_bin_to_hex(const unsigned char bin[32], char hex[MLX_HASH_HEX_SIZE])
 {
 	/* Two digits per byte from a table: this runs for every file of a
 	 * re-check. */
@@ -157,14 +157,14 @@ void mlx_statcache_hex_to_bin(const char *hex, unsigned char bin[32])
 }
 
 int mlx_statcache_match(struct mlx_file *f, uint64_t ino, uint64_t size, int64_t mtime_ns, int64_t ctime_ns,
-			int64_t hashed_ns, const unsigned char hash[32])
+			int64_t hashed_ns, uint32_t mode, const unsigned char hash[32])
 {
-	if (f->hex[0] || f->mtime_ns == 0)
+	if (f->hex[0] || f->mtime_ns == 0 || (mode && mode != f->mode))
 		return 0;
 	if (ino != f->ino || size != f->size || mtime_ns != f->mtime_ns || ctime_ns != f->ctime_ns ||
 	    f->mtime_ns > hashed_ns - MLX_STATCACHE_RACY_NS || f->ctime_ns > hashed_ns - MLX_STATCACHE_RACY_NS)
 		return 0;
-	bin_to_hex(hash, f->hex);
+	mlx_statcache_bin_to_hex(hash, f->hex);
 	f->cached_ns = hashed_ns;
 	return 1;
 }
@@ -176,7 +176,7 @@ static int row_matches(sqlite3_stmt *st, int col, struct mlx_file *f)
 		return 0;
 	return mlx_statcache_match(f, (uint64_t)sqlite3_column_int64(st, col),
 				   (uint64_t)sqlite3_column_int64(st, col + 1), sqlite3_column_int64(st, col + 2),
-				   sqlite3_column_int64(st, col + 3), sqlite3_column_int64(st, col + 4),
+				   sqlite3_column_int64(st, col + 3), sqlite3_column_int64(st, col + 4), 0,
 				   sqlite3_column_blob(st, col + 5));
 }
 
@@ -226,12 +226,11 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
 
 	mlx_strlist_free(&sc->stale);
 	free(sc->stale_prefix);
-	sc->tree_fresh = 0;
+	memset(&sc->tree, 0, sizeof sc->tree);
 	if (!(sc->stale_prefix = strdup(prefix)))
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	int found, rc = mlx_statcache_tree_fill(sc->trees, prefix, list, hits, &sc->stale, &found, &sc->tree_fresh,
-						err);
-	if (rc != MLX_OK || found)
+	int rc = mlx_statcache_tree_fill(sc->trees, prefix, list, hits, &sc->stale, &sc->tree, err);
+	if (rc != MLX_OK || sc->tree.found)
 		return rc;
 	/* No tree yet: the rows below prefix, in one ordered query. */
 	if ((rc = db_open(sc, err)) != MLX_OK)
@@ -332,22 +331,36 @@ out:
 	return rc;
 }
 
+int mlx_statcache_id(const struct mlx_statcache *sc, const char *prefix, char hex[MLX_HASH_HEX_SIZE])
+{
+	if (!sc->stale_prefix || strcmp(sc->stale_prefix, prefix) != 0 || !sc->tree.id[0])
+		return 0;
+	memcpy(hex, sc->tree.id, MLX_HASH_HEX_SIZE);
+	return 1;
+}
+
 int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
-			struct mlx_err *err)
+			const char *id, struct mlx_err *err)
 {
 	whole = whole && sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0;
 	int forget = whole && sc->stale.len > 0;
 	size_t todo = 0;
 	for (size_t i = 0; i < list->len; i++)
 		todo += list->items[i].hashed_ns != 0 && list->items[i].mtime_ns != 0;
-	if (todo == 0 && !forget && (!whole || sc->tree_fresh))
+	/* A tree that matched every file is written again only to record the
+	 * manifest id it lacks. */
+	int tree_current = sc->tree.fresh && (sc->tree.id[0] || !id || !sc->tree.whole);
+	if (todo == 0 && !forget && (!whole || tree_current))
 		return MLX_OK;
 	int rc = MLX_OK;
 	if (todo > 0 || forget)
 		rc = store_rows(sc, prefix, forget, list, err);
 	/* The tree after the rows: both only ever hold true entries, so a
 	 * crash between them costs at most re-hashing. */
-	if (rc == MLX_OK && whole && (rc = mlx_statcache_tree_write(sc->trees, prefix, list, err)) == MLX_OK)
-		sc->tree_fresh = 1;
+	if (rc == MLX_OK && whole && (rc = mlx_statcache_tree_write(sc->trees, prefix, list, id, err)) == MLX_OK) {
+		sc->tree.fresh = 1;
+		sc->tree.whole = 0;
+		sc->tree.id[0] = '\0';
+	}
 	return rc;
 }

@@ -62,12 +62,19 @@ void mlx_statcache_close(struct mlx_statcache *sc);
 int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, struct mlx_filelist *list,
 		       size_t *hits, struct mlx_err *err);
 
+/* After a whole fill of prefix that found its tree holding exactly the
+ * files of list, unchanged, with the id of their manifest recorded: copies
+ * that id into hex and returns 1, so that the manifest need not be built
+ * again. Otherwise returns 0. */
+int mlx_statcache_id(const struct mlx_statcache *sc, const char *prefix, char hex[MLX_HASH_HEX_SIZE]);
+
 /* Records every file of list that was hashed here (hashed_ns != 0). With
  * whole set (list was filled whole, and is now fully hashed), also makes
- * list the tree of prefix, and forgets the stale entries found by the fill;
- * when the fill found the tree exactly as list and nothing was hashed, this
- * writes nothing. One transaction. Returns 0 or MLX_ERR_IO/MLX_ERR_BUSY. */
+ * list the tree of prefix, with id (the id of list's manifest, or NULL),
+ * and forgets the stale entries found by the fill; when the fill found the
+ * tree as list is and nothing was hashed, this writes nothing. Returns 0 or
+ * MLX_ERR_IO/MLX_ERR_BUSY. */
 int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
-			struct mlx_err *err);
+			const char *id, struct mlx_err *err);
 
 #endif

@@ -1,9 +1,9 @@
 /* statcache_tree.c — trees of the stat cache as files, mapped to be read.
  *
  * Layout, integers little-endian:
- *     "mlxtree1"  u32 prefix length  prefix
+ *     "mlxtree1"  u32 prefix length  prefix  32 bytes: manifest id or zeros
  *     entries:    u32 path length  path  u64 ino  u64 size  i64 mtime_ns
- *                 i64 ctime_ns  i64 hashed_ns  32 bytes of hash
+ *                 i64 ctime_ns  i64 hashed_ns  u32 mode  32 bytes of hash
  *     "mlxend1\n"  u64 number of entries
  * Paths are relative to the prefix, unique and in increasing byte order. A
  * file that breaks any of this is not used (as if there were none). */
@@ -21,7 +21,8 @@
 
 #define MAGIC "mlxtree1"
 #define END_MAGIC "mlxend1\n"
-#define ENTRY_FIXED (5 * 8 + 32)
+#define ENTRY_FIXED (5 * 8 + 4 + 32)
+#define ID 32
 #define TRAILER (8 + 8)
 
 static uint32_t get32(const unsigned char *p)
@@ -88,10 +89,10 @@ static int tree_is_sound(const unsigned char *map, size_t size, const char *pref
 			 const unsigned char **end)
 {
 	size_t plen = strlen(prefix);
-	if (size < 8 + 4 + plen + TRAILER || memcmp(map, MAGIC, 8) != 0 || get32(map + 8) != plen ||
+	if (size < 8 + 4 + plen + ID + TRAILER || memcmp(map, MAGIC, 8) != 0 || get32(map + 8) != plen ||
 	    memcmp(map + 12, prefix, plen) != 0)
 		return 0;
-	const unsigned char *p = map + 12 + plen, *stop = map + size - TRAILER;
+	const unsigned char *p = map + 12 + plen + ID, *stop = map + size - TRAILER;
 	if (memcmp(stop, END_MAGIC, 8) != 0)
 		return 0;
 	*begin = p;
@@ -121,7 +122,7 @@ static int compare_path(const char *a, size_t alen, const struct entry *e)
 }
 
 static int merge(const unsigned char *p, const unsigned char *end, const char *prefix, struct mlx_filelist *list,
-		 size_t *hits, struct mlx_strlist *stale, int *fresh, struct mlx_err *err)
+		 size_t *hits, struct mlx_strlist *stale, struct mlx_tree_fill *out, struct mlx_err *err)
 {
 	size_t plen = strlen(prefix), i = 0, matched = 0, facts = 0;
 	size_t ilen = list->len ? strlen(list->items[0].path) : 0;
@@ -137,7 +138,7 @@ static int merge(const unsigned char *p, const unsigned char *end, const char *p
 			const unsigned char *f = e.facts;
 			matched += (size_t)mlx_statcache_match(&list->items[i], get64(f), get64(f + 8),
 							       (int64_t)get64(f + 16), (int64_t)get64(f + 24),
-							       (int64_t)get64(f + 32), f + 40);
+							       (int64_t)get64(f + 32), get32(f + 40), f + 44);
 			if (++i < list->len)
 				ilen = strlen(list->items[i].path);
 			continue;
@@ -152,14 +153,15 @@ static int merge(const unsigned char *p, const unsigned char *end, const char *p
 	for (size_t k = 0; k < list->len; k++)
 		facts += list->items[k].mtime_ns != 0;
 	*hits += matched;
-	*fresh = !extra && matched == facts;
+	out->fresh = !extra && matched == facts;
+	out->whole = out->fresh && matched == list->len;
 	return MLX_OK;
 }
 
 int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_filelist *list, size_t *hits,
-			    struct mlx_strlist *stale, int *found, int *fresh, struct mlx_err *err)
+			    struct mlx_strlist *stale, struct mlx_tree_fill *out, struct mlx_err *err)
 {
-	*found = *fresh = 0;
+	memset(out, 0, sizeof *out);
 	char path[PATH_MAX];
 	if (tree_path(dir, prefix, path, sizeof path, NULL) != MLX_OK)
 		return MLX_OK;
@@ -179,21 +181,25 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 	const unsigned char *begin, *end;
 	int rc = MLX_OK;
 	if (tree_is_sound(map, (size_t)st.st_size, prefix, &begin, &end)) {
-		*found = 1;
-		rc = merge(begin, end, prefix, list, hits, stale, fresh, err);
+		out->found = 1;
+		rc = merge(begin, end, prefix, list, hits, stale, out, err);
+		static const unsigned char none[ID];
+		const unsigned char *id = begin - ID;
+		if (rc == MLX_OK && out->whole && memcmp(id, none, ID) != 0)
+			mlx_statcache_bin_to_hex(id, out->id);
 	}
 	munmap(map, (size_t)st.st_size);
 	return rc;
 }
 
-int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list,
+int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list, const char *id,
 			     struct mlx_err *err)
 {
 	char path[PATH_MAX];
 	int rc = tree_path(dir, prefix, path, sizeof path, err);
 	if (rc != MLX_OK)
 		return rc;
-	size_t plen = strlen(prefix), size = 8 + 4 + plen + TRAILER;
+	size_t plen = strlen(prefix), size = 8 + 4 + plen + ID + TRAILER;
 	for (size_t i = 0; i < list->len; i++)
 		size += 4 + strlen(list->items[i].path) + ENTRY_FIXED;
 	unsigned char *blob = malloc(size), *p = blob;
@@ -203,6 +209,9 @@ int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct m
 	p = put32(p + 8, (uint32_t)plen);
 	memcpy(p, prefix, plen);
 	p += plen;
+	unsigned char *id_at = p;
+	memset(id_at, 0, ID);
+	p += ID;
 	uint64_t count = 0;
 	for (size_t i = 0; i < list->len; i++) {
 		const struct mlx_file *f = &list->items[i];
@@ -217,10 +226,15 @@ int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct m
 		p = put64(p, (uint64_t)f->mtime_ns);
 		p = put64(p, (uint64_t)f->ctime_ns);
 		p = put64(p, (uint64_t)hashed);
+		p = put32(p, f->mode);
 		mlx_statcache_hex_to_bin(f->hex, p);
 		p += 32;
 		count++;
 	}
+	/* The id stands for the manifest of every file of list: only if each is
+	 * in the tree can a re-check that matches them all reuse it. */
+	if (id && mlx_hash_is_id(id) && count == list->len)
+		mlx_statcache_hex_to_bin(id, id_at);
 	memcpy(p, END_MAGIC, 8);
 	p = put64(p + 8, count);
 	if ((rc = mlx_fs_mkdirs(dir, 0755, err)) == MLX_OK)

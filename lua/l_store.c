@@ -132,8 +132,10 @@ static void set_str(lua_State *L, const char *k, const char *v)
 	lua_setfield(L, -2, k);
 }
 
-/* Shared by :hash and :put. */
-static int scan(lua_State *L, int put)
+/* Shared by :hash and :put. A directory's manifest is left out of the
+ * result if want_manifest is 0 and the stat cache knows the directory's id
+ * (its tree matched every file), which spares building it. */
+static int scan(lua_State *L, int put, int want_manifest)
 {
 	struct lstore *ls = check_open(L);
 	const char *rel = check_relpath(L, 2, 0);
@@ -164,18 +166,19 @@ static int scan(lua_State *L, int put)
 	struct mlx_statcache *sc = statcache(ls);
 	if (sc)
 		mlx_statcache_fill(sc, prefix, is_dir, &w->list, NULL, NULL);
-	rc = put ? mlx_store_stage_files(ls->s, base, &w->list, ls->jobs, &err)
-		 : mlx_hash_files(base, &w->list, ls->jobs, &err);
-	if (rc != MLX_OK)
-		goto fail;
-	if (sc)
-		mlx_statcache_store(sc, prefix, is_dir, &w->list, NULL);
 	char hex[MLX_HASH_HEX_SIZE];
 	size_t len = 0;
-	if (is_dir) {
-		if ((rc = mlx_hash_manifest(&w->list, &w->text, &len, hex, &err)) != MLX_OK)
+	int known = is_dir && !put && !want_manifest && sc && mlx_statcache_id(sc, prefix, hex);
+	if (!known) {
+		rc = put ? mlx_store_stage_files(ls->s, base, &w->list, ls->jobs, &err)
+			 : mlx_hash_files(base, &w->list, ls->jobs, &err);
+		if (rc != MLX_OK)
 			goto fail;
-		if (put && (rc = mlx_store_stage_bytes(ls->s, w->text, len, hex, &err)) != MLX_OK)
+		if (is_dir && (rc = mlx_hash_manifest(&w->list, &w->text, &len, hex, &err)) != MLX_OK)
+			goto fail;
+		if (sc)
+			mlx_statcache_store(sc, prefix, is_dir, &w->list, is_dir ? hex : NULL, NULL);
+		if (put && is_dir && (rc = mlx_store_stage_bytes(ls->s, w->text, len, hex, &err)) != MLX_OK)
 			goto fail;
 	}
 	uint64_t total = 0;
@@ -187,8 +190,10 @@ static int scan(lua_State *L, int put)
 	if (is_dir) {
 		set_str(L, "hash", hex);
 		set_int(L, "files", (lua_Integer)w->list.len);
-		lua_pushlstring(L, w->text, len);
-		lua_setfield(L, -2, "manifest");
+		if (!known) {
+			lua_pushlstring(L, w->text, len);
+			lua_setfield(L, -2, "manifest");
+		}
 	} else {
 		set_str(L, "hash", w->list.items[0].hex);
 		set_str(L, "mode", w->list.items[0].mode == 0755 ? "755" : "644");
@@ -200,19 +205,30 @@ fail:
 	return mlx_lua_fail(L, &err);
 }
 
-/* st:hash(path) -> {type = "file"|"dir", hash, size, mode (file), files and
- * manifest (dir)} | nil, message, code. Uses and updates the stat cache;
- * stores nothing. */
+/* st:hash(path[, {manifest = false}]) -> {type = "file"|"dir", hash, size,
+ * mode (file), files and manifest (dir)} | nil, message, code. Uses and
+ * updates the stat cache; stores nothing. With manifest = false, a
+ * directory's manifest text may be left out (when the stat cache already
+ * knows its id): for callers that only compare ids. */
 static int store_hash(lua_State *L)
 {
-	return scan(L, 0);
+	int want_manifest = 1;
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		lua_getfield(L, 3, "manifest");
+		want_manifest = lua_isnil(L, -1) || lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	lua_settop(L, 2);
+	return scan(L, 0, want_manifest);
 }
 
 /* st:put(path) -> info as st:hash | nil, message, code. Stages the file or
  * directory (and its manifest); st:commit() makes it durable and visible. */
 static int store_put(lua_State *L)
 {
-	return scan(L, 1);
+	lua_settop(L, 2);
+	return scan(L, 1, 1);
 }
 
 /* st:commit() -> true | nil, message, code */
@@ -276,7 +292,7 @@ static int store_checkout(lua_State *L)
 	if (sc) {
 		for (size_t i = 0; i < w->list.len; i++)
 			w->list.items[i].hashed_ns = started;
-		mlx_statcache_store(sc, rel, 0, &w->list, NULL);
+		mlx_statcache_store(sc, rel, 0, &w->list, NULL, NULL);
 	}
 	free_work(w);
 	lua_pushboolean(L, 1);

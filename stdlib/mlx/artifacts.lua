@@ -292,17 +292,23 @@ local function inspect(st, root, rel, entry, want_diff)
     r.reason = entry.type == "dir" and "not a directory any more" or "now a directory"
     return r
   end
-  local info, err = st:hash(rel)
+  -- The manifest only matters if the directory differs: when the stat
+  -- cache knows the directory's id, it is not built.
+  local info, err = st:hash(rel, { manifest = false })
+  if info and same_entry(entry, entry_of(info)) then
+    r.info = info
+    r.state = "ok"
+    return r
+  end
+  if info and info.type == "dir" and not info.manifest then
+    info, err = st:hash(rel)
+  end
   if not info then
     r.state = "error"
     r.reason = err
     return r
   end
   r.info = info
-  if same_entry(entry, entry_of(info)) then
-    r.state = "ok"
-    return r
-  end
   r.state = "modified"
   if entry.type == "file" then
     r.reason = entry.hash == info.hash and "mode changed" or nil

@@ -56,7 +56,7 @@ static void unchanged_files_hit_changed_and_racy_ones_miss(void **state)
 	add(&list, "a", old, H1, now);
 	add(&list, "b", now - 1000, H2, now); /* written as it was hashed: racy */
 	add(&list, "c", old, H1, now);
-	assert_int_equal(mlx_statcache_store(sc, "data", 0, &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 0, &list, NULL, &err), MLX_OK);
 	mlx_filelist_free(&list);
 
 	/* The same facts, now unknown: a hits, b is racy, c changed size. */
@@ -81,7 +81,7 @@ static void unchanged_files_hit_changed_and_racy_ones_miss(void **state)
 	/* A walk without "c" forgets it. */
 	add(&list, "a", old, NULL, 0);
 	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
-	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, NULL, &err), MLX_OK);
 	mlx_filelist_free(&list);
 	add(&list, "c", old, NULL, 0);
 	assert_int_equal(mlx_statcache_fill(sc, "data", 0, &list, &hits, &err), MLX_OK);
@@ -141,7 +141,7 @@ static void a_whole_directory_is_read_back_from_its_tree(void **state)
 	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
 	assert_int_equal(hits, 0);
 	hash_unknown(&list, now);
-	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, NULL, &err), MLX_OK);
 	mlx_filelist_free(&list);
 
 	sqlite3 *other;
@@ -159,7 +159,7 @@ static void a_whole_directory_is_read_back_from_its_tree(void **state)
 		assert_string_equal(list.items[i].hex, want);
 		assert_int_equal(list.items[i].cached_ns, now);
 	}
-	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, NULL, &err), MLX_OK);
 	assert_int_equal(data_version(other), version);
 	mlx_filelist_free(&list);
 
@@ -180,7 +180,7 @@ static void a_whole_directory_is_read_back_from_its_tree(void **state)
 	assert_string_equal(list.items[10].hex, "");
 	assert_string_equal(list.items[list.len - 1].hex, "");
 	hash_unknown(&list, now);
-	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, NULL, &err), MLX_OK);
 	assert_true(data_version(other) != version);
 	mlx_filelist_free(&list);
 
@@ -215,7 +215,7 @@ static void a_whole_directory_is_read_back_from_its_tree(void **state)
 	walk_like(&list, 5, now - 1000);
 	assert_int_equal(mlx_statcache_fill(sc, "racy", 1, &list, &hits, &err), MLX_OK);
 	hash_unknown(&list, now);
-	assert_int_equal(mlx_statcache_store(sc, "racy", 1, &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "racy", 1, &list, NULL, &err), MLX_OK);
 	mlx_filelist_free(&list);
 	walk_like(&list, 5, now - 1000);
 	assert_int_equal(mlx_statcache_fill(sc, "racy", 1, &list, &hits, &err), MLX_OK);
@@ -223,6 +223,72 @@ static void a_whole_directory_is_read_back_from_its_tree(void **state)
 	mlx_filelist_free(&list);
 
 	sqlite3_close(other);
+	mlx_statcache_close(sc);
+}
+
+/* The manifest id recorded with a tree is given back only when the tree
+ * matches every file exactly, modes included. */
+static void a_tree_gives_back_its_manifest_id_only_when_all_match(void **state)
+{
+	(void)state;
+	char db[300];
+	snprintf(db, sizeof db, "%s/ids.db", dir);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	int64_t now = mlx_hash_now_ns(), old = now - 10 * 1000000000LL;
+	struct mlx_filelist list = {0};
+	size_t hits;
+	char id[MLX_HASH_HEX_SIZE];
+	walk_like(&list, 100, old);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_id(sc, "data", id), 0);
+	hash_unknown(&list, now);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, H2, &err), MLX_OK);
+	mlx_filelist_free(&list);
+
+	walk_like(&list, 100, old);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 100);
+	assert_int_equal(mlx_statcache_id(sc, "data", id), 1);
+	assert_string_equal(id, H2);
+	assert_int_equal(mlx_statcache_id(sc, "other", id), 0);
+	mlx_filelist_free(&list);
+
+	/* A mode changed (chmod also changes ctime; here only the mode, as a
+	 * walk racing a chmod could see): that file misses, no id. */
+	walk_like(&list, 100, old);
+	list.items[5].mode = 0755;
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 99);
+	assert_int_equal(mlx_statcache_id(sc, "data", id), 0);
+	mlx_filelist_free(&list);
+
+	/* A file more, or one less: no id. */
+	walk_like(&list, 100, old);
+	add(&list, "zz", old, NULL, 0);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_id(sc, "data", id), 0);
+	mlx_filelist_free(&list);
+	walk_like(&list, 99, old);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 99);
+	assert_int_equal(mlx_statcache_id(sc, "data", id), 0);
+	mlx_filelist_free(&list);
+
+	/* A file whose hash came from elsewhere (a link into the store: no
+	 * facts) is not in the tree, so no id is recorded with it. */
+	walk_like(&list, 100, old);
+	add(&list, "linked", 0, H1, 0);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, H1, &err), MLX_OK);
+	mlx_filelist_free(&list);
+	walk_like(&list, 100, old);
+	add(&list, "linked", 0, H1, 0);
+	assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 100);
+	assert_int_equal(mlx_statcache_id(sc, "data", id), 0);
+	mlx_filelist_free(&list);
 	mlx_statcache_close(sc);
 }
 
@@ -256,6 +322,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(unchanged_files_hit_changed_and_racy_ones_miss),
 		cmocka_unit_test(a_whole_directory_is_read_back_from_its_tree),
+		cmocka_unit_test(a_tree_gives_back_its_manifest_id_only_when_all_match),
 		cmocka_unit_test(a_broken_database_is_rebuilt),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
