@@ -11,7 +11,9 @@
  * not recorded. Files are hashed by a pool of threads (pool.h).
  *
  * Functions taking a struct mlx_filelist say who owns it; the list owns its
- * items and their paths. Other buffers belong to the caller. */
+ * items and their paths (kept in blocks of the list: an item's path must
+ * not be freed or moved to another list alone). Other buffers belong to the
+ * caller. */
 #ifndef MLX_HASH_H
 #define MLX_HASH_H
 
@@ -50,12 +52,15 @@ struct mlx_file {
 	char hex[MLX_HASH_HEX_SIZE]; /* "" until hashed or known */
 };
 
+struct mlx_pathblock;
+
 struct mlx_filelist {
 	struct mlx_file *items;
 	size_t len, cap;
+	struct mlx_pathblock *blocks; /* the paths, in blocks: no allocation per file */
 };
 
-/* Frees every path and the array; leaves an empty list. */
+/* Frees the paths and the array; leaves an empty list. */
 void mlx_filelist_free(struct mlx_filelist *list);
 
 /* Appends a file (copying path) with the given facts and hex ("" or NULL if

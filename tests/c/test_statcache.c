@@ -170,7 +170,6 @@ static void a_whole_directory_is_read_back_from_its_tree(void **state)
 	char changed[32];
 	snprintf(changed, sizeof changed, "%s", list.items[10].path);
 	uint64_t changed_ino = list.items[10].ino;
-	free(list.items[20].path);
 	memmove(&list.items[20], &list.items[21], (list.len - 21) * sizeof *list.items);
 	list.len--;
 	add(&list, "zz-new", old, NULL, 0);
