@@ -14,6 +14,10 @@
 #             the same files committed to git
 #
 # usage: bench/hash.sh [path/to/mlx]
+# PARTS (default "a b add status") picks the measurements: a = one 2 GiB
+# file, b = hashing 20,000 files, add = mlx add against git annex add,
+# status = the no-op re-check; e.g. PARTS="b status" for the two that need
+# no 2 GiB file and no git-annex.
 # Needs: hyperfine b3sum git-annex openssl git python3 (Debian:
 #   apt-get install hyperfine b3sum git-annex openssl git python3).
 # BENCH_DIR (default: a new directory under /var/tmp, on disk, not tmpfs)
@@ -21,6 +25,7 @@
 set -euo pipefail
 MLX=$(realpath "${1:-build/mlx}")
 RUNS=${RUNS:-5}
+PARTS=" ${PARTS:-a b add status} "
 JOBS=$(nproc)
 missing=()
 for tool in hyperfine b3sum git-annex openssl git python3 sha256sum; do
@@ -37,7 +42,7 @@ cd "$work"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
 
 echo "# preparing data in $work" >&2
-[ -f big.bin ] || head -c $((2 << 30)) /dev/urandom >big.bin
+case $PARTS in *" a "*) [ -f big.bin ] || head -c $((2 << 30)) /dev/urandom >big.bin ;; esac
 if [ ! -d proj/data ]; then
 	mkdir -p proj/data
 	python3 - proj/data <<'PY'
@@ -51,11 +56,11 @@ for i in range(20000):
         f.write(os.urandom(random.randint(4 << 10, 64 << 10)))
 PY
 fi
-cat big.bin >/dev/null
+[ ! -f big.bin ] || cat big.bin >/dev/null
 find proj/data -type f -print0 | xargs -0 cat >/dev/null
 files=$(find proj/data -type f | wc -l)
 bytes=$(du -sb proj/data | cut -f1)
-echo "# (a) $(du -b big.bin | cut -f1) bytes in one file; (b) $files files, $bytes bytes; $JOBS CPUs" >&2
+echo "# (a) $( [ -f big.bin ] && du -b big.bin | cut -f1 || echo 0) bytes in one file; (b) $files files, $bytes bytes; $JOBS CPUs" >&2
 
 report() { # JSON BASE-INDEX TITLE
 	python3 - "$@" <<'PY'
@@ -71,7 +76,10 @@ PY
 
 hf() { hyperfine --style none --shell bash "$@" >/dev/null; }
 
+part() { case $PARTS in *" $1 "*) return 0 ;; esac; return 1; }
+
 # (a) one 2 GiB file (sha256sum and git take ~10 s each: 2 runs)
+if part a; then
 hf --warmup 1 --runs "$RUNS" --export-json a1.json \
 	"$MLX hash big.bin" \
 	"openssl dgst -sha256 big.bin" \
@@ -80,9 +88,11 @@ hf --warmup 1 --runs "$RUNS" --export-json a1.json \
 hf --runs 2 --export-json a2.json "sha256sum big.bin" "git hash-object big.bin"
 python3 -c 'import json,sys; a=json.load(open("a1.json")); a["results"]+=json.load(open("a2.json"))["results"]; json.dump(a, open("a.json","w"))'
 report a.json 0 "(a) one 2 GiB file: hash"
+fi
 
 # (b) 20,000 small files
 list="find proj/data -type f -print0"
+if part b; then
 hf --warmup 1 --runs "$RUNS" --export-json b.json \
 	"$MLX hash proj/data" \
 	"$list | xargs -0 sha256sum >/dev/null" \
@@ -92,6 +102,7 @@ hf --warmup 1 --runs "$RUNS" --export-json b.json \
 	"$list | xargs -0 b3sum >/dev/null" \
 	"$list | tr '\\0' '\\n' | git hash-object --stdin-paths >/dev/null"
 report b.json 0 "(b) $files files of 4-64 KiB: hash"
+fi
 
 # mlx add, each run in a fresh project over the same files, including the
 # batch sync that makes the objects durable before mlx.lock is written.
@@ -99,6 +110,7 @@ report b.json 0 "(b) $files files of 4-64 KiB: hash"
 # freed in the last minutes when it allocates new ones, and deleting 20,000
 # files just before would make any tool creating files several times slower.
 mkdir -p trash
+if part add; then
 hf --warmup 1 --runs "$RUNS" --export-json add.json \
 	--prepare "cd proj && mv .mlx ../trash/\$(date +%s%N) 2>/dev/null; rm -f mlx.lock; $MLX init >/dev/null; sync" \
 	"cd proj && $MLX add data >/dev/null"
@@ -122,15 +134,18 @@ print("%-58s %10s %9s" % ("command", "median", "vs mlx"))
 print("%-58s %8.3f s %8.2fx" % ("mlx add data", mlx, 1.0))
 print("%-58s %8.3f s %8.2fx" % ("git annex add data (%s files, x%g)" % (sys.argv[4], int(sys.argv[5]) / int(sys.argv[4])), annex, annex / mlx))
 PY
+fi
 
 # no-op re-check: mlx status after mlx add; git status on the same files
 # committed to git.
-(cd proj && mv .mlx "../trash/$(date +%s%N)" && rm -f mlx.lock && $MLX init >/dev/null && $MLX add data >/dev/null &&
-	git init -q && git add -A && git commit -qm data)
+if part status; then
+(cd proj && { [ ! -d .mlx ] || mv .mlx "../trash/$(date +%s%N)"; } && rm -f mlx.lock && $MLX init >/dev/null &&
+	$MLX add data >/dev/null && git init -q && git add -A && git commit -q --allow-empty -m data)
 # let the stat cache entries age past the racy window, as in real use
 sleep 1
 hf --warmup 3 --runs $((RUNS * 4)) --export-json status.json \
 	"cd proj && $MLX status" \
 	"cd proj && git status --porcelain"
 report status.json 0 "(b) no-op re-check after add (mlx status vs git status)"
+fi
 rm -rf "$work/trash"
