@@ -374,6 +374,7 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
 struct subwalk {
 	char *name;
 	struct mlx_filelist list;
+	size_t at; /* where its items go in the merged list */
 };
 
 struct walk_job {
@@ -405,10 +406,26 @@ static int compare_subs(const void *va, const void *vb)
 	return (*a ? *a : '/') - (*b ? *b : '/');
 }
 
+struct merge_job {
+	struct mlx_file *items;
+	struct subwalk *subs;
+};
+
+static int copy_sub(void *vjob, size_t i, struct mlx_err *err)
+{
+	(void)err;
+	struct merge_job *job = vjob;
+	struct mlx_filelist *l = &job->subs[i].list;
+	memcpy(job->items + job->subs[i].at, l->items, l->len * sizeof *l->items);
+	return MLX_OK;
+}
+
 /* Replaces out (the sorted files at the top) by the sorted union of out and
  * the sorted lists of subs, moving the items (and their paths). The paths
  * of one subdirectory all start with "name/", so each list goes in whole,
- * after the top files that sort before its first path. */
+ * after the top files that sort before its first path; the lists are
+ * copied into place by the pool's threads, which also share the cost of
+ * faulting in the new array (megabytes for tens of thousands of files). */
 static int merge_subs(struct mlx_filelist *out, struct subwalk *subs, size_t nsubs, struct mlx_err *err)
 {
 	size_t total = out->len;
@@ -425,13 +442,21 @@ static int merge_subs(struct mlx_filelist *out, struct subwalk *subs, size_t nsu
 			continue;
 		while (top < out->len && strcmp(out->items[top].path, l->items[0].path) < 0)
 			items[n++] = out->items[top++];
-		memcpy(items + n, l->items, l->len * sizeof *items);
+		subs[i].at = n;
 		n += l->len;
-		l->len = 0; /* moved, with the paths */
-		take_paths(out, l);
 	}
 	while (top < out->len)
 		items[n++] = out->items[top++];
+	struct merge_job job = {.items = items, .subs = subs};
+	int rc = mlx_pool_run(nsubs, 0, copy_sub, &job, err);
+	if (rc != MLX_OK) {
+		free(items);
+		return rc;
+	}
+	for (size_t i = 0; i < nsubs; i++) {
+		subs[i].list.len = 0; /* moved, with the paths */
+		take_paths(out, &subs[i].list);
+	}
 	free(out->items);
 	out->items = items;
 	out->len = out->cap = total;
