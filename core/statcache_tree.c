@@ -83,35 +83,19 @@ static int next_entry(const unsigned char **p, const unsigned char *end, struct 
 	return 1;
 }
 
-/* Checks everything but the entries' facts; on success *begin and *end
- * delimit the entries. */
-static int tree_is_sound(const unsigned char *map, size_t size, const char *prefix, const unsigned char **begin,
-			 const unsigned char **end)
+/* Checks the header and the trailer; on success *begin and *end delimit
+ * the entries, and *count is their number as written. */
+static int tree_frame(const unsigned char *map, size_t size, const char *prefix, const unsigned char **begin,
+		      const unsigned char **end, uint64_t *count)
 {
 	size_t plen = strlen(prefix);
 	if (size < 8 + 4 + plen + ID + TRAILER || memcmp(map, MAGIC, 8) != 0 || get32(map + 8) != plen ||
-	    memcmp(map + 12, prefix, plen) != 0)
+	    memcmp(map + 12, prefix, plen) != 0 || memcmp(map + size - TRAILER, END_MAGIC, 8) != 0)
 		return 0;
-	const unsigned char *p = map + 12 + plen + ID, *stop = map + size - TRAILER;
-	if (memcmp(stop, END_MAGIC, 8) != 0)
-		return 0;
-	*begin = p;
-	*end = stop;
-	struct entry e, prev = {0};
-	uint64_t count = 0;
-	int r;
-	while ((r = next_entry(&p, stop, &e)) == 1) {
-		if (memchr(e.path, '\0', e.len))
-			return 0;
-		if (prev.path) {
-			int c = memcmp(prev.path, e.path, prev.len < e.len ? prev.len : e.len);
-			if (c > 0 || (c == 0 && prev.len >= e.len))
-				return 0;
-		}
-		prev = e;
-		count++;
-	}
-	return r == 0 && count == get64(stop + 8);
+	*begin = map + 12 + plen + ID;
+	*end = map + size - TRAILER;
+	*count = get64(map + size - 8);
+	return 1;
 }
 
 /* strcmp of a path (alen its length) and an entry's path. */
@@ -121,15 +105,22 @@ static int compare_path(const char *a, size_t alen, const struct entry *e)
 	return c ? c : (alen > e->len) - (alen < e->len);
 }
 
-static int merge(const unsigned char *p, const unsigned char *end, const char *prefix, struct mlx_filelist *list,
-		 size_t *hits, struct mlx_strlist *stale, struct mlx_tree_fill *out, struct mlx_err *err)
+/* Merges the entries with list in one pass. Only an exact path match can
+ * fill a file, so entries out of order could only cost misses; entries cut
+ * short or fewer than the trailer says (a damaged file) make *sound 0, and
+ * the caller undoes what was filled. */
+static int merge(const unsigned char *p, const unsigned char *end, uint64_t count, const char *prefix,
+		 struct mlx_filelist *list, size_t *hits, struct mlx_strlist *stale, struct mlx_tree_fill *out,
+		 int *sound, struct mlx_err *err)
 {
 	size_t plen = strlen(prefix), i = 0, matched = 0, facts = 0;
 	size_t ilen = list->len ? strlen(list->items[0].path) : 0;
 	char key[PATH_MAX * 2];
 	struct entry e;
-	int rc = MLX_OK, extra = 0;
-	while (next_entry(&p, end, &e) == 1) {
+	uint64_t seen = 0;
+	int r, extra = 0;
+	while ((r = next_entry(&p, end, &e)) == 1) {
+		seen++;
 		int c = 1;
 		while (i < list->len && (c = compare_path(list->items[i].path, ilen, &e)) < 0)
 			if (++i < list->len)
@@ -147,9 +138,11 @@ static int merge(const unsigned char *p, const unsigned char *end, const char *p
 		if (plen + 1 + e.len >= sizeof key)
 			continue;
 		snprintf(key, sizeof key, "%s%s%.*s", prefix, plen ? "/" : "", (int)e.len, e.path);
-		if ((rc = mlx_strlist_push(stale, key, err)) != MLX_OK)
+		int rc = mlx_strlist_push(stale, key, err);
+		if (rc != MLX_OK)
 			return rc;
 	}
+	*sound = r == 0 && seen == count;
 	for (size_t k = 0; k < list->len; k++)
 		facts += list->items[k].mtime_ns != 0;
 	*hits += matched;
@@ -179,14 +172,29 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 	if (map == MAP_FAILED)
 		return MLX_OK;
 	const unsigned char *begin, *end;
-	int rc = MLX_OK;
-	if (tree_is_sound(map, (size_t)st.st_size, prefix, &begin, &end)) {
-		out->found = 1;
-		rc = merge(begin, end, prefix, list, hits, stale, out, err);
-		static const unsigned char none[ID];
-		const unsigned char *id = begin - ID;
-		if (rc == MLX_OK && out->whole && memcmp(id, none, ID) != 0)
-			mlx_statcache_bin_to_hex(id, out->id);
+	uint64_t count;
+	int rc = MLX_OK, sound = 0;
+	size_t had_stale = stale->len, had_hits = *hits;
+	if (tree_frame(map, (size_t)st.st_size, prefix, &begin, &end, &count)) {
+		rc = merge(begin, end, count, prefix, list, hits, stale, out, &sound, err);
+		if (rc == MLX_OK && sound) {
+			static const unsigned char none[ID];
+			const unsigned char *id = begin - ID;
+			out->found = 1;
+			if (out->whole && memcmp(id, none, ID) != 0)
+				mlx_statcache_bin_to_hex(id, out->id);
+		} else {
+			/* Nothing from a damaged tree is kept. */
+			for (size_t k = 0; k < list->len; k++)
+				if (list->items[k].cached_ns) {
+					list->items[k].hex[0] = '\0';
+					list->items[k].cached_ns = 0;
+				}
+			while (stale->len > had_stale)
+				free(stale->items[--stale->len]);
+			*hits = had_hits;
+			memset(out, 0, sizeof *out);
+		}
 	}
 	munmap(map, (size_t)st.st_size);
 	return rc;

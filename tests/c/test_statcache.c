@@ -291,6 +291,73 @@ static void a_tree_gives_back_its_manifest_id_only_when_all_match(void **state)
 	mlx_statcache_close(sc);
 }
 
+/* Patches the one tree in db-trees: len bytes at off (from the end if
+ * negative). */
+static void patch_tree(const char *db, long off, const void *bytes, size_t len)
+{
+	char cmd[400], path[400];
+	snprintf(cmd, sizeof cmd, "ls '%s-trees'", db);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	char name[80];
+	assert_non_null(fgets(name, sizeof name, p));
+	pclose(p);
+	name[strcspn(name, "\n")] = '\0';
+	snprintf(path, sizeof path, "%s-trees/%s", db, name);
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, off, off < 0 ? SEEK_END : SEEK_SET), 0);
+	assert_int_equal(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+}
+
+/* A tree damaged inside (its frame intact) gives nothing, not part. */
+static void a_tree_damaged_inside_gives_nothing(void **state)
+{
+	(void)state;
+	char db[300];
+	snprintf(db, sizeof db, "%s/damaged.db", dir);
+	int64_t now = mlx_hash_now_ns(), old = now - 10 * 1000000000LL;
+	for (int damage = 0; damage < 2; damage++) {
+		struct mlx_statcache *sc;
+		struct mlx_err err;
+		struct mlx_filelist list = {0};
+		size_t hits;
+		assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+		walk_like(&list, 50, old);
+		assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+		hash_unknown(&list, now);
+		assert_int_equal(mlx_statcache_store(sc, "data", 1, &list, H1, &err), MLX_OK);
+		mlx_filelist_free(&list);
+		mlx_statcache_close(sc);
+		/* Only the tree can answer now. */
+		char cmd[1000];
+		snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", db, db, db);
+		assert_int_equal(system(cmd), 0);
+		if (damage == 0) {
+			unsigned char count[8] = {51}; /* the trailer says one entry more */
+			patch_tree(db, -8, count, sizeof count);
+		} else {
+			unsigned char len[4] = {0xff, 0xff, 0, 0}; /* the 30th entry's path length */
+			patch_tree(db, 8 + 4 + 4 + 32 + 29 * (4 + 8 + 5 * 8 + 4 + 32), len, sizeof len);
+		}
+		assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+		walk_like(&list, 50, old);
+		assert_int_equal(mlx_statcache_fill(sc, "data", 1, &list, &hits, &err), MLX_OK);
+		assert_int_equal(hits, 0);
+		for (size_t i = 0; i < list.len; i++) {
+			assert_string_equal(list.items[i].hex, "");
+			assert_int_equal(list.items[i].cached_ns, 0);
+		}
+		char id[MLX_HASH_HEX_SIZE];
+		assert_int_equal(mlx_statcache_id(sc, "data", id), 0);
+		mlx_filelist_free(&list);
+		mlx_statcache_close(sc);
+		snprintf(cmd, sizeof cmd, "rm -rf '%s-trees'", db);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 static void a_broken_database_is_rebuilt(void **state)
 {
 	(void)state;
@@ -322,6 +389,7 @@ int main(void)
 		cmocka_unit_test(unchanged_files_hit_changed_and_racy_ones_miss),
 		cmocka_unit_test(a_whole_directory_is_read_back_from_its_tree),
 		cmocka_unit_test(a_tree_gives_back_its_manifest_id_only_when_all_match),
+		cmocka_unit_test(a_tree_damaged_inside_gives_nothing),
 		cmocka_unit_test(a_broken_database_is_rebuilt),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
