@@ -37,24 +37,9 @@ static unsigned char *pattern(size_t len, unsigned seed)
 	return p;
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	if (!mlx_sha256_available())
-		fprintf(stderr, "# SHA-NI is not available here: skipping\n");
-	return 0;
-}
-
-#define NEED_SHA_NI()                                   \
-	do {                                            \
-		if (!mlx_sha256_available())            \
-			skip();                         \
-	} while (0)
-
 static void published_vectors(void **state)
 {
 	(void)state;
-	NEED_SHA_NI();
 	char hex[65];
 	mlx_sha256_bytes("", 0, hex);
 	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -76,7 +61,6 @@ static void published_vectors(void **state)
 static void one_message_matches_openssl_at_every_length(void **state)
 {
 	(void)state;
-	NEED_SHA_NI();
 	for (size_t len = 0; len <= 1100; len++) {
 		unsigned char *p = pattern(len, (unsigned)len);
 		char want[65], got[65];
@@ -115,7 +99,6 @@ static void hash_pair(const unsigned char *a, size_t la, const unsigned char *b,
 static void two_messages_at_once_match_openssl(void **state)
 {
 	(void)state;
-	NEED_SHA_NI();
 	static const size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 4096, 65536 + 17, 200000};
 	const size_t count = sizeof lens / sizeof *lens;
 	for (size_t i = 0; i < count; i++) {
@@ -137,7 +120,6 @@ static void two_messages_at_once_match_openssl(void **state)
 static void unaligned_blocks_hash_the_same(void **state)
 {
 	(void)state;
-	NEED_SHA_NI();
 	unsigned char *p = pattern(4096 + 8, 3);
 	char want[65], got[65];
 	for (size_t off = 1; off < 8; off++) {
@@ -150,11 +132,17 @@ static void unaligned_blocks_hash_the_same(void **state)
 
 int main(void)
 {
+	/* Without SHA-NI (or under valgrind, which does not emulate it) the
+	 * code is never used: OpenSSL hashes instead (tested in test_hash). */
+	if (!mlx_sha256_available()) {
+		printf("1..0 # SKIP SHA-NI is not available on this CPU\n");
+		return 0;
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(published_vectors),
 		cmocka_unit_test(one_message_matches_openssl_at_every_length),
 		cmocka_unit_test(two_messages_at_once_match_openssl),
 		cmocka_unit_test(unaligned_blocks_hash_the_same),
 	};
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
