@@ -68,10 +68,10 @@ is "$OUT" "iris:1" "a first model is staged"
 mlx recipe "$DEPLOY" model=iris url="$URL"
 is "$RC" 0 "the deploy recipe succeeds"
 like "$OUT" "^deploy iris: staging is iris:1, production is not set" "it says what it deploys"
-like "$OUT" $'\ngate: passed \(iris:1 accuracy = 0.95\)' "the gate passes"
-like "$OUT" $'\nsmoke: 4 of 4 cases passed' "the smoke tests pass"
-like "$OUT" $'\nproduction: not set -> iris:1' "production moves"
-like "$OUT" $'\nsample: /predict \{"features":\[\[5.1,3.5,1.4,0.2\]\]\} -> \{"predictions":\["setosa"\]\}' \
+like "$OUT" $'^gate: passed \(iris:1 accuracy = 0.95\)' "the gate passes"
+like "$OUT" $'^smoke: 4 of 4 cases passed' "the smoke tests pass"
+like "$OUT" $'^production: not set -> iris:1' "production moves"
+like "$OUT" $'^sample: /predict \{"features":\[\[5.1,3.5,1.4,0.2\]\]\} -> \{"predictions":\["setosa"\]\}' \
 	"and a sample prediction is shown"
 is "$(production)" 1 "production names iris:1"
 is "$(served)" "$(sha256sum models/v1.json | cut -d' ' -f1) 1" "the server serves exactly iris:1"
@@ -84,7 +84,7 @@ is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin)[0
 # Again, with nothing new: no gate, no move, the checks only.
 mlx recipe "$DEPLOY" model=iris url="$URL"
 is "$RC" 0 "a re-run succeeds"
-like "$OUT" $'\nserver: already serves iris:1\nsmoke: 4 of 4 cases passed\nproduction: already iris:1' \
+is "$(printf '%s\n' "$OUT" | sed -n 2,4p)" $'server: already serves iris:1\nsmoke: 4 of 4 cases passed\nproduction: already iris:1' \
 	"and only checks the server"
 is "$(moves)" 1 "without moving production"
 
@@ -92,11 +92,11 @@ is "$(moves)" 1 "without moving production"
 mlx recipe stage.lua models/wrong.json 0.97
 mlx recipe "$DEPLOY" model=iris url="$URL"
 is "$RC" 1 "a deploy whose smoke tests fail exits 1"
-like "$OUT" $'\ngate: passed' "after passing the gate (its metrics looked fine)"
-like "$OUT" $'\nserver: serves iris:2' "and reaching the server"
-like "$OUT" $'\nsmoke: FAILED a setosa is a setosa: json.predictions\[1\]: expected "setosa", got "virginica"' \
+like "$OUT" $'^gate: passed' "after passing the gate (its metrics looked fine)"
+like "$OUT" $'^server: serves iris:2' "and reaching the server"
+like "$OUT" $'^smoke: FAILED a setosa is a setosa: json.predictions\[1\]: expected "setosa", got "virginica"' \
 	"the failing cases are listed"
-like "$OUT" $'\nserver: serves iris:1 again' "the previous model is put back"
+like "$OUT" $'^server: serves iris:1 again' "the previous model is put back"
 is "$ERR" "mlx: error: smoke tests: 3 of 4 failed (rolled back)" "the error says it was rolled back"
 is "$(production)" 1 "production still names iris:1"
 is "$(moves)" 1 "and never moved"
@@ -127,7 +127,7 @@ is "$(production)" 1 "production did not move"
 # --- a better model goes through ------------------------------------------------------------
 mlx recipe "$DEPLOY" model=iris url="$URL"
 is "$RC" 0 "a better model is deployed"
-like "$OUT" $'\nproduction: iris:1 -> iris:4' "and becomes production"
+like "$OUT" $'^production: iris:1 -> iris:4' "and becomes production"
 is "$(served)" "$(sha256sum models/v4.json | cut -d' ' -f1) 4" "the server serves it"
 
 # --- bad parameters --------------------------------------------------------------------------

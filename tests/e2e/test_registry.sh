@@ -50,6 +50,14 @@ mkdir -p work/bert/vocab && printf 'w' >work/bert/weights.bin && printf 'a\nb\n'
 mlx model register bert work/bert
 like "$OUT" "^registered bert:1 \([0-9a-f]{12}, 5 B\)$" "a directory is registered whole"
 
+mlx model register wine --object "$model_hash" -d "same bytes, other model"
+is "$RC $OUT" "0 registered wine:1 (${model_hash:0:12}, 12 B, run $run1)" \
+	"an object already in the store is registered by its id, with the run that wrote it"
+mlx model register wine --object "$(printf '%064d' 0)"
+is "$RC $ERR" "2 mlx: error: object $(printf '%064d' 0) is not in the store" "an unknown object is bad input"
+mlx model register wine --object abc
+is "$RC" 2 "so is a malformed id"
+
 mlx model register iris work/none.json
 is "$RC $ERR" "2 mlx: error: cannot register work/none.json: no such file or directory" "a missing path is bad input"
 mlx model register iris /etc/hostname
@@ -60,33 +68,33 @@ is "$RC" 2 "a bad model name is bad input"
 like "$ERR" "invalid model name 'iris v2'" "and is named"
 mlx model register iris work/model.json --run zzzzzzzz
 is "$RC" 2 "an unknown run is bad input"
-is "$(sqlite3 .mlx/runs.db 'SELECT count(*) FROM model_versions')" 4 "and none of that registered anything"
+is "$(sqlite3 .mlx/runs.db 'SELECT count(*) FROM model_versions')" 5 "and none of that registered anything"
 
 # --- ls ------------------------------------------------------------------------
 mlx model ls
 like "$OUT" "^MODEL +LATEST +VERSIONS +ALIASES +UPDATED" "ls has a header"
-like "$OUT" $'\niris +3 +3 +staging=3 ' "and a line per model: latest version, count, aliases"
-like "$OUT" $'\nbert +1 +1 ' "in name order"
+like "$OUT" $'^iris +3 +3 +staging=3 ' "and a line per model: latest version, count, aliases"
+is "$(printf '%s\n' "$OUT" | awk 'NR > 1 {printf "%s ", $1}')" "bert iris wine " "in name order"
 mlx model ls iris
 like "$(printf '%s\n' "$OUT" | sed -n 2p)" "^ +3 +staging +${model_hash2} +file +13 B +$run2 " "ls NAME lists the versions, newest first"
 like "$(printf '%s\n' "$OUT" | sed -n 4p)" "^ +1 .* first model$" "with their descriptions"
 mlx model ls iris --json
 is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d), d[0]["tags"], d[2]["aliases"], d[0]["hash"] == "'"$model_hash"'")')" \
 	"3 {'team': 'vision'} ['staging'] True" "--json prints the records"
-mlx model ls wine
-is "$RC $ERR" "2 mlx: error: no model named wine" "an unknown model is bad input"
+mlx model ls pear
+is "$RC $ERR" "2 mlx: error: no model named pear" "an unknown model is bad input"
 
 # --- show: the lineage ---------------------------------------------------------------
 mlx model show iris@staging
 like "$OUT" "^model +iris:3$" "show names the version"
-like "$OUT" $'\nrun +'"$run2"'  train.lua  FINISHED' "the run that produced it"
-like "$OUT" $'\nrecipe +train.lua  [0-9a-f]{12}' "its recipe"
-like "$OUT" $'\ngit +'"$(git rev-parse HEAD)"' \(main, dirty\)' "the git commit"
-like "$OUT" $'\nparams +epochs=20 lr=0.05' "the params"
-like "$OUT" $'\nmetrics +loss=0.25' "the metrics"
-like "$OUT" $'\n  data/train.csv  '"$(sha256sum data/train.csv | cut -d' ' -f1)"'  \(12 B\)' "and the input data with its hash"
+like "$OUT" $'^run +'"$run2"'  train.lua  FINISHED' "the run that produced it"
+like "$OUT" $'^recipe +train.lua  [0-9a-f]{12}' "its recipe"
+like "$OUT" $'^git +'"$(git rev-parse HEAD)"' \(main\)$' "the git commit"
+like "$OUT" $'^params +epochs=20 lr=0.05' "the params"
+like "$OUT" $'^metrics +loss=0.25' "the metrics"
+like "$OUT" $'^  data/train.csv  '"$(sha256sum data/train.csv | cut -d' ' -f1)"'  \(12 B\)' "and the input data with its hash"
 mlx model show iris:2
-like "$OUT" $'\nrun +unknown \(registered without a run\)' "a version without a run says so"
+like "$OUT" $'^run +unknown \(registered without a run\)' "a version without a run says so"
 mlx model show iris:1 --json
 is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["version"]["ref"], d["run"]["id"] == "'"$run1"'", d["run"]["params"]["lr"], d["inputs"][0]["path"])')" \
 	"iris:1 True 0.1 data/train.csv" "show --json has the lineage"
