@@ -22,16 +22,18 @@ int mlx_registry_check_name(const char *name, int is_alias, struct mlx_err *err)
 	for (const char *p = name; *p; p++) {
 		int alnum = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
 		if (!alnum && (p == name || (*p != '_' && *p != '-' && *p != '.')))
-			return mlx_err_set(err, MLX_ERR_INVALID, 0,
-			                   "invalid %s '%.130s': use letters, digits, '_', '-' and '.', starting with "
-			                   "a letter or digit",
-			                   what, name);
+			return mlx_err_set(
+			    err, MLX_ERR_INVALID, 0,
+			    "invalid %s '%.130s': use letters, digits, '_', '-' and '.', starting with "
+			    "a letter or digit",
+			    what, name);
 		if (*p < '0' || *p > '9')
 			digits_only = 0;
 	}
 	if (is_alias && digits_only)
-		return mlx_err_set(err, MLX_ERR_INVALID, 0,
-		                   "invalid alias '%s': an alias of digits only would read as a version number", name);
+		return mlx_err_set(
+		    err, MLX_ERR_INVALID, 0,
+		    "invalid alias '%s': an alias of digits only would read as a version number", name);
 	return MLX_OK;
 }
 
@@ -108,8 +110,8 @@ static int alias_version(struct mlx_rundb *db, const char *name, const char *ali
 }
 
 /* Points alias at version (0: removes it). */
-static int write_alias(struct mlx_rundb *db, const char *name, const char *alias, int64_t version, int64_t now,
-                       struct mlx_err *err)
+static int write_alias(struct mlx_rundb *db, const char *name, const char *alias, int64_t version,
+                       int64_t now, struct mlx_err *err)
 {
 	sqlite3_stmt *st;
 	const char *sql = version > 0 ? "INSERT INTO model_aliases (name, alias, version, updated)"
@@ -129,7 +131,7 @@ static int write_alias(struct mlx_rundb *db, const char *name, const char *alias
 }
 
 struct change {
-	const char *action; /* "set", "delete" or "rollback" */
+	const char *action;                 /* "set", "delete" or "rollback" */
 	int64_t version, previous, reverts; /* 0: NULL */
 	const char *run_id;
 };
@@ -138,10 +140,11 @@ static int record_change(struct mlx_rundb *db, const char *name, const char *ali
                          int64_t now, struct mlx_err *err)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(db,
-	                 "INSERT INTO model_alias_history (name, alias, action, version, previous, reverts, time,"
-	                 " user, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	                 &st, err);
+	int rc =
+	    prepare(db,
+	            "INSERT INTO model_alias_history (name, alias, action, version, previous, reverts, time,"
+	            " user, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	            &st, err);
 	if (rc != MLX_OK)
 		return rc;
 	bind_text(st, 1, name);
@@ -187,20 +190,22 @@ static int check_version(const struct mlx_model_version *v, struct mlx_err *err)
 	if (rc != MLX_OK)
 		return rc;
 	if (!is_id(v->hash))
-		return mlx_err_set(err, MLX_ERR_INVALID, 0, "model %s: the object id must be 64 lowercase hex digits",
-		                   v->name);
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "model %s: the object id must be 64 lowercase hex digits", v->name);
 	if (!v->type || (strcmp(v->type, "file") != 0 && strcmp(v->type, "dir") != 0))
-		return mlx_err_set(err, MLX_ERR_INVALID, 0, "model %s: type must be \"file\" or \"dir\"", v->name);
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "model %s: type must be \"file\" or \"dir\"",
+		                   v->name);
 	if (v->size < 0)
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "model %s: size must not be negative", v->name);
 	for (size_t i = 0; i < v->ntags; i++)
 		if (!v->tags[2 * i] || !*v->tags[2 * i] || !v->tags[2 * i + 1])
-			return mlx_err_set(err, MLX_ERR_INVALID, 0, "model %s: a tag needs a name and a value", v->name);
+			return mlx_err_set(err, MLX_ERR_INVALID, 0,
+			                   "model %s: a tag needs a name and a value", v->name);
 	return MLX_OK;
 }
 
-static int insert_version(struct mlx_rundb *db, const struct mlx_model_version *v, int force, int64_t *version,
-                          int *existed, struct mlx_err *err)
+static int insert_version(struct mlx_rundb *db, const struct mlx_model_version *v, int force,
+                          int64_t *version, int *existed, struct mlx_err *err)
 {
 	int64_t now = v->created_ms > 0 ? v->created_ms : rundb_now_ms();
 	sqlite3_stmt *st;
@@ -213,10 +218,11 @@ static int insert_version(struct mlx_rundb *db, const struct mlx_model_version *
 		return rc;
 
 	/* The same bytes again: the version that has them, unless forced. */
-	const char *sql = force ? "SELECT NULL, coalesce(max(version), 0) + 1 FROM model_versions WHERE name = ?1"
-	                        : "SELECT (SELECT max(version) FROM model_versions WHERE name = ?1"
-	                          " AND artifact_hash = ?2), coalesce(max(version), 0) + 1"
-	                          " FROM model_versions WHERE name = ?1";
+	const char *sql =
+	    force ? "SELECT NULL, coalesce(max(version), 0) + 1 FROM model_versions WHERE name = ?1"
+	          : "SELECT (SELECT max(version) FROM model_versions WHERE name = ?1"
+	            " AND artifact_hash = ?2), coalesce(max(version), 0) + 1"
+	            " FROM model_versions WHERE name = ?1";
 	if ((rc = prepare(db, sql, &st, err)) != MLX_OK)
 		return rc;
 	bind_text(st, 1, v->name);
@@ -233,10 +239,11 @@ static int insert_version(struct mlx_rundb *db, const struct mlx_model_version *
 	if (*existed)
 		return MLX_OK;
 
-	if ((rc = prepare(db,
-	                  "INSERT INTO model_versions (name, version, artifact_hash, type, size, files, mode, path,"
-	                  " run_id, created, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	                  &st, err)) != MLX_OK)
+	if ((rc = prepare(
+	         db,
+	         "INSERT INTO model_versions (name, version, artifact_hash, type, size, files, mode, path,"
+	         " run_id, created, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	         &st, err)) != MLX_OK)
 		return rc;
 	bind_text(st, 1, v->name);
 	sqlite3_bind_int64(st, 2, *version);
@@ -268,8 +275,8 @@ static int insert_version(struct mlx_rundb *db, const struct mlx_model_version *
 	return MLX_OK;
 }
 
-int mlx_registry_register(struct mlx_rundb *db, const struct mlx_model_version *v, int force, int64_t *version,
-                          int *existed, struct mlx_err *err)
+int mlx_registry_register(struct mlx_rundb *db, const struct mlx_model_version *v, int force,
+                          int64_t *version, int *existed, struct mlx_err *err)
 {
 	*version = 0;
 	*existed = 0;
@@ -400,8 +407,8 @@ static int rollback(struct mlx_rundb *db, const char *name, const char *alias, c
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "alias %s of model %s has no earlier version to go back to",
-		                   alias, name);
+		return mlx_err_set(err, MLX_ERR_NOTFOUND, 0,
+		                   "alias %s of model %s has no earlier version to go back to", alias, name);
 	int64_t now = rundb_now_ms();
 	struct change c = {"rollback", *version, *previous, undone, run_id};
 	if ((rc = write_alias(db, name, alias, *version, now, err)) != MLX_OK)

@@ -25,13 +25,13 @@
  * lowercase hex digits), type and size; the rest may be NULL / 0. */
 struct mlx_model_version {
 	const char *name;
-	const char *hash;        /* the object: a file's SHA-256 or a manifest id */
-	const char *type;        /* "file" or "dir" */
-	int64_t size;            /* bytes (all files of a directory) */
-	int64_t files;           /* files of a directory; 1 for a file */
-	const char *mode;        /* a file's "644" or "755"; NULL for a directory */
-	const char *path;        /* where it was registered from, relative to the project */
-	const char *run_id;      /* the run that produced it */
+	const char *hash;   /* the object: a file's SHA-256 or a manifest id */
+	const char *type;   /* "file" or "dir" */
+	int64_t size;       /* bytes (all files of a directory) */
+	int64_t files;      /* files of a directory; 1 for a file */
+	const char *mode;   /* a file's "644" or "755"; NULL for a directory */
+	const char *path;   /* where it was registered from, relative to the project */
+	const char *run_id; /* the run that produced it */
 	const char *description;
 	const char *const *tags; /* ntags pairs: key, value, key, value, … */
 	size_t ntags;
@@ -50,8 +50,8 @@ int mlx_registry_check_name(const char *name, int is_alias, struct mlx_err *err)
  * and returns that version (the newest such) with *existed set to 1.
  * Returns 0, MLX_ERR_INVALID (a bad name, hash, type or size), or an error
  * of the database (MLX_ERR_BUSY, MLX_ERR_IO). */
-int mlx_registry_register(struct mlx_rundb *db, const struct mlx_model_version *v, int force, int64_t *version,
-                          int *existed, struct mlx_err *err);
+int mlx_registry_register(struct mlx_rundb *db, const struct mlx_model_version *v, int force,
+                          int64_t *version, int *existed, struct mlx_err *err);
 
 /* Points alias of model name at version, recording the change (with the
  * user, and run_id if not NULL: the run that made it) in the history.

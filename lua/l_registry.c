@@ -149,12 +149,8 @@ static int modeldb_rollback(lua_State *L)
 }
 
 static const luaL_Reg modeldb_functions[] = {
-    {"check_name", modeldb_check_name},
-    {"register", modeldb_register},
-    {"set_alias", modeldb_set_alias},
-    {"delete_alias", modeldb_delete_alias},
-    {"rollback", modeldb_rollback},
-    {NULL, NULL},
+    {"check_name", modeldb_check_name},     {"register", modeldb_register}, {"set_alias", modeldb_set_alias},
+    {"delete_alias", modeldb_delete_alias}, {"rollback", modeldb_rollback}, {NULL, NULL},
 };
 
 int luaopen_mlx_modeldb(lua_State *L)

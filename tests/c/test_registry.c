@@ -80,7 +80,8 @@ static void raw_exec(const char *path, const char *sql)
 
 static int64_t reg(struct mlx_rundb *db, const char *name, const char *hash, int force, int *existed)
 {
-	struct mlx_model_version v = {.name = name, .hash = hash, .type = "file", .size = 10, .files = 1, .mode = "644"};
+	struct mlx_model_version v = {
+	    .name = name, .hash = hash, .type = "file", .size = 10, .files = 1, .mode = "644"};
 	int64_t version = -1;
 	int dummy;
 	struct mlx_err err;
@@ -114,17 +115,27 @@ static void a_version_records_what_it_was_given(void **state)
 	struct fixture *f = *state;
 	const char *tags[] = {"team", "vision", "stage", "dev"};
 	struct mlx_model_version v = {
-	    .name = "resnet", .hash = HASH_C, .type = "dir", .size = 4096, .files = 3, .path = "work/model",
-	    .run_id = "06h1c547aaaaaaaa", .description = "first try", .tags = tags, .ntags = 2, .created_ms = 1234,
+	    .name = "resnet",
+	    .hash = HASH_C,
+	    .type = "dir",
+	    .size = 4096,
+	    .files = 3,
+	    .path = "work/model",
+	    .run_id = "06h1c547aaaaaaaa",
+	    .description = "first try",
+	    .tags = tags,
+	    .ntags = 2,
+	    .created_ms = 1234,
 	};
 	int64_t version;
 	int existed;
 	struct mlx_err err;
 	assert_int_equal(mlx_registry_register(f->db, &v, 0, &version, &existed, &err), MLX_OK);
 	assert_int_equal(version, 1);
-	assert_string_equal(peek(f->path, "SELECT artifact_hash || ' ' || type || ' ' || size || ' ' || files || ' '"
-	                                  " || path || ' ' || run_id || ' ' || created || ' ' || description"
-	                                  " FROM model_versions WHERE name = 'resnet' AND version = 1"),
+	assert_string_equal(peek(f->path,
+	                         "SELECT artifact_hash || ' ' || type || ' ' || size || ' ' || files || ' '"
+	                         " || path || ' ' || run_id || ' ' || created || ' ' || description"
+	                         " FROM model_versions WHERE name = 'resnet' AND version = 1"),
 	                    HASH_C " dir 4096 3 work/model 06h1c547aaaaaaaa 1234 first try");
 	assert_string_equal(peek(f->path, "SELECT mode IS NULL FROM model_versions"), "1");
 	assert_string_equal(peek(f->path, "SELECT group_concat(key || '=' || value, ',') FROM"
@@ -140,8 +151,10 @@ static void bad_names_and_records_are_refused(void **state)
 	int existed;
 	const char *bad_names[] = {"", "-x", "a b", "iris@prod", "iris:3", "a/b", "é"};
 	for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
-		struct mlx_model_version v = {.name = bad_names[i], .hash = HASH_A, .type = "file", .size = 1};
-		assert_int_equal(mlx_registry_register(f->db, &v, 0, &version, &existed, &err), MLX_ERR_INVALID);
+		struct mlx_model_version v = {
+		    .name = bad_names[i], .hash = HASH_A, .type = "file", .size = 1};
+		assert_int_equal(mlx_registry_register(f->db, &v, 0, &version, &existed, &err),
+		                 MLX_ERR_INVALID);
 	}
 	assert_int_equal(mlx_registry_check_name("iris-v2.1_x", 0, &err), MLX_OK);
 	assert_int_equal(mlx_registry_check_name("42", 0, &err), MLX_OK);
@@ -172,18 +185,24 @@ static void aliases_move_and_every_move_is_recorded(void **state)
 	reg(f->db, "iris", HASH_A, 0, NULL);
 	reg(f->db, "iris", HASH_B, 0, NULL);
 
-	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 1, "runid1", &previous, &err), MLX_OK);
+	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 1, "runid1", &previous, &err),
+	                 MLX_OK);
 	assert_int_equal(previous, 0);
-	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 2, NULL, &previous, &err), MLX_OK);
+	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 2, NULL, &previous, &err),
+	                 MLX_OK);
 	assert_int_equal(previous, 1);
-	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 2, NULL, &previous, &err), MLX_OK);
+	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 2, NULL, &previous, &err),
+	                 MLX_OK);
 	assert_int_equal(previous, 2); /* already there: nothing recorded */
-	assert_string_equal(peek(f->path, "SELECT version FROM model_aliases WHERE alias = 'production'"), "2");
-	assert_string_equal(peek(f->path, "SELECT group_concat(action || ':' || coalesce(previous, '-') || '>'"
-	                                  " || coalesce(version, '-') || ':' || coalesce(run_id, ''), ' ')"
-	                                  " FROM (SELECT * FROM model_alias_history ORDER BY id)"),
+	assert_string_equal(peek(f->path, "SELECT version FROM model_aliases WHERE alias = 'production'"),
+	                    "2");
+	assert_string_equal(peek(f->path,
+	                         "SELECT group_concat(action || ':' || coalesce(previous, '-') || '>'"
+	                         " || coalesce(version, '-') || ':' || coalesce(run_id, ''), ' ')"
+	                         " FROM (SELECT * FROM model_alias_history ORDER BY id)"),
 	                    "set:->1:runid1 set:1>2:");
-	assert_string_equal(peek(f->path, "SELECT count(*) FROM model_alias_history WHERE user IS NOT NULL"), "2");
+	assert_string_equal(peek(f->path, "SELECT count(*) FROM model_alias_history WHERE user IS NOT NULL"),
+	                    "2");
 
 	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 3, NULL, &previous, &err),
 	                 MLX_ERR_NOTFOUND);
@@ -191,16 +210,19 @@ static void aliases_move_and_every_move_is_recorded(void **state)
 	assert_int_equal(mlx_registry_set_alias(f->db, "wine", "production", 1, NULL, &previous, &err),
 	                 MLX_ERR_NOTFOUND);
 	assert_string_equal(err.msg, "no model named wine");
-	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "7", 1, NULL, &previous, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "7", 1, NULL, &previous, &err),
+	                 MLX_ERR_INVALID);
 
-	assert_int_equal(mlx_registry_delete_alias(f->db, "iris", "production", NULL, &previous, &err), MLX_OK);
+	assert_int_equal(mlx_registry_delete_alias(f->db, "iris", "production", NULL, &previous, &err),
+	                 MLX_OK);
 	assert_int_equal(previous, 2);
 	assert_string_equal(peek(f->path, "SELECT count(*) FROM model_aliases"), "0");
 	assert_int_equal(mlx_registry_delete_alias(f->db, "iris", "production", NULL, &previous, &err),
 	                 MLX_ERR_NOTFOUND);
 	assert_string_equal(err.msg, "model iris has no alias production");
-	assert_string_equal(peek(f->path, "SELECT action || ':' || previous || ':' || coalesce(version, 'null')"
-	                                  " FROM model_alias_history ORDER BY id DESC LIMIT 1"),
+	assert_string_equal(peek(f->path,
+	                         "SELECT action || ':' || previous || ':' || coalesce(version, 'null')"
+	                         " FROM model_alias_history ORDER BY id DESC LIMIT 1"),
 	                    "delete:2:null");
 }
 
@@ -226,14 +248,15 @@ static void rollback_undoes_changes_one_after_the_other(void **state)
 	                 MLX_ERR_NOTFOUND);
 	assert_string_equal(err.msg, "alias production of model iris has no earlier version to go back to");
 	for (int64_t v = 1; v <= 3; v++)
-		assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", v, NULL, &previous, &err),
-		                 MLX_OK);
+		assert_int_equal(
+		    mlx_registry_set_alias(f->db, "iris", "production", v, NULL, &previous, &err), MLX_OK);
 	assert_int_equal(rollback(f->db, &previous), 2);
 	assert_int_equal(previous, 3);
 	assert_int_equal(rollback(f->db, &previous), 1);
 	assert_int_equal(previous, 2);
 	/* A new change after rollbacks: undoing it goes back to 1, not to 2. */
-	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 3, NULL, &previous, &err), MLX_OK);
+	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 3, NULL, &previous, &err),
+	                 MLX_OK);
 	assert_int_equal(rollback(f->db, &previous), 1);
 	assert_int_equal(previous, 3);
 	assert_int_equal(rollback(f->db, &previous), 0); /* before the first change: no alias */
@@ -242,11 +265,14 @@ static void rollback_undoes_changes_one_after_the_other(void **state)
 	assert_int_equal(mlx_registry_rollback(f->db, "iris", "production", NULL, &version, &previous, &err),
 	                 MLX_ERR_NOTFOUND);
 	/* A deleted alias comes back. */
-	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 2, NULL, &previous, &err), MLX_OK);
-	assert_int_equal(mlx_registry_delete_alias(f->db, "iris", "production", NULL, &previous, &err), MLX_OK);
+	assert_int_equal(mlx_registry_set_alias(f->db, "iris", "production", 2, NULL, &previous, &err),
+	                 MLX_OK);
+	assert_int_equal(mlx_registry_delete_alias(f->db, "iris", "production", NULL, &previous, &err),
+	                 MLX_OK);
 	assert_int_equal(rollback(f->db, &previous), 2);
 	assert_int_equal(previous, 0);
-	assert_string_equal(peek(f->path, "SELECT version FROM model_aliases WHERE alias = 'production'"), "2");
+	assert_string_equal(peek(f->path, "SELECT version FROM model_aliases WHERE alias = 'production'"),
+	                    "2");
 	assert_string_equal(peek(f->path, "SELECT count(*) FROM model_alias_history WHERE action = 'rollback'"
 	                                  " AND reverts IS NOT NULL"),
 	                    "5");
@@ -267,10 +293,12 @@ static void concurrent_registrations_get_distinct_versions(void **state)
 			for (int i = 0; i < EACH; i++) {
 				char hash[65];
 				snprintf(hash, sizeof hash, "%064x", w * 1000 + i);
-				struct mlx_model_version v = {.name = "iris", .hash = hash, .type = "file", .size = 1};
+				struct mlx_model_version v = {
+				    .name = "iris", .hash = hash, .type = "file", .size = 1};
 				int64_t version;
 				int existed;
-				if (mlx_registry_register(db, &v, 0, &version, &existed, NULL) != MLX_OK || existed)
+				if (mlx_registry_register(db, &v, 0, &version, &existed, NULL) != MLX_OK ||
+				    existed)
 					_exit(2);
 			}
 			mlx_rundb_close(db, NULL);
@@ -283,9 +311,10 @@ static void concurrent_registrations_get_distinct_versions(void **state)
 		assert_true(WIFEXITED(status));
 		assert_int_equal(WEXITSTATUS(status), 0);
 	}
-	assert_string_equal(peek(f->path, "SELECT count(DISTINCT version) || ' ' || min(version) || ' ' || max(version)"
-	                                  " FROM model_versions"),
-	                    "100 1 100");
+	assert_string_equal(
+	    peek(f->path, "SELECT count(DISTINCT version) || ' ' || min(version) || ' ' || max(version)"
+	                  " FROM model_versions"),
+	    "100 1 100");
 }
 
 static void an_older_database_gains_the_registry(void **state)
@@ -309,8 +338,8 @@ static void an_older_database_gains_the_registry(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(versions_are_numbered_per_model_and_the_same_bytes_reuse_one, setup,
-	                                    teardown),
+	    cmocka_unit_test_setup_teardown(versions_are_numbered_per_model_and_the_same_bytes_reuse_one,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_version_records_what_it_was_given, setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_names_and_records_are_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(aliases_move_and_every_move_is_recorded, setup, teardown),
