@@ -70,7 +70,7 @@ function M.wait_healthy(url, options)
     elseif res then
       problem = ("status %d%s"):format(res.status, res.reason ~= "" and (" " .. res.reason) or "")
     else
-      problem = err:gsub("^GET [^:]+:[^:]*: ", "")
+      problem = err:match("^GET %S+: (.*)$") or err -- the URL is said once, below
     end
     if now() + interval > deadline then break end
     require("mlx.curl").sleep(interval)
