@@ -65,7 +65,8 @@ int mlx_fs_list(const char *dir, struct mlx_strlist *out, struct mlx_err *err)
 		mlx_strlist_free(out);
 		return rc;
 	}
-	qsort(out->items, out->len, sizeof *out->items, compare_bytes);
+	if (out->len > 1) /* an empty list has no array: qsort(NULL) is undefined */
+		qsort(out->items, out->len, sizeof *out->items, compare_bytes);
 	return MLX_OK;
 }
 

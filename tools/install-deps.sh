@@ -7,6 +7,7 @@ packages="
   liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcurl4-openssl-dev libgit2-dev
   libssl-dev libjansson-dev
   libcmocka-dev lua-unit valgrind
+  git openssl
 "
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -1,7 +1,7 @@
 --- mlx.native: the C modules kept out of the mlx binary and loaded on first
 --- use, so that a command pays only for the libraries it uses (DESIGN §2):
 ---   mlx_data.so  OpenSSL, SQLite, jansson: mlx.data, mlx.hash, …
----   mlx_http.so  libcurl: mlx.http
+---   mlx_http.so  libcurl: mlx.curl (under mlx.http, stdlib/mlx/http.lua)
 ---   mlx_git.so   libgit2: mlx.git
 local core = require "mlx.core"
 
@@ -12,7 +12,8 @@ M.modules = {
   ["mlx.data"] = "mlx_data",
   ["mlx.hash"] = "mlx_data",
   ["mlx.json"] = "mlx_data",
-  ["mlx.http"] = "mlx_http",
+  ["mlx.rundb"] = "mlx_data",
+  ["mlx.curl"] = "mlx_http",
   ["mlx.git"] = "mlx_git",
 }
 

@@ -1,0 +1,656 @@
+/* rundb.c — the tracking database: the connection, the schema and its
+ * migrations, starting, finishing and reaping runs. The write buffer is in
+ * rundb_write.c, reading in rundb_query.c. */
+#include "rundb_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- schema ------------------------------------------------------------ */
+
+/* Migration n (1-based) brings the schema from version n-1 to n. Each runs
+ * in the transaction that also sets PRAGMA user_version; a migration, once
+ * released, is never edited: a change is a new entry. The model registry
+ * adds models, model_versions and model_aliases as the next one. */
+static const char *const migrations[] = {
+    /* 1: runs and what they log. Times are milliseconds since the epoch. */
+    "CREATE TABLE runs ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  parent_id TEXT,"
+    "  recipe TEXT,"
+    "  recipe_hash TEXT,"
+    "  step TEXT,"
+    "  step_key TEXT,"
+    "  status TEXT NOT NULL"
+    "    CHECK (status IN ('RUNNING', 'FINISHED', 'FAILED', 'KILLED', 'CACHED')),"
+    "  message TEXT,"
+    "  start_time INTEGER NOT NULL,"
+    "  end_time INTEGER,"
+    "  exit_code INTEGER,"
+    "  signal INTEGER,"
+    "  git_commit TEXT,"
+    "  git_branch TEXT,"
+    "  git_dirty INTEGER,"
+    "  host TEXT,"
+    "  user TEXT,"
+    "  pid INTEGER,"
+    "  proc_start TEXT,"
+    "  command TEXT,"
+    "  log_path TEXT,"
+    "  cpu_seconds REAL,"
+    "  wall_seconds REAL,"
+    "  peak_rss INTEGER);"
+    "CREATE INDEX runs_by_start ON runs (start_time);"
+    "CREATE INDEX runs_by_parent ON runs (parent_id) WHERE parent_id IS NOT NULL;"
+    "CREATE INDEX runs_running ON runs (host) WHERE status = 'RUNNING';"
+    "CREATE TABLE params ("
+    "  run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, num REAL,"
+    "  PRIMARY KEY (run_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE tags ("
+    "  run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (run_id, key)) WITHOUT ROWID;"
+    /* value NULL is NaN, which SQLite cannot store as a REAL. */
+    "CREATE TABLE metrics ("
+    "  run_id TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL, value REAL,"
+    "  PRIMARY KEY (run_id, key, step)) WITHOUT ROWID;"
+    "CREATE TABLE latest_metrics ("
+    "  run_id TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL, value REAL,"
+    "  PRIMARY KEY (run_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE artifacts ("
+    "  run_id TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('in', 'out')),"
+    "  path TEXT NOT NULL, hash TEXT, size INTEGER, nfiles INTEGER,"
+    "  PRIMARY KEY (run_id, role, path)) WITHOUT ROWID;",
+};
+
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int mlx_rundb_schema_latest(void)
+{
+	return NMIGRATIONS;
+}
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INSERT_METRIC] =
+        "INSERT OR REPLACE INTO metrics (run_id, key, step, ts, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_UPSERT_LATEST] =
+        "INSERT INTO latest_metrics (run_id, key, step, ts, value) VALUES (?1, ?2, ?3, ?4, ?5)"
+        " ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, ts = excluded.ts,"
+        " value = excluded.value WHERE excluded.step >= latest_metrics.step",
+    [ST_MAX_STEP] = "SELECT max(step) FROM metrics WHERE run_id = ?1 AND key = ?2",
+    [ST_UPSERT_PARAM] = "INSERT INTO params (run_id, key, value, num) VALUES (?1, ?2, ?3, ?4)"
+                        " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+    [ST_UPSERT_TAG] = "INSERT INTO tags (run_id, key, value) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+    [ST_UPSERT_ARTIFACT] = "INSERT OR REPLACE INTO artifacts (run_id, role, path, hash, size, nfiles)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_INSERT_RUN] = "INSERT INTO runs (id, parent_id, recipe, recipe_hash, step, step_key, status,"
+                      " start_time, git_commit, git_branch, git_dirty, host, user, pid, proc_start, command,"
+                      " log_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'RUNNING', ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                      " ?14, ?15, ?16)",
+    [ST_FINISH_RUN] = "UPDATE runs SET status = ?2, message = ?3, end_time = ?4, exit_code = ?5, signal = ?6,"
+                      " cpu_seconds = ?7, wall_seconds = coalesce(?8, max(0, ?4 - start_time) / 1000.0),"
+                      " peak_rss = ?9 WHERE id = ?1 AND status = 'RUNNING'",
+    [ST_RUN_STATUS] = "SELECT status FROM runs WHERE id = ?1",
+    [ST_RUNNING_HERE] = "SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = ?1",
+    /* A dead run ends at its last sign of life: its start or latest point. */
+    [ST_REAP] = "UPDATE runs SET status = 'KILLED', message = ?2,"
+                " end_time = max(start_time, coalesce((SELECT max(ts) FROM latest_metrics"
+                "   WHERE run_id = runs.id), 0)),"
+                " wall_seconds = (max(start_time, coalesce((SELECT max(ts) FROM latest_metrics"
+                "   WHERE run_id = runs.id), 0)) - start_time) / 1000.0"
+                " WHERE id = ?1 AND status = 'RUNNING'",
+};
+
+/* ---- errors and statements -------------------------------------------- */
+
+static int status_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return MLX_ERR_BUSY;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB: return MLX_ERR_CORRUPT;
+	case SQLITE_NOMEM: return MLX_ERR_NOMEM;
+	case SQLITE_INTERRUPT: return MLX_ERR_INTERRUPTED;
+	case SQLITE_ERROR:
+	case SQLITE_CONSTRAINT:
+	case SQLITE_MISMATCH:
+	case SQLITE_RANGE: return MLX_ERR_INVALID;
+	default: return MLX_ERR_IO;
+	}
+}
+
+int rundb_fail(struct mlx_rundb *db, int rc, struct mlx_err *err, const char *doing)
+{
+	int status = status_of(rc);
+	const char *why = db && db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc);
+	const char *path = db ? db->path : "";
+	if (status == MLX_ERR_BUSY)
+		return mlx_err_set(err, status, 0,
+		                   "%s: %s: the database is busy (another process kept it locked for %d ms)",
+		                   path, doing, db ? db->busy_timeout_ms : 0);
+	return mlx_err_set(err, status, 0, "%s: %s: %s", path, doing, why);
+}
+
+int rundb_stmt(struct mlx_rundb *db, enum rundb_stmt which, sqlite3_stmt **st, struct mlx_err *err)
+{
+	*st = db->stmts[which];
+	if (*st) {
+		sqlite3_reset(*st);
+		return MLX_OK;
+	}
+	int rc = sqlite3_prepare_v3(db->sql, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK)
+		return rundb_fail(db, rc, err, "cannot prepare a statement");
+	db->stmts[which] = *st;
+	return MLX_OK;
+}
+
+int rundb_exec(struct mlx_rundb *db, sqlite3_stmt *st, struct mlx_err *err, const char *doing)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return rundb_fail(db, rc, err, doing);
+	return MLX_OK;
+}
+
+int rundb_begin(struct mlx_rundb *db, struct mlx_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = rundb_stmt(db, ST_BEGIN, &st, err);
+	return rc ? rc : rundb_exec(db, st, err, "cannot start a write");
+}
+
+int rundb_commit(struct mlx_rundb *db, struct mlx_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = rundb_stmt(db, ST_COMMIT, &st, err);
+	return rc ? rc : rundb_exec(db, st, err, "cannot commit");
+}
+
+void rundb_rollback(struct mlx_rundb *db)
+{
+	if (sqlite3_get_autocommit(db->sql))
+		return; /* SQLite rolled back already */
+	struct mlx_err ignored;
+	sqlite3_stmt *st;
+	if (rundb_stmt(db, ST_ROLLBACK, &st, &ignored) == MLX_OK)
+		rundb_exec(db, st, &ignored, "rollback");
+}
+
+int64_t rundb_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- this process ------------------------------------------------------ */
+
+static int read_small_file(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* Reads the state and start time (clock ticks after boot, field 22) of pid
+ * from /proc/<pid>/stat. Returns 0, or -1 if there is no such process. */
+static int proc_stat(long pid, char *state, unsigned long long *start)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	if (read_small_file(path, buf, sizeof buf) <= 0)
+		return -1;
+	/* The command name (field 2) may hold spaces and parentheses. */
+	char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c", state) != 1)
+		return -1;
+	p += 2;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -1;
+		p++;
+	}
+	return sscanf(p, "%llu", start) == 1 ? 0 : -1;
+}
+
+static void boot_id(char out[64])
+{
+	if (read_small_file("/proc/sys/kernel/random/boot_id", out, 64) <= 0)
+		strcpy(out, "-");
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static void pid_namespace(char out[32])
+{
+	char link[64];
+	ssize_t n = readlink("/proc/self/ns/pid", link, sizeof link - 1);
+	link[n > 0 ? n : 0] = '\0';
+	const char *digits = strchr(link, '[');
+	snprintf(out, 32, "%.*s", digits ? (int)strcspn(digits + 1, "]") : 1, digits ? digits + 1 : "-");
+}
+
+static void describe_self(struct mlx_rundb *db)
+{
+	if (gethostname(db->host, sizeof db->host) != 0)
+		strcpy(db->host, "unknown");
+	db->host[sizeof db->host - 1] = '\0';
+	const char *user = getenv("USER");
+	if (!user || !*user) {
+		struct passwd *pw = getpwuid(geteuid());
+		user = pw ? pw->pw_name : "unknown";
+	}
+	snprintf(db->user, sizeof db->user, "%s", user);
+	char boot[64], ns[32], state;
+	unsigned long long start = 0;
+	boot_id(boot);
+	pid_namespace(ns);
+	proc_stat((long)getpid(), &state, &start);
+	snprintf(db->proc_ident, sizeof db->proc_ident, "%s:%s:%llu", boot, ns, start);
+}
+
+enum liveness { ALIVE, DEAD, UNKNOWN };
+
+/* Whether the process recorded as pid with identity ident still runs. */
+static enum liveness process_liveness(const struct mlx_rundb *db, long pid, const char *ident)
+{
+	char boot[64], ns[32], my_boot[64], my_ns[32];
+	unsigned long long start, my_start, now_start;
+	char state;
+	if (!ident || sscanf(ident, "%63[^:]:%31[^:]:%llu", boot, ns, &start) != 3)
+		return UNKNOWN;
+	if (sscanf(db->proc_ident, "%63[^:]:%31[^:]:%llu", my_boot, my_ns, &my_start) != 3)
+		return UNKNOWN;
+	if (strcmp(boot, my_boot) != 0)
+		return DEAD; /* the machine rebooted since */
+	if (strcmp(ns, my_ns) != 0)
+		return UNKNOWN; /* another container: its pids are not ours to see */
+	if (proc_stat(pid, &state, &now_start) != 0)
+		return DEAD;
+	if (state == 'Z' || state == 'X' || now_start != start)
+		return DEAD; /* exited, or the pid now belongs to another process */
+	return ALIVE;
+}
+
+/* ---- run ids ----------------------------------------------------------- */
+
+static const char base32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+static void new_run_id(struct mlx_rundb *db, char id[MLX_RUN_ID_SIZE])
+{
+	uint64_t ms = (uint64_t)rundb_now_ms() & ((UINT64_C(1) << 48) - 1);
+	uint32_t rnd;
+	if ((int64_t)ms <= db->last_id_ms && db->last_id_rnd < UINT32_MAX) {
+		/* Within one millisecond (or a clock step back) of the last id:
+		 * count up from it, so that ids of one handle sort in order. */
+		ms = (uint64_t)db->last_id_ms;
+		rnd = db->last_id_rnd + 1;
+	} else if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		rnd = (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() << 16);
+	}
+	db->last_id_ms = (int64_t)ms;
+	db->last_id_rnd = rnd;
+	/* 80 bits, most significant first: 10 digits of time, 6 of randomness
+	 * (the 10th digit holds the last 3 bits of time and 2 random bits). */
+	for (int i = 0; i < 16; i++) {
+		int shift = 75 - 5 * i; /* of the lowest bit of digit i */
+		uint64_t v;
+		if (shift >= 32)
+			v = ms >> (shift - 32);
+		else if (shift + 5 <= 32)
+			v = (uint64_t)rnd >> shift;
+		else
+			v = (ms << (32 - shift)) | ((uint64_t)rnd >> shift);
+		id[i] = base32[v & 31];
+	}
+	id[16] = '\0';
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+static int user_version(struct mlx_rundb *db, int *version, struct mlx_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*version = sqlite3_column_int(st, 0);
+			rc = SQLITE_OK;
+		}
+		sqlite3_finalize(st);
+	}
+	return rc == SQLITE_OK ? MLX_OK : rundb_fail(db, rc, err, "cannot read the schema version");
+}
+
+static int migrate(struct mlx_rundb *db, struct mlx_err *err)
+{
+	int version = 0, rc;
+	if ((rc = user_version(db, &version, err)) != MLX_OK)
+		return rc;
+	if (version == NMIGRATIONS)
+		return MLX_OK;
+	if ((rc = rundb_begin(db, err)) != MLX_OK)
+		return rc;
+	/* Read again under the write lock: another process may have migrated. */
+	if ((rc = user_version(db, &version, err)) != MLX_OK)
+		goto fail;
+	if (version > NMIGRATIONS) {
+		rc = mlx_err_set(
+		    err, MLX_ERR_INVALID, 0,
+		    "%s: written by a newer mlx (schema %d; this mlx knows up to %d): upgrade mlx", db->path,
+		    version, NMIGRATIONS);
+		goto fail;
+	}
+	for (; version < NMIGRATIONS; version++) {
+		int sqlrc = sqlite3_exec(db->sql, migrations[version], NULL, NULL, NULL);
+		if (sqlrc != SQLITE_OK) {
+			char doing[64];
+			snprintf(doing, sizeof doing, "schema migration %d failed", version + 1);
+			rc = rundb_fail(db, sqlrc, err, doing);
+			goto fail;
+		}
+	}
+	char pragma[48];
+	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", NMIGRATIONS);
+	int sqlrc = sqlite3_exec(db->sql, pragma, NULL, NULL, NULL);
+	if (sqlrc != SQLITE_OK) {
+		rc = rundb_fail(db, sqlrc, err, "cannot set the schema version");
+		goto fail;
+	}
+	return rundb_commit(db, err);
+fail:
+	rundb_rollback(db);
+	return rc;
+}
+
+/* Runs a PRAGMA (a constant: nothing of the caller's goes into it). */
+static int pragma(struct mlx_rundb *db, const char *sql, struct mlx_err *err)
+{
+	int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? MLX_OK : rundb_fail(db, rc, err, "cannot configure the database");
+}
+
+int mlx_rundb_open(const char *path, const struct mlx_rundb_options *opts, struct mlx_rundb **out,
+                   struct mlx_err *err)
+{
+	*out = NULL;
+	struct mlx_rundb *db = calloc(1, sizeof *db);
+	if (!db || !(db->path = strdup(path))) {
+		free(db);
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	}
+	db->busy_timeout_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 10000;
+	db->flush_interval_ms = opts && opts->flush_interval_ms > 0 ? opts->flush_interval_ms : 1000;
+	db->batch_rows = opts && opts->batch_rows > 0 ? opts->batch_rows : 10000;
+	pthread_mutex_init(&db->lock, NULL);
+	pthread_cond_init(&db->wake, NULL);
+	describe_self(db);
+
+	int rc;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	int sqlrc = sqlite3_open_v2(path, &db->sql, flags, NULL);
+	if (sqlrc != SQLITE_OK) {
+		rc = sqlrc == SQLITE_NOMEM
+		         ? mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory")
+		         : mlx_err_set(err, MLX_ERR_IO, 0, "cannot open %s: %s", path,
+		                       db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(sqlrc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(db->sql, db->busy_timeout_ms);
+	/* Each mlx command opens the database once: checkpointing and
+	 * deleting the WAL at every close would cost more than the command's
+	 * own writes. Commits checkpoint it when it passes 1000 pages. */
+	sqlite3_db_config(db->sql, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/* WAL: readers never block the writer. NORMAL: a commit does not
+	 * fsync (a power loss may drop the last commits, never corrupt). */
+	if ((rc = pragma(db, "PRAGMA journal_mode = WAL", err)) != MLX_OK ||
+	    (rc = pragma(db, "PRAGMA synchronous = NORMAL", err)) != MLX_OK ||
+	    (rc = pragma(db, "PRAGMA journal_size_limit = 67108864", err)) != MLX_OK ||
+	    (rc = migrate(db, err)) != MLX_OK)
+		goto fail;
+	if ((!opts || !opts->no_reap) && (rc = mlx_rundb_reap(db, NULL, err)) != MLX_OK)
+		goto fail;
+	*out = db;
+	return MLX_OK;
+fail:
+	if (rc == MLX_ERR_CORRUPT)
+		mlx_err_set(err, MLX_ERR_CORRUPT, 0, "%s is not an mlx runs database (%s)", path,
+		            sqlite3_errmsg(db->sql));
+	struct mlx_err ignored;
+	mlx_rundb_close(db, &ignored);
+	return rc;
+}
+
+int mlx_rundb_close(struct mlx_rundb *db, struct mlx_err *err)
+{
+	if (!db)
+		return MLX_OK;
+	rundb_stop_flusher(db);
+	int rc = MLX_OK;
+	if (db->sql) {
+		pthread_mutex_lock(&db->lock);
+		rc = rundb_flush_locked(db, err);
+		pthread_mutex_unlock(&db->lock);
+		for (int i = 0; i < ST_COUNT; i++)
+			sqlite3_finalize(db->stmts[i]);
+		sqlite3_close_v2(db->sql);
+	}
+	rundb_free_buffer(db);
+	pthread_cond_destroy(&db->wake);
+	pthread_mutex_destroy(&db->lock);
+	free(db->path);
+	free(db);
+	return rc;
+}
+
+const char *mlx_rundb_path(const struct mlx_rundb *db)
+{
+	return db->path;
+}
+
+int mlx_rundb_schema_version(struct mlx_rundb *db)
+{
+	int version = -1;
+	struct mlx_err ignored;
+	pthread_mutex_lock(&db->lock);
+	user_version(db, &version, &ignored);
+	pthread_mutex_unlock(&db->lock);
+	return version;
+}
+
+/* ---- reaping ----------------------------------------------------------- */
+
+#define REAP_MAX 256 /* dead runs marked per call; the rest on the next */
+
+int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
+{
+	char dead[REAP_MAX][MLX_RUN_ID_SIZE];
+	long dead_pid[REAP_MAX];
+	int ndead = 0, rc = MLX_OK;
+	if (killed)
+		*killed = 0;
+	pthread_mutex_lock(&db->lock);
+	sqlite3_stmt *st;
+	if ((rc = rundb_stmt(db, ST_RUNNING_HERE, &st, err)) != MLX_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, db->host, -1, SQLITE_STATIC);
+	int sqlrc;
+	while (ndead < REAP_MAX && (sqlrc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		long pid = (long)sqlite3_column_int64(st, 1);
+		const char *ident = (const char *)sqlite3_column_text(st, 2);
+		if (id && strlen(id) < MLX_RUN_ID_SIZE && process_liveness(db, pid, ident) == DEAD) {
+			strcpy(dead[ndead], id);
+			dead_pid[ndead++] = pid;
+		}
+	}
+	if (ndead < REAP_MAX && sqlrc != SQLITE_DONE)
+		rc = rundb_fail(db, sqlrc, err, "cannot look for dead runs");
+	sqlite3_reset(st);
+	if (rc != MLX_OK || ndead == 0)
+		goto out;
+	if ((rc = rundb_begin(db, err)) != MLX_OK)
+		goto out;
+	for (int i = 0; i < ndead; i++) {
+		char message[384];
+		snprintf(message, sizeof message,
+		         "its mlx process (pid %ld on %s) ended without finishing it", dead_pid[i], db->host);
+		if ((rc = rundb_stmt(db, ST_REAP, &st, err)) != MLX_OK)
+			break;
+		sqlite3_bind_text(st, 1, dead[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, message, -1, SQLITE_TRANSIENT);
+		if ((rc = rundb_exec(db, st, err, "cannot mark a dead run KILLED")) != MLX_OK)
+			break;
+		if (killed)
+			*killed += sqlite3_changes(db->sql);
+	}
+	if (rc == MLX_OK)
+		rc = rundb_commit(db, err);
+	if (rc != MLX_OK) {
+		rundb_rollback(db);
+		if (killed)
+			*killed = 0;
+	}
+out:
+	pthread_mutex_unlock(&db->lock);
+	return rc;
+}
+
+/* ---- starting and finishing runs ---------------------------------------- */
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char id[MLX_RUN_ID_SIZE],
+                    struct mlx_err *err)
+{
+	int rc;
+	pthread_mutex_lock(&db->lock);
+	new_run_id(db, id);
+	sqlite3_stmt *st;
+	if ((rc = rundb_stmt(db, ST_INSERT_RUN, &st, err)) != MLX_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 2, run->parent_id);
+	bind_text_or_null(st, 3, run->recipe);
+	bind_text_or_null(st, 4, run->recipe_hash);
+	bind_text_or_null(st, 5, run->step);
+	bind_text_or_null(st, 6, run->step_key);
+	sqlite3_bind_int64(st, 7, run->start_ms > 0 ? run->start_ms : rundb_now_ms());
+	bind_text_or_null(st, 8, run->git_commit);
+	bind_text_or_null(st, 9, run->git_branch);
+	if (run->git_dirty >= 0)
+		sqlite3_bind_int(st, 10, run->git_dirty != 0);
+	sqlite3_bind_text(st, 11, db->host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, db->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)getpid());
+	sqlite3_bind_text(st, 14, db->proc_ident, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 15, run->command);
+	bind_text_or_null(st, 16, run->log_path);
+	rc = rundb_exec(db, st, err, "cannot record a new run");
+	sqlite3_clear_bindings(st);
+out:
+	pthread_mutex_unlock(&db->lock);
+	return rc;
+}
+
+static int valid_end_status(const char *s)
+{
+	static const char *const statuses[] = {"FINISHED", "FAILED", "KILLED", "CACHED"};
+	for (size_t i = 0; s && i < sizeof statuses / sizeof statuses[0]; i++)
+		if (strcmp(s, statuses[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* After an UPDATE that matched no RUNNING run: says why. */
+static int not_running(struct mlx_rundb *db, const char *id, struct mlx_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = rundb_stmt(db, ST_RUN_STATUS, &st, err);
+	if (rc != MLX_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "run %s is not running: it is %s already", id,
+		                 (const char *)sqlite3_column_text(st, 0));
+	else
+		rc = mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "no run %s in %s", id, db->path);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end, struct mlx_err *err)
+{
+	if (!valid_end_status(end->status))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "invalid run status '%s' (FINISHED, FAILED, KILLED or CACHED)",
+		                   end->status ? end->status : "(null)");
+	int rc;
+	pthread_mutex_lock(&db->lock);
+	if ((rc = rundb_begin(db, err)) != MLX_OK)
+		goto out;
+	if ((rc = rundb_write_buffer(db, err)) != MLX_OK)
+		goto fail;
+	sqlite3_stmt *st;
+	if ((rc = rundb_stmt(db, ST_FINISH_RUN, &st, err)) != MLX_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, end->status, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 3, end->message);
+	sqlite3_bind_int64(st, 4, end->end_ms > 0 ? end->end_ms : rundb_now_ms());
+	if (end->exit_code >= 0)
+		sqlite3_bind_int(st, 5, end->exit_code);
+	if (end->signal > 0)
+		sqlite3_bind_int(st, 6, end->signal);
+	if (end->cpu_seconds >= 0)
+		sqlite3_bind_double(st, 7, end->cpu_seconds);
+	if (end->wall_seconds >= 0)
+		sqlite3_bind_double(st, 8, end->wall_seconds);
+	if (end->peak_rss >= 0)
+		sqlite3_bind_int64(st, 9, end->peak_rss);
+	rc = rundb_exec(db, st, err, "cannot record the end of a run");
+	sqlite3_clear_bindings(st);
+	if (rc != MLX_OK)
+		goto fail;
+	int changed = sqlite3_changes(db->sql);
+	/* The points are worth keeping even if the run was not RUNNING. */
+	if ((rc = rundb_commit(db, err)) != MLX_OK)
+		goto fail;
+	rundb_clear_buffer(db);
+	if (!changed)
+		rc = not_running(db, id, err);
+	goto out;
+fail:
+	rundb_rollback(db);
+out:
+	pthread_mutex_unlock(&db->lock);
+	return rc;
+}

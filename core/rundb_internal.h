@@ -1,0 +1,129 @@
+/* rundb_internal.h — what rundb.c (connection, schema, runs), rundb_write.c
+ * (the write buffer and its flush thread) and rundb_query.c (reading)
+ * share. Not for use outside core/rundb*.c. */
+#ifndef MLX_RUNDB_INTERNAL_H
+#define MLX_RUNDB_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "rundb.h"
+
+/* The prepared statements of a handle, made on first use. */
+enum rundb_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT_METRIC,
+	ST_UPSERT_LATEST,
+	ST_MAX_STEP,
+	ST_UPSERT_PARAM,
+	ST_UPSERT_TAG,
+	ST_UPSERT_ARTIFACT,
+	ST_INSERT_RUN,
+	ST_FINISH_RUN,
+	ST_RUN_STATUS,
+	ST_RUNNING_HERE,
+	ST_REAP,
+	ST_COUNT
+};
+
+/* One metric of one run, as this handle knows it. */
+struct series {
+	char *run, *key; /* owned */
+	uint64_t hash;
+	int64_t last_step;        /* highest step logged through this handle */
+	int has_last;             /* last_step is set */
+	int checked_db;           /* last_step accounts for the steps already in the database */
+	int touched;              /* the buffer holds points of this series */
+	int64_t top_step, top_ts; /* the buffered point with the highest step */
+	double top_value;
+};
+
+struct metric_row {
+	uint32_t series;
+	int64_t step, ts;
+	double value;
+};
+
+enum pending_kind { PENDING_PARAM, PENDING_TAG, PENDING_ARTIFACT };
+
+/* A buffered param, tag or artifact; the strings are owned. */
+struct pending {
+	enum pending_kind kind;
+	char *run;
+	char *key, *value;    /* param and tag; artifact: role, path */
+	char *hash;           /* artifact */
+	int64_t size, nfiles; /* artifact */
+};
+
+struct mlx_rundb {
+	sqlite3 *sql;
+	char *path;
+	sqlite3_stmt *stmts[ST_COUNT];
+	int busy_timeout_ms, flush_interval_ms;
+	size_t batch_rows;
+
+	/* Everything below, and the connection, is guarded by lock: the flush
+	 * thread writes the buffer while the caller may be logging. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t flusher;
+	int flusher_started, stopping;
+	int open_queries; /* the flush thread leaves a reading connection alone */
+
+	struct series *series;
+	size_t nseries, cap_series;
+	uint32_t *slots; /* open addressing: series index + 1, 0 = empty */
+	size_t nslots;
+
+	struct metric_row *rows;
+	size_t nrows, cap_rows;
+	struct pending *pending;
+	size_t npending, cap_pending;
+	int64_t oldest_ms; /* when the oldest buffered write was made */
+
+	int64_t last_id_ms;   /* the time and random part of the last run id made */
+	uint32_t last_id_rnd; /* here, so ids of one handle always increase */
+
+	char host[256];
+	char user[64];
+	char proc_ident[128]; /* boot id:pid namespace:start ticks of this process */
+};
+
+/* Sets *st to the prepared statement `which`, reset. Returns 0 or the
+ * error of preparing it. */
+int rundb_stmt(struct mlx_rundb *db, enum rundb_stmt which, sqlite3_stmt **st, struct mlx_err *err);
+
+/* Fills err from the last error of db's connection (or rc), prefixed with
+ * what was being done; returns the mlx status. */
+int rundb_fail(struct mlx_rundb *db, int rc, struct mlx_err *err, const char *doing);
+
+/* Steps a statement that returns no rows and resets it. */
+int rundb_exec(struct mlx_rundb *db, sqlite3_stmt *st, struct mlx_err *err, const char *doing);
+
+/* BEGIN IMMEDIATE, COMMIT, and a ROLLBACK that ignores errors. */
+int rundb_begin(struct mlx_rundb *db, struct mlx_err *err);
+int rundb_commit(struct mlx_rundb *db, struct mlx_err *err);
+void rundb_rollback(struct mlx_rundb *db);
+
+/* Milliseconds since the epoch. */
+int64_t rundb_now_ms(void);
+
+/* Writes the buffer in the open transaction (rundb_write.c). On failure the
+ * buffer is unchanged. */
+int rundb_write_buffer(struct mlx_rundb *db, struct mlx_err *err);
+
+/* After a successful commit: forgets what rundb_write_buffer wrote. */
+void rundb_clear_buffer(struct mlx_rundb *db);
+
+/* Flushes with the lock held (rundb_write.c). */
+int rundb_flush_locked(struct mlx_rundb *db, struct mlx_err *err);
+
+/* Frees the buffer and the series (rundb_write.c). */
+void rundb_free_buffer(struct mlx_rundb *db);
+
+/* Stops and joins the flush thread, if started; lock not held. */
+void rundb_stop_flusher(struct mlx_rundb *db);
+
+#endif

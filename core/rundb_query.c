@@ -1,0 +1,117 @@
+/* rundb_query.c — reading the tracking database: read-only prepared
+ * statements with bound values. */
+#include "rundb_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct mlx_rundb_query {
+	struct mlx_rundb *db;
+	sqlite3_stmt *st;
+};
+
+int mlx_rundb_query_open(struct mlx_rundb *db, const char *sql, struct mlx_rundb_query **out,
+                         struct mlx_err *err)
+{
+	*out = NULL;
+	struct mlx_rundb_query *q = calloc(1, sizeof *q);
+	if (!q)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	q->db = db;
+	pthread_mutex_lock(&db->lock);
+	int rc = rundb_flush_locked(db, err);
+	if (rc == MLX_OK) {
+		const char *tail = NULL;
+		int sqlrc = sqlite3_prepare_v2(db->sql, sql, -1, &q->st, &tail);
+		if (sqlrc != SQLITE_OK)
+			rc = rundb_fail(db, sqlrc, err, "invalid query");
+		else if (!q->st)
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "empty query");
+		else if (tail && *tail)
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "a query is one statement");
+		else if (!sqlite3_stmt_readonly(q->st))
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "a query may not change the database");
+	}
+	if (rc == MLX_OK)
+		db->open_queries++;
+	pthread_mutex_unlock(&db->lock);
+	if (rc != MLX_OK) {
+		sqlite3_finalize(q->st);
+		free(q);
+		return rc;
+	}
+	*out = q;
+	return MLX_OK;
+}
+
+int mlx_rundb_query_bind(struct mlx_rundb_query *q, int index, const struct mlx_rundb_value *v,
+                         struct mlx_err *err)
+{
+	if (index < 1 || index > sqlite3_bind_parameter_count(q->st))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "query parameter %d out of range (the query has %d)", index,
+		                   sqlite3_bind_parameter_count(q->st));
+	int rc;
+	switch (v->type) {
+	case MLX_RUNDB_INT: rc = sqlite3_bind_int64(q->st, index, v->i); break;
+	case MLX_RUNDB_REAL: rc = sqlite3_bind_double(q->st, index, v->d); break;
+	case MLX_RUNDB_TEXT:
+		rc = sqlite3_bind_text64(q->st, index, v->s, v->len, SQLITE_TRANSIENT, SQLITE_UTF8);
+		break;
+	default: rc = sqlite3_bind_null(q->st, index); break;
+	}
+	return rc == SQLITE_OK ? MLX_OK : rundb_fail(q->db, rc, err, "cannot bind a query parameter");
+}
+
+int mlx_rundb_query_next(struct mlx_rundb_query *q, struct mlx_err *err)
+{
+	pthread_mutex_lock(&q->db->lock);
+	int sqlrc = sqlite3_step(q->st);
+	int rc = sqlrc == SQLITE_ROW    ? 1
+	         : sqlrc == SQLITE_DONE ? 0
+	                                : rundb_fail(q->db, sqlrc, err, "query failed");
+	pthread_mutex_unlock(&q->db->lock);
+	return rc;
+}
+
+int mlx_rundb_query_columns(struct mlx_rundb_query *q)
+{
+	return sqlite3_column_count(q->st);
+}
+
+const char *mlx_rundb_query_name(struct mlx_rundb_query *q, int i)
+{
+	return sqlite3_column_name(q->st, i);
+}
+
+void mlx_rundb_query_column(struct mlx_rundb_query *q, int i, struct mlx_rundb_value *v)
+{
+	switch (sqlite3_column_type(q->st, i)) {
+	case SQLITE_INTEGER:
+		v->type = MLX_RUNDB_INT;
+		v->i = sqlite3_column_int64(q->st, i);
+		break;
+	case SQLITE_FLOAT:
+		v->type = MLX_RUNDB_REAL;
+		v->d = sqlite3_column_double(q->st, i);
+		break;
+	case SQLITE_TEXT:
+	case SQLITE_BLOB:
+		v->type = MLX_RUNDB_TEXT;
+		v->s = (const char *)sqlite3_column_text(q->st, i);
+		v->len = (size_t)sqlite3_column_bytes(q->st, i);
+		break;
+	default: v->type = MLX_RUNDB_NULL; break;
+	}
+}
+
+void mlx_rundb_query_close(struct mlx_rundb_query *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->db->lock);
+	sqlite3_finalize(q->st);
+	q->db->open_queries--;
+	pthread_mutex_unlock(&q->db->lock);
+	free(q);
+}

@@ -1,0 +1,162 @@
+-- mlx runs: list, show and compare the runs of this project.
+local argparse = require "mlx.argparse"
+local ui = require "mlx.ui"
+
+local LIST_OPTIONS = {
+  { "filter", short = "f", arg = "EXPR", help = "only runs matching EXPR (see 'mlx help runs')" },
+  { "sort", short = "s", arg = "KEYS", help = "order by KEYS, e.g. -metrics.acc (default: newest first)" },
+  { "limit", short = "n", arg = "N", type = "integer", default = 50, help = "show at most N runs (0: all; default 50)" },
+  { "metrics", short = "m", arg = "KEYS", help = "metric columns, comma-separated (default: the 4 most common)" },
+  { "json", help = "print the runs as JSON" },
+  { "csv", help = "print the runs as CSV, every metric, param and tag a column" },
+}
+
+local SHOW_OPTIONS = {
+  { "help", short = "h", help = "show the help of mlx runs" },
+  { "json", help = "print the run as JSON" },
+}
+
+local DIFF_OPTIONS = {
+  { "help", short = "h", help = "show the help of mlx runs" },
+  { "changed", short = "c", help = "only the params and metrics that differ" },
+}
+
+-- The project's runs database, or exit 2 outside a project.
+local function open_store()
+  local track = require "mlx.track"
+  local store, err, code = track.store()
+  if not store then
+    ui.fail(code == "notfound" and ui.EXIT.USAGE or ui.EXIT.FAILED, "%s", err)
+  end
+  return store, track
+end
+
+local function check(ok, err, code)
+  if ok == nil then
+    ui.fail((code == "notfound" or code == "invalid") and ui.EXIT.USAGE or ui.EXIT.FAILED, "%s", err)
+  end
+  return ok
+end
+
+local function print_json(value)
+  io.stdout:write(require("mlx.json").encode(value, { indent = 2 }), "\n")
+end
+
+local function list(opts)
+  if opts.json and opts.csv then ui.usage_error("--json and --csv exclude each other") end
+  if opts.limit < 0 then ui.usage_error("--limit must be 0 (all) or more, not %d", opts.limit) end
+  local filter = require "mlx.track.filter"
+  local ok, err = filter.compile(opts.filter or "")
+  if not ok then ui.usage_error("--filter: %s", err) end
+  if opts.sort then
+    ok, err = filter.order(opts.sort)
+    if not ok then ui.usage_error("--sort: %s", err) end
+  end
+  local store = open_store()
+  local runs = check(store:runs { filter = opts.filter, order = opts.sort, limit = opts.limit })
+  local view = require "mlx.track.view"
+  if opts.json then
+    local json = require "mlx.json"
+    local out = json.array()
+    for i, run in ipairs(runs) do out[i] = view.jsonable(run, json) end
+    print_json(out)
+  elseif opts.csv then
+    io.stdout:write(view.runs_csv(runs))
+  elseif #runs == 0 then
+    ui.note(opts.filter and "no run matches the filter" or "no runs yet")
+  else
+    local wanted = {}
+    if opts.metrics then
+      for key in opts.metrics:gmatch("[^,]+") do wanted[#wanted + 1] = key:match("^%s*(.-)%s*$") end
+    else
+      for _, text in ipairs({ opts.sort or "", opts.filter or "" }) do
+        for key in text:gmatch("metrics?%.([%w_.:/%-]*%w)") do wanted[#wanted + 1] = key end
+      end
+    end
+    local keys = view.main_metrics(runs, wanted, opts.metrics and #wanted or math.max(4, #wanted))
+    for _, line in ipairs(view.runs_table(runs, keys)) do ui.out(line) end
+    if #runs == opts.limit then
+      local total = store:count(opts.filter)
+      if total and total > #runs then
+        ui.note(("%d of %d runs shown (--limit 0 for all)"):format(#runs, total))
+      end
+    end
+  end
+  return ui.EXIT.OK
+end
+
+local function show(args)
+  local opts, ids = argparse.parse(SHOW_OPTIONS, args, { first = 2, context = "mlx runs show", hint = "mlx help runs" })
+  if opts.help then return nil end
+  if #ids ~= 1 then ui.usage_error("'mlx runs show' needs one run ID (see 'mlx help runs')") end
+  local store = open_store()
+  local run = check(store:get(ids[1]))
+  run.metric_summary = check(store:metric_summary(run.id))
+  local view = require "mlx.track.view"
+  if opts.json then
+    print_json(view.jsonable(run, require "mlx.json"))
+  else
+    for _, line in ipairs(view.show(run)) do ui.out(line) end
+  end
+  return ui.EXIT.OK
+end
+
+local function diff(args)
+  local opts, ids = argparse.parse(DIFF_OPTIONS, args, { first = 2, context = "mlx runs diff", hint = "mlx help runs" })
+  if opts.help then return nil end
+  if #ids ~= 2 then ui.usage_error("'mlx runs diff' needs two run IDs (see 'mlx help runs')") end
+  local store = open_store()
+  local a = check(store:get(ids[1]))
+  local b = check(store:get(ids[2]))
+  for _, line in ipairs(require("mlx.track.view").diff(a, b, opts.changed)) do ui.out(line) end
+  return ui.EXIT.OK
+end
+
+local command -- the declaration below, for the help of subcommands
+command = {
+  summary = "list the runs of this project; show one; compare two",
+  usage = "mlx runs [--filter EXPR] [--sort KEYS] [--limit N] [--metrics KEYS] [--json|--csv]\n"
+    .. "       mlx runs show ID [--json]\n"
+    .. "       mlx runs diff ID ID [--changed]",
+  description = [[
+Every 'mlx recipe' and every pipeline step is a run, recorded in
+.mlx/runs.db. 'mlx runs' lists them newest first: id, recipe/step, status,
+start, duration and the main metrics. 'show' tells everything about one run;
+'diff' puts two side by side with the metric deltas. An ID may be any unique
+prefix of a run id.
+
+Filter expressions (MLflow's search syntax, plus OR, NOT, parentheses and
+numeric comparison of params):
+  metrics.acc > 0.9 and params.lr = '0.1'
+  (status = 'FAILED' or metrics.loss >= 1e3) and not tags.team like 'vis%'
+  params.lr < 0.05 and start_time > '2024-05-01' and dirty = false
+Fields: metrics.NAME (latest value), params.NAME (text, or a number when
+compared with one), tags.NAME, and the attributes id, parent, status, recipe,
+step, message, start_time, end_time, duration, exit_code, git_commit,
+git_branch, git_dirty, host, user, command, cpu_seconds, peak_rss, ...
+Names with other characters: metrics.`f1 score`. Operators: = != < <= > >=,
+LIKE and ILIKE ('%' any text, '_' one character), IN (...), IS [NOT] NULL.
+Sort keys: fields, comma-separated, each with ASC or DESC or a leading '-'.]],
+  options = LIST_OPTIONS,
+  stop_at_positional = true,
+  main = function(opts, args)
+    local sub = args[1]
+    local code
+    if sub == "show" then
+      code = show(args)
+    elseif sub == "diff" then
+      code = diff(args)
+    elseif sub then
+      ui.usage_error("unknown 'mlx runs' subcommand '%s' (show or diff; see 'mlx help runs')", sub)
+    else
+      return list(opts)
+    end
+    if code == nil then -- --help of a subcommand
+      io.stdout:write(require("mlx.cli").command_help("runs", command))
+      return ui.EXIT.OK
+    end
+    return code
+  end,
+}
+
+return command

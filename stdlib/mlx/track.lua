@@ -1,0 +1,418 @@
+--- mlx.track: experiment tracking (DESIGN §5). Every recipe and step is a
+--- run in the project's .mlx/runs.db (SQLite): params, metrics with steps,
+--- tags, artifacts with hashes, git context, status, times and resources.
+---
+---     local track = require "mlx.track"
+---     local run <close> = assert(track.start_run { recipe = "train.lua" })
+---     run:log_params { lr = 0.1, epochs = 10 }
+---     for epoch = 1, 10 do run:log_metric("loss", train_one(epoch), epoch) end
+---     -- leaving the scope finishes it: FINISHED, or FAILED with the error
+---
+--- A run handle is an mlx.Run (see mlx.rundb): run.id, run.status and the
+--- methods log_metric, log_metrics, log_param(s), set_tag(s),
+--- log_artifact, flush and finish. Queries return runs as plain tables.
+local filter = require "mlx.track.filter"
+local fs = require "mlx.fs"
+local hash = require "mlx.hash"
+local project = require "mlx.project"
+local rundb = require "mlx.rundb"
+
+local M = {}
+
+--- The statuses of a run.
+M.STATUSES = { "RUNNING", "FINISHED", "FAILED", "KILLED", "CACHED" }
+
+--- Returns the path of the runs database used here: $MLX_RUNS_DB if set,
+--- else .mlx/runs.db in the project root (the nearest directory upwards
+--- from start, default the working directory, holding .mlx/). Outside a
+--- project returns nil, "not in an mlx project (run 'mlx init')", "notfound".
+function M.database_path(start)
+  local env = os.getenv("MLX_RUNS_DB")
+  if env and env ~= "" then return env end
+  local root = project.find_root(start)
+  if not root then return nil, "not in an mlx project (run 'mlx init')", "notfound" end
+  return root .. "/.mlx/runs.db"
+end
+
+--- Returns {commit, branch, dirty} of the git work tree holding dir (default
+--- "."); the fields are nil outside a work tree, in a repository without
+--- commits, or when the mlx.git module cannot tell. Never fails.
+function M.git_context(dir)
+  local ok, git = pcall(require, "mlx.git")
+  if not ok or type(git) ~= "table" or type(git.open) ~= "function" then return {} end
+  local okopen, repo = pcall(git.open, dir or ".")
+  if not okopen or not repo then return {} end
+  local context = {}
+  local okhead, head = pcall(repo.head, repo)
+  if okhead and type(head) == "table" then context.commit, context.branch = head.commit, head.branch end
+  local okdirty, dirty = pcall(repo.is_dirty, repo)
+  if okdirty and type(dirty) == "boolean" then context.dirty = dirty end
+  pcall(repo.close, repo)
+  return context
+end
+
+-- ---- runs started in this process -------------------------------------------
+
+-- The runs started through this module, innermost last; weak, so that a
+-- forgotten handle is still collected (and recorded FAILED by its __gc).
+local started = setmetatable({}, { __mode = "v" })
+local nstarted = 0
+
+--- Returns the innermost run started in this process that is still
+--- RUNNING (the one mlx.log writes to), or nil.
+function M.current()
+  for i = nstarted, 1, -1 do
+    local run = started[i]
+    if run and run.status == "RUNNING" then return run end
+    started[i] = nil
+    nstarted = i - 1
+  end
+  return nil
+end
+
+--- Finishes the runs started in this process after the run outer (all of
+--- them if outer is nil) that are still RUNNING, innermost first, with
+--- status and opts as for run:finish. Returns the number finished. The
+--- recipe runner calls it when a recipe ends, for runs the recipe left open.
+function M.finish_open(status, opts, outer)
+  local n = 0
+  for i = nstarted, 1, -1 do
+    local run = started[i]
+    if run and run == outer then break end
+    if run and run.status == "RUNNING" then
+      run:finish(status, opts)
+      n = n + 1
+    end
+    started[i] = nil
+    nstarted = i - 1
+  end
+  return n
+end
+
+-- ---- the methods mlx.Run gets from Lua ---------------------------------------
+
+local Run = rundb.Run
+
+local function walk(dir, acc)
+  for _, name in ipairs(fs.list(dir) or {}) do
+    local path = dir .. "/" .. name
+    local st = fs.stat(path)
+    if st and st.type == "directory" then
+      walk(path, acc)
+    elseif st and st.type == "file" then
+      acc.nfiles, acc.size = acc.nfiles + 1, acc.size + st.size
+    end
+  end
+  return acc
+end
+
+--- Returns what mlx records of an artifact at path: {hash, size, nfiles} —
+--- a file's SHA-256, size and 1; a directory's total size and number of
+--- files (its manifest hash is recorded by the pipeline, which stores it).
+--- Returns nil, message, code if path does not exist or cannot be read.
+function M.measure_artifact(path)
+  local st, err, code = fs.stat(path)
+  if not st then return nil, err, code end
+  if st.type == "directory" then
+    local acc = walk(path, { nfiles = 0, size = 0 })
+    return { size = acc.size, nfiles = acc.nfiles }
+  end
+  local digest, size, hcode = hash.file(path)
+  if not digest then return nil, size, hcode end
+  return { hash = digest, size = size, nfiles = 1 }
+end
+
+--- run:log_artifact(path[, role]) records a file or directory the run read
+--- (role "in") or wrote ("out", the default), measured by
+--- M.measure_artifact. Returns true; nil, message, code if path does not
+--- exist or cannot be read.
+function Run:log_artifact(path, role)
+  assert(type(path) == "string", "log_artifact: path must be a string")
+  local facts, err, code = M.measure_artifact(path)
+  if not facts then return nil, err, code end
+  facts.role, facts.path = role or "out", path
+  return self:record_artifact(facts)
+end
+
+-- ---- a database --------------------------------------------------------------
+
+local Store = {}
+Store.__index = Store
+
+local default_store -- the project's database, once opened
+
+--- Opens the runs database at path (created if missing), marking KILLED the
+--- runs of this host whose process died. Returns a store with the methods
+--- start_run, runs, count, get, resolve, metric_history, metric_summary, flush
+--- and close; or nil, message, code. options: see mlx.rundb.open.
+function M.open(path, options)
+  local db, err, code = rundb.open(path, options)
+  if not db then return nil, err, code end
+  return setmetatable({ db = db, path = path, open_runs = setmetatable({}, { __mode = "k" }) }, Store)
+end
+
+--- Starts a RUNNING run; returns its mlx.Run handle (use it as a <close>
+--- variable) or nil, message, code. info fields, all optional: parent (a
+--- run or its id; default: the current run, if it is of this database;
+--- false for none), recipe, recipe_hash, step, step_key, command,
+--- log_path, params, tags (tables), git ({commit, branch, dirty}; false for
+--- none; default: M.git_context of the working directory).
+function Store:start_run(info)
+  info = info or {}
+  assert(type(info) == "table", "start_run: expected a table of run fields")
+  local parent = info.parent
+  if parent == nil then
+    local current = M.current()
+    parent = current and self.open_runs[current] and current.id or nil
+  end
+  if type(parent) == "userdata" then parent = parent.id end
+  if parent == false then parent = nil end
+  local git = info.git
+  if git == nil then git = M.git_context(".") elseif git == false then git = {} end
+  local run, err, code = self.db:start_run {
+    parent = parent, recipe = info.recipe, recipe_hash = info.recipe_hash, step = info.step,
+    step_key = info.step_key, command = info.command, log_path = info.log_path,
+    git_commit = git.commit, git_branch = git.branch, git_dirty = git.dirty,
+  }
+  if not run then return nil, err, code end
+  if info.params then run:log_params(info.params) end
+  if info.tags then run:set_tags(info.tags) end
+  self.open_runs[run] = true
+  nstarted = nstarted + 1
+  started[nstarted] = run
+  return run
+end
+
+--- Writes what is buffered. Returns true or nil, message, code.
+function Store:flush()
+  return self.db:flush()
+end
+
+--- Closes the database, writing what is buffered; a run of it still
+--- RUNNING ends FAILED ("its database was closed while it ran"). Returns
+--- true or nil, message, code.
+function Store:close()
+  for run in pairs(self.open_runs) do
+    if run.status == "RUNNING" then
+      run:finish("FAILED", { message = "its database was closed while it ran" })
+    end
+  end
+  self.open_runs = {}
+  if default_store == self then default_store = nil end
+  return self.db:close()
+end
+
+local function nan_if_nil(v)
+  if v == nil then return 0 / 0 end
+  return v
+end
+
+-- A row of `runs` as the run record queries return.
+local function record(row, now_ms)
+  local dirty
+  if row.git_dirty ~= nil then dirty = row.git_dirty ~= 0 end
+  return {
+    id = row.id, parent = row.parent_id, recipe = row.recipe, recipe_hash = row.recipe_hash,
+    step = row.step, step_key = row.step_key, status = row.status, message = row.message,
+    start_time = row.start_time, end_time = row.end_time,
+    duration = ((row.end_time or now_ms) - row.start_time) / 1000,
+    exit_code = row.exit_code, signal = row.signal,
+    git = { commit = row.git_commit, branch = row.git_branch, dirty = dirty },
+    host = row.host, user = row.user, pid = row.pid, command = row.command, log_path = row.log_path,
+    cpu_seconds = row.cpu_seconds, wall_seconds = row.wall_seconds, peak_rss = row.peak_rss,
+    params = {}, metrics = {}, tags = {},
+  }
+end
+
+-- Fills params, metrics (latest values) and tags of the records, a few
+-- hundred runs per query.
+local function attach(db, records)
+  local by_id = {}
+  for _, r in ipairs(records) do by_id[r.id] = r end
+  local CHUNK = 500
+  for first = 1, #records, CHUNK do
+    local ids, marks = {}, {}
+    for i = first, math.min(first + CHUNK - 1, #records) do
+      ids[#ids + 1] = records[i].id
+      marks[#marks + 1] = "?"
+    end
+    local within = " WHERE run_id IN (" .. table.concat(marks, ",") .. ")"
+    for field, tbl in pairs({ metrics = "latest_metrics", params = "params", tags = "tags" }) do
+      local rows, err, code = db:query("SELECT run_id, key, value FROM " .. tbl .. within, ids)
+      if not rows then return nil, err, code end
+      for _, row in ipairs(rows) do
+        by_id[row.run_id][field][row.key] = field == "metrics" and nan_if_nil(row.value) or row.value
+      end
+    end
+  end
+  return records
+end
+
+local function filter_error(what, message)
+  return nil, what .. ": " .. message, "invalid"
+end
+
+--- Returns the runs matching query, as records (see get, without
+--- artifacts), newest first unless ordered otherwise; or nil, message,
+--- code. query fields, all optional: filter (see mlx.track.filter), order
+--- ("-metrics.acc, start_time"), limit (default all). A filter or order
+--- that does not parse returns nil, "filter: column N: …", "invalid".
+function Store:runs(query)
+  query = query or {}
+  assert(type(query) == "table", "runs: expected a table {filter, order, limit}")
+  local where, wparams = filter.compile(query.filter or "")
+  if not where then return filter_error("filter", wparams) end
+  local order, oparams = "", {}
+  if query.order and query.order:find("%S") then
+    order, oparams = filter.order(query.order)
+    if not order then return filter_error("order", oparams) end
+    order = order .. ", "
+  end
+  local params = {}
+  table.move(wparams, 1, #wparams, 1, params)
+  table.move(oparams, 1, #oparams, #params + 1, params)
+  local sql = "SELECT r.* FROM runs r WHERE " .. where .. " ORDER BY " .. order .. "r.start_time DESC, r.id DESC"
+  if query.limit and query.limit > 0 then
+    sql = sql .. " LIMIT ?"
+    params[#params + 1] = math.tointeger(query.limit) or error("runs: limit must be an integer")
+  end
+  local rows, err, code = self.db:query(sql, params)
+  if not rows then return nil, err, code end
+  local now = rundb.now_ms()
+  for i, row in ipairs(rows) do rows[i] = record(row, now) end
+  return attach(self.db, rows)
+end
+
+--- Returns the number of runs matching filter (all runs if nil); nil,
+--- "filter: column N: …", "invalid" for a filter that does not parse.
+function Store:count(filter_text)
+  local where, params = filter.compile(filter_text or "")
+  if not where then return filter_error("filter", params) end
+  local rows, err, code = self.db:query("SELECT count(*) AS n FROM runs r WHERE " .. where, params)
+  if not rows then return nil, err, code end
+  return rows[1].n
+end
+
+--- Returns the full id of the one run whose id starts with prefix (any
+--- case); nil, message, "notfound" if none does; nil, message naming some
+--- candidates, "invalid" if several do or prefix cannot be a run id.
+function Store:resolve(prefix)
+  if type(prefix) ~= "string" or not prefix:match("^%w+$") then
+    return nil, ("invalid run id '%s' (run ids are letters and digits)"):format(tostring(prefix)), "invalid"
+  end
+  prefix = prefix:lower()
+  local rows, err, code = self.db:query("SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || '~' ORDER BY id LIMIT 4",
+    { prefix })
+  if not rows then return nil, err, code end
+  if #rows == 0 then return nil, ("no run with id '%s' in %s"):format(prefix, self.path), "notfound" end
+  if #rows > 1 then
+    local ids = {}
+    for i = 1, math.min(#rows, 3) do ids[i] = rows[i].id end
+    return nil, ("run id '%s' is ambiguous: %s%s start with it; give more characters"):format(prefix,
+      table.concat(ids, ", "), #rows > 3 and ", …" or ""), "invalid"
+  end
+  return rows[1].id
+end
+
+--- Returns the record of the run id (or a unique prefix of it): the fields
+--- of runs{} — id, parent, recipe, recipe_hash, step, step_key, status,
+--- message, start_time and end_time (ms), duration (s), exit_code, signal,
+--- git {commit, branch, dirty}, host, user, pid, command, log_path,
+--- cpu_seconds, wall_seconds, peak_rss, params, metrics (latest values),
+--- tags — plus artifacts ({role, path, hash, size, nfiles}…) and children
+--- (the ids of its step runs). Fails as resolve.
+function Store:get(id)
+  local full, err, code = self:resolve(id)
+  if not full then return nil, err, code end
+  local rows
+  rows, err, code = self.db:query("SELECT r.* FROM runs r WHERE r.id = ?", { full })
+  if not rows then return nil, err, code end
+  if not rows[1] then return nil, ("no run with id '%s'"):format(full), "notfound" end
+  local r = record(rows[1], rundb.now_ms())
+  local ok
+  ok, err, code = attach(self.db, { r })
+  if not ok then return nil, err, code end
+  rows, err, code = self.db:query("SELECT role, path, hash, size, nfiles FROM artifacts WHERE run_id = ?"
+    .. " ORDER BY role, path", { full })
+  if not rows then return nil, err, code end
+  r.artifacts = rows
+  rows, err, code = self.db:query("SELECT id FROM runs WHERE parent_id = ? ORDER BY start_time, id", { full })
+  if not rows then return nil, err, code end
+  r.children = {}
+  for i, row in ipairs(rows) do r.children[i] = row.id end
+  return r
+end
+
+--- Returns every point of metric key of run id (or a unique prefix), by
+--- step: {{step, ts (ms), value}…}, empty if the run has no such metric
+--- (NaN values are NaN). Fails as resolve.
+function Store:metric_history(id, key)
+  assert(type(key) == "string", "metric_history: key must be a string")
+  local full, err, code = self:resolve(id)
+  if not full then return nil, err, code end
+  local rows
+  rows, err, code = self.db:query("SELECT step, ts, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step",
+    { full, key })
+  if not rows then return nil, err, code end
+  for _, row in ipairs(rows) do row.value = nan_if_nil(row.value) end
+  return rows
+end
+
+--- Returns a summary of each metric of run id (or a unique prefix), sorted
+--- by key: {{key, value (latest), step, ts, count, min, max}…}. Fails as
+--- resolve.
+function Store:metric_summary(id)
+  local full, err, code = self:resolve(id)
+  if not full then return nil, err, code end
+  local rows
+  rows, err, code = self.db:query("SELECT l.key, l.value, l.step, l.ts, s.count, s.min, s.max"
+    .. " FROM latest_metrics l JOIN (SELECT key, count(*) AS count, min(value) AS min, max(value) AS max"
+    .. "   FROM metrics WHERE run_id = ?1 GROUP BY key) s ON s.key = l.key"
+    .. " WHERE l.run_id = ?1 ORDER BY l.key", { full })
+  if not rows then return nil, err, code end
+  for _, row in ipairs(rows) do row.value = nan_if_nil(row.value) end
+  return rows
+end
+
+-- ---- the project's database ----------------------------------------------------
+
+--- Returns the store of this project's database (M.database_path), opened
+--- once per process; or nil, message, code (outside a project: "notfound").
+function M.store()
+  if default_store then return default_store end
+  local path, err, code = M.database_path()
+  if not path then return nil, err, code end
+  local store
+  store, err, code = M.open(path)
+  if not store then return nil, err, code end
+  default_store = store
+  return store
+end
+
+local function on_default(method)
+  return function(...)
+    local store, err, code = M.store()
+    if not store then return nil, err, code end
+    return store[method](store, ...)
+  end
+end
+
+--- track.start_run(info), runs(query), count(filter), get(id), resolve(prefix),
+--- metric_history(id, key), metric_summary(id): the Store methods on the
+--- project's database; outside a project they return nil, "not in an mlx
+--- project (run 'mlx init')", "notfound".
+M.start_run = on_default("start_run")
+M.runs = on_default("runs")
+M.count = on_default("count")
+M.get = on_default("get")
+M.resolve = on_default("resolve")
+M.metric_history = on_default("metric_history")
+M.metric_summary = on_default("metric_summary")
+
+--- Returns a reader that ingests the events file a child process writes
+--- (MLX_EVENTS) into run; see mlx.track.events.
+function M.events_reader(run, path, options)
+  return require("mlx.track.events").reader(run, path, options)
+end
+
+return M

@@ -1,0 +1,427 @@
+/* test_rundb.c — core/rundb*.c: schema, runs, buffered metrics, reaping,
+ * concurrent writers and read-only queries, on real SQLite files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rundb.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+};
+
+static int make_db_dir(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	strcpy(f->dir, "/tmp/mlx-test-rundb-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof f->path, "%s/runs.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int remove_db_dir(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+	int rc = system(cmd);
+	free(f);
+	return rc == 0 ? 0 : -1;
+}
+
+static struct mlx_rundb *open_db(const char *path, const struct mlx_rundb_options *opts)
+{
+	struct mlx_rundb *db = NULL;
+	struct mlx_err err;
+	int rc = mlx_rundb_open(path, opts, &db, &err);
+	if (rc != MLX_OK)
+		fail_msg("open %s: %s", path, err.msg);
+	return db;
+}
+
+/* Runs a one-value SQL query through a separate plain SQLite connection,
+ * as another process would see the file. */
+static double peek(const char *path, const char *sql)
+{
+	sqlite3 *raw;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+	sqlite3_busy_timeout(raw, 5000);
+	assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+	double v = NAN;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_double(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+	return v;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *raw;
+	assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+	sqlite3_busy_timeout(raw, 5000);
+	assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+}
+
+static const struct mlx_run_end FINISHED = {"FINISHED", NULL, 0, 0, -1, -1, -1, 0};
+
+static void open_creates_the_latest_schema_and_refuses_newer_ones(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	assert_int_equal(mlx_rundb_schema_version(db), mlx_rundb_schema_latest());
+	assert_string_equal(mlx_rundb_path(db), f->path);
+	assert_int_equal(mlx_rundb_close(db, NULL), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'latest_metrics'") == 1);
+
+	db = open_db(f->path, NULL); /* reopening migrates nothing */
+	assert_int_equal(mlx_rundb_schema_version(db), mlx_rundb_schema_latest());
+	mlx_rundb_close(db, NULL);
+
+	raw_exec(f->path, "PRAGMA user_version = 999");
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_open(f->path, NULL, &db, &err), MLX_ERR_INVALID);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "newer mlx (schema 999"));
+
+	char junk[160];
+	snprintf(junk, sizeof junk, "%s/junk.db", f->dir);
+	FILE *fp = fopen(junk, "w");
+	fputs("this is not a database, but it is long enough to have a header page ...........", fp);
+	fclose(fp);
+	assert_int_equal(mlx_rundb_open(junk, NULL, &db, &err), MLX_ERR_CORRUPT);
+	assert_non_null(strstr(err.msg, "is not an mlx runs database"));
+
+	assert_int_equal(mlx_rundb_open("/nonexistent-dir/runs.db", NULL, &db, &err), MLX_ERR_IO);
+	assert_non_null(strstr(err.msg, "cannot open /nonexistent-dir/runs.db"));
+}
+
+static void run_ids_are_short_unique_and_sort_by_time(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	struct mlx_run_start start = {.git_dirty = -1};
+	enum { N = 2000 };
+	static char ids[N][MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_start(db, &start, ids[0], &err), MLX_OK);
+	struct timespec pause = {0, 3 * 1000000};
+	nanosleep(&pause, NULL);
+	for (int i = 1; i < N; i++)
+		assert_int_equal(mlx_rundb_start(db, &start, ids[i], &err), MLX_OK);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(strlen(ids[i]), 16);
+		assert_int_equal(strspn(ids[i], "0123456789abcdefghjkmnpqrstvwxyz"), 16);
+	}
+	assert_true(strcmp(ids[0], ids[1]) < 0); /* 3 ms later sorts later */
+	assert_true(peek(f->path, "SELECT count(DISTINCT id) FROM runs") == N);
+	mlx_rundb_close(db, NULL);
+}
+
+static void a_run_records_its_owner_and_ends_once(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	struct mlx_run_start start = {
+	    .recipe = "train.lua", .command = "mlx recipe train.lua", .git_commit = "abc", .git_dirty = 1};
+	char id[MLX_RUN_ID_SIZE], sql[256];
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	snprintf(sql, sizeof sql,
+	         "SELECT pid FROM runs WHERE id = '%s' AND status = 'RUNNING' AND git_dirty = 1", id);
+	assert_true(peek(f->path, sql) == (double)getpid());
+
+	struct mlx_run_end end = {"FAILED", "boom", 3, 0, 1.5, -1, 4096, 0};
+	assert_int_equal(mlx_rundb_finish(db, id, &end, &err), MLX_OK);
+	snprintf(sql, sizeof sql,
+	         "SELECT exit_code + cpu_seconds + peak_rss FROM runs WHERE id = '%s' AND status = 'FAILED'"
+	         " AND message = 'boom' AND wall_seconds >= 0 AND end_time >= start_time",
+	         id);
+	assert_true(peek(f->path, sql) == 3 + 1.5 + 4096);
+
+	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "it is FAILED already"));
+	assert_int_equal(mlx_rundb_finish(db, "0000000000000000", &FINISHED, &err), MLX_ERR_NOTFOUND);
+	struct mlx_run_end bad = FINISHED;
+	bad.status = "DONE";
+	assert_int_equal(mlx_rundb_finish(db, id, &bad, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "invalid run status 'DONE'"));
+	mlx_rundb_close(db, NULL);
+}
+
+static void metrics_keep_every_step_and_the_latest_value(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char id[MLX_RUN_ID_SIZE], sql[256];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	int64_t step = -1;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(
+		    mlx_rundb_log_metric(db, id, "loss", MLX_STEP_AUTO, 1.0 / (i + 1), 0, &step, &err),
+		    MLX_OK);
+		assert_int_equal(step, i);
+	}
+	assert_int_equal(mlx_rundb_log_metric(db, id, "acc", 10, 0.5, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, id, "acc", 5, 0.9, 0, NULL, &err), MLX_OK); /* older step */
+	assert_int_equal(mlx_rundb_log_metric(db, id, "acc", 10, 0.75, 0, NULL, &err), MLX_OK); /* replaces */
+	assert_int_equal(mlx_rundb_log_metric(db, id, "nan", 0, NAN, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, id, "", 0, 1, 0, NULL, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_rundb_log_metric(db, id, "a\nb", 0, 1, 0, NULL, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id = '%s' AND key = 'loss'", id);
+	assert_true(peek(f->path, sql) == 3);
+	snprintf(sql, sizeof sql, "SELECT value FROM latest_metrics WHERE run_id = '%s' AND key = 'loss'",
+	         id);
+	assert_true(peek(f->path, sql) == 1.0 / 3);
+	snprintf(sql, sizeof sql,
+	         "SELECT value FROM latest_metrics WHERE run_id = '%s' AND key = 'acc' AND step = 10", id);
+	assert_true(peek(f->path, sql) == 0.75);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id = '%s' AND key = 'acc'", id);
+	assert_true(peek(f->path, sql) == 2);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM metrics WHERE run_id = '%s' AND key = 'nan' AND value IS NULL", id);
+	assert_true(peek(f->path, sql) == 1);
+	mlx_rundb_close(db, NULL);
+
+	/* Another handle continues the steps after those in the database. */
+	db = open_db(f->path, NULL);
+	assert_int_equal(mlx_rundb_log_metric(db, id, "loss", MLX_STEP_AUTO, 0.1, 0, &step, &err), MLX_OK);
+	assert_int_equal(step, 3);
+	mlx_rundb_close(db, NULL);
+	snprintf(sql, sizeof sql, "SELECT value FROM latest_metrics WHERE run_id = '%s' AND key = 'loss'",
+	         id);
+	assert_true(peek(f->path, sql) == 0.1);
+}
+
+static void params_tags_and_artifacts(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char id[MLX_RUN_ID_SIZE], sql[256];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_param(db, id, "lr", "0.1", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_param(db, id, "lr", "0.05", &err), MLX_OK); /* replaces */
+	assert_int_equal(mlx_rundb_log_param(db, id, "model", "resnet", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_param(db, id, "pad", " 1", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_set_tag(db, id, "team", "vision", &err), MLX_OK);
+	struct mlx_run_artifact art = {"out", "model.bin", "ab12", 10, 1};
+	assert_int_equal(mlx_rundb_log_artifact(db, id, &art, &err), MLX_OK);
+	art.role = "sideways";
+	assert_int_equal(mlx_rundb_log_artifact(db, id, &art, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_rundb_flush(db, &err), MLX_OK);
+
+	snprintf(sql, sizeof sql,
+	         "SELECT num FROM params WHERE run_id = '%s' AND key = 'lr' AND value = '0.05'", id);
+	assert_true(peek(f->path, sql) == 0.05);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM params WHERE run_id = '%s' AND num IS NULL", id);
+	assert_true(peek(f->path, sql) == 2); /* "resnet" and " 1" are text only */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM tags WHERE run_id = '%s' AND value = 'vision'", id);
+	assert_true(peek(f->path, sql) == 1);
+	snprintf(sql, sizeof sql,
+	         "SELECT size FROM artifacts WHERE run_id = '%s' AND role = 'out' AND hash = 'ab12'", id);
+	assert_true(peek(f->path, sql) == 10);
+	mlx_rundb_close(db, NULL);
+}
+
+static void points_are_written_by_batch_and_by_age(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb_options opts = {.batch_rows = 3, .flush_interval_ms = 60000};
+	struct mlx_rundb *db = open_db(f->path, &opts);
+	char id[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	mlx_rundb_log_metric(db, id, "m", 0, 1, 0, NULL, &err);
+	mlx_rundb_log_metric(db, id, "m", 1, 1, 0, NULL, &err);
+	assert_true(peek(f->path, "SELECT count(*) FROM metrics") == 0); /* buffered */
+	mlx_rundb_log_metric(db, id, "m", 2, 1, 0, NULL, &err);
+	assert_true(peek(f->path, "SELECT count(*) FROM metrics") == 3); /* a full batch */
+	mlx_rundb_close(db, NULL);
+
+	/* A lone point reaches the file after the interval with no further call. */
+	opts = (struct mlx_rundb_options){.flush_interval_ms = 40};
+	db = open_db(f->path, &opts);
+	mlx_rundb_log_metric(db, id, "lone", 0, 1, 0, NULL, &err);
+	assert_true(peek(f->path, "SELECT count(*) FROM metrics WHERE key = 'lone'") == 0);
+	struct timespec pause = {0, 300 * 1000000};
+	nanosleep(&pause, NULL);
+	assert_true(peek(f->path, "SELECT count(*) FROM metrics WHERE key = 'lone'") == 1);
+	mlx_rundb_close(db, NULL);
+}
+
+static void dead_owners_are_reaped_live_ones_kept(void **state)
+{
+	struct fixture *f = *state;
+	char live[MLX_RUN_ID_SIZE], sql[256];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+
+	/* A child starts a run, logs a point and ends without finishing it. */
+	pid_t child = fork();
+	if (child == 0) {
+		struct mlx_rundb *cdb;
+		char id[MLX_RUN_ID_SIZE];
+		if (mlx_rundb_open(f->path, NULL, &cdb, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, id, NULL) != MLX_OK ||
+		    mlx_rundb_log_metric(cdb, id, "loss", 0, 1, 0, NULL, NULL) != MLX_OK ||
+		    mlx_rundb_close(cdb, NULL) != MLX_OK)
+			_exit(1);
+		_exit(0);
+	}
+	int status;
+	waitpid(child, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	struct mlx_rundb_options opts = {.no_reap = 1};
+	struct mlx_rundb *db = open_db(f->path, &opts);
+	assert_int_equal(mlx_rundb_start(db, &start, live, &err), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 2);
+
+	/* A run whose pid is ours but whose start time differs: pid reuse. */
+	snprintf(sql, sizeof sql,
+	         "INSERT INTO runs (id, status, start_time, host, pid, proc_start)"
+	         " SELECT '00000000000000zz', 'RUNNING', start_time, host, pid,"
+	         " rtrim(proc_start, '0123456789') || '1' FROM runs WHERE id = '%s'",
+	         live);
+	raw_exec(f->path, sql);
+	int killed = -1;
+	assert_int_equal(mlx_rundb_reap(db, &killed, &err), MLX_OK);
+	assert_int_equal(killed, 2);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE status = 'RUNNING' AND id = '%s'", live);
+	assert_true(peek(f->path, sql) == 1);
+	assert_true(peek(f->path,
+	                 "SELECT count(*) FROM runs WHERE status = 'KILLED'"
+	                 " AND message LIKE '%ended without finishing it' AND end_time >= start_time") == 2);
+	assert_int_equal(mlx_rundb_reap(db, &killed, &err), MLX_OK);
+	assert_int_equal(killed, 0);
+	/* Runs of other hosts are not ours to judge. */
+	raw_exec(f->path, "INSERT INTO runs (id, status, start_time, host, pid, proc_start)"
+	                  " VALUES ('00000000000000yy', 'RUNNING', 0, 'elsewhere', 1, 'a:b:1')");
+	assert_int_equal(mlx_rundb_reap(db, &killed, &err), MLX_OK);
+	assert_int_equal(killed, 0);
+	mlx_rundb_close(db, NULL);
+}
+
+static void concurrent_writers_lose_nothing(void **state)
+{
+	struct fixture *f = *state;
+	enum { WRITERS = 6, POINTS = 3000 };
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	mlx_rundb_close(db, NULL);
+	pid_t pids[WRITERS];
+	for (int w = 0; w < WRITERS; w++) {
+		if ((pids[w] = fork()) == 0) {
+			struct mlx_rundb_options opts = {.batch_rows = 50};
+			struct mlx_rundb *cdb;
+			char id[MLX_RUN_ID_SIZE];
+			struct mlx_run_start start = {.git_dirty = -1};
+			if (mlx_rundb_open(f->path, &opts, &cdb, NULL) != MLX_OK ||
+			    mlx_rundb_start(cdb, &start, id, NULL) != MLX_OK)
+				_exit(1);
+			for (int i = 0; i < POINTS; i++)
+				if (mlx_rundb_log_metric(cdb, id, i % 2 ? "a" : "b", i, i, 0, NULL, NULL) !=
+				    MLX_OK)
+					_exit(2);
+			if (mlx_rundb_finish(cdb, id, &FINISHED, NULL) != MLX_OK ||
+			    mlx_rundb_close(cdb, NULL))
+				_exit(3);
+			_exit(0);
+		}
+	}
+	for (int w = 0; w < WRITERS; w++) {
+		int status;
+		waitpid(pids[w], &status, 0);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_true(peek(f->path, "SELECT count(*) FROM metrics") == WRITERS * POINTS);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == WRITERS);
+	assert_true(peek(f->path, "SELECT sum(value) FROM latest_metrics") == WRITERS * (2999.0 + 2998.0));
+}
+
+static void queries_bind_values_and_never_write(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char id[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.recipe = "a.lua", .git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	mlx_rundb_log_metric(db, id, "acc", 0, 0.5, 0, NULL, &err); /* buffered: a query sees it */
+
+	struct mlx_rundb_query *q;
+	assert_int_equal(mlx_rundb_query_open(db,
+	                                      "SELECT r.id, r.recipe, m.value, m.step FROM runs r"
+	                                      " JOIN latest_metrics m ON m.run_id = r.id WHERE m.key = ?1",
+	                                      &q, &err),
+	                 MLX_OK);
+	struct mlx_rundb_value key = {.type = MLX_RUNDB_TEXT, .s = "acc", .len = 3};
+	assert_int_equal(mlx_rundb_query_bind(q, 1, &key, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_query_bind(q, 2, &key, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_rundb_query_columns(q), 4);
+	assert_string_equal(mlx_rundb_query_name(q, 1), "recipe");
+	assert_int_equal(mlx_rundb_query_next(q, &err), 1);
+	struct mlx_rundb_value v;
+	mlx_rundb_query_column(q, 0, &v);
+	assert_int_equal(v.type, MLX_RUNDB_TEXT);
+	assert_memory_equal(v.s, id, 16);
+	mlx_rundb_query_column(q, 2, &v);
+	assert_int_equal(v.type, MLX_RUNDB_REAL);
+	assert_true(v.d == 0.5);
+	mlx_rundb_query_column(q, 3, &v);
+	assert_int_equal(v.type, MLX_RUNDB_INT);
+	assert_int_equal(mlx_rundb_query_next(q, &err), 0);
+	mlx_rundb_query_close(q);
+
+	assert_int_equal(mlx_rundb_query_open(db, "DELETE FROM runs", &q, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "may not change"));
+	assert_int_equal(mlx_rundb_query_open(db, "SELECT 1; DELETE FROM runs", &q, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_rundb_query_open(db, "SELECT nope FROM runs", &q, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "no such column: nope"));
+	mlx_rundb_close(db, NULL);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs") == 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(open_creates_the_latest_schema_and_refuses_newer_ones,
+	                                    make_db_dir, remove_db_dir),
+	    cmocka_unit_test_setup_teardown(run_ids_are_short_unique_and_sort_by_time, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(a_run_records_its_owner_and_ends_once, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(metrics_keep_every_step_and_the_latest_value, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(params_tags_and_artifacts, make_db_dir, remove_db_dir),
+	    cmocka_unit_test_setup_teardown(points_are_written_by_batch_and_by_age, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(dead_owners_are_reaped_live_ones_kept, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, make_db_dir, remove_db_dir),
+	    cmocka_unit_test_setup_teardown(queries_bind_values_and_never_write, make_db_dir, remove_db_dir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
