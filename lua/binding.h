@@ -18,6 +18,7 @@ const char *mlx_lua_status_name(int status);
 /* Linked into the mlx binary (libc only). */
 int luaopen_mlx_core(lua_State *L);
 int luaopen_mlx_fs(lua_State *L);
+int luaopen_mlx_proc(lua_State *L);
 
 /* In mlx_data.so, loaded on first use (OpenSSL, SQLite, jansson). */
 int luaopen_mlx_data(lua_State *L);

@@ -54,6 +54,28 @@ static void register_preload(lua_State *L, const char *name, lua_CFunction fn)
 	lua_pop(L, 1);
 }
 
+/* os.exit(code) closes the Lua state as os.exit(code, true) would, so that
+ * finalizers run whichever way a script ends: child processes are stopped
+ * (mlx.proc), buffered files flushed. */
+static int exit_closing_state(lua_State *L)
+{
+	lua_settop(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_pushboolean(L, 1);
+	lua_call(L, 2, 0);
+	return 0;
+}
+
+static void close_state_on_exit(lua_State *L)
+{
+	lua_getglobal(L, "os");
+	lua_getfield(L, -1, "exit");
+	lua_pushcclosure(L, exit_closing_state, 1);
+	lua_setfield(L, -2, "exit");
+	lua_pop(L, 1);
+}
+
 /* With MLX_LUA_PATH set, the stdlib is read from that source tree instead of
  * the copy compiled in, so a change is tried without rebuilding. */
 static void register_stdlib(lua_State *L, const char *source_tree)
@@ -108,8 +130,10 @@ static int pmain(lua_State *L)
 	const char *source_tree = getenv("MLX_LUA_PATH");
 	luaL_checkversion(L);
 	luaL_openlibs(L);
+	close_state_on_exit(L);
 	register_preload(L, "mlx.core", luaopen_mlx_core);
 	register_preload(L, "mlx.fs", luaopen_mlx_fs);
+	register_preload(L, "mlx.proc", luaopen_mlx_proc);
 	register_stdlib(L, source_tree);
 	describe_binary(L, source_tree);
 	lua_getglobal(L, "require");

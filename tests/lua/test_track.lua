@@ -187,9 +187,10 @@ end
 
 function TestTrack:test_a_run_whose_process_died_is_marked_killed()
   local db = self.dir .. "/runs.db"
-  -- A child mlx starts a run and exits without finishing it or closing.
+  -- A child mlx starts a run and is killed (kill -9) before finishing it.
   local code = ('local s = assert(require("mlx.track").open(%q)); local r = s:start_run{git=false};'
-    .. ' r:log_metric("loss", 1); assert(r:flush()); io.write(r.id); os.exit(0, false)'):format(db)
+    .. ' r:log_metric("loss", 1); assert(r:flush()); io.write(r.id); io.stdout:flush();'
+    .. ' local pid = io.open("/proc/self/stat"):read("n"); os.execute("kill -9 " .. pid)'):format(db)
   local p = assert(io.popen(("'%s' lua -e '%s'"):format(MLX, code)))
   local id = p:read("a")
   p:close()
