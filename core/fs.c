@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,4 +185,36 @@ int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t m
 		return rc;
 	}
 	return mlx_fs_sync_parent(path, err);
+}
+
+int mlx_fs_lock(const char *path, int shared, int wait, int *fd, struct mlx_err *err)
+{
+	int lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lfd < 0)
+		return mlx_err_sys(err, errno, "cannot open lock file %s", path);
+	int op = (shared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB);
+	if (flock(lfd, op) != 0) {
+		int e = errno;
+		close(lfd);
+		if (e == EWOULDBLOCK)
+			return mlx_err_set(err, MLX_ERR_BUSY, e, "%s is locked by another mlx process", path);
+		if (e == EINTR)
+			return mlx_err_set(err, MLX_ERR_INTERRUPTED, e, "interrupted");
+		return mlx_err_sys(err, e, "cannot lock %s", path);
+	}
+	*fd = lfd;
+	return MLX_OK;
+}
+
+void mlx_fs_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* closing the last descriptor releases the flock */
+}
+
+int mlx_fs_realpath(const char *path, char *out, struct mlx_err *err)
+{
+	if (!realpath(path, out))
+		return mlx_err_sys(err, errno, "cannot resolve %s", path);
+	return MLX_OK;
 }

@@ -57,4 +57,20 @@ int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t m
  * Returns 0 or MLX_ERR_IO. */
 int mlx_fs_sync_parent(const char *path, struct mlx_err *err);
 
+/* Takes an advisory lock (flock) on path, creating it empty if missing:
+ * exclusive, or shared if shared is set. With wait unset, returns
+ * MLX_ERR_BUSY at once if another process holds a conflicting lock; with it
+ * set, waits, and returns MLX_ERR_INTERRUPTED if a signal arrives. On
+ * success *fd holds the lock until mlx_fs_unlock(*fd) or the process ends
+ * (kill -9 included: the kernel drops it). Returns 0 or MLX_ERR_IO. */
+int mlx_fs_lock(const char *path, int shared, int wait, int *fd, struct mlx_err *err);
+
+/* Releases a lock taken by mlx_fs_lock. Safe on -1. */
+void mlx_fs_unlock(int fd);
+
+/* Fills out (PATH_MAX bytes) with the absolute path of path with every
+ * symlink, "." and ".." resolved (realpath(3)). Returns 0, MLX_ERR_NOTFOUND
+ * or MLX_ERR_IO. */
+int mlx_fs_realpath(const char *path, char *out, struct mlx_err *err);
+
 #endif

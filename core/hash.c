@@ -2,12 +2,20 @@
  * or AVX2 code path for this CPU at run time. */
 #include "hash.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "pool.h"
 
 /* Large reads keep the syscall count negligible next to hashing cost; 1 MiB
  * measured as fast as mmap here without mmap's SIGBUS on a shrinking file. */
@@ -99,4 +107,493 @@ int mlx_hash_file(const char *path, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
 	int rc = mlx_hash_fd(fd, path, hex, size, err);
 	close(fd);
 	return rc;
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+/* Files of a directory are mostly small: one stack buffer per worker holds
+ * most of them whole, and larger ones cost a system call per 128 KiB, which
+ * is noise next to hashing 128 KiB. */
+#define DIR_CHUNK (128u << 10)
+
+int64_t mlx_hash_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int mlx_hash_is_id(const char *s)
+{
+	for (int i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[64] == '\0';
+}
+
+void mlx_filelist_free(struct mlx_filelist *list)
+{
+	for (size_t i = 0; i < list->len; i++)
+		free(list->items[i].path);
+	free(list->items);
+	list->items = NULL;
+	list->len = list->cap = 0;
+}
+
+int mlx_filelist_push(struct mlx_filelist *list, const char *path, uint64_t size, uint32_t mode,
+		      const char *hex, struct mlx_err *err)
+{
+	if (list->len == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 64;
+		struct mlx_file *items = realloc(list->items, cap * sizeof *items);
+		if (!items)
+			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		list->items = items;
+		list->cap = cap;
+	}
+	struct mlx_file *f = &list->items[list->len];
+	memset(f, 0, sizeof *f);
+	if (!(f->path = strdup(path)))
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	f->size = size;
+	f->mode = mode;
+	if (hex)
+		snprintf(f->hex, sizeof f->hex, "%s", hex);
+	list->len++;
+	return MLX_OK;
+}
+
+static int compare_paths(const void *a, const void *b)
+{
+	return strcmp(((const struct mlx_file *)a)->path, ((const struct mlx_file *)b)->path);
+}
+
+void mlx_filelist_sort(struct mlx_filelist *list)
+{
+	if (list->len > 1)
+		qsort(list->items, list->len, sizeof *list->items, compare_paths);
+}
+
+static uint32_t manifest_mode(mode_t mode)
+{
+	return (mode & 0111) ? 0755 : 0644;
+}
+
+struct walk {
+	int flags;
+	const char *top;	/* for messages */
+	const char *link_dir;	/* objects directory, or NULL */
+	size_t link_dir_len;
+	struct mlx_filelist *out;
+	struct mlx_err *err;
+};
+
+/* A symlink made by the symlink link strategy names an object:
+ * <link_dir>/ab/cdef…; returns 1 and fills f's facts if it does. */
+static int store_link(struct walk *w, int dfd, const char *name, struct mlx_file *f)
+{
+	if (!w->link_dir)
+		return 0;
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(dfd, name, target, sizeof target - 1);
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	const char *rest = target + w->link_dir_len;
+	if ((size_t)n != w->link_dir_len + 66 || strncmp(target, w->link_dir, w->link_dir_len) != 0 ||
+	    rest[0] != '/' || rest[3] != '/')
+		return 0;
+	char hex[MLX_HASH_HEX_SIZE];
+	memcpy(hex, rest + 1, 2);
+	memcpy(hex + 2, rest + 4, 62);
+	hex[64] = '\0';
+	struct stat st;
+	if (!mlx_hash_is_id(hex) || stat(target, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	memcpy(f->hex, hex, sizeof hex);
+	f->size = (uint64_t)st.st_size;
+	f->mode = 0644;
+	return 1;
+}
+
+static int walk_dir(struct walk *w, int dfd, const char *rel);
+
+/* Adds dfd/name (known to the user as path) by the rules of mlx_hash_walk;
+ * recurses into directories if recurse is set, else refuses them. */
+static int visit(struct walk *w, int dfd, const char *name, const char *path, int recurse, int d_type)
+{
+	if (strchr(name, '\n'))
+		return mlx_err_set(w->err, MLX_ERR_INVALID, 0,
+				   "%s%s%s: a file name with a newline cannot be tracked; rename it", w->top,
+				   *path ? "/" : "", path);
+	struct stat st;
+	if ((w->flags & MLX_WALK_TYPES_ONLY) && d_type == DT_REG)
+		return mlx_filelist_push(w->out, path, 0, 0644, NULL, w->err);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return mlx_err_sys(w->err, errno, "cannot stat %s/%s", w->top, path);
+	if (S_ISDIR(st.st_mode)) {
+		if (!recurse)
+			return mlx_err_set(w->err, MLX_ERR_INVALID, 0, "%s/%s: is a directory", w->top, path);
+		int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return mlx_err_sys(w->err, errno, "cannot open directory %s/%s", w->top, path);
+		return walk_dir(w, sub, path);
+	}
+	if (S_ISREG(st.st_mode)) {
+		int rc = mlx_filelist_push(w->out, path, (uint64_t)st.st_size, manifest_mode(st.st_mode), NULL,
+					   w->err);
+		if (rc != MLX_OK)
+			return rc;
+		struct mlx_file *f = &w->out->items[w->out->len - 1];
+		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+		f->ino = (uint64_t)st.st_ino;
+		return MLX_OK;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		struct mlx_file link = {0};
+		if (store_link(w, dfd, name, &link))
+			return mlx_filelist_push(w->out, path, link.size, link.mode, link.hex, w->err);
+		return mlx_err_set(w->err, MLX_ERR_INVALID, 0,
+				   "%s/%s: is a symbolic link; mlx tracks regular files only "
+				   "(replace it with the file it points to)",
+				   w->top, path);
+	}
+	return mlx_err_set(w->err, MLX_ERR_INVALID, 0, "%s/%s: is a %s; mlx tracks regular files only", w->top, path,
+			   S_ISFIFO(st.st_mode)	  ? "fifo"
+			   : S_ISSOCK(st.st_mode) ? "socket"
+						  : "device");
+}
+
+static int walk_dir(struct walk *w, int dfd, const char *rel)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int e = errno;
+		close(dfd);
+		return mlx_err_sys(w->err, e, "cannot list %s/%s", w->top, rel);
+	}
+	int rc = MLX_OK;
+	struct dirent *ent;
+	char path[PATH_MAX];
+	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
+		const char *n = ent->d_name;
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+			continue;
+		if (snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", n) >= (int)sizeof path) {
+			rc = mlx_err_set(w->err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s/%s: path too long",
+					 w->top, rel, n);
+			break;
+		}
+		if ((rc = visit(w, dirfd(d), n, path, 1, ent->d_type)) != MLX_OK)
+			break;
+	}
+	if (rc == MLX_OK && errno != 0)
+		rc = mlx_err_sys(w->err, errno, "cannot list %s/%s", w->top, rel);
+	closedir(d);
+	return rc;
+}
+
+int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struct mlx_filelist *out,
+		  struct mlx_err *err)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	struct walk w = {.top = dir, .link_dir = link_dir, .out = out, .err = err};
+	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
+	int rc = visit(&w, dfd, name, name, 0, DT_UNKNOWN);
+	close(dfd);
+	return rc;
+}
+
+/* A top-level subdirectory walked by one thread of mlx_hash_walk. */
+struct subwalk {
+	char *name;
+	struct mlx_filelist list;
+};
+
+struct walk_job {
+	const struct walk *proto;
+	int dfd;
+	struct subwalk *subs;
+};
+
+static int walk_sub(void *vjob, size_t i, struct mlx_err *err)
+{
+	struct walk_job *job = vjob;
+	struct walk w = *job->proto;
+	w.out = &job->subs[i].list;
+	w.err = err;
+	return visit(&w, job->dfd, job->subs[i].name, job->subs[i].name, 1, DT_DIR);
+}
+
+int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_filelist *out, struct mlx_err *err)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	struct walk w = {.flags = flags, .top = dir, .link_dir = link_dir, .out = out, .err = err};
+	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
+	/* The files at the top are taken here; each subdirectory below it is
+	 * walked by a thread of its own, as stat calls dominate a walk. */
+	DIR *d = fdopendir(dup(dfd));
+	if (!d) {
+		close(dfd);
+		return mlx_err_sys(err, errno, "cannot list %s", dir);
+	}
+	struct subwalk *subs = NULL;
+	size_t nsubs = 0, cap = 0;
+	int rc = MLX_OK;
+	struct dirent *ent;
+	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
+		const char *n = ent->d_name;
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+			continue;
+		if (ent->d_type == DT_DIR && !strchr(n, '\n')) {
+			if (nsubs == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct subwalk *p = realloc(subs, cap * sizeof *p);
+				if (!p) {
+					rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+					break;
+				}
+				subs = p;
+			}
+			subs[nsubs] = (struct subwalk){.name = strdup(n)};
+			if (!subs[nsubs++].name) {
+				rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+				break;
+			}
+			continue;
+		}
+		if ((rc = visit(&w, dfd, n, n, 1, ent->d_type)) != MLX_OK)
+			break;
+	}
+	if (rc == MLX_OK && errno != 0)
+		rc = mlx_err_sys(err, errno, "cannot list %s", dir);
+	closedir(d);
+	if (rc == MLX_OK && nsubs > 0) {
+		struct walk_job job = {.proto = &w, .dfd = dfd, .subs = subs};
+		rc = mlx_pool_run(nsubs, 0, walk_sub, &job, err);
+	}
+	for (size_t i = 0; i < nsubs; i++) {
+		struct mlx_filelist *l = &subs[i].list;
+		for (size_t k = 0; k < l->len; k++) {
+			if (rc == MLX_OK && out->len == out->cap) {
+				size_t ncap = out->cap ? out->cap * 2 : 64;
+				while (ncap < out->len + l->len - k)
+					ncap *= 2;
+				struct mlx_file *p = realloc(out->items, ncap * sizeof *p);
+				if (!p)
+					rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+				else {
+					out->items = p;
+					out->cap = ncap;
+				}
+			}
+			if (rc == MLX_OK)
+				out->items[out->len++] = l->items[k]; /* moves the path */
+			else
+				free(l->items[k].path);
+		}
+		free(l->items);
+		free(subs[i].name);
+	}
+	free(subs);
+	close(dfd);
+	if (rc != MLX_OK) {
+		mlx_filelist_free(out);
+		return rc;
+	}
+	mlx_filelist_sort(out);
+	return MLX_OK;
+}
+
+struct hash_job {
+	int dirfd;
+	const char *dir;
+	struct mlx_filelist *list;
+	EVP_MD *md;
+};
+
+static int hash_one(void *vjob, size_t i, struct mlx_err *err)
+{
+	struct hash_job *job = vjob;
+	struct mlx_file *f = &job->list->items[i];
+	if (f->hex[0])
+		return MLX_OK;
+	f->hashed_ns = mlx_hash_now_ns();
+	int fd = openat(job->dirfd, f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open %s/%s", job->dir, f->path);
+	int rc = MLX_OK;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	struct stat st;
+	if (!ctx) {
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (fstat(fd, &st) != 0) {
+		rc = mlx_err_sys(err, errno, "cannot stat %s/%s", job->dir, f->path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s/%s: not a regular file", job->dir, f->path);
+		goto out;
+	}
+	/* Facts taken before reading, as the stat cache needs them. */
+	f->mode = manifest_mode(st.st_mode);
+	f->ino = (uint64_t)st.st_ino;
+	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	if (!EVP_DigestInit_ex2(ctx, job->md, NULL)) {
+		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+		goto out;
+	}
+	unsigned char buf[DIR_CHUNK];
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = mlx_err_sys(err, errno, "cannot read %s/%s", job->dir, f->path);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		total += (uint64_t)n;
+		/* A short read at the size fstat gave is the end: save the
+		 * read that would return 0, one system call per file. */
+		if ((size_t)n < sizeof buf && total >= (uint64_t)st.st_size)
+			break;
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	if (!EVP_DigestFinal_ex(ctx, md, &mdlen)) {
+		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+		goto out;
+	}
+	to_hex(md, mdlen, f->hex);
+	f->size = total;
+out:
+	EVP_MD_CTX_free(ctx);
+	close(fd);
+	return rc;
+}
+
+int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err)
+{
+	struct hash_job job = {.dir = dir, .list = list};
+	job.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (job.dirfd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	/* One explicit fetch: EVP_sha256() would look the algorithm up again
+	 * for every small file. */
+	job.md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!job.md) {
+		close(job.dirfd);
+		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
+	}
+	int rc = mlx_pool_run(list->len, jobs, hash_one, &job, err);
+	EVP_MD_free(job.md);
+	close(job.dirfd);
+	return rc;
+}
+
+int mlx_hash_manifest(const struct mlx_filelist *list, char **text, size_t *len, char hex[MLX_HASH_HEX_SIZE],
+		      struct mlx_err *err)
+{
+	size_t cap = 1;
+	for (size_t i = 0; i < list->len; i++)
+		cap += 64 + 1 + 20 + 1 + 3 + 1 + strlen(list->items[i].path) + 1;
+	char *buf = malloc(cap);
+	if (!buf)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	size_t n = 0;
+	for (size_t i = 0; i < list->len; i++) {
+		const struct mlx_file *f = &list->items[i];
+		if (!f->hex[0]) {
+			free(buf);
+			return mlx_err_set(err, MLX_ERR_INVALID, 0, "%s has not been hashed", f->path);
+		}
+		n += (size_t)snprintf(buf + n, cap - n, "%s %" PRIu64 " %o %s\n", f->hex, f->size,
+				      (unsigned)f->mode, f->path);
+	}
+	buf[n] = '\0';
+	int rc = mlx_hash_bytes(buf, n, hex, err);
+	if (rc != MLX_OK) {
+		free(buf);
+		return rc;
+	}
+	*text = buf;
+	*len = n;
+	return MLX_OK;
+}
+
+int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *out, struct mlx_err *err)
+{
+	size_t line = 0;
+	const char *p = text, *end = text + len;
+	const char *prev = NULL;
+	size_t prev_len = 0;
+	while (p < end) {
+		line++;
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			goto corrupt;
+		/* <64 hex> SP <size> SP <644|755> SP <path> */
+		if (nl - p < 64 + 1 + 1 + 1 + 3 + 1 + 1 || p[64] != ' ')
+			goto corrupt;
+		char hex[MLX_HASH_HEX_SIZE];
+		memcpy(hex, p, 64);
+		hex[64] = '\0';
+		if (!mlx_hash_is_id(hex))
+			goto corrupt;
+		const char *q = p + 65;
+		uint64_t size = 0;
+		if (q >= nl || *q < '0' || *q > '9')
+			goto corrupt;
+		while (q < nl && *q >= '0' && *q <= '9')
+			size = size * 10 + (uint64_t)(*q++ - '0');
+		if (nl - q < 6 || q[0] != ' ' || q[4] != ' ')
+			goto corrupt;
+		uint32_t mode;
+		if (memcmp(q + 1, "644", 3) == 0)
+			mode = 0644;
+		else if (memcmp(q + 1, "755", 3) == 0)
+			mode = 0755;
+		else
+			goto corrupt;
+		const char *path = q + 5;
+		size_t plen = (size_t)(nl - path);
+		if (plen == 0 || memchr(path, '\0', plen) || path[0] == '/')
+			goto corrupt;
+		/* Sorted and unique, as written: anything else was not made by mlx. */
+		if (prev) {
+			int c = memcmp(prev, path, prev_len < plen ? prev_len : plen);
+			if (c > 0 || (c == 0 && prev_len >= plen))
+				goto corrupt;
+		}
+		char *copy = strndup(path, plen);
+		if (!copy) {
+			mlx_filelist_free(out);
+			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		}
+		int rc = mlx_filelist_push(out, copy, size, mode, hex, err);
+		free(copy);
+		if (rc != MLX_OK) {
+			mlx_filelist_free(out);
+			return rc;
+		}
+		prev = path;
+		prev_len = plen;
+		p = nl + 1;
+	}
+	return MLX_OK;
+corrupt:
+	mlx_filelist_free(out);
+	return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu is malformed", line);
 }

@@ -1,9 +1,17 @@
-/* hash.h — SHA-256 of buffers and files (OpenSSL EVP).
+/* hash.h — SHA-256 of buffers, files and directories (OpenSSL EVP).
  *
  * A digest crosses the API as 64 lowercase hex characters plus a NUL, the
  * form sha256sum prints, so an mlx file id can be checked with any tool.
- * The caller owns every buffer; nothing here allocates memory the caller
- * must free. */
+ *
+ * A directory is identified by its manifest (DESIGN §3): one line per
+ * regular file below it, sorted by path bytes,
+ *     <sha256> <size> <mode> <relative path>\n
+ * where mode is 644 or 755 (only the executable bit is kept, so umask does
+ * not change ids). Its id is the SHA-256 of that text. Empty directories are
+ * not recorded. Files are hashed by a pool of threads (pool.h).
+ *
+ * Functions taking a struct mlx_filelist say who owns it; the list owns its
+ * items and their paths. Other buffers belong to the caller. */
 #ifndef MLX_HASH_H
 #define MLX_HASH_H
 
@@ -27,5 +35,78 @@ int mlx_hash_file(const char *path, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
 /* As mlx_hash_file on an open descriptor, reading from its current offset to
  * its end; name is used in error messages only. */
 int mlx_hash_fd(int fd, const char *name, char hex[MLX_HASH_HEX_SIZE], uint64_t *size, struct mlx_err *err);
+
+/* ---- directories ------------------------------------------------------ */
+
+/* One regular file below a directory. */
+struct mlx_file {
+	char *path;		/* relative to the walked directory, '/'-separated */
+	uint64_t size;
+	uint32_t mode;		/* 0644 or 0755 */
+	int64_t mtime_ns, ctime_ns;
+	uint64_t ino;
+	int64_t hashed_ns;	/* wall clock when hashing started; 0 if not hashed here */
+	char hex[MLX_HASH_HEX_SIZE]; /* "" until hashed or known */
+};
+
+struct mlx_filelist {
+	struct mlx_file *items;
+	size_t len, cap;
+};
+
+/* Frees every path and the array; leaves an empty list. */
+void mlx_filelist_free(struct mlx_filelist *list);
+
+/* Appends a file (copying path) with the given facts and hex ("" or NULL if
+ * unknown). Returns 0 or MLX_ERR_NOMEM. */
+int mlx_filelist_push(struct mlx_filelist *list, const char *path, uint64_t size, uint32_t mode,
+		      const char *hex, struct mlx_err *err);
+
+/* Sorts the list by path bytes, the manifest order. */
+void mlx_filelist_sort(struct mlx_filelist *list);
+
+/* Fills out (empty) with every regular file below dir, lstat'ed, sorted.
+ * Rules, so that nothing can hang or escape: a directory is entered, never
+ * followed through a symlink; a symlink is refused (MLX_ERR_INVALID naming
+ * it), except one pointing into link_dir (if not NULL: the store's objects
+ * directory, where the symlink link strategy points), which stands for that
+ * object: its hex is taken from the link, its size and mode from the target;
+ * a fifo, socket or device is refused (MLX_ERR_INVALID); so is a name with a
+ * newline, which the manifest cannot hold. A directory that cannot be read
+ * is MLX_ERR_IO. On failure out is left empty. */
+int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_filelist *out, struct mlx_err *err);
+
+/* mlx_hash_walk flag: do not stat files the directory entry says are
+ * regular; their size, mode and stat facts are left 0 for mlx_hash_files to
+ * fill in (it stats each file it opens anyway). For hashing without a stat
+ * cache. */
+#define MLX_WALK_TYPES_ONLY 1
+
+/* Appends dir/name, a single file, to out (path = name) by the rules of
+ * mlx_hash_walk; a directory is MLX_ERR_INVALID. */
+int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struct mlx_filelist *out,
+		  struct mlx_err *err);
+
+/* Hashes, in up to jobs threads (<= 0: one per CPU), every file of list
+ * whose hex is "", reading dir/path; sets hex, size (the bytes hashed),
+ * mode, the stat facts (taken after opening, before reading) and hashed_ns. Returns 0; the first failure (a file vanished, unreadable:
+ * the message names it); or MLX_ERR_INTERRUPTED. */
+int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err);
+
+/* Builds the manifest text of a sorted, fully hashed list into *text
+ * (malloc'ed, NUL-terminated, caller frees; *len its length) and its id into
+ * hex. Returns 0, MLX_ERR_NOMEM, or MLX_ERR_INVALID if a hex is missing. */
+int mlx_hash_manifest(const struct mlx_filelist *list, char **text, size_t *len, char hex[MLX_HASH_HEX_SIZE],
+		      struct mlx_err *err);
+
+/* Parses manifest text into out (empty). Returns 0, or MLX_ERR_CORRUPT
+ * naming the bad line (out is then empty). */
+int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *out, struct mlx_err *err);
+
+/* Returns 1 if s is 64 lowercase hex digits, else 0. */
+int mlx_hash_is_id(const char *s);
+
+/* Wall-clock time in nanoseconds (CLOCK_REALTIME, the clock of mtimes). */
+int64_t mlx_hash_now_ns(void);
 
 #endif

@@ -24,12 +24,5 @@ int luaopen_mlx_proc(lua_State *L);
 int luaopen_mlx_data(lua_State *L);
 int luaopen_mlx_hash(lua_State *L);
 int luaopen_mlx_json(lua_State *L);
-int luaopen_mlx_rundb(lua_State *L);
-
-/* In mlx_git.so (libgit2), loaded on first use. */
-int luaopen_mlx_git(lua_State *L);
-
-/* In mlx_http.so (libcurl), loaded on first use: the binding under mlx.http. */
-int luaopen_mlx_curl(lua_State *L);
 
 #endif

@@ -1,5 +1,6 @@
 /* l_fs.c — mlx.fs: listing, stat, mkdir -p and atomic writes. */
 #include <errno.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -128,7 +129,66 @@ static int fs_chdir(lua_State *L)
 	return 1;
 }
 
+#define LOCK_MT "mlx.FileLock"
+
+/* lock:close() releases the lock; idempotent, also __gc and __close. */
+static int lock_close(lua_State *L)
+{
+	int *fd = luaL_checkudata(L, 1, LOCK_MT);
+	mlx_fs_unlock(*fd);
+	*fd = -1;
+	return 0;
+}
+
+/* mlx.fs.lock(path[, {shared = bool, wait = bool}]) -> lock | nil, message,
+ * code. An advisory lock (flock) on path, created if missing: exclusive
+ * unless shared; waits for it unless wait is false ("busy" then). Held until
+ * lock:close(), garbage collection, or the end of the process. */
+static int fs_lock(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	int shared = 0, wait = 1;
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		shared = lua_getfield(L, 2, "shared") != LUA_TNIL && lua_toboolean(L, -1);
+		if (lua_getfield(L, 2, "wait") != LUA_TNIL)
+			wait = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+	}
+	int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+	*fd = -1;
+	if (luaL_newmetatable(L, LOCK_MT)) {
+		lua_pushcfunction(L, lock_close);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, lock_close);
+		lua_setfield(L, -2, "__close");
+		lua_createtable(L, 0, 1);
+		lua_pushcfunction(L, lock_close);
+		lua_setfield(L, -2, "close");
+		lua_setfield(L, -2, "__index");
+	}
+	lua_setmetatable(L, -2);
+	struct mlx_err err;
+	if (mlx_fs_lock(path, shared, wait, fd, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	return 1;
+}
+
+/* mlx.fs.realpath(path) -> absolute path, symlinks resolved | nil, message, code */
+static int fs_realpath(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char out[PATH_MAX];
+	struct mlx_err err;
+	if (mlx_fs_realpath(path, out, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushstring(L, out);
+	return 1;
+}
+
 static const luaL_Reg fs_functions[] = {
+	{"lock", fs_lock},
+	{"realpath", fs_realpath},
 	{"list", fs_list},
 	{"stat", fs_stat},
 	{"mkdirs", fs_mkdirs},

@@ -1,5 +1,6 @@
-/* l_hash.c — mlx.hash: SHA-256 of strings and files. */
+/* l_hash.c — mlx.hash: SHA-256 of strings, files and directories. */
 #include <lauxlib.h>
+#include <stdlib.h>
 
 #include "binding.h"
 #include "hash.h"
@@ -31,14 +32,77 @@ static int hash_file(lua_State *L)
 	return 2;
 }
 
+#define WALK_MT "mlx.hash.Walk"
+
+/* The file list and manifest of a directory live in a userdata while Lua
+ * runs, so that a memory error cannot leak them. */
+struct walk_box {
+	struct mlx_filelist list;
+	char *text;
+};
+
+static int walk_gc(lua_State *L)
+{
+	struct walk_box *box = luaL_checkudata(L, 1, WALK_MT);
+	mlx_filelist_free(&box->list);
+	free(box->text);
+	box->text = NULL;
+	return 0;
+}
+
+/* mlx.hash.dir(path[, {jobs = n}]) -> id, size, files, manifest
+ * | nil, message, code. id is the SHA-256 of the manifest text (one line
+ * per regular file: "<sha256> <size> <644|755> <path>", sorted); size is the
+ * total of the files' sizes. Symlinks, fifos and devices are refused. */
+static int hash_dir(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	int jobs = 0;
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		lua_getfield(L, 2, "jobs");
+		jobs = (int)luaL_optinteger(L, -1, 0);
+		lua_pop(L, 1);
+	}
+	struct walk_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+	*box = (struct walk_box){0};
+	luaL_setmetatable(L, WALK_MT);
+	struct mlx_filelist *list = &box->list;
+	struct mlx_err err;
+	char hex[MLX_HASH_HEX_SIZE];
+	size_t len = 0;
+	if (mlx_hash_walk(path, NULL, MLX_WALK_TYPES_ONLY, list, &err) != MLX_OK || mlx_hash_files(path, list, jobs, &err) != MLX_OK ||
+	    mlx_hash_manifest(list, &box->text, &len, hex, &err) != MLX_OK) {
+		mlx_filelist_free(list);
+		return mlx_lua_fail(L, &err);
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < list->len; i++)
+		total += list->items[i].size;
+	lua_pushstring(L, hex);
+	lua_pushinteger(L, (lua_Integer)total);
+	lua_pushinteger(L, (lua_Integer)list->len);
+	lua_pushlstring(L, box->text, len);
+	mlx_filelist_free(list);
+	free(box->text);
+	box->text = NULL;
+	return 4;
+}
+
 static const luaL_Reg hash_functions[] = {
 	{"bytes", hash_bytes},
 	{"file", hash_file},
+	{"dir", hash_dir},
 	{NULL, NULL},
 };
 
 int luaopen_mlx_hash(lua_State *L)
 {
+	if (luaL_newmetatable(L, WALK_MT)) {
+		lua_pushcfunction(L, walk_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
 	luaL_newlib(L, hash_functions);
 	return 1;
 }

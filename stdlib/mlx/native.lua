@@ -14,6 +14,7 @@ M.modules = {
   ["mlx.json"] = "mlx_data",
   ["mlx.rundb"] = "mlx_data",
   ["mlx.curl"] = "mlx_http",
+  ["mlx.store"] = "mlx_data",
   ["mlx.git"] = "mlx_git",
 }
 

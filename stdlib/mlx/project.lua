@@ -23,6 +23,16 @@ function M.find_root(start)
   return nil
 end
 
+--- Returns the project root for a command that needs one; outside a
+--- project raises a usage failure (exit 2) saying how to make one.
+function M.require_root()
+  local root = M.find_root()
+  if not root then
+    require("mlx.ui").usage_error("not in an mlx project (run 'mlx init')")
+  end
+  return root
+end
+
 --- Returns the project root, or the working directory outside a project.
 function M.root()
   return M.find_root() or assert(fs.cwd())

@@ -49,6 +49,28 @@ function M.note(message)
   io.stderr:write("mlx: ", tostring(message), "\n")
 end
 
+--- Returns the exit code for a failure code of the mlx.* modules (the
+--- third value of `nil, message, code`): bad input ("invalid", "notfound",
+--- which includes a corrupt lock file) is USAGE (2), anything else FAILED
+--- (1). "interrupted" raises the interruption again.
+function M.exit_code_for(code)
+  if code == "invalid" or code == "notfound" then return M.EXIT.USAGE end
+  if code == "interrupted" then error("interrupted", 0) end
+  return M.EXIT.FAILED
+end
+
+--- Returns bytes as a short human-readable size: "512 B", "4.2 kB",
+--- "700.0 MB" (powers of 1000, as ls -h --si and df -H).
+function M.format_size(bytes)
+  if bytes < 1000 then return ("%d B"):format(bytes) end
+  local units = { "kB", "MB", "GB", "TB", "PB" }
+  local value, unit = bytes / 1000, 1
+  while value >= 1000 and unit < #units do
+    value, unit = value / 1000, unit + 1
+  end
+  return ("%.1f %s"):format(value, units[unit])
+end
+
 --- Writes a line of results to stdout.
 function M.out(line)
   io.stdout:write(line, "\n")

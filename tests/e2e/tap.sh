@@ -50,6 +50,11 @@ like() { # GOT EXTENDED-REGEX DESCRIPTION
 	fi
 }
 
+skip() { # DESCRIPTION REASON — a test that cannot run here, said so
+	TAP_COUNT=$((TAP_COUNT + 1))
+	echo "ok $TAP_COUNT - $1 # SKIP $2"
+}
+
 done_testing() {
 	echo "1..$TAP_COUNT"
 	[ "$TAP_FAILED" -eq 0 ]

@@ -31,4 +31,24 @@ function TestHash:test_misuse_raises()
   lu.assertErrorMsgContains("bad argument #1", mlx.hash.file, {})
 end
 
+function TestHash:test_dir_manifest_lists_files_sorted_with_sizes_and_modes()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local fs = require "mlx.fs"
+  assert(fs.mkdirs(dir .. "/b"))
+  assert(fs.write(dir .. "/b/x", "xx"))
+  assert(fs.write(dir .. "/a.txt", "a", tonumber("755", 8)))
+  local id, size, files, manifest = mlx.hash.dir(dir, { jobs = 2 })
+  lu.assertEquals(size, 3)
+  lu.assertEquals(files, 2)
+  lu.assertEquals(manifest, mlx.hash.bytes("a") .. " 1 755 a.txt\n" .. mlx.hash.bytes("xx") .. " 2 644 b/x\n")
+  lu.assertEquals(id, mlx.hash.bytes(manifest))
+  os.execute("ln -s a.txt '" .. dir .. "/link'")
+  local none, err, code = mlx.hash.dir(dir)
+  lu.assertNil(none)
+  lu.assertStrContains(err, "link: is a symbolic link")
+  lu.assertEquals(code, "invalid")
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

@@ -1,4 +1,6 @@
--- mlx hash: SHA-256 of files, printed exactly as sha256sum prints them.
+-- mlx hash: SHA-256 of files, printed exactly as sha256sum prints them, and
+-- of directories (their manifest id).
+local fs = require "mlx.fs"
 local hash = require "mlx.hash"
 local ui = require "mlx.ui"
 
@@ -13,22 +15,46 @@ local function sha256sum_line(hex, path)
 end
 
 return {
-  summary = "print SHA-256 digests of files, as sha256sum does",
-  usage = "mlx hash PATH...",
+  summary = "print SHA-256 digests of files (as sha256sum) and directories",
+  usage = "mlx hash [-j N] [--manifest] PATH...",
   description = [[
 Prints one line per file, "<sha256>  <path>", byte for byte as sha256sum
-prints it, so either tool can check the other's output. A file that cannot be
-read is reported and the others are still hashed; the exit code is then 2.]],
+prints it, so either tool can check the other's output. For a directory it
+prints the id of its manifest, "<sha256>  <path>/  (N files, B bytes)": the
+SHA-256 of one line per regular file below it, sorted by path,
+"<sha256> <size> <644|755> <relative path>" (--manifest prints that text
+instead). Files of a directory are hashed in parallel threads. Symbolic
+links, fifos and devices are refused, never followed or waited on. A path
+that cannot be hashed is reported and the others are still hashed; the exit
+code is then 2.]],
+  options = {
+    { "jobs", short = "j", arg = "N", type = "integer", help = "hash with N threads (default: one per CPU)" },
+    { "manifest", help = "for a directory, print its manifest" },
+  },
   args = { min = 1, name = "at least one PATH" },
-  main = function(_, paths)
+  main = function(opts, paths)
     local code = ui.EXIT.OK
     for _, path in ipairs(paths) do
-      local hex, err = hash.file(path)
-      if hex then
-        ui.out(sha256sum_line(hex, path))
+      local st = fs.stat(path)
+      if st and st.type == "directory" then
+        local id, size, files, manifest = hash.dir(path, { jobs = opts.jobs })
+        if not id then
+          ui.error(size)
+          code = ui.EXIT.USAGE
+        elseif opts.manifest then
+          io.stdout:write(manifest)
+        else
+          ui.out(("%s  %s/  (%d file%s, %d bytes)"):format(id, path:gsub("/+$", ""), files,
+            files == 1 and "" or "s", size))
+        end
       else
-        ui.error(err)
-        code = ui.EXIT.USAGE
+        local hex, err = hash.file(path)
+        if hex then
+          ui.out(sha256sum_line(hex, path))
+        else
+          ui.error(err)
+          code = ui.EXIT.USAGE
+        end
       end
     end
     return code

@@ -1,0 +1,292 @@
+/* statcache.c — the stat cache in SQLite: one table keyed by path, loaded
+ * below a prefix in one ordered query and merged with the sorted file list. */
+#include "statcache.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+#define SCHEMA_VERSION 1
+
+struct mlx_statcache {
+	sqlite3 *db;
+	char *path;
+	char *stale_prefix;		/* the prefix of the last whole fill */
+	struct mlx_strlist stale;	/* keys found stale by it */
+};
+
+static int db_fail(struct mlx_statcache *sc, sqlite3 *db, const char *what, struct mlx_err *err)
+{
+	int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
+	int status = (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? MLX_ERR_BUSY : MLX_ERR_IO;
+	return mlx_err_set(err, status, 0, "stat cache %s: cannot %s: %s", sc->path, what,
+			   db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+static int setup(struct mlx_statcache *sc, struct mlx_err *err)
+{
+	sqlite3_busy_timeout(sc->db, 10000);
+	/* The cache can always be rebuilt: a commit lost to a power cut only
+	 * costs re-hashing, so NORMAL (no fsync per commit) is right here. */
+	if (sqlite3_exec(sc->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(sc, sc->db, "open it", err);
+	sqlite3_stmt *st;
+	int version = -1;
+	if (sqlite3_prepare_v2(sc->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(sc, sc->db, "read it", err);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version == SCHEMA_VERSION)
+		return MLX_OK;
+	/* New, or written by another mlx version: a cache is simply rebuilt. */
+	const char *schema = "BEGIN IMMEDIATE;"
+			     "DROP TABLE IF EXISTS files;"
+			     "CREATE TABLE files(path TEXT PRIMARY KEY, ino INTEGER NOT NULL,"
+			     " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
+			     " hashed_ns INTEGER NOT NULL, hash BLOB NOT NULL) WITHOUT ROWID;"
+			     "PRAGMA user_version=1;"
+			     "COMMIT;";
+	if (sqlite3_exec(sc->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = db_fail(sc, sc->db, "create its table", err);
+		sqlite3_exec(sc->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return MLX_OK;
+}
+
+static void set_aside(const char *path)
+{
+	char aside[PATH_MAX], side[PATH_MAX];
+	snprintf(aside, sizeof aside, "%s.broken", path);
+	rename(path, aside);
+	snprintf(side, sizeof side, "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", path);
+	unlink(side);
+}
+
+int mlx_statcache_open(const char *path, struct mlx_statcache **out, struct mlx_err *err)
+{
+	struct mlx_statcache *sc = calloc(1, sizeof *sc);
+	if (!sc || !(sc->path = strdup(path))) {
+		free(sc);
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	}
+	int rc = MLX_ERR_IO;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+		if (sqlite3_open_v2(path, &sc->db, flags, NULL) != SQLITE_OK) {
+			rc = db_fail(sc, sc->db, "open it", err);
+		} else if ((rc = setup(sc, err)) == MLX_OK) {
+			*out = sc;
+			return MLX_OK;
+		}
+		int code = sc->db ? sqlite3_errcode(sc->db) : SQLITE_ERROR;
+		sqlite3_close(sc->db);
+		sc->db = NULL;
+		if (code != SQLITE_NOTADB && code != SQLITE_CORRUPT)
+			break;
+		set_aside(path);
+	}
+	free(sc->path);
+	free(sc);
+	return rc;
+}
+
+void mlx_statcache_close(struct mlx_statcache *sc)
+{
+	if (!sc)
+		return;
+	sqlite3_close(sc->db);
+	mlx_strlist_free(&sc->stale);
+	free(sc->stale_prefix);
+	free(sc->path);
+	free(sc);
+}
+
+static void bin_to_hex(const unsigned char *bin, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = digits[bin[i] >> 4];
+		hex[2 * i + 1] = digits[bin[i] & 15];
+	}
+	hex[64] = '\0';
+}
+
+static void hex_to_bin(const char *hex, unsigned char *bin)
+{
+	for (int i = 0; i < 32; i++) {
+		int hi = hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10;
+		int lo = hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' : hex[2 * i + 1] - 'a' + 10;
+		bin[i] = (unsigned char)(hi << 4 | lo);
+	}
+}
+
+/* Copies the row's hash into f if the row describes f as it is now. */
+static int row_matches(sqlite3_stmt *st, int col, struct mlx_file *f)
+{
+	if (f->hex[0] || f->mtime_ns == 0)
+		return 0;
+	int64_t hashed_ns = sqlite3_column_int64(st, col + 4);
+	if ((uint64_t)sqlite3_column_int64(st, col) != f->ino ||
+	    (uint64_t)sqlite3_column_int64(st, col + 1) != f->size ||
+	    sqlite3_column_int64(st, col + 2) != f->mtime_ns || sqlite3_column_int64(st, col + 3) != f->ctime_ns ||
+	    f->mtime_ns > hashed_ns - MLX_STATCACHE_RACY_NS || f->ctime_ns > hashed_ns - MLX_STATCACHE_RACY_NS)
+		return 0;
+	if (sqlite3_column_bytes(st, col + 5) != 32)
+		return 0;
+	bin_to_hex(sqlite3_column_blob(st, col + 5), f->hex);
+	return 1;
+}
+
+static int key_of(const char *prefix, const char *path, char *key, size_t size)
+{
+	return snprintf(key, size, "%s%s%s", prefix, *prefix ? "/" : "", path) < (int)size;
+}
+
+static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_filelist *list, size_t *hits,
+		     struct mlx_err *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(sc->db,
+			       "SELECT ino, size, mtime_ns, ctime_ns, hashed_ns, hash FROM files WHERE path = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(sc, sc->db, "read it", err);
+	int rc = MLX_OK;
+	char key[PATH_MAX * 2];
+	for (size_t i = 0; i < list->len; i++) {
+		if (!key_of(prefix, list->items[i].path, key, sizeof key))
+			continue;
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		int s = sqlite3_step(st);
+		if (s == SQLITE_ROW)
+			*hits += (size_t)row_matches(st, 0, &list->items[i]);
+		else if (s != SQLITE_DONE) {
+			rc = db_fail(sc, sc->db, "read it", err);
+			break;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, struct mlx_filelist *list,
+		       size_t *hits, struct mlx_err *err)
+{
+	size_t count = 0;
+	if (!hits)
+		hits = &count;
+	*hits = 0;
+	if (!whole)
+		return fill_each(sc, prefix, list, hits, err);
+
+	mlx_strlist_free(&sc->stale);
+	free(sc->stale_prefix);
+	if (!(sc->stale_prefix = strdup(prefix)))
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	/* Keys below "prefix/" sort between "prefix/" and "prefix0" ('/' + 1). */
+	size_t plen = strlen(prefix);
+	char lo[PATH_MAX], hi[PATH_MAX];
+	snprintf(lo, sizeof lo, "%s/", prefix);
+	snprintf(hi, sizeof hi, "%s0", prefix);
+	sqlite3_stmt *st;
+	const char *sql = plen ? "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, hash FROM files"
+				 " WHERE path >= ?1 AND path < ?2 ORDER BY path"
+			       : "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, hash FROM files ORDER BY path";
+	if (sqlite3_prepare_v2(sc->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(sc, sc->db, "read it", err);
+	if (plen) {
+		sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+	}
+	size_t skip = plen ? plen + 1 : 0;
+	size_t i = 0;
+	int rc = MLX_OK, s;
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		const char *rel = key + skip;
+		int c = 1;
+		while (i < list->len && (c = strcmp(list->items[i].path, rel)) < 0)
+			i++;
+		if (i < list->len && c == 0) {
+			*hits += (size_t)row_matches(st, 1, &list->items[i]);
+			i++;
+		} else if ((rc = mlx_strlist_push(&sc->stale, key, err)) != MLX_OK) {
+			break;
+		}
+	}
+	if (rc == MLX_OK && s != SQLITE_DONE)
+		rc = db_fail(sc, sc->db, "read it", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *list,
+			struct mlx_err *err)
+{
+	int forget = sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0 && sc->stale.len > 0;
+	size_t todo = 0;
+	for (size_t i = 0; i < list->len; i++)
+		todo += list->items[i].hashed_ns != 0 && list->items[i].mtime_ns != 0;
+	if (!forget && todo == 0)
+		return MLX_OK;
+	sqlite3_stmt *del = NULL, *put = NULL;
+	int rc = MLX_OK;
+	if (sqlite3_exec(sc->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(sc, sc->db, "write it", err);
+	if (sqlite3_prepare_v2(sc->db, "DELETE FROM files WHERE path = ?1", -1, &del, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sc->db,
+			       "INSERT OR REPLACE INTO files(path, ino, size, mtime_ns, ctime_ns, hashed_ns, hash)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			       -1, &put, NULL) != SQLITE_OK) {
+		rc = db_fail(sc, sc->db, "write it", err);
+		goto out;
+	}
+	for (size_t i = 0; forget && i < sc->stale.len; i++) {
+		sqlite3_bind_text(del, 1, sc->stale.items[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = db_fail(sc, sc->db, "write it", err);
+			goto out;
+		}
+		sqlite3_reset(del);
+	}
+	char key[PATH_MAX * 2];
+	for (size_t i = 0; i < list->len; i++) {
+		const struct mlx_file *f = &list->items[i];
+		if (f->hashed_ns == 0 || f->mtime_ns == 0 || !f->hex[0] || !key_of(prefix, f->path, key, sizeof key))
+			continue;
+		unsigned char bin[32];
+		hex_to_bin(f->hex, bin);
+		sqlite3_bind_text(put, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(put, 2, (sqlite3_int64)f->ino);
+		sqlite3_bind_int64(put, 3, (sqlite3_int64)f->size);
+		sqlite3_bind_int64(put, 4, f->mtime_ns);
+		sqlite3_bind_int64(put, 5, f->ctime_ns);
+		sqlite3_bind_int64(put, 6, f->hashed_ns);
+		sqlite3_bind_blob(put, 7, bin, sizeof bin, SQLITE_TRANSIENT);
+		if (sqlite3_step(put) != SQLITE_DONE) {
+			rc = db_fail(sc, sc->db, "write it", err);
+			goto out;
+		}
+		sqlite3_reset(put);
+	}
+	if (sqlite3_exec(sc->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_fail(sc, sc->db, "write it", err);
+out:
+	sqlite3_finalize(del);
+	sqlite3_finalize(put);
+	if (rc != MLX_OK)
+		sqlite3_exec(sc->db, "ROLLBACK", NULL, NULL, NULL);
+	else if (forget)
+		mlx_strlist_free(&sc->stale);
+	return rc;
+}

@@ -1,0 +1,869 @@
+/* store.c — staging, batch commit, checkout and maintenance of objects. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+#define CHUNK (128u << 10)
+#define LOCK_NAME ".lock"
+
+struct staged {
+	char hex[MLX_HASH_HEX_SIZE];
+	char name[24];		/* the temp file's name in the batch directory */
+	uint64_t size;
+};
+
+struct mlx_store {
+	char *root, *objects, *tmp, *quarantine;
+	int objects_fd;
+	int gc_lock_fd;
+	char *batch;		/* .mlx/tmp/put-…, made on first stage */
+	int batch_fd, batch_lock_fd;
+	atomic_uint counter;
+	pthread_mutex_t lock;	/* guards the staged array */
+	struct staged *staged;
+	size_t nstaged, cap;
+	EVP_MD *md;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static char *join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "%s/%s", a, b);
+	return s;
+}
+
+static void to_hex(const unsigned char *md, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[64] = '\0';
+}
+
+/* "ab/cdef…" of an id. */
+static void object_name(const char *hex, char name[67])
+{
+	name[0] = hex[0];
+	name[1] = hex[1];
+	name[2] = '/';
+	memcpy(name + 3, hex + 2, 63); /* 62 digits and the NUL */
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Hashes fd from offset 0 into hex, copying every byte to out_fd if it is
+ * not -1. Returns 0, or -1 with errno set and *failed_write telling which
+ * side failed. */
+static int hash_copy(EVP_MD *md, int in_fd, int out_fd, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
+		     int *failed_write)
+{
+	unsigned char buf[CHUNK];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	*failed_write = 0;
+	if (!ctx || !EVP_DigestInit_ex2(ctx, md, NULL)) {
+		EVP_MD_CTX_free(ctx);
+		errno = ENOMEM;
+		return -1;
+	}
+	uint64_t total = 0;
+	off_t off = 0;
+	for (;;) {
+		ssize_t n = pread(in_fd, buf, sizeof buf, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			EVP_MD_CTX_free(ctx);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		if (out_fd >= 0 && write_all(out_fd, buf, (size_t)n) != 0) {
+			int e = errno;
+			EVP_MD_CTX_free(ctx);
+			*failed_write = 1;
+			errno = e;
+			return -1;
+		}
+		off += n;
+		total += (uint64_t)n;
+	}
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	EVP_DigestFinal_ex(ctx, digest, &len);
+	EVP_MD_CTX_free(ctx);
+	to_hex(digest, hex);
+	*size = total;
+	return 0;
+}
+
+/* Removes a batch directory: its files and its subdirectories' files. */
+static void remove_dir_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *ent;
+	while ((ent = readdir(d)) != NULL) {
+		if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), ent->d_name, 0) == 0 || errno != EISDIR)
+			continue;
+		char *sub = join(dir, ent->d_name);
+		if (sub) {
+			remove_dir_files(sub);
+			free(sub);
+		}
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Temp directories of processes that died (kill -9, power cut) hold
+ * nothing anyone points at: their .lock is free, so they are removed. */
+static void remove_stale_batches(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	if (!d)
+		return;
+	struct dirent *ent;
+	while ((ent = readdir(d)) != NULL) {
+		if (strncmp(ent->d_name, "put-", 4) != 0)
+			continue;
+		char *dir = join(tmp, ent->d_name);
+		char *lock = dir ? join(dir, LOCK_NAME) : NULL;
+		int fd = -1;
+		if (lock && mlx_fs_lock(lock, 0, 0, &fd, NULL) == MLX_OK) {
+			remove_dir_files(dir);
+			mlx_fs_unlock(fd);
+		}
+		free(lock);
+		free(dir);
+	}
+	closedir(d);
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct mlx_err *err)
+{
+	struct mlx_store *s = calloc(1, sizeof *s);
+	if (!s)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	s->objects_fd = s->gc_lock_fd = s->batch_fd = s->batch_lock_fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	atomic_init(&s->counter, 0);
+	int rc = MLX_OK;
+	char *cache = NULL, *gc_lock = NULL;
+	s->root = strdup(root);
+	cache = join(root, ".mlx/cache");
+	s->objects = join(root, ".mlx/cache/objects");
+	s->tmp = join(root, ".mlx/tmp");
+	s->quarantine = join(root, ".mlx/cache/quarantine");
+	gc_lock = join(root, ".mlx/cache/gc.lock");
+	if (!s->root || !cache || !s->objects || !s->tmp || !s->quarantine || !gc_lock) {
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((rc = mlx_fs_mkdirs(s->objects, 0755, err)) != MLX_OK || (rc = mlx_fs_mkdirs(s->tmp, 0755, err)) != MLX_OK)
+		goto fail;
+	if ((rc = mlx_fs_lock(gc_lock, !(flags & MLX_STORE_EXCLUSIVE), !(flags & MLX_STORE_NOWAIT), &s->gc_lock_fd,
+			      err)) != MLX_OK) {
+		if (rc == MLX_ERR_BUSY)
+			mlx_err_set(err, rc, 0, "the store %s is in use by another mlx process%s", cache,
+				    (flags & MLX_STORE_EXCLUSIVE) ? "" : " (mlx gc)");
+		goto fail;
+	}
+	s->objects_fd = open(s->objects, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->objects_fd < 0) {
+		rc = mlx_err_sys(err, errno, "cannot open %s", s->objects);
+		goto fail;
+	}
+	if (!(s->md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
+		goto fail;
+	}
+	remove_stale_batches(s->tmp);
+	free(cache);
+	free(gc_lock);
+	*out = s;
+	return MLX_OK;
+fail:
+	free(cache);
+	free(gc_lock);
+	mlx_store_close(s);
+	return rc;
+}
+
+static void discard_batch(struct mlx_store *s)
+{
+	if (!s->batch)
+		return;
+	close(s->batch_fd);
+	remove_dir_files(s->batch);
+	mlx_fs_unlock(s->batch_lock_fd);
+	free(s->batch);
+	s->batch = NULL;
+	s->batch_fd = s->batch_lock_fd = -1;
+	s->nstaged = 0;
+}
+
+void mlx_store_close(struct mlx_store *s)
+{
+	if (!s)
+		return;
+	discard_batch(s);
+	if (s->objects_fd >= 0)
+		close(s->objects_fd);
+	mlx_fs_unlock(s->gc_lock_fd);
+	EVP_MD_free(s->md);
+	pthread_mutex_destroy(&s->lock);
+	free(s->staged);
+	free(s->root);
+	free(s->objects);
+	free(s->tmp);
+	free(s->quarantine);
+	free(s);
+}
+
+const char *mlx_store_objects_dir(const struct mlx_store *s)
+{
+	return s->objects;
+}
+
+int mlx_store_object_path(const struct mlx_store *s, const char *hex, char *buf, size_t size, struct mlx_err *err)
+{
+	if (!mlx_hash_is_id(hex))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "'%s' is not an object id (64 hex digits)", hex);
+	char name[67];
+	object_name(hex, name);
+	if (snprintf(buf, size, "%s/%s", s->objects, name) >= (int)size)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", s->objects);
+	return MLX_OK;
+}
+
+static int object_size(const struct mlx_store *s, const char *hex, uint64_t *size)
+{
+	char name[67];
+	object_name(hex, name);
+	struct stat st;
+	if (fstatat(s->objects_fd, name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	*size = (uint64_t)st.st_size;
+	return 1;
+}
+
+int mlx_store_has(const struct mlx_store *s, const char *hex)
+{
+	uint64_t size;
+	return mlx_hash_is_id(hex) && object_size(s, hex, &size);
+}
+
+/* ---- staging ------------------------------------------------------------ */
+
+/* Creates a new temp file of the batch, named "xx/n" into name. Temps are
+ * spread over 256 subdirectories: creating tens of thousands of files in
+ * one directory is several times slower on ext4, which keeps a directory's
+ * files in its block group and must then search other groups for free
+ * inodes. */
+static int create_temp(struct mlx_store *s, char name[24], int flags)
+{
+	unsigned n = atomic_fetch_add(&s->counter, 1);
+	snprintf(name, 24, "%02x", n & 255);
+	if (mkdirat(s->batch_fd, name, 0755) != 0 && errno != EEXIST)
+		return -1;
+	snprintf(name, 24, "%02x/%u", n & 255, n);
+	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+}
+
+static int ensure_batch(struct mlx_store *s, struct mlx_err *err)
+{
+	if (s->batch)
+		return MLX_OK;
+	char tmpl[PATH_MAX];
+	snprintf(tmpl, sizeof tmpl, "%s/put-%ld-XXXXXX", s->tmp, (long)getpid());
+	if (!mkdtemp(tmpl))
+		return mlx_err_sys(err, errno, "cannot create a temp directory in %s", s->tmp);
+	char lock[PATH_MAX + sizeof LOCK_NAME];
+	snprintf(lock, sizeof lock, "%s/" LOCK_NAME, tmpl);
+	int rc = mlx_fs_lock(lock, 0, 0, &s->batch_lock_fd, err);
+	if (rc != MLX_OK) {
+		rmdir(tmpl);
+		return rc;
+	}
+	s->batch_fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->batch_fd < 0 || !(s->batch = strdup(tmpl))) {
+		rc = mlx_err_sys(err, s->batch_fd < 0 ? errno : ENOMEM, "cannot open %s", tmpl);
+		if (s->batch_fd >= 0)
+			close(s->batch_fd);
+		s->batch_fd = -1;
+		unlink(lock);
+		rmdir(tmpl);
+		mlx_fs_unlock(s->batch_lock_fd);
+		s->batch_lock_fd = -1;
+	}
+	return rc;
+}
+
+static int record_staged(struct mlx_store *s, const char *hex, const char *name, uint64_t size,
+			 struct mlx_err *err)
+{
+	int rc = MLX_OK;
+	pthread_mutex_lock(&s->lock);
+	if (s->nstaged == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct staged *p = realloc(s->staged, cap * sizeof *p);
+		if (!p) {
+			rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+			goto out;
+		}
+		s->staged = p;
+		s->cap = cap;
+	}
+	struct staged *st = &s->staged[s->nstaged++];
+	memcpy(st->hex, hex, MLX_HASH_HEX_SIZE);
+	snprintf(st->name, sizeof st->name, "%s", name);
+	st->size = size;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* Copies in_fd into a new temp file of the batch, hashing the copy: a
+ * reflink when the file system can (then the clone is read back, so the
+ * digest is of exactly what was stored), else a read-hash-write loop. */
+static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
+		    struct mlx_err *err)
+{
+	char name[24];
+	int out = create_temp(s, name, O_RDWR);
+	if (out < 0)
+		return mlx_err_sys(err, errno, "cannot store %s: cannot create a temp file in %s", what, s->batch);
+	int failed_write = 0, rc = MLX_OK;
+	if (ioctl(out, FICLONE, in_fd) == 0) {
+		if (hash_copy(s->md, out, -1, hex, size, &failed_write) != 0)
+			rc = mlx_err_sys(err, errno, "cannot store %s", what);
+	} else if (hash_copy(s->md, in_fd, out, hex, size, &failed_write) != 0) {
+		rc = failed_write ? mlx_err_sys(err, errno, "cannot store %s", what)
+				  : mlx_err_sys(err, errno, "cannot read %s", what);
+	}
+	if (rc == MLX_OK) {
+		/* Start writing back now, so the commit's sync finds little left. */
+		sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (close(out) != 0)
+			rc = mlx_err_sys(err, errno, "cannot store %s", what);
+		out = -1;
+	}
+	if (out >= 0)
+		close(out);
+	if (rc == MLX_OK)
+		rc = record_staged(s, hex, name, *size, err);
+	if (rc != MLX_OK)
+		unlinkat(s->batch_fd, name, 0);
+	return rc;
+}
+
+struct stage_job {
+	struct mlx_store *s;
+	const char *dir;
+	int dirfd;
+	struct mlx_filelist *list;
+};
+
+static int stage_one(void *vjob, size_t i, struct mlx_err *err)
+{
+	struct stage_job *job = vjob;
+	struct mlx_file *f = &job->list->items[i];
+	uint64_t have;
+	if (f->hex[0] && object_size(job->s, f->hex, &have) && have == f->size)
+		return MLX_OK;
+	char what[PATH_MAX];
+	snprintf(what, sizeof what, "%s/%s", job->dir, f->path);
+	int64_t started = mlx_hash_now_ns();
+	int fd = openat(job->dirfd, f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open %s", what);
+	struct stat st;
+	int rc = MLX_OK;
+	if (fstat(fd, &st) != 0)
+		rc = mlx_err_sys(err, errno, "cannot stat %s", what);
+	else if (!S_ISREG(st.st_mode))
+		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s: not a regular file", what);
+	else
+		rc = stage_fd(job->s, fd, what, f->hex, &f->size, err);
+	close(fd);
+	if (rc == MLX_OK)
+		f->hashed_ns = started;
+	return rc;
+}
+
+int mlx_store_stage_files(struct mlx_store *s, const char *dir, struct mlx_filelist *list, int jobs,
+			  struct mlx_err *err)
+{
+	int rc = ensure_batch(s, err);
+	if (rc != MLX_OK)
+		return rc;
+	struct stage_job job = {.s = s, .dir = dir, .list = list};
+	job.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (job.dirfd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	rc = mlx_pool_run(list->len, jobs, stage_one, &job, err);
+	close(job.dirfd);
+	return rc;
+}
+
+int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, char hex[MLX_HASH_HEX_SIZE],
+			  struct mlx_err *err)
+{
+	int rc = mlx_hash_bytes(data, len, hex, err);
+	if (rc != MLX_OK || mlx_store_has(s, hex))
+		return rc;
+	if ((rc = ensure_batch(s, err)) != MLX_OK)
+		return rc;
+	char name[24];
+	int out = create_temp(s, name, O_WRONLY);
+	if (out < 0)
+		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
+	if (write_all(out, data, len) != 0)
+		rc = mlx_err_sys(err, errno, "cannot store object %.12s", hex);
+	if (close(out) != 0 && rc == MLX_OK)
+		rc = mlx_err_sys(err, errno, "cannot store object %.12s", hex);
+	if (rc == MLX_OK)
+		rc = record_staged(s, hex, name, len, err);
+	if (rc != MLX_OK)
+		unlinkat(s->batch_fd, name, 0);
+	return rc;
+}
+
+size_t mlx_store_staged(const struct mlx_store *s)
+{
+	return s->nstaged;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+static int publish_one(void *vs, size_t i, struct mlx_err *err)
+{
+	struct mlx_store *s = vs;
+	struct staged *st = &s->staged[i];
+	char name[67];
+	object_name(st->hex, name);
+	uint64_t have;
+	if (object_size(s, st->hex, &have) && have == st->size) {
+		/* Already there, whole (another file or process stored it). */
+		unlinkat(s->batch_fd, st->name, 0);
+		return MLX_OK;
+	}
+	char sub[3] = {st->hex[0], st->hex[1], '\0'};
+	if (mkdirat(s->objects_fd, sub, 0755) != 0 && errno != EEXIST)
+		return mlx_err_sys(err, errno, "cannot create %s/%s", s->objects, sub);
+	/* Replaces a truncated object, if one was there. */
+	if (renameat(s->batch_fd, st->name, s->objects_fd, name) != 0)
+		return mlx_err_sys(err, errno, "cannot move object into %s/%s", s->objects, name);
+	return MLX_OK;
+}
+
+int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
+{
+	if (!s->batch || s->nstaged == 0)
+		return MLX_OK;
+	/* One sync for the data of every staged file (and of anything else
+	 * dirty on that file system): what git's batch mode does with its
+	 * final fsync, instead of a device flush per object. */
+	if (syncfs(s->batch_fd) != 0)
+		return mlx_err_sys(err, errno, "cannot sync %s", s->batch);
+	int rc = mlx_pool_run(s->nstaged, 0, publish_one, s, err);
+	if (rc != MLX_OK)
+		return rc;
+	/* And one for the renames, before anyone points at the objects. */
+	if (syncfs(s->objects_fd) != 0)
+		return mlx_err_sys(err, errno, "cannot sync %s", s->objects);
+	s->nstaged = 0;
+	return MLX_OK;
+}
+
+/* ---- checkout ----------------------------------------------------------- */
+
+struct place_job {
+	struct mlx_store *s;
+	const char *dir;
+	struct mlx_filelist *items;
+	enum mlx_link link;
+	atomic_uint counter;
+};
+
+/* Creates the parent directories of dir/path. */
+static int make_parents(const char *dir, const char *path, struct mlx_err *err)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return MLX_OK;
+	char parent[PATH_MAX];
+	if (snprintf(parent, sizeof parent, "%s/%.*s", dir, (int)(slash - path), path) >= (int)sizeof parent)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s/%s", dir, path);
+	return mlx_fs_mkdirs(parent, 0755, err);
+}
+
+static int corrupt(const struct mlx_store *s, const char *hex, const char *dest, struct mlx_err *err)
+{
+	struct mlx_err qerr;
+	int moved = mlx_store_quarantine(s, hex, &qerr) == MLX_OK;
+	return mlx_err_set(err, MLX_ERR_CORRUPT, 0,
+			   "object %s for %s is corrupt%s; fetch a good copy (mlx pull) or add the file again",
+			   hex, dest, moved ? " (moved to .mlx/cache/quarantine/)" : "");
+}
+
+static int place_one(void *vjob, size_t i, struct mlx_err *err)
+{
+	struct place_job *job = vjob;
+	struct mlx_store *s = job->s;
+	struct mlx_file *f = &job->items->items[i];
+	char dest[PATH_MAX], obj[PATH_MAX], tmp[PATH_MAX];
+	if (snprintf(dest, sizeof dest, "%s/%s", job->dir, f->path) >= (int)sizeof dest)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s/%s", job->dir, f->path);
+	int rc = mlx_store_object_path(s, f->hex, obj, sizeof obj, err);
+	if (rc != MLX_OK || (rc = make_parents(job->dir, f->path, err)) != MLX_OK)
+		return rc;
+	const char *slash = strrchr(dest, '/');
+	snprintf(tmp, sizeof tmp, "%.*s/.%s.mlx-%ld-%u", (int)(slash - dest), dest, slash + 1, (long)getpid(),
+		 atomic_fetch_add(&job->counter, 1));
+
+	int in = open(obj, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		if (errno == ENOENT)
+			return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT,
+					   "object %s for %s is not in the store; fetch it (mlx pull)", f->hex, dest);
+		return mlx_err_sys(err, errno, "cannot open %s", obj);
+	}
+	enum mlx_link how = job->link;
+	int out = -1, failed_write = 0;
+	char got[MLX_HASH_HEX_SIZE];
+	uint64_t size = 0;
+	if (how != MLX_LINK_COPY) {
+		/* Verify before linking: a link shares the object's bytes. */
+		if (hash_copy(s->md, in, -1, got, &size, &failed_write) != 0) {
+			rc = mlx_err_sys(err, errno, "cannot read %s", obj);
+			goto out;
+		}
+		if (strcmp(got, f->hex) != 0) {
+			rc = corrupt(s, f->hex, dest, err);
+			goto out;
+		}
+		if (how == MLX_LINK_HARDLINK && link(obj, tmp) != 0) {
+			if (errno != EXDEV && errno != EMLINK && errno != EPERM) {
+				rc = mlx_err_sys(err, errno, "cannot link %s", dest);
+				goto out;
+			}
+			how = MLX_LINK_COPY; /* another file system: copy */
+		} else if (how == MLX_LINK_SYMLINK && symlink(obj, tmp) != 0) {
+			rc = mlx_err_sys(err, errno, "cannot create symlink %s", dest);
+			goto out;
+		}
+	}
+	if (how == MLX_LINK_COPY) {
+		out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (out < 0) {
+			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
+			goto out;
+		}
+		int cloned = ioctl(out, FICLONE, in) == 0;
+		if (hash_copy(s->md, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
+			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
+					  : mlx_err_sys(err, errno, "cannot read %s", obj);
+			goto out;
+		}
+		if (strcmp(got, f->hex) != 0) {
+			rc = corrupt(s, f->hex, dest, err);
+			goto out;
+		}
+		if (fchmod(out, f->mode ? f->mode : 0644) != 0) {
+			rc = mlx_err_sys(err, errno, "cannot set the mode of %s", dest);
+			goto out;
+		}
+	}
+	if (rename(tmp, dest) != 0) {
+		rc = mlx_err_sys(err, errno, "cannot replace %s", dest);
+		goto out;
+	}
+	struct stat st;
+	if (lstat(dest, &st) == 0) {
+		f->ino = (uint64_t)st.st_ino;
+		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+		f->size = size;
+	}
+out:
+	if (out >= 0)
+		close(out);
+	close(in);
+	if (rc != MLX_OK)
+		unlink(tmp);
+	return rc;
+}
+
+int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_filelist *items, enum mlx_link link,
+			     int jobs, struct mlx_err *err)
+{
+	struct place_job job = {.s = s, .dir = dir, .items = items, .link = link};
+	atomic_init(&job.counter, 0);
+	return mlx_pool_run(items->len, jobs, place_one, &job, err);
+}
+
+/* ---- reading and maintenance ------------------------------------------- */
+
+int mlx_store_read(const struct mlx_store *s, const char *hex, char **data, size_t *len, struct mlx_err *err)
+{
+	char path[PATH_MAX];
+	int rc = mlx_store_object_path(s, hex, path, sizeof path, err);
+	if (rc != MLX_OK)
+		return rc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open object %s", hex);
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fd, &st) != 0) {
+		rc = mlx_err_sys(err, errno, "cannot stat object %s", hex);
+		goto out;
+	}
+	size_t size = (size_t)st.st_size, got = 0;
+	if (!(buf = malloc(size + 1))) {
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory reading object %s", hex);
+		goto out;
+	}
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? mlx_err_sys(err, errno, "cannot read object %s", hex)
+				   : mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is truncated", hex);
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	buf[size] = '\0';
+	char check[MLX_HASH_HEX_SIZE];
+	if ((rc = mlx_hash_bytes(buf, size, check, err)) != MLX_OK)
+		goto out;
+	if (strcmp(check, hex) != 0) {
+		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt (run mlx fsck)", hex);
+		goto out;
+	}
+	*data = buf;
+	*len = size;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err *err)
+{
+	char path[PATH_MAX];
+	int rc = mlx_store_object_path(s, hex, path, sizeof path, err);
+	if (rc != MLX_OK)
+		return rc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open object %s", hex);
+	char got[MLX_HASH_HEX_SIZE];
+	uint64_t size;
+	int failed_write;
+	if (hash_copy(s->md, fd, -1, got, &size, &failed_write) != 0)
+		rc = mlx_err_sys(err, errno, "cannot read object %s", hex);
+	else if (strcmp(got, hex) != 0)
+		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex, got);
+	close(fd);
+	return rc;
+}
+
+int mlx_store_remove(const struct mlx_store *s, const char *hex, struct mlx_err *err)
+{
+	if (!mlx_hash_is_id(hex))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "'%s' is not an object id (64 hex digits)", hex);
+	char name[67];
+	object_name(hex, name);
+	if (unlinkat(s->objects_fd, name, 0) != 0 && errno != ENOENT)
+		return mlx_err_sys(err, errno, "cannot remove object %s", hex);
+	return MLX_OK;
+}
+
+int mlx_store_quarantine(const struct mlx_store *s, const char *hex, struct mlx_err *err)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	int rc = mlx_store_object_path(s, hex, from, sizeof from, err);
+	if (rc != MLX_OK || (rc = mlx_fs_mkdirs(s->quarantine, 0755, err)) != MLX_OK)
+		return rc;
+	/* A second bad copy of the same id keeps the first for inspection. */
+	for (int n = 0; n < 1000; n++) {
+		if (n == 0)
+			snprintf(to, sizeof to, "%s/%s", s->quarantine, hex);
+		else
+			snprintf(to, sizeof to, "%s/%s.%d", s->quarantine, hex, n);
+		if (access(to, F_OK) != 0)
+			break;
+	}
+	if (rename(from, to) != 0)
+		return mlx_err_sys(err, errno, "cannot move object %s to %s", hex, s->quarantine);
+	return MLX_OK;
+}
+
+int mlx_store_list(const struct mlx_store *s, struct mlx_filelist *out, struct mlx_err *err)
+{
+	struct mlx_strlist subs = {0};
+	int rc = mlx_fs_list(s->objects, &subs, err);
+	for (size_t i = 0; rc == MLX_OK && i < subs.len; i++) {
+		const char *sub = subs.items[i];
+		if (strlen(sub) != 2)
+			continue;
+		int dfd = openat(s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			continue;
+		DIR *d = fdopendir(dfd);
+		if (!d) {
+			close(dfd);
+			continue;
+		}
+		struct dirent *ent;
+		while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
+			char hex[MLX_HASH_HEX_SIZE];
+			if (strlen(ent->d_name) != 62)
+				continue;
+			snprintf(hex, sizeof hex, "%s%s", sub, ent->d_name);
+			struct stat st;
+			if (!mlx_hash_is_id(hex) || fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+			rc = mlx_filelist_push(out, hex, (uint64_t)st.st_size, 0444, NULL, err);
+		}
+		closedir(d);
+	}
+	mlx_strlist_free(&subs);
+	if (rc != MLX_OK) {
+		mlx_filelist_free(out);
+		return rc;
+	}
+	mlx_filelist_sort(out);
+	return MLX_OK;
+}
+
+static int check_one(void *vs, size_t i, struct mlx_err *err)
+{
+	(void)err;
+	struct mlx_file *f = &((struct mlx_filelist *)((void **)vs)[1])->items[i];
+	const struct mlx_store *s = ((void **)vs)[0];
+	char path[PATH_MAX];
+	f->hex[0] = '\0';
+	if (mlx_store_object_path(s, f->path, path, sizeof path, NULL) != MLX_OK)
+		return MLX_OK;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return MLX_OK;
+	uint64_t size;
+	int failed_write;
+	if (hash_copy(s->md, fd, -1, f->hex, &size, &failed_write) != 0)
+		f->hex[0] = '\0';
+	else
+		f->size = size;
+	close(fd);
+	return MLX_OK;
+}
+
+int mlx_store_check(const struct mlx_store *s, struct mlx_filelist *list, int jobs, struct mlx_err *err)
+{
+	void *ctx[2] = {(void *)s, list};
+	return mlx_pool_run(list->len, jobs, check_one, ctx, err);
+}
+
+static int valid_identifier(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+		      (p > s && *p >= '0' && *p <= '9')))
+			return 0;
+	return 1;
+}
+
+int mlx_store_db_ids(const char *db_path, const char *table, const char *column, struct mlx_strlist *out,
+		     int *found, struct mlx_err *err)
+{
+	*found = 0;
+	if (!valid_identifier(table) || !valid_identifier(column))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "bad table or column name %s.%s", table, column);
+	if (access(db_path, F_OK) != 0)
+		return MLX_OK;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = MLX_OK;
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+	int s = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (s == SQLITE_DONE)
+		goto out; /* no such table or column: nothing is registered */
+	if (s != SQLITE_ROW)
+		goto fail;
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT DISTINCT \"%s\" FROM \"%s\"", column, table);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		if (v && mlx_hash_is_id(v) && (rc = mlx_strlist_push(out, v, err)) != MLX_OK)
+			goto out;
+	}
+	if (s != SQLITE_DONE)
+		goto fail;
+	*found = 1;
+	goto out;
+fail:
+	rc = mlx_err_set(err, MLX_ERR_IO, 0, "cannot read %s: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}

@@ -1,0 +1,130 @@
+/* store.h — the content-addressed object store, .mlx/cache/objects/.
+ *
+ * An object is a read-only file named by the SHA-256 of its bytes:
+ * objects/ab/cdef… (the first two hex digits are a directory, so none grows
+ * past 1/256 of the store). A directory is stored as its manifest (hash.h)
+ * plus one object per distinct file content.
+ *
+ * Writing is done in batches, as git's batch fsync mode: stage functions
+ * copy each file into a temp file under .mlx/tmp/put-…/ while hashing the
+ * copy (so an object's name always matches its bytes, even if the source
+ * changes meanwhile); mlx_store_commit then makes every staged file durable
+ * with one syncfs(2), renames them into objects/, and syncs again. Until the
+ * commit returns, nothing new is visible in objects/, so a crash or kill -9
+ * leaves at most stale temp files, which the next mlx_store_open removes.
+ * Renames are atomic: two processes storing the same content leave one
+ * whole object. A user's file is never modified by staging.
+ *
+ * Every open store holds .mlx/cache/gc.lock shared; mlx_store_open with
+ * MLX_STORE_EXCLUSIVE holds it exclusively (gc), so objects cannot be
+ * collected between their commit and the lock file that points at them. */
+#ifndef MLX_STORE_H
+#define MLX_STORE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "fs.h"
+#include "hash.h"
+
+enum mlx_link {
+	MLX_LINK_COPY,		/* reflink (FICLONE) where the file system can, else a copy */
+	MLX_LINK_HARDLINK,	/* a hard link to the read-only object (copy across file systems) */
+	MLX_LINK_SYMLINK,	/* a symlink to the object */
+};
+
+enum {
+	MLX_STORE_EXCLUSIVE = 1, /* hold the gc lock exclusively */
+	MLX_STORE_NOWAIT = 2,	 /* MLX_ERR_BUSY instead of waiting for the gc lock */
+};
+
+struct mlx_store;
+
+/* Opens the store of the project at root (an absolute path), creating
+ * .mlx/cache/objects/ and .mlx/tmp/, taking the gc lock (see above) and
+ * removing temp files left by dead processes. The caller closes *out with
+ * mlx_store_close. Returns 0, MLX_ERR_BUSY (NOWAIT and the lock is held),
+ * MLX_ERR_INTERRUPTED or MLX_ERR_IO. */
+int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct mlx_err *err);
+
+/* Discards what was staged and not committed, releases the lock, frees s.
+ * Safe on NULL. */
+void mlx_store_close(struct mlx_store *s);
+
+/* The absolute path of the objects directory. */
+const char *mlx_store_objects_dir(const struct mlx_store *s);
+
+/* Writes the path of object hex into buf. Returns 0 or MLX_ERR_INVALID. */
+int mlx_store_object_path(const struct mlx_store *s, const char *hex, char *buf, size_t size,
+			  struct mlx_err *err);
+
+/* Returns 1 if object hex is in the store, else 0. */
+int mlx_store_has(const struct mlx_store *s, const char *hex);
+
+/* Stages every file of list, read from dir/path, in up to jobs threads.
+ * A file whose hex is already set (from the stat cache) and whose object
+ * exists with its size is skipped. Others get hex, size (bytes stored) and
+ * hashed_ns set from the copy. Returns 0; the first failure, naming the file
+ * (ENOSPC: "No space left on device"); or MLX_ERR_INTERRUPTED. What was
+ * staged stays staged; nothing is visible before mlx_store_commit. */
+int mlx_store_stage_files(struct mlx_store *s, const char *dir, struct mlx_filelist *list, int jobs,
+			  struct mlx_err *err);
+
+/* Stages len bytes at data (a manifest) as an object; its id goes to hex. */
+int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, char hex[MLX_HASH_HEX_SIZE],
+			  struct mlx_err *err);
+
+/* Number of staged objects waiting for mlx_store_commit. */
+size_t mlx_store_staged(const struct mlx_store *s);
+
+/* Makes the staged objects durable and visible (see above). Returns 0 or
+ * MLX_ERR_IO; on failure the objects not yet moved stay staged. */
+int mlx_store_commit(struct mlx_store *s, struct mlx_err *err);
+
+/* Places object items[i].hex at dir/items[i].path with mode items[i].mode
+ * (0644/0755; read-only for hard links and symlinks), creating parent
+ * directories and replacing what is there atomically, in up to jobs
+ * threads. Each object is verified while it is copied (or read before it is
+ * linked): a corrupt one is moved to quarantine and MLX_ERR_CORRUPT
+ * returned, naming it and the path, whose old content is then untouched.
+ * A placed file's ino, mtime_ns, ctime_ns and size are filled in (for the
+ * stat cache). MLX_ERR_NOTFOUND if an object is missing. */
+int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_filelist *items, enum mlx_link link,
+			     int jobs, struct mlx_err *err);
+
+/* Reads object hex into *data (malloc'ed, NUL-terminated, caller frees;
+ * *len its length), verifying it. Returns 0, MLX_ERR_NOTFOUND,
+ * MLX_ERR_CORRUPT or MLX_ERR_IO. */
+int mlx_store_read(const struct mlx_store *s, const char *hex, char **data, size_t *len, struct mlx_err *err);
+
+/* Re-hashes object hex. Returns 0 if its bytes match its name,
+ * MLX_ERR_CORRUPT if not, MLX_ERR_NOTFOUND or MLX_ERR_IO. */
+int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err *err);
+
+/* Deletes object hex. Returns 0 (also if it was not there) or MLX_ERR_IO. */
+int mlx_store_remove(const struct mlx_store *s, const char *hex, struct mlx_err *err);
+
+/* Moves object hex to .mlx/cache/quarantine/, where it no longer counts as
+ * present, so the next checkout or pull fetches a good copy. Returns 0 or
+ * MLX_ERR_IO. */
+int mlx_store_quarantine(const struct mlx_store *s, const char *hex, struct mlx_err *err);
+
+/* Fills out (empty) with one entry per object: path = its id, size. Sorted. */
+int mlx_store_list(const struct mlx_store *s, struct mlx_filelist *out, struct mlx_err *err);
+
+/* Re-hashes every object of list (from mlx_store_list) in up to jobs
+ * threads, setting hex to the digest of its bytes ("" if it cannot be
+ * read). The object is sound when hex equals path. Returns 0 or
+ * MLX_ERR_INTERRUPTED. */
+int mlx_store_check(const struct mlx_store *s, struct mlx_filelist *list, int jobs, struct mlx_err *err);
+
+/* Appends to out every value of column in table of the SQLite database at
+ * db_path that is an object id, reading it read-only; *found is set to 0 if
+ * the database, table or column does not exist (nothing to read), else 1.
+ * Used by gc to keep the objects other records point at. Returns 0,
+ * MLX_ERR_INVALID (a bad table or column name) or MLX_ERR_IO. */
+int mlx_store_db_ids(const char *db_path, const char *table, const char *column, struct mlx_strlist *out,
+		     int *found, struct mlx_err *err);
+
+#endif

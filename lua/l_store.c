@@ -1,0 +1,568 @@
+/* l_store.c — mlx.store: the project's object store and stat cache.
+ *
+ *     local st = assert(store.open(root))
+ *     local info = assert(st:put("data/images"))   -- staged
+ *     assert(st:commit())                           -- durable, visible
+ *
+ * A Store handle holds the store (and its shared gc lock) and the stat
+ * cache .mlx/state.db, opened on first use; the stat cache is an
+ * accelerator only, so if it cannot be opened or written, work goes on
+ * without it. Paths given to methods are relative to the project root. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "binding.h"
+#include "hash.h"
+#include "statcache.h"
+#include "store.h"
+
+#define STORE_MT "mlx.Store"
+#define WORK_MT "mlx.store.Work"
+#define IDS_MT "mlx.store.Ids"
+
+struct lstore {
+	struct mlx_store *s;
+	struct mlx_statcache *sc;
+	int sc_tried;
+	int jobs;
+	char root[PATH_MAX];
+};
+
+/* What a method builds in C lives in a userdata while Lua runs, so that a
+ * memory error raised by Lua cannot leak it. */
+struct work {
+	struct mlx_filelist list;
+	char *text;
+};
+
+static int work_gc(lua_State *L)
+{
+	struct work *w = luaL_checkudata(L, 1, WORK_MT);
+	mlx_filelist_free(&w->list);
+	free(w->text);
+	w->text = NULL;
+	return 0;
+}
+
+static int ids_gc(lua_State *L)
+{
+	mlx_strlist_free(luaL_checkudata(L, 1, IDS_MT));
+	return 0;
+}
+
+static struct work *new_work(lua_State *L)
+{
+	struct work *w = lua_newuserdatauv(L, sizeof *w, 0);
+	*w = (struct work){0};
+	luaL_setmetatable(L, WORK_MT);
+	return w;
+}
+
+static void free_work(struct work *w)
+{
+	mlx_filelist_free(&w->list);
+	free(w->text);
+	w->text = NULL;
+}
+
+static struct lstore *check_open(lua_State *L)
+{
+	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+	if (!ls->s)
+		luaL_error(L, "attempt to use a closed store");
+	return ls;
+}
+
+static struct mlx_statcache *statcache(struct lstore *ls)
+{
+	if (!ls->sc_tried) {
+		ls->sc_tried = 1;
+		char path[sizeof ls->root + 16];
+		snprintf(path, sizeof path, "%s/.mlx/state.db", ls->root);
+		if (mlx_statcache_open(path, &ls->sc, NULL) != MLX_OK)
+			ls->sc = NULL;
+	}
+	return ls->sc;
+}
+
+/* A path relative to the project root, as the stdlib passes them. */
+static const char *check_relpath(lua_State *L, int idx, int allow_empty)
+{
+	const char *p = luaL_checkstring(L, idx);
+	if ((!allow_empty && !*p) || p[0] == '/' || strlen(p) >= PATH_MAX / 2)
+		luaL_argerror(L, idx, "expected a path relative to the project root");
+	return p;
+}
+
+/* Splits rel into its parent ("" at the top) and its last component. */
+static void split(const char *rel, char *parent, const char **name)
+{
+	const char *slash = strrchr(rel, '/');
+	if (slash) {
+		memcpy(parent, rel, (size_t)(slash - rel));
+		parent[slash - rel] = '\0';
+		*name = slash + 1;
+	} else {
+		parent[0] = '\0';
+		*name = rel;
+	}
+}
+
+static void full_path(const struct lstore *ls, const char *rel, char *out)
+{
+	/* Lengths were checked on entry (root and rel below PATH_MAX / 2). */
+	if (snprintf(out, PATH_MAX, "%s%s%s", ls->root, *rel ? "/" : "", rel) >= PATH_MAX)
+		out[0] = '\0';
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	lua_pushstring(L, v);
+	lua_setfield(L, -2, k);
+}
+
+/* Shared by :hash and :put. */
+static int scan(lua_State *L, int put)
+{
+	struct lstore *ls = check_open(L);
+	const char *rel = check_relpath(L, 2, 0);
+	struct work *w = new_work(L);
+	char full[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX];
+	const char *name;
+	full_path(ls, rel, full);
+	struct mlx_err err;
+	struct stat st;
+	if (lstat(full, &st) != 0) {
+		mlx_err_sys(&err, errno, "cannot stat %s", rel);
+		return mlx_lua_fail(L, &err);
+	}
+	int is_dir = S_ISDIR(st.st_mode);
+	const char *objects = mlx_store_objects_dir(ls->s);
+	int rc;
+	if (is_dir) {
+		snprintf(base, sizeof base, "%s", full);
+		snprintf(prefix, sizeof prefix, "%s", rel);
+		rc = mlx_hash_walk(base, objects, 0, &w->list, &err);
+	} else {
+		split(rel, prefix, &name);
+		full_path(ls, prefix, base);
+		rc = mlx_hash_stat(base, name, objects, &w->list, &err);
+	}
+	if (rc != MLX_OK)
+		goto fail;
+	struct mlx_statcache *sc = statcache(ls);
+	if (sc)
+		mlx_statcache_fill(sc, prefix, is_dir, &w->list, NULL, NULL);
+	rc = put ? mlx_store_stage_files(ls->s, base, &w->list, ls->jobs, &err)
+		 : mlx_hash_files(base, &w->list, ls->jobs, &err);
+	if (rc != MLX_OK)
+		goto fail;
+	if (sc)
+		mlx_statcache_store(sc, prefix, &w->list, NULL);
+	char hex[MLX_HASH_HEX_SIZE];
+	size_t len = 0;
+	if (is_dir) {
+		if ((rc = mlx_hash_manifest(&w->list, &w->text, &len, hex, &err)) != MLX_OK)
+			goto fail;
+		if (put && (rc = mlx_store_stage_bytes(ls->s, w->text, len, hex, &err)) != MLX_OK)
+			goto fail;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < w->list.len; i++)
+		total += w->list.items[i].size;
+	lua_createtable(L, 0, 5);
+	set_str(L, "type", is_dir ? "dir" : "file");
+	set_int(L, "size", (lua_Integer)total);
+	if (is_dir) {
+		set_str(L, "hash", hex);
+		set_int(L, "files", (lua_Integer)w->list.len);
+		lua_pushlstring(L, w->text, len);
+		lua_setfield(L, -2, "manifest");
+	} else {
+		set_str(L, "hash", w->list.items[0].hex);
+		set_str(L, "mode", w->list.items[0].mode == 0755 ? "755" : "644");
+	}
+	free_work(w);
+	return 1;
+fail:
+	free_work(w);
+	return mlx_lua_fail(L, &err);
+}
+
+/* st:hash(path) -> {type = "file"|"dir", hash, size, mode (file), files and
+ * manifest (dir)} | nil, message, code. Uses and updates the stat cache;
+ * stores nothing. */
+static int store_hash(lua_State *L)
+{
+	return scan(L, 0);
+}
+
+/* st:put(path) -> info as st:hash | nil, message, code. Stages the file or
+ * directory (and its manifest); st:commit() makes it durable and visible. */
+static int store_put(lua_State *L)
+{
+	return scan(L, 1);
+}
+
+/* st:commit() -> true | nil, message, code */
+static int store_commit(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	struct mlx_err err;
+	if (mlx_store_commit(ls->s, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static uint32_t parse_mode(lua_State *L, int idx)
+{
+	const char *m = lua_tostring(L, idx);
+	if (!m || strcmp(m, "644") == 0)
+		return 0644;
+	if (strcmp(m, "755") == 0)
+		return 0755;
+	luaL_error(L, "bad mode '%s' (expected \"644\" or \"755\")", m);
+	return 0;
+}
+
+/* st:checkout(dir, entries[, link]) -> true | nil, message, code.
+ * entries: array of {path = relative to dir, hash = id, mode = "644"|"755"};
+ * link: "copy" (default), "hardlink" or "symlink". Each object is verified
+ * as it is placed; a corrupt one is quarantined and reported ("corrupt"). */
+static int store_checkout(lua_State *L)
+{
+	static const char *const links[] = {"copy", "hardlink", "symlink", NULL};
+	struct lstore *ls = check_open(L);
+	const char *rel = check_relpath(L, 2, 1);
+	luaL_checktype(L, 3, LUA_TTABLE);
+	enum mlx_link link = (enum mlx_link)luaL_checkoption(L, 4, "copy", links);
+	lua_Integer n = luaL_len(L, 3);
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, 3, i);
+		luaL_checktype(L, -1, LUA_TTABLE);
+		lua_getfield(L, -1, "path");
+		lua_getfield(L, -2, "hash");
+		lua_getfield(L, -3, "mode");
+		const char *path = lua_tostring(L, -3), *hex = lua_tostring(L, -2);
+		if (!path || !*path || !hex || !mlx_hash_is_id(hex))
+			return luaL_error(L, "entry %d needs a path and a hash (64 hex digits)", (int)i);
+		uint32_t mode = parse_mode(L, -1);
+		if (mlx_filelist_push(&w->list, path, 0, mode, hex, &err) != MLX_OK)
+			return luaL_error(L, "out of memory");
+		lua_pop(L, 4);
+	}
+	char dir[PATH_MAX];
+	full_path(ls, rel, dir);
+	int64_t started = mlx_hash_now_ns();
+	if (mlx_store_checkout_files(ls->s, dir, &w->list, link, ls->jobs, &err) != MLX_OK) {
+		free_work(w);
+		return mlx_lua_fail(L, &err);
+	}
+	struct mlx_statcache *sc = statcache(ls);
+	if (sc) {
+		for (size_t i = 0; i < w->list.len; i++)
+			w->list.items[i].hashed_ns = started;
+		mlx_statcache_store(sc, rel, &w->list, NULL);
+	}
+	free_work(w);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* st:manifest(id) -> {{path, hash, size, mode}…} | nil, message, code.
+ * The manifest object is verified first ("corrupt" if it does not match). */
+static int store_manifest(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	const char *hex = luaL_checkstring(L, 2);
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	size_t len;
+	if (mlx_store_read(ls->s, hex, &w->text, &len, &err) != MLX_OK ||
+	    mlx_hash_manifest_parse(w->text, len, &w->list, &err) != MLX_OK) {
+		if (err.status == MLX_ERR_CORRUPT && !strstr(err.msg, hex)) {
+			char msg[MLX_ERR_MSG_MAX];
+			memcpy(msg, err.msg, sizeof msg);
+			mlx_err_set(&err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", hex, msg);
+		}
+		free_work(w);
+		return mlx_lua_fail(L, &err);
+	}
+	lua_createtable(L, (int)w->list.len, 0);
+	for (size_t i = 0; i < w->list.len; i++) {
+		const struct mlx_file *f = &w->list.items[i];
+		lua_createtable(L, 0, 4);
+		set_str(L, "path", f->path);
+		set_str(L, "hash", f->hex);
+		set_int(L, "size", (lua_Integer)f->size);
+		set_str(L, "mode", f->mode == 0755 ? "755" : "644");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	free_work(w);
+	return 1;
+}
+
+/* st:read(id) -> content | nil, message, code (verified) */
+static int store_read(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	const char *hex = luaL_checkstring(L, 2);
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	size_t len;
+	if (mlx_store_read(ls->s, hex, &w->text, &len, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushlstring(L, w->text, len);
+	free_work(w);
+	return 1;
+}
+
+/* st:has(id) -> boolean */
+static int store_has(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	lua_pushboolean(L, mlx_store_has(ls->s, luaL_checkstring(L, 2)));
+	return 1;
+}
+
+/* st:path(id) -> the object's file path | nil, message, "invalid" */
+static int store_path(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	char path[PATH_MAX];
+	struct mlx_err err;
+	if (mlx_store_object_path(ls->s, luaL_checkstring(L, 2), path, sizeof path, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushstring(L, path);
+	return 1;
+}
+
+typedef int (*id_fn)(const struct mlx_store *, const char *, struct mlx_err *);
+
+static int by_id(lua_State *L, id_fn fn)
+{
+	struct lstore *ls = check_open(L);
+	struct mlx_err err;
+	if (fn(ls->s, luaL_checkstring(L, 2), &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* st:verify(id) -> true | nil, message, "corrupt"|"notfound"|"io" */
+static int store_verify(lua_State *L)
+{
+	return by_id(L, mlx_store_verify);
+}
+
+/* st:remove(id) -> true | nil, message, code */
+static int store_remove(lua_State *L)
+{
+	return by_id(L, mlx_store_remove);
+}
+
+/* st:quarantine(id) -> true | nil, message, code */
+static int store_quarantine(lua_State *L)
+{
+	return by_id(L, mlx_store_quarantine);
+}
+
+/* st:objects() -> {{id, size}…} sorted by id | nil, message, code */
+static int store_objects(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (mlx_store_list(ls->s, &w->list, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_createtable(L, (int)w->list.len, 0);
+	for (size_t i = 0; i < w->list.len; i++) {
+		lua_createtable(L, 0, 2);
+		set_str(L, "id", w->list.items[i].path);
+		set_int(L, "size", (lua_Integer)w->list.items[i].size);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	free_work(w);
+	return 1;
+}
+
+/* st:check() -> checked, {{id, size, got}…} of objects whose bytes do not
+ * match their id (got is "" if unreadable) | nil, message, code */
+static int store_check(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (mlx_store_list(ls->s, &w->list, &err) != MLX_OK ||
+	    mlx_store_check(ls->s, &w->list, ls->jobs, &err) != MLX_OK) {
+		free_work(w);
+		return mlx_lua_fail(L, &err);
+	}
+	lua_pushinteger(L, (lua_Integer)w->list.len);
+	lua_newtable(L);
+	lua_Integer bad = 0;
+	for (size_t i = 0; i < w->list.len; i++) {
+		const struct mlx_file *f = &w->list.items[i];
+		if (strcmp(f->path, f->hex) == 0)
+			continue;
+		lua_createtable(L, 0, 3);
+		set_str(L, "id", f->path);
+		set_int(L, "size", (lua_Integer)f->size);
+		set_str(L, "got", f->hex);
+		lua_rawseti(L, -2, ++bad);
+	}
+	free_work(w);
+	return 2;
+}
+
+/* st:objects_dir() -> absolute path of .mlx/cache/objects */
+static int store_objects_dir(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	lua_pushstring(L, mlx_store_objects_dir(ls->s));
+	return 1;
+}
+
+/* st:close(): discards staged objects not committed, releases the gc lock.
+ * Idempotent; also __gc and __close. */
+static int store_close(lua_State *L)
+{
+	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+	mlx_statcache_close(ls->sc);
+	ls->sc = NULL;
+	mlx_store_close(ls->s);
+	ls->s = NULL;
+	return 0;
+}
+
+static int store_tostring(lua_State *L)
+{
+	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+	lua_pushfstring(L, "mlx.Store (%s%s)", ls->root, ls->s ? "" : ", closed");
+	return 1;
+}
+
+/* store.open(root[, {exclusive = bool, wait = bool, jobs = n}]) -> Store
+ * | nil, message, code. exclusive is for gc; with wait = false a held lock
+ * fails at once with code "busy". */
+static int store_open(lua_State *L)
+{
+	const char *root = luaL_checkstring(L, 1);
+	if (root[0] != '/' || strlen(root) >= PATH_MAX / 2)
+		luaL_argerror(L, 1, "expected the absolute path of the project root");
+	int flags = 0, jobs = 0;
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		if (lua_getfield(L, 2, "exclusive") != LUA_TNIL && lua_toboolean(L, -1))
+			flags |= MLX_STORE_EXCLUSIVE;
+		if (lua_getfield(L, 2, "wait") != LUA_TNIL && !lua_toboolean(L, -1))
+			flags |= MLX_STORE_NOWAIT;
+		lua_getfield(L, 2, "jobs");
+		jobs = (int)luaL_optinteger(L, -1, 0);
+		lua_pop(L, 3);
+	}
+	struct lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+	memset(ls, 0, sizeof *ls);
+	luaL_setmetatable(L, STORE_MT);
+	snprintf(ls->root, sizeof ls->root, "%s", root);
+	ls->jobs = jobs;
+	struct mlx_err err;
+	if (mlx_store_open(root, flags, &ls->s, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	return 1;
+}
+
+/* store.db_ids(db_path, table, column) -> {id…}, found | nil, message, code.
+ * found is false when the database, table or column does not exist. */
+static int store_db_ids(lua_State *L)
+{
+	const char *db = luaL_checkstring(L, 1);
+	const char *table = luaL_checkstring(L, 2);
+	const char *column = luaL_checkstring(L, 3);
+	struct mlx_strlist *ids = lua_newuserdatauv(L, sizeof *ids, 0);
+	*ids = (struct mlx_strlist){0};
+	luaL_setmetatable(L, IDS_MT);
+	int found = 0;
+	struct mlx_err err;
+	if (mlx_store_db_ids(db, table, column, ids, &found, &err) != MLX_OK) {
+		mlx_strlist_free(ids);
+		return mlx_lua_fail(L, &err);
+	}
+	lua_createtable(L, (int)ids->len, 0);
+	for (size_t i = 0; i < ids->len; i++) {
+		lua_pushstring(L, ids->items[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	mlx_strlist_free(ids);
+	lua_pushboolean(L, found);
+	return 2;
+}
+
+static const luaL_Reg store_methods[] = {
+	{"hash", store_hash},
+	{"put", store_put},
+	{"commit", store_commit},
+	{"checkout", store_checkout},
+	{"manifest", store_manifest},
+	{"read", store_read},
+	{"has", store_has},
+	{"path", store_path},
+	{"verify", store_verify},
+	{"remove", store_remove},
+	{"quarantine", store_quarantine},
+	{"objects", store_objects},
+	{"check", store_check},
+	{"objects_dir", store_objects_dir},
+	{"close", store_close},
+	{NULL, NULL},
+};
+
+static const luaL_Reg store_metamethods[] = {
+	{"__gc", store_close},
+	{"__close", store_close},
+	{"__tostring", store_tostring},
+	{"__index", NULL},
+	{NULL, NULL},
+};
+
+static const luaL_Reg store_functions[] = {
+	{"open", store_open},
+	{"db_ids", store_db_ids},
+	{NULL, NULL},
+};
+
+int luaopen_mlx_store(lua_State *L)
+{
+	luaL_newmetatable(L, STORE_MT);
+	luaL_setfuncs(L, store_metamethods, 0);
+	luaL_newlibtable(L, store_methods);
+	luaL_setfuncs(L, store_methods, 0);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	if (luaL_newmetatable(L, WORK_MT)) {
+		lua_pushcfunction(L, work_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
+	if (luaL_newmetatable(L, IDS_MT)) {
+		lua_pushcfunction(L, ids_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
+	luaL_newlib(L, store_functions);
+	return 1;
+}

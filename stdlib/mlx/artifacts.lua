@@ -1,0 +1,478 @@
+--- mlx.artifacts: data tracked outside any pipeline — `mlx add`, `mlx
+--- status`, `mlx checkout`. Files and directories are stored in the
+--- project's object store (mlx.store) and pinned in the "artifacts" section
+--- of mlx.lock (mlx.lock). Functions return nil, message, code on failure
+--- ("invalid" and "notfound" are bad input; others failures of the world).
+local fs = require "mlx.fs"
+local lockfile = require "mlx.lock"
+
+local M = {}
+
+-- ---- paths --------------------------------------------------------------
+
+local function dirname(p)
+  return p:match("^(.*)/[^/]*$") or "."
+end
+
+local function basename(p)
+  return p:match("([^/]*)$")
+end
+
+-- "/a/./b//c/../d" -> "/a/b/d", lexically.
+local function normalize(abs)
+  local parts = {}
+  for part in abs:gmatch("[^/]+") do
+    if part == ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+-- The physical path of abs without following its last component: the
+-- nearest existing ancestor is resolved (symlinks and all), the rest kept.
+local function physical(abs)
+  if abs == "/" then return "/" end
+  local parent = dirname(abs)
+  if parent == "" then parent = "/" end
+  local real = fs.realpath(parent)
+  if not real then real = physical(parent) end
+  return (real == "/" and "" or real) .. "/" .. basename(abs)
+end
+
+--- Returns the project-relative form of path (relative to the working
+--- directory or absolute), or nil, message, "invalid" if it is outside the
+--- project, is its root, or is inside .mlx/ or .git/.
+function M.relpath(root, path)
+  local cwd = assert(fs.cwd())
+  local abs = normalize(path:sub(1, 1) == "/" and path or (cwd .. "/" .. path))
+  local real = abs == "/" and "/" or physical(abs)
+  local real_root = fs.realpath(root) or root
+  if real == real_root then
+    return nil, ("%s is the project root; add the files or directories in it instead"):format(path), "invalid"
+  end
+  if real:sub(1, #real_root + 1) ~= real_root .. "/" then
+    return nil, ("%s is outside the project %s"):format(path, root), "invalid"
+  end
+  local rel = real:sub(#real_root + 2)
+  local top = rel:match("^[^/]+")
+  if top == ".mlx" or top == ".git" or rel == lockfile.NAME then
+    return nil, ("%s belongs to %s and cannot be tracked"):format(path, top == ".git" and "git" or "mlx"),
+      "invalid"
+  end
+  return rel
+end
+
+-- The tracked artifact containing rel (rel itself or a directory above it).
+local function owner(artifacts, rel)
+  if artifacts[rel] then return rel end
+  local p = rel
+  while true do
+    p = p:match("^(.*)/[^/]*$")
+    if not p then return nil end
+    if artifacts[p] then return p end
+  end
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+-- ---- configuration --------------------------------------------------------
+
+local function load_config(path)
+  local chunk, err = loadfile(path, "t", {})
+  if not chunk then
+    if not fs.stat(path) then return {} end
+    return nil, err
+  end
+  local ok, value = pcall(chunk)
+  if not ok then return nil, path .. ": " .. tostring(value) end
+  if type(value) ~= "table" then return nil, path .. ": must return a table" end
+  return value
+end
+
+local LINKS = { copy = true, hardlink = true, symlink = true }
+
+--- Returns the workspace link strategy of the project ("copy", "hardlink"
+--- or "symlink": cache.link in .mlx/config.lua, overridden by
+--- .mlx/config.local.lua), or nil, message, "invalid".
+function M.link_strategy(root)
+  local link = "copy"
+  for _, name in ipairs({ "config.lua", "config.local.lua" }) do
+    local path = root .. "/.mlx/" .. name
+    local config, err = load_config(path)
+    if not config then return nil, err, "invalid" end
+    if type(config.cache) == "table" and config.cache.link ~= nil then link = config.cache.link end
+  end
+  if not LINKS[link] then
+    return nil, ("%s/.mlx/config.lua: cache.link must be \"copy\", \"hardlink\" or \"symlink\", not %q")
+      :format(root, tostring(link)), "invalid"
+  end
+  return link
+end
+
+local function open_store(root, opts)
+  return require("mlx.store").open(root, { jobs = opts and opts.jobs })
+end
+
+-- The record pinned in the lock for what st:put or st:hash returned.
+local function entry_of(info)
+  if info.type == "dir" then
+    return { type = "dir", hash = info.hash, size = info.size, files = info.files }
+  end
+  return { type = "file", hash = info.hash, size = info.size, mode = info.mode }
+end
+M.entry_of = entry_of
+
+local function same_entry(a, b)
+  return a and b and a.type == b.type and a.hash == b.hash and (a.type == "dir" or a.mode == b.mode)
+end
+
+-- ---- add ------------------------------------------------------------------
+
+--- Stores each path (files or directories, relative to the working
+--- directory) and pins it in mlx.lock. opts: {jobs = n, link = strategy
+--- (default: the project's)}. The objects are durable (one batch sync)
+--- before the lock is written; the user's files are not changed, except
+--- that with the hardlink or symlink strategy they are then replaced by
+--- read-only links to their objects. Returns a list of {path, entry,
+--- action = "added"|"updated"|"unchanged"} or nil, message, code.
+function M.add(root, paths, opts)
+  opts = opts or {}
+  local link = opts.link
+  if not link then
+    local err, code
+    link, err, code = M.link_strategy(root)
+    if not link then return nil, err, code end
+  end
+  local current, err, code = lockfile.read(root)
+  if not current then return nil, err, code end
+  local tracked = current.artifacts or {}
+  local rels, seen = {}, {}
+  for _, path in ipairs(paths) do
+    local rel
+    rel, err, code = M.relpath(root, path)
+    if not rel then return nil, err, code end
+    local st = fs.stat(root .. "/" .. rel)
+    if not st then return nil, ("cannot add %s: no such file or directory"):format(path), "notfound" end
+    if st.type == "link" then
+      return nil, ("cannot add %s: it is a symbolic link; add the file or directory it points to"):format(path),
+        "invalid"
+    elseif st.type == "other" then
+      return nil, ("cannot add %s: not a regular file or directory (fifo, socket or device)"):format(path),
+        "invalid"
+    end
+    local above = owner(tracked, rel)
+    if above and above ~= rel then
+      return nil, ("cannot add %s: it is inside the tracked directory %s; add %s again instead")
+        :format(path, above, above), "invalid"
+    end
+    for other in pairs(seen) do
+      if rel:sub(1, #other + 1) == other .. "/" or other:sub(1, #rel + 1) == rel .. "/" then
+        return nil, ("cannot add both %s and %s: one contains the other"):format(other, rel), "invalid"
+      end
+    end
+    if not seen[rel] then
+      seen[rel] = true
+      rels[#rels + 1] = rel
+    end
+  end
+
+  local st
+  st, err, code = open_store(root, opts)
+  if not st then return nil, err, code end
+  local results = {}
+  for _, rel in ipairs(rels) do
+    local info
+    info, err, code = st:put(rel)
+    if not info then
+      st:close()
+      return nil, "cannot add " .. rel .. ": " .. err, code
+    end
+    local entry = entry_of(info)
+    local old = tracked[rel]
+    results[#results + 1] = {
+      path = rel, entry = entry,
+      action = (not old and "added") or (same_entry(old, entry) and "unchanged") or "updated",
+    }
+  end
+  local ok
+  ok, err, code = st:commit()
+  if not ok then
+    st:close()
+    return nil, err, code
+  end
+  if link ~= "copy" then
+    for _, r in ipairs(results) do
+      ok, err, code = M.link_workspace(st, r.path, r.entry, link)
+      if not ok then
+        st:close()
+        return nil, err, code
+      end
+    end
+  end
+  local written
+  written, err, code = lockfile.update(root, "artifacts", function(artifacts)
+    for _, r in ipairs(results) do
+      for path in pairs(artifacts) do
+        if path:sub(1, #r.path + 1) == r.path .. "/" then artifacts[path] = nil end
+      end
+      artifacts[r.path] = r.entry
+    end
+  end)
+  st:close()
+  if not written then return nil, err, code end
+  return results
+end
+
+-- Replaces the workspace copy of a just-stored artifact by links.
+function M.link_workspace(st, rel, entry, link)
+  if entry.type == "file" then
+    local parent = rel:match("^(.*)/[^/]*$") or ""
+    return st:checkout(parent, { { path = basename(rel), hash = entry.hash, mode = entry.mode } }, link)
+  end
+  local files, err, code = st:manifest(entry.hash)
+  if not files then return nil, err, code end
+  return st:checkout(rel, files, link)
+end
+
+-- ---- status ---------------------------------------------------------------
+
+local function parse_manifest(text)
+  local files = {}
+  for hash, size, mode, path in text:gmatch("(%x+) (%d+) (%d+) ([^\n]+)\n") do
+    files[path] = { hash = hash, size = math.tointeger(size), mode = mode }
+  end
+  return files
+end
+
+local function index_by_path(list)
+  local t = {}
+  for _, f in ipairs(list) do t[f.path] = f end
+  return t
+end
+
+-- Compares a locked manifest (list) with the workspace's (text).
+local function diff(locked_list, current_text)
+  local locked, current = index_by_path(locked_list), parse_manifest(current_text)
+  local d = { added = {}, modified = {}, deleted = {} }
+  for path, f in pairs(current) do
+    local l = locked[path]
+    if not l then
+      d.added[#d.added + 1] = path
+    elseif l.hash ~= f.hash or l.mode ~= f.mode then
+      d.modified[#d.modified + 1] = path
+    end
+  end
+  for path in pairs(locked) do
+    if not current[path] then d.deleted[#d.deleted + 1] = path end
+  end
+  table.sort(d.added)
+  table.sort(d.modified)
+  table.sort(d.deleted)
+  return d, locked, current
+end
+
+-- The state of one tracked artifact in the workspace, using the stat cache.
+local function inspect(st, root, rel, entry, want_diff)
+  local r = { path = rel, entry = entry }
+  local s = fs.stat(root .. "/" .. rel)
+  if not s then
+    r.state = "missing"
+    return r
+  end
+  if (entry.type == "dir") ~= (s.type == "directory") then
+    r.state = "modified"
+    r.reason = entry.type == "dir" and "not a directory any more" or "now a directory"
+    return r
+  end
+  local info, err = st:hash(rel)
+  if not info then
+    r.state = "error"
+    r.reason = err
+    return r
+  end
+  r.info = info
+  if same_entry(entry, entry_of(info)) then
+    r.state = "ok"
+    return r
+  end
+  r.state = "modified"
+  if entry.type == "file" then
+    r.reason = entry.hash == info.hash and "mode changed" or nil
+  elseif want_diff then
+    local locked = st:manifest(entry.hash)
+    if locked then r.diff = diff(locked, info.manifest) end
+  end
+  return r
+end
+
+--- Returns the state of every tracked artifact (or of those named in
+--- paths): a list sorted by path of {path, entry, state = "ok"|"modified"|
+--- "missing"|"error", reason, diff = {added, modified, deleted} for
+--- directories, cached = false when the locked object is not in the store},
+--- or nil, message, code. Unchanged files are not read (stat cache).
+function M.status(root, opts)
+  opts = opts or {}
+  local current, err, code = lockfile.read(root)
+  if not current then return nil, err, code end
+  local artifacts = current.artifacts or {}
+  local st
+  st, err, code = open_store(root, opts)
+  if not st then return nil, err, code end
+  local results = {}
+  for _, rel in ipairs(sorted_keys(artifacts)) do
+    local r = inspect(st, root, rel, artifacts[rel], opts.diff ~= false)
+    r.cached = st:has(artifacts[rel].hash)
+    results[#results + 1] = r
+  end
+  st:close()
+  return results
+end
+
+-- ---- checkout -------------------------------------------------------------
+
+local function remove_empty_parents(root, rel, stop)
+  local p = rel:match("^(.*)/[^/]*$")
+  while p and p ~= stop and p:sub(1, #stop + 1) == stop .. "/" do
+    if not os.remove(root .. "/" .. p) then return end
+    p = p:match("^(.*)/[^/]*$")
+  end
+end
+
+-- Decides how to restore one artifact, changing nothing: returns a plan
+-- {path, action, entry, files = entries to write, extra = paths to
+-- remove}, or nil, message, code if it may not or cannot be done.
+local function plan(st, root, rel, entry, opts)
+  local r = inspect(st, root, rel, entry, false)
+  if r.state == "ok" then return { path = rel, action = "unchanged" } end
+  if r.state == "error" then return nil, r.reason, "invalid" end
+  local s = fs.stat(root .. "/" .. rel)
+  if s and (entry.type == "dir") ~= (s.type == "directory") then
+    return nil, ("%s is %s in the workspace but a %s in mlx.lock; move it away and retry")
+      :format(rel, s.type == "directory" and "a directory" or "a file", entry.type == "dir" and "directory" or "file"),
+      "invalid"
+  end
+  local action = r.state == "missing" and "restored" or "updated"
+  if entry.type == "file" then
+    if r.info and not opts.force and not st:has(r.info.hash) then
+      return nil, ("%s has local changes that are not stored; 'mlx add %s' to keep them, or checkout --force to discard them")
+        :format(rel, rel), "invalid"
+    end
+    return {
+      path = rel, action = action, dir = rel:match("^(.*)/[^/]*$") or "",
+      files = { { path = basename(rel), hash = entry.hash, mode = entry.mode } }, extra = {},
+    }
+  end
+  local locked, err, code = st:manifest(entry.hash)
+  if not locked then
+    if code == "corrupt" then st:quarantine(entry.hash) end
+    if code == "notfound" then
+      err = ("the objects of %s are not in the store; fetch them (mlx pull)"):format(rel)
+    end
+    return nil, err, code
+  end
+  local todo, extra = locked, {}
+  if r.info then
+    local d, lk, cur = diff(locked, r.info.manifest)
+    todo = {}
+    for _, path in ipairs(d.modified) do todo[#todo + 1] = lk[path] end
+    for _, path in ipairs(d.deleted) do todo[#todo + 1] = lk[path] end
+    local unsafe = {}
+    for _, path in ipairs(d.modified) do
+      if not st:has(cur[path].hash) then unsafe[#unsafe + 1] = path end
+    end
+    for _, path in ipairs(d.added) do
+      extra[#extra + 1] = path
+      if not st:has(cur[path].hash) then unsafe[#unsafe + 1] = path end
+    end
+    if #unsafe > 0 and not opts.force then
+      table.sort(unsafe)
+      return nil, ("%s has local changes that are not stored (%s%s); 'mlx add %s' to keep them, or checkout --force to discard them")
+        :format(rel, table.concat(unsafe, ", ", 1, math.min(#unsafe, 3)), #unsafe > 3 and ", …" or "", rel),
+        "invalid"
+    end
+  end
+  return { path = rel, action = action, dir = rel, files = todo, extra = extra }
+end
+
+-- Carries out a plan; returns a change record, or nil, message, code.
+local function apply(st, root, p, link)
+  if p.action == "unchanged" then return { path = p.path, action = "unchanged" } end
+  local ok, err, code = st:checkout(p.dir, p.files, link)
+  if not ok then return nil, err, code end
+  for _, path in ipairs(p.extra) do
+    os.remove(root .. "/" .. p.path .. "/" .. path)
+    remove_empty_parents(root, p.path .. "/" .. path, p.path)
+  end
+  return { path = p.path, action = p.action, files = #p.files, removed = #p.extra }
+end
+
+--- Makes the workspace match mlx.lock for every tracked artifact, or for
+--- those named in paths (relative to the working directory). A modified
+--- file whose current content is not in the store is an untracked local
+--- edit: it is refused ("invalid") unless opts.force. opts: {force, link,
+--- jobs}. Every object is verified as it is copied; a corrupt one is moved
+--- to quarantine and reported ("corrupt"). Returns a list of {path, action =
+--- "restored"|"updated"|"unchanged", files, removed}, or nil, message, code.
+function M.checkout(root, paths, opts)
+  opts = opts or {}
+  local current, err, code = lockfile.read(root)
+  if not current then return nil, err, code end
+  local artifacts = current.artifacts or {}
+  if not opts.link then
+    opts.link, err, code = M.link_strategy(root)
+    if not opts.link then return nil, err, code end
+  end
+  local targets = {}
+  if paths and #paths > 0 then
+    for _, path in ipairs(paths) do
+      local rel
+      rel, err, code = M.relpath(root, path)
+      if not rel then return nil, err, code end
+      local above = owner(artifacts, rel)
+      if not above then return nil, ("%s is not tracked in mlx.lock"):format(path), "notfound" end
+      targets[#targets + 1] = above
+    end
+  else
+    targets = sorted_keys(artifacts)
+  end
+  local st
+  st, err, code = open_store(root, opts)
+  if not st then return nil, err, code end
+  -- Every target is checked before anything is written, so a refusal
+  -- leaves the whole workspace as it was.
+  local plans, done = {}, {}
+  for _, rel in ipairs(targets) do
+    if not done[rel] then
+      done[rel] = true
+      local p
+      p, err, code = plan(st, root, rel, artifacts[rel], opts)
+      if not p then
+        st:close()
+        return nil, err, code
+      end
+      plans[#plans + 1] = p
+    end
+  end
+  local changes = {}
+  for _, p in ipairs(plans) do
+    local change
+    change, err, code = apply(st, root, p, opts.link)
+    if not change then
+      st:close()
+      return nil, err, code
+    end
+    changes[#changes + 1] = change
+  end
+  st:close()
+  return changes
+end
+
+return M

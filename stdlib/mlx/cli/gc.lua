@@ -1,0 +1,33 @@
+-- mlx gc: delete objects nothing refers to.
+local gc = require "mlx.gc"
+local project = require "mlx.project"
+local ui = require "mlx.ui"
+
+return {
+  summary = "delete stored objects that nothing refers to",
+  usage = "mlx gc [--dry-run]",
+  description = [[
+Deletes the objects in .mlx/cache/objects/ that are referred to by neither
+mlx.lock, the run-cache (.mlx/cache/runs/) nor a registered model version
+(.mlx/runs.db). Objects of older versions of your data are only in git
+history: check out the commit and run mlx pull to get them back from a
+remote. --dry-run prints what would be deleted and how many bytes. Stops
+with exit 1 if another mlx process is using the store.]],
+  options = {
+    { "dry-run", short = "n", help = "only print what would be deleted" },
+  },
+  args = { max = 0 },
+  main = function(opts)
+    local root = project.require_root()
+    local result, err, code = gc.gc(root, { dry_run = opts.dry_run })
+    if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
+    if opts.dry_run then
+      for _, o in ipairs(result.removed) do
+        ui.out(("would remove %s  %s"):format(o.id, ui.format_size(o.size)))
+      end
+    end
+    ui.out(("%s %d object%s, %s; kept %d"):format(opts.dry_run and "would remove" or "removed",
+      #result.removed, #result.removed == 1 and "" or "s", ui.format_size(result.bytes), result.kept))
+    return ui.EXIT.OK
+  end,
+}

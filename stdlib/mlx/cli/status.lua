@@ -1,0 +1,82 @@
+-- mlx status: what in the workspace differs from mlx.lock.
+--
+-- The report is made of sections, each a function(root, opts, args)
+-- returning the number of things it found out of date (after printing
+-- them). Tracked artifacts are the first; the pipeline adds one for the
+-- steps of a recipe (`mlx status RECIPE`) by appending to `sections`.
+local artifacts = require "mlx.artifacts"
+local project = require "mlx.project"
+local ui = require "mlx.ui"
+
+local function show_list(label, paths, base, limit)
+  for i, p in ipairs(paths) do
+    if limit and i > limit then
+      ui.out(("        … and %d more"):format(#paths - limit))
+      return
+    end
+    ui.out(("        %s %s/%s"):format(label, base, p))
+  end
+end
+
+local function artifacts_section(root, opts)
+  local results, err, code = artifacts.status(root, { jobs = opts.jobs, diff = true })
+  if not results then ui.fail(ui.exit_code_for(code), "%s", err) end
+  local stale = 0
+  for _, r in ipairs(results) do
+    local shown = r.path .. (r.entry.type == "dir" and "/" or "")
+    if r.state ~= "ok" then
+      stale = stale + 1
+      local detail = ""
+      if r.diff then
+        detail = (" (%d added, %d modified, %d deleted)"):format(#r.diff.added, #r.diff.modified,
+          #r.diff.deleted)
+      elseif r.reason then
+        detail = " (" .. r.reason .. ")"
+      end
+      ui.out(("%-9s %s%s"):format(r.state .. ":", shown, detail))
+      if r.diff then
+        local limit = not opts.verbose and 10 or nil
+        show_list("added:   ", r.diff.added, r.path, limit)
+        show_list("modified:", r.diff.modified, r.path, limit)
+        show_list("deleted: ", r.diff.deleted, r.path, limit)
+      end
+    end
+    if not r.cached then
+      ui.warn(("%s: its objects are not in the store (mlx pull)"):format(shown))
+    end
+  end
+  if stale == 0 and #results > 0 then
+    ui.note(("%d tracked artifact%s up to date"):format(#results, #results == 1 and "" or "s"))
+  end
+  return stale
+end
+
+local M = {
+  summary = "show tracked data that is modified or missing",
+  usage = "mlx status [--check] [-v] [-j N]",
+  description = [[
+Compares every path pinned in mlx.lock with the workspace and prints those
+that are modified or missing ("modified: data/images/ (1 added, 2 modified,
+0 deleted)", then up to 10 of the files; -v lists them all). Files whose
+size, mtime, ctime and inode are unchanged are not read (stat cache). With
+--check the exit code is 1 when anything is out of date, for CI.]],
+  options = {
+    { "check", help = "exit 1 if anything is modified or missing" },
+    { "verbose", short = "v", help = "list every changed file" },
+    { "jobs", short = "j", arg = "N", type = "integer", help = "hash with N threads (default: one per CPU)" },
+  },
+  args = { max = 0 },
+  sections = { artifacts_section },
+}
+
+function M.main(opts, args)
+  local root = project.require_root()
+  local stale = 0
+  for _, section in ipairs(M.sections) do
+    stale = stale + section(root, opts, args)
+  end
+  if opts.check and stale > 0 then return ui.EXIT.FAILED end
+  return ui.EXIT.OK
+end
+
+return M

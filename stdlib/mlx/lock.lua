@@ -1,0 +1,160 @@
+--- mlx.lock: reading and writing mlx.lock, the committed file that pins the
+--- hashes of tracked data (section "artifacts") and, with pipelines, of each
+--- step (section "steps"). Every writer goes through M.update, which holds
+--- an exclusive lock while it reads, changes one section and writes the
+--- file back atomically with sorted keys, so concurrent mlx processes never
+--- lose each other's changes and git diffs stay small. The format is in
+--- docs/artifacts.md.
+local fs = require "mlx.fs"
+local json = require "mlx.json"
+
+local M = {}
+
+--- The format version this mlx writes and reads.
+M.VERSION = 1
+
+--- The file name, at the project root.
+M.NAME = "mlx.lock"
+
+local function is_id(s)
+  return type(s) == "string" and #s == 64 and not s:find("[^0-9a-f]")
+end
+M.is_id = is_id
+
+--- Returns nil if p is a valid tracked path (relative to the project root,
+--- '/'-separated, no ".", ".." or empty component, no trailing '/'), else a
+--- message saying why not.
+function M.path_problem(p)
+  if type(p) ~= "string" or p == "" then return "empty path" end
+  if p:sub(1, 1) == "/" then return "absolute path" end
+  if p:find("\n", 1, true) or p:find("\0", 1, true) then return "control character in path" end
+  for part in (p .. "/"):gmatch("([^/]*)/") do
+    if part == "" or part == "." or part == ".." then return "'.', '..' or empty component" end
+  end
+  return nil
+end
+
+--- Returns nil if entry is a valid output record (as in the artifacts
+--- section and the run-cache: {type = "file"|"dir", hash, size, mode (file),
+--- files (dir)}), else a message saying what is wrong.
+function M.entry_problem(e)
+  if type(e) ~= "table" then return "not an object" end
+  if e.type ~= "file" and e.type ~= "dir" then return "type must be \"file\" or \"dir\"" end
+  if not is_id(e.hash) then return "hash must be 64 lowercase hex digits" end
+  if math.type(e.size) ~= "integer" or e.size < 0 then return "size must be a non-negative integer" end
+  if e.type == "file" and e.mode ~= "644" and e.mode ~= "755" then
+    return "mode must be \"644\" or \"755\""
+  end
+  if e.type == "dir" and (math.type(e.files) ~= "integer" or e.files < 0) then
+    return "files must be a non-negative integer"
+  end
+  return nil
+end
+
+local function validate_artifacts(section)
+  if type(section) ~= "table" then return "\"artifacts\" must be an object" end
+  for path, entry in pairs(section) do
+    local why = M.path_problem(path)
+    if why then return ("artifact %q: %s"):format(tostring(path), why) end
+    why = M.entry_problem(entry)
+    if why then return ("artifact %q: %s"):format(path, why) end
+  end
+  return nil
+end
+
+--- Validators of the sections this mlx knows, by name: function(value) ->
+--- nil if valid, else a message. Modules that own a section add theirs
+--- (the pipeline: "steps"). Unknown sections are kept as they are.
+M.sections = { artifacts = validate_artifacts }
+
+--- Returns the path of the lock file of the project at root.
+function M.path(root)
+  return root .. "/" .. M.NAME
+end
+
+local function invalid(root, fmt, ...)
+  return nil, M.path(root) .. ": " .. fmt:format(...) ..
+    "; fix it or restore it from git (git checkout -- " .. M.NAME .. ")", "invalid"
+end
+
+--- Reads and validates the lock of the project at root. Returns the lock
+--- as a table ({version = 1} when there is no file yet), or nil, a message
+--- naming the file and the problem, and "invalid" (a corrupt lock, which
+--- the CLI reports with exit code 2) or an I/O code.
+function M.read(root)
+  local path = M.path(root)
+  if not fs.stat(path) then return { version = M.VERSION } end
+  local doc, err, code = json.load(path)
+  if doc == nil then
+    if code == "invalid" then
+      return nil, err .. "; fix it or restore it from git (git checkout -- " .. M.NAME .. ")", "invalid"
+    end
+    return nil, err, code
+  end
+  if type(doc) ~= "table" or getmetatable(doc) == getmetatable(json.array()) then
+    return invalid(root, "not a JSON object")
+  end
+  if doc.version == nil then return invalid(root, "no \"version\" field") end
+  if math.type(doc.version) ~= "integer" then return invalid(root, "\"version\" must be an integer") end
+  if doc.version > M.VERSION then
+    return nil, ("%s: format version %d is newer than this mlx reads (%d); upgrade mlx")
+      :format(path, doc.version, M.VERSION), "invalid"
+  end
+  for name, check in pairs(M.sections) do
+    if doc[name] ~= nil then
+      local why = check(doc[name])
+      if why then return invalid(root, "%s", why) end
+    end
+  end
+  return doc
+end
+
+--- Writes lock to the project at root: atomically (temp file, fsync,
+--- rename), sorted keys, indented. Returns true or nil, message, code.
+function M.write(root, lock)
+  lock.version = M.VERSION
+  for name, value in pairs(lock) do
+    if type(value) == "table" and name ~= "version" then json.object(value) end
+  end
+  return json.save(M.path(root), lock)
+end
+
+--- Changes one section under an exclusive lock: reads the lock, calls
+--- fn(section) with the section's table (empty if absent; fn changes it in
+--- place), validates and writes the file. Returns the new lock, or nil,
+--- message, code (the file is then untouched).
+function M.update(root, section, fn)
+  local guard, err, code = fs.lock(root .. "/.mlx/tmp/mlx.lock.flock")
+  if not guard then
+    if code == "notfound" then
+      assert(fs.mkdirs(root .. "/.mlx/tmp"))
+      guard, err, code = fs.lock(root .. "/.mlx/tmp/mlx.lock.flock")
+    end
+    if not guard then return nil, err, code end
+  end
+  local lock
+  lock, err, code = M.read(root)
+  if lock then
+    local value = lock[section] or {}
+    local ok, problem = pcall(fn, value)
+    if not ok then
+      guard:close()
+      error(problem, 0)
+    end
+    lock[section] = value
+    local check = M.sections[section]
+    local why = check and check(value)
+    if why then
+      guard:close()
+      error(("lock section %q: %s"):format(section, why), 2)
+    end
+    local written
+    written, err, code = M.write(root, lock)
+    if not written then lock = nil end
+  end
+  guard:close()
+  if not lock then return nil, err, code end
+  return lock
+end
+
+return M

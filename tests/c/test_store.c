@@ -1,0 +1,165 @@
+/* test_store.c — core/store.c: staging is invisible until commit, objects
+ * match their names, checkout verifies and quarantines, gc helpers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char root[256];
+
+static void write_file(const char *rel, const char *content)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", root, rel);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof root, "%s/mlx-test-store-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(root))
+		return -1;
+	char data[PATH_MAX];
+	snprintf(data, sizeof data, "%s/data/sub", root);
+	if (mlx_fs_mkdirs(data, 0755, NULL) != MLX_OK)
+		return -1;
+	write_file("data/a.txt", "alpha");
+	write_file("data/sub/b.txt", "beta");
+	write_file("data/same.txt", "alpha");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", root, root);
+	return system(cmd);
+}
+
+static void staged_objects_appear_only_on_commit(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	char data[PATH_MAX];
+	snprintf(data, sizeof data, "%s/data", root);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	struct mlx_filelist list = {0};
+	assert_int_equal(mlx_hash_walk(data, NULL, 0, &list, &err), MLX_OK);
+	assert_int_equal(list.len, 3);
+	assert_string_equal(list.items[2].path, "sub/b.txt");
+	assert_int_equal(mlx_store_stage_files(s, data, &list, 2, &err), MLX_OK);
+	char alpha[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_bytes("alpha", 5, alpha, &err), MLX_OK);
+	assert_string_equal(list.items[0].hex, alpha);
+	assert_false(mlx_store_has(s, alpha));
+	assert_int_equal(mlx_store_staged(s), 3);
+	/* Closed without commit: nothing stays, not even temp files. */
+	mlx_store_close(s);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	assert_false(mlx_store_has(s, alpha));
+	for (size_t i = 0; i < list.len; i++)
+		list.items[i].hex[0] = '\0';
+	assert_int_equal(mlx_store_stage_files(s, data, &list, 2, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	assert_true(mlx_store_has(s, alpha));
+	assert_int_equal(mlx_store_verify(s, alpha, &err), MLX_OK);
+	struct mlx_filelist objects = {0};
+	assert_int_equal(mlx_store_list(s, &objects, &err), MLX_OK);
+	assert_int_equal(objects.len, 2); /* alpha stored once */
+	char path[PATH_MAX];
+	struct stat st;
+	assert_int_equal(mlx_store_object_path(s, alpha, path, sizeof path, &err), MLX_OK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0444);
+	mlx_filelist_free(&objects);
+	mlx_filelist_free(&list);
+	mlx_store_close(s);
+}
+
+static void checkout_verifies_and_quarantines(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	char beta[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_bytes("beta", 4, beta, &err), MLX_OK);
+	struct mlx_filelist items = {0};
+	assert_int_equal(mlx_filelist_push(&items, "out/b.txt", 0, 0755, beta, &err), MLX_OK);
+	assert_int_equal(mlx_store_checkout_files(s, root, &items, MLX_LINK_COPY, 1, &err), MLX_OK);
+	char *content;
+	size_t len;
+	assert_int_equal(mlx_store_read(s, beta, &content, &len, &err), MLX_OK);
+	assert_memory_equal(content, "beta", 4);
+	free(content);
+	char placed[PATH_MAX];
+	struct stat st;
+	snprintf(placed, sizeof placed, "%s/out/b.txt", root);
+	assert_int_equal(stat(placed, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0755);
+
+	/* Flip a byte of the object: checkout refuses and quarantines it. */
+	char path[PATH_MAX];
+	assert_int_equal(mlx_store_object_path(s, beta, path, sizeof path, &err), MLX_OK);
+	chmod(path, 0644);
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	fputc('B', f);
+	fclose(f);
+	assert_int_equal(mlx_store_verify(s, beta, &err), MLX_ERR_CORRUPT);
+	items.items[0].path[0] = 'O'; /* a new destination: Out/b.txt */
+	assert_int_equal(mlx_store_checkout_files(s, root, &items, MLX_LINK_COPY, 1, &err), MLX_ERR_CORRUPT);
+	assert_non_null(strstr(err.msg, "is corrupt"));
+	assert_false(mlx_store_has(s, beta));
+	snprintf(placed, sizeof placed, "%s/Out/b.txt", root);
+	assert_int_not_equal(access(placed, F_OK), 0);
+	snprintf(path, sizeof path, "%s/.mlx/cache/quarantine/%s", root, beta);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(mlx_store_checkout_files(s, root, &items, MLX_LINK_COPY, 1, &err), MLX_ERR_NOTFOUND);
+	mlx_filelist_free(&items);
+	mlx_store_close(s);
+}
+
+static void gc_lock_excludes_and_db_ids_skip_missing(void **state)
+{
+	(void)state;
+	struct mlx_store *shared, *gc;
+	struct mlx_err err;
+	assert_int_equal(mlx_store_open(root, 0, &shared, &err), MLX_OK);
+	assert_int_equal(mlx_store_open(root, MLX_STORE_EXCLUSIVE | MLX_STORE_NOWAIT, &gc, &err), MLX_ERR_BUSY);
+	mlx_store_close(shared);
+	assert_int_equal(mlx_store_open(root, MLX_STORE_EXCLUSIVE | MLX_STORE_NOWAIT, &gc, &err), MLX_OK);
+	mlx_store_close(gc);
+	struct mlx_strlist ids = {0};
+	int found = 1;
+	assert_int_equal(mlx_store_db_ids("/nonexistent/runs.db", "model_versions", "artifact_hash", &ids, &found,
+					  &err),
+			 MLX_OK);
+	assert_int_equal(found, 0);
+	assert_int_equal(mlx_store_db_ids("x.db", "bad name", "c", &ids, &found, &err), MLX_ERR_INVALID);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(staged_objects_appear_only_on_commit),
+		cmocka_unit_test(checkout_verifies_and_quarantines),
+		cmocka_unit_test(gc_lock_excludes_and_db_ids_skip_missing),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

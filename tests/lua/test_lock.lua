@@ -1,0 +1,72 @@
+-- mlx.lock: validation with clear errors, section updates that keep others.
+local lu = require "luaunit"
+local fs = require "mlx.fs"
+local json = require "mlx.json"
+local lock = require "mlx.lock"
+
+local function project()
+  local root = os.tmpname()
+  os.remove(root)
+  assert(fs.mkdirs(root .. "/.mlx"))
+  return root
+end
+
+local H = ("ab"):rep(32)
+
+TestLock = {}
+
+function TestLock:test_missing_lock_reads_as_empty_current_version()
+  local root = project()
+  lu.assertEquals(lock.read(root), { version = lock.VERSION })
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+function TestLock:test_update_writes_sorted_and_keeps_other_sections()
+  local root = project()
+  assert(json.save(lock.path(root), { version = 1, steps = { train = { key = "k" } } }))
+  assert(lock.update(root, "artifacts", function(a)
+    a["data/b.csv"] = { type = "file", hash = H, size = 3, mode = "644" }
+    a["data/a"] = { type = "dir", hash = H, size = 9, files = 2 }
+  end))
+  local text = assert(io.open(lock.path(root))):read("a")
+  lu.assertTrue(text:find('"data/a"', 1, true) < text:find('"data/b.csv"', 1, true))
+  local doc = assert(lock.read(root))
+  lu.assertEquals(doc.steps.train.key, "k")
+  lu.assertEquals(doc.artifacts["data/a"].files, 2)
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+function TestLock:test_invalid_locks_fail_naming_file_and_problem()
+  local root = project()
+  local cases = {
+    { '{"artifacts": {}}', 'no "version" field' },
+    { '{"version": 99}', "newer than this mlx reads" },
+    { '{"version": 1, "artifacts": {"../x": {"type": "file"}}}', "'.', '..' or empty component" },
+    { '{"version": 1, "artifacts": {"x": {"type": "file", "hash": "' .. H .. '", "size": -1, "mode": "644"}}}',
+      "size must be a non-negative integer" },
+    { "[1, 2]", "not a JSON object" },
+    { '{"version": 1', "invalid JSON" },
+  }
+  for _, case in ipairs(cases) do
+    assert(fs.write(lock.path(root), case[1]))
+    local doc, err, code = lock.read(root)
+    lu.assertNil(doc, case[1])
+    lu.assertStrContains(err, lock.path(root))
+    lu.assertStrContains(err, case[2])
+    lu.assertEquals(code, "invalid")
+  end
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+function TestLock:test_update_leaves_a_corrupt_lock_untouched()
+  local root = project()
+  assert(fs.write(lock.path(root), "{broken"))
+  local ok, err, code = lock.update(root, "artifacts", function() end)
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "invalid JSON")
+  lu.assertEquals(code, "invalid")
+  lu.assertEquals(assert(io.open(lock.path(root))):read("a"), "{broken")
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)
