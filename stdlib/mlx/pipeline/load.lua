@@ -36,20 +36,27 @@ function M.read_params_file(path, overrides)
   return merged
 end
 
---- Runs the recipe at path with arguments args and returns the pipeline it
---- returned or, failing that, the last one it declared; nil for a recipe
---- that declares none (a script, which has then run to completion).
---- Errors propagate: a missing file or one that does not compile is a usage
---- failure (exit 2), a declaration error too, a runtime error raises.
-function M.recipe(path, args, overrides)
+--- Runs a compiled recipe chunk (from script.load) with arguments args and
+--- -p overrides, and returns the pipeline it returned or, failing that, the
+--- last one it declared; nil for a recipe that declares none (a script,
+--- which has then run to completion). Errors propagate: a declaration error
+--- is a usage failure (exit 2), a runtime error raises.
+function M.run_chunk(chunk, path, args, overrides)
   pipeline.overrides = overrides or {}
   pipeline.last = nil
-  local chunk = script.load(path, "recipe")
+  -- Reset however the recipe ends, without catching its error (the CLI
+  -- takes the traceback from where it was raised).
+  local reset <close> = setmetatable({}, { __close = function() pipeline.overrides = nil end })
   local result = script.run(chunk, path, args or {})
   local p = pipeline.is_pipeline(result) and result or pipeline.last
-  pipeline.overrides = nil
   if p then p:check_overrides() end
   return p
+end
+
+--- As run_chunk, loading the recipe at path first (a missing file or one
+--- that does not compile is a usage failure).
+function M.recipe(path, args, overrides)
+  return M.run_chunk(script.load(path, "recipe"), path, args, overrides)
 end
 
 return M
