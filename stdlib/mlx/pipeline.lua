@@ -193,12 +193,11 @@ end
 --- of the wrong type, neither or both of cmd and run, a path outside the
 --- project, or a ${name} in cmd that is not among the step's params.
 function Pipeline:step(name)
-  local where = caller_location()
   if type(name) ~= "string" or not name:match("^[%w_][%w_.%-:/]*$") then
-    declaration_error(where, "step name %q must be letters, digits, and _ . - : /", tostring(name))
+    declaration_error(caller_location(), "step name %q must be letters, digits, and _ . - : /", tostring(name))
   end
   return function(fields)
-    where = caller_location()
+    local where = caller_location()
     if type(fields) ~= "table" then
       declaration_error(where, "step '%s' needs a table of fields", name)
     end

@@ -92,7 +92,13 @@ function Engine:open()
   local st, err, code = store.open(self.root)
   if not st then ui.fail(ui.exit_code_for(code), "%s", err) end
   self.store = st
-  self.ctx = { store = st, values = self.values, tool_cache = self.tool_cache }
+  self.ctx = { store = st, values = self.values, tool_cache = self.tool_cache, hashes = {} }
+  -- Directories mlx writes into, made once.
+  for _, dir in ipairs({ "/.mlx/tmp", "/.mlx/logs" }) do
+    local ok, err, code = fs.mkdirs(self.root .. dir)
+    if not ok then ui.fail(ui.exit_code_for(code), "%s", err) end
+  end
+  self.made_dirs = {}
   self.locked = M.locked_steps(self.root, self.p)
 end
 
@@ -164,7 +170,9 @@ function Engine:collect_outs(step)
   for _, out in ipairs(step.outs) do
     local path = state.store_path(out)
     local info, err
+    state.forget(self.ctx, out)
     if step.cache then info, err = self.store:put(path) else info, err = self.store:hash(path) end
+    if info then self.ctx.hashes[out] = info end
     if not info then
       if not fs.stat(self.root .. "/" .. path) then
         return nil, ("step '%s' did not produce its out '%s'"):format(step.name, out)
@@ -197,9 +205,13 @@ function Engine:prepare_outs(step)
       local ok, err = fs.remove_tree(path)
       if not ok then return nil, err end
     end
+    state.forget(self.ctx, out)
     local parent = path:match("^(.*)/")
-    local ok, err = fs.mkdirs(parent)
-    if not ok then return nil, err end
+    if not self.made_dirs[parent] then
+      local ok, err = fs.mkdirs(parent)
+      if not ok then return nil, err end
+      self.made_dirs[parent] = true
+    end
   end
   return true
 end
@@ -267,8 +279,6 @@ function Engine:spawn(step, ev, run)
   local events
   if run then
     local dir = self.root .. "/.mlx/tmp"
-    fs.mkdirs(dir)
-    fs.mkdirs(self.root .. "/.mlx/logs")
     env.MLX_RUN_ID = run.id
     env.MLX_EVENTS = ("%s/events-%s.jsonl"):format(dir, run.id)
     events = self.opts.track.events_reader(run, env.MLX_EVENTS, { dir = self.root })
@@ -346,6 +356,7 @@ function Engine:dispatch(step)
   if step.cache and not forced and not step.always then
     local outs = runcache.lookup(self.root, self.store, ev.key, step)
     if outs then
+      for out in pairs(outs) do state.forget(self.ctx, out) end
       local ok, rerr = runcache.restore(self.root, self.store, outs, self.link)
       if ok then
         local run = self:start_run(step, ev)

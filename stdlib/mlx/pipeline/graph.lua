@@ -13,8 +13,10 @@ local M = {}
 -- Calls fn(dir) for each ancestor directory of path, "a/" then "a/b/".
 local function each_ancestor(path, fn)
   local stop = path:sub(-1) == "/" and #path - 1 or #path
-  for i = 1, stop do
-    if path:sub(i, i) == "/" then fn(path:sub(1, i)) end
+  local i = path:find("/", 1, true)
+  while i and i <= stop do
+    fn(path:sub(1, i))
+    i = path:find("/", i + 1, true)
   end
 end
 

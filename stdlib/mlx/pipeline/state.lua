@@ -21,13 +21,41 @@ function M.record(info)
   return r
 end
 
+--- Returns the store's hash of path (a declared dep or out) as st:hash does,
+--- remembered for the rest of the run in ctx.hashes: a 1,000-step pipeline
+--- whose steps share an input hashes it once. The engine calls M.forget
+--- when a step rewrites a path.
+function M.hash(ctx, path)
+  local memo = ctx.hashes
+  local info = memo[path]
+  if info then return info end
+  local err, code
+  info, err, code = ctx.store:hash(M.store_path(path))
+  if not info then return nil, err, code end
+  memo[path] = info
+  return info
+end
+
+--- Forgets the remembered hashes of path and of the directories holding it.
+function M.forget(ctx, path)
+  local memo = ctx.hashes
+  memo[path] = nil
+  local bare = M.store_path(path)
+  memo[bare .. "/"] = nil
+  local i = bare:find("/", 1, true)
+  while i do
+    memo[bare:sub(1, i)] = nil
+    i = bare:find("/", i + 1, true)
+  end
+end
+
 --- Returns {path → hash} of the step's deps, or nil and a message naming
 --- the step and dep. A dep that does not exist hashes to nil (the step is
 --- then stale; the engine refuses to run it before it exists).
 function M.dep_hashes(ctx, step)
   local hashes = {}
   for _, dep in ipairs(step.deps) do
-    local info, err, code = ctx.store:hash(M.store_path(dep))
+    local info, err, code = M.hash(ctx, dep)
     if info then
       hashes[dep] = info.hash
     elseif code ~= "notfound" then
@@ -79,7 +107,7 @@ end
 --- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →
 --- current record or nil}, reasons = {…} (empty when up to date),
 --- missing_deps = {…} } or nil and a message. locked is the step's entry in
---- mlx.lock (or nil); ctx = {store, values, tool_cache}.
+--- mlx.lock (or nil); ctx = {store, values, tool_cache, hashes = {}}.
 function M.evaluate(ctx, step, locked)
   local dep_hashes, err = M.dep_hashes(ctx, step)
   if not dep_hashes then return nil, err end
@@ -123,7 +151,7 @@ function M.evaluate(ctx, step, locked)
     if #reasons == before then reasons[#reasons + 1] = "its env, tools or declared outs changed" end
   end
   for _, out in ipairs(step.outs) do
-    local info, herr, code = ctx.store:hash(M.store_path(out))
+    local info, herr, code = M.hash(ctx, out)
     if info then
       ev.outs[out] = M.record(info)
       local was = locked and locked.outs and locked.outs[out]
