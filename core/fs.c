@@ -251,15 +251,3 @@ int mlx_fs_remove_tree(const char *path, struct mlx_err *err)
 		return mlx_err_sys(err, errno, "cannot remove everything in %s", path);
 	return MLX_OK;
 }
-
-int mlx_fs_syncfs(const char *path, struct mlx_err *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return mlx_err_sys(err, errno, "cannot open %s", path);
-	int rc = MLX_OK;
-	if (syncfs(fd) != 0)
-		rc = mlx_err_sys(err, errno, "cannot sync the file system of %s", path);
-	close(fd);
-	return rc;
-}

@@ -79,9 +79,4 @@ int mlx_fs_realpath(const char *path, char *out, struct mlx_err *err);
  * entry that could not be removed (what was removed before stays removed). */
 int mlx_fs_remove_tree(const char *path, struct mlx_err *err);
 
-/* Flushes every write of the file system holding path to stable storage
- * (syncfs(2)): one device flush for a batch of files written without fsync.
- * Returns 0 or MLX_ERR_IO. */
-int mlx_fs_syncfs(const char *path, struct mlx_err *err);
-
 #endif

@@ -198,21 +198,8 @@ static int fs_remove_tree(lua_State *L)
 	return 1;
 }
 
-/* mlx.fs.syncfs(path) -> true | nil, message, code. Makes every write of
- * the file system holding path durable at once (syncfs(2)). */
-static int fs_syncfs(lua_State *L)
-{
-	const char *path = luaL_checkstring(L, 1);
-	struct mlx_err err;
-	if (mlx_fs_syncfs(path, &err) != MLX_OK)
-		return mlx_lua_fail(L, &err);
-	lua_pushboolean(L, 1);
-	return 1;
-}
-
 static const luaL_Reg fs_functions[] = {
 	{"remove_tree", fs_remove_tree},
-	{"syncfs", fs_syncfs},
 	{"lock", fs_lock},
 	{"realpath", fs_realpath},
 	{"list", fs_list},

@@ -83,14 +83,14 @@ cp mlx.lock lock.before
 objects_before=$(find .mlx/cache/objects -type f | wc -l)
 mlx recipe recipe.lua -p lr=0.3 -p fail=yes
 is "$RC" 1 "a failing step exits 1"
-like "$ERR" "mlx: error: step 'train' failed \(exit status 3\); log: \.mlx/logs/" "naming the step, its status and its log"
+like "$ERR" "mlx: error: step 'train' failed \(exit status 3\); log: \.mlx/logs/[0-9a-z]+/train\.log" "naming the step, its status and its log"
 like "$OUT$ERR" "\[train\] bad lr" "the step's output is shown with its name"
 is "$(ran)" "train " "the steps downstream of it are skipped"
 cmp -s mlx.lock lock.before
 is "$?" 0 "mlx.lock is unchanged"
 is "$(find .mlx/cache/objects -type f | wc -l)" "$objects_before" "the store is unchanged"
-log=$(ls -t .mlx/logs/*.log | head -1)
-like "$(cat "$log")" "bad lr" "the log holds the step's output"
+log=$(printf '%s\n' "$ERR" | sed -n 's/.*log: \(.*\)$/\1/p')
+like "$(cat "$log")" "bad lr" "the log named in the error holds the step's output"
 
 # Independent steps run at once with -j 2.
 cat >parallel.lua <<'LUA'

@@ -85,6 +85,9 @@ local function new_engine(p, opts)
     tool_cache = {},
   }, Engine)
   self.link = opts.link or "copy"
+  -- The recipe's run, taken before any step run starts (those become current).
+  local recipe_run = opts.track and opts.track.current()
+  self.recipe_run_id = recipe_run and recipe_run.id
   return self
 end
 
@@ -111,6 +114,7 @@ function Engine:start_run(step, ev, status_hint)
   if type(command) == "table" then command = proc.quote(command) end
   local run, err = self.opts.track.start_run {
     recipe = self.opts.recipe_path, step = step.name, step_key = ev.key,
+    log_path = step.cmd and self:log_path(step) or nil,
     command = command or ("(lua) " .. step.where:sub(1, -3)), params = params,
     git = self.opts.git or false,
   }
@@ -138,21 +142,21 @@ function Engine:completed(step, ev, outs, write_cache)
     write_cache = write_cache })
 end
 
---- Makes the staged objects durable, then writes their run-cache entries
---- and the lock entries of the steps completed since the last checkpoint.
+--- Makes the outputs of the steps completed since the last checkpoint
+--- durable and records them: run-cache entries, then one batch sync of the
+--- store (which also covers the entries), then the lock. An entry that
+--- becomes visible before its objects is harmless: a lookup uses an entry
+--- only when every object it names is in the store.
 function Engine:checkpoint()
   if #self.pending == 0 then return end
-  local ok, err, code = self.store:commit()
-  if not ok then ui.fail(ui.exit_code_for(code), "cannot store the outputs: %s", err) end
-  local wrote_cache = false
   for _, done in ipairs(self.pending) do
     if done.write_cache then
-      ok, err = runcache.write(self.root, done.key, done.outs)
+      local ok, err = runcache.write(self.root, done.key, done.outs)
       if not ok then ui.warn("cannot write the run-cache entry of step '" .. done.step.name .. "': " .. err) end
-      wrote_cache = true
     end
   end
-  if wrote_cache then fs.syncfs(self.root .. "/.mlx/cache") end
+  local ok, err, code = self.store:commit()
+  if not ok then ui.fail(ui.exit_code_for(code), "cannot store the outputs: %s", err) end
   local pending = self.pending
   ok, err, code = lock.update(self.root, "steps", function(section)
     section[self.p.name] = section[self.p.name] or {}
@@ -237,7 +241,8 @@ end
 
 function Engine:finish_failure(step, run, message, result)
   self.results[step] = "failed"
-  self.failed[#self.failed + 1] = { step = step, message = message, log = run and self:log_path(run) }
+  local log = run and self:log_path(step)
+  self.failed[#self.failed + 1] = { step = step, message = message, log = log and fs.stat(log) and log }
   if run then
     run:finish("FAILED", { message = message, exit_code = result and result.code, signal = result and result.signal,
       wall_seconds = result and result.wall, peak_rss = result and result.max_rss })
@@ -247,8 +252,16 @@ function Engine:finish_failure(step, run, message, result)
   if #self.failed > 1 then self.out:failed(step, message) end
 end
 
-function Engine:log_path(run)
-  return ("%s/.mlx/logs/%s.log"):format(self.root, run.id)
+--- Returns where a step's output is logged: .mlx/logs/<recipe run id>/<step>.log
+--- ("/" in a step name becomes "_"), so the path is known before the step's
+--- own run exists and every invocation keeps its logs together.
+function Engine:log_path(step)
+  local dir = ("%s/.mlx/logs/%s"):format(self.root, self.recipe_run_id or "untracked")
+  if not self.made_dirs[dir] then
+    fs.mkdirs(dir)
+    self.made_dirs[dir] = true
+  end
+  return ("%s/%s.log"):format(dir, (step.name:gsub("/", "_")))
 end
 
 -- Runs a Lua step in this process.
@@ -283,11 +296,22 @@ function Engine:spawn(step, ev, run)
     env.MLX_EVENTS = ("%s/events-%s.jsonl"):format(dir, run.id)
     events = self.opts.track.events_reader(run, env.MLX_EVENTS, { dir = self.root })
   end
-  local log = run and self:log_path(run) or nil
+  -- The log is opened at the first line, so a silent step creates no file.
+  local log = { path = run and self:log_path(step) }
+  local function log_line(line)
+    if not log.path then return end
+    if not log.file then
+      log.file = io.open(log.path, "ab")
+      if not log.file then log.path = nil return end
+      log.file:setvbuf("line")
+    end
+    log.file:write(line, "\n")
+  end
+  local out, errout = self.out:line_printer(step, "stdout"), self.out:line_printer(step, "stderr")
   local spec = {
     cwd = self.root, env = env, timeout = step.timeout,
-    stdout = { on_line = self.out:line_printer(step, "stdout"), log = log },
-    stderr = { on_line = self.out:line_printer(step, "stderr"), log = log },
+    stdout = function(line) out(line) log_line(line) end,
+    stderr = function(line) errout(line) log_line(line) end,
   }
   if type(command) == "string" then
     spec.shell = command
@@ -299,7 +323,7 @@ function Engine:spawn(step, ev, run)
     self:finish_failure(step, run, ("step '%s' could not start: %s"):format(step.name, err), nil)
     return nil
   end
-  local job = { step = step, handle = handle, run = run, events = events, ev = ev, started = core.clock() }
+  local job = { step = step, handle = handle, run = run, events = events, ev = ev, started = core.clock(), log = log }
   self.running[#self.running + 1] = job
   self.out:started(step)
   return job
@@ -307,6 +331,7 @@ end
 
 function Engine:reap(job, result)
   job.handle:close()
+  if job.log.file then job.log.file:close() end
   if job.events then
     local _, malformed = job.events:finish()
     for _, bad in ipairs(malformed or {}) do
@@ -386,6 +411,7 @@ end
 function Engine:kill_running(status)
   for _, job in ipairs(self.running) do
     job.handle:close()
+    if job.log.file then job.log.file:close() end
     if job.events then pcall(job.events.finish, job.events) end
     if job.run then pcall(job.run.finish, job.run, status, { message = "interrupted" }) end
     self.results[job.step] = "killed"

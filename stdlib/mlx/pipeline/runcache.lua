@@ -2,8 +2,8 @@
 --- so that a step whose inputs come back to a state seen before is restored
 --- from the store instead of run again. Entries are
 --- .mlx/cache/runs/<ab>/<key>.json, {"version": 1, "key", "outs": {path →
---- record}} (docs/artifacts.md), written only after their objects are
---- durable.
+--- record}} (docs/artifacts.md), made durable by the store's batch sync
+--- together with the objects they name.
 local fs = require "mlx.fs"
 local json = require "mlx.json"
 local lock = require "mlx.lock"
@@ -29,7 +29,7 @@ function M.lookup(root, st, k, step)
 end
 
 --- Writes the entry for key k (outs: {path → record}) without syncing:
---- the caller makes a batch of entries durable with one fs.syncfs.
+--- the store's next commit makes a batch of entries durable at once.
 --- Returns true or nil, message, code.
 function M.write(root, k, outs)
   local path = entry_path(root, k)
