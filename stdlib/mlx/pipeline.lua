@@ -10,6 +10,7 @@
 --- Declaration errors are raised at the recipe line that declared the step,
 --- as usage failures (exit 2): "recipe.lua:12: step 'train': unknown field
 --- 'dep' (did you mean 'deps'?)".
+local params = require "mlx.params"
 local paths = require "mlx.pipeline.paths"
 local ui = require "mlx.ui"
 
@@ -106,38 +107,9 @@ function M.new(name)
   if type(name) ~= "string" or name == "" then
     declaration_error(caller_location(), "mlx.pipeline needs a name (a string)")
   end
-  local p = setmetatable({ name = name, steps = {}, by_name = {}, defaults = {}, values = {},
-    overrides = M.overrides or {} }, Pipeline)
+  local p = setmetatable({ name = name, steps = {}, by_name = {}, defaults = {}, values = {} }, Pipeline)
   M.last = p
   return p
-end
-
-local TRUE_WORDS = { ["true"] = true, ["1"] = true, yes = true, on = true }
-local FALSE_WORDS = { ["false"] = false, ["0"] = false, no = false, off = false }
-
---- Returns the value of text (from -p or a params file) converted to the type
---- of default, or nil and why it does not fit.
-function M.coerce(text, default)
-  if type(text) ~= "string" then
-    if type(text) == type(default) then return text end
-    if type(text) == "number" and type(default) == "number" then return text end
-    return nil, ("must be a %s, not a %s"):format(type(default), type(text))
-  end
-  if math.type(default) == "integer" then
-    local n = math.tointeger(tonumber(text))
-    if not n then return nil, "must be an integer, not '" .. text .. "'" end
-    return n
-  elseif type(default) == "number" then
-    local n = tonumber(text)
-    if not n then return nil, "must be a number, not '" .. text .. "'" end
-    return n + 0.0
-  elseif type(default) == "boolean" then
-    local b = TRUE_WORDS[text:lower()]
-    if b == nil then b = FALSE_WORDS[text:lower()] end
-    if b == nil then return nil, "must be true or false, not '" .. text .. "'" end
-    return b
-  end
-  return text
 end
 
 --- Returns the effective value of param name: its override, else its default.
@@ -160,31 +132,12 @@ function Pipeline:params(defaults)
     if t ~= "number" and t ~= "string" and t ~= "boolean" then
       declaration_error(where, "param '%s' must be a number, string or boolean, not %s", k, t)
     end
-    self.defaults[k] = v
-    local override = self.overrides[k]
-    if override ~= nil then
-      local value, err = M.coerce(override, v)
-      if value == nil then ui.usage_error("-p %s=%s: param '%s' %s", k, tostring(override), k, err) end
-      self.values[k] = value
-    else
-      self.values[k] = v
-    end
+  end
+  for k, v in pairs(params.declare(defaults)) do
+    self.defaults[k] = defaults[k]
+    self.values[k] = v
   end
   return self
-end
-
---- Raises a usage failure if an override names a param the pipeline does not
---- declare; called by the engine once the recipe has been loaded.
-function Pipeline:check_overrides()
-  for k in pairs(self.overrides) do
-    if self.defaults[k] == nil then
-      local names = {}
-      for name in pairs(self.defaults) do names[#names + 1] = name end
-      table.sort(names)
-      ui.usage_error("-p %s: pipeline '%s' has no param '%s' (it declares: %s)", k, self.name, k,
-        #names > 0 and table.concat(names, ", ") or "none")
-    end
-  end
 end
 
 --- Returns a function that takes the step's fields and declares the step

@@ -25,7 +25,7 @@ like "$OUT" "^flowchart LR" "--mermaid prints a flowchart"
 
 mlx dag recipe.lua -p lrr=1
 is "$RC" 2 "an unknown -p param exits 2"
-is "$ERR" "mlx: error: -p lrr: pipeline 'demo' has no param 'lrr' (it declares: lr, seed)" "and lists the declared ones"
+is "$ERR" "mlx: error: -p lrr: the recipe declares no param 'lrr' (it declares: lr, seed)" "and lists the declared ones"
 
 cat >cycle.lua <<'LUA'
 local p = require("mlx").pipeline "loop"

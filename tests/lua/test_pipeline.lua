@@ -4,6 +4,7 @@ local pipeline = require "mlx.pipeline"
 local graph = require "mlx.pipeline.graph"
 local key = require "mlx.pipeline.key"
 local paths = require "mlx.pipeline.paths"
+local params = require "mlx.params"
 
 local function failure_of(fn, ...)
   local ok, err = pcall(fn, ...)
@@ -56,22 +57,29 @@ function TestPipelineDsl:test_declaration_errors_name_step_field_and_line()
 end
 
 function TestPipelineDsl:test_overrides_are_typed_by_their_default()
-  pipeline.overrides = { lr = "0.05", epochs = "3", fast = "yes", name = "x y" }
+  params.reset({ lr = "0.05", epochs = "3", fast = "yes", name = "x y" })
   local p = pipeline "t"
   p:params { lr = 0.1, epochs = 10, fast = false, name = "a" }
-  pipeline.overrides = nil
   lu.assertEquals(p:param("lr"), 0.05)
   lu.assertEquals(math.type(p:param("epochs")), "integer")
   lu.assertEquals(p:param("epochs"), 3)
   lu.assertTrue(p:param("fast"))
   lu.assertEquals(p:param("name"), "x y")
-  pipeline.overrides = { epochs = "3.5" }
+  params.check()
+  params.reset({ epochs = "3.5" })
   lu.assertStrContains(failure_of(function() pipeline("u"):params { epochs = 10 } end), "must be an integer")
-  pipeline.overrides = { unknown = "1" }
-  local q = pipeline "v"
-  pipeline.overrides = nil
-  q:params { a = 1 }
-  lu.assertStrContains(failure_of(function() q:check_overrides() end), "has no param 'unknown' (it declares: a)")
+  params.reset({ unknown = "1" })
+  pipeline("v"):params { a = 1 }
+  lu.assertStrContains(failure_of(params.check), "the recipe declares no param 'unknown' (it declares: a)")
+  params.reset()
+end
+
+function TestPipelineDsl:test_scripts_declare_params_too()
+  params.reset({ url = "http://127.0.0.1:9", retries = "5" })
+  local values = params.declare { url = "http://localhost", retries = 3, model = "iris" }
+  lu.assertEquals(values, { url = "http://127.0.0.1:9", retries = 5, model = "iris" })
+  params.check()
+  params.reset()
 end
 
 TestPipelineGraph = {}

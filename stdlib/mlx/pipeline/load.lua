@@ -1,5 +1,6 @@
 --- mlx.pipeline.load: runs a recipe file and returns the pipeline it
 --- declares, with -p overrides applied while it is declared.
+local params = require "mlx.params"
 local pipeline = require "mlx.pipeline"
 local script = require "mlx.script"
 local ui = require "mlx.ui"
@@ -37,20 +38,16 @@ function M.read_params_file(path, overrides)
 end
 
 --- Runs a compiled recipe chunk (from script.load) with arguments args and
---- -p overrides, and returns the pipeline it returned or, failing that, the
+--- -p overrides (see mlx.params), and returns the pipeline it returned or, failing that, the
 --- last one it declared; nil for a recipe that declares none (a script,
 --- which has then run to completion). Errors propagate: a declaration error
 --- is a usage failure (exit 2), a runtime error raises.
 function M.run_chunk(chunk, path, args, overrides)
-  pipeline.overrides = overrides or {}
+  params.reset(overrides)
   pipeline.last = nil
-  -- Reset however the recipe ends, without catching its error (the CLI
-  -- takes the traceback from where it was raised).
-  local reset <close> = setmetatable({}, { __close = function() pipeline.overrides = nil end })
   local result = script.run(chunk, path, args or {})
-  local p = pipeline.is_pipeline(result) and result or pipeline.last
-  if p then p:check_overrides() end
-  return p
+  params.check()
+  return pipeline.is_pipeline(result) and result or pipeline.last
 end
 
 --- As run_chunk, loading the recipe at path first (a missing file or one
