@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,5 +217,37 @@ int mlx_fs_realpath(const char *path, char *out, struct mlx_err *err)
 {
 	if (!realpath(path, out))
 		return mlx_err_sys(err, errno, "cannot resolve %s", path);
+	return MLX_OK;
+}
+
+/* nftw's callback has no context argument; removal needs none but the first
+ * failure, which is reported through errno and the path nftw stops at. */
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	int rc = (type == FTW_DP || type == FTW_D) ? rmdir(path) : unlink(path);
+	if (rc != 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+int mlx_fs_remove_tree(const char *path, struct mlx_err *err)
+{
+	struct stat sb;
+	if (lstat(path, &sb) != 0) {
+		if (errno == ENOENT)
+			return MLX_OK;
+		return mlx_err_sys(err, errno, "cannot remove %s", path);
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		if (unlink(path) != 0 && errno != ENOENT)
+			return mlx_err_sys(err, errno, "cannot remove %s", path);
+		return MLX_OK;
+	}
+	/* FTW_DEPTH: children before their directory; FTW_PHYS: do not follow
+	 * symlinks; FTW_MOUNT: stay on this file system. */
+	if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+		return mlx_err_sys(err, errno, "cannot remove everything in %s", path);
 	return MLX_OK;
 }

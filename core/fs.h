@@ -73,4 +73,10 @@ void mlx_fs_unlock(int fd);
  * or MLX_ERR_IO. */
 int mlx_fs_realpath(const char *path, char *out, struct mlx_err *err);
 
+/* Removes path like rm -rf: a file, a symlink (not what it points to) or a
+ * directory with everything below it; never crosses into another file
+ * system. Returns 0, also when nothing was there; MLX_ERR_IO naming the
+ * entry that could not be removed (what was removed before stays removed). */
+int mlx_fs_remove_tree(const char *path, struct mlx_err *err);
+
 #endif

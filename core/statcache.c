@@ -19,6 +19,8 @@ struct mlx_statcache {
 	char *path;
 	char *stale_prefix;		/* the prefix of the last whole fill */
 	struct mlx_strlist stale;	/* keys found stale by it */
+	sqlite3_stmt *get_one;		/* the lookup of one path, prepared once: a
+					 * pipeline checks thousands of single outs */
 };
 
 static int db_fail(struct mlx_statcache *sc, sqlite3 *db, const char *what, struct mlx_err *err)
@@ -104,6 +106,7 @@ void mlx_statcache_close(struct mlx_statcache *sc)
 {
 	if (!sc)
 		return;
+	sqlite3_finalize(sc->get_one);
 	sqlite3_close(sc->db);
 	mlx_strlist_free(&sc->stale);
 	free(sc->stale_prefix);
@@ -155,11 +158,12 @@ static int key_of(const char *prefix, const char *path, char *key, size_t size)
 static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_filelist *list, size_t *hits,
 		     struct mlx_err *err)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(sc->db,
+	if (!sc->get_one &&
+	    sqlite3_prepare_v2(sc->db,
 			       "SELECT ino, size, mtime_ns, ctime_ns, hashed_ns, hash FROM files WHERE path = ?1",
-			       -1, &st, NULL) != SQLITE_OK)
+			       -1, &sc->get_one, NULL) != SQLITE_OK)
 		return db_fail(sc, sc->db, "read it", err);
+	sqlite3_stmt *st = sc->get_one;
 	int rc = MLX_OK;
 	char key[PATH_MAX * 2];
 	for (size_t i = 0; i < list->len; i++) {
@@ -175,7 +179,8 @@ static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_fi
 		}
 		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return rc;
 }
 
