@@ -1,7 +1,8 @@
 -- recipes/deploy.lua: deploy the staging version of a model to a model
 -- server, and make it production only if it passes every check.
 --
---   mlx recipe recipes/deploy.lua model=iris url=http://127.0.0.1:8080 [KEY=VALUE...]
+--   mlx recipe recipes/deploy.lua -p model=iris -p url=http://127.0.0.1:8080 [-p KEY=VALUE...]
+--   mlx recipe recipes/deploy.lua model=iris url=http://127.0.0.1:8080     (the same)
 --
 -- 1. gate: the staging version's metric (default accuracy, from the run
 --    that produced it and the runs that evaluated it) must reach `min` and
@@ -17,62 +18,67 @@
 -- nothing. Run again when staging already is production, it only checks
 -- that the server serves production (uploading it if not) and smoke-tests.
 --
--- Parameters are KEY=VALUE words after the recipe (put "--" first if one
--- starts with "-"); once recipes take -p KEY=VALUE, that works too. This
--- recipe declares no pipeline: it is plain automation.
+-- Parameters are declared with mlx.params (-p KEY=VALUE, --params-file);
+-- KEY=VALUE words after the recipe set them too, and win. This recipe
+-- declares no pipeline: it is plain automation.
 local deploy = require "mlx.deploy"
 local http = require "mlx.http"
 local json = require "mlx.json"
 local log = require "mlx.log"
+local params = require "mlx.params"
 local registry = require "mlx.registry"
 local ui = require "mlx.ui"
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 
-local PARAMS = {
-  model = { help = "the model's name in the registry (required)" },
-  url = { help = "the model server's base URL (required)" },
-  from = { default = "staging", help = "the alias to deploy" },
-  to = { default = "production", help = "the alias to move" },
-  metric = { default = "accuracy", help = "the metric the gate compares" },
-  direction = { default = "higher", help = "higher or lower: which values of metric are better" },
-  min = { number = true, help = "the least (with direction=lower: the most) metric to deploy" },
-  max_drop = { default = "0", number = true, help = "how much worse than production the metric may be" },
-  smoke = { help = "the smoke cases (.json or .lua); default: MODEL.smoke.json beside this recipe" },
-  health = { default = "/health", help = "the path of the health check" },
-  upload = { default = "/model", help = "the path a model is PUT to" },
-  timeout = { default = "30", number = true, help = "seconds to wait for the server to be healthy" },
+-- The defaults; "" means none. See docs/deploy.md.
+local DEFAULTS = {
+  model = "",                -- the model's name in the registry (required)
+  url = "",                  -- the model server's base URL (required)
+  from = "staging",          -- the alias whose version is deployed
+  to = "production",         -- the alias moved once every check passed
+  metric = "accuracy",       -- the metric the gate compares
+  direction = "higher",      -- higher or lower: which values of metric are better
+  min = "",                  -- the least (direction=lower: the most) value deployed
+  max_drop = 0.0,            -- how much worse than production's the metric may be
+  smoke = "",                -- the smoke cases; "": MODEL.smoke.json beside this recipe
+  health = "/health",        -- the path of the health check
+  upload = "/model",         -- the path a model file is PUT to
+  timeout = 30.0,            -- seconds to wait for the server to be healthy
 }
 
 -- ---- parameters ---------------------------------------------------------------
 
 local function known_params()
   local names = {}
-  for name in pairs(PARAMS) do names[#names + 1] = name end
+  for name in pairs(DEFAULTS) do names[#names + 1] = name end
   table.sort(names)
   return table.concat(names, ", ")
 end
 
 local function read_params(words)
-  local p = {}
+  local p = params.declare(DEFAULTS)
   for _, word in ipairs(words) do
     local key, value = word:match("^([%w_]+)=(.*)$")
     if not key then ui.usage_error("deploy.lua: expected KEY=VALUE, not '%s' (keys: %s)", word, known_params()) end
-    if not PARAMS[key] then ui.usage_error("deploy.lua: unknown parameter '%s' (keys: %s)", key, known_params()) end
-    p[key] = value
+    if DEFAULTS[key] == nil then ui.usage_error("deploy.lua: unknown parameter '%s' (keys: %s)", key, known_params()) end
+    local typed, why = params.coerce(value, DEFAULTS[key])
+    if typed == nil then ui.usage_error("deploy.lua: %s=%s: %s", key, value, why) end
+    p[key] = typed
   end
-  for name, spec in pairs(PARAMS) do
-    if p[name] == nil then p[name] = spec.default end
-    if spec.number and p[name] ~= nil then
-      p[name] = tonumber(p[name]) or ui.usage_error("deploy.lua: %s must be a number, not '%s'", name, p[name])
-    end
+  if p.model == "" or p.url == "" then
+    ui.usage_error("deploy.lua: give model=NAME and url=URL (-p or words; keys: %s)", known_params())
   end
-  if not p.model or not p.url then ui.usage_error("deploy.lua: give model=NAME and url=URL (keys: %s)", known_params()) end
   if p.direction ~= "higher" and p.direction ~= "lower" then
     ui.usage_error("deploy.lua: direction must be higher or lower, not '%s'", p.direction)
   end
+  if p.min == "" then
+    p.min = nil
+  else
+    p.min = tonumber(p.min) or ui.usage_error("deploy.lua: min must be a number, not '%s'", p.min)
+  end
   p.url = p.url:gsub("/+$", "")
-  p.smoke = p.smoke or (here .. "/" .. p.model .. ".smoke.json")
+  if p.smoke == "" then p.smoke = here .. "/" .. p.model .. ".smoke.json" end
   return p
 end
 

@@ -65,7 +65,7 @@ LUA
 # --- the happy path ---------------------------------------------------------------
 mlx recipe stage.lua models/v1.json 0.95
 is "$OUT" "iris:1" "a first model is staged"
-mlx recipe "$DEPLOY" model=iris url="$URL"
+mlx recipe "$DEPLOY" -p model=iris -p url="$URL"
 is "$RC" 0 "the deploy recipe succeeds"
 like "$OUT" "^deploy iris: staging is iris:1, production is not set" "it says what it deploys"
 like "$OUT" $'^gate: passed \(iris:1 accuracy = 0.95\)' "the gate passes"
@@ -105,7 +105,7 @@ is "$(predict '{"features": [[5.1, 3.5, 1.4, 0.2]]}')" "setosa" "and predicts ri
 
 # --- gate failures: nothing moves, nothing is uploaded ------------------------------------
 mlx recipe stage.lua models/v3.json 0.5
-mlx recipe "$DEPLOY" model=iris url="$URL" min=0.9
+mlx recipe "$DEPLOY" -p model=iris -p url="$URL" -p min=0.9
 is "$RC" 1 "a version below the minimum is not deployed"
 is "$ERR" "mlx: error: gate: iris:3 accuracy = 0.5, below the minimum 0.9: not deploying" "and the gate says why"
 mlx recipe "$DEPLOY" model=iris url="$URL"
@@ -137,6 +137,12 @@ like "$ERR" "give model=NAME and url=URL" "and says what to give"
 mlx recipe "$DEPLOY" model=iris url="$URL" lr=0.1
 is "$RC $ERR" "2 mlx: error: deploy.lua: unknown parameter 'lr' (keys: direction, from, health, max_drop, metric, min, model, smoke, timeout, to, upload, url)" \
 	"an unknown parameter is bad input"
+mlx recipe "$DEPLOY" -p model=iris -p url="$URL" -p lr=0.1
+is "$RC" 2 "so is an unknown -p"
+like "$ERR" "the recipe declares no param 'lr'" "and is named"
+mlx recipe "$DEPLOY" -p model=iris -p url="$URL" -p max_drop=much
+is "$RC $ERR" "2 mlx: error: -p max_drop=much: param 'max_drop' must be a number, not 'much'" \
+	"a value of the wrong type is bad input"
 mlx recipe "$DEPLOY" model=iris url="$URL" smoke=none.json
 is "$RC" 2 "missing smoke cases are bad input"
 is "$(production)" 4 "and none of that moved anything"
