@@ -163,6 +163,44 @@ is "$RC" 0 "gc runs"
 mlx model get bert out/bert-again
 is "$RC $(cat out/bert-again/weights.bin)" "0 w" "and keeps the objects of registered versions"
 
+# --- lineage through a real pipeline ---------------------------------------------------------
+printf 'x,y\n5,6\n' >data/raw.csv
+cat >pipe.lua <<'LUA'
+local mlx = require "mlx"
+local p = mlx.pipeline "pipe"
+p:params { lr = 0.1 }
+p:step "split" { deps = { "data/raw.csv" }, outs = { "work/split/" },
+  cmd = "mkdir -p work/split && cp data/raw.csv work/split/train.csv" }
+p:step "train" { deps = { "work/split/" }, outs = { "work/net.json" }, params = { "lr" },
+  cmd = "printf '{\"lr\": %s}\\n' ${lr} >work/net.json" }
+p:step "evaluate" { deps = { "work/net.json" }, metrics = { "work/eval.json" },
+  cmd = "printf '{\"accuracy\": 0.9}\\n' >work/eval.json" }
+p:step "register" { deps = { "work/net.json", "work/eval.json" }, always = true, run = function()
+  local registry = require "mlx.registry"
+  local v = assert(registry.register { name = "net", path = "work/net.json" })
+  assert(registry.set_alias("net", "staging", v.version))
+end }
+return p
+LUA
+mlx recipe pipe.lua
+is "$RC" 0 "a pipeline that registers its model runs"
+step_run() { sqlite3 .mlx/runs.db "SELECT id FROM runs WHERE step = '$1' ORDER BY start_time DESC, id DESC LIMIT 1"; }
+mlx model show net@staging
+like "$OUT" "^run +$(step_run train)  pipe.lua:train  FINISHED$" "the version's run is the step that trained it"
+like "$OUT" "^recipe run +[0-9a-z]{16}  pipe.lua  FINISHED$" "within the recipe's run"
+like "$OUT" "^params +lr=0.1$" "with the params"
+like "$OUT" "^metrics +accuracy=0.9@$(step_run evaluate | cut -c1-8)$" "and the metrics of the step that evaluated it"
+like "$OUT" "^  work/split/  [0-9a-f]{64}  <- $(step_run split)  pipe.lua:split  FINISHED$" \
+	"its input, with the step that made it"
+like "$OUT" "^    data/raw.csv  $(sha256sum data/raw.csv | cut -d' ' -f1)$" "and that step's input data"
+mlx recipe pipe.lua -p lr=0.05
+mlx model ls net
+like "$(printf '%s\n' "$OUT" | sed -n 2p)" "^ +2 +staging " "another learning rate makes another version"
+mlx recipe pipe.lua
+mlx model ls net
+is "$(printf '%s\n' "$OUT" | awk 'NR > 1 {print $1, ($2 == "staging")}' | tr '\n' '|')" "2 0|1 1|" \
+	"and going back restores the model and stages its version again"
+
 mlx help model
 like "$OUT" "mlx model register NAME PATH" "mlx help model tells the subcommands"
 mlx model frob

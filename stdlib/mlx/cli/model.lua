@@ -185,10 +185,12 @@ end
 
 local function input_lines(inputs, indent, out)
   for _, input in ipairs(inputs) do
-    local size = input.size and ui.format_size(input.size) or ""
-    local files = input.nfiles and input.nfiles > 1 and (", %d files"):format(input.nfiles) or ""
+    local facts = {}
+    if input.size then facts[#facts + 1] = ui.format_size(input.size) end
+    if input.nfiles and input.nfiles > 1 then facts[#facts + 1] = ("%d files"):format(input.nfiles) end
     local from = input.producer and ("  <- %s"):format(run_line(input.producer.run)) or ""
-    out[#out + 1] = ("%s%s  %s  (%s%s)%s"):format(indent, input.path, input.hash or "(no hash)", size, files, from)
+    out[#out + 1] = ("%s%s  %s%s%s"):format(indent, input.path, input.hash or "(no hash)",
+      #facts > 0 and ("  (" .. table.concat(facts, ", ") .. ")") or "", from)
     if input.producer then input_lines(input.producer.inputs, indent .. "  ", out) end
   end
   return out
