@@ -10,7 +10,7 @@
 local mlx = require "mlx"
 local git, hash, http, json = mlx.git, mlx.hash, mlx.http, mlx.json
 
-local service = assert(arg[1], "usage: mlx recipe deploy.lua SERVICE_URL [BASELINE_REV]")
+local service = assert(arg[1], "usage: mlx recipe recipes/examples/release.lua SERVICE_URL [BASELINE_REV]")
 local baseline = arg[2] or "main"
 local headers = {}
 if os.getenv("DEPLOY_TOKEN") then headers.Authorization = "Bearer " .. os.getenv("DEPLOY_TOKEN") end
