@@ -31,10 +31,19 @@ end
 --- Writes the entry for key k (outs: {path → record}) without syncing:
 --- the store's next commit makes a batch of entries durable at once.
 --- Returns true or nil, message, code.
+-- Directories of entries made by this process: one mkdir walk each, not one
+-- per entry.
+local made = {}
+
 function M.write(root, k, outs)
   local path = entry_path(root, k)
-  local ok, err, code = fs.mkdirs(path:match("^(.*)/"))
-  if not ok then return nil, err, code end
+  local dir = path:match("^(.*)/")
+  if not made[dir] then
+    local ok, err, code = fs.mkdirs(dir)
+    if not ok then return nil, err, code end
+    made[dir] = true
+  end
+  local err
   local tmp = path .. ".tmp"
   local f
   f, err = io.open(tmp, "wb")
