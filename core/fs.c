@@ -117,7 +117,7 @@ int mlx_fs_mkdirs(const char *dir, mode_t mode, struct mlx_err *err)
 	return MLX_OK;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int mlx_fs_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len > 0) {
@@ -171,7 +171,7 @@ int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t m
 	if (fd < 0)
 		return mlx_err_sys(err, errno, "cannot write %s", path);
 	int rc = MLX_OK;
-	if (write_all(fd, data, len) != 0)
+	if (mlx_fs_write_all(fd, data, len) != 0)
 		rc = mlx_err_sys(err, errno, "cannot write %s", path);
 	else if (fchmod(fd, mode) != 0)
 		rc = mlx_err_sys(err, errno, "cannot set mode of %s", path);

@@ -53,6 +53,10 @@ int mlx_fs_mkdirs(const char *dir, mode_t mode, struct mlx_err *err);
  * no temp file behind. */
 int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct mlx_err *err);
 
+/* Writes all len bytes of data to fd, retrying short writes and EINTR.
+ * Returns 0, or -1 with errno set by the failed write. */
+int mlx_fs_write_all(int fd, const void *data, size_t len);
+
 /* fsync()s the directory that contains path, so a rename into it is durable.
  * Returns 0 or MLX_ERR_IO. */
 int mlx_fs_sync_parent(const char *path, struct mlx_err *err);

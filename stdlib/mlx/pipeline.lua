@@ -12,6 +12,7 @@
 --- 'dep' (did you mean 'deps'?)".
 local params = require "mlx.params"
 local paths = require "mlx.pipeline.paths"
+local suggest = require "mlx.suggest"
 local ui = require "mlx.ui"
 
 local M = {}
@@ -25,31 +26,6 @@ M.STEP_FIELDS = {
   tools = "map", cmd = "command", run = "function", persist = "boolean",
   always = "boolean", cache = "boolean", timeout = "number", desc = "string",
 }
-
-local function levenshtein(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
-local function closest(name, candidates)
-  local best, distance = nil, 3
-  for candidate in pairs(candidates) do
-    local d = levenshtein(name, candidate)
-    if d < distance or (d == distance and best and candidate < best) then
-      best, distance = candidate, d
-    end
-  end
-  return best
-end
 
 -- The recipe line that called into the DSL: the first stack frame outside
 -- the mlx stdlib.
@@ -160,7 +136,7 @@ function Pipeline:step(name)
     end
     for field, value in pairs(fields) do
       if type(field) ~= "string" or not M.STEP_FIELDS[field] then
-        local guess = type(field) == "string" and closest(field, M.STEP_FIELDS)
+        local guess = type(field) == "string" and suggest.closest(field, M.STEP_FIELDS)
         declaration_error(where, "step '%s': unknown field '%s'%s", name, tostring(field),
           guess and (" (did you mean '" .. guess .. "'?)") or "")
       end

@@ -413,19 +413,6 @@ end
 
 -- ---- checkout --------------------------------------------------------------------------
 
-local function absolute(path)
-  if path:sub(1, 1) ~= "/" then path = assert(fs.cwd()) .. "/" .. path end
-  local parts = {}
-  for part in path:gmatch("[^/]+") do
-    if part == ".." then
-      parts[#parts] = nil
-    elseif part ~= "." then
-      parts[#parts + 1] = part
-    end
-  end
-  return "/" .. table.concat(parts, "/")
-end
-
 --- Copies the version ref out of the store to dest, verifying every byte on
 --- the way: a file model to the file dest (or into dest if it is a
 --- directory, under the name it was registered with), a directory model
@@ -439,7 +426,7 @@ function Registry:checkout(ref, dest)
   if type(dest) ~= "string" or dest == "" then misuse("checkout: dest must be a path") end
   local v, err, code = self:get(ref)
   if not v then return nil, err, code end
-  dest = absolute(dest)
+  dest = project.absolute(dest)
   local s = fs.stat(dest)
   local st
   st, err, code = require("mlx.store").open(self.root)

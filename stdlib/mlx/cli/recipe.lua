@@ -11,22 +11,6 @@ local function shell_quote(word)
   return "'" .. word:gsub("'", "'\\''") .. "'"
 end
 
--- path relative to root when inside it, with . and .. resolved.
-local function project_relative(path, root)
-  if path:sub(1, 1) ~= "/" then path = assert(fs.cwd()) .. "/" .. path end
-  local parts = {}
-  for part in path:gmatch("[^/]+") do
-    if part == ".." then
-      parts[#parts] = nil
-    elseif part ~= "." then
-      parts[#parts + 1] = part
-    end
-  end
-  local normal = "/" .. table.concat(parts, "/")
-  if normal:sub(1, #root + 1) == root .. "/" then return normal:sub(#root + 2) end
-  return normal
-end
-
 -- The run of this invocation; nil outside a project (the recipe then runs
 -- untracked, creating nothing).
 local function start_run(path, args)
@@ -42,7 +26,7 @@ local function start_run(path, args)
     local digest = not from_stdin and require("mlx.hash").file(path) or nil
     local git = track.git_context(root)
     store, err, code = store:start_run {
-      recipe = from_stdin and "(stdin)" or project_relative(path, root), recipe_hash = digest,
+      recipe = from_stdin and "(stdin)" or project.relative(path, root), recipe_hash = digest,
       command = table.concat(words, " "),
       git = git,
     }
@@ -64,7 +48,7 @@ local function execute(chunk, path, args, opts, run, track)
   local p = load.run_chunk(chunk, path, args, overrides)
   if not p then return ui.EXIT.OK end
   local root = project.require_root()
-  local recipe_path = project_relative(path, root)
+  local recipe_path = project.relative(path, root)
   local ok, err = fs.chdir(root)
   if not ok then ui.fail(ui.EXIT.FAILED, "%s", err) end
   if run then run:log_params(p.values) end
