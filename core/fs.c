@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +117,7 @@ int mlx_fs_mkdirs(const char *dir, mode_t mode, struct mlx_err *err)
 	return MLX_OK;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int mlx_fs_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len > 0) {
@@ -170,7 +171,7 @@ int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t m
 	if (fd < 0)
 		return mlx_err_sys(err, errno, "cannot write %s", path);
 	int rc = MLX_OK;
-	if (write_all(fd, data, len) != 0)
+	if (mlx_fs_write_all(fd, data, len) != 0)
 		rc = mlx_err_sys(err, errno, "cannot write %s", path);
 	else if (fchmod(fd, mode) != 0)
 		rc = mlx_err_sys(err, errno, "cannot set mode of %s", path);
@@ -216,5 +217,37 @@ int mlx_fs_realpath(const char *path, char *out, struct mlx_err *err)
 {
 	if (!realpath(path, out))
 		return mlx_err_sys(err, errno, "cannot resolve %s", path);
+	return MLX_OK;
+}
+
+/* nftw's callback has no context argument; removal needs none but the first
+ * failure, which is reported through errno and the path nftw stops at. */
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	int rc = (type == FTW_DP || type == FTW_D) ? rmdir(path) : unlink(path);
+	if (rc != 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+int mlx_fs_remove_tree(const char *path, struct mlx_err *err)
+{
+	struct stat sb;
+	if (lstat(path, &sb) != 0) {
+		if (errno == ENOENT)
+			return MLX_OK;
+		return mlx_err_sys(err, errno, "cannot remove %s", path);
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		if (unlink(path) != 0 && errno != ENOENT)
+			return mlx_err_sys(err, errno, "cannot remove %s", path);
+		return MLX_OK;
+	}
+	/* FTW_DEPTH: children before their directory; FTW_PHYS: do not follow
+	 * symlinks; FTW_MOUNT: stay on this file system. */
+	if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+		return mlx_err_sys(err, errno, "cannot remove everything in %s", path);
 	return MLX_OK;
 }

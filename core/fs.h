@@ -53,6 +53,10 @@ int mlx_fs_mkdirs(const char *dir, mode_t mode, struct mlx_err *err);
  * no temp file behind. */
 int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct mlx_err *err);
 
+/* Writes all len bytes of data to fd, retrying short writes and EINTR.
+ * Returns 0, or -1 with errno set by the failed write. */
+int mlx_fs_write_all(int fd, const void *data, size_t len);
+
 /* fsync()s the directory that contains path, so a rename into it is durable.
  * Returns 0 or MLX_ERR_IO. */
 int mlx_fs_sync_parent(const char *path, struct mlx_err *err);
@@ -72,5 +76,11 @@ void mlx_fs_unlock(int fd);
  * symlink, "." and ".." resolved (realpath(3)). Returns 0, MLX_ERR_NOTFOUND
  * or MLX_ERR_IO. */
 int mlx_fs_realpath(const char *path, char *out, struct mlx_err *err);
+
+/* Removes path like rm -rf: a file, a symlink (not what it points to) or a
+ * directory with everything below it; never crosses into another file
+ * system. Returns 0, also when nothing was there; MLX_ERR_IO naming the
+ * entry that could not be removed (what was removed before stays removed). */
+int mlx_fs_remove_tree(const char *path, struct mlx_err *err);
 
 #endif

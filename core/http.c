@@ -1,5 +1,6 @@
 /* http.c — one HTTP exchange over a reused libcurl handle. */
 #include "http.h"
+#include "fs.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -206,20 +207,6 @@ static int start_body(struct exchange *x)
 	return MLX_OK;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static size_t on_body(char *data, size_t size, size_t nitems, void *arg)
 {
 	struct exchange *x = arg;
@@ -228,7 +215,7 @@ static size_t on_body(char *data, size_t size, size_t nitems, void *arg)
 	if (!x->body_started && start_body(x) != MLX_OK)
 		return 0;
 	if (x->to_file) {
-		if (write_all(x->out_fd, data, len) != 0) {
+		if (mlx_fs_write_all(x->out_fd, data, len) != 0) {
 			fail_in_callback(x, mlx_err_sys(x->err, errno, "cannot write %s", x->req->out_file));
 			return 0;
 		}

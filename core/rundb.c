@@ -17,8 +17,7 @@
 
 /* Migration n (1-based) brings the schema from version n-1 to n. Each runs
  * in the transaction that also sets PRAGMA user_version; a migration, once
- * released, is never edited: a change is a new entry. The model registry
- * adds models, model_versions and model_aliases as the next one. */
+ * released, is never edited: a change is a new entry. */
 static const char *const migrations[] = {
     /* 1: runs and what they log. Times are milliseconds since the epoch. */
     "CREATE TABLE runs ("
@@ -69,6 +68,41 @@ static const char *const migrations[] = {
     "  run_id TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('in', 'out')),"
     "  path TEXT NOT NULL, hash TEXT, size INTEGER, nfiles INTEGER,"
     "  PRIMARY KEY (run_id, role, path)) WITHOUT ROWID;",
+    /* 2: the model registry (core/registry.c). A version names an object
+     * of the store in artifact_hash, the column mlx gc reads; the alias
+     * history is append-only, a rollback row naming the change it undid
+     * (reverts). Lineage finds the runs that wrote or read an object by
+     * its hash. */
+    "CREATE TABLE models ("
+    "  name TEXT PRIMARY KEY NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE model_versions ("
+    "  name TEXT NOT NULL,"
+    "  version INTEGER NOT NULL CHECK (version > 0),"
+    "  artifact_hash TEXT NOT NULL,"
+    "  type TEXT NOT NULL CHECK (type IN ('file', 'dir')),"
+    "  size INTEGER NOT NULL,"
+    "  files INTEGER,"
+    "  mode TEXT,"
+    "  path TEXT,"
+    "  run_id TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  description TEXT,"
+    "  PRIMARY KEY (name, version)) WITHOUT ROWID;"
+    "CREATE INDEX model_versions_by_hash ON model_versions (artifact_hash);"
+    "CREATE TABLE model_version_tags ("
+    "  name TEXT NOT NULL, version INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (name, version, key)) WITHOUT ROWID;"
+    "CREATE TABLE model_aliases ("
+    "  name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (name, alias)) WITHOUT ROWID;"
+    "CREATE TABLE model_alias_history ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL, alias TEXT NOT NULL,"
+    "  action TEXT NOT NULL CHECK (action IN ('set', 'delete', 'rollback')),"
+    "  version INTEGER, previous INTEGER, reverts INTEGER,"
+    "  time INTEGER NOT NULL, user TEXT, run_id TEXT);"
+    "CREATE INDEX model_alias_history_by_alias ON model_alias_history (name, alias, id);"
+    "CREATE INDEX artifacts_by_hash ON artifacts (hash) WHERE hash IS NOT NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1,6 +1,7 @@
 /* rundb_internal.h — what rundb.c (connection, schema, runs), rundb_write.c
  * (the write buffer and its flush thread) and rundb_query.c (reading)
- * share. Not for use outside core/rundb*.c. */
+ * share, with registry.c (the model registry's writes). Not for use
+ * outside those files. */
 #ifndef MLX_RUNDB_INTERNAL_H
 #define MLX_RUNDB_INTERNAL_H
 

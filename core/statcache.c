@@ -27,6 +27,8 @@ struct mlx_statcache {
 	char *stale_prefix;		/* the prefix of the last whole fill */
 	struct mlx_strlist stale;	/* keys found stale by it */
 	struct mlx_tree_fill tree;	/* what its tree held */
+	sqlite3_stmt *get_one;		/* the lookup of one path, prepared once: a
+					 * pipeline checks thousands of single outs */
 };
 
 static int db_fail(struct mlx_statcache *sc, sqlite3 *db, const char *what, struct mlx_err *err)
@@ -124,6 +126,7 @@ void mlx_statcache_close(struct mlx_statcache *sc)
 {
 	if (!sc)
 		return;
+	sqlite3_finalize(sc->get_one);
 	sqlite3_close(sc->db);
 	mlx_strlist_free(&sc->stale);
 	free(sc->stale_prefix);
@@ -208,11 +211,12 @@ static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_fi
 	int rc = db_open(sc, err);
 	if (rc != MLX_OK)
 		return rc;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(sc->db,
+	if (!sc->get_one &&
+	    sqlite3_prepare_v2(sc->db,
 			       "SELECT ino, size, mtime_ns, ctime_ns, hashed_ns, hash FROM files WHERE path = ?1",
-			       -1, &st, NULL) != SQLITE_OK)
+			       -1, &sc->get_one, NULL) != SQLITE_OK)
 		return db_fail(sc, sc->db, "read it", err);
+	sqlite3_stmt *st = sc->get_one;
 	char key[PATH_MAX * 2];
 	for (size_t i = 0; i < list->len; i++) {
 		if (!key_of(prefix, list->items[i].path, key, sizeof key))
@@ -227,7 +231,8 @@ static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_fi
 		}
 		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return rc;
 }
 

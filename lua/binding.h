@@ -25,4 +25,10 @@ int luaopen_mlx_data(lua_State *L);
 int luaopen_mlx_hash(lua_State *L);
 int luaopen_mlx_json(lua_State *L);
 
+/* In mlx_data.so: the open runs database of the mlx.RunDb at idx (raises if
+ * it is not one, or is closed), for bindings sharing its connection. */
+struct mlx_rundb;
+struct mlx_rundb *mlx_lua_check_rundb(lua_State *L, int idx);
+int luaopen_mlx_modeldb(lua_State *L);
+
 #endif

@@ -1,5 +1,7 @@
 /* l_core.c — mlx.core: facts about this mlx binary. */
 #include <lauxlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "binding.h"
 #include "config.h"
@@ -36,7 +38,36 @@ static int core_interrupted(lua_State *L)
 	return 1;
 }
 
+/* mlx.core.isatty(fd) -> true if the descriptor (1 = stdout, 2 = stderr)
+ * is a terminal, where live progress lines make sense */
+static int core_isatty(lua_State *L)
+{
+	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+/* mlx.core.cpus() -> the number of CPUs online (at least 1) */
+static int core_cpus(lua_State *L)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	lua_pushinteger(L, n > 0 ? n : 1);
+	return 1;
+}
+
+/* mlx.core.clock() -> seconds (a float) on a monotonic clock, for measuring
+ * durations; unaffected by changes of the wall clock */
+static int core_clock(lua_State *L)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+	return 1;
+}
+
 static const luaL_Reg core_functions[] = {
+	{"clock", core_clock},
+	{"isatty", core_isatty},
+	{"cpus", core_cpus},
 	{"versions", core_versions},
 	{"embedded", core_embedded},
 	{"interrupted", core_interrupted},

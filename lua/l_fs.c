@@ -186,7 +186,20 @@ static int fs_realpath(lua_State *L)
 	return 1;
 }
 
+/* mlx.fs.remove_tree(path) -> true | nil, message, code. Like rm -rf; true
+ * also when nothing was there. */
+static int fs_remove_tree(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct mlx_err err;
+	if (mlx_fs_remove_tree(path, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static const luaL_Reg fs_functions[] = {
+	{"remove_tree", fs_remove_tree},
 	{"lock", fs_lock},
 	{"realpath", fs_realpath},
 	{"list", fs_list},

@@ -40,6 +40,11 @@ static struct db_handle *check_db(lua_State *L, int idx)
 	return h;
 }
 
+struct mlx_rundb *mlx_lua_check_rundb(lua_State *L, int idx)
+{
+	return check_db(L, idx)->db;
+}
+
 static int db_close(lua_State *L)
 {
 	struct db_handle *h = luaL_checkudata(L, 1, DB_MT);

@@ -255,13 +255,20 @@ static uint32_t parse_mode(lua_State *L, int idx)
 
 /* st:checkout(dir, entries[, link]) -> true | nil, message, code.
  * entries: array of {path = relative to dir, hash = id, mode = "644"|"755"};
- * link: "copy" (default), "hardlink" or "symlink". Each object is verified
- * as it is placed; a corrupt one is quarantined and reported ("corrupt"). */
+ * dir: relative to the project root, or absolute (a place outside the
+ * project, which the stat cache does not record); link: "copy" (default),
+ * "hardlink" or "symlink". Each object is verified as it is placed; a
+ * corrupt one is quarantined and reported ("corrupt"). */
 static int store_checkout(lua_State *L)
 {
 	static const char *const links[] = {"copy", "hardlink", "symlink", NULL};
 	struct lstore *ls = check_open(L);
-	const char *rel = check_relpath(L, 2, 1);
+	const char *rel = luaL_checkstring(L, 2);
+	int absolute = rel[0] == '/';
+	if (absolute)
+		luaL_argcheck(L, strlen(rel) < PATH_MAX / 2, 2, "path too long");
+	else
+		rel = check_relpath(L, 2, 1);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	enum mlx_link link = (enum mlx_link)luaL_checkoption(L, 4, "copy", links);
 	lua_Integer n = luaL_len(L, 3);
@@ -282,13 +289,16 @@ static int store_checkout(lua_State *L)
 		lua_pop(L, 4);
 	}
 	char dir[PATH_MAX];
-	full_path(ls, rel, dir);
+	if (absolute)
+		snprintf(dir, sizeof dir, "%s", rel);
+	else
+		full_path(ls, rel, dir);
 	int64_t started = mlx_hash_now_ns();
 	if (mlx_store_checkout_files(ls->s, dir, &w->list, link, ls->jobs, &err) != MLX_OK) {
 		free_work(w);
 		return mlx_lua_fail(L, &err);
 	}
-	struct mlx_statcache *sc = statcache(ls);
+	struct mlx_statcache *sc = absolute ? NULL : statcache(ls);
 	if (sc) {
 		for (size_t i = 0; i < w->list.len; i++)
 			w->list.items[i].hashed_ns = started;

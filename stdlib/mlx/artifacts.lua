@@ -5,6 +5,7 @@
 --- ("invalid" and "notfound" are bad input; others failures of the world).
 local fs = require "mlx.fs"
 local lockfile = require "mlx.lock"
+local project = require "mlx.project"
 
 local M = {}
 
@@ -16,19 +17,6 @@ end
 
 local function basename(p)
   return p:match("([^/]*)$")
-end
-
--- "/a/./b//c/../d" -> "/a/b/d", lexically.
-local function normalize(abs)
-  local parts = {}
-  for part in abs:gmatch("[^/]+") do
-    if part == ".." then
-      parts[#parts] = nil
-    elseif part ~= "." then
-      parts[#parts + 1] = part
-    end
-  end
-  return "/" .. table.concat(parts, "/")
 end
 
 -- The physical path of abs without following its last component: the
@@ -46,8 +34,7 @@ end
 --- directory or absolute), or nil, message, "invalid" if it is outside the
 --- project, is its root, or is inside .mlx/ or .git/.
 function M.relpath(root, path)
-  local cwd = assert(fs.cwd())
-  local abs = normalize(path:sub(1, 1) == "/" and path or (cwd .. "/" .. path))
+  local abs = project.absolute(path)
   local real = abs == "/" and "/" or physical(abs)
   local real_root = fs.realpath(root) or root
   if real == real_root then

@@ -10,6 +10,7 @@ local argparse = require "mlx.argparse"
 local core = require "mlx.core"
 local fs = require "mlx.fs"
 local project = require "mlx.project"
+local suggest = require "mlx.suggest"
 local ui = require "mlx.ui"
 
 local M = {}
@@ -68,29 +69,10 @@ function M.user_names()
   return names
 end
 
-local function levenshtein(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
 local function suggestion(name)
-  local best, best_distance = nil, 3
-  for _, list in ipairs({ M.builtin_names(), M.user_names() }) do
-    for _, candidate in ipairs(list) do
-      local d = levenshtein(name, candidate)
-      if d < best_distance then best, best_distance = candidate, d end
-    end
-  end
-  return best
+  local candidates = M.builtin_names()
+  for _, user in ipairs(M.user_names()) do candidates[#candidates + 1] = user end
+  return suggest.closest(name, candidates)
 end
 
 --- Returns the command module for name, or raises a usage failure (exit 2)

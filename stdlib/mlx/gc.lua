@@ -9,7 +9,7 @@
 ---   run_cache       .mlx/cache/runs/ab/<step key>.json: {"version": 1,
 ---                   "key": …, "outs": {path: record}} (docs/artifacts.md)
 ---   model_versions  the artifact_hash column of the model_versions table in
----                   .mlx/runs.db, when there is one
+---                   .mlx/runs.db (or $MLX_RUNS_DB), when there is one
 local fs = require "mlx.fs"
 local json = require "mlx.json"
 local lockfile = require "mlx.lock"
@@ -62,7 +62,10 @@ end
 
 local function model_version_roots(ctx)
   local store = require "mlx.store"
-  local ids, err, code = store.db_ids(ctx.root .. "/.mlx/runs.db", "model_versions", "artifact_hash")
+  -- The registry is in the runs database mlx.track uses: $MLX_RUNS_DB if set.
+  local path = os.getenv("MLX_RUNS_DB")
+  if not path or path == "" then path = ctx.root .. "/.mlx/runs.db" end
+  local ids, err, code = store.db_ids(path, "model_versions", "artifact_hash")
   if not ids then return nil, err, code end
   local out = {}
   for _, id in ipairs(ids) do out[#out + 1] = { hash = id } end -- type unknown: probed

@@ -16,6 +16,7 @@ M.modules = {
   ["mlx.curl"] = "mlx_http",
   ["mlx.store"] = "mlx_data",
   ["mlx.git"] = "mlx_git",
+  ["mlx.modeldb"] = "mlx_data",
 }
 
 local function find_library(library)

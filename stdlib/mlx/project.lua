@@ -38,6 +38,30 @@ function M.root()
   return M.find_root() or assert(fs.cwd())
 end
 
+--- Returns path made absolute (against the working directory) with ".",
+--- ".." and repeated "/" resolved lexically: "/a/./b//c/../d" is "/a/b/d".
+--- Symlinks are not followed.
+function M.absolute(path)
+  if path:sub(1, 1) ~= "/" then path = assert(fs.cwd()) .. "/" .. path end
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+--- Returns path relative to the directory root when it lies inside it, else
+--- its absolute form (see M.absolute).
+function M.relative(path, root)
+  local abs = M.absolute(path)
+  if abs:sub(1, #root + 1) == root .. "/" then return abs:sub(#root + 2) end
+  return abs
+end
+
 --- Returns the directories whose Lua modules a user adds to mlx, in search
 --- order: the project's lib/, then each directory of MLX_PATH (colon-separated).
 function M.module_dirs(root)

@@ -110,6 +110,31 @@ static void write_atomic_into_missing_dir_fails_cleanly(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent-dir/f"));
 }
 
+static void remove_tree_removes_everything_and_tolerates_absence(void **state)
+{
+	char path[512], file[600], link[600];
+	snprintf(path, sizeof path, "%s/out/a/b", (char *)*state);
+	struct mlx_err err;
+	assert_int_equal(mlx_fs_mkdirs(path, 0755, &err), MLX_OK);
+	snprintf(file, sizeof file, "%s/f", path);
+	fclose(fopen(file, "w"));
+	/* A symlink inside is removed, not followed: its target survives. */
+	snprintf(link, sizeof link, "%s/out/link", (char *)*state);
+	char target[512];
+	snprintf(target, sizeof target, "%s/keep", (char *)*state);
+	fclose(fopen(target, "w"));
+	assert_int_equal(symlink(target, link), 0);
+	char top[512];
+	snprintf(top, sizeof top, "%s/out", (char *)*state);
+	assert_int_equal(mlx_fs_remove_tree(top, &err), MLX_OK);
+	struct mlx_stat st;
+	assert_int_equal(mlx_fs_stat(top, &st, &err), MLX_ERR_NOTFOUND);
+	assert_int_equal(mlx_fs_stat(target, &st, &err), MLX_OK);
+	assert_int_equal(mlx_fs_remove_tree(top, &err), MLX_OK); /* nothing there: fine */
+	assert_int_equal(mlx_fs_remove_tree(target, &err), MLX_OK); /* a plain file */
+	assert_int_equal(mlx_fs_stat(target, &st, &err), MLX_ERR_NOTFOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -117,6 +142,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(mkdirs_creates_parents_and_is_idempotent, make_tempdir, remove_tempdir),
 		cmocka_unit_test_setup_teardown(write_atomic_replaces_content_and_leaves_no_temp, make_tempdir, remove_tempdir),
 		cmocka_unit_test_setup_teardown(write_atomic_into_missing_dir_fails_cleanly, make_tempdir, remove_tempdir),
+		cmocka_unit_test_setup_teardown(remove_tree_removes_everything_and_tolerates_absence, make_tempdir,
+						remove_tempdir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,13 @@ is() { # GOT EXPECTED DESCRIPTION
 }
 
 like() { # GOT EXTENDED-REGEX DESCRIPTION
+	# grep takes each line of a pattern as a pattern of its own, and an
+	# empty one matches everything: a pattern must be one line.
+	case "$2" in *$'\n'*)
+		tap_result 1 "$3"
+		echo "#   like: the pattern has a newline; compare with 'is' instead"
+		return ;;
+	esac
 	if printf '%s' "$1" | grep -Eq -- "$2"; then
 		tap_result 0 "$3"
 	else

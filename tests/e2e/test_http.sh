@@ -128,7 +128,7 @@ git commit -q -am "better model"
 head -c 8000000 /dev/urandom >model.bin
 digest=$(sha256sum model.bin | cut -d' ' -f1)
 start_server deploy --unhealthy 2
-DEPLOY_TOKEN=s3cr3t mlx recipe "$MLX_SOURCE_ROOT/recipes/deploy/deploy.lua" "$BASE" main
+DEPLOY_TOKEN=s3cr3t mlx recipe "$MLX_SOURCE_ROOT/recipes/examples/release.lua" "$BASE" main
 is "$RC" 0 "the deploy recipe succeeds"
 is "$OUT" "deployed iris v1 (${digest:0:12}), tagged model-v1 on $(git rev-parse --short=7 HEAD)" "and reports the release"
 is "$(git tag -l --format='%(contents:subject)' model-v1)" "iris v1: accuracy 0.950, sha256 $digest" "the release is tagged"
@@ -139,7 +139,7 @@ mlx lua -e "print(require('mlx.http').get('$BASE/hits/health'):json().hits)"
 is "$OUT" 3 "it waited through the two 503s of a starting service"
 
 printf '{"accuracy": 0.80}\n' >metrics.json
-mlx recipe "$MLX_SOURCE_ROOT/recipes/deploy/deploy.lua" "$BASE" main
+mlx recipe "$MLX_SOURCE_ROOT/recipes/examples/release.lua" "$BASE" main
 is "$RC" 1 "a worse model is not deployed"
 is "$ERR" "mlx: error: accuracy 0.800 is below 0.900 on main: not deploying" "and the recipe says why"
 cd "$TEST_DIR" || exit 1

@@ -37,6 +37,18 @@ printf 'os.exit(7)\n' >exits.lua
 mlx recipe exits.lua
 is "$RC" 7 "os.exit in a recipe sets the exit code"
 
+cat >params.lua <<'LUA'
+local params = require("mlx.params").declare { model = "iris", min = 0.9, dry = false }
+print(params.model, params.min, params.dry)
+LUA
+mlx recipe params.lua -p min=0.95 -p dry=yes
+is "$OUT" "iris	0.95	true" "a script recipe declares params that -p overrides, typed by their default"
+mlx recipe params.lua -p mni=0.95
+is "$RC" 2 "an undeclared -p exits 2"
+is "$ERR" "mlx: error: -p mni: the recipe declares no param 'mni' (it declares: dry, min, model)" "naming it and the declared ones"
+mlx recipe params.lua -p min=high
+is "$ERR" "mlx: error: -p min=high: param 'min' must be a number, not 'high'" "a value of the wrong type is refused"
+
 mlx lua -e 'print(1 + 1)' -e 'print(require("mlx").version ~= nil)'
 is "$OUT" "2
 true" "lua -e runs code in order"

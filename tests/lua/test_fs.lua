@@ -49,4 +49,23 @@ function TestFs:test_failures_return_nil_message_code()
   lu.assertStrContains(lerr, "cannot list /nonexistent-dir")
 end
 
+function TestFs:test_remove_tree_is_rm_rf()
+  local dir = tempdir()
+  assert(fs.mkdirs(dir .. "/work/split/deep"))
+  assert(fs.write(dir .. "/work/split/deep/x", "1"))
+  lu.assertTrue(fs.remove_tree(dir .. "/work"))
+  lu.assertNil(fs.stat(dir .. "/work"))
+  lu.assertTrue(fs.remove_tree(dir .. "/work"))
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+function TestFs:test_core_clock_is_monotonic_and_cpus_positive()
+  local core = require "mlx.core"
+  local a = core.clock()
+  local b = core.clock()
+  lu.assertTrue(b >= a)
+  lu.assertTrue(core.cpus() >= 1)
+  lu.assertEquals(type(core.isatty(1)), "boolean")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

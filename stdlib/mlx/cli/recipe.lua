@@ -1,5 +1,6 @@
 -- mlx recipe: run a recipe file. In a project each invocation is a run.
 local fs = require "mlx.fs"
+local load = require "mlx.pipeline.load"
 local project = require "mlx.project"
 local script = require "mlx.script"
 local ui = require "mlx.ui"
@@ -8,22 +9,6 @@ local ui = require "mlx.ui"
 local function shell_quote(word)
   if word ~= "" and word:match("^[%w%-_./=:,+@%%]+$") then return word end
   return "'" .. word:gsub("'", "'\\''") .. "'"
-end
-
--- path relative to root when inside it, with . and .. resolved.
-local function project_relative(path, root)
-  if path:sub(1, 1) ~= "/" then path = assert(fs.cwd()) .. "/" .. path end
-  local parts = {}
-  for part in path:gmatch("[^/]+") do
-    if part == ".." then
-      parts[#parts] = nil
-    elseif part ~= "." then
-      parts[#parts + 1] = part
-    end
-  end
-  local normal = "/" .. table.concat(parts, "/")
-  if normal:sub(1, #root + 1) == root .. "/" then return normal:sub(#root + 2) end
-  return normal
 end
 
 -- The run of this invocation; nil outside a project (the recipe then runs
@@ -39,17 +24,53 @@ local function start_run(path, args)
     for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
     local from_stdin = path == "-"
     local digest = not from_stdin and require("mlx.hash").file(path) or nil
+    local git = track.git_context(root)
     store, err, code = store:start_run {
-      recipe = from_stdin and "(stdin)" or project_relative(path, root), recipe_hash = digest,
+      recipe = from_stdin and "(stdin)" or project.relative(path, root), recipe_hash = digest,
       command = table.concat(words, " "),
-      git = track.git_context(root),
+      git = git,
     }
+    track.recipe_git = git
   end
   if not store then
     ui.fail((code == "corrupt" or code == "invalid") and ui.EXIT.USAGE or ui.EXIT.FAILED,
       "cannot record the run: %s", err)
   end
   return store, track
+end
+
+-- Runs the recipe and, when it declares a pipeline, the pipeline: the
+-- stale steps (or the named ones and what they depend on), recorded as step
+-- runs of run (the recipe's run) when there is one.
+local function execute(chunk, path, args, opts, run, track)
+  local overrides = load.parse_overrides(opts.param)
+  if opts.params_file then overrides = load.read_params_file(opts.params_file, overrides) end
+  local p = load.run_chunk(chunk, path, args, overrides)
+  if not p then return ui.EXIT.OK end
+  local root = project.require_root()
+  local recipe_path = project.relative(path, root)
+  local ok, err = fs.chdir(root)
+  if not ok then ui.fail(ui.EXIT.FAILED, "%s", err) end
+  if run then run:log_params(p.values) end
+  local force_steps = {}
+  for _, name in ipairs(opts.force_step) do force_steps[name] = true end
+  local engine = require "mlx.pipeline.engine"
+  local output = require "mlx.pipeline.output"
+  local clock = require("mlx.core").clock
+  local started = clock()
+  local result = engine.run(p, {
+    root = root, targets = args, jobs = opts.jobs, force = opts.force, force_steps = force_steps,
+    dry_run = opts.dry_run, keep_going = opts.keep_going, explain = opts.explain,
+    track = run and track or nil, git = run and track.recipe_git or false, recipe_path = recipe_path,
+    link = require("mlx.artifacts").link_strategy(root), debug = require("mlx.cli").globals.debug,
+  })
+  ui.note(output.summary(p.name, result, clock() - started))
+  if #result.failed > 0 then
+    local first = result.failed[1]
+    local log = first.log and ("; log: " .. first.log:sub(#root + 2)) or ""
+    ui.fail(ui.EXIT.FAILED, "%s%s", first.message, log)
+  end
+  return ui.EXIT.OK
 end
 
 -- How an error (or nil) ends the recipe's run: status, message, exit code.
@@ -72,8 +93,8 @@ local function finish(run, track, before, status, message, exit_code)
 end
 
 return {
-  summary = "run a recipe (a Lua file using the mlx modules)",
-  usage = "mlx recipe FILE [ARGS...]",
+  summary = "run a recipe: a Lua script, or a pipeline of steps run when stale",
+  usage = "mlx recipe FILE [STEP...] [-j N] [-p KEY=VALUE]... [-f] [--force-step STEP] [-n] [-k] [--explain]",
   description = [[
 Runs FILE with the mlx modules available (local mlx = require "mlx") and the
 global arg set: arg[0] is FILE, arg[1]... are ARGS. Put "--" before ARGS
@@ -83,15 +104,33 @@ an error (printed as file:line: message), 2 when it does not compile.
 In an mlx project each invocation is a run in .mlx/runs.db (see 'mlx runs'):
 its command, the recipe's path and hash, git commit, branch and dirty flag,
 status (FINISHED, FAILED with the error, KILLED when interrupted), duration
-and resources. mlx.log.metric(name, value, step) logs to it.]],
+and resources. mlx.log.metric(name, value, step) logs to it.
+
+A recipe that declares a pipeline (mlx.pipeline) then has its pipeline run:
+each step is up to date (its key matches mlx.lock and its outs are
+unchanged), restored from the run-cache, or run — in dependency order, up to
+-j commands at once. STEP names select steps (with what they depend on);
+-p overrides params. A failed step exits 1 and leaves mlx.lock and the store
+as they were for it; Ctrl-C stops running steps and exits 130.]],
+  options = {
+    { "jobs", short = "j", arg = "N", type = "integer", help = "run up to N commands at once (default: one per CPU)" },
+    { "param", short = "p", arg = "KEY=VALUE", multiple = true, help = "override a pipeline param (repeatable)" },
+    { "params-file", arg = "FILE", help = "read param values from a JSON object (-p wins)" },
+    { "force", short = "f", help = "run every selected step, even when up to date" },
+    { "force-step", arg = "STEP", multiple = true, help = "run STEP even when up to date (repeatable)" },
+    { "dry-run", short = "n", help = "say what would run and why; run and change nothing" },
+    { "keep-going", short = "k", help = "after a failure, go on with the steps that do not depend on it" },
+    { "explain", help = "say why each step runs" },
+  },
   args = { min = 1, name = "a recipe FILE" },
-  main = function(_, args)
+  main = function(opts, args)
     local path = table.remove(args, 1)
     local chunk = script.load(path, "recipe")
-    local run, track = start_run(path, args)
+    if opts.jobs and opts.jobs < 1 then ui.usage_error("-j needs a positive number, not %d", opts.jobs) end
+    local run, track
+    if not opts.dry_run then run, track = start_run(path, args) end
     if not run then
-      script.run(chunk, path, args)
-      return ui.EXIT.OK
+      return execute(chunk, path, args, opts)
     end
     local before = require("mlx.rundb").resources()
     -- os.exit ends the process without unwinding: record the run first.
@@ -108,7 +147,6 @@ and resources. mlx.log.metric(name, value, step) logs to it.]],
       os.exit = exit
       finish(run, track, before, outcome(err))
     end })
-    script.run(chunk, path, args)
-    return ui.EXIT.OK
+    return execute(chunk, path, args, opts, run, track)
   end,
 }

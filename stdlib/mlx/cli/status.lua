@@ -52,21 +52,24 @@ local function artifacts_section(root, opts)
 end
 
 local M = {
-  summary = "show tracked data that is modified or missing",
-  usage = "mlx status [--check] [-v] [-j N]",
+  summary = "show tracked data that is modified or missing, and stale pipeline steps",
+  usage = "mlx status [RECIPE] [--check] [-v] [-j N] [-p KEY=VALUE]...",
   description = [[
 Compares every path pinned in mlx.lock with the workspace and prints those
 that are modified or missing ("modified: data/images/ (1 added, 2 modified,
 0 deleted)", then up to 10 of the files; -v lists them all). Files whose
 size, mtime, ctime and inode are unchanged are not read (stat cache). With
---check the exit code is 1 when anything is out of date, for CI.]],
+a RECIPE, also prints each step of its pipeline that would run and why
+("stale:    train: param 'lr' changed from 0.1 to 0.05"). With --check the
+exit code is 1 when anything is out of date, for CI.]],
   options = {
     { "check", help = "exit 1 if anything is modified or missing" },
     { "verbose", short = "v", help = "list every changed file" },
     { "jobs", short = "j", arg = "N", type = "integer", help = "hash with N threads (default: one per CPU)" },
+    { "param", short = "p", arg = "KEY=VALUE", multiple = true, help = "a param value the recipe would run with" },
   },
-  args = { max = 0 },
-  sections = { artifacts_section },
+  args = { max = 1 },
+  sections = { artifacts_section, require("mlx.pipeline.status").section },
 }
 
 function M.main(opts, args)

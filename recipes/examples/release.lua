@@ -1,8 +1,8 @@
--- deploy.lua — ship the model if it beats the baseline: compare metrics with
+-- release.lua — ship the model if it beats the baseline: compare metrics with
 -- a git revision, wait for the model service to be healthy, upload the model
 -- and fetch it back verified, register it with a JSON POST, tag the release.
 --
---   mlx recipe deploy.lua SERVICE_URL [BASELINE_REV]
+--   mlx recipe recipes/examples/release.lua SERVICE_URL [BASELINE_REV]
 --
 -- Run it from the project (a git repository with metrics.json and
 -- model.bin). DEPLOY_TOKEN, if set, is sent as a bearer token; mlx never
@@ -10,7 +10,7 @@
 local mlx = require "mlx"
 local git, hash, http, json = mlx.git, mlx.hash, mlx.http, mlx.json
 
-local service = assert(arg[1], "usage: mlx recipe deploy.lua SERVICE_URL [BASELINE_REV]")
+local service = assert(arg[1], "usage: mlx recipe recipes/examples/release.lua SERVICE_URL [BASELINE_REV]")
 local baseline = arg[2] or "main"
 local headers = {}
 if os.getenv("DEPLOY_TOKEN") then headers.Authorization = "Bearer " .. os.getenv("DEPLOY_TOKEN") end

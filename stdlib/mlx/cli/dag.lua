@@ -1,0 +1,36 @@
+-- mlx dag: print a recipe's pipeline as a graph.
+local fs = require "mlx.fs"
+local graph = require "mlx.pipeline.graph"
+local load = require "mlx.pipeline.load"
+local render = require "mlx.pipeline.render"
+local ui = require "mlx.ui"
+
+return {
+  summary = "print a recipe's pipeline graph (text, Graphviz dot, or Mermaid)",
+  usage = "mlx dag FILE [--dot | --mermaid] [-p KEY=VALUE]...",
+  description = [[
+Loads the recipe (running its top-level code, which declares the steps),
+checks the pipeline, and prints its steps in run order with what each waits
+for. --dot prints Graphviz (mlx dag r.lua --dot | dot -Tsvg > dag.svg),
+--mermaid a Mermaid flowchart for Markdown.]],
+  options = {
+    { "dot", help = "Graphviz dot output" },
+    { "mermaid", help = "Mermaid flowchart output" },
+    { "param", short = "p", arg = "KEY=VALUE", multiple = true, help = "override a param" },
+  },
+  args = { min = 1, max = 1, name = "a recipe FILE" },
+  main = function(opts, args)
+    if opts.dot and opts.mermaid then ui.usage_error("choose one of --dot and --mermaid") end
+    local p = load.recipe(args[1], {}, load.parse_overrides(opts.param))
+    if not p then ui.usage_error("%s declares no pipeline (it ran as a script)", args[1]) end
+    local g = graph.build(p, function(path) return fs.stat(path) ~= nil end)
+    if opts.dot then
+      io.stdout:write(render.dot(g, p.name))
+    elseif opts.mermaid then
+      io.stdout:write(render.mermaid(g))
+    else
+      io.stdout:write(render.text(g))
+    end
+    return 0
+  end,
+}

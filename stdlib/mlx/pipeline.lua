@@ -1,0 +1,196 @@
+--- mlx.pipeline: the recipe DSL. A recipe declares a pipeline of steps; the
+--- engine (mlx.pipeline.engine) runs what is stale.
+---
+---     local p = mlx.pipeline "iris"
+---     p:params { seed = 7, lr = 0.1 }
+---     p:step "split" { deps = { "data/iris.csv" }, outs = { "work/split/" },
+---                      params = { "seed" }, cmd = "python3 split.py --seed ${seed}" }
+---     return p
+---
+--- Declaration errors are raised at the recipe line that declared the step,
+--- as usage failures (exit 2): "recipe.lua:12: step 'train': unknown field
+--- 'dep' (did you mean 'deps'?)".
+local params = require "mlx.params"
+local paths = require "mlx.pipeline.paths"
+local suggest = require "mlx.suggest"
+local ui = require "mlx.ui"
+
+local M = {}
+
+local Pipeline = {}
+Pipeline.__index = Pipeline
+
+--- The fields a step may declare, with the type each must have.
+M.STEP_FIELDS = {
+  deps = "list", outs = "list", metrics = "list", params = "list", env = "list",
+  tools = "map", cmd = "command", run = "function", persist = "boolean",
+  always = "boolean", cache = "boolean", timeout = "number", desc = "string",
+}
+
+-- The recipe line that called into the DSL: the first stack frame outside
+-- the mlx stdlib.
+local function caller_location()
+  for level = 3, 20 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.currentline > 0 and not info.source:match("^@stdlib/") and info.what ~= "C" then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+  end
+  return ""
+end
+
+local function declaration_error(where, fmt, ...)
+  ui.usage_error("%s%s", where, fmt:format(...))
+end
+
+local function is_list_of_strings(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for k, item in pairs(v) do
+    if math.type(k) ~= "integer" or type(item) ~= "string" then return false end
+    n = n + 1
+  end
+  return n == #v
+end
+
+local function check_type(where, step, field, value)
+  local kind = M.STEP_FIELDS[field]
+  local ok
+  if kind == "list" then
+    ok = is_list_of_strings(value)
+  elseif kind == "map" then
+    ok = type(value) == "table"
+    for k, v in pairs(type(value) == "table" and value or {}) do
+      if type(k) ~= "string" or type(v) ~= "string" then ok = false end
+    end
+  elseif kind == "command" then
+    ok = type(value) == "string" or (is_list_of_strings(value) and #value > 0)
+  else
+    ok = type(value) == kind
+  end
+  if not ok then
+    local expected = ({ list = "a list of strings", map = "a table of name = string",
+      command = "a string or a non-empty list of strings" })[kind] or ("a " .. kind)
+    declaration_error(where, "step '%s': field '%s' must be %s, not %s", step, field, expected,
+      type(value))
+  end
+end
+
+--- Creates a pipeline named name. Raises a usage failure if name is not a
+--- non-empty string.
+function M.new(name)
+  if type(name) ~= "string" or name == "" then
+    declaration_error(caller_location(), "mlx.pipeline needs a name (a string)")
+  end
+  local p = setmetatable({ name = name, steps = {}, by_name = {}, defaults = {}, values = {} }, Pipeline)
+  M.last = p
+  return p
+end
+
+--- Returns the effective value of param name: its override, else its default.
+function Pipeline:param(name)
+  return self.values[name]
+end
+
+--- Declares the pipeline's parameters and their defaults (numbers, strings,
+--- booleans). May be called more than once; later values win. Returns self.
+function Pipeline:params(defaults)
+  local where = caller_location()
+  if type(defaults) ~= "table" then
+    declaration_error(where, "params must be a table of name = value")
+  end
+  for k, v in pairs(defaults) do
+    if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+      declaration_error(where, "param name %s must be an identifier", tostring(k))
+    end
+    local t = type(v)
+    if t ~= "number" and t ~= "string" and t ~= "boolean" then
+      declaration_error(where, "param '%s' must be a number, string or boolean, not %s", k, t)
+    end
+  end
+  for k, v in pairs(params.declare(defaults)) do
+    self.defaults[k] = defaults[k]
+    self.values[k] = v
+  end
+  return self
+end
+
+--- Returns a function that takes the step's fields and declares the step
+--- `name`; so a recipe writes p:step "train" { … }. Raises a usage failure
+--- naming the step and field for a duplicate name, an unknown field, a value
+--- of the wrong type, neither or both of cmd and run, a path outside the
+--- project, or a ${name} in cmd that is not among the step's params.
+function Pipeline:step(name)
+  if type(name) ~= "string" or not name:match("^[%w_][%w_.%-:/]*$") then
+    declaration_error(caller_location(), "step name %q must be letters, digits, and _ . - : /", tostring(name))
+  end
+  return function(fields)
+    local where = caller_location()
+    if type(fields) ~= "table" then
+      declaration_error(where, "step '%s' needs a table of fields", name)
+    end
+    if self.by_name[name] then
+      declaration_error(where, "step '%s' is declared twice (first at %s)", name,
+        self.by_name[name].where:sub(1, -3))
+    end
+    for field, value in pairs(fields) do
+      if type(field) ~= "string" or not M.STEP_FIELDS[field] then
+        local guess = type(field) == "string" and suggest.closest(field, M.STEP_FIELDS)
+        declaration_error(where, "step '%s': unknown field '%s'%s", name, tostring(field),
+          guess and (" (did you mean '" .. guess .. "'?)") or "")
+      end
+      check_type(where, name, field, value)
+    end
+    if (fields.cmd == nil) == (fields.run == nil) then
+      declaration_error(where, "step '%s' needs exactly one of 'cmd' (a command) or 'run' (a Lua function)", name)
+    end
+    local step = {
+      name = name, where = where, index = #self.steps + 1,
+      deps = {}, outs = {}, metrics = {},
+      params = fields.params or {}, env = fields.env or {}, tools = fields.tools or {},
+      cmd = fields.cmd, run = fields.run, desc = fields.desc,
+      persist = fields.persist == true, always = fields.always == true,
+      cache = fields.cache ~= false, timeout = fields.timeout,
+    }
+    for _, list in ipairs({ "deps", "outs", "metrics" }) do
+      for _, path in ipairs(fields[list] or {}) do
+        local normal, err = paths.normalize(path)
+        if not normal then declaration_error(where, "step '%s': %s '%s': %s", name, list:sub(1, -2), path, err) end
+        table.insert(step[list], normal)
+      end
+    end
+    -- Metrics files are outputs too: stored, locked and restored like outs.
+    for _, path in ipairs(step.metrics) do table.insert(step.outs, path) end
+    for _, p in ipairs(step.params) do
+      if self.defaults[p] == nil then
+        declaration_error(where, "step '%s': param '%s' is not declared in p:params{…}", name, p)
+      end
+    end
+    if type(step.cmd) == "string" or type(step.cmd) == "table" then
+      local declared = {}
+      for _, p in ipairs(step.params) do declared[p] = true end
+      local text = type(step.cmd) == "string" and step.cmd or table.concat(step.cmd, " ")
+      for used in text:gmatch("%${([^}]*)}") do
+        if not declared[used] then
+          declaration_error(where, "step '%s': cmd uses ${%s}, which is not in the step's params", name, used)
+        end
+      end
+    end
+    if step.timeout and step.timeout <= 0 then
+      declaration_error(where, "step '%s': timeout must be a positive number of seconds", name)
+    end
+    self.steps[#self.steps + 1] = step
+    self.by_name[name] = step
+    return step
+  end
+end
+
+--- Returns true if v is a pipeline made by mlx.pipeline.
+function M.is_pipeline(v)
+  return getmetatable(v) == Pipeline
+end
+
+return setmetatable(M, {
+  __call = function(_, name) return M.new(name) end,
+})

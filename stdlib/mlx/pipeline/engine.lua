@@ -1,0 +1,523 @@
+--- mlx.pipeline.engine: runs a pipeline as DESIGN §4 says. For each step,
+--- in topological order and up to `jobs` commands at once: up to date when
+--- its key equals the key in mlx.lock and its outs still hash to the locked
+--- values; else restored from the run-cache; else executed. After a success
+--- its outs are hashed and stored, and a run-cache entry and the lock are
+--- written once the objects are durable (one batch sync per checkpoint).
+--- A failed or interrupted step changes neither the lock nor the store.
+local core = require "mlx.core"
+local fs = require "mlx.fs"
+local graph = require "mlx.pipeline.graph"
+local json = require "mlx.json"
+local key = require "mlx.pipeline.key"
+local lock = require "mlx.lock"
+local output = require "mlx.pipeline.output"
+local proc = require "mlx.proc"
+local runcache = require "mlx.pipeline.runcache"
+local state = require "mlx.pipeline.state"
+local store = require "mlx.store"
+local ui = require "mlx.ui"
+
+local M = {}
+
+-- Completed steps are made durable and written to the lock at most this
+-- often, so a long pipeline killed with -9 loses little and a wide one does
+-- not pay a device flush per step.
+local CHECKPOINT_SECONDS = 1.0
+
+--- Validates the "steps" section of mlx.lock: pipeline → step → entry.
+lock.sections.steps = function(section)
+  if type(section) ~= "table" then return "steps must be an object" end
+  for pname, steps in pairs(section) do
+    if type(steps) ~= "table" then return ("steps.%s must be an object"):format(pname) end
+    for sname, entry in pairs(steps) do
+      local where = ("step %s/%s"):format(pname, sname)
+      if type(entry) ~= "table" then return where .. " must be an object" end
+      if type(entry.key) ~= "string" or not entry.key:match("^%x+$") or #entry.key ~= 64 then
+        return where .. ": key must be 64 hex digits"
+      end
+      for path, r in pairs(type(entry.outs) == "table" and entry.outs or {}) do
+        local problem = lock.entry_problem(r)
+        if problem then return ("%s: out %q: %s"):format(where, path, problem) end
+      end
+    end
+  end
+end
+
+--- Returns the recorded lock entries {step name → entry} of pipeline p at
+--- root, or raises a usage failure for a corrupt lock (exit 2).
+function M.locked_steps(root, p)
+  local current, err, code = lock.read(root)
+  if not current then ui.fail(ui.exit_code_for(code), "%s", err) end
+  return (current.steps or {})[p.name] or {}
+end
+
+-- Flattens a metrics JSON value into {"a.b" = number}: the numbers (and
+-- booleans, as 1 and 0) reachable through object keys. Arrays (a confusion
+-- matrix, a curve) stay in the file: they are not scalar metrics.
+local function flatten(value, prefix, out)
+  if type(value) == "number" then
+    out[prefix] = value
+  elseif type(value) == "boolean" then
+    out[prefix] = value and 1 or 0
+  elseif type(value) == "table" and #value == 0 then
+    for k, v in pairs(value) do
+      flatten(v, prefix == "" and tostring(k) or (prefix .. "." .. tostring(k)), out)
+    end
+  end
+  return out
+end
+
+local Engine = {}
+Engine.__index = Engine
+
+local function new_engine(p, opts)
+  local root = opts.root
+  local self = setmetatable({
+    p = p, opts = opts, root = root, values = p.values,
+    jobs = math.max(1, opts.jobs or core.cpus()),
+    results = {},      -- step → "uptodate"|"restored"|"ran"|"failed"|"skipped"|"would run"|"killed"
+    reasons = {},      -- step → list of reasons it ran
+    times = {},        -- step → seconds
+    pending = {},      -- completed steps not yet checkpointed: {step, key, entry, outs}
+    running = {},      -- list of {step, handle, run, events, ev, started}
+    failed = {},
+    last_checkpoint = core.clock(),
+    out = output.new(opts.quiet),
+    tool_cache = {},
+  }, Engine)
+  self.link = opts.link or "copy"
+  -- The recipe's run, taken before any step run starts (those become current).
+  local recipe_run = opts.track and opts.track.current()
+  self.recipe_run_id = recipe_run and recipe_run.id
+  return self
+end
+
+function Engine:open()
+  local st, err, code = store.open(self.root)
+  if not st then ui.fail(ui.exit_code_for(code), "%s", err) end
+  self.store = st
+  self.ctx = { store = st, values = self.values, tool_cache = self.tool_cache, hashes = {} }
+  -- Directories mlx writes into, made once.
+  for _, dir in ipairs({ "/.mlx/tmp", "/.mlx/logs" }) do
+    local ok, err, code = fs.mkdirs(self.root .. dir)
+    if not ok then ui.fail(ui.exit_code_for(code), "%s", err) end
+  end
+  self.made_dirs = {}
+  self.locked = M.locked_steps(self.root, self.p)
+end
+
+-- Starts the tracking run of a step; nil outside a project's tracking.
+function Engine:start_run(step, ev, status_hint)
+  if not self.opts.track then return nil end
+  local params = {}
+  for _, name in ipairs(step.params) do params[name] = self.values[name] end
+  local command = ev.record.cmd
+  if type(command) == "table" then command = proc.quote(command) end
+  local run, err = self.opts.track.start_run {
+    recipe = self.opts.recipe_path, step = step.name, step_key = ev.key,
+    log_path = step.cmd and self:log_path(step) or nil,
+    command = command or ("(lua) " .. step.where:sub(1, -3)), params = params,
+    git = self.opts.git or false,
+  }
+  if not run then ui.warn(("cannot record the run of step '%s': %s"):format(step.name, err)) end
+  if run and status_hint then run:set_tag("mlx.outcome", status_hint) end
+  return run
+end
+
+local function record_artifacts(run, step, ev, outs)
+  if not run then return end
+  for _, dep in ipairs(step.deps) do
+    if ev.dep_hashes[dep] then
+      run:record_artifact { role = "in", path = dep, hash = ev.dep_hashes[dep] }
+    end
+  end
+  for path, r in pairs(outs) do
+    run:record_artifact { role = "out", path = path, hash = r.hash, size = r.size, nfiles = r.files or 1 }
+  end
+end
+
+-- Queues a step's success for the next checkpoint.
+function Engine:completed(step, ev, outs, write_cache)
+  local entry = state.lock_entry(step, ev.key, ev.record, ev.dep_hashes, outs)
+  table.insert(self.pending, { step = step, key = ev.key, entry = entry, outs = outs,
+    write_cache = write_cache })
+end
+
+--- Makes the outputs of the steps completed since the last checkpoint
+--- durable and records them: run-cache entries, then one batch sync of the
+--- store (which also covers the entries), then the lock. An entry that
+--- becomes visible before its objects is harmless: a lookup uses an entry
+--- only when every object it names is in the store.
+function Engine:checkpoint()
+  if #self.pending == 0 then return end
+  for _, done in ipairs(self.pending) do
+    if done.write_cache then
+      local ok, err = runcache.write(self.root, done.key, done.outs)
+      if not ok then ui.warn("cannot write the run-cache entry of step '" .. done.step.name .. "': " .. err) end
+    end
+  end
+  local ok, err, code = self.store:commit()
+  if not ok then ui.fail(ui.exit_code_for(code), "cannot store the outputs: %s", err) end
+  local pending = self.pending
+  ok, err, code = lock.update(self.root, "steps", function(section)
+    section[self.p.name] = section[self.p.name] or {}
+    for _, done in ipairs(pending) do section[self.p.name][done.step.name] = done.entry end
+  end)
+  if not ok then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", err) end
+  for _, done in ipairs(pending) do self.locked[done.step.name] = done.entry end
+  self.pending = {}
+  self.last_checkpoint = core.clock()
+end
+
+-- Hashes (and, unless cache = false, stores) a finished step's outs.
+function Engine:collect_outs(step)
+  local outs = {}
+  for _, out in ipairs(step.outs) do
+    local path = state.store_path(out)
+    local info, err
+    state.forget(self.ctx, out)
+    if step.cache then info, err = self.store:put(path) else info, err = self.store:hash(path) end
+    if info then self.ctx.hashes[out] = info end
+    if not info then
+      if not fs.stat(self.root .. "/" .. path) then
+        return nil, ("step '%s' did not produce its out '%s'"):format(step.name, out)
+      end
+      return nil, ("step '%s': out '%s': %s"):format(step.name, out, err)
+    end
+    outs[out] = state.record(info)
+  end
+  return outs
+end
+
+function Engine:log_metrics_files(step, run)
+  for _, path in ipairs(step.metrics) do
+    local value, err = json.load(self.root .. "/" .. path)
+    if value == nil then
+      return nil, ("step '%s': metrics file '%s': %s"):format(step.name, path, err)
+    end
+    if run then
+      for name, number in pairs(flatten(value, "", {})) do run:log_metric(name, number) end
+    end
+  end
+  return true
+end
+
+-- Removes the declared outs (unless persist) and makes their parents.
+function Engine:prepare_outs(step)
+  for _, out in ipairs(step.outs) do
+    local path = self.root .. "/" .. state.store_path(out)
+    if not step.persist then
+      local ok, err = fs.remove_tree(path)
+      if not ok then return nil, err end
+    end
+    state.forget(self.ctx, out)
+    local parent = path:match("^(.*)/")
+    if not self.made_dirs[parent] then
+      local ok, err = fs.mkdirs(parent)
+      if not ok then return nil, err end
+      self.made_dirs[parent] = true
+    end
+  end
+  return true
+end
+
+function Engine:finish_success(step, ev, run, result)
+  local outs, err = self:collect_outs(step)
+  if outs then
+    local ok
+    ok, err = self:log_metrics_files(step, run)
+    if not ok then outs = nil end
+  end
+  if not outs then
+    return self:finish_failure(step, run, err, result)
+  end
+  record_artifacts(run, step, ev, outs)
+  self:completed(step, ev, outs, step.cache)
+  if run then
+    run:finish("FINISHED", result and { exit_code = result.code, cpu_seconds = (result.user or 0) + (result.sys or 0),
+      wall_seconds = result.wall, peak_rss = result.max_rss } or nil)
+  end
+  self.results[step] = "ran"
+end
+
+function Engine:finish_failure(step, run, message, result)
+  self.results[step] = "failed"
+  local log = run and self:log_path(step)
+  self.failed[#self.failed + 1] = { step = step, message = message, log = log and fs.stat(log) and log }
+  if run then
+    run:finish("FAILED", { message = message, exit_code = result and result.code, signal = result and result.signal,
+      wall_seconds = result and result.wall, peak_rss = result and result.max_rss })
+  end
+  -- The first failure ends the run's report (with its log); later ones,
+  -- under --keep-going or in parallel, are reported as they happen.
+  if #self.failed > 1 then self.out:failed(step, message) end
+end
+
+--- Returns where a step's output is logged: .mlx/logs/<recipe run id>/<step>.log
+--- ("/" in a step name becomes "_"), so the path is known before the step's
+--- own run exists and every invocation keeps its logs together.
+function Engine:log_path(step)
+  local dir = ("%s/.mlx/logs/%s"):format(self.root, self.recipe_run_id or "untracked")
+  if not self.made_dirs[dir] then
+    fs.mkdirs(dir)
+    self.made_dirs[dir] = true
+  end
+  return ("%s/%s.log"):format(dir, (step.name:gsub("/", "_")))
+end
+
+-- Runs a Lua step in this process.
+function Engine:run_lua(step, ev, run)
+  local ctx = {
+    name = step.name, root = self.root, deps = step.deps, outs = step.outs, params = {}, run = run,
+    log = function(name, value, at) if run then run:log_metric(name, value, at) end end,
+  }
+  for _, name in ipairs(step.params) do ctx.params[name] = self.values[name] end
+  local t0 = os.clock()
+  local ok, err = xpcall(step.run, function(e)
+    if e == "interrupted" then return e end
+    return self.opts.debug and debug.traceback(tostring(e), 2) or tostring(e)
+  end, ctx)
+  if err == "interrupted" then error("interrupted", 0) end
+  local result = { wall = os.clock() - t0 }
+  if ok then
+    self:finish_success(step, ev, run, result)
+  else
+    self:finish_failure(step, run, ("step '%s' failed: %s"):format(step.name, err), nil)
+  end
+end
+
+-- Starts a command step; returns the running record.
+function Engine:spawn(step, ev, run)
+  local command = ev.record.cmd
+  local env = { MLX_STEP = step.name, MLX_PROJECT = self.root }
+  local events
+  if run then
+    local dir = self.root .. "/.mlx/tmp"
+    env.MLX_RUN_ID = run.id
+    env.MLX_EVENTS = ("%s/events-%s.jsonl"):format(dir, run.id)
+    events = self.opts.track.events_reader(run, env.MLX_EVENTS, { dir = self.root })
+  end
+  -- The log is opened at the first line, so a silent step creates no file.
+  local log = { path = run and self:log_path(step) }
+  local function log_line(line)
+    if not log.path then return end
+    if not log.file then
+      log.file = io.open(log.path, "ab")
+      if not log.file then log.path = nil return end
+      log.file:setvbuf("line")
+    end
+    log.file:write(line, "\n")
+  end
+  local out, errout = self.out:line_printer(step, "stdout"), self.out:line_printer(step, "stderr")
+  local spec = {
+    cwd = self.root, env = env, timeout = step.timeout,
+    stdout = function(line) out(line) log_line(line) end,
+    stderr = function(line) errout(line) log_line(line) end,
+  }
+  if type(command) == "string" then
+    spec.shell = command
+  else
+    for i, a in ipairs(command) do spec[i] = a end
+  end
+  local handle, err = proc.spawn(spec)
+  if not handle then
+    self:finish_failure(step, run, ("step '%s' could not start: %s"):format(step.name, err), nil)
+    return nil
+  end
+  local job = { step = step, handle = handle, run = run, events = events, ev = ev, started = core.clock(), log = log }
+  self.running[#self.running + 1] = job
+  self.out:started(step)
+  return job
+end
+
+function Engine:reap(job, result)
+  job.handle:close()
+  if job.log.file then job.log.file:close() end
+  if job.events then
+    local _, malformed = job.events:finish()
+    for _, bad in ipairs(malformed or {}) do
+      ui.warn(("step '%s': events line %d skipped (%s): %s"):format(job.step.name, bad.line, bad.why, bad.text))
+    end
+  end
+  local step = job.step
+  self.times[step] = result.wall
+  if result.ok then
+    self:finish_success(step, job.ev, job.run, result)
+    self.out:finished(step, result.wall)
+  else
+    local why = result.timed_out and ("timed out after %g s"):format(step.timeout)
+      or result.signal and ("killed by signal %d"):format(result.signal)
+      or ("exit status %d"):format(result.code)
+    self:finish_failure(step, job.run, ("step '%s' failed (%s)"):format(step.name, why), result)
+  end
+end
+
+-- Decides and starts (or completes) one step whose upstream steps are done.
+function Engine:dispatch(step)
+  local ev, err = state.evaluate(self.ctx, step, self.locked[step.name])
+  if not ev then return self:finish_failure(step, nil, err, nil) end
+  local forced = self.opts.force or (self.opts.force_steps and self.opts.force_steps[step.name])
+  local upstream_ran = false
+  for _, up in ipairs(self.graph.upstream[step]) do
+    if self.results[up] == "would run" then upstream_ran = true end
+  end
+  if #ev.reasons == 0 and not forced and not upstream_ran then
+    self.results[step] = "uptodate"
+    return
+  end
+  local reasons = ev.reasons
+  if forced and #reasons == 0 then reasons = { "forced" } end
+  if upstream_ran and #reasons == 0 then reasons = { "an upstream step runs" } end
+  self.reasons[step] = reasons
+  if self.opts.dry_run then
+    self.results[step] = "would run"
+    self.out:would_run(step, reasons)
+    return
+  end
+  if #ev.missing_deps > 0 then
+    return self:finish_failure(step, nil, ("step '%s': dep '%s' does not exist"):format(step.name, ev.missing_deps[1]), nil)
+  end
+  if self.opts.explain then self.out:explain(step, reasons) end
+  -- The run-cache: the same inputs ran before, restore instead of running.
+  if step.cache and not forced and not step.always then
+    local outs = runcache.lookup(self.root, self.store, ev.key, step)
+    if outs then
+      for out in pairs(outs) do state.forget(self.ctx, out) end
+      local ok, rerr = runcache.restore(self.root, self.store, outs, self.link)
+      if ok then
+        local run = self:start_run(step, ev)
+        record_artifacts(run, step, ev, outs)
+        self:log_metrics_files(step, run)
+        if run then run:finish("CACHED") end
+        self:completed(step, ev, outs, false)
+        self.results[step] = "restored"
+        self.out:restored(step)
+        return
+      end
+      ui.warn(("step '%s': cannot restore from the run-cache (%s); running it"):format(step.name, rerr))
+    end
+  end
+  local ok, perr = self:prepare_outs(step)
+  if not ok then return self:finish_failure(step, nil, perr, nil) end
+  local run = self:start_run(step, ev)
+  if step.run then
+    self.out:started(step)
+    self:run_lua(step, ev, run)
+    self.out:finished(step, 0)
+  else
+    self:spawn(step, ev, run)
+  end
+end
+
+function Engine:kill_running(status)
+  for _, job in ipairs(self.running) do
+    job.handle:close()
+    if job.log.file then job.log.file:close() end
+    if job.events then pcall(job.events.finish, job.events) end
+    if job.run then pcall(job.run.finish, job.run, status, { message = "interrupted" }) end
+    self.results[job.step] = "killed"
+  end
+  self.running = {}
+end
+
+function Engine:loop(selected)
+  local order = {}
+  for _, step in ipairs(self.graph.order) do
+    if selected[step] then order[#order + 1] = step end
+  end
+  local done = function(s) local r = self.results[s]; return r ~= nil and r ~= "running" end
+  local next_index = 1
+  while true do
+    -- Start what can start, in order, while there are free slots.
+    local started_any = true
+    while started_any do
+      started_any = false
+      for i = next_index, #order do
+        local step = order[i]
+        if self.results[step] == nil and #self.running < self.jobs then
+          local ready, blocked = true, false
+          for _, up in ipairs(self.graph.upstream[step]) do
+            if selected[up] then
+              local r = self.results[up]
+              if r == "failed" or r == "skipped" or r == "killed" then blocked = true
+              elseif not done(up) then ready = false end
+            end
+          end
+          if blocked then
+            self.results[step] = "skipped"
+            started_any = true
+          elseif ready and (#self.failed == 0 or self.opts.keep_going) then
+            self.results[step] = "running" -- until dispatch or reap decides
+            self:dispatch(step)
+            started_any = true
+          end
+        end
+      end
+      while next_index <= #order and self.results[order[next_index]] ~= nil
+        and self.results[order[next_index]] ~= "running" do
+        next_index = next_index + 1
+      end
+    end
+    if #self.running == 0 then break end
+    local handles = {}
+    for i, job in ipairs(self.running) do handles[i] = job.handle end
+    local handle, result, position = proc.wait_any(handles, 0.2)
+    for _, job in ipairs(self.running) do
+      if job.events then job.events:poll() end
+    end
+    if handle then
+      local job = table.remove(self.running, position)
+      self:reap(job, result)
+    elseif result == "interrupted" then
+      error("interrupted", 0)
+    end
+    self.out:progress(self.running)
+    if core.clock() - self.last_checkpoint >= CHECKPOINT_SECONDS then self:checkpoint() end
+  end
+  -- Steps never reached (after a failure without --keep-going) are skipped.
+  for _, step in ipairs(order) do
+    if self.results[step] == nil then self.results[step] = "skipped" end
+  end
+end
+
+--- Runs pipeline p. opts: { root (absolute project root), targets = {step
+--- names} (default all), jobs, force, force_steps = {name → true}, dry_run,
+--- keep_going, explain, track (mlx.track, to record step runs), git
+--- (context for step runs), recipe_path, link, quiet, debug }.
+--- Returns a summary {counts = {ran, restored, uptodate, failed, skipped,
+--- ["would run"]}, failed = {{step, message, log}}, results = {step →
+--- outcome}}. Raises "interrupted" after stopping running steps (their runs
+--- KILLED) and checkpointing what had completed; raises usage failures for
+--- an invalid pipeline, unknown targets or a corrupt lock.
+function M.run(p, opts)
+  local self = new_engine(p, opts)
+  self.graph = graph.build(p, function(path) return fs.stat(self.root .. "/" .. state.store_path(path)) ~= nil end)
+  local selected
+  if opts.targets and #opts.targets > 0 then
+    selected = graph.select(self.graph, p, opts.targets)
+  else
+    selected = {}
+    for _, step in ipairs(p.steps) do selected[step] = true end
+  end
+  self:open()
+  local ok, err = xpcall(self.loop, function(e)
+    if e == "interrupted" or ui.is_failure(e) then return e end
+    return opts.debug and debug.traceback(tostring(e), 2) or e
+  end, self, selected)
+  if not ok then
+    self:kill_running("KILLED")
+    self.out:clear()
+    pcall(self.checkpoint, self)
+    self.store:close()
+    error(err, 0)
+  end
+  self:checkpoint()
+  self.store:close()
+  self.out:clear()
+  local counts = {}
+  for _, outcome in pairs(self.results) do counts[outcome] = (counts[outcome] or 0) + 1 end
+  return { counts = counts, failed = self.failed, results = self.results, times = self.times, reasons = self.reasons }
+end
+
+return M

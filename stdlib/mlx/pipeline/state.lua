@@ -1,0 +1,171 @@
+--- mlx.pipeline.state: is a step up to date, and if not, why. Computes a
+--- step's inputs (dep hashes through the store's stat cache, env values,
+--- tool versions), its key, and compares them with its entry in mlx.lock.
+--- Used by the engine (what to run) and by `mlx status RECIPE` (why).
+local json = require "mlx.json"
+local key = require "mlx.pipeline.key"
+local proc = require "mlx.proc"
+
+local M = {}
+
+--- Returns a path as the store takes it: no trailing "/".
+function M.store_path(path)
+  return (path:gsub("/$", ""))
+end
+
+--- Returns the lock record of a store hash result: {type, hash, size, mode
+--- (files) or files (directories)}.
+function M.record(info)
+  local r = { type = info.type, hash = info.hash, size = info.size }
+  if info.type == "dir" then r.files = info.files else r.mode = info.mode end
+  return r
+end
+
+--- Returns the store's hash of path (a declared dep or out) as st:hash does,
+--- remembered for the rest of the run in ctx.hashes: a 1,000-step pipeline
+--- whose steps share an input hashes it once. The engine calls M.forget
+--- when a step rewrites a path.
+function M.hash(ctx, path)
+  local memo = ctx.hashes
+  local info = memo[path]
+  if info then return info end
+  local err, code
+  info, err, code = ctx.store:hash(M.store_path(path))
+  if not info then return nil, err, code end
+  memo[path] = info
+  return info
+end
+
+--- Forgets the remembered hashes of path and of the directories holding it.
+function M.forget(ctx, path)
+  local memo = ctx.hashes
+  memo[path] = nil
+  local bare = M.store_path(path)
+  memo[bare .. "/"] = nil
+  local i = bare:find("/", 1, true)
+  while i do
+    memo[bare:sub(1, i)] = nil
+    i = bare:find("/", i + 1, true)
+  end
+end
+
+--- Returns {path → hash} of the step's deps, or nil and a message naming
+--- the step and dep. A dep that does not exist hashes to nil (the step is
+--- then stale; the engine refuses to run it before it exists).
+function M.dep_hashes(ctx, step)
+  local hashes = {}
+  for _, dep in ipairs(step.deps) do
+    local info, err, code = M.hash(ctx, dep)
+    if info then
+      hashes[dep] = info.hash
+    elseif code ~= "notfound" then
+      return nil, ("step '%s': dep '%s': %s"):format(step.name, dep, err)
+    end
+  end
+  return hashes
+end
+
+-- Version commands run once per invocation, whichever steps share them.
+local function tool_versions(ctx, step)
+  local versions = {}
+  for name, command in pairs(step.tools) do
+    local text = ctx.tool_cache[command]
+    if text == nil then
+      local result, err = proc.run { shell = command, stdout = "capture", stderr = "stdout" }
+      if not result then
+        return nil, ("step '%s': tool '%s': version command %q failed: %s"):format(step.name, name, command, err)
+      end
+      text = (result.stdout:gsub("%s+$", ""))
+      ctx.tool_cache[command] = text
+    end
+    versions[name] = text
+  end
+  return versions
+end
+
+local function show(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  return tostring(v)
+end
+
+local function command_text(cmd)
+  if type(cmd) == "table" then return json.encode(json.array(cmd)) end
+  return cmd
+end
+
+--- Returns what the lock records for a step that succeeded with key and
+--- record (from key.compute) and out records {path → record}.
+function M.lock_entry(step, k, record, dep_hashes, outs)
+  local entry = { key = k, params = json.object({}), deps = json.object({}), outs = json.object({}) }
+  if record.fn then entry.fn = require("mlx.hash").bytes(record.fn) else entry.cmd = record.cmd end
+  for name, value in pairs(record.params) do entry.params[name] = value end
+  for _, dep in ipairs(step.deps) do entry.deps[dep] = dep_hashes[dep] or json.null end
+  for path, r in pairs(outs) do entry.outs[path] = r end
+  return entry
+end
+
+--- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →
+--- current record or nil}, reasons = {…} (empty when up to date),
+--- missing_deps = {…} } or nil and a message. locked is the step's entry in
+--- mlx.lock (or nil); ctx = {store, values, tool_cache, hashes = {}}.
+function M.evaluate(ctx, step, locked)
+  local dep_hashes, err = M.dep_hashes(ctx, step)
+  if not dep_hashes then return nil, err end
+  local tools
+  tools, err = tool_versions(ctx, step)
+  if not tools then return nil, err end
+  local env = {}
+  for _, name in ipairs(step.env) do env[name] = os.getenv(name) end
+  local k, record = key.compute(step, { values = ctx.values, dep_hashes = dep_hashes, env = env, tools = tools })
+  local ev = { key = k, record = record, dep_hashes = dep_hashes, outs = {}, reasons = {}, missing_deps = {} }
+  local reasons = ev.reasons
+  for _, dep in ipairs(step.deps) do
+    if not dep_hashes[dep] then table.insert(ev.missing_deps, dep) end
+  end
+  if not locked then
+    reasons[#reasons + 1] = "never run"
+  elseif locked.key ~= k then
+    local before = #reasons
+    for _, dep in ipairs(step.deps) do
+      local was = locked.deps and locked.deps[dep]
+      if was == nil then
+        reasons[#reasons + 1] = ("dep '%s' is new"):format(dep)
+      elseif was ~= (dep_hashes[dep] or json.null) then
+        reasons[#reasons + 1] = dep_hashes[dep] and ("dep '%s' changed"):format(dep)
+          or ("dep '%s' is missing"):format(dep)
+      end
+    end
+    for name, value in pairs(record.params) do
+      local was = locked.params and locked.params[name]
+      if was == nil then
+        reasons[#reasons + 1] = ("param '%s' is new (%s)"):format(name, show(value))
+      elseif was ~= value then
+        reasons[#reasons + 1] = ("param '%s' changed from %s to %s"):format(name, show(was), show(value))
+      end
+    end
+    if record.fn then
+      if locked.fn ~= require("mlx.hash").bytes(record.fn) then reasons[#reasons + 1] = "its Lua function changed" end
+    elseif command_text(locked.cmd) ~= command_text(record.cmd) then
+      reasons[#reasons + 1] = "command changed"
+    end
+    if #reasons == before then reasons[#reasons + 1] = "its env, tools or declared outs changed" end
+  end
+  for _, out in ipairs(step.outs) do
+    local info, herr, code = M.hash(ctx, out)
+    if info then
+      ev.outs[out] = M.record(info)
+      local was = locked and locked.outs and locked.outs[out]
+      if locked and locked.key == k and (not was or was.hash ~= info.hash) then
+        reasons[#reasons + 1] = ("out '%s' was modified"):format(out)
+      end
+    elseif code == "notfound" then
+      if locked and locked.key == k then reasons[#reasons + 1] = ("out '%s' is missing"):format(out) end
+    else
+      return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
+    end
+  end
+  if step.always then reasons[#reasons + 1] = "it always runs (always = true)" end
+  return ev
+end
+
+return M

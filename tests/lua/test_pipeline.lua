@@ -1,0 +1,182 @@
+-- mlx.pipeline: the DSL, its validation, the graph and step keys.
+local lu = require "luaunit"
+local pipeline = require "mlx.pipeline"
+local graph = require "mlx.pipeline.graph"
+local key = require "mlx.pipeline.key"
+local paths = require "mlx.pipeline.paths"
+local params = require "mlx.params"
+
+local function failure_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  lu.assertFalse(ok, "expected a failure")
+  lu.assertEquals(type(err), "table", tostring(err))
+  lu.assertEquals(err.code, 2)
+  return err.message
+end
+
+local function exists_none() return false end
+local function exists_all() return true end
+
+local function names(steps)
+  local out = {}
+  for i, s in ipairs(steps) do out[i] = s.name end
+  return out
+end
+
+TestPipelineDsl = {}
+
+function TestPipelineDsl:test_steps_keep_their_fields_and_metrics_are_outs()
+  local p = pipeline "t"
+  p:params { lr = 0.1, seed = 7 }
+  local s = p:step "train" { deps = { "./data//x.csv" }, outs = { "work/model/" }, metrics = { "work/m.json" },
+    params = { "lr" }, env = { "CUDA_VISIBLE_DEVICES" }, cmd = "train --lr ${lr}", timeout = 5 }
+  lu.assertEquals(s.deps, { "data/x.csv" })
+  lu.assertEquals(s.outs, { "work/model/", "work/m.json" })
+  lu.assertEquals(s.metrics, { "work/m.json" })
+  lu.assertTrue(s.cache)
+  lu.assertFalse(s.persist)
+  lu.assertEquals(p.by_name.train, s)
+end
+
+function TestPipelineDsl:test_declaration_errors_name_step_field_and_line()
+  local p = pipeline "t"
+  p:params { lr = 0.1 }
+  local msg = failure_of(function() p:step "a" { dep = { "x" }, cmd = "true" } end)
+  lu.assertStrMatches(msg, ".*test_pipeline.lua:%d+: step 'a': unknown field 'dep' %(did you mean 'deps'%?%)")
+  lu.assertStrContains(failure_of(function() p:step "b" { cmd = "x", run = print } end), "exactly one of 'cmd'")
+  lu.assertStrContains(failure_of(function() p:step "c" { outs = "x", cmd = "x" } end),
+    "field 'outs' must be a list of strings, not string")
+  lu.assertStrContains(failure_of(function() p:step "d" { outs = { "/etc/x" }, cmd = "x" } end), "is absolute")
+  lu.assertStrContains(failure_of(function() p:step "e" { outs = { "../x" }, cmd = "x" } end), "outside the project")
+  lu.assertStrContains(failure_of(function() p:step "f" { cmd = "x ${lr}" } end),
+    "cmd uses ${lr}, which is not in the step's params")
+  lu.assertStrContains(failure_of(function() p:step "g" { params = { "nope" }, cmd = "x" } end),
+    "param 'nope' is not declared")
+  p:step "h" { cmd = "true" }
+  lu.assertStrContains(failure_of(function() p:step "h" { cmd = "true" } end), "declared twice")
+end
+
+function TestPipelineDsl:test_overrides_are_typed_by_their_default()
+  params.reset({ lr = "0.05", epochs = "3", fast = "yes", name = "x y" })
+  local p = pipeline "t"
+  p:params { lr = 0.1, epochs = 10, fast = false, name = "a" }
+  lu.assertEquals(p:param("lr"), 0.05)
+  lu.assertEquals(math.type(p:param("epochs")), "integer")
+  lu.assertEquals(p:param("epochs"), 3)
+  lu.assertTrue(p:param("fast"))
+  lu.assertEquals(p:param("name"), "x y")
+  params.check()
+  params.reset({ epochs = "3.5" })
+  lu.assertStrContains(failure_of(function() pipeline("u"):params { epochs = 10 } end), "must be an integer")
+  params.reset({ unknown = "1" })
+  pipeline("v"):params { a = 1 }
+  lu.assertStrContains(failure_of(params.check), "the recipe declares no param 'unknown' (it declares: a)")
+  params.reset()
+end
+
+function TestPipelineDsl:test_scripts_declare_params_too()
+  params.reset({ url = "http://127.0.0.1:9", retries = "5" })
+  local values = params.declare { url = "http://localhost", retries = 3, model = "iris" }
+  lu.assertEquals(values, { url = "http://127.0.0.1:9", retries = 5, model = "iris" })
+  params.check()
+  params.reset()
+end
+
+TestPipelineGraph = {}
+
+function TestPipelineGraph:test_edges_follow_files_and_directories()
+  local p = pipeline "g"
+  p:step "eval" { deps = { "work/model.bin", "work/split/test.csv" }, outs = { "work/m.json" }, cmd = "e" }
+  p:step "split" { deps = { "data/iris.csv" }, outs = { "work/split/" }, cmd = "s" }
+  p:step "train" { deps = { "work/split/" }, outs = { "work/model.bin" }, cmd = "t" }
+  p:step "report" { deps = { "work/" }, outs = { "report.md" }, cmd = "r" }
+  local g = graph.build(p, exists_all)
+  lu.assertEquals(names(g.order), { "split", "train", "eval", "report" })
+  lu.assertEquals(names(g.upstream[p.by_name.eval]), { "train", "split" })
+  lu.assertEquals(#g.upstream[p.by_name.report], 3) -- a directory dep waits for every out inside it
+  local selected = graph.select(g, p, { "train" })
+  lu.assertTrue(selected[p.by_name.split] and selected[p.by_name.train])
+  lu.assertNil(selected[p.by_name.eval])
+  lu.assertStrContains(failure_of(graph.select, g, p, { "trian" }), "no step named 'trian'")
+end
+
+function TestPipelineGraph:test_invalid_graphs_are_refused_with_the_steps_named()
+  local p = pipeline "g"
+  p:step "a" { deps = { "y" }, outs = { "x" }, cmd = "a" }
+  p:step "b" { deps = { "x" }, outs = { "y" }, cmd = "b" }
+  lu.assertStrContains(failure_of(graph.build, p, exists_none), "cycle in pipeline 'g': a -> b -> a")
+
+  p = pipeline "g"
+  p:step "a" { deps = { "data/missing.csv" }, outs = { "x" }, cmd = "a" }
+  lu.assertStrContains(failure_of(graph.build, p, exists_none),
+    "step 'a': dep 'data/missing.csv' does not exist and no step produces it")
+
+  p = pipeline "g"
+  p:step "a" { outs = { "work/" }, cmd = "a" }
+  p:step "b" { outs = { "work/x" }, cmd = "b" }
+  lu.assertStrContains(failure_of(graph.build, p, exists_none), "steps 'a' and 'b' both produce 'work/x'")
+
+  p = pipeline "g"
+  p:step "a" { deps = { "x" }, outs = { "x" }, cmd = "a" }
+  lu.assertStrContains(failure_of(graph.build, p, exists_all), "step 'a' depends on its own out 'x'")
+end
+
+function TestPipelineGraph:test_a_thousand_steps_build_fast()
+  local p = pipeline "wide"
+  for i = 1, 1000 do
+    p:step("s" .. i) { deps = { i > 1 and ("out/" .. (i - 1)) or "in" }, outs = { "out/" .. i }, cmd = "x" }
+  end
+  local t0 = os.clock()
+  local g = graph.build(p, exists_all)
+  lu.assertEquals(#g.order, 1000)
+  lu.assertTrue(os.clock() - t0 < 0.5, "graph of 1,000 steps took " .. (os.clock() - t0) .. " s")
+end
+
+TestPipelineKey = {}
+
+local function inputs(over)
+  local base = { values = { lr = 0.1, seed = 7 }, dep_hashes = { ["data/x"] = "aa" }, env = {}, tools = {} }
+  for k, v in pairs(over or {}) do base[k] = v end
+  return base
+end
+
+function TestPipelineKey:test_key_covers_what_design_lists_and_nothing_else()
+  local p = pipeline "k"
+  p:params { lr = 0.1, seed = 7 }
+  local s = p:step "train" { deps = { "data/x" }, outs = { "m" }, params = { "lr" }, env = { "HOME_X" }, cmd = "t ${lr}" }
+  local k1 = key.compute(s, inputs())
+  lu.assertEquals(#k1, 64)
+  lu.assertEquals(key.compute(s, inputs()), k1, "the key is deterministic")
+  lu.assertEquals(key.compute(s, inputs({ values = { lr = 0.1, seed = 8 } })), k1, "an undeclared param does not count")
+  lu.assertNotEquals(key.compute(s, inputs({ values = { lr = 0.2, seed = 7 } })), k1, "a declared param counts")
+  lu.assertNotEquals(key.compute(s, inputs({ dep_hashes = { ["data/x"] = "bb" } })), k1, "a dep's hash counts")
+  lu.assertNotEquals(key.compute(s, inputs({ env = { HOME_X = "1" } })), k1, "a declared env var counts")
+end
+
+function TestPipelineKey:test_command_substitution_quotes_for_the_shell()
+  local s = { cmd = "run --name ${name} --lr ${lr}" }
+  lu.assertEquals(key.resolve_command(s, { name = "a b'c", lr = 0.1 }), "run --name 'a b'\\''c' --lr 0.1")
+  lu.assertEquals(key.resolve_command({ cmd = { "run", "${name}" } }, { name = "a b" }), { "run", "a b" })
+end
+
+function TestPipelineKey:test_lua_step_key_follows_its_source()
+  local p = pipeline "k"
+  local s1 = p:step "a" { run = function(ctx) return 1 end }
+  local s2 = p:step "b" { run = function(ctx) return 2 end }
+  lu.assertStrContains(key.function_source(s1.run), "return 1")
+  lu.assertNotEquals(key.compute(s1, inputs()), key.compute(s2, inputs()))
+end
+
+TestPaths = {}
+
+function TestPaths:test_normal_form()
+  lu.assertEquals(paths.normalize("./a//b/./c/"), "a/b/c/")
+  lu.assertEquals(paths.normalize("a/../b"), "b")
+  lu.assertNil(paths.normalize("a/../../b"))
+  lu.assertTrue(paths.within("work/x/y", "work/"))
+  lu.assertFalse(paths.within("workshop", "work/"))
+  lu.assertTrue(paths.overlap("work/", "work/a"))
+  lu.assertFalse(paths.overlap("work/a", "work/ab"))
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)
