@@ -51,6 +51,13 @@ local function artifacts_section(root, opts)
   return stale
 end
 
+-- The steps of a recipe: the pipeline engine is loaded only when a RECIPE
+-- is given, so a plain status does not pay for reading it.
+local function pipeline_section(root, opts, args)
+  if not args[1] then return 0 end
+  return require("mlx.pipeline.status").section(root, opts, args)
+end
+
 local M = {
   summary = "show tracked data that is modified or missing, and stale pipeline steps",
   usage = "mlx status [RECIPE] [--check] [-v] [-j N] [-p KEY=VALUE]...",
@@ -69,7 +76,7 @@ exit code is 1 when anything is out of date, for CI.]],
     { "param", short = "p", arg = "KEY=VALUE", multiple = true, help = "a param value the recipe would run with" },
   },
   args = { max = 1 },
-  sections = { artifacts_section, require("mlx.pipeline.status").section },
+  sections = { artifacts_section, pipeline_section },
 }
 
 function M.main(opts, args)
