@@ -8,6 +8,7 @@ packages="
   libssl-dev libjansson-dev
   libcmocka-dev lua-unit valgrind
   git openssl
+  strace
 "
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
