@@ -21,10 +21,12 @@ mlx status --check
 is "$RC" 0 "an unchanged directory is up to date"
 if command -v strace >/dev/null; then
 	strace -f -e trace=open,openat -o trace.txt "$MLX" status --check >/dev/null 2>&1
-	is "$(grep -v O_DIRECTORY trace.txt | grep -c '/d/')" "0" "a no-op status opens none of the tracked files"
+	like "$(cat trace.txt)" 'state\.db-trees/[0-9a-f]{64}", O_RDONLY' "a no-op status reads the directory's tree"
+	is "$(grep -v O_DIRECTORY trace.txt | grep -c '/d/')" "0" "and opens none of the tracked files"
 	is "$(grep -c 'state.db"' trace.txt)" "0" "nor the stat cache's database"
 else
-	skip "a no-op status opens none of the tracked files" "strace is not installed"
+	skip "a no-op status reads the directory's tree" "strace is not installed"
+	skip "and opens none of the tracked files" "strace is not installed"
 	skip "nor the stat cache's database" "strace is not installed"
 fi
 
