@@ -117,7 +117,10 @@ hf --warmup 1 --runs "$RUNS" --export-json add.json \
 # git annex add on a subset (all 20,000 take minutes), scaled to the full set.
 subset=2000
 rm -rf annex && mkdir annex
-find proj/data -type f | sort | head -n $subset | while read -r f; do
+# (a list file, not a pipe into head: with pipefail, sort killed by SIGPIPE
+# when head has enough would end the script)
+find proj/data -type f | sort >annex-files.txt
+head -n $subset annex-files.txt | while read -r f; do
 	mkdir -p "annex/$(dirname "${f#proj/}")"
 	cp "$f" "annex/${f#proj/}"
 done
