@@ -416,7 +416,8 @@ static int copy_sub(void *vjob, size_t i, struct mlx_err *err)
 	(void)err;
 	struct merge_job *job = vjob;
 	struct mlx_filelist *l = &job->subs[i].list;
-	memcpy(job->items + job->subs[i].at, l->items, l->len * sizeof *l->items);
+	if (l->len > 0)
+		memcpy(job->items + job->subs[i].at, l->items, l->len * sizeof *l->items);
 	return MLX_OK;
 }
 
@@ -434,7 +435,8 @@ static int merge_subs(struct mlx_filelist *out, struct subwalk *subs, size_t nsu
 	struct mlx_file *items = malloc((total ? total : 1) * sizeof *items);
 	if (!items)
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	qsort(subs, nsubs, sizeof *subs, compare_subs);
+	if (nsubs > 1)
+		qsort(subs, nsubs, sizeof *subs, compare_subs);
 	size_t n = 0, top = 0;
 	for (size_t i = 0; i < nsubs; i++) {
 		struct mlx_filelist *l = &subs[i].list;
