@@ -38,18 +38,31 @@ struct mlx_store {
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
+	struct md_box *sha256;
 };
 
-/* OpenSSL's SHA-256, fetched once (a fetch per object would look it up
- * every time) and only when something is hashed: setting OpenSSL up costs
- * about a millisecond, which a status that hashes nothing does not pay. It
- * lives as long as the process, as OpenSSL's own tables do. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+/* OpenSSL's SHA-256 for a store, fetched on first use (a fetch per object
+ * would look it up every time) and only when something is hashed: setting
+ * OpenSSL up costs about a millisecond, which a status that hashes nothing
+ * does not pay. The box is allocated at open, so that const functions and
+ * worker threads can fill it: the first fetch to land is kept. */
+struct md_box {
+	_Atomic(EVP_MD *) md;
+};
 
-static void fetch_sha256(void)
+static const EVP_MD *store_md(const struct mlx_store *s)
 {
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	EVP_MD *md = atomic_load(&s->sha256->md);
+	if (md)
+		return md;
+	EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!fetched)
+		return NULL;
+	if (!atomic_compare_exchange_strong(&s->sha256->md, &md, fetched)) {
+		EVP_MD_free(fetched);
+		return md;
+	}
+	return fetched;
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -99,13 +112,14 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 /* Hashes fd from offset 0 into hex, copying every byte to out_fd if it is
  * not -1. Returns 0, or -1 with errno set and *failed_write telling which
  * side failed. */
-static int hash_copy(int in_fd, int out_fd, char hex[MLX_HASH_HEX_SIZE], uint64_t *size, int *failed_write)
+static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
+		     int *failed_write)
 {
 	unsigned char buf[CHUNK];
 	*failed_write = 0;
-	pthread_once(&sha256_once, fetch_sha256);
-	EVP_MD_CTX *ctx = sha256_md ? EVP_MD_CTX_new() : NULL;
-	if (!ctx || !EVP_DigestInit_ex2(ctx, sha256_md, NULL)) {
+	const EVP_MD *md = store_md(s);
+	EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
+	if (!ctx || !EVP_DigestInit_ex2(ctx, md, NULL)) {
 		EVP_MD_CTX_free(ctx);
 		errno = ENOMEM;
 		return -1;
@@ -206,7 +220,9 @@ int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct m
 	s->tmp = join(root, ".mlx/tmp");
 	s->quarantine = join(root, ".mlx/cache/quarantine");
 	gc_lock = join(root, ".mlx/cache/gc.lock");
-	if (!s->root || !cache || !s->objects || !s->tmp || !s->quarantine || !gc_lock) {
+	if ((s->sha256 = malloc(sizeof *s->sha256)))
+		atomic_init(&s->sha256->md, NULL);
+	if (!s->root || !cache || !s->objects || !s->tmp || !s->quarantine || !gc_lock || !s->sha256) {
 		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -257,6 +273,9 @@ void mlx_store_close(struct mlx_store *s)
 	if (s->objects_fd >= 0)
 		close(s->objects_fd);
 	mlx_fs_unlock(s->gc_lock_fd);
+	if (s->sha256)
+		EVP_MD_free(atomic_load(&s->sha256->md));
+	free(s->sha256);
 	pthread_mutex_destroy(&s->lock);
 	free(s->staged);
 	free(s->root);
@@ -381,9 +400,9 @@ static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[M
 		return mlx_err_sys(err, errno, "cannot store %s: cannot create a temp file in %s", what, s->batch);
 	int failed_write = 0, rc = MLX_OK;
 	if (ioctl(out, FICLONE, in_fd) == 0) {
-		if (hash_copy(out, -1, hex, size, &failed_write) != 0)
+		if (hash_copy(s, out, -1, hex, size, &failed_write) != 0)
 			rc = mlx_err_sys(err, errno, "cannot store %s", what);
-	} else if (hash_copy(in_fd, out, hex, size, &failed_write) != 0) {
+	} else if (hash_copy(s, in_fd, out, hex, size, &failed_write) != 0) {
 		rc = failed_write ? mlx_err_sys(err, errno, "cannot store %s", what)
 				  : mlx_err_sys(err, errno, "cannot read %s", what);
 	}
@@ -581,7 +600,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 	uint64_t size = 0;
 	if (how != MLX_LINK_COPY) {
 		/* Verify before linking: a link shares the object's bytes. */
-		if (hash_copy(in, -1, got, &size, &failed_write) != 0) {
+		if (hash_copy(s, in, -1, got, &size, &failed_write) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot read %s", obj);
 			goto out;
 		}
@@ -607,7 +626,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			goto out;
 		}
 		int cloned = ioctl(out, FICLONE, in) == 0;
-		if (hash_copy(cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
+		if (hash_copy(s, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
 			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
 					  : mlx_err_sys(err, errno, "cannot read %s", obj);
 			goto out;
@@ -711,7 +730,7 @@ int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err 
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size;
 	int failed_write;
-	if (hash_copy(fd, -1, got, &size, &failed_write) != 0)
+	if (hash_copy(s, fd, -1, got, &size, &failed_write) != 0)
 		rc = mlx_err_sys(err, errno, "cannot read object %s", hex);
 	else if (strcmp(got, hex) != 0)
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex, got);
@@ -803,7 +822,7 @@ static int check_one(void *vs, size_t i, struct mlx_err *err)
 		return MLX_OK;
 	uint64_t size;
 	int failed_write;
-	if (hash_copy(fd, -1, f->hex, &size, &failed_write) != 0)
+	if (hash_copy(s, fd, -1, f->hex, &size, &failed_write) != 0)
 		f->hex[0] = '\0';
 	else
 		f->size = size;
