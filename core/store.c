@@ -95,20 +95,6 @@ static void object_name(const char *hex, char name[67])
 	memcpy(name + 3, hex + 2, 63); /* 62 digits and the NUL */
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Hashes fd from offset 0 into hex, copying every byte to out_fd if it is
  * not -1. Returns 0, or -1 with errno set and *failed_write telling which
  * side failed. */
@@ -137,7 +123,7 @@ static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, char hex[
 		if (n == 0)
 			break;
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		if (out_fd >= 0 && write_all(out_fd, buf, (size_t)n) != 0) {
+		if (out_fd >= 0 && mlx_fs_write_all(out_fd, buf, (size_t)n) != 0) {
 			int e = errno;
 			EVP_MD_CTX_free(ctx);
 			*failed_write = 1;
@@ -483,7 +469,7 @@ int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, cha
 	int out = create_temp(s, name, O_WRONLY);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
-	if (write_all(out, data, len) != 0)
+	if (mlx_fs_write_all(out, data, len) != 0)
 		rc = mlx_err_sys(err, errno, "cannot store object %.12s", hex);
 	if (close(out) != 0 && rc == MLX_OK)
 		rc = mlx_err_sys(err, errno, "cannot store object %.12s", hex);
