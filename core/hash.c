@@ -273,6 +273,19 @@ static int walk_dir(struct walk *w, int dfd, const char *rel);
 
 /* Adds dfd/name (known to the user as path) by the rules of mlx_hash_walk;
  * recurses into directories if recurse is set, else refuses them. */
+/* Appends the regular file path with its stat facts. */
+static int push_regular(struct walk *w, const char *path, const struct stat *st)
+{
+	int rc = mlx_filelist_push(w->out, path, (uint64_t)st->st_size, manifest_mode(st->st_mode), NULL, w->err);
+	if (rc != MLX_OK)
+		return rc;
+	struct mlx_file *f = &w->out->items[w->out->len - 1];
+	f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	f->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	f->ino = (uint64_t)st->st_ino;
+	return MLX_OK;
+}
+
 static int visit(struct walk *w, int dfd, const char *name, const char *path, int recurse, int d_type)
 {
 	if (strchr(name, '\n'))
@@ -292,17 +305,8 @@ static int visit(struct walk *w, int dfd, const char *name, const char *path, in
 			return mlx_err_sys(w->err, errno, "cannot open directory %s/%s", w->top, path);
 		return walk_dir(w, sub, path);
 	}
-	if (S_ISREG(st.st_mode)) {
-		int rc = mlx_filelist_push(w->out, path, (uint64_t)st.st_size, manifest_mode(st.st_mode), NULL,
-					   w->err);
-		if (rc != MLX_OK)
-			return rc;
-		struct mlx_file *f = &w->out->items[w->out->len - 1];
-		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
-		f->ino = (uint64_t)st.st_ino;
-		return MLX_OK;
-	}
+	if (S_ISREG(st.st_mode))
+		return push_regular(w, path, &st);
 	if (S_ISLNK(st.st_mode)) {
 		struct mlx_file link = {0};
 		if (store_link(w, dfd, name, &link))
@@ -366,6 +370,38 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
 	struct walk w = {.top = dir, .link_dir = link_dir, .out = out, .err = err};
 	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
 	int rc = visit(&w, dfd, name, name, 0, DT_UNKNOWN);
+	close(dfd);
+	return rc;
+}
+
+int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, const char *link_dir,
+		       struct mlx_filelist *out, unsigned char *found, struct mlx_err *err)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	struct walk w = {.top = dir, .link_dir = link_dir, .out = out, .err = err};
+	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
+	int rc = MLX_OK;
+	for (size_t i = 0; i < n && rc == MLX_OK; i++) {
+		struct stat st;
+		found[i] = 0;
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno != ENOENT && errno != ENOTDIR)
+				rc = mlx_err_sys(err, errno, "cannot stat %s/%s", dir, names[i]);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode))
+			continue;
+		/* A regular file is taken from this stat; the rest (a symlink of
+		 * the store, a fifo) goes through the walk's rules. */
+		if (S_ISREG(st.st_mode) && !strchr(names[i], '\n'))
+			rc = push_regular(&w, names[i], &st);
+		else
+			rc = visit(&w, dfd, names[i], names[i], 0, DT_UNKNOWN);
+		if (rc == MLX_OK)
+			found[i] = 1;
+	}
 	close(dfd);
 	return rc;
 }

@@ -93,6 +93,15 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struct mlx_filelist *out,
 		  struct mlx_err *err);
 
+/* For each of the n paths names[i] (relative to dir, '/'-separated) that is
+ * a file by the rules of mlx_hash_walk, appends it to out (path = names[i])
+ * and sets found[i] to 1; one that does not exist or is a directory is left
+ * out, found[i] = 0. Opens dir once, for checking many single files (the
+ * outs of a pipeline) at the cost of one fstatat each. Returns 0 or the
+ * first other failure (a symlink, a fifo: the message names it). */
+int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, const char *link_dir,
+		       struct mlx_filelist *out, unsigned char *found, struct mlx_err *err);
+
 /* Hashes, in up to jobs threads (<= 0: one per CPU), every file of list
  * whose hex is "", reading dir/path; sets hex, size (the bytes hashed),
  * mode, the stat facts (taken after opening, before reading) and

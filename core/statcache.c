@@ -217,6 +217,10 @@ static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_fi
 			       -1, &sc->get_one, NULL) != SQLITE_OK)
 		return db_fail(sc, sc->db, "read it", err);
 	sqlite3_stmt *st = sc->get_one;
+	/* One read transaction for a batch: without it SQLite takes and drops
+	 * its WAL read lock around every lookup. */
+	int batch = list->len > 1 && sqlite3_get_autocommit(sc->db) &&
+		    sqlite3_exec(sc->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 	char key[PATH_MAX * 2];
 	for (size_t i = 0; i < list->len; i++) {
 		if (!key_of(prefix, list->items[i].path, key, sizeof key))
@@ -233,6 +237,8 @@ static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_fi
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	if (batch)
+		sqlite3_exec(sc->db, "COMMIT", NULL, NULL, NULL);
 	return rc;
 }
 

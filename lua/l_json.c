@@ -11,12 +11,15 @@
  * metatable saying which they were (json.array / json.object), so an empty
  * [] survives a round trip. JSON null is json.null, a light userdata. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "binding.h"
 #include "fs.h"
@@ -127,15 +130,40 @@ static int api_load(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	json_t **box = new_tree_box(L);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		struct mlx_err err;
+	struct mlx_err err;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		mlx_err_sys(&err, errno, "cannot open %s", path);
 		return mlx_lua_fail(L, &err);
 	}
+	/* The whole file is read at once and parsed from memory: jansson's
+	 * json_loadf reads a character at a time, which dominated loading a
+	 * large mlx.lock. The buffer is a userdata, freed by the collector. */
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		mlx_err_sys(&err, errno, "cannot stat %s", path);
+		close(fd);
+		return mlx_lua_fail(L, &err);
+	}
+	size_t size = (size_t)st.st_size;
+	char *text = lua_newuserdatauv(L, size ? size : 1, 0);
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, text + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			mlx_err_sys(&err, errno, "cannot read %s", path);
+			close(fd);
+			return mlx_lua_fail(L, &err);
+		}
+		if (n == 0)
+			break; /* the file shrank: parse what is there */
+		got += (size_t)n;
+	}
+	close(fd);
 	json_error_t error;
-	*box = json_loadf(f, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
-	fclose(f);
+	*box = json_loadb(text, got, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
 	if (!*box)
 		return decode_failure(L, path, &error);
 	push_value(L, *box);

@@ -223,6 +223,61 @@ static int store_hash(lua_State *L)
 	return scan(L, 0, want_manifest);
 }
 
+/* st:hash_files(paths) -> {[path] = {type = "file", hash, size, mode} | false}
+ * | nil, message, code. Hashes many single files (relative paths) at once,
+ * through the stat cache like st:hash: one directory open, one read
+ * transaction, unchanged files not read. A path that does not exist or is a
+ * directory maps to false (hash a directory with st:hash). */
+static int store_hash_files(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_Integer n = luaL_len(L, 2);
+	struct work *w = new_work(L);
+	/* The names stay anchored in the table at index 2 while C uses them. */
+	const char **names = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *names, 0);
+	unsigned char *found = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1), 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, 2, i);
+		const char *p = lua_tostring(L, -1);
+		if (!p || !*p || p[0] == '/' || strlen(p) >= PATH_MAX / 2)
+			return luaL_error(L, "path %d must be relative to the project root", (int)i);
+		names[i - 1] = p;
+		lua_pop(L, 1);
+	}
+	struct mlx_err err;
+	int rc = mlx_hash_stat_many(ls->root, names, (size_t)n, mlx_store_objects_dir(ls->s), &w->list, found, &err);
+	if (rc != MLX_OK)
+		goto fail;
+	struct mlx_statcache *sc = statcache(ls);
+	if (sc)
+		mlx_statcache_fill(sc, "", 0, &w->list, NULL, NULL);
+	if ((rc = mlx_hash_files(ls->root, &w->list, ls->jobs, &err)) != MLX_OK)
+		goto fail;
+	if (sc)
+		mlx_statcache_store(sc, "", 0, &w->list, NULL, NULL);
+	lua_createtable(L, 0, (int)n);
+	size_t next = 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (!found[i - 1]) {
+			lua_pushboolean(L, 0);
+		} else {
+			const struct mlx_file *f = &w->list.items[next++];
+			lua_createtable(L, 0, 4);
+			set_str(L, "type", "file");
+			set_str(L, "hash", f->hex);
+			set_int(L, "size", (lua_Integer)f->size);
+			set_str(L, "mode", f->mode == 0755 ? "755" : "644");
+		}
+		lua_setfield(L, -2, names[i - 1]);
+	}
+	free_work(w);
+	return 1;
+fail:
+	free_work(w);
+	return mlx_lua_fail(L, &err);
+}
+
 /* st:put(path) -> info as st:hash | nil, message, code. Stages the file or
  * directory (and its manifest); st:commit() makes it durable and visible. */
 static int store_put(lua_State *L)
@@ -540,6 +595,7 @@ static int store_db_ids(lua_State *L)
 
 static const luaL_Reg store_methods[] = {
 	{"hash", store_hash},
+	{"hash_files", store_hash_files},
 	{"put", store_put},
 	{"commit", store_commit},
 	{"checkout", store_checkout},

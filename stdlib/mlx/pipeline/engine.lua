@@ -492,7 +492,11 @@ end
 --- an invalid pipeline, unknown targets or a corrupt lock.
 function M.run(p, opts)
   local self = new_engine(p, opts)
-  self.graph = graph.build(p, function(path) return fs.stat(self.root .. "/" .. state.store_path(path)) ~= nil end)
+  local exists = {}
+  self.graph = graph.build(p, function(path)
+    if exists[path] == nil then exists[path] = fs.stat(self.root .. "/" .. state.store_path(path)) ~= nil end
+    return exists[path]
+  end)
   local selected
   if opts.targets and #opts.targets > 0 then
     selected = graph.select(self.graph, p, opts.targets)
@@ -501,6 +505,11 @@ function M.run(p, opts)
     for _, step in ipairs(p.steps) do selected[step] = true end
   end
   self:open()
+  local steps = {}
+  for _, step in ipairs(self.graph.order) do
+    if selected[step] then steps[#steps + 1] = step end
+  end
+  state.prefetch(self.ctx, steps)
   local ok, err = xpcall(self.loop, function(e)
     if e == "interrupted" or ui.is_failure(e) then return e end
     return opts.debug and debug.traceback(tostring(e), 2) or e

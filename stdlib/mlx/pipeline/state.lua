@@ -36,6 +36,30 @@ function M.hash(ctx, path)
   return info
 end
 
+--- Hashes the files among the declared paths of steps (their deps and outs
+--- that are not directories) in one call to the store, and remembers them:
+--- checking 1,000 single outs one call at a time costs several times more.
+--- Paths missing now are left for M.hash to look at when asked.
+function M.prefetch(ctx, steps)
+  local list, seen = {}, {}
+  for _, step in ipairs(steps) do
+    for _, kind in ipairs({ "deps", "outs" }) do
+      for _, path in ipairs(step[kind]) do
+        if path:sub(-1) ~= "/" and not seen[path] then
+          seen[path] = true
+          list[#list + 1] = path
+        end
+      end
+    end
+  end
+  if #list < 2 then return end
+  local infos = ctx.store:hash_files(list)
+  if not infos then return end -- M.hash will meet the problem and report it
+  for path, info in pairs(infos) do
+    if info then ctx.hashes[path] = info end
+  end
+end
+
 --- Forgets the remembered hashes of path and of the directories holding it.
 function M.forget(ctx, path)
   local memo = ctx.hashes

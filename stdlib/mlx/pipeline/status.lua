@@ -19,6 +19,7 @@ function M.stale_steps(root, p)
   local st, err, code = store.open(root)
   if not st then ui.fail(ui.exit_code_for(code), "%s", err) end
   local ctx = { store = st, values = p.values, tool_cache = {}, hashes = {} }
+  state.prefetch(ctx, g.order)
   local stale, is_stale = {}, {}
   for _, step in ipairs(g.order) do
     local ev, everr = state.evaluate(ctx, step, locked[step.name])

@@ -1,0 +1,61 @@
+-- mlx.store through the real binding: hashing through the stat cache, one
+-- path or many, and put/commit/checkout round trips.
+local lu = require "luaunit"
+local fs = require "mlx.fs"
+local hash = require "mlx.hash"
+local store = require "mlx.store"
+
+local function project()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(fs.mkdirs(dir .. "/.mlx"))
+  assert(fs.mkdirs(dir .. "/data/sub"))
+  assert(fs.write(dir .. "/data/a.csv", "a,b\n1,2\n"))
+  assert(fs.write(dir .. "/data/sub/b.bin", ("x"):rep(100000)))
+  return dir
+end
+
+TestStore = {}
+
+function TestStore:setUp() self.root = project() end
+function TestStore:tearDown() os.execute("rm -rf '" .. self.root .. "'") end
+
+function TestStore:test_hash_files_agrees_with_hash_and_skips_missing_and_dirs()
+  local st <close> = assert(store.open(self.root))
+  local many = assert(st:hash_files { "data/a.csv", "data/sub/b.bin", "data/missing", "data/sub" })
+  lu.assertEquals(many["data/a.csv"], assert(st:hash("data/a.csv")))
+  lu.assertEquals(many["data/a.csv"].hash, hash.bytes("a,b\n1,2\n"))
+  lu.assertEquals(many["data/sub/b.bin"].size, 100000)
+  lu.assertFalse(many["data/missing"])
+  lu.assertFalse(many["data/sub"])
+  -- Unchanged files come from the stat cache the second time, same answer.
+  lu.assertEquals(assert(st:hash_files { "data/a.csv" })["data/a.csv"].hash, many["data/a.csv"].hash)
+end
+
+function TestStore:test_hash_files_refuses_a_symlink_naming_it()
+  os.execute(("ln -s a.csv '%s/data/link.csv'"):format(self.root))
+  local st <close> = assert(store.open(self.root))
+  local none, err = st:hash_files { "data/a.csv", "data/link.csv" }
+  lu.assertNil(none)
+  lu.assertStrContains(err, "data/link.csv")
+  lu.assertStrContains(err, "symbolic link")
+  lu.assertErrorMsgContains("relative to the project root", st.hash_files, st, { "/etc/passwd" })
+end
+
+function TestStore:test_put_commit_checkout_round_trip()
+  local st <close> = assert(store.open(self.root))
+  local info = assert(st:put("data"))
+  lu.assertEquals(info.type, "dir")
+  lu.assertEquals(info.files, 2)
+  assert(st:commit())
+  lu.assertTrue(st:has(info.hash))
+  local files = assert(st:manifest(info.hash))
+  local entries = {}
+  for i, f in ipairs(files) do entries[i] = { path = "copy/" .. f.path, hash = f.hash, mode = f.mode } end
+  assert(st:checkout("", entries))
+  local f = assert(io.open(self.root .. "/copy/sub/b.bin", "rb"))
+  lu.assertEquals(#f:read("a"), 100000)
+  f:close()
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)
