@@ -56,13 +56,15 @@ local function execute(chunk, path, args, opts, run, track)
   for _, name in ipairs(opts.force_step) do force_steps[name] = true end
   local engine = require "mlx.pipeline.engine"
   local output = require "mlx.pipeline.output"
+  local link, lerr = require("mlx.artifacts").link_strategy(root)
+  if not link then ui.usage_error("%s", lerr) end
   local clock = require("mlx.core").clock
   local started = clock()
   local result = engine.run(p, {
     root = root, targets = args, jobs = opts.jobs, force = opts.force, force_steps = force_steps,
     dry_run = opts.dry_run, keep_going = opts.keep_going, explain = opts.explain,
     track = run and track or nil, git = run and track.recipe_git or false, recipe_path = recipe_path,
-    link = require("mlx.artifacts").link_strategy(root), debug = require("mlx.cli").globals.debug,
+    link = link, debug = require("mlx.cli").globals.debug,
   })
   ui.note(output.summary(p.name, result, clock() - started))
   if #result.failed > 0 then

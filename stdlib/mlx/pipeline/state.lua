@@ -14,12 +14,8 @@ function M.store_path(path)
 end
 
 --- Returns the lock record of a store hash result: {type, hash, size, mode
---- (files) or files (directories)}.
-function M.record(info)
-  local r = { type = info.type, hash = info.hash, size = info.size }
-  if info.type == "dir" then r.files = info.files else r.mode = info.mode end
-  return r
-end
+--- (files) or files (directories)}, as the artifacts section records them.
+M.record = require("mlx.artifacts").entry_of
 
 --- Returns the store's hash of path (a declared dep or out) as st:hash does,
 --- remembered for the rest of the run in ctx.hashes: a 1,000-step pipeline
