@@ -1,5 +1,6 @@
-/* embedded.h — the stdlib Lua sources compiled into the binary.
- * The table is generated at build time by tools/embed_lua.py. */
+/* embedded.h — the stdlib Lua modules compiled into the binary, as bytecode
+ * (or source, where the build had no matching interpreter). The table is
+ * generated at build time by tools/embed_lua.py. */
 #ifndef MLX_EMBEDDED_H
 #define MLX_EMBEDDED_H
 

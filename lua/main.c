@@ -39,7 +39,8 @@ static int traceback_handler(lua_State *L)
 static int load_embedded(lua_State *L)
 {
 	const struct mlx_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
-	if (luaL_loadbufferx(L, m->source, m->size, m->chunkname, "t") != LUA_OK)
+	/* Bytecode when the build could compile it (stdlib/meson.build), else source. */
+	if (luaL_loadbufferx(L, m->source, m->size, m->chunkname, "bt") != LUA_OK)
 		return lua_error(L);
 	lua_pushstring(L, m->name);
 	lua_call(L, 1, 1);
