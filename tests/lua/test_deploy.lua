@@ -9,6 +9,9 @@ local http = require "mlx.http"
 local json = require "mlx.json"
 local proc = require "mlx.proc"
 local registry = require "mlx.registry"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+local tempdir = support.tempdir
 
 local SERVE = (arg[0]:match("^(.*)/") or ".") .. "/../../recipes/quickstart/serve.py"
 
@@ -22,13 +25,6 @@ local GOOD = [==[{"classes": ["setosa", "versicolor", "virginica"],
 local WRONG = GOOD:gsub('"setosa", "versicolor", "virginica"', '"virginica", "versicolor", "setosa"', 1)
 
 local ROWS = { { 5.1, 3.5, 1.4, 0.2 }, { 7.0, 3.2, 4.7, 1.4 }, { 6.3, 3.3, 6.0, 2.5 } }
-
-local function tempdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(fs.mkdirs(dir))
-  return dir
-end
 
 local files = tempdir()
 local good_file, wrong_file = files .. "/good.json", files .. "/wrong.json"

@@ -1,13 +1,9 @@
 -- mlx.fs through the real binding.
 local lu = require "luaunit"
 local fs = require "mlx.fs"
-
-local function tempdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(fs.mkdirs(path))
-  return path
-end
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+local tempdir = support.tempdir
 
 TestFs = {}
 

@@ -4,16 +4,12 @@ local core = require "mlx.core"
 local fs = require "mlx.fs"
 local git = require "mlx.git"
 local json = require "mlx.json"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+local tempdir = support.tempdir
 
 local IDENTITY = "GIT_AUTHOR_NAME=Ada GIT_AUTHOR_EMAIL=ada@example.org "
   .. "GIT_COMMITTER_NAME=Ada GIT_COMMITTER_EMAIL=ada@example.org"
-
-local function tempdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(fs.mkdirs(path))
-  return path
-end
 
 local function sh(dir, script)
   local ok = os.execute(("cd '%s' && export %s && (%s) >/dev/null 2>&1"):format(dir, IDENTITY, script))

@@ -3,22 +3,11 @@ local lu = require "luaunit"
 local fs = require "mlx.fs"
 local hash = require "mlx.hash"
 local http = require "mlx.http"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+local tempdir, read_file = support.tempdir, support.read_file
 
 local HELPER = (arg[0]:match("^(.*)/") or ".") .. "/../helper/http_server.py"
-
-local function tempdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(fs.mkdirs(path))
-  return path
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local function write_file(path, s)
   local f = assert(io.open(path, "wb"))

@@ -2,6 +2,8 @@
 local lu = require "luaunit"
 local json = require "mlx.json"
 local fs = require "mlx.fs"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
 
 TestJson = {}
 
@@ -59,9 +61,7 @@ function TestJson:test_unencodable_values_raise()
 end
 
 function TestJson:test_save_is_atomic_and_load_reports_the_file()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(fs.mkdirs(dir))
+  local dir = support.tempdir()
   local path = dir .. "/metrics.json"
   assert(json.save(path, { acc = 0.97, n = 150 }))
   local f = assert(io.open(path))

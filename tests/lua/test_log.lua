@@ -4,15 +4,15 @@ local core = require "mlx.core"
 local fs = require "mlx.fs"
 local log = require "mlx.log"
 local track = require "mlx.track"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
 
 local MLX = core.exe_dir .. "/mlx"
 
 TestLog = {}
 
 function TestLog:setUp()
-  self.dir = os.tmpname()
-  os.remove(self.dir)
-  assert(fs.mkdirs(self.dir))
+  self.dir = support.tempdir()
   self.store = assert(track.open(self.dir .. "/runs.db"))
 end
 

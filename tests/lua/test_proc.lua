@@ -3,6 +3,9 @@
 local lu = require "luaunit"
 local fs = require "mlx.fs"
 local proc = require "mlx.proc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+local tempdir = support.tempdir
 
 local HELPERS = assert(os.getenv("MLX_TEST_HELPERS"), "set MLX_TEST_HELPERS")
 local function helper(name) return HELPERS .. "/" .. name end
@@ -29,13 +32,6 @@ end
 
 local function open_fds()
   return #assert(fs.list("/proc/self/fd"))
-end
-
-local function tempdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(fs.mkdirs(path))
-  return path
 end
 
 local function under_valgrind()

@@ -5,20 +5,9 @@ local lu = require "luaunit"
 local fs = require "mlx.fs"
 local hash = require "mlx.hash"
 local registry = require "mlx.registry"
-
-local function tempdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(fs.mkdirs(dir))
-  return dir
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+local tempdir, read_file = support.tempdir, support.read_file
 
 TestRegistry = {}
 

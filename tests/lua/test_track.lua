@@ -6,15 +6,11 @@ local hash = require "mlx.hash"
 local core = require "mlx.core"
 local rundb = require "mlx.rundb"
 local track = require "mlx.track"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+local tempdir = support.tempdir
 
 local MLX = core.exe_dir .. "/mlx"
-
-local function tempdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(fs.mkdirs(dir))
-  return dir
-end
 
 TestTrack = {}
 

@@ -3,6 +3,8 @@
 local lu = require "luaunit"
 local fs = require "mlx.fs"
 local track = require "mlx.track"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
 
 local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
@@ -11,9 +13,7 @@ end
 TestEvents = {}
 
 function TestEvents:setUp()
-  self.dir = os.tmpname()
-  os.remove(self.dir)
-  assert(fs.mkdirs(self.dir))
+  self.dir = support.tempdir()
   self.store = assert(track.open(self.dir .. "/runs.db"))
   self.run = assert(self.store:start_run { git = false })
   self.events = self.dir .. "/events.jsonl"

@@ -4,6 +4,8 @@ local lu = require "luaunit"
 local filter = require "mlx.track.filter"
 local fs = require "mlx.fs"
 local track = require "mlx.track"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
 
 local dir, store
 
@@ -17,9 +19,7 @@ local RUNS = {
 
 local function open_store()
   if store then return store end
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(fs.mkdirs(dir))
+  dir = support.tempdir()
   store = assert(track.open(dir .. "/runs.db"))
   for _, name in ipairs({ "a", "b", "c", "d" }) do
     local spec = RUNS[name]
