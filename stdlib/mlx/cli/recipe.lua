@@ -5,12 +5,6 @@ local project = require "mlx.project"
 local script = require "mlx.script"
 local ui = require "mlx.ui"
 
--- A word as a POSIX shell would need it quoted.
-local function shell_quote(word)
-  if word ~= "" and word:match("^[%w%-_./=:,+@%%]+$") then return word end
-  return "'" .. word:gsub("'", "'\\''") .. "'"
-end
-
 -- The run of this invocation; nil outside a project (the recipe then runs
 -- untracked, creating nothing).
 local function start_run(path, args)
@@ -20,8 +14,9 @@ local function start_run(path, args)
   local track = require "mlx.track"
   local store, err, code = track.store()
   if store then
-    local words = { "mlx", "recipe", shell_quote(path) }
-    for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
+    local shell_word = require("mlx.pipeline.key").shell_word
+    local words = { "mlx", "recipe", shell_word(path) }
+    for _, a in ipairs(args) do words[#words + 1] = shell_word(a) end
     local from_stdin = path == "-"
     local digest = not from_stdin and require("mlx.hash").file(path) or nil
     local git = track.git_context(root)

@@ -8,8 +8,9 @@ local json = require "mlx.json"
 
 local M = {}
 
--- Characters that need no quoting in a POSIX shell word.
-local function shell_word(value)
+--- Returns value as a POSIX shell word: as is when it is plain (letters,
+--- digits and . _ - / : = + , @ %), else single-quoted.
+function M.shell_word(value)
   local s = tostring(value)
   if s ~= "" and not s:find("[^%w%._%-/:=+,@%%]") then return s end
   return "'" .. s:gsub("'", "'\\''") .. "'"
@@ -18,7 +19,7 @@ end
 local function substitute(text, values, quote)
   return (text:gsub("%${([^}]*)}", function(name)
     local v = values[name]
-    return quote and shell_word(v) or tostring(v)
+    return quote and M.shell_word(v) or tostring(v)
   end))
 end
 
