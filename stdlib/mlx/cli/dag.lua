@@ -1,5 +1,4 @@
 -- mlx dag: print a recipe's pipeline as a graph.
-local fs = require "mlx.fs"
 local graph = require "mlx.pipeline.graph"
 local load = require "mlx.pipeline.load"
 local render = require "mlx.pipeline.render"
@@ -23,7 +22,8 @@ for. --dot prints Graphviz (mlx dag r.lua --dot | dot -Tsvg > dag.svg),
     if opts.dot and opts.mermaid then ui.usage_error("choose one of --dot and --mermaid") end
     local p = load.recipe(args[1], {}, load.parse_overrides(opts.param))
     if not p then ui.usage_error("%s declares no pipeline (it ran as a script)", args[1]) end
-    local g = graph.build(p, function(path) return fs.stat(path) ~= nil end)
+    -- Declared paths are relative to the project root, wherever mlx runs.
+    local g = graph.build(p, graph.in_workspace(require("mlx.project").root()))
     if opts.dot then
       io.stdout:write(render.dot(g, p.name))
     elseif opts.mermaid then

@@ -492,11 +492,7 @@ end
 --- an invalid pipeline, unknown targets or a corrupt lock.
 function M.run(p, opts)
   local self = new_engine(p, opts)
-  local exists = {}
-  self.graph = graph.build(p, function(path)
-    if exists[path] == nil then exists[path] = fs.stat(self.root .. "/" .. state.store_path(path)) ~= nil end
-    return exists[path]
-  end)
+  self.graph = graph.build(p, graph.in_workspace(self.root))
   local selected
   if opts.targets and #opts.targets > 0 then
     selected = graph.select(self.graph, p, opts.targets)

@@ -5,10 +5,19 @@
 --- Lookups go through maps keyed by path and by each ancestor directory, so
 --- building the graph is linear in the total length of the declared paths:
 --- a 1,000-step recipe must be checked in milliseconds on every run.
+local fs = require "mlx.fs"
 local paths = require "mlx.pipeline.paths"
 local ui = require "mlx.ui"
 
 local M = {}
+
+--- Returns the function graph.build wants for a project at root: whether a
+--- declared path (file or "dir/") is present in the workspace.
+function M.in_workspace(root)
+  return function(path)
+    return fs.stat(root .. "/" .. path:gsub("/$", "")) ~= nil
+  end
+end
 
 -- Calls fn(dir) for each ancestor directory of path, "a/" then "a/b/".
 local function each_ancestor(path, fn)
@@ -35,6 +44,13 @@ end
 --- overlap, a dep that neither exists nor is produced, a step that depends
 --- on its own out, and a cycle (printed as "a -> b -> a").
 function M.build(p, exists)
+  -- Many steps share an input: ask about each path once.
+  local known = {}
+  local ask = exists
+  exists = function(path)
+    if known[path] == nil then known[path] = ask(path) and true or false end
+    return known[path]
+  end
   local producer_of = {}  -- out path → step
   local under = {}        -- ancestor dir → { out paths below it }
   for _, step in ipairs(p.steps) do

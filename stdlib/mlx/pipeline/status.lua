@@ -14,7 +14,7 @@ local M = {}
 --- Raises a usage failure for an invalid pipeline or a corrupt lock.
 function M.stale_steps(root, p)
   local engine = require "mlx.pipeline.engine"
-  local g = graph.build(p, function(path) return fs.stat(root .. "/" .. state.store_path(path)) ~= nil end)
+  local g = graph.build(p, graph.in_workspace(root))
   local locked = engine.locked_steps(root, p)
   local st, err, code = store.open(root)
   if not st then ui.fail(ui.exit_code_for(code), "%s", err) end
