@@ -18,6 +18,13 @@ is "$OUT" "split  [cmd]
 train  [cmd]  <- split
 eval  [lua]  <- train, split" "text lists steps in run order with what they wait for"
 
+mkdir -p .mlx sub
+cd sub
+mlx dag ../recipe.lua
+is "$RC" 0 "dag works from a subdirectory of the project (deps are relative to its root)"
+cd "$TEST_DIR"
+rmdir .mlx sub
+
 mlx dag recipe.lua --dot
 like "$OUT" '"split" -> "train";' "--dot prints Graphviz edges"
 mlx dag recipe.lua --mermaid
