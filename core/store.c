@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "path.h"
 #include "pool.h"
 
 #define CHUNK (128u << 10)
@@ -531,23 +532,12 @@ int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
 
 struct place_job {
 	struct mlx_store *s;
-	const char *dir;
+	int dirfd;
+	const char *dir; /* dirfd's name in messages */
 	struct mlx_filelist *items;
 	enum mlx_link link;
 	atomic_uint counter;
 };
-
-/* Creates the parent directories of dir/path. */
-static int make_parents(const char *dir, const char *path, struct mlx_err *err)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return MLX_OK;
-	char parent[PATH_MAX];
-	if (snprintf(parent, sizeof parent, "%s/%.*s", dir, (int)(slash - path), path) >= (int)sizeof parent)
-		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s/%s", dir, path);
-	return mlx_fs_mkdirs(parent, 0755, err);
-}
 
 static int corrupt(const struct mlx_store *s, const char *hex, const char *dest, struct mlx_err *err)
 {
@@ -558,30 +548,37 @@ static int corrupt(const struct mlx_store *s, const char *hex, const char *dest,
 			   hex, dest, moved ? " (moved to .mlx/cache/quarantine/)" : "");
 }
 
+/* Places one object at its path below job->dirfd: the path was checked
+ * (path.h), its parents are opened without following a symlink, and the
+ * new file is written beside its target and renamed over it. */
 static int place_one(void *vjob, size_t i, struct mlx_err *err)
 {
 	struct place_job *job = vjob;
 	struct mlx_store *s = job->s;
 	struct mlx_file *f = &job->items->items[i];
-	char dest[PATH_MAX], obj[PATH_MAX], tmp[PATH_MAX];
-	if (snprintf(dest, sizeof dest, "%s/%s", job->dir, f->path) >= (int)sizeof dest)
-		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s/%s", job->dir, f->path);
-	int rc = mlx_store_object_path(s, f->hex, obj, sizeof obj, err);
-	if (rc != MLX_OK || (rc = make_parents(job->dir, f->path, err)) != MLX_OK)
+	char dest[PATH_MAX], obj[PATH_MAX], tmp[NAME_MAX + 1];
+	snprintf(dest, sizeof dest, "%s%s%s", job->dir, *job->dir ? "/" : "", f->path);
+	int rc = mlx_path_check(f->path, strlen(f->path), err);
+	if (rc != MLX_OK)
 		return rc;
-	const char *slash = strrchr(dest, '/');
-	snprintf(tmp, sizeof tmp, "%.*s/.%s.mlx-%ld-%u", (int)(slash - dest), dest, slash + 1, (long)getpid(),
-		 atomic_fetch_add(&job->counter, 1));
+	if ((rc = mlx_store_object_path(s, f->hex, obj, sizeof obj, err)) != MLX_OK)
+		return rc;
+	int pfd;
+	const char *name;
+	if ((rc = mlx_path_open_parent(job->dirfd, f->path, 1, &pfd, &name, err)) != MLX_OK)
+		return rc;
+	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, (long)getpid(), atomic_fetch_add(&job->counter, 1));
 
 	int in = open(obj, O_RDONLY | O_CLOEXEC);
 	if (in < 0) {
+		close(pfd);
 		if (errno == ENOENT)
 			return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT,
 					   "object %s for %s is not in the store; fetch it (mlx pull)", f->hex, dest);
 		return mlx_err_sys(err, errno, "cannot open %s", obj);
 	}
 	enum mlx_link how = job->link;
-	int out = -1, failed_write = 0;
+	int out = -1, failed_write = 0, made = 0;
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size = 0;
 	if (how != MLX_LINK_COPY) {
@@ -594,23 +591,25 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			rc = corrupt(s, f->hex, dest, err);
 			goto out;
 		}
-		if (how == MLX_LINK_HARDLINK && link(obj, tmp) != 0) {
+		if (how == MLX_LINK_HARDLINK && linkat(AT_FDCWD, obj, pfd, tmp, 0) != 0) {
 			if (errno != EXDEV && errno != EMLINK && errno != EPERM) {
 				rc = mlx_err_sys(err, errno, "cannot link %s", dest);
 				goto out;
 			}
 			how = MLX_LINK_COPY; /* another file system: copy */
-		} else if (how == MLX_LINK_SYMLINK && symlink(obj, tmp) != 0) {
+		} else if (how == MLX_LINK_SYMLINK && symlinkat(obj, pfd, tmp) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot create symlink %s", dest);
 			goto out;
 		}
+		made = how != MLX_LINK_COPY;
 	}
 	if (how == MLX_LINK_COPY) {
-		out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		out = openat(pfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (out < 0) {
 			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
 			goto out;
 		}
+		made = 1;
 		int cloned = ioctl(out, FICLONE, in) == 0;
 		if (hash_copy(s, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
 			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
@@ -626,12 +625,15 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			goto out;
 		}
 	}
-	if (rename(tmp, dest) != 0) {
+	/* renameat replaces a symlink at the target itself, never what it
+	 * points to. */
+	if (renameat(pfd, tmp, pfd, name) != 0) {
 		rc = mlx_err_sys(err, errno, "cannot replace %s", dest);
 		goto out;
 	}
+	made = 0;
 	struct stat st;
-	if (lstat(dest, &st) == 0) {
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		f->ino = (uint64_t)st.st_ino;
 		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 		f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
@@ -641,17 +643,31 @@ out:
 	if (out >= 0)
 		close(out);
 	close(in);
-	if (rc != MLX_OK)
-		unlink(tmp);
+	if (made)
+		unlinkat(pfd, tmp, 0);
+	close(pfd);
 	return rc;
+}
+
+int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struct mlx_filelist *items,
+			  enum mlx_link link, int jobs, struct mlx_err *err)
+{
+	struct place_job job = {.s = s, .dirfd = dirfd, .dir = dir, .items = items, .link = link};
+	atomic_init(&job.counter, 0);
+	return mlx_pool_run(items->len, jobs, place_one, &job, err);
 }
 
 int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_filelist *items, enum mlx_link link,
 			     int jobs, struct mlx_err *err)
 {
-	struct place_job job = {.s = s, .dir = dir, .items = items, .link = link};
-	atomic_init(&job.counter, 0);
-	return mlx_pool_run(items->len, jobs, place_one, &job, err);
+	if (mlx_fs_mkdirs(dir, 0755, err) != MLX_OK)
+		return err->status;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	int rc = mlx_store_checkout_at(s, fd, dir, items, link, jobs, err);
+	close(fd);
+	return rc;
 }
 
 /* ---- reading and maintenance ------------------------------------------- */

@@ -82,14 +82,23 @@ size_t mlx_store_staged(const struct mlx_store *s);
  * MLX_ERR_IO; on failure the objects not yet moved stay staged. */
 int mlx_store_commit(struct mlx_store *s, struct mlx_err *err);
 
-/* Places object items[i].hex at dir/items[i].path with mode items[i].mode
- * (0644/0755; read-only for hard links and symlinks), creating parent
- * directories and replacing what is there atomically, in up to jobs
- * threads. Each object is verified while it is copied (or read before it is
+/* Places object items[i].hex at items[i].path below the directory open at
+ * dirfd (dir is its name in messages) with mode items[i].mode (0644/0755;
+ * read-only for hard links and symlinks), in up to jobs threads. Every
+ * path is data: it must pass mlx_path_check (else MLX_ERR_INVALID, nothing
+ * placed for it), its missing parent directories are created and no
+ * symlink in them is followed (MLX_ERR_INVALID naming it); what is at the
+ * path is replaced atomically (a symlink there is replaced, not followed).
+ * Each object is verified while it is copied (or read before it is
  * linked): a corrupt one is moved to quarantine and MLX_ERR_CORRUPT
  * returned, naming it and the path, whose old content is then untouched.
  * A placed file's ino, mtime_ns, ctime_ns and size are filled in (for the
  * stat cache). MLX_ERR_NOTFOUND if an object is missing. */
+int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struct mlx_filelist *items,
+			  enum mlx_link link, int jobs, struct mlx_err *err);
+
+/* As mlx_store_checkout_at below the directory dir (an absolute path of
+ * the caller's choosing, created if missing). */
 int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_filelist *items, enum mlx_link link,
 			     int jobs, struct mlx_err *err);
 
