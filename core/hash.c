@@ -1,6 +1,7 @@
 /* hash.c — SHA-256 through OpenSSL's EVP interface, which picks the SHA-NI
  * or AVX2 code path for this CPU at run time. */
 #include "hash.h"
+#include "path.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -343,7 +344,7 @@ static int walk_dir(struct walk *w, int dfd, const char *rel)
 		path[rlen++] = '/';
 	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
 		const char *n = ent->d_name;
-		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0') || mlx_path_reserved_name(n)))
 			continue;
 		size_t nlen = strlen(n);
 		if (rlen + nlen >= sizeof path) {
@@ -521,7 +522,7 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 	struct dirent *ent;
 	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
 		const char *n = ent->d_name;
-		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0') || mlx_path_reserved_name(n)))
 			continue;
 		if (ent->d_type == DT_DIR && !strchr(n, '\n')) {
 			if (nsubs == cap) {
@@ -656,8 +657,13 @@ int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *o
 			goto corrupt;
 		const char *path = q + 5;
 		size_t plen = (size_t)(nl - path);
-		if (plen == 0 || memchr(path, '\0', plen) || path[0] == '/')
-			goto corrupt;
+		/* A manifest is data: its paths obey the rule of core/path.c, so
+		 * no line can lead a checkout out of its directory. */
+		struct mlx_err why;
+		if (mlx_path_check(path, plen, &why) != MLX_OK) {
+			mlx_filelist_free(out);
+			return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu: %s", line, why.msg);
+		}
 		/* Sorted and unique, as written: anything else was not made by mlx. */
 		if (prev) {
 			int c = memcmp(prev, path, prev_len < plen ? prev_len : plen);

@@ -22,6 +22,11 @@ static int reserved_component(const char *c, size_t n)
 	return (n == 4 && (strncasecmp(c, ".git", 4) == 0 || strncasecmp(c, ".mlx", 4) == 0));
 }
 
+int mlx_path_reserved_name(const char *name)
+{
+	return reserved_component(name, strlen(name));
+}
+
 int mlx_path_check(const char *path, size_t len, struct mlx_err *err)
 {
 	/* The message quotes at most 200 bytes of the path, and never past a

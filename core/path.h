@@ -29,6 +29,11 @@
  * or MLX_ERR_INVALID with a message "PATH: why". */
 int mlx_path_check(const char *path, size_t len, struct mlx_err *err);
 
+/* Returns 1 if the file name is .git or .mlx in any letter case: names no
+ * data may write into, which walks of the workspace therefore skip (like
+ * git, which records no nested .git). */
+int mlx_path_reserved_name(const char *name);
+
 /* Opens the directory rel (a checked path, or "" for dirfd itself) below
  * dirfd without following symlinks; with create set, missing directories
  * are made (mode 0755). *fd receives an O_DIRECTORY descriptor. Returns 0;

@@ -1,12 +1,15 @@
 /* l_fs.c — mlx.fs: listing, stat, mkdir -p and atomic writes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "binding.h"
 #include "fs.h"
+#include "path.h"
 
 #define STRLIST_MT "mlx.StrList"
 
@@ -198,7 +201,88 @@ static int fs_remove_tree(lua_State *L)
 	return 1;
 }
 
+/* mlx.fs.check_path(p) -> true | nil, "P: why", "invalid". The one rule for
+ * paths that come from data (a lock, manifest, run-cache entry, listing):
+ * relative, normalised, no "..", nothing under .git/ or .mlx/, not
+ * mlx.lock, no NUL or line break (core/path.h). */
+static int fs_check_path(lua_State *L)
+{
+	size_t len;
+	const char *p = luaL_checklstring(L, 1, &len);
+	struct mlx_err err;
+	if (mlx_path_check(p, len, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+typedef int (*beneath_fn)(int dirfd, const char *rel, struct mlx_err *err);
+
+/* Runs fn on the checked path rel below the directory root. */
+static int beneath(lua_State *L, beneath_fn fn)
+{
+	const char *root = luaL_checkstring(L, 1);
+	size_t len;
+	const char *rel = luaL_checklstring(L, 2, &len);
+	struct mlx_err err;
+	if (mlx_path_check(rel, len, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		mlx_err_sys(&err, errno, "cannot open directory %s", root);
+		return mlx_lua_fail(L, &err);
+	}
+	int rc = fn(fd, rel, &err);
+	close(fd);
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int remove_rel(int dirfd, const char *rel, struct mlx_err *err)
+{
+	return mlx_path_remove(dirfd, rel, err);
+}
+
+static int mkdirs_rel(int dirfd, const char *rel, struct mlx_err *err)
+{
+	int fd;
+	int rc = mlx_path_open_dir(dirfd, rel, 1, &fd, err);
+	if (rc == MLX_OK)
+		close(fd);
+	return rc;
+}
+
+/* mlx.fs.remove_below(root, rel) -> true | nil, message, code. Removes the
+ * checked path rel below root like rm -rf without following a symlink
+ * anywhere: a symlinked parent is "invalid", a symlink at rel is removed
+ * itself. true also when nothing was there. */
+static int fs_remove_below(lua_State *L)
+{
+	return beneath(L, remove_rel);
+}
+
+/* mlx.fs.mkdirs_below(root, rel) -> true | nil, message, code. mkdir -p of
+ * the checked path rel below root, never through a symlink ("invalid"). */
+static int fs_mkdirs_below(lua_State *L)
+{
+	return beneath(L, mkdirs_rel);
+}
+
+/* mlx.fs.check_parents(root, rel) -> true | nil, message, "invalid". True
+ * when no existing parent of the checked path rel below root is a symlink
+ * or a non-directory, so that writing rel stays below root. */
+static int fs_check_parents(lua_State *L)
+{
+	return beneath(L, mlx_path_check_parents);
+}
+
 static const luaL_Reg fs_functions[] = {
+	{"check_path", fs_check_path},
+	{"remove_below", fs_remove_below},
+	{"mkdirs_below", fs_mkdirs_below},
+	{"check_parents", fs_check_parents},
 	{"remove_tree", fs_remove_tree},
 	{"lock", fs_lock},
 	{"realpath", fs_realpath},

@@ -9,15 +9,18 @@
  * accelerator only, so if it cannot be opened or written, work goes on
  * without it. Paths given to methods are relative to the project root. */
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "binding.h"
 #include "hash.h"
+#include "path.h"
 #include "statcache.h"
 #include "store.h"
 
@@ -30,6 +33,7 @@ struct lstore {
 	struct mlx_statcache *sc;
 	int sc_tried;
 	int jobs;
+	int root_fd; /* the project root: writes are made below it */
 	char root[PATH_MAX];
 };
 
@@ -344,12 +348,24 @@ static int store_checkout(lua_State *L)
 		lua_pop(L, 4);
 	}
 	char dir[PATH_MAX];
-	if (absolute)
-		snprintf(dir, sizeof dir, "%s", rel);
-	else
-		full_path(ls, rel, dir);
 	int64_t started = mlx_hash_now_ns();
-	if (mlx_store_checkout_files(ls->s, dir, &w->list, link, ls->jobs, &err) != MLX_OK) {
+	int rc;
+	if (absolute) {
+		snprintf(dir, sizeof dir, "%s", rel);
+		rc = mlx_store_checkout_files(ls->s, dir, &w->list, link, ls->jobs, &err);
+	} else {
+		/* Inside the project, the directory and every entry are reached
+		 * from the root without following a symlink (core/path.h). */
+		int dfd = -1;
+		rc = *rel ? mlx_path_check(rel, strlen(rel), &err) : MLX_OK;
+		if (rc == MLX_OK)
+			rc = mlx_path_open_dir(ls->root_fd, rel, 1, &dfd, &err);
+		if (rc == MLX_OK)
+			rc = mlx_store_checkout_at(ls->s, dfd, rel, &w->list, link, ls->jobs, &err);
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (rc != MLX_OK) {
 		free_work(w);
 		return mlx_lua_fail(L, &err);
 	}
@@ -527,6 +543,9 @@ static int store_close(lua_State *L)
 	ls->sc = NULL;
 	mlx_store_close(ls->s);
 	ls->s = NULL;
+	if (ls->root_fd >= 0)
+		close(ls->root_fd);
+	ls->root_fd = -1;
 	return 0;
 }
 
@@ -559,9 +578,14 @@ static int store_open(lua_State *L)
 	struct lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);
 	memset(ls, 0, sizeof *ls);
 	luaL_setmetatable(L, STORE_MT);
+	ls->root_fd = -1;
 	snprintf(ls->root, sizeof ls->root, "%s", root);
 	ls->jobs = jobs;
 	struct mlx_err err;
+	if ((ls->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		mlx_err_sys(&err, errno, "cannot open the project directory %s", root);
+		return mlx_lua_fail(L, &err);
+	}
 	if (mlx_store_open(root, flags, &ls->s, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	return 1;

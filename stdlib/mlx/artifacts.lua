@@ -401,7 +401,8 @@ local function apply(st, root, p, link)
   local ok, err, code = st:checkout(p.dir, p.files, link)
   if not ok then return nil, err, code end
   for _, path in ipairs(p.extra) do
-    os.remove(root .. "/" .. p.path .. "/" .. path)
+    ok, err, code = fs.remove_below(root, p.path .. "/" .. path)
+    if not ok then return nil, err, code end
     remove_empty_parents(root, p.path .. "/" .. path, p.path)
   end
   return { path = p.path, action = p.action, files = #p.files, removed = #p.extra }

@@ -21,17 +21,15 @@ local function is_id(s)
 end
 M.is_id = is_id
 
---- Returns nil if p is a valid tracked path (relative to the project root,
---- '/'-separated, no ".", ".." or empty component, no trailing '/'), else a
---- message saying why not.
+--- Returns nil if p may be written from data (relative to the project
+--- root, '/'-separated, no ".", ".." or empty component, no trailing '/',
+--- nothing under .git/ or .mlx/, not mlx.lock: fs.check_path, the one rule
+--- of core/path.c), else a message "P: why".
 function M.path_problem(p)
-  if type(p) ~= "string" or p == "" then return "empty path" end
-  if p:sub(1, 1) == "/" then return "absolute path" end
-  if p:find("\n", 1, true) or p:find("\0", 1, true) then return "control character in path" end
-  for part in (p .. "/"):gmatch("([^/]*)/") do
-    if part == "" or part == "." or part == ".." then return "'.', '..' or empty component" end
-  end
-  return nil
+  if type(p) ~= "string" then return "path must be a string" end
+  local ok, why = fs.check_path(p)
+  if ok then return nil end
+  return why
 end
 
 --- Returns nil if entry is a valid output record (as in the artifacts
@@ -55,7 +53,7 @@ local function validate_artifacts(section)
   if type(section) ~= "table" then return "\"artifacts\" must be an object" end
   for path, entry in pairs(section) do
     local why = M.path_problem(path)
-    if why then return ("artifact %q: %s"):format(tostring(path), why) end
+    if why then return ("artifact %s"):format(why) end
     why = M.entry_problem(entry)
     if why then return ("artifact %q: %s"):format(path, why) end
   end

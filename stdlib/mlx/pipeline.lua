@@ -10,6 +10,7 @@
 --- Declaration errors are raised at the recipe line that declared the step,
 --- as usage failures (exit 2): "recipe.lua:12: step 'train': unknown field
 --- 'dep' (did you mean 'deps'?)".
+local fs = require "mlx.fs"
 local params = require "mlx.params"
 local paths = require "mlx.pipeline.paths"
 local suggest = require "mlx.suggest"
@@ -157,6 +158,13 @@ function Pipeline:step(name)
       for _, path in ipairs(fields[list] or {}) do
         local normal, err = paths.normalize(path)
         if not normal then declaration_error(where, "step '%s': %s '%s': %s", name, list:sub(1, -2), path, err) end
+        -- mlx deletes, writes and restores outs: they obey the rule for
+        -- paths from data (nothing in .git/ or .mlx/, not mlx.lock). Deps are
+        -- only read, and may be anywhere in the project.
+        if list ~= "deps" then
+          local ok, why = fs.check_path((normal:gsub("/$", "")))
+          if not ok then declaration_error(where, "step '%s': %s %s", name, list:sub(1, -2), why) end
+        end
         table.insert(step[list], normal)
       end
     end

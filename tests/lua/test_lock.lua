@@ -41,7 +41,12 @@ function TestLock:test_invalid_locks_fail_naming_file_and_problem()
   local cases = {
     { '{"artifacts": {}}', 'no "version" field' },
     { '{"version": 99}', "newer than this mlx reads" },
-    { '{"version": 1, "artifacts": {"../x": {"type": "file"}}}', "'.', '..' or empty component" },
+    { '{"version": 1, "artifacts": {"../x": {"type": "file"}}}', "artifact ../x: path leaves the project" },
+    { '{"version": 1, "artifacts": {".git/hooks/post-checkout": {"type": "file"}}}',
+      "artifact .git/hooks/post-checkout: path inside .git/" },
+    { '{"version": 1, "artifacts": {".mlx/config.local.lua": {"type": "file"}}}',
+      "artifact .mlx/config.local.lua: path inside .mlx/" },
+    { '{"version": 1, "artifacts": {"a//b": {"type": "file"}}}', "empty path component" },
     { '{"version": 1, "artifacts": {"x": {"type": "file", "hash": "' .. H .. '", "size": -1, "mode": "644"}}}',
       "size must be a non-negative integer" },
     { "[1, 2]", "not a JSON object" },

@@ -37,7 +37,9 @@ lock.sections.steps = function(section)
         return where .. ": key must be 64 hex digits"
       end
       for path, r in pairs(type(entry.outs) == "table" and entry.outs or {}) do
-        local problem = lock.entry_problem(r)
+        local problem = lock.path_problem(type(path) == "string" and state.store_path(path) or path)
+        if problem then return ("%s: out %s"):format(where, problem) end
+        problem = lock.entry_problem(r)
         if problem then return ("%s: out %q: %s"):format(where, path, problem) end
       end
     end
@@ -104,6 +106,7 @@ function Engine:open()
     if not ok then ui.fail(ui.exit_code_for(code), "%s", err) end
   end
   self.made_dirs = {}
+  self.checked_parents = {}
   self.locked = M.locked_steps(self.root, self.p)
 end
 
@@ -203,18 +206,37 @@ function Engine:log_metrics_files(step, run)
   return true
 end
 
--- Removes the declared outs (unless persist) and makes their parents.
+-- Refuses (exit 2) a step that would write through a symlinked directory:
+-- mlx deletes, writes and restores its outs, and the step itself writes
+-- them, so no parent of an out may lead outside the project. Each parent
+-- directory is checked once per run.
+function Engine:check_out_parents(step)
+  for _, out in ipairs(step.outs) do
+    local bare = state.store_path(out)
+    local parent = bare:match("^(.*)/") or ""
+    if parent ~= "" and not self.checked_parents[parent] then
+      local ok, err = fs.check_parents(self.root, bare)
+      if not ok then
+        ui.usage_error("step '%s': out %s: %s", step.name, out, err)
+      end
+      self.checked_parents[parent] = true
+    end
+  end
+end
+
+-- Removes the declared outs (unless persist) and makes their parents, below
+-- the root without following a symlink.
 function Engine:prepare_outs(step)
   for _, out in ipairs(step.outs) do
-    local path = self.root .. "/" .. state.store_path(out)
+    local bare = state.store_path(out)
     if not step.persist then
-      local ok, err = fs.remove_tree(path)
+      local ok, err = fs.remove_below(self.root, bare)
       if not ok then return nil, err end
     end
     state.forget(self.ctx, out)
-    local parent = path:match("^(.*)/")
-    if not self.made_dirs[parent] then
-      local ok, err = fs.mkdirs(parent)
+    local parent = bare:match("^(.*)/")
+    if parent and not self.made_dirs[parent] then
+      local ok, err = fs.mkdirs_below(self.root, parent)
       if not ok then return nil, err end
       self.made_dirs[parent] = true
     end
@@ -379,9 +401,11 @@ function Engine:dispatch(step)
     return self:finish_failure(step, nil, ("step '%s': dep '%s' does not exist"):format(step.name, ev.missing_deps[1]), nil)
   end
   if self.opts.explain then self.out:explain(step, reasons) end
+  self:check_out_parents(step)
   -- The run-cache: the same inputs ran before, restore instead of running.
   if step.cache and not forced and not step.always then
-    local outs = runcache.lookup(self.root, self.store, ev.key, step)
+    local outs, refused = runcache.lookup(self.root, self.store, ev.key, step)
+    if refused then ui.warn(refused) end
     if outs then
       for out in pairs(outs) do state.forget(self.ctx, out) end
       local ok, rerr = runcache.restore(self.root, self.store, outs, self.link)

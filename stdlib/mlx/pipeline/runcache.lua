@@ -17,15 +17,29 @@ end
 
 --- Returns the outs {path → record} of the entry for key k when every object
 --- they need is in the store; nil when there is no usable entry (none, a
---- damaged one, or objects gone — the step then simply runs).
+--- damaged one, or objects gone — the step then simply runs). An entry is
+--- data that may come from elsewhere (a pull, a crafted file): it must name
+--- exactly the outs the step declares, each a path that passes the rule of
+--- fs.check_path; one that names anything else is refused, with nil and a
+--- message saying why (the step then runs, and nothing is restored).
 function M.lookup(root, st, k, step)
   local entry = json.load(entry_path(root, k))
   if type(entry) ~= "table" or entry.key ~= k or type(entry.outs) ~= "table" then return nil end
+  local declared = {}
+  for _, out in ipairs(step.outs) do declared[out] = true end
+  for path in pairs(entry.outs) do
+    if not declared[path] then
+      return nil, ("run-cache entry %s names %s, which step '%s' does not declare; ignored")
+        :format(k:sub(1, 12), tostring(path), step.name)
+    end
+  end
+  local outs = {}
   for _, out in ipairs(step.outs) do
     local r = entry.outs[out]
     if type(r) ~= "table" or lock.entry_problem(r) or not st:has(r.hash) then return nil end
+    outs[out] = r
   end
-  return entry.outs
+  return outs
 end
 
 --- Writes the entry for key k (outs: {path → record}) without syncing:
@@ -66,7 +80,8 @@ end
 function M.restore(root, st, outs, link)
   for path, r in pairs(outs) do
     local target = state.store_path(path)
-    local ok, err, code = fs.remove_tree(root .. "/" .. target)
+    -- Removed and rewritten below the root without following a symlink.
+    local ok, err, code = fs.remove_below(root, target)
     if not ok then return nil, err, code end
     local entries
     if r.type == "dir" then
@@ -78,11 +93,6 @@ function M.restore(root, st, outs, link)
         entries[i] = { path = target .. "/" .. f.path, hash = f.hash, mode = f.mode }
       end
     else
-      local parent = target:match("^(.*)/")
-      if parent then
-        ok, err, code = fs.mkdirs(root .. "/" .. parent)
-        if not ok then return nil, err, code end
-      end
       entries = { { path = target, hash = r.hash, mode = r.mode } }
     end
     ok, err, code = st:checkout("", entries, link)
