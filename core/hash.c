@@ -621,6 +621,20 @@ int mlx_hash_manifest(const struct mlx_filelist *list, char **text, size_t *len,
 	return MLX_OK;
 }
 
+int mlx_hash_dir(const char *dir, int jobs, struct mlx_filelist *out, char **text, size_t *len,
+		 char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
+{
+	*text = NULL;
+	int rc = mlx_hash_walk(dir, NULL, MLX_WALK_TYPES_ONLY, out, err);
+	if (rc == MLX_OK)
+		rc = mlx_hash_files(dir, out, jobs, err);
+	if (rc == MLX_OK)
+		rc = mlx_hash_manifest(out, text, len, hex, err);
+	if (rc != MLX_OK)
+		mlx_filelist_free(out);
+	return rc;
+}
+
 int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *out, struct mlx_err *err)
 {
 	size_t line = 0;

@@ -126,6 +126,14 @@ int mlx_hash_manifest(const struct mlx_filelist *list, char **text, size_t *len,
  * naming the bad line (out is then empty). */
 int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *out, struct mlx_err *err);
 
+/* Hashes the directory dir whole, without a stat cache: walks it (the
+ * rules of mlx_hash_walk, no store links), hashes every file in up to jobs
+ * threads and builds the manifest into *text (malloc'ed, caller frees; *len
+ * its length), its id into hex, the files into out (empty; caller frees).
+ * Returns 0 or the first failure, with out emptied and *text NULL. */
+int mlx_hash_dir(const char *dir, int jobs, struct mlx_filelist *out, char **text, size_t *len,
+		 char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err);
+
 /* Returns 1 if s is 64 lowercase hex digits, else 0. */
 int mlx_hash_is_id(const char *s);
 

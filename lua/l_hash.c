@@ -71,11 +71,8 @@ static int hash_dir(lua_State *L)
 	struct mlx_err err;
 	char hex[MLX_HASH_HEX_SIZE];
 	size_t len = 0;
-	if (mlx_hash_walk(path, NULL, MLX_WALK_TYPES_ONLY, list, &err) != MLX_OK || mlx_hash_files(path, list, jobs, &err) != MLX_OK ||
-	    mlx_hash_manifest(list, &box->text, &len, hex, &err) != MLX_OK) {
-		mlx_filelist_free(list);
+	if (mlx_hash_dir(path, jobs, list, &box->text, &len, hex, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
-	}
 	uint64_t total = 0;
 	for (size_t i = 0; i < list->len; i++)
 		total += list->items[i].size;

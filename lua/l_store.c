@@ -1,46 +1,34 @@
-/* l_store.c — mlx.store: the project's object store and stat cache.
+/* l_store.c — mlx.store: the project's workspace (core/workspace.h): its
+ * object store and stat cache, and the files mlx hashes and checks out.
  *
  *     local st = assert(store.open(root))
  *     local info = assert(st:put("data/images"))   -- staged
  *     assert(st:commit())                           -- durable, visible
  *
- * A Store handle holds the store (and its shared gc lock) and the stat
- * cache .mlx/state.db, opened on first use; the stat cache is an
- * accelerator only, so if it cannot be opened or written, work goes on
- * without it. Paths given to methods are relative to the project root. */
-#include <errno.h>
-#include <fcntl.h>
+ * A Store handle owns one mlx_workspace; paths given to methods are
+ * relative to the project root. */
 #include <lauxlib.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "binding.h"
 #include "hash.h"
-#include "path.h"
-#include "statcache.h"
 #include "store.h"
+#include "workspace.h"
 
 #define STORE_MT "mlx.Store"
 #define WORK_MT "mlx.store.Work"
 #define IDS_MT "mlx.store.Ids"
 
 struct lstore {
-	struct mlx_store *s;
-	struct mlx_statcache *sc;
-	int sc_tried;
-	int jobs;
-	int root_fd; /* the project root: writes are made below it */
-	char root[PATH_MAX];
+	struct mlx_workspace *ws;
 };
 
 /* What a method builds in C lives in a userdata while Lua runs, so that a
  * memory error raised by Lua cannot leak it. */
 struct work {
 	struct mlx_filelist list;
+	struct mlx_artifact art;
 	char *text;
 };
 
@@ -48,6 +36,7 @@ static int work_gc(lua_State *L)
 {
 	struct work *w = luaL_checkudata(L, 1, WORK_MT);
 	mlx_filelist_free(&w->list);
+	mlx_artifact_free(&w->art);
 	free(w->text);
 	w->text = NULL;
 	return 0;
@@ -70,6 +59,7 @@ static struct work *new_work(lua_State *L)
 static void free_work(struct work *w)
 {
 	mlx_filelist_free(&w->list);
+	mlx_artifact_free(&w->art);
 	free(w->text);
 	w->text = NULL;
 }
@@ -77,51 +67,14 @@ static void free_work(struct work *w)
 static struct lstore *check_open(lua_State *L)
 {
 	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
-	if (!ls->s)
+	if (!ls->ws)
 		luaL_error(L, "attempt to use a closed store");
 	return ls;
 }
 
-static struct mlx_statcache *statcache(struct lstore *ls)
+static struct mlx_store *store_of(lua_State *L)
 {
-	if (!ls->sc_tried) {
-		ls->sc_tried = 1;
-		char path[sizeof ls->root + 16];
-		snprintf(path, sizeof path, "%s/.mlx/state.db", ls->root);
-		if (mlx_statcache_open(path, &ls->sc, NULL) != MLX_OK)
-			ls->sc = NULL;
-	}
-	return ls->sc;
-}
-
-/* A path relative to the project root, as the stdlib passes them. */
-static const char *check_relpath(lua_State *L, int idx, int allow_empty)
-{
-	const char *p = luaL_checkstring(L, idx);
-	if ((!allow_empty && !*p) || p[0] == '/' || strlen(p) >= PATH_MAX / 2)
-		luaL_argerror(L, idx, "expected a path relative to the project root");
-	return p;
-}
-
-/* Splits rel into its parent ("" at the top) and its last component. */
-static void split(const char *rel, char *parent, const char **name)
-{
-	const char *slash = strrchr(rel, '/');
-	if (slash) {
-		memcpy(parent, rel, (size_t)(slash - rel));
-		parent[slash - rel] = '\0';
-		*name = slash + 1;
-	} else {
-		parent[0] = '\0';
-		*name = rel;
-	}
-}
-
-static void full_path(const struct lstore *ls, const char *rel, char *out)
-{
-	/* Lengths were checked on entry (root and rel below PATH_MAX / 2). */
-	if (snprintf(out, PATH_MAX, "%s%s%s", ls->root, *rel ? "/" : "", rel) >= PATH_MAX)
-		out[0] = '\0';
+	return mlx_workspace_store(check_open(L)->ws);
 }
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)
@@ -136,77 +89,32 @@ static void set_str(lua_State *L, const char *k, const char *v)
 	lua_setfield(L, -2, k);
 }
 
-/* Shared by :hash and :put. A directory's manifest is left out of the
- * result if want_manifest is 0 and the stat cache knows the directory's id
- * (its tree matched every file), which spares building it. */
-static int scan(lua_State *L, int put, int want_manifest)
+/* Shared by :hash and :put. */
+static int scan(lua_State *L, int flags)
 {
 	struct lstore *ls = check_open(L);
-	const char *rel = check_relpath(L, 2, 0);
+	const char *rel = luaL_checkstring(L, 2);
+	luaL_argcheck(L, *rel && rel[0] != '/', 2, "expected a path relative to the project root");
 	struct work *w = new_work(L);
-	char full[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX];
-	const char *name;
-	full_path(ls, rel, full);
 	struct mlx_err err;
-	struct stat st;
-	if (lstat(full, &st) != 0) {
-		mlx_err_sys(&err, errno, "cannot stat %s", rel);
+	if (mlx_workspace_hash(ls->ws, rel, flags, &w->art, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
-	}
-	int is_dir = S_ISDIR(st.st_mode);
-	const char *objects = mlx_store_objects_dir(ls->s);
-	int rc;
-	if (is_dir) {
-		snprintf(base, sizeof base, "%s", full);
-		snprintf(prefix, sizeof prefix, "%s", rel);
-		rc = mlx_hash_walk(base, objects, 0, &w->list, &err);
-	} else {
-		split(rel, prefix, &name);
-		full_path(ls, prefix, base);
-		rc = mlx_hash_stat(base, name, objects, &w->list, &err);
-	}
-	if (rc != MLX_OK)
-		goto fail;
-	struct mlx_statcache *sc = statcache(ls);
-	if (sc)
-		mlx_statcache_fill(sc, prefix, is_dir, &w->list, NULL, NULL);
-	char hex[MLX_HASH_HEX_SIZE];
-	size_t len = 0;
-	int known = is_dir && !put && !want_manifest && sc && mlx_statcache_id(sc, prefix, hex);
-	if (!known) {
-		rc = put ? mlx_store_stage_files(ls->s, base, &w->list, ls->jobs, &err)
-			 : mlx_hash_files(base, &w->list, ls->jobs, &err);
-		if (rc != MLX_OK)
-			goto fail;
-		if (is_dir && (rc = mlx_hash_manifest(&w->list, &w->text, &len, hex, &err)) != MLX_OK)
-			goto fail;
-		if (sc)
-			mlx_statcache_store(sc, prefix, is_dir, &w->list, is_dir ? hex : NULL, NULL);
-		if (put && is_dir && (rc = mlx_store_stage_bytes(ls->s, w->text, len, hex, &err)) != MLX_OK)
-			goto fail;
-	}
-	uint64_t total = 0;
-	for (size_t i = 0; i < w->list.len; i++)
-		total += w->list.items[i].size;
+	const struct mlx_artifact *a = &w->art;
 	lua_createtable(L, 0, 5);
-	set_str(L, "type", is_dir ? "dir" : "file");
-	set_int(L, "size", (lua_Integer)total);
-	if (is_dir) {
-		set_str(L, "hash", hex);
-		set_int(L, "files", (lua_Integer)w->list.len);
-		if (!known) {
-			lua_pushlstring(L, w->text, len);
+	set_str(L, "type", a->is_dir ? "dir" : "file");
+	set_str(L, "hash", a->hex);
+	set_int(L, "size", (lua_Integer)a->size);
+	if (a->is_dir) {
+		set_int(L, "files", (lua_Integer)a->files);
+		if (a->manifest) {
+			lua_pushlstring(L, a->manifest, a->manifest_len);
 			lua_setfield(L, -2, "manifest");
 		}
 	} else {
-		set_str(L, "hash", w->list.items[0].hex);
-		set_str(L, "mode", w->list.items[0].mode == 0755 ? "755" : "644");
+		set_str(L, "mode", a->mode == 0755 ? "755" : "644");
 	}
 	free_work(w);
 	return 1;
-fail:
-	free_work(w);
-	return mlx_lua_fail(L, &err);
 }
 
 /* st:hash(path[, {manifest = false}]) -> {type = "file"|"dir", hash, size,
@@ -224,7 +132,7 @@ static int store_hash(lua_State *L)
 		lua_pop(L, 1);
 	}
 	lua_settop(L, 2);
-	return scan(L, 0, want_manifest);
+	return scan(L, want_manifest ? 0 : MLX_WS_NO_MANIFEST);
 }
 
 /* st:hash_files(paths) -> {[path] = {type = "file", hash, size, mode} | false}
@@ -244,22 +152,16 @@ static int store_hash_files(lua_State *L)
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, 2, i);
 		const char *p = lua_tostring(L, -1);
-		if (!p || !*p || p[0] == '/' || strlen(p) >= PATH_MAX / 2)
+		if (!p || !*p || p[0] == '/')
 			return luaL_error(L, "path %d must be relative to the project root", (int)i);
 		names[i - 1] = p;
 		lua_pop(L, 1);
 	}
 	struct mlx_err err;
-	int rc = mlx_hash_stat_many(ls->root, names, (size_t)n, mlx_store_objects_dir(ls->s), &w->list, found, &err);
-	if (rc != MLX_OK)
-		goto fail;
-	struct mlx_statcache *sc = statcache(ls);
-	if (sc)
-		mlx_statcache_fill(sc, "", 0, &w->list, NULL, NULL);
-	if ((rc = mlx_hash_files(ls->root, &w->list, ls->jobs, &err)) != MLX_OK)
-		goto fail;
-	if (sc)
-		mlx_statcache_store(sc, "", 0, &w->list, NULL, NULL);
+	if (mlx_workspace_hash_files(ls->ws, names, (size_t)n, &w->list, found, &err) != MLX_OK) {
+		free_work(w);
+		return mlx_lua_fail(L, &err);
+	}
 	lua_createtable(L, 0, (int)n);
 	size_t next = 0;
 	for (lua_Integer i = 1; i <= n; i++) {
@@ -277,9 +179,6 @@ static int store_hash_files(lua_State *L)
 	}
 	free_work(w);
 	return 1;
-fail:
-	free_work(w);
-	return mlx_lua_fail(L, &err);
 }
 
 /* st:put(path) -> info as st:hash | nil, message, code. Stages the file or
@@ -287,15 +186,15 @@ fail:
 static int store_put(lua_State *L)
 {
 	lua_settop(L, 2);
-	return scan(L, 1, 1);
+	return scan(L, MLX_WS_PUT);
 }
 
 /* st:commit() -> true | nil, message, code */
 static int store_commit(lua_State *L)
 {
-	struct lstore *ls = check_open(L);
+	struct mlx_store *s = store_of(L);
 	struct mlx_err err;
-	if (mlx_store_commit(ls->s, &err) != MLX_OK)
+	if (mlx_store_commit(s, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -322,12 +221,7 @@ static int store_checkout(lua_State *L)
 {
 	static const char *const links[] = {"copy", "hardlink", "symlink", NULL};
 	struct lstore *ls = check_open(L);
-	const char *rel = luaL_checkstring(L, 2);
-	int absolute = rel[0] == '/';
-	if (absolute)
-		luaL_argcheck(L, strlen(rel) < PATH_MAX / 2, 2, "path too long");
-	else
-		rel = check_relpath(L, 2, 1);
+	const char *dir = luaL_checkstring(L, 2);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	enum mlx_link link = (enum mlx_link)luaL_checkoption(L, 4, "copy", links);
 	lua_Integer n = luaL_len(L, 3);
@@ -347,35 +241,10 @@ static int store_checkout(lua_State *L)
 			return luaL_error(L, "out of memory");
 		lua_pop(L, 4);
 	}
-	char dir[PATH_MAX];
-	int64_t started = mlx_hash_now_ns();
-	int rc;
-	if (absolute) {
-		snprintf(dir, sizeof dir, "%s", rel);
-		rc = mlx_store_checkout_files(ls->s, dir, &w->list, link, ls->jobs, &err);
-	} else {
-		/* Inside the project, the directory and every entry are reached
-		 * from the root without following a symlink (core/path.h). */
-		int dfd = -1;
-		rc = *rel ? mlx_path_check(rel, strlen(rel), &err) : MLX_OK;
-		if (rc == MLX_OK)
-			rc = mlx_path_open_dir(ls->root_fd, rel, 1, &dfd, &err);
-		if (rc == MLX_OK)
-			rc = mlx_store_checkout_at(ls->s, dfd, rel, &w->list, link, ls->jobs, &err);
-		if (dfd >= 0)
-			close(dfd);
-	}
-	if (rc != MLX_OK) {
-		free_work(w);
-		return mlx_lua_fail(L, &err);
-	}
-	struct mlx_statcache *sc = absolute ? NULL : statcache(ls);
-	if (sc) {
-		for (size_t i = 0; i < w->list.len; i++)
-			w->list.items[i].hashed_ns = started;
-		mlx_statcache_store(sc, rel, 0, &w->list, NULL, NULL);
-	}
+	int rc = mlx_workspace_checkout(ls->ws, dir, &w->list, link, &err);
 	free_work(w);
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -388,14 +257,7 @@ static int store_manifest(lua_State *L)
 	const char *hex = luaL_checkstring(L, 2);
 	struct work *w = new_work(L);
 	struct mlx_err err;
-	size_t len;
-	if (mlx_store_read(ls->s, hex, &w->text, &len, &err) != MLX_OK ||
-	    mlx_hash_manifest_parse(w->text, len, &w->list, &err) != MLX_OK) {
-		if (err.status == MLX_ERR_CORRUPT && !strstr(err.msg, hex)) {
-			char msg[MLX_ERR_MSG_MAX];
-			memcpy(msg, err.msg, sizeof msg);
-			mlx_err_set(&err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", hex, msg);
-		}
+	if (mlx_workspace_manifest(ls->ws, hex, &w->list, &err) != MLX_OK) {
 		free_work(w);
 		return mlx_lua_fail(L, &err);
 	}
@@ -416,12 +278,12 @@ static int store_manifest(lua_State *L)
 /* st:read(id) -> content | nil, message, code (verified) */
 static int store_read(lua_State *L)
 {
-	struct lstore *ls = check_open(L);
+	struct mlx_store *s = store_of(L);
 	const char *hex = luaL_checkstring(L, 2);
 	struct work *w = new_work(L);
 	struct mlx_err err;
 	size_t len;
-	if (mlx_store_read(ls->s, hex, &w->text, &len, &err) != MLX_OK)
+	if (mlx_store_read(s, hex, &w->text, &len, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	lua_pushlstring(L, w->text, len);
 	free_work(w);
@@ -431,18 +293,17 @@ static int store_read(lua_State *L)
 /* st:has(id) -> boolean */
 static int store_has(lua_State *L)
 {
-	struct lstore *ls = check_open(L);
-	lua_pushboolean(L, mlx_store_has(ls->s, luaL_checkstring(L, 2)));
+	lua_pushboolean(L, mlx_store_has(store_of(L), luaL_checkstring(L, 2)));
 	return 1;
 }
 
 /* st:path(id) -> the object's file path | nil, message, "invalid" */
 static int store_path(lua_State *L)
 {
-	struct lstore *ls = check_open(L);
+	struct mlx_store *s = store_of(L);
 	char path[PATH_MAX];
 	struct mlx_err err;
-	if (mlx_store_object_path(ls->s, luaL_checkstring(L, 2), path, sizeof path, &err) != MLX_OK)
+	if (mlx_store_object_path(s, luaL_checkstring(L, 2), path, sizeof path, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	lua_pushstring(L, path);
 	return 1;
@@ -452,9 +313,9 @@ typedef int (*id_fn)(const struct mlx_store *, const char *, struct mlx_err *);
 
 static int by_id(lua_State *L, id_fn fn)
 {
-	struct lstore *ls = check_open(L);
+	struct mlx_store *s = store_of(L);
 	struct mlx_err err;
-	if (fn(ls->s, luaL_checkstring(L, 2), &err) != MLX_OK)
+	if (fn(s, luaL_checkstring(L, 2), &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -481,10 +342,10 @@ static int store_quarantine(lua_State *L)
 /* st:objects() -> {{id, size}…} sorted by id | nil, message, code */
 static int store_objects(lua_State *L)
 {
-	struct lstore *ls = check_open(L);
+	struct mlx_store *s = store_of(L);
 	struct work *w = new_work(L);
 	struct mlx_err err;
-	if (mlx_store_list(ls->s, &w->list, &err) != MLX_OK)
+	if (mlx_store_list(s, &w->list, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	lua_createtable(L, (int)w->list.len, 0);
 	for (size_t i = 0; i < w->list.len; i++) {
@@ -504,8 +365,7 @@ static int store_check(lua_State *L)
 	struct lstore *ls = check_open(L);
 	struct work *w = new_work(L);
 	struct mlx_err err;
-	if (mlx_store_list(ls->s, &w->list, &err) != MLX_OK ||
-	    mlx_store_check(ls->s, &w->list, ls->jobs, &err) != MLX_OK) {
+	if (mlx_workspace_check_store(ls->ws, &w->list, &err) != MLX_OK) {
 		free_work(w);
 		return mlx_lua_fail(L, &err);
 	}
@@ -529,8 +389,7 @@ static int store_check(lua_State *L)
 /* st:objects_dir() -> absolute path of .mlx/cache/objects */
 static int store_objects_dir(lua_State *L)
 {
-	struct lstore *ls = check_open(L);
-	lua_pushstring(L, mlx_store_objects_dir(ls->s));
+	lua_pushstring(L, mlx_store_objects_dir(store_of(L)));
 	return 1;
 }
 
@@ -539,20 +398,18 @@ static int store_objects_dir(lua_State *L)
 static int store_close(lua_State *L)
 {
 	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
-	mlx_statcache_close(ls->sc);
-	ls->sc = NULL;
-	mlx_store_close(ls->s);
-	ls->s = NULL;
-	if (ls->root_fd >= 0)
-		close(ls->root_fd);
-	ls->root_fd = -1;
+	mlx_workspace_close(ls->ws);
+	ls->ws = NULL;
 	return 0;
 }
 
 static int store_tostring(lua_State *L)
 {
 	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
-	lua_pushfstring(L, "mlx.Store (%s%s)", ls->root, ls->s ? "" : ", closed");
+	if (ls->ws)
+		lua_pushfstring(L, "mlx.Store (%s)", mlx_workspace_root(ls->ws));
+	else
+		lua_pushliteral(L, "mlx.Store (closed)");
 	return 1;
 }
 
@@ -562,7 +419,7 @@ static int store_tostring(lua_State *L)
 static int store_open(lua_State *L)
 {
 	const char *root = luaL_checkstring(L, 1);
-	if (root[0] != '/' || strlen(root) >= PATH_MAX / 2)
+	if (root[0] != '/')
 		luaL_argerror(L, 1, "expected the absolute path of the project root");
 	int flags = 0, jobs = 0;
 	if (!lua_isnoneornil(L, 2)) {
@@ -576,17 +433,10 @@ static int store_open(lua_State *L)
 		lua_pop(L, 3);
 	}
 	struct lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);
-	memset(ls, 0, sizeof *ls);
+	ls->ws = NULL;
 	luaL_setmetatable(L, STORE_MT);
-	ls->root_fd = -1;
-	snprintf(ls->root, sizeof ls->root, "%s", root);
-	ls->jobs = jobs;
 	struct mlx_err err;
-	if ((ls->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		mlx_err_sys(&err, errno, "cannot open the project directory %s", root);
-		return mlx_lua_fail(L, &err);
-	}
-	if (mlx_store_open(root, flags, &ls->s, &err) != MLX_OK)
+	if (mlx_workspace_open(root, flags, jobs, &ls->ws, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	return 1;
 }

@@ -1,0 +1,240 @@
+/* workspace.c — see workspace.h. */
+#include "workspace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "path.h"
+#include "statcache.h"
+
+struct mlx_workspace {
+	struct mlx_store *store;
+	struct mlx_statcache *sc;
+	int sc_tried;
+	int jobs;
+	int root_fd;
+	char root[PATH_MAX];
+};
+
+int mlx_workspace_open(const char *root, int store_flags, int jobs, struct mlx_workspace **out,
+		       struct mlx_err *err)
+{
+	if (root[0] != '/' || strlen(root) >= PATH_MAX / 2)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "%s: expected the absolute path of the project root", root);
+	struct mlx_workspace *ws = calloc(1, sizeof *ws);
+	if (!ws)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	snprintf(ws->root, sizeof ws->root, "%s", root);
+	ws->jobs = jobs;
+	ws->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ws->root_fd < 0) {
+		int rc = mlx_err_sys(err, errno, "cannot open the project directory %s", root);
+		free(ws);
+		return rc;
+	}
+	int rc = mlx_store_open(root, store_flags, &ws->store, err);
+	if (rc != MLX_OK) {
+		close(ws->root_fd);
+		free(ws);
+		return rc;
+	}
+	*out = ws;
+	return MLX_OK;
+}
+
+void mlx_workspace_close(struct mlx_workspace *ws)
+{
+	if (!ws)
+		return;
+	mlx_statcache_close(ws->sc);
+	mlx_store_close(ws->store);
+	close(ws->root_fd);
+	free(ws);
+}
+
+struct mlx_store *mlx_workspace_store(const struct mlx_workspace *ws)
+{
+	return ws->store;
+}
+
+const char *mlx_workspace_root(const struct mlx_workspace *ws)
+{
+	return ws->root;
+}
+
+int mlx_workspace_manifest(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
+			   struct mlx_err *err)
+{
+	char *text = NULL;
+	size_t len;
+	int rc = mlx_store_read(ws->store, hex, &text, &len, err);
+	if (rc == MLX_OK)
+		rc = mlx_hash_manifest_parse(text, len, out, err);
+	free(text);
+	if (rc == MLX_ERR_CORRUPT && !strstr(err->msg, hex)) {
+		char msg[MLX_ERR_MSG_MAX];
+		memcpy(msg, err->msg, sizeof msg);
+		mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", hex, msg);
+	}
+	return rc;
+}
+
+int mlx_workspace_check_store(struct mlx_workspace *ws, struct mlx_filelist *out, struct mlx_err *err)
+{
+	int rc = mlx_store_list(ws->store, out, err);
+	if (rc == MLX_OK)
+		rc = mlx_store_check(ws->store, out, ws->jobs, err);
+	return rc;
+}
+
+void mlx_artifact_free(struct mlx_artifact *a)
+{
+	free(a->manifest);
+	a->manifest = NULL;
+	a->manifest_len = 0;
+}
+
+/* The stat cache, opened on first use; NULL if it cannot be (work goes on
+ * without it). */
+static struct mlx_statcache *statcache(struct mlx_workspace *ws)
+{
+	if (!ws->sc_tried) {
+		ws->sc_tried = 1;
+		char path[sizeof ws->root + 16];
+		snprintf(path, sizeof path, "%s/.mlx/state.db", ws->root);
+		if (mlx_statcache_open(path, &ws->sc, NULL) != MLX_OK)
+			ws->sc = NULL;
+	}
+	return ws->sc;
+}
+
+static int check_relative(const char *rel, int allow_empty, struct mlx_err *err)
+{
+	if ((!allow_empty && !*rel) || rel[0] == '/' || strlen(rel) >= PATH_MAX / 2)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "%.200s: expected a path relative to the project root",
+				   rel);
+	return MLX_OK;
+}
+
+/* root/rel into out (PATH_MAX bytes); lengths were checked on entry. */
+static void full_path(const struct mlx_workspace *ws, const char *rel, char *out)
+{
+	if (snprintf(out, PATH_MAX, "%s%s%s", ws->root, *rel ? "/" : "", rel) >= PATH_MAX)
+		out[0] = '\0';
+}
+
+int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, struct mlx_artifact *out,
+		       struct mlx_err *err)
+{
+	*out = (struct mlx_artifact){0};
+	int rc = check_relative(rel, 0, err);
+	if (rc != MLX_OK)
+		return rc;
+	char full[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX];
+	full_path(ws, rel, full);
+	struct stat st;
+	if (lstat(full, &st) != 0)
+		return mlx_err_sys(err, errno, "cannot stat %s", rel);
+	int is_dir = S_ISDIR(st.st_mode), put = flags & MLX_WS_PUT;
+	const char *objects = mlx_store_objects_dir(ws->store);
+	struct mlx_filelist list = {0};
+	if (is_dir) {
+		snprintf(base, sizeof base, "%s", full);
+		snprintf(prefix, sizeof prefix, "%s", rel);
+		rc = mlx_hash_walk(base, objects, 0, &list, err);
+	} else {
+		/* The stat cache keys a single file by its parent ("" at the top). */
+		const char *slash = strrchr(rel, '/');
+		const char *name = slash ? slash + 1 : rel;
+		snprintf(prefix, sizeof prefix, "%.*s", slash ? (int)(slash - rel) : 0, rel);
+		full_path(ws, prefix, base);
+		rc = mlx_hash_stat(base, name, objects, &list, err);
+	}
+	if (rc != MLX_OK)
+		return rc;
+	struct mlx_statcache *sc = statcache(ws);
+	if (sc)
+		mlx_statcache_fill(sc, prefix, is_dir, &list, NULL, NULL);
+	int known = is_dir && !put && (flags & MLX_WS_NO_MANIFEST) && sc && mlx_statcache_id(sc, prefix, out->hex);
+	if (!known) {
+		rc = put ? mlx_store_stage_files(ws->store, base, &list, ws->jobs, err)
+			 : mlx_hash_files(base, &list, ws->jobs, err);
+		if (rc == MLX_OK && is_dir)
+			rc = mlx_hash_manifest(&list, &out->manifest, &out->manifest_len, out->hex, err);
+		if (rc == MLX_OK && sc)
+			mlx_statcache_store(sc, prefix, is_dir, &list, is_dir ? out->hex : NULL, NULL);
+		if (rc == MLX_OK && put && is_dir)
+			rc = mlx_store_stage_bytes(ws->store, out->manifest, out->manifest_len, out->hex, err);
+	}
+	if (rc == MLX_OK) {
+		out->is_dir = is_dir;
+		for (size_t i = 0; i < list.len; i++)
+			out->size += list.items[i].size;
+		if (is_dir) {
+			out->files = list.len;
+		} else {
+			memcpy(out->hex, list.items[0].hex, sizeof out->hex);
+			out->mode = list.items[0].mode;
+		}
+	} else {
+		mlx_artifact_free(out);
+	}
+	mlx_filelist_free(&list);
+	return rc;
+}
+
+int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names, size_t n, struct mlx_filelist *out,
+			     unsigned char *found, struct mlx_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = check_relative(names[i], 0, err);
+		if (rc != MLX_OK)
+			return rc;
+	}
+	int rc = mlx_hash_stat_many(ws->root, names, n, mlx_store_objects_dir(ws->store), out, found, err);
+	if (rc != MLX_OK)
+		return rc;
+	struct mlx_statcache *sc = statcache(ws);
+	if (sc)
+		mlx_statcache_fill(sc, "", 0, out, NULL, NULL);
+	if ((rc = mlx_hash_files(ws->root, out, ws->jobs, err)) != MLX_OK)
+		return rc;
+	if (sc)
+		mlx_statcache_store(sc, "", 0, out, NULL, NULL);
+	return MLX_OK;
+}
+
+int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
+			   enum mlx_link link, struct mlx_err *err)
+{
+	if (dir[0] == '/')
+		return mlx_store_checkout_files(ws->store, dir, items, link, ws->jobs, err);
+	int rc = check_relative(dir, 1, err);
+	if (rc == MLX_OK && *dir)
+		rc = mlx_path_check(dir, strlen(dir), err);
+	if (rc != MLX_OK)
+		return rc;
+	/* Recorded as hashed when the checkout started: a change to a placed
+	 * file within the timestamp tick after that is then seen as racy. */
+	int64_t started = mlx_hash_now_ns();
+	int dfd;
+	if ((rc = mlx_path_open_dir(ws->root_fd, dir, 1, &dfd, err)) != MLX_OK)
+		return rc;
+	rc = mlx_store_checkout_at(ws->store, dfd, dir, items, link, ws->jobs, err);
+	close(dfd);
+	if (rc != MLX_OK)
+		return rc;
+	struct mlx_statcache *sc = statcache(ws);
+	if (sc) {
+		for (size_t i = 0; i < items->len; i++)
+			items->items[i].hashed_ns = started;
+		mlx_statcache_store(sc, dir, 0, items, NULL, NULL);
+	}
+	return MLX_OK;
+}

@@ -1,0 +1,110 @@
+/* workspace.h — the project's working tree, as mlx reads and writes it.
+ *
+ * One owner holds what every road into the workspace needs: the project
+ * root as a directory descriptor, the object store (store.h) and the stat
+ * cache (statcache.h, opened on first use; only an accelerator: if it
+ * cannot be opened or written, work goes on without it). It hashes and
+ * stores files and directories through the stat cache, and checks objects
+ * out into the tree. Reading a path may follow a symlink (a symlinked
+ * dataset is common); every write goes through core/path.h: below the root
+ * descriptor, never through a symlink, at a path that passed
+ * mlx_path_check.
+ *
+ * The racy-timestamp rule lives here and in the stat cache: a file hashed
+ * or written is recorded with the time its hashing (or its checkout)
+ * started, so a change within the file system's timestamp tick after that
+ * is noticed (statcache.h).
+ *
+ * Paths are relative to the project root, '/'-separated. */
+#ifndef MLX_WORKSPACE_H
+#define MLX_WORKSPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "hash.h"
+#include "store.h"
+
+struct mlx_workspace;
+
+/* Opens the workspace at root (an absolute path): its directory and its
+ * store, with store_flags as mlx_store_open takes them; jobs is the number
+ * of threads for hashing and checkout (<= 0: one per CPU). The caller closes
+ * *out with mlx_workspace_close. Returns 0, MLX_ERR_NOMEM, or what
+ * mlx_store_open returns; MLX_ERR_IO if root cannot be opened. */
+int mlx_workspace_open(const char *root, int store_flags, int jobs, struct mlx_workspace **out,
+		       struct mlx_err *err);
+
+/* Discards what was staged and not committed, closes the store (releasing
+ * its gc lock), the stat cache and the root. Safe on NULL. */
+void mlx_workspace_close(struct mlx_workspace *ws);
+
+/* The workspace's store, owned by ws. */
+struct mlx_store *mlx_workspace_store(const struct mlx_workspace *ws);
+
+/* The absolute path of the project root, owned by ws. */
+const char *mlx_workspace_root(const struct mlx_workspace *ws);
+
+/* Reads the manifest object hex (verified) and parses it into out (empty),
+ * whose paths then passed mlx_path_check. Returns 0, MLX_ERR_NOTFOUND,
+ * MLX_ERR_CORRUPT (naming the manifest and the bad line) or MLX_ERR_IO. */
+int mlx_workspace_manifest(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
+			   struct mlx_err *err);
+
+/* Lists every object of the store into out (empty) and re-hashes each in
+ * the workspace's threads, as mlx_store_list and mlx_store_check do (an
+ * object is sound when its hex equals its path). Returns 0,
+ * MLX_ERR_INTERRUPTED or MLX_ERR_IO. */
+int mlx_workspace_check_store(struct mlx_workspace *ws, struct mlx_filelist *out, struct mlx_err *err);
+
+/* What mlx_workspace_hash learns of a file or a directory. */
+struct mlx_artifact {
+	int is_dir;
+	char hex[MLX_HASH_HEX_SIZE]; /* a file's SHA-256, a directory's manifest id */
+	uint64_t size;		     /* bytes, of the file or of all files below */
+	uint64_t files;		     /* a directory's number of files */
+	uint32_t mode;		     /* a file's 0644 or 0755 */
+	char *manifest;		     /* a directory's manifest text, or NULL (see flags) */
+	size_t manifest_len;
+};
+
+/* Frees a->manifest; leaves a reusable. */
+void mlx_artifact_free(struct mlx_artifact *a);
+
+enum {
+	MLX_WS_PUT = 1,		/* stage the files (and manifest) into the store */
+	MLX_WS_NO_MANIFEST = 2, /* a directory's manifest may be left out (NULL) when
+				 * the stat cache knows its id: for callers that only
+				 * compare ids */
+};
+
+/* Hashes the file or directory rel into *out (which the caller frees with
+ * mlx_artifact_free), through the stat cache: unchanged files are not read.
+ * With MLX_WS_PUT, stages what it hashes: mlx_store_commit makes it
+ * durable and visible. A directory's walk refuses symlinks, fifos and
+ * devices (hash.h). Returns 0; MLX_ERR_NOTFOUND if rel does not exist;
+ * MLX_ERR_INVALID for a refused entry or an absolute path; MLX_ERR_IO or
+ * MLX_ERR_INTERRUPTED. */
+int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, struct mlx_artifact *out,
+		       struct mlx_err *err);
+
+/* For each of the n single files names[i], appends it to out (path =
+ * names[i], hashed) and sets found[i] to 1; a path that does not exist or
+ * is a directory is left out with found[i] = 0. One directory open and one
+ * stat cache read for all, for checking many outs at once. Returns 0 or the
+ * first failure (a symlink, a fifo: named). */
+int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names, size_t n, struct mlx_filelist *out,
+			     unsigned char *found, struct mlx_err *err);
+
+/* Places the objects of items (path relative to dir, hex, mode) below dir,
+ * verifying each (mlx_store_checkout_at). dir is relative to the root ("" for
+ * the root; it must pass mlx_path_check and is reached without following a
+ * symlink), or absolute: a place outside the project that the caller
+ * chose, which the stat cache does not record. Placed files inside the
+ * project are recorded in the stat cache as hashed when the checkout
+ * started. Returns 0 or what mlx_store_checkout_at returns. */
+int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
+			   enum mlx_link link, struct mlx_err *err);
+
+#endif

@@ -1,0 +1,145 @@
+/* test_workspace.c — core/workspace.c: hashing and storing through the stat
+ * cache, checkout confined below the root, manifests read back. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "workspace.h"
+
+static char root[256], outside[256];
+
+static void write_file(const char *rel, const char *content)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", root, rel);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(root, sizeof root, "%s/mlx-test-ws-XXXXXX", tmp);
+	snprintf(outside, sizeof outside, "%s/mlx-test-ws-out-XXXXXX", tmp);
+	if (!mkdtemp(root) || !mkdtemp(outside))
+		return -1;
+	char data[PATH_MAX];
+	snprintf(data, sizeof data, "%s/data/sub", root);
+	if (mlx_fs_mkdirs(data, 0755, NULL) != MLX_OK)
+		return -1;
+	write_file("data/a.txt", "alpha");
+	write_file("data/sub/b.txt", "beta");
+	write_file("single.txt", "alpha");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s' '%s'", root, root, outside);
+	return system(cmd);
+}
+
+static void put_then_checkout_round_trip(void **state)
+{
+	(void)state;
+	struct mlx_workspace *ws;
+	struct mlx_err err;
+	assert_int_equal(mlx_workspace_open(root, 0, 2, &ws, &err), MLX_OK);
+	struct mlx_artifact file, dir;
+	assert_int_equal(mlx_workspace_hash(ws, "single.txt", 0, &file, &err), MLX_OK);
+	assert_false(file.is_dir);
+	assert_int_equal(file.size, 5);
+	assert_int_equal(file.mode, 0644);
+	assert_false(mlx_store_has(mlx_workspace_store(ws), file.hex));
+
+	assert_int_equal(mlx_workspace_hash(ws, "data", MLX_WS_PUT, &dir, &err), MLX_OK);
+	assert_true(dir.is_dir);
+	assert_int_equal(dir.files, 2);
+	assert_int_equal(dir.size, 9);
+	assert_non_null(dir.manifest);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+	assert_true(mlx_store_has(mlx_workspace_store(ws), dir.hex));
+
+	/* Unchanged, and only ids wanted: the stat cache answers without a
+	 * manifest, with the same id. */
+	struct mlx_artifact again;
+	assert_int_equal(mlx_workspace_hash(ws, "data", MLX_WS_NO_MANIFEST, &again, &err), MLX_OK);
+	assert_string_equal(again.hex, dir.hex);
+	mlx_artifact_free(&again);
+
+	struct mlx_filelist files = {0};
+	assert_int_equal(mlx_workspace_manifest(ws, dir.hex, &files, &err), MLX_OK);
+	assert_int_equal(files.len, 2);
+	assert_int_equal(mlx_workspace_checkout(ws, "copy/of/data", &files, MLX_LINK_COPY, &err), MLX_OK);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/copy/of/data/sub/b.txt", root);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 4);
+
+	struct mlx_artifact copy;
+	assert_int_equal(mlx_workspace_hash(ws, "copy/of/data", 0, &copy, &err), MLX_OK);
+	assert_string_equal(copy.hex, dir.hex);
+	mlx_artifact_free(&copy);
+	mlx_filelist_free(&files);
+	mlx_artifact_free(&file);
+	mlx_artifact_free(&dir);
+	mlx_workspace_close(ws);
+}
+
+static void checkout_never_writes_through_a_symlink_or_into_git(void **state)
+{
+	(void)state;
+	struct mlx_workspace *ws;
+	struct mlx_err err;
+	assert_int_equal(mlx_workspace_open(root, 0, 1, &ws, &err), MLX_OK);
+	struct mlx_artifact file;
+	assert_int_equal(mlx_workspace_hash(ws, "single.txt", MLX_WS_PUT, &file, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+	char link[PATH_MAX];
+	snprintf(link, sizeof link, "%s/link", root);
+	assert_int_equal(symlink(outside, link), 0);
+
+	struct mlx_filelist items = {0};
+	assert_int_equal(mlx_filelist_push(&items, "victim.txt", 0, 0644, file.hex, &err), MLX_OK);
+	assert_int_equal(mlx_workspace_checkout(ws, "link", &items, MLX_LINK_COPY, &err), MLX_ERR_INVALID);
+	assert_string_equal(err.msg, "link is a symbolic link; mlx never writes through one");
+	mlx_filelist_free(&items);
+
+	const char *bad[] = {"link/victim.txt", "../escape.txt", ".git/hooks/pre-commit", ".mlx/config.local.lua"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		assert_int_equal(mlx_filelist_push(&items, bad[i], 0, 0755, file.hex, &err), MLX_OK);
+		assert_int_equal(mlx_workspace_checkout(ws, "", &items, MLX_LINK_COPY, &err), MLX_ERR_INVALID);
+		mlx_filelist_free(&items);
+	}
+	char victim[PATH_MAX];
+	snprintf(victim, sizeof victim, "%s/victim.txt", outside);
+	struct stat st;
+	assert_int_not_equal(lstat(victim, &st), 0);
+	snprintf(victim, sizeof victim, "%s/.git", root);
+	assert_int_not_equal(lstat(victim, &st), 0);
+	mlx_artifact_free(&file);
+	mlx_workspace_close(ws);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(put_then_checkout_round_trip),
+		cmocka_unit_test(checkout_never_writes_through_a_symlink_or_into_git),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
