@@ -44,8 +44,8 @@ is "$(cat work/model)" "lr=0.05" "with the new value"
 
 mlx status recipe.lua --check
 is "$RC" 1 "status --check exits 1 when a step is stale"
-is "$OUT" "stale:    train: param 'lr' changed from 0.05 to 0.1; command changed
-stale:    eval: upstream step 'train' would run" "status says which param changed from what to what"
+is "$OUT" "stale:    train: param 'lr' changed from 0.05 to 0.1; command changed (restore from the run-cache)
+stale:    eval: dep 'work/model' changed (restore from the run-cache)" "status says which param changed from what to what, and that the run-cache restores both"
 
 mlx recipe recipe.lua
 is "$(ran)" "" "reverting the param runs nothing"

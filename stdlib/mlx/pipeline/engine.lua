@@ -78,7 +78,9 @@ local function new_engine(p, opts)
   local self = setmetatable({
     p = p, opts = opts, root = root, values = p.values,
     jobs = math.max(1, opts.jobs or core.cpus()),
-    results = {},      -- step → "uptodate"|"restored"|"ran"|"failed"|"skipped"|"would run"|"killed"
+    results = {},      -- step → "uptodate"|"restored"|"ran"|"failed"|"skipped"|"killed", and in a
+                       -- dry run "would run"|"would restore"|"blocked"
+    planned = {},      -- step → the action decided: "uptodate"|"restore"|"run"|"blocked"
     reasons = {},      -- step → list of reasons it ran
     times = {},        -- step → seconds
     pending = {},      -- completed steps not yet checkpointed: {step, key, entry, outs}
@@ -153,7 +155,12 @@ end
 --- becomes visible before its objects is harmless: a lookup uses an entry
 --- only when every object it names is in the store.
 function Engine:checkpoint()
-  if #self.pending == 0 then return end
+  if self.opts.dry_run then return end
+  local undeclared = false -- entries of steps the recipe no longer declares
+  for name in pairs(self.locked) do
+    if not self.p.by_name[name] then undeclared = true end
+  end
+  if #self.pending == 0 and not undeclared then return end
   for _, done in ipairs(self.pending) do
     if done.write_cache then
       local ok, err = runcache.write(self.root, done.key, done.outs)
@@ -164,11 +171,19 @@ function Engine:checkpoint()
   if not ok then ui.fail(ui.exit_code_for(code), "cannot store the outputs: %s", err) end
   local pending = self.pending
   ok, err, code = lock.update(self.root, "steps", function(section)
-    section[self.p.name] = section[self.p.name] or {}
-    for _, done in ipairs(pending) do section[self.p.name][done.step.name] = done.entry end
+    local steps = section[self.p.name] or {}
+    section[self.p.name] = steps
+    for _, done in ipairs(pending) do steps[done.step.name] = done.entry end
+    -- The pipeline's section holds exactly its declared steps.
+    for name in pairs(steps) do
+      if not self.p.by_name[name] then steps[name] = nil end
+    end
   end)
   if not ok then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", err) end
   for _, done in ipairs(pending) do self.locked[done.step.name] = done.entry end
+  for name in pairs(self.locked) do
+    if not self.p.by_name[name] then self.locked[name] = nil end
+  end
   self.pending = {}
   self.last_checkpoint = core.clock()
 end
@@ -376,51 +391,76 @@ function Engine:reap(job, result)
 end
 
 -- Decides and starts (or completes) one step whose upstream steps are done.
-function Engine:dispatch(step)
+--- Decides what a step needs, the one planner behind `mlx recipe`, its
+--- dry run (-n), --explain and `mlx status RECIPE`: returns a decision
+--- {action = "uptodate"|"restore"|"run"|"blocked", reasons, ev, outs (the
+--- run-cache's records, for "restore")}, or nil and a message. In a dry
+--- run, the outs of steps planned "restore" are seen by later steps as the
+--- run-cache records them (state.overlay), so the plan of a pipeline equals
+--- what a real run does; a step downstream of one that runs is "run", as
+--- what that step will write cannot be known before.
+function Engine:decide(step)
   local ev, err = state.evaluate(self.ctx, step, self.locked[step.name])
-  if not ev then return self:finish_failure(step, nil, err, nil) end
+  if not ev then return nil, err end
   local forced = self.opts.force or (self.opts.force_steps and self.opts.force_steps[step.name])
-  local upstream_ran = false
-  for _, up in ipairs(self.graph.upstream[step]) do
-    if self.results[up] == "would run" then upstream_ran = true end
-  end
-  if #ev.reasons == 0 and not forced and not upstream_ran then
-    self.results[step] = "uptodate"
-    return
-  end
   local reasons = ev.reasons
-  if forced and #reasons == 0 then reasons = { "forced" } end
-  if upstream_ran and #reasons == 0 then reasons = { "an upstream step runs" } end
-  self.reasons[step] = reasons
+  if #reasons == 0 and forced then reasons = { "forced" } end
   if self.opts.dry_run then
-    self.results[step] = "would run"
-    self.out:would_run(step, reasons)
-    return
+    -- What an upstream step that runs will write is unknown before it
+    -- runs: this step's inputs, and so its key, are too.
+    for _, up in ipairs(self.graph.upstream[step]) do
+      if self.planned[up] == "run" then
+        return { action = "run", ev = ev, reasons = { ("upstream step '%s' runs"):format(up.name) } }
+      end
+    end
   end
+  if #reasons == 0 then return { action = "uptodate", reasons = reasons, ev = ev } end
   if #ev.missing_deps > 0 then
-    return self:finish_failure(step, nil, ("step '%s': dep '%s' does not exist"):format(step.name, ev.missing_deps[1]), nil)
+    return { action = "blocked", ev = ev,
+      reasons = { ("dep '%s' does not exist"):format(ev.missing_deps[1]) } }
   end
-  if self.opts.explain then self.out:explain(step, reasons) end
-  self:check_out_parents(step)
   -- The run-cache: the same inputs ran before, restore instead of running.
   if step.cache and not forced and not step.always then
     local outs, refused = runcache.lookup(self.root, self.store, ev.key, step)
     if refused then ui.warn(refused) end
-    if outs then
-      for out in pairs(outs) do state.forget(self.ctx, out) end
-      local ok, rerr = runcache.restore(self.root, self.store, outs, self.link)
-      if ok then
-        local run = self:start_run(step, ev)
-        record_artifacts(run, step, ev, outs)
-        self:log_metrics_files(step, run)
-        if run then run:finish("CACHED") end
-        self:completed(step, ev, outs, false)
-        self.results[step] = "restored"
-        self.out:restored(step)
-        return
-      end
-      ui.warn(("step '%s': cannot restore from the run-cache (%s); running it"):format(step.name, rerr))
+    if outs then return { action = "restore", reasons = reasons, ev = ev, outs = outs } end
+  end
+  return { action = "run", reasons = reasons, ev = ev }
+end
+
+-- Carries out a decision for real: skip, restore, fail or start the step.
+function Engine:dispatch(step)
+  local d, err = self:decide(step)
+  if not d then return self:finish_failure(step, nil, err, nil) end
+  self.planned[step] = d.action
+  if d.action == "uptodate" then
+    self.results[step] = "uptodate"
+    return
+  end
+  self.reasons[step] = d.reasons
+  if self.opts.dry_run then return self:plan_only(step, d) end
+  if d.action == "blocked" then
+    return self:finish_failure(step, nil, ("step '%s': %s"):format(step.name, d.reasons[1]), nil)
+  end
+  if self.opts.explain then self.out:explain(step, d.reasons) end
+  self:check_out_parents(step)
+  local ev = d.ev
+  if d.action == "restore" then
+    local outs = d.outs
+    for out in pairs(outs) do state.forget(self.ctx, out) end
+    local ok, rerr = runcache.restore(self.root, self.store, outs, self.link)
+    if ok then
+      local run = self:start_run(step, ev)
+      record_artifacts(run, step, ev, outs)
+      self:log_metrics_files(step, run)
+      if run then run:finish("CACHED") end
+      self:completed(step, ev, outs, false)
+      self.results[step] = "restored"
+      self.out:restored(step)
+      return
     end
+    ui.warn(("step '%s': cannot restore from the run-cache (%s); running it"):format(step.name, rerr))
+    self.planned[step] = "run"
   end
   local ok, perr = self:prepare_outs(step)
   if not ok then return self:finish_failure(step, nil, perr, nil) end
@@ -432,6 +472,19 @@ function Engine:dispatch(step)
   else
     self:spawn(step, ev, run)
   end
+end
+
+-- A dry run's decision: said, and seen by later steps, nothing changed.
+function Engine:plan_only(step, d)
+  if d.action == "restore" then
+    self.results[step] = "would restore"
+    for out, r in pairs(d.outs) do state.overlay(self.ctx, out, r) end
+  elseif d.action == "blocked" then
+    self.results[step] = "blocked"
+  else
+    self.results[step] = "would run"
+  end
+  self.out:planned(step, d.action, d.reasons)
 end
 
 function Engine:kill_running(status)
@@ -464,12 +517,18 @@ function Engine:loop(selected)
           for _, up in ipairs(self.graph.upstream[step]) do
             if selected[up] then
               local r = self.results[up]
-              if r == "failed" or r == "skipped" or r == "killed" then blocked = true
+              if r == "failed" or r == "skipped" or r == "killed" or r == "blocked" then blocked = up
               elseif not done(up) then ready = false end
             end
           end
           if blocked then
             self.results[step] = "skipped"
+            if self.opts.dry_run then
+              self.results[step] = "blocked"
+              self.planned[step] = "blocked"
+              self.reasons[step] = { ("upstream step '%s' is blocked"):format(blocked.name) }
+              self.out:planned(step, "blocked", self.reasons[step])
+            end
             started_any = true
           elseif ready and (#self.failed == 0 or self.opts.keep_going) then
             self.results[step] = "running" -- until dispatch or reap decides
@@ -546,7 +605,8 @@ function M.run(p, opts)
   self.out:clear()
   local counts = {}
   for _, outcome in pairs(self.results) do counts[outcome] = (counts[outcome] or 0) + 1 end
-  return { counts = counts, failed = self.failed, results = self.results, times = self.times, reasons = self.reasons }
+  return { counts = counts, failed = self.failed, results = self.results, times = self.times, reasons = self.reasons,
+    planned = self.planned, order = steps }
 end
 
 return M

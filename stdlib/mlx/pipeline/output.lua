@@ -63,9 +63,15 @@ function Output:explain(step, reasons)
   self:note(("%s runs: %s"):format(step.name, table.concat(reasons, "; ")))
 end
 
-function Output:would_run(step, reasons)
+local PLANNED = { run = "would run", restore = "would restore", blocked = "blocked:" }
+
+--- Prints a dry run's decision for a step: "would run train: param 'lr'
+--- changed …", "would restore train: …" (from the run-cache), "blocked:
+--- select: dep 'x' does not exist".
+function Output:planned(step, action, reasons)
+  if self.quiet then return end
   self:clear()
-  ui.out(("would run %s: %s"):format(step.name, table.concat(reasons, "; ")))
+  ui.out(("%s %s: %s"):format(PLANNED[action], step.name, table.concat(reasons, "; ")))
 end
 
 --- Redraws the live line (terminals only) with the running jobs.
@@ -91,6 +97,8 @@ function M.summary(name, result, seconds)
   add(c.restored, "restored from the run-cache")
   add(c.uptodate, "up to date")
   add(c["would run"], "would run")
+  add(c["would restore"], "would be restored from the run-cache")
+  add(c.blocked, "blocked")
   add(c.failed, "failed")
   add(c.skipped, "skipped")
   add(c.killed, "killed")

@@ -17,19 +17,87 @@ end
 --- (files) or files (directories)}, as the artifacts section records them.
 M.record = require("mlx.artifacts").entry_of
 
+-- The manifest lines of a directory record r: {relative path → line}.
+local function manifest_lines(ctx, r, prefix, into)
+  if r.type == "file" then
+    into[prefix] = ("%s %d %s %s\n"):format(r.hash, r.size, r.mode, prefix)
+    return true
+  end
+  local files, err, code = ctx.store:manifest(r.hash)
+  if not files then return nil, err, code end
+  for _, f in ipairs(files) do
+    local path = prefix == "" and f.path or (prefix .. "/" .. f.path)
+    into[path] = ("%s %d %s %s\n"):format(f.hash, f.size, f.mode, path)
+  end
+  return true
+end
+
+-- The hash of directory dir as it will be once the overlaid outs inside it
+-- are restored: its current manifest with their records put in place.
+local function overlaid_dir(ctx, dir)
+  local bare = M.store_path(dir)
+  local lines = {}
+  local current, err, code = ctx.store:hash(bare)
+  if current then
+    if current.type ~= "dir" then return current end
+    local ok
+    ok, err, code = manifest_lines(ctx, current, "", lines)
+    if not ok then return nil, err, code end
+  elseif code ~= "notfound" then
+    return nil, err, code
+  end
+  for out, r in pairs(ctx.overlays) do
+    local path = M.store_path(out)
+    if path:sub(1, #bare + 1) == bare .. "/" then
+      local rel = path:sub(#bare + 2)
+      for p in pairs(lines) do
+        if p == rel or p:sub(1, #rel + 1) == rel .. "/" then lines[p] = nil end
+      end
+      local ok
+      ok, err, code = manifest_lines(ctx, r, rel, lines)
+      if not ok then return nil, err, code end
+    end
+  end
+  local paths = {}
+  for p in pairs(lines) do paths[#paths + 1] = p end
+  if #paths == 0 then return nil, ("%s does not exist"):format(bare), "notfound" end
+  table.sort(paths)
+  local text, size = {}, 0
+  for i, p in ipairs(paths) do
+    text[i] = lines[p]
+    size = size + tonumber(lines[p]:match("^%x+ (%d+)"))
+  end
+  text = table.concat(text)
+  return { type = "dir", hash = require("mlx.hash").bytes(text), size = size, files = #paths, manifest = text }
+end
+
 --- Returns the store's hash of path (a declared dep or out) as st:hash does,
 --- remembered for the rest of the run in ctx.hashes: a 1,000-step pipeline
 --- whose steps share an input hashes it once. The engine calls M.forget
---- when a step rewrites a path.
+--- when a step rewrites a path. In a dry run, paths overlaid by M.overlay
+--- answer with their records, and directories holding them as they will be.
 function M.hash(ctx, path)
   local memo = ctx.hashes
   local info = memo[path]
   if info then return info end
   local err, code
-  info, err, code = ctx.store:hash(M.store_path(path))
+  if ctx.overlays and path:sub(-1) == "/" and next(ctx.overlays) then
+    info, err, code = overlaid_dir(ctx, path)
+  else
+    info, err, code = ctx.store:hash(M.store_path(path))
+  end
   if not info then return nil, err, code end
   memo[path] = info
   return info
+end
+
+--- In a dry run, makes path (an out of a step planned "restore") hash as
+--- record r says for the rest of the plan, without writing anything.
+function M.overlay(ctx, path, r)
+  ctx.overlays = ctx.overlays or {}
+  ctx.overlays[path] = r
+  M.forget(ctx, path)
+  ctx.hashes[path] = r
 end
 
 --- Hashes the files among the declared paths of steps (their deps and outs
