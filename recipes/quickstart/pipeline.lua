@@ -73,6 +73,10 @@ p:step "register" {
   desc = "registers the model and points the staging alias at it",
   deps = { "work/model.json", "work/gate.json" },
   outs = { "work/registered.json" },
+  -- It acts on the registry: never restored from the run-cache (which only
+  -- puts files back), so after any change and revert of the params it runs
+  -- again and staging names the model the current params produce.
+  cache = false,
   run = function(ctx)
     local registry = mlx.registry
     -- The version's run is found from the model's hash: the train step that

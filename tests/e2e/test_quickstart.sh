@@ -39,10 +39,26 @@ like "$OUT" "$(sha256sum recipes/quickstart/data/iris.csv | cut -c1-12)" "with i
 mlx -C recipes/quickstart runs --filter "params.lr = 1 and status = 'FINISHED'" --json
 like "$OUT" "pipeline.lua" "runs are found by their params"
 
+# Param changes and reverts of the pipeline alone: staging always names the
+# model that the current params produce, though the run-cache restores it.
+staging_is_workspace_model() {
+	mlx -C recipes/quickstart model show iris@staging --json
+	printf '%s' "$OUT" | grep -q "$(sha256sum recipes/quickstart/work/model.json | cut -d' ' -f1)"
+}
+for lr in 1.0 0.5 1.0 0.25 0.5; do
+	mlx -C recipes/quickstart recipe pipeline.lua -p lr=$lr
+	rc=$RC last_err=$ERR
+	[ "$rc" -eq 0 ] && staging_is_workspace_model
+	is "$?" 0 "after lr=$lr, iris@staging is the model the current params produced"
+done
+like "$last_err" "restored train from the run-cache" "(the last of them restored the model from the run-cache)"
+mlx -C recipes/quickstart model ls
+like "$OUT" "^iris +3 " "one version per distinct model, none registered twice"
+
 mlx -C recipes/quickstart recipe quickstart.lua -p min_accuracy=0.99
 is "$RC" 1 "a model below the gate fails the quickstart"
 like "$ERR" "step 'gate' failed: accuracy 0\.9[0-9]+ is below the gate \(min_accuracy = 0\.99\)" "saying why"
 mlx -C recipes/quickstart model ls
-like "$OUT" "^iris +2 +2 +production=2 staging=2" "nothing new is registered and production is unchanged"
+like "$OUT" "^iris +3 +3 +production=2 staging=1" "nothing new is registered and production is unchanged"
 
 done_testing
