@@ -62,7 +62,7 @@ function TestFilter:test_mlflow_syntax()
   lu.assertEquals(sorted_names { filter = "params.opt IN ('sgd', 'rmsprop')" }, { "b" })
   lu.assertEquals(sorted_names { filter = "params.opt NOT IN ('sgd')" }, { "a", "c" })
   lu.assertEquals(sorted_names { filter = "tags.team IS NULL" }, { "c", "d" })
-  lu.assertEquals(sorted_names { filter = "metrics.loss IS NOT NULL and recipe = 'd.lua'" }, { "d" })
+  lu.assertEquals(sorted_names { filter = "params.note IS NOT NULL and recipe = 'd.lua'" }, { "d" })
   lu.assertEquals(sorted_names { filter = "metrics.`acc` >= 0.92" }, { "a", "c" })
 end
 
@@ -96,6 +96,39 @@ function TestFilter:test_sort_and_limit()
   lu.assertEquals(names { order = "params.opt desc, metrics.acc" }, { "b", "c", "a", "d" })
   lu.assertEquals(names { order = "-metrics.acc", limit = 2 }, { "a", "c" })
   lu.assertEquals(names { filter = "metrics.acc > 0", order = "metrics.loss desc" }, { "b", "a", "c" })
+end
+
+function TestFilter:test_mlflow_attribute_names()
+  lu.assertEquals(sorted_names { filter = "run_name = 'a.lua' or `Run Name` like 'b.%'" }, { "a", "b" })
+  lu.assertEquals(#names { filter = "created > '2000-01-01' and run.start_time > 0" }, 4)
+  lu.assertEquals(#names { filter = "run_id like '0%' or id not like '0%'" }, 4)
+  -- mlx's own attributes take IS NULL: no run here is a step of another.
+  lu.assertEquals(#names { filter = "parent IS NULL and exit_code IS NULL" }, 4)
+end
+
+function TestFilter:test_text_is_not_ordered()
+  -- A tag compared with a number used to be compared as text, and 'abc'
+  -- matched tags.team > 3; as in MLflow, text takes =, !=, LIKE, IN.
+  local cases = {
+    { "tags.team > 3", "column 11: '>' does not apply to tags.team, which is text" },
+    { "tags.team = 3", "column 13: tags.team is text: compare it with a quoted string ('3'), not 3" },
+    { "tags.team >= 'V'", "column 11: '>=' does not apply to tags.team" },
+    { "params.opt < 'b'", "column 12: '<' compares params.opt only with a number, not with 'b'" },
+    { "recipe < 'b'", "column 8: '<' does not apply to recipe, which is text" },
+    { "dirty > false", "column 7: '>' does not apply to dirty, which is true or false: use = or !=" },
+    { "metrics.acc IS NULL", "column 13: IS NULL does not apply to metrics.acc" },
+    { "end_time IS NOT NULL", "column 10: IS NOT NULL does not apply to end_time" },
+    { "start > 0", "column 1: unknown attribute 'start'" },
+  }
+  for _, case in ipairs(cases) do
+    local sql, err = filter.compile(case[1])
+    lu.assertNil(sql, case[1])
+    lu.assertEquals(err:sub(1, #case[2]), case[2], case[1])
+  end
+  for _, text in ipairs({ "metrics.acc ", " metrics.acc", "-metrics.acc\t" }) do
+    lu.assertNil((filter.order(text)), text)
+  end
+  lu.assertEquals(names { order = "metrics.acc asc , params.lr" }, { "b", "c", "a", "d" })
 end
 
 function TestFilter:test_values_are_bound_never_spliced()

@@ -131,11 +131,12 @@ numeric comparison of params):
   (status = 'FAILED' or metrics.loss >= 1e3) and not tags.team like 'vis%'
   params.lr < 0.05 and start_time > '2024-05-01' and dirty = false
 Fields: metrics.NAME (latest value), params.NAME (text, or a number when
-compared with one), tags.NAME, and the attributes id, parent, status, recipe,
-step, message, start_time, end_time, duration, exit_code, git_commit,
-git_branch, git_dirty, host, user, command, cpu_seconds, peak_rss, ...
-Names with other characters: metrics.`f1 score`. Operators: = != < <= > >=,
-LIKE and ILIKE ('%' any text, '_' one character), IN (...), IS [NOT] NULL.
+compared with one), tags.NAME, and the attributes run_id, run_name, status,
+user_id, start_time, end_time, parent, recipe, step, message, duration,
+exit_code, git_commit, git_branch, git_dirty, host, command, peak_rss, ...
+Names with other characters: metrics.`f1 score`. Operators: = != < <= > >=
+(< <= > >= on numbers and times only), LIKE and ILIKE ('%' any text, '_' one
+character), IN (...), IS [NOT] NULL (params, tags, mlx's own attributes).
 Sort keys: fields, comma-separated, each with ASC or DESC or a leading '-'.]],
   options = LIST_OPTIONS,
   stop_at_positional = true,

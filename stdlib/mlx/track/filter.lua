@@ -5,28 +5,36 @@
 ---     (status = 'FAILED' or metrics.loss >= 1e3) and not tags.team like 'vis%'
 ---     params.lr < 0.05 and start_time > '2024-05-01' and dirty = false
 ---
---- It is MLflow's search syntax (metrics., params., tags., attributes.,
---- = != <> < <= > >=, LIKE, ILIKE, IN, IS [NOT] NULL, AND) plus OR, NOT,
---- parentheses, and numeric comparison of params (a number on the right
---- compares the param as a number). Values are never spliced into the SQL:
---- every one is a bound parameter. Errors name the column (1-based) of the
+--- It is MLflow's search syntax, with MLflow's meaning: the prefixes
+--- metrics., params., tags., attributes. (and MLflow's synonyms, quoted in
+--- backticks too), = != < <= > >= on metrics and numeric attributes, = !=
+--- LIKE ILIKE on params, tags and text attributes, IS [NOT] NULL on params
+--- and tags, AND. mlx adds OR, NOT, parentheses, IN on every field, the
+--- numeric comparison of params (a number on the right compares the param
+--- as a number), dates for times, and attributes MLflow does not have
+--- (which take IS NULL too). Values are never spliced into the SQL: every
+--- one is a bound parameter. Errors name the column (1-based) of the
 --- offending token.
 local M = {}
 
 --- The run attributes: name → { sql expression over `runs r`, type }.
 --- Types: "text", "number", "boolean", "time" (milliseconds, also compared
---- with dates such as '2024-05-01 13:00').
+--- with dates such as '2024-05-01 13:00'). mlflow: an attribute MLflow has,
+--- which therefore takes no IS NULL, as in MLflow.
 M.ATTRIBUTES = {
-  id = { "r.id", "text" },
+  id = { "r.id", "text", mlflow = true },
+  -- The name `mlx runs` shows: the recipe, or recipe:step for a step.
+  run_name = { "(CASE WHEN r.step IS NULL THEN r.recipe ELSE coalesce(r.recipe || ':', '') || r.step END)", "text",
+    mlflow = true },
   parent = { "r.parent_id", "text" },
-  status = { "r.status", "text" },
+  status = { "r.status", "text", mlflow = true },
   recipe = { "r.recipe", "text" },
   recipe_hash = { "r.recipe_hash", "text" },
   step = { "r.step", "text" },
   step_key = { "r.step_key", "text" },
   message = { "r.message", "text" },
-  start_time = { "r.start_time", "time" },
-  end_time = { "r.end_time", "time" },
+  start_time = { "r.start_time", "time", mlflow = true },
+  end_time = { "r.end_time", "time", mlflow = true },
   duration = { "((coalesce(r.end_time, ?) - r.start_time) / 1000.0)", "number", now = true },
   exit_code = { "r.exit_code", "number" },
   signal = { "r.signal", "number" },
@@ -34,7 +42,7 @@ M.ATTRIBUTES = {
   git_branch = { "r.git_branch", "text" },
   git_dirty = { "r.git_dirty", "boolean" },
   host = { "r.host", "text" },
-  user = { "r.user", "text" },
+  user = { "r.user", "text", mlflow = true },
   pid = { "r.pid", "number" },
   command = { "r.command", "text" },
   log_path = { "r.log_path", "text" },
@@ -43,16 +51,24 @@ M.ATTRIBUTES = {
   peak_rss = { "r.peak_rss", "number" },
 }
 
--- Other names for attributes (MLflow's among them).
+-- Other names for attributes: MLflow's (run_id, user_id, created, run name)
+-- and short ones.
 local ALIASES = {
-  run_id = "id", parent_id = "parent", commit = "git_commit", branch = "git_branch",
-  dirty = "git_dirty", user_id = "user", start = "start_time", ["end"] = "end_time",
+  run_id = "id", user_id = "user", created = "start_time", ["run name"] = "run_name",
+  parent_id = "parent", commit = "git_commit", branch = "git_branch", dirty = "git_dirty",
 }
 
+-- The entity prefixes MLflow accepts.
 local ENTITIES = {
-  metrics = "metric", metric = "metric", params = "param", param = "param",
-  tags = "tag", tag = "tag", attributes = "attribute", attribute = "attribute", attr = "attribute",
+  metrics = "metric", metric = "metric",
+  params = "param", param = "param", parameters = "param", parameter = "param",
+  tags = "tag", tag = "tag",
+  attributes = "attribute", attribute = "attribute", attr = "attribute", run = "attribute",
 }
+
+-- The comparators that order: on numbers and times only. MLflow rejects
+-- them on params, tags and text attributes rather than compare text.
+local ORDERING = { ["<"] = true, ["<="] = true, [">"] = true, [">="] = true }
 
 local STATUSES = { RUNNING = true, FINISHED = true, FAILED = true, KILLED = true, CACHED = true }
 
@@ -78,7 +94,9 @@ local function read_quoted(s, i, quote)
   local parts, j = {}, i + 1
   while true do
     local k = s:find(quote, j, true)
-    if not k then syntax_error(i, "unterminated string starting with %s", quote) end
+    if not k then
+      syntax_error(i, "unterminated %s starting with %s", quote == "`" and "quoted name" or "string", quote)
+    end
     parts[#parts + 1] = s:sub(j, k - 1)
     if s:sub(k + 1, k + 1) == quote then -- a doubled quote is one quote
       parts[#parts + 1] = quote
@@ -87,6 +105,32 @@ local function read_quoted(s, i, quote)
       return table.concat(parts), k + 1
     end
   end
+end
+
+-- Reads a name at i: a word or a `quoted name`, then possibly a dot and
+-- a key (a word, `quoted` or "quoted"), as MLflow's `metric`.acc and
+-- metrics."f1 score". Returns { type = "name", prefix = text before the
+-- dot or nil, key = the rest, quoted = whether the key was quoted }, and
+-- the index after it.
+local function read_name(s, i)
+  local first, j, quoted
+  if s:sub(i, i) == "`" then
+    first, j = read_quoted(s, i, "`")
+    quoted = true
+  else
+    first = s:match("^[%a_][%w_:/%-]*", i)
+    j = i + #first
+  end
+  if s:sub(j, j) ~= "." then return { type = "name", key = first, quoted = quoted }, j end
+  local q, key = s:sub(j + 1, j + 1), nil
+  if q == "`" or q == '"' then
+    key, j = read_quoted(s, j + 1, q)
+    quoted = true
+  else
+    key = s:match("^[%w_.:/%-]*", j + 1) -- a bare key may hold dots: metrics.acc.2
+    j, quoted = j + 1 + #key, false
+  end
+  return { type = "name", prefix = first, key = key, quoted = quoted }, j
 end
 
 local function tokenize(s)
@@ -126,27 +170,15 @@ local function tokenize(s)
       end
       push({ type = "number", value = value }, text, i)
       i = after
-    elseif c == "-" and s:sub(i + 1, i + 1):match("[%a_]") then
+    elseif c == "-" and s:sub(i + 1, i + 1):match("[%a_`]") then
       push({ type = "minus" }, "-", i)
       i = i + 1
-    elseif c:match("[%a_]") then
-      local text = s:match("^[%a_][%w_.:/%-]*", i)
-      local j = i + #text
-      local tok = { type = "name" }
-      local q = s:sub(j, j)
-      if text:sub(-1) == "." and (q == "`" or q == '"') then
-        -- entity."quoted key" or entity.`quoted key`
-        local key, k = read_quoted(s, j, q)
-        tok.quoted_key = key
-        text = text .. s:sub(j, k - 1)
-        j = k
+    elseif c:match("[%a_]") or c == "`" then
+      local tok, j = read_name(s, i)
+      if not tok.prefix and not tok.quoted and KEYWORDS[tok.key:lower()] then
+        tok.type, tok.word = "keyword", tok.key:lower()
       end
-      if KEYWORDS[text:lower()] then tok.type, tok.word = "keyword", text:lower() end
-      push(tok, text, i)
-      i = j
-    elseif c == "`" then
-      local value, j = read_quoted(s, i, c)
-      push({ type = "name", quoted_key = value, bare = true }, s:sub(i, j - 1), i)
+      push(tok, s:sub(i, j - 1), i)
       i = j
     else
       syntax_error(i, "unexpected character '%s'", c)
@@ -190,25 +222,18 @@ function Parser:field()
     syntax_error(tok.col, "expected a name (metrics.NAME, params.NAME, tags.NAME or an attribute)%s",
       found(tok))
   end
-  local entity, key
-  if tok.bare then
-    entity, key = "attribute", tok.quoted_key
-  else
-    local head, rest = tok.text:match("^([^.]+)%.(.*)$")
-    if tok.quoted_key then rest = tok.quoted_key end
-    if head and ENTITIES[head:lower()] then
-      entity, key = ENTITIES[head:lower()], rest
-      if key == "" then syntax_error(tok.col, "'%s.' needs a name after the dot", head) end
-    elseif head then
+  local entity, key = "attribute", tok.key
+  if tok.prefix then
+    entity = ENTITIES[tok.prefix:lower()]
+    if not entity then
       syntax_error(tok.col, "unknown prefix '%s' in '%s' (metrics., params., tags. or attributes.)",
-        head, tok.text)
-    else
-      entity, key = "attribute", tok.text
+        tok.prefix, tok.text)
     end
+    if key == "" then syntax_error(tok.col, "'%s.' needs a name after the dot", tok.prefix) end
   end
   if entity == "metric" then
     return { sql = "(SELECT value FROM latest_metrics WHERE run_id = r.id AND key = " .. self:param(key) .. ")",
-      type = "number", entity = "metric", shown = tok.text }
+      type = "number", entity = "metric", key = key, shown = tok.text }
   elseif entity == "param" then
     -- Text or number: which column is decided by the value compared with.
     return { key = key, entity = "param", shown = tok.text }
@@ -222,10 +247,14 @@ function Parser:field()
     local names = {}
     for n in pairs(M.ATTRIBUTES) do names[#names + 1] = n end
     table.sort(names)
-    syntax_error(tok.col, "unknown attribute '%s' (one of: %s)", key, table.concat(names, ", "))
+    -- `metrics.acc` quotes a prefix with its key: say where the quotes go.
+    local hint = tok.quoted and key:find(".", 1, true) and (" (quote the name alone: %s.`%s`)"):format(
+      key:match("^[^.]*"), key:match("^[^.]*%.(.*)$")) or ""
+    syntax_error(tok.col, "unknown attribute '%s'%s (one of: %s)", key, hint, table.concat(names, ", "))
   end
   if attr.now then self:param(require("mlx.rundb").now_ms()) end
-  return { sql = attr[1], type = attr[2], entity = "attribute", name = name, shown = tok.text }
+  return { sql = attr[1], type = attr[2], entity = "attribute", name = name, mlflow = attr.mlflow,
+    shown = tok.text }
 end
 
 -- Milliseconds since the epoch of a local date 'YYYY-MM-DD[ HH:MM[:SS]]'.
@@ -242,27 +271,22 @@ local function date_ms(s)
   return t and t * 1000
 end
 
-local function number_text(x)
-  if math.type(x) == "integer" then return tostring(x) end
-  for precision = 1, 17 do
-    local s = ("%." .. precision .. "g"):format(x)
-    if tonumber(s) == x then return s end
-  end
-end
-
 -- Reads a value token and converts it for field f: returns the bound value
 -- (or nil for SQL NULL, never here) and possibly a refined field.
 function Parser:value(f, after)
   local tok = self:next()
   if tok.type ~= "string" and tok.type ~= "number"
     and not (tok.type == "keyword" and (tok.word == "true" or tok.word == "false")) then
-    syntax_error(tok.col, "expected a value after %s%s", after, found(tok))
+    -- An unquoted word where a value belongs is mostly a string without quotes.
+    local hint = tok.type == "name" and not tok.prefix and not tok.quoted
+      and (" (quote strings: '%s')"):format(tok.key) or ""
+    syntax_error(tok.col, "expected a value after %s%s%s", after, found(tok), hint)
   end
   local v = tok.value
   if tok.type == "keyword" then
     if f.type ~= "boolean" then
       syntax_error(tok.col, "%s is not true or false; compare it with a %s", f.shown,
-        f.type == "text" and "string" or "number")
+        (f.entity == "param" and "string or a number") or (f.type == "text" and "string") or "number")
     end
     return tok.word == "true" and 1 or 0
   end
@@ -284,7 +308,10 @@ function Parser:value(f, after)
       end
     end
   elseif tok.type == "number" then
-    v = number_text(v) -- tags and text attributes hold text
+    -- As MLflow: tags and text attributes compare with strings only, and a
+    -- number is refused rather than compared as text.
+    syntax_error(tok.col, "%s is text: compare it with a quoted string ('%s'), not %s", f.shown, tok.text,
+      tok.text)
   end
   if f.name == "status" then
     v = v:upper()
@@ -318,7 +345,8 @@ function Parser:comparison()
   if tok.type == "keyword" and (tok.word == "like" or tok.word == "ilike") then
     self:next()
     if f.type == "number" or f.type == "time" or f.type == "boolean" then
-      syntax_error(tok.col, "%s is a number: %s compares text", f.shown, tok.text:upper())
+      syntax_error(tok.col, "%s is %s: %s compares text", f.shown,
+        f.type == "time" and "a time" or f.type == "boolean" and "true or false" or "a number", tok.text:upper())
     end
     if f.entity == "param" then fsql = self:param_field(f, false) end
     local ptok = self:next()
@@ -363,15 +391,28 @@ function Parser:comparison()
     if not (null.type == "keyword" and null.word == "null") then
       syntax_error(null.col, "expected NULL after IS%s%s", is_not and " NOT" or "", found(null))
     end
+    if f.entity == "metric" or f.mlflow then
+      syntax_error(tok.col, "IS%s NULL does not apply to %s, as in MLflow (it tests params, tags and "
+        .. "the attributes MLflow does not have)", is_not and " NOT" or "", f.shown)
+    end
     if f.entity == "param" then fsql = self:param_field(f, false) end
     return fsql .. (is_not and " IS NOT NULL" or " IS NULL")
   elseif tok.type == "op" then
     self:next()
-    if f.entity == "param" then
-      -- Peek at the value to pick the column; params are bound in order.
-      local vtok = self:peek()
-      fsql = self:param_field(f, vtok.type == "number")
+    -- Peek at the value to pick the column of a param; params are bound in order.
+    local vtok = self:peek()
+    if ORDERING[tok.op] then
+      if f.entity == "param" and vtok.type == "string" then
+        syntax_error(tok.col, "'%s' compares %s only with a number, not with %s (as in MLflow, text is not ordered)",
+          tok.op, f.shown, vtok.text)
+      elseif f.type == "text" then
+        syntax_error(tok.col, "'%s' does not apply to %s, which is text: use =, !=, LIKE, ILIKE or IN (as in MLflow)",
+          tok.op, f.shown)
+      elseif f.type == "boolean" then
+        syntax_error(tok.col, "'%s' does not apply to %s, which is true or false: use = or !=", tok.op, f.shown)
+      end
     end
+    if f.entity == "param" then fsql = self:param_field(f, vtok.type == "number") end
     local v = self:value(f, "'" .. tok.op .. "'")
     return fsql .. " " .. tok.op .. " " .. self:param(v)
   end
@@ -448,7 +489,15 @@ function Parser:sort_keys()
     if f.entity == "param" then f.sql = self:param_field(f, false) end
     if self:accept_word("desc") then desc = true else self:accept_word("asc") end
     -- Runs without the field come last either way.
-    parts[#parts + 1] = f.sql .. (desc and " DESC" or " ASC") .. " NULLS LAST"
+    local sql = f.sql .. (desc and " DESC" or " ASC") .. " NULLS LAST"
+    if f.entity == "metric" then
+      -- As MLflow: NaN after every number, before the runs without the
+      -- metric, in both directions. NaN is stored as NULL: a NULL value is
+      -- NaN (1), no row is no metric (2).
+      sql = sql .. ", coalesce((SELECT value IS NULL FROM latest_metrics WHERE run_id = r.id AND key = "
+        .. self:param(f.key) .. "), 2)"
+    end
+    parts[#parts + 1] = sql
   until not (self:peek().type == "," and self:next())
   return table.concat(parts, ", ")
 end
@@ -456,8 +505,12 @@ end
 --- Compiles a sort specification — comma-separated fields, each followed
 --- by ASC or DESC or preceded by '-' for descending: "-metrics.acc",
 --- "params.lr asc, duration desc" — to an SQL ORDER BY list. Returns sql,
---- params; or nil, "column N: …", "invalid".
+--- params; or nil, "column N: …", "invalid" — also for a space before
+--- the first key or after the last, which MLflow rejects ("params.lr ").
 function M.order(text)
+  if text:match("^%s") then return nil, "column 1: space before the first sort key", "invalid" end
+  local trailing = text:match("()%s+$")
+  if trailing then return nil, ("column %d: space after the last sort key"):format(trailing), "invalid" end
   return parse(text, Parser.sort_keys)
 end
 
