@@ -54,7 +54,7 @@ status_plan() {
 real() {
 	mlx recipe fanout.lua "$@"
 	printf 'run: %s|restore: %s|blocked: %s' \
-		"$(printf '%s\n' "$ERR" | sed -n 's/^mlx: running \(.*\)$/\1/p' | sort | tr '\n' ' ')" \
+		"$(printf '%s\n' "$ERR" | sed -n 's/^mlx: ran \([^ ]*\).*$/\1/p' | sort | tr '\n' ' ')" \
 		"$(printf '%s\n' "$ERR" | sed -n 's/^mlx: restored \(.*\) from the run-cache$/\1/p' | sort | tr '\n' ' ')" \
 		"$(printf '%s\n' "$ERR" | sed -n "s/^mlx: error: step '\([^']*\)'.*/\1/p" | sort | tr '\n' ' ')"
 }

@@ -57,11 +57,11 @@ local function execute(chunk, path, args, opts, run, track)
   local started = clock()
   local result = engine.run(p, {
     root = root, targets = args, jobs = opts.jobs, force = opts.force, force_steps = force_steps,
-    dry_run = opts.dry_run, keep_going = opts.keep_going, explain = opts.explain,
+    dry_run = opts.dry_run, keep_going = opts.keep_going, explain = opts.explain, quiet = opts.quiet,
     track = run and track or nil, git = run and track.recipe_git or false, recipe_path = recipe_path,
     link = link, debug = require("mlx.cli").globals.debug,
   })
-  ui.note(output.summary(p.name, result, clock() - started))
+  if not opts.quiet then ui.note(output.summary(p.name, result, clock() - started)) end
   if #result.failed > 0 then
     local first = result.failed[1]
     local log = first.log and ("; log: " .. first.log:sub(#root + 2)) or ""
@@ -91,7 +91,7 @@ end
 
 return {
   summary = "run a recipe: a Lua script, or a pipeline of steps run when stale",
-  usage = "mlx recipe FILE [STEP...] [-j N] [-p KEY=VALUE]... [-f] [--force-step STEP] [-n] [-k] [--explain]",
+  usage = "mlx recipe FILE [STEP...] [-j N] [-p KEY=VALUE]... [-f] [--force-step STEP] [-n] [-k] [-q] [--explain]",
   description = [[
 Runs FILE with the mlx modules available (local mlx = require "mlx") and the
 global arg set: arg[0] is FILE, arg[1]... are ARGS. Put "--" before ARGS
@@ -118,6 +118,7 @@ as they were for it; Ctrl-C stops running steps and exits 130.]],
     { "dry-run", short = "n", help = "say what would run and why; run and change nothing" },
     { "keep-going", short = "k", help = "after a failure, go on with the steps that do not depend on it" },
     { "explain", help = "say why each step runs" },
+    { "quiet", short = "q", help = "print only errors (and the steps' own output)" },
   },
   args = { min = 1, name = "a recipe FILE" },
   main = function(opts, args)

@@ -381,7 +381,7 @@ function Engine:reap(job, result)
   self.times[step] = result.wall
   if result.ok then
     self:finish_success(step, job.ev, job.run, result)
-    self.out:finished(step, result.wall)
+    if self.results[step] == "ran" then self.out:finished(step, result.wall) end
   else
     local why = result.timed_out and ("timed out after %g s"):format(step.timeout)
       or result.signal and ("killed by signal %d"):format(result.signal)
@@ -467,8 +467,9 @@ function Engine:dispatch(step)
   local run = self:start_run(step, ev)
   if step.run then
     self.out:started(step)
+    local began = core.clock()
     self:run_lua(step, ev, run)
-    self.out:finished(step, 0)
+    if self.results[step] == "ran" then self.out:finished(step, core.clock() - began) end
   else
     self:spawn(step, ev, run)
   end
@@ -555,7 +556,13 @@ function Engine:loop(selected)
     elseif result == "interrupted" then
       error("interrupted", 0)
     end
-    self.out:progress(self.running)
+    self.out:progress(self.running, function()
+      local n = 0
+      for _, r in pairs(self.results) do
+        if r ~= "running" then n = n + 1 end
+      end
+      return n
+    end)
     if core.clock() - self.last_checkpoint >= CHECKPOINT_SECONDS then self:checkpoint() end
   end
   -- Steps never reached (after a failure without --keep-going) are skipped.
@@ -589,6 +596,7 @@ function M.run(p, opts)
     if selected[step] then steps[#steps + 1] = step end
   end
   state.prefetch(self.ctx, steps)
+  self.out.total = #steps
   local ok, err = xpcall(self.loop, function(e)
     if e == "interrupted" or ui.is_failure(e) then return e end
     return opts.debug and debug.traceback(tostring(e), 2) or e

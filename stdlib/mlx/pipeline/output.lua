@@ -1,8 +1,12 @@
---- mlx.pipeline.output: what a user sees while a pipeline runs. Step output
---- lines are printed as they come with the step's name as a prefix (stdout
---- lines on stdout, stderr lines on stderr); what mlx says about steps goes
---- to stderr; on a terminal, one live line shows the running steps and
---- their elapsed time.
+--- mlx.pipeline.output: what a user sees while a pipeline runs, as ninja
+--- shows it. Step output lines are printed as they come with the step's
+--- name as a prefix (stdout lines on stdout, stderr lines on stderr); what
+--- mlx says about steps goes to stderr. On a terminal, one live line shows
+--- the progress and the running steps, `[37/1000] 2 running: train,
+--- featurize  00:12`, redrawn in place; failures are printed in full above
+--- it. Elsewhere (not a terminal, CI set, NO_COLOR set or TERM=dumb) each
+--- step that ran or was restored gets one plain line when it ends, and
+--- up-to-date steps none. Quiet prints only failures.
 local core = require "mlx.core"
 local ui = require "mlx.ui"
 
@@ -11,10 +15,19 @@ local M = {}
 local Output = {}
 Output.__index = Output
 
---- Returns an output for one pipeline run; quiet = true prints only
---- failures.
-function M.new(quiet)
-  return setmetatable({ quiet = quiet, live = core.isatty(2), shown = false }, Output)
+-- Whether stderr gets a live line: a terminal that is not a CI log and
+-- where the user did not ask for plain output.
+local function wants_live()
+  if not core.isatty(2) then return false end
+  local term = os.getenv("TERM")
+  return not os.getenv("CI") and not os.getenv("NO_COLOR") and term ~= "dumb"
+end
+
+--- Returns an output for one pipeline run of total steps; quiet = true
+--- prints only failures.
+function M.new(quiet, total)
+  return setmetatable({ quiet = quiet, live = wants_live(), shown = false, total = total or 0, done = 0,
+    began = core.clock(), drawn_at = -1 }, Output)
 end
 
 --- Clears the live line if it is shown.
@@ -43,14 +56,21 @@ function Output:line_printer(step, stream)
 end
 
 function Output:started(step)
-  self:note("running " .. step.name)
+  if self.live then self.starting = step.name end
 end
 
+--- A step that ran to success, in seconds.
 function Output:finished(step, seconds)
-  if seconds and seconds >= 1 then self:note(("%s finished in %.1f s"):format(step.name, seconds)) end
+  if self.live then return end
+  if seconds and seconds >= 0.1 then
+    self:note(("ran %s in %.1f s"):format(step.name, seconds))
+  else
+    self:note("ran " .. step.name)
+  end
 end
 
 function Output:restored(step)
+  if self.live then return end
   self:note("restored " .. step.name .. " from the run-cache")
 end
 
@@ -74,15 +94,25 @@ function Output:planned(step, action, reasons)
   ui.out(("%s %s: %s"):format(PLANNED[action], step.name, table.concat(reasons, "; ")))
 end
 
---- Redraws the live line (terminals only) with the running jobs.
-function Output:progress(running)
-  if not self.live or self.quiet or #running == 0 then return end
-  local parts = {}
-  for _, job in ipairs(running) do
-    parts[#parts + 1] = ("%s %.0fs"):format(job.step.name, core.clock() - job.started)
+--- Redraws the live line (terminals only, at most ten times a second)
+--- with the progress and the running jobs; count() returns how many steps
+--- are decided (asked only when the line is redrawn).
+function Output:progress(running, count)
+  if not self.live or self.quiet then return end
+  local now = core.clock()
+  if now - self.drawn_at < 0.1 and self.shown then return end
+  self.drawn_at = now
+  self.done = count()
+  local names = {}
+  for i, job in ipairs(running) do
+    if i > 3 then names[#names + 1] = "…" break end
+    names[#names + 1] = job.step.name
   end
-  local text = "  running: " .. table.concat(parts, ", ")
-  if #text > 120 then text = text:sub(1, 117) .. "..." end
+  local elapsed = math.floor(now - self.began)
+  local text = ("[%d/%d] %d running: %s  %02d:%02d"):format(self.done, self.total, #running,
+    table.concat(names, ", "), elapsed // 60, elapsed % 60)
+  local width = tonumber(os.getenv("COLUMNS") or "") or 100
+  if #text > width - 1 then text = text:sub(1, width - 4) .. "..." end
   io.stderr:write("\r\27[K", text)
   io.stderr:flush()
   self.shown = true
