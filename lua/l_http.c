@@ -4,10 +4,8 @@
  * Built into mlx_http.so and loaded on first use (see stdlib/mlx/native.lua):
  * linking libcurl into the binary would cost every mlx start ~10 ms of
  * dynamic loading. */
-#include <errno.h>
 #include <lauxlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "binding.h"
 #include "http.h"
@@ -212,29 +210,6 @@ static int http_parse_date(lua_State *L)
 	return 1;
 }
 
-/* sleep(seconds) -> true, or false when a signal cut it short (the Lua
- * interrupt hook then raises as soon as control is back in Lua). */
-static int http_sleep(lua_State *L)
-{
-	double seconds = luaL_checknumber(L, 1);
-	luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "seconds must be >= 0");
-	struct timespec left = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-	lua_CFunction interrupted = find_interrupted(L);
-	while (nanosleep(&left, &left) != 0 && errno == EINTR) {
-		if (interrupted) {
-			interrupted(L);
-			int stop = lua_toboolean(L, -1);
-			lua_pop(L, 1);
-			if (stop) {
-				lua_pushboolean(L, 0);
-				return 1;
-			}
-		}
-	}
-	lua_pushboolean(L, 1);
-	return 1;
-}
-
 /* version() -> libcurl's version string */
 static int http_version(lua_State *L)
 {
@@ -243,11 +218,10 @@ static int http_version(lua_State *L)
 }
 
 static const luaL_Reg http_functions[] = {
-	{"client", http_client},
-	{"parse_date", http_parse_date},
-	{"sleep", http_sleep},
-	{"version", http_version},
-	{NULL, NULL},
+    {"client", http_client},
+    {"parse_date", http_parse_date},
+    {"version", http_version},
+    {NULL, NULL},
 };
 
 static const luaL_Reg client_methods[] = {

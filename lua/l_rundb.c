@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "binding.h"
 #include "rundb.h"
@@ -520,15 +519,6 @@ static int rundb_resources(lua_State *L)
 	return 1;
 }
 
-/* rundb.now_ms() -> milliseconds since the epoch, as the database records times */
-static int rundb_now_ms(lua_State *L)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-	return 1;
-}
-
 static const luaL_Reg db_methods[] = {
     {"close", db_close}, {"path", db_path},   {"schema_version", db_schema_version}, {"reap", db_reap},
     {"flush", db_flush}, {"query", db_query}, {"start_run", db_start_run},           {NULL, NULL},
@@ -563,7 +553,6 @@ static const luaL_Reg run_meta[] = {
 static const luaL_Reg rundb_functions[] = {
     {"open", rundb_open},
     {"resources", rundb_resources},
-    {"now_ms", rundb_now_ms},
     {NULL, NULL},
 };
 

@@ -271,7 +271,7 @@ local function send(opts)
       local why = res and ("%d %s"):format(res.status, res.reason) or err
       require("mlx.ui").note(("%s: %s; retry %d of %d in %.1f s"):format(o.name, why, attempt, attempts - 1, delay))
     end
-    curl.sleep(delay)
+    core.sleep(delay) -- Ctrl-C ends it, and raises at once
   until false
   local tries = attempt > 1 and (" (%d attempts)"):format(attempt) or ""
   if not res then
