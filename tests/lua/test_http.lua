@@ -269,6 +269,37 @@ function TestTransport:test_secrets_never_appear_in_messages()
   lu.assertNotStrContains(raised, "s3cr3t")
 end
 
+-- Verbosity is an option of the call (or of set_defaults, as the CLI passes
+-- -v): mlx.http never reads the CLI's state.
+function TestTransport:test_verbose_is_an_option_not_cli_state()
+  local notes = {}
+  local real_stderr = io.stderr
+  io.stderr = { write = function(_, ...) notes[#notes + 1] = table.concat({ ... }) end }
+  local cli = require "mlx.cli"
+  local saved = cli.globals.verbose
+  cli.globals.verbose = true
+  local ok, err = pcall(function()
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01 })
+    lu.assertEquals(#notes, 0, "the CLI's -v is not read by mlx.http")
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01, verbose = true })
+    lu.assertEquals(#notes, 1)
+    lu.assertStrMatches(notes[1], "mlx: GET " .. base:gsub("%p", "%%%0") ..
+      "/status/503: 503 Service Unavailable; retry 1 of 1 in 0%.0 s\n")
+    http.set_defaults { verbose = true }
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01 })
+    lu.assertEquals(#notes, 2, "set_defaults{verbose = true} applies to later requests")
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01, verbose = false })
+    lu.assertEquals(#notes, 2, "a request's own field wins")
+  end)
+  http.set_defaults { verbose = false }
+  cli.globals.verbose = saved
+  io.stderr = real_stderr
+  assert(ok, err)
+  lu.assertErrorMsgContains("'on_retry' has no default", http.set_defaults, { on_retry = print })
+  lu.assertErrorMsgContains("field 'retries' must be >= 0", http.set_defaults, { retries = -1 })
+  lu.assertErrorMsgContains("field 'verbose' must be a boolean, not a number", http.set_defaults, { verbose = 1 })
+end
+
 function TestTransport:test_misuse_raises()
   lu.assertErrorMsgContains("unknown request field 'tiemout'", http.get, base, { tiemout = 1 })
   lu.assertErrorMsgContains("at most one of body, body_file and json", http.post, base, { body = "a", json = {} })
