@@ -115,10 +115,27 @@ static int core_sleep(lua_State *L)
 	return 1;
 }
 
+/* mlx.core.number_text(x) -> x as text: an integer in decimal, a float in
+ * the shortest form that reads back as the same double ("0.1", "5e-324"),
+ * "nan", "inf" or "-inf"; as mlx writes numbers into JSON and run records.
+ * Raises if x is not a number (a numeric string included). */
+static int core_number_text(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TNUMBER); /* a string is not converted */
+	if (lua_isinteger(L, 1)) {
+		lua_pushfstring(L, "%I", lua_tointeger(L, 1));
+		return 1;
+	}
+	char text[MLX_LUA_NUMBER_SIZE];
+	lua_pushstring(L, mlx_lua_number_text(lua_tonumber(L, 1), text));
+	return 1;
+}
+
 static const luaL_Reg core_functions[] = {
     {"clock", core_clock},
     {"now_ms", core_now_ms},
     {"sleep", core_sleep},
+    {"number_text", core_number_text},
     {"isatty", core_isatty},
     {"cpus", core_cpus},
     {"versions", core_versions},

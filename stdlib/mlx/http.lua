@@ -83,7 +83,7 @@ end
 local function query_value(key, v)
   local t = type(v)
   if t == "string" then return v end
-  if t == "number" then return math.type(v) == "integer" and ("%d"):format(v) or ("%.17g"):format(v) end
+  if t == "number" then return core.number_text(v) end
   if t == "boolean" then return tostring(v) end
   misuse("query value for '%s' must be a string, number or boolean, not a %s", key, t)
 end

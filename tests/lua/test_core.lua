@@ -33,6 +33,17 @@ function TestCore:test_sleep_refuses_what_is_not_a_duration()
   lu.assertErrorMsgContains("number expected", core.sleep, "soon")
 end
 
+function TestCore:test_number_text_is_the_shortest_exact_form()
+  local cases = { { 0.1, "0.1" }, { 1 / 3, "0.3333333333333333" }, { 2.0, "2" }, { 7, "7" },
+    { math.mininteger, "-9223372036854775808" }, { 5e-324, "5e-324" }, { 1e21, "1e+21" },
+    { 0 / 0, "nan" }, { 1 / 0, "inf" }, { -1 / 0, "-inf" } }
+  for _, c in ipairs(cases) do
+    lu.assertEquals(core.number_text(c[1]), c[2])
+    if c[1] == c[1] and math.abs(c[1]) ~= math.huge then lu.assertEquals(tonumber(c[2]), c[1]) end
+  end
+  lu.assertErrorMsgContains("number expected", core.number_text, "0.1")
+end
+
 -- A child mlx sleeps 30 s; SIGINT ends the sleep at once, the interruption is
 -- raised as an error, and a later sleep returns false without waiting.
 function TestCore:test_sigint_cuts_a_sleep_short()

@@ -56,16 +56,18 @@ end
 TestResponses = {}
 
 function TestResponses:test_get_returns_status_headers_body_and_time()
-  local res = assert(http.get(base .. "/echo", { query = { q = "a b&c", n = { 1, 2 } } }))
+  local res = assert(http.get(base .. "/echo", { query = { q = "a b&c", n = { 1, 2.5 } } }))
   lu.assertEquals(res.status, 200)
   lu.assertEquals(res.reason, "OK")
   lu.assertEquals(res.headers["content-type"], "application/json")
   lu.assertEquals(tonumber(res.headers["content-length"]), #res.body)
   lu.assertTrue(res.time > 0 and res.time < 5)
-  lu.assertEquals(res.url, base .. "/echo?n=1&n=2&q=a%20b%26c")
+  lu.assertEquals(res.url, base .. "/echo?n=1&n=2.5&q=a%20b%26c")
   local echo = assert(res:json())
   lu.assertEquals(echo.method, "GET")
-  lu.assertEquals(echo.query, "n=1&n=2&q=a%20b%26c")
+  lu.assertEquals(echo.query, "n=1&n=2.5&q=a%20b%26c")
+  res = assert(http.get(base .. "/echo", { query = { lr = 0.1, eps = 1e-8 } }))
+  lu.assertEquals(assert(res:json()).query, "eps=1e-08&lr=0.1", "floats as their shortest text")
   lu.assertEquals(echo.headers["user-agent"], "mlx/" .. require("mlx").version)
 end
 
