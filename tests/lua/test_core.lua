@@ -11,6 +11,21 @@ local MLX = core.exe_dir .. "/mlx"
 
 TestCore = {}
 
+function TestCore:setUp()
+  self.dir = support.tempdir()
+end
+
+function TestCore:tearDown()
+  os.execute("rm -rf '" .. self.dir .. "'")
+end
+
+-- The command that runs text as a script in a child mlx.
+function TestCore:mlx_lua(text)
+  local script = self.dir .. "/script.lua"
+  assert(fs.write(script, text))
+  return { MLX, "lua", script }
+end
+
 function TestCore:test_now_ms_is_the_wall_clock_in_milliseconds()
   local before = os.time()
   local ms = core.now_ms()
@@ -47,9 +62,7 @@ end
 -- A child mlx sleeps 30 s; SIGINT ends the sleep at once, the interruption is
 -- raised as an error, and a later sleep returns false without waiting.
 function TestCore:test_sigint_cuts_a_sleep_short()
-  local dir = support.tempdir()
-  local script = dir .. "/sleeper.lua"
-  assert(fs.write(script, [[
+  local command = self:mlx_lua [[
 local core = require "mlx.core"
 io.stdout:write("ready\n")
 io.stdout:flush()
@@ -58,9 +71,10 @@ local ok, err = pcall(core.sleep, 30)
 io.stdout:write(("%s %s %.1f\n"):format(tostring(ok), tostring(err), core.clock() - t0))
 local t1 = core.clock()
 io.stdout:write(("%s %.1f\n"):format(tostring(core.sleep(30)), core.clock() - t1))
-]]))
+]]
   local lines = {}
-  local h <close> = assert(proc.spawn { MLX, "lua", script, stdout = { on_line = function(l) lines[#lines + 1] = l end } })
+  command.stdout = { on_line = function(l) lines[#lines + 1] = l end }
+  local h <close> = assert(proc.spawn(command))
   local waited = 0
   while #lines == 0 and waited < 20 do
     h:wait(0.05)
@@ -75,23 +89,20 @@ io.stdout:write(("%s %.1f\n"):format(tostring(core.sleep(30)), core.clock() - t1
   lu.assertStrMatches(lines[2] or "", "false interrupted %d%.%d")
   lu.assertStrMatches(lines[3] or "", "false 0%.0")
   lu.assertEquals(result.code, 0)
-  os.execute("rm -rf '" .. dir .. "'")
 end
 
 -- The run filter reads the clock (duration of a running run) from mlx.core:
 -- compiling it loads no SQLite, as `mlx runs --filter` checks a filter
 -- before it opens the database.
 function TestCore:test_the_filter_reads_the_clock_without_loading_sqlite()
-  local dir = support.tempdir()
-  local script = dir .. "/filter.lua"
-  assert(fs.write(script, [[
+  local command = self:mlx_lua [[
 local filter = require "mlx.track.filter"
 local sql, params = assert(filter.compile("duration > 1"))
 io.stdout:write(math.type(params[1]), " ", tostring(package.loaded["mlx.rundb"] ~= nil), "\n")
-]]))
-  local result = assert(proc.run { MLX, "lua", script, stdout = "capture" })
+]]
+  command.stdout = "capture"
+  local result = assert(proc.run(command))
   lu.assertEquals(result.stdout, "integer false\n")
-  os.execute("rm -rf '" .. dir .. "'")
 end
 
 os.exit(lu.LuaUnit.run("-o", "tap"), true)
