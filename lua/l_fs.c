@@ -11,34 +11,18 @@
 #include "fs.h"
 #include "path.h"
 
-#define STRLIST_MT "mlx.StrList"
-
-/* A list produced by core lives in a userdata while it is copied into a Lua
+/* A list produced by core lives in a box while it is copied into a Lua
  * table, so that a memory error raised by Lua cannot leak it. */
-static int strlist_gc(lua_State *L)
+static void release_strlist(void *contents)
 {
-	mlx_strlist_free(luaL_checkudata(L, 1, STRLIST_MT));
-	return 0;
-}
-
-static struct mlx_strlist *new_strlist(lua_State *L)
-{
-	struct mlx_strlist *list = lua_newuserdatauv(L, sizeof *list, 0);
-	list->items = NULL;
-	list->len = list->cap = 0;
-	if (luaL_newmetatable(L, STRLIST_MT)) {
-		lua_pushcfunction(L, strlist_gc);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_setmetatable(L, -2);
-	return list;
+	mlx_strlist_free(contents);
 }
 
 /* mlx.fs.list(dir) -> {name…} sorted by bytes | nil, message, code */
 static int fs_list(lua_State *L)
 {
 	const char *dir = luaL_checkstring(L, 1);
-	struct mlx_strlist *list = new_strlist(L);
+	struct mlx_strlist *list = mlx_lua_box(L, sizeof *list, release_strlist);
 	struct mlx_err err;
 	if (mlx_fs_list(dir, list, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
@@ -47,7 +31,7 @@ static int fs_list(lua_State *L)
 		lua_pushstring(L, list->items[i]);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
-	mlx_strlist_free(list);
+	mlx_lua_box_release(L, -2);
 	return 1;
 }
 
@@ -150,14 +134,8 @@ static int lock_close(lua_State *L)
 static int fs_lock(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
-	int shared = 0, wait = 1;
-	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		shared = lua_getfield(L, 2, "shared") != LUA_TNIL && lua_toboolean(L, -1);
-		if (lua_getfield(L, 2, "wait") != LUA_TNIL)
-			wait = lua_toboolean(L, -1);
-		lua_pop(L, 2);
-	}
+	int shared = mlx_lua_optfield_boolean(L, 2, "shared", 0);
+	int wait = mlx_lua_optfield_boolean(L, 2, "wait", 1);
 	int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
 	*fd = -1;
 	if (luaL_newmetatable(L, LOCK_MT)) {

@@ -43,34 +43,6 @@ static struct repo *check_repo(lua_State *L)
 	return r;
 }
 
-static void check_options(lua_State *L, int arg, const char *const known[])
-{
-	if (lua_isnoneornil(L, arg))
-		return;
-	luaL_checktype(L, arg, LUA_TTABLE);
-	lua_pushnil(L);
-	while (lua_next(L, arg)) {
-		bool ok = false;
-		for (int i = 0; known[i] && !ok; i++)
-			ok = lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), known[i]) == 0;
-		if (!ok)
-			luaL_error(L, "unknown option '%s'", luaL_tolstring(L, -2, NULL));
-		lua_pop(L, 1);
-	}
-}
-
-static const char *opt_field(lua_State *L, int arg, const char *key)
-{
-	if (lua_isnoneornil(L, arg))
-		return NULL;
-	lua_getfield(L, arg, key);
-	const char *s = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
-	if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "option '%s' must be a string", key);
-	lua_pop(L, 1); /* the options table keeps s alive */
-	return s;
-}
-
 /* open([path]) -> repository | nil, "not a git repository: PATH", "notfound" */
 static int git_open(lua_State *L)
 {
@@ -141,13 +113,8 @@ static int repo_is_dirty(lua_State *L)
 {
 	static const char *const known[] = {"untracked", NULL};
 	struct repo *r = check_repo(L);
-	check_options(L, 2, known);
-	bool untracked = false;
-	if (!lua_isnoneornil(L, 2)) {
-		lua_getfield(L, 2, "untracked");
-		untracked = lua_toboolean(L, -1);
-		lua_pop(L, 1);
-	}
+	mlx_lua_check_fields(L, 2, known, 0);
+	bool untracked = mlx_lua_optfield_boolean(L, 2, "untracked", 0);
 	struct mlx_err err;
 	if (mlx_git_status(r->git, untracked, &r->list, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
@@ -176,8 +143,8 @@ static int repo_tags(lua_State *L)
 {
 	static const char *const known[] = {"points_at", NULL};
 	struct repo *r = check_repo(L);
-	check_options(L, 2, known);
-	const char *points_at = opt_field(L, 2, "points_at");
+	mlx_lua_check_fields(L, 2, known, 0);
+	const char *points_at = mlx_lua_optfield_string(L, 2, "points_at", NULL);
 	struct mlx_err err;
 	if (mlx_git_tags(r->git, points_at, &r->list, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
@@ -193,9 +160,9 @@ static int repo_tag(lua_State *L)
 	static const char *const known[] = {"message", "rev", NULL};
 	struct repo *r = check_repo(L);
 	const char *name = luaL_checkstring(L, 2);
-	check_options(L, 3, known);
-	const char *message = opt_field(L, 3, "message");
-	const char *rev = opt_field(L, 3, "rev");
+	mlx_lua_check_fields(L, 3, known, 0);
+	const char *message = mlx_lua_optfield_string(L, 3, "message", NULL);
+	const char *rev = mlx_lua_optfield_string(L, 3, "rev", NULL);
 	char commit[MLX_GIT_OID_HEX];
 	struct mlx_err err;
 	if (mlx_git_tag(r->git, name, rev, message, commit, &err) != MLX_OK) {
@@ -217,15 +184,13 @@ static int repo_log(lua_State *L)
 {
 	static const char *const known[] = {"path", "limit", "rev", NULL};
 	struct repo *r = check_repo(L);
-	check_options(L, 2, known);
-	const char *path = opt_field(L, 2, "path");
-	const char *rev = opt_field(L, 2, "rev");
-	lua_Integer limit = 0;
-	if (!lua_isnoneornil(L, 2)) {
+	mlx_lua_check_fields(L, 2, known, 0);
+	const char *path = mlx_lua_optfield_string(L, 2, "path", NULL);
+	const char *rev = mlx_lua_optfield_string(L, 2, "rev", NULL);
+	lua_Integer limit = mlx_lua_optfield_integer(L, 2, "limit", 0);
+	if (limit < 0) {
 		lua_getfield(L, 2, "limit");
-		limit = luaL_optinteger(L, -1, 0);
-		lua_pop(L, 1);
-		luaL_argcheck(L, limit >= 0, 2, "limit must be >= 0");
+		mlx_lua_field_error(L, 2, "limit", "0 (all) or more", -1);
 	}
 	struct mlx_err err;
 	if (mlx_git_log(r->git, rev, path, (size_t)limit, &r->log, &err) != MLX_OK)

@@ -4,10 +4,8 @@
  * Built into mlx_http.so and loaded on first use (see stdlib/mlx/native.lua):
  * linking libcurl into the binary would cost every mlx start ~10 ms of
  * dynamic loading. */
-#include <errno.h>
 #include <lauxlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "binding.h"
 #include "http.h"
@@ -80,29 +78,15 @@ static int client_close(lua_State *L)
 	return 0;
 }
 
-static const char *opt_string(lua_State *L, int t, const char *key)
+/* A time limit in seconds (0: none) as milliseconds for libcurl; a positive
+ * limit never rounds down to 0, which would mean none. */
+static long opt_millis(lua_State *L, int arg, const char *key)
 {
-	int type = lua_getfield(L, t, key);
-	const char *s = NULL;
-	if (type == LUA_TSTRING)
-		s = lua_tostring(L, -1); /* stays alive: the request table holds it */
-	else if (type != LUA_TNIL)
-		luaL_error(L, "request field '%s' must be a string, not a %s", key, luaL_typename(L, -1));
-	lua_pop(L, 1);
-	return s;
-}
-
-static long opt_millis(lua_State *L, int t, const char *key)
-{
-	int type = lua_getfield(L, t, key);
-	double seconds = 0;
-	if (type == LUA_TNUMBER)
-		seconds = lua_tonumber(L, -1);
-	else if (type != LUA_TNIL)
-		luaL_error(L, "request field '%s' must be a number of seconds", key);
-	lua_pop(L, 1);
-	if (!(seconds >= 0 && seconds < 1e9))
-		luaL_error(L, "request field '%s' must be a number of seconds >= 0", key);
+	double seconds = mlx_lua_optfield_number(L, arg, key, 0);
+	if (!(seconds >= 0 && seconds < 1e9)) {
+		lua_getfield(L, arg, key);
+		mlx_lua_field_error(L, arg, key, "zero or more seconds", -1);
+	}
 	long ms = (long)(seconds * 1000 + 0.5);
 	return seconds > 0 && ms == 0 ? 1 : ms;
 }
@@ -158,39 +142,32 @@ static int client_perform(lua_State *L)
 	struct client *c = check_client(L);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	struct mlx_http_request req = {0};
-	req.method = opt_string(L, 2, "method");
-	req.url = opt_string(L, 2, "url");
+	req.method = mlx_lua_optfield_string(L, 2, "method", NULL);
+	req.url = mlx_lua_optfield_string(L, 2, "url", NULL);
 	luaL_argcheck(L, req.method && req.url, 2, "request needs method and url");
-	req.body_file = opt_string(L, 2, "body_file");
-	req.out_file = opt_string(L, 2, "out_file");
-	req.sha256 = opt_string(L, 2, "sha256");
-	req.user_agent = opt_string(L, 2, "user_agent");
-	req.ca_file = opt_string(L, 2, "ca_file");
-	size_t body_len = 0;
-	if (lua_getfield(L, 2, "body") == LUA_TSTRING)
-		req.body = lua_tolstring(L, -1, &body_len);
-	else if (!lua_isnil(L, -1))
-		return luaL_error(L, "request field 'body' must be a string");
-	lua_pop(L, 1);
-	req.body_len = body_len;
+	req.body_file = mlx_lua_optfield_string(L, 2, "body_file", NULL);
+	req.out_file = mlx_lua_optfield_string(L, 2, "out_file", NULL);
+	req.sha256 = mlx_lua_optfield_string(L, 2, "sha256", NULL);
+	req.user_agent = mlx_lua_optfield_string(L, 2, "user_agent", NULL);
+	req.ca_file = mlx_lua_optfield_string(L, 2, "ca_file", NULL);
+	req.body = mlx_lua_optfield_string(L, 2, "body", &req.body_len);
 	luaL_argcheck(L, !(req.body && req.body_file), 2, "request has both body and body_file");
 	req.timeout_ms = opt_millis(L, 2, "timeout");
 	req.connect_timeout_ms = opt_millis(L, 2, "connect_timeout");
-	lua_getfield(L, 2, "max_redirects");
-	req.max_redirects = (long)luaL_optinteger(L, -1, 0);
-	lua_pop(L, 1);
-	lua_getfield(L, 2, "insecure");
-	req.insecure = lua_toboolean(L, -1);
-	lua_pop(L, 1);
+	req.max_redirects = (long)mlx_lua_optfield_integer(L, 2, "max_redirects", 0);
+	req.insecure = mlx_lua_optfield_boolean(L, 2, "insecure", 0);
 
 	/* The header array is a userdata, so a raised error cannot leak it. */
-	if (lua_getfield(L, 2, "headers") != LUA_TNIL) {
-		luaL_checktype(L, -1, LUA_TTABLE);
-		size_t n = (size_t)luaL_len(L, -1);
+	int headers = mlx_lua_optfield_table(L, 2, "headers");
+	if (headers) {
+		size_t n = (size_t)luaL_len(L, headers);
 		const char **lines = lua_newuserdatauv(L, (n ? n : 1) * sizeof *lines, 0);
 		for (size_t i = 0; i < n; i++) {
-			if (lua_geti(L, -2, (lua_Integer)i + 1) != LUA_TSTRING)
-				return luaL_error(L, "request headers must be strings");
+			if (lua_geti(L, headers, (lua_Integer)i + 1) != LUA_TSTRING ||
+			    strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1))
+				return mlx_lua_field_error(L, 2,
+				                           lua_pushfstring(L, "headers[%d]", (int)i + 1),
+				                           "a string without NUL bytes", -2);
 			lines[i] = lua_tostring(L, -1);
 			lua_pop(L, 1); /* the headers table keeps it alive */
 		}
@@ -233,29 +210,6 @@ static int http_parse_date(lua_State *L)
 	return 1;
 }
 
-/* sleep(seconds) -> true, or false when a signal cut it short (the Lua
- * interrupt hook then raises as soon as control is back in Lua). */
-static int http_sleep(lua_State *L)
-{
-	double seconds = luaL_checknumber(L, 1);
-	luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "seconds must be >= 0");
-	struct timespec left = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-	lua_CFunction interrupted = find_interrupted(L);
-	while (nanosleep(&left, &left) != 0 && errno == EINTR) {
-		if (interrupted) {
-			interrupted(L);
-			int stop = lua_toboolean(L, -1);
-			lua_pop(L, 1);
-			if (stop) {
-				lua_pushboolean(L, 0);
-				return 1;
-			}
-		}
-	}
-	lua_pushboolean(L, 1);
-	return 1;
-}
-
 /* version() -> libcurl's version string */
 static int http_version(lua_State *L)
 {
@@ -264,11 +218,10 @@ static int http_version(lua_State *L)
 }
 
 static const luaL_Reg http_functions[] = {
-	{"client", http_client},
-	{"parse_date", http_parse_date},
-	{"sleep", http_sleep},
-	{"version", http_version},
-	{NULL, NULL},
+    {"client", http_client},
+    {"parse_date", http_parse_date},
+    {"version", http_version},
+    {NULL, NULL},
 };
 
 static const luaL_Reg client_methods[] = {

@@ -26,29 +26,22 @@
 
 #define ARRAY_MT "mlx.json.array"
 #define OBJECT_MT "mlx.json.object"
-#define TREE_MT "mlx.json.tree"
 #define MAX_DEPTH 1000
 
 /* ---- decoding --------------------------------------------------------- */
 
-/* A parsed jansson tree lives in a userdata while it is converted, so that a
- * Lua memory error cannot leak it. */
-static int tree_gc(lua_State *L)
-{
-	json_t **tree = luaL_checkudata(L, 1, TREE_MT);
-	if (*tree) {
-		json_decref(*tree);
-		*tree = NULL;
-	}
-	return 0;
-}
+/* A parsed jansson tree, and the text of a file being parsed, live in a box
+ * while they are converted, so that a Lua memory error cannot leak them. */
+struct parse_box {
+	json_t *tree;
+	char *text;
+};
 
-static json_t **new_tree_box(lua_State *L)
+static void release_parse(void *contents)
 {
-	json_t **box = lua_newuserdatauv(L, sizeof *box, 0);
-	*box = NULL;
-	luaL_setmetatable(L, TREE_MT);
-	return box;
+	struct parse_box *box = contents;
+	json_decref(box->tree);
+	free(box->text);
 }
 
 static void push_value(lua_State *L, json_t *v)
@@ -115,12 +108,12 @@ static int api_decode(lua_State *L)
 {
 	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
-	json_t **box = new_tree_box(L);
+	struct parse_box *box = mlx_lua_box(L, sizeof *box, release_parse);
 	json_error_t error;
-	*box = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
-	if (!*box)
+	box->tree = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+	if (!box->tree)
 		return decode_failure(L, NULL, &error);
-	push_value(L, *box);
+	push_value(L, box->tree);
 	return 1;
 }
 
@@ -129,7 +122,7 @@ static int api_decode(lua_State *L)
 static int api_load(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
-	json_t **box = new_tree_box(L);
+	struct parse_box *box = mlx_lua_box(L, sizeof *box, release_parse);
 	struct mlx_err err;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -138,7 +131,8 @@ static int api_load(lua_State *L)
 	}
 	/* The whole file is read at once and parsed from memory: jansson's
 	 * json_loadf reads a character at a time, which dominated loading a
-	 * large mlx.lock. The buffer is a userdata, freed by the collector. */
+	 * large mlx.lock. Nothing here may raise while the file is open, so
+	 * the buffer comes from malloc, owned by the box. */
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		mlx_err_sys(&err, errno, "cannot stat %s", path);
@@ -146,7 +140,12 @@ static int api_load(lua_State *L)
 		return mlx_lua_fail(L, &err);
 	}
 	size_t size = (size_t)st.st_size;
-	char *text = lua_newuserdatauv(L, size ? size : 1, 0);
+	char *text = box->text = malloc(size ? size : 1);
+	if (!text) {
+		mlx_err_set(&err, MLX_ERR_NOMEM, ENOMEM, "cannot read %s: out of memory", path);
+		close(fd);
+		return mlx_lua_fail(L, &err);
+	}
 	size_t got = 0;
 	while (got < size) {
 		ssize_t n = read(fd, text + got, size - got);
@@ -163,18 +162,16 @@ static int api_load(lua_State *L)
 	}
 	close(fd);
 	json_error_t error;
-	*box = json_loadb(text, got, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
-	if (!*box)
+	box->tree = json_loadb(text, got, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+	if (!box->tree)
 		return decode_failure(L, path, &error);
-	push_value(L, *box);
+	push_value(L, box->tree);
 	return 1;
 }
 
 /* ---- encoding ----------------------------------------------------------- */
 
-#define OUTBUF_MT "mlx.json.outbuf"
-
-/* The text being built. It lives in a userdata (freed by __gc) rather than a
+/* The text being built. It lives in a box rather than a
  * luaL_Buffer because encoding pushes and pops values between appends, which
  * luaL_Buffer forbids, and an error raised half-way must not leak it. */
 struct outbuf {
@@ -189,13 +186,10 @@ struct encoder {
 	int sort_keys;
 };
 
-static int outbuf_gc(lua_State *L)
+static void release_outbuf(void *contents)
 {
-	struct outbuf *out = luaL_checkudata(L, 1, OUTBUF_MT);
+	struct outbuf *out = contents;
 	free(out->data);
-	out->data = NULL;
-	out->len = out->cap = 0;
-	return 0;
 }
 
 static void add_bytes(struct encoder *e, const char *s, size_t n)
@@ -280,19 +274,14 @@ static void add_string(struct encoder *e, int idx)
 	add_bytes(e, "\"", 1);
 }
 
-/* The shortest %.Ng that reads back as the same double; a float that looks
+/* The shortest form that reads back as the same double; a float that looks
  * integral keeps a ".0" so it decodes as a float again. */
 static void add_float(struct encoder *e, double x)
 {
 	if (!isfinite(x))
 		luaL_error(e->L, "json.encode: %f cannot be represented in JSON", x);
-	char text[40];
-	for (int precision = 15; precision <= 17; precision++) {
-		snprintf(text, sizeof text, "%.*g", precision, x);
-		if (strtod(text, NULL) == x)
-			break;
-	}
-	add_text(e, text);
+	char text[MLX_LUA_NUMBER_SIZE];
+	add_text(e, mlx_lua_number_text(x, text));
 	if (!strpbrk(text, ".eE"))
 		add_text(e, ".0");
 }
@@ -431,31 +420,24 @@ static void read_options(lua_State *L, int idx, struct encoder *e, int default_i
 {
 	e->L = L;
 	e->indent = default_indent;
-	e->sort_keys = 1;
+	e->sort_keys = mlx_lua_optfield_boolean(L, idx, "sort_keys", 1);
 	if (lua_isnoneornil(L, idx))
 		return;
-	luaL_checktype(L, idx, LUA_TTABLE);
 	int t = lua_getfield(L, idx, "indent");
 	if (t == LUA_TBOOLEAN)
 		e->indent = lua_toboolean(L, -1) ? 2 : 0;
+	else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) <= 16)
+		e->indent = (int)lua_tointeger(L, -1);
 	else if (t != LUA_TNIL)
-		e->indent = (int)luaL_checkinteger(L, -1);
+		mlx_lua_field_error(L, idx, "indent", "true, false or an integer from 0 to 16", -1);
 	lua_pop(L, 1);
-	if (lua_getfield(L, idx, "sort_keys") != LUA_TNIL)
-		e->sort_keys = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	if (e->indent < 0 || e->indent > 16)
-		luaL_argerror(L, idx, "indent must be between 0 and 16");
 }
 
-/* Encodes the value at index value_idx into a new outbuf userdata, which is
+/* Encodes the value at index value_idx into a new outbuf box, which is
  * left on the stack top. */
 static struct outbuf *encode(lua_State *L, struct encoder *e, int value_idx)
 {
-	struct outbuf *out = lua_newuserdatauv(L, sizeof *out, 0);
-	out->data = NULL;
-	out->len = out->cap = 0;
-	luaL_setmetatable(L, OUTBUF_MT);
+	struct outbuf *out = mlx_lua_box(L, sizeof *out, release_outbuf);
 	e->out = out;
 	add_value(e, value_idx, 0);
 	return out;
@@ -531,16 +513,6 @@ int luaopen_mlx_json(lua_State *L)
 	luaL_newmetatable(L, ARRAY_MT);
 	lua_pop(L, 1);
 	luaL_newmetatable(L, OBJECT_MT);
-	lua_pop(L, 1);
-	if (luaL_newmetatable(L, TREE_MT)) {
-		lua_pushcfunction(L, tree_gc);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_pop(L, 1);
-	if (luaL_newmetatable(L, OUTBUF_MT)) {
-		lua_pushcfunction(L, outbuf_gc);
-		lua_setfield(L, -2, "__gc");
-	}
 	lua_pop(L, 1);
 	luaL_newlib(L, json_functions);
 	lua_pushlightuserdata(L, NULL);

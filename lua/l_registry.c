@@ -8,45 +8,25 @@
 #include "binding.h"
 #include "registry.h"
 
-static const char *opt_string(lua_State *L, int idx, const char *name)
-{
-	lua_getfield(L, idx, name);
-	if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "field '%s' must be a string, not a %s", name, luaL_typename(L, -1));
-	const char *s = lua_tostring(L, -1);
-	lua_pop(L, 1); /* the string stays alive in the table */
-	return s;
-}
-
-static lua_Integer opt_integer(lua_State *L, int idx, const char *name, lua_Integer dflt)
-{
-	lua_getfield(L, idx, name);
-	int isint = 0;
-	lua_Integer v = lua_tointegerx(L, -1, &isint);
-	if (!isint && !lua_isnil(L, -1))
-		luaL_error(L, "field '%s' must be an integer, not a %s", name, luaL_typename(L, -1));
-	lua_pop(L, 1);
-	return isint ? v : dflt;
-}
-
 /* Pushes the tags field of the table at idx as a userdata array of
- * key, value pointers (into the table's strings); returns it, count in *n. */
+ * key, value pointers (into the table's strings), or nil if there are none;
+ * returns the array, its count in *n. */
 static const char **tag_pairs(lua_State *L, int idx, size_t *n)
 {
 	*n = 0;
-	lua_getfield(L, idx, "tags");
-	int tags = lua_gettop(L);
-	if (lua_isnil(L, tags)) {
-		lua_pop(L, 1);
+	int tags = mlx_lua_optfield_table(L, idx, "tags");
+	if (!tags) {
 		lua_pushnil(L);
 		return NULL;
 	}
-	luaL_argcheck(L, lua_istable(L, tags), 2, "field 'tags' must be a table");
 	size_t count = 0;
 	lua_pushnil(L);
 	while (lua_next(L, tags)) {
-		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "field 'tags' must map names to strings");
+		if (lua_type(L, -2) != LUA_TSTRING)
+			mlx_lua_field_error(L, idx, "tags", "keyed by names (strings)", -2);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			mlx_lua_field_error(L, idx, lua_pushfstring(L, "tags.%s", lua_tostring(L, -2)),
+			                    "a string", -2);
 		count++;
 		lua_pop(L, 1);
 	}
@@ -80,20 +60,18 @@ static int modeldb_register(lua_State *L)
 	struct mlx_rundb *db = mlx_lua_check_rundb(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	struct mlx_model_version v = {
-	    .name = opt_string(L, 2, "name"),
-	    .hash = opt_string(L, 2, "hash"),
-	    .type = opt_string(L, 2, "type"),
-	    .size = opt_integer(L, 2, "size", -1),
-	    .files = opt_integer(L, 2, "files", 0),
-	    .mode = opt_string(L, 2, "mode"),
-	    .path = opt_string(L, 2, "path"),
-	    .run_id = opt_string(L, 2, "run"),
-	    .description = opt_string(L, 2, "description"),
-	    .created_ms = opt_integer(L, 2, "created_ms", 0),
+	    .name = mlx_lua_optfield_string(L, 2, "name", NULL),
+	    .hash = mlx_lua_optfield_string(L, 2, "hash", NULL),
+	    .type = mlx_lua_optfield_string(L, 2, "type", NULL),
+	    .size = mlx_lua_optfield_integer(L, 2, "size", -1),
+	    .files = mlx_lua_optfield_integer(L, 2, "files", 0),
+	    .mode = mlx_lua_optfield_string(L, 2, "mode", NULL),
+	    .path = mlx_lua_optfield_string(L, 2, "path", NULL),
+	    .run_id = mlx_lua_optfield_string(L, 2, "run", NULL),
+	    .description = mlx_lua_optfield_string(L, 2, "description", NULL),
+	    .created_ms = mlx_lua_optfield_integer(L, 2, "created_ms", 0),
 	};
-	lua_getfield(L, 2, "force");
-	int force = lua_toboolean(L, -1);
-	lua_pop(L, 1);
+	int force = mlx_lua_optfield_boolean(L, 2, "force", 0);
 	v.tags = tag_pairs(L, 2, &v.ntags);
 	int64_t version;
 	int existed;

@@ -6,19 +6,16 @@
  * stdlib/mlx/track.lua; mlx.rundb.Run is the methods table of runs, which
  * that module extends. */
 #include <lauxlib.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "binding.h"
 #include "rundb.h"
 
 #define DB_MT "mlx.RunDb"
 #define RUN_MT "mlx.Run"
-#define QUERY_MT "mlx.RunDbQuery"
 
 struct db_handle {
 	struct mlx_rundb *db; /* NULL once closed */
@@ -57,37 +54,16 @@ static int db_close(lua_State *L)
 	return 1;
 }
 
-static void field_error(lua_State *L, const char *name, const char *expected)
-{
-	luaL_error(L, "field '%s' must be %s, not a %s", name, expected, luaL_typename(L, -1));
-}
-
-static lua_Integer opt_field_integer(lua_State *L, int idx, const char *name, lua_Integer dflt)
-{
-	lua_getfield(L, idx, name);
-	int isint = 0;
-	lua_Integer v = lua_tointegerx(L, -1, &isint);
-	if (!isint && !lua_isnil(L, -1))
-		field_error(L, name, "an integer");
-	lua_pop(L, 1);
-	return isint ? v : dflt;
-}
-
 /* rundb.open(path[, {busy_timeout_ms, batch_rows, flush_interval_ms, reap}])
  * -> Db | nil, message, code */
 static int rundb_open(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	struct mlx_rundb_options opts = {0};
-	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		opts.busy_timeout_ms = (int)opt_field_integer(L, 2, "busy_timeout_ms", 0);
-		opts.batch_rows = (size_t)opt_field_integer(L, 2, "batch_rows", 0);
-		opts.flush_interval_ms = (int)opt_field_integer(L, 2, "flush_interval_ms", 0);
-		lua_getfield(L, 2, "reap");
-		opts.no_reap = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
-		lua_pop(L, 1);
-	}
+	opts.busy_timeout_ms = (int)mlx_lua_optfield_integer(L, 2, "busy_timeout_ms", 0);
+	opts.batch_rows = (size_t)mlx_lua_optfield_integer(L, 2, "batch_rows", 0);
+	opts.flush_interval_ms = (int)mlx_lua_optfield_integer(L, 2, "flush_interval_ms", 0);
+	opts.no_reap = !mlx_lua_optfield_boolean(L, 2, "reap", 1);
 	/* Created closed before the connection exists, so no path leaks it. */
 	struct db_handle *h = lua_newuserdatauv(L, sizeof *h, 0);
 	h->db = NULL;
@@ -132,14 +108,12 @@ static int db_flush(lua_State *L)
 	return 1;
 }
 
-/* A query lives in a userdata while its rows become Lua tables, so that a
- * memory error raised by Lua cannot leak the statement. */
-static int query_gc(lua_State *L)
+/* A query lives in a box while its rows become Lua tables, so that a memory
+ * error raised by Lua cannot leak the statement. */
+static void release_query(void *contents)
 {
-	struct mlx_rundb_query **q = luaL_checkudata(L, 1, QUERY_MT);
+	struct mlx_rundb_query **q = contents;
 	mlx_rundb_query_close(*q);
-	*q = NULL;
-	return 0;
 }
 
 /* Converts the value on top of the stack for binding to parameter i. */
@@ -190,9 +164,8 @@ static int db_query(lua_State *L)
 		luaL_checktype(L, 3, LUA_TTABLE);
 		nparams = luaL_len(L, 3);
 	}
-	struct mlx_rundb_query **box = lua_newuserdatauv(L, sizeof *box, 0);
-	*box = NULL;
-	luaL_setmetatable(L, QUERY_MT);
+	struct mlx_rundb_query **box = mlx_lua_box(L, sizeof *box, release_query);
+	int box_idx = lua_gettop(L);
 	struct mlx_err err;
 	if (mlx_rundb_query_open(h->db, sql, box, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
@@ -202,8 +175,10 @@ static int db_query(lua_State *L)
 		bind_param(L, (int)i, &v);
 		int rc = mlx_rundb_query_bind(*box, (int)i, &v, &err);
 		lua_pop(L, 1);
-		if (rc != MLX_OK)
-			return luaL_error(L, "%s", err.msg); /* the box frees the query */
+		if (rc != MLX_OK) {
+			mlx_lua_box_release(L, box_idx);
+			return luaL_error(L, "%s", err.msg);
+		}
 	}
 	int ncols = mlx_rundb_query_columns(*box);
 	lua_newtable(L);
@@ -221,24 +196,13 @@ static int db_query(lua_State *L)
 		}
 		lua_rawseti(L, -2, ++n);
 	}
-	mlx_rundb_query_close(*box);
-	*box = NULL;
+	mlx_lua_box_release(L, box_idx);
 	if (rc < 0)
 		return mlx_lua_fail(L, &err);
 	return 1;
 }
 
 /* ---- starting runs ------------------------------------------------------- */
-
-static const char *opt_field_string(lua_State *L, int idx, const char *name)
-{
-	lua_getfield(L, idx, name);
-	if (lua_type(L, -1) != LUA_TSTRING && !lua_isnil(L, -1))
-		field_error(L, name, "a string");
-	const char *s = lua_tostring(L, -1);
-	lua_pop(L, 1); /* the string stays alive in the table */
-	return s;
-}
 
 /* db:start_run{parent, recipe, recipe_hash, step, step_key, command,
  * log_path, git_commit, git_branch, git_dirty, start_ms} -> Run | nil, message, code */
@@ -247,24 +211,19 @@ static int db_start_run(lua_State *L)
 	struct db_handle *h = check_db(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	struct mlx_run_start start = {
-	    .parent_id = opt_field_string(L, 2, "parent"),
-	    .recipe = opt_field_string(L, 2, "recipe"),
-	    .recipe_hash = opt_field_string(L, 2, "recipe_hash"),
-	    .step = opt_field_string(L, 2, "step"),
-	    .step_key = opt_field_string(L, 2, "step_key"),
-	    .command = opt_field_string(L, 2, "command"),
-	    .log_path = opt_field_string(L, 2, "log_path"),
-	    .git_commit = opt_field_string(L, 2, "git_commit"),
-	    .git_branch = opt_field_string(L, 2, "git_branch"),
+	    .parent_id = mlx_lua_optfield_string(L, 2, "parent", NULL),
+	    .recipe = mlx_lua_optfield_string(L, 2, "recipe", NULL),
+	    .recipe_hash = mlx_lua_optfield_string(L, 2, "recipe_hash", NULL),
+	    .step = mlx_lua_optfield_string(L, 2, "step", NULL),
+	    .step_key = mlx_lua_optfield_string(L, 2, "step_key", NULL),
+	    .command = mlx_lua_optfield_string(L, 2, "command", NULL),
+	    .log_path = mlx_lua_optfield_string(L, 2, "log_path", NULL),
+	    .git_commit = mlx_lua_optfield_string(L, 2, "git_commit", NULL),
+	    .git_branch = mlx_lua_optfield_string(L, 2, "git_branch", NULL),
 	    .git_dirty = -1,
-	    .start_ms = opt_field_integer(L, 2, "start_ms", 0),
+	    .start_ms = mlx_lua_optfield_integer(L, 2, "start_ms", 0),
 	};
-	lua_getfield(L, 2, "git_dirty");
-	if (!lua_isnil(L, -1)) {
-		luaL_checktype(L, -1, LUA_TBOOLEAN);
-		start.git_dirty = lua_toboolean(L, -1);
-	}
-	lua_pop(L, 1);
+	start.git_dirty = mlx_lua_optfield_boolean(L, 2, "git_dirty", -1);
 	struct run_handle *r = lua_newuserdatauv(L, sizeof *r, 1);
 	r->owner = h;
 	strcpy(r->status, "RUNNING");
@@ -350,22 +309,15 @@ static int run_log_metrics(lua_State *L)
 
 /* A param or tag value as text: numbers in the shortest form that reads
  * back the same (0.1, not 0.10000000000000001), booleans as true/false. */
-static const char *value_text(lua_State *L, int idx, char *buf, size_t cap)
+static const char *value_text(lua_State *L, int idx, char buf[MLX_LUA_NUMBER_SIZE])
 {
 	switch (lua_type(L, idx)) {
 	case LUA_TSTRING: return lua_tostring(L, idx);
 	case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? "true" : "false";
 	case LUA_TNUMBER:
-		if (lua_isinteger(L, idx)) {
-			snprintf(buf, cap, LUA_INTEGER_FMT, lua_tointeger(L, idx));
-		} else {
-			double x = lua_tonumber(L, idx);
-			for (int precision = 1; precision <= 17; precision++) {
-				snprintf(buf, cap, "%.*g", precision, x);
-				if (strtod(buf, NULL) == x || isnan(x))
-					break;
-			}
-		}
+		if (!lua_isinteger(L, idx))
+			return mlx_lua_number_text(lua_tonumber(L, idx), buf);
+		snprintf(buf, MLX_LUA_NUMBER_SIZE, LUA_INTEGER_FMT, lua_tointeger(L, idx));
 		return buf;
 	default:
 		luaL_error(L, "a param or tag value must be a string, number or boolean, not a %s",
@@ -379,9 +331,9 @@ typedef int (*kv_writer)(struct mlx_rundb *, const char *, const char *, const c
 static int write_kv(lua_State *L, struct run_handle *r, kv_writer write, int key_idx, int value_idx,
                     struct mlx_err *err)
 {
-	char buf[64];
+	char buf[MLX_LUA_NUMBER_SIZE];
 	const char *key = luaL_checkstring(L, key_idx);
-	int rc = write(r->owner->db, r->id, key, value_text(L, value_idx, buf, sizeof buf), err);
+	int rc = write(r->owner->db, r->id, key, value_text(L, value_idx, buf), err);
 	if (rc == MLX_ERR_INVALID)
 		return luaL_error(L, "%s", err->msg);
 	return rc;
@@ -442,11 +394,11 @@ static int run_record_artifact(lua_State *L)
 	struct run_handle *r = check_running(L);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	struct mlx_run_artifact art = {
-	    .role = opt_field_string(L, 2, "role"),
-	    .path = opt_field_string(L, 2, "path"),
-	    .hash = opt_field_string(L, 2, "hash"),
-	    .size = opt_field_integer(L, 2, "size", -1),
-	    .nfiles = opt_field_integer(L, 2, "nfiles", -1),
+	    .role = mlx_lua_optfield_string(L, 2, "role", NULL),
+	    .path = mlx_lua_optfield_string(L, 2, "path", NULL),
+	    .hash = mlx_lua_optfield_string(L, 2, "hash", NULL),
+	    .size = mlx_lua_optfield_integer(L, 2, "size", -1),
+	    .nfiles = mlx_lua_optfield_integer(L, 2, "nfiles", -1),
 	};
 	struct mlx_err err;
 	int rc = mlx_rundb_log_artifact(r->owner->db, r->id, &art, &err);
@@ -461,16 +413,6 @@ static int run_flush(lua_State *L)
 	struct run_handle *r = check_run(L);
 	struct mlx_err err;
 	return done(L, mlx_rundb_flush(r->owner->db, &err), &err);
-}
-
-static double opt_field_number(lua_State *L, int idx, const char *name, double dflt)
-{
-	lua_getfield(L, idx, name);
-	if (lua_type(L, -1) != LUA_TNUMBER && !lua_isnil(L, -1))
-		field_error(L, name, "a number");
-	double v = lua_isnil(L, -1) ? dflt : lua_tonumber(L, -1);
-	lua_pop(L, 1);
-	return v;
 }
 
 static int finish(lua_State *L, struct run_handle *r, const struct mlx_run_end *end)
@@ -491,16 +433,14 @@ static int run_finish(lua_State *L)
 	struct run_handle *r = check_running(L);
 	int which = luaL_checkoption(L, 2, "FINISHED", statuses);
 	struct mlx_run_end end = {statuses[which], NULL, -1, 0, -1, -1, -1, 0};
-	if (!lua_isnoneornil(L, 3)) {
-		luaL_checktype(L, 3, LUA_TTABLE);
-		end.message = opt_field_string(L, 3, "message");
-		end.exit_code = (int)opt_field_integer(L, 3, "exit_code", -1);
-		end.signal = (int)opt_field_integer(L, 3, "signal", 0);
-		end.cpu_seconds = opt_field_number(L, 3, "cpu_seconds", -1);
-		end.wall_seconds = opt_field_number(L, 3, "wall_seconds", -1);
-		end.peak_rss = opt_field_integer(L, 3, "peak_rss", -1);
-		end.end_ms = opt_field_integer(L, 3, "end_ms", 0);
-	}
+	size_t len; /* a message may hold a NUL byte; C reads up to it */
+	end.message = mlx_lua_optfield_string(L, 3, "message", &len);
+	end.exit_code = (int)mlx_lua_optfield_integer(L, 3, "exit_code", -1);
+	end.signal = (int)mlx_lua_optfield_integer(L, 3, "signal", 0);
+	end.cpu_seconds = mlx_lua_optfield_number(L, 3, "cpu_seconds", -1);
+	end.wall_seconds = mlx_lua_optfield_number(L, 3, "wall_seconds", -1);
+	end.peak_rss = mlx_lua_optfield_integer(L, 3, "peak_rss", -1);
+	end.end_ms = mlx_lua_optfield_integer(L, 3, "end_ms", 0);
 	if (finish(L, r, &end) != MLX_OK)
 		return 3;
 	lua_pushboolean(L, 1);
@@ -579,15 +519,6 @@ static int rundb_resources(lua_State *L)
 	return 1;
 }
 
-/* rundb.now_ms() -> milliseconds since the epoch, as the database records times */
-static int rundb_now_ms(lua_State *L)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-	return 1;
-}
-
 static const luaL_Reg db_methods[] = {
     {"close", db_close}, {"path", db_path},   {"schema_version", db_schema_version}, {"reap", db_reap},
     {"flush", db_flush}, {"query", db_query}, {"start_run", db_start_run},           {NULL, NULL},
@@ -622,7 +553,6 @@ static const luaL_Reg run_meta[] = {
 static const luaL_Reg rundb_functions[] = {
     {"open", rundb_open},
     {"resources", rundb_resources},
-    {"now_ms", rundb_now_ms},
     {NULL, NULL},
 };
 
@@ -647,11 +577,6 @@ int luaopen_mlx_rundb(lua_State *L)
 	lua_setfield(L, -4, "Run");
 	lua_pushcclosure(L, run_index, 1);
 	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-
-	luaL_newmetatable(L, QUERY_MT);
-	lua_pushcfunction(L, query_gc);
-	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 1);
 	return 1;
 }

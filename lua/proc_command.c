@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "binding.h"
 #include "proc_command.h"
 
 enum { LABEL_MAX = 60 };
@@ -14,32 +15,13 @@ static const char *const spec_fields[] = {
     "shell", "cwd", "env", "clean_env", "stdin", "stdout", "stderr", "timeout", "grace", NULL,
 };
 
-static int field_error(lua_State *L, const char *fmt, const char *what)
-{
-	return luaL_argerror(L, 1, lua_pushfstring(L, fmt, what));
-}
+static const char *const stdin_fields[] = {"file", "data", NULL};
+static const char *const output_fields[] = {"capture", "on_line", "log", NULL};
 
-static void check_fields(lua_State *L, int spec, lua_Integer nargs)
-{
-	lua_pushnil(L);
-	while (lua_next(L, spec)) {
-		lua_pop(L, 1);
-		if (lua_isinteger(L, -1)) {
-			lua_Integer i = lua_tointeger(L, -1);
-			if (i < 1 || i > nargs)
-				field_error(L, "%s is not a position in the command's argv",
-				            lua_pushfstring(L, "[%I]", i));
-			continue;
-		}
-		const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-		bool known = false;
-		for (int i = 0; name && spec_fields[i]; i++)
-			known = known || strcmp(name, spec_fields[i]) == 0;
-		if (!known)
-			field_error(L, "unknown field '%s' in the command",
-			            name ? name : luaL_typename(L, -1));
-	}
-}
+#define TEXT "a string without NUL bytes"
+#define STDIN_FORMS "\"null\", {file = PATH} or {data = STRING}"
+#define STDIN_ONE "a table with exactly one of file = PATH and data = STRING"
+#define OUTPUT_FORMS "\"inherit\", \"null\", \"capture\", a function or a table"
 
 /* Returns the string (or number, converted in place) at idx, or NULL if it
  * is neither or holds a NUL byte, which no C string can carry. */
@@ -53,15 +35,18 @@ static const char *text_at(lua_State *L, int idx)
 	return strlen(s) == len ? s : NULL;
 }
 
-/* Pushes spec[name] and returns its string, or NULL if nil. The value stays
- * on the stack so the pointer stays valid. */
-static const char *opt_text_field(lua_State *L, int spec, const char *name)
+/* sub[key] of a table inside the command (stdin, stdout, stderr) as a
+ * string, or NULL if nil; name is its path for messages ("stdin.file"). */
+static const char *opt_subfield_text(lua_State *L, int spec, int sub, const char *key, const char *name)
 {
-	if (lua_getfield(L, spec, name) == LUA_TNIL)
+	if (lua_getfield(L, sub, key) == LUA_TNIL) {
+		lua_pop(L, 1);
 		return NULL;
-	const char *s = text_at(L, -1);
+	}
+	const char *s = lua_type(L, -1) == LUA_TSTRING ? text_at(L, -1) : NULL;
 	if (!s)
-		field_error(L, "%s must be a string (without NUL bytes)", name);
+		mlx_lua_field_error(L, spec, name, TEXT, -1);
+	lua_pop(L, 1); /* the table keeps it alive */
 	return s;
 }
 
@@ -78,8 +63,7 @@ static const char *const *parse_argv(lua_State *L, int spec, lua_Integer n, int 
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_rawgeti(L, spec, i);
 		if (!(argv[i - 1] = text_at(L, -1)))
-			field_error(L, "argv[%s] must be a string (without NUL bytes)",
-			            lua_pushfstring(L, "%I", i));
+			mlx_lua_field_error(L, spec, lua_pushfstring(L, "[%I]", i), TEXT, -2);
 		anchor(L, anchors);
 	}
 	argv[n] = NULL;
@@ -92,17 +76,15 @@ extern char **environ;
  * remove) over mlx's own, or over nothing with clean_env. NULL: inherit. */
 static const char *const *parse_env(lua_State *L, int spec, int anchors)
 {
-	lua_getfield(L, spec, "clean_env");
-	bool clean = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	int type = lua_getfield(L, spec, "env");
-	if (type == LUA_TNIL && !clean) {
-		lua_pop(L, 1);
+	bool clean = mlx_lua_optfield_boolean(L, spec, "clean_env", 0);
+	int env = mlx_lua_optfield_table(L, spec, "env");
+	if (!env && !clean)
 		return NULL;
+	if (!env) {
+		lua_pushnil(L);
+		env = lua_gettop(L);
 	}
-	if (type != LUA_TNIL && type != LUA_TTABLE)
-		field_error(L, "%s must be a table of name = value", "env");
-	int env = lua_gettop(L);
+	int type = lua_type(L, env);
 	size_t count = 0;
 	if (type == LUA_TTABLE) {
 		lua_pushnil(L);
@@ -133,18 +115,18 @@ static const char *const *parse_env(lua_State *L, int spec, int anchors)
 	if (type == LUA_TTABLE) {
 		lua_pushnil(L);
 		while (lua_next(L, env)) {
-			if (lua_type(L, -2) != LUA_TSTRING)
-				field_error(L, "%s names must be strings", "env");
-			const char *name = lua_tostring(L, -2);
-			if (!*name || strchr(name, '=') || strlen(name) != lua_rawlen(L, -2))
-				field_error(L, "env: bad variable name '%s'", name);
+			const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			if (!name || !*name || strchr(name, '=') || strlen(name) != lua_rawlen(L, -2))
+				mlx_lua_field_error(L, spec, "env",
+				                    "keyed by variable names (not empty, no '=')", -2);
 			if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
 				lua_pop(L, 1);
 				continue; /* removed */
 			}
 			const char *value = text_at(L, -1);
 			if (!value)
-				field_error(L, "env.%s must be a string (without NUL bytes) or false", name);
+				mlx_lua_field_error(L, spec, lua_pushfstring(L, "env.%s", name),
+				                    TEXT " or false", -2);
 			lua_pushfstring(L, "%s=%s", name, value);
 			envp[k++] = lua_tostring(L, -1);
 			anchor(L, anchors);
@@ -161,26 +143,20 @@ static void parse_input(lua_State *L, int spec, struct mlx_proc_spec *ps)
 	if (type == LUA_TNIL || (type == LUA_TSTRING && strcmp(lua_tostring(L, -1), "null") == 0))
 		return;
 	if (type != LUA_TTABLE)
-		field_error(L, "%s must be \"null\", {file = PATH} or {data = STRING}", "stdin");
+		mlx_lua_field_error(L, spec, "stdin", STDIN_FORMS, -1);
 	int t = lua_gettop(L);
-	lua_pushnil(L);
-	while (lua_next(L, t)) {
-		lua_pop(L, 1);
-		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-		if (strcmp(k, "file") != 0 && strcmp(k, "data") != 0)
-			field_error(L, "unknown field '%s' in stdin", k);
-	}
-	const char *file = opt_text_field(L, t, "file");
+	mlx_lua_check_subfields(L, spec, t, "stdin", stdin_fields);
+	const char *file = opt_subfield_text(L, spec, t, "file", "stdin.file");
 	if (lua_getfield(L, t, "data") != LUA_TNIL) {
 		if (file || lua_type(L, -1) != LUA_TSTRING)
-			field_error(L, "%s needs exactly one of file = PATH or data = STRING", "stdin");
+			mlx_lua_field_error(L, spec, "stdin", STDIN_ONE, t);
 		ps->stdin_mode = MLX_PROC_IN_DATA;
 		ps->stdin_data = lua_tolstring(L, -1, &ps->stdin_len);
 	} else if (file) {
 		ps->stdin_mode = MLX_PROC_IN_FILE;
 		ps->stdin_path = file;
 	} else {
-		field_error(L, "%s needs exactly one of file = PATH or data = STRING", "stdin");
+		mlx_lua_field_error(L, spec, "stdin", STDIN_ONE, t);
 	}
 }
 
@@ -203,9 +179,7 @@ static bool parse_output(lua_State *L, int spec, int hidx, int which, struct mlx
 		else if (strcmp(s, "stdout") == 0 && which == MLX_PROC_STDERR)
 			o->mode = MLX_PROC_OUT_STDOUT;
 		else
-			field_error(L,
-			            "%s: expected \"inherit\", \"null\", \"capture\", a function or a table",
-			            field);
+			mlx_lua_field_error(L, spec, field, OUTPUT_FORMS, -1);
 	} else if (type == LUA_TFUNCTION) {
 		o->mode = MLX_PROC_OUT_PIPE;
 		o->lines = true;
@@ -213,15 +187,12 @@ static bool parse_output(lua_State *L, int spec, int hidx, int which, struct mlx
 		lua_setiuservalue(L, hidx, UV_ON_STDOUT + which);
 	} else if (type == LUA_TTABLE) {
 		int t = lua_gettop(L);
-		lua_pushnil(L);
-		while (lua_next(L, t)) {
-			lua_pop(L, 1);
-			const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-			if (strcmp(k, "capture") != 0 && strcmp(k, "on_line") != 0 && strcmp(k, "log") != 0)
-				field_error(L, "unknown field '%s' in an output", k);
-		}
+		mlx_lua_check_subfields(L, spec, t, field, output_fields);
 		o->mode = MLX_PROC_OUT_PIPE;
-		lua_getfield(L, t, "capture");
+		int capture = lua_getfield(L, t, "capture");
+		if (capture != LUA_TNIL && capture != LUA_TBOOLEAN)
+			mlx_lua_field_error(L, spec, lua_pushfstring(L, "%s.capture", field), "true or false",
+			                    -2);
 		o->capture = lua_toboolean(L, -1);
 		int fn = lua_getfield(L, t, "on_line");
 		if (fn == LUA_TFUNCTION) {
@@ -229,31 +200,26 @@ static bool parse_output(lua_State *L, int spec, int hidx, int which, struct mlx
 			lua_pushvalue(L, -1);
 			lua_setiuservalue(L, hidx, UV_ON_STDOUT + which);
 		} else if (fn != LUA_TNIL) {
-			field_error(L, "%s: on_line must be a function", field);
+			mlx_lua_field_error(L, spec, lua_pushfstring(L, "%s.on_line", field), "a function",
+			                    -2);
 		}
-		o->log_path = opt_text_field(L, t, "log");
+		o->log_path = opt_subfield_text(L, spec, t, "log", lua_pushfstring(L, "%s.log", field));
 	} else {
-		field_error(L, "%s: expected \"inherit\", \"null\", \"capture\", a function or a table",
-		            field);
+		mlx_lua_field_error(L, spec, field, OUTPUT_FORMS, -1);
 	}
 	return o->capture;
 }
 
 static double opt_seconds(lua_State *L, int spec, const char *field, double dflt, bool positive)
 {
-	int type = lua_getfield(L, spec, field);
-	double v = dflt;
-	if (type != LUA_TNIL) {
-		if (type != LUA_TNUMBER)
-			field_error(L, "%s must be a number of seconds", field);
-		v = lua_tonumber(L, -1);
-		if (isnan(v) || v < 0 || (positive && v == 0))
-			field_error(L,
-			            positive ? "%s must be a positive number of seconds"
-			                     : "%s must be zero or more seconds",
-			            field);
+	double v = mlx_lua_optfield_number(L, spec, field, NAN); /* NaN: absent */
+	if (isnan(v))
+		return dflt;
+	if (v < 0 || (positive && v == 0)) {
+		lua_getfield(L, spec, field);
+		mlx_lua_field_error(L, spec, field,
+		                    positive ? "a positive number of seconds" : "zero or more seconds", -1);
 	}
-	lua_pop(L, 1);
 	return v > PROC_MAX_SECONDS ? PROC_MAX_SECONDS : v;
 }
 
@@ -279,15 +245,15 @@ void proc_command_read(lua_State *L, int t, int hidx, struct proc_command *cmd)
 	memset(cmd, 0, sizeof *cmd);
 	struct mlx_proc_spec *ps = &cmd->spec;
 	lua_Integer nargs = (lua_Integer)lua_rawlen(L, t);
-	check_fields(L, t, nargs);
-	ps->shell = opt_text_field(L, t, "shell");
+	mlx_lua_check_fields(L, t, spec_fields, nargs);
+	ps->shell = mlx_lua_optfield_string(L, t, "shell", NULL);
 	if (ps->shell && nargs > 0)
-		field_error(L, "%s", "give either an argv or shell = STRING, not both");
+		luaL_argerror(L, t, "give either an argv or shell = STRING, not both");
 	if (!ps->shell && nargs == 0)
-		field_error(L, "%s", "a command is needed: {PROGRAM, ARGS...} or {shell = STRING}");
+		luaL_argerror(L, t, "a command is needed: {PROGRAM, ARGS...} or {shell = STRING}");
 	if (!ps->shell)
 		ps->argv = parse_argv(L, t, nargs, anchors);
-	ps->cwd = opt_text_field(L, t, "cwd");
+	ps->cwd = mlx_lua_optfield_string(L, t, "cwd", NULL);
 	ps->envp = parse_env(L, t, anchors);
 	parse_input(L, t, ps);
 	cmd->captured[MLX_PROC_STDOUT] = parse_output(L, t, hidx, MLX_PROC_STDOUT, &ps->out);

@@ -148,6 +148,9 @@ local function run(argv)
   local globals, rest = argparse.parse(M.global_options, argv,
     { context = "mlx", hint = "mlx help", stop_at_positional = true })
   M.globals = globals
+  -- Library modules take options; the CLI passes its own. (mlx.http loads
+  -- libcurl only at its first request.)
+  if globals.verbose then require("mlx.http").set_defaults { verbose = true } end
   if globals.directory then
     local ok, err = fs.chdir(globals.directory)
     if not ok then ui.usage_error("-C: %s", err) end

@@ -12,6 +12,7 @@
 ---
 --- Failures of the world return nil, message, code; misuse (a wrong type,
 --- an unknown field) raises.
+local core = require "mlx.core"
 local http = require "mlx.http"
 local json = require "mlx.json"
 
@@ -19,10 +20,6 @@ local M = {}
 
 local function misuse(fmt, ...)
   error("mlx.deploy: " .. fmt:format(...), 0)
-end
-
-local function now()
-  return require("mlx.rundb").now_ms() / 1000
 end
 
 local function check_fields(fn, t, allowed)
@@ -51,11 +48,11 @@ function M.wait_healthy(url, options)
   local timeout, interval = options.timeout or 30, options.interval or 0.5
   if timeout < 0 or interval <= 0 then misuse("wait_healthy: timeout must be >= 0 and interval > 0") end
   local expect = options.expect or 200
-  local started = now()
+  local started = core.clock()
   local deadline = started + timeout
   local problem
   repeat
-    local left = deadline - now()
+    local left = deadline - core.clock()
     local res, err, code = http.get(url, { timeout = math.max(1, math.min(10, left)),
       connect_timeout = math.max(1, math.min(10, left)) })
     if code == "interrupted" then return nil, err, code end
@@ -63,7 +60,7 @@ function M.wait_healthy(url, options)
       local ok, why = true, nil
       if options.check then ok, why = options.check(res) end
       if ok then
-        res.waited = now() - started
+        res.waited = core.clock() - started
         return res
       end
       problem = why or "the check did not pass"
@@ -72,8 +69,8 @@ function M.wait_healthy(url, options)
     else
       problem = err:match("^GET %S+: (.*)$") or err -- the URL is said once, below
     end
-    if now() + interval > deadline then break end
-    require("mlx.curl").sleep(interval)
+    if core.clock() + interval > deadline then break end
+    core.sleep(interval) -- Ctrl-C ends it, and raises at once
   until false
   return nil, ("%s: not healthy after %g s: %s"):format(http.redact(url), timeout, problem), "timeout"
 end

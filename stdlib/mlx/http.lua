@@ -14,12 +14,21 @@
 --- Every request of a process goes through one libcurl handle, so requests
 --- to the same host reuse one kept-alive connection.
 local core = require "mlx.core"
-local curl = require "mlx.curl"
 
 local M = {}
 
+-- mlx.curl, loaded at the first request: requiring mlx.http costs no
+-- libcurl, so the CLI can set the defaults of a run that may never use it.
+local curl_module
+local function curl()
+  curl_module = curl_module or require "mlx.curl"
+  return curl_module
+end
+
 --- libcurl's version string.
-M.version = curl.version
+function M.version()
+  return curl().version()
+end
 
 --- The transport failures worth another attempt: the service may be
 --- starting, restarting or briefly overloaded. TLS and URL errors are not.
@@ -32,6 +41,7 @@ local DEFAULTS = {
   backoff = 0.5,
   backoff_max = 60,
   max_redirects = 10,
+  verbose = false,
 }
 
 local FIELDS = {
@@ -40,14 +50,14 @@ local FIELDS = {
   sha256 = "string", timeout = "number", connect_timeout = "number",
   retries = "number", backoff = "number", backoff_max = "number",
   expect = "any", follow = "boolean", max_redirects = "number",
-  insecure = "boolean", ca_file = "string", on_retry = "function",
+  insecure = "boolean", ca_file = "string", on_retry = "function", verbose = "boolean",
 }
 
 local client -- created on first use; kept for the life of the Lua state
 
 local function get_client()
   if not client then
-    local c, err = curl.client()
+    local c, err = curl().client()
     if not c then error("mlx.http: " .. err, 0) end
     client = c
   end
@@ -73,7 +83,7 @@ end
 local function query_value(key, v)
   local t = type(v)
   if t == "string" then return v end
-  if t == "number" then return math.type(v) == "integer" and ("%d"):format(v) or ("%.17g"):format(v) end
+  if t == "number" then return core.number_text(v) end
   if t == "boolean" then return tostring(v) end
   misuse("query value for '%s' must be a string, number or boolean, not a %s", key, t)
 end
@@ -161,7 +171,7 @@ local function retry_after(res)
   if not value then return nil end
   local seconds = tonumber(value:match("^%s*(%d+)%s*$"))
   if seconds then return seconds end
-  local date = curl.parse_date(value)
+  local date = curl().parse_date(value)
   return date and math.max(0, date - os.time()) or nil
 end
 
@@ -177,11 +187,6 @@ local function delay_before(n, o, res)
   if after then return math.min(after, o.backoff_max) end
   local delay = math.min(o.backoff * 2 ^ (n - 1), o.backoff_max)
   return delay * (0.5 + 0.5 * math.random())
-end
-
-local function verbose()
-  local cli = package.loaded["mlx.cli"]
-  return cli and cli.globals and cli.globals.verbose
 end
 
 local Response = {}
@@ -267,11 +272,11 @@ local function send(opts)
     if o.on_retry then
       o.on_retry { attempt = attempt, delay = delay, status = res and res.status, error = not res and err or nil, code = code }
     end
-    if verbose() then
+    if o.verbose then
       local why = res and ("%d %s"):format(res.status, res.reason) or err
       require("mlx.ui").note(("%s: %s; retry %d of %d in %.1f s"):format(o.name, why, attempt, attempts - 1, delay))
     end
-    curl.sleep(delay)
+    core.sleep(delay) -- Ctrl-C ends it, and raises at once
   until false
   local tries = attempt > 1 and (" (%d attempts)"):format(attempt) or ""
   if not res then
@@ -291,6 +296,28 @@ local function send(opts)
   local digest_ok, digest_err = check_body_digest(o, res)
   if not digest_ok then return nil, ("%s: %s"):format(o.name, digest_err), "corrupt", res end
   return res
+end
+
+--- Sets the defaults of every later request of this process, for the
+--- fields that have one: connect_timeout, timeout, retries, backoff,
+--- backoff_max, max_redirects and verbose (the mlx CLI sets verbose under
+--- -v). A request's own fields still win. Raises on any other field or a
+--- wrong type.
+function M.set_defaults(fields)
+  if type(fields) ~= "table" then error("mlx.http.set_defaults: expected a table of request fields", 2) end
+  for k, v in pairs(fields) do
+    if DEFAULTS[k] == nil then
+      error(("mlx.http.set_defaults: '%s' has no default (one of: connect_timeout, timeout, retries, " ..
+        "backoff, backoff_max, max_redirects, verbose)"):format(tostring(k)), 2)
+    end
+    if type(v) ~= FIELDS[k] then
+      error(("mlx.http.set_defaults: field '%s' must be a %s, not a %s"):format(k, FIELDS[k], type(v)), 2)
+    end
+    if type(v) == "number" and not (v >= 0) then
+      error(("mlx.http.set_defaults: field '%s' must be >= 0"):format(k), 2)
+    end
+  end
+  for k, v in pairs(fields) do DEFAULTS[k] = v end
 end
 
 --- Sends a request and returns a response `{status, reason, headers, body,

@@ -11,6 +11,7 @@
 --- A run handle is an mlx.Run (see mlx.rundb): run.id, run.status and the
 --- methods log_metric, log_metrics, log_param(s), set_tag(s),
 --- log_artifact, flush and finish. Queries return runs as plain tables.
+local core = require "mlx.core"
 local filter = require "mlx.track.filter"
 local fs = require "mlx.fs"
 local hash = require "mlx.hash"
@@ -290,7 +291,7 @@ function Store:runs(query)
   end
   local rows, err, code = self.db:query(sql, params)
   if not rows then return nil, err, code end
-  local now = rundb.now_ms()
+  local now = core.now_ms()
   for i, row in ipairs(rows) do rows[i] = record(row, now) end
   return attach(self.db, rows)
 end
@@ -340,7 +341,7 @@ function Store:get(id)
   rows, err, code = self.db:query("SELECT r.* FROM runs r WHERE r.id = ?", { full })
   if not rows then return nil, err, code end
   if not rows[1] then return nil, ("no run with id '%s'"):format(full), "notfound" end
-  local r = record(rows[1], rundb.now_ms())
+  local r = record(rows[1], core.now_ms())
   local ok
   ok, err, code = attach(self.db, { r })
   if not ok then return nil, err, code end

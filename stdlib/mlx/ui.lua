@@ -51,12 +51,32 @@ end
 
 --- Returns the exit code for a failure code of the mlx.* modules (the
 --- third value of `nil, message, code`): bad input ("invalid", "notfound",
---- which includes a corrupt lock file) is USAGE (2), anything else FAILED
---- (1). "interrupted" raises the interruption again.
-function M.exit_code_for(code)
-  if code == "invalid" or code == "notfound" then return M.EXIT.USAGE end
+--- which includes a corrupt lock file, and the code also_bad_input if
+--- given) is USAGE (2), anything else FAILED (1). "interrupted" raises the
+--- interruption again. This is the one map from failure codes to exit
+--- codes; commands use it through M.check and M.check_file.
+---@param code string|nil
+---@param also_bad_input string|nil a code that is bad input where it is used
+function M.exit_code_for(code, also_bad_input)
+  if code == "invalid" or code == "notfound" or (code ~= nil and code == also_bad_input) then
+    return M.EXIT.USAGE
+  end
   if code == "interrupted" then error("interrupted", 0) end
   return M.EXIT.FAILED
+end
+
+--- Returns value unless it is nil; then raises err as a failure with the
+--- exit code for code. The form of a command: `local run = ui.check(store:get(id))`.
+function M.check(value, err, code)
+  if value == nil then M.fail(M.exit_code_for(code), "%s", err) end
+  return value
+end
+
+--- As M.check, for opening a file the user keeps (the runs database): one
+--- that is corrupt ("corrupt") is bad input too, to be fixed by the user.
+function M.check_file(value, err, code)
+  if value == nil then M.fail(M.exit_code_for(code, "corrupt"), "%s", err) end
+  return value
 end
 
 --- Returns bytes as a short human-readable size: "512 B", "4.2 kB",

@@ -36,10 +36,12 @@ local function loaded(lib)
   return "no"
 end
 print(loaded("libcurl"), loaded("libgit2"))
-require "mlx.http"
+local http = require "mlx.http"
 require "mlx.git"
+print(loaded("libcurl"), loaded("libgit2"))
+http.version()
 print(loaded("libcurl"), loaded("libgit2"))'
-is "$OUT" $'no\tno\nyes\tyes' "libcurl and libgit2 are loaded on first require"
+is "$OUT" $'no\tno\nno\tyes\nyes\tyes' "libgit2 is loaded on first require, libcurl on first use of mlx.http"
 
 start_server main
 

@@ -49,4 +49,30 @@ function TestCli:test_main_maps_errors_to_exit_codes()
   lu.assertEquals(cli.main({ [0] = "mlx", "lua", "-e", "error('x')" }), 1)
 end
 
+-- The one map from failure codes (nil, message, code) to exit codes.
+function TestCli:test_failure_codes_map_to_exit_codes_in_one_place()
+  local ui = require "mlx.ui"
+  lu.assertEquals(ui.exit_code_for("invalid"), 2)
+  lu.assertEquals(ui.exit_code_for("notfound"), 2)
+  lu.assertEquals(ui.exit_code_for("corrupt"), 1)
+  lu.assertEquals(ui.exit_code_for("corrupt", "corrupt"), 2)
+  lu.assertEquals(ui.exit_code_for("io"), 1)
+  lu.assertEquals(ui.exit_code_for(nil), 1)
+  local ok, err = pcall(ui.exit_code_for, "interrupted")
+  lu.assertEquals({ ok, err }, { false, "interrupted" })
+  lu.assertEquals(ui.check(42, "unused", "io"), 42)
+  local function failure(f, ...)
+    local fok, f_err = pcall(f, ...)
+    lu.assertFalse(fok)
+    lu.assertTrue(ui.is_failure(f_err))
+    return f_err.code, f_err.message
+  end
+  lu.assertEquals({ failure(ui.check, nil, "no run with id 'x'", "notfound") }, { 2, "no run with id 'x'" })
+  lu.assertEquals({ failure(ui.check, nil, "disk full", "io") }, { 1, "disk full" })
+  lu.assertEquals({ failure(ui.check, nil, "runs.db is not a database", "corrupt") }, { 1, "runs.db is not a database" })
+  lu.assertEquals({ failure(ui.check_file, nil, "runs.db is not a database", "corrupt") },
+    { 2, "runs.db is not a database" })
+  lu.assertEquals({ failure(ui.check, nil, "100% done", "io") }, { 1, "100% done" })
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

@@ -195,7 +195,10 @@ end
 
 function TestGit:test_misuse_raises()
   local dir, repo = project()
-  lu.assertErrorMsgContains("unknown option 'lmit'", repo.log, repo, { lmit = 1 })
+  lu.assertErrorMsgContains("(unknown field 'lmit')", repo.log, repo, { lmit = 1 })
+  lu.assertErrorMsgContains("(field 'limit' must be 0 (all) or more, not -1)", repo.log, repo, { limit = -1 })
+  lu.assertErrorMsgContains("(field 'untracked' must be true or false, not 'yes')", repo.is_dirty, repo,
+    { untracked = "yes" })
   lu.assertErrorMsgContains("bad argument #2", repo.show, repo, nil, "metrics.json")
   repo:close()
   remove(dir)

@@ -56,16 +56,18 @@ end
 TestResponses = {}
 
 function TestResponses:test_get_returns_status_headers_body_and_time()
-  local res = assert(http.get(base .. "/echo", { query = { q = "a b&c", n = { 1, 2 } } }))
+  local res = assert(http.get(base .. "/echo", { query = { q = "a b&c", n = { 1, 2.5 } } }))
   lu.assertEquals(res.status, 200)
   lu.assertEquals(res.reason, "OK")
   lu.assertEquals(res.headers["content-type"], "application/json")
   lu.assertEquals(tonumber(res.headers["content-length"]), #res.body)
   lu.assertTrue(res.time > 0 and res.time < 5)
-  lu.assertEquals(res.url, base .. "/echo?n=1&n=2&q=a%20b%26c")
+  lu.assertEquals(res.url, base .. "/echo?n=1&n=2.5&q=a%20b%26c")
   local echo = assert(res:json())
   lu.assertEquals(echo.method, "GET")
-  lu.assertEquals(echo.query, "n=1&n=2&q=a%20b%26c")
+  lu.assertEquals(echo.query, "n=1&n=2.5&q=a%20b%26c")
+  res = assert(http.get(base .. "/echo", { query = { lr = 0.1, eps = 1e-8 } }))
+  lu.assertEquals(assert(res:json()).query, "eps=1e-08&lr=0.1", "floats as their shortest text")
   lu.assertEquals(echo.headers["user-agent"], "mlx/" .. require("mlx").version)
 end
 
@@ -267,6 +269,37 @@ function TestTransport:test_secrets_never_appear_in_messages()
   local ok, raised = pcall(http.get, base, { headers = { Authorization = "Bearer s3cr3t\r\nX: y" } })
   lu.assertFalse(ok)
   lu.assertNotStrContains(raised, "s3cr3t")
+end
+
+-- Verbosity is an option of the call (or of set_defaults, as the CLI passes
+-- -v): mlx.http never reads the CLI's state.
+function TestTransport:test_verbose_is_an_option_not_cli_state()
+  local notes = {}
+  local real_stderr = io.stderr
+  io.stderr = { write = function(_, ...) notes[#notes + 1] = table.concat({ ... }) end }
+  local cli = require "mlx.cli"
+  local saved = cli.globals.verbose
+  cli.globals.verbose = true
+  local ok, err = pcall(function()
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01 })
+    lu.assertEquals(#notes, 0, "the CLI's -v is not read by mlx.http")
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01, verbose = true })
+    lu.assertEquals(#notes, 1)
+    lu.assertStrMatches(notes[1], "mlx: GET " .. base:gsub("%p", "%%%0") ..
+      "/status/503: 503 Service Unavailable; retry 1 of 1 in 0%.0 s\n")
+    http.set_defaults { verbose = true }
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01 })
+    lu.assertEquals(#notes, 2, "set_defaults{verbose = true} applies to later requests")
+    http.get(base .. "/status/503", { retries = 1, backoff = 0.01, verbose = false })
+    lu.assertEquals(#notes, 2, "a request's own field wins")
+  end)
+  http.set_defaults { verbose = false }
+  cli.globals.verbose = saved
+  io.stderr = real_stderr
+  assert(ok, err)
+  lu.assertErrorMsgContains("'on_retry' has no default", http.set_defaults, { on_retry = print })
+  lu.assertErrorMsgContains("field 'retries' must be >= 0", http.set_defaults, { retries = -1 })
+  lu.assertErrorMsgContains("field 'verbose' must be a boolean, not a number", http.set_defaults, { verbose = 1 })
 end
 
 function TestTransport:test_misuse_raises()

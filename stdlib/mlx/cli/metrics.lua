@@ -1,12 +1,7 @@
 -- mlx metrics: the metrics of a run, or the history of one.
 local ui = require "mlx.ui"
 
-local function check(ok, err, code)
-  if ok == nil then
-    ui.fail((code == "notfound" or code == "invalid") and ui.EXIT.USAGE or ui.EXIT.FAILED, "%s", err)
-  end
-  return ok
-end
+local check = ui.check
 
 local function finite_or_null(json, v)
   if v ~= v or v == math.huge or v == -math.huge then return json.null end
@@ -26,8 +21,7 @@ every point of that metric, by step, with the time it was logged.]],
   args = { min = 1, max = 2, name = "a run ID" },
   main = function(opts, args)
     local track = require "mlx.track"
-    local store, err, code = track.store()
-    if not store then ui.fail(code == "notfound" and ui.EXIT.USAGE or ui.EXIT.FAILED, "%s", err) end
+    local store = ui.check_file(track.store())
     local view = require "mlx.track.view"
     local json = opts.json and require "mlx.json"
     local id = check(store:resolve(args[1]))

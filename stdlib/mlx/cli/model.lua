@@ -33,14 +33,7 @@ local SUBCOMMANDS = {
   get = { usage = "REF DEST", options = { HELP } },
 }
 
-local function fail(err, code)
-  ui.fail((code == "notfound" or code == "invalid") and ui.EXIT.USAGE or ui.EXIT.FAILED, "%s", err)
-end
-
-local function check(ok, err, code)
-  if ok == nil then fail(err, code) end
-  return ok
-end
+local check = ui.check
 
 local function short(hash)
   return hash and hash:sub(1, 12) or ""
@@ -55,7 +48,7 @@ local function print_json(value)
 end
 
 local function registry()
-  return check(require("mlx.registry").default())
+  return ui.check_file(require("mlx.registry").default())
 end
 
 local function need_name(name, is_alias)

@@ -28,8 +28,7 @@ local function start_run(path, args)
     track.recipe_git = git
   end
   if not store then
-    ui.fail((code == "corrupt" or code == "invalid") and ui.EXIT.USAGE or ui.EXIT.FAILED,
-      "cannot record the run: %s", err)
+    ui.fail(ui.exit_code_for(code, "corrupt"), "cannot record the run: %s", err)
   end
   return store, track
 end

@@ -21,22 +21,14 @@ local DIFF_OPTIONS = {
   { "changed", short = "c", help = "only the params and metrics that differ" },
 }
 
--- The project's runs database, or exit 2 outside a project.
+-- The project's runs database, or exit 2 outside a project or when it is
+-- not one this mlx can read.
 local function open_store()
   local track = require "mlx.track"
-  local store, err, code = track.store()
-  if not store then
-    ui.fail(code == "notfound" and ui.EXIT.USAGE or ui.EXIT.FAILED, "%s", err)
-  end
-  return store, track
+  return ui.check_file(track.store()), track
 end
 
-local function check(ok, err, code)
-  if ok == nil then
-    ui.fail((code == "notfound" or code == "invalid") and ui.EXIT.USAGE or ui.EXIT.FAILED, "%s", err)
-  end
-  return ok
-end
+local check = ui.check
 
 local function print_json(value)
   io.stdout:write(require("mlx.json").encode(value, { indent = 2 }), "\n")

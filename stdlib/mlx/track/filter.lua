@@ -252,7 +252,7 @@ function Parser:field()
       key:match("^[^.]*"), key:match("^[^.]*%.(.*)$")) or ""
     syntax_error(tok.col, "unknown attribute '%s'%s (one of: %s)", key, hint, table.concat(names, ", "))
   end
-  if attr.now then self:param(require("mlx.rundb").now_ms()) end
+  if attr.now then self:param(require("mlx.core").now_ms()) end
   return { sql = attr[1], type = attr[2], entity = "attribute", name = name, mlflow = attr.mlflow,
     shown = tok.text }
 end

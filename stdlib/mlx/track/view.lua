@@ -15,13 +15,7 @@ function M.number(x)
 end
 
 --- Returns x in the shortest form that reads back as the same number.
-function M.exact(x)
-  if x ~= x or x == math.huge or x == -math.huge or math.type(x) == "integer" then return M.number(x) end
-  for precision = 1, 17 do
-    local s = ("%." .. precision .. "g"):format(x)
-    if tonumber(s) == x then return s end
-  end
-end
+M.exact = require("mlx.core").number_text
 
 --- Returns milliseconds since the epoch as local "YYYY-MM-DD HH:MM:SS".
 function M.time(ms)
