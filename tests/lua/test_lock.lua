@@ -74,4 +74,21 @@ function TestLock:test_update_leaves_a_corrupt_lock_untouched()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+TestLockSteps = {}
+
+function TestLockSteps:test_deterministic_must_be_a_boolean()
+  require "mlx.pipeline.engine" -- adds the validator of the "steps" section
+  local root = project()
+  local entry = { key = H, deterministic = false, outs = {} }
+  assert(json.save(lock.path(root), { version = 1, steps = { p = { s = entry } } }))
+  local doc = assert(lock.read(root))
+  lu.assertEquals(doc.steps.p.s.deterministic, false)
+  entry.deterministic = "no"
+  assert(json.save(lock.path(root), { version = 1, steps = { p = { s = entry } } }))
+  local bad, err = lock.read(root)
+  lu.assertNil(bad)
+  lu.assertStrContains(err, "step p/s: deterministic must be true or false")
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

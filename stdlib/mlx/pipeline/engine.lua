@@ -36,6 +36,9 @@ lock.sections.steps = function(section)
       if type(entry.key) ~= "string" or not entry.key:match("^%x+$") or #entry.key ~= 64 then
         return where .. ": key must be 64 hex digits"
       end
+      if entry.deterministic ~= nil and type(entry.deterministic) ~= "boolean" then
+        return where .. ": deterministic must be true or false"
+      end
       for path, r in pairs(type(entry.outs) == "table" and entry.outs or {}) do
         local problem = lock.path_problem(type(path) == "string" and state.store_path(path) or path)
         if problem then return ("%s: out %s"):format(where, problem) end
@@ -173,7 +176,13 @@ function Engine:checkpoint()
   ok, err, code = lock.update(self.root, "steps", function(section)
     local steps = section[self.p.name] or {}
     section[self.p.name] = steps
-    for _, done in ipairs(pending) do steps[done.step.name] = done.entry end
+    for _, done in ipairs(pending) do
+      -- A step mlx verify saw diverge stays marked through later runs,
+      -- until a verify of it passes (mlx.verify).
+      local before = steps[done.step.name]
+      if before and before.deterministic == false then done.entry.deterministic = false end
+      steps[done.step.name] = done.entry
+    end
     -- The pipeline's section holds exactly its declared steps.
     for name in pairs(steps) do
       if not self.p.by_name[name] then steps[name] = nil end
