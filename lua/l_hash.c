@@ -32,22 +32,19 @@ static int hash_file(lua_State *L)
 	return 2;
 }
 
-#define WALK_MT "mlx.hash.Walk"
-
-/* The file list and manifest of a directory live in a userdata while Lua
- * runs, so that a memory error cannot leak them. */
+/* The file list and manifest of a directory live in a box (binding.h)
+ * while Lua runs, so that a memory error cannot leak them. */
 struct walk_box {
 	struct mlx_filelist list;
 	char *text;
 };
 
-static int walk_gc(lua_State *L)
+static void release_walk(void *contents)
 {
-	struct walk_box *box = luaL_checkudata(L, 1, WALK_MT);
+	struct walk_box *box = contents;
 	mlx_filelist_free(&box->list);
 	free(box->text);
 	box->text = NULL;
-	return 0;
 }
 
 /* mlx.hash.dir(path[, {jobs = n}]) -> id, size, files, manifest
@@ -57,16 +54,8 @@ static int walk_gc(lua_State *L)
 static int hash_dir(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
-	int jobs = 0;
-	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		lua_getfield(L, 2, "jobs");
-		jobs = (int)luaL_optinteger(L, -1, 0);
-		lua_pop(L, 1);
-	}
-	struct walk_box *box = lua_newuserdatauv(L, sizeof *box, 0);
-	*box = (struct walk_box){0};
-	luaL_setmetatable(L, WALK_MT);
+	int jobs = (int)mlx_lua_optfield_integer(L, 2, "jobs", 0);
+	struct walk_box *box = mlx_lua_box(L, sizeof *box, release_walk);
 	struct mlx_filelist *list = &box->list;
 	struct mlx_err err;
 	char hex[MLX_HASH_HEX_SIZE];
@@ -80,9 +69,7 @@ static int hash_dir(lua_State *L)
 	lua_pushinteger(L, (lua_Integer)total);
 	lua_pushinteger(L, (lua_Integer)list->len);
 	lua_pushlstring(L, box->text, len);
-	mlx_filelist_free(list);
-	free(box->text);
-	box->text = NULL;
+	release_walk(box);
 	return 4;
 }
 
@@ -95,11 +82,6 @@ static const luaL_Reg hash_functions[] = {
 
 int luaopen_mlx_hash(lua_State *L)
 {
-	if (luaL_newmetatable(L, WALK_MT)) {
-		lua_pushcfunction(L, walk_gc);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_pop(L, 1);
 	luaL_newlib(L, hash_functions);
 	return 1;
 }

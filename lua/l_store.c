@@ -17,51 +17,39 @@
 #include "workspace.h"
 
 #define STORE_MT "mlx.Store"
-#define WORK_MT "mlx.store.Work"
-#define IDS_MT "mlx.store.Ids"
 
 struct lstore {
 	struct mlx_workspace *ws;
 };
 
-/* What a method builds in C lives in a userdata while Lua runs, so that a
- * memory error raised by Lua cannot leak it. */
+/* What a method builds in C lives in a box (binding.h) while Lua runs, so
+ * that a memory error raised by Lua cannot leak it. */
 struct work {
 	struct mlx_filelist list;
 	struct mlx_artifact art;
+	struct mlx_strlist ids;
 	char *text;
 };
 
-static int work_gc(lua_State *L)
+static void release_work(void *contents)
 {
-	struct work *w = luaL_checkudata(L, 1, WORK_MT);
+	struct work *w = contents;
 	mlx_filelist_free(&w->list);
 	mlx_artifact_free(&w->art);
+	mlx_strlist_free(&w->ids);
 	free(w->text);
 	w->text = NULL;
-	return 0;
-}
-
-static int ids_gc(lua_State *L)
-{
-	mlx_strlist_free(luaL_checkudata(L, 1, IDS_MT));
-	return 0;
 }
 
 static struct work *new_work(lua_State *L)
 {
-	struct work *w = lua_newuserdatauv(L, sizeof *w, 0);
-	*w = (struct work){0};
-	luaL_setmetatable(L, WORK_MT);
-	return w;
+	return mlx_lua_box(L, sizeof(struct work), release_work);
 }
 
+/* Frees the work's contents now; the box then holds nothing. */
 static void free_work(struct work *w)
 {
-	mlx_filelist_free(&w->list);
-	mlx_artifact_free(&w->art);
-	free(w->text);
-	w->text = NULL;
+	release_work(w);
 }
 
 static struct lstore *check_open(lua_State *L)
@@ -89,6 +77,20 @@ static void set_str(lua_State *L, const char *k, const char *v)
 	lua_setfield(L, -2, k);
 }
 
+/* Pushes the record of one file: {[path,] type = "file" unless path is
+ * given, hash, size, mode = "644"|"755"}. */
+static void push_file(lua_State *L, const char *path, const char *hex, uint64_t size, uint32_t mode)
+{
+	lua_createtable(L, 0, 4);
+	if (path)
+		set_str(L, "path", path);
+	else
+		set_str(L, "type", "file");
+	set_str(L, "hash", hex);
+	set_int(L, "size", (lua_Integer)size);
+	set_str(L, "mode", mode == 0755 ? "755" : "644");
+}
+
 /* Shared by :hash and :put. */
 static int scan(lua_State *L, int flags)
 {
@@ -100,18 +102,19 @@ static int scan(lua_State *L, int flags)
 	if (mlx_workspace_hash(ls->ws, rel, flags, &w->art, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	const struct mlx_artifact *a = &w->art;
+	if (!a->is_dir) {
+		push_file(L, NULL, a->hex, a->size, a->mode);
+		free_work(w);
+		return 1;
+	}
 	lua_createtable(L, 0, 5);
-	set_str(L, "type", a->is_dir ? "dir" : "file");
+	set_str(L, "type", "dir");
 	set_str(L, "hash", a->hex);
 	set_int(L, "size", (lua_Integer)a->size);
-	if (a->is_dir) {
-		set_int(L, "files", (lua_Integer)a->files);
-		if (a->manifest) {
-			lua_pushlstring(L, a->manifest, a->manifest_len);
-			lua_setfield(L, -2, "manifest");
-		}
-	} else {
-		set_str(L, "mode", a->mode == 0755 ? "755" : "644");
+	set_int(L, "files", (lua_Integer)a->files);
+	if (a->manifest) {
+		lua_pushlstring(L, a->manifest, a->manifest_len);
+		lua_setfield(L, -2, "manifest");
 	}
 	free_work(w);
 	return 1;
@@ -124,13 +127,7 @@ static int scan(lua_State *L, int flags)
  * knows its id): for callers that only compare ids. */
 static int store_hash(lua_State *L)
 {
-	int want_manifest = 1;
-	if (!lua_isnoneornil(L, 3)) {
-		luaL_checktype(L, 3, LUA_TTABLE);
-		lua_getfield(L, 3, "manifest");
-		want_manifest = lua_isnil(L, -1) || lua_toboolean(L, -1);
-		lua_pop(L, 1);
-	}
+	int want_manifest = mlx_lua_optfield_boolean(L, 3, "manifest", 1);
 	lua_settop(L, 2);
 	return scan(L, want_manifest ? 0 : MLX_WS_NO_MANIFEST);
 }
@@ -169,11 +166,7 @@ static int store_hash_files(lua_State *L)
 			lua_pushboolean(L, 0);
 		} else {
 			const struct mlx_file *f = &w->list.items[next++];
-			lua_createtable(L, 0, 4);
-			set_str(L, "type", "file");
-			set_str(L, "hash", f->hex);
-			set_int(L, "size", (lua_Integer)f->size);
-			set_str(L, "mode", f->mode == 0755 ? "755" : "644");
+			push_file(L, NULL, f->hex, f->size, f->mode);
 		}
 		lua_setfield(L, -2, names[i - 1]);
 	}
@@ -264,11 +257,7 @@ static int store_manifest(lua_State *L)
 	lua_createtable(L, (int)w->list.len, 0);
 	for (size_t i = 0; i < w->list.len; i++) {
 		const struct mlx_file *f = &w->list.items[i];
-		lua_createtable(L, 0, 4);
-		set_str(L, "path", f->path);
-		set_str(L, "hash", f->hex);
-		set_int(L, "size", (lua_Integer)f->size);
-		set_str(L, "mode", f->mode == 0755 ? "755" : "644");
+		push_file(L, f->path, f->hex, f->size, f->mode);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
 	free_work(w);
@@ -421,17 +410,9 @@ static int store_open(lua_State *L)
 	const char *root = luaL_checkstring(L, 1);
 	if (root[0] != '/')
 		luaL_argerror(L, 1, "expected the absolute path of the project root");
-	int flags = 0, jobs = 0;
-	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		if (lua_getfield(L, 2, "exclusive") != LUA_TNIL && lua_toboolean(L, -1))
-			flags |= MLX_STORE_EXCLUSIVE;
-		if (lua_getfield(L, 2, "wait") != LUA_TNIL && !lua_toboolean(L, -1))
-			flags |= MLX_STORE_NOWAIT;
-		lua_getfield(L, 2, "jobs");
-		jobs = (int)luaL_optinteger(L, -1, 0);
-		lua_pop(L, 3);
-	}
+	int flags = (mlx_lua_optfield_boolean(L, 2, "exclusive", 0) ? MLX_STORE_EXCLUSIVE : 0) |
+		    (mlx_lua_optfield_boolean(L, 2, "wait", 1) ? 0 : MLX_STORE_NOWAIT);
+	int jobs = (int)mlx_lua_optfield_integer(L, 2, "jobs", 0);
 	struct lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);
 	ls->ws = NULL;
 	luaL_setmetatable(L, STORE_MT);
@@ -448,13 +429,12 @@ static int store_db_ids(lua_State *L)
 	const char *db = luaL_checkstring(L, 1);
 	const char *table = luaL_checkstring(L, 2);
 	const char *column = luaL_checkstring(L, 3);
-	struct mlx_strlist *ids = lua_newuserdatauv(L, sizeof *ids, 0);
-	*ids = (struct mlx_strlist){0};
-	luaL_setmetatable(L, IDS_MT);
+	struct work *w = new_work(L);
+	struct mlx_strlist *ids = &w->ids;
 	int found = 0;
 	struct mlx_err err;
 	if (mlx_store_db_ids(db, table, column, ids, &found, &err) != MLX_OK) {
-		mlx_strlist_free(ids);
+		free_work(w);
 		return mlx_lua_fail(L, &err);
 	}
 	lua_createtable(L, (int)ids->len, 0);
@@ -462,7 +442,7 @@ static int store_db_ids(lua_State *L)
 		lua_pushstring(L, ids->items[i]);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
-	mlx_strlist_free(ids);
+	free_work(w);
 	lua_pushboolean(L, found);
 	return 2;
 }
@@ -508,16 +488,6 @@ int luaopen_mlx_store(lua_State *L)
 	luaL_newlibtable(L, store_methods);
 	luaL_setfuncs(L, store_methods, 0);
 	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-	if (luaL_newmetatable(L, WORK_MT)) {
-		lua_pushcfunction(L, work_gc);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_pop(L, 1);
-	if (luaL_newmetatable(L, IDS_MT)) {
-		lua_pushcfunction(L, ids_gc);
-		lua_setfield(L, -2, "__gc");
-	}
 	lua_pop(L, 1);
 	luaL_newlib(L, store_functions);
 	return 1;
