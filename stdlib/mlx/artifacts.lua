@@ -63,6 +63,28 @@ local function owner(artifacts, rel)
   end
 end
 
+--- Returns what mlx.lock pins in the workspace: {path → record} of the
+--- tracked artifacts and of every pipeline step's outs (paths without a
+--- trailing "/"), and {path → "pipeline/step"} naming the step of each out.
+--- A path both tracked and an out is taken as tracked.
+function M.pinned(current)
+  local pinned, step_of = {}, {}
+  for pname, steps in pairs(type(current.steps) == "table" and current.steps or {}) do
+    for sname, entry in pairs(steps) do
+      for path, r in pairs(type(entry.outs) == "table" and entry.outs or {}) do
+        local bare = path:gsub("/$", "")
+        pinned[bare] = r
+        step_of[bare] = pname .. "/" .. sname
+      end
+    end
+  end
+  for path, r in pairs(current.artifacts or {}) do
+    pinned[path] = r
+    step_of[path] = nil
+  end
+  return pinned, step_of
+end
+
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -315,13 +337,14 @@ function M.status(root, opts)
   opts = opts or {}
   local current, err, code = lockfile.read(root)
   if not current then return nil, err, code end
-  local artifacts = current.artifacts or {}
+  local artifacts, step_of = M.pinned(current)
   local st
   st, err, code = open_store(root, opts)
   if not st then return nil, err, code end
   local results = {}
   for _, rel in ipairs(sorted_keys(artifacts)) do
     local r = inspect(st, root, rel, artifacts[rel], opts.diff ~= false)
+    r.step = step_of[rel]
     r.cached = st:has(artifacts[rel].hash)
     results[#results + 1] = r
   end
@@ -408,18 +431,22 @@ local function apply(st, root, p, link)
   return { path = p.path, action = p.action, files = #p.files, removed = #p.extra }
 end
 
---- Makes the workspace match mlx.lock for every tracked artifact, or for
---- those named in paths (relative to the working directory). A modified
+--- Makes the workspace match mlx.lock for every tracked artifact and every
+--- pipeline step's outs (M.pinned), or for those named in paths (relative
+--- to the working directory). An out whose objects are not in the store
+--- (its step has cache = false) is left alone, reported with action
+--- "unavailable" and its step, unless named. A modified
 --- file whose current content is not in the store is an untracked local
 --- edit: it is refused ("invalid") unless opts.force. opts: {force, link,
 --- jobs}. Every object is verified as it is copied; a corrupt one is moved
 --- to quarantine and reported ("corrupt"). Returns a list of {path, action =
---- "restored"|"updated"|"unchanged", files, removed}, or nil, message, code.
+--- "restored"|"updated"|"unchanged"|"unavailable", files, removed, step},
+--- or nil, message, code.
 function M.checkout(root, paths, opts)
   opts = opts or {}
   local current, err, code = lockfile.read(root)
   if not current then return nil, err, code end
-  local artifacts = current.artifacts or {}
+  local artifacts, step_of = M.pinned(current)
   if not opts.link then
     opts.link, err, code = M.link_strategy(root)
     if not opts.link then return nil, err, code end
@@ -442,8 +469,15 @@ function M.checkout(root, paths, opts)
   if not st then return nil, err, code end
   -- Every target is checked before anything is written, so a refusal
   -- leaves the whole workspace as it was.
-  local plans, done = {}, {}
+  local plans, done, unavailable = {}, {}, {}
   for _, rel in ipairs(targets) do
+    -- An out of a step with cache = false (or one never stored) cannot come
+    -- from the store: unless named, it is left for its step to make again.
+    if step_of[rel] and not done[rel] and not (paths and #paths > 0) and not st:has(artifacts[rel].hash)
+      and inspect(st, root, rel, artifacts[rel], false).state ~= "ok" then
+      done[rel] = true
+      unavailable[#unavailable + 1] = { path = rel, action = "unavailable", step = step_of[rel] }
+    end
     if not done[rel] then
       done[rel] = true
       local p
@@ -466,6 +500,7 @@ function M.checkout(root, paths, opts)
     changes[#changes + 1] = change
   end
   st:close()
+  for _, u in ipairs(unavailable) do changes[#changes + 1] = u end
   return changes
 end
 

@@ -102,4 +102,18 @@ mlx recipe fanout.lua
 is "$RC" 2 "and so does the run, before running anything"
 echo "input v1" >data/input.txt
 
+# A missing pipeline out: plain status reports it, checkout restores it.
+cp best.txt best.before
+rm best.txt
+mlx status --check
+is "$RC" 1 "status --check fails when a pipeline out is missing"
+like "$OUT" "^missing: +best.txt \(out of step fanout/select\)" "naming the out and its step"
+mlx checkout
+is "$RC" 0 "mlx checkout restores pipeline outs"
+like "$OUT" "restored +best.txt" "saying so"
+cmp -s best.txt best.before
+is "$?" 0 "byte for byte"
+mlx status --check
+is "$RC" 0 "after which status is clean"
+
 done_testing

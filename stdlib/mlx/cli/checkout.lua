@@ -4,11 +4,12 @@ local project = require "mlx.project"
 local ui = require "mlx.ui"
 
 return {
-  summary = "restore tracked data from the store to match mlx.lock",
+  summary = "restore tracked data and pipeline outs from the store to match mlx.lock",
   usage = "mlx checkout [--force] [-j N] [PATH...]",
   description = [[
-Restores every tracked path (or those named, or the tracked directory
-containing a named path) that is missing or differs from mlx.lock, copying
+Restores every tracked path and every pipeline step's out (or those named,
+or the tracked directory containing a named path) that is missing or
+differs from mlx.lock, copying
 from the object store with the project's link strategy, and prints what it
 changed. Every object is verified while it is copied; a corrupt one is moved
 to .mlx/cache/quarantine/ and reported (exit 1), leaving the workspace file
@@ -26,7 +27,10 @@ are removed under the same rule.]],
     if not changes then ui.fail(ui.exit_code_for(code), "%s", err) end
     local changed = 0
     for _, c in ipairs(changes) do
-      if c.action ~= "unchanged" then
+      if c.action == "unavailable" then
+        ui.warn(("%s: not in the store (an out of step %s, which is not cached); run its recipe to make it")
+          :format(c.path, c.step))
+      elseif c.action ~= "unchanged" then
         changed = changed + 1
         local detail = ""
         if c.removed and c.removed > 0 then

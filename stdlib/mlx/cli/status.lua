@@ -33,6 +33,7 @@ local function artifacts_section(root, opts)
       elseif r.reason then
         detail = " (" .. r.reason .. ")"
       end
+      if r.step then detail = detail .. (" (out of step %s)"):format(r.step) end
       ui.out(("%-9s %s%s"):format(r.state .. ":", shown, detail))
       if r.diff then
         local limit = not opts.verbose and 10 or nil
@@ -41,7 +42,7 @@ local function artifacts_section(root, opts)
         show_list("deleted: ", r.diff.deleted, r.path, limit)
       end
     end
-    if not r.cached then
+    if not r.cached and not r.step then
       ui.warn(("%s: its objects are not in the store (mlx pull)"):format(shown))
     end
   end
