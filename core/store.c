@@ -288,12 +288,137 @@ int mlx_store_object_path(const struct mlx_store *s, const char *hex, char *buf,
 	return MLX_OK;
 }
 
-static int object_size(const struct mlx_store *s, const char *hex, uint64_t *size)
+/* ---- the objects directory, never through a symlink ---------------------
+ *
+ * Every access below objects/ goes through objects_fd, opening the shard
+ * directory ("ab") and then the object ("cdef…") with O_NOFOLLOW or
+ * AT_SYMLINK_NOFOLLOW: a symlink in the place of either is not part of the
+ * store. It is never read, moved or written through, so nothing outside the
+ * store can be touched by a walk (gc, fsck) or a read; mlx_store_list names
+ * such links so that gc can remove them and fsck report them. */
+
+/* Opens shard sub ("ab") of objects/, or -1 with errno set (ELOOP or
+ * ENOTDIR when a symlink or a file is in its place). */
+static int open_shard(const struct mlx_store *s, const char *sub)
 {
-	char name[67];
-	object_name(hex, name);
+	return openat(s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* The shard directories a walk over many objects has opened, each once
+ * (an open per object would triple the system calls of a re-add or a
+ * commit). Filled by worker threads: the first open to land is kept. */
+struct shards {
+	atomic_int fd[256];
+};
+
+static void shards_init(struct shards *c)
+{
+	for (int i = 0; i < 256; i++)
+		atomic_init(&c->fd[i], -1);
+}
+
+static void shards_close(struct shards *c)
+{
+	for (int i = 0; i < 256; i++) {
+		int fd = atomic_load(&c->fd[i]);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+static int hex_digit(char c)
+{
+	return c >= 'a' ? c - 'a' + 10 : c - '0';
+}
+
+/* The shard of object hex, opened (and created, if create is set) on first
+ * use; -1 with errno set if it cannot be opened. */
+static int shard_of(const struct mlx_store *s, struct shards *c, const char *hex, int create)
+{
+	atomic_int *slot = &c->fd[hex_digit(hex[0]) * 16 + hex_digit(hex[1])];
+	int fd = atomic_load(slot);
+	if (fd >= 0)
+		return fd;
+	char sub[3] = {hex[0], hex[1], '\0'};
+	fd = open_shard(s, sub);
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdirat(s->objects_fd, sub, 0755) != 0 && errno != EEXIST)
+			return -1;
+		fd = open_shard(s, sub);
+	}
+	if (fd < 0)
+		return -1;
+	int none = -1;
+	if (!atomic_compare_exchange_strong(slot, &none, fd)) {
+		close(fd);
+		return none;
+	}
+	return fd;
+}
+
+/* Fills err for a shard of hex that open_shard could not open (errno e):
+ * a symlink or a file in its place means the object is not in the store. */
+static int shard_failure(const struct mlx_store *s, const char *hex, int e, struct mlx_err *err)
+{
+	if (e == ELOOP || e == ENOTDIR)
+		return mlx_err_set(
+		    err, MLX_ERR_NOTFOUND, e,
+		    "object %s is not in the store: %s/%.2s is a symbolic link or a file, not a store "
+		    "directory, and is never followed (mlx gc removes it)",
+		    hex, s->objects, hex);
+	return mlx_err_sys(err, e, "cannot open object %s", hex);
+}
+
+/* Opens object hex for reading through shard directory dfd: never through
+ * a symlink, and only a regular file (O_NONBLOCK: a fifo in its place
+ * cannot hang the open). Returns the descriptor, or a failure naming the
+ * object: MLX_ERR_NOTFOUND (absent, or a symlink in its place),
+ * MLX_ERR_CORRUPT (not a regular file), MLX_ERR_IO. */
+static int open_object_in(const struct mlx_store *s, int dfd, const char *hex, struct mlx_err *err)
+{
+	int fd = openat(dfd, hex + 2, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return mlx_err_set(
+			    err, MLX_ERR_NOTFOUND, ELOOP,
+			    "object %s is not in the store: %s/%.2s/%s is a symbolic link, never "
+			    "followed (mlx gc removes it)",
+			    hex, s->objects, hex, hex + 2);
+		return mlx_err_sys(err, errno, "cannot open object %s", hex);
+	}
 	struct stat st;
-	if (fstatat(s->objects_fd, name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+	int rc = MLX_OK;
+	if (fstat(fd, &st) != 0)
+		rc = mlx_err_sys(err, errno, "cannot stat object %s", hex);
+	else if (!S_ISREG(st.st_mode))
+		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is not a regular file (run mlx fsck)",
+		                 hex);
+	if (rc != MLX_OK) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* As open_object_in, opening the shard for this one object. */
+static int open_object(const struct mlx_store *s, const char *hex, struct mlx_err *err)
+{
+	if (!mlx_hash_is_id(hex))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "'%s' is not an object id (64 hex digits)", hex);
+	char sub[3] = {hex[0], hex[1], '\0'};
+	int dfd = open_shard(s, sub);
+	if (dfd < 0)
+		return shard_failure(s, hex, errno, err);
+	int fd = open_object_in(s, dfd, hex, err);
+	close(dfd);
+	return fd;
+}
+
+/* 1 and *size if object hex is a regular file in shard dfd, else 0. */
+static int object_size_in(int dfd, const char *hex, uint64_t *size)
+{
+	struct stat st;
+	if (dfd < 0 || fstatat(dfd, hex + 2, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
 		return 0;
 	*size = (uint64_t)st.st_size;
 	return 1;
@@ -301,8 +426,15 @@ static int object_size(const struct mlx_store *s, const char *hex, uint64_t *siz
 
 int mlx_store_has(const struct mlx_store *s, const char *hex)
 {
+	if (!mlx_hash_is_id(hex))
+		return 0;
+	char sub[3] = {hex[0], hex[1], '\0'};
+	int dfd = open_shard(s, sub);
 	uint64_t size;
-	return mlx_hash_is_id(hex) && object_size(s, hex, &size);
+	int has = object_size_in(dfd, hex, &size);
+	if (dfd >= 0)
+		close(dfd);
+	return has;
 }
 
 /* ---- staging ------------------------------------------------------------ */
@@ -414,6 +546,7 @@ struct stage_job {
 	const char *dir;
 	int dirfd;
 	struct mlx_filelist *list;
+	struct shards shards; /* to find the objects already stored */
 };
 
 static int stage_one(void *vjob, size_t i, struct mlx_err *err)
@@ -421,7 +554,8 @@ static int stage_one(void *vjob, size_t i, struct mlx_err *err)
 	struct stage_job *job = vjob;
 	struct mlx_file *f = &job->list->items[i];
 	uint64_t have;
-	if (f->hex[0] && object_size(job->s, f->hex, &have) && have == f->size)
+	if (f->hex[0] && object_size_in(shard_of(job->s, &job->shards, f->hex, 0), f->hex, &have) &&
+	    have == f->size)
 		return MLX_OK;
 	char what[PATH_MAX];
 	snprintf(what, sizeof what, "%s/%s", job->dir, f->path);
@@ -453,7 +587,9 @@ int mlx_store_stage_files(struct mlx_store *s, const char *dir, struct mlx_filel
 	job.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (job.dirfd < 0)
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
+	shards_init(&job.shards);
 	rc = mlx_pool_run(list->len, jobs, stage_one, &job, err);
+	shards_close(&job.shards);
 	close(job.dirfd);
 	return rc;
 }
@@ -488,24 +624,37 @@ size_t mlx_store_staged(const struct mlx_store *s)
 
 /* ---- commit ------------------------------------------------------------- */
 
-static int publish_one(void *vs, size_t i, struct mlx_err *err)
+struct publish_job {
+	struct mlx_store *s;
+	struct shards shards;
+};
+
+static int publish_one(void *vjob, size_t i, struct mlx_err *err)
 {
-	struct mlx_store *s = vs;
+	struct publish_job *job = vjob;
+	struct mlx_store *s = job->s;
 	struct staged *st = &s->staged[i];
-	char name[67];
-	object_name(st->hex, name);
+	int dfd = shard_of(s, &job->shards, st->hex, 1);
+	if (dfd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			return mlx_err_set(
+			    err, MLX_ERR_IO, errno,
+			    "cannot store object %s: %s/%.2s is a symbolic link or a file, not a store "
+			    "directory; remove it (mlx gc does)",
+			    st->hex, s->objects, st->hex);
+		return mlx_err_sys(err, errno, "cannot create %s/%.2s", s->objects, st->hex);
+	}
 	uint64_t have;
-	if (object_size(s, st->hex, &have) && have == st->size) {
+	if (object_size_in(dfd, st->hex, &have) && have == st->size) {
 		/* Already there, whole (another file or process stored it). */
 		unlinkat(s->batch_fd, st->name, 0);
 		return MLX_OK;
 	}
-	char sub[3] = {st->hex[0], st->hex[1], '\0'};
-	if (mkdirat(s->objects_fd, sub, 0755) != 0 && errno != EEXIST)
-		return mlx_err_sys(err, errno, "cannot create %s/%s", s->objects, sub);
-	/* Replaces a truncated object, if one was there. */
-	if (renameat(s->batch_fd, st->name, s->objects_fd, name) != 0)
-		return mlx_err_sys(err, errno, "cannot move object into %s/%s", s->objects, name);
+	/* Replaces a truncated object, if one was there, or a symlink in its
+	 * place (renameat replaces the link itself). */
+	if (renameat(s->batch_fd, st->name, dfd, st->hex + 2) != 0)
+		return mlx_err_sys(err, errno, "cannot move object into %s/%.2s/%s", s->objects, st->hex,
+		                   st->hex + 2);
 	return MLX_OK;
 }
 
@@ -518,7 +667,10 @@ int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
 	 * final fsync, instead of a device flush per object. */
 	if (syncfs(s->batch_fd) != 0)
 		return mlx_err_sys(err, errno, "cannot sync %s", s->batch);
-	int rc = mlx_pool_run(s->nstaged, 0, publish_one, s, err);
+	struct publish_job job = {.s = s};
+	shards_init(&job.shards);
+	int rc = mlx_pool_run(s->nstaged, 0, publish_one, &job, err);
+	shards_close(&job.shards);
 	if (rc != MLX_OK)
 		return rc;
 	/* And one for the renames, before anyone points at the objects. */
@@ -674,13 +826,10 @@ int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_fi
 
 int mlx_store_read(const struct mlx_store *s, const char *hex, char **data, size_t *len, struct mlx_err *err)
 {
-	char path[PATH_MAX];
-	int rc = mlx_store_object_path(s, hex, path, sizeof path, err);
-	if (rc != MLX_OK)
-		return rc;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_object(s, hex, err);
 	if (fd < 0)
-		return mlx_err_sys(err, errno, "cannot open object %s", hex);
+		return fd;
+	int rc = MLX_OK;
 	struct stat st;
 	char *buf = NULL;
 	if (fstat(fd, &st) != 0) {
@@ -722,13 +871,10 @@ out:
 
 int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err *err)
 {
-	char path[PATH_MAX];
-	int rc = mlx_store_object_path(s, hex, path, sizeof path, err);
-	if (rc != MLX_OK)
-		return rc;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_object(s, hex, err);
 	if (fd < 0)
-		return mlx_err_sys(err, errno, "cannot open object %s", hex);
+		return fd;
+	int rc = MLX_OK;
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size;
 	int failed_write;
@@ -740,68 +886,169 @@ int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err 
 	return rc;
 }
 
+/* 1 if name is what mlx_store_list gives a symlink in the place of a
+ * shard ("ab") or of an object ("ab/cdef…"): never an object id. */
+static int link_name(const char *name)
+{
+	char hex[MLX_HASH_HEX_SIZE];
+	size_t n = strlen(name);
+	if (n == 2) {
+		snprintf(hex, sizeof hex, "%s%062d", name, 0);
+		return mlx_hash_is_id(hex);
+	}
+	if (n != 65 || name[2] != '/')
+		return 0;
+	memcpy(hex, name, 2);
+	memcpy(hex + 2, name + 3, 63);
+	return mlx_hash_is_id(hex);
+}
+
+/* Removes the symlink name (link_name) itself, never what it points to;
+ * anything else in its place is left. */
+static int remove_link(const struct mlx_store *s, const char *name, struct mlx_err *err)
+{
+	int dfd = s->objects_fd;
+	const char *entry = name;
+	if (name[2] == '/') {
+		char sub[3] = {name[0], name[1], '\0'};
+		if ((dfd = open_shard(s, sub)) < 0)
+			return errno == ENOENT
+			           ? MLX_OK
+			           : mlx_err_sys(err, errno, "cannot open %s/%s", s->objects, sub);
+		entry = name + 3;
+	}
+	struct stat st;
+	int rc = MLX_OK;
+	if (fstatat(dfd, entry, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno != ENOENT)
+			rc = mlx_err_sys(err, errno, "cannot stat %s/%s", s->objects, name);
+	} else if (!S_ISLNK(st.st_mode)) {
+		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s/%s is not a symbolic link; left in place",
+		                 s->objects, name);
+	} else if (unlinkat(dfd, entry, 0) != 0 && errno != ENOENT) {
+		rc = mlx_err_sys(err, errno, "cannot remove the symbolic link %s/%s", s->objects, name);
+	}
+	if (dfd != s->objects_fd)
+		close(dfd);
+	return rc;
+}
+
 int mlx_store_remove(const struct mlx_store *s, const char *hex, struct mlx_err *err)
 {
+	if (link_name(hex))
+		return remove_link(s, hex, err);
 	if (!mlx_hash_is_id(hex))
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "'%s' is not an object id (64 hex digits)", hex);
-	char name[67];
-	object_name(hex, name);
-	if (unlinkat(s->objects_fd, name, 0) != 0 && errno != ENOENT)
-		return mlx_err_sys(err, errno, "cannot remove object %s", hex);
-	return MLX_OK;
+	char sub[3] = {hex[0], hex[1], '\0'};
+	int dfd = open_shard(s, sub);
+	if (dfd < 0)
+		return errno == ENOENT ? MLX_OK : shard_failure(s, hex, errno, err);
+	int rc = MLX_OK;
+	/* unlinkat removes a symlink in the object's place itself. */
+	if (unlinkat(dfd, hex + 2, 0) != 0 && errno != ENOENT)
+		rc = mlx_err_sys(err, errno, "cannot remove object %s", hex);
+	close(dfd);
+	return rc;
 }
 
 int mlx_store_quarantine(const struct mlx_store *s, const char *hex, struct mlx_err *err)
 {
-	char from[PATH_MAX], to[PATH_MAX];
-	int rc = mlx_store_object_path(s, hex, from, sizeof from, err);
-	if (rc != MLX_OK || (rc = mlx_fs_mkdirs(s->quarantine, 0755, err)) != MLX_OK)
+	if (!mlx_hash_is_id(hex))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "'%s' is not an object id (64 hex digits)", hex);
+	int rc = mlx_fs_mkdirs(s->quarantine, 0755, err);
+	if (rc != MLX_OK)
 		return rc;
-	/* A second bad copy of the same id keeps the first for inspection. */
-	for (int n = 0; n < 1000; n++) {
+	char sub[3] = {hex[0], hex[1], '\0'};
+	int dfd = open_shard(s, sub);
+	if (dfd < 0)
+		return shard_failure(s, hex, errno, err);
+	/* Not into a directory a symlink in quarantine's place points to. */
+	int qfd = open(s->quarantine, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (qfd < 0) {
+		rc = mlx_err_sys(err, errno, "cannot open %s", s->quarantine);
+		close(dfd);
+		return rc;
+	}
+	/* A second bad copy of the same id keeps the first for inspection.
+	 * The entry itself is moved: a symlink, not what it points to. */
+	char to[MLX_HASH_HEX_SIZE + 8];
+	rc = MLX_ERR_IO;
+	for (int n = 0; n < 1000 && rc != MLX_OK; n++) {
 		if (n == 0)
-			snprintf(to, sizeof to, "%s/%s", s->quarantine, hex);
+			snprintf(to, sizeof to, "%s", hex);
 		else
-			snprintf(to, sizeof to, "%s/%s.%d", s->quarantine, hex, n);
-		if (access(to, F_OK) != 0)
+			snprintf(to, sizeof to, "%s.%d", hex, n);
+		if (renameat2(dfd, hex + 2, qfd, to, RENAME_NOREPLACE) == 0)
+			rc = MLX_OK;
+		else if (errno != EEXIST)
 			break;
 	}
-	if (rename(from, to) != 0)
-		return mlx_err_sys(err, errno, "cannot move object %s to %s", hex, s->quarantine);
-	return MLX_OK;
+	if (rc != MLX_OK)
+		rc = mlx_err_sys(err, errno, "cannot move object %s to %s", hex, s->quarantine);
+	close(qfd);
+	close(dfd);
+	return rc;
+}
+
+/* Appends the objects of shard sub (open at dfd) to out, and the symlinks
+ * in the place of an object as "ab/cdef…". */
+static int list_shard(const char *sub, int dfd, struct mlx_filelist *out, struct mlx_err *err)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return MLX_OK;
+	}
+	int rc = MLX_OK;
+	struct dirent *ent;
+	while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
+		char hex[MLX_HASH_HEX_SIZE], name[67];
+		if (strlen(ent->d_name) != 62)
+			continue;
+		memcpy(hex, sub, 2);
+		memcpy(hex + 2, ent->d_name, 63); /* 62 digits and the NUL */
+		struct stat st;
+		if (!mlx_hash_is_id(hex) || fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			rc = mlx_filelist_push(out, hex, (uint64_t)st.st_size, 0444, NULL, err);
+		} else if (S_ISLNK(st.st_mode)) {
+			object_name(hex, name);
+			rc = mlx_filelist_push(out, name, 0, 0, NULL, err);
+		}
+	}
+	closedir(d);
+	return rc;
 }
 
 int mlx_store_list(const struct mlx_store *s, struct mlx_filelist *out, struct mlx_err *err)
 {
-	struct mlx_strlist subs = {0};
-	int rc = mlx_fs_list(s->objects, &subs, err);
-	for (size_t i = 0; rc == MLX_OK && i < subs.len; i++) {
-		const char *sub = subs.items[i];
-		if (strlen(sub) != 2)
-			continue;
-		int dfd = openat(s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0)
-			continue;
-		DIR *d = fdopendir(dfd);
-		if (!d) {
-			close(dfd);
-			continue;
-		}
-		struct dirent *ent;
-		while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
-			char hex[MLX_HASH_HEX_SIZE];
-			if (strlen(ent->d_name) != 62)
-				continue;
-			snprintf(hex, sizeof hex, "%s%s", sub, ent->d_name);
-			struct stat st;
-			if (!mlx_hash_is_id(hex) || fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-			    !S_ISREG(st.st_mode))
-				continue;
-			rc = mlx_filelist_push(out, hex, (uint64_t)st.st_size, 0444, NULL, err);
-		}
-		closedir(d);
+	/* A descriptor of its own: readdir on objects_fd would move an offset
+	 * that other threads' walks share. */
+	int fd = openat(s->objects_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return mlx_err_sys(err, e, "cannot list %s", s->objects);
 	}
-	mlx_strlist_free(&subs);
+	int rc = MLX_OK;
+	struct dirent *ent;
+	while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
+		const char *sub = ent->d_name;
+		if (!link_name(sub))
+			continue;
+		int dfd = open_shard(s, sub);
+		if (dfd >= 0) {
+			rc = list_shard(sub, dfd, out, err);
+			continue;
+		}
+		struct stat st;
+		if (fstatat(s->objects_fd, sub, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			rc = mlx_filelist_push(out, sub, 0, 0, NULL, err);
+	}
+	closedir(d);
 	if (rc != MLX_OK) {
 		mlx_filelist_free(out);
 		return rc;
@@ -810,21 +1057,30 @@ int mlx_store_list(const struct mlx_store *s, struct mlx_filelist *out, struct m
 	return MLX_OK;
 }
 
-static int check_one(void *vs, size_t i, struct mlx_err *err)
+struct check_job {
+	const struct mlx_store *s;
+	struct mlx_filelist *list;
+	struct shards shards;
+};
+
+static int check_one(void *vjob, size_t i, struct mlx_err *err)
 {
 	(void)err;
-	struct mlx_file *f = &((struct mlx_filelist *)((void **)vs)[1])->items[i];
-	const struct mlx_store *s = ((void **)vs)[0];
-	char path[PATH_MAX];
+	struct check_job *job = vjob;
+	struct mlx_file *f = &job->list->items[i];
+	char hex[MLX_HASH_HEX_SIZE];
+	snprintf(hex, sizeof hex, "%s", f->path);
 	f->hex[0] = '\0';
-	if (mlx_store_object_path(s, f->path, path, sizeof path, NULL) != MLX_OK)
+	/* A symlink's entry (not an id) is never opened. */
+	if (!mlx_hash_is_id(hex))
 		return MLX_OK;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int dfd = shard_of(job->s, &job->shards, hex, 0);
+	int fd = dfd >= 0 ? open_object_in(job->s, dfd, hex, NULL) : -1;
 	if (fd < 0)
 		return MLX_OK;
 	uint64_t size;
 	int failed_write;
-	if (hash_copy(s, fd, -1, f->hex, &size, &failed_write) != 0)
+	if (hash_copy(job->s, fd, -1, f->hex, &size, &failed_write) != 0)
 		f->hex[0] = '\0';
 	else
 		f->size = size;
@@ -834,8 +1090,11 @@ static int check_one(void *vs, size_t i, struct mlx_err *err)
 
 int mlx_store_check(const struct mlx_store *s, struct mlx_filelist *list, int jobs, struct mlx_err *err)
 {
-	void *ctx[2] = {(void *)s, list};
-	return mlx_pool_run(list->len, jobs, check_one, ctx, err);
+	struct check_job job = {.s = s, .list = list};
+	shards_init(&job.shards);
+	int rc = mlx_pool_run(list->len, jobs, check_one, &job, err);
+	shards_close(&job.shards);
+	return rc;
 }
 
 static int valid_identifier(const char *s)

@@ -17,7 +17,14 @@
  *
  * Every open store holds .mlx/cache/gc.lock shared; mlx_store_open with
  * MLX_STORE_EXCLUSIVE holds it exclusively (gc), so objects cannot be
- * collected between their commit and the lock file that points at them. */
+ * collected between their commit and the lock file that points at them.
+ *
+ * Below objects/, nothing follows a symlink: shard directories and objects
+ * are opened through the objects directory's descriptor with O_NOFOLLOW
+ * (AT_SYMLINK_NOFOLLOW), so a symlink in the place of a shard or of an
+ * object is not part of the store. It is never read, moved or written
+ * through; mlx_store_list names it and mlx_store_remove deletes the link
+ * itself, so that gc removes it and fsck reports it. */
 #ifndef MLX_STORE_H
 #define MLX_STORE_H
 
@@ -59,7 +66,8 @@ const char *mlx_store_objects_dir(const struct mlx_store *s);
 int mlx_store_object_path(const struct mlx_store *s, const char *hex, char *buf, size_t size,
 			  struct mlx_err *err);
 
-/* Returns 1 if object hex is in the store, else 0. */
+/* Returns 1 if object hex is in the store (a regular file, not a symlink
+ * nor below one), else 0. */
 int mlx_store_has(const struct mlx_store *s, const char *hex);
 
 /* Stages every file of list, read from dir/path, in up to jobs threads.
@@ -103,29 +111,41 @@ int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_fi
 			     int jobs, struct mlx_err *err);
 
 /* Reads object hex into *data (malloc'ed, NUL-terminated, caller frees;
- * *len its length), verifying it. Returns 0, MLX_ERR_NOTFOUND,
+ * *len its length), verifying it. Returns 0, MLX_ERR_NOTFOUND (also when a
+ * symlink is in its place or its shard's: the message names the link),
  * MLX_ERR_CORRUPT or MLX_ERR_IO. */
 int mlx_store_read(const struct mlx_store *s, const char *hex, char **data, size_t *len, struct mlx_err *err);
 
 /* Re-hashes object hex. Returns 0 if its bytes match its name,
- * MLX_ERR_CORRUPT if not, MLX_ERR_NOTFOUND or MLX_ERR_IO. */
+ * MLX_ERR_CORRUPT if not, MLX_ERR_NOTFOUND (as mlx_store_read) or
+ * MLX_ERR_IO. */
 int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err *err);
 
-/* Deletes object hex. Returns 0 (also if it was not there) or MLX_ERR_IO. */
+/* Deletes object hex, or the symlink that mlx_store_list named hex (the
+ * link itself, never what it points to). Returns 0 (also if it was not
+ * there); MLX_ERR_NOTFOUND if hex's shard is a symlink (nothing is deleted
+ * through it); MLX_ERR_INVALID if hex is neither an id nor such a name, or
+ * if what is at such a name is not a symlink (it is left); or MLX_ERR_IO. */
 int mlx_store_remove(const struct mlx_store *s, const char *hex, struct mlx_err *err);
 
 /* Moves object hex to .mlx/cache/quarantine/, where it no longer counts as
- * present, so the next checkout or pull fetches a good copy. Returns 0 or
- * MLX_ERR_IO. */
+ * present, so the next checkout or pull fetches a good copy. The entry
+ * itself is moved (a symlink in its place, never what it points to), and
+ * never out of a symlinked shard nor into a symlinked quarantine. Returns
+ * 0, MLX_ERR_NOTFOUND or MLX_ERR_IO. */
 int mlx_store_quarantine(const struct mlx_store *s, const char *hex, struct mlx_err *err);
 
-/* Fills out (empty) with one entry per object: path = its id, size. Sorted. */
+/* Fills out (empty) with one entry per object: path = its id, size, mode
+ * 0444; and one per symlink in the place of a shard or of an object, never
+ * followed: path = its name below objects/ ("ab" or "ab/cdef…", never an
+ * id), size 0, mode 0. Sorted by path. Returns 0, MLX_ERR_NOMEM or
+ * MLX_ERR_IO (objects/ cannot be listed). */
 int mlx_store_list(const struct mlx_store *s, struct mlx_filelist *out, struct mlx_err *err);
 
 /* Re-hashes every object of list (from mlx_store_list) in up to jobs
  * threads, setting hex to the digest of its bytes ("" if it cannot be
- * read). The object is sound when hex equals path. Returns 0 or
- * MLX_ERR_INTERRUPTED. */
+ * read, and for a symlink's entry, which is never opened). The object is
+ * sound when hex equals path. Returns 0 or MLX_ERR_INTERRUPTED. */
 int mlx_store_check(const struct mlx_store *s, struct mlx_filelist *list, int jobs, struct mlx_err *err);
 
 /* Appends to out every value of column in table of the SQLite database at

@@ -128,10 +128,20 @@ local function open_exclusive(root)
   return st, err, code
 end
 
---- Deletes the objects no provider refers to; with opts.dry_run only
---- lists them. Holds the store exclusively (fails with "busy" if another
---- mlx process has it open). Returns {removed = {{id, size}…}, bytes,
---- kept = n}, or nil, message, code.
+-- A symbolic link in the store, where a shard directory or an object should
+-- be, is listed by st:objects() under its name below objects/ ("ab" or
+-- "ab/cdef…"), never an id: it is not an object, and no store function
+-- follows it.
+local function is_link_entry(o)
+  return not is_id(o.id)
+end
+
+--- Deletes the objects no provider refers to, and every symbolic link in
+--- the store (the link itself, never what it points to: a link is not an
+--- object, whatever its name); with opts.dry_run only lists them. Holds
+--- the store exclusively (fails with "busy" if another mlx process has it
+--- open). Returns {removed = {{id, size}…}, bytes, kept = n, links =
+--- {name…}} (names below .mlx/cache/objects/), or nil, message, code.
 function M.gc(root, opts)
   opts = opts or {}
   local st, err, code = open_exclusive(root)
@@ -143,21 +153,26 @@ function M.gc(root, opts)
     st:close()
     return nil, err, code
   end
-  local result = { removed = {}, bytes = 0, kept = 0 }
+  local result = { removed = {}, bytes = 0, kept = 0, links = {} }
   for _, o in ipairs(objects) do
-    if keep[o.id] then
+    local link = is_link_entry(o)
+    if not link and keep[o.id] then
       result.kept = result.kept + 1
     else
       if not opts.dry_run then
         local ok
-        ok, err, code = st:remove(o.id)
+        ok, err, code = st:remove(o.id) -- a link: the link itself
         if not ok then
           st:close()
           return nil, err, code
         end
       end
-      result.removed[#result.removed + 1] = o
-      result.bytes = result.bytes + o.size
+      if link then
+        result.links[#result.links + 1] = o.id
+      else
+        result.removed[#result.removed + 1] = o
+        result.bytes = result.bytes + o.size
+      end
     end
   end
   st:close()
@@ -166,9 +181,12 @@ end
 
 --- Re-hashes every object; moves the corrupt or truncated ones to
 --- .mlx/cache/quarantine/ so that the next checkout or pull fetches a good
---- copy, and lists the objects the lock refers to that are missing.
---- Returns {checked = n, corrupt = {{id, size, got}…}, missing = {id…}},
---- or nil, message, code.
+--- copy, and lists the objects the lock refers to that are missing. A
+--- symbolic link in the store is not an object: it is listed in links
+--- (its name below .mlx/cache/objects/), never followed nor moved (mlx gc
+--- removes it), and an object only a link stands for counts as missing.
+--- Returns {checked = n, corrupt = {{id, size, got}…}, missing = {id…},
+--- links = {name…}}, or nil, message, code.
 function M.fsck(root, opts)
   local st, err, code = require("mlx.store").open(root, { jobs = opts and opts.jobs })
   if not st then return nil, err, code end
@@ -177,12 +195,18 @@ function M.fsck(root, opts)
     st:close()
     return nil, bad, code
   end
+  local corrupt, links = {}, {}
   for _, b in ipairs(bad) do
-    local ok
-    ok, err, code = st:quarantine(b.id)
-    if not ok then
-      st:close()
-      return nil, err, code
+    if is_link_entry(b) then
+      links[#links + 1] = b.id
+    else
+      local ok
+      ok, err, code = st:quarantine(b.id)
+      if not ok then
+        st:close()
+        return nil, err, code
+      end
+      corrupt[#corrupt + 1] = b
     end
   end
   local missing = {}
@@ -208,7 +232,7 @@ function M.fsck(root, opts)
   end
   table.sort(missing)
   st:close()
-  return { checked = checked, corrupt = bad, missing = missing }
+  return { checked = checked - #links, corrupt = corrupt, missing = missing, links = links }
 end
 
 return M

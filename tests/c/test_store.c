@@ -154,12 +154,123 @@ static void gc_lock_excludes_and_db_ids_skip_missing(void **state)
 	assert_int_equal(mlx_store_db_ids("x.db", "bad name", "c", &ids, &found, &err), MLX_ERR_INVALID);
 }
 
+/* The number of entries in directory dir below root. */
+static int count_entries(const char *dir)
+{
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof cmd, "ls -A '%s/%s' | wc -l", root, dir);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	int n = -1;
+	assert_int_equal(fscanf(p, "%d", &n), 1);
+	pclose(p);
+	return n;
+}
+
+static void symlinks_in_the_store_are_never_followed(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	char gamma[MLX_HASH_HEX_SIZE], delta[MLX_HASH_HEX_SIZE], path[PATH_MAX], target[PATH_MAX];
+	assert_int_equal(mlx_hash_bytes("gamma", 5, gamma, &err), MLX_OK);
+	assert_int_equal(mlx_hash_bytes("delta", 5, delta, &err), MLX_OK);
+	assert_string_not_equal(gamma, delta);
+	assert_memory_not_equal(gamma, delta, 2);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+
+	/* A shard directory that is a link to a directory outside, holding a
+	 * file with the very bytes its name promises; and a link in the place
+	 * of an object in a real shard. */
+	snprintf(path, sizeof path, "%s/outside", root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "outside/%s", gamma + 2);
+	write_file(path, "gamma");
+	write_file("outside/delta.txt", "delta");
+	snprintf(target, sizeof target, "%s/outside", root);
+	snprintf(path, sizeof path, "%s/%.2s", mlx_store_objects_dir(s), gamma);
+	assert_int_equal(symlink(target, path), 0);
+	snprintf(path, sizeof path, "%s/%.2s", mlx_store_objects_dir(s), delta);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(target, sizeof target, "%s/outside/delta.txt", root);
+	snprintf(path, sizeof path, "%s/%.2s/%s", mlx_store_objects_dir(s), delta, delta + 2);
+	assert_int_equal(symlink(target, path), 0);
+
+	/* Neither is an object. */
+	assert_false(mlx_store_has(s, gamma));
+	assert_false(mlx_store_has(s, delta));
+	char *content = NULL;
+	size_t len;
+	assert_int_equal(mlx_store_read(s, gamma, &content, &len, &err), MLX_ERR_NOTFOUND);
+	assert_non_null(strstr(err.msg, "never followed"));
+	assert_int_equal(mlx_store_read(s, delta, &content, &len, &err), MLX_ERR_NOTFOUND);
+	assert_non_null(strstr(err.msg, "is a symbolic link"));
+	assert_int_equal(mlx_store_verify(s, delta, &err), MLX_ERR_NOTFOUND);
+
+	/* The list names them (not as ids), and check never opens them. */
+	struct mlx_filelist objects = {0};
+	assert_int_equal(mlx_store_list(s, &objects, &err), MLX_OK);
+	char link_name[67];
+	snprintf(link_name, sizeof link_name, "%.2s/%s", delta, delta + 2);
+	int links = 0;
+	for (size_t i = 0; i < objects.len; i++) {
+		const struct mlx_file *f = &objects.items[i];
+		assert_string_not_equal(f->path, gamma);
+		assert_string_not_equal(f->path, delta);
+		if (f->mode == 0) {
+			links++;
+			assert_true(strncmp(f->path, gamma, 2) == 0 || strcmp(f->path, link_name) == 0);
+		}
+	}
+	assert_int_equal(links, 2);
+	assert_int_equal(mlx_store_check(s, &objects, 2, &err), MLX_OK);
+	for (size_t i = 0; i < objects.len; i++)
+		if (objects.items[i].mode == 0)
+			assert_string_equal(objects.items[i].hex, "");
+
+	/* Nothing is moved or written through them. */
+	assert_int_not_equal(mlx_store_quarantine(s, gamma, &err), MLX_OK);
+	assert_int_not_equal(mlx_store_remove(s, gamma, &err), MLX_OK);
+	char staged[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_store_stage_bytes(s, "gamma", 5, staged, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_ERR_IO);
+	assert_non_null(strstr(err.msg, "not a store directory"));
+	assert_int_equal(count_entries("outside"), 2);
+
+	/* Removing a listed link removes the link itself. */
+	for (size_t i = 0; i < objects.len; i++)
+		if (objects.items[i].mode == 0)
+			assert_int_equal(mlx_store_remove(s, objects.items[i].path, &err), MLX_OK);
+	assert_int_equal(mlx_store_remove(s, link_name, &err), MLX_OK); /* gone: fine */
+	snprintf(path, sizeof path, "%s/%.2s", mlx_store_objects_dir(s), gamma);
+	struct stat st;
+	assert_int_not_equal(lstat(path, &st), 0);
+	assert_int_equal(count_entries("outside"), 2);
+	snprintf(path, sizeof path, "%s/outside/delta.txt", root);
+	assert_int_equal(access(path, F_OK), 0);
+
+	/* A name of that form that is not a link is not removed by it. */
+	char alpha_shard[3];
+	assert_int_equal(mlx_hash_bytes("alpha", 5, path, &err), MLX_OK);
+	snprintf(alpha_shard, sizeof alpha_shard, "%.2s", path);
+	assert_int_equal(mlx_store_remove(s, alpha_shard, &err), MLX_ERR_INVALID);
+	assert_true(mlx_store_has(s, path));
+
+	/* With the link gone, the staged object goes into a real shard. */
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	assert_true(mlx_store_has(s, gamma));
+	assert_int_equal(mlx_store_verify(s, gamma, &err), MLX_OK);
+	mlx_filelist_free(&objects);
+	mlx_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(staged_objects_appear_only_on_commit),
-		cmocka_unit_test(checkout_verifies_and_quarantines),
-		cmocka_unit_test(gc_lock_excludes_and_db_ids_skip_missing),
+	    cmocka_unit_test(staged_objects_appear_only_on_commit),
+	    cmocka_unit_test(checkout_verifies_and_quarantines),
+	    cmocka_unit_test(gc_lock_excludes_and_db_ids_skip_missing),
+	    cmocka_unit_test(symlinks_in_the_store_are_never_followed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,8 +11,10 @@ Deletes the objects in .mlx/cache/objects/ that are referred to by neither
 mlx.lock, the run-cache (.mlx/cache/runs/) nor a registered model version
 (.mlx/runs.db). Objects of older versions of your data are only in git
 history: check out the commit and run mlx pull to get them back from a
-remote. --dry-run prints what would be deleted and how many bytes. Stops
-with exit 1 if another mlx process is using the store.]],
+remote. A symbolic link in the store (in the place of an object or of a
+directory of objects) is not an object: the link itself is deleted, never
+what it points to. --dry-run prints what would be deleted and how many
+bytes. Stops with exit 1 if another mlx process is using the store.]],
   options = {
     { "dry-run", short = "n", help = "only print what would be deleted" },
   },
@@ -21,6 +23,10 @@ with exit 1 if another mlx process is using the store.]],
     local root = project.require_root()
     local result, err, code = gc.gc(root, { dry_run = opts.dry_run })
     if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
+    for _, name in ipairs(result.links) do
+      ui.out(("%s symbolic link .mlx/cache/objects/%s (not a store object, never followed)"):format(
+        opts.dry_run and "would remove" or "removed", name))
+    end
     if opts.dry_run then
       for _, o in ipairs(result.removed) do
         ui.out(("would remove %s  %s"):format(o.id, ui.format_size(o.size)))
