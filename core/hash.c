@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +24,59 @@
  * measured as fast as mmap here without mmap's SIGBUS on a shrinking file. */
 #define READ_CHUNK (1u << 20)
 
-static void to_hex(const unsigned char *md, unsigned len, char *hex)
+void mlx_hex_encode(const unsigned char *md, size_t n, char *hex)
 {
 	static const char digits[] = "0123456789abcdef";
-	for (unsigned i = 0; i < len; i++) {
+	for (size_t i = 0; i < n; i++) {
 		hex[2 * i] = digits[md[i] >> 4];
 		hex[2 * i + 1] = digits[md[i] & 15];
 	}
-	hex[2 * len] = '\0';
+	hex[2 * n] = '\0';
+}
+
+/* OpenSSL's SHA-256, fetched once per process: immutable once set, like
+ * the SHA-NI probe of sha256.c. Never freed (the process owns it). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_md_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err)
+{
+	pthread_once(&sha256_md_once, fetch_sha256);
+	if (!sha256_md)
+		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
+	if (!h->ctx && !(h->ctx = EVP_MD_CTX_new()))
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	if (!EVP_DigestInit_ex2(h->ctx, sha256_md, NULL))
+		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+	return MLX_OK;
+}
+
+int mlx_hash_stream_update(struct mlx_hash_stream *h, const void *buf, size_t len, struct mlx_err *err)
+{
+	if (!EVP_DigestUpdate(h->ctx, buf, len))
+		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+	return MLX_OK;
+}
+
+int mlx_hash_stream_finish(struct mlx_hash_stream *h, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	if (!EVP_DigestFinal_ex(h->ctx, md, &mdlen) || mdlen != 32)
+		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+	mlx_hex_encode(md, mdlen, hex);
+	return MLX_OK;
+}
+
+void mlx_hash_stream_free(struct mlx_hash_stream *h)
+{
+	EVP_MD_CTX_free(h->ctx);
+	h->ctx = NULL;
 }
 
 int mlx_hash_bytes(const void *buf, size_t len, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
@@ -41,52 +87,35 @@ int mlx_hash_bytes(const void *buf, size_t len, char hex[MLX_HASH_HEX_SIZE], str
 		mlx_sha256_bytes(buf, len, hex);
 		return MLX_OK;
 	}
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL))
-		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
-	to_hex(md, mdlen, hex);
-	return MLX_OK;
+	struct mlx_hash_stream h = {0};
+	int rc = mlx_hash_stream_start(&h, err);
+	if (rc == MLX_OK && (rc = mlx_hash_stream_update(&h, buf, len, err)) == MLX_OK)
+		rc = mlx_hash_stream_finish(&h, hex, err);
+	mlx_hash_stream_free(&h);
+	return rc;
 }
 
 int mlx_hash_fd(int fd, const char *name, char hex[MLX_HASH_HEX_SIZE], uint64_t *size, struct mlx_err *err)
 {
-	int rc = MLX_OK;
 	uint64_t total = 0;
+	struct mlx_hash_stream h = {0};
 	unsigned char *chunk = malloc(READ_CHUNK);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!chunk || !ctx) {
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory hashing %s", name);
-		goto out;
-	}
-	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
-		goto out;
-	}
-	for (;;) {
+	int rc = chunk ? mlx_hash_stream_start(&h, err)
+	               : mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory hashing %s", name);
+	while (rc == MLX_OK) {
 		ssize_t n = read(fd, chunk, READ_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
+		if (n < 0)
 			rc = mlx_err_sys(err, errno, "cannot read %s", name);
-			goto out;
-		}
-		if (n == 0)
+		else if (n == 0)
 			break;
-		EVP_DigestUpdate(ctx, chunk, (size_t)n);
-		total += (uint64_t)n;
+		else if ((rc = mlx_hash_stream_update(&h, chunk, (size_t)n, err)) == MLX_OK)
+			total += (uint64_t)n;
 	}
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	if (!EVP_DigestFinal_ex(ctx, md, &mdlen)) {
-		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
-		goto out;
-	}
-	to_hex(md, mdlen, hex);
-	if (size)
+	if (rc == MLX_OK && (rc = mlx_hash_stream_finish(&h, hex, err)) == MLX_OK && size)
 		*size = total;
-out:
-	EVP_MD_CTX_free(ctx);
+	mlx_hash_stream_free(&h);
 	free(chunk);
 	return rc;
 }

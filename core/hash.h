@@ -24,6 +24,38 @@
 
 #define MLX_HASH_HEX_SIZE 65 /* 64 hex digits and a NUL */
 
+/* Writes the n bytes at md as 2n lowercase hex digits and a NUL into hex
+ * (room for 2n + 1 bytes): the one encoder of digests in mlx. */
+void mlx_hex_encode(const unsigned char *md, size_t n, char *hex);
+
+/* ---- SHA-256 over data given in parts --------------------------------
+ *
+ * The one OpenSSL digest loop of mlx: every caller that hashes a stream
+ * (a file, a copy into the store, a download) feeds it here. OpenSSL's
+ * SHA-256 is fetched once per process, on the first start (setting
+ * OpenSSL up costs about a millisecond, which a command that hashes
+ * nothing does not pay; a fetch per message would look it up each time).
+ * A stream is zeroed by its owner ({0}) and may hash many messages in
+ * turn, one context for them all; the owner frees it. Not thread-safe: one
+ * stream per thread. */
+struct mlx_hash_stream {
+	void *ctx; /* OpenSSL's EVP_MD_CTX; opaque, so that callers need no OpenSSL header */
+};
+
+/* Starts a message (allocating the context on first use). Returns 0,
+ * MLX_ERR_NOMEM or MLX_ERR_CRYPTO (OpenSSL has no SHA-256). */
+int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err);
+
+/* Adds len bytes at buf to the message. Returns 0 or MLX_ERR_CRYPTO. */
+int mlx_hash_stream_update(struct mlx_hash_stream *h, const void *buf, size_t len, struct mlx_err *err);
+
+/* Ends the message, writing its digest into hex; the stream may then start
+ * another. Returns 0 or MLX_ERR_CRYPTO. */
+int mlx_hash_stream_finish(struct mlx_hash_stream *h, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err);
+
+/* Frees the stream's context, leaving it zeroed. Safe on a zeroed stream. */
+void mlx_hash_stream_free(struct mlx_hash_stream *h);
+
 /* Hashes len bytes at buf into hex. Returns 0, or MLX_ERR_CRYPTO if OpenSSL
  * fails (it does not, short of memory exhaustion). */
 int mlx_hash_bytes(const void *buf, size_t len, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err);

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,7 +26,6 @@ struct files_job {
 	int dirfd;
 	const char *dir;
 	struct mlx_filelist *list;
-	EVP_MD *md; /* OpenSSL's, without SHA-NI */
 };
 
 /* Opens f for hashing and fills its stat facts; returns the descriptor, or
@@ -191,16 +189,11 @@ static int hash_in_pairs(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
 
 static int hash_one_by_one(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
 {
-	static const char digits[] = "0123456789abcdef";
 	const struct files_job *job = vjob;
 	unsigned char *buf = malloc(LANE_BUF);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int rc = MLX_OK;
+	struct mlx_hash_stream h = {0}; /* one context for all this worker's files */
+	int rc = buf ? MLX_OK : mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	size_t i;
-	if (!buf || !ctx) {
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-		goto out;
-	}
 	while (rc == MLX_OK && mlx_pool_take(pool, &i)) {
 		struct mlx_file *f = &job->list->items[i];
 		if (f->hex[0])
@@ -211,35 +204,24 @@ static int hash_one_by_one(void *vjob, struct mlx_pool *pool, struct mlx_err *er
 			rc = fd;
 			break;
 		}
-		if (!EVP_DigestInit_ex2(ctx, job->md, NULL))
-			rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+		rc = mlx_hash_stream_start(&h, err);
 		while (rc == MLX_OK) {
 			ssize_t n = read_part(fd, buf, 0);
 			if (n < 0) {
 				rc = mlx_err_sys(err, errno, "cannot read %s/%s", job->dir, f->path);
 				break;
 			}
-			EVP_DigestUpdate(ctx, buf, (size_t)n);
+			if ((rc = mlx_hash_stream_update(&h, buf, (size_t)n, err)) != MLX_OK)
+				break;
 			total += (uint64_t)n;
 			if (n == 0 || ((size_t)n < LANE_BUF && total >= expect))
 				break;
 		}
 		close(fd);
-		unsigned char md[EVP_MAX_MD_SIZE];
-		unsigned mdlen = 0;
-		if (rc == MLX_OK && (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32))
-			rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
-		if (rc != MLX_OK)
-			break;
-		for (unsigned k = 0; k < mdlen; k++) {
-			f->hex[2 * k] = digits[md[k] >> 4];
-			f->hex[2 * k + 1] = digits[md[k] & 15];
-		}
-		f->hex[64] = '\0';
-		f->size = total;
+		if (rc == MLX_OK && (rc = mlx_hash_stream_finish(&h, f->hex, err)) == MLX_OK)
+			f->size = total;
 	}
-out:
-	EVP_MD_CTX_free(ctx);
+	mlx_hash_stream_free(&h);
 	free(buf);
 	return rc;
 }
@@ -263,12 +245,9 @@ static int hash_files(const char *dir, struct mlx_filelist *list, int jobs, int 
 		if ((size_t)jobs > (todo + 1) / 2)
 			jobs = (int)((todo + 1) / 2);
 		rc = mlx_pool_run_workers(list->len, jobs, hash_in_pairs, &job, err);
-	} else if (!(job.md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
-		rc = mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
 	} else {
 		rc = mlx_pool_run_workers(list->len, jobs, hash_one_by_one, &job, err);
 	}
-	EVP_MD_free(job.md);
 	close(job.dirfd);
 	return rc;
 }

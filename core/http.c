@@ -1,12 +1,12 @@
 /* http.c — one HTTP exchange over a reused libcurl handle. */
 #include "http.h"
 #include "fs.h"
+#include "hash.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +31,7 @@ struct exchange {
 	bool to_file;		/* the current response's body goes to out_fd */
 	bool body_started;	/* the first body byte of this response arrived */
 	char tmp[PATH_MAX];
-	EVP_MD_CTX *md;
+	struct mlx_hash_stream sha256; /* of the body written to out_fd */
 };
 
 const char *mlx_http_version(void)
@@ -189,10 +189,8 @@ static int open_temp(struct exchange *x)
 		x->tmp[0] = '\0';
 		return fail_in_callback(x, mlx_err_sys(x->err, errno, "cannot write %s", path));
 	}
-	x->md = EVP_MD_CTX_new();
-	if (!x->md || EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1)
-		return fail_in_callback(x, mlx_err_set(x->err, MLX_ERR_CRYPTO, 0, "cannot start SHA-256"));
-	return MLX_OK;
+	int rc = mlx_hash_stream_start(&x->sha256, x->err);
+	return rc == MLX_OK ? MLX_OK : fail_in_callback(x, rc);
 }
 
 /* The first body byte of a response decides where the body goes: a 2xx
@@ -219,8 +217,9 @@ static size_t on_body(char *data, size_t size, size_t nitems, void *arg)
 			fail_in_callback(x, mlx_err_sys(x->err, errno, "cannot write %s", x->req->out_file));
 			return 0;
 		}
-		if (EVP_DigestUpdate(x->md, data, len) != 1) {
-			fail_in_callback(x, mlx_err_set(x->err, MLX_ERR_CRYPTO, 0, "SHA-256 failed"));
+		int rc = mlx_hash_stream_update(&x->sha256, data, len, x->err);
+		if (rc != MLX_OK) {
+			fail_in_callback(x, rc);
 			return 0;
 		}
 	} else {
@@ -456,12 +455,9 @@ static int finish_download(struct exchange *x)
 {
 	const struct mlx_http_request *req = x->req;
 	struct mlx_http_response *resp = x->resp;
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	if (EVP_DigestFinal_ex(x->md, digest, &n) != 1 || n != 32)
-		return mlx_err_set(x->err, MLX_ERR_CRYPTO, 0, "SHA-256 failed");
-	for (unsigned int i = 0; i < n; i++)
-		snprintf(resp->sha256 + 2 * i, 3, "%02x", digest[i]);
+	int rc = mlx_hash_stream_finish(&x->sha256, resp->sha256, x->err);
+	if (rc != MLX_OK)
+		return rc;
 	if (req->sha256 && strcasecmp(req->sha256, resp->sha256) != 0) {
 		resp->failure = MLX_HTTP_DIGEST;
 		return mlx_err_set(x->err, MLX_ERR_CORRUPT, 0,
@@ -492,7 +488,7 @@ static void end_exchange(struct exchange *x)
 		close(x->out_fd);
 	if (x->tmp[0])
 		unlink(x->tmp);
-	EVP_MD_CTX_free(x->md);
+	mlx_hash_stream_free(&x->sha256);
 }
 
 int mlx_http_perform(struct mlx_http_client *client, const struct mlx_http_request *req,

@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "hash.h"
+
 void mlx_sha256_init(uint32_t h[8])
 {
 	static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -25,11 +27,12 @@ size_t mlx_sha256_pad(unsigned char *block, size_t tail, uint64_t total)
 
 void mlx_sha256_hex(const uint32_t h[8], char hex[65])
 {
-	static const char digits[] = "0123456789abcdef";
+	/* The digest is the state words, big-endian. */
+	unsigned char md[32];
 	for (int i = 0; i < 8; i++)
-		for (int k = 0; k < 8; k++)
-			hex[8 * i + k] = digits[(h[i] >> (28 - 4 * k)) & 15];
-	hex[64] = '\0';
+		for (int k = 0; k < 4; k++)
+			md[4 * i + k] = (unsigned char)(h[i] >> (24 - 8 * k));
+	mlx_hex_encode(md, sizeof md, hex);
 }
 
 void mlx_sha256_bytes(const void *p, size_t len, char hex[65])

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -39,32 +38,7 @@ struct mlx_store {
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
-	struct md_box *sha256;
 };
-
-/* OpenSSL's SHA-256 for a store, fetched on first use (a fetch per object
- * would look it up every time) and only when something is hashed: setting
- * OpenSSL up costs about a millisecond, which a status that hashes nothing
- * does not pay. The box is allocated at open, so that const functions and
- * worker threads can fill it: the first fetch to land is kept. */
-struct md_box {
-	_Atomic(EVP_MD *) md;
-};
-
-static const EVP_MD *store_md(const struct mlx_store *s)
-{
-	EVP_MD *md = atomic_load(&s->sha256->md);
-	if (md)
-		return md;
-	EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (!fetched)
-		return NULL;
-	if (!atomic_compare_exchange_strong(&s->sha256->md, &md, fetched)) {
-		EVP_MD_free(fetched);
-		return md;
-	}
-	return fetched;
-}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -77,16 +51,6 @@ static char *join(const char *a, const char *b)
 	return s;
 }
 
-static void to_hex(const unsigned char *md, char *hex)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		hex[2 * i] = digits[md[i] >> 4];
-		hex[2 * i + 1] = digits[md[i] & 15];
-	}
-	hex[64] = '\0';
-}
-
 /* "ab/cdef…" of an id. */
 static void object_name(const char *hex, char name[67])
 {
@@ -97,48 +61,46 @@ static void object_name(const char *hex, char name[67])
 }
 
 /* Hashes fd from offset 0 into hex, copying every byte to out_fd if it is
- * not -1. Returns 0, or -1 with errno set and *failed_write telling which
- * side failed. */
+ * not -1. Returns 0, or -1 with errno set (ENOMEM if OpenSSL failed) and
+ * *failed_write telling which side failed. s is not needed (the digest is
+ * the process's, hash.h), only kept by the callers. */
 static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
 		     int *failed_write)
 {
+	(void)s;
 	unsigned char buf[CHUNK];
 	*failed_write = 0;
-	const EVP_MD *md = store_md(s);
-	EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
-	if (!ctx || !EVP_DigestInit_ex2(ctx, md, NULL)) {
-		EVP_MD_CTX_free(ctx);
-		errno = ENOMEM;
-		return -1;
-	}
+	struct mlx_hash_stream h = {0};
+	int rc = mlx_hash_stream_start(&h, NULL);
 	uint64_t total = 0;
 	off_t off = 0;
-	for (;;) {
+	int sys = 0; /* errno of a failed read or write */
+	while (rc == MLX_OK) {
 		ssize_t n = pread(in_fd, buf, sizeof buf, off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			EVP_MD_CTX_free(ctx);
-			return -1;
-		}
-		if (n == 0)
+			sys = errno;
 			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		if (out_fd >= 0 && mlx_fs_write_all(out_fd, buf, (size_t)n) != 0) {
-			int e = errno;
-			EVP_MD_CTX_free(ctx);
+		}
+		if (n == 0) {
+			rc = mlx_hash_stream_finish(&h, hex, NULL);
+			break;
+		}
+		rc = mlx_hash_stream_update(&h, buf, (size_t)n, NULL);
+		if (rc == MLX_OK && out_fd >= 0 && mlx_fs_write_all(out_fd, buf, (size_t)n) != 0) {
 			*failed_write = 1;
-			errno = e;
-			return -1;
+			sys = errno;
+			break;
 		}
 		off += n;
 		total += (uint64_t)n;
 	}
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned len = 0;
-	EVP_DigestFinal_ex(ctx, digest, &len);
-	EVP_MD_CTX_free(ctx);
-	to_hex(digest, hex);
+	mlx_hash_stream_free(&h);
+	if (sys || rc != MLX_OK) {
+		errno = sys ? sys : ENOMEM;
+		return -1;
+	}
 	*size = total;
 	return 0;
 }
@@ -207,9 +169,7 @@ int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct m
 	s->tmp = join(root, ".mlx/tmp");
 	s->quarantine = join(root, ".mlx/cache/quarantine");
 	gc_lock = join(root, ".mlx/cache/gc.lock");
-	if ((s->sha256 = malloc(sizeof *s->sha256)))
-		atomic_init(&s->sha256->md, NULL);
-	if (!s->root || !cache || !s->objects || !s->tmp || !s->quarantine || !gc_lock || !s->sha256) {
+	if (!s->root || !cache || !s->objects || !s->tmp || !s->quarantine || !gc_lock) {
 		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -260,9 +220,6 @@ void mlx_store_close(struct mlx_store *s)
 	if (s->objects_fd >= 0)
 		close(s->objects_fd);
 	mlx_fs_unlock(s->gc_lock_fd);
-	if (s->sha256)
-		EVP_MD_free(atomic_load(&s->sha256->md));
-	free(s->sha256);
 	pthread_mutex_destroy(&s->lock);
 	free(s->staged);
 	free(s->root);

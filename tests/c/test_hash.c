@@ -27,6 +27,67 @@ static void bytes_match_published_vectors(void **state)
 	assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
+/* The one hex encoder: every byte value, in order, and nothing at all. */
+static void hex_encode_writes_lowercase_pairs(void **state)
+{
+	(void)state;
+	unsigned char bytes[256];
+	char hex[2 * sizeof bytes + 1], want[3];
+	for (int i = 0; i < 256; i++)
+		bytes[i] = (unsigned char)i;
+	memset(hex, 'x', sizeof hex);
+	mlx_hex_encode(bytes, sizeof bytes, hex);
+	assert_int_equal(strlen(hex), 2 * sizeof bytes);
+	for (int i = 0; i < 256; i++) {
+		snprintf(want, sizeof want, "%02x", i);
+		assert_memory_equal(hex + 2 * i, want, 2);
+	}
+	hex[0] = 'x';
+	mlx_hex_encode(bytes, 0, hex);
+	assert_string_equal(hex, "");
+}
+
+/* A stream gives the digest of its parts joined, however they are cut,
+ * and one stream serves many messages in turn. */
+static void stream_of_parts_matches_the_whole(void **state)
+{
+	(void)state;
+	struct mlx_err err;
+	struct mlx_hash_stream h = {0};
+	char hex[MLX_HASH_HEX_SIZE], whole[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_stream_start(&h, &err), MLX_OK);
+	assert_int_equal(mlx_hash_stream_update(&h, "a", 1, &err), MLX_OK);
+	assert_int_equal(mlx_hash_stream_update(&h, "", 0, &err), MLX_OK);
+	assert_int_equal(mlx_hash_stream_update(&h, "bc", 2, &err), MLX_OK);
+	assert_int_equal(mlx_hash_stream_finish(&h, hex, &err), MLX_OK);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_int_equal(mlx_hash_stream_start(&h, &err), MLX_OK);
+	assert_int_equal(mlx_hash_stream_finish(&h, hex, &err), MLX_OK);
+	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+
+	/* 300 KB cut at every block boundary and beside it. */
+	size_t len = 300000;
+	unsigned char *data = malloc(len);
+	assert_non_null(data);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (unsigned char)(i * 2654435761u >> 13);
+	assert_int_equal(mlx_hash_bytes(data, len, whole, &err), MLX_OK);
+	static const size_t cuts[] = {1, 55, 56, 63, 64, 65, 4096, 65537};
+	for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+		assert_int_equal(mlx_hash_stream_start(&h, &err), MLX_OK);
+		for (size_t at = 0; at < len; at += cuts[c]) {
+			size_t n = len - at < cuts[c] ? len - at : cuts[c];
+			assert_int_equal(mlx_hash_stream_update(&h, data + at, n, &err), MLX_OK);
+		}
+		assert_int_equal(mlx_hash_stream_finish(&h, hex, &err), MLX_OK);
+		assert_string_equal(hex, whole);
+	}
+	free(data);
+	mlx_hash_stream_free(&h);
+	assert_null(h.ctx);
+	mlx_hash_stream_free(&h); /* a zeroed stream: nothing to free */
+}
+
 static char *temp_path(const char *name)
 {
 	static char path[256];
@@ -297,6 +358,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bytes_match_published_vectors),
+		cmocka_unit_test(hex_encode_writes_lowercase_pairs),
+		cmocka_unit_test(stream_of_parts_matches_the_whole),
 		cmocka_unit_test(file_spanning_many_reads_matches_vector),
 		cmocka_unit_test(missing_file_is_notfound_with_its_name),
 		cmocka_unit_test(directory_and_fifo_are_refused_without_hanging),
