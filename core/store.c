@@ -678,13 +678,14 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 		return rc;
 	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, (long)getpid(), atomic_fetch_add(&job->counter, 1));
 
-	int in = open(obj, O_RDONLY | O_CLOEXEC);
+	/* Never through a symlink in objects/ (open_object). */
+	int in = open_object(s, f->hex, err);
 	if (in < 0) {
 		close(pfd);
-		if (errno == ENOENT)
+		if (in == MLX_ERR_NOTFOUND)
 			return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT,
 					   "object %s for %s is not in the store; fetch it (mlx pull)", f->hex, dest);
-		return mlx_err_sys(err, errno, "cannot open %s", obj);
+		return in;
 	}
 	enum mlx_link how = job->link;
 	int out = -1, failed_write = 0, made = 0;
@@ -700,8 +701,11 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			rc = corrupt(s, f->hex, dest, err);
 			goto out;
 		}
-		if (how == MLX_LINK_HARDLINK && linkat(AT_FDCWD, obj, pfd, tmp, 0) != 0) {
-			if (errno != EXDEV && errno != EMLINK && errno != EPERM) {
+		/* The link is made to the file opened and verified above. */
+		char opened[32];
+		snprintf(opened, sizeof opened, "/proc/self/fd/%d", in);
+		if (how == MLX_LINK_HARDLINK && linkat(AT_FDCWD, opened, pfd, tmp, AT_SYMLINK_FOLLOW) != 0) {
+			if (errno != EXDEV && errno != EMLINK && errno != EPERM && errno != ENOENT) {
 				rc = mlx_err_sys(err, errno, "cannot link %s", dest);
 				goto out;
 			}

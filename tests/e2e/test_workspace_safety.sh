@@ -90,6 +90,25 @@ is "$?" 0 "nothing was written, inside or outside"
 [ ! -e "$TEST_DIR/pwned" ]
 is "$?" 0 "no payload ever ran"
 
+# ---- an object replaced by a symlink to a file outside -----------------------
+new_project
+echo "secret outside" >"$outside/secret.txt"
+obj=.mlx/cache/objects/${payload:0:2}/${payload:2}
+chmod u+w "$(dirname "$obj")"
+rm -f "$obj" && ln -s "$outside/secret.txt" "$obj"
+rm payload.sh
+mlx checkout
+[ "$RC" -ne 0 ] && [ ! -e payload.sh ]
+is "$?" 0 "checkout does not read an object through a symlink in the store"
+like "$ERR" "not in the store" "it reports the object as missing"
+for s in hardlink symlink; do
+	printf 'return { cache = { link = "%s" } }\n' "$s" >.mlx/config.local.lua
+	mlx checkout
+	[ "$RC" -ne 0 ] && [ ! -e payload.sh ]
+	is "$?" 0 "nor with the $s link strategy"
+done
+rm -f .mlx/config.local.lua "$outside/secret.txt"
+
 # ---- a recipe whose out passes through a symlinked directory ---------------
 new_project
 ln -s "$outside" link
