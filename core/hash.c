@@ -650,13 +650,13 @@ int mlx_hash_manifest(const struct mlx_filelist *list, char **text, size_t *len,
 	return MLX_OK;
 }
 
-int mlx_hash_dir(const char *dir, int jobs, struct mlx_filelist *out, char **text, size_t *len,
-		 char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
+int mlx_hash_dir(const char *dir, int jobs, const struct mlx_progress *progress, struct mlx_filelist *out,
+		 char **text, size_t *len, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
 {
 	*text = NULL;
 	int rc = mlx_hash_walk(dir, NULL, MLX_WALK_TYPES_ONLY, out, err);
 	if (rc == MLX_OK)
-		rc = mlx_hash_files(dir, out, jobs, err);
+		rc = mlx_hash_files_progress(dir, out, jobs, progress, err);
 	if (rc == MLX_OK)
 		rc = mlx_hash_manifest(out, text, len, hex, err);
 	if (rc != MLX_OK)

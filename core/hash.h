@@ -143,6 +143,11 @@ int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, cons
  * MLX_ERR_INTERRUPTED. */
 int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err);
 
+/* As mlx_hash_files, reporting to progress (pool.h; NULL: none). */
+struct mlx_progress;
+int mlx_hash_files_progress(const char *dir, struct mlx_filelist *list, int jobs, const struct mlx_progress *progress,
+			    struct mlx_err *err);
+
 /* As mlx_hash_files, one file at a time per thread through OpenSSL: what
  * mlx_hash_files does on a CPU without SHA-NI (else it hashes two files at
  * a time per thread, sha256.h). For tests and measurements. */
@@ -160,11 +165,11 @@ int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *o
 
 /* Hashes the directory dir whole, without a stat cache: walks it (the
  * rules of mlx_hash_walk, no store links), hashes every file in up to jobs
- * threads and builds the manifest into *text (malloc'ed, caller frees; *len
+ * threads (reporting to progress, or NULL) and builds the manifest into *text (malloc'ed, caller frees; *len
  * its length), its id into hex, the files into out (empty; caller frees).
  * Returns 0 or the first failure, with out emptied and *text NULL. */
-int mlx_hash_dir(const char *dir, int jobs, struct mlx_filelist *out, char **text, size_t *len,
-		 char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err);
+int mlx_hash_dir(const char *dir, int jobs, const struct mlx_progress *progress, struct mlx_filelist *out,
+		 char **text, size_t *len, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err);
 
 /* Returns 1 if s is 64 lowercase hex digits, else 0. */
 int mlx_hash_is_id(const char *s);

@@ -226,7 +226,8 @@ static int hash_one_by_one(void *vjob, struct mlx_pool *pool, struct mlx_err *er
 	return rc;
 }
 
-static int hash_files(const char *dir, struct mlx_filelist *list, int jobs, int accel, struct mlx_err *err)
+static int hash_files(const char *dir, struct mlx_filelist *list, int jobs, int accel,
+		      const struct mlx_progress *progress, struct mlx_err *err)
 {
 	size_t todo = 0;
 	for (size_t i = 0; i < list->len; i++)
@@ -244,9 +245,9 @@ static int hash_files(const char *dir, struct mlx_filelist *list, int jobs, int 
 			jobs = mlx_pool_default_jobs();
 		if ((size_t)jobs > (todo + 1) / 2)
 			jobs = (int)((todo + 1) / 2);
-		rc = mlx_pool_run_workers(list->len, jobs, hash_in_pairs, &job, err);
+		rc = mlx_pool_run_workers_progress(list->len, jobs, hash_in_pairs, &job, progress, err);
 	} else {
-		rc = mlx_pool_run_workers(list->len, jobs, hash_one_by_one, &job, err);
+		rc = mlx_pool_run_workers_progress(list->len, jobs, hash_one_by_one, &job, progress, err);
 	}
 	close(job.dirfd);
 	return rc;
@@ -254,10 +255,16 @@ static int hash_files(const char *dir, struct mlx_filelist *list, int jobs, int 
 
 int mlx_hash_files(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err)
 {
-	return hash_files(dir, list, jobs, mlx_sha256_available(), err);
+	return hash_files(dir, list, jobs, mlx_sha256_available(), NULL, err);
+}
+
+int mlx_hash_files_progress(const char *dir, struct mlx_filelist *list, int jobs, const struct mlx_progress *progress,
+			    struct mlx_err *err)
+{
+	return hash_files(dir, list, jobs, mlx_sha256_available(), progress, err);
 }
 
 int mlx_hash_files_openssl(const char *dir, struct mlx_filelist *list, int jobs, struct mlx_err *err)
 {
-	return hash_files(dir, list, jobs, 0, err);
+	return hash_files(dir, list, jobs, 0, NULL, err);
 }

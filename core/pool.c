@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_JOBS 256
@@ -24,6 +25,7 @@ struct mlx_pool {
 	sem_t done;		/* posted by each worker as it exits */
 	pthread_mutex_t lock;	/* guards first */
 	struct mlx_err first;
+	const struct mlx_progress *progress; /* or NULL */
 };
 
 int mlx_pool_default_jobs(void)
@@ -81,6 +83,22 @@ static int take_items(void *ctx, struct mlx_pool *p, struct mlx_err *err)
 	return MLX_OK;
 }
 
+/* Waits for a worker to finish: at most 100 ms when progress is reported
+ * (then -1 with errno ETIMEDOUT), else as long as it takes. */
+static int wait_done(struct mlx_pool *p)
+{
+	if (!p->progress)
+		return sem_wait(&p->done);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 100 * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	return sem_timedwait(&p->done, &until);
+}
+
 static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 {
 	if (jobs <= 0)
@@ -91,8 +109,10 @@ static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 		jobs = (int)p->n;
 	atomic_init(&p->next, 0);
 	atomic_init(&p->stop, 0);
-	if (jobs <= 1)
-		return p->n > 0 ? p->fn(p->ctx, p, err) : MLX_OK;
+	if (p->n == 0)
+		return MLX_OK;
+	if (jobs <= 1 && !p->progress)
+		return p->fn(p->ctx, p, err);
 
 	mlx_err_clear(&p->first);
 	if (sem_init(&p->done, 0, 0) != 0)
@@ -120,10 +140,16 @@ static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 		return p->fn(p->ctx, p, err);
 	}
 	for (int i = 0; i < started; i++) {
-		while (sem_wait(&p->done) != 0) {
+		while (wait_done(p) != 0) {
 			if (errno == EINTR) {
 				interrupted = 1;
 				atomic_store(&p->stop, 1);
+			} else if (errno == ETIMEDOUT && !interrupted) {
+				size_t next = atomic_load(&p->next);
+				if (p->progress->report(p->progress->ctx, next < p->n ? next : p->n, p->n) != 0) {
+					interrupted = 1;
+					atomic_store(&p->stop, 1);
+				}
 			}
 		}
 	}
@@ -142,14 +168,26 @@ static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 	return MLX_OK;
 }
 
+int mlx_pool_run_workers_progress(size_t n, int jobs, mlx_pool_worker_fn fn, void *ctx,
+				  const struct mlx_progress *progress, struct mlx_err *err)
+{
+	struct mlx_pool p = {.fn = fn, .ctx = ctx, .n = n, .progress = progress};
+	return run(&p, jobs, err);
+}
+
 int mlx_pool_run_workers(size_t n, int jobs, mlx_pool_worker_fn fn, void *ctx, struct mlx_err *err)
 {
-	struct mlx_pool p = {.fn = fn, .ctx = ctx, .n = n};
+	return mlx_pool_run_workers_progress(n, jobs, fn, ctx, NULL, err);
+}
+
+int mlx_pool_run_progress(size_t n, int jobs, mlx_pool_fn fn, void *ctx, const struct mlx_progress *progress,
+			  struct mlx_err *err)
+{
+	struct mlx_pool p = {.fn = take_items, .item_fn = fn, .item_ctx = ctx, .n = n, .progress = progress};
 	return run(&p, jobs, err);
 }
 
 int mlx_pool_run(size_t n, int jobs, mlx_pool_fn fn, void *ctx, struct mlx_err *err)
 {
-	struct mlx_pool p = {.fn = take_items, .item_fn = fn, .item_ctx = ctx, .n = n};
-	return run(&p, jobs, err);
+	return mlx_pool_run_progress(n, jobs, fn, ctx, NULL, err);
 }

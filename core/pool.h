@@ -21,12 +21,28 @@ typedef int (*mlx_pool_fn)(void *ctx, size_t i, struct mlx_err *err);
 /* The default number of threads: the CPUs this process may run on. */
 int mlx_pool_default_jobs(void);
 
+/* Progress of a long run, reported on the calling thread (the one that
+ * waits, never a worker): about every 100 ms, report(ctx, started, n) with
+ * the number of items started so far, so that a caller can show files,
+ * bytes and rate while it waits. With a progress, the work always runs in
+ * worker threads (at least one), so the calling thread is free to report.
+ * A report that returns non-zero stops the run as a signal does
+ * (MLX_ERR_INTERRUPTED): it saw the interruption itself. */
+struct mlx_progress {
+	int (*report)(void *ctx, size_t started, size_t n);
+	void *ctx;
+};
+
 /* Calls fn(ctx, i, err) for every i in 0..n-1 using up to jobs threads
  * (jobs <= 0: mlx_pool_default_jobs()). Returns 0 when every call returned 0.
  * Otherwise no new item is started after the first failure, and the first
  * failure's status and message are returned in err; MLX_ERR_INTERRUPTED if a
  * signal arrived while waiting. */
 int mlx_pool_run(size_t n, int jobs, mlx_pool_fn fn, void *ctx, struct mlx_err *err);
+
+/* As mlx_pool_run, reporting to progress (NULL: none). */
+int mlx_pool_run_progress(size_t n, int jobs, mlx_pool_fn fn, void *ctx, const struct mlx_progress *progress,
+			  struct mlx_err *err);
 
 /* For work that keeps state across items (buffers, several items in flight
  * at once): each thread calls fn(ctx, pool, err) once, and fn takes items
@@ -41,5 +57,9 @@ int mlx_pool_take(struct mlx_pool *pool, size_t *i);
 /* As mlx_pool_run, with fn called once per thread (once in the calling
  * thread if one is enough) over the items 0..n-1. */
 int mlx_pool_run_workers(size_t n, int jobs, mlx_pool_worker_fn fn, void *ctx, struct mlx_err *err);
+
+/* As mlx_pool_run_workers, reporting to progress (NULL: none). */
+int mlx_pool_run_workers_progress(size_t n, int jobs, mlx_pool_worker_fn fn, void *ctx,
+				  const struct mlx_progress *progress, struct mlx_err *err);
 
 #endif

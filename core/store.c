@@ -38,6 +38,7 @@ struct mlx_store {
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
+	const struct mlx_progress *progress; /* of staging, checkout and checks, or NULL */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -227,6 +228,11 @@ void mlx_store_close(struct mlx_store *s)
 	free(s->tmp);
 	free(s->quarantine);
 	free(s);
+}
+
+void mlx_store_set_progress(struct mlx_store *s, const struct mlx_progress *progress)
+{
+	s->progress = progress;
 }
 
 const char *mlx_store_objects_dir(const struct mlx_store *s)
@@ -545,7 +551,7 @@ int mlx_store_stage_files(struct mlx_store *s, const char *dir, struct mlx_filel
 	if (job.dirfd < 0)
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
 	shards_init(&job.shards);
-	rc = mlx_pool_run(list->len, jobs, stage_one, &job, err);
+	rc = mlx_pool_run_progress(list->len, jobs, stage_one, &job, s->progress, err);
 	shards_close(&job.shards);
 	close(job.dirfd);
 	return rc;
@@ -767,7 +773,7 @@ int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struc
 {
 	struct place_job job = {.s = s, .dirfd = dirfd, .dir = dir, .items = items, .link = link};
 	atomic_init(&job.counter, 0);
-	return mlx_pool_run(items->len, jobs, place_one, &job, err);
+	return mlx_pool_run_progress(items->len, jobs, place_one, &job, s->progress, err);
 }
 
 int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_filelist *items, enum mlx_link link,
@@ -1053,7 +1059,7 @@ int mlx_store_check(const struct mlx_store *s, struct mlx_filelist *list, int jo
 {
 	struct check_job job = {.s = s, .list = list};
 	shards_init(&job.shards);
-	int rc = mlx_pool_run(list->len, jobs, check_one, &job, err);
+	int rc = mlx_pool_run_progress(list->len, jobs, check_one, &job, s->progress, err);
 	shards_close(&job.shards);
 	return rc;
 }

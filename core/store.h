@@ -34,6 +34,7 @@
 #include "err.h"
 #include "fs.h"
 #include "hash.h"
+#include "pool.h"
 
 enum mlx_link {
 	MLX_LINK_COPY,		/* reflink (FICLONE) where the file system can, else a copy */
@@ -58,6 +59,10 @@ int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct m
 /* Discards what was staged and not committed, releases the lock, frees s.
  * Safe on NULL. */
 void mlx_store_close(struct mlx_store *s);
+
+/* Reports the progress of later stagings, checkouts and checks to progress
+ * (pool.h; NULL: none), which must outlive those calls. */
+void mlx_store_set_progress(struct mlx_store *s, const struct mlx_progress *progress);
 
 /* The absolute path of the objects directory. */
 const char *mlx_store_objects_dir(const struct mlx_store *s);

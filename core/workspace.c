@@ -14,6 +14,11 @@
 #include "statcache.h"
 
 struct mlx_workspace {
+	struct mlx_progress progress; /* given to the store and the hashing pool */
+	mlx_workspace_report report;  /* the caller's, or NULL */
+	void *report_ctx;
+	uint64_t *prefix;	      /* prefix[i]: bytes of the list's items before i */
+	size_t prefix_n;
 	struct mlx_store *store;
 	struct mlx_statcache *sc;
 	int sc_tried;
@@ -52,6 +57,7 @@ void mlx_workspace_close(struct mlx_workspace *ws)
 {
 	if (!ws)
 		return;
+	free(ws->prefix);
 	mlx_statcache_close(ws->sc);
 	mlx_store_close(ws->store);
 	close(ws->root_fd);
@@ -61,6 +67,43 @@ void mlx_workspace_close(struct mlx_workspace *ws)
 struct mlx_store *mlx_workspace_store(const struct mlx_workspace *ws)
 {
 	return ws->store;
+}
+
+static int report_progress(void *vws, size_t started, size_t n)
+{
+	struct mlx_workspace *ws = vws;
+	uint64_t bytes = 0, total = 0;
+	if (ws->prefix && n == ws->prefix_n) {
+		bytes = ws->prefix[started];
+		total = ws->prefix[n];
+	}
+	return ws->report(ws->report_ctx, started, n, bytes, total);
+}
+
+void mlx_workspace_set_progress(struct mlx_workspace *ws, mlx_workspace_report report, void *ctx)
+{
+	ws->report = report;
+	ws->report_ctx = ctx;
+	ws->progress = (struct mlx_progress){.report = report_progress, .ctx = ws};
+	mlx_store_set_progress(ws->store, report ? &ws->progress : NULL);
+}
+
+/* The progress for a pool over list (NULL when none is wanted), with the
+ * byte counts of its items summed beforehand: workers write sizes while
+ * the calling thread reports. */
+static const struct mlx_progress *progress_over(struct mlx_workspace *ws, const struct mlx_filelist *list)
+{
+	if (!ws->report)
+		return NULL;
+	free(ws->prefix);
+	ws->prefix = malloc((list->len + 1) * sizeof *ws->prefix);
+	ws->prefix_n = list->len;
+	if (ws->prefix) {
+		ws->prefix[0] = 0;
+		for (size_t i = 0; i < list->len; i++)
+			ws->prefix[i + 1] = ws->prefix[i] + list->items[i].size;
+	}
+	return &ws->progress;
 }
 
 const char *mlx_workspace_root(const struct mlx_workspace *ws)
@@ -88,8 +131,10 @@ int mlx_workspace_manifest(struct mlx_workspace *ws, const char *hex, struct mlx
 int mlx_workspace_check_store(struct mlx_workspace *ws, struct mlx_filelist *out, struct mlx_err *err)
 {
 	int rc = mlx_store_list(ws->store, out, err);
-	if (rc == MLX_OK)
+	if (rc == MLX_OK) {
+		progress_over(ws, out);
 		rc = mlx_store_check(ws->store, out, ws->jobs, err);
+	}
 	return rc;
 }
 
@@ -163,8 +208,9 @@ int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, str
 		mlx_statcache_fill(sc, prefix, is_dir, &list, NULL, NULL);
 	int known = is_dir && !put && (flags & MLX_WS_NO_MANIFEST) && sc && mlx_statcache_id(sc, prefix, out->hex);
 	if (!known) {
+		const struct mlx_progress *progress = progress_over(ws, &list);
 		rc = put ? mlx_store_stage_files(ws->store, base, &list, ws->jobs, err)
-			 : mlx_hash_files(base, &list, ws->jobs, err);
+			 : mlx_hash_files_progress(base, &list, ws->jobs, progress, err);
 		if (rc == MLX_OK && is_dir)
 			rc = mlx_hash_manifest(&list, &out->manifest, &out->manifest_len, out->hex, err);
 		if (rc == MLX_OK && sc)
@@ -213,6 +259,7 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
 			   enum mlx_link link, struct mlx_err *err)
 {
+	progress_over(ws, items);
 	if (dir[0] == '/')
 		return mlx_store_checkout_files(ws->store, dir, items, link, ws->jobs, err);
 	int rc = check_relative(dir, 1, err);

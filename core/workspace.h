@@ -43,6 +43,14 @@ void mlx_workspace_close(struct mlx_workspace *ws);
 /* The workspace's store, owned by ws. */
 struct mlx_store *mlx_workspace_store(const struct mlx_workspace *ws);
 
+/* Reports the progress of later long calls (hashing, staging, checkout,
+ * checking the store) on the calling thread, about every 100 ms:
+ * report(ctx, files started, files in all, bytes of those files, bytes in
+ * all); bytes are 0 where sizes are not known beforehand. A report that
+ * returns non-zero stops the call (MLX_ERR_INTERRUPTED). NULL: none. */
+typedef int (*mlx_workspace_report)(void *ctx, size_t files, size_t nfiles, uint64_t bytes, uint64_t nbytes);
+void mlx_workspace_set_progress(struct mlx_workspace *ws, mlx_workspace_report report, void *ctx);
+
 /* The absolute path of the project root, owned by ws. */
 const char *mlx_workspace_root(const struct mlx_workspace *ws);
 

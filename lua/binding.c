@@ -259,3 +259,19 @@ const char *mlx_lua_number_text(double x, char buf[MLX_LUA_NUMBER_SIZE])
 	}
 	return buf;
 }
+
+int mlx_lua_report(lua_State *L, int ref, lua_Integer files, lua_Integer nfiles, lua_Integer bytes,
+		   lua_Integer nbytes)
+{
+	if (!lua_checkstack(L, 6))
+		return 0;
+	int top = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_pushinteger(L, files);
+	lua_pushinteger(L, nfiles);
+	lua_pushinteger(L, bytes);
+	lua_pushinteger(L, nbytes);
+	int rc = lua_pcall(L, 4, 0, 0);
+	lua_settop(L, top);
+	return rc != LUA_OK;
+}

@@ -94,6 +94,17 @@ void *mlx_lua_box(lua_State *L, size_t size, mlx_lua_release release);
  * can be filled again; it releases once more only if it was. */
 void mlx_lua_box_release(lua_State *L, int idx);
 
+/* ---- progress of long core calls ------------------------------------------- */
+
+/* Calls the Lua function registered as ref (luaL_ref in the registry) with
+ * (files, nfiles, bytes, nbytes), from C code running on L's thread while a
+ * long core call waits for its workers (a progress report, pool.h). Runs it
+ * under lua_pcall, so that nothing unwinds through the waiting C code, and
+ * leaves the stack as it was. Returns 0, or 1 when the function raised (an
+ * interruption among others): the core call should then stop. */
+int mlx_lua_report(lua_State *L, int ref, lua_Integer files, lua_Integer nfiles, lua_Integer bytes,
+		   lua_Integer nbytes);
+
 /* ---- numbers as text -------------------------------------------------------- */
 
 /* Enough for any number mlx_lua_number_text writes, with its NUL. */

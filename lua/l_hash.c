@@ -4,6 +4,7 @@
 
 #include "binding.h"
 #include "hash.h"
+#include "pool.h"
 
 /* mlx.hash.bytes(s) -> hex. Raises only on OpenSSL failure. */
 static int hash_bytes(lua_State *L)
@@ -47,20 +48,41 @@ static void release_walk(void *contents)
 	box->text = NULL;
 }
 
-/* mlx.hash.dir(path[, {jobs = n}]) -> id, size, files, manifest
- * | nil, message, code. id is the SHA-256 of the manifest text (one line
- * per regular file: "<sha256> <size> <644|755> <path>", sorted); size is the
- * total of the files' sizes. Symlinks, fifos and devices are refused. */
+struct dir_progress {
+	lua_State *L;
+	int ref;
+};
+
+static int report(void *ctx, size_t files, size_t nfiles)
+{
+	struct dir_progress *p = ctx;
+	return mlx_lua_report(p->L, p->ref, (lua_Integer)files, (lua_Integer)nfiles, 0, 0);
+}
+
+/* mlx.hash.dir(path[, {jobs = n, progress = fn}]) -> id, size, files,
+ * manifest | nil, message, code. id is the SHA-256 of the manifest text (one
+ * line per regular file: "<sha256> <size> <644|755> <path>", sorted); size
+ * is the total of the files' sizes. Symlinks, fifos and devices are
+ * refused. fn(files, nfiles, 0, 0) is called about every 100 ms while the
+ * files are hashed; an error raised by it stops the hashing. */
 static int hash_dir(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	int jobs = (int)mlx_lua_optfield_integer(L, 2, "jobs", 0);
+	struct dir_progress dp = {L, LUA_NOREF};
+	struct mlx_progress progress = {report, &dp};
+	if (!lua_isnoneornil(L, 2) && lua_getfield(L, 2, "progress") != LUA_TNIL) {
+		luaL_argcheck(L, lua_isfunction(L, -1), 2, "field 'progress' must be a function");
+		dp.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
 	struct walk_box *box = mlx_lua_box(L, sizeof *box, release_walk);
 	struct mlx_filelist *list = &box->list;
 	struct mlx_err err;
 	char hex[MLX_HASH_HEX_SIZE];
 	size_t len = 0;
-	if (mlx_hash_dir(path, jobs, list, &box->text, &len, hex, &err) != MLX_OK)
+	int rc = mlx_hash_dir(path, jobs, dp.ref == LUA_NOREF ? NULL : &progress, list, &box->text, &len, hex, &err);
+	luaL_unref(L, LUA_REGISTRYINDEX, dp.ref);
+	if (rc != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	uint64_t total = 0;
 	for (size_t i = 0; i < list->len; i++)

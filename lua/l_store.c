@@ -20,6 +20,8 @@
 
 struct lstore {
 	struct mlx_workspace *ws;
+	lua_State *L;	  /* of the method running now, for progress reports */
+	int progress_ref; /* the function of st:progress, or LUA_NOREF */
 };
 
 /* What a method builds in C lives in a box (binding.h) while Lua runs, so
@@ -57,7 +59,34 @@ static struct lstore *check_open(lua_State *L)
 	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
 	if (!ls->ws)
 		luaL_error(L, "attempt to use a closed store");
+	ls->L = L; /* progress reports run on the thread of the current call */
 	return ls;
+}
+
+static int report(void *vls, size_t files, size_t nfiles, uint64_t bytes, uint64_t nbytes)
+{
+	struct lstore *ls = vls;
+	return mlx_lua_report(ls->L, ls->progress_ref, (lua_Integer)files, (lua_Integer)nfiles, (lua_Integer)bytes,
+			      (lua_Integer)nbytes);
+}
+
+/* st:progress(fn | nil): later hashing, storing, checkout and checks call
+ * fn(files, nfiles, bytes, nbytes) about every 100 ms while they run (bytes
+ * are 0 where sizes are not known beforehand); an error raised by fn stops
+ * the call ("interrupted"). */
+static int store_progress(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	luaL_unref(L, LUA_REGISTRYINDEX, ls->progress_ref);
+	ls->progress_ref = LUA_NOREF;
+	if (lua_isfunction(L, 2)) {
+		lua_settop(L, 2);
+		ls->progress_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	mlx_workspace_set_progress(ls->ws, ls->progress_ref == LUA_NOREF ? NULL : report, ls);
+	return 0;
 }
 
 static struct mlx_store *store_of(lua_State *L)
@@ -226,13 +255,15 @@ static int store_checkout(lua_State *L)
 		lua_getfield(L, -1, "path");
 		lua_getfield(L, -2, "hash");
 		lua_getfield(L, -3, "mode");
-		const char *path = lua_tostring(L, -3), *hex = lua_tostring(L, -2);
+		lua_getfield(L, -4, "size"); /* optional: for progress reports */
+		const char *path = lua_tostring(L, -4), *hex = lua_tostring(L, -3);
 		if (!path || !*path || !hex || !mlx_hash_is_id(hex))
 			return luaL_error(L, "entry %d needs a path and a hash (64 hex digits)", (int)i);
-		uint32_t mode = parse_mode(L, -1);
-		if (mlx_filelist_push(&w->list, path, 0, mode, hex, &err) != MLX_OK)
+		uint32_t mode = parse_mode(L, -2);
+		lua_Integer size = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+		if (mlx_filelist_push(&w->list, path, size > 0 ? (uint64_t)size : 0, mode, hex, &err) != MLX_OK)
 			return luaL_error(L, "out of memory");
-		lua_pop(L, 4);
+		lua_pop(L, 5);
 	}
 	int rc = mlx_workspace_checkout(ls->ws, dir, &w->list, link, &err);
 	free_work(w);
@@ -389,6 +420,8 @@ static int store_close(lua_State *L)
 	struct lstore *ls = luaL_checkudata(L, 1, STORE_MT);
 	mlx_workspace_close(ls->ws);
 	ls->ws = NULL;
+	luaL_unref(L, LUA_REGISTRYINDEX, ls->progress_ref);
+	ls->progress_ref = LUA_NOREF;
 	return 0;
 }
 
@@ -415,6 +448,8 @@ static int store_open(lua_State *L)
 	int jobs = (int)mlx_lua_optfield_integer(L, 2, "jobs", 0);
 	struct lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);
 	ls->ws = NULL;
+	ls->L = L;
+	ls->progress_ref = LUA_NOREF;
 	luaL_setmetatable(L, STORE_MT);
 	struct mlx_err err;
 	if (mlx_workspace_open(root, flags, jobs, &ls->ws, &err) != MLX_OK)
@@ -463,6 +498,7 @@ static const luaL_Reg store_methods[] = {
 	{"objects", store_objects},
 	{"check", store_check},
 	{"objects_dir", store_objects_dir},
+	{"progress", store_progress},
 	{"close", store_close},
 	{NULL, NULL},
 };

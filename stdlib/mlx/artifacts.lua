@@ -126,8 +126,11 @@ function M.link_strategy(root)
   return link
 end
 
+-- opts.progress: a function for st:progress (mlx.progress), or nil.
 local function open_store(root, opts)
-  return require("mlx.store").open(root, { jobs = opts and opts.jobs })
+  local st, err, code = require("mlx.store").open(root, { jobs = opts and opts.jobs })
+  if st and opts and opts.progress then st:progress(opts.progress) end
+  return st, err, code
 end
 
 -- The record pinned in the lock for what st:put or st:hash returned.

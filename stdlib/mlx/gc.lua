@@ -190,6 +190,7 @@ end
 function M.fsck(root, opts)
   local st, err, code = require("mlx.store").open(root, { jobs = opts and opts.jobs })
   if not st then return nil, err, code end
+  if opts and opts.progress then st:progress(opts.progress) end
   local checked, bad = st:check()
   if not checked then
     st:close()

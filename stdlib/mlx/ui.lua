@@ -49,6 +49,13 @@ function M.note(message)
   io.stderr:write("mlx: ", tostring(message), "\n")
 end
 
+--- Returns true when stderr is a terminal that gets live, redrawn lines:
+--- not in CI, not with NO_COLOR set or TERM=dumb (plain output asked for).
+function M.live_terminal()
+  if not require("mlx.core").isatty(2) then return false end
+  return not os.getenv("CI") and not os.getenv("NO_COLOR") and os.getenv("TERM") ~= "dumb"
+end
+
 --- Returns the exit code for a failure code of the mlx.* modules (the
 --- third value of `nil, message, code`): bad input ("invalid", "notfound",
 --- which includes a corrupt lock file, and the code also_bad_input if

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "pool.h"
 
@@ -117,6 +118,53 @@ static void a_failing_worker_stops_the_others(void **state)
 	assert_true(atomic_load(&after) < 900000);
 }
 
+static int slow_item(void *ctx, size_t i, struct mlx_err *err)
+{
+	(void)ctx;
+	(void)i;
+	(void)err;
+	usleep(5000);
+	return MLX_OK;
+}
+
+struct reports {
+	int calls, stop_after;
+	size_t last, n;
+};
+
+static int count_report(void *ctx, size_t started, size_t n)
+{
+	struct reports *r = ctx;
+	assert_true(started >= r->last); /* never goes back */
+	assert_true(started <= n);
+	r->last = started;
+	r->n = n;
+	return ++r->calls == r->stop_after;
+}
+
+static void progress_is_reported_on_the_calling_thread(void **state)
+{
+	(void)state;
+	struct reports r = {0};
+	struct mlx_progress progress = {count_report, &r};
+	struct mlx_err err;
+	/* One job: with a progress the work still runs in a thread of its own. */
+	assert_int_equal(mlx_pool_run_progress(100, 1, slow_item, NULL, &progress, &err), MLX_OK);
+	assert_true(r.calls >= 2); /* 100 × 5 ms, a report every 100 ms */
+	assert_int_equal(r.n, 100);
+}
+
+static void a_report_can_stop_the_run(void **state)
+{
+	(void)state;
+	struct reports r = {.stop_after = 1};
+	struct mlx_progress progress = {count_report, &r};
+	struct mlx_err err;
+	assert_int_equal(mlx_pool_run_progress(1000, 2, slow_item, NULL, &progress, &err), MLX_ERR_INTERRUPTED);
+	assert_int_equal(r.calls, 1);
+	assert_true(r.last < 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +172,8 @@ int main(void)
 		cmocka_unit_test(first_failure_is_returned_with_its_message),
 		cmocka_unit_test(workers_take_every_item_exactly_once),
 		cmocka_unit_test(a_failing_worker_stops_the_others),
+		cmocka_unit_test(progress_is_reported_on_the_calling_thread),
+		cmocka_unit_test(a_report_can_stop_the_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

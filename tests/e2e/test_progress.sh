@@ -39,6 +39,21 @@ rm -r out/1.txt out/2.txt
 STEPS=200 "$MLX" recipe wide.lua -q >q.out 2>q.err
 is "$(cat q.out q.err)" "" "-q prints nothing when all goes well"
 
+# Long data work on a terminal: files, bytes and rate, then the line is
+# cleared; in CI, nothing of it.
+mkdir data
+for i in $(seq 1 200); do head -c 2000000 /dev/urandom >"data/f$i"; done
+TERM=xterm MLX_PROGRESS_AFTER=0 script -qefc "env -u CI -u NO_COLOR '$MLX' add -j1 data" add.log >/dev/null 2>&1
+is "$?" 0 "mlx add of 400 MB on a terminal succeeds"
+grep -aqE 'adding [0-9]+/200 files, [0-9.]+ MB of 400\.0 MB, [0-9.]+ [kMG]?B/s' add.log
+is "$?" 0 "and shows files, bytes and rate while it works"
+rm -r data/f1
+TERM=xterm MLX_PROGRESS_AFTER=0 script -qefc "env -u CI -u NO_COLOR '$MLX' checkout -j1" co.log >/dev/null 2>&1
+grep -aqE 'updated +data' co.log
+is "$?" 0 "mlx checkout on a terminal restores as before"
+CI=true MLX_PROGRESS_AFTER=0 "$MLX" hash -j1 data >hash.out 2>hash.err
+is "$(cat hash.err)" "" "in CI, hashing prints no progress"
+
 cat >fail.lua <<'LUA'
 local p = require("mlx").pipeline "fails"
 p:step "bad" { outs = { "x" }, cmd = "echo why it broke >&2; exit 3" }

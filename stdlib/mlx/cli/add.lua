@@ -32,7 +32,9 @@ are then untouched).]],
   args = { min = 1, name = "at least one PATH" },
   main = function(opts, paths)
     local root = project.require_root()
-    local results, err, code = artifacts.add(root, paths, { jobs = opts.jobs })
+    local bar = require("mlx.progress").new("adding")
+    local results, err, code = artifacts.add(root, paths, { jobs = opts.jobs, progress = bar.report })
+    bar:done()
     if not results then ui.fail(ui.exit_code_for(code), "%s", err) end
     for _, r in ipairs(results) do
       local shown = r.path .. (r.entry.type == "dir" and "/" or "")

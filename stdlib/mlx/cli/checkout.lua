@@ -23,7 +23,10 @@ are removed under the same rule.]],
   },
   main = function(opts, paths)
     local root = project.require_root()
-    local changes, err, code = artifacts.checkout(root, paths, { force = opts.force, jobs = opts.jobs })
+    local bar = require("mlx.progress").new("checking out")
+    local changes, err, code = artifacts.checkout(root, paths, { force = opts.force, jobs = opts.jobs,
+      progress = bar.report })
+    bar:done()
     if not changes then ui.fail(ui.exit_code_for(code), "%s", err) end
     local changed = 0
     for _, c in ipairs(changes) do

@@ -37,7 +37,9 @@ code is then 2.]],
     for _, path in ipairs(paths) do
       local st = fs.stat(path)
       if st and st.type == "directory" then
-        local id, size, files, manifest = hash.dir(path, { jobs = opts.jobs })
+        local bar = require("mlx.progress").new("hashing")
+        local id, size, files, manifest = hash.dir(path, { jobs = opts.jobs, progress = bar.report })
+        bar:done()
         if not id then
           ui.error(size)
           code = ui.EXIT.USAGE

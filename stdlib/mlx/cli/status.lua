@@ -19,7 +19,9 @@ local function show_list(label, paths, base, limit)
 end
 
 local function artifacts_section(root, opts)
-  local results, err, code = artifacts.status(root, { jobs = opts.jobs, diff = true })
+  local bar = require("mlx.progress").new("hashing")
+  local results, err, code = artifacts.status(root, { jobs = opts.jobs, diff = true, progress = bar.report })
+  bar:done()
   if not results then ui.fail(ui.exit_code_for(code), "%s", err) end
   local stale = 0
   for _, r in ipairs(results) do

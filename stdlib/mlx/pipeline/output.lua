@@ -15,18 +15,10 @@ local M = {}
 local Output = {}
 Output.__index = Output
 
--- Whether stderr gets a live line: a terminal that is not a CI log and
--- where the user did not ask for plain output.
-local function wants_live()
-  if not core.isatty(2) then return false end
-  local term = os.getenv("TERM")
-  return not os.getenv("CI") and not os.getenv("NO_COLOR") and term ~= "dumb"
-end
-
 --- Returns an output for one pipeline run of total steps; quiet = true
 --- prints only failures.
 function M.new(quiet, total)
-  return setmetatable({ quiet = quiet, live = wants_live(), shown = false, total = total or 0, done = 0,
+  return setmetatable({ quiet = quiet, live = ui.live_terminal(), shown = false, total = total or 0, done = 0,
     began = core.clock(), drawn_at = -1 }, Output)
 end
 
