@@ -7,11 +7,13 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -128,8 +130,29 @@ static void remove_dir_files(const char *dir)
 	rmdir(dir);
 }
 
+/* The pid in a temp directory's name, "put-PID-XXXXXX" or "new-PID-XXXXXX";
+ * 0 when the name has none. */
+static pid_t batch_owner(const char *name)
+{
+	char *end;
+	long pid = strtol(name + 4, &end, 10);
+	return (end != name + 4 && *end == '-' && pid > 0) ? (pid_t)pid : 0;
+}
+
+/* Whether no process of this pid namespace has this pid. */
+static int pid_is_dead(pid_t pid)
+{
+	return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
 /* Temp directories of processes that died (kill -9, power cut) hold
- * nothing anyone points at: their .lock is free, so they are removed. */
+ * nothing anyone points at, and are removed. A batch directory appears
+ * under its "put-" name only already locked by its owner (ensure_batch), so
+ * one whose lock this process can take is stale. A "new-" directory is one
+ * an owner has made but not yet locked: it is removed only once that owner
+ * is dead, so a live owner never loses it between mkdtemp and the lock.
+ * The lock file is opened, never created: a directory without one is
+ * being removed by its owner, and is left to it unless the owner is dead. */
 static void remove_stale_batches(const char *tmp)
 {
 	DIR *d = opendir(tmp);
@@ -137,15 +160,22 @@ static void remove_stale_batches(const char *tmp)
 		return;
 	struct dirent *ent;
 	while ((ent = readdir(d)) != NULL) {
-		if (strncmp(ent->d_name, "put-", 4) != 0)
+		int made = strncmp(ent->d_name, "new-", 4) == 0;
+		if (!made && strncmp(ent->d_name, "put-", 4) != 0)
+			continue;
+		if (made && !pid_is_dead(batch_owner(ent->d_name)))
 			continue;
 		char *dir = join(tmp, ent->d_name);
 		char *lock = dir ? join(dir, LOCK_NAME) : NULL;
-		int fd = -1;
-		if (lock && mlx_fs_lock(lock, 0, 0, &fd, NULL) == MLX_OK) {
+		int fd = lock ? open(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1;
+		int stale = 0;
+		if (fd >= 0)
+			stale = flock(fd, LOCK_EX | LOCK_NB) == 0;
+		else if (lock && errno == ENOENT)
+			stale = pid_is_dead(batch_owner(ent->d_name));
+		if (stale)
 			remove_dir_files(dir);
-			mlx_fs_unlock(fd);
-		}
+		mlx_fs_unlock(fd);
 		free(lock);
 		free(dir);
 	}
@@ -417,19 +447,38 @@ static int create_temp(struct mlx_store *s, char name[24], int flags)
 	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 }
 
+/* Makes the batch directory and takes its lock. The directory is made as
+ * "new-PID-XXXXXX", locked, then renamed to "put-PID-XXXXXX": another
+ * process's clean-up (remove_stale_batches) takes a free lock on a "put-"
+ * directory as proof that its owner is gone, so one must never be seen
+ * unlocked. */
 static int ensure_batch(struct mlx_store *s, struct mlx_err *err)
 {
 	if (s->batch)
 		return MLX_OK;
-	char tmpl[PATH_MAX];
-	snprintf(tmpl, sizeof tmpl, "%s/put-%ld-XXXXXX", s->tmp, (long)getpid());
-	if (!mkdtemp(tmpl))
+	char made[PATH_MAX], tmpl[PATH_MAX];
+	int n = snprintf(made, sizeof made, "%s/new-%ld-XXXXXX", s->tmp, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof made)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", s->tmp);
+	if (!mkdtemp(made))
 		return mlx_err_sys(err, errno, "cannot create a temp directory in %s", s->tmp);
+	snprintf(tmpl, sizeof tmpl, "%s/put-%s", s->tmp, made + strlen(s->tmp) + 5);
 	char lock[PATH_MAX + sizeof LOCK_NAME];
-	snprintf(lock, sizeof lock, "%s/" LOCK_NAME, tmpl);
+	snprintf(lock, sizeof lock, "%s/" LOCK_NAME, made);
 	int rc = mlx_fs_lock(lock, 0, 0, &s->batch_lock_fd, err);
 	if (rc != MLX_OK) {
-		rmdir(tmpl);
+		unlink(lock);
+		rmdir(made);
+		return rc;
+	}
+	/* RENAME_NOREPLACE: a "put-" of the same suffix can only be a stale
+	 * one of an earlier process with this pid; never merge into it. */
+	if (renameat2(AT_FDCWD, made, AT_FDCWD, tmpl, RENAME_NOREPLACE) != 0) {
+		rc = mlx_err_sys(err, errno, "cannot rename %s to %s", made, tmpl);
+		unlink(lock);
+		rmdir(made);
+		mlx_fs_unlock(s->batch_lock_fd);
+		s->batch_lock_fd = -1;
 		return rc;
 	}
 	s->batch_fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -438,6 +487,7 @@ static int ensure_batch(struct mlx_store *s, struct mlx_err *err)
 		if (s->batch_fd >= 0)
 			close(s->batch_fd);
 		s->batch_fd = -1;
+		snprintf(lock, sizeof lock, "%s/" LOCK_NAME, tmpl);
 		unlink(lock);
 		rmdir(tmpl);
 		mlx_fs_unlock(s->batch_lock_fd);
