@@ -75,16 +75,41 @@ local function invalid(root, fmt, ...)
     "; fix it or restore it from git (git checkout -- " .. M.NAME .. ")", "invalid"
 end
 
+-- The line number of the first git conflict marker ("<<<<<<< ") in the
+-- file at path, or nil. Asked only of a lock that is not valid JSON: during
+-- a merge the usual advice, 'git checkout -- mlx.lock', is refused by git.
+local function merge_conflict_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = 0
+  for line in f:lines() do
+    n = n + 1
+    if line:sub(1, 8) == "<<<<<<< " or line == "<<<<<<<" then
+      f:close()
+      return n
+    end
+  end
+  f:close()
+  return nil
+end
+
 --- Reads and validates the lock of the project at root. Returns the lock
 --- as a table ({version = 1} when there is no file yet), or nil, a message
 --- naming the file and the problem, and "invalid" (a corrupt lock, which
---- the CLI reports with exit code 2) or an I/O code.
+--- the CLI reports with exit code 2; a lock in a git merge conflict is
+--- named as such, with the commands that resolve it) or an I/O code.
 function M.read(root)
   local path = M.path(root)
   if not fs.stat(path) then return { version = M.VERSION } end
   local doc, err, code = json.load(path)
   if doc == nil then
     if code == "invalid" then
+      local conflict = merge_conflict_line(path)
+      if conflict then
+        return nil, ("%s:%d: unresolved git merge conflict; take one side with"
+          .. " 'git checkout --ours %s' or 'git checkout --theirs %s', then re-pin with"
+          .. " 'mlx recipe RECIPE' or 'mlx add PATH'"):format(path, conflict, M.NAME, M.NAME), "invalid"
+      end
       return nil, err .. "; fix it or restore it from git (git checkout -- " .. M.NAME .. ")", "invalid"
     end
     return nil, err, code
