@@ -136,12 +136,28 @@ local function is_link_entry(o)
   return not is_id(o.id)
 end
 
---- Deletes the objects no provider refers to, and every symbolic link in
---- the store (the link itself, never what it points to: a link is not an
---- object, whatever its name); with opts.dry_run only lists them. Holds
---- the store exclusively (fails with "busy" if another mlx process has it
---- open). Returns {removed = {{id, size}…}, bytes, kept = n, links =
---- {name…}} (names below .mlx/cache/objects/), or nil, message, code.
+-- Removes (with dry_run only counts) the events files that steps of
+-- pipelines wrote (.mlx/tmp/events-<run id>.jsonl) and no engine ingested
+-- and removed: its mlx was killed, or its database failed. Called only
+-- while gc holds the store exclusively: every engine holds it shared for its
+-- whole run, so no live mlx of this project can own one of these files.
+-- Returns how many.
+local function remove_stale_events(root, dry_run)
+  local dir = root .. "/.mlx/tmp"
+  local n = 0
+  for _, name in ipairs(fs.list(dir) or {}) do
+    if name:match("^events%-.+%.jsonl$") and (dry_run or os.remove(dir .. "/" .. name)) then n = n + 1 end
+  end
+  return n
+end
+
+--- Deletes the objects no provider refers to, every symbolic link in the
+--- store (the link itself, never what it points to: a link is not an
+--- object, whatever its name) and the events files of steps whose mlx died;
+--- with opts.dry_run only lists them. Holds the store exclusively (fails
+--- with "busy" if another mlx process has it open). Returns {removed =
+--- {{id, size}…}, bytes, kept = n, links = {name…}, events = n} (names below
+--- .mlx/cache/objects/), or nil, message, code.
 function M.gc(root, opts)
   opts = opts or {}
   local st, err, code = open_exclusive(root)
@@ -153,7 +169,8 @@ function M.gc(root, opts)
     st:close()
     return nil, err, code
   end
-  local result = { removed = {}, bytes = 0, kept = 0, links = {} }
+  local result = { removed = {}, bytes = 0, kept = 0, links = {},
+    events = remove_stale_events(root, opts.dry_run) }
   for _, o in ipairs(objects) do
     local link = is_link_entry(o)
     if not link and keep[o.id] then

@@ -9,7 +9,8 @@ return {
   description = [[
 Deletes the objects in .mlx/cache/objects/ that are referred to by neither
 mlx.lock, the run-cache (.mlx/cache/runs/) nor a registered model version
-(.mlx/runs.db). Objects of older versions of your data are only in git
+(.mlx/runs.db), and the events files of steps whose mlx was killed
+(.mlx/tmp/events-*.jsonl). Objects of older versions of your data are only in git
 history: check out the commit and run mlx pull to get them back from a
 remote. A symbolic link in the store (in the place of an object or of a
 directory of objects) is not an object: the link itself is deleted, never
@@ -34,6 +35,10 @@ bytes. Stops with exit 1 if another mlx process is using the store.]],
     end
     ui.out(("%s %d object%s, %s; kept %d"):format(opts.dry_run and "would remove" or "removed",
       #result.removed, #result.removed == 1 and "" or "s", ui.format_size(result.bytes), result.kept))
+    if result.events > 0 then
+      ui.out(("%s %d stale events file%s (.mlx/tmp/events-*.jsonl)"):format(
+        opts.dry_run and "would remove" or "removed", result.events, result.events == 1 and "" or "s"))
+    end
     return ui.EXIT.OK
   end,
 }

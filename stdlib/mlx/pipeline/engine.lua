@@ -377,11 +377,20 @@ function Engine:spawn(step, ev, run)
   return job
 end
 
+-- Ingests the rest of a finished step's events file, then removes the file:
+-- its lines are in the database now. A file that could not be ingested (the
+-- database failed) is kept; mlx gc removes it once no mlx uses the project.
+local function finish_events(events)
+  local n, malformed = events:finish()
+  if n then os.remove(events.path) end
+  return malformed
+end
+
 function Engine:reap(job, result)
   job.handle:close()
   if job.log.file then job.log.file:close() end
   if job.events then
-    local _, malformed = job.events:finish()
+    local malformed = finish_events(job.events)
     for _, bad in ipairs(malformed or {}) do
       ui.warn(("step '%s': events line %d skipped (%s): %s"):format(job.step.name, bad.line, bad.why, bad.text))
     end
@@ -501,7 +510,7 @@ function Engine:kill_running(status)
   for _, job in ipairs(self.running) do
     job.handle:close()
     if job.log.file then job.log.file:close() end
-    if job.events then pcall(job.events.finish, job.events) end
+    if job.events then pcall(finish_events, job.events) end
     if job.run then pcall(job.run.finish, job.run, status, { message = "interrupted" }) end
     self.results[job.step] = "killed"
   end
