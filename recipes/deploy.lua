@@ -100,7 +100,8 @@ local P = read_params(arg or {})
 local cases = load_cases(P.smoke)
 local reg, rerr = registry.default()
 if not reg then ui.usage_error("deploy.lua: %s", rerr) end
-local function say(fmt, ...) print(fmt:format(...)) end
+-- The server's URL may carry a token: what the recipe prints hides it.
+local function say(fmt, ...) print(http.redact(fmt:format(...))) end
 
 -- ---- what to deploy -------------------------------------------------------------
 

@@ -64,11 +64,11 @@ local function get_client()
   return client
 end
 
---- Returns url with any user name and password replaced by "***", the form
---- used in every message, so credentials in a URL are never shown.
-function M.redact(url)
-  return (url:gsub("^(%a[%w+.-]*://)[^/?#@]*@", "%1***@", 1))
-end
+--- Returns url (or any text) with its secrets hidden — user name and
+--- password, and the values of secret query parameters ("?token=***"): the
+--- form used in every message, so credentials in a URL are never shown.
+--- The names are mlx.redact's (a documented list, plus the project's).
+M.redact = require("mlx.redact").text
 
 -- Misuse found while preparing a request is raised as a table and re-raised
 -- by request() at the caller's line.
@@ -270,10 +270,11 @@ local function send(opts)
     if not retry or attempt == attempts then break end
     local delay = delay_before(attempt, o, res)
     if o.on_retry then
-      o.on_retry { attempt = attempt, delay = delay, status = res and res.status, error = not res and err or nil, code = code }
+      o.on_retry { attempt = attempt, delay = delay, status = res and res.status,
+        error = not res and M.redact(err) or nil, code = code }
     end
     if o.verbose then
-      local why = res and ("%d %s"):format(res.status, res.reason) or err
+      local why = res and ("%d %s"):format(res.status, res.reason) or M.redact(err)
       require("mlx.ui").note(("%s: %s; retry %d of %d in %.1f s"):format(o.name, why, attempt, attempts - 1, delay))
     end
     core.sleep(delay) -- Ctrl-C ends it, and raises at once
@@ -284,7 +285,8 @@ local function send(opts)
       setmetatable(extra, Response)
       extra.path, extra.attempts = o.out_file, attempt
     end
-    return nil, ("%s: %s%s"):format(o.name, err, tries), code, extra
+    -- libcurl's own detail may quote the URL: the whole line is redacted.
+    return nil, M.redact(("%s: %s%s"):format(o.name, err, tries)), code, extra
   end
   setmetatable(res, Response)
   res.path = o.out_file

@@ -16,6 +16,7 @@ local filter = require "mlx.track.filter"
 local fs = require "mlx.fs"
 local hash = require "mlx.hash"
 local project = require "mlx.project"
+local redact = require "mlx.redact"
 local rundb = require "mlx.rundb"
 
 local M = {}
@@ -147,6 +148,53 @@ function Run:log_artifact(path, role)
   return self:record_artifact(facts)
 end
 
+-- ---- secrets never reach the database ----------------------------------------
+
+-- Every text mlx records of a run — its command line, params, tags and end
+-- message — passes through mlx.redact, so a URL with a token in its query
+-- string is stored with the token hidden. The C methods are wrapped here,
+-- where the policy lives, and so is __close, which records the error that
+-- ended a run's scope.
+local function redact_values(values)
+  if type(values) ~= "table" then return values end
+  local copy = {}
+  for k, v in pairs(values) do copy[k] = redact.text(v) end
+  return copy
+end
+
+local c_log_param, c_log_params, c_set_tag, c_set_tags, c_finish =
+  Run.log_param, Run.log_params, Run.set_tag, Run.set_tags, Run.finish
+
+function Run:log_param(key, value) return c_log_param(self, key, redact.text(value)) end
+function Run:log_params(values) return c_log_params(self, redact_values(values)) end
+function Run:set_tag(key, value) return c_set_tag(self, key, redact.text(value)) end
+function Run:set_tags(values) return c_set_tags(self, redact_values(values)) end
+
+function Run:finish(status, opts)
+  if type(opts) == "table" and type(opts.message) == "string" then
+    local copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.message = redact.text(opts.message)
+    opts = copy
+  end
+  return c_finish(self, status, opts)
+end
+
+-- Replaces __close of the runs' metatable (reached through the first run)
+-- by one that hides secrets in the error it records.
+local close_wrapped = false
+local function wrap_close(run)
+  if close_wrapped then return end
+  close_wrapped = true
+  local meta = getmetatable(run)
+  if type(meta) ~= "table" then return end
+  local c_close = meta.__close
+  meta.__close = function(r, err)
+    if err ~= nil then err = redact.text(tostring(err)) end
+    return c_close(r, err)
+  end
+end
+
 -- ---- a database --------------------------------------------------------------
 
 local Store = {}
@@ -184,10 +232,11 @@ function Store:start_run(info)
   if git == nil then git = M.git_context(".") elseif git == false then git = {} end
   local run, err, code = self.db:start_run {
     parent = parent, recipe = info.recipe, recipe_hash = info.recipe_hash, step = info.step,
-    step_key = info.step_key, command = info.command, log_path = info.log_path,
+    step_key = info.step_key, command = redact.text(info.command), log_path = info.log_path,
     git_commit = git.commit, git_branch = git.branch, git_dirty = git.dirty,
   }
   if not run then return nil, err, code end
+  wrap_close(run)
   if info.params then run:log_params(info.params) end
   if info.tags then run:set_tags(info.tags) end
   self.open_runs[run] = true

@@ -33,20 +33,26 @@ function M.is_failure(err)
   return getmetatable(err) == Failure
 end
 
---- Prints "mlx: error: MESSAGE" on stderr.
-function M.error(message)
-  io.stderr:write("mlx: error: ", tostring(message), "\n")
+-- Every message on stderr passes through mlx.redact: a URL with a token in
+-- its query string, quoted in any error, is shown with the token hidden.
+local function redacted(message)
+  return require("mlx.redact").text(tostring(message))
 end
 
---- Prints "mlx: warning: MESSAGE" on stderr.
+--- Prints "mlx: error: MESSAGE" on stderr, with secrets in URLs hidden.
+function M.error(message)
+  io.stderr:write("mlx: error: ", redacted(message), "\n")
+end
+
+--- Prints "mlx: warning: MESSAGE" on stderr, with secrets in URLs hidden.
 function M.warn(message)
-  io.stderr:write("mlx: warning: ", tostring(message), "\n")
+  io.stderr:write("mlx: warning: ", redacted(message), "\n")
 end
 
 --- Prints a progress or status note "mlx: MESSAGE" on stderr, keeping stdout
---- for results that scripts parse.
+--- for results that scripts parse; secrets in URLs are hidden.
 function M.note(message)
-  io.stderr:write("mlx: ", tostring(message), "\n")
+  io.stderr:write("mlx: ", redacted(message), "\n")
 end
 
 --- Returns true when stderr is a terminal that gets live, redrawn lines:
