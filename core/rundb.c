@@ -139,7 +139,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_RUN_STATUS] = "SELECT status FROM runs WHERE id = ?1",
     [ST_RUNNING_HERE] = "SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = ?1",
     /* A dead run ends at its last sign of life: its start or latest point. */
-    [ST_REAP] = "UPDATE runs SET status = 'KILLED', message = ?2,"
+    [ST_REAP] = "UPDATE runs SET status = ?3, message = ?2,"
                 " end_time = max(start_time, coalesce((SELECT max(ts) FROM latest_metrics"
                 "   WHERE run_id = runs.id), 0)),"
                 " wall_seconds = (max(start_time, coalesce((SELECT max(ts) FROM latest_metrics"
@@ -426,6 +426,45 @@ static int pragma(struct mlx_rundb *db, const char *sql, struct mlx_err *err)
 	return rc == SQLITE_OK ? MLX_OK : rundb_fail(db, rc, err, "cannot configure the database");
 }
 
+/* A WAL database opened read-only needs its -shm file, which a read-only
+ * mount cannot create. Without a -wal file every commit is in the main
+ * file, so it can be read as immutable, without -shm: nothing can change it
+ * while its directory cannot be written. Returns 0 with db->sql reopened, or
+ * MLX_ERR_IO (db->sql is then kept as it was). */
+static int reopen_immutable(struct mlx_rundb *db, struct mlx_err *err)
+{
+	size_t len = strlen(db->path);
+	char *wal = malloc(len + 5);
+	if (!wal)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	snprintf(wal, len + 5, "%s-wal", db->path);
+	int has_wal = access(wal, F_OK) == 0;
+	free(wal);
+	if (has_wal)
+		return err ? err->status : MLX_ERR_IO;
+	/* A URI: '%', '?' and '#' in the path are escaped. */
+	char *uri = malloc(3 * len + 32), *p = uri;
+	if (!uri)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	p += sprintf(p, "file:");
+	for (const char *s = db->path; *s; s++)
+		p += (*s == '%' || *s == '?' || *s == '#') ? sprintf(p, "%%%02X", (unsigned char)*s)
+		                                           : sprintf(p, "%c", *s);
+	sprintf(p, "?immutable=1");
+	sqlite3 *sql = NULL;
+	int sqlrc = sqlite3_open_v2(
+	    uri, &sql, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	    NULL);
+	free(uri);
+	if (sqlrc != SQLITE_OK) {
+		sqlite3_close_v2(sql);
+		return mlx_err_set(err, MLX_ERR_IO, 0, "cannot open %s: %s", db->path, sqlite3_errstr(sqlrc));
+	}
+	sqlite3_close_v2(db->sql);
+	db->sql = sql;
+	return MLX_OK;
+}
+
 int mlx_rundb_open(const char *path, const struct mlx_rundb_options *opts, struct mlx_rundb **out,
                    struct mlx_err *err)
 {
@@ -443,7 +482,9 @@ int mlx_rundb_open(const char *path, const struct mlx_rundb_options *opts, struc
 	describe_self(db);
 
 	int rc;
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	int read_only = opts && opts->read_only;
+	int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	            SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	int sqlrc = sqlite3_open_v2(path, &db->sql, flags, NULL);
 	if (sqlrc != SQLITE_OK) {
 		rc = sqlrc == SQLITE_NOMEM
@@ -459,6 +500,24 @@ int mlx_rundb_open(const char *path, const struct mlx_rundb_options *opts, struc
 	sqlite3_db_config(db->sql, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/* WAL: readers never block the writer. NORMAL: a commit does not
 	 * fsync (a power loss may drop the last commits, never corrupt). */
+	if (read_only) {
+		/* Nothing may be written: the schema must be current already. */
+		int version = 0;
+		if ((rc = user_version(db, &version, err)) != MLX_OK &&
+		    (rc = reopen_immutable(db, err)) == MLX_OK)
+			rc = user_version(db, &version, err);
+		if (rc != MLX_OK)
+			goto fail;
+		if (version != NMIGRATIONS) {
+			rc = mlx_err_set(
+			    err, MLX_ERR_INVALID, 0,
+			    "%s: schema %d, not %d: it must be opened writable once to be migrated", path,
+			    version, NMIGRATIONS);
+			goto fail;
+		}
+		*out = db;
+		return MLX_OK;
+	}
 	if ((rc = pragma(db, "PRAGMA journal_mode = WAL", err)) != MLX_OK ||
 	    (rc = pragma(db, "PRAGMA synchronous = NORMAL", err)) != MLX_OK ||
 	    (rc = pragma(db, "PRAGMA journal_size_limit = 67108864", err)) != MLX_OK ||
@@ -518,6 +577,58 @@ int mlx_rundb_schema_version(struct mlx_rundb *db)
 
 #define REAP_MAX 256 /* dead runs marked per call; the rest on the next */
 
+/* Ends the dead run id in the open transaction: as its end marker says, if
+ * its process wrote one (FAILED, or KILLED if it was interrupted: its end
+ * could not be written, so what it logged last may be missing), else
+ * KILLED. Sets *marked when there is a marker file to remove. */
+static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, int *marked, struct mlx_err *err)
+{
+	struct rundb_end_marker m;
+	int found = rundb_end_marker_read(db, id, &m);
+	*marked = found >= 0;
+	sqlite3_stmt *st;
+	int rc;
+	if (found == 1) {
+		int interrupted = strcmp(m.status, "KILLED") == 0;
+		size_t size = strlen(m.message) + strlen(m.why) + strlen(m.status) + 128;
+		char *message = malloc(size);
+		if (!message) {
+			free(m.text);
+			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		}
+		if (m.message[0])
+			snprintf(message, size, "%s (its end could not be recorded then: %s)", m.message,
+			         m.why);
+		else
+			snprintf(message, size, "it ended %s, but its end could not be recorded then: %s",
+			         m.status, m.why);
+		if ((rc = rundb_stmt(db, ST_FINISH_RUN, &st, err)) == MLX_OK) {
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, interrupted ? "KILLED" : "FAILED", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, message, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 4, m.end_ms);
+			if (m.exit_code >= 0)
+				sqlite3_bind_int(st, 5, m.exit_code);
+			if (m.signal > 0)
+				sqlite3_bind_int(st, 6, m.signal);
+			rc = rundb_exec(db, st, err, "cannot record the end of a dead run");
+			sqlite3_clear_bindings(st);
+		}
+		free(message);
+		free(m.text);
+		return rc;
+	}
+	char message[384];
+	snprintf(message, sizeof message, "its mlx process (pid %ld on %s) ended without finishing it", pid,
+	         db->host);
+	if ((rc = rundb_stmt(db, ST_REAP, &st, err)) != MLX_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, message, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, "KILLED", -1, SQLITE_STATIC);
+	return rundb_exec(db, st, err, "cannot mark a dead run KILLED");
+}
+
 int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 {
 	char dead[REAP_MAX][MLX_RUN_ID_SIZE];
@@ -547,15 +658,9 @@ int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 		goto out;
 	if ((rc = rundb_begin(db, err)) != MLX_OK)
 		goto out;
+	int marked[REAP_MAX];
 	for (int i = 0; i < ndead; i++) {
-		char message[384];
-		snprintf(message, sizeof message,
-		         "its mlx process (pid %ld on %s) ended without finishing it", dead_pid[i], db->host);
-		if ((rc = rundb_stmt(db, ST_REAP, &st, err)) != MLX_OK)
-			break;
-		sqlite3_bind_text(st, 1, dead[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, message, -1, SQLITE_TRANSIENT);
-		if ((rc = rundb_exec(db, st, err, "cannot mark a dead run KILLED")) != MLX_OK)
+		if ((rc = end_dead_run(db, dead[i], dead_pid[i], &marked[i], err)) != MLX_OK)
 			break;
 		if (killed)
 			*killed += sqlite3_changes(db->sql);
@@ -566,6 +671,11 @@ int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 		rundb_rollback(db);
 		if (killed)
 			*killed = 0;
+	} else {
+		/* Only once the ends are committed: a marker is the only record. */
+		for (int i = 0; i < ndead; i++)
+			if (marked[i])
+				rundb_end_marker_remove(db, dead[i]);
 	}
 out:
 	pthread_mutex_unlock(&db->lock);
@@ -610,6 +720,8 @@ int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char 
 	bind_text_or_null(st, 16, run->log_path);
 	rc = rundb_exec(db, st, err, "cannot record a new run");
 	sqlite3_clear_bindings(st);
+	if (rc == MLX_OK)
+		rundb_end_marker_reserve(db, id);
 out:
 	pthread_mutex_unlock(&db->lock);
 	return rc;
@@ -679,11 +791,15 @@ int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_
 	if ((rc = rundb_commit(db, err)) != MLX_OK)
 		goto fail;
 	rundb_clear_buffer(db);
+	/* A marker left by an earlier attempt is out of date now. */
+	rundb_end_marker_remove(db, id);
 	if (!changed)
 		rc = not_running(db, id, err);
 	goto out;
 fail:
 	rundb_rollback(db);
+	if (rc == MLX_ERR_IO || rc == MLX_ERR_BUSY)
+		rundb_end_marker_write(db, id, end, err ? err->msg : "the database could not be written");
 out:
 	pthread_mutex_unlock(&db->lock);
 	return rc;

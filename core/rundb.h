@@ -43,14 +43,18 @@ struct mlx_rundb_options {
 	size_t batch_rows;     /* metric points per write transaction; 0: 10000 */
 	int flush_interval_ms; /* the longest a point waits in memory; 0: 1000 */
 	int no_reap;           /* when set, open does not call mlx_rundb_reap */
+	int read_only;         /* open for reading only: no migration, no reaping */
 };
 
 /* Opens (creating if needed) the database at path and brings its schema up
  * to date; then, unless opts->no_reap, marks the dead runs of this host
- * KILLED (mlx_rundb_reap). opts may be NULL for the defaults. On success
- * *out is a handle for mlx_rundb_close. Returns 0; MLX_ERR_IO if the file
- * cannot be opened or written; MLX_ERR_CORRUPT if it is not an SQLite
- * database; MLX_ERR_INVALID if a newer mlx wrote its schema; MLX_ERR_BUSY
+ * KILLED (mlx_rundb_reap). opts may be NULL for the defaults. With
+ * opts->read_only the file must exist with the current schema, nothing is
+ * written, and every write fails with MLX_ERR_IO (for a read-only mount,
+ * a read-only file or a full disk). On success *out is a handle for
+ * mlx_rundb_close. Returns 0; MLX_ERR_IO if the file cannot be opened or
+ * written; MLX_ERR_CORRUPT if it is not an SQLite database; MLX_ERR_INVALID
+ * if a newer mlx wrote its schema (or, read-only, an older one); MLX_ERR_BUSY
  * if another writer held it past the busy timeout. */
 int mlx_rundb_open(const char *path, const struct mlx_rundb_options *opts, struct mlx_rundb **out,
                    struct mlx_err *err);
@@ -70,7 +74,10 @@ int mlx_rundb_schema_version(struct mlx_rundb *db);
  * longer exists: its pid is gone, is a zombie, or belongs to a process
  * started at another time (pid reuse) or in another boot. Runs of other
  * hosts and other pid namespaces are left alone: their liveness cannot be
- * seen from here. If killed is not NULL it gets the number marked. */
+ * seen from here. A dead run whose process left an end marker (see
+ * mlx_rundb_finish) ends as the marker says instead: FAILED (KILLED if it
+ * was interrupted) with its message and why it could not be recorded; the
+ * marker is then removed. If killed is not NULL it gets the number ended. */
 int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err);
 
 /* What is known when a run starts; every field may be NULL/0. */
@@ -109,7 +116,10 @@ struct mlx_run_end {
 /* Writes everything buffered and ends the run, in one transaction. Returns
  * 0; MLX_ERR_INVALID for an unknown status or a run that is not RUNNING
  * (finished before, or marked KILLED); MLX_ERR_NOTFOUND for an unknown id;
- * an error as for a write. */
+ * an error as for a write. When the write fails (MLX_ERR_IO: a full disk,
+ * a read-only file; MLX_ERR_BUSY), it leaves an end marker beside the
+ * database, "<path>-end-<id>", holding the end (as much of it as the disk
+ * takes), from which mlx_rundb_reap records it once the process is gone. */
 int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
                      struct mlx_err *err);
 

@@ -127,4 +127,33 @@ void rundb_free_buffer(struct mlx_rundb *db);
 /* Stops and joins the flush thread, if started; lock not held. */
 void rundb_stop_flusher(struct mlx_rundb *db);
 
+/* The end of a run that could not be recorded, as its end marker holds it
+ * (rundb_end.c). Strings point into text, which the caller frees. */
+struct rundb_end_marker {
+	char *text;
+	const char *status;  /* "FINISHED", "FAILED", "KILLED" or "CACHED" */
+	const char *why;     /* the error that kept it from being recorded */
+	const char *message; /* the run's own message, "" for none */
+	int exit_code, signal;
+	int64_t end_ms;
+};
+
+/* Makes the empty end marker of the new run id ("<db path>-end-<id>") with
+ * space reserved for its end. Best effort: without it a run whose end
+ * cannot be written is taken for a killed one. */
+void rundb_end_marker_reserve(struct mlx_rundb *db, const char *id);
+
+/* Writes the end of run id and why it could not be recorded into its end
+ * marker, as much as the disk takes. Best effort. */
+void rundb_end_marker_write(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
+                            const char *why);
+
+/* Reads the end marker of run id. Returns 1 and fills m (free m->text) if
+ * it holds an end; 0 if it exists but holds none (its process died before
+ * its end); -1 if there is none. */
+int rundb_end_marker_read(struct mlx_rundb *db, const char *id, struct rundb_end_marker *m);
+
+/* Removes the end marker of run id, if there is one. */
+void rundb_end_marker_remove(struct mlx_rundb *db, const char *id);
+
 #endif

@@ -54,7 +54,7 @@ static int db_close(lua_State *L)
 	return 1;
 }
 
-/* rundb.open(path[, {busy_timeout_ms, batch_rows, flush_interval_ms, reap}])
+/* rundb.open(path[, {busy_timeout_ms, batch_rows, flush_interval_ms, reap, read_only}])
  * -> Db | nil, message, code */
 static int rundb_open(lua_State *L)
 {
@@ -64,6 +64,7 @@ static int rundb_open(lua_State *L)
 	opts.batch_rows = (size_t)mlx_lua_optfield_integer(L, 2, "batch_rows", 0);
 	opts.flush_interval_ms = (int)mlx_lua_optfield_integer(L, 2, "flush_interval_ms", 0);
 	opts.no_reap = !mlx_lua_optfield_boolean(L, 2, "reap", 1);
+	opts.read_only = mlx_lua_optfield_boolean(L, 2, "read_only", 0);
 	/* Created closed before the connection exists, so no path leaks it. */
 	struct db_handle *h = lua_newuserdatauv(L, sizeof *h, 0);
 	h->db = NULL;

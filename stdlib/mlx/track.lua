@@ -206,10 +206,24 @@ local default_store -- the project's database, once opened
 --- runs of this host whose process died. Returns a store with the methods
 --- start_run, runs, count, get, resolve, metric_history, metric_summary, flush
 --- and close; or nil, message, code. options: see mlx.rundb.open.
+---
+--- When the database cannot be written (a full disk, a read-only mount or
+--- file), it is opened read-only, so that queries still answer: dead runs
+--- are then left RUNNING (marked on the next writable open), and
+--- start_run fails with the error of the writable open. store.read_only is
+--- that error then, else nil.
 function M.open(path, options)
   local db, err, code = rundb.open(path, options)
-  if not db then return nil, err, code end
-  return setmetatable({ db = db, path = path, open_runs = setmetatable({}, { __mode = "k" }) }, Store)
+  local read_only
+  if not db then
+    local ro = { read_only = true }
+    for k, v in pairs(options or {}) do ro[k] = ro[k] or v end
+    db = rundb.open(path, ro)
+    if not db then return nil, err, code end
+    read_only = { err, code }
+  end
+  return setmetatable({ db = db, path = path, read_only = read_only and read_only[1],
+    read_only_code = read_only and read_only[2], open_runs = setmetatable({}, { __mode = "k" }) }, Store)
 end
 
 --- Starts a RUNNING run; returns its mlx.Run handle (use it as a <close>
@@ -221,6 +235,7 @@ end
 function Store:start_run(info)
   info = info or {}
   assert(type(info) == "table", "start_run: expected a table of run fields")
+  if self.read_only then return nil, self.read_only, self.read_only_code end
   local parent = info.parent
   if parent == nil then
     local current = M.current()

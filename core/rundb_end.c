@@ -1,0 +1,135 @@
+/* rundb_end.c — end markers: the end of a run that could not be written to
+ * the database (a full disk, a read-only file, a writer that kept it locked)
+ * is left in a small file beside it, "<db path>-end-<run id>", so that the
+ * next process to open the database writable records it as it was, instead
+ * of taking the run for one whose process was killed.
+ *
+ * The marker is made when the run starts, with its space reserved
+ * (fallocate), because the disk is most often full exactly when the end
+ * cannot be recorded; it holds nothing until then, and is removed when the
+ * end is recorded. The format, one field a line: "mlx-run-end 1", the
+ * status, "exit_code signal end_ms", why it could not be recorded (one
+ * line), then the run's message (the rest of the file). A marker without
+ * that first line says nothing: its process was killed before its end. */
+#include "rundb_internal.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MARKER_MAGIC "mlx-run-end 1\n"
+#define MARKER_MAX (64 * 1024)
+#define MARKER_RESERVED 4096 /* what a full disk still lets the end take */
+
+static void marker_path(const struct mlx_rundb *db, const char *id, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s-end-%s", db->path, id);
+}
+
+/* Makes s one line: line breaks become spaces. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n' || *s == '\r')
+			*s = ' ';
+}
+
+void rundb_end_marker_reserve(struct mlx_rundb *db, const char *id)
+{
+	char path[PATH_MAX + 32];
+	marker_path(db, id, path, sizeof path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return;
+	/* Without the space the marker is still made: on tmpfs and ext4 a
+	 * new empty file needs no data block, and a short end may fit. */
+	(void)posix_fallocate(fd, 0, MARKER_RESERVED);
+	close(fd);
+}
+
+void rundb_end_marker_write(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
+                            const char *why)
+{
+	char path[PATH_MAX + 32];
+	marker_path(db, id, path, sizeof path);
+	char *reason = strdup(why ? why : "");
+	if (!reason)
+		return;
+	one_line(reason);
+	const char *message = end->message ? end->message : "";
+	int64_t end_ms = end->end_ms > 0 ? end->end_ms : rundb_now_ms();
+	size_t size = strlen(MARKER_MAGIC) + strlen(end->status) + strlen(reason) + strlen(message) + 80;
+	char *text = malloc(size);
+	/* Into the reserved space, then cut to length: neither needs a new
+	 * block while the end fits the reservation. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (text && fd >= 0) {
+		int n = snprintf(text, size, MARKER_MAGIC "%s\n%d %d %" PRId64 "\n%s\n%s", end->status,
+		                 end->exit_code, end->signal, end_ms, reason, message);
+		if (n > MARKER_RESERVED) /* the message, last, is what is cut */
+			n = MARKER_RESERVED;
+		ssize_t written = n > 0 ? pwrite(fd, text, (size_t)n, 0) : -1;
+		if (written > 0 && ftruncate(fd, written) != 0) {
+			/* The tail of the reservation stays: the reader stops at
+			 * the first NUL. */
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	free(reason);
+}
+
+/* Cuts the line at *s, returning it and moving *s past it; NULL if no
+ * newline is left. */
+static char *next_line(char **s)
+{
+	char *nl = strchr(*s, '\n');
+	if (!nl)
+		return NULL;
+	*nl = '\0';
+	char *line = *s;
+	*s = nl + 1;
+	return line;
+}
+
+int rundb_end_marker_read(struct mlx_rundb *db, const char *id, struct rundb_end_marker *m)
+{
+	memset(m, 0, sizeof *m);
+	char path[PATH_MAX + 32];
+	marker_path(db, id, path, sizeof path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	char *text = malloc(MARKER_MAX + 1);
+	ssize_t n = text ? read(fd, text, MARKER_MAX) : -1;
+	close(fd);
+	if (n < 0) {
+		free(text);
+		return 0;
+	}
+	text[n] = '\0';
+	char *s = text, *status, *numbers, *why;
+	if (strncmp(s, MARKER_MAGIC, strlen(MARKER_MAGIC)) != 0 || !next_line(&s) ||
+	    !(status = next_line(&s)) || !(numbers = next_line(&s)) || !(why = next_line(&s)) ||
+	    sscanf(numbers, "%d %d %" SCNd64, &m->exit_code, &m->signal, &m->end_ms) != 3) {
+		free(text);
+		return 0;
+	}
+	m->text = text;
+	m->status = status;
+	m->why = why;
+	m->message = s;
+	return 1;
+}
+
+void rundb_end_marker_remove(struct mlx_rundb *db, const char *id)
+{
+	char path[PATH_MAX + 32];
+	marker_path(db, id, path, sizeof path);
+	unlink(path);
+}
