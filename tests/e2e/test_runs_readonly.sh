@@ -92,4 +92,28 @@ mount -o remount,rw "$disk"
 mlx -C "$disk" runs show "$dead"
 like "$OUT" "KILLED" "${names[17]}"
 
+# A read-only file, for a user who may not write it: as nobody, since root
+# writes any file.
+ro_names=("a read-only file: mlx runs answers" "and shows the dead run RUNNING" \
+	"a recipe says why it cannot record its run")
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	mkdir "$TEST_DIR/rofile"
+	cd "$TEST_DIR/rofile" || exit 1
+	"$MLX" init >/dev/null
+	echo 'require("mlx.log").metric("a", 1)' >r.lua
+	"$MLX" recipe r.lua >/dev/null
+	# A run of a process that is gone: marking it KILLED would write.
+	sqlite3 .mlx/runs.db "update runs set status = 'RUNNING', end_time = null, pid = 999999999"
+	chmod 755 "$TEST_DIR" . .mlx && chmod 644 r.lua && chmod 444 .mlx/runs.db
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$MLX" "$@"; }
+	o=$(as_nobody runs 2>&1)
+	is "$?" 0 "${ro_names[0]}"
+	like "$o" "r.lua +RUNNING" "${ro_names[1]}"
+	o=$(as_nobody recipe r.lua 2>&1)
+	like "$?$o" "^1mlx: error: cannot record the run: .*runs.db: .*readonly" "${ro_names[2]}"
+	cd "$TEST_DIR" || exit 1
+else
+	for t in "${ro_names[@]}"; do skip "$t" "needs root and setpriv to run mlx as another user"; done
+fi
+
 done_testing
