@@ -26,7 +26,8 @@ return p
 LUA
 "$MLX" recipe slow.lua >/dev/null 2>&1 &
 mlx_pid=$!
-for _ in $(seq 1 200); do [ -s step.pid ] && [ "$(events)" = 1 ] && break; sleep 0.05; done
+# Generous: a loaded machine may take seconds to start mlx and its step.
+for _ in $(seq 1 600); do [ -s step.pid ] && [ "$(events)" = 1 ] && break; sleep 0.1; done
 is "$(events)" 1 "a running step has its events file"
 mlx gc
 is "$RC" 1 "mlx gc refuses while a recipe runs"

@@ -68,7 +68,7 @@ io.open("started", "w"):close()
 os.execute("exec sleep 60")
 LUA
 pid=$!
-for _ in $(seq 1 200); do [ -e started ] && break; sleep 0.05; done
+for _ in $(seq 1 600); do [ -e started ] && break; sleep 0.1; done # up to 60 s on a loaded machine
 kill -STOP "$pid" # so that it cannot finish the run when its child dies
 pkill -9 -P "$pid"
 kill -9 "$pid"

@@ -37,9 +37,9 @@ echo late >late/f
 echo early >early/f
 LD_PRELOAD=$MLX_SLOW_MKDTEMP MLX_TEST_MKDTEMP_DELAY_MS=3000 "$MLX" add late >/dev/null 2>"$TEST_DIR/err-late" &
 slow=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do
 	ls .mlx/tmp | grep -Eq "^(put|new)-$slow-" && break
-	sleep 0.05
+	sleep 0.1
 done
 "$MLX" add early >/dev/null 2>&1
 is "$?" 0 "an add while another's temp directory is being made succeeds"
