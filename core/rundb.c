@@ -762,7 +762,7 @@ int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_
 	int rc;
 	pthread_mutex_lock(&db->lock);
 	if ((rc = rundb_begin(db, err)) != MLX_OK)
-		goto out;
+		goto unrecorded;
 	if ((rc = rundb_write_buffer(db, err)) != MLX_OK)
 		goto fail;
 	sqlite3_stmt *st;
@@ -798,6 +798,7 @@ int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_
 	goto out;
 fail:
 	rundb_rollback(db);
+unrecorded:
 	if (rc == MLX_ERR_IO || rc == MLX_ERR_BUSY)
 		rundb_end_marker_write(db, id, end, err ? err->msg : "the database could not be written");
 out:

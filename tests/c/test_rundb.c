@@ -324,6 +324,89 @@ static void dead_owners_are_reaped_live_ones_kept(void **state)
 	mlx_rundb_close(db, NULL);
 }
 
+static void an_end_that_cannot_be_written_is_recorded_later(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_run_start start = {.git_dirty = -1};
+	char marker[192];
+
+	/* A child starts a run; when it ends, another connection holds the
+	 * database (as a full disk would refuse it), and the child exits. */
+	pid_t child = fork();
+	if (child == 0) {
+		struct mlx_rundb_options opts = {.busy_timeout_ms = 50};
+		struct mlx_rundb *cdb;
+		char id[MLX_RUN_ID_SIZE];
+		sqlite3 *raw;
+		if (mlx_rundb_open(f->path, &opts, &cdb, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, id, NULL) != MLX_OK ||
+		    sqlite3_open(f->path, &raw) != SQLITE_OK ||
+		    sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(1);
+		struct mlx_run_end end = {"FAILED", "train.py: No space left on device", 1, 0, -1, -1, -1, 0};
+		struct mlx_err err;
+		if (mlx_rundb_finish(cdb, id, &end, &err) != MLX_ERR_BUSY)
+			_exit(2);
+		_exit(0); /* without closing: the process is gone */
+	}
+	int status;
+	waitpid(child, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 1);
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE status = 'RUNNING' AND pid = %ld",
+	         (long)child);
+	assert_true(peek(f->path, sql) == 1);
+
+	/* The next writable open records it from the marker, and removes it. */
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FAILED' AND exit_code = 1"
+	                          " AND message LIKE 'train.py: No space left on device"
+	                          " (its end could not be recorded then: %busy%'") == 1);
+	mlx_rundb_close(db, NULL);
+	snprintf(marker, sizeof marker, "%s-end-", f->path);
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "ls '%s'* >/dev/null 2>&1", marker);
+	assert_int_not_equal(system(cmd), 0);
+
+	/* A run killed before its end leaves a marker that says nothing. */
+	db = open_db(f->path, NULL);
+	char id[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	snprintf(marker, sizeof marker, "%s-end-%s", f->path, id);
+	assert_int_equal(access(marker, F_OK), 0);
+	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+	assert_int_not_equal(access(marker, F_OK), 0);
+	mlx_rundb_close(db, NULL);
+}
+
+static void read_only_opens_read_and_refuse_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb_options ro = {.read_only = 1};
+	struct mlx_rundb *db = NULL;
+	struct mlx_err err;
+	assert_int_not_equal(mlx_rundb_open(f->path, &ro, &db, &err), MLX_OK); /* never created */
+	db = open_db(f->path, NULL);
+	char id[MLX_RUN_ID_SIZE];
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	mlx_rundb_close(db, NULL); /* left RUNNING: a reaper would write */
+
+	db = open_db(f->path, &ro);
+	struct mlx_rundb_query *q;
+	assert_int_equal(mlx_rundb_query_open(db, "SELECT count(*) FROM runs", &q, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_query_next(q, &err), 1);
+	struct mlx_rundb_value v;
+	mlx_rundb_query_column(q, 0, &v);
+	assert_int_equal(v.i, 1);
+	mlx_rundb_query_close(q);
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_ERR_IO);
+	assert_non_null(strstr(err.msg, "readonly"));
+	mlx_rundb_close(db, NULL);
+}
+
 static void concurrent_writers_lose_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -419,6 +502,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(points_are_written_by_batch_and_by_age, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(dead_owners_are_reaped_live_ones_kept, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(an_end_that_cannot_be_written_is_recorded_later, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(read_only_opens_read_and_refuse_writes, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(queries_bind_values_and_never_write, make_db_dir, remove_db_dir),
