@@ -214,16 +214,18 @@ local default_store -- the project's database, once opened
 --- that error then, else nil.
 function M.open(path, options)
   local db, err, code = rundb.open(path, options)
-  local read_only
+  local write_err, write_code
   if not db then
+    write_err, write_code = err, code
     local ro = { read_only = true }
-    for k, v in pairs(options or {}) do ro[k] = ro[k] or v end
+    for k, v in pairs(options or {}) do
+      if k ~= "read_only" then ro[k] = v end
+    end
     db = rundb.open(path, ro)
     if not db then return nil, err, code end
-    read_only = { err, code }
   end
-  return setmetatable({ db = db, path = path, read_only = read_only and read_only[1],
-    read_only_code = read_only and read_only[2], open_runs = setmetatable({}, { __mode = "k" }) }, Store)
+  return setmetatable({ db = db, path = path, read_only = write_err, read_only_code = write_code,
+    open_runs = setmetatable({}, { __mode = "k" }) }, Store)
 end
 
 --- Starts a RUNNING run; returns its mlx.Run handle (use it as a <close>
