@@ -295,6 +295,7 @@ struct child_setup {
 	enum mlx_proc_output out_mode, err_mode;
 	int out_fd, err_fd; /* the child's ends of the pipes */
 	int report_fd;      /* where to write a struct child_failure */
+	int keeper_fd;      /* where to announce the new group (keeper.h), or -1 */
 };
 
 /* Points the child's descriptor target at what mode says. */
@@ -341,6 +342,10 @@ __attribute__((noreturn)) static void child_exec(const struct child_setup *c)
 	}
 	if (setpgid(0, 0) != 0)
 		goto fail;
+	/* Before any program runs, so that no moment exists in which mlx
+	 * could die with this group unknown to the keeper. */
+	if (c->keeper_fd >= 0)
+		mlx_keeper_child_started(c->keeper_fd);
 	if (c->in_fd >= 0 ? dup2(c->in_fd, STDIN_FILENO) < 0
 	                  : redirect(STDIN_FILENO, MLX_PROC_OUT_NULL, -1) != 0)
 		goto fail;
@@ -375,7 +380,8 @@ static pid_t start_child(const struct child_setup *c)
 
 /* Starts the child. Returns 0, or -1 with *f saying what failed. */
 static int spawn_child(struct mlx_proc *p, const struct mlx_proc_spec *spec, const char *path,
-                       const char *const *argv, int in_fd, const int child_end[2], struct child_failure *f)
+                       const char *const *argv, int in_fd, const int child_end[2], int keeper_fd,
+                       struct child_failure *f)
 {
 	int report[2];
 	if (pipe2(report, O_CLOEXEC) != 0 || (report[1] = above_stdio(report[1])) < 0) {
@@ -393,6 +399,7 @@ static int spawn_child(struct mlx_proc *p, const struct mlx_proc_spec *spec, con
 	    .out_fd = child_end[0],
 	    .err_fd = child_end[1],
 	    .report_fd = report[1],
+	    .keeper_fd = keeper_fd,
 	};
 	sigset_t all, saved;
 	sigfillset(&all);
@@ -417,6 +424,8 @@ static int spawn_child(struct mlx_proc *p, const struct mlx_proc_spec *spec, con
 		int status;
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
+		if (spec->keeper)
+			mlx_keeper_ended(spec->keeper, pid);
 		return -1;
 	}
 	p->pid = pid;
@@ -448,10 +457,13 @@ int mlx_proc_spawn(const struct mlx_proc_spec *spec, struct mlx_proc **out, stru
 		rc = setup_stream(&p->streams[MLX_PROC_STDOUT], &spec->out, &child_end[0], err);
 	if (rc == MLX_OK)
 		rc = setup_stream(&p->streams[MLX_PROC_STDERR], &spec->err, &child_end[1], err);
+	int keeper_fd = -1;
+	if (rc == MLX_OK && spec->keeper && (keeper_fd = mlx_keeper_ready(spec->keeper, err)) < 0)
+		rc = keeper_fd;
 	if (rc == MLX_OK) {
 		prepare_parent();
 		struct child_failure f;
-		if (spawn_child(p, spec, path, argv, in_fd, child_end, &f) != 0)
+		if (spawn_child(p, spec, path, argv, in_fd, child_end, keeper_fd, &f) != 0)
 			rc = start_failure(&f, argv[0], path, spec->cwd, err);
 	}
 	if (in_fd >= 0)
@@ -467,6 +479,10 @@ int mlx_proc_spawn(const struct mlx_proc_spec *spec, struct mlx_proc **out, stru
 	}
 	if (spec->timeout_ns > 0)
 		p->deadline_ns = p->start_ns + spec->timeout_ns;
+	if (spec->keeper) {
+		p->keeper = spec->keeper;
+		mlx_keeper_started(p->keeper, p->pid);
+	}
 	*out = p;
 	return MLX_OK;
 }

@@ -33,6 +33,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "keeper.h"
 
 enum mlx_proc_stream { MLX_PROC_STDOUT = 0, MLX_PROC_STDERR = 1 };
 
@@ -72,6 +73,9 @@ struct mlx_proc_spec {
 	struct mlx_proc_output_spec out, err;
 	int64_t timeout_ns; /* 0: no time limit */
 	int64_t grace_ns;   /* from SIGTERM to SIGKILL when stopping */
+	/* If not NULL, the keeper that kills the child's group should the
+	 * caller die (keeper.h); it must outlive the struct mlx_proc. */
+	struct mlx_keeper *keeper;
 };
 
 struct mlx_proc_result {
@@ -91,7 +95,8 @@ struct mlx_proc;
 /* Starts the command described by spec. Returns 0 and sets *out; or
  * MLX_ERR_NOTFOUND (no such program, working directory, input file or log
  * directory: the message names it), MLX_ERR_INVALID (the program is not
- * executable or is not a program; a bad spec), MLX_ERR_IO, MLX_ERR_NOMEM.
+ * executable or is not a program; a bad spec), MLX_ERR_IO (also when the
+ * spec's keeper cannot be started), MLX_ERR_NOMEM.
  * On failure nothing is left open and *out is NULL. */
 int mlx_proc_spawn(const struct mlx_proc_spec *spec, struct mlx_proc **out, struct mlx_err *err);
 

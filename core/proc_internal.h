@@ -32,6 +32,7 @@ struct mlx_proc {
 	bool term_sent, kill_sent, timed_out, leftovers, finished;
 	int wstatus;
 	int64_t user_us, sys_us, max_rss_kb;
+	struct mlx_keeper *keeper; /* told when the group has ended, or NULL */
 	int log_errno;
 	struct proc_stream streams[2];
 	struct mlx_proc_result result;

@@ -275,6 +275,15 @@ static void reap(struct mlx_proc *p, int64_t now)
 	}
 }
 
+/* Nothing is left of p's group, and all of it has been reaped: from now
+ * on its id may belong to someone else, so the keeper must forget it. */
+static void group_ended(struct mlx_proc *p)
+{
+	p->group_gone = true;
+	if (p->keeper)
+		mlx_keeper_ended(p->keeper, p->pid);
+}
+
 static bool group_exists(const struct mlx_proc *p)
 {
 	return kill(-p->pid, 0) == 0 || errno == EPERM;
@@ -333,13 +342,13 @@ static int advance(struct mlx_proc *p, int64_t now)
 	}
 	if (p->reaped && !p->group_gone) {
 		if (!group_exists(p)) {
-			p->group_gone = true;
+			group_ended(p);
 		} else if (!p->term_sent) {
 			/* It exited leaving processes behind: stop them. */
 			p->leftovers = true;
 			stop_group(p, now);
 		} else if (p->kill_sent && now >= p->give_up_ns) {
-			p->group_gone = true;
+			group_ended(p);
 		}
 	}
 	if (!p->group_gone && p->kill_at_ns && now >= p->kill_at_ns)
@@ -536,7 +545,7 @@ void mlx_proc_terminate(struct mlx_proc *const *procs, size_t n)
 			else if (r < 0 && errno != EINTR)
 				leader_exited(p, -1, NULL, proc_now_ns());
 		}
-		p->group_gone = true;
+		group_ended(p);
 		for (int k = 0; k < 2; k++)
 			end_stream(p, &p->streams[k]);
 		finish(p);

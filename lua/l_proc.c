@@ -11,7 +11,12 @@
  * SIGTERM and passes the child to the registry: a userdata kept in the Lua
  * registry, created before any handle and therefore finalized after all of
  * them. The registry reaps such children as mlx.proc is used, and when
- * finalized stops the rest together (SIGKILL after their grace period). */
+ * finalized stops the rest together (SIGKILL after their grace period).
+ *
+ * Only a SIGKILL of mlx escapes all this: the registry also owns the
+ * keeper (core/keeper.h), one process per mlx started at the first spawn,
+ * which kills every group still running when mlx dies. Being finalized
+ * last, the registry ends it after every handle has stopped its child. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <signal.h>
@@ -36,10 +41,12 @@ struct proc_handle {
 	double timeout;
 };
 
-/* Children whose handle was collected while they ran: being stopped. */
+/* Children whose handle was collected while they ran: being stopped; and
+ * the keeper of all children. */
 struct proc_registry {
 	struct mlx_proc **abandoned;
 	size_t len, cap;
+	struct mlx_keeper *keeper; /* NULL until the first spawn */
 	bool closed;
 };
 
@@ -131,8 +138,27 @@ static int registry_gc(lua_State *L)
 	free(r->abandoned);
 	r->abandoned = NULL;
 	r->len = r->cap = 0;
+	mlx_keeper_free(r->keeper);
+	r->keeper = NULL;
 	r->closed = true;
 	return 0;
+}
+
+/* The keeper children are registered with, made on first use. Returns
+ * 0, or MLX_ERR_NOMEM with err filled. */
+static int keeper_of(lua_State *L, struct mlx_keeper **out, struct mlx_err *err)
+{
+	struct proc_registry *r = registry(L);
+	*out = NULL;
+	if (!r || r->closed)
+		return MLX_OK; /* mlx is closing: children are stopped as their handles go */
+	if (!r->keeper) {
+		int rc = mlx_keeper_new(&r->keeper, err);
+		if (rc != MLX_OK)
+			return rc;
+	}
+	*out = r->keeper;
+	return MLX_OK;
 }
 
 /* Handles */
@@ -177,6 +203,8 @@ static int start(lua_State *L, int spec)
 		mlx_err_set(&err, MLX_ERR_INTERRUPTED, EINTR, "interrupted");
 		return mlx_lua_fail(L, &err);
 	}
+	if (keeper_of(L, &cmd.spec.keeper, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
 	/* What Lua wrote before must come out before what the child writes. */
 	fflush(stdout);
 	fflush(stderr);
