@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +105,11 @@ static const char *const migrations[] = {
     "  time INTEGER NOT NULL, user TEXT, run_id TEXT);"
     "CREATE INDEX model_alias_history_by_alias ON model_alias_history (name, alias, id);"
     "CREATE INDEX artifacts_by_hash ON artifacts (hash) WHERE hash IS NOT NULL;",
+    /* 3: the process group a step runs in and its leader's identity (as
+     * proc_start), so that whoever marks the run KILLED can end what is
+     * left of it (mlx_rundb_set_group, mlx_rundb_reap). */
+    "ALTER TABLE runs ADD COLUMN pgid INTEGER;"
+    "ALTER TABLE runs ADD COLUMN pgid_start TEXT;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -137,7 +144,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " cpu_seconds = ?7, wall_seconds = coalesce(?8, max(0, ?4 - start_time) / 1000.0),"
                       " peak_rss = ?9 WHERE id = ?1 AND status = 'RUNNING'",
     [ST_RUN_STATUS] = "SELECT status FROM runs WHERE id = ?1",
-    [ST_RUNNING_HERE] = "SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = ?1",
+    [ST_RUNNING_HERE] = "SELECT id, pid, proc_start, pgid, pgid_start FROM runs"
+                        " WHERE status = 'RUNNING' AND host = ?1",
+    [ST_SET_GROUP] = "UPDATE runs SET pgid = ?2, pgid_start = ?3 WHERE id = ?1 AND status = 'RUNNING'",
     /* A dead run ends at its last sign of life: its start or latest point. */
     [ST_REAP] = "UPDATE runs SET status = ?3, message = ?2,"
                 " end_time = max(start_time, coalesce((SELECT max(ts) FROM latest_metrics"
@@ -283,6 +292,20 @@ static void pid_namespace(char out[32])
 	snprintf(out, 32, "%.*s", digits ? (int)strcspn(digits + 1, "]") : 1, digits ? digits + 1 : "-");
 }
 
+/* Writes the identity of process pid as "boot:pid-namespace:start" (the
+ * form of proc_start); false if there is no such process. */
+static bool process_ident(long pid, char *out, size_t cap)
+{
+	char boot[64], ns[32], state;
+	unsigned long long start = 0;
+	if (proc_stat(pid, &state, &start) != 0)
+		return false;
+	boot_id(boot);
+	pid_namespace(ns);
+	snprintf(out, cap, "%s:%s:%llu", boot, ns, start);
+	return true;
+}
+
 static void describe_self(struct mlx_rundb *db)
 {
 	if (gethostname(db->host, sizeof db->host) != 0)
@@ -294,12 +317,8 @@ static void describe_self(struct mlx_rundb *db)
 		user = pw ? pw->pw_name : "unknown";
 	}
 	snprintf(db->user, sizeof db->user, "%s", user);
-	char boot[64], ns[32], state;
-	unsigned long long start = 0;
-	boot_id(boot);
-	pid_namespace(ns);
-	proc_stat((long)getpid(), &state, &start);
-	snprintf(db->proc_ident, sizeof db->proc_ident, "%s:%s:%llu", boot, ns, start);
+	if (!process_ident((long)getpid(), db->proc_ident, sizeof db->proc_ident))
+		snprintf(db->proc_ident, sizeof db->proc_ident, "-:-:0");
 }
 
 enum liveness { ALIVE, DEAD, UNKNOWN };
@@ -577,11 +596,50 @@ int mlx_rundb_schema_version(struct mlx_rundb *db)
 
 #define REAP_MAX 256 /* dead runs marked per call; the rest on the next */
 
+/* The run of the row at st is dead: if it recorded a process group whose
+ * leader is still the same process (same boot, namespace and start time:
+ * never a reused pid), kills the group, for its mlx and keeper are gone
+ * and it could overwrite what a newer run restores. Done whether or not
+ * the run can then be marked. Returns the group killed, or 0. */
+static long end_group(const struct mlx_rundb *db, sqlite3_stmt *st)
+{
+	long pgid = (long)sqlite3_column_int64(st, 3);
+	const char *ident = (const char *)sqlite3_column_text(st, 4);
+	if (pgid <= 1 || !ident || process_liveness(db, pgid, ident) != ALIVE)
+		return 0;
+	return kill(-(pid_t)pgid, SIGKILL) == 0 ? pgid : 0;
+}
+
+int mlx_rundb_set_group(struct mlx_rundb *db, const char *id, long pgid, struct mlx_err *err)
+{
+	char ident[128];
+	if (pgid <= 1)
+		return mlx_err_set(err, MLX_ERR_INVALID, EINVAL, "invalid process group %ld", pgid);
+	if (!process_ident(pgid, ident, sizeof ident))
+		return MLX_OK; /* already gone: nothing to end later */
+	pthread_mutex_lock(&db->lock);
+	sqlite3_stmt *st;
+	int rc = rundb_stmt(db, ST_SET_GROUP, &st, err);
+	if (rc == MLX_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, pgid);
+		sqlite3_bind_text(st, 3, ident, -1, SQLITE_TRANSIENT);
+		rc = rundb_exec(db, st, err, "cannot record a run's process group");
+	}
+	pthread_mutex_unlock(&db->lock);
+	return rc;
+}
+
+#define GROUP_KILLED "; its process group %ld was still running and has been killed"
+
 /* Ends the dead run id in the open transaction: as its end marker says, if
  * its process wrote one (FAILED, or KILLED if it was interrupted: its end
  * could not be written, so what it logged last may be missing), else
- * KILLED. Sets *marked when there is a marker file to remove. */
-static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, int *marked, struct mlx_err *err)
+ * KILLED. group, if not 0, is the process group of the run that was found
+ * still running and killed (end_group): the message says so. Sets *marked
+ * when there is a marker file to remove. */
+static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, long group, int *marked,
+                        struct mlx_err *err)
 {
 	struct rundb_end_marker m;
 	int found = rundb_end_marker_read(db, id, &m);
@@ -590,7 +648,7 @@ static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, int *mar
 	int rc;
 	if (found == 1) {
 		int interrupted = strcmp(m.status, "KILLED") == 0;
-		size_t size = strlen(m.message) + strlen(m.why) + strlen(m.status) + 128;
+		size_t size = strlen(m.message) + strlen(m.why) + strlen(m.status) + 256;
 		char *message = malloc(size);
 		if (!message) {
 			free(m.text);
@@ -602,6 +660,8 @@ static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, int *mar
 		else
 			snprintf(message, size, "it ended %s, but its end could not be recorded then: %s",
 			         m.status, m.why);
+		if (group > 0)
+			snprintf(message + strlen(message), size - strlen(message), GROUP_KILLED, group);
 		if ((rc = rundb_stmt(db, ST_FINISH_RUN, &st, err)) == MLX_OK) {
 			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, interrupted ? "KILLED" : "FAILED", -1, SQLITE_STATIC);
@@ -619,8 +679,10 @@ static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, int *mar
 		return rc;
 	}
 	char message[384];
-	snprintf(message, sizeof message, "its mlx process (pid %ld on %s) ended without finishing it", pid,
-	         db->host);
+	int n = snprintf(message, sizeof message, "its mlx process (pid %ld on %s) ended without finishing it",
+	                 pid, db->host);
+	if (group > 0 && n > 0 && (size_t)n < sizeof message)
+		snprintf(message + n, sizeof message - (size_t)n, GROUP_KILLED, group);
 	if ((rc = rundb_stmt(db, ST_REAP, &st, err)) != MLX_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -632,7 +694,7 @@ static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, int *mar
 int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 {
 	char dead[REAP_MAX][MLX_RUN_ID_SIZE];
-	long dead_pid[REAP_MAX];
+	long dead_pid[REAP_MAX], dead_group[REAP_MAX];
 	int ndead = 0, rc = MLX_OK;
 	if (killed)
 		*killed = 0;
@@ -648,7 +710,8 @@ int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 		const char *ident = (const char *)sqlite3_column_text(st, 2);
 		if (id && strlen(id) < MLX_RUN_ID_SIZE && process_liveness(db, pid, ident) == DEAD) {
 			strcpy(dead[ndead], id);
-			dead_pid[ndead++] = pid;
+			dead_pid[ndead] = pid;
+			dead_group[ndead++] = end_group(db, st);
 		}
 	}
 	if (ndead < REAP_MAX && sqlrc != SQLITE_DONE)
@@ -660,7 +723,7 @@ int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 		goto out;
 	int marked[REAP_MAX];
 	for (int i = 0; i < ndead; i++) {
-		if ((rc = end_dead_run(db, dead[i], dead_pid[i], &marked[i], err)) != MLX_OK)
+		if ((rc = end_dead_run(db, dead[i], dead_pid[i], dead_group[i], &marked[i], err)) != MLX_OK)
 			break;
 		if (killed)
 			*killed += sqlite3_changes(db->sql);

@@ -77,8 +77,18 @@ int mlx_rundb_schema_version(struct mlx_rundb *db);
  * seen from here. A dead run whose process left an end marker (see
  * mlx_rundb_finish) ends as the marker says instead: FAILED (KILLED if it
  * was interrupted) with its message and why it could not be recorded; the
- * marker is then removed. If killed is not NULL it gets the number ended. */
+ * marker is then removed. The process group a dead run recorded
+ * (mlx_rundb_set_group) is sent SIGKILL if its leader is still the process
+ * recorded. If killed is not NULL it gets the number ended. */
 int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err);
+
+/* Records that run id (RUNNING, owned by this process) runs its command in
+ * process group pgid, led by process pgid, with that process's identity
+ * (boot, pid namespace, start time). When the run is later found dead,
+ * mlx_rundb_reap kills the group if its leader is still that process.
+ * Returns 0 (also when pgid is gone already: nothing to record);
+ * MLX_ERR_INVALID for a pgid <= 1; an error as for a write. */
+int mlx_rundb_set_group(struct mlx_rundb *db, const char *id, long pgid, struct mlx_err *err);
 
 /* What is known when a run starts; every field may be NULL/0. */
 struct mlx_run_start {

@@ -26,6 +26,7 @@ enum rundb_stmt {
 	ST_RUN_STATUS,
 	ST_RUNNING_HERE,
 	ST_REAP,
+	ST_SET_GROUP,
 	ST_COUNT
 };
 

@@ -408,6 +408,18 @@ static int run_record_artifact(lua_State *L)
 	return done(L, rc, &err);
 }
 
+/* run:set_group(pgid) -> true | nil, message, code. Records the process
+ * group the run's command runs in, which is killed if the run is later
+ * found dead (mlx_rundb_set_group). */
+static int run_set_group(lua_State *L)
+{
+	struct run_handle *r = check_running(L);
+	lua_Integer pgid = luaL_checkinteger(L, 2);
+	luaL_argcheck(L, pgid > 1 && pgid <= INT32_MAX, 2, "not a process group id");
+	struct mlx_err err;
+	return done(L, mlx_rundb_set_group(r->owner->db, r->id, (long)pgid, &err), &err);
+}
+
 /* run:flush() -> true | nil, message, code */
 static int run_flush(lua_State *L)
 {
@@ -539,6 +551,7 @@ static const luaL_Reg run_methods[] = {
     {"set_tag", run_set_tag},
     {"set_tags", run_set_tags},
     {"record_artifact", run_record_artifact},
+    {"set_group", run_set_group},
     {"flush", run_flush},
     {"finish", run_finish},
     {NULL, NULL},

@@ -324,10 +324,12 @@ static void an_older_database_gains_the_registry(void **state)
 	struct mlx_run_start start = {.recipe = "train.lua", .git_dirty = -1};
 	assert_int_equal(mlx_rundb_start(f->db, &start, id, NULL), MLX_OK);
 	mlx_rundb_close(f->db, NULL);
-	/* Schema 1, as the first mlx releases wrote it. */
+	/* Schema 1, as the first mlx releases wrote it (without migrations 2
+	 * and 3). */
 	raw_exec(f->path, "DROP TABLE models; DROP TABLE model_versions; DROP TABLE model_version_tags;"
 	                  " DROP TABLE model_aliases; DROP TABLE model_alias_history;"
-	                  " DROP INDEX artifacts_by_hash; PRAGMA user_version = 1");
+	                  " DROP INDEX artifacts_by_hash; ALTER TABLE runs DROP COLUMN pgid;"
+	                  " ALTER TABLE runs DROP COLUMN pgid_start; PRAGMA user_version = 1");
 	struct mlx_err err;
 	assert_int_equal(mlx_rundb_open(f->path, NULL, &f->db, &err), MLX_OK);
 	assert_int_equal(mlx_rundb_schema_version(f->db), mlx_rundb_schema_latest());

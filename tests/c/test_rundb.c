@@ -6,10 +6,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -407,6 +410,113 @@ static void read_only_opens_read_and_refuse_writes(void **state)
 	mlx_rundb_close(db, NULL);
 }
 
+/* Whether pid runs: it exists and is not a zombie nobody reaped yet. */
+static bool running(pid_t pid)
+{
+	char path[64], buf[512] = "";
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/* Forks a process leading its own group, with one more member; returns the
+ * group id and the member in *member. */
+static pid_t fork_group(pid_t *member)
+{
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t leader = fork();
+	if (leader == 0) {
+		/* Gone with the test, should an assertion fail before it kills them. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setpgid(0, 0);
+		pid_t m = fork();
+		if (m == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+		if (write(fds[1], &m, sizeof m) != sizeof m)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	setpgid(leader, leader);
+	assert_int_equal(read(fds[0], member, sizeof *member), sizeof *member);
+	close(fds[0]);
+	close(fds[1]);
+	return leader;
+}
+
+static void a_dead_runs_process_group_is_killed_unless_its_leader_changed(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	pid_t member, other_member;
+	pid_t group = fork_group(&member);
+	pid_t other = fork_group(&other_member);
+
+	/* An owner records the two groups for two runs and dies with them
+	 * running, as a killed mlx whose keeper was killed too. */
+	pid_t owner = fork();
+	if (owner == 0) {
+		struct mlx_rundb *cdb;
+		char a[MLX_RUN_ID_SIZE], b[MLX_RUN_ID_SIZE];
+		if (mlx_rundb_open(f->path, NULL, &cdb, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, a, NULL) != MLX_OK ||
+		    mlx_rundb_set_group(cdb, a, group, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, b, NULL) != MLX_OK ||
+		    mlx_rundb_set_group(cdb, b, other, NULL) != MLX_OK ||
+		    mlx_rundb_close(cdb, NULL) != MLX_OK)
+			_exit(1);
+		_exit(0);
+	}
+	int status;
+	waitpid(owner, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* The second group's leader now looks like another process (a reused
+	 * pid): its recorded start time is not its own. */
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "UPDATE runs SET pgid_start = rtrim(pgid_start, '0123456789') || '1' WHERE pgid = %d",
+	         (int)other);
+	raw_exec(f->path, sql);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE pgid IS NOT NULL") == 2);
+
+	struct mlx_rundb *db = open_db(f->path, NULL); /* reaps */
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'KILLED'") == 2);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM runs WHERE message LIKE"
+	         " '%%; its process group %d was still running and has been killed'",
+	         (int)group);
+	assert_true(peek(f->path, sql) == 1);
+	for (int i = 0; i < 100 && (running(group) || running(member)); i++)
+		usleep(10000);
+	bool group_left = running(group) || running(member);
+	bool other_left = running(other) && running(other_member);
+	kill(-other, SIGKILL);
+	kill(-group, SIGKILL);
+	waitpid(group, NULL, 0);
+	waitpid(other, NULL, 0);
+	assert_false(group_left);
+	assert_true(other_left);
+	/* A group already gone is not recorded: nothing could be ended later. */
+	char id[MLX_RUN_ID_SIZE];
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_set_group(db, id, group, &err), MLX_OK);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE id = '%s' AND pgid IS NULL", id);
+	assert_true(peek(f->path, sql) == 1);
+	assert_int_equal(mlx_rundb_set_group(db, id, 1, &err), MLX_ERR_INVALID);
+	mlx_rundb_close(db, NULL);
+}
+
 static void concurrent_writers_lose_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -501,6 +611,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(params_tags_and_artifacts, make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(points_are_written_by_batch_and_by_age, make_db_dir,
 	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(a_dead_runs_process_group_is_killed_unless_its_leader_changed,
+	                                    make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(dead_owners_are_reaped_live_ones_kept, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(an_end_that_cannot_be_written_is_recorded_later, make_db_dir,

@@ -77,6 +77,32 @@ is "$(cat proj/model.txt)" "model of a" "10 s later model.txt still holds the mo
 grep -q "\"$hash\"" proj/mlx.lock
 is "$?" 0 "which is what mlx.lock pins"
 
+# mlx and its keeper killed at once (pkill -9 mlx would match both): the
+# tree lives on until the next mlx finds the run dead and kills the group
+# it recorded, before it restores anything.
+echo b >proj/in.txt
+rm -f proj/started
+(cd proj && TRAIN_SECONDS=60 exec "$MLX" recipe recipe.lua >/dev/null 2>&1) &
+MLX_PID=$!
+for _ in $(seq 200); do [ -e proj/started ] && break; sleep 0.05; done
+sleep 0.3
+keeper=$(ps -o pid=,comm= --ppid "$MLX_PID" | awk '$2 == "mlx-keeper" { print $1 }')
+kill -9 "$keeper" # first: killed second, it could act on mlx's end in between
+kill -9 "$MLX_PID"
+wait "$MLX_PID" 2>/dev/null
+sleep 0.5
+left=$(in_project)
+is "$([ -n "$left" ] && echo yes)" yes "with the keeper killed too, the step's tree is still running"
+echo a >proj/in.txt
+at_proj "$MLX" recipe recipe.lua >/dev/null 2>err.txt
+is "$?" 0 "the next run exits 0"
+is "$(echo $(in_project))" "" "and has killed the tree of the dead run"
+sleep 2
+is "$(cat proj/model.txt)" "model of a" "2 s later model.txt still holds the model of a"
+at_proj "$MLX" runs --filter "message like '%process group%'" --csv >out.txt 2>&1
+like "$(cat out.txt)" "train.*KILLED" "the step's run, marked KILLED, says its group was killed"
+[ -n "$left" ] && kill -9 $left 2>/dev/null
+
 # A normal end: the keeper goes with mlx, reaped (no zombie left).
 cat >proj/spawn.lua <<'LUA'
 local proc = require "mlx.proc"

@@ -371,6 +371,12 @@ function Engine:spawn(step, ev, run)
     self:finish_failure(step, run, ("step '%s' could not start: %s"):format(step.name, err), nil)
     return nil
   end
+  -- Should mlx and its keeper both die, whoever next finds this run dead
+  -- kills the group (docs/proc.md, "The keeper").
+  if run then
+    local ok, gerr = run:set_group(handle:pid())
+    if not ok then ui.warn(("cannot record the process group of step '%s': %s"):format(step.name, gerr)) end
+  end
   local job = { step = step, handle = handle, run = run, events = events, ev = ev, started = core.clock(), log = log }
   self.running[#self.running + 1] = job
   self.out:started(step)
