@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # kill -9 of mlx: its keeper ends every process of the running step within
 # a second, and the next run's restored outputs stay as mlx.lock pins them.
-# Also the keeper's own life: one per mlx, gone when mlx ends normally.
+# With the keeper killed too, the next run ends the group the dead step's
+# run recorded. Also the keeper's own life: one per mlx, gone when mlx ends
+# normally.
 . "$(dirname "$0")/tap.sh"
 : "${MLX_SOURCE_ROOT:?set MLX_SOURCE_ROOT to the source tree}"
 
