@@ -615,19 +615,17 @@ int mlx_rundb_set_group(struct mlx_rundb *db, const char *id, long pgid, struct 
 	char ident[128];
 	if (pgid <= 1)
 		return mlx_err_set(err, MLX_ERR_INVALID, EINVAL, "invalid process group %ld", pgid);
-	if (!process_ident(pgid, ident, sizeof ident))
+	/* Same boot and namespace as this process: only the start is read. */
+	char state;
+	unsigned long long start;
+	if (proc_stat(pgid, &state, &start) != 0)
 		return MLX_OK; /* already gone: nothing to end later */
-	pthread_mutex_lock(&db->lock);
-	sqlite3_stmt *st;
-	int rc = rundb_stmt(db, ST_SET_GROUP, &st, err);
-	if (rc == MLX_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, pgid);
-		sqlite3_bind_text(st, 3, ident, -1, SQLITE_TRANSIENT);
-		rc = rundb_exec(db, st, err, "cannot record a run's process group");
-	}
-	pthread_mutex_unlock(&db->lock);
-	return rc;
+	const char *colon = strrchr(db->proc_ident, ':');
+	int prefix = colon ? (int)(colon - db->proc_ident) : 0;
+	snprintf(ident, sizeof ident, "%.*s:%llu", prefix, db->proc_ident, start);
+	/* Buffered: a transaction of its own would cost each step ~0.1 ms,
+	 * for a guard needed only when mlx and its keeper die together. */
+	return rundb_buffer_group(db, id, pgid, ident, err);
 }
 
 #define GROUP_KILLED "; its process group %ld was still running and has been killed"
@@ -679,8 +677,8 @@ static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, long gro
 		return rc;
 	}
 	char message[384];
-	int n = snprintf(message, sizeof message, "its mlx process (pid %ld on %s) ended without finishing it",
-	                 pid, db->host);
+	int n = snprintf(message, sizeof message,
+	                 "its mlx process (pid %ld on %s) ended without finishing it", pid, db->host);
 	if (group > 0 && n > 0 && (size_t)n < sizeof message)
 		snprintf(message + n, sizeof message - (size_t)n, GROUP_KILLED, group);
 	if ((rc = rundb_stmt(db, ST_REAP, &st, err)) != MLX_OK)

@@ -86,8 +86,10 @@ int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err);
  * process group pgid, led by process pgid, with that process's identity
  * (boot, pid namespace, start time). When the run is later found dead,
  * mlx_rundb_reap kills the group if its leader is still that process.
- * Returns 0 (also when pgid is gone already: nothing to record);
- * MLX_ERR_INVALID for a pgid <= 1; an error as for a write. */
+ * Buffered like a param: written within the flush interval, or at the
+ * next flush or finish. Returns 0 (also when pgid is gone already:
+ * nothing to record); MLX_ERR_INVALID for a pgid <= 1; MLX_ERR_NOMEM; or
+ * the error of a batch write this call triggered. */
 int mlx_rundb_set_group(struct mlx_rundb *db, const char *id, long pgid, struct mlx_err *err);
 
 /* What is known when a run starts; every field may be NULL/0. */

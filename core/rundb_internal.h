@@ -48,15 +48,15 @@ struct metric_row {
 	double value;
 };
 
-enum pending_kind { PENDING_PARAM, PENDING_TAG, PENDING_ARTIFACT };
+enum pending_kind { PENDING_PARAM, PENDING_TAG, PENDING_ARTIFACT, PENDING_GROUP };
 
-/* A buffered param, tag or artifact; the strings are owned. */
+/* A buffered param, tag, artifact or process group; the strings are owned. */
 struct pending {
 	enum pending_kind kind;
 	char *run;
-	char *key, *value;    /* param and tag; artifact: role, path */
+	char *key, *value;    /* param and tag; artifact: role, path; group: NULL, leader's identity */
 	char *hash;           /* artifact */
-	int64_t size, nfiles; /* artifact */
+	int64_t size, nfiles; /* artifact; group: size is the group id */
 };
 
 struct mlx_rundb {
@@ -111,6 +111,11 @@ void rundb_rollback(struct mlx_rundb *db);
 
 /* Milliseconds since the epoch. */
 int64_t rundb_now_ms(void);
+
+/* Buffers the process group of run id and its leader's identity, written
+ * with the next batch (rundb_write.c). Returns 0 or MLX_ERR_NOMEM. */
+int rundb_buffer_group(struct mlx_rundb *db, const char *id, long pgid, const char *ident,
+                       struct mlx_err *err);
 
 /* Writes the buffer in the open transaction (rundb_write.c). On failure the
  * buffer is unchanged. */

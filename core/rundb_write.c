@@ -321,6 +321,18 @@ int mlx_rundb_log_artifact(struct mlx_rundb *db, const char *id, const struct ml
 	return push_pending(db, p, err);
 }
 
+int rundb_buffer_group(struct mlx_rundb *db, const char *id, long pgid, const char *ident,
+                       struct mlx_err *err)
+{
+	struct pending p = {PENDING_GROUP, strdup(id), NULL, strdup(ident), NULL, pgid, 0};
+	if (!p.run || !p.value) {
+		free(p.run);
+		free(p.value);
+		return nomem(err);
+	}
+	return push_pending(db, p, err);
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 /* A param kept as a number too when all of it reads as a finite number. */
@@ -335,6 +347,15 @@ static int param_number(const char *value, double *num)
 static int write_pending(struct mlx_rundb *db, const struct pending *p, struct mlx_err *err)
 {
 	sqlite3_stmt *st;
+	if (p->kind == PENDING_GROUP) {
+		int rc = rundb_stmt(db, ST_SET_GROUP, &st, err);
+		if (rc != MLX_OK)
+			return rc;
+		sqlite3_bind_text(st, 1, p->run, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, p->size);
+		sqlite3_bind_text(st, 3, p->value, -1, SQLITE_STATIC);
+		return rundb_exec(db, st, err, "cannot record a run's process group");
+	}
 	enum rundb_stmt which = p->kind == PENDING_PARAM ? ST_UPSERT_PARAM
 	                        : p->kind == PENDING_TAG ? ST_UPSERT_TAG
 	                                                 : ST_UPSERT_ARTIFACT;
