@@ -4,7 +4,8 @@
 . "$(dirname "$0")/tap.sh"
 
 json() { # PYTHON-EXPRESSION over `d`, the JSON on stdin
-	python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
+	# -I -S: no site packages to import, a third of python3's start.
+	python3 -I -S -c "import json, sys; d = json.load(sys.stdin); print($1)"
 }
 
 # Outside a project: recipes run untracked and create nothing.
