@@ -25,9 +25,15 @@ options=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096
 
 # The lock and run-cache targets write and fsync a file per input: on a
 # disk that costs milliseconds, on tmpfs nothing, which is 20x the inputs.
+scratch=${TMPDIR:-/tmp}
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
-	export TMPDIR=/dev/shm
+	scratch=/dev/shm
 fi
+# The target removes its temporary directory when it exits, but not when
+# it aborts on a finding: this one is removed either way.
+TMPDIR=$(mktemp -d "$scratch/mlx-fuzz-$target-XXXXXX") || exit 1
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 
 echo "1..1"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
