@@ -687,8 +687,17 @@ int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *o
 		uint64_t size = 0;
 		if (q >= nl || *q < '0' || *q > '9')
 			goto corrupt;
-		while (q < nl && *q >= '0' && *q <= '9')
-			size = size * 10 + (uint64_t)(*q++ - '0');
+		/* Canonical decimal, as mlx_hash_manifest writes it: no leading
+		 * zero, and no more than a file can hold (off_t, and a Lua
+		 * integer), rather than wrapping around. */
+		if (q[0] == '0' && q + 1 < nl && q[1] >= '0' && q[1] <= '9')
+			goto corrupt;
+		while (q < nl && *q >= '0' && *q <= '9') {
+			uint64_t digit = (uint64_t)(*q++ - '0');
+			if (size > ((uint64_t)INT64_MAX - digit) / 10)
+				goto corrupt;
+			size = size * 10 + digit;
+		}
 		if (nl - q < 6 || q[0] != ' ' || q[4] != ' ')
 			goto corrupt;
 		uint32_t mode;

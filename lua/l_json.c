@@ -91,14 +91,39 @@ static void push_value(lua_State *L, json_t *v)
 	}
 }
 
+/* jansson quotes the text near the error ("invalid escape near '...'"),
+ * line breaks included: they are written as escapes, so that the message
+ * stays the one line mlx prints. */
+static void add_escaped(luaL_Buffer *b, const char *text)
+{
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+		if (*c == '\n')
+			luaL_addstring(b, "\\n");
+		else if (*c == '\r')
+			luaL_addstring(b, "\\r");
+		else if (*c == '\t')
+			luaL_addstring(b, "\\t");
+		else if (*c < 0x20 || *c == 0x7f) {
+			char esc[8];
+			snprintf(esc, sizeof esc, "\\%u", (unsigned)*c);
+			luaL_addstring(b, esc);
+		} else
+			luaL_addchar(b, (char)*c);
+	}
+}
+
 static int decode_failure(lua_State *L, const char *source, const json_error_t *error)
 {
 	lua_pushnil(L);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
 	if (source)
-		lua_pushfstring(L, "%s:%d:%d: invalid JSON: %s", source, error->line, error->column, error->text);
+		lua_pushfstring(L, "%s:%d:%d: invalid JSON: ", source, error->line, error->column);
 	else
-		lua_pushfstring(L, "invalid JSON at line %d, column %d: %s", error->line, error->column,
-				error->text);
+		lua_pushfstring(L, "invalid JSON at line %d, column %d: ", error->line, error->column);
+	luaL_addvalue(&b);
+	add_escaped(&b, error->text);
+	luaL_pushresult(&b);
 	lua_pushliteral(L, "invalid");
 	return 3;
 }

@@ -7,6 +7,7 @@ packages="
   liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcurl4-openssl-dev libgit2-dev
   libssl-dev libjansson-dev
   libcmocka-dev lua-unit valgrind
+  clang libclang-rt-14-dev
   git openssl
   strace
 "

@@ -136,8 +136,10 @@ end
 --- rename), sorted keys, indented. Returns true or nil, message, code.
 function M.write(root, lock)
   lock.version = M.VERSION
+  -- A section made in Lua is an object even while empty; one read from the
+  -- file keeps its kind (an unknown section may be an array).
   for name, value in pairs(lock) do
-    if type(value) == "table" and name ~= "version" then json.object(value) end
+    if type(value) == "table" and getmetatable(value) == nil then json.object(value) end
   end
   return json.save(M.path(root), lock)
 end

@@ -354,6 +354,37 @@ static void manifest_lines_are_exact(void **state)
 	mlx_filelist_free(&list);
 }
 
+/* A size is read as mlx_hash_manifest writes it: canonical decimal that a
+ * file can hold. Found by the manifest fuzz target: a 20-digit size wrapped
+ * around and parsed as another number. */
+static void manifest_sizes_parse_only_in_canonical_form(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {"18446744075097351615", "18446744073709551616", "9223372036854775808",
+					  "02", "00"};
+	static const struct {
+		const char *text;
+		uint64_t size;
+	} good[] = {{"0", 0}, {"10", 10}, {"9223372036854775807", 9223372036854775807ull}};
+	const char *hex = "87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7";
+	char text[256];
+	struct mlx_filelist list = {0};
+	struct mlx_err err;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int n = snprintf(text, sizeof text, "%s %s 644 a\n", hex, bad[i]);
+		assert_int_equal(mlx_hash_manifest_parse(text, (size_t)n, &list, &err), MLX_ERR_CORRUPT);
+		assert_string_equal(err.msg, "manifest line 1 is malformed");
+		assert_int_equal(list.len, 0);
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		int n = snprintf(text, sizeof text, "%s %s 644 a\n", hex, good[i].text);
+		assert_int_equal(mlx_hash_manifest_parse(text, (size_t)n, &list, &err), MLX_OK);
+		assert_int_equal(list.len, 1);
+		assert_true(list.items[0].size == good[i].size);
+		mlx_filelist_free(&list);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +399,7 @@ int main(void)
 		cmocka_unit_test(files_changed_after_the_walk_fail_cleanly),
 		cmocka_unit_test(walk_sorts_by_path_bytes_across_directories),
 		cmocka_unit_test(manifest_lines_are_exact),
+		cmocka_unit_test(manifest_sizes_parse_only_in_canonical_form),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

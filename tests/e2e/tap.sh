@@ -7,7 +7,11 @@ TAP_FAILED=0
 
 # The working directory of each test file: a fresh temporary directory.
 TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mlx-e2e-XXXXXX")
-trap 'rm -rf "$TEST_DIR"' EXIT
+# Where the mlx helper captures output: made once, not per call (a mktemp,
+# cat and rm per call cost seconds per file on a loaded machine); beside
+# TEST_DIR, not in it, as tests list and hash their directory.
+TAP_CAPTURE=$(mktemp -d "${TMPDIR:-/tmp}/mlx-e2e-capture-XXXXXX")
+trap 'rm -rf "$TEST_DIR" "$TAP_CAPTURE"' EXIT
 cd "$TEST_DIR" || exit 1
 
 tap_result() { # STATUS DESCRIPTION...
@@ -23,13 +27,12 @@ tap_result() { # STATUS DESCRIPTION...
 }
 
 # mlx ARGS... — runs mlx, leaving stdout in OUT, stderr in ERR, status in RC.
+# Output goes to files, not a pipe: a server mlx starts in the background
+# keeps its stdout open, and reading a pipe would wait for it.
 mlx() {
-	local o e
-	o=$(mktemp) e=$(mktemp)
-	"$MLX" "$@" >"$o" 2>"$e"
+	"$MLX" "$@" >"$TAP_CAPTURE/out" 2>"$TAP_CAPTURE/err"
 	RC=$?
-	OUT=$(cat "$o") ERR=$(cat "$e")
-	rm -f "$o" "$e"
+	OUT=$(<"$TAP_CAPTURE/out") ERR=$(<"$TAP_CAPTURE/err")
 }
 
 is() { # GOT EXPECTED DESCRIPTION
@@ -63,6 +66,7 @@ skip() { # DESCRIPTION REASON — a test that cannot run here, said so
 }
 
 done_testing() {
+	rm -rf "$TAP_CAPTURE" # also when a test replaced the EXIT trap
 	echo "1..$TAP_COUNT"
 	[ "$TAP_FAILED" -eq 0 ]
 }

@@ -51,6 +51,19 @@ function TestJson:test_decode_errors_name_line_and_column()
   lu.assertNil((json.decode("")))
 end
 
+-- Found by the lock fuzz target: jansson quotes the text near the error,
+-- and a line break in it made mlx's one-line message two lines.
+function TestJson:test_decode_errors_are_one_line()
+  local v, err = json.decode('{"version": 1, "a\\\n": 2}')
+  lu.assertNil(v)
+  lu.assertNotStrContains(err, "\n")
+  lu.assertStrContains(err, "invalid escape near '\"a\\\\n'")
+  v, err = json.decode('["\1\r\127')
+  lu.assertNil(v)
+  lu.assertNotStrContains(err, "\r")
+  lu.assertNotStrContains(err, "\1")
+end
+
 function TestJson:test_unencodable_values_raise()
   lu.assertErrorMsgContains("cannot encode a function", json.encode, { f = print })
   lu.assertErrorMsgContains("cannot be represented", json.encode, 0 / 0)

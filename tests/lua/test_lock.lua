@@ -36,6 +36,22 @@ function TestLock:test_update_writes_sorted_and_keeps_other_sections()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- Found by the lock fuzz target: an unknown section holding an array made
+-- every update raise ("object keys must be strings").
+function TestLock:test_update_keeps_an_unknown_section_of_any_kind()
+  local root = project()
+  local text = '{"version": 1, "later": [1, {"a": []}, "x"], "empty": {}, "none": []}'
+  assert(fs.write(lock.path(root), text))
+  assert(lock.update(root, "artifacts", function(a)
+    a["data/a"] = { type = "dir", hash = H, size = 9, files = 2 }
+  end))
+  local doc = assert(json.load(lock.path(root)))
+  lu.assertEquals(json.encode(doc.later), '[1,{"a":[]},"x"]')
+  lu.assertEquals(json.encode(doc.empty), "{}")
+  lu.assertEquals(json.encode(doc.none), "[]")
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 function TestLock:test_invalid_locks_fail_naming_file_and_problem()
   local root = project()
   local cases = {

@@ -179,4 +179,32 @@ function TestPaths:test_normal_form()
   lu.assertFalse(paths.overlap("work/a", "work/ab"))
 end
 
+TestRunCache = {}
+
+-- An entry may arrive with a pull or be crafted: one that names a path the
+-- step does not declare (../outside/rc.txt) is not used at all, as the
+-- run-cache fuzz target also checks.
+function TestRunCache:test_an_entry_naming_an_undeclared_out_is_not_used()
+  local fs = require "mlx.fs"
+  local json = require "mlx.json"
+  local runcache = require "mlx.pipeline.runcache"
+  local store = require "mlx.store"
+  package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+  local root = require("support").tempdir()
+  assert(fs.mkdirs(root .. "/.mlx/tmp"))
+  assert(fs.write(root .. "/a.txt", "a\n"))
+  local st = assert(store.open(root))
+  local info = assert(st:put("a.txt"))
+  assert(st:commit())
+  local record = { type = "file", hash = info.hash, size = 2, mode = "644" }
+  local k = ("cd"):rep(32)
+  local step = { name = "train", outs = { "model.bin" } }
+  assert(runcache.write(root, k, { ["model.bin"] = record }))
+  lu.assertEquals(runcache.lookup(root, st, k, step), { ["model.bin"] = record })
+  assert(runcache.write(root, k, { ["model.bin"] = record, ["../outside/rc.txt"] = record }))
+  lu.assertNil(runcache.lookup(root, st, k, step))
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

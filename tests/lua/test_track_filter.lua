@@ -160,6 +160,11 @@ function TestFilter:test_syntax_errors_point_at_the_column()
     { "dirty = 'yes'", "column 9: dirty is true or false, not 'yes'" },
     { "start_time > 'yesterday'", "column 14: start_time compares with milliseconds or a date" },
     { "a = 1 @", "column 7: unexpected character '@'" },
+    -- Found by the filter fuzz target: quoted text kept its line breaks.
+    { "start_time > '2024-05\r01'", "column 14: start_time compares with milliseconds or a date "
+      .. "'YYYY-MM-DD[ HH:MM[:SS]]', not '2024-05\\r01'" },
+    { "dirty = 'a\nb\1'", "column 9: dirty is true or false, not 'a\\nb\\1'" },
+    { "tags.x ~\t", "column 8: unexpected character '~'" },
   }
   for _, case in ipairs(cases) do
     local sql, err, code = filter.compile(case[1])

@@ -79,8 +79,14 @@ local KEYWORDS = {
 
 -- ---- tokens -----------------------------------------------------------------
 
+-- The message quotes the text it could not read: a control character in it
+-- is written as an escape ("\r", "\1"), so the message stays one line.
+local CONTROL = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
 local function syntax_error(col, fmt, ...)
-  error({ filter_error = ("column %d: " .. fmt):format(col, ...) }, 0)
+  local msg = ("column %d: " .. fmt):format(col, ...)
+  msg = msg:gsub("%c", function(c) return CONTROL[c] or ("\\%d"):format(c:byte()) end)
+  error({ filter_error = msg }, 0)
 end
 
 -- " but found 'x'", or nothing at the end of the text.
