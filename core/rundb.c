@@ -103,6 +103,9 @@ static const char *const migrations[] = {
     "  time INTEGER NOT NULL, user TEXT, run_id TEXT);"
     "CREATE INDEX model_alias_history_by_alias ON model_alias_history (name, alias, id);"
     "CREATE INDEX artifacts_by_hash ON artifacts (hash) WHERE hash IS NOT NULL;",
+    /* 3: a step restored from the run-cache finds the run that produced
+     * its outs by their common step key. */
+    "CREATE INDEX IF NOT EXISTS runs_by_step_key ON runs (step_key) WHERE step_key IS NOT NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

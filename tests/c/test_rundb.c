@@ -1,5 +1,6 @@
 /* test_rundb.c — core/rundb*.c: schema, runs, buffered metrics, reaping,
- * concurrent writers and read-only queries, on real SQLite files. */
+ * concurrent writers, read-only queries and changes to ended runs, on
+ * real SQLite files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -487,6 +488,110 @@ static void queries_bind_values_and_never_write(void **state)
 	assert_true(peek(f->path, "SELECT count(*) FROM runs") == 1);
 }
 
+/* Counts the rows of table naming run id (column run_id, or id for runs). */
+static double rows_of(const char *path, const char *table, const char *id)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s = '%s'", table,
+	         strcmp(table, "runs") == 0 ? "id" : "run_id", id);
+	return peek(path, sql);
+}
+
+static void tags_are_removed_and_runs_deleted_with_their_steps(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char parent[MLX_RUN_ID_SIZE], step[MLX_RUN_ID_SIZE], other[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, parent, &err), MLX_OK);
+	start.parent_id = parent;
+	assert_int_equal(mlx_rundb_start(db, &start, step, &err), MLX_OK);
+	start.parent_id = NULL;
+	assert_int_equal(mlx_rundb_start(db, &start, other, &err), MLX_OK);
+	const char *all[] = {parent, step, other};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mlx_rundb_log_param(db, all[i], "lr", "0.1", &err), MLX_OK);
+		assert_int_equal(mlx_rundb_set_tag(db, all[i], "team", "vision", &err), MLX_OK);
+		assert_int_equal(mlx_rundb_log_metric(db, all[i], "loss", 0, 0.5, 0, NULL, &err), MLX_OK);
+		struct mlx_run_artifact art = {"out", "model.bin", "ab12", 10, 1};
+		assert_int_equal(mlx_rundb_log_artifact(db, all[i], &art, &err), MLX_OK);
+	}
+
+	/* A running run is still written to: it is not deleted. */
+	const char *doomed[] = {parent};
+	assert_int_equal(mlx_rundb_delete_runs(db, doomed, 1, NULL, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "is still running: not deleted"));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mlx_rundb_finish(db, all[i], &FINISHED, &err), MLX_OK);
+
+	assert_int_equal(mlx_rundb_delete_tag(db, parent, "team", &err), MLX_OK);
+	assert_true(rows_of(f->path, "tags", parent) == 0);
+	assert_int_equal(mlx_rundb_delete_tag(db, parent, "team", &err), MLX_ERR_NOTFOUND);
+	assert_non_null(strstr(err.msg, "has no tag 'team'"));
+	assert_int_equal(mlx_rundb_delete_tag(db, "0000000000000000", "team", &err), MLX_ERR_NOTFOUND);
+
+	/* A run that a model version names is kept, and so is everything else
+	 * asked for in the same call. */
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "INSERT INTO model_versions (name, version, artifact_hash, type, size, run_id, created)"
+	         " VALUES ('iris', 2, 'ab12', 'file', 10, '%s', 0)",
+	         step);
+	raw_exec(f->path, sql);
+	const char *both[] = {other, parent};
+	int deleted = -1;
+	assert_int_equal(mlx_rundb_delete_runs(db, both, 2, &deleted, &err), MLX_ERR_INVALID);
+	assert_int_equal(deleted, 0);
+	char want[128];
+	snprintf(want, sizeof want, "run %s is the run of model version iris:2: not deleted", step);
+	assert_string_equal(err.msg, want);
+	assert_true(rows_of(f->path, "runs", other) == 1);
+	const char *unknown[] = {other, "0000000000000000"};
+	assert_int_equal(mlx_rundb_delete_runs(db, unknown, 2, NULL, &err), MLX_ERR_NOTFOUND);
+	assert_true(rows_of(f->path, "runs", other) == 1);
+
+	raw_exec(f->path, "DELETE FROM model_versions");
+	assert_int_equal(mlx_rundb_delete_runs(db, both, 2, &deleted, &err), MLX_OK);
+	assert_int_equal(deleted, 3); /* the step run goes with its parent */
+	const char *tables[] = {"runs", "params", "tags", "metrics", "latest_metrics", "artifacts"};
+	for (int t = 0; t < 6; t++)
+		for (int i = 0; i < 3; i++)
+			assert_true(rows_of(f->path, tables[t], all[i]) == 0);
+	mlx_rundb_close(db, NULL);
+}
+
+static void metrics_are_copied_to_a_run_that_stands_for_another(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char from[MLX_RUN_ID_SIZE], to[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, from, &err), MLX_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(mlx_rundb_log_metric(db, from, "loss", i, 1.0 / (i + 1), 0, NULL, &err),
+		                 MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, from, "acc", 0, 0.9, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_finish(db, from, &FINISHED, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_start(db, &start, to, &err), MLX_OK);
+	/* Still buffered when the copy starts: the copy writes it first. */
+	assert_int_equal(mlx_rundb_log_param(db, to, "lr", "0.1", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_copy_metrics(db, to, from, &err), MLX_OK);
+	assert_true(rows_of(f->path, "metrics", to) == 6);
+	assert_true(rows_of(f->path, "params", to) == 1);
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT value FROM latest_metrics WHERE run_id = '%s' AND key = 'loss'",
+	         to);
+	assert_true(peek(f->path, sql) == 0.2);
+	/* The series goes on after the copied steps. */
+	int64_t step = -1;
+	assert_int_equal(mlx_rundb_log_metric(db, to, "loss", MLX_STEP_AUTO, 0.1, 0, &step, &err), MLX_OK);
+	assert_int_equal(step, 5);
+	assert_int_equal(mlx_rundb_copy_metrics(db, to, "0000000000000000", &err), MLX_ERR_NOTFOUND);
+	mlx_rundb_close(db, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +614,10 @@ int main(void)
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(queries_bind_values_and_never_write, make_db_dir, remove_db_dir),
+	    cmocka_unit_test_setup_teardown(tags_are_removed_and_runs_deleted_with_their_steps, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(metrics_are_copied_to_a_run_that_stands_for_another, make_db_dir,
+	                                    remove_db_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
