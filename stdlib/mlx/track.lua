@@ -332,16 +332,22 @@ local function filter_error(what, message)
   return nil, what .. ": " .. message, "invalid"
 end
 
+--- The SQL condition that leaves out the invocations that executed
+--- nothing (tagged mlx.noop by mlx recipe), on runs aliased r.
+M.NOT_NOOP = "NOT EXISTS (SELECT 1 FROM tags WHERE run_id = r.id AND key = 'mlx.noop')"
+
 --- Returns the runs matching query, as records (see get, without
 --- artifacts), newest first unless ordered otherwise; or nil, message,
 --- code. query fields, all optional: filter (see mlx.track.filter), order
---- ("-metrics.acc, start_time"), limit (default all). A filter or order
---- that does not parse returns nil, "filter: column N: …", "invalid".
+--- ("-metrics.acc, start_time"), limit (default all), hide_noop (leave out
+--- the invocations that executed nothing). A filter or order that does not
+--- parse returns nil, "filter: column N: …", "invalid".
 function Store:runs(query)
   query = query or {}
   assert(type(query) == "table", "runs: expected a table {filter, order, limit}")
   local where, wparams = filter.compile(query.filter or "")
   if not where then return filter_error("filter", wparams) end
+  if query.hide_noop then where = "(" .. where .. ") AND " .. M.NOT_NOOP end
   local order, oparams = "", {}
   if query.order and query.order:find("%S") then
     order, oparams = filter.order(query.order)
@@ -363,11 +369,13 @@ function Store:runs(query)
   return attach(self.db, rows)
 end
 
---- Returns the number of runs matching filter (all runs if nil); nil,
+--- Returns the number of runs matching filter (all runs if nil), without
+--- the invocations that executed nothing when options.hide_noop; nil,
 --- "filter: column N: …", "invalid" for a filter that does not parse.
-function Store:count(filter_text)
+function Store:count(filter_text, options)
   local where, params = filter.compile(filter_text or "")
   if not where then return filter_error("filter", params) end
+  if options and options.hide_noop then where = "(" .. where .. ") AND " .. M.NOT_NOOP end
   local rows, err, code = self.db:query("SELECT count(*) AS n FROM runs r WHERE " .. where, params)
   if not rows then return nil, err, code end
   return rows[1].n
