@@ -104,8 +104,11 @@ static const char *const migrations[] = {
     "CREATE INDEX model_alias_history_by_alias ON model_alias_history (name, alias, id);"
     "CREATE INDEX artifacts_by_hash ON artifacts (hash) WHERE hash IS NOT NULL;",
     /* 3: a step restored from the run-cache finds the run that produced
-     * its outs by their common step key. */
-    "CREATE INDEX IF NOT EXISTS runs_by_step_key ON runs (step_key) WHERE step_key IS NOT NULL;",
+     * its outs by their common step key; the experiments table (mlx exp)
+     * finds the newest step run of a recipe run that has a metric. */
+    "CREATE INDEX IF NOT EXISTS runs_by_step_key ON runs (step_key) WHERE step_key IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS runs_by_parent_start ON runs (parent_id, start_time, id)"
+    "  WHERE parent_id IS NOT NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -203,6 +203,18 @@ void mlx_rundb_query_column(struct mlx_rundb_query *q, int i, struct mlx_rundb_v
 /* Frees q. Safe on NULL. */
 void mlx_rundb_query_close(struct mlx_rundb_query *q);
 
+/* Fills this connection's temporary tables exp_metrics (run_id, key, step,
+ * ts, value) and exp_params (run_id, key, value, num), replacing what they
+ * held, with the values of the experiments table for the given keys: for
+ * each run, a metric's latest value from the step run (a run whose parent
+ * it is) that started last, else its own; a param's own value, else that
+ * of the step run that started last. Queries then read them as
+ * temp.exp_metrics and temp.exp_params, one index lookup per value, which
+ * is what makes sorting and filtering 10,000 runs fast. Returns 0 or an
+ * error as for a query (MLX_ERR_BUSY, MLX_ERR_IO). */
+int mlx_rundb_exp_join(struct mlx_rundb *db, const char *const *metric_keys, size_t nmetrics,
+                       const char *const *param_keys, size_t nparams, struct mlx_err *err);
+
 /* ---- changing runs after the fact (rundb_edit.c) ------------------------ */
 
 /* Deletes the tag key of run id. Returns 0; MLX_ERR_NOTFOUND for an unknown

@@ -203,6 +203,39 @@ static int db_query(lua_State *L)
 	return 1;
 }
 
+/* The strings of the list at idx as an array (a userdata left on the
+ * stack; the strings stay alive in the list); *n gets their number. */
+static const char **key_list(lua_State *L, int idx, size_t *n)
+{
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_Integer len = luaL_len(L, idx);
+	luaL_argcheck(L, len >= 0 && len <= 10000, idx, "expected a list of at most 10000 keys");
+	const char **keys = lua_newuserdatauv(L, (size_t)(len > 0 ? len : 1) * sizeof *keys, 0);
+	for (lua_Integer i = 1; i <= len; i++) {
+		if (lua_geti(L, idx, i) != LUA_TSTRING)
+			luaL_error(L, "key %d is a %s, not a string", (int)i, luaL_typename(L, -1));
+		keys[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	*n = (size_t)len;
+	return keys;
+}
+
+/* db:exp_join({metric key…}, {param key…}) -> true | nil, message, code:
+ * fills temp.exp_metrics and temp.exp_params (mlx_rundb_exp_join). */
+static int db_exp_join(lua_State *L)
+{
+	struct db_handle *h = check_db(L, 1);
+	size_t nmetrics, nparams;
+	const char **metric_keys = key_list(L, 2, &nmetrics);
+	const char **param_keys = key_list(L, 3, &nparams);
+	struct mlx_err err;
+	if (mlx_rundb_exp_join(h->db, metric_keys, nmetrics, param_keys, nparams, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* ---- starting runs ------------------------------------------------------- */
 
 /* db:start_run{parent, recipe, recipe_hash, step, step_key, command,
@@ -597,6 +630,7 @@ static const luaL_Reg db_methods[] = {
     {"delete_tag", db_delete_tag},
     {"delete_runs", db_delete_runs},
     {"copy_metrics", db_copy_metrics},
+    {"exp_join", db_exp_join},
     {NULL, NULL},
 };
 

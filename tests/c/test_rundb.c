@@ -592,6 +592,90 @@ static void metrics_are_copied_to_a_run_that_stands_for_another(void **state)
 	mlx_rundb_close(db, NULL);
 }
 
+/* Counts rows of a query on db's own connection (temp tables are per
+ * connection, so a plain SQLite connection cannot see them). */
+static int64_t own_count(struct mlx_rundb *db, const char *sql)
+{
+	struct mlx_rundb_query *q;
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_query_open(db, sql, &q, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_query_next(q, &err), 1);
+	struct mlx_rundb_value v;
+	mlx_rundb_query_column(q, 0, &v);
+	mlx_rundb_query_close(q);
+	return v.type == MLX_RUNDB_INT ? v.i : -1;
+}
+
+static double own_value(struct mlx_rundb *db, const char *sql)
+{
+	struct mlx_rundb_query *q;
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_query_open(db, sql, &q, &err), MLX_OK);
+	double x = NAN;
+	if (mlx_rundb_query_next(q, &err) == 1) {
+		struct mlx_rundb_value v;
+		mlx_rundb_query_column(q, 0, &v);
+		x = v.type == MLX_RUNDB_REAL ? v.d : v.type == MLX_RUNDB_INT ? (double)v.i : NAN;
+	}
+	mlx_rundb_query_close(q);
+	return x;
+}
+
+static void the_experiments_table_joins_steps_to_their_recipe_run(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char recipe[MLX_RUN_ID_SIZE], train[MLX_RUN_ID_SIZE], eval[MLX_RUN_ID_SIZE], alone[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1, .start_ms = 1000};
+	assert_int_equal(mlx_rundb_start(db, &start, recipe, &err), MLX_OK);
+	start.parent_id = recipe;
+	start.start_ms = 2000;
+	assert_int_equal(mlx_rundb_start(db, &start, train, &err), MLX_OK);
+	start.start_ms = 3000;
+	assert_int_equal(mlx_rundb_start(db, &start, eval, &err), MLX_OK);
+	start.parent_id = NULL;
+	assert_int_equal(mlx_rundb_start(db, &start, alone, &err), MLX_OK);
+	/* The recipe run's own value of a metric loses to its steps'; of
+	 * those, the step that started last wins. */
+	assert_int_equal(mlx_rundb_log_metric(db, recipe, "acc", 0, 0.1, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, train, "acc", 5, 0.8, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, eval, "acc", 0, 0.9, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, train, "loss", 0, 0.3, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, alone, "acc", 0, 0.5, 0, NULL, &err), MLX_OK);
+	/* A param: the recipe run's own wins; a step's fills in a missing one. */
+	assert_int_equal(mlx_rundb_log_param(db, recipe, "lr", "0.1", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_param(db, train, "lr", "0.5", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_param(db, train, "depth", "4", &err), MLX_OK);
+
+	const char *metrics[] = {"acc", "loss"}, *params[] = {"lr", "depth"};
+	assert_int_equal(mlx_rundb_exp_join(db, metrics, 2, params, 2, &err), MLX_OK);
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT value FROM temp.exp_metrics WHERE run_id = '%s' AND key = 'acc'",
+	         recipe);
+	assert_true(own_value(db, sql) == 0.9);
+	snprintf(sql, sizeof sql, "SELECT value FROM temp.exp_metrics WHERE run_id = '%s' AND key = 'loss'",
+	         recipe);
+	assert_true(own_value(db, sql) == 0.3);
+	snprintf(sql, sizeof sql, "SELECT value FROM temp.exp_metrics WHERE run_id = '%s' AND key = 'acc'",
+	         alone);
+	assert_true(own_value(db, sql) == 0.5);
+	snprintf(sql, sizeof sql, "SELECT num FROM temp.exp_params WHERE run_id = '%s' AND key = 'lr'",
+	         recipe);
+	assert_true(own_value(db, sql) == 0.1);
+	snprintf(sql, sizeof sql, "SELECT num FROM temp.exp_params WHERE run_id = '%s' AND key = 'depth'",
+	         recipe);
+	assert_true(own_value(db, sql) == 4);
+
+	/* Filled again, it holds only the keys asked for now. */
+	assert_int_equal(mlx_rundb_exp_join(db, metrics, 1, NULL, 0, &err), MLX_OK);
+	assert_int_equal(own_count(db, "SELECT count(*) FROM temp.exp_metrics WHERE key = 'loss'"), 0);
+	assert_int_equal(own_count(db, "SELECT count(*) FROM temp.exp_params"), 0);
+	/* The database file is not written. */
+	assert_true(peek(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'exp_%'") == 0);
+	mlx_rundb_close(db, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +702,8 @@ int main(void)
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(metrics_are_copied_to_a_run_that_stands_for_another, make_db_dir,
 	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(the_experiments_table_joins_steps_to_their_recipe_run,
+	                                    make_db_dir, remove_db_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

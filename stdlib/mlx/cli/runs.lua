@@ -154,7 +154,7 @@ end
 
 local command -- the declaration below, for the help of subcommands
 command = {
-  summary = "list the runs of this project; show one; compare two",
+  summary = "list the runs of this project; show, compare, tag or delete them",
   usage = "mlx runs [--filter EXPR] [--sort KEYS] [--limit N] [--all] [--metrics KEYS] [--json|--csv]\n"
     .. "       mlx runs show ID [--json]\n"
     .. "       mlx runs diff ID ID [--changed]\n"
