@@ -167,8 +167,11 @@ is "$RC $ERR" "2 mlx: error: mlx runs tag: 'novalue' is not KEY=VALUE" "a word w
 # Deleting runs: the run, its step runs and everything recorded of them;
 # never a run that a model version names.
 steps=$("$MLX" runs --json --filter "parent = '$restored'" | json '" ".join(r["id"] for r in d)')
+mkdir -p ".mlx/logs/$restored" && echo log >".mlx/logs/$restored/train.log"
 mlx runs rm "$restored"
 is "$RC $ERR" "0 mlx: deleted 3 runs" "mlx runs rm deletes the run and its step runs"
+test -e ".mlx/logs/$restored"
+is "$?" 1 "and its log directory"
 for id in $restored $steps; do
 	mlx runs show "$id"
 	is "$RC" 2 "run $id is gone"

@@ -147,7 +147,19 @@ local function rm(args)
   if opts.help then return nil end
   if #ids == 0 then ui.usage_error("'mlx runs rm' needs one or more run IDs (see 'mlx help runs')") end
   local store = open_store()
+  local runs = {}
+  for i, id in ipairs(ids) do runs[i] = check(store:get(id)) end
   local n = check(store:delete(ids))
+  -- Their logs go with them: a recipe run's directory holds its steps' logs.
+  local fs = require "mlx.fs"
+  local root = require("mlx.project").find_root()
+  for _, run in ipairs(runs) do
+    if run.parent == nil and root then
+      fs.remove_tree(("%s/.mlx/logs/%s"):format(root, run.id))
+    elseif run.log_path then
+      os.remove(run.log_path)
+    end
+  end
   ui.note(("deleted %d run%s"):format(n, n == 1 and "" or "s"))
   return ui.EXIT.OK
 end
