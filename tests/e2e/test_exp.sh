@@ -111,6 +111,10 @@ is "$RC" 2 "an unknown column exits 2"
 like "$ERR" "^mlx: error: --columns: unknown column 'nonsense'" "and says which"
 mlx exp --limit 2
 is "$(printf '%s\n' "$OUT" | wc -l) $ERR" "3 mlx: 2 of 3 experiments shown (--all for all)" "--limit"
+mlx exp --limit 0
+is "$(printf '%s\n' "$OUT" | wc -l) $ERR" "4 " "--limit 0: all, as in mlx runs"
+mlx exp --limit -1
+is "$RC $ERR" "2 mlx: error: --limit must be 0 (all) or more, not -1" "a negative --limit exits 2"
 
 # Back to lr=0.5: both steps restored from the run-cache; the row carries
 # the metrics of the runs that produced the outs, the Lua step's included.

@@ -233,7 +233,7 @@ local function main(opts)
     if opts[f] then formats = formats + 1 end
   end
   if formats > 1 then ui.usage_error("--json, --csv and --md exclude each other") end
-  if opts.limit < 1 then ui.usage_error("--limit must be 1 or more, not %d (--all for every row)", opts.limit) end
+  if opts.limit < 0 then ui.usage_error("--limit must be 0 (all) or more, not %d", opts.limit) end
   local filter = require "mlx.track.filter"
   local ok, err = filter.compile(opts.filter or "")
   if not ok then ui.usage_error("--filter: %s", err) end
@@ -244,7 +244,7 @@ local function main(opts)
   local store = ui.check_file(require("mlx.track").store())
   local exp = require "mlx.track.exp"
   local check = ui.check
-  local limit = not opts.all and opts.limit or nil
+  local limit = (not opts.all and opts.limit > 0) and opts.limit or nil
   local rows, total, code = exp.rows(store, { filter = opts.filter, order = opts.sort, limit = limit, all = opts.all,
     count = limit ~= nil })
   check(rows, total, code)
@@ -303,7 +303,7 @@ duration, command, git, params, metrics and tags (and with --baseline,
     { "sort", arg = "KEYS", help = "order by KEYS, e.g. -metrics.accuracy (default: newest first)" },
     { "columns", short = "c", arg = "NAMES", help = "columns to show, comma-separated, globs allowed" },
     { "baseline", arg = "ID", help = "compare every row with this run's" },
-    { "limit", arg = "N", type = "integer", default = 50, help = "show at most N rows (default 50)" },
+    { "limit", arg = "N", type = "integer", default = 50, help = "show at most N rows (0: all; default 50)" },
     { "all", help = "every row: no limit, and the invocations that executed nothing" },
     { "md", help = "print a Markdown table" },
     { "csv", help = "print CSV" },
