@@ -110,6 +110,12 @@ static const char *const migrations[] = {
      * left of it (mlx_rundb_set_group, mlx_rundb_reap). */
     "ALTER TABLE runs ADD COLUMN pgid INTEGER;"
     "ALTER TABLE runs ADD COLUMN pgid_start TEXT;",
+    /* 4: a step restored from the run-cache finds the run that produced
+     * its outs by their common step key; the experiments table (mlx exp)
+     * finds the newest step run of a recipe run that has a metric. */
+    "CREATE INDEX IF NOT EXISTS runs_by_step_key ON runs (step_key) WHERE step_key IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS runs_by_parent_start ON runs (parent_id, start_time, id)"
+    "  WHERE parent_id IS NOT NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

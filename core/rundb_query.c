@@ -1,5 +1,6 @@
 /* rundb_query.c — reading the tracking database: read-only prepared
- * statements with bound values. */
+ * statements with bound values, and the temporary tables of the
+ * experiments table that they may read. */
 #include "rundb_internal.h"
 
 #include <errno.h>
@@ -114,4 +115,60 @@ void mlx_rundb_query_close(struct mlx_rundb_query *q)
 	q->db->open_queries--;
 	pthread_mutex_unlock(&q->db->lock);
 	free(q);
+}
+
+/* ---- the experiments table ---------------------------------------------- */
+
+/* Per key, rows in rising priority: INSERT OR REPLACE keeps the last, so
+ * each (recipe run, key) ends with the winner. A metric: the recipe run's
+ * own, then its step runs by start. A param: its step runs by start, then
+ * the recipe run's own (-p and the recipe's values win). */
+static const char *const exp_fill_sql[] = {
+    "INSERT OR REPLACE INTO temp.exp_metrics (run_id, key, step, ts, value)"
+    " SELECT coalesce(s.parent_id, s.id), m.key, m.step, m.ts, m.value"
+    " FROM main.latest_metrics m JOIN main.runs s ON s.id = m.run_id WHERE m.key = ?1"
+    " ORDER BY coalesce(s.parent_id, s.id), s.parent_id IS NOT NULL, s.start_time, s.id",
+    "INSERT OR REPLACE INTO temp.exp_params (run_id, key, value, num)"
+    " SELECT coalesce(s.parent_id, s.id), p.key, p.value, p.num"
+    " FROM main.params p JOIN main.runs s ON s.id = p.run_id WHERE p.key = ?1"
+    " ORDER BY coalesce(s.parent_id, s.id), s.parent_id IS NULL, s.start_time, s.id",
+};
+
+static int exp_exec(struct mlx_rundb *db, const char *sql, const char *key, struct mlx_err *err)
+{
+	sqlite3_stmt *st;
+	int sqlrc = sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL);
+	if (sqlrc != SQLITE_OK)
+		return rundb_fail(db, sqlrc, err, "cannot prepare the experiments table");
+	if (key)
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlrc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return sqlrc == SQLITE_DONE || sqlrc == SQLITE_ROW
+	           ? MLX_OK
+	           : rundb_fail(db, sqlrc, err, "cannot fill the experiments table");
+}
+
+int mlx_rundb_exp_join(struct mlx_rundb *db, const char *const *metric_keys, size_t nmetrics,
+                       const char *const *param_keys, size_t nparams, struct mlx_err *err)
+{
+	static const char *const setup[] = {
+	    "CREATE TEMP TABLE IF NOT EXISTS exp_metrics (run_id TEXT NOT NULL, key TEXT NOT NULL,"
+	    " step INTEGER, ts INTEGER, value REAL, PRIMARY KEY (run_id, key)) WITHOUT ROWID",
+	    "CREATE TEMP TABLE IF NOT EXISTS exp_params (run_id TEXT NOT NULL, key TEXT NOT NULL,"
+	    " value TEXT NOT NULL, num REAL, PRIMARY KEY (run_id, key)) WITHOUT ROWID",
+	    "DELETE FROM temp.exp_metrics",
+	    "DELETE FROM temp.exp_params",
+	};
+	pthread_mutex_lock(&db->lock);
+	/* Written first, so the table holds the caller's own points. */
+	int rc = rundb_flush_locked(db, err);
+	for (size_t i = 0; rc == MLX_OK && i < sizeof setup / sizeof setup[0]; i++)
+		rc = exp_exec(db, setup[i], NULL, err);
+	for (size_t i = 0; rc == MLX_OK && i < nmetrics; i++)
+		rc = exp_exec(db, exp_fill_sql[0], metric_keys[i], err);
+	for (size_t i = 0; rc == MLX_OK && i < nparams; i++)
+		rc = exp_exec(db, exp_fill_sql[1], param_keys[i], err);
+	pthread_mutex_unlock(&db->lock);
+	return rc;
 }

@@ -203,6 +203,39 @@ static int db_query(lua_State *L)
 	return 1;
 }
 
+/* The strings of the list at idx as an array (a userdata left on the
+ * stack; the strings stay alive in the list); *n gets their number. */
+static const char **key_list(lua_State *L, int idx, size_t *n)
+{
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_Integer len = luaL_len(L, idx);
+	luaL_argcheck(L, len >= 0 && len <= 10000, idx, "expected a list of at most 10000 keys");
+	const char **keys = lua_newuserdatauv(L, (size_t)(len > 0 ? len : 1) * sizeof *keys, 0);
+	for (lua_Integer i = 1; i <= len; i++) {
+		if (lua_geti(L, idx, i) != LUA_TSTRING)
+			luaL_error(L, "key %d is a %s, not a string", (int)i, luaL_typename(L, -1));
+		keys[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	*n = (size_t)len;
+	return keys;
+}
+
+/* db:exp_join({metric key…}, {param key…}) -> true | nil, message, code:
+ * fills temp.exp_metrics and temp.exp_params (mlx_rundb_exp_join). */
+static int db_exp_join(lua_State *L)
+{
+	struct db_handle *h = check_db(L, 1);
+	size_t nmetrics, nparams;
+	const char **metric_keys = key_list(L, 2, &nmetrics);
+	const char **param_keys = key_list(L, 3, &nparams);
+	struct mlx_err err;
+	if (mlx_rundb_exp_join(h->db, metric_keys, nmetrics, param_keys, nparams, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* ---- starting runs ------------------------------------------------------- */
 
 /* db:start_run{parent, recipe, recipe_hash, step, step_key, command,
@@ -388,6 +421,71 @@ static int run_set_tags(lua_State *L)
 	return kv_table(L, mlx_rundb_set_tag);
 }
 
+/* ---- changing recorded runs --------------------------------------------- */
+
+/* db:set_tag(id, key, value) -> true | nil, message, code: tags a run that
+ * may have ended (no handle needed); written at once. */
+static int db_set_tag(lua_State *L)
+{
+	struct db_handle *h = check_db(L, 1);
+	const char *id = luaL_checkstring(L, 2);
+	const char *key = luaL_checkstring(L, 3);
+	luaL_checkany(L, 4);
+	char buf[MLX_LUA_NUMBER_SIZE];
+	const char *value = value_text(L, 4, buf);
+	struct mlx_err err;
+	int rc = mlx_rundb_set_tag(h->db, id, key, value, &err);
+	if (rc == MLX_OK)
+		rc = mlx_rundb_flush(h->db, &err);
+	return done(L, rc, &err);
+}
+
+/* db:delete_tag(id, key) -> true | nil, message, code ("notfound" without
+ * such a run or tag) */
+static int db_delete_tag(lua_State *L)
+{
+	struct db_handle *h = check_db(L, 1);
+	const char *id = luaL_checkstring(L, 2);
+	const char *key = luaL_checkstring(L, 3);
+	struct mlx_err err;
+	return done(L, mlx_rundb_delete_tag(h->db, id, key, &err), &err);
+}
+
+/* db:delete_runs{id…} -> number of runs deleted (with the runs below them)
+ * | nil, message, code; all or nothing, see mlx_rundb_delete_runs. */
+static int db_delete_runs(lua_State *L)
+{
+	struct db_handle *h = check_db(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_Integer n = luaL_len(L, 2);
+	luaL_argcheck(L, n > 0 && n <= 100000, 2, "expected a list of 1 to 100000 run ids");
+	/* The strings stay alive in the table; the array is owned by Lua. */
+	const char **ids = lua_newuserdatauv(L, (size_t)n * sizeof *ids, 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_geti(L, 2, i) != LUA_TSTRING)
+			return luaL_error(L, "delete_runs: run id %d is a %s, not a string", (int)i,
+			                  luaL_typename(L, -1));
+		ids[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	int deleted = 0;
+	struct mlx_err err;
+	if (mlx_rundb_delete_runs(h->db, ids, (size_t)n, &deleted, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushinteger(L, deleted);
+	return 1;
+}
+
+/* db:copy_metrics(to_id, from_id) -> true | nil, message, code */
+static int db_copy_metrics(lua_State *L)
+{
+	struct db_handle *h = check_db(L, 1);
+	const char *to = luaL_checkstring(L, 2);
+	const char *from = luaL_checkstring(L, 3);
+	struct mlx_err err;
+	return done(L, mlx_rundb_copy_metrics(h->db, to, from, &err), &err);
+}
+
 /* run:record_artifact{role, path, hash, size, nfiles} -> true | nil, message, code.
  * Records what the caller measured; mlx.track's log_artifact measures. */
 static int run_record_artifact(lua_State *L)
@@ -533,8 +631,19 @@ static int rundb_resources(lua_State *L)
 }
 
 static const luaL_Reg db_methods[] = {
-    {"close", db_close}, {"path", db_path},   {"schema_version", db_schema_version}, {"reap", db_reap},
-    {"flush", db_flush}, {"query", db_query}, {"start_run", db_start_run},           {NULL, NULL},
+    {"close", db_close},
+    {"path", db_path},
+    {"schema_version", db_schema_version},
+    {"reap", db_reap},
+    {"flush", db_flush},
+    {"query", db_query},
+    {"start_run", db_start_run},
+    {"set_tag", db_set_tag},
+    {"delete_tag", db_delete_tag},
+    {"delete_runs", db_delete_runs},
+    {"copy_metrics", db_copy_metrics},
+    {"exp_join", db_exp_join},
+    {NULL, NULL},
 };
 
 static const luaL_Reg db_meta[] = {

@@ -204,8 +204,9 @@ local default_store -- the project's database, once opened
 
 --- Opens the runs database at path (created if missing), marking KILLED the
 --- runs of this host whose process died. Returns a store with the methods
---- start_run, runs, count, get, resolve, metric_history, metric_summary, flush
---- and close; or nil, message, code. options: see mlx.rundb.open.
+--- start_run, runs, count, get, resolve, metric_history, metric_summary,
+--- set_tag, delete_tag, delete, copy_metrics, step_producer, flush and
+--- close; or nil, message, code. options: see mlx.rundb.open.
 ---
 --- When the database cannot be written (a full disk, a read-only mount or
 --- file), it is opened read-only, so that queries still answer: dead runs
@@ -331,16 +332,22 @@ local function filter_error(what, message)
   return nil, what .. ": " .. message, "invalid"
 end
 
+--- The SQL condition that leaves out the invocations that executed
+--- nothing (tagged mlx.noop by mlx recipe), on runs aliased r.
+M.NOT_NOOP = "NOT EXISTS (SELECT 1 FROM tags WHERE run_id = r.id AND key = 'mlx.noop')"
+
 --- Returns the runs matching query, as records (see get, without
 --- artifacts), newest first unless ordered otherwise; or nil, message,
 --- code. query fields, all optional: filter (see mlx.track.filter), order
---- ("-metrics.acc, start_time"), limit (default all). A filter or order
---- that does not parse returns nil, "filter: column N: …", "invalid".
+--- ("-metrics.acc, start_time"), limit (default all), hide_noop (leave out
+--- the invocations that executed nothing). A filter or order that does not
+--- parse returns nil, "filter: column N: …", "invalid".
 function Store:runs(query)
   query = query or {}
   assert(type(query) == "table", "runs: expected a table {filter, order, limit}")
   local where, wparams = filter.compile(query.filter or "")
   if not where then return filter_error("filter", wparams) end
+  if query.hide_noop then where = "(" .. where .. ") AND " .. M.NOT_NOOP end
   local order, oparams = "", {}
   if query.order and query.order:find("%S") then
     order, oparams = filter.order(query.order)
@@ -362,11 +369,13 @@ function Store:runs(query)
   return attach(self.db, rows)
 end
 
---- Returns the number of runs matching filter (all runs if nil); nil,
+--- Returns the number of runs matching filter (all runs if nil), without
+--- the invocations that executed nothing when options.hide_noop; nil,
 --- "filter: column N: …", "invalid" for a filter that does not parse.
-function Store:count(filter_text)
+function Store:count(filter_text, options)
   local where, params = filter.compile(filter_text or "")
   if not where then return filter_error("filter", params) end
+  if options and options.hide_noop then where = "(" .. where .. ") AND " .. M.NOT_NOOP end
   local rows, err, code = self.db:query("SELECT count(*) AS n FROM runs r WHERE " .. where, params)
   if not rows then return nil, err, code end
   return rows[1].n
@@ -451,6 +460,57 @@ function Store:metric_summary(id)
   if not rows then return nil, err, code end
   for _, row in ipairs(rows) do row.value = nan_if_nil(row.value) end
   return rows
+end
+
+--- Sets tag key of run id (or a unique prefix), which may have ended, to
+--- value (a string, number or boolean). Returns true; fails as resolve, or
+--- nil, message, "invalid" for a key that is empty or too long.
+function Store:set_tag(id, key, value)
+  local full, err, code = self:resolve(id)
+  if not full then return nil, err, code end
+  return self.db:set_tag(full, key, value)
+end
+
+--- Removes tag key of run id (or a unique prefix). Returns true; nil,
+--- message, "notfound" if the run has no such tag; fails as resolve.
+function Store:delete_tag(id, key)
+  local full, err, code = self:resolve(id)
+  if not full then return nil, err, code end
+  return self.db:delete_tag(full, key)
+end
+
+--- Deletes the runs ids (a list of ids or unique prefixes) and their step
+--- runs, with everything recorded of them, all or nothing. Returns the
+--- number of runs deleted; fails as resolve, or with nil, message,
+--- "invalid" when one is still running or is the run of a model version
+--- (the message names the version), deleting nothing.
+function Store:delete(ids)
+  assert(type(ids) == "table", "delete: expected a list of run ids")
+  local full = {}
+  for i, id in ipairs(ids) do
+    local err, code
+    full[i], err, code = self:resolve(id)
+    if not full[i] then return nil, err, code end
+  end
+  return self.db:delete_runs(full)
+end
+
+--- Returns the id of the newest FINISHED run of a step with key step_key
+--- (else the newest CACHED one, which carries its producer's metrics),
+--- other than the run except; nil if there is none; nil, message, code if
+--- the database cannot be read.
+function Store:step_producer(step_key, except)
+  local rows, err, code = self.db:query("SELECT id FROM runs WHERE step_key = ?1 AND id != ?2"
+    .. " AND status IN ('FINISHED', 'CACHED') ORDER BY status = 'FINISHED' DESC, start_time DESC, id DESC LIMIT 1",
+    { step_key, except or "" })
+  if not rows then return nil, err, code end
+  return rows[1] and rows[1].id
+end
+
+--- Gives run to (an id) the metric points of run from (an id): see
+--- mlx_rundb_copy_metrics. Returns true or nil, message, code.
+function Store:copy_metrics(to, from)
+  return self.db:copy_metrics(to, from)
 end
 
 -- ---- the project's database ----------------------------------------------------

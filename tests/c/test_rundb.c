@@ -1,5 +1,6 @@
 /* test_rundb.c — core/rundb*.c: schema, runs, buffered metrics, reaping,
- * concurrent writers and read-only queries, on real SQLite files. */
+ * concurrent writers, read-only queries and changes to ended runs, on
+ * real SQLite files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -597,6 +598,194 @@ static void queries_bind_values_and_never_write(void **state)
 	assert_true(peek(f->path, "SELECT count(*) FROM runs") == 1);
 }
 
+/* Counts the rows of table naming run id (column run_id, or id for runs). */
+static double rows_of(const char *path, const char *table, const char *id)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s = '%s'", table,
+	         strcmp(table, "runs") == 0 ? "id" : "run_id", id);
+	return peek(path, sql);
+}
+
+static void tags_are_removed_and_runs_deleted_with_their_steps(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char parent[MLX_RUN_ID_SIZE], step[MLX_RUN_ID_SIZE], other[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, parent, &err), MLX_OK);
+	start.parent_id = parent;
+	assert_int_equal(mlx_rundb_start(db, &start, step, &err), MLX_OK);
+	start.parent_id = NULL;
+	assert_int_equal(mlx_rundb_start(db, &start, other, &err), MLX_OK);
+	const char *all[] = {parent, step, other};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mlx_rundb_log_param(db, all[i], "lr", "0.1", &err), MLX_OK);
+		assert_int_equal(mlx_rundb_set_tag(db, all[i], "team", "vision", &err), MLX_OK);
+		assert_int_equal(mlx_rundb_log_metric(db, all[i], "loss", 0, 0.5, 0, NULL, &err), MLX_OK);
+		struct mlx_run_artifact art = {"out", "model.bin", "ab12", 10, 1};
+		assert_int_equal(mlx_rundb_log_artifact(db, all[i], &art, &err), MLX_OK);
+	}
+
+	/* A running run is still written to: it is not deleted. */
+	const char *doomed[] = {parent};
+	assert_int_equal(mlx_rundb_delete_runs(db, doomed, 1, NULL, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "is still running: not deleted"));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mlx_rundb_finish(db, all[i], &FINISHED, &err), MLX_OK);
+
+	assert_int_equal(mlx_rundb_delete_tag(db, parent, "team", &err), MLX_OK);
+	assert_true(rows_of(f->path, "tags", parent) == 0);
+	assert_int_equal(mlx_rundb_delete_tag(db, parent, "team", &err), MLX_ERR_NOTFOUND);
+	assert_non_null(strstr(err.msg, "has no tag 'team'"));
+	assert_int_equal(mlx_rundb_delete_tag(db, "0000000000000000", "team", &err), MLX_ERR_NOTFOUND);
+
+	/* A run that a model version names is kept, and so is everything else
+	 * asked for in the same call. */
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "INSERT INTO model_versions (name, version, artifact_hash, type, size, run_id, created)"
+	         " VALUES ('iris', 2, 'ab12', 'file', 10, '%s', 0)",
+	         step);
+	raw_exec(f->path, sql);
+	const char *both[] = {other, parent};
+	int deleted = -1;
+	assert_int_equal(mlx_rundb_delete_runs(db, both, 2, &deleted, &err), MLX_ERR_INVALID);
+	assert_int_equal(deleted, 0);
+	char want[128];
+	snprintf(want, sizeof want, "run %s is the run of model version iris:2: not deleted", step);
+	assert_string_equal(err.msg, want);
+	assert_true(rows_of(f->path, "runs", other) == 1);
+	const char *unknown[] = {other, "0000000000000000"};
+	assert_int_equal(mlx_rundb_delete_runs(db, unknown, 2, NULL, &err), MLX_ERR_NOTFOUND);
+	assert_true(rows_of(f->path, "runs", other) == 1);
+
+	raw_exec(f->path, "DELETE FROM model_versions");
+	assert_int_equal(mlx_rundb_delete_runs(db, both, 2, &deleted, &err), MLX_OK);
+	assert_int_equal(deleted, 3); /* the step run goes with its parent */
+	const char *tables[] = {"runs", "params", "tags", "metrics", "latest_metrics", "artifacts"};
+	for (int t = 0; t < 6; t++)
+		for (int i = 0; i < 3; i++)
+			assert_true(rows_of(f->path, tables[t], all[i]) == 0);
+	mlx_rundb_close(db, NULL);
+}
+
+static void metrics_are_copied_to_a_run_that_stands_for_another(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char from[MLX_RUN_ID_SIZE], to[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1};
+	assert_int_equal(mlx_rundb_start(db, &start, from, &err), MLX_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(mlx_rundb_log_metric(db, from, "loss", i, 1.0 / (i + 1), 0, NULL, &err),
+		                 MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, from, "acc", 0, 0.9, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_finish(db, from, &FINISHED, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_start(db, &start, to, &err), MLX_OK);
+	/* Still buffered when the copy starts: the copy writes it first. */
+	assert_int_equal(mlx_rundb_log_param(db, to, "lr", "0.1", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_copy_metrics(db, to, from, &err), MLX_OK);
+	assert_true(rows_of(f->path, "metrics", to) == 6);
+	assert_true(rows_of(f->path, "params", to) == 1);
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT value FROM latest_metrics WHERE run_id = '%s' AND key = 'loss'",
+	         to);
+	assert_true(peek(f->path, sql) == 0.2);
+	/* The series goes on after the copied steps. */
+	int64_t step = -1;
+	assert_int_equal(mlx_rundb_log_metric(db, to, "loss", MLX_STEP_AUTO, 0.1, 0, &step, &err), MLX_OK);
+	assert_int_equal(step, 5);
+	assert_int_equal(mlx_rundb_copy_metrics(db, to, "0000000000000000", &err), MLX_ERR_NOTFOUND);
+	mlx_rundb_close(db, NULL);
+}
+
+/* Counts rows of a query on db's own connection (temp tables are per
+ * connection, so a plain SQLite connection cannot see them). */
+static int64_t own_count(struct mlx_rundb *db, const char *sql)
+{
+	struct mlx_rundb_query *q;
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_query_open(db, sql, &q, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_query_next(q, &err), 1);
+	struct mlx_rundb_value v;
+	mlx_rundb_query_column(q, 0, &v);
+	mlx_rundb_query_close(q);
+	return v.type == MLX_RUNDB_INT ? v.i : -1;
+}
+
+static double own_value(struct mlx_rundb *db, const char *sql)
+{
+	struct mlx_rundb_query *q;
+	struct mlx_err err;
+	assert_int_equal(mlx_rundb_query_open(db, sql, &q, &err), MLX_OK);
+	double x = NAN;
+	if (mlx_rundb_query_next(q, &err) == 1) {
+		struct mlx_rundb_value v;
+		mlx_rundb_query_column(q, 0, &v);
+		x = v.type == MLX_RUNDB_REAL ? v.d : v.type == MLX_RUNDB_INT ? (double)v.i : NAN;
+	}
+	mlx_rundb_query_close(q);
+	return x;
+}
+
+static void the_experiments_table_joins_steps_to_their_recipe_run(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	char recipe[MLX_RUN_ID_SIZE], train[MLX_RUN_ID_SIZE], eval[MLX_RUN_ID_SIZE], alone[MLX_RUN_ID_SIZE];
+	struct mlx_err err;
+	struct mlx_run_start start = {.git_dirty = -1, .start_ms = 1000};
+	assert_int_equal(mlx_rundb_start(db, &start, recipe, &err), MLX_OK);
+	start.parent_id = recipe;
+	start.start_ms = 2000;
+	assert_int_equal(mlx_rundb_start(db, &start, train, &err), MLX_OK);
+	start.start_ms = 3000;
+	assert_int_equal(mlx_rundb_start(db, &start, eval, &err), MLX_OK);
+	start.parent_id = NULL;
+	assert_int_equal(mlx_rundb_start(db, &start, alone, &err), MLX_OK);
+	/* The recipe run's own value of a metric loses to its steps'; of
+	 * those, the step that started last wins. */
+	assert_int_equal(mlx_rundb_log_metric(db, recipe, "acc", 0, 0.1, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, train, "acc", 5, 0.8, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, eval, "acc", 0, 0.9, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, train, "loss", 0, 0.3, 0, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_metric(db, alone, "acc", 0, 0.5, 0, NULL, &err), MLX_OK);
+	/* A param: the recipe run's own wins; a step's fills in a missing one. */
+	assert_int_equal(mlx_rundb_log_param(db, recipe, "lr", "0.1", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_param(db, train, "lr", "0.5", &err), MLX_OK);
+	assert_int_equal(mlx_rundb_log_param(db, train, "depth", "4", &err), MLX_OK);
+
+	const char *metrics[] = {"acc", "loss"}, *params[] = {"lr", "depth"};
+	assert_int_equal(mlx_rundb_exp_join(db, metrics, 2, params, 2, &err), MLX_OK);
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT value FROM temp.exp_metrics WHERE run_id = '%s' AND key = 'acc'",
+	         recipe);
+	assert_true(own_value(db, sql) == 0.9);
+	snprintf(sql, sizeof sql, "SELECT value FROM temp.exp_metrics WHERE run_id = '%s' AND key = 'loss'",
+	         recipe);
+	assert_true(own_value(db, sql) == 0.3);
+	snprintf(sql, sizeof sql, "SELECT value FROM temp.exp_metrics WHERE run_id = '%s' AND key = 'acc'",
+	         alone);
+	assert_true(own_value(db, sql) == 0.5);
+	snprintf(sql, sizeof sql, "SELECT num FROM temp.exp_params WHERE run_id = '%s' AND key = 'lr'",
+	         recipe);
+	assert_true(own_value(db, sql) == 0.1);
+	snprintf(sql, sizeof sql, "SELECT num FROM temp.exp_params WHERE run_id = '%s' AND key = 'depth'",
+	         recipe);
+	assert_true(own_value(db, sql) == 4);
+
+	/* Filled again, it holds only the keys asked for now. */
+	assert_int_equal(mlx_rundb_exp_join(db, metrics, 1, NULL, 0, &err), MLX_OK);
+	assert_int_equal(own_count(db, "SELECT count(*) FROM temp.exp_metrics WHERE key = 'loss'"), 0);
+	assert_int_equal(own_count(db, "SELECT count(*) FROM temp.exp_params"), 0);
+	/* The database file is not written. */
+	assert_true(peek(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'exp_%'") == 0);
+	mlx_rundb_close(db, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -621,6 +810,12 @@ int main(void)
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(queries_bind_values_and_never_write, make_db_dir, remove_db_dir),
+	    cmocka_unit_test_setup_teardown(tags_are_removed_and_runs_deleted_with_their_steps, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(metrics_are_copied_to_a_run_that_stands_for_another, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(the_experiments_table_joins_steps_to_their_recipe_run,
+	                                    make_db_dir, remove_db_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

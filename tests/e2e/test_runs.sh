@@ -102,7 +102,7 @@ is "$RC $ERR" "2 mlx: error: no run with id 'zzzzzzzz' in $TEST_DIR/.mlx/runs.db
 mlx runs show --help
 is "$RC $(printf '%s\n' "$OUT" | sed -n 2p)" "0        mlx runs show ID [--json]" "runs show --help shows the usage"
 mlx runs frob
-is "$RC $ERR" "2 mlx: error: unknown 'mlx runs' subcommand 'frob' (show or diff; see 'mlx help runs')" \
+is "$RC $ERR" "2 mlx: error: unknown 'mlx runs' subcommand 'frob' (show, diff, tag or rm; see 'mlx help runs')" \
 	"an unknown subcommand exits 2"
 
 mlx runs diff "$old" "$new"

@@ -7,7 +7,7 @@ local ui = require "mlx.ui"
 
 -- The run of this invocation; nil outside a project (the recipe then runs
 -- untracked, creating nothing).
-local function start_run(path, args)
+local function start_run(path, args, opts)
   local root = project.find_root()
   if not root and not os.getenv("MLX_RUNS_DB") then return nil end
   root = root or assert(fs.cwd())
@@ -15,8 +15,13 @@ local function start_run(path, args)
   local store, err, code = track.store()
   if store then
     local shell_word = require("mlx.pipeline.key").shell_word
+    -- The words that change what runs, so the command can be run again.
     local words = { "mlx", "recipe", shell_word(path) }
     for _, a in ipairs(args) do words[#words + 1] = shell_word(a) end
+    for _, kv in ipairs(opts.param or {}) do words[#words + 1] = "-p " .. shell_word(kv) end
+    if opts.params_file then words[#words + 1] = "--params-file " .. shell_word(opts.params_file) end
+    if opts.force then words[#words + 1] = "-f" end
+    for _, name in ipairs(opts.force_step or {}) do words[#words + 1] = "--force-step " .. shell_word(name) end
     local from_stdin = path == "-"
     local digest = not from_stdin and require("mlx.hash").file(path) or nil
     local git = track.git_context(root)
@@ -36,9 +41,7 @@ end
 -- Runs the recipe and, when it declares a pipeline, the pipeline: the
 -- stale steps (or the named ones and what they depend on), recorded as step
 -- runs of run (the recipe's run) when there is one.
-local function execute(chunk, path, args, opts, run, track)
-  local overrides = load.parse_overrides(opts.param)
-  if opts.params_file then overrides = load.read_params_file(opts.params_file, overrides) end
+local function execute(chunk, path, args, opts, overrides, run, track)
   local p = load.run_chunk(chunk, path, args, overrides)
   if not p then return ui.EXIT.OK end
   local root = project.require_root()
@@ -61,6 +64,13 @@ local function execute(chunk, path, args, opts, run, track)
     link = link, debug = require("mlx.cli").globals.debug,
   })
   if not opts.quiet then ui.note(output.summary(p.name, result, clock() - started)) end
+  -- An invocation that executed nothing is kept, but hidden from the
+  -- default listings (mlx runs, mlx exp; --all shows it).
+  local executed = false
+  for _, outcome in pairs(result.results) do
+    if outcome ~= "uptodate" then executed = true end
+  end
+  if run and not executed then run:set_tag("mlx.noop", "true") end
   if #result.failed > 0 then
     local first = result.failed[1]
     local log = first.log and ("; log: " .. first.log:sub(#root + 2)) or ""
@@ -86,6 +96,16 @@ local function finish(run, track, before, status, message, exit_code)
     cpu_seconds = usage.cpu_seconds - before.cpu_seconds, peak_rss = usage.peak_rss,
   })
   if not ok then ui.warn("cannot record the end of run " .. run.id .. ": " .. err) end
+  -- A usage error (an unknown step, a bad param) before any step ran is
+  -- no run, as a recipe that does not compile is none.
+  if ok and exit_code == ui.EXIT.USAGE then
+    local store = track.store()
+    local record = store and store:get(run.id)
+    if record and #record.children == 0 then
+      local deleted, derr = store:delete { run.id }
+      if not deleted then ui.warn("cannot delete run " .. run.id .. ": " .. derr) end
+    end
+  end
 end
 
 return {
@@ -124,10 +144,13 @@ as they were for it; Ctrl-C stops running steps and exits 130.]],
     local path = table.remove(args, 1)
     local chunk = script.load(path, "recipe")
     if opts.jobs and opts.jobs < 1 then ui.usage_error("-j needs a positive number, not %d", opts.jobs) end
+    -- Bad -p words or params file: refused before the run is recorded.
+    local overrides = load.parse_overrides(opts.param)
+    if opts.params_file then overrides = load.read_params_file(opts.params_file, overrides) end
     local run, track
-    if not opts.dry_run then run, track = start_run(path, args) end
+    if not opts.dry_run then run, track = start_run(path, args, opts) end
     if not run then
-      return execute(chunk, path, args, opts)
+      return execute(chunk, path, args, opts, overrides)
     end
     local before = require("mlx.rundb").resources()
     -- os.exit ends the process without unwinding: record the run first.
@@ -144,6 +167,6 @@ as they were for it; Ctrl-C stops running steps and exits 130.]],
       os.exit = exit
       finish(run, track, before, outcome(err))
     end })
-    return execute(chunk, path, args, opts, run, track)
+    return execute(chunk, path, args, opts, overrides, run, track)
   end,
 }

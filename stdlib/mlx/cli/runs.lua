@@ -6,6 +6,7 @@ local LIST_OPTIONS = {
   { "filter", short = "f", arg = "EXPR", help = "only runs matching EXPR (see 'mlx help runs')" },
   { "sort", short = "s", arg = "KEYS", help = "order by KEYS, e.g. -metrics.acc (default: newest first)" },
   { "limit", short = "n", arg = "N", type = "integer", default = 50, help = "show at most N runs (0: all; default 50)" },
+  { "all", help = "every run: no limit, and the invocations that executed nothing" },
   { "metrics", short = "m", arg = "KEYS", help = "metric columns, comma-separated (default: the 4 most common)" },
   { "json", help = "print the runs as JSON" },
   { "csv", help = "print the runs as CSV, every metric, param and tag a column" },
@@ -14,6 +15,15 @@ local LIST_OPTIONS = {
 local SHOW_OPTIONS = {
   { "help", short = "h", help = "show the help of mlx runs" },
   { "json", help = "print the run as JSON" },
+}
+
+local TAG_OPTIONS = {
+  { "help", short = "h", help = "show the help of mlx runs" },
+  { "delete", arg = "KEY", multiple = true, help = "remove the tag KEY (repeatable)" },
+}
+
+local RM_OPTIONS = {
+  { "help", short = "h", help = "show the help of mlx runs" },
 }
 
 local DIFF_OPTIONS = {
@@ -44,8 +54,10 @@ local function list(opts)
     ok, err = filter.order(opts.sort)
     if not ok then ui.usage_error("--sort: %s", err) end
   end
+  if opts.all then opts.limit = 0 end
   local store = open_store()
-  local runs = check(store:runs { filter = opts.filter, order = opts.sort, limit = opts.limit })
+  local runs = check(store:runs { filter = opts.filter, order = opts.sort, limit = opts.limit,
+    hide_noop = not opts.all })
   local view = require "mlx.track.view"
   if opts.json then
     local json = require "mlx.json"
@@ -68,7 +80,7 @@ local function list(opts)
     local keys = view.main_metrics(runs, wanted, opts.metrics and #wanted or math.max(4, #wanted))
     for _, line in ipairs(view.runs_table(runs, keys)) do ui.out(line) end
     if #runs == opts.limit then
-      local total = store:count(opts.filter)
+      local total = store:count(opts.filter, { hide_noop = not opts.all })
       if total and total > #runs then
         ui.note(("%d of %d runs shown (--limit 0 for all)"):format(#runs, total))
       end
@@ -104,18 +116,71 @@ local function diff(args)
   return ui.EXIT.OK
 end
 
+-- mlx runs tag RUN KEY=VALUE... [--delete KEY]...: every word is checked
+-- before anything is written.
+local function tag(args)
+  local opts, words = argparse.parse(TAG_OPTIONS, args, { first = 2, context = "mlx runs tag", hint = "mlx help runs" })
+  if opts.help then return nil end
+  local deletes = opts.delete or {}
+  if #words < 1 or (#words < 2 and #deletes == 0) then
+    ui.usage_error("'mlx runs tag' needs a run ID and KEY=VALUE or --delete KEY (see 'mlx help runs')")
+  end
+  local sets = {}
+  for i = 2, #words do
+    local k, v = words[i]:match("^([^=]+)=(.*)$")
+    if not k then ui.usage_error("mlx runs tag: '%s' is not KEY=VALUE", words[i]) end
+    sets[#sets + 1] = { k, v }
+  end
+  local store = open_store()
+  local run = check(store:get(words[1]))
+  for _, key in ipairs(deletes) do
+    if run.tags[key] == nil then ui.usage_error("run %s has no tag '%s'", run.id, key) end
+  end
+  for _, kv in ipairs(sets) do check(store:set_tag(run.id, kv[1], kv[2])) end
+  for _, key in ipairs(deletes) do check(store:delete_tag(run.id, key)) end
+  return ui.EXIT.OK
+end
+
+-- mlx runs rm RUN...: all or nothing.
+local function rm(args)
+  local opts, ids = argparse.parse(RM_OPTIONS, args, { first = 2, context = "mlx runs rm", hint = "mlx help runs" })
+  if opts.help then return nil end
+  if #ids == 0 then ui.usage_error("'mlx runs rm' needs one or more run IDs (see 'mlx help runs')") end
+  local store = open_store()
+  local runs = {}
+  for i, id in ipairs(ids) do runs[i] = check(store:get(id)) end
+  local n = check(store:delete(ids))
+  -- Their logs go with them: a recipe run's directory holds its steps' logs.
+  local fs = require "mlx.fs"
+  local root = require("mlx.project").find_root()
+  for _, run in ipairs(runs) do
+    if run.parent == nil and root then
+      fs.remove_tree(("%s/.mlx/logs/%s"):format(root, run.id))
+    elseif run.log_path then
+      os.remove(run.log_path)
+    end
+  end
+  ui.note(("deleted %d run%s"):format(n, n == 1 and "" or "s"))
+  return ui.EXIT.OK
+end
+
 local command -- the declaration below, for the help of subcommands
 command = {
-  summary = "list the runs of this project; show one; compare two",
-  usage = "mlx runs [--filter EXPR] [--sort KEYS] [--limit N] [--metrics KEYS] [--json|--csv]\n"
+  summary = "list the runs of this project; show, compare, tag or delete them",
+  usage = "mlx runs [--filter EXPR] [--sort KEYS] [--limit N] [--all] [--metrics KEYS] [--json|--csv]\n"
     .. "       mlx runs show ID [--json]\n"
-    .. "       mlx runs diff ID ID [--changed]",
+    .. "       mlx runs diff ID ID [--changed]\n"
+    .. "       mlx runs tag ID KEY=VALUE... [--delete KEY]...\n"
+    .. "       mlx runs rm ID...",
   description = [[
 Every 'mlx recipe' and every pipeline step is a run, recorded in
 .mlx/runs.db. 'mlx runs' lists them newest first: id, recipe/step, status,
-start, duration and the main metrics. 'show' tells everything about one run;
+start, duration and the main metrics; an invocation that executed nothing
+(every step up to date; tag mlx.noop) is listed only with --all. 'show' tells everything about one run;
 'diff' puts two side by side with the metric deltas. An ID may be any unique
-prefix of a run id.
+prefix of a run id. 'tag' sets or removes tags of a run; 'rm' deletes runs
+with their step runs, params, metrics, tags and artifacts (not a run that a
+model version was registered from: exit 2, naming the version).
 
 Filter expressions (MLflow's search syntax, plus OR, NOT, parentheses and
 numeric comparison of params):
@@ -139,8 +204,12 @@ Sort keys: fields, comma-separated, each with ASC or DESC or a leading '-'.]],
       code = show(args)
     elseif sub == "diff" then
       code = diff(args)
+    elseif sub == "tag" then
+      code = tag(args)
+    elseif sub == "rm" then
+      code = rm(args)
     elseif sub then
-      ui.usage_error("unknown 'mlx runs' subcommand '%s' (show or diff; see 'mlx help runs')", sub)
+      ui.usage_error("unknown 'mlx runs' subcommand '%s' (show, diff, tag or rm; see 'mlx help runs')", sub)
     else
       return list(opts)
     end

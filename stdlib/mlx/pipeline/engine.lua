@@ -217,17 +217,48 @@ function Engine:collect_outs(step)
   return outs
 end
 
+-- A metrics file often restates what the step logged through events or
+-- ctx.log. A metric has one series: a value from the file goes to the
+-- metric's latest step (replacing that point, if it differs), and starts
+-- the series at step 0 only when the run has no point of it yet.
 function Engine:log_metrics_files(step, run)
+  local latest
   for _, path in ipairs(step.metrics) do
     local value, err = json.load(self.root .. "/" .. path)
     if value == nil then
       return nil, ("step '%s': metrics file '%s': %s"):format(step.name, path, err)
     end
     if run then
-      for name, number in pairs(flatten(value, "", {})) do run:log_metric(name, number) end
+      if not latest then
+        latest = {}
+        for _, m in ipairs(self.opts.track.metric_summary(run.id) or {}) do latest[m.key] = m end
+      end
+      for name, number in pairs(flatten(value, "", {})) do
+        local last = latest[name]
+        if not last then
+          run:log_metric(name, number, 0)
+          latest[name] = { value = number, step = 0 }
+        elseif last.value ~= number then
+          run:log_metric(name, number, last.step)
+          last.value = number
+        end
+      end
     end
   end
   return true
+end
+
+-- A step restored from the run-cache did not run: its run carries the
+-- metrics of the newest run that executed the same key (tag
+-- mlx.restored_from), so that tables of results are not blank for it.
+function Engine:carry_metrics(run, ev)
+  local st = self.opts.track.store()
+  local from = st and st:step_producer(ev.key, run.id)
+  if from then
+    run:set_tag("mlx.restored_from", from)
+    local ok, err = st:copy_metrics(run.id, from)
+    if not ok then ui.warn(("cannot copy the metrics of run %s: %s"):format(from, err)) end
+  end
 end
 
 -- Refuses (exit 2) a step that would write through a symlinked directory:
@@ -475,6 +506,7 @@ function Engine:dispatch(step)
     local ok, rerr = runcache.restore(self.root, self.store, outs, self.link)
     if ok then
       local run = self:start_run(step, ev)
+      if run then self:carry_metrics(run, ev) end
       record_artifacts(run, step, ev, outs)
       self:log_metrics_files(step, run)
       if run then run:finish("CACHED") end

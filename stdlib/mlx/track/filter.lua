@@ -237,6 +237,10 @@ function Parser:field()
     end
     if key == "" then syntax_error(tok.col, "'%s.' needs a name after the dot", tok.prefix) end
   end
+  if entity == "metric" or entity == "param" then
+    local seen = self.reads[entity .. "s"]
+    if not seen[key] then seen[key], seen[#seen + 1] = true, key end
+  end
   if entity == "metric" then
     return { sql = "(SELECT value FROM latest_metrics WHERE run_id = r.id AND key = " .. self:param(key) .. ")",
       type = "number", entity = "metric", key = key, shown = tok.text }
@@ -459,7 +463,8 @@ end
 
 local function parse(text, rule)
   local ok, result = pcall(function()
-    local p = setmetatable({ toks = tokenize(text), pos = 1, params = {} }, Parser)
+    local p = setmetatable({ toks = tokenize(text), pos = 1, params = {}, reads = { metrics = {}, params = {} } },
+      Parser)
     local sql = rule(p)
     local rest = p:peek()
     if rest.type ~= "eof" then
@@ -469,20 +474,21 @@ local function parse(text, rule)
         or ("unexpected '%s' after a complete sort key (separate sort keys with ',')"):format(rest.text)
       syntax_error(rest.col, "%s", hint)
     end
-    return { sql = sql, params = p.params }
+    return { sql = sql, params = p.params, reads = p.reads }
   end)
-  if ok then return result.sql, result.params end
+  if ok then return result.sql, result.params, result.reads end
   if type(result) == "table" and result.filter_error then return nil, result.filter_error, "invalid" end
   error(result, 0)
 end
 
 --- Compiles a filter expression to an SQL condition on `runs r`.
---- Returns sql, params (the values bound to its ?s, in order); or nil,
+--- Returns sql, params (the values bound to its ?s, in order) and the keys
+--- it reads, {metrics = {key…}, params = {key…}}; or nil,
 --- "column N: what is wrong", "invalid" for an expression that does not
 --- parse or compares a field with the wrong kind of value.
 ---@param text string
 function M.compile(text)
-  if not text:find("%S") then return "1", {} end
+  if not text:find("%S") then return "1", {}, { metrics = {}, params = {} } end
   return parse(text, Parser.disjunction)
 end
 
@@ -511,7 +517,8 @@ end
 --- Compiles a sort specification — comma-separated fields, each followed
 --- by ASC or DESC or preceded by '-' for descending: "-metrics.acc",
 --- "params.lr asc, duration desc" — to an SQL ORDER BY list. Returns sql,
---- params; or nil, "column N: …", "invalid" — also for a space before
+--- params and the keys it reads (as compile); or nil, "column N: …",
+--- "invalid" — also for a space before
 --- the first key or after the last, which MLflow rejects ("params.lr ").
 function M.order(text)
   if text:match("^%s") then return nil, "column 1: space before the first sort key", "invalid" end
