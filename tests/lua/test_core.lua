@@ -30,7 +30,8 @@ function TestCore:test_now_ms_is_the_wall_clock_in_milliseconds()
   local before = os.time()
   local ms = core.now_ms()
   lu.assertEquals(math.type(ms), "integer")
-  lu.assertTrue(ms // 1000 >= before and ms // 1000 <= os.time(), "now_ms " .. ms .. " vs os.time " .. before)
+  -- time(2) reads the kernel's coarse clock, which may lag a few ms behind.
+  lu.assertTrue(ms // 1000 >= before and ms // 1000 <= os.time() + 1, "now_ms " .. ms .. " vs os.time " .. before)
 end
 
 function TestCore:test_sleep_waits_the_time_asked()
