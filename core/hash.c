@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,24 +33,14 @@ void mlx_hex_encode(const unsigned char *md, size_t n, char *hex)
 	hex[2 * n] = '\0';
 }
 
-/* OpenSSL's SHA-256, fetched once per process: immutable once set, like
- * the SHA-NI probe of sha256.c. Never freed (the process owns it). */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_md_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err)
 {
-	pthread_once(&sha256_md_once, fetch_sha256);
-	if (!sha256_md)
-		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 is not available in OpenSSL");
+	/* EVP_sha256(): OpenSSL's own static method, which it fetches and
+	 * caches itself; an EVP_MD_fetch'ed one would have to be freed by
+	 * someone, and a process-wide one never is. */
 	if (!h->ctx && !(h->ctx = EVP_MD_CTX_new()))
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	if (!EVP_DigestInit_ex2(h->ctx, sha256_md, NULL))
+	if (!EVP_DigestInit_ex2(h->ctx, EVP_sha256(), NULL))
 		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
 	return MLX_OK;
 }
