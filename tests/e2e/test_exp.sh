@@ -64,7 +64,7 @@ is "$(printf '%s\n' "$OUT" | head -1 | tr -s ' ')" \
 is "$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $7, $8, $10 }' | tr '\n' ';')" \
 	"0.5 0.99 0.237305;0.9 0.91 0.0503284;0.1 0.75 0.773781;" \
 	"one row per training, params and accuracy and loss side by side, sorted by accuracy"
-mlx exp --sort metrics.loss -c 'params.lr,metrics.*'
+mlx exp --sort metrics.loss --columns 'params.lr,metrics.*'
 is "$(printf '%s\n' "$OUT" | head -1 | tr -s ' ')" "ID params.lr metrics.accuracy metrics.epochs metrics.loss" \
 	"--columns with a glob"
 is "$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $2 }' | tr '\n' ' ')" "0.9 0.5 0.1 " "--sort ascending"
@@ -87,14 +87,14 @@ is "$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $1 }' | tr '\n' ' ')" "1 2 3 4 
 mlx metrics "$train" epochs
 is "$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $1, $NF }')" "0 5" "a metric only in the file is one point"
 
-mlx exp --md --sort -metrics.accuracy -c params.lr,metrics.accuracy
+mlx exp --md --sort -metrics.accuracy --columns params.lr,metrics.accuracy
 is "$(printf '%s\n' "$OUT" | head -3 | tr '\n' ';')" \
 	"| ID | params.lr | metrics.accuracy |;| --- | --- | ---: |;| $best | 0.5 | 0.99 |;" "--md"
-mlx exp --csv --sort -metrics.accuracy -c params.lr,metrics.loss
+mlx exp --csv --sort -metrics.accuracy --columns params.lr,metrics.loss
 is "$(printf '%s' "$OUT" | tr -d '\r' | head -2 | tr '\n' ';')" \
 	"id,params.lr,metrics.loss;$best,0.5,0.2373046875;" "--csv with exact numbers"
 
-mlx exp --baseline "$worst" -c params.lr,metrics.accuracy --sort -metrics.accuracy
+mlx exp --baseline "$worst" --columns params.lr,metrics.accuracy --sort -metrics.accuracy
 is "$(printf '%s\n' "$OUT" | sed -n 2,4p | tr -s ' ' | tr '\n' ';')" \
 	"$worst (baseline) 0.1 0.75;$best 0.5 * 0.99 (+0.24 ↑);$mid 0.9 * 0.91 (+0.16 ↑);" \
 	"--baseline: its row first, the others with signed deltas and arrows"
@@ -106,7 +106,7 @@ mlx exp --filter "params.lr >= 0.5 and metrics.accuracy > 0.95"
 is "$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $1 }')" "$best" "--filter on the joined params and metrics"
 mlx exp --filter 'metrics.accuracy >'
 is "$RC $ERR" "2 mlx: error: --filter: column 19: expected a value after '>'" "a bad filter exits 2"
-mlx exp -c nonsense
+mlx exp --columns nonsense
 is "$RC" 2 "an unknown column exits 2"
 like "$ERR" "^mlx: error: --columns: unknown column 'nonsense'" "and says which"
 mlx exp --limit 2

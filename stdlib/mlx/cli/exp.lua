@@ -277,7 +277,7 @@ end
 
 return {
   summary = "the experiments table: each recipe run's params and metrics side by side",
-  usage = "mlx exp [--filter EXPR] [--sort KEYS] [-c COLUMNS] [--baseline ID] [--limit N] [--all]"
+  usage = "mlx exp [--filter EXPR] [--sort KEYS] [--columns NAMES] [--baseline ID] [--limit N] [--all]"
     .. " [--md|--csv|--json]",
   description = [[
 One row per recipe run, newest first: its params (-p, --params-file and the
@@ -290,9 +290,10 @@ unless --all.
 --filter and --sort take the grammar of 'mlx runs' (see 'mlx help runs'),
 over the joined params and metrics and the recipe run's attributes and tags:
   mlx exp --filter "params.lr < 0.1 and metrics.accuracy > 0.9" --sort -metrics.accuracy
---columns (-c) names columns, comma-separated, with globs * and ?: id,
-recipe, status, start, duration, commit, branch, params.NAME, metrics.NAME,
-tags.NAME (e.g. -c 'params.*,metrics.acc*'); the id always comes first.
+--columns names columns, comma-separated, with globs * and ?: id, recipe,
+status, start, duration, commit, branch, params.NAME, metrics.NAME,
+tags.NAME (e.g. --columns 'params.*,metrics.acc*'); the id always comes
+first.
 --baseline ID puts that run's row first and every other metric with its
 difference (+0.02 ↑, -0.1 ↓, =); params that differ are marked '*'.
 --json prints every row whole: id, recipe, status, start_time, end_time,
@@ -301,7 +302,7 @@ duration, command, git, params, metrics and tags (and with --baseline,
   options = {
     { "filter", arg = "EXPR", help = "only rows matching EXPR (the grammar of 'mlx runs')" },
     { "sort", arg = "KEYS", help = "order by KEYS, e.g. -metrics.accuracy (default: newest first)" },
-    { "columns", short = "c", arg = "NAMES", help = "columns to show, comma-separated, globs allowed" },
+    { "columns", arg = "NAMES", help = "columns to show, comma-separated, globs allowed" },
     { "baseline", arg = "ID", help = "compare every row with this run's" },
     { "limit", arg = "N", type = "integer", default = 50, help = "show at most N rows (0: all; default 50)" },
     { "all", help = "every row: no limit, and the invocations that executed nothing" },
