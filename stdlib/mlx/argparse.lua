@@ -6,6 +6,11 @@
 --- `--name value` or `--name=value`; short ones `-n value`, `-nvalue`, and
 --- flags bundle (`-fk`). `--` ends the options; a lone `-` is positional.
 --- Keys in the result use `_` for `-` (`--keep-going` → opts.keep_going).
+---
+--- A spec with `retired = "what to use instead"` (and `short` and/or a
+--- name) is an old spelling that now means something else elsewhere: it is
+--- refused with that text, never silently taken for another option, and
+--- left out of the help.
 local ui = require "mlx.ui"
 
 local M = {}
@@ -55,13 +60,20 @@ function M.parse(specs, argv, config)
   local hint = config.hint and (" (see '" .. config.hint .. "')") or ""
   local by_long, by_short = {}, {}
   for _, spec in ipairs(specs) do
-    by_long[spec[1]] = spec
+    if spec[1] then by_long[spec[1]] = spec end
     if spec.short then by_short[spec.short] = spec end
+  end
+  local function refuse_retired(spec, shown)
+    if spec.retired then
+      ui.usage_error("option '%s' of '%s' is retired: %s%s", shown, context, spec.retired, hint)
+    end
   end
   local opts, positional = {}, {}
   for _, spec in ipairs(specs) do
-    if spec.multiple then opts[key_of(spec[1])] = {} end
-    if spec.default ~= nil then opts[key_of(spec[1])] = spec.default end
+    if not spec.retired then
+      if spec.multiple then opts[key_of(spec[1])] = {} end
+      if spec.default ~= nil then opts[key_of(spec[1])] = spec.default end
+    end
   end
 
   local i = config.first or 1
@@ -78,6 +90,7 @@ function M.parse(specs, argv, config)
       if not spec then
         ui.usage_error("unknown option '--%s' for '%s'%s", name, context, hint)
       end
+      refuse_retired(spec, "--" .. name)
       if spec.arg then
         if value == nil then
           i = i + 1
@@ -101,6 +114,7 @@ function M.parse(specs, argv, config)
         if not spec then
           ui.usage_error("unknown option '-%s' for '%s'%s", c, context, hint)
         end
+        refuse_retired(spec, "-" .. c)
         if spec.arg then
           local value = a:sub(j + 1)
           if value == "" then
@@ -128,14 +142,22 @@ function M.parse(specs, argv, config)
   return opts, positional
 end
 
---- Returns the help lines for a list of option specs, aligned.
+--- Returns how an option is written in help: "-j, --jobs N" or "--keep".
+function M.spelling(spec)
+  local left = spec.short and ("-" .. spec.short .. ", ") or ""
+  return left .. "--" .. spec[1] .. (spec.arg and (" " .. spec.arg) or "")
+end
+
+--- Returns the help lines for a list of option specs, aligned (retired
+--- spellings left out).
 function M.describe(specs)
   local rows, width = {}, 0
   for _, spec in ipairs(specs) do
-    local left = spec.short and ("-" .. spec.short .. ", ") or "    "
-    left = left .. "--" .. spec[1] .. (spec.arg and (" " .. spec.arg) or "")
-    rows[#rows + 1] = { left, spec.help or "" }
-    width = math.max(width, #left)
+    if not spec.retired then
+      local left = (spec.short and "" or "    ") .. M.spelling(spec)
+      rows[#rows + 1] = { left, spec.help or "" }
+      width = math.max(width, #left)
+    end
   end
   local lines = {}
   for _, row in ipairs(rows) do

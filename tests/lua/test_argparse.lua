@@ -61,4 +61,12 @@ function TestArgparse:test_describe_aligns_options()
   lu.assertEquals(lines, { "  -j, --jobs N  threads", "      --force   again" })
 end
 
+function TestArgparse:test_retired_spellings_are_refused_with_the_new_one()
+  local specs = { { "limit", arg = "N", type = "integer" }, { short = "n", retired = "use --limit N" } }
+  lu.assertEquals(usage_error_of(function() argparse.parse(specs, { "-n", "5" }, { context = "mlx runs" }) end),
+    "option '-n' of 'mlx runs' is retired: use --limit N")
+  lu.assertEquals(argparse.parse(specs, { "--limit", "5" }).limit, 5)
+  lu.assertEquals(argparse.describe(specs), { "      --limit N  " })
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)
