@@ -147,7 +147,7 @@ is "$RC $ERR" "2 mlx: error: -p lr: expected KEY=VALUE" "a bad -p exits 2"
 mlx recipe pipeline.lua -p nope=1
 is "$RC" 2 "an undeclared param exits 2"
 mlx recipe pipeline.lua nosuchstep
-is "$RC $ERR" "2 mlx: error: no step named 'nosuchstep' in pipeline 'exp' (steps: train, evaluate)" \
+is "$RC $ERR" "2 mlx: error: no step named 'nosuchstep' in pipeline 'exp'; its steps: train, evaluate" \
 	"an unknown step exits 2"
 mlx recipe pipeline.lua --bogus
 is "$RC" 2 "an unknown option exits 2"

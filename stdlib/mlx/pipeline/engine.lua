@@ -635,8 +635,13 @@ end
 --- ["would run"]}, failed = {{step, message, log}}, results = {step →
 --- outcome}}. Raises "interrupted" after stopping running steps (their runs
 --- KILLED) and checkpointing what had completed; raises usage failures for
---- an invalid pipeline, unknown targets or a corrupt lock.
+--- an invalid pipeline, unknown targets or --force-step names (with a
+--- suggestion) or a corrupt lock.
 function M.run(p, opts)
+  local forced = {}
+  for name in pairs(opts.force_steps or {}) do forced[#forced + 1] = name end
+  table.sort(forced)
+  for _, name in ipairs(forced) do graph.step_named(p, name, "--force-step") end
   local self = new_engine(p, opts)
   self.graph = graph.build(p, graph.in_workspace(self.root))
   local selected

@@ -7,6 +7,7 @@
 --- a 1,000-step recipe must be checked in milliseconds on every run.
 local fs = require "mlx.fs"
 local paths = require "mlx.pipeline.paths"
+local suggest = require "mlx.suggest"
 local ui = require "mlx.ui"
 
 local M = {}
@@ -144,6 +145,19 @@ function M.build(p, exists)
     producer_of = producer_of }
 end
 
+--- Returns the step of pipeline p named name. Raises a usage failure naming
+--- it (and `option`, e.g. "--force-step", when given), with the closest
+--- step name as a suggestion, when p has no such step.
+function M.step_named(p, name, option)
+  local step = p.by_name[name]
+  if step then return step end
+  local known = {}
+  for _, s in ipairs(p.steps) do known[#known + 1] = s.name end
+  local guess = suggest.closest(name, known)
+  ui.usage_error("%sno step named '%s' in pipeline '%s'; %s", option and (option .. ": ") or "", name, p.name,
+    guess and ("did you mean '" .. guess .. "'?") or ("its steps: " .. table.concat(known, ", ")))
+end
+
 --- Returns the set {[step] = true} of the named steps and everything they
 --- depend on, transitively. Raises a usage failure for an unknown name.
 function M.select(graph, p, names)
@@ -154,14 +168,7 @@ function M.select(graph, p, names)
     for _, up in ipairs(graph.upstream[step]) do add(up) end
   end
   for _, name in ipairs(names) do
-    local step = p.by_name[name]
-    if not step then
-      local known = {}
-      for _, s in ipairs(p.steps) do known[#known + 1] = s.name end
-      ui.usage_error("no step named '%s' in pipeline '%s' (steps: %s)", name, p.name,
-        table.concat(known, ", "))
-    end
-    add(step)
+    add(M.step_named(p, name))
   end
   return selected
 end

@@ -37,6 +37,15 @@ function M.read_params_file(path, overrides)
   return merged
 end
 
+--- Returns the param overrides of a command's options: its --params-file
+--- (opts.params_file) under its -p values (opts.param), as every command
+--- that loads a recipe takes them. Raises a usage failure as the two above.
+function M.overrides(opts)
+  local overrides = M.parse_overrides(opts.param)
+  if opts.params_file then overrides = M.read_params_file(opts.params_file, overrides) end
+  return overrides
+end
+
 --- Runs a compiled recipe chunk (from script.load) with arguments args and
 --- -p overrides (see mlx.params), and returns the pipeline it returned or, failing that, the
 --- last one it declared; nil for a recipe that declares none (a script,

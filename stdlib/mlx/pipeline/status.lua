@@ -31,7 +31,7 @@ local SHOWN = { run = "", restore = " (restore from the run-cache)", blocked = "
 function M.section(root, opts, args)
   local path = args[1]
   if not path then return 0 end
-  local p = load.recipe(path, {}, load.parse_overrides(opts.param))
+  local p = load.recipe(path, {}, load.overrides(opts))
   if not p then ui.usage_error("%s declares no pipeline (it ran as a script)", path) end
   local ok, err = fs.chdir(root)
   if not ok then ui.fail(ui.EXIT.FAILED, "%s", err) end
