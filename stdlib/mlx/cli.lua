@@ -4,8 +4,13 @@
 ---
 --- A command module returns a table: { summary = "one line", usage = "…",
 --- description = "…", options = { option specs, see mlx.argparse },
---- args = { min = 0, max = n }, stop_at_positional = bool,
---- main = function(opts, args) return exit_code end }.
+--- args = { min = 0, max = n, name = "what is missing" },
+--- stop_at_positional = bool, main = function(opts, args) return exit_code end,
+--- subcommands = { { name = "show", and the same fields }, … } }.
+--- A command with subcommands dispatches on its first argument (`mlx model
+--- register …`); its own main, if any, runs when no subcommand is named
+--- (`mlx runs`). The help, docs/cli.md and the man page are all made from
+--- these declarations (tools/clidocs.lua).
 local argparse = require "mlx.argparse"
 local core = require "mlx.core"
 local fs = require "mlx.fs"
@@ -25,6 +30,40 @@ M.global_options = {
 }
 
 local HELP_OPTION = { "help", short = "h", help = "show this help" }
+-- --debug is global, and also accepted after the command (unless the
+-- command gives it a meaning of its own), where users type it.
+local DEBUG_OPTION = { "debug", help = "show Lua tracebacks with errors (also before the command)" }
+
+--- Options that mean the same in every command that has them: a command
+--- takes them with M.option, so a letter or a name never means two things.
+--- (tests/lua/test_cli.lua checks every declaration against each other.)
+M.OPTIONS = {
+  ["dry-run"] = { "dry-run", short = "n", help = "say what would be done; change nothing" },
+  force = { "force", short = "f", help = "do it even when it would be refused or skipped" },
+  filter = { "filter", arg = "EXPR", help = "only runs matching EXPR (MLflow's search syntax; see 'mlx help runs')" },
+  limit = { "limit", arg = "N", type = "integer", default = 50, help = "show at most N (0: all; default 50)" },
+  param = { "param", short = "p", arg = "KEY=VALUE", multiple = true,
+    help = "a param value, converted to the type of its default (repeatable)" },
+  ["params-file"] = { "params-file", arg = "FILE", help = "param values from a JSON object of name: value (-p wins)" },
+  jobs = { "jobs", short = "j", arg = "N", type = "integer", help = "N threads or commands at once (default: one per CPU)" },
+  json = { "json", help = "print JSON" },
+}
+
+--- Returns a copy of the shared option spec `name` (see M.OPTIONS) with
+--- the fields of `changes` (help, default) replaced. Raises for an unknown name.
+function M.option(name, changes)
+  local spec = assert(M.OPTIONS[name], "no shared option named " .. tostring(name))
+  local copy = {}
+  for k, v in pairs(spec) do copy[k] = v end
+  for k, v in pairs(changes or {}) do copy[k] = v end
+  return copy
+end
+
+--- Returns a spec for an old spelling that now means something else in
+--- other commands: refused with `instead`, and left out of the help.
+function M.retired(short, instead)
+  return { short = short, retired = instead }
+end
 
 local function valid_name(name)
   return type(name) == "string" and name:match("^[%w][%w_%-]*$") ~= nil
@@ -87,26 +126,111 @@ function M.find(name)
       guess and ("; did you mean '" .. guess .. "'?") or " (see 'mlx help')")
   end
   local command = require(modname)
-  if type(command) ~= "table" or type(command.main) ~= "function" then
+  if type(command) ~= "table" or (type(command.main) ~= "function" and type(command.subcommands) ~= "table") then
     local where = type(found) == "string" and found or modname
-    ui.usage_error("%s: a command module must return a table with a main function", where)
+    ui.usage_error("%s: a command module must return a table with a main function or subcommands", where)
   end
   return command
 end
 
---- Returns the help text of a command as a string.
-function M.command_help(name, command)
-  local lines = { "usage: " .. (command.usage or ("mlx " .. name .. " [options]")), "" }
-  if command.summary then lines[#lines + 1] = command.summary end
-  if command.description then
-    lines[#lines + 1] = ""
-    lines[#lines + 1] = command.description:gsub("%s+$", "")
+--- Returns the option specs a command (or subcommand) declaration accepts:
+--- -h, its own options, and --debug unless it declares a debug of its own.
+function M.specs(decl)
+  local specs, own_debug = { HELP_OPTION }, false
+  for _, spec in ipairs(decl.options or {}) do
+    specs[#specs + 1] = spec
+    if spec[1] == "debug" then own_debug = true end
   end
-  local specs = { HELP_OPTION }
-  for _, spec in ipairs(command.options or {}) do specs[#specs + 1] = spec end
+  if not own_debug then specs[#specs + 1] = DEBUG_OPTION end
+  return specs
+end
+
+--- Returns the usage lines of a declaration: its own usage (for a command
+--- with subcommands, only when it has a main of its own), then each
+--- subcommand's. path is "model" or "model register".
+function M.usage_lines(path, decl)
+  local lines = {}
+  if not decl.subcommands or decl.main then
+    lines[1] = decl.usage or ("mlx " .. path .. " [options]")
+  end
+  for _, sub in ipairs(decl.subcommands or {}) do
+    lines[#lines + 1] = sub.usage or ("mlx " .. path .. " " .. sub.name .. " [options]")
+  end
+  return lines
+end
+
+local function or_list(names)
+  if #names == 1 then return names[1] end
+  return table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+end
+
+--- Returns the subcommand declaration of command named word, or nil.
+function M.subcommand(command, word)
+  for _, sub in ipairs(command.subcommands or {}) do
+    if sub.name == word then return sub end
+  end
+  return nil
+end
+
+-- Raises the usage failure for word, which names no subcommand of command.
+local function unknown_subcommand(name, command, word)
+  local names = {}
+  for _, sub in ipairs(command.subcommands) do names[#names + 1] = sub.name end
+  local guess = suggest.closest(word, names)
+  if guess then
+    ui.usage_error("unknown 'mlx %s' subcommand '%s'; did you mean '%s'? (see 'mlx help %s')", name, word,
+      guess, name)
+  end
+  ui.usage_error("unknown 'mlx %s' subcommand '%s' (%s; see 'mlx help %s')", name, word, or_list(names), name)
+end
+
+--- Returns the path ("model register") and declaration named by words
+--- (a command name, then optionally a subcommand name), as `mlx help`
+--- takes them. Raises a usage failure (exit 2) for an unknown name.
+function M.resolve(words)
+  local command = M.find(words[1])
+  if not words[2] then return words[1], command end
+  if not command.subcommands then
+    ui.usage_error("'mlx %s' has no subcommands (see 'mlx help %s')", words[1], words[1])
+  end
+  local sub = M.subcommand(command, words[2]) or unknown_subcommand(words[1], command, words[2])
+  return words[1] .. " " .. words[2], sub
+end
+
+local function options_lines(lines, specs)
+  for _, line in ipairs(argparse.describe(specs)) do lines[#lines + 1] = line end
+end
+
+--- Returns the help text of a command or subcommand as a string: usage,
+--- summary, description and options; a command with subcommands also
+--- lists each subcommand with its usage, summary and options.
+function M.command_help(path, decl)
+  local usage = M.usage_lines(path, decl)
+  local lines = { "usage: " .. (usage[1] or "") }
+  for i = 2, #usage do lines[#lines + 1] = "       " .. usage[i] end
+  lines[#lines + 1] = ""
+  if decl.summary then lines[#lines + 1] = decl.summary end
+  if decl.description then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = decl.description:gsub("%s+$", "")
+  end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "options:"
-  for _, line in ipairs(argparse.describe(specs)) do lines[#lines + 1] = line end
+  options_lines(lines, (not decl.subcommands or decl.main) and M.specs(decl) or { HELP_OPTION, DEBUG_OPTION })
+  if decl.subcommands then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "subcommands:"
+    for _, sub in ipairs(decl.subcommands) do
+      lines[#lines + 1] = ""
+      lines[#lines + 1] = "  " .. (sub.usage or ("mlx " .. path .. " " .. sub.name))
+      if sub.summary then lines[#lines + 1] = "    " .. sub.summary end
+      local own = {}
+      for _, spec in ipairs(sub.options or {}) do own[#own + 1] = spec end
+      for _, line in ipairs(argparse.describe(own)) do lines[#lines + 1] = "  " .. line end
+    end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = ("'mlx help %s SUBCOMMAND' tells more about one."):format(path)
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -137,7 +261,7 @@ function M.overview()
   lines[#lines + 1] = "global options:"
   for _, line in ipairs(argparse.describe(M.global_options)) do lines[#lines + 1] = line end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "'mlx help COMMAND' tells more about one command."
+  lines[#lines + 1] = "'mlx help COMMAND [SUBCOMMAND]' tells more about one command."
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -161,33 +285,53 @@ local function run(argv)
   if globals.version then
     name, rest = "version", { "version" }
   elseif globals.help then
-    name, rest = "help", { "help", rest[1] }
+    name, rest = "help", { "help", rest[1], rest[2] }
   elseif not name then
     io.stderr:write(M.overview())
     return ui.EXIT.USAGE
   end
 
   local command = M.find(name)
-  local specs = { HELP_OPTION }
-  for _, spec in ipairs(command.options or {}) do specs[#specs + 1] = spec end
-  local opts, args = argparse.parse(specs, rest, {
-    first = 2, context = "mlx " .. name, hint = "mlx help " .. name,
-    stop_at_positional = command.stop_at_positional,
+  local word = rest[2]
+  if command.subcommands and word and word:sub(1, 1) ~= "-" then
+    local sub = M.subcommand(command, word)
+    if sub then return M.invoke(name .. " " .. word, sub, rest, 3) end
+    if not command.main or ((command.args or {}).max or 0) == 0 then unknown_subcommand(name, command, word) end
+  elseif command.subcommands and not command.main then
+    local names = {}
+    for _, sub in ipairs(command.subcommands) do names[#names + 1] = sub.name end
+    if word == "-h" or word == "--help" then
+      io.stdout:write(M.command_help(name, command))
+      return ui.EXIT.OK
+    end
+    ui.usage_error("'mlx %s' needs a subcommand: %s (see 'mlx help %s')", name, or_list(names), name)
+  end
+  return M.invoke(name, command, rest, 2)
+end
+
+--- Parses argv[first..] against a command or subcommand declaration (path
+--- as "runs show"), checks the number of arguments and returns what its
+--- main returns (an exit code; 0 when it returns nothing). Prints the help
+--- for -h. Raises a usage failure (exit 2) for bad options or arguments.
+function M.invoke(path, decl, argv, first)
+  local opts, args = argparse.parse(M.specs(decl), argv, {
+    first = first, context = "mlx " .. path, hint = "mlx help " .. path,
+    stop_at_positional = decl.stop_at_positional,
   })
+  if opts.debug then M.globals.debug = true end
   if opts.help then
-    io.stdout:write(M.command_help(name, command))
+    io.stdout:write(M.command_help(path, decl))
     return ui.EXIT.OK
   end
-  local arity = command.args or {}
+  local arity = decl.args or {}
   if #args < (arity.min or 0) then
-    ui.usage_error("'mlx %s' needs %s (see 'mlx help %s')", name,
-      arity.name or "more arguments", name)
+    ui.usage_error("'mlx %s' needs %s (see 'mlx help %s')", path, arity.name or "more arguments", path)
   end
   if arity.max and #args > arity.max then
     ui.usage_error("'mlx %s' takes at most %d argument%s, got '%s' (see 'mlx help %s')",
-      name, arity.max, arity.max == 1 and "" or "s", args[arity.max + 1], name)
+      path, arity.max, arity.max == 1 and "" or "s", args[arity.max + 1], path)
   end
-  local code = command.main(opts, args)
+  local code = decl.main(opts, args)
   return math.tointeger(code) or ui.EXIT.OK
 end
 

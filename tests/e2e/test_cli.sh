@@ -84,4 +84,51 @@ MLX_PATH="$TEST_DIR/extra" mlx broken
 is "$RC" 2 "a command module without main exits 2"
 like "$ERR" "broken.lua: a command module must return a table with a main function" "and says what is wrong"
 
+# Subcommands are declared as data and dispatched in one place.
+mlx help model register
+is "$RC $(printf '%s\n' "$OUT" | head -1)" \
+	"0 usage: mlx model register NAME PATH | NAME --object ID [--run ID | --no-run] [-d TEXT] [-t KEY=VALUE]... [-a ALIAS]... [-f]" \
+	"mlx help model register shows that subcommand"
+like "$OUT" "^  -d, --description TEXT  a description of the version$" "with its options"
+mlx model register --help
+is "$(printf '%s\n' "$OUT" | head -1)" "usage: mlx model register NAME PATH | NAME --object ID [--run ID | --no-run] [-d TEXT] [-t KEY=VALUE]... [-a ALIAS]... [-f]" \
+	"as does mlx model register --help"
+mlx help model
+like "$OUT" "^        --rollback  undo the alias's latest move$" "mlx help model lists each subcommand's options"
+mlx help model frob
+is "$RC $ERR" "2 mlx: error: unknown 'mlx model' subcommand 'frob' (register, ls, show, alias or get; see 'mlx help model')" \
+	"help of an unknown subcommand exits 2"
+mlx help hash sub
+is "$RC $ERR" "2 mlx: error: 'mlx hash' has no subcommands (see 'mlx help hash')" "help of a subcommand of a plain command exits 2"
+mlx runs shwo
+is "$RC $ERR" "2 mlx: error: unknown 'mlx runs' subcommand 'shwo'; did you mean 'show'? (see 'mlx help runs')" \
+	"a mistyped subcommand gets a suggestion"
+mlx model ls a b
+is "$RC $ERR" "2 mlx: error: 'mlx model ls' takes at most 1 argument, got 'b' (see 'mlx help model ls')" \
+	"a subcommand's arity is checked"
+
+# Options mean one thing everywhere: old spellings that meant something else
+# are refused with the new one, not taken for another option.
+mlx runs -n 5
+is "$RC $ERR" "2 mlx: error: option '-n' of 'mlx runs' is retired: use --limit N (-n is --dry-run in every command) (see 'mlx help runs')" \
+	"-n of mlx runs, once --limit, says what to use"
+mlx runs -f "status = 'FAILED'"
+is "$RC $ERR" "2 mlx: error: option '-f' of 'mlx runs' is retired: use --filter EXPR (-f is --force in every command) (see 'mlx help runs')" \
+	"-f of mlx runs, once --filter, too"
+mlx model alias iris staging -d
+is "$RC $ERR" "2 mlx: error: option '-d' of 'mlx model alias' is retired: use --delete (-d is --description of 'mlx model register') (see 'mlx help model alias')" \
+	"-d of mlx model alias, once --delete, too"
+
+# --debug after the command, as users type it; local options keep theirs.
+cd "$TEST_DIR"
+echo 'local function f() error("boom") end f()' >boom.lua
+mlx recipe boom.lua
+is "$RC $ERR" "1 mlx: error: boom.lua:1: boom" "a recipe error is one line"
+mlx recipe --debug boom.lua
+like "$ERR" "stack traceback:" "mlx recipe --debug FILE shows the traceback"
+mlx --debug recipe boom.lua
+like "$ERR" "stack traceback:" "as mlx --debug recipe FILE does"
+mlx version -v
+like "$OUT" "SQLite 3\." "-v after a command is that command's -v"
+
 done_testing

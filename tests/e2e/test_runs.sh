@@ -100,7 +100,7 @@ mlx runs show zzzzzzzz
 is "$RC $ERR" "2 mlx: error: no run with id 'zzzzzzzz' in $TEST_DIR/.mlx/runs.db" "an unknown id exits 2"
 
 mlx runs show --help
-is "$RC $(printf '%s\n' "$OUT" | sed -n 2p)" "0        mlx runs show ID [--json]" "runs show --help shows the usage"
+is "$RC $(printf '%s\n' "$OUT" | sed -n 1p)" "0 usage: mlx runs show ID [--json]" "runs show --help shows its usage"
 mlx runs frob
 is "$RC $ERR" "2 mlx: error: unknown 'mlx runs' subcommand 'frob' (show, diff, tag or rm; see 'mlx help runs')" \
 	"an unknown subcommand exits 2"

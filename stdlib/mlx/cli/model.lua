@@ -1,37 +1,6 @@
 -- mlx model: the model registry from the command line.
-local argparse = require "mlx.argparse"
+local cli = require "mlx.cli"
 local ui = require "mlx.ui"
-
-local HELP = { "help", short = "h", help = "show the help of mlx model" }
-local JSON = { "json", help = "print JSON" }
-
-local SUBCOMMANDS = {
-  register = {
-    usage = "NAME PATH | NAME --object ID",
-    options = {
-      HELP,
-      { "object", arg = "ID", help = "register an object already in the store instead of a PATH" },
-      { "run", arg = "ID", help = "the run that produced it (default: the run that wrote it)" },
-      { "no-run", help = "record no run" },
-      { "description", short = "d", arg = "TEXT", help = "a description of the version" },
-      { "tag", short = "t", arg = "KEY=VALUE", multiple = true, help = "a tag (repeatable)" },
-      { "alias", short = "a", arg = "ALIAS", multiple = true, help = "point ALIAS at the version (repeatable)" },
-      { "force", short = "f", help = "a new version even if one has these bytes" },
-    },
-  },
-  ls = { usage = "[NAME]", options = { HELP, JSON } },
-  show = { usage = "REF", options = { HELP, JSON } },
-  alias = {
-    usage = "NAME ALIAS VERSION|OTHER_ALIAS | NAME ALIAS --delete|--rollback | NAME [ALIAS] --history",
-    options = {
-      HELP,
-      { "delete", short = "d", help = "remove the alias" },
-      { "rollback", help = "undo the alias's latest move" },
-      { "history", help = "list the alias's moves, newest first" },
-    },
-  },
-  get = { usage = "REF DEST", options = { HELP } },
-}
 
 local check = ui.check
 
@@ -60,8 +29,8 @@ end
 -- ---- register ---------------------------------------------------------------
 
 local function register(opts, args)
-  if #args < 1 or #args > 2 or (#args == 2) == (opts.object ~= nil) then
-    ui.usage_error("'mlx model register' needs NAME and PATH, or NAME and --object ID (see 'mlx help model')")
+  if (#args == 2) == (opts.object ~= nil) then
+    ui.usage_error("'mlx model register' needs NAME and PATH, or NAME and --object ID (see 'mlx help model register')")
   end
   if opts.run and opts.no_run then ui.usage_error("--run and --no-run exclude each other") end
   local name = need_name(args[1])
@@ -107,7 +76,6 @@ local function alias_list(aliases)
 end
 
 local function ls(opts, args)
-  if #args > 1 then ui.usage_error("'mlx model ls' takes at most one NAME (see 'mlx help model')") end
   local reg = registry()
   if args[1] then
     local versions = check(reg:versions(need_name(args[1])))
@@ -245,7 +213,6 @@ local function jsonable_inputs(inputs, json)
 end
 
 local function show(opts, args)
-  if #args ~= 1 then ui.usage_error("'mlx model show' needs one REF: NAME, NAME:VERSION or NAME@ALIAS") end
   local l = check(registry():lineage(args[1]))
   if not opts.json then
     for _, line in ipairs(show_text(l)) do ui.out(line) end
@@ -329,58 +296,102 @@ end
 -- ---- get --------------------------------------------------------------------------
 
 local function get(_, args)
-  if #args ~= 2 then ui.usage_error("'mlx model get' needs REF and DEST (see 'mlx help model')") end
   local v = check(registry():checkout(args[1], args[2]))
   ui.out(("checked out %s (%s, %s) to %s"):format(v.ref, short(v.hash), ui.format_size(v.size), args[2]))
   return ui.EXIT.OK
 end
 
-local HANDLERS = { register = register, ls = ls, show = show, alias = alias, get = get }
-
-local command -- the declaration below, for the help of subcommands
-command = {
+return {
   summary = "register model versions, name them with aliases, show their lineage",
-  usage = "mlx model register NAME PATH [--run ID] [-d TEXT] [-t KEY=VALUE]... [-a ALIAS]... [--force]\n"
-    .. "       mlx model ls [NAME] [--json]\n"
-    .. "       mlx model show REF [--json]\n"
-    .. "       mlx model alias NAME ALIAS VERSION | NAME ALIAS --delete|--rollback | NAME [ALIAS] --history\n"
-    .. "       mlx model get REF DEST",
   description = [[
 The model registry keeps versions of models in the project's store and
 records them in .mlx/runs.db. A REF is NAME (the latest version),
-NAME:VERSION or NAME@ALIAS.
-
-  register  stores PATH (a file or directory in the project) as the next
-            version of NAME; the same bytes again give the version that has
-            them (unless --force). The run that produced it is found from
-            the runs that recorded PATH's hash as an output, or given.
-  ls        the models, or the versions of NAME, newest first.
-  show      a version and its lineage: the run that produced it, its
-            recipe, git commit and params, the metrics of that run and of
-            the runs that evaluated it, and its input data with hashes,
-            upstream through the runs that produced them.
-  alias     points ALIAS at a version (or at what another alias names),
-            removes it, undoes its latest move, or lists its moves.
-  get       copies the version out of the store to DEST, verified.
-
-mlx gc keeps the object of every registered version.]],
-  stop_at_positional = true,
-  main = function(_, args)
-    local sub = args[1]
-    local spec = SUBCOMMANDS[sub]
-    if not sub then ui.usage_error("'mlx model' needs a subcommand: register, ls, show, alias or get") end
-    if not spec then
-      ui.usage_error("unknown 'mlx model' subcommand '%s' (register, ls, show, alias or get; see 'mlx help model')",
-        sub)
-    end
-    local opts, rest = argparse.parse(spec.options, args,
-      { first = 2, context = "mlx model " .. sub, hint = "mlx help model" })
-    if opts.help then
-      io.stdout:write(require("mlx.cli").command_help("model", command))
-      return ui.EXIT.OK
-    end
-    return HANDLERS[sub](opts, rest)
-  end,
+NAME:VERSION or NAME@ALIAS. mlx gc keeps the object of every registered
+version. A bad name, an unknown model, version or alias, or an unknown run
+exits 2.]],
+  subcommands = {
+    {
+      name = "register",
+      summary = "store a file or directory as the next version of a model",
+      usage = "mlx model register NAME PATH | NAME --object ID [--run ID | --no-run] [-d TEXT] [-t KEY=VALUE]... "
+        .. "[-a ALIAS]... [-f]",
+      description = [[
+Stores PATH (a file or directory in the project; or --object ID, an object
+already in the store) as the next version of model NAME and prints
+"registered iris:3 (HASH, SIZE, run ID)". Bytes a version of NAME already
+holds give that version ("unchanged  iris:2 already holds these bytes")
+unless --force. The run that produced it is the newest run that recorded
+PATH's hash as an output, unless --run ID or --no-run. A missing path or a
+path outside the project exits 2.]],
+      options = {
+        { "object", arg = "ID", help = "register an object already in the store instead of a PATH" },
+        { "run", arg = "ID", help = "the run that produced it (default: the run that wrote it)" },
+        { "no-run", help = "record no run" },
+        { "description", short = "d", arg = "TEXT", help = "a description of the version" },
+        { "tag", short = "t", arg = "KEY=VALUE", multiple = true, help = "a tag (repeatable)" },
+        { "alias", short = "a", arg = "ALIAS", multiple = true, help = "point ALIAS at the version (repeatable)" },
+        cli.option("force", { help = "a new version even if one has these bytes" }),
+      },
+      args = { min = 1, max = 2, name = "NAME and PATH, or NAME and --object ID" },
+      main = register,
+    },
+    {
+      name = "ls",
+      summary = "the models, or the versions of one, newest first",
+      usage = "mlx model ls [NAME] [--json]",
+      description = [[
+Without NAME: each model with its latest version, number of versions,
+aliases and last registration. With NAME: its versions newest first, with
+aliases, hash, type, size, run, creation time and description.]],
+      options = { cli.option("json") },
+      args = { max = 1 },
+      main = ls,
+    },
+    {
+      name = "show",
+      summary = "a version and its lineage",
+      usage = "mlx model show REF [--json]",
+      description = [[
+The version REF (NAME, NAME:VERSION or NAME@ALIAS) and its lineage: the run
+that produced it, its recipe run, recipe and hash, git commit, command,
+params, the metrics of that run and of the runs that evaluated it, and its
+input data with hashes, upstream through the runs that produced them.]],
+      options = { cli.option("json") },
+      args = { min = 1, max = 1, name = "one REF: NAME, NAME:VERSION or NAME@ALIAS" },
+      main = show,
+    },
+    {
+      name = "alias",
+      summary = "point an alias at a version, remove it, undo its latest move, or list its moves",
+      usage = "mlx model alias NAME ALIAS VERSION|OTHER_ALIAS | NAME ALIAS --delete|--rollback "
+        .. "| NAME [ALIAS] --history",
+      description = [[
+Points ALIAS at a version (or at what OTHER_ALIAS names); --delete removes
+it; --rollback undoes its latest move (again: the move before); --history
+lists the moves newest first with time, user and run. Every move is
+recorded.]],
+      options = {
+        { "delete", help = "remove the alias" },
+        { "rollback", help = "undo the alias's latest move" },
+        { "history", help = "list the alias's moves, newest first" },
+        -- Until 0.2, -d was --delete here, while it is --description of
+        -- mlx model register.
+        cli.retired("d", "use --delete (-d is --description of 'mlx model register')"),
+      },
+      args = { min = 1, max = 3, name = "NAME and ALIAS" },
+      main = alias,
+    },
+    {
+      name = "get",
+      summary = "copy a version out of the store, verified",
+      usage = "mlx model get REF DEST",
+      description = [[
+Copies the version REF out of the store to DEST (a file, into a directory,
+or a directory tree), verifying every byte; each file is replaced
+atomically. A corrupt object is quarantined and the command exits 1, DEST
+unchanged.]],
+      args = { min = 2, max = 2, name = "REF and DEST" },
+      main = get,
+    },
+  },
 }
-
-return command

@@ -1,34 +1,20 @@
 -- mlx runs: list, show and compare the runs of this project.
-local argparse = require "mlx.argparse"
 local ui = require "mlx.ui"
 
+local cli = require "mlx.cli"
+
 local LIST_OPTIONS = {
-  { "filter", short = "f", arg = "EXPR", help = "only runs matching EXPR (see 'mlx help runs')" },
+  cli.option("filter"),
   { "sort", short = "s", arg = "KEYS", help = "order by KEYS, e.g. -metrics.acc (default: newest first)" },
-  { "limit", short = "n", arg = "N", type = "integer", default = 50, help = "show at most N runs (0: all; default 50)" },
+  cli.option("limit", { help = "show at most N runs (0: all; default 50)" }),
   { "all", help = "every run: no limit, and the invocations that executed nothing" },
   { "metrics", short = "m", arg = "KEYS", help = "metric columns, comma-separated (default: the 4 most common)" },
   { "json", help = "print the runs as JSON" },
   { "csv", help = "print the runs as CSV, every metric, param and tag a column" },
-}
-
-local SHOW_OPTIONS = {
-  { "help", short = "h", help = "show the help of mlx runs" },
-  { "json", help = "print the run as JSON" },
-}
-
-local TAG_OPTIONS = {
-  { "help", short = "h", help = "show the help of mlx runs" },
-  { "delete", arg = "KEY", multiple = true, help = "remove the tag KEY (repeatable)" },
-}
-
-local RM_OPTIONS = {
-  { "help", short = "h", help = "show the help of mlx runs" },
-}
-
-local DIFF_OPTIONS = {
-  { "help", short = "h", help = "show the help of mlx runs" },
-  { "changed", short = "c", help = "only the params and metrics that differ" },
+  -- Until 0.2, -n was --limit and -f --filter here; they mean --dry-run
+  -- and --force in every other command.
+  cli.retired("n", "use --limit N (-n is --dry-run in every command)"),
+  cli.retired("f", "use --filter EXPR (-f is --force in every command)"),
 }
 
 -- The project's runs database, or exit 2 outside a project or when it is
@@ -89,10 +75,7 @@ local function list(opts)
   return ui.EXIT.OK
 end
 
-local function show(args)
-  local opts, ids = argparse.parse(SHOW_OPTIONS, args, { first = 2, context = "mlx runs show", hint = "mlx help runs" })
-  if opts.help then return nil end
-  if #ids ~= 1 then ui.usage_error("'mlx runs show' needs one run ID (see 'mlx help runs')") end
+local function show(opts, ids)
   local store = open_store()
   local run = check(store:get(ids[1]))
   run.metric_summary = check(store:metric_summary(run.id))
@@ -105,10 +88,7 @@ local function show(args)
   return ui.EXIT.OK
 end
 
-local function diff(args)
-  local opts, ids = argparse.parse(DIFF_OPTIONS, args, { first = 2, context = "mlx runs diff", hint = "mlx help runs" })
-  if opts.help then return nil end
-  if #ids ~= 2 then ui.usage_error("'mlx runs diff' needs two run IDs (see 'mlx help runs')") end
+local function diff(opts, ids)
   local store = open_store()
   local a = check(store:get(ids[1]))
   local b = check(store:get(ids[2]))
@@ -118,12 +98,10 @@ end
 
 -- mlx runs tag RUN KEY=VALUE... [--delete KEY]...: every word is checked
 -- before anything is written.
-local function tag(args)
-  local opts, words = argparse.parse(TAG_OPTIONS, args, { first = 2, context = "mlx runs tag", hint = "mlx help runs" })
-  if opts.help then return nil end
+local function tag(opts, words)
   local deletes = opts.delete or {}
-  if #words < 1 or (#words < 2 and #deletes == 0) then
-    ui.usage_error("'mlx runs tag' needs a run ID and KEY=VALUE or --delete KEY (see 'mlx help runs')")
+  if #words < 2 and #deletes == 0 then
+    ui.usage_error("'mlx runs tag' needs a run ID and KEY=VALUE or --delete KEY (see 'mlx help runs tag')")
   end
   local sets = {}
   for i = 2, #words do
@@ -142,10 +120,7 @@ local function tag(args)
 end
 
 -- mlx runs rm RUN...: all or nothing.
-local function rm(args)
-  local opts, ids = argparse.parse(RM_OPTIONS, args, { first = 2, context = "mlx runs rm", hint = "mlx help runs" })
-  if opts.help then return nil end
-  if #ids == 0 then ui.usage_error("'mlx runs rm' needs one or more run IDs (see 'mlx help runs')") end
+local function rm(_, ids)
   local store = open_store()
   local runs = {}
   for i, id in ipairs(ids) do runs[i] = check(store:get(id)) end
@@ -164,23 +139,20 @@ local function rm(args)
   return ui.EXIT.OK
 end
 
-local command -- the declaration below, for the help of subcommands
-command = {
+return {
   summary = "list the runs of this project; show, compare, tag or delete them",
-  usage = "mlx runs [--filter EXPR] [--sort KEYS] [--limit N] [--all] [--metrics KEYS] [--json|--csv]\n"
-    .. "       mlx runs show ID [--json]\n"
-    .. "       mlx runs diff ID ID [--changed]\n"
-    .. "       mlx runs tag ID KEY=VALUE... [--delete KEY]...\n"
-    .. "       mlx runs rm ID...",
+  usage = "mlx runs [--filter EXPR] [--sort KEYS] [--limit N] [--all] [--metrics KEYS] [--json|--csv]",
   description = [[
 Every 'mlx recipe' and every pipeline step is a run, recorded in
-.mlx/runs.db. 'mlx runs' lists them newest first: id, recipe/step, status,
-start, duration and the main metrics; an invocation that executed nothing
-(every step up to date; tag mlx.noop) is listed only with --all. 'show' tells everything about one run;
-'diff' puts two side by side with the metric deltas. An ID may be any unique
-prefix of a run id. 'tag' sets or removes tags of a run; 'rm' deletes runs
-with their step runs, params, metrics, tags and artifacts (not a run that a
-model version was registered from: exit 2, naming the version).
+.mlx/runs.db. 'mlx runs' lists them newest first: id, recipe/step, status
+(RUNNING, FINISHED, FAILED, KILLED, CACHED), start, duration and the main
+metrics (--metrics a,b chooses them; by default those named in --sort and
+--filter, then the most common, four in all). --json prints the run records
+(params, metrics, tags included); --csv a column per field, metric, param
+and tag, times in UTC ISO 8601. An invocation that executed nothing (every
+step up to date; tag mlx.noop) is listed only with --all. An ID may be any
+unique prefix of a run id. Opening the database marks KILLED the runs whose
+mlx process died (kill -9, power loss).
 
 Filter expressions (MLflow's search syntax, plus OR, NOT, parentheses and
 numeric comparison of params):
@@ -194,31 +166,59 @@ exit_code, git_commit, git_branch, git_dirty, host, command, peak_rss, ...
 Names with other characters: metrics.`f1 score`. Operators: = != < <= > >=
 (< <= > >= on numbers and times only), LIKE and ILIKE ('%' any text, '_' one
 character), IN (...), IS [NOT] NULL (params, tags, mlx's own attributes).
-Sort keys: fields, comma-separated, each with ASC or DESC or a leading '-'.]],
+Sort keys: fields, comma-separated, each with ASC or DESC or a leading '-'.
+A filter or sort that does not parse exits 2 naming the column.]],
   options = LIST_OPTIONS,
-  stop_at_positional = true,
-  main = function(opts, args)
-    local sub = args[1]
-    local code
-    if sub == "show" then
-      code = show(args)
-    elseif sub == "diff" then
-      code = diff(args)
-    elseif sub == "tag" then
-      code = tag(args)
-    elseif sub == "rm" then
-      code = rm(args)
-    elseif sub then
-      ui.usage_error("unknown 'mlx runs' subcommand '%s' (show, diff, tag or rm; see 'mlx help runs')", sub)
-    else
-      return list(opts)
-    end
-    if code == nil then -- --help of a subcommand
-      io.stdout:write(require("mlx.cli").command_help("runs", command))
-      return ui.EXIT.OK
-    end
-    return code
-  end,
+  args = { max = 0 },
+  main = list,
+  subcommands = {
+    {
+      name = "show",
+      summary = "everything about one run",
+      usage = "mlx runs show ID [--json]",
+      description = [[
+Recipe and hash, step, parent, command, times, exit code, error message,
+git commit, branch and dirty flag, host, user and pid, CPU time and peak
+RSS, params, each metric's latest value, step, count, minimum and maximum,
+tags, artifacts with their hashes, and its step runs. ID is any unique
+prefix of a run id; an ambiguous or unknown one exits 2.]],
+      options = { { "json", help = "print the run as JSON" } },
+      args = { min = 1, max = 1, name = "one run ID" },
+      main = show,
+    },
+    {
+      name = "diff",
+      summary = "two runs side by side, with the metric deltas",
+      usage = "mlx runs diff ID ID [--changed]",
+      description = [[
+Status, recipe, git commit, duration, every param (differences marked *)
+and every metric with B - A and its change in percent.]],
+      options = { { "changed", short = "c", help = "only the params and metrics that differ" } },
+      args = { min = 2, max = 2, name = "two run IDs" },
+      main = diff,
+    },
+    {
+      name = "tag",
+      summary = "set or remove tags of a run",
+      usage = "mlx runs tag ID KEY=VALUE... [--delete KEY]...",
+      description = [[
+Sets each KEY=VALUE as a tag of the run ID and removes each --delete KEY.
+Every word is checked before anything is written: a word without '=' or a
+tag the run does not have exits 2 and changes nothing.]],
+      options = { { "delete", arg = "KEY", multiple = true, help = "remove the tag KEY (repeatable)" } },
+      args = { min = 1, name = "a run ID and KEY=VALUE or --delete KEY" },
+      main = tag,
+    },
+    {
+      name = "rm",
+      summary = "delete runs",
+      usage = "mlx runs rm ID...",
+      description = [[
+Deletes the runs with their step runs, params, metrics, tags, artifacts and
+logs, all or nothing. A run that a model version was registered from is
+not deleted: exit 2, naming the version.]],
+      args = { min = 1, name = "one or more run IDs" },
+      main = rm,
+    },
+  },
 }
-
-return command
