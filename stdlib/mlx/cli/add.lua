@@ -27,7 +27,7 @@ fifos, sockets and devices, unreadable files. Exit 0 when all are stored, 2
 on bad input, 1 if storing failed (e.g. a full disk: mlx.lock and the files
 are then untouched).]],
   options = {
-    { "jobs", short = "j", arg = "N", type = "integer", help = "hash with N threads (default: one per CPU)" },
+    require("mlx.cli").option("jobs", { help = "hash with N threads (default: one per CPU)" }),
   },
   args = { min = 1, name = "at least one PATH" },
   main = function(opts, paths)

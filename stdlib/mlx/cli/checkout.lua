@@ -1,5 +1,6 @@
 -- mlx checkout: make the workspace match mlx.lock.
 local artifacts = require "mlx.artifacts"
+local cli = require "mlx.cli"
 local project = require "mlx.project"
 local ui = require "mlx.ui"
 
@@ -18,8 +19,8 @@ never added) is not overwritten: the command stops with exit 2 unless
 --force is given. Files in a tracked directory that mlx.lock does not list
 are removed under the same rule.]],
   options = {
-    { "force", short = "f", help = "overwrite local changes that are not in the store" },
-    { "jobs", short = "j", arg = "N", type = "integer", help = "copy with N threads (default: one per CPU)" },
+    cli.option("force", { help = "overwrite local changes that are not in the store" }),
+    cli.option("jobs", { help = "copy with N threads (default: one per CPU)" }),
   },
   main = function(opts, paths)
     local root = project.require_root()

@@ -17,7 +17,7 @@ of objects, is not an object: it is named, never followed nor moved, and
 mlx gc removes it. Exit 0 when all is well, 1 when anything is corrupt,
 missing or a link.]],
   options = {
-    { "jobs", short = "j", arg = "N", type = "integer", help = "hash with N threads (default: one per CPU)" },
+    require("mlx.cli").option("jobs", { help = "hash with N threads (default: one per CPU)" }),
   },
   args = { max = 0 },
   main = function(opts)

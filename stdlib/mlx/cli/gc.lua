@@ -17,7 +17,7 @@ directory of objects) is not an object: the link itself is deleted, never
 what it points to. --dry-run prints what would be deleted and how many
 bytes. Stops with exit 1 if another mlx process is using the store.]],
   options = {
-    { "dry-run", short = "n", help = "only print what would be deleted" },
+    require("mlx.cli").option("dry-run", { help = "only print what would be deleted" }),
   },
   args = { max = 0 },
   main = function(opts)

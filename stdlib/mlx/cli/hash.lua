@@ -28,7 +28,7 @@ links, fifos and devices are refused, never followed or waited on. A path
 that cannot be hashed is reported and the others are still hashed; the exit
 code is then 2.]],
   options = {
-    { "jobs", short = "j", arg = "N", type = "integer", help = "hash with N threads (default: one per CPU)" },
+    require("mlx.cli").option("jobs", { help = "hash with N threads (default: one per CPU)" }),
     { "manifest", help = "for a directory, print its manifest" },
   },
   args = { min = 1, name = "at least one PATH" },

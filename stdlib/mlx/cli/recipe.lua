@@ -1,4 +1,5 @@
 -- mlx recipe: run a recipe file. In a project each invocation is a run.
+local cli = require "mlx.cli"
 local fs = require "mlx.fs"
 local load = require "mlx.pipeline.load"
 local project = require "mlx.project"
@@ -110,7 +111,8 @@ end
 
 return {
   summary = "run a recipe: a Lua script, or a pipeline of steps run when stale",
-  usage = "mlx recipe FILE [STEP...] [-j N] [-p KEY=VALUE]... [-f] [--force-step STEP] [-n] [-k] [-q] [--explain]",
+  usage = "mlx recipe FILE [STEP...] [-j N] [-p KEY=VALUE]... [--params-file FILE] [-f] [--force-step STEP]... "
+    .. "[-n] [-k] [-q] [--explain]",
   description = [[
 Runs FILE with the mlx modules available (local mlx = require "mlx") and the
 global arg set: arg[0] is FILE, arg[1]... are ARGS. Put "--" before ARGS
@@ -126,15 +128,16 @@ A recipe that declares a pipeline (mlx.pipeline) then has its pipeline run:
 each step is up to date (its key matches mlx.lock and its outs are
 unchanged), restored from the run-cache, or run — in dependency order, up to
 -j commands at once. STEP names select steps (with what they depend on);
--p overrides params. A failed step exits 1 and leaves mlx.lock and the store
+an unknown STEP or --force-step name exits 2 with a suggestion. -p and
+--params-file override params. A failed step exits 1 and leaves mlx.lock and the store
 as they were for it; Ctrl-C stops running steps and exits 130.]],
   options = {
-    { "jobs", short = "j", arg = "N", type = "integer", help = "run up to N commands at once (default: one per CPU)" },
-    { "param", short = "p", arg = "KEY=VALUE", multiple = true, help = "override a pipeline param (repeatable)" },
-    { "params-file", arg = "FILE", help = "read param values from a JSON object (-p wins)" },
-    { "force", short = "f", help = "run every selected step, even when up to date" },
+    cli.option("jobs", { help = "run up to N commands at once (default: one per CPU)" }),
+    cli.option("param", { help = "override a pipeline param, converted to the type of its default (repeatable)" }),
+    cli.option("params-file"),
+    cli.option("force", { help = "run every selected step, even when up to date" }),
     { "force-step", arg = "STEP", multiple = true, help = "run STEP even when up to date (repeatable)" },
-    { "dry-run", short = "n", help = "say what would run and why; run and change nothing" },
+    cli.option("dry-run", { help = "print the plan (would run, would restore, blocked: with why); run and record nothing" }),
     { "keep-going", short = "k", help = "after a failure, go on with the steps that do not depend on it" },
     { "explain", help = "say why each step runs" },
     { "quiet", short = "q", help = "print only errors (and the steps' own output)" },
@@ -145,8 +148,7 @@ as they were for it; Ctrl-C stops running steps and exits 130.]],
     local chunk = script.load(path, "recipe")
     if opts.jobs and opts.jobs < 1 then ui.usage_error("-j needs a positive number, not %d", opts.jobs) end
     -- Bad -p words or params file: refused before the run is recorded.
-    local overrides = load.parse_overrides(opts.param)
-    if opts.params_file then overrides = load.read_params_file(opts.params_file, overrides) end
+    local overrides = load.overrides(opts)
     local run, track
     if not opts.dry_run then run, track = start_run(path, args, opts) end
     if not run then

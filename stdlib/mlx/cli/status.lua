@@ -5,6 +5,7 @@
 -- them). Tracked artifacts are the first; the pipeline adds one for the
 -- steps of a recipe (`mlx status RECIPE`) by appending to `sections`.
 local artifacts = require "mlx.artifacts"
+local cli = require "mlx.cli"
 local project = require "mlx.project"
 local ui = require "mlx.ui"
 
@@ -63,7 +64,7 @@ end
 
 local M = {
   summary = "show tracked data that is modified or missing, and stale pipeline steps",
-  usage = "mlx status [RECIPE] [--check] [-v] [-j N] [-p KEY=VALUE]...",
+  usage = "mlx status [RECIPE] [--check] [-v] [-j N] [-p KEY=VALUE]... [--params-file FILE]",
   description = [[
 Compares every path pinned in mlx.lock with the workspace and prints those
 that are modified or missing ("modified: data/images/ (1 added, 2 modified,
@@ -75,8 +76,9 @@ exit code is 1 when anything is out of date, for CI.]],
   options = {
     { "check", help = "exit 1 if anything is modified or missing" },
     { "verbose", short = "v", help = "list every changed file" },
-    { "jobs", short = "j", arg = "N", type = "integer", help = "hash with N threads (default: one per CPU)" },
-    { "param", short = "p", arg = "KEY=VALUE", multiple = true, help = "a param value the recipe would run with" },
+    cli.option("jobs", { help = "hash with N threads (default: one per CPU)" }),
+    cli.option("param", { help = "a param value the recipe would run with (repeatable)" }),
+    cli.option("params-file"),
   },
   args = { max = 1 },
   sections = { artifacts_section, pipeline_section },
