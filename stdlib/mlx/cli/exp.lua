@@ -285,7 +285,10 @@ recipe's defaults) and the final metrics of its steps joined. A step
 restored from the run-cache carries the metrics of the run that produced
 its outs; when two steps log one metric, the step that ran last wins.
 Invocations that executed nothing (every step up to date) are left out
-unless --all.
+unless --all. Output: an aligned table, a Markdown table (--md), CSV with
+exact numbers and UTC times (--csv; with a baseline, a delta(metrics.NAME)
+column after each metric), or a JSON array of rows (--json). A bad filter,
+sort or column name exits 2. See docs/tracking.md.
 
 --filter and --sort take the grammar of 'mlx runs' (see 'mlx help runs'),
 over the joined params and metrics and the recipe run's attributes and tags:
@@ -293,9 +296,10 @@ over the joined params and metrics and the recipe run's attributes and tags:
 --columns names columns, comma-separated, with globs * and ?: id, recipe,
 status, start, duration, commit, branch, params.NAME, metrics.NAME,
 tags.NAME (e.g. --columns 'params.*,metrics.acc*'); the id always comes
-first.
---baseline ID puts that run's row first and every other metric with its
-difference (+0.02 ↑, -0.1 ↓, =); params that differ are marked '*'.
+first (default: id, recipe, status, start, every param, every metric).
+--baseline ID puts that run's row first (a step run stands for its recipe
+run) and every other metric with its difference (+0.02 ↑, -0.1 ↓, =);
+params that differ are marked '*'.
 --json prints every row whole: id, recipe, status, start_time, end_time,
 duration, command, git, params, metrics and tags (and with --baseline,
 "baseline" and "deltas").]],

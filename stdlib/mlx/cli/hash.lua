@@ -19,7 +19,8 @@ return {
   usage = "mlx hash [-j N] [--manifest] PATH...",
   description = [[
 Prints one line per file, "<sha256>  <path>", byte for byte as sha256sum
-prints it, so either tool can check the other's output. For a directory it
+prints it (a name with a backslash or newline escaped as sha256sum does),
+so sha256sum -c can check mlx's output and the other way round. For a directory it
 prints the id of its manifest, "<sha256>  <path>/  (N files, B bytes)": the
 SHA-256 of one line per regular file below it, sorted by path,
 "<sha256> <size> <644|755> <relative path>" (--manifest prints that text

@@ -38,8 +38,9 @@ return {
   usage = "mlx init",
   description = [[
 Creates .mlx/config.lua (committed: remotes, link strategy, defaults) and
-.mlx/.gitignore (keeps the cache, databases and logs out of git). Running it
-again changes nothing that exists.]],
+.mlx/.gitignore (keeps the cache, databases, logs and config.local.lua out
+of git). Running it again changes nothing that exists. A file named .mlx in
+the way is an error (exit 2).]],
   args = { max = 0 },
   main = function()
     local root = assert(fs.cwd())

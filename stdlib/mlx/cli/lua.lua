@@ -8,7 +8,8 @@ return {
   description = [[
 Runs each -e CODE in order, then FILE with ARGS (arg[0] = FILE). With neither,
 reads the program from standard input; FILE "-" does too. Options after FILE
-belong to the script.]],
+belong to the script. Errors exit as for mlx recipe: 1 when the code raises,
+2 when it does not compile.]],
   options = {
     { "execute", short = "e", arg = "CODE", multiple = true, help = "run CODE (repeatable)" },
   },

@@ -14,7 +14,8 @@ return {
   description = [[
 Without KEY: each metric of the run ID (any unique prefix of a run id) with
 its latest value and step, number of points, minimum and maximum. With KEY:
-every point of that metric, by step, with the time it was logged.]],
+every point of that metric, by step, with the time it was logged. An
+unknown or malformed ID, or an unknown KEY, exits 2.]],
   options = {
     { "json", help = "print JSON: [{key, value, step, ts, count, min, max}…] or [{step, ts, value}…]" },
   },

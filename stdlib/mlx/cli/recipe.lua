@@ -115,22 +115,30 @@ return {
     .. "[-n] [-k] [-q] [--explain]",
   description = [[
 Runs FILE with the mlx modules available (local mlx = require "mlx") and the
-global arg set: arg[0] is FILE, arg[1]... are ARGS. Put "--" before ARGS
-that start with "-". Exit codes: 0 when the recipe finishes, 1 when it raises
-an error (printed as file:line: message), 2 when it does not compile.
+global arg set: arg[0] is FILE, arg[1]... are ARGS (also passed as ...).
+Put "--" before ARGS that start with "-". Exit codes: 0 when the recipe
+finishes, 1 when it raises an error (printed as file:line: message) or a
+step fails, 2 when FILE is missing, does not compile or declares an invalid
+pipeline (unknown field, cycle, missing producer).
 
 In an mlx project each invocation is a run in .mlx/runs.db (see 'mlx runs'):
 its command, the recipe's path and hash, git commit, branch and dirty flag,
 status (FINISHED, FAILED with the error, KILLED when interrupted), duration
-and resources. mlx.log.metric(name, value, step) logs to it.
+and resources. mlx.log.metric(name, value, step) logs to it. The recorded
+command keeps -p, --params-file, -f and --force-step. An invocation that
+ends with a usage error before any step ran (a bad -p, an unknown step or
+option, a bad params file) leaves no run; one that executed nothing (every
+step up to date) is tagged mlx.noop and listed by mlx runs and mlx exp only
+with --all.
 
 A recipe that declares a pipeline (mlx.pipeline) then has its pipeline run:
 each step is up to date (its key matches mlx.lock and its outs are
 unchanged), restored from the run-cache, or run — in dependency order, up to
 -j commands at once. STEP names select steps (with what they depend on);
 an unknown STEP or --force-step name exits 2 with a suggestion. -p and
---params-file override params. A failed step exits 1 and leaves mlx.lock and the store
-as they were for it; Ctrl-C stops running steps and exits 130.]],
+--params-file override params. A failed step exits 1 and leaves mlx.lock
+and the store as they were for it; Ctrl-C stops running steps and exits
+130.]],
   options = {
     cli.option("jobs", { help = "run up to N commands at once (default: one per CPU)" }),
     cli.option("param", { help = "override a pipeline param, converted to the type of its default (repeatable)" }),

@@ -202,7 +202,8 @@ and every metric with B - A and its change in percent.]],
       summary = "set or remove tags of a run",
       usage = "mlx runs tag ID KEY=VALUE... [--delete KEY]...",
       description = [[
-Sets each KEY=VALUE as a tag of the run ID and removes each --delete KEY.
+Sets each KEY=VALUE as a tag of the run ID (which may have ended) and
+removes each --delete KEY.
 Every word is checked before anything is written: a word without '=' or a
 tag the run does not have exits 2 and changes nothing.]],
       options = { { "delete", arg = "KEY", multiple = true, help = "remove the tag KEY (repeatable)" } },
@@ -215,8 +216,10 @@ tag the run does not have exits 2 and changes nothing.]],
       usage = "mlx runs rm ID...",
       description = [[
 Deletes the runs with their step runs, params, metrics, tags, artifacts and
-logs, all or nothing. A run that a model version was registered from is
-not deleted: exit 2, naming the version.]],
+logs (.mlx/logs/ID/), all or nothing, and prints "deleted N runs"; store
+objects are left to mlx gc. A run that a model version names as its run (or
+whose step run it names) is not deleted: "run ID is the run of model
+version iris:2: not deleted", exit 2; nor is a run still RUNNING.]],
       args = { min = 1, name = "one or more run IDs" },
       main = rm,
     },
