@@ -118,6 +118,9 @@ is "$RC $ERR" "2 mlx: error: option '-f' of 'mlx runs' is retired: use --filter 
 mlx model alias iris staging -d
 is "$RC $ERR" "2 mlx: error: option '-d' of 'mlx model alias' is retired: use --delete (-d is --description of 'mlx model register') (see 'mlx help model alias')" \
 	"-d of mlx model alias, once --delete, too"
+mlx exp -c params.lr
+is "$RC $ERR" "2 mlx: error: option '-c' of 'mlx exp' is retired: use --columns NAMES (-c is --changed of 'mlx runs diff') (see 'mlx help exp')" \
+	"-c of mlx exp, once --columns, too"
 
 # --debug after the command, as users type it; local options keep theirs.
 cd "$TEST_DIR"

@@ -1,5 +1,6 @@
 -- mlx exp: the experiments table — one row per recipe run, its params and
 -- the final metrics of its steps side by side (mlx.track.exp).
+local cli = require "mlx.cli"
 local ui = require "mlx.ui"
 local view = require "mlx.track.view"
 
@@ -304,15 +305,17 @@ params that differ are marked '*'.
 duration, command, git, params, metrics and tags (and with --baseline,
 "baseline" and "deltas").]],
   options = {
-    { "filter", arg = "EXPR", help = "only rows matching EXPR (the grammar of 'mlx runs')" },
+    cli.option("filter", { help = "only rows matching EXPR (the grammar of 'mlx runs')" }),
     { "sort", arg = "KEYS", help = "order by KEYS, e.g. -metrics.accuracy (default: newest first)" },
     { "columns", arg = "NAMES", help = "columns to show, comma-separated, globs allowed" },
     { "baseline", arg = "ID", help = "compare every row with this run's" },
-    { "limit", arg = "N", type = "integer", default = 50, help = "show at most N rows (0: all; default 50)" },
+    cli.option("limit", { help = "show at most N rows (0: all; default 50)" }),
     { "all", help = "every row: no limit, and the invocations that executed nothing" },
     { "md", help = "print a Markdown table" },
     { "csv", help = "print CSV" },
-    { "json", help = "print a JSON array of rows" },
+    cli.option("json", { help = "print a JSON array of rows" }),
+    -- -c was --columns here for a while; it is --changed of mlx runs diff.
+    cli.retired("c", "use --columns NAMES (-c is --changed of 'mlx runs diff')"),
   },
   args = { max = 0 },
   main = main,
