@@ -304,9 +304,21 @@ local function record(row, now_ms)
   }
 end
 
--- Fills params, metrics (latest values) and tags of the records, a few
--- hundred runs per query.
-local function attach(db, records)
+-- Where attach reads each field by default: the run's own rows.
+local OWN_ROWS = {
+  metrics = "SELECT run_id, key, value FROM latest_metrics",
+  params = "SELECT run_id, key, value FROM params",
+  tags = "SELECT run_id, key, value FROM tags",
+}
+
+--- Fills the params, metrics (latest values, NaN for a NULL) and tags of
+--- records (each with an id and empty params, metrics and tags tables), a
+--- few hundred runs per query; from (optional) maps each of the three
+--- fields to the query, up to its WHERE, that yields (run_id, key, value)
+--- (mlx.track.exp reads a recipe run's steps' values that way). Returns
+--- records, or nil, message, code.
+function M.attach(db, records, from)
+  from = from or OWN_ROWS
   local by_id = {}
   for _, r in ipairs(records) do by_id[r.id] = r end
   local CHUNK = 500
@@ -317,8 +329,8 @@ local function attach(db, records)
       marks[#marks + 1] = "?"
     end
     local within = " WHERE run_id IN (" .. table.concat(marks, ",") .. ")"
-    for field, tbl in pairs({ metrics = "latest_metrics", params = "params", tags = "tags" }) do
-      local rows, err, code = db:query("SELECT run_id, key, value FROM " .. tbl .. within, ids)
+    for field, select in pairs(from) do
+      local rows, err, code = db:query(select .. within, ids)
       if not rows then return nil, err, code end
       for _, row in ipairs(rows) do
         by_id[row.run_id][field][row.key] = field == "metrics" and nan_if_nil(row.value) or row.value
@@ -327,6 +339,7 @@ local function attach(db, records)
   end
   return records
 end
+local attach = M.attach
 
 local function filter_error(what, message)
   return nil, what .. ": " .. message, "invalid"

@@ -28,16 +28,7 @@ local function keyed_column(group, key)
   }
 end
 
-local function sorted_keys(rows, group)
-  local seen, keys = {}, {}
-  for _, row in ipairs(rows) do
-    for key in pairs(row[group]) do
-      if not seen[key] then seen[key], keys[#keys + 1] = true, key end
-    end
-  end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = view.sorted_keys
 
 -- A glob (* any text, ? one character) as an anchored Lua pattern.
 local function glob_pattern(glob)
@@ -157,11 +148,7 @@ local function render_md(columns, rows, base)
   return lines
 end
 
-local function csv_field(s)
-  s = tostring(s or "")
-  if s:find('[,"\r\n]') then return '"' .. s:gsub('"', '""') .. '"' end
-  return s
-end
+local csv_field = view.csv_field
 
 -- CSV: exact numbers, UTC times; with a baseline, a "delta(metrics.K)"
 -- column after each metric and a "baseline" column.

@@ -91,33 +91,15 @@ local function compile(store, query)
   return { where = where, order = order, values = values, wparams = wparams }
 end
 
-local function nan_if_nil(v)
-  if v == nil then return 0 / 0 end
-  return v
-end
+-- What a row shows: the joined values of its steps (JOINED), its own tags.
+local ROW_VALUES = {
+  metrics = JOINED .. "SELECT run_id, key, value FROM latest_metrics",
+  params = JOINED .. "SELECT run_id, key, value FROM params",
+  tags = "SELECT run_id, key, value FROM main.tags",
+}
 
--- Fills params, metrics and tags of the rows (by id), a few hundred per query.
 local function attach(db, rows)
-  local by_id = {}
-  for _, row in ipairs(rows) do by_id[row.id] = row end
-  local CHUNK = 500
-  for first = 1, #rows, CHUNK do
-    local ids, marks = {}, {}
-    for i = first, math.min(first + CHUNK - 1, #rows) do
-      ids[#ids + 1] = rows[i].id
-      marks[#marks + 1] = "?"
-    end
-    local within = " WHERE run_id IN (" .. table.concat(marks, ",") .. ")"
-    for field, source in pairs({ metrics = "latest_metrics", params = "params", tags = "main.tags" }) do
-      local sql = (source == "main.tags" and "" or JOINED) .. "SELECT run_id, key, value FROM " .. source .. within
-      local found, err, code = db:query(sql, ids)
-      if not found then return nil, err, code end
-      for _, r in ipairs(found) do
-        by_id[r.run_id][field][r.key] = field == "metrics" and nan_if_nil(r.value) or r.value
-      end
-    end
-  end
-  return rows
+  return require("mlx.track").attach(db, rows, ROW_VALUES)
 end
 
 local function row_of(r, now)

@@ -115,13 +115,19 @@ function M.runs_table(runs, metric_keys)
   return M.table(header, rows, right)
 end
 
-local function csv_field(s)
+--- Returns s (nil as "") as one CSV field (RFC 4180): quoted when it holds
+--- a comma, a quote or a line break.
+function M.csv_field(s)
   s = tostring(s or "")
   if s:find('[,"\r\n]') then return '"' .. s:gsub('"', '""') .. '"' end
   return s
 end
 
-local function sorted_keys(runs, field)
+local csv_field = M.csv_field
+
+--- Returns the keys of the table field (params, metrics, tags) of every
+--- run in runs, each once, sorted.
+function M.sorted_keys(runs, field)
   local seen, keys = {}, {}
   for _, run in ipairs(runs) do
     for key in pairs(run[field]) do
@@ -131,6 +137,7 @@ local function sorted_keys(runs, field)
   table.sort(keys)
   return keys
 end
+local sorted_keys = M.sorted_keys
 
 --- Returns the runs as CSV (RFC 4180, CRLF line ends): the run's fields,
 --- then metrics.KEY, params.KEY and tags.KEY columns for every key seen.
