@@ -410,7 +410,6 @@ function Engine:spawn(step, ev, run)
   end
   local job = { step = step, handle = handle, run = run, events = events, ev = ev, started = core.clock(), log = log }
   self.running[#self.running + 1] = job
-  self.out:started(step)
   return job
 end
 
@@ -522,7 +521,6 @@ function Engine:dispatch(step)
   if not ok then return self:finish_failure(step, nil, perr, nil) end
   local run = self:start_run(step, ev)
   if step.run then
-    self.out:started(step)
     local began = core.clock()
     self:run_lua(step, ev, run)
     if self.results[step] == "ran" then self.out:finished(step, core.clock() - began) end

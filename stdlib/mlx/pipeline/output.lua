@@ -47,10 +47,6 @@ function Output:line_printer(step, stream)
   end
 end
 
-function Output:started(step)
-  if self.live then self.starting = step.name end
-end
-
 --- A step that ran to success, in seconds.
 function Output:finished(step, seconds)
   if self.live then return end
