@@ -23,7 +23,7 @@ Pipeline.__index = Pipeline
 
 --- The fields a step may declare, with the type each must have.
 M.STEP_FIELDS = {
-  deps = "list", outs = "list", metrics = "list", params = "list", env = "list",
+  deps = "list", outs = "list", metrics = "list", plots = "list", params = "list", env = "list",
   tools = "map", cmd = "command", run = "function", persist = "boolean",
   always = "boolean", cache = "boolean", timeout = "number", desc = "string",
 }
@@ -148,13 +148,13 @@ function Pipeline:step(name)
     end
     local step = {
       name = name, where = where, index = #self.steps + 1,
-      deps = {}, outs = {}, metrics = {},
+      deps = {}, outs = {}, metrics = {}, plots = {},
       params = fields.params or {}, env = fields.env or {}, tools = fields.tools or {},
       cmd = fields.cmd, run = fields.run, desc = fields.desc,
       persist = fields.persist == true, always = fields.always == true,
       cache = fields.cache ~= false, timeout = fields.timeout,
     }
-    for _, list in ipairs({ "deps", "outs", "metrics" }) do
+    for _, list in ipairs({ "deps", "outs", "metrics", "plots" }) do
       for _, path in ipairs(fields[list] or {}) do
         local normal, err = paths.normalize(path)
         if not normal then declaration_error(where, "step '%s': %s '%s': %s", name, list:sub(1, -2), path, err) end
@@ -169,7 +169,17 @@ function Pipeline:step(name)
       end
     end
     -- Metrics files are outputs too: stored, locked and restored like outs.
-    for _, path in ipairs(step.metrics) do table.insert(step.outs, path) end
+    -- Plots files too (mlx report draws them), unless already declared an out.
+    local declared = {}
+    for _, path in ipairs(step.outs) do declared[path] = true end
+    for _, list in ipairs({ step.metrics, step.plots }) do
+      for _, path in ipairs(list) do
+        if not declared[path] then
+          declared[path] = true
+          table.insert(step.outs, path)
+        end
+      end
+    end
     for _, p in ipairs(step.params) do
       if self.defaults[p] == nil then
         declaration_error(where, "step '%s': param '%s' is not declared in p:params{…}", name, p)

@@ -1,4 +1,6 @@
--- mlx metrics: the metrics of a run, or the history of one.
+-- mlx metrics: the metrics of a run, or the history of one; `mlx metrics
+-- diff`: the working tree's against a baseline (mlx.metrics).
+local cli = require "mlx.cli"
 local ui = require "mlx.ui"
 
 local check = ui.check
@@ -7,6 +9,102 @@ local function finite_or_null(json, v)
   if v ~= v or v == math.huge or v == -math.huge then return json.null end
   return v
 end
+
+local function show_value(view, v)
+  if v == nil then return "-" end
+  if type(v) == "number" then return view.number(v) end
+  return tostring(v)
+end
+
+--- Returns the CHANGE column of a metrics diff row: "+0.05 (+5.6%)", "".
+local function change_text(view, row)
+  if not row.delta then return "" end
+  if row.delta == 0 then return "0" end
+  local text = (row.delta > 0 and "+" or "") .. view.number(row.delta)
+  if row.rel then text = text .. (" (%+.1f%%)"):format(row.rel * 100) end
+  return text
+end
+
+local diff_command = {
+  name = "diff",
+  summary = "compare the working tree's metrics and params with a baseline",
+  usage = "mlx metrics diff [--baseline REV|MODEL@ALIAS] [--fail-on RULE]... [--all] [--json]",
+  description = [[
+Compares the metrics of the working tree (the metrics files its steps
+declare, as mlx.lock names them) and its params (as mlx.lock records them)
+with those of a baseline: a git revision (default HEAD; its mlx.lock is read
+from git, and the metrics files it pins from the store) or a registered
+model (NAME@ALIAS or NAME:VERSION: the metrics and params of the runs that
+made and evaluated it). Prints each metric with both values and the change,
+then the params that differ. Exits 0 whether or not values differ; with
+--fail-on, 1 when a rule is broken (each broken rule is said on stderr).
+Rules: KEY<N and KEY>N bound the working tree's value; KEY:-N fails when
+the value falls by more than N against the baseline, KEY:+N when it rises
+by more; N% makes the change relative to the baseline's value.]],
+  options = {
+    { "baseline", arg = "REV|MODEL@ALIAS", help = "what to compare with (default HEAD)" },
+    { "fail-on", arg = "RULE", multiple = true, help = "exit 1 if RULE is broken: acc<0.9, loss>0.5, acc:-0.01, acc:-2% (repeatable)" },
+    { "all", help = "show every param, not only those that differ" },
+    cli.option("json", { help = "print JSON: {baseline, current, metrics: [{key, baseline, current, change}], params: [...]}" }),
+  },
+  args = { max = 0 },
+  main = function(opts)
+    local metrics = require "mlx.metrics"
+    local project = require "mlx.project"
+    local view = require "mlx.track.view"
+    local root = project.require_root()
+    local rules = {}
+    for i, text in ipairs(opts.fail_on or {}) do
+      rules[i] = metrics.parse_rule(text) or ui.usage_error("%s", select(2, metrics.parse_rule(text)))
+    end
+    local base = check(metrics.side(root, opts.baseline or "HEAD"))
+    local cur = check(metrics.workspace(root))
+    for _, side in ipairs({ base, cur }) do
+      for _, w in ipairs(side.warnings) do ui.warn(w) end
+    end
+    local rows = metrics.diff(base.metrics, cur.metrics)
+    local prows = metrics.params_diff(base.params, cur.params, opts.all)
+    if opts.json then
+      local json = require "mlx.json"
+      local out = { baseline = base.label, current = cur.label, metrics = json.array(), params = json.array() }
+      for i, r in ipairs(rows) do
+        out.metrics[i] = { key = r.key, baseline = finite_or_null(json, r.base), current = finite_or_null(json, r.cur),
+          change = finite_or_null(json, r.delta) }
+      end
+      for i, r in ipairs(prows) do out.params[i] = { key = r.key, baseline = r.base, current = r.cur } end
+      io.stdout:write(json.encode(out, { indent = 2 }), "\n")
+    else
+      if #rows == 0 then
+        ui.note(("no metrics in %s or %s (declare metrics files in steps: metrics = {…})"):format(base.label,
+          cur.label))
+      else
+        local lines = {}
+        for i, r in ipairs(rows) do
+          lines[i] = { r.key, show_value(view, r.base), show_value(view, r.cur), change_text(view, r) }
+        end
+        for _, line in ipairs(view.table({ "METRIC", base.label, cur.label, "CHANGE" }, lines,
+          { [2] = true, [3] = true, [4] = true })) do
+          ui.out(line)
+        end
+      end
+      if #prows > 0 then
+        if #rows > 0 then ui.out("") end
+        local lines = {}
+        for i, r in ipairs(prows) do lines[i] = { r.key, show_value(view, r.base), show_value(view, r.cur) } end
+        for _, line in ipairs(view.table({ "PARAM", base.label, cur.label }, lines)) do ui.out(line) end
+      end
+    end
+    local broken = 0
+    for _, rule in ipairs(rules) do
+      local why = metrics.check_rule(rule, base.metrics, cur.metrics)
+      if why then
+        ui.error(why)
+        broken = broken + 1
+      end
+    end
+    return broken > 0 and ui.EXIT.FAILED or ui.EXIT.OK
+  end,
+}
 
 return {
   summary = "show a run's metrics, or the history of one metric",
@@ -20,6 +118,7 @@ unknown or malformed ID, or an unknown KEY, exits 2.]],
     { "json", help = "print JSON: [{key, value, step, ts, count, min, max}…] or [{step, ts, value}…]" },
   },
   args = { min = 1, max = 2, name = "a run ID" },
+  subcommands = { diff_command },
   main = function(opts, args)
     local track = require "mlx.track"
     local store = ui.check_file(track.store())

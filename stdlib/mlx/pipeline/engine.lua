@@ -57,21 +57,7 @@ function M.locked_steps(root, p)
   return (current.steps or {})[p.name] or {}
 end
 
--- Flattens a metrics JSON value into {"a.b" = number}: the numbers (and
--- booleans, as 1 and 0) reachable through object keys. Arrays (a confusion
--- matrix, a curve) stay in the file: they are not scalar metrics.
-local function flatten(value, prefix, out)
-  if type(value) == "number" then
-    out[prefix] = value
-  elseif type(value) == "boolean" then
-    out[prefix] = value and 1 or 0
-  elseif type(value) == "table" and #value == 0 then
-    for k, v in pairs(value) do
-      flatten(v, prefix == "" and tostring(k) or (prefix .. "." .. tostring(k)), out)
-    end
-  end
-  return out
-end
+local flatten = require("mlx.metrics").flatten
 
 local Engine = {}
 Engine.__index = Engine

@@ -189,6 +189,10 @@ function M.lock_entry(step, k, record, dep_hashes, outs)
   for name, value in pairs(record.params) do entry.params[name] = value end
   for _, dep in ipairs(step.deps) do entry.deps[dep] = dep_hashes[dep] or json.null end
   for path, r in pairs(outs) do entry.outs[path] = r end
+  -- Which outs are metrics and plots files, so that a baseline read from
+  -- this lock at another revision knows them (mlx.metrics, mlx report).
+  if #step.metrics > 0 then entry.metrics = json.array(table.move(step.metrics, 1, #step.metrics, 1, {})) end
+  if #step.plots > 0 then entry.plots = json.array(table.move(step.plots, 1, #step.plots, 1, {})) end
   return entry
 end
 
