@@ -119,29 +119,11 @@ say("deploy %s: %s is %s, %s is %s", P.model, P.from, candidate.ref, P.to, curre
 
 -- ---- 1. the gate ------------------------------------------------------------------
 
-local function better_or_equal(a, b)
-  if P.direction == "higher" then return a >= b end
-  return a <= b
-end
-
+-- The gate is mlx.deploy's, the one mlx.gate uses too.
 local function gate(c, cur)
-  local value = c.metrics[P.metric]
-  if value == nil or value ~= value then
-    return false, ("%s has no %s metric (%s)"):format(c.ref, P.metric, c.run and ("run " .. c.run) or "no run known")
-  end
-  local said = ("%s %s = %.6g"):format(c.ref, P.metric, value)
-  if P.min and not better_or_equal(value, P.min) then
-    return false, ("%s, %s the minimum %g"):format(said, P.direction == "higher" and "below" or "above", P.min)
-  end
-  local base = cur and cur.metrics[P.metric]
-  if base and base == base then
-    local limit = P.direction == "higher" and base - P.max_drop or base + P.max_drop
-    if not better_or_equal(value, limit) then
-      return false, ("%s, worse than %s's %.6g by more than %g"):format(said, cur.ref, base, P.max_drop)
-    end
-    said = ("%s, %s has %.6g"):format(said, cur.ref, base)
-  end
-  return true, said
+  return deploy.gate_check { metric = P.metric, direction = P.direction, min = P.min, max_drop = P.max_drop,
+    candidate = c.ref, value = c.metrics[P.metric], run = c.run, baseline = cur and cur.ref,
+    base = cur and cur.metrics[P.metric] }
 end
 
 if not redeploy then

@@ -184,6 +184,54 @@ function M.smoke(base, cases)
   return report
 end
 
+-- ---- the gate --------------------------------------------------------------------------
+
+local GATE_FIELDS = {
+  metric = "string", value = "number", candidate = "string", run = "string", min = "number", max_drop = "number",
+  direction = "string", base = "number", baseline = "string",
+}
+
+--- The quality gate of a deployment, and of mlx.gate: the candidate's value
+--- of metric must reach min (with direction "lower": not exceed it) and be
+--- worse than the baseline's value base by no more than max_drop (default
+--- 0; no comparison without base). Fields: metric, value (nil or NaN: the
+--- candidate has none), candidate (its name in messages), run (the run it
+--- came from, said when it has no value), min, max_drop, direction
+--- ("higher", the default, or "lower": which values are better), base,
+--- baseline (its name). Returns true, "iris:4 accuracy = 0.93, iris:3 has
+--- 0.92"; or false and why, with both numbers: "iris:4 accuracy = 0.85,
+--- worse than iris:3's 0.92 by more than 0.01". Raises on misuse.
+function M.gate_check(o)
+  check_fields("gate_check", o, GATE_FIELDS)
+  if not o.metric then misuse("gate_check: metric is required") end
+  local direction = o.direction or "higher"
+  if direction ~= "higher" and direction ~= "lower" then
+    misuse("gate_check: direction must be \"higher\" or \"lower\", not %q", direction)
+  end
+  local function better_or_equal(a, b)
+    if direction == "higher" then return a >= b end
+    return a <= b
+  end
+  local name, value = o.candidate or "the candidate", o.value
+  if value == nil or value ~= value then
+    return false, ("%s has no %s metric (%s)"):format(name, o.metric, o.run and ("run " .. o.run) or "no run known")
+  end
+  local said = ("%s %s = %.6g"):format(name, o.metric, value)
+  if o.min and not better_or_equal(value, o.min) then
+    return false, ("%s, %s the minimum %g"):format(said, direction == "higher" and "below" or "above", o.min)
+  end
+  local base, max_drop = o.base, o.max_drop or 0
+  if base and base == base then
+    local limit = direction == "higher" and base - max_drop or base + max_drop
+    if not better_or_equal(value, limit) then
+      return false, ("%s, worse than %s's %.6g by more than %g"):format(said, o.baseline or "the baseline", base,
+        max_drop)
+    end
+    said = ("%s, %s has %.6g"):format(said, o.baseline or "the baseline", base)
+  end
+  return true, said
+end
+
 -- ---- aliases --------------------------------------------------------------------------
 
 local function registry_of(o)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Baselines in a real git repository with two commits: `mlx metrics diff`
-# against HEAD~1 and against a model alias.
+# against HEAD~1 and against a model alias, and mlx.gate.
 . "$(dirname "$0")/tap.sh"
 : "${MLX_SOURCE_ROOT:?set MLX_SOURCE_ROOT}"
 export GIT_AUTHOR_NAME=Ada GIT_AUTHOR_EMAIL=ada@example.org
@@ -90,5 +90,34 @@ like "$ERR" "^mlx: error: --baseline nosuchrev: " "named in the error"
 mlx metrics diff --baseline iris@staging
 is "$RC" 2 "an unknown alias is bad input"
 is "$ERR" "mlx: error: --baseline iris@staging: model iris has no alias staging" "named in the error"
+
+# --- mlx.gate: the deploy gate on the working tree ------------------------------
+gate() { # FIELDS
+	printf 'local mlx = require "mlx"\nlocal r = mlx.gate { %s }\nprint(r.message)\n' "$1" >gate.lua
+	mlx recipe gate.lua
+}
+gate 'metric = "accuracy", min = 0.9, max_drop = 0.01, baseline = "iris@production"'
+is "$RC" 0 "the gate passes"
+is "$OUT" "the working tree accuracy = 0.95, iris@production (iris:1) has 0.9" "with both numbers"
+gate 'metric = "accuracy", min = 0.99'
+is "$RC" 1 "below the minimum the gate fails"
+is "$ERR" "mlx: error: gate: the working tree accuracy = 0.95, below the minimum 0.99" "saying the value and the minimum"
+gate 'metric = "accuracy", value = 0.85, max_drop = 0.01, baseline = "iris@production"'
+is "$RC" 1 "a drop beyond max_drop fails"
+is "$ERR" "mlx: error: gate: the working tree accuracy = 0.85, worse than iris@production (iris:1)'s 0.9 by more than 0.01" \
+	"saying both numbers"
+gate 'metric = "f1", max_drop = 0, baseline = "HEAD~1", file = "work/metrics.json"'
+is "$OUT" "work/metrics.json f1 = 0.9, HEAD~1 ($first) has 0.85" "a git revision and a metrics file work too"
+cat >gated.lua <<'LUA'
+local mlx = require "mlx"
+local p = mlx.pipeline "gated"
+p:step "gate" { deps = { "work/metrics.json" }, run = function()
+  mlx.gate { metric = "accuracy", min = 0.97, file = "work/metrics.json" }
+end }
+return p
+LUA
+mlx recipe gated.lua
+is "$RC" 1 "a gate step fails the recipe"
+like "$ERR" "step 'gate' failed: gate: work/metrics.json accuracy = 0.95, below the minimum 0.97" "with the gate's message"
 
 done_testing
