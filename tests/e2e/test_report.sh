@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Baselines in a real git repository with two commits: `mlx metrics diff`
-# against HEAD~1 and against a model alias, and mlx.gate.
+# Baselines and reports in a real git repository with two commits: `mlx
+# metrics diff` against HEAD~1 and against a model alias, mlx.gate, `mlx
+# report` (Markdown, SVG by gnuplot, HTML) and `--post` to a recording
+# stand-in of the GitHub and GitLab APIs (tests/helper/forge_server.py).
 . "$(dirname "$0")/tap.sh"
 : "${MLX_SOURCE_ROOT:?set MLX_SOURCE_ROOT}"
 export GIT_AUTHOR_NAME=Ada GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME=Ada GIT_COMMITTER_EMAIL=ada@example.org
+export no_proxy=127.0.0.1
+# The CI of the machine running this test must not leak into --post.
+unset GITHUB_ACTIONS GITHUB_REPOSITORY GITHUB_REF GITHUB_EVENT_PATH GITHUB_TOKEN GITHUB_API_URL GITHUB_RUN_ID
+unset GITLAB_CI CI_PROJECT_ID CI_API_V4_URL CI_MERGE_REQUEST_IID GITLAB_TOKEN CI_JOB_URL CI_PROJECT_DIR MLX_PR_NUMBER
 
+SERVER_PID=""
+trap 'kill $SERVER_PID 2>/dev/null; rm -rf "$TEST_DIR" "$TAP_CAPTURE"' EXIT
 
 mkdir proj && cd proj || exit 1
 git init -q -b main
@@ -119,5 +127,122 @@ LUA
 mlx recipe gated.lua
 is "$RC" 1 "a gate step fails the recipe"
 like "$ERR" "step 'gate' failed: gate: work/metrics.json accuracy = 0.95, below the minimum 0.97" "with the gate's message"
+
+# --- mlx report -------------------------------------------------------------------------
+if ! command -v gnuplot >/dev/null || ! command -v xmllint >/dev/null; then
+	skip "mlx report draws SVG plots" "no gnuplot or xmllint"
+else
+	mlx report --baseline HEAD~1 --out rep/report.md
+	is "$RC" 0 "mlx report succeeds"
+	is "$ERR" "mlx: wrote rep/report.md, rep/report.html and 4 plots" "it says what it wrote"
+	md=$(cat rep/report.md)
+	is "$(head -n 2 rep/report.md)" "<!-- mlx-report -->
+## mlx report: workspace against HEAD~1 ($first)" "the Markdown starts with the hidden marker and the title"
+	like "$md" "^\| accuracy \| 0.9 \| 0.95 \| ▲ \+0.05 \(\+5.6%\) \|$" "metrics with the change and an arrow"
+	like "$md" "^\| lr \| 0.1 \| 0.15 \|$" "the params diff"
+	like "$md" "^\| train \| FINISHED \| [0-9.]+s \| [0-9.]+s \|$" "step timings of both sides"
+	like "$md" "^\| \`work/model.json\` \| modified \| [0-9a-f]{12} \| [0-9a-f]{12} \|$" "the data that changed"
+	like "$md" "^!\[work/confusion.json\]\(report-plot-work_confusion.svg\)$" "plots as images beside the report"
+	is "$(ls rep | sort | tr '\n' ' ')" "report-curve-loss.svg report-metrics.svg report-plot-work_confusion.svg report-plot-work_val.svg report.html report.md " \
+		"the metrics chart, a metric curve and each declared plot as SVG"
+	valid=0
+	for svg in rep/*.svg; do
+		xmllint --noout "$svg" && [ "$(xmllint --xpath 'local-name(/*)' "$svg")" = svg ] && valid=$((valid + 1))
+	done
+	is "$valid" 4 "every plot is valid SVG (xmllint)"
+	like "$(cat rep/report-plot-work_confusion.svg)" ">versicolor<" "the confusion matrix has its labels"
+	like "$(cat rep/report-curve-loss.svg)" "HEAD~1 \($first\)" "the metric curve has the baseline's series"
+	xmllint --noout rep/report.html
+	is "$?" 0 "the HTML is well-formed (xmllint)"
+	is "$(grep -c '<svg' rep/report.html)" 4 "with the four plots inline"
+	is "$(grep -o "id='f[0-9]*-gpPt0'" rep/report.html | sort -u | wc -l)" 4 "each inline plot has ids of its own"
+
+	mlx report --baseline iris@production -o rep-model/r.md
+	is "$RC" 0 "a report against a model alias"
+	like "$(cat rep-model/r.md)" "^\| accuracy \| 0.9 \| 0.95 \| ▲ \+0.05 \(\+5.6%\) \|$" "has the alias's metrics as baseline"
+fi
+
+PATH=/nonexistent "$MLX" report --baseline HEAD~1 -o rep-noplot/r.md >"$TAP_CAPTURE/out" 2>"$TAP_CAPTURE/err"
+is "$?" 0 "without gnuplot the report is still written"
+is "$(head -n 1 "$TAP_CAPTURE/err")" "mlx: warning: cannot run gnuplot: command not found in PATH (install gnuplot-nox); the report has no plots" \
+	"and a warning says how to get plots"
+is "$(ls rep-noplot | tr '\n' ' ')" "r.html r.md " "with no SVG files"
+
+printf '{"type": "pie", "rows": []}\n' >work/val.json
+mlx report -o rep-bad/r.md
+is "$RC" 0 "a plot file of an unknown form does not stop the report"
+like "$ERR" "^mlx: warning: plot work/val.json: unknown plot type 'pie' \(line, scatter, bar or confusion\)" "it is named in a warning"
+mlx recipe recipe.lua
+is "$RC" 0 "the recipe restores the plot file"
+
+mlx report --assets-url https://example.org
+is "$RC" 2 "--assets-url without --post is bad input"
+mlx report --post
+is "$RC" 2 "--post outside CI is bad input"
+like "$ERR" "^mlx: error: --post: not in GitHub Actions or GitLab CI" "saying what is missing"
+[ ! -e mlx-report.md ]
+is "$?" 0 "and nothing is written"
+
+# --- --post: one comment, created then updated ---------------------------------------
+TOKEN="tok-$RANDOM$RANDOM-secret"
+python3 "$MLX_SOURCE_ROOT/tests/helper/forge_server.py" "$TEST_DIR/forge.log" --token "$TOKEN" >"$TEST_DIR/forge.port" &
+SERVER_PID=$!
+for _ in $(seq 200); do
+	[ -s "$TEST_DIR/forge.port" ] && break
+	sleep 0.05
+done
+API="http://127.0.0.1:$(head -n 1 "$TEST_DIR/forge.port")"
+requests() { # METHOD PATH-REGEX — how many such requests the server saw
+	python3 -c 'import json,re,sys; print(sum(1 for l in open(sys.argv[1]) for d in [json.loads(l)] if d["method"] == sys.argv[2] and re.fullmatch(sys.argv[3], d["path"]) and d["auth"]))' \
+		"$TEST_DIR/forge.log" "$1" "$2"
+}
+
+github() {
+	GITHUB_ACTIONS=true GITHUB_API_URL=$API GITHUB_REPOSITORY=acme/iris GITHUB_REF=refs/pull/7/merge \
+		GITHUB_TOKEN=$1 GITHUB_SERVER_URL=https://github.example GITHUB_RUN_ID=99 \
+		"$MLX" report --baseline HEAD~1 -o rep-gh/report.md --post >"$TAP_CAPTURE/out" 2>"$TAP_CAPTURE/err"
+	RC=$?
+	OUT=$(<"$TAP_CAPTURE/out") ERR=$(<"$TAP_CAPTURE/err")
+	cat "$TAP_CAPTURE/out" "$TAP_CAPTURE/err" >>"$TEST_DIR/posted-output"
+}
+github "$TOKEN"
+is "$RC" 0 "--post to a GitHub pull request succeeds"
+like "$ERR" "^mlx: created comment ([0-9]+) on pull request 7: https://github.example/pull/7#issuecomment-[0-9]+$" "the first post creates a comment"
+created=$(printf '%s\n' "$ERR" | sed -n 's/^mlx: created comment \([0-9]*\) .*/\1/p')
+github "$TOKEN"
+is "$RC" 0 "a second post succeeds"
+like "$ERR" "^mlx: updated comment $created on pull request 7" "and updates the same comment"
+is "$(requests POST '/repos/acme/iris/issues/7/comments')" 1 "one comment was created"
+is "$(requests PATCH "/repos/acme/iris/issues/comments/$created")" 1 "and that one updated"
+body=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["method"] == "PATCH"][-1]["body"]["body"])' "$TEST_DIR/forge.log")
+like "$body" "^\| accuracy \| 0.9 \| 0.95 \| ▲ \+0.05 \(\+5.6%\) \|$" "the comment has the tables inline"
+like "$body" "^- \[work/confusion.json\]\(https://github.example/acme/iris/actions/runs/99\)$" "and the plots as links to the run's artifacts"
+github "wrong-$TOKEN"
+is "$RC" 2 "a rejected token is bad input"
+like "$ERR" "listing the comments: 401 Unauthorized: Bad credentials$" "said in one line"
+
+gitlab() {
+	GITLAB_CI=true CI_API_V4_URL=$API/api/v4 CI_PROJECT_ID=42 CI_MERGE_REQUEST_IID=3 GITLAB_TOKEN=$TOKEN \
+		CI_JOB_URL=https://gitlab.example/acme/iris/-/jobs/5 CI_PROJECT_DIR=$TEST_DIR/proj \
+		"$MLX" report --baseline iris@production -o rep-gl/report.md --post >"$TAP_CAPTURE/out" 2>"$TAP_CAPTURE/err"
+	RC=$?
+	OUT=$(<"$TAP_CAPTURE/out") ERR=$(<"$TAP_CAPTURE/err")
+	cat "$TAP_CAPTURE/out" "$TAP_CAPTURE/err" >>"$TEST_DIR/posted-output"
+}
+gitlab
+like "$ERR" "^mlx: created comment ([0-9]+) on merge request 3$" "--post to a GitLab merge request creates a note"
+note=$(printf '%s\n' "$ERR" | sed -n 's/^mlx: created comment \([0-9]*\) .*/\1/p')
+gitlab
+like "$ERR" "^mlx: updated comment $note on merge request 3$" "and then updates the same note"
+is "$(requests POST '/api/v4/projects/42/merge_requests/3/notes')" 1 "one note was created"
+is "$(requests PUT "/api/v4/projects/42/merge_requests/3/notes/$note")" 1 "and that one updated"
+body=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["method"] == "PUT"][-1]["body"]["body"])' "$TEST_DIR/forge.log")
+like "$body" "^- \[work/confusion.json\]\(https://gitlab.example/acme/iris/-/jobs/5/artifacts/file/rep-gl/report-plot-work_confusion.svg\)$" \
+	"the plots link to the job's artifacts"
+
+[ -s "$TEST_DIR/posted-output" ]
+is "$?" 0 "the posts said something"
+is "$(grep -rl -- "$TOKEN" "$TEST_DIR/posted-output" rep-gh rep-gl .mlx 2>/dev/null | wc -l)" 0 \
+	"the token is in no output, report or file of the project"
 
 done_testing
