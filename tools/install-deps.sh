@@ -10,6 +10,7 @@ packages="
   clang libclang-rt-14-dev
   git openssl
   strace
+  gnuplot-nox libxml2-utils
 "
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
