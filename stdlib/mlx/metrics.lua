@@ -57,9 +57,22 @@ local function each_step(doc, fn)
   end
 end
 
-local function sorted_list(t)
+-- The paths of a lock entry's list field (metrics or plots) that are outs
+-- of the entry and obey the path rule; a lock is data from a clone, and
+-- mlx reads these files. The others are said in side.warnings.
+local function declared_outs(side, name, entry, field)
   local list = {}
-  for _, v in ipairs(t or {}) do if type(v) == "string" then list[#list + 1] = v end end
+  if type(entry[field]) ~= "table" then return list end
+  for _, p in ipairs(entry[field]) do
+    local why = type(p) ~= "string" and "not a path" or lock.path_problem(p)
+      or not (type(entry.outs) == "table" and entry.outs[p]) and "not one of its outs"
+    if why then
+      side.warnings[#side.warnings + 1] = ("mlx.lock of %s: step %s: %s %s: %s"):format(side.label, name,
+        field, tostring(p), why)
+    else
+      list[#list + 1] = p
+    end
+  end
   return list
 end
 
@@ -68,15 +81,16 @@ end
 local function from_lock(side, doc, read, runs)
   for path, r in pairs(doc.artifacts or {}) do side.data[path] = r.hash end
   each_step(doc, function(_, name, entry)
-    for dep, hash in pairs(entry.deps or {}) do
+    local function map(t) return type(t) == "table" and t or {} end
+    for dep, hash in pairs(map(entry.deps)) do
       if type(hash) == "string" then side.data[dep] = hash end
     end
-    for out, r in pairs(entry.outs or {}) do
+    for out, r in pairs(map(entry.outs)) do
       if type(r) == "table" then side.data[(out:gsub("/$", ""))] = r.hash end
     end
-    for k, v in pairs(entry.params or {}) do side.params[k] = v end
-    for _, path in ipairs(sorted_list(entry.metrics)) do
-      local r = (entry.outs or {})[path]
+    for k, v in pairs(map(entry.params)) do side.params[k] = v end
+    for _, path in ipairs(declared_outs(side, name, entry, "metrics")) do
+      local r = entry.outs[path]
       local text, why = read(path, r)
       local value
       if text then value, why = json.decode(text) end
@@ -86,7 +100,7 @@ local function from_lock(side, doc, read, runs)
         M.flatten(value, "", side.metrics)
       end
     end
-    for _, path in ipairs(sorted_list(entry.plots)) do side.plots[#side.plots + 1] = path end
+    for _, path in ipairs(declared_outs(side, name, entry, "plots")) do side.plots[#side.plots + 1] = path end
     side.steps[name] = false
     if runs and entry.key then
       local id = runs:step_producer(entry.key)
