@@ -128,33 +128,34 @@ function M.split_path(path)
 end
 
 --- Draws the report's plots with gnuplot as SVG, each to be named
---- STEM-NAME.svg beside the report (M.write), through a temporary directory under the
---- project's .mlx/tmp/. Fills r.figures {name, title, file (its name),
---- svg (the text)}. Returns true; nil and why when gnuplot cannot be run
---- (the report then has no plots); a plot gnuplot fails on is left out
---- with a warning.
+--- STEM-NAME.svg beside the report (M.write), through a temporary
+--- directory under the project's .mlx/tmp/. Fills r.figures {name, title,
+--- file (its name), svg (the text)}. Returns true; nil and why when gnuplot
+--- cannot be run (the report then has no plots); a plot gnuplot fails on is
+--- left out with a warning.
 function M.draw(r, stem)
   local plot = require "mlx.report.plot"
   r.figures = {}
-  local ok, why = plot.available()
-  if not ok then return nil, why end
   local tmp = ("%s/.mlx/tmp/report-%d-%d"):format(r.root, core.now_ms(), math.random(1, 1 << 30))
   local made, err = fs.mkdirs(tmp)
   if not made then return nil, err end
-  for i, p in ipairs(r.plots) do
-    local file = ("%s-%s.svg"):format(stem, p.name)
-    local out = ("%s/%d.svg"):format(tmp, i)
-    local drawn, perr = plot.draw(tmp, tostring(i), out, p.spec)
-    local svg = drawn and io.open(out, "rb")
+  local jobs = {}
+  for i, p in ipairs(r.plots) do jobs[i] = { svg = ("%s/%d.svg"):format(tmp, i), spec = p.spec } end
+  local results, why = plot.draw_all(tmp, jobs)
+  for i in ipairs(results or {}) do
+    local svg = results[i] == true and io.open(jobs[i].svg, "rb")
     if svg then
       local text = svg:read("a")
       svg:close()
-      r.figures[#r.figures + 1] = { name = p.name, title = p.title, file = file, svg = text }
+      r.figures[#r.figures + 1] = { name = r.plots[i].name, title = r.plots[i].title,
+        file = ("%s-%s.svg"):format(stem, r.plots[i].name), svg = text }
     else
-      r.warnings[#r.warnings + 1] = ("plot %s: %s"):format(p.title, perr or "gnuplot wrote nothing")
+      r.warnings[#r.warnings + 1] = ("plot %s: %s"):format(r.plots[i].title,
+        results[i] == true and "gnuplot wrote nothing" or results[i])
     end
   end
   fs.remove_tree(tmp)
+  if not results then return nil, why end
   return true
 end
 

@@ -107,6 +107,41 @@ function TestPlot:test_bad_plot_files_say_why()
   lu.assertEquals(why("text"), "expected a JSON object or array")
 end
 
+function TestPlot:test_one_gnuplot_for_all_and_a_failing_plot_found_alone()
+  local fs, proc = require "mlx.fs", require "mlx.proc"
+  lu.skipIf(not proc.run { "gnuplot", "--version", stdout = "capture" }, "no gnuplot")
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(fs.mkdirs(dir))
+  -- A gnuplot that counts its starts and fails on a script naming FAILME.
+  local fake = dir .. "/gnuplot"
+  assert(fs.write(fake, "#!/bin/sh\necho >>'" .. dir .. "/starts'\n"
+    .. "if grep -q FAILME \"$1\"; then echo \"line 9: FAILME\" >&2; exit 1; fi\nexec gnuplot \"$@\"\n", 493))
+  local good = plot.curve("loss", { { label = "a", points = { { step = 1, value = 2 }, { step = 2, value = 1 } } } })
+  local bad = plot.curve("FAILME", { { label = "b", points = { { step = 1, value = 1 } } } })
+  local starts = function()
+    local f = io.open(dir .. "/starts")
+    local n = f and #f:read("a") or 0
+    if f then f:close() end
+    return n
+  end
+  plot.PROGRAM = fake
+  local results = assert(plot.draw_all(dir, { { svg = dir .. "/1.svg", spec = good }, { svg = dir .. "/2.svg", spec = good } }))
+  lu.assertEquals(results, { true, true })
+  lu.assertEquals(starts(), 1, "one gnuplot draws every plot")
+  results = assert(plot.draw_all(dir, { { svg = dir .. "/3.svg", spec = good }, { svg = dir .. "/4.svg", spec = bad } }))
+  lu.assertEquals(results[1], true)
+  lu.assertStrContains(results[2], "gnuplot: ")
+  lu.assertStrContains(results[2], "exited with status 1: line 9: FAILME")
+  lu.assertNotNil(fs.stat(dir .. "/3.svg"))
+  plot.PROGRAM = dir .. "/missing"
+  local none, why = plot.draw_all(dir, { { svg = dir .. "/5.svg", spec = good } })
+  lu.assertNil(none)
+  lu.assertStrContains(why, "(install gnuplot-nox); the report has no plots")
+  plot.PROGRAM = "gnuplot"
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
 TestPost = {}
 
 function TestPost:test_github_target_from_the_environment()

@@ -17,14 +17,6 @@ local M = {}
 --- The gnuplot program run (a name looked up in PATH).
 M.PROGRAM = "gnuplot"
 
---- Returns true if gnuplot can be run; else nil and a message saying how
---- to install it.
-function M.available()
-  local ok, err = proc.run { M.PROGRAM, "--version", stdout = "capture", stderr = "capture" }
-  if ok then return true end
-  return nil, ("%s (install gnuplot-nox); the report has no plots"):format(err)
-end
-
 -- A gnuplot string literal: single quotes, where only '' is special.
 local function quoted(s)
   return "'" .. tostring(s):gsub("[%c]", " "):gsub("'", "''") .. "'"
@@ -49,11 +41,9 @@ set grid
 set key outside right top
 ]]
 
---- Draws a plot. dir is the temporary directory (existing), name a file
---- name stem, svg the path to write, spec {title, xlabel, ylabel, body =
---- the plot commands with data file names as {{1}}, {{2}}… (see files), files
---- = {text of each data file}}. Returns true; nil, "gnuplot: …", code.
-function M.draw(dir, name, svg, spec)
+-- Writes the data files of spec into dir and returns the script that draws
+-- it into svg; nil, message, code if a file cannot be written.
+local function script_of(dir, name, svg, spec)
   local names = {}
   for i, text in ipairs(spec.files or {}) do
     names[i] = ("%s/%s-%d.dat"):format(dir, name, i)
@@ -61,25 +51,61 @@ function M.draw(dir, name, svg, spec)
     if not ok then return nil, err, code end
   end
   local body = spec.body:gsub("{{(%d+)}}", function(i) return quoted(names[tonumber(i)]) end)
-  local script = { HEADER, "set output ", quoted(svg), "\n" }
+  local script = { "reset\n", HEADER, "set output ", quoted(svg), "\n" }
   if spec.title then script[#script + 1] = "set title " .. quoted(spec.title) .. "\n" end
   if spec.xlabel then script[#script + 1] = "set xlabel " .. quoted(spec.xlabel) .. "\n" end
   if spec.ylabel then script[#script + 1] = "set ylabel " .. quoted(spec.ylabel) .. "\n" end
   script[#script + 1] = body .. "\nunset output\n"
-  local path = ("%s/%s.gp"):format(dir, name)
-  local ok, err, code = fs.write(path, table.concat(script))
+  return table.concat(script)
+end
+
+-- Runs gnuplot on script (written to path); true, or nil, message, code
+-- with the last line gnuplot said.
+local function run(path, script)
+  local ok, err, code = fs.write(path, script)
   if not ok then return nil, err, code end
-  local result, said
-  result, err, code, said = proc.run { M.PROGRAM, path, stdout = "capture", stderr = "capture", timeout = 60 }
-  if not result then
-    local detail = said and said.stderr and said.stderr:match("([^\n]*%S)%s*$")
-    return nil, ("gnuplot: %s%s"):format(err, detail and (": " .. detail) or ""), code
+  local said
+  ok, err, code, said = proc.run { M.PROGRAM, path, stdout = "capture", stderr = "capture", timeout = 120 }
+  if ok then return true end
+  local detail = said and said.stderr and said.stderr:match("([^\n]*%S)%s*$")
+  return nil, ("%s%s"):format(err, detail and (": " .. detail) or ""), code
+end
+
+--- Draws plots, a list of {svg = the path to write, spec = {title, xlabel,
+--- ylabel, body = the plot commands with data file names as {{1}}, {{2}}…,
+--- files = {text of each data file}}}, using dir (an existing temporary
+--- directory) for scripts and data. All are drawn by one gnuplot process
+--- (each start costs ~0.1 s); if it fails, each plot is drawn alone to find
+--- which one did. Returns {[i] = true or "gnuplot: why"}; nil and a
+--- message saying how to install gnuplot when it cannot be run.
+function M.draw_all(dir, plots)
+  local scripts, results = {}, {}
+  for i, p in ipairs(plots) do
+    local text, err = script_of(dir, tostring(i), p.svg, p.spec)
+    scripts[i] = text
+    if not text then results[i] = "cannot write its data: " .. err end
   end
-  return true
+  local all = {}
+  for i = 1, #plots do all[#all + 1] = scripts[i] end
+  local ok, err, code = run(dir .. "/all.gp", table.concat(all))
+  if not ok and (code == "notfound" or code == "invalid") then
+    return nil, ("%s (install gnuplot-nox); the report has no plots"):format(err)
+  end
+  for i = 1, #plots do
+    if scripts[i] then
+      if ok then
+        results[i] = true
+      else
+        local alone, why = run(("%s/%d.gp"):format(dir, i), scripts[i])
+        results[i] = alone or ("gnuplot: " .. why)
+      end
+    end
+  end
+  return results
 end
 
 --- The bar chart of the compared metrics: rows {key, base, cur} (numbers
---- or nil) and the two sides' labels. Returns a spec for M.draw.
+--- or nil) and the two sides' labels. Returns a spec for M.draw_all.
 function M.comparison(rows, base_label, cur_label)
   local lines, negative = {}, false
   for i, r in ipairs(rows) do
@@ -104,7 +130,7 @@ function M.comparison(rows, base_label, cur_label)
 end
 
 --- The curve of one metric over steps for each compared side: series
---- {{label, points = {{step, value}…}}…}. Returns a spec for M.draw.
+--- {{label, points = {{step, value}…}}…}. Returns a spec for M.draw_all.
 function M.curve(key, series)
   local files, plots = {}, {}
   for i, s in ipairs(series) do
@@ -143,7 +169,7 @@ local function table_of(doc)
 end
 
 --- Reads a plot document doc (decoded JSON) declared at path; returns a
---- spec for M.draw, with baseline (the same file at the baseline, decoded,
+--- spec for M.draw_all, with baseline (the same file at the baseline, decoded,
 --- or nil) drawn dashed for line and scatter plots; nil and why for a
 --- document of no known form.
 function M.from_file(path, doc, baseline, base_label)
