@@ -185,7 +185,9 @@ is "$?" 0 "and nothing is written"
 
 # --- --post: one comment, created then updated ---------------------------------------
 TOKEN="tok-$RANDOM$RANDOM-secret"
-python3 "$MLX_SOURCE_ROOT/tests/helper/forge_server.py" "$TEST_DIR/forge.log" --token "$TOKEN" >"$TEST_DIR/forge.port" &
+# One comment per page, so the report's comment is found on the second.
+python3 "$MLX_SOURCE_ROOT/tests/helper/forge_server.py" "$TEST_DIR/forge.log" --token "$TOKEN" --per-page 1 \
+	>"$TEST_DIR/forge.port" &
 SERVER_PID=$!
 for _ in $(seq 200); do
 	[ -s "$TEST_DIR/forge.port" ] && break
@@ -214,6 +216,7 @@ is "$RC" 0 "a second post succeeds"
 like "$ERR" "^mlx: updated comment $created on pull request 7" "and updates the same comment"
 is "$(requests POST '/repos/acme/iris/issues/7/comments')" 1 "one comment was created"
 is "$(requests PATCH "/repos/acme/iris/issues/comments/$created")" 1 "and that one updated"
+is "$(requests GET '/repos/acme/iris/issues/7/comments')" 3 "found on the second page of comments"
 body=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["method"] == "PATCH"][-1]["body"]["body"])' "$TEST_DIR/forge.log")
 like "$body" "^\| accuracy \| 0.9 \| 0.95 \| ▲ \+0.05 \(\+5.6%\) \|$" "the comment has the tables inline"
 like "$body" "^- \[work/confusion.json\]\(https://github.example/acme/iris/actions/runs/99\)$" "and the plots as links to the run's artifacts"

@@ -159,6 +159,15 @@ function TestPost:test_github_target_from_the_environment()
   lu.assertEquals(why, "--post to GitHub: GITHUB_TOKEN is not set")
 end
 
+function TestPost:test_github_pull_request_number_from_the_event()
+  local event = os.tmpname()
+  assert(require("mlx.fs").write(event, '{"action": "synchronize", "pull_request": {"number": 31}}'))
+  local t = assert(post.target("github", env { GITHUB_REPOSITORY = "acme/iris", GITHUB_TOKEN = "x",
+    GITHUB_EVENT_PATH = event, GITHUB_API_URL = "https://ghe.example/api/v3" }))
+  lu.assertEquals(t.thread, "https://ghe.example/api/v3/repos/acme/iris/issues/31/comments")
+  os.remove(event)
+end
+
 function TestPost:test_gitlab_target_and_outside_ci()
   local t = assert(post.target(nil, env { GITLAB_CI = "true", CI_API_V4_URL = "https://gl.example/api/v4/",
     CI_PROJECT_ID = "42", CI_MERGE_REQUEST_IID = "3", GITLAB_TOKEN = "tok" }))

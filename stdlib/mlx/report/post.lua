@@ -121,7 +121,10 @@ function M.find(t)
     for _, c in ipairs(list) do
       if type(c) == "table" and type(c.body) == "string" and c.body:find(M.MARKER, 1, true) then return c.id end
     end
-    if #list < PER_PAGE then break end
+    -- The forge says whether there is a next page (GitHub: a Link header
+    -- with rel="next"; GitLab: X-Next-Page), whatever page size it chose.
+    local link, next_page = res.headers["link"] or "", res.headers["x-next-page"] or ""
+    if #list == 0 or not (link:find('rel="next"', 1, true) or next_page:match("%d")) then break end
   end
   return false
 end
