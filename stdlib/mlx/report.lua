@@ -95,9 +95,12 @@ function M.build(root, options)
   for _, row in ipairs(r.metrics) do
     if type(row.base) == "number" or type(row.cur) == "number" then chart_rows[#chart_rows + 1] = row end
   end
-  r.plots[1] = { name = "metrics", title = "metrics, " .. base.label .. " and " .. cur.label,
-    spec = require("mlx.report.plot").comparison(chart_rows, base.label, cur.label) }
   local plot = require "mlx.report.plot"
+  -- The chart of the compared metrics is always drawn, unless there is none.
+  if #chart_rows > 0 then
+    r.plots[1] = { name = "metrics", title = "metrics, " .. base.label .. " and " .. cur.label,
+      spec = plot.comparison(chart_rows, base.label, cur.label) }
+  end
   for _, key in ipairs(metrics.union(bc, cc)) do
     local series = {}
     if bc[key] then series[#series + 1] = { label = base.label, points = bc[key] } end
@@ -369,8 +372,8 @@ end
 --- atomically. Returns {markdown = path, html, svgs = {path…}}; nil,
 --- message, code if a file cannot be written.
 function M.write(r, path)
-  local dir, stem = M.split_path(path)
-  local html = ("%s/%s.html"):format(dir, stem)
+  local dir = M.split_path(path)
+  local html = path:gsub("%.[^./]*$", "") .. ".html"
   if html == path then html = path .. ".html" end
   local written = { markdown = path, html = html, svgs = {} }
   local made, err, code = fs.mkdirs(dir)
