@@ -102,7 +102,7 @@ local function from_lock(side, doc, read, runs)
     end
     for _, path in ipairs(declared_outs(side, name, entry, "plots")) do side.plots[#side.plots + 1] = path end
     side.steps[name] = false
-    if runs and entry.key then
+    if runs and type(entry.key) == "string" then
       local id = runs:step_producer(entry.key)
       local run = id and runs:get(id)
       if run then side.steps[name] = run end
@@ -110,6 +110,12 @@ local function from_lock(side, doc, read, runs)
   end)
   table.sort(side.plots)
   return side
+end
+
+-- mlx.lock validates the sections whose owners are loaded: the pipeline
+-- engine owns "steps" (and requires this module, so not at load time).
+local function load_validators()
+  require "mlx.pipeline.engine"
 end
 
 local function new_side(label, kind)
@@ -128,6 +134,7 @@ end
 --- nil, message, "invalid" for a corrupt lock. options.runs: an mlx.track
 --- store to find each step's run in (default the project's; false: none).
 function M.workspace(root, options)
+  load_validators()
   local doc, err, code = lock.read(root)
   if not doc then return nil, err, code end
   local side = new_side("workspace", "workspace")
@@ -157,6 +164,7 @@ end
 --- it). Fails with nil, "REV: …", "notfound" for an unknown revision or
 --- one without an mlx.lock; "invalid" for a lock that does not parse.
 function M.revision(root, rev, options)
+  load_validators()
   local ok, git = pcall(require, "mlx.git")
   if not ok then return nil, "git is not available: " .. tostring(git), "io" end
   local repo, err, code = git.open(root)

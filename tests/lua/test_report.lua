@@ -75,6 +75,12 @@ function TestMetrics:test_a_lock_from_a_clone_names_no_file_outside_its_outs()
   lu.assertEquals(#side.warnings, 2)
   lu.assertStrContains(side.warnings[1], "mlx.lock of workspace: step s: metrics ../secret.json: ")
   lu.assertEquals(side.warnings[2], "mlx.lock of workspace: step s: metrics work/other.json: not one of its outs")
+  -- The steps section is validated as every reader of mlx.lock does.
+  assert(json.save(root .. "/mlx.lock", { version = 1, steps = { p = { s = { key = "short" } } } }))
+  local none, why, code = metrics.workspace(root, { runs = false })
+  lu.assertNil(none)
+  lu.assertStrContains(why, "step p/s: key must be 64 hex digits")
+  lu.assertEquals(code, "invalid")
   os.execute("rm -rf '" .. root .. "'")
 end
 
