@@ -243,6 +243,16 @@ body=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[
 like "$body" "^- \[work/confusion.json\]\(https://gitlab.example/acme/iris/-/jobs/5/artifacts/file/rep-gl/report-plot-work_confusion.svg\)$" \
 	"the plots link to the job's artifacts"
 
+# A baseline whose metrics file is not in the store (a fresh clone that did
+# not pull it): left out, with a warning saying how to get it.
+hash=$(git show HEAD~1:mlx.lock | python3 -c 'import json,sys; print(json.load(sys.stdin)["steps"]["iris"]["train"]["outs"]["work/metrics.json"]["hash"])')
+rm -f ".mlx/cache/objects/${hash:0:2}/${hash:2}"
+mlx metrics diff --baseline HEAD~1
+is "$RC" 0 "a baseline metrics file missing from the store is not an error"
+is "$ERR" "mlx: warning: metrics file work/metrics.json of HEAD~1 ($first): object ${hash:0:12} is not in the store ('mlx pull' fetches it)" \
+	"a warning names the file and says how to fetch it"
+like "$OUT" "^accuracy +- +0.95 *$" "and its metrics have no baseline value"
+
 [ -s "$TEST_DIR/posted-output" ]
 is "$?" 0 "the posts said something"
 is "$(grep -rl -- "$TOKEN" "$TEST_DIR/posted-output" rep-gh rep-gl .mlx 2>/dev/null | wc -l)" 0 \
