@@ -203,7 +203,7 @@ function M.from_file(path, doc, baseline, base_label)
         "set xtics " .. tics, "set ytics " .. tics,
         ("set xrange [-0.5:%g]"):format(n - 0.5), ("set yrange [%g:-0.5]"):format(n - 0.5),
         "set palette defined (0 '#ffffff', 1 '#1f77b4')",
-        "plot {{1}} matrix with image, '' matrix using 1:2:(sprintf('%g', $3)) with labels",
+        "plot {{1}} matrix with image pixels, '' matrix using 1:2:(sprintf('%g', $3)) with labels",
       }, "\n"),
     }
   end
@@ -217,12 +217,15 @@ function M.from_file(path, doc, baseline, base_label)
     local brows = table_of(baseline)
     if brows then table.insert(sides, 1, { rows = brows, suffix = " (" .. base_label .. ")", dashed = true }) end
   end
-  local files, plots = {}, {}
+  local files, plots, negative = {}, {}, false
   for s, side in ipairs(sides) do
     local lines = {}
     for i, r in ipairs(side.rows) do
       local fields = { kind == "bar" and label(r[x] ~= nil and tostring(r[x]) or i) or field(x and r[x] or i) }
-      for _, col in ipairs(y) do fields[#fields + 1] = field(r[col]) end
+      for _, col in ipairs(y) do
+        fields[#fields + 1] = field(r[col])
+        if type(r[col]) == "number" and r[col] < 0 then negative = true end
+      end
       lines[i] = table.concat(fields, " ") .. "\n"
     end
     files[s] = table.concat(lines)
@@ -235,8 +238,12 @@ function M.from_file(path, doc, baseline, base_label)
   end
   local body = "plot " .. table.concat(plots, ", ")
   if kind == "bar" then
+    -- Bars start at zero, or their lengths mislead.
     body = "set style data histogram\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n"
-      .. "set xtics rotate by -30 nomirror\n" .. body
+      .. "set xtics rotate by -30 nomirror\n" .. (negative and "" or "set yrange [0:*]\n") .. body
+  else
+    -- A margin, so that points on the range's edge are not cut in half.
+    body = "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n" .. body
   end
   return { title = title, xlabel = x, files = files, body = body }
 end
