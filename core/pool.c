@@ -54,6 +54,11 @@ int mlx_pool_take(struct mlx_pool *p, size_t *i)
 	return *i < p->n;
 }
 
+int mlx_pool_stopping(const struct mlx_pool *p)
+{
+	return atomic_load_explicit(&((struct mlx_pool *)p)->stop, memory_order_relaxed);
+}
+
 static void *worker(void *arg)
 {
 	struct mlx_pool *p = arg;

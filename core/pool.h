@@ -54,6 +54,10 @@ typedef int (*mlx_pool_worker_fn)(void *ctx, struct mlx_pool *pool, struct mlx_e
  * none is left or the pool is stopping (a failure or a signal). */
 int mlx_pool_take(struct mlx_pool *pool, size_t *i);
 
+/* Returns 1 once the pool is stopping (a failure or a signal), else 0:
+ * for a worker that waits (a retry's backoff) to give up early. */
+int mlx_pool_stopping(const struct mlx_pool *pool);
+
 /* As mlx_pool_run, with fn called once per thread (once in the calling
  * thread if one is enough) over the items 0..n-1. */
 int mlx_pool_run_workers(size_t n, int jobs, mlx_pool_worker_fn fn, void *ctx, struct mlx_err *err);

@@ -71,4 +71,99 @@ struct mlx_remote_backend {
 /* The backend that serves url, or NULL (no backend accepts it). */
 const struct mlx_remote_backend *mlx_remote_backend_for(const char *url);
 
+/* ---- the transfer engine (core/remote.c) --------------------------------
+ *
+ * An opened remote keeps its configuration and one backend instance per
+ * worker thread, reused across transfers, so connections stay alive. Every
+ * call retries MLX_ERR_IO failures (retries times, waiting backoff * 2^n
+ * seconds, capped at backoff_max, with jitter: half to all of it — the
+ * default policy of stdlib/mlx/http.lua). An object is never trusted by
+ * name: a push re-hashes the local object before sending it, a fetch
+ * hashes the download before the store takes it. */
+
+struct mlx_remote;
+struct mlx_store;
+
+/* Tuning of an opened remote. */
+struct mlx_remote_policy {
+	int jobs;		/* parallel transfers (<= 0: 8) */
+	int retries;		/* attempts after the first, for MLX_ERR_IO */
+	double backoff;		/* seconds before the first retry */
+	double backoff_max;	/* cap of one wait, seconds */
+};
+
+/* What became of one object of a push or fetch. */
+enum mlx_remote_outcome {
+	MLX_REMOTE_PENDING = 0, /* not reached (the transfer stopped first) */
+	MLX_REMOTE_SENT,	/* copied (pushed or fetched) */
+	MLX_REMOTE_PRESENT,	/* already where it was going */
+	MLX_REMOTE_MISSING,	/* not at the source (local store on push, remote on fetch) */
+	MLX_REMOTE_CORRUPT,	/* the source's bytes do not match the id: not used */
+};
+
+struct mlx_remote_item {
+	char hex[65];		/* the object id */
+	uint64_t size;		/* bytes moved, once SENT */
+	int outcome;		/* enum mlx_remote_outcome */
+};
+
+/* Progress of a transfer: report(ctx, files, nfiles, bytes, nbytes) on the
+ * calling thread about every 100 ms (nbytes 0: unknown); non-zero stops
+ * the transfer as an interruption. */
+struct mlx_remote_progress {
+	int (*report)(void *ctx, size_t files, size_t nfiles, uint64_t bytes, uint64_t nbytes);
+	void *ctx;
+};
+
+/* Opens the remote of config (copied) with policy (NULL: defaults). The
+ * caller closes *out. Returns 0, MLX_ERR_INVALID (no backend serves the
+ * URL, or it refuses the configuration) or MLX_ERR_NOMEM. */
+int mlx_remote_open(const struct mlx_remote_config *config, const struct mlx_remote_policy *policy,
+		    struct mlx_remote **out, struct mlx_err *err);
+
+/* Closes every instance and frees r. Safe on NULL. */
+void mlx_remote_close(struct mlx_remote *r);
+
+/* The name of r's backend ("dir", …). */
+const char *mlx_remote_backend_name(const struct mlx_remote *r);
+
+/* Reads key into *data (malloc'ed, NUL-terminated; caller frees), at most
+ * max bytes (else MLX_ERR_INVALID). Returns 0, MLX_ERR_NOTFOUND or the
+ * failure after retries. */
+int mlx_remote_read(struct mlx_remote *r, const char *key, size_t max, char **data, size_t *len,
+		    struct mlx_err *err);
+
+/* Writes len bytes at data as key, atomically, through a temp file in
+ * tmpdir. Returns 0 or the failure after retries. */
+int mlx_remote_write(struct mlx_remote *r, const char *key, const void *data, size_t len, const char *tmpdir,
+		     struct mlx_err *err);
+
+/* Sets *size to key's size. Returns 0, MLX_ERR_NOTFOUND or a failure. */
+int mlx_remote_stat(struct mlx_remote *r, const char *key, uint64_t *size, struct mlx_err *err);
+
+/* Lists the keys below prefix (ending with '/'), as the backend's list. */
+int mlx_remote_list(struct mlx_remote *r, const char *prefix, mlx_remote_list_fn fn, void *ctx,
+		    struct mlx_err *err);
+
+/* Deletes key (0 also when absent). */
+int mlx_remote_remove(struct mlx_remote *r, const char *key, struct mlx_err *err);
+
+/* Sends the objects items[0..n) from the local store to r's objects/, in
+ * parallel. With check, each key is first asked for and skipped when the
+ * remote has it at the right size (PRESENT); without, every item is sent.
+ * A local object that is missing or does not match its id is MISSING or
+ * CORRUPT and not sent. Returns 0 (see each item's outcome), the first
+ * failure after retries, or MLX_ERR_INTERRUPTED; what was sent stays sent
+ * (each object is whole or absent on the remote). */
+int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
+		    int check, const struct mlx_remote_progress *progress, struct mlx_err *err);
+
+/* Fetches the objects items[0..n) into the store, in parallel: items the
+ * store has are PRESENT; a download is hashed and enters the store only if
+ * it matches its id (else CORRUPT); one the remote lacks is MISSING.
+ * Fetched objects are committed every few thousand, so an interrupted
+ * fetch keeps what it completed. Returns as mlx_remote_push. */
+int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
+		     const struct mlx_remote_progress *progress, struct mlx_err *err);
+
 #endif

@@ -630,6 +630,42 @@ int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, cha
 	return rc;
 }
 
+int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
+			     int (*fill)(void *ctx, int fd, struct mlx_err *err), void *ctx, uint64_t *size,
+			     struct mlx_err *err)
+{
+	/* The batch is made once, by whichever thread comes first. */
+	pthread_mutex_lock(&s->lock);
+	int rc = ensure_batch(s, err);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != MLX_OK)
+		return rc;
+	char name[24];
+	int out = create_temp(s, name, O_RDWR);
+	if (out < 0)
+		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
+	rc = fill(ctx, out, err);
+	char got[MLX_HASH_HEX_SIZE];
+	int failed_write = 0;
+	if (rc == MLX_OK && hash_copy(s, out, -1, got, size, &failed_write) != 0)
+		rc = mlx_err_sys(err, errno, "cannot read back object %s", hex);
+	if (rc == MLX_OK && strcmp(got, hex) != 0)
+		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex, got);
+	if (rc == MLX_OK) {
+		sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (close(out) != 0)
+			rc = mlx_err_sys(err, errno, "cannot store object %s", hex);
+		out = -1;
+	}
+	if (out >= 0)
+		close(out);
+	if (rc == MLX_OK)
+		rc = record_staged(s, hex, name, *size, err);
+	if (rc != MLX_OK)
+		unlinkat(s->batch_fd, name, 0);
+	return rc;
+}
+
 size_t mlx_store_staged(const struct mlx_store *s)
 {
 	return s->nstaged;

@@ -88,6 +88,16 @@ int mlx_store_stage_files(struct mlx_store *s, const char *dir, struct mlx_filel
 int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, char hex[MLX_HASH_HEX_SIZE],
 			  struct mlx_err *err);
 
+/* Writes object hex from elsewhere (a remote): fill(ctx, fd, err) writes
+ * its bytes into fd, a new empty temp file of the batch; the file is then
+ * hashed and staged only if its digest is hex. Safe to call from several
+ * threads at once. Returns 0 (*size set); MLX_ERR_CORRUPT (the bytes are
+ * not object hex: nothing is staged, the message names the object);
+ * what fill returned; or MLX_ERR_IO. */
+int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
+			     int (*fill)(void *ctx, int fd, struct mlx_err *err), void *ctx, uint64_t *size,
+			     struct mlx_err *err);
+
 /* Number of staged objects waiting for mlx_store_commit. */
 size_t mlx_store_staged(const struct mlx_store *s);
 

@@ -3,6 +3,7 @@
 ---   mlx_data.so  OpenSSL, SQLite, jansson: mlx.data, mlx.hash, …
 ---   mlx_http.so  libcurl: mlx.curl (under mlx.http, stdlib/mlx/http.lua)
 ---   mlx_git.so   libgit2: mlx.git
+---   mlx_remote.so  libcurl, OpenSSL: mlx.transfer (under mlx.remote)
 local core = require "mlx.core"
 
 local M = {}
@@ -17,6 +18,7 @@ M.modules = {
   ["mlx.store"] = "mlx_data",
   ["mlx.git"] = "mlx_git",
   ["mlx.modeldb"] = "mlx_data",
+  ["mlx.transfer"] = "mlx_remote",
 }
 
 local function find_library(library)

@@ -1,0 +1,483 @@
+/* remote.c — the transfer engine over any backend (remote.h): parallel
+ * pushes and fetches between the local store and a remote, with retries,
+ * verification and progress. Which objects to move, the index and the
+ * run-cache are the policy of stdlib/mlx/remote.lua. */
+#include "remote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "store.h"
+
+#define DEFAULT_JOBS 8
+#define MAX_JOBS 64
+/* Objects fetched between two commits of the store: an interrupted fetch
+ * keeps what it completed, at the price of one sync per batch. */
+#define FETCH_BATCH 4096
+
+struct mlx_remote {
+	const struct mlx_remote_backend *be;
+	struct mlx_remote_config config;
+	struct mlx_strlist options;
+	char *name, *url;
+	struct mlx_remote_policy policy;
+	/* Backend instances: [0] for calls from the caller's thread, [1..jobs]
+	 * for the workers of push and fetch; opened on first use. */
+	void *instances[MAX_JOBS + 1];
+};
+
+static void *instance(struct mlx_remote *r, int slot, struct mlx_err *err)
+{
+	if (!r->instances[slot] && r->be->open(&r->config, &r->instances[slot], err) != MLX_OK)
+		return NULL;
+	return r->instances[slot];
+}
+
+int mlx_remote_open(const struct mlx_remote_config *config, const struct mlx_remote_policy *policy,
+                    struct mlx_remote **out, struct mlx_err *err)
+{
+	*out = NULL;
+	const struct mlx_remote_backend *be = mlx_remote_backend_for(config->url);
+	if (!be)
+		return mlx_err_set(
+		    err, MLX_ERR_INVALID, 0,
+		    "remote %s: no backend serves '%s' (a directory path, file://, https:// or s3://)",
+		    config->name ? config->name : "", config->url ? config->url : "");
+	struct mlx_remote *r = calloc(1, sizeof *r);
+	if (!r)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	r->be = be;
+	r->name = strdup(config->name ? config->name : config->url);
+	r->url = strdup(config->url);
+	int rc = r->name && r->url ? MLX_OK : mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	for (size_t i = 0; rc == MLX_OK && config->options && i < config->options->len; i++)
+		rc = mlx_strlist_push(&r->options, config->options->items[i], err);
+	r->config.name = r->name;
+	r->config.url = r->url;
+	r->config.options = &r->options;
+	r->policy = policy ? *policy : (struct mlx_remote_policy){0};
+	if (r->policy.jobs <= 0)
+		r->policy.jobs = DEFAULT_JOBS;
+	if (r->policy.jobs > MAX_JOBS)
+		r->policy.jobs = MAX_JOBS;
+	if (r->policy.retries < 0)
+		r->policy.retries = 0;
+	if (!(r->policy.backoff > 0))
+		r->policy.backoff = 0.5;
+	if (!(r->policy.backoff_max > 0))
+		r->policy.backoff_max = 60;
+	/* Open the first instance now: a bad option is a usage error at once. */
+	if (rc == MLX_OK && !instance(r, 0, err))
+		rc = err->status ? err->status : MLX_ERR_INVALID;
+	if (rc != MLX_OK) {
+		mlx_remote_close(r);
+		return rc;
+	}
+	*out = r;
+	return MLX_OK;
+}
+
+void mlx_remote_close(struct mlx_remote *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i <= MAX_JOBS; i++)
+		if (r->instances[i])
+			r->be->close(r->instances[i]);
+	mlx_strlist_free(&r->options);
+	free(r->name);
+	free(r->url);
+	free(r);
+}
+
+const char *mlx_remote_backend_name(const struct mlx_remote *r)
+{
+	return r->be->name;
+}
+
+/* Waits before retry number attempt (1-based), as mlx.http does. Returns
+ * 0, or MLX_ERR_INTERRUPTED when a signal (caller's thread) or the pool's
+ * stop (a worker) cut the wait short. */
+static int backoff(const struct mlx_remote *r, int attempt, const struct mlx_pool *pool, unsigned *seed,
+                   struct mlx_err *err)
+{
+	double delay = r->policy.backoff;
+	for (int i = 1; i < attempt && delay < r->policy.backoff_max; i++)
+		delay *= 2;
+	if (delay > r->policy.backoff_max)
+		delay = r->policy.backoff_max;
+	delay *= 0.5 + 0.5 * ((double)rand_r(seed) / RAND_MAX);
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)delay;
+	until.tv_nsec += (long)((delay - (double)(time_t)delay) * 1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		if (pool && mlx_pool_stopping(pool))
+			return mlx_err_set(err, MLX_ERR_INTERRUPTED, EINTR, "interrupted");
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+			return MLX_OK;
+		/* Slices of 50 ms, so that a stopping pool is seen soon. */
+		struct timespec slice = {0, 50 * 1000000L};
+		if (!pool) {
+			slice.tv_sec = until.tv_sec - now.tv_sec;
+			slice.tv_nsec = until.tv_nsec - now.tv_nsec;
+			if (slice.tv_nsec < 0) {
+				slice.tv_sec--;
+				slice.tv_nsec += 1000000000L;
+			}
+		}
+		if (nanosleep(&slice, NULL) != 0 && errno == EINTR && !pool)
+			return mlx_err_set(err, MLX_ERR_INTERRUPTED, EINTR, "interrupted");
+	}
+}
+
+/* ---- single calls, from the caller's thread ---------------------------- */
+
+int mlx_remote_stat(struct mlx_remote *r, const char *key, uint64_t *size, struct mlx_err *err)
+{
+	void *st = instance(r, 0, err);
+	if (!st)
+		return err->status;
+	unsigned seed = (unsigned)getpid();
+	for (int attempt = 0;; attempt++) {
+		int rc = r->be->stat(st, key, size, err);
+		if (rc != MLX_ERR_IO || attempt >= r->policy.retries)
+			return rc;
+		if ((rc = backoff(r, attempt + 1, NULL, &seed, err)) != MLX_OK)
+			return rc;
+	}
+}
+
+int mlx_remote_read(struct mlx_remote *r, const char *key, size_t max, char **data, size_t *len,
+                    struct mlx_err *err)
+{
+	*data = NULL;
+	*len = 0;
+	void *st = instance(r, 0, err);
+	if (!st)
+		return err->status;
+	unsigned seed = (unsigned)getpid();
+	for (int attempt = 0;; attempt++) {
+		int fd = memfd_create("mlx-remote", MFD_CLOEXEC);
+		if (fd < 0)
+			return mlx_err_sys(err, errno, "cannot create a memory file");
+		int rc = r->be->get(st, key, fd, err);
+		struct stat sb;
+		if (rc == MLX_OK && fstat(fd, &sb) != 0)
+			rc = mlx_err_sys(err, errno, "cannot stat a memory file");
+		if (rc == MLX_OK && (uint64_t)sb.st_size > max)
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: %s is larger than %zu bytes",
+			                 r->name, key, max);
+		if (rc == MLX_OK) {
+			size_t n = (size_t)sb.st_size;
+			char *buf = malloc(n + 1);
+			if (!buf)
+				rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+			size_t got = 0;
+			while (rc == MLX_OK && got < n) {
+				ssize_t k = pread(fd, buf + got, n - got, (off_t)got);
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k <= 0)
+					rc = mlx_err_sys(err, k < 0 ? errno : EIO,
+					                 "cannot read a memory file");
+				else
+					got += (size_t)k;
+			}
+			if (rc == MLX_OK) {
+				buf[n] = 0;
+				*data = buf;
+				*len = n;
+			} else {
+				free(buf);
+			}
+		}
+		close(fd);
+		if (rc != MLX_ERR_IO || attempt >= r->policy.retries)
+			return rc;
+		if ((rc = backoff(r, attempt + 1, NULL, &seed, err)) != MLX_OK)
+			return rc;
+	}
+}
+
+int mlx_remote_write(struct mlx_remote *r, const char *key, const void *data, size_t len, const char *tmpdir,
+                     struct mlx_err *err)
+{
+	void *st = instance(r, 0, err);
+	if (!st)
+		return err->status;
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof path, "%s/remote-XXXXXX", tmpdir);
+	if (n < 0 || (size_t)n >= sizeof path)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", tmpdir);
+	int fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot create a temp file in %s", tmpdir);
+	int rc = MLX_OK;
+	if (mlx_fs_write_all(fd, data, len) != 0)
+		rc = mlx_err_sys(err, errno, "cannot write %s", path);
+	if (close(fd) != 0 && rc == MLX_OK)
+		rc = mlx_err_sys(err, errno, "cannot write %s", path);
+	unsigned seed = (unsigned)getpid();
+	for (int attempt = 0; rc == MLX_OK; attempt++) {
+		rc = r->be->put(st, key, path, len, err);
+		if (rc != MLX_ERR_IO || attempt >= r->policy.retries)
+			break;
+		rc = backoff(r, attempt + 1, NULL, &seed, err);
+	}
+	unlink(path);
+	return rc;
+}
+
+int mlx_remote_list(struct mlx_remote *r, const char *prefix, mlx_remote_list_fn fn, void *ctx,
+                    struct mlx_err *err)
+{
+	void *st = instance(r, 0, err);
+	if (!st)
+		return err->status;
+	/* A listing is not retried: fn has seen part of it. */
+	return r->be->list(st, prefix, fn, ctx, err);
+}
+
+int mlx_remote_remove(struct mlx_remote *r, const char *key, struct mlx_err *err)
+{
+	void *st = instance(r, 0, err);
+	if (!st)
+		return err->status;
+	unsigned seed = (unsigned)getpid();
+	for (int attempt = 0;; attempt++) {
+		int rc = r->be->remove(st, key, err);
+		if (rc != MLX_ERR_IO || attempt >= r->policy.retries)
+			return rc;
+		if ((rc = backoff(r, attempt + 1, NULL, &seed, err)) != MLX_OK)
+			return rc;
+	}
+}
+
+/* ---- parallel transfers ------------------------------------------------- */
+
+struct transfer {
+	struct mlx_remote *r;
+	struct mlx_store *store;
+	struct mlx_remote_item *items;
+	size_t base; /* items of this run are items[base + i] */
+	int check;
+	atomic_int next_slot; /* instance slots handed to this run's workers */
+	atomic_size_t done;   /* items finished, over every run */
+	atomic_uint_fast64_t bytes;
+	size_t total;
+	uint64_t total_bytes;
+	const struct mlx_remote_progress *progress;
+};
+
+static void object_key(const char *hex, char key[80])
+{
+	snprintf(key, 80, "objects/%.2s/%s", hex, hex + 2);
+}
+
+static int valid_id(const char *hex)
+{
+	size_t i = 0;
+	for (; hex[i]; i++)
+		if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+			return 0;
+	return i == 64;
+}
+
+static int push_one(struct transfer *t, void *st, struct mlx_pool *pool, unsigned *seed,
+                    struct mlx_remote_item *it, struct mlx_err *err)
+{
+	struct mlx_err local;
+	char path[PATH_MAX], key[80];
+	int rc = mlx_store_verify(t->store, it->hex, &local);
+	if (rc == MLX_ERR_NOTFOUND || rc == MLX_ERR_CORRUPT) {
+		it->outcome = rc == MLX_ERR_NOTFOUND ? MLX_REMOTE_MISSING : MLX_REMOTE_CORRUPT;
+		return MLX_OK;
+	}
+	if (rc != MLX_OK) {
+		*err = local;
+		return rc;
+	}
+	if ((rc = mlx_store_object_path(t->store, it->hex, path, sizeof path, err)) != MLX_OK)
+		return rc;
+	struct stat sb;
+	if (stat(path, &sb) != 0)
+		return mlx_err_sys(err, errno, "cannot stat %s", path);
+	object_key(it->hex, key);
+	for (int attempt = 0;; attempt++) {
+		rc = MLX_OK;
+		if (t->check) {
+			uint64_t have;
+			rc = t->r->be->stat(st, key, &have, err);
+			if (rc == MLX_OK && have == (uint64_t)sb.st_size) {
+				it->outcome = MLX_REMOTE_PRESENT;
+				return MLX_OK;
+			}
+			if (rc == MLX_OK || rc == MLX_ERR_NOTFOUND)
+				rc = MLX_OK;
+		}
+		if (rc == MLX_OK)
+			rc = t->r->be->put(st, key, path, (uint64_t)sb.st_size, err);
+		if (rc == MLX_OK) {
+			it->outcome = MLX_REMOTE_SENT;
+			it->size = (uint64_t)sb.st_size;
+			atomic_fetch_add(&t->bytes, it->size);
+			return MLX_OK;
+		}
+		if (rc != MLX_ERR_IO || attempt >= t->r->policy.retries)
+			return rc;
+		if ((rc = backoff(t->r, attempt + 1, pool, seed, err)) != MLX_OK)
+			return rc;
+	}
+}
+
+struct fill_ctx {
+	const struct mlx_remote_backend *be;
+	void *st;
+	const char *key;
+};
+
+static int fill_from_remote(void *vctx, int fd, struct mlx_err *err)
+{
+	struct fill_ctx *c = vctx;
+	return c->be->get(c->st, c->key, fd, err);
+}
+
+static int fetch_one(struct transfer *t, void *st, struct mlx_pool *pool, unsigned *seed,
+                     struct mlx_remote_item *it, struct mlx_err *err)
+{
+	if (mlx_store_has(t->store, it->hex)) {
+		it->outcome = MLX_REMOTE_PRESENT;
+		return MLX_OK;
+	}
+	char key[80];
+	object_key(it->hex, key);
+	struct fill_ctx c = {t->r->be, st, key};
+	for (int attempt = 0;; attempt++) {
+		uint64_t size = 0;
+		int rc = mlx_store_stage_verified(t->store, it->hex, fill_from_remote, &c, &size, err);
+		if (rc == MLX_OK) {
+			it->outcome = MLX_REMOTE_SENT;
+			it->size = size;
+			atomic_fetch_add(&t->bytes, size);
+			return MLX_OK;
+		}
+		if (rc == MLX_ERR_NOTFOUND || rc == MLX_ERR_CORRUPT) {
+			it->outcome = rc == MLX_ERR_NOTFOUND ? MLX_REMOTE_MISSING : MLX_REMOTE_CORRUPT;
+			return MLX_OK;
+		}
+		if (rc != MLX_ERR_IO || attempt >= t->r->policy.retries)
+			return rc;
+		if ((rc = backoff(t->r, attempt + 1, pool, seed, err)) != MLX_OK)
+			return rc;
+	}
+}
+
+static int transfer_worker(void *vt, struct mlx_pool *pool, struct mlx_err *err, int push)
+{
+	struct transfer *t = vt;
+	int slot = 1 + atomic_fetch_add(&t->next_slot, 1);
+	if (slot > MAX_JOBS)
+		slot = MAX_JOBS; /* not reached: the pool starts at most jobs threads */
+	void *st = instance(t->r, slot, err);
+	if (!st)
+		return err->status;
+	unsigned seed = (unsigned)(getpid() ^ (slot * 2654435761u));
+	size_t i;
+	while (mlx_pool_take(pool, &i)) {
+		struct mlx_remote_item *it = &t->items[t->base + i];
+		int rc =
+		    push ? push_one(t, st, pool, &seed, it, err) : fetch_one(t, st, pool, &seed, it, err);
+		if (rc != MLX_OK)
+			return rc;
+		atomic_fetch_add(&t->done, 1);
+	}
+	return MLX_OK;
+}
+
+static int push_worker(void *vt, struct mlx_pool *pool, struct mlx_err *err)
+{
+	return transfer_worker(vt, pool, err, 1);
+}
+
+static int fetch_worker(void *vt, struct mlx_pool *pool, struct mlx_err *err)
+{
+	return transfer_worker(vt, pool, err, 0);
+}
+
+static int report(void *vt, size_t started, size_t n)
+{
+	(void)started;
+	(void)n;
+	struct transfer *t = vt;
+	return t->progress->report(t->progress->ctx, atomic_load(&t->done), t->total, atomic_load(&t->bytes),
+	                           t->total_bytes);
+}
+
+static int check_items(struct mlx_remote_item *items, size_t n, struct transfer *t, struct mlx_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!valid_id(items[i].hex))
+			return mlx_err_set(err, MLX_ERR_INVALID, 0, "not an object id: '%.70s'",
+			                   items[i].hex);
+		t->total_bytes += items[i].size;
+		items[i].outcome = MLX_REMOTE_PENDING;
+		items[i].size = 0;
+	}
+	t->total = n;
+	return MLX_OK;
+}
+
+static int run_batch(struct transfer *t, size_t n, mlx_pool_worker_fn fn, struct mlx_err *err)
+{
+	atomic_store(&t->next_slot, 0);
+	struct mlx_progress pr = {report, t};
+	return mlx_pool_run_workers_progress(n, t->r->policy.jobs, fn, t, t->progress ? &pr : NULL, err);
+}
+
+int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
+                    int check, const struct mlx_remote_progress *progress, struct mlx_err *err)
+{
+	struct transfer t = {.r = r, .store = store, .items = items, .check = check, .progress = progress};
+	int rc = check_items(items, n, &t, err);
+	if (rc == MLX_OK)
+		rc = run_batch(&t, n, push_worker, err);
+	return rc;
+}
+
+int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
+                     const struct mlx_remote_progress *progress, struct mlx_err *err)
+{
+	struct transfer t = {.r = r, .store = store, .items = items, .progress = progress};
+	int rc = check_items(items, n, &t, err);
+	for (size_t base = 0; rc == MLX_OK && base < n; base += FETCH_BATCH) {
+		t.base = base;
+		size_t len = n - base < FETCH_BATCH ? n - base : FETCH_BATCH;
+		rc = run_batch(&t, len, fetch_worker, err);
+		/* Keep what arrived whole, also when interrupted. */
+		struct mlx_err cerr;
+		int crc = mlx_store_commit(store, &cerr);
+		if (rc == MLX_OK && crc != MLX_OK) {
+			*err = cerr;
+			rc = crc;
+		}
+	}
+	return rc;
+}

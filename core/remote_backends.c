@@ -1,0 +1,22 @@
+/* remote_backends.c — the table of remote backends, asked in order. */
+#include "remote.h"
+
+#include <stddef.h>
+
+extern const struct mlx_remote_backend mlx_remote_dir;
+
+/* One line per backend; NULL ends the table. */
+static const struct mlx_remote_backend *const backends[] = {
+    &mlx_remote_dir,
+    NULL,
+};
+
+const struct mlx_remote_backend *mlx_remote_backend_for(const char *url)
+{
+	if (!url)
+		return NULL;
+	for (size_t i = 0; backends[i]; i++)
+		if (backends[i]->accepts(url))
+			return backends[i];
+	return NULL;
+}

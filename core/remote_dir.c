@@ -1,0 +1,424 @@
+/* remote_dir.c — a remote that is a directory: a plain path or file://,
+ * typically a shared mount (NFS, SMB) or a local disk.
+ *
+ * A key is a file below the root. An upload is written to a temp name in
+ * the key's own directory and renamed over the key: rename within one
+ * directory is atomic on local file systems and on NFS, where readers on
+ * other clients see the old name or the whole new file, never a part. The
+ * temp name carries the host, pid and thread, so writers on several machines
+ * never share one. Copies use a reflink where the file system has them,
+ * else copy_file_range (server-side copy on NFS 4.2), else read and write.
+ * Nothing below the root is reached through a symlink. */
+#include "remote.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define COPY_CHUNK (256u << 10)
+
+struct dir_remote {
+	char *name; /* for messages */
+	char *root;
+	int root_fd; /* -1 until the root exists (a first put makes it) */
+};
+
+static int dir_accepts(const char *url)
+{
+	return url[0] == '/' || strncmp(url, "file://", 7) == 0;
+}
+
+/* A key is ours to make into a path only when it is plain: components of
+ * [A-Za-z0-9._-], none empty, "." or "..", and none starting with '.'
+ * (where temp names live). */
+static int key_ok(const char *key)
+{
+	if (!*key || strlen(key) > 1024)
+		return 0;
+	const char *p = key;
+	while (*p) {
+		const char *c = p;
+		if (*c == '.')
+			return 0;
+		while (*p && *p != '/') {
+			char ch = *p;
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+				return 0;
+			p++;
+		}
+		if (p == c)
+			return 0;
+		if (*p == '/' && !p[1])
+			return 0;
+		if (*p == '/')
+			p++;
+	}
+	return 1;
+}
+
+static int bad_key(const struct dir_remote *d, const char *key, struct mlx_err *err)
+{
+	return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: refused key '%.200s'", d->name, key);
+}
+
+static int dir_open(const struct mlx_remote_config *config, void **state, struct mlx_err *err)
+{
+	*state = NULL;
+	const char *path = config->url;
+	if (strncmp(path, "file://", 7) == 0)
+		path += 7;
+	if (path[0] != '/')
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: '%s' is not an absolute path",
+		                   config->name, config->url);
+	if (config->options)
+		for (size_t i = 0; i + 1 < config->options->len; i += 2)
+			if (strcmp(config->options->items[i], "timeout_ms") != 0)
+				return mlx_err_set(err, MLX_ERR_INVALID, 0,
+				                   "remote %s: a directory remote has no option '%s'",
+				                   config->name, config->options->items[i]);
+	struct dir_remote *d = calloc(1, sizeof *d);
+	if (!d || !(d->name = strdup(config->name ? config->name : path)) || !(d->root = strdup(path))) {
+		if (d)
+			free(d->name);
+		free(d);
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	}
+	size_t n = strlen(d->root);
+	while (n > 1 && d->root[n - 1] == '/')
+		d->root[--n] = 0;
+	d->root_fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	*state = d;
+	return MLX_OK;
+}
+
+static void dir_close(void *state)
+{
+	struct dir_remote *d = state;
+	if (!d)
+		return;
+	if (d->root_fd >= 0)
+		close(d->root_fd);
+	free(d->name);
+	free(d->root);
+	free(d);
+}
+
+static int need_root(struct dir_remote *d, int create, struct mlx_err *err)
+{
+	if (d->root_fd >= 0)
+		return MLX_OK;
+	if (create && mlx_fs_mkdirs(d->root, 0755, err) != MLX_OK)
+		return mlx_err_set(err, MLX_ERR_IO, err->sys_errno, "remote %s: %s", d->name, err->msg);
+	d->root_fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->root_fd < 0)
+		return mlx_err_sys(err, errno, "remote %s: cannot open %s", d->name, d->root);
+	return MLX_OK;
+}
+
+/* Opens the directory of key (its components up to the last '/'), without
+ * following a symlink, creating missing ones if create. Sets *base to the
+ * last component. Returns a descriptor or -1 with errno set. */
+static int open_parent(struct dir_remote *d, const char *key, int create, const char **base)
+{
+	int fd = dup(d->root_fd);
+	const char *p = key, *slash;
+	while (fd >= 0 && (slash = strchr(p, '/'))) {
+		char comp[NAME_MAX + 1];
+		size_t len = (size_t)(slash - p);
+		if (len > NAME_MAX) {
+			close(fd);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(comp, p, len);
+		comp[len] = 0;
+		int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && errno == ENOENT && create) {
+			if (mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
+				close(fd);
+				return -1;
+			}
+			next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		int e = errno;
+		close(fd);
+		errno = e;
+		fd = next;
+		p = slash + 1;
+	}
+	*base = p;
+	return fd;
+}
+
+static int dir_stat(void *state, const char *key, uint64_t *size, struct mlx_err *err)
+{
+	struct dir_remote *d = state;
+	if (!key_ok(key))
+		return bad_key(d, key, err);
+	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
+		return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT, "remote %s: %s not found", d->name, key);
+	const char *base;
+	int dfd = open_parent(d, key, 0, &base);
+	struct stat st;
+	int rc = dfd >= 0 ? fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) : -1;
+	int e = errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc != 0 && (e == ENOENT || e == ENOTDIR || e == ELOOP))
+		return mlx_err_set(err, MLX_ERR_NOTFOUND, e, "remote %s: %s not found", d->name, key);
+	if (rc != 0)
+		return mlx_err_sys(err, e, "remote %s: cannot stat %s", d->name, key);
+	if (!S_ISREG(st.st_mode))
+		return mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "remote %s: %s is not a regular file", d->name,
+		                   key);
+	*size = (uint64_t)st.st_size;
+	return MLX_OK;
+}
+
+/* Copies all of in (from offset 0) to out (at its offset 0): a reflink
+ * where possible, else copy_file_range, else read and write. Returns 0 or
+ * -1 with errno set. */
+static int copy_fd(int in, int out)
+{
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	loff_t off_in = 0, off_out = 0;
+	for (;;) {
+		ssize_t n = copy_file_range(in, &off_in, out, &off_out, 1u << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return -1;
+		break;
+	}
+	char *buf = malloc(COPY_CHUNK);
+	if (!buf)
+		return -1;
+	int rc = 0;
+	for (;;) {
+		ssize_t n = pread(in, buf, COPY_CHUNK, off_in);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -1 : 0;
+			break;
+		}
+		ssize_t done = 0;
+		while (done < n) {
+			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), off_out + done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				if (w == 0)
+					errno = EIO;
+				break;
+			}
+			done += w;
+		}
+		if (done < n) {
+			rc = -1;
+			break;
+		}
+		off_in += n;
+		off_out += n;
+	}
+	int e = errno;
+	free(buf);
+	errno = e;
+	return rc;
+}
+
+static int dir_get(void *state, const char *key, int fd, struct mlx_err *err)
+{
+	struct dir_remote *d = state;
+	if (!key_ok(key))
+		return bad_key(d, key, err);
+	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
+		return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT, "remote %s: %s not found", d->name, key);
+	const char *base;
+	int dfd = open_parent(d, key, 0, &base);
+	int in = dfd >= 0 ? openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+	int e = errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (in < 0 && (e == ENOENT || e == ENOTDIR || e == ELOOP))
+		return mlx_err_set(err, MLX_ERR_NOTFOUND, e, "remote %s: %s not found", d->name, key);
+	if (in < 0)
+		return mlx_err_sys(err, e, "remote %s: cannot open %s", d->name, key);
+	struct stat st;
+	int rc = MLX_OK;
+	if (fstat(in, &st) != 0)
+		rc = mlx_err_sys(err, errno, "remote %s: cannot stat %s", d->name, key);
+	else if (!S_ISREG(st.st_mode))
+		rc = mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "remote %s: %s is not a regular file", d->name,
+		                 key);
+	else if (copy_fd(in, fd) != 0)
+		rc = mlx_err_sys(err, errno, "remote %s: cannot read %s", d->name, key);
+	close(in);
+	return rc;
+}
+
+static int dir_put(void *state, const char *key, const char *path, uint64_t size, struct mlx_err *err)
+{
+	(void)size;
+	struct dir_remote *d = state;
+	if (!key_ok(key))
+		return bad_key(d, key, err);
+	int rc = need_root(d, 1, err);
+	if (rc != MLX_OK)
+		return rc;
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return mlx_err_sys(err, errno, "cannot open %s", path);
+	const char *base;
+	int dfd = open_parent(d, key, 1, &base);
+	if (dfd < 0) {
+		rc = mlx_err_sys(err, errno, "remote %s: cannot create the directory of %s", d->name, key);
+		close(in);
+		return rc;
+	}
+	/* A name no other writer, here or on another client, can pick. */
+	static atomic_uint counter;
+	char host[64] = "host", tmp[NAME_MAX + 1];
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = 0;
+	for (char *h = host; *h; h++)
+		if (*h == '/' || *h == '.')
+			*h = '_';
+	snprintf(tmp, sizeof tmp, ".tmp-%.40s-%ld-%u-%s", host, (long)getpid(), atomic_fetch_add(&counter, 1),
+	         base);
+	int out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (out < 0) {
+		rc = mlx_err_sys(err, errno, "remote %s: cannot create a temp file for %s", d->name, key);
+	} else {
+		if (copy_fd(in, out) != 0)
+			rc = mlx_err_sys(err, errno, "remote %s: cannot write %s", d->name, key);
+		if (close(out) != 0 && rc == MLX_OK)
+			rc = mlx_err_sys(err, errno, "remote %s: cannot write %s", d->name, key);
+		if (rc == MLX_OK && renameat(dfd, tmp, dfd, base) != 0)
+			rc = mlx_err_sys(err, errno, "remote %s: cannot rename into %s", d->name, key);
+		if (rc != MLX_OK)
+			unlinkat(dfd, tmp, 0);
+	}
+	close(dfd);
+	close(in);
+	return rc;
+}
+
+/* Lists the regular files below the directory open at fd (key prefix in
+ * buf[0..len)), depth first; never follows a symlink nor enters a
+ * dot-directory (temp names). */
+static int list_below(struct dir_remote *d, int fd, char *buf, size_t len, mlx_remote_list_fn fn, void *ctx,
+                      struct mlx_err *err)
+{
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		int e = errno;
+		close(fd);
+		return mlx_err_sys(err, e, "remote %s: cannot list %.*s", d->name, (int)len, buf);
+	}
+	int rc = MLX_OK;
+	struct dirent *de;
+	while (rc == MLX_OK && (errno = 0, de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		size_t n = strlen(de->d_name);
+		if (len + n + 2 > PATH_MAX)
+			continue;
+		memcpy(buf + len, de->d_name, n + 1);
+		struct stat st;
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue; /* gone meanwhile */
+		if (S_ISREG(st.st_mode)) {
+			rc = fn(ctx, buf, (uint64_t)st.st_size);
+		} else if (S_ISDIR(st.st_mode)) {
+			int sub =
+			    openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				buf[len + n] = '/';
+				buf[len + n + 1] = 0;
+				rc = list_below(d, sub, buf, len + n + 1, fn, ctx, err);
+			}
+		}
+	}
+	if (rc == MLX_OK && errno != 0)
+		rc = mlx_err_sys(err, errno, "remote %s: cannot list %.*s", d->name, (int)len, buf);
+	closedir(dir);
+	return rc;
+}
+
+static int dir_list(void *state, const char *prefix, mlx_remote_list_fn fn, void *ctx, struct mlx_err *err)
+{
+	struct dir_remote *d = state;
+	size_t len = strlen(prefix);
+	if (len < 2 || prefix[len - 1] != '/' || len >= PATH_MAX / 2)
+		return bad_key(d, prefix, err);
+	char key[PATH_MAX];
+	memcpy(key, prefix, len - 1);
+	key[len - 1] = 0;
+	if (!key_ok(key))
+		return bad_key(d, prefix, err);
+	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
+		return MLX_OK; /* no root yet: nothing under any prefix */
+	/* Open the prefix as a directory: its parent, then itself. */
+	const char *base;
+	int pfd = open_parent(d, key, 0, &base);
+	int fd = pfd >= 0 ? openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	int e = errno;
+	if (pfd >= 0)
+		close(pfd);
+	if (fd < 0)
+		return e == ENOENT || e == ENOTDIR
+		           ? MLX_OK
+		           : mlx_err_sys(err, e, "remote %s: cannot list %s", d->name, prefix);
+	char buf[PATH_MAX];
+	memcpy(buf, prefix, len + 1);
+	return list_below(d, fd, buf, len, fn, ctx, err);
+}
+
+static int dir_remove(void *state, const char *key, struct mlx_err *err)
+{
+	struct dir_remote *d = state;
+	if (!key_ok(key))
+		return bad_key(d, key, err);
+	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
+		return MLX_OK;
+	const char *base;
+	int dfd = open_parent(d, key, 0, &base);
+	if (dfd < 0)
+		return errno == ENOENT || errno == ENOTDIR
+		           ? MLX_OK
+		           : mlx_err_sys(err, errno, "remote %s: cannot remove %s", d->name, key);
+	int rc = MLX_OK;
+	if (unlinkat(dfd, base, 0) != 0 && errno != ENOENT)
+		rc = mlx_err_sys(err, errno, "remote %s: cannot remove %s", d->name, key);
+	close(dfd);
+	return rc;
+}
+
+const struct mlx_remote_backend mlx_remote_dir = {
+    .name = "dir",
+    .accepts = dir_accepts,
+    .open = dir_open,
+    .close = dir_close,
+    .stat = dir_stat,
+    .get = dir_get,
+    .put = dir_put,
+    .list = dir_list,
+    .remove = dir_remove,
+};

@@ -1,0 +1,369 @@
+/* l_remote.c — mlx.transfer, the binding of the remote transfer engine
+ * (core/remote.h). The policy (which remote, what to move, the index, the
+ * run-cache) is stdlib/mlx/remote.lua.
+ *
+ *     local r = assert(transfer.open{ name = "origin", url = "/srv/store" })
+ *     local res = assert(r:push(root, { id1, id2 }, { check = true }))
+ *
+ * Built into mlx_remote.so (libcurl, OpenSSL and the core), loaded on first
+ * use (stdlib/mlx/native.lua). */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "remote.h"
+#include "store.h"
+
+#define REMOTE_MT "mlx.Remote"
+
+struct lremote {
+	struct mlx_remote *r;
+};
+
+/* What a call builds in C, owned by a box while Lua may raise. */
+struct work {
+	struct mlx_strlist options;
+	struct mlx_remote_item *items;
+	struct mlx_store *store;
+	char *data;
+};
+
+static void release_work(void *contents)
+{
+	struct work *w = contents;
+	mlx_strlist_free(&w->options);
+	free(w->items);
+	w->items = NULL;
+	mlx_store_close(w->store);
+	w->store = NULL;
+	free(w->data);
+	w->data = NULL;
+}
+
+static struct work *new_work(lua_State *L)
+{
+	return mlx_lua_box(L, sizeof(struct work), release_work);
+}
+
+static struct lremote *check_open(lua_State *L)
+{
+	struct lremote *lr = luaL_checkudata(L, 1, REMOTE_MT);
+	if (!lr->r)
+		luaL_error(L, "attempt to use a closed remote");
+	return lr;
+}
+
+/* open{name, url, options = {k = v}, jobs, retries, backoff, backoff_max}
+ * -> Remote | nil, message, code ("invalid": no backend or a bad option) */
+static int transfer_open(lua_State *L)
+{
+	static const char *const known[] = {"name",    "url",     "options",     "jobs",
+	                                    "retries", "backoff", "backoff_max", NULL};
+	luaL_checktype(L, 1, LUA_TTABLE);
+	mlx_lua_check_fields(L, 1, known, 0);
+	struct mlx_remote_config config = {0};
+	config.name = mlx_lua_optfield_string(L, 1, "name", NULL);
+	config.url = mlx_lua_optfield_string(L, 1, "url", NULL);
+	if (!config.url)
+		luaL_argerror(L, 1, "field 'url' is required");
+	struct mlx_remote_policy policy = {
+	    .jobs = (int)mlx_lua_optfield_integer(L, 1, "jobs", 0),
+	    .retries = (int)mlx_lua_optfield_integer(L, 1, "retries", 5),
+	    .backoff = mlx_lua_optfield_number(L, 1, "backoff", 0.5),
+	    .backoff_max = mlx_lua_optfield_number(L, 1, "backoff_max", 60),
+	};
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (mlx_lua_optfield_table(L, 1, "options")) {
+		lua_getfield(L, 1, "options");
+		int t = lua_gettop(L);
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+				luaL_argerror(L, 1, "field 'options' must map names to strings");
+			if (mlx_strlist_push(&w->options, lua_tostring(L, -2), &err) != MLX_OK ||
+			    mlx_strlist_push(&w->options, lua_tostring(L, -1), &err) != MLX_OK)
+				return luaL_error(L, "out of memory");
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	config.options = &w->options;
+	struct lremote *lr = lua_newuserdatauv(L, sizeof *lr, 0);
+	lr->r = NULL;
+	luaL_setmetatable(L, REMOTE_MT);
+	if (mlx_remote_open(&config, &policy, &lr->r, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	return 1;
+}
+
+static int remote_close(lua_State *L)
+{
+	struct lremote *lr = luaL_checkudata(L, 1, REMOTE_MT);
+	mlx_remote_close(lr->r);
+	lr->r = NULL;
+	return 0;
+}
+
+/* r:backend() -> "dir" | "webdav" | "s3" */
+static int remote_backend(lua_State *L)
+{
+	lua_pushstring(L, mlx_remote_backend_name(check_open(L)->r));
+	return 1;
+}
+
+/* r:read(key [, max bytes = 64 MiB]) -> string | nil, message, code */
+static int remote_read(lua_State *L)
+{
+	struct lremote *lr = check_open(L);
+	const char *key = luaL_checkstring(L, 2);
+	lua_Integer max = luaL_optinteger(L, 3, 64 << 20);
+	luaL_argcheck(L, max >= 0, 3, "must be zero or more");
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	size_t len;
+	if (mlx_remote_read(lr->r, key, (size_t)max, &w->data, &len, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushlstring(L, w->data, len);
+	return 1;
+}
+
+/* r:write(key, data, tmpdir) -> true | nil, message, code */
+static int remote_write(lua_State *L)
+{
+	struct lremote *lr = check_open(L);
+	const char *key = luaL_checkstring(L, 2);
+	size_t len;
+	const char *data = luaL_checklstring(L, 3, &len);
+	const char *tmpdir = luaL_checkstring(L, 4);
+	struct mlx_err err;
+	if (mlx_remote_write(lr->r, key, data, len, tmpdir, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* r:stat(key) -> size | nil, message, code ("notfound") */
+static int remote_stat(lua_State *L)
+{
+	struct lremote *lr = check_open(L);
+	struct mlx_err err;
+	uint64_t size;
+	if (mlx_remote_stat(lr->r, luaL_checkstring(L, 2), &size, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushinteger(L, (lua_Integer)size);
+	return 1;
+}
+
+/* r:remove(key) -> true | nil, message, code */
+static int remote_remove(lua_State *L)
+{
+	struct lremote *lr = check_open(L);
+	struct mlx_err err;
+	if (mlx_remote_remove(lr->r, luaL_checkstring(L, 2), &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+struct listing {
+	lua_State *L;
+	int t;
+};
+
+static int add_key(void *vctx, const char *key, uint64_t size)
+{
+	struct listing *l = vctx;
+	if (!lua_checkstack(l->L, 2))
+		return MLX_ERR_NOMEM;
+	lua_pushinteger(l->L, (lua_Integer)size);
+	lua_setfield(l->L, l->t, key);
+	return MLX_OK;
+}
+
+/* r:list(prefix) -> {key = size} | nil, message, code. The keys are data
+ * from the remote, checked by the caller. */
+static int remote_list(lua_State *L)
+{
+	struct lremote *lr = check_open(L);
+	const char *prefix = luaL_checkstring(L, 2);
+	lua_newtable(L);
+	struct listing l = {L, lua_gettop(L)};
+	struct mlx_err err;
+	int rc = mlx_remote_list(lr->r, prefix, add_key, &l, &err);
+	if (rc == MLX_ERR_NOMEM)
+		return luaL_error(L, "out of memory");
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_settop(L, l.t);
+	return 1;
+}
+
+struct reporter {
+	lua_State *L;
+	int ref;
+};
+
+static int report(void *vctx, size_t files, size_t nfiles, uint64_t bytes, uint64_t nbytes)
+{
+	struct reporter *rp = vctx;
+	return mlx_lua_report(rp->L, rp->ref, (lua_Integer)files, (lua_Integer)nfiles, (lua_Integer)bytes,
+	                      (lua_Integer)nbytes);
+}
+
+/* Reads the ids of argument 3: strings, or {hash = id, size = n} (the size
+ * only sizes the progress line). */
+static struct work *read_items(lua_State *L, size_t *n)
+{
+	luaL_checktype(L, 3, LUA_TTABLE);
+	*n = (size_t)luaL_len(L, 3);
+	struct work *w = new_work(L);
+	w->items = calloc(*n ? *n : 1, sizeof *w->items);
+	if (!w->items)
+		luaL_error(L, "out of memory");
+	for (size_t i = 0; i < *n; i++) {
+		int t = lua_geti(L, 3, (lua_Integer)i + 1);
+		const char *id = NULL;
+		if (t == LUA_TSTRING) {
+			id = lua_tostring(L, -1);
+		} else if (t == LUA_TTABLE) {
+			lua_getfield(L, -1, "size");
+			w->items[i].size = (uint64_t)(lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0);
+			lua_pop(L, 1);
+			lua_getfield(L, -1, "hash");
+			id = lua_tostring(L, -1);
+			lua_pop(L, 1);
+			lua_pushstring(L, id ? id : "");
+			lua_replace(L, -2);
+			id = lua_tostring(L, -1);
+		}
+		if (!id || strlen(id) >= sizeof w->items[i].hex)
+			luaL_argerror(L, 3, "must be a list of object ids");
+		memcpy(w->items[i].hex, id, strlen(id) + 1);
+		lua_pop(L, 1);
+	}
+	return w;
+}
+
+/* Pushes {sent, present, bytes, missing = {ids}, corrupt = {ids}}. */
+static void push_result(lua_State *L, const struct mlx_remote_item *items, size_t n)
+{
+	lua_Integer sent = 0, present = 0, bytes = 0;
+	lua_createtable(L, 0, 5);
+	lua_newtable(L);
+	lua_newtable(L);
+	int corrupt = lua_gettop(L), missing = corrupt - 1;
+	for (size_t i = 0; i < n; i++) {
+		switch (items[i].outcome) {
+		case MLX_REMOTE_SENT:
+			sent++;
+			bytes += (lua_Integer)items[i].size;
+			break;
+		case MLX_REMOTE_PRESENT: present++; break;
+		case MLX_REMOTE_MISSING:
+			lua_pushstring(L, items[i].hex);
+			lua_rawseti(L, missing, luaL_len(L, missing) + 1);
+			break;
+		case MLX_REMOTE_CORRUPT:
+			lua_pushstring(L, items[i].hex);
+			lua_rawseti(L, corrupt, luaL_len(L, corrupt) + 1);
+			break;
+		default: break;
+		}
+	}
+	lua_setfield(L, -3, "corrupt");
+	lua_setfield(L, -2, "missing");
+	lua_pushinteger(L, sent);
+	lua_setfield(L, -2, "sent");
+	lua_pushinteger(L, present);
+	lua_setfield(L, -2, "present");
+	lua_pushinteger(L, bytes);
+	lua_setfield(L, -2, "bytes");
+}
+
+static int transfer(lua_State *L, int push)
+{
+	static const char *const known[] = {"check", "progress", NULL};
+	struct lremote *lr = check_open(L);
+	const char *root = luaL_checkstring(L, 2);
+	mlx_lua_check_fields(L, 4, known, 0);
+	int check = mlx_lua_optfield_boolean(L, 4, "check", 0);
+	struct reporter rp = {L, LUA_NOREF};
+	if (lua_istable(L, 4)) {
+		lua_getfield(L, 4, "progress");
+		if (lua_isfunction(L, -1))
+			rp.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		else if (lua_isnil(L, -1))
+			lua_pop(L, 1);
+		else
+			mlx_lua_field_error(L, 4, "progress", "a function", -1);
+	}
+	size_t n;
+	struct work *w = read_items(L, &n);
+	int box = lua_gettop(L);
+	struct mlx_err err;
+	int rc = mlx_store_open(root, 0, &w->store, &err);
+	struct mlx_remote_progress progress = {report, &rp};
+	const struct mlx_remote_progress *pr = rp.ref == LUA_NOREF ? NULL : &progress;
+	if (rc == MLX_OK)
+		rc = push ? mlx_remote_push(lr->r, w->store, w->items, n, check, pr, &err)
+		          : mlx_remote_fetch(lr->r, w->store, w->items, n, pr, &err);
+	luaL_unref(L, LUA_REGISTRYINDEX, rp.ref);
+	if (rc != MLX_OK) {
+		mlx_lua_box_release(L, box);
+		return mlx_lua_fail(L, &err);
+	}
+	push_result(L, w->items, n);
+	mlx_lua_box_release(L, box);
+	return 1;
+}
+
+/* r:push(root, ids, {check, progress}) -> {sent, present, bytes, missing,
+ * corrupt} | nil, message, code: sends objects of the store of the project
+ * at root to the remote (remote.h, mlx_remote_push). */
+static int remote_push(lua_State *L)
+{
+	return transfer(L, 1);
+}
+
+/* r:fetch(root, ids, {progress}) -> as push: brings objects into the store
+ * of the project at root, each verified (mlx_remote_fetch). */
+static int remote_fetch(lua_State *L)
+{
+	return transfer(L, 0);
+}
+
+static int remote_tostring(lua_State *L)
+{
+	struct lremote *lr = luaL_checkudata(L, 1, REMOTE_MT);
+	lua_pushfstring(L, "mlx.Remote (%s)", lr->r ? mlx_remote_backend_name(lr->r) : "closed");
+	return 1;
+}
+
+static const luaL_Reg remote_methods[] = {
+    {"backend", remote_backend}, {"read", remote_read}, {"write", remote_write}, {"stat", remote_stat},
+    {"remove", remote_remove},   {"list", remote_list}, {"push", remote_push},   {"fetch", remote_fetch},
+    {"close", remote_close},     {NULL, NULL},
+};
+
+static const luaL_Reg remote_metamethods[] = {
+    {"__gc", remote_close}, {"__close", remote_close}, {"__tostring", remote_tostring}, {"__index", NULL},
+    {NULL, NULL},
+};
+
+static const luaL_Reg transfer_functions[] = {
+    {"open", transfer_open},
+    {NULL, NULL},
+};
+
+int luaopen_mlx_transfer(lua_State *L)
+{
+	luaL_newmetatable(L, REMOTE_MT);
+	luaL_setfuncs(L, remote_metamethods, 0);
+	luaL_newlib(L, remote_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	luaL_newlib(L, transfer_functions);
+	return 1;
+}

@@ -1,0 +1,226 @@
+/* test_remote.c — core/remote_dir.c and core/remote.c: the directory
+ * backend's keys, atomic puts and listings; push and fetch between two
+ * real stores through a directory remote, with verification. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "remote.h"
+#include "store.h"
+
+static char base[256], remote_dir[300], project_a[300], project_b[300];
+
+static void write_file(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(base, sizeof base, "%s/mlx-test-remote-XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(base))
+		return -1;
+	snprintf(remote_dir, sizeof remote_dir, "%s/remote", base);
+	snprintf(project_a, sizeof project_a, "%s/a", base);
+	snprintf(project_b, sizeof project_b, "%s/b", base);
+	if (mlx_fs_mkdirs(project_a, 0755, NULL) || mlx_fs_mkdirs(project_b, 0755, NULL))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", base, base);
+	return system(cmd);
+}
+
+static int count_key(void *ctx, const char *key, uint64_t size)
+{
+	(void)key;
+	(void)size;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static struct mlx_remote *open_remote(void)
+{
+	struct mlx_remote_config config = {.name = "t", .url = remote_dir};
+	struct mlx_remote_policy policy = {.jobs = 4, .retries = 1, .backoff = 0.01};
+	struct mlx_remote *r;
+	struct mlx_err err;
+	assert_int_equal(mlx_remote_open(&config, &policy, &r, &err), MLX_OK);
+	return r;
+}
+
+static void backends_are_chosen_by_url(void **state)
+{
+	(void)state;
+	assert_string_equal(mlx_remote_backend_for("/srv/store")->name, "dir");
+	assert_string_equal(mlx_remote_backend_for("file:///srv/store")->name, "dir");
+	assert_null(mlx_remote_backend_for("ftp://host/x"));
+	struct mlx_remote_config config = {.name = "t", .url = "relative/path"};
+	struct mlx_remote *r;
+	struct mlx_err err;
+	assert_int_equal(mlx_remote_open(&config, NULL, &r, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "no backend serves"));
+	struct mlx_strlist options = {0};
+	mlx_strlist_push(&options, "region", NULL);
+	mlx_strlist_push(&options, "x", NULL);
+	config.url = "/tmp";
+	config.options = &options;
+	assert_int_equal(mlx_remote_open(&config, NULL, &r, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "no option 'region'"));
+	mlx_strlist_free(&options);
+}
+
+static void keys_are_written_whole_and_listed(void **state)
+{
+	(void)state;
+	struct mlx_remote *r = open_remote();
+	struct mlx_err err;
+	char *data;
+	size_t len;
+	assert_int_equal(mlx_remote_read(r, "index/none", 100, &data, &len, &err), MLX_ERR_NOTFOUND);
+	assert_int_equal(mlx_remote_write(r, "index/seg1", "one\n", 4, base, &err), MLX_OK);
+	assert_int_equal(mlx_remote_write(r, "index/seg1", "two!\n", 5, base, &err), MLX_OK);
+	assert_int_equal(mlx_remote_read(r, "index/seg1", 100, &data, &len, &err), MLX_OK);
+	assert_string_equal(data, "two!\n");
+	free(data);
+	assert_int_equal(mlx_remote_read(r, "index/seg1", 2, &data, &len, &err), MLX_ERR_INVALID);
+	uint64_t size;
+	assert_int_equal(mlx_remote_stat(r, "index/seg1", &size, &err), MLX_OK);
+	assert_int_equal(size, 5);
+	/* A temp file left by a killed writer is never listed. */
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, "%s/index/.tmp-host-1-0-seg2", remote_dir);
+	write_file(tmp, "partial");
+	int n = 0;
+	assert_int_equal(mlx_remote_list(r, "index/", count_key, &n, &err), MLX_OK);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(mlx_remote_list(r, "nothing/", count_key, &n, &err), MLX_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(mlx_remote_remove(r, "index/seg1", &err), MLX_OK);
+	assert_int_equal(mlx_remote_remove(r, "index/seg1", &err), MLX_OK);
+	assert_int_equal(mlx_remote_stat(r, "index/seg1", &size, &err), MLX_ERR_NOTFOUND);
+	mlx_remote_close(r);
+}
+
+static void keys_that_leave_the_remote_are_refused(void **state)
+{
+	(void)state;
+	struct mlx_remote *r = open_remote();
+	struct mlx_err err;
+	const char *bad[] = {
+	    "../x", "objects/../../x", "/etc/passwd", "a//b", ".git/config", "a/./b", "a/", "", "a b"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		uint64_t size;
+		assert_int_equal(mlx_remote_stat(r, bad[i], &size, &err), MLX_ERR_INVALID);
+		assert_int_equal(mlx_remote_write(r, bad[i], "x", 1, base, &err), MLX_ERR_INVALID);
+	}
+	/* A symlink below the root is not followed. */
+	char link[PATH_MAX];
+	snprintf(link, sizeof link, "%s/runcache", remote_dir);
+	assert_int_equal(symlink("/etc", link), 0);
+	char *data;
+	size_t len;
+	assert_int_equal(mlx_remote_read(r, "runcache/passwd", 1 << 20, &data, &len, &err), MLX_ERR_NOTFOUND);
+	assert_int_equal(mlx_remote_write(r, "runcache/x", "x", 1, base, &err), MLX_ERR_IO);
+	unlink(link);
+	mlx_remote_close(r);
+}
+
+/* Stages and commits content as an object of the store at root. */
+static void store_bytes(const char *root, const char *content, char hex[MLX_HASH_HEX_SIZE])
+{
+	struct mlx_store *s;
+	struct mlx_err err;
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	assert_int_equal(mlx_store_stage_bytes(s, content, strlen(content), hex, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	mlx_store_close(s);
+}
+
+static void push_then_fetch_verifies_every_object(void **state)
+{
+	(void)state;
+	enum { N = 50 };
+	struct mlx_remote_item items[N + 1];
+	char content[64];
+	for (int i = 0; i < N; i++) {
+		snprintf(content, sizeof content, "object number %d\n", i);
+		store_bytes(project_a, content, items[i].hex);
+		items[i].size = strlen(content);
+	}
+	snprintf(items[N].hex, sizeof items[N].hex, "%064d", 0); /* not in A's store */
+	struct mlx_remote *r = open_remote();
+	struct mlx_store *a, *b;
+	struct mlx_err err;
+	assert_int_equal(mlx_store_open(project_a, 0, &a, &err), MLX_OK);
+	assert_int_equal(mlx_remote_push(r, a, items, N + 1, 1, NULL, &err), MLX_OK);
+	int sent = 0;
+	for (int i = 0; i < N; i++)
+		sent += items[i].outcome == MLX_REMOTE_SENT;
+	assert_int_equal(sent, N);
+	assert_int_equal(items[N].outcome, MLX_REMOTE_MISSING);
+	/* Pushed again with check: all present, nothing sent. */
+	assert_int_equal(mlx_remote_push(r, a, items, N, 1, NULL, &err), MLX_OK);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(items[i].outcome, MLX_REMOTE_PRESENT);
+	mlx_store_close(a);
+
+	/* Corrupt one object on the remote: the fetch reports it, never
+	 * stores it. */
+	char path[512];
+	snprintf(path, sizeof path, "%s/objects/%.2s/%.62s", remote_dir, items[7].hex, items[7].hex + 2);
+	chmod(path, 0644);
+	write_file(path, "tampered\n");
+	assert_int_equal(mlx_store_open(project_b, 0, &b, &err), MLX_OK);
+	assert_int_equal(mlx_remote_fetch(r, b, items, N + 1, NULL, &err), MLX_OK);
+	for (int i = 0; i < N; i++) {
+		if (i == 7) {
+			assert_int_equal(items[i].outcome, MLX_REMOTE_CORRUPT);
+			assert_false(mlx_store_has(b, items[i].hex));
+		} else {
+			assert_int_equal(items[i].outcome, MLX_REMOTE_SENT);
+			assert_int_equal(mlx_store_verify(b, items[i].hex, &err), MLX_OK);
+		}
+	}
+	assert_int_equal(items[N].outcome, MLX_REMOTE_MISSING);
+	/* Fetched again: what the store has is not asked for. */
+	assert_int_equal(mlx_remote_fetch(r, b, items, N, NULL, &err), MLX_OK);
+	assert_int_equal(items[0].outcome, MLX_REMOTE_PRESENT);
+	mlx_store_close(b);
+
+	struct mlx_remote_item bad = {.hex = "../../etc/passwd"};
+	assert_int_equal(mlx_remote_fetch(r, NULL, &bad, 1, NULL, &err), MLX_ERR_INVALID);
+	mlx_remote_close(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(backends_are_chosen_by_url),
+	    cmocka_unit_test(keys_are_written_whole_and_listed),
+	    cmocka_unit_test(keys_that_leave_the_remote_are_refused),
+	    cmocka_unit_test(push_then_fetch_verifies_every_object),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
