@@ -240,6 +240,11 @@ function M.add(root, paths, opts)
   end)
   st:close()
   if not written then return nil, err, code end
+  -- Tracked data stays out of git; mlx pull brings it to a clone.
+  local ignored = {}
+  for _, r in ipairs(results) do ignored[#ignored + 1] = r.path end
+  written, err, code = require("mlx.gitignore").ensure(root, ignored)
+  if not written then return nil, err, code end
   return results
 end
 

@@ -128,7 +128,7 @@ rm data.csv
 mlx checkout data.csv
 is "$RC" 1 "checkout of a corrupt object fails"
 like "$ERR" "object [0-9a-f]{64} for .*data.csv is corrupt \(moved to .mlx/cache/quarantine/\)" "naming the object and the path"
-[ ! -e data.csv ] && [ -z "$(ls -A data | grep -v images)" ]
+[ ! -e data.csv ] && [ -z "$(ls -A data | grep -v -e images -e "^.gitignore$")" ]
 is "$?" 0 "and writes nothing in the workspace"
 mv data.bak data.csv
 

@@ -175,6 +175,15 @@ function Engine:checkpoint()
     end
   end)
   if not ok then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", err) end
+  -- Stored outs stay out of git, as tracked data does (mlx.gitignore).
+  local ignored = {}
+  for _, done in ipairs(pending) do
+    if done.step.cache then
+      for path in pairs(done.outs) do ignored[#ignored + 1] = (path:gsub("/$", "")) end
+    end
+  end
+  ok, err = require("mlx.gitignore").ensure(self.root, ignored)
+  if not ok then ui.warn("cannot update a .gitignore: " .. err) end
   for _, done in ipairs(pending) do self.locked[done.step.name] = done.entry end
   for name in pairs(self.locked) do
     if not self.p.by_name[name] then self.locked[name] = nil end

@@ -1,0 +1,86 @@
+--- mlx.gitignore: keeps tracked data and pipeline outs out of git, as
+--- `dvc add` does, so that a clone has the pins (mlx.lock) and `mlx pull`
+--- brings the bytes. mlx writes only inside a marked block of the
+--- .gitignore of each path's directory:
+---
+---     # >>> mlx: tracked by mlx.lock (mlx maintains this block)
+---     /iris.csv
+---     # <<< mlx
+---
+--- Lines outside the block are the user's and are never changed.
+local fs = require "mlx.fs"
+
+local M = {}
+
+M.BEGIN = "# >>> mlx: tracked by mlx.lock (mlx maintains this block)"
+M.END = "# <<< mlx"
+
+-- Splits text into the lines before the block, the block's entries and
+-- the lines after it.
+local function split(text)
+  local before, entries, after = {}, {}, {}
+  local where = before
+  if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
+  for line in text:gmatch("(.-)\n") do
+    if line == M.BEGIN and where == before then
+      where = entries
+    elseif line == M.END and where == entries then
+      where = after
+    else
+      where[#where + 1] = line
+    end
+  end
+  return before, entries, after
+end
+
+-- A gitignore pattern matching exactly name in its directory: special
+-- characters escaped, anchored with a leading "/".
+local function pattern(name)
+  return "/" .. name:gsub("([%*%?%[%]\\!# ])", "\\%1")
+end
+
+--- Adds an entry for each path (relative to root, no trailing "/") to the
+--- block of the .gitignore in the path's directory, creating the file or
+--- block when needed; a file whose block already lists the path is not
+--- rewritten. Paths must have passed the path rule (lock.path_problem).
+--- Returns true or nil, message, code.
+function M.ensure(root, paths)
+  local by_dir = {}
+  for _, path in ipairs(paths) do
+    local dir, name = path:match("^(.*)/([^/]+)$")
+    if not dir then dir, name = "", path end
+    by_dir[dir] = by_dir[dir] or {}
+    table.insert(by_dir[dir], name)
+  end
+  for dir, names in pairs(by_dir) do
+    local file = root .. "/" .. (dir == "" and "" or dir .. "/") .. ".gitignore"
+    local f = io.open(file, "rb")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    local before, entries, after = split(text)
+    local have, added = {}, false
+    for _, e in ipairs(entries) do have[e] = true end
+    for _, name in ipairs(names) do
+      local p = pattern(name)
+      if not have[p] then
+        entries[#entries + 1] = p
+        have[p] = true
+        added = true
+      end
+    end
+    if added then
+      table.sort(entries)
+      local out = {}
+      for _, l in ipairs(before) do out[#out + 1] = l end
+      out[#out + 1] = M.BEGIN
+      for _, l in ipairs(entries) do out[#out + 1] = l end
+      out[#out + 1] = M.END
+      for _, l in ipairs(after) do out[#out + 1] = l end
+      local ok, err, code = fs.write(file, table.concat(out, "\n") .. "\n")
+      if not ok then return nil, err, code end
+    end
+  end
+  return true
+end
+
+return M
