@@ -398,7 +398,7 @@ local function plan(st, root, rel, entry, opts)
   if not locked then
     if code == "corrupt" then st:quarantine(entry.hash) end
     if code == "notfound" then
-      err = ("the objects of %s are not in the store; fetch them (mlx pull)"):format(rel)
+      err = ("the objects of %s are not in the store; %s"):format(rel, require("mlx.remote.config").pull_hint(root))
     end
     return nil, err, code
   end

@@ -47,6 +47,8 @@ M.OPTIONS = {
   ["params-file"] = { "params-file", arg = "FILE", help = "param values from a JSON object of name: value (-p wins)" },
   jobs = { "jobs", short = "j", arg = "N", type = "integer", help = "N threads or commands at once (default: one per CPU)" },
   json = { "json", help = "print JSON" },
+  remote = { "remote", short = "r", arg = "NAME", help = "the remote to use (default: the default remote)" },
+  ["run-cache"] = { "run-cache", help = "also move run-cache entries (of deterministic steps) and their objects" },
 }
 
 --- Returns a copy of the shared option spec `name` (see M.OPTIONS) with

@@ -5,7 +5,7 @@ local ui = require "mlx.ui"
 
 return {
   summary = "delete stored objects that nothing refers to",
-  usage = "mlx gc [--dry-run]",
+  usage = "mlx gc [--dry-run] [-r NAME]",
   description = [[
 Deletes the objects in .mlx/cache/objects/ that are referred to by neither
 mlx.lock, the run-cache (.mlx/cache/runs/) nor a registered model version
@@ -15,9 +15,12 @@ history: check out the commit and run mlx pull to get them back from a
 remote. A symbolic link in the store (in the place of an object or of a
 directory of objects) is not an object: the link itself is deleted, never
 what it points to. --dry-run prints what would be deleted and how many
-bytes. Stops with exit 1 if another mlx process is using the store.]],
+bytes. Stops with exit 1 if another mlx process is using the store. With
+-r NAME, also compacts the index of remote NAME: its segments become one,
+listing what the remote holds.]],
   options = {
     require("mlx.cli").option("dry-run", { help = "only print what would be deleted" }),
+    require("mlx.cli").option("remote", { help = "also compact the index of remote NAME" }),
   },
   args = { max = 0 },
   main = function(opts)
@@ -38,6 +41,13 @@ bytes. Stops with exit 1 if another mlx process is using the store.]],
     if result.events > 0 then
       ui.out(("%s %d stale events file%s (.mlx/tmp/events-*.jsonl)"):format(
         opts.dry_run and "would remove" or "removed", result.events, result.events == 1 and "" or "s"))
+    end
+    if opts.remote and not opts.dry_run then
+      local res
+      res, err, code = require("mlx.remote").compact(root, { remote = opts.remote })
+      if not res then ui.fail(ui.exit_code_for(code), "%s", err) end
+      ui.out(("compacted the index of remote '%s': %d segment%s into one (%d objects, %d run-cache entries)")
+        :format(res.remote, res.before, res.before == 1 and "" or "s", res.objects, res.runs))
     end
     return ui.EXIT.OK
   end,

@@ -46,7 +46,8 @@ local function artifacts_section(root, opts)
       end
     end
     if not r.cached and not r.step then
-      ui.warn(("%s: its objects are not in the store (mlx pull)"):format(shown))
+      ui.warn(("%s: its objects are not in the store; %s"):format(shown,
+        require("mlx.remote.config").pull_hint(root)))
     end
   end
   if stale == 0 and #results > 0 then
@@ -62,9 +63,45 @@ local function pipeline_section(root, opts, args)
   return require("mlx.pipeline.status").section(root, opts, args)
 end
 
+-- With --remote: which pinned objects are not in the store, and which
+-- are not on the default remote (by its index: one listing).
+local function remote_section(root, opts)
+  if not opts.remote then return 0 end
+  local result, err, code = require("mlx.remote").status(root, {})
+  if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
+  if result.warning then ui.warn(result.warning) end
+  local function group(list)
+    local by, order = {}, {}
+    for _, o in ipairs(list) do
+      local p = o.path or o.hash
+      if not by[p] then
+        by[p] = 0
+        order[#order + 1] = p
+      end
+      by[p] = by[p] + 1
+    end
+    table.sort(order)
+    return order, by
+  end
+  local order, by = group(result.remote_missing)
+  for _, p in ipairs(order) do
+    ui.out(("%-9s %s (%d object%s not on remote '%s'; mlx push)"):format("unpushed:", p, by[p],
+      by[p] == 1 and "" or "s", result.remote))
+  end
+  local lorder, lby = group(result.local_missing)
+  for _, p in ipairs(lorder) do
+    ui.out(("%-9s %s (%d object%s not in the store; mlx pull from '%s')"):format("unfetched:", p, lby[p],
+      lby[p] == 1 and "" or "s", result.remote))
+  end
+  if #order == 0 and #lorder == 0 then
+    ui.note(("all %d pinned objects are in the store and on remote '%s'"):format(result.objects, result.remote))
+  end
+  return #order + #lorder
+end
+
 local M = {
   summary = "show tracked data that is modified or missing, and stale pipeline steps",
-  usage = "mlx status [RECIPE] [--check] [-v] [-j N] [-p KEY=VALUE]... [--params-file FILE]",
+  usage = "mlx status [RECIPE] [--check] [--remote] [-v] [-j N] [-p KEY=VALUE]... [--params-file FILE]",
   description = [[
 Compares every path pinned in mlx.lock with the workspace and prints those
 that are modified or missing ("modified: data/images/ (1 added, 2 modified,
@@ -72,16 +109,19 @@ that are modified or missing ("modified: data/images/ (1 added, 2 modified,
 size, mtime, ctime and inode are unchanged are not read (stat cache). With
 a RECIPE, also prints each step of its pipeline that would run and why
 ("stale:    train: param 'lr' changed from 0.1 to 0.05"). With --check the
-exit code is 1 when anything is out of date, for CI.]],
+exit code is 1 when anything is out of date, for CI. With --remote, also
+says which pinned objects are not on the default remote (by its index) and
+which are not in the store.]],
   options = {
     { "check", help = "exit 1 if anything is modified or missing" },
+    { "remote", help = "also say what is missing on the default remote and in the store" },
     { "verbose", short = "v", help = "list every changed file" },
     cli.option("jobs", { help = "hash with N threads (default: one per CPU)" }),
     cli.option("param", { help = "a param value the recipe would run with (repeatable)" }),
     cli.option("params-file"),
   },
   args = { max = 1 },
-  sections = { artifacts_section, pipeline_section },
+  sections = { artifacts_section, pipeline_section, remote_section },
 }
 
 function M.main(opts, args)

@@ -1,0 +1,159 @@
+--- mlx.remote.index: what a remote holds, so that a push or pull with
+--- nothing to do costs one listing of index/ whatever the number of
+--- objects.
+---
+--- The index is append-only segments, index/<id>, one per push, each named
+--- by the SHA-256 of its text, so two pushes at once write two segments and
+--- neither is lost (WebDAV and S3 offer no conditional write):
+---
+---     mlx-index 1
+---     o <object id>
+---     r <run-cache key>
+---
+--- Segments already seen are kept in .mlx/cache/remotes/<id of the URL>/
+--- and not read again. A segment whose bytes do not hash to its name, or
+--- that does not parse, is damaged: the index is then not trusted and the
+--- remote is listed instead (objects/ and runcache/), as when there is no
+--- index. `mlx gc --remote` compacts the segments into one.
+local fs = require "mlx.fs"
+local hash = require "mlx.hash"
+local lock = require "mlx.lock"
+
+local M = {}
+
+local HEADER = "mlx-index 1\n"
+
+--- The local directory of what is cached about the remote at url.
+function M.cache_dir(root, url)
+  return ("%s/.mlx/cache/remotes/%s"):format(root, hash.bytes(url):sub(1, 16))
+end
+
+-- Parses a segment into the sets; returns true or nil.
+local function parse(text, objects, runs)
+  if text:sub(1, #HEADER) ~= HEADER then return nil end
+  for kind, id in text:sub(#HEADER + 1):gmatch("([or]) (%x+)\n") do
+    if not lock.is_id(id) then return nil end
+    if kind == "o" then objects[id] = true else runs[id] = true end
+  end
+  -- Every line must have been one of those.
+  local lines = select(2, text:gsub("\n", ""))
+  local n = 0
+  for _ in text:sub(#HEADER + 1):gmatch("[or] %x+\n") do n = n + 1 end
+  return n == lines - 1 or nil
+end
+
+--- Returns the text of a segment listing objects and runs (lists of ids).
+function M.segment_text(objects, runs)
+  local lines = { HEADER }
+  table.sort(objects)
+  table.sort(runs)
+  for _, id in ipairs(objects) do lines[#lines + 1] = "o " .. id .. "\n" end
+  for _, id in ipairs(runs) do lines[#lines + 1] = "r " .. id .. "\n" end
+  return table.concat(lines)
+end
+
+--- Lists the remote (objects/ and runcache/) into the sets; keys that are
+--- not an object or a run-cache entry are ignored (they are data).
+function M.list_remote(r)
+  local objects, runs = {}, {}
+  local keys, err, code = r:list("objects/")
+  if not keys then return nil, err, code end
+  for key in pairs(keys) do
+    local a, b = key:match("^objects/(%x%x)/(%x+)$")
+    if a and lock.is_id(a .. b) then objects[a .. b] = true end
+  end
+  keys, err, code = r:list("runcache/")
+  if not keys then return nil, err, code end
+  for key in pairs(keys) do
+    local k = key:match("^runcache/(%x+)%.json$")
+    if k and lock.is_id(k) then runs[k] = true end
+  end
+  return objects, runs
+end
+
+--- Reads the index of the remote r (an mlx.transfer handle) at url:
+--- {objects = {id → true}, runs = {key → true}, segments = {names},
+--- listed = true when it came from a listing (exact), warning = text when
+--- the index was damaged}; or nil, message, code.
+function M.read(root, r, url)
+  local keys, err, code = r:list("index/")
+  if not keys then return nil, err, code end
+  local dir = M.cache_dir(root, url) .. "/index"
+  local idx = { objects = {}, runs = {}, segments = {} }
+  local damaged
+  for key in pairs(keys) do
+    local name = key:match("^index/(%x+)$")
+    if name and lock.is_id(name) then
+      idx.segments[#idx.segments + 1] = name
+      local path = dir .. "/" .. name
+      local f = io.open(path, "rb")
+      local text = f and f:read("a")
+      if f then f:close() end
+      if not text then
+        text, err, code = r:read(key)
+        if not text then
+          if code ~= "notfound" then return nil, err, code end -- compacted meanwhile: ignore
+        elseif hash.bytes(text) ~= name then
+          damaged = key .. " does not match its name"
+          text = nil
+        else
+          fs.mkdirs(dir)
+          fs.write(path, text)
+        end
+      end
+      if text and not parse(text, idx.objects, idx.runs) then damaged = key .. " does not parse" end
+    end
+  end
+  if damaged or #idx.segments == 0 then
+    local objects, runs, lcode = M.list_remote(r)
+    if not objects then return nil, runs, lcode end
+    idx.objects, idx.runs, idx.listed = objects, runs, true
+    if damaged then idx.warning = ("the index of the remote is damaged (%s); listed the remote instead"):format(damaged) end
+  end
+  table.sort(idx.segments)
+  return idx
+end
+
+--- Appends a segment naming objects and runs (lists of ids) to the remote
+--- and to the local cache. Returns its name, or nil, message, code.
+function M.append(root, r, url, objects, runs)
+  if #objects == 0 and #runs == 0 then return true end
+  local text = M.segment_text(objects, runs)
+  local name = hash.bytes(text)
+  local ok, err, code = r:write("index/" .. name, text, root .. "/.mlx/tmp")
+  if not ok then return nil, err, code end
+  local dir = M.cache_dir(root, url) .. "/index"
+  fs.mkdirs(dir)
+  fs.write(dir .. "/" .. name, text)
+  return name
+end
+
+--- Compacts the index of the remote: one segment with everything the
+--- remote holds (listed, so it is exact), then the segments it replaces are
+--- removed. A push running meanwhile writes a segment of its own, which is
+--- kept. Returns {before = number of segments, objects, runs} or nil,
+--- message, code.
+function M.compact(root, r, url)
+  local keys, err, code = r:list("index/")
+  if not keys then return nil, err, code end
+  local objects, runs, lcode = M.list_remote(r)
+  if not objects then return nil, runs, lcode end
+  local ol, rl = {}, {}
+  for id in pairs(objects) do ol[#ol + 1] = id end
+  for id in pairs(runs) do rl[#rl + 1] = id end
+  local name
+  name, err, code = M.append(root, r, url, ol, rl)
+  if not name then return nil, err, code end
+  local before = 0
+  for key in pairs(keys) do
+    before = before + 1
+    if key ~= "index/" .. tostring(name) then
+      local ok
+      ok, err, code = r:remove(key)
+      if not ok then return nil, err, code end
+    end
+  end
+  return { before = before, objects = #ol, runs = #rl }
+end
+
+return M

@@ -1,0 +1,71 @@
+--- mlx.remote.report: what mlx push, fetch and pull print, in one place,
+--- and their exit code: 1 when an object could not be moved (not at the
+--- source, or corrupt there), else 0.
+local ui = require "mlx.ui"
+
+local M = {}
+
+local function plural(n, word)
+  if n == 1 then return "1 " .. word end
+  return ("%d %s"):format(n, word:gsub("y$", "ie") .. "s")
+end
+
+local function named(o)
+  return o.path and ("%s (%s)"):format(o.path, o.hash:sub(1, 12)) or o.hash
+end
+
+--- Runs fn (mlx.remote.push or fetch or pull) over root and opts with a
+--- progress line, prints the result (verb: "push"|"fetch"|"pull") and
+--- returns the exit code.
+function M.run(verb, fn, root, opts)
+  local bar = require("mlx.progress").new(verb == "push" and "pushing" or "fetching")
+  opts.progress = bar.report
+  local result, err, code = fn(root, opts)
+  bar:done()
+  if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
+  if result.warning then ui.warn(result.warning) end
+  local where = (verb == "push" and "to" or "from") .. (" remote '%s'"):format(result.remote)
+  if opts.dry_run then
+    local runs = verb == "push" and result.todo_runs and result.todo_runs > 0
+      and (" and %s"):format(plural(result.todo_runs, "run-cache entry")) or ""
+    ui.out(("would %s %s%s %s"):format(verb == "pull" and "fetch" or verb, plural(result.todo, "object"), runs,
+      where))
+    return ui.EXIT.OK
+  end
+  local done = verb == "push" and "pushed" or "fetched"
+  if result.sent == 0 and result.runs == 0 and #result.missing == 0 and #result.corrupt == 0 then
+    ui.out(verb == "push" and ("remote '%s' already has all %s"):format(result.remote, plural(result.objects, "object"))
+      or ("the store already has all %s"):format(plural(result.objects, "object")))
+  else
+    local runs = result.runs > 0 and (", %s"):format(plural(result.runs, "run-cache entry")) or ""
+    ui.out(("%s %s (%s)%s %s; %d already there"):format(done, plural(result.sent, "object"),
+      ui.format_size(result.bytes), runs, where, result.present))
+  end
+  for _, r in ipairs(result.refused or {}) do
+    ui.warn(("run-cache entry %s on remote '%s' refused: %s"):format(r.key:sub(1, 12), result.remote, r.why))
+  end
+  local failed = false
+  for _, o in ipairs(result.missing) do
+    failed = true
+    if verb == "push" then
+      ui.error(("%s is not in the local store; nothing to push for it (run its recipe or mlx add it)"):format(named(o)))
+    else
+      ui.error(("%s is not on remote '%s'; push it from a clone that has it"):format(named(o), result.remote))
+    end
+  end
+  for _, o in ipairs(result.corrupt) do
+    failed = true
+    if verb == "push" then
+      ui.error(("%s is corrupt in the local store; not pushed (mlx fsck moves it aside)"):format(named(o)))
+    else
+      ui.error(("object %s on remote '%s' is corrupt; not used (push a good copy from a clone that has it)")
+        :format(named(o), result.remote))
+    end
+  end
+  for _, c in ipairs(result.changes or {}) do
+    if c.action ~= "unchanged" and c.action ~= "unavailable" then ui.out(("%-9s %s"):format(c.action, c.path)) end
+  end
+  return failed and ui.EXIT.FAILED or ui.EXIT.OK
+end
+
+return M

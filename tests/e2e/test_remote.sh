@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Remotes: push from a project, pull into a fresh clone elsewhere, which
+# then executes nothing; corrupt remote objects are caught; a killed push
+# re-run sends only what is missing; concurrent pushes both reach the
+# index; and data from a remote never writes outside the store and
+# workspace rules.
+#
+# The backend is a parameter: MLX_TEST_REMOTE=dir (default), webdav or s3.
+# webdav and s3 start a server with tests/helper/dav_server.sh or
+# s3_server.sh (start prints export lines; stop is called on exit), whose
+# MLX_TEST_REMOTE_URL (else MLX_TEST_DAV_URL / MLX_TEST_S3_URL) and
+# MLX_TEST_REMOTE_OPTIONS (KEY=VALUE words) name the remote.
+. "$(dirname "$0")/tap.sh"
+
+kind=${MLX_TEST_REMOTE:-dir}
+helper=""
+case "$kind" in
+dir) ;;
+webdav) helper=$MLX_SOURCE_ROOT/tests/helper/dav_server.sh ;;
+s3) helper=$MLX_SOURCE_ROOT/tests/helper/s3_server.sh ;;
+*) echo "Bail out! MLX_TEST_REMOTE must be dir, webdav or s3, not '$kind'"; exit 1 ;;
+esac
+server_dir=""
+if [ -n "$helper" ]; then
+	exports=$("$helper" start)
+	rc=$?
+	if [ "$rc" -eq 77 ]; then
+		echo "1..0 # SKIP no $kind server (tools/install-deps.sh installs it)"
+		exit 0
+	fi
+	[ "$rc" -eq 0 ] || { echo "Bail out! $helper start failed ($rc)"; exit 1; }
+	eval "$exports"
+	server_dir=${MLX_TEST_DAV_DIR:-${MLX_TEST_S3_DIR:-}}
+fi
+trap '[ -n "$helper" ] && "$helper" stop "$server_dir"; rm -rf "$TEST_DIR" "$TAP_CAPTURE"' EXIT
+trap 'exit 130' INT TERM
+
+case "$kind" in
+dir) url=$TEST_DIR/remote ;;
+webdav) url=${MLX_TEST_REMOTE_URL:-$MLX_TEST_DAV_URL} ;;
+s3) url=${MLX_TEST_REMOTE_URL:-$MLX_TEST_S3_URL} ;;
+esac
+remote_options=()
+for kv in ${MLX_TEST_REMOTE_OPTIONS:-}; do remote_options+=(--option "$kv"); done
+
+# new_project DIR [SUFFIX] — a git repository with mlx, data, a two-step
+# pipeline and the remote (below SUFFIX, if given) as origin.
+new_project() {
+	mkdir -p "$1" && cd "$1" || exit 1
+	git init -q .
+	git config user.email test@example.com
+	git config user.name test
+	"$MLX" init >/dev/null
+	mkdir -p data/raw
+	for i in $(seq 1 20); do printf 'sample %d %s\n' "$i" "$1" >"data/raw/s$i.txt"; done
+	printf 'id,label\n1,a\n2,b\n' >data/labels.csv
+	cat >pipeline.lua <<'EOF'
+local mlx = require "mlx"
+local p = mlx.pipeline "demo"
+p:step "prepare" {
+  deps = { "data/raw/", "data/labels.csv" }, outs = { "work/prepared/" },
+  cmd = "mkdir -p work/prepared && cat data/raw/*.txt | sort > work/prepared/all.txt && cp data/labels.csv work/prepared/",
+}
+p:step "count" {
+  deps = { "work/prepared/" }, outs = { "work/count.txt" },
+  cmd = "wc -l < work/prepared/all.txt > work/count.txt",
+}
+return p
+EOF
+	"$MLX" add data/raw data/labels.csv >/dev/null
+	"$MLX" remote add origin "$url${2:+/$2}" "${remote_options[@]}" >/dev/null
+}
+
+# remote_lua CODE — runs Lua with `r`, the project's default remote (an
+# mlx.transfer handle), whatever the backend.
+remote_lua() {
+	"$MLX" lua -e "local r = assert(require('mlx.remote').open(require('mlx.project').find_root())).r; $1"
+}
+
+# ---- push from A --------------------------------------------------------
+new_project "$TEST_DIR/a"
+mlx recipe pipeline.lua
+is "$RC" 0 "the recipe runs in A"
+like "$(cat data/.gitignore)" "^# >>> mlx" "data/.gitignore has mlx's block for the tracked data"
+like "$(cat work/.gitignore)" "/count.txt" "pipeline outs are ignored by git too"
+mlx push --run-cache --dry-run
+like "$OUT" "^would push [0-9]+ objects and 2 run-cache entries to remote 'origin'" "--dry-run says what would be sent"
+n=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("objects/"))) do n = n + 1 end print(n)')
+is "$n" 0 "--dry-run sent nothing"
+mlx push --run-cache
+is "$RC" 0 "mlx push --run-cache exits 0"
+like "$OUT" "^pushed [0-9]+ objects \([0-9.]+ [kKMB]+\), 2 run-cache entries to remote 'origin'" "it says what it sent"
+mlx push --run-cache
+is "$OUT" "remote 'origin' already has all 25 objects" "a second push has nothing to do"
+mlx status --remote
+like "$ERR" "all 25 pinned objects are in the store and on remote 'origin'" "status --remote agrees"
+git add -A && git commit -qm "data and pipeline"
+is "$(git ls-files data work | tr '\n' ' ')" "data/.gitignore work/.gitignore " "git holds the pins, not the data nor the outs"
+
+# ---- clone into B, pull, run: nothing executes ---------------------------
+git clone -q "$TEST_DIR/a" "$TEST_DIR/b"
+cd "$TEST_DIR/b" || exit 1
+[ ! -e .mlx/cache ] && [ ! -e data/raw ] && [ ! -e work/count.txt ]
+is "$?" 0 "the clone has no store, no data and no outs"
+mlx pull --run-cache
+is "$RC" 0 "mlx pull --run-cache exits 0 in the clone"
+like "$OUT" "^fetched 25 objects" "it fetched every object"
+mlx recipe pipeline.lua
+is "$RC" 0 "the recipe runs in the clone"
+like "$ERR" "pipeline 'demo': 2 up to date" "and executes nothing"
+diff -r "$TEST_DIR/a/work" "$TEST_DIR/b/work" >/dev/null && diff -r "$TEST_DIR/a/data" "$TEST_DIR/b/data" >/dev/null
+is "$?" 0 "B's outputs and data are byte-identical to A's"
+
+# Without the outs in the workspace: restored from the pulled run-cache.
+git clone -q "$TEST_DIR/a" "$TEST_DIR/b2" && cd "$TEST_DIR/b2" || exit 1
+mlx fetch --run-cache
+is "$RC" 0 "mlx fetch --run-cache exits 0"
+[ ! -e work/count.txt ] && [ ! -e data/raw ]
+is "$?" 0 "fetch leaves the workspace alone"
+mlx checkout data/raw data/labels.csv
+mlx recipe pipeline.lua
+like "$ERR" "2 restored from the run-cache" "the steps are restored from the pulled run-cache, not executed"
+diff -r "$TEST_DIR/a/work" "$TEST_DIR/b2/work" >/dev/null
+is "$?" 0 "the restored outputs are byte-identical"
+mlx fetch
+is "$OUT" "the store already has all 25 objects" "a no-op fetch says so"
+
+# ---- a corrupt object on the remote is caught ----------------------------
+cd "$TEST_DIR/a" || exit 1
+victim=$(sha256sum data/labels.csv | cut -d' ' -f1)
+remote_lua "assert(r:write('objects/${victim:0:2}/${victim:2}', 'tampered\n', '$TEST_DIR'))"
+git clone -q "$TEST_DIR/a" "$TEST_DIR/c" && cd "$TEST_DIR/c" || exit 1
+mlx pull
+is "$RC" 1 "a pull that meets a corrupt object exits 1"
+like "$ERR" "object data/labels.csv \(${victim:0:12}\) on remote 'origin' is corrupt; not used" "the object is named, with its path"
+[ ! -e ".mlx/cache/objects/${victim:0:2}/${victim:2}" ] && [ ! -e data/labels.csv ]
+is "$?" 0 "the corrupt bytes entered neither the store nor the workspace"
+mlx checkout data/labels.csv
+like "$ERR" "not in the store; fetch them with 'mlx pull' \(from remote 'origin'\)|fetch it \(mlx pull\)" "checkout names mlx pull and the remote"
+
+# ---- a push killed at a random point sends only what is missing ----------
+new_project "$TEST_DIR/k" killed
+mkdir -p data/many
+for i in $(seq 1 400); do head -c $((4096 + i * 7)) /dev/urandom >"data/many/f$i"; done
+"$MLX" add data/many >/dev/null
+total=$("$MLX" push --dry-run | sed -n 's/^would push \([0-9]*\) objects.*/\1/p')
+"$MLX" push -j 2 >/dev/null 2>&1 &
+pid=$!
+sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+there=$(remote_lua 'local n = 0 for k in pairs(assert(r:list("objects/"))) do n = n + 1 end print(n)')
+# Every object on the remote is whole: it hashes to its name.
+bad=$(remote_lua '
+local hash = require "mlx.hash"
+local bad = 0
+for k in pairs(assert(r:list("objects/"))) do
+  local a, b = k:match("objects/(%x%x)/(%x+)")
+  if hash.bytes(assert(r:read(k))) ~= a .. b then bad = bad + 1 end
+end
+print(bad)')
+is "$bad" 0 "the killed push left no partial object ($there of $total there)"
+mlx push
+is "$RC" 0 "the push re-run completes"
+segs_before=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("index/"))) do n = n + 1 end print(n)')
+if [ "$there" -eq "$total" ]; then
+	like "$OUT" "^(remote 'origin' already has all|pushed 0 objects)" "it sends nothing when the kill came after the last object"
+else
+	like "$OUT" "^pushed $((total - there)) objects" "it sends only the $((total - there)) missing objects"
+fi
+
+# ---- two pushes at once from two projects both reach the index -----------
+new_project "$TEST_DIR/p1"
+new_project "$TEST_DIR/p2"
+(cd "$TEST_DIR/p1" && "$MLX" push >"$TEST_DIR/p1.out" 2>&1) &
+pid1=$!
+(cd "$TEST_DIR/p2" && "$MLX" push >"$TEST_DIR/p2.out" 2>&1) &
+pid2=$!
+wait "$pid1"
+rc1=$?
+wait "$pid2"
+is "$rc1 $?" "0 0" "both concurrent pushes succeed"
+for p in p1 p2; do
+	cd "$TEST_DIR/$p" || exit 1
+	n=$(remote_lua "
+local idx = assert(require('mlx.remote.index').read(require('mlx.project').find_root(), r, 'x'))
+assert(not idx.listed, 'the index was not used')
+local lock = require('mlx.lock').read(require('mlx.project').find_root())
+local missing = 0
+for _, rec in pairs(lock.artifacts) do if not idx.objects[rec.hash] then missing = missing + 1 end end
+print(missing)")
+	is "$n" 0 "the remote's index lists what $p pushed"
+done
+cd "$TEST_DIR/p1" || exit 1
+mlx gc -r origin
+like "$OUT" "compacted the index of remote 'origin': [0-9]+ segments into one" "mlx gc -r compacts the index"
+n=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("index/"))) do n = n + 1 end print(n)')
+is "$n" 1 "one segment is left"
+mlx status --remote
+like "$ERR" "all [0-9]+ pinned objects are in the store and on remote 'origin'" "the compacted index still lists everything"
+
+# ---- data from the remote cannot write outside the rules ------------------
+outside=$(mktemp -d "${TMPDIR:-/tmp}/mlx-e2e-outside-XXXXXX")
+trap '[ -n "$helper" ] && "$helper" stop "$server_dir"; rm -rf "$TEST_DIR" "$TAP_CAPTURE" "$outside"' EXIT
+cd "$TEST_DIR/a" || exit 1
+# An index segment naming paths and non-ids (named by its own hash, so it
+# is read and then refused as damaged).
+remote_lua "
+local text = 'mlx-index 1\no ../../../${outside##*/}/x\nr .git/hooks/post-checkout\n'
+assert(r:write('index/' .. require('mlx.hash').bytes(text), text, '$TEST_DIR'))"
+# A run-cache entry whose outs leave the project or enter .git/.
+key=$(printf 'evil' | sha256sum | cut -d' ' -f1)
+remote_lua "
+local text = '{\"version\":1,\"key\":\"$key\",\"outs\":{\"../../${outside##*/}/pwned\":{\"type\":\"file\",\"hash\":\"$victim\",\"size\":3,\"mode\":\"644\"}}}'
+assert(r:write('runcache/$key.json', text, '$TEST_DIR'))"
+key2=$(printf 'evil2' | sha256sum | cut -d' ' -f1)
+remote_lua "
+local text = '{\"version\":1,\"key\":\"$key2\",\"outs\":{\".git/hooks/post-checkout\":{\"type\":\"file\",\"hash\":\"$victim\",\"size\":3,\"mode\":\"755\"}}}'
+assert(r:write('runcache/$key2.json', text, '$TEST_DIR'))"
+# Keys that are not objects or entries at all.
+remote_lua "assert(r:write('runcache/notanid.json', '{}', '$TEST_DIR')); assert(r:write('objects/zz/notanid', 'x', '$TEST_DIR'))"
+git clone -q "$TEST_DIR/a" "$TEST_DIR/d" && cd "$TEST_DIR/d" || exit 1
+mlx pull --run-cache
+like "$ERR" "the index of the remote is damaged \(index/[0-9a-f]+ does not parse\); listed the remote instead" "a bad index segment is refused and the remote listed"
+like "$ERR" "run-cache entry ${key:0:12} on remote 'origin' refused: .*leaves the project" "a run-cache entry leaving the project is refused"
+like "$ERR" "run-cache entry ${key2:0:12} on remote 'origin' refused: .*\.git" "a run-cache entry naming .git/ is refused"
+[ ! -e "$TEST_DIR/d/.mlx/cache/runs/${key:0:2}/$key.json" ] && [ ! -e "$TEST_DIR/d/.mlx/cache/runs/${key2:0:2}/$key2.json" ]
+is "$?" 0 "refused entries are not written"
+[ -z "$(ls -A "$outside")" ] && [ ! -e .git/hooks/post-checkout ] && [ ! -e "$TEST_DIR/pwned" ]
+is "$?" 0 "nothing was written outside the project or into .git/"
+
+# A manifest on the remote naming ../ paths, pinned by a crafted lock.
+cd "$TEST_DIR/a" || exit 1
+manifest=$(printf '%s 3 644 ../../%s/pwned' "$victim" "${outside##*/}")
+mid=$(printf '%s\n' "$manifest" | sha256sum | cut -d' ' -f1)
+remote_lua "assert(r:write('objects/${mid:0:2}/${mid:2}', [[$manifest]] .. '\n', '$TEST_DIR'))"
+mkdir -p "$TEST_DIR/e" && cd "$TEST_DIR/e" || exit 1
+git init -q . && "$MLX" init >/dev/null
+cp "$TEST_DIR/a/.mlx/remotes.json" .mlx/
+printf '{"version": 1, "artifacts": {"evil": {"type": "dir", "hash": "%s", "size": 3, "files": 1}}}\n' "$mid" >mlx.lock
+mlx pull
+isnt_zero=$([ "$RC" -ne 0 ] && echo yes)
+is "$isnt_zero" yes "a pulled manifest naming ../ paths is refused"
+like "$ERR" "manifest ${mid}.*(leaves the project|\.\.)" "the message names the manifest and why"
+[ -z "$(ls -A "$outside")" ] && [ ! -e evil ]
+is "$?" 0 "and nothing was written"
+
+# Bad remote names and options are usage errors; credentials stay out of
+# the committed file.
+mlx remote add "../x" /tmp/x
+is "$RC" 2 "a bad remote name is refused (exit 2)"
+mlx remote add other ftp://host/x
+is "$RC" 2 "an unknown scheme is refused (exit 2)"
+like "$ERR" "no backend serves 'ftp://host/x'" "naming the URL"
+mlx remote add other /tmp/x --option password=hunter2
+is "$RC" 2 "a credential as an option is refused (exit 2)"
+like "$ERR" "config.local.lua" "saying where credentials go"
+if grep -q hunter2 .mlx/remotes.json; then is 1 0 "the password is not saved"; else is 0 0 "the password is not saved"; fi
+mlx push -r nowhere
+is "$RC" 2 "an unknown remote is exit 2"
+like "$ERR" "no remote named 'nowhere' \(remotes: origin\)" "naming the remotes there are"
+
+done_testing
