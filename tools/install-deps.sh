@@ -11,6 +11,7 @@ packages="
   git openssl
   strace
   gnuplot-nox libxml2-utils
+  rclone time
 "
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -169,6 +169,23 @@ else
 	like "$OUT" "^pushed $((total - there)) objects" "it sends only the $((total - there)) missing objects"
 fi
 
+# ---- a pull interrupted by Ctrl-C keeps only whole objects --------------
+git add -A && git commit -qm data
+git clone -q "$TEST_DIR/k" "$TEST_DIR/k2" && cd "$TEST_DIR/k2" || exit 1
+"$MLX" pull -j 2 >"$TEST_DIR/k2.out" 2>&1 &
+pid=$!
+sleep "0.$((RANDOM % 4))$((RANDOM % 10))"
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+like "$rc" "^(0|130)$" "an interrupted pull exits 130 (or 0 if it had finished)"
+mlx fsck
+like "$OUT" "checked [0-9]+ objects: 0 corrupt" "the store holds only whole, verified objects after the interruption"
+mlx pull
+is "$RC" 0 "the pull re-run completes"
+diff -r "$TEST_DIR/k/data" "$TEST_DIR/k2/data" >/dev/null
+is "$?" 0 "and the data is byte-identical"
+
 # ---- two pushes at once from two projects both reach the index -----------
 new_project "$TEST_DIR/p1"
 new_project "$TEST_DIR/p2"

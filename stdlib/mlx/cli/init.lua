@@ -11,8 +11,9 @@ return {
     -- file system can, else a copy), "hardlink" or "symlink" (read-only).
     link = "copy",
   },
-  -- Remote stores for push and pull, by name.
-  remotes = {},
+  -- Remotes for push and pull are kept in .mlx/remotes.json, which
+  -- 'mlx remote add NAME URL' writes; their credentials go in
+  -- .mlx/config.local.lua as remotes = { NAME = { password = "..." } }.
 }
 ]]
 
@@ -37,7 +38,7 @@ return {
   summary = "create .mlx/ here (config.lua and a .gitignore for local state)",
   usage = "mlx init",
   description = [[
-Creates .mlx/config.lua (committed: remotes, link strategy, defaults) and
+Creates .mlx/config.lua (committed: link strategy, defaults) and
 .mlx/.gitignore (keeps the cache, databases, logs and config.local.lua out
 of git). Running it again changes nothing that exists. A file named .mlx in
 the way is an error (exit 2).]],

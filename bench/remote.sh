@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Pushing and pulling to a remote: mlx against rclone (Debian: rclone) on
+# the same data and the same remote, in one run.
+#
+#   push     mlx push of N files of 4–64 KiB to an empty remote
+#            vs rclone copy of the same files, best of --transfers 4 8 16 32
+#   pull     mlx pull into a fresh clone (fetch, verify, store, check out)
+#            vs rclone copy from the remote, best --transfers
+#   no-op    mlx push and mlx pull again (nothing to do)
+#            vs rclone sync again (nothing to do)
+#   big      one 2 GiB file pushed and pulled (BIG=1), vs rclone copy
+#   memory   peak RSS of mlx push and mlx pull at N files, and at N2 files
+#            (0: skipped)
+#
+# usage: bench/remote.sh [path/to/mlx] [REMOTE]
+# REMOTE is a directory (default: a new one under BENCH_DIR) or an
+# https:// WebDAV URL (rclone then uses its webdav backend on the same URL).
+# N (default 20000), N2 (default 0; 200000 for the memory figure), BIG
+# (default 0), BENCH_DIR (default: a new directory under /var/tmp, on disk,
+# removed at the end unless KEEP=1). Prints one line per measurement and
+# the ratios rclone/mlx (above 1: mlx is faster).
+set -euo pipefail
+MLX=$(realpath "${1:-build/mlx}")
+REMOTE=${2:-}
+N=${N:-20000}
+N2=${N2:-0}
+BIG=${BIG:-0}
+command -v rclone >/dev/null || { echo "bench/remote.sh: needs rclone (apt-get install rclone)" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "bench/remote.sh: needs python3" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench/remote.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+work=${BENCH_DIR:-$(mktemp -d /var/tmp/mlx-bench-remote-XXXXXX)}
+mkdir -p "$work"
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
+export RCLONE_CONFIG=$work/rclone.conf
+: >"$RCLONE_CONFIG"
+
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+
+# The remote as mlx and rclone name it, and a way to empty it.
+remote_for() { # NAME — prints "MLX_URL RCLONE_PATH"
+	if [ -z "$REMOTE" ]; then
+		echo "$work/remotes/$1 $work/remotes/$1-rclone"
+	else
+		case "$REMOTE" in
+		http*://*)
+			[ -s "$RCLONE_CONFIG" ] || printf '[dav]\ntype = webdav\nurl = %s\nvendor = other\n' "$REMOTE" >"$RCLONE_CONFIG"
+			echo "${REMOTE%/}/$1/ dav:$1-rclone"
+			;;
+		*) echo "$REMOTE/$1 $REMOTE/$1-rclone" ;;
+		esac
+	fi
+}
+
+make_files() { # DIR COUNT
+	python3 - "$1" "$2" <<'PY'
+import os, random, sys
+random.seed(7)
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%03d" % (i % 200))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%06d.bin" % i), "wb") as f:
+        f.write(os.urandom(random.randint(4 << 10, 64 << 10)))
+PY
+}
+
+project() { # DIR DATA URL — a git project tracking DATA (moved in), remote URL
+	mkdir -p "$1" && cd "$1"
+	git init -q . && "$MLX" init >/dev/null
+	mv "$2" data
+	"$MLX" add data >/dev/null
+	"$MLX" remote add origin "$3" >/dev/null
+	git add -A && git commit -qm data
+	cd "$work"
+}
+
+best_rclone() { # SRC DST — prints the best time of rclone copy over --transfers
+	local best="" t
+	for tr in 4 8 16 32; do
+		rclone purge "$2" >/dev/null 2>&1 || true
+		local t0 t1
+		t0=$(now)
+		rclone copy --transfers "$tr" --checkers "$tr" "$1" "$2" >/dev/null 2>&1
+		t1=$(now)
+		t=$(elapsed "$t0" "$t1")
+		echo "#   rclone copy --transfers $tr: $t s" >&2
+		if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $t < $best else 1)"; then best=$t; fi
+	done
+	echo "$best"
+}
+
+run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints results
+	local name=$1 count=$2
+	read -r url rpath <<<"$(remote_for "$name")"
+	echo "# preparing $count files for $name in $work" >&2
+	rm -rf "$work/$name-data" && make_files "$work/$name-data" "$count"
+	cp -r "$work/$name-data" "$work/$name-plain" # rclone's copy of the same bytes
+	project "$work/$name-a" "$work/$name-data" "$url"
+	find "$work/$name-a/data" "$work/$name-plain" -type f -print0 | xargs -0 cat >/dev/null
+
+	cd "$work/$name-a"
+	local t0 t1 push noop_push pull noop_pull
+	t0=$(now); /usr/bin/time -f %M -o "$work/rss-push" "$MLX" push >/dev/null; t1=$(now)
+	push=$(elapsed "$t0" "$t1")
+	t0=$(now); "$MLX" push >/dev/null; t1=$(now)
+	noop_push=$(elapsed "$t0" "$t1")
+	cd "$work"
+	git clone -q "$work/$name-a" "$work/$name-b"
+	cd "$work/$name-b"
+	t0=$(now); /usr/bin/time -f %M -o "$work/rss-pull" "$MLX" pull >/dev/null; t1=$(now)
+	pull=$(elapsed "$t0" "$t1")
+	t0=$(now); "$MLX" pull >/dev/null; t1=$(now)
+	noop_pull=$(elapsed "$t0" "$t1")
+	cmp -s <(cd "$work/$name-a/data" && find . -type f -print0 | sort -z | xargs -0 sha256sum) \
+		<(cd "$work/$name-b/data" && find . -type f -print0 | sort -z | xargs -0 sha256sum) ||
+		{ echo "bench/remote.sh: the pulled data differs" >&2; exit 1; }
+	cd "$work"
+	echo "mlx $name: push $push s, no-op push $noop_push s, pull $pull s, no-op pull $noop_pull s," \
+		"peak RSS push $(($(cat "$work/rss-push") / 1024)) MiB, pull $(($(cat "$work/rss-pull") / 1024)) MiB"
+	[ "${MEMORY_ONLY:-0}" = 1 ] && return
+
+	local rpush rpull rnoop
+	rpush=$(best_rclone "$work/$name-plain" "$rpath")
+	t0=$(now); rclone sync --transfers 16 --checkers 16 "$work/$name-plain" "$rpath" >/dev/null 2>&1; t1=$(now)
+	rnoop=$(elapsed "$t0" "$t1")
+	rm -rf "$work/$name-rclone-dest"
+	rpull=$(best_rclone "$rpath" "$work/$name-rclone-dest")
+	echo "rclone $name: copy to $rpush s, no-op sync $rnoop s, copy from $rpull s (best --transfers)"
+	echo "ratios (rclone / mlx; above 1: mlx faster): push $(ratio "$rpush" "$push")," \
+		"pull $(ratio "$rpull" "$pull"), no-op push $(ratio "$rnoop" "$noop_push"), no-op pull $(ratio "$rnoop" "$noop_pull")"
+	rm -rf "$work/$name-plain" "$work/$name-rclone-dest"
+}
+
+echo "# mlx $("$MLX" --version), $(rclone version | head -1), $(nproc) CPUs, remote: ${REMOTE:-a directory on the same disk}"
+run_set small "$N"
+if [ "$BIG" = 1 ]; then
+	mkdir -p "$work/big-data" && head -c $((2 << 30)) /dev/urandom >"$work/big-data/big.bin"
+	cp "$work/big-data/big.bin" "$work/big-plain.bin"
+	read -r url rpath <<<"$(remote_for big)"
+	project "$work/big-a" "$work/big-data" "$url"
+	cd "$work/big-a"
+	t0=$(now); "$MLX" push >/dev/null; t1=$(now); push=$(elapsed "$t0" "$t1")
+	cd "$work" && git clone -q "$work/big-a" "$work/big-b" && cd "$work/big-b"
+	t0=$(now); "$MLX" pull >/dev/null; t1=$(now); pull=$(elapsed "$t0" "$t1")
+	cd "$work"
+	mkdir -p "$work/big-plain" && mv "$work/big-plain.bin" "$work/big-plain/big.bin"
+	t0=$(now); rclone copy "$work/big-plain" "$rpath" >/dev/null 2>&1; t1=$(now); rpush=$(elapsed "$t0" "$t1")
+	t0=$(now); rclone copy "$rpath" "$work/big-dest" >/dev/null 2>&1; t1=$(now); rpull=$(elapsed "$t0" "$t1")
+	echo "2 GiB file: mlx push $push s, pull $pull s; rclone copy to $rpush s, from $rpull s;" \
+		"ratios push $(ratio "$rpush" "$push"), pull $(ratio "$rpull" "$pull")"
+fi
+if [ "$N2" -gt 0 ]; then
+	MEMORY_ONLY=1 run_set many "$N2"
+fi

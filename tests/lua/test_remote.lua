@@ -1,0 +1,176 @@
+-- mlx.remote: the remotes file, credentials, the index and its segments,
+-- run-cache entry checks, and mlx.gitignore's block — over real files and a
+-- real directory remote.
+local lu = require "luaunit"
+local fs = require "mlx.fs"
+local hash = require "mlx.hash"
+local config = require "mlx.remote.config"
+local index = require "mlx.remote.index"
+local remote = require "mlx.remote"
+local gitignore = require "mlx.gitignore"
+
+local function project()
+  local root = os.tmpname()
+  os.remove(root)
+  assert(fs.mkdirs(root .. "/.mlx/tmp"))
+  return root
+end
+
+local function cleanup(root)
+  os.execute("chmod -R u+w '" .. root .. "' 2>/dev/null; rm -rf '" .. root .. "'")
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local H = ("ab"):rep(32)
+
+TestRemoteConfig = {}
+
+function TestRemoteConfig:test_saved_remotes_read_back_and_resolve()
+  local root = project()
+  lu.assertEquals(config.load(root), { version = 1, remotes = {} })
+  assert(config.save(root, { default = "origin", remotes = {
+    origin = { url = "../store", options = {} },
+    s3 = { url = "s3://bucket/p", options = { region = "eu-west-1" } },
+  } }))
+  local doc = assert(config.load(root))
+  lu.assertEquals(doc.default, "origin")
+  lu.assertEquals(doc.remotes.s3.options.region, "eu-west-1")
+  -- A relative directory is made absolute against the project root.
+  local r = assert(config.resolve(root))
+  lu.assertEquals(r.url, root:match("^(.*)/[^/]*$") .. "/store")
+  local _, err, code = config.resolve(root, "nope")
+  lu.assertEquals(code, "notfound")
+  lu.assertStrContains(err, "no remote named 'nope' (remotes: origin, s3)")
+  cleanup(root)
+end
+
+function TestRemoteConfig:test_credentials_come_from_config_local_and_the_environment()
+  local root = project()
+  assert(config.save(root, { default = "my-store", remotes = { ["my-store"] = { url = "/srv/x", options = {} } } }))
+  write(root .. "/.mlx/config.local.lua", 'return { remotes = { ["my-store"] = { user = "ci", password = "local" } } }')
+  local r = assert(config.resolve(root))
+  lu.assertEquals(r.options.user, "ci")
+  lu.assertEquals(r.options.password, "local")
+  -- The environment wins (read through os.getenv, replaced here).
+  local getenv = os.getenv
+  os.getenv = function(name) -- luacheck: ignore
+    if name == "MLX_REMOTE_MY_STORE_PASSWORD" then return "env" end
+    return getenv(name)
+  end
+  r = assert(config.resolve(root))
+  os.getenv = getenv -- luacheck: ignore
+  lu.assertEquals(r.options.password, "env")
+  cleanup(root)
+end
+
+function TestRemoteConfig:test_a_damaged_file_is_bad_input_naming_it()
+  local root = project()
+  write(root .. "/.mlx/remotes.json", '{"version": 1, "remotes": {"../x": {"url": "/srv"}}}')
+  local _, err, code = config.load(root)
+  lu.assertEquals(code, "invalid")
+  lu.assertStrContains(err, root .. "/.mlx/remotes.json: '../x' is not a remote name")
+  write(root .. "/.mlx/remotes.json", '{"version": 1, "default": "b", "remotes": {}}')
+  _, err = config.load(root)
+  lu.assertStrContains(err, "default names no remote")
+  cleanup(root)
+end
+
+TestRemoteIndex = {}
+
+local function open_dir_remote(root)
+  return assert(require("mlx.transfer").open { name = "t", url = root .. "/remote" })
+end
+
+function TestRemoteIndex:test_segments_are_appended_read_and_compacted()
+  local root = project()
+  local r = open_dir_remote(root)
+  local url = root .. "/remote"
+  -- No index: the remote is listed (empty here).
+  local idx = assert(index.read(root, r, url))
+  lu.assertTrue(idx.listed)
+  local a, b = ("a"):rep(64), ("b"):rep(64)
+  assert(index.append(root, r, url, { a }, {}))
+  assert(index.append(root, r, url, { b }, { H }))
+  idx = assert(index.read(root, r, url))
+  lu.assertNil(idx.listed)
+  lu.assertEquals(#idx.segments, 2)
+  lu.assertTrue(idx.objects[a] and idx.objects[b] and idx.runs[H])
+  -- Segments read once are cached: removing one from the remote's
+  -- listing would drop it, but its bytes are not fetched again.
+  lu.assertNotNil(fs.stat(index.cache_dir(root, url) .. "/index/" .. idx.segments[1]))
+  -- Compaction lists what the remote holds into one segment.
+  assert(r:write("objects/aa/" .. a:sub(3), "x", root .. "/.mlx/tmp"))
+  assert(r:write("runcache/" .. H .. ".json", "{}", root .. "/.mlx/tmp"))
+  local res = assert(index.compact(root, r, url))
+  lu.assertEquals(res.before, 2)
+  lu.assertEquals(res.objects, 1)
+  idx = assert(index.read(root, r, url))
+  lu.assertEquals(#idx.segments, 1)
+  lu.assertTrue(idx.objects[a] and idx.runs[H])
+  lu.assertNil(idx.objects[b])
+  r:close()
+  cleanup(root)
+end
+
+function TestRemoteIndex:test_a_damaged_segment_falls_back_to_listing()
+  local root = project()
+  local r = open_dir_remote(root)
+  local url = root .. "/remote"
+  -- Named by another text's hash: does not match its name.
+  assert(r:write("index/" .. hash.bytes("other"), "mlx-index 1\no " .. H .. "\n", root .. "/.mlx/tmp"))
+  local idx = assert(index.read(root, r, url))
+  lu.assertTrue(idx.listed)
+  lu.assertStrContains(idx.warning, "does not match its name")
+  lu.assertNil(idx.objects[H])
+  -- Lines that are not ids.
+  local text = "mlx-index 1\no ../../etc/passwd\n"
+  fs.remove_tree(root .. "/remote/index")
+  assert(r:write("index/" .. hash.bytes(text), text, root .. "/.mlx/tmp"))
+  idx = assert(index.read(root, r, url))
+  lu.assertStrContains(idx.warning, "does not parse")
+  r:close()
+  cleanup(root)
+end
+
+TestRemoteEntries = {}
+
+function TestRemoteEntries:test_entries_are_checked_as_local_ones()
+  local rec = { type = "file", hash = H, size = 3, mode = "644" }
+  lu.assertNil(remote.entry_problem({ version = 1, key = H, outs = { ["work/a.txt"] = rec } }, H))
+  lu.assertNotNil(remote.entry_problem({ version = 1, key = H, outs = {} }, ("c"):rep(64)))
+  lu.assertStrContains(remote.entry_problem({ version = 1, key = H, outs = { ["../x"] = rec } }, H),
+    "leaves the project")
+  lu.assertStrContains(remote.entry_problem({ version = 1, key = H, outs = { [".git/hooks/x"] = rec } }, H), ".git")
+  lu.assertNotNil(remote.entry_problem({ version = 1, key = H, outs = { ["w/a"] = { type = "file", hash = "x" } } },
+    H))
+  lu.assertNotNil(remote.entry_problem("text", H))
+end
+
+TestGitignore = {}
+
+function TestGitignore:test_the_block_is_ours_and_the_rest_is_kept()
+  local root = project()
+  assert(fs.mkdirs(root .. "/data"))
+  write(root .. "/data/.gitignore", "# mine\n*.tmp\n")
+  assert(gitignore.ensure(root, { "data/b.csv", "data/a b.csv", "top.txt" }))
+  local text = assert(io.open(root .. "/data/.gitignore")):read("a")
+  lu.assertEquals(text, "# mine\n*.tmp\n" .. gitignore.BEGIN .. "\n/a\\ b.csv\n/b.csv\n" .. gitignore.END .. "\n")
+  lu.assertEquals(assert(io.open(root .. "/.gitignore")):read("a"),
+    gitignore.BEGIN .. "\n/top.txt\n" .. gitignore.END .. "\n")
+  -- Again: nothing changes; a new path joins the block, after which the
+  -- user's later lines stay where they are.
+  write(root .. "/data/.gitignore", text .. "!keep.tmp\n")
+  assert(gitignore.ensure(root, { "data/b.csv" }))
+  lu.assertEquals(assert(io.open(root .. "/data/.gitignore")):read("a"), text .. "!keep.tmp\n")
+  assert(gitignore.ensure(root, { "data/c" }))
+  lu.assertEquals(assert(io.open(root .. "/data/.gitignore")):read("a"), "# mine\n*.tmp\n" .. gitignore.BEGIN
+    .. "\n/a\\ b.csv\n/b.csv\n/c\n" .. gitignore.END .. "\n!keep.tmp\n")
+  cleanup(root)
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)
