@@ -16,13 +16,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define COPY_CHUNK (256u << 10)
@@ -30,7 +31,9 @@
 struct dir_remote {
 	char *name; /* for messages */
 	char *root;
-	int root_fd; /* -1 until the root exists (a first put makes it) */
+	int root_fd;      /* -1 until the root exists (a first put makes it) */
+	char host[64];    /* for temp names, '/' and '.' replaced */
+	unsigned counter; /* of temp names; an instance serves one thread */
 };
 
 static int dir_accepts(const char *url)
@@ -98,6 +101,11 @@ static int dir_open(const struct mlx_remote_config *config, void **state, struct
 	while (n > 1 && d->root[n - 1] == '/')
 		d->root[--n] = 0;
 	d->root_fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (gethostname(d->host, sizeof d->host - 1) != 0)
+		snprintf(d->host, sizeof d->host, "host");
+	for (char *h = d->host; *h; h++)
+		if (*h == '/' || *h == '.')
+			*h = '_';
 	*state = d;
 	return MLX_OK;
 }
@@ -126,11 +134,45 @@ static int need_root(struct dir_remote *d, int create, struct mlx_err *err)
 	return MLX_OK;
 }
 
+/* openat2 resolves a whole path below the root in one call, refusing
+ * symlinks; -1 with ENOSYS where the kernel lacks it. */
+static int open_beneath(int dirfd, const char *rel)
+{
+#ifdef SYS_openat2
+	struct open_how how = {
+	    .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+	};
+	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+#else
+	(void)dirfd;
+	(void)rel;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
 /* Opens the directory of key (its components up to the last '/'), without
  * following a symlink, creating missing ones if create. Sets *base to the
  * last component. Returns a descriptor or -1 with errno set. */
 static int open_parent(struct dir_remote *d, const char *key, int create, const char **base)
 {
+	const char *last = strrchr(key, '/');
+	if (last && (size_t)(last - key) < PATH_MAX) {
+		/* One system call for the common case: the directory exists. */
+		char parent[PATH_MAX];
+		memcpy(parent, key, (size_t)(last - key));
+		parent[last - key] = 0;
+		int fd = open_beneath(d->root_fd, parent);
+		if (fd >= 0) {
+			*base = last + 1;
+			return fd;
+		}
+		if (errno != ENOSYS && errno != ENOENT && errno != EAGAIN)
+			return -1;
+		if (errno == ENOENT && !create)
+			return -1;
+	}
 	int fd = dup(d->root_fd);
 	const char *p = key, *slash;
 	while (fd >= 0 && (slash = strchr(p, '/'))) {
@@ -293,15 +335,9 @@ static int dir_put(void *state, const char *key, const char *path, uint64_t size
 		return rc;
 	}
 	/* A name no other writer, here or on another client, can pick. */
-	static atomic_uint counter;
-	char host[64] = "host", tmp[NAME_MAX + 1];
-	gethostname(host, sizeof host - 1);
-	host[sizeof host - 1] = 0;
-	for (char *h = host; *h; h++)
-		if (*h == '/' || *h == '.')
-			*h = '_';
-	snprintf(tmp, sizeof tmp, ".tmp-%.40s-%ld-%u-%s", host, (long)getpid(), atomic_fetch_add(&counter, 1),
-	         base);
+	char tmp[NAME_MAX + 1];
+	snprintf(tmp, sizeof tmp, ".tmp-%.40s-%ld-%ld-%u-%.100s", d->host, (long)getpid(), (long)gettid(),
+	         d->counter++, base);
 	int out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (out < 0) {
 		rc = mlx_err_sys(err, errno, "remote %s: cannot create a temp file for %s", d->name, key);

@@ -389,17 +389,28 @@ function M.fetch(root, opts)
   local st
   st, err, code = require("mlx.store").open(root)
   if not st then return nil, err, code end
-  local bad = {}
+  local bad, asked = {}, {}
   local function transfer(list, from)
+    -- Each id is asked for once; the engine skips, in parallel, those the
+    -- store has (a no-op is one pass over the ids, not one per round).
     local todo = {}
     for _, item in ipairs(list) do
-      if not st:has(item.hash) and not bad[item.hash] then todo[#todo + 1] = item end
+      if not asked[item.hash] then
+        asked[item.hash] = true
+        todo[#todo + 1] = item
+      end
     end
-    result.todo = result.todo + #todo
     result.objects = math.max(result.objects, #list)
-    if opts.dry_run or #todo == 0 then return true end
+    if opts.dry_run then
+      for _, item in ipairs(todo) do
+        if not st:has(item.hash) then result.todo = result.todo + 1 end
+      end
+      return true
+    end
+    if #todo == 0 then return true end
     local res, terr, tcode = h.r:fetch(root, todo, { progress = opts.progress })
     if not res then return nil, terr, tcode end
+    result.todo = result.todo + res.sent + #res.missing + #res.corrupt
     result.sent, result.bytes = result.sent + res.sent, result.bytes + res.bytes
     result.present = result.present + res.present
     for _, id in ipairs(res.missing) do

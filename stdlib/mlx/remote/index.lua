@@ -28,18 +28,16 @@ function M.cache_dir(root, url)
   return ("%s/.mlx/cache/remotes/%s"):format(root, hash.bytes(url):sub(1, 16))
 end
 
--- Parses a segment into the sets; returns true or nil.
+-- Parses a segment into the sets; returns true, or nil when a line is
+-- not "o <id>" or "r <id>" (or the text does not end with a newline).
 local function parse(text, objects, runs)
-  if text:sub(1, #HEADER) ~= HEADER then return nil end
-  for kind, id in text:sub(#HEADER + 1):gmatch("([or]) (%x+)\n") do
-    if not lock.is_id(id) then return nil end
+  if text:sub(1, #HEADER) ~= HEADER or text:sub(-1) ~= "\n" then return nil end
+  for line in text:gmatch("([^\n]*)\n", #HEADER + 1) do
+    local kind, id = line:match("^([or]) (%x+)$")
+    if not kind or #id ~= 64 or id:find("[A-F]") then return nil end
     if kind == "o" then objects[id] = true else runs[id] = true end
   end
-  -- Every line must have been one of those.
-  local lines = select(2, text:gsub("\n", ""))
-  local n = 0
-  for _ in text:sub(#HEADER + 1):gmatch("[or] %x+\n") do n = n + 1 end
-  return n == lines - 1 or nil
+  return true
 end
 
 --- Returns the text of a segment listing objects and runs (lists of ids).
