@@ -127,7 +127,7 @@ path_style; WebDAV: ca_file, insecure; any: timeout_ms). An unknown scheme
 or option, a credential given as an option, or an existing NAME (without
 --force) exits 2 and changes nothing.]],
       options = {
-        { "option", short = "o", arg = "KEY=VALUE", multiple = true, help = "a backend option (repeatable)" },
+        { "option", arg = "KEY=VALUE", multiple = true, help = "a backend option (repeatable)" },
         cli.option("force", { help = "replace a remote of that name" }),
         cli.option("dry-run", { help = "check, and change nothing" }),
       },
