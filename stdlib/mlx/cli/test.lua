@@ -1,0 +1,99 @@
+-- mlx test: run a project's LuaUnit tests (mlx.testing.runner), print TAP,
+-- optionally write JUnit XML.
+local core = require "mlx.core"
+local fs = require "mlx.fs"
+local project = require "mlx.project"
+local ui = require "mlx.ui"
+
+local function hostname()
+  local f = io.open("/proc/sys/kernel/hostname", "r")
+  local name = f and f:read("l") or "localhost"
+  if f then f:close() end
+  return name
+end
+
+local function make_tmpdir()
+  local path = os.tmpname()
+  os.remove(path)
+  local ok, err = fs.mkdirs(path, tonumber("700", 8))
+  if not ok then ui.fail(ui.EXIT.FAILED, "cannot make a temporary directory: %s", err) end
+  return path
+end
+
+return {
+  summary = "run the project's LuaUnit tests; TAP on stdout, JUnit XML with --junit",
+  usage = "mlx test [PATH...] [--junit FILE] [-P PATTERN]... [--exclude PATTERN]... [--timeout SECONDS]",
+  description = [[
+Runs LuaUnit tests with the mlx modules and mlx.testing available. Each
+PATH is a test file or a directory whose test_*.lua files, at any depth,
+are run (default: tests/ of the project root, or of the working directory
+outside a project). Each file runs in its own mlx process, from the working
+directory, with MLX_TEST_ROOT set to the project root; its tests are what
+LuaUnit discovers (global Test* tables and test* functions), and a file
+that ends with os.exit(lu.LuaUnit.run()) works as well. -P and --exclude
+take Lua patterns matched against Class.method names (LuaUnit's own -p and
+its -x; -p is --param in mlx). Prints TAP version 13 on stdout as each file finishes; --junit writes
+the results as JUnit XML (testsuites, one testsuite per file) for CI test
+reporters. Exit codes: 0 every test passed (skips included), 1 a test
+failed or a file did not run to the end, 2 usage (a PATH that does not
+exist, a directory without test files, a bad option), 130 interrupted.]],
+  options = {
+    { "junit", arg = "FILE", help = "also write the results as JUnit XML to FILE" },
+    { "pattern", short = "P", arg = "PATTERN", multiple = true,
+      help = "run only tests whose Class.method name matches the Lua PATTERN (repeatable)" },
+    { "exclude", arg = "PATTERN", multiple = true,
+      help = "leave out tests whose Class.method name matches the Lua PATTERN (repeatable)" },
+    { "timeout", arg = "SECONDS", type = "number",
+      help = "stop a test file after SECONDS and count it as an error (default 600)" },
+  },
+  main = function(opts, args)
+    local root = project.root()
+    local timeout = opts.timeout or 600
+    if timeout <= 0 or timeout ~= timeout then ui.usage_error("--timeout needs a number of seconds > 0, not %s", tostring(opts.timeout)) end
+    local paths = args
+    if #paths == 0 then
+      paths = { project.relative(root .. "/tests", fs.cwd()) }
+      if not fs.stat(paths[1]) then
+        ui.usage_error("%s: no tests directory; name the test files or directories (mlx test PATH...)", paths[1])
+      end
+    end
+    if opts.junit and fs.stat(opts.junit) and fs.stat(opts.junit).type == "directory" then
+      ui.usage_error("--junit %s: is a directory; name a file", opts.junit)
+    end
+    local runner = require "mlx.testing.runner"
+    local files, err = runner.discover(paths)
+    if not files then ui.usage_error("%s", err) end
+    local patterns = {}
+    for _, p in ipairs(opts.pattern) do patterns[#patterns + 1] = p end
+    for _, p in ipairs(opts.exclude) do patterns[#patterns + 1] = "!" .. p end
+
+    local report = require "mlx.testing.report"
+    local tap = report.tap(function(line) io.stdout:write(line, "\n") io.stdout:flush() end)
+    local tmpdir = make_tmpdir()
+    local suites = {}
+    local started = os.date("!%Y-%m-%dT%H:%M:%S")
+    local clock0 = core.clock()
+    local ok, failure = pcall(function()
+      for i, file in ipairs(files) do
+        local suite = runner.run_file(file, { index = i, patterns = patterns, timeout = timeout, tmpdir = tmpdir,
+          env = { MLX_TEST_ROOT = root } })
+        suites[#suites + 1] = suite
+        tap:suite(suite)
+      end
+    end)
+    fs.remove_tree(tmpdir)
+    if not ok then error(failure, 0) end
+    tap:finish()
+    local c = tap.counts
+    if opts.junit then
+      local xml = report.junit(suites, { name = "mlx test", timestamp = started, hostname = hostname() })
+      local wrote, werr = fs.write(opts.junit, xml)
+      if not wrote then ui.fail(ui.EXIT.USAGE, "--junit %s: %s", opts.junit, werr) end
+    end
+    ui.note(("test: %d test%s in %d file%s: %d passed, %d failed, %d errors, %d skipped (%.1f s)"):format(
+      c.tests, c.tests == 1 and "" or "s", #files, #files == 1 and "" or "s",
+      c.tests - c.failures - c.errors - c.skipped, c.failures, c.errors, c.skipped, core.clock() - clock0))
+    if c.failures + c.errors > 0 then return ui.EXIT.FAILED end
+    return ui.EXIT.OK
+  end,
+}
