@@ -134,4 +134,7 @@ struct mlx_rundb;
 struct mlx_rundb *mlx_lua_check_rundb(lua_State *L, int idx);
 int luaopen_mlx_modeldb(lua_State *L);
 
+/* In mlx_data.so: the counting pass of mlx.check (libcsv). */
+int luaopen_mlx_datacheck(lua_State *L);
+
 #endif

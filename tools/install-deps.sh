@@ -12,6 +12,7 @@ packages="
   strace
   gnuplot-nox libxml2-utils
   rclone time
+  libcsv-dev
 "
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,6 @@
 --- mlx.native: the C modules kept out of the mlx binary and loaded on first
 --- use, so that a command pays only for the libraries it uses (DESIGN §2):
----   mlx_data.so  OpenSSL, SQLite, jansson: mlx.data, mlx.hash, …
+---   mlx_data.so  OpenSSL, SQLite, jansson, libcsv: mlx.data, mlx.hash, …
 ---   mlx_http.so  libcurl: mlx.curl (under mlx.http, stdlib/mlx/http.lua)
 ---   mlx_git.so   libgit2: mlx.git
 ---   mlx_remote.so  libcurl, OpenSSL: mlx.transfer (under mlx.remote)
@@ -19,6 +19,7 @@ M.modules = {
   ["mlx.git"] = "mlx_git",
   ["mlx.modeldb"] = "mlx_data",
   ["mlx.transfer"] = "mlx_remote",
+  ["mlx.datacheck"] = "mlx_data",
 }
 
 local function find_library(library)
