@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian/Ubuntu packages mlx needs to build, test and benchmark.
 # Runs apt-get as root, through sudo when not root already.
+# --bench also installs what only the benchmarks in bench/ need.
 set -eu
 packages="
   meson ninja-build pkg-config gcc python3
@@ -14,6 +15,10 @@ packages="
   rclone time
   libcsv-dev
 "
+# bench/check.sh: pandas to compare mlx.check with, and GNU time.
+if [ "${1:-}" = "--bench" ]; then
+  packages="$packages python3-pandas time"
+fi
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086
