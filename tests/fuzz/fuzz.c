@@ -9,6 +9,10 @@
  *   manifest  mlx_hash_manifest_parse: what parses is canonical (written
  *             back by mlx_hash_manifest it is the same text) and parses
  *             again to the same list.
+ *   csv       mlx_check_csv: lines split in place (plain lines) and lines
+ *             given to libcsv count the same: every count, example, bin,
+ *             sample and category agrees with a read that gives every line
+ *             to libcsv; mlx_check_jsonl reads the same bytes without harm.
  *   lock, runcache, events, filter
  *             the Lua parsers, run in a Lua state set up as the mlx binary
  *             sets up its own (the embedded stdlib, the C modules linked in
@@ -33,6 +37,7 @@
 #include <unistd.h>
 
 #include "binding.h"
+#include "check.h"
 #include "embedded.h"
 #include "hash.h"
 #include "path.h"
@@ -383,6 +388,126 @@ static void fuzz_lua(const uint8_t *data, size_t size)
 	lua_gc(L, LUA_GCCOLLECT);
 }
 
+/* ---- csv ---------------------------------------------------------------- */
+
+static char csv_path[PATH_MAX];
+
+static void csv_init(void)
+{
+	make_temporary_dir();
+	snprintf(csv_path, sizeof csv_path, "%s/input.csv", fuzz.dir);
+}
+
+static const double csv_edges[] = {-1, 0, 10};
+static const char *const csv_allowed[] = {"x", "y"};
+static const char *const csv_na[] = {"NA", ""};
+static const struct mlx_check_spec csv_specs[] = {
+    {.name = "a",
+     .type = MLX_CHECK_INT,
+     .nulls_allowed = 1,
+     .unique = 1,
+     .categories = 64,
+     .edges = csv_edges,
+     .nedges = 3},
+    {.name = "b", .type = MLX_CHECK_NUMBER, .has_min = 1, .min = 0, .has_max = 1, .max = 100, .sample = 8},
+    {.name = "c", .type = MLX_CHECK_STRING, .allowed = csv_allowed, .nallowed = 2},
+    {.name = "d", .type = MLX_CHECK_BOOL, .nulls_allowed = 1},
+};
+#define CSV_NSPECS (sizeof csv_specs / sizeof csv_specs[0])
+
+static void same_count(const char *what, const struct mlx_check_count *x, const struct mlx_check_count *y)
+{
+	if (x->count != y->count || x->nexamples != y->nexamples)
+		finding("%s: %llu (%zu examples) split in place, %llu (%zu) by libcsv", what,
+		        (unsigned long long)x->count, x->nexamples, (unsigned long long)y->count,
+		        y->nexamples);
+	for (size_t i = 0; i < x->nexamples; i++)
+		if (x->examples[i].row != y->examples[i].row ||
+		    strcmp(x->examples[i].value, y->examples[i].value))
+			finding("%s: example %zu is row %llu '%s' split in place, row %llu '%s' by libcsv",
+			        what, i, (unsigned long long)x->examples[i].row, x->examples[i].value,
+			        (unsigned long long)y->examples[i].row, y->examples[i].value);
+}
+
+static void csv_compare(const struct mlx_check *x, const struct mlx_check *y)
+{
+	const struct mlx_check_rows *rx = mlx_check_rows(x), *ry = mlx_check_rows(y);
+	if (rx->rows != ry->rows)
+		finding("%llu rows split in place, %llu by libcsv", (unsigned long long)rx->rows,
+		        (unsigned long long)ry->rows);
+	same_count("ragged rows", &rx->ragged, &ry->ragged);
+	if (rx->nheader != ry->nheader)
+		finding("header of %zu names, not %zu", rx->nheader, ry->nheader);
+	for (size_t i = 0; i < CSV_NSPECS; i++) {
+		const struct mlx_check_stats *a = mlx_check_stats(x, i), *b = mlx_check_stats(y, i);
+		const char *name = csv_specs[i].name;
+		if (a->present != b->present || a->nulls != b->nulls || a->numbers != b->numbers ||
+		    memcmp(&a->sum, &b->sum, sizeof a->sum) || memcmp(&a->min, &b->min, sizeof a->min) ||
+		    memcmp(&a->max, &b->max, sizeof a->max))
+			finding("column %s: nulls %llu/%llu, numbers %llu/%llu, sum %g/%g differ", name,
+			        (unsigned long long)a->nulls, (unsigned long long)b->nulls,
+			        (unsigned long long)a->numbers, (unsigned long long)b->numbers, a->sum,
+			        b->sum);
+		for (int r = 0; r < MLX_CHECK_NRULES; r++)
+			same_count(name, &a->rules[r], &b->rules[r]);
+		if (a->nbins != b->nbins ||
+		    (a->nbins && memcmp(a->bins, b->bins, a->nbins * sizeof *a->bins)))
+			finding("column %s: bins differ", name);
+		if (a->nsample != b->nsample ||
+		    (a->nsample && memcmp(a->sample, b->sample, a->nsample * sizeof *a->sample)))
+			finding("column %s: samples differ", name);
+		if (a->ncategories != b->ncategories || a->categories_other != b->categories_other)
+			finding("column %s: %zu categories split in place, %zu by libcsv", name,
+			        a->ncategories, b->ncategories);
+		for (size_t j = 0; j < a->ncategories; j++) {
+			const char *va, *vb;
+			size_t la, lb;
+			uint64_t ca, cb;
+			mlx_check_category(x, i, j, &va, &la, &ca);
+			mlx_check_category(y, i, j, &vb, &lb, &cb);
+			if (la != lb || memcmp(va, vb, la) || ca != cb)
+				finding("column %s: category %zu differs", name, j);
+		}
+	}
+}
+
+static void fuzz_csv(const uint8_t *data, size_t size)
+{
+	int fd = open(csv_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, data, size) != (ssize_t)size || close(fd) != 0)
+		finding("cannot write %s: %s", csv_path, strerror(errno));
+	struct mlx_err err;
+	struct mlx_check *x = mlx_check_new(csv_specs, CSV_NSPECS, &err);
+	struct mlx_check *y = mlx_check_new(csv_specs, CSV_NSPECS, &err);
+	if (!x || !y)
+		finding("mlx_check_new: %s", err.msg);
+	struct mlx_check_options o = {.delimiter = ',', .na = csv_na, .nna = 2};
+	struct mlx_err errx, erry;
+	int rcx = mlx_check_csv(x, csv_path, &o, &errx);
+	o.libcsv_only = 1;
+	int rcy = mlx_check_csv(y, csv_path, &o, &erry);
+	if (rcx != rcy)
+		finding("split in place: %d (%s), by libcsv: %d (%s)", rcx, errx.msg, rcy, erry.msg);
+	if (rcx == MLX_OK)
+		csv_compare(x, y);
+	else if (rcx != MLX_ERR_INVALID || strchr(errx.msg, '\n'))
+		finding("mlx_check_csv returned %d: %s", rcx, errx.msg);
+	mlx_check_free(x);
+	mlx_check_free(y);
+	struct mlx_check *j = mlx_check_new(csv_specs, CSV_NSPECS, &err);
+	if (!j)
+		finding("mlx_check_new: %s", err.msg);
+	size_t lines = 1;
+	for (size_t i = 0; i < size; i++)
+		lines += data[i] == '\n';
+	if (mlx_check_jsonl(j, csv_path, &o, &err) != MLX_OK)
+		finding("mlx_check_jsonl failed on a readable file: %s", err.msg);
+	if (mlx_check_rows(j)->rows > lines)
+		finding("%llu JSON Lines rows in %zu lines", (unsigned long long)mlx_check_rows(j)->rows,
+		        lines);
+	mlx_check_free(j);
+}
+
 /* ---- libFuzzer ---------------------------------------------------------- */
 
 static const struct {
@@ -392,6 +517,7 @@ static const struct {
 } targets[] = {
     {"path", path_init, fuzz_path},   {"manifest", NULL, fuzz_manifest}, {"lock", lua_init, fuzz_lua},
     {"runcache", lua_init, fuzz_lua}, {"events", lua_init, fuzz_lua},    {"filter", lua_init, fuzz_lua},
+    {"csv", csv_init, fuzz_csv},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 
