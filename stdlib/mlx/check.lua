@@ -71,6 +71,10 @@ function M.rules(spec)
     if self.by_name[name] then bad("column %s is declared twice", name) end
     local t = c.type or "any"
     if not TYPES[t] then bad("column %s: type must be any, string, int, number or bool, not %s", name, tostring(t)) end
+    for _, k in ipairs({ "min", "max" }) do
+      if c[k] ~= nil and type(c[k]) ~= "number" then bad("column %s: %s must be a number, not %s", name, k, tostring(c[k])) end
+    end
+    if c.unique ~= nil and type(c.unique) ~= "boolean" then bad("column %s: unique must be true or false", name) end
     if (c.min or c.max) and t ~= "int" and t ~= "number" then bad("column %s: min and max need type int or number", name) end
     if c.min and c.max and c.min > c.max then bad("column %s: min %s is above max %s", name, c.min, c.max) end
     local nulls = c.nulls
@@ -90,8 +94,17 @@ function M.rules(spec)
     self.columns[#self.columns + 1] = col
     self.by_name[name] = col
   end
-  for k in pairs(self.rows) do
+  if type(self.rows) ~= "table" then bad("rows must be a table {min, max}") end
+  for k, v in pairs(self.rows) do
     if k ~= "min" and k ~= "max" then bad("unknown field '%s' in rows (min, max)", tostring(k)) end
+    if type(v) ~= "number" then bad("rows.%s must be a number, not %s", k, tostring(v)) end
+  end
+  if type(self.na) ~= "table" then bad("na must be a list of strings") end
+  for i, v in ipairs(self.na) do
+    if type(v) ~= "string" then bad("na[%d] must be a string", i) end
+  end
+  if self.delimiter ~= nil and (type(self.delimiter) ~= "string" or #self.delimiter ~= 1) then
+    bad("delimiter must be one character")
   end
   for i, p in ipairs(spec.predicates or {}) do
     if type(p) ~= "table" or type(p[1]) ~= "string" or type(p[2]) ~= "function" then
@@ -110,6 +123,9 @@ function M.rules(spec)
       if not col then bad("drift column %s is not among the declared columns", tostring(name)) end
       if type(limits) ~= "table" then bad("drift column %s: expected a table of thresholds", name) end
       check_fields(limits, DRIFT_FIELDS, "drift column " .. name)
+      for stat, v in pairs(limits) do
+        if type(v) ~= "number" or v < 0 then bad("drift column %s: %s must be a number >= 0", name, stat) end
+      end
       local numeric = col.type == "int" or col.type == "number"
       if numeric and limits.chi2_p then bad("drift column %s: chi2_p is for categorical columns; use ks or ks_p", name) end
       if not numeric and (limits.ks or limits.ks_p) then bad("drift column %s: ks is for int and number columns; use psi or chi2_p", name) end

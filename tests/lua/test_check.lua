@@ -40,6 +40,11 @@ function TestCheckRules:test_malformed_rules_raise_naming_the_field()
     { { columns = { { "a", type = "int" } }, drift = { reference = "r.csv", columns = { a = { chi2_p = 0.2 } } } },
       "drift column a: chi2_p is for categorical columns; use ks or ks_p" },
     { { columns = { { "a" } }, predicates = { { "p" } } }, "predicates[1] must be { NAME, function(row) … end }" },
+    { { columns = { { "a", type = "int", max = "9" } } }, "column a: max must be a number, not 9" },
+    { { columns = { { "a" } }, rows = { min = "5" } }, "rows.min must be a number, not 5" },
+    { { columns = { { "a" } }, delimiter = ";;" }, "delimiter must be one character" },
+    { { columns = { { "a", type = "int" } }, drift = { reference = "r.csv", columns = { a = { ks = "x" } } } },
+      "drift column a: ks must be a number >= 0" },
   }
   for _, case in ipairs(cases) do
     local ok, err = pcall(check.rules, case[1])
