@@ -64,6 +64,17 @@ is "$RC $(printf '%s\n' "$OUT" | grep -c '^ok')" "0 1" "-P and --exclude select 
 mlx test tests/unit/test_math.lua tests/test_exits.lua
 is "$RC $(printf '%s\n' "$OUT" | tail -1)" "0 1..4" "named files run, in the order given"
 
+# -j: files at once, reported in the order of the files all the same.
+printf 'local lu = require "luaunit"\nTestSlow = {}\nfunction TestSlow:test_waits() require("mlx.core").sleep(1) end\n' >tests/test_aaa_slow.lua
+mlx test
+serial=$OUT
+mlx test -j 3
+is "$RC" 1 "-j 3: the same exit code"
+is "$OUT" "$serial" "-j 3: the same TAP, in the same order"
+mlx test -j 0
+is "$RC $ERR" "2 mlx: error: --jobs needs a number of files >= 1, not 0" "-j 0: exit 2"
+rm tests/test_aaa_slow.lua
+
 # Files that do not run to their end are errors, not silence.
 mkdir -p bad
 printf 'error("broken at load")\n' >bad/test_load.lua
@@ -79,6 +90,18 @@ if [ "$have_xmllint" = 1 ]; then
 	xmllint --noout --schema "$XSD" bad.xml 2>/dev/null
 	is "$?" 0 "their JUnit XML validates"
 fi
+
+# Ctrl-C: mlx test stops its workers and exits 130.
+"$MLX" test bad/test_loop.lua >int.out 2>int.err &
+pid=$!
+for _ in $(seq 50); do grep -q . int.out 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+kill -INT "$pid"
+wait "$pid"
+is "$?" 130 "interrupted: exit 130"
+sleep 0.5
+is "$(pgrep -f "mlx.testing.worker" | xargs -r -n1 sh -c 'readlink /proc/$0/cwd' 2>/dev/null | grep -c "^$TEST_DIR\$" || true)" 0 \
+	"no worker is left running"
 
 # Usage errors: exit 2, one line.
 mlx test nowhere

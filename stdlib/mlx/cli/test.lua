@@ -1,5 +1,6 @@
 -- mlx test: run a project's LuaUnit tests (mlx.testing.runner), print TAP,
 -- optionally write JUnit XML.
+local cli = require "mlx.cli"
 local core = require "mlx.core"
 local fs = require "mlx.fs"
 local project = require "mlx.project"
@@ -22,7 +23,7 @@ end
 
 return {
   summary = "run the project's LuaUnit tests; TAP on stdout, JUnit XML with --junit",
-  usage = "mlx test [PATH...] [--junit FILE] [-P PATTERN]... [--exclude PATTERN]... [--timeout SECONDS]",
+  usage = "mlx test [PATH...] [--junit FILE] [-P PATTERN]... [--exclude PATTERN]... [--timeout SECONDS] [-j N]",
   description = [[
 Runs LuaUnit tests with the mlx modules and mlx.testing available. Each
 PATH is a test file or a directory whose test_*.lua files, at any depth,
@@ -32,7 +33,9 @@ directory, with MLX_TEST_ROOT set to the project root; its tests are what
 LuaUnit discovers (global Test* tables and test* functions), and a file
 that ends with os.exit(lu.LuaUnit.run()) works as well. -P and --exclude
 take Lua patterns matched against Class.method names (LuaUnit's own -p and
-its -x; -p is --param in mlx). Prints TAP version 13 on stdout as each file finishes; --junit writes
+its -x; -p is --param in mlx). -j N runs N files at once (default 1: tests
+may share the working directory). Prints TAP version 13 on stdout as each
+file finishes, in the order of the files; --junit writes
 the results as JUnit XML (testsuites, one testsuite per file) for CI test
 reporters. Exit codes: 0 every test passed (skips included), 1 a test
 failed or a file did not run to the end, 2 usage (a PATH that does not
@@ -45,11 +48,13 @@ exist, a directory without test files, a bad option), 130 interrupted.]],
       help = "leave out tests whose Class.method name matches the Lua PATTERN (repeatable)" },
     { "timeout", arg = "SECONDS", type = "number",
       help = "stop a test file after SECONDS and count it as an error (default 600)" },
+    cli.option("jobs", { help = "run N test files at once (default 1)" }),
   },
   main = function(opts, args)
     local root = project.root()
     local timeout = opts.timeout or 600
     if timeout <= 0 or timeout ~= timeout then ui.usage_error("--timeout needs a number of seconds > 0, not %s", tostring(opts.timeout)) end
+    if opts.jobs and opts.jobs < 1 then ui.usage_error("--jobs needs a number of files >= 1, not %d", opts.jobs) end
     local paths = args
     if #paths == 0 then
       paths = { project.relative(root .. "/tests", fs.cwd()) }
@@ -70,19 +75,12 @@ exist, a directory without test files, a bad option), 130 interrupted.]],
     local report = require "mlx.testing.report"
     local tap = report.tap(function(line) io.stdout:write(line, "\n") io.stdout:flush() end)
     local tmpdir = make_tmpdir()
-    local suites = {}
     local started = os.date("!%Y-%m-%dT%H:%M:%S")
     local clock0 = core.clock()
-    local ok, failure = pcall(function()
-      for i, file in ipairs(files) do
-        local suite = runner.run_file(file, { index = i, patterns = patterns, timeout = timeout, tmpdir = tmpdir,
-          env = { MLX_TEST_ROOT = root } })
-        suites[#suites + 1] = suite
-        tap:suite(suite)
-      end
-    end)
+    local ok, suites = pcall(runner.run, files, { patterns = patterns, timeout = timeout, tmpdir = tmpdir,
+      env = { MLX_TEST_ROOT = root }, jobs = opts.jobs or 1 }, function(_, suite) tap:suite(suite) end)
     fs.remove_tree(tmpdir)
-    if not ok then error(failure, 0) end
+    if not ok then error(suites, 0) end
     tap:finish()
     local c = tap.counts
     if opts.junit then

@@ -65,24 +65,20 @@ local function tail(text, n)
   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
 end
 
---- Runs one test file in a child mlx and returns its suite: {file, tests
---- = {{class, name, status = SUCCESS|FAIL|ERROR|SKIP, message, trace,
---- time}}, time, output (what the file printed)}. A child that ends
---- without results (it crashed, exited early or ran past options.timeout)
---- gives one ERROR test naming what happened. Raises only on misuse.
----@param file string
----@param options table {patterns = {…}, timeout = seconds, env = {…}, tmpdir = dir}
-function M.run_file(file, options)
+local function command(file, options)
   local results = options.tmpdir .. "/results-" .. tostring(options.index or 1) .. ".json"
   os.remove(results)
   local env = { MLX_TEST_FILE = file, MLX_TEST_RESULTS = results,
     MLX_TEST_PATTERN = table.concat(options.patterns or {}, "\n") }
   for k, v in pairs(options.env or {}) do env[k] = v end
-  local started = core.clock()
-  local done, err, _, r = proc.run { core.exe_dir .. "/mlx", "lua", "-e", 'require("mlx.testing.worker").main()',
-    env = env, stdout = "capture", stderr = "stdout", timeout = options.timeout }
-  r = done or r -- a non-zero exit is a result: the file's failure count
-  local suite = { file = file, time = core.clock() - started, output = r and r.stdout or "" }
+  return { core.exe_dir .. "/mlx", "lua", "-e", 'require("mlx.testing.worker").main()',
+    env = env, stdout = "capture", stderr = "stdout", timeout = options.timeout }, results
+end
+
+--- The suite of a finished worker: r is its proc result (nil with err when
+--- it could not run), results the file it wrote them to.
+local function collect(file, options, r, err, results, time)
+  local suite = { file = file, time = time, output = r and r.stdout or "" }
   local doc = fs.stat(results) and json.load(results)
   os.remove(results)
   -- A file ending in os.exit(lu.LuaUnit.run()) exits with its failure count.
@@ -108,6 +104,60 @@ function M.run_file(file, options)
   suite.tests[#suite.tests + 1] = { class = "(file)", name = "run", status = "ERROR", time = suite.time,
     message = why, trace = tail(suite.output, 20) }
   return suite
+end
+
+--- Runs test files in child mlx processes, up to options.jobs at once
+--- (default 1), and calls on_suite(i, suite) for each in the order of
+--- files, as soon as it and those before it finished. A suite is {file,
+--- tests = {{class, name, status = SUCCESS|FAIL|ERROR|SKIP, message,
+--- trace, time}}, time, output (what the file printed)}. A child that ends
+--- without results (it crashed, exited early or ran past options.timeout)
+--- gives one ERROR test naming what happened. options: patterns ({…}, "!"
+--- excludes), timeout (seconds per file), env ({…}), tmpdir (where results
+--- are written), jobs. Returns the suites; an interruption raises
+--- "interrupted" after stopping the children.
+---@param files string[]
+---@param options table
+---@param on_suite fun(i: integer, suite: table)
+function M.run(files, options, on_suite)
+  local jobs = math.max(1, options.jobs or 1)
+  local suites, running, next_file, reported = {}, {}, 1, 0
+  local function report_ready()
+    while suites[reported + 1] do
+      reported = reported + 1
+      on_suite(reported, suites[reported])
+    end
+  end
+  local ok, failure = pcall(function()
+    while next_file <= #files or #running > 0 do
+      while #running < jobs and next_file <= #files do
+        local i = next_file
+        next_file = next_file + 1
+        local o = setmetatable({ index = i }, { __index = options })
+        local cmd, results = command(files[i], o)
+        local h, err = proc.spawn(cmd)
+        if h then
+          running[#running + 1] = { handle = h, index = i, results = results, started = core.clock() }
+        else
+          suites[i] = collect(files[i], options, nil, err, results, 0)
+        end
+      end
+      report_ready()
+      if #running > 0 then
+        local handles = {}
+        for j, job in ipairs(running) do handles[j] = job.handle end
+        local h, result, j = proc.wait_any(handles)
+        if not h then error(result, 0) end
+        local job = table.remove(running, j)
+        suites[job.index] = collect(files[job.index], options, result, nil, job.results, core.clock() - job.started)
+        h:close()
+        report_ready()
+      end
+    end
+  end)
+  for _, job in ipairs(running) do job.handle:close() end
+  if not ok then error(failure, 0) end
+  return suites
 end
 
 return M
