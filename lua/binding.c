@@ -275,3 +275,16 @@ int mlx_lua_report(lua_State *L, int ref, lua_Integer files, lua_Integer nfiles,
 	lua_settop(L, top);
 	return rc != LUA_OK;
 }
+
+lua_CFunction mlx_lua_find_interrupted(lua_State *L)
+{
+	lua_CFunction fn = NULL;
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	if (lua_getfield(L, -1, "mlx.core") == LUA_TTABLE) {
+		lua_getfield(L, -1, "interrupted");
+		fn = lua_tocfunction(L, -1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
+	return fn;
+}

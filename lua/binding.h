@@ -105,6 +105,12 @@ void mlx_lua_box_release(lua_State *L, int idx);
 int mlx_lua_report(lua_State *L, int ref, lua_Integer files, lua_Integer nfiles, lua_Integer bytes,
 		   lua_Integer nbytes);
 
+/* Returns mlx.core.interrupted, found in package.loaded without loading
+ * anything (NULL in a state without mlx.core), for long core calls to poll
+ * between blocks of work: calling it pushes a boolean and allocates
+ * nothing, so it is safe while C holds memory or descriptors. */
+lua_CFunction mlx_lua_find_interrupted(lua_State *L);
+
 /* ---- numbers as text -------------------------------------------------------- */
 
 /* Enough for any number mlx_lua_number_text writes, with its NUL. */

@@ -33,42 +33,58 @@ struct row_call {
 	int names; /* stack index of the array of names */
 	size_t ncols;
 	lua_CFunction interrupted;
+	/* the row being passed */
+	uint64_t row;
+	const char *const *fields;
+	const size_t *lens;
 };
 
+/* Builds the row's table and calls on_row: under lua_pcall, as everything
+ * that may allocate while the reader holds its file and buffers. */
 static int call_on_row(lua_State *L)
 {
-	/* fn, row, values: called under lua_pcall */
+	/* 1: the row_call, 2: on_row, 3: the names */
+	struct row_call *rc = lua_touserdata(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushinteger(L, (lua_Integer)rc->row);
+	lua_createtable(L, 0, (int)rc->ncols);
+	for (size_t i = 0; i < rc->ncols; i++) {
+		if (!rc->fields[i])
+			continue;
+		lua_rawgeti(L, 3, (lua_Integer)i + 1);
+		lua_pushlstring(L, rc->fields[i], rc->lens[i]);
+		lua_rawset(L, -3);
+	}
 	lua_call(L, 2, 2);
 	return 2;
 }
 
+/* The stack has room for these pushes (lua_checkstack before the read),
+ * so nothing here allocates outside the protected call. */
 static int on_row(void *ctx, uint64_t row, const char *const *fields, const size_t *lens, struct mlx_err *err)
 {
 	struct row_call *rc = ctx;
 	lua_State *L = rc->L;
+	rc->row = row;
+	rc->fields = fields;
+	rc->lens = lens;
 	lua_pushcfunction(L, call_on_row);
+	lua_pushlightuserdata(L, rc);
 	lua_pushvalue(L, rc->fn);
-	lua_pushinteger(L, (lua_Integer)row);
-	lua_createtable(L, 0, (int)rc->ncols);
-	for (size_t i = 0; i < rc->ncols; i++) {
-		if (!fields[i])
-			continue;
-		lua_rawgeti(L, rc->names, (lua_Integer)i + 1);
-		lua_pushlstring(L, fields[i], lens[i]);
-		lua_rawset(L, -3);
-	}
+	lua_pushvalue(L, rc->names);
 	if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
-		mlx_err_set(err, MLX_ERR_INVALID, 0, "%s",
-		            lua_isstring(L, -1) ? lua_tostring(L, -1) : "error in a row predicate");
-		if (strcmp(err->msg, "interrupted") == 0)
-			err->status = MLX_ERR_INTERRUPTED;
+		const char *msg =
+		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error in a row predicate";
+		mlx_err_set(err, strcmp(msg, "interrupted") == 0 ? MLX_ERR_INTERRUPTED : MLX_ERR_INVALID, 0,
+		            "%s", msg);
 		lua_pop(L, 1);
 		return 1;
 	}
 	int go_on = lua_toboolean(L, -2);
 	if (!go_on)
 		mlx_err_set(err, MLX_ERR_INVALID, 0, "%s",
-		            lua_isstring(L, -1) ? lua_tostring(L, -1) : "a row predicate stopped the check");
+		            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+		                                           : "a row predicate stopped the check");
 	lua_pop(L, 2);
 	return !go_on;
 }
@@ -80,19 +96,6 @@ static int cancelled(void *arg)
 	int stop = lua_toboolean(rc->L, -1);
 	lua_pop(rc->L, 1);
 	return stop;
-}
-
-static lua_CFunction find_interrupted(lua_State *L)
-{
-	lua_CFunction fn = NULL;
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	if (lua_getfield(L, -1, "mlx.core") == LUA_TTABLE) {
-		lua_getfield(L, -1, "interrupted");
-		fn = lua_tocfunction(L, -1);
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 2);
-	return fn;
 }
 
 static const char *const type_names[] = {"any", "string", "int", "number", "bool", NULL};
@@ -276,7 +279,8 @@ static int datacheck_run(lua_State *L)
 		o.nna = read_strings(L, 4, na, "na", &na_list);
 	o.na = na_list;
 	o.libcsv_only = mlx_lua_optfield_boolean(L, 4, "libcsv_only", 0);
-	struct row_call call = {.L = L, .names = names, .ncols = nspecs, .interrupted = find_interrupted(L)};
+	struct row_call call = {
+	    .L = L, .names = names, .ncols = nspecs, .interrupted = mlx_lua_find_interrupted(L)};
 	if (!lua_isnoneornil(L, 4) && lua_getfield(L, 4, "on_row") != LUA_TNIL) {
 		luaL_checktype(L, -1, LUA_TFUNCTION);
 		call.fn = lua_gettop(L);
@@ -288,6 +292,7 @@ static int datacheck_run(lua_State *L)
 		o.cancel_arg = &call;
 	}
 
+	luaL_checkstack(L, 8, "checking a file");
 	struct mlx_err err;
 	struct run_box *box = mlx_lua_box(L, sizeof *box, release_run);
 	int boxi = lua_gettop(L);

@@ -35,20 +35,6 @@ static int probe_cancelled(void *arg)
 	return stop;
 }
 
-/* mlx.core.interrupted from package.loaded, without loading anything. */
-static lua_CFunction find_interrupted(lua_State *L)
-{
-	lua_CFunction fn = NULL;
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	if (lua_getfield(L, -1, "mlx.core") == LUA_TTABLE) {
-		lua_getfield(L, -1, "interrupted");
-		fn = lua_tocfunction(L, -1);
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 2);
-	return fn;
-}
-
 static struct client *check_client(lua_State *L)
 {
 	struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
@@ -62,7 +48,7 @@ static int http_client(lua_State *L)
 	struct client *c = lua_newuserdatauv(L, sizeof *c, 0);
 	memset(c, 0, sizeof *c);
 	luaL_setmetatable(L, CLIENT_MT);
-	c->interrupted = find_interrupted(L);
+	c->interrupted = mlx_lua_find_interrupted(L);
 	struct mlx_err err;
 	if (mlx_http_client_new(&c->http, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
