@@ -15,9 +15,9 @@ packages="
   rclone time
   libcsv-dev
 "
-# bench/check.sh: pandas to compare mlx.check with, and GNU time.
+# bench/check.sh: pandas to compare mlx.check with.
 if [ "${1:-}" = "--bench" ]; then
-  packages="$packages python3-pandas time"
+  packages="$packages python3-pandas"
 fi
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
