@@ -10,7 +10,7 @@
 #            vs rclone sync again (nothing to do)
 #   big      one 2 GiB file pushed and pulled (BIG=1), vs rclone copy
 #   memory   peak RSS of mlx push and mlx pull at N files, and at N2 files
-#            (0: skipped)
+#            of 4 KiB (0: skipped)
 #
 # usage: bench/remote.sh [path/to/mlx] [REMOTE]
 # REMOTE is a directory (default: a new one under BENCH_DIR) or an
@@ -54,16 +54,16 @@ remote_for() { # NAME — prints "MLX_URL RCLONE_PATH"
 	fi
 }
 
-make_files() { # DIR COUNT
-	python3 - "$1" "$2" <<'PY'
+make_files() { # DIR COUNT [MAX_KIB] — COUNT files of 4 KiB to MAX_KIB (64)
+	python3 - "$1" "$2" "${3:-64}" <<'PY'
 import os, random, sys
 random.seed(7)
-root, n = sys.argv[1], int(sys.argv[2])
+root, n, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(n):
     d = os.path.join(root, "d%03d" % (i % 200))
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "f%06d.bin" % i), "wb") as f:
-        f.write(os.urandom(random.randint(4 << 10, 64 << 10)))
+        f.write(os.urandom(random.randint(4 << 10, max(4, top) << 10)))
 PY
 }
 
@@ -96,7 +96,7 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 	local name=$1 count=$2
 	read -r url rpath <<<"$(remote_for "$name")"
 	echo "# preparing $count files for $name in $work" >&2
-	rm -rf "$work/$name-data" && make_files "$work/$name-data" "$count"
+	rm -rf "$work/$name-data" && make_files "$work/$name-data" "$count" "${MAX_KIB:-64}"
 	cp -r "$work/$name-data" "$work/$name-plain" # rclone's copy of the same bytes
 	project "$work/$name-a" "$work/$name-data" "$url"
 	find "$work/$name-a/data" "$work/$name-plain" -type f -print0 | xargs -0 cat >/dev/null
@@ -153,5 +153,6 @@ if [ "$BIG" = 1 ]; then
 		"ratios push $(ratio "$rpush" "$push"), pull $(ratio "$rpull" "$pull")"
 fi
 if [ "$N2" -gt 0 ]; then
-	MEMORY_ONLY=1 run_set many "$N2"
+	# Memory depends on the number of files, not their size: 4 KiB each.
+	MEMORY_ONLY=1 MAX_KIB=4 run_set many "$N2"
 fi
