@@ -430,7 +430,15 @@ end
 local function apply(st, root, p, link)
   if p.action == "unchanged" then return { path = p.path, action = "unchanged" } end
   local ok, err, code = st:checkout(p.dir, p.files, link)
-  if not ok then return nil, err, code end
+  if not ok then
+    -- The store says "(mlx pull)"; name the remote it would come from.
+    if code == "notfound" or code == "corrupt" then
+      local hint = require("mlx.remote.config").pull_hint
+      err = err:gsub("fetch it %(mlx pull%)", (hint(root, "it"):gsub("%%", "%%%%")))
+      err = err:gsub("fetch a good copy %(mlx pull%)", (hint(root, "a good copy"):gsub("%%", "%%%%")))
+    end
+    return nil, err, code
+  end
   for _, path in ipairs(p.extra) do
     ok, err, code = fs.remove_below(root, p.path .. "/" .. path)
     if not ok then return nil, err, code end

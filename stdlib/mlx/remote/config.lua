@@ -129,12 +129,16 @@ function M.resolve(root, name)
   return { name = name, url = url, options = options }
 end
 
---- The advice for objects missing from the store: pull them from the
---- default remote, naming it, or add a remote first.
-function M.pull_hint(root)
+--- The advice for objects missing from the store: fetch what (default
+--- "them") with mlx pull from the default remote, naming it, or add a
+--- remote first.
+function M.pull_hint(root, what)
+  what = what or "them"
   local doc = root and M.load(root)
-  if doc and doc.default then return ("fetch them with 'mlx pull' (from remote '%s')"):format(doc.default) end
-  return "add a remote ('mlx remote add NAME URL') and fetch them with 'mlx pull'"
+  if doc and doc.default then
+    return ("fetch %s with 'mlx pull' (from remote '%s')"):format(what, doc.default)
+  end
+  return ("add a remote ('mlx remote add NAME URL') and fetch %s with 'mlx pull'"):format(what)
 end
 
 return M
