@@ -103,7 +103,7 @@ enum mlx_remote_outcome {
 
 struct mlx_remote_item {
 	char hex[65];		/* the object id */
-	uint64_t size;		/* bytes moved, once SENT */
+	uint64_t size;		/* in: the expected size, for progress (0: unknown); out: bytes moved, if SENT */
 	int outcome;		/* enum mlx_remote_outcome */
 };
 
@@ -159,7 +159,7 @@ int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_re
 		    int check, const struct mlx_remote_progress *progress, struct mlx_err *err);
 
 /* Fetches the objects items[0..n) into the store, in parallel: items the
- * store has are PRESENT; a download is hashed and enters the store only if
+ * store has are PRESENT (found in one pass before any transfer); a download is hashed and enters the store only if
  * it matches its id (else CORRUPT); one the remote lacks is MISSING.
  * Fetched objects are committed every few thousand, so an interrupted
  * fetch keeps what it completed. Returns as mlx_remote_push. */

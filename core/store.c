@@ -430,6 +430,17 @@ int mlx_store_has(const struct mlx_store *s, const char *hex)
 	return has;
 }
 
+void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_t n, unsigned char *present)
+{
+	struct shards shards;
+	shards_init(&shards);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t size;
+		present[i] = mlx_hash_is_id(ids[i]) && object_size_in(shard_of(s, &shards, ids[i], 0), ids[i], &size);
+	}
+	shards_close(&shards);
+}
+
 /* ---- staging ------------------------------------------------------------ */
 
 /* Creates a new temp file of the batch, named "xx/n" into name. Temps are

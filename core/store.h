@@ -75,6 +75,11 @@ int mlx_store_object_path(const struct mlx_store *s, const char *hex, char *buf,
  * nor below one), else 0. */
 int mlx_store_has(const struct mlx_store *s, const char *hex);
 
+/* Sets present[i] to 1 if object ids[i] is in the store (as
+ * mlx_store_has), else 0, for i in 0..n-1: one open per shard, not per
+ * object, so asking about 20,000 objects costs 20,000 stats. */
+void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_t n, unsigned char *present);
+
 /* Stages every file of list, read from dir/path, in up to jobs threads.
  * A file whose hex is already set (from the stat cache) and whose object
  * exists with its size is skipped. Others get hex, size (bytes stored) and

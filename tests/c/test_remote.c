@@ -204,6 +204,13 @@ static void push_then_fetch_verifies_every_object(void **state)
 		}
 	}
 	assert_int_equal(items[N].outcome, MLX_REMOTE_MISSING);
+	/* One pass tells which objects the store has. */
+	const char *ids[3] = {items[0].hex, items[7].hex, "../../etc/passwd"};
+	unsigned char present[3];
+	mlx_store_has_many(b, ids, 3, present);
+	assert_int_equal(present[0], 1);
+	assert_int_equal(present[1], 0);
+	assert_int_equal(present[2], 0);
 	/* Fetched again: what the store has is not asked for. */
 	assert_int_equal(mlx_remote_fetch(r, b, items, N, NULL, &err), MLX_OK);
 	assert_int_equal(items[0].outcome, MLX_REMOTE_PRESENT);
