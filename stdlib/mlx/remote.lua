@@ -18,10 +18,9 @@ local fs = require "mlx.fs"
 local index = require "mlx.remote.index"
 local json = require "mlx.json"
 local lockfile = require "mlx.lock"
+local runcache = require "mlx.remote.runcache"
 
 local M = {}
-
-local is_id = lockfile.is_id
 
 --- Opens the remote name (nil: the default) of the project at root:
 --- {name, url, r = mlx.transfer handle}; or nil, message, code.
@@ -161,51 +160,9 @@ local function expand(st, records)
   return list, seen, from, unread
 end
 
--- ---- run-cache -----------------------------------------------------------
-
-local function runcache_path(root, key)
-  return ("%s/.mlx/cache/runs/%s/%s.json"):format(root, key:sub(1, 2), key)
-end
-
 --- Returns nil if entry (decoded JSON) is a valid run-cache entry for key,
---- else why not: the rules of local entries (version, key, outs of valid
---- paths and records).
-function M.entry_problem(entry, key)
-  if type(entry) ~= "table" or entry.version ~= 1 or entry.key ~= key or type(entry.outs) ~= "table" then
-    return "not a run-cache entry for its key"
-  end
-  for path, r in pairs(entry.outs) do
-    if type(path) ~= "string" then return "an out that is not a path" end
-    local problem = lockfile.path_problem((path:gsub("/$", "")))
-    if problem then return problem end
-    problem = lockfile.entry_problem(r)
-    if problem then return ("%s: %s"):format(path, problem) end
-  end
-end
-
--- The local run-cache keys and their records; keys of steps mlx verify
--- found non-deterministic (marked in mlx.lock) are left out.
-local function local_runs(root)
-  local lock = lockfile.read(root) or {}
-  local skip = {}
-  for _, section in pairs(type(lock.steps) == "table" and lock.steps or {}) do
-    for _, entry in pairs(section) do
-      if entry.deterministic == false and entry.key then skip[entry.key] = true end
-    end
-  end
-  local runs = {}
-  local dir = root .. "/.mlx/cache/runs"
-  for _, sub in ipairs(fs.list(dir) or {}) do
-    for _, name in ipairs(fs.list(dir .. "/" .. sub) or {}) do
-      local key = name:match("^(%x+)%.json$")
-      if key and is_id(key) and not skip[key] then
-        local entry = json.load(dir .. "/" .. sub .. "/" .. name)
-        if not M.entry_problem(entry, key) then runs[key] = entry end
-      end
-    end
-  end
-  return runs, skip
-end
+--- else why not (mlx.remote.runcache.entry_problem).
+M.entry_problem = runcache.entry_problem
 
 -- ---- push ----------------------------------------------------------------
 
@@ -229,7 +186,7 @@ function M.push(root, opts)
   if not records then return nil, err, code end
   local runs = {}
   if opts.run_cache then
-    runs = local_runs(root)
+    runs = runcache.local_entries(root)
     for _, entry in pairs(runs) do
       for path, r in pairs(entry.outs) do records[#records + 1] = { hash = r.hash, type = r.type, size = r.size,
         path = path } end
@@ -320,45 +277,6 @@ end
 
 -- ---- fetch and pull -------------------------------------------------------
 
--- Fetches the run-cache entries the remote has and this project lacks,
--- checking each as a local entry is checked; returns the records of their
--- outs, the keys written, and the refused ones as {key, why}.
-local function fetch_runs(root, h, idx)
-  local records, written, refused = {}, {}, {}
-  local keys = {}
-  for key in pairs(idx.runs) do keys[#keys + 1] = key end
-  table.sort(keys)
-  for _, key in ipairs(keys) do
-    local path = runcache_path(root, key)
-    local entry = json.load(path)
-    if M.entry_problem(entry, key) then
-      local text, err, code = h.r:read("runcache/" .. key .. ".json", 1 << 20)
-      if not text then
-        if code ~= "notfound" then return nil, err, code end
-        entry = nil
-      else
-        local ok, decoded = pcall(json.decode, text)
-        entry = ok and decoded or nil
-        local problem = M.entry_problem(entry, key)
-        if problem then
-          refused[#refused + 1] = { key = key, why = problem }
-          entry = nil
-        else
-          local ok2, werr, wcode = require("mlx.pipeline.runcache").write(root, key, entry.outs)
-          if not ok2 then return nil, werr, wcode end
-          written[#written + 1] = key
-        end
-      end
-    end
-    if entry then
-      for out, r in pairs(entry.outs) do
-        records[#records + 1] = { hash = r.hash, type = r.type, size = r.size, path = (out:gsub("/$", "")) }
-      end
-    end
-  end
-  return records, written, refused
-end
-
 --- Brings into the store every object that targets name (see M.records)
 --- and the store lacks — directories' manifests first, then their files —
 --- each verified before the store takes it; with opts.run_cache, also the
@@ -380,7 +298,7 @@ function M.fetch(root, opts)
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
     refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records }
   if opts.run_cache and not opts.dry_run then
-    local extra, written, refused = fetch_runs(root, h, idx)
+    local extra, written, refused = runcache.fetch(root, h.r, idx)
     if not extra then return nil, written, refused end
     records = table.move(records, 1, #records, 1, {})
     for _, r in ipairs(extra) do records[#records + 1] = r end

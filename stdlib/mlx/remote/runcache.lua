@@ -1,0 +1,101 @@
+--- mlx.remote.runcache: run-cache entries crossing to and from a remote
+--- (runcache/<key>.json there, .mlx/cache/runs/ab/<key>.json here). What
+--- arrives is data: an entry must have the shape of a local one, with out
+--- paths that pass mlx.lock's path rule and valid records, else it is
+--- refused and not written.
+local fs = require "mlx.fs"
+local json = require "mlx.json"
+local lockfile = require "mlx.lock"
+
+local M = {}
+
+local is_id = lockfile.is_id
+
+
+local function runcache_path(root, key)
+  return ("%s/.mlx/cache/runs/%s/%s.json"):format(root, key:sub(1, 2), key)
+end
+
+--- Returns nil if entry (decoded JSON) is a valid run-cache entry for key,
+--- else why not: the rules of local entries (version, key, outs of valid
+--- paths and records).
+function M.entry_problem(entry, key)
+  if type(entry) ~= "table" or entry.version ~= 1 or entry.key ~= key or type(entry.outs) ~= "table" then
+    return "not a run-cache entry for its key"
+  end
+  for path, r in pairs(entry.outs) do
+    if type(path) ~= "string" then return "an out that is not a path" end
+    local problem = lockfile.path_problem((path:gsub("/$", "")))
+    if problem then return problem end
+    problem = lockfile.entry_problem(r)
+    if problem then return ("%s: %s"):format(path, problem) end
+  end
+end
+
+--- Returns the local run-cache entries {key → entry} that may be pushed:
+--- valid ones, without those of steps mlx verify found non-deterministic
+--- (marked in mlx.lock).
+function M.local_entries(root)
+  local lock = lockfile.read(root) or {}
+  local skip = {}
+  for _, section in pairs(type(lock.steps) == "table" and lock.steps or {}) do
+    for _, entry in pairs(section) do
+      if entry.deterministic == false and entry.key then skip[entry.key] = true end
+    end
+  end
+  local runs = {}
+  local dir = root .. "/.mlx/cache/runs"
+  for _, sub in ipairs(fs.list(dir) or {}) do
+    for _, name in ipairs(fs.list(dir .. "/" .. sub) or {}) do
+      local key = name:match("^(%x+)%.json$")
+      if key and is_id(key) and not skip[key] then
+        local entry = json.load(dir .. "/" .. sub .. "/" .. name)
+        if not M.entry_problem(entry, key) then runs[key] = entry end
+      end
+    end
+  end
+  return runs, skip
+end
+
+--- Fetches the run-cache entries that the index idx lists and this
+--- project lacks from the remote r (an mlx.transfer handle), each checked
+--- as a local entry is (M.entry_problem) before it is written. Returns the
+--- records of the outs of every listed entry, the keys written, and the
+--- refused ones as {key, why}; or nil, message, code.
+function M.fetch(root, r, idx)
+  local records, written, refused = {}, {}, {}
+  local keys = {}
+  for key in pairs(idx.runs) do keys[#keys + 1] = key end
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local path = runcache_path(root, key)
+    local entry = json.load(path)
+    if M.entry_problem(entry, key) then
+      local text, err, code = r:read("runcache/" .. key .. ".json", 1 << 20)
+      if not text then
+        if code ~= "notfound" then return nil, err, code end
+        entry = nil
+      else
+        local ok, decoded = pcall(json.decode, text)
+        entry = ok and decoded or nil
+        local problem = M.entry_problem(entry, key)
+        if problem then
+          refused[#refused + 1] = { key = key, why = problem }
+          entry = nil
+        else
+          local ok2, werr, wcode = require("mlx.pipeline.runcache").write(root, key, entry.outs)
+          if not ok2 then return nil, werr, wcode end
+          written[#written + 1] = key
+        end
+      end
+    end
+    if entry then
+      for out, r in pairs(entry.outs) do
+        records[#records + 1] = { hash = r.hash, type = r.type, size = r.size, path = (out:gsub("/$", "")) }
+      end
+    end
+  end
+  return records, written, refused
+end
+
+return M
