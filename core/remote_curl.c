@@ -3,6 +3,8 @@
 #include "remote_curl.h"
 
 #include <errno.h>
+#include <libxml/parser.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,11 +91,22 @@ int mlx_remote_option_bool(const struct mlx_remote_config *config, const char *n
 	return MLX_OK;
 }
 
+/* libxml2 2.9 must be initialised once, before threads parse (listings
+ * and multipart answers are read on the engine's worker threads). The
+ * once-flag is the only process-wide state, as libxml2's own is. */
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+static void xml_init(void)
+{
+	xmlInitParser();
+}
+
 int mlx_remote_curl_open(struct mlx_remote_curl *c, const struct mlx_remote_config *config,
                          struct mlx_err *err)
 {
 	memset(c, 0, sizeof *c);
 	c->remote = config->name;
+	pthread_once(&xml_once, xml_init);
 	uint64_t timeout;
 	int rc = mlx_remote_option_u64(config, "timeout_ms", 30000, &timeout, err);
 	if (rc == MLX_OK)
@@ -376,6 +389,12 @@ int mlx_remote_curl_status(const struct mlx_remote_curl *c, const struct mlx_rem
 	char extra[160] = "";
 	if (detail && *detail)
 		snprintf(extra, sizeof extra, " (%s)", detail);
+	if (s >= 300 && s < 400)
+		return mlx_err_set(
+		    err, MLX_ERR_INVALID, 0,
+		    "remote %s: %s: the server redirects (HTTP %ld)%s; give the remote the URL it "
+		    "redirects to",
+		    c->remote, what, s, extra);
 	if (s == 404 || s == 410)
 		return mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "remote %s: %s: not found", c->remote, what);
 	if (s == 401 || s == 403)

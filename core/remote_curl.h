@@ -67,7 +67,8 @@ void mlx_remote_curl_close(struct mlx_remote_curl *c);
 int mlx_remote_curl_perform(struct mlx_remote_curl *c, struct mlx_remote_exchange *x, const char *what,
                             struct mlx_err *err);
 
-/* Turns a non-2xx status into the interface's failure: 404 and 410 are
+/* Turns a non-2xx status into the interface's failure: a redirect is
+ * MLX_ERR_INVALID (the remote's URL should be the target); 404 and 410 are
  * MLX_ERR_NOTFOUND; 401 and 403 MLX_ERR_INVALID with credential_hint
  * ("check the options user and password"); 408, 429 and 5xx MLX_ERR_IO;
  * anything else MLX_ERR_INVALID. detail (may be NULL) is the server's

@@ -531,6 +531,12 @@ static int s3_failed(struct s3 *s, const struct mlx_remote_exchange *x, const ch
 	if (strcmp(code, "NoSuchBucket") == 0)
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: the bucket '%s' does not exist",
 		                   s->c.remote, s->bucket);
+	if (strcmp(code, "PermanentRedirect") == 0 || strcmp(code, "AuthorizationHeaderMalformed") == 0 ||
+	    strcmp(code, "IllegalLocationConstraintException") == 0)
+		return mlx_err_set(
+		    err, MLX_ERR_INVALID, 0,
+		    "remote %s: %s: the bucket '%s' is not in region %s (%s): set the option region",
+		    s->c.remote, what, s->bucket, s->region, code);
 	const char *hint = "check the credentials: options access_key_id and secret_access_key (or "
 	                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)";
 	if (strcmp(code, "InvalidAccessKeyId") == 0)

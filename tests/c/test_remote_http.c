@@ -401,10 +401,12 @@ static void test_server_down(void **unused)
 	conf_free(&c);
 }
 
-/* The peer: answers every request on one connection with a 200 whose body
- * is shorter than its Content-Length, then closes. */
+/* The peer: answers every request, one per connection, with a canned
+ * response, then closes. */
 struct peer {
 	int fd, port;
+	const char *response;
+	pthread_t thread;
 };
 
 static void *peer_main(void *arg)
@@ -417,29 +419,42 @@ static void *peer_main(void *arg)
 		char buf[8192];
 		ssize_t n = recv(c, buf, sizeof buf, 0);
 		(void)n;
-		const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nETag: \"x\"\r\n\r\n";
-		char body[500];
-		memset(body, 'x', sizeof body);
-		if (send(c, head, sizeof head - 1, MSG_NOSIGNAL) < 0 ||
-		    send(c, body, sizeof body, MSG_NOSIGNAL) < 0) {
+		if (send(c, p->response, strlen(p->response), MSG_NOSIGNAL) < 0) {
 		}
 		close(c);
 	}
 }
 
+static void peer_start(struct peer *p, const char *response)
+{
+	p->response = response;
+	p->fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(p->fd, (struct sockaddr *)&a, sizeof a), 0);
+	socklen_t len = sizeof a;
+	getsockname(p->fd, (struct sockaddr *)&a, &len);
+	p->port = ntohs(a.sin_port);
+	assert_int_equal(listen(p->fd, 8), 0);
+	assert_int_equal(pthread_create(&p->thread, NULL, peer_main, p), 0);
+}
+
+static void peer_stop(struct peer *p)
+{
+	shutdown(p->fd, SHUT_RDWR);
+	close(p->fd);
+	pthread_join(p->thread, NULL);
+}
+
+/* A 200 whose body is shorter than its Content-Length is a transport
+ * failure, and never a short object. */
 static void test_truncated_body(void **unused)
 {
 	(void)unused;
+	static char response[1024];
+	snprintf(response, sizeof response,
+	         "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nETag: \"x\"\r\n\r\n%0500d", 0);
 	struct peer p;
-	p.fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(p.fd, (struct sockaddr *)&a, sizeof a), 0);
-	socklen_t len = sizeof a;
-	getsockname(p.fd, (struct sockaddr *)&a, &len);
-	p.port = ntohs(a.sin_port);
-	assert_int_equal(listen(p.fd, 8), 0);
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, peer_main, &p), 0);
+	peer_start(&p, response);
 	struct conf c;
 	conf_at(&c, p.port);
 	void *state = open_conf(&c);
@@ -453,9 +468,38 @@ static void test_truncated_body(void **unused)
 	unlink(path);
 	backend()->close(state);
 	conf_free(&c);
-	shutdown(p.fd, SHUT_RDWR);
-	close(p.fd);
-	pthread_join(th, NULL);
+	peer_stop(&p);
+}
+
+/* What a server says decides the kind of failure: a 503 is worth a retry,
+ * a redirect is not. */
+static void test_server_statuses(void **unused)
+{
+	(void)unused;
+	struct {
+		const char *response;
+		int code;
+		const char *says;
+	} cases[] = {
+	    {"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", MLX_ERR_IO, "HTTP 503"},
+	    {"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n", MLX_ERR_IO, "HTTP 429"},
+	    {"HTTP/1.1 301 Moved Permanently\r\nLocation: https://elsewhere/\r\nContent-Length: 0\r\n\r\n",
+	     MLX_ERR_INVALID, "redirects"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct peer p;
+		peer_start(&p, cases[i].response);
+		struct conf c;
+		conf_at(&c, p.port);
+		void *state = open_conf(&c);
+		struct mlx_err err;
+		uint64_t size;
+		assert_int_equal(backend()->stat(state, "objects/00/x", &size, &err), cases[i].code);
+		assert_non_null(strstr(err.msg, cases[i].says));
+		backend()->close(state);
+		conf_free(&c);
+		peer_stop(&p);
+	}
 }
 
 /* An upload that dies (mlx killed with SIGKILL in the middle of a PUT or a
@@ -731,6 +775,48 @@ static void test_s3_credentials(void **unused)
 	mlx_strlist_free(&s.keys);
 }
 
+/* S3's error codes pick the credential the message names. */
+static void test_s3_error_codes(void **unused)
+{
+	(void)unused;
+	struct {
+		const char *code;
+		int status;
+		const char *says;
+	} cases[] = {
+	    {"SignatureDoesNotMatch", 403, "check secret_access_key"},
+	    {"InvalidAccessKeyId", 403, "check access_key_id"},
+	    {"ExpiredToken", 400, "HTTP 400"},
+	    {"PermanentRedirect", 301, "set the option region"},
+	    {"SlowDown", 503, "HTTP 503"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char body[300], response[600];
+		snprintf(body, sizeof body,
+		         "<?xml version=\"1.0\" "
+		         "encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>m</Message></Error>",
+		         cases[i].code);
+		snprintf(response, sizeof response,
+		         "HTTP/1.1 %d X\r\nContent-Type: application/xml\r\nContent-Length: %zu\r\n\r\n%s",
+		         cases[i].status, strlen(body), body);
+		struct peer p;
+		peer_start(&p, response);
+		struct conf c;
+		conf_at(&c, p.port);
+		void *state = open_conf(&c);
+		struct seen s = {0};
+		struct mlx_err err;
+		int rc = mlx_remote_s3.list(state, "objects/", collect, &s, &err);
+		assert_int_equal(rc, cases[i].status >= 500 ? MLX_ERR_IO : MLX_ERR_INVALID);
+		if (!strstr(err.msg, cases[i].says))
+			fail_msg("%s: %s", cases[i].code, err.msg);
+		assert_null(strstr(err.msg, "SK")); /* the secret of conf_at */
+		mlx_remote_s3.close(state);
+		conf_free(&c);
+		peer_stop(&p);
+	}
+}
+
 /* A bucket that does not exist is a configuration error, not an empty
  * listing. */
 static void test_s3_no_bucket(void **unused)
@@ -764,15 +850,15 @@ int main(void)
 	    cmocka_unit_test(test_list_many),          cmocka_unit_test(test_list_stops),
 	    cmocka_unit_test(test_server_down),        cmocka_unit_test(test_truncated_body),
 	    cmocka_unit_test(test_interrupted_upload), cmocka_unit_test(test_bad_config),
+	    cmocka_unit_test(test_server_statuses),
 	};
 	const struct CMUnitTest webdav[] = {
 	    cmocka_unit_test(test_webdav_credentials),
 	    cmocka_unit_test(test_webdav_no_temp_left),
 	};
 	const struct CMUnitTest s3[] = {
-	    cmocka_unit_test(test_s3_multipart),
-	    cmocka_unit_test(test_s3_config),
-	    cmocka_unit_test(test_s3_credentials),
+	    cmocka_unit_test(test_s3_multipart),   cmocka_unit_test(test_s3_config),
+	    cmocka_unit_test(test_s3_credentials), cmocka_unit_test(test_s3_error_codes),
 	    cmocka_unit_test(test_s3_no_bucket),
 	};
 	/* one group, so the TAP output has one plan */
