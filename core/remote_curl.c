@@ -24,6 +24,24 @@ struct transfer {
 	bool decided;
 };
 
+bool mlx_remote_key_valid(const char *key, bool dir)
+{
+	size_t n = strlen(key);
+	if (n == 0 || key[0] == '/' || (!dir && key[n - 1] == '/'))
+		return false;
+	for (const char *seg = key; *seg;) {
+		const char *end = strchr(seg, '/');
+		size_t len = end ? (size_t)(end - seg) : strlen(seg);
+		if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+			return false;
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)seg[i] < 0x20 || seg[i] == 0x7f)
+				return false;
+		seg = end ? end + 1 : seg + len;
+	}
+	return true;
+}
+
 const char *mlx_remote_option(const struct mlx_remote_config *config, const char *name)
 {
 	const struct mlx_strlist *o = config->options;

@@ -80,6 +80,12 @@ int mlx_remote_curl_status(const struct mlx_remote_curl *c, const struct mlx_rem
 /* Frees what perform allocated in x and clears the response fields. */
 void mlx_remote_exchange_free(struct mlx_remote_exchange *x);
 
+/* Returns true when key is a key a remote may hold: relative, made of
+ * non-empty segments other than "." and "..", without control characters;
+ * with dir, a trailing '/' (a prefix) is allowed. Keys from listings are
+ * untrusted: one that is not valid is skipped. */
+bool mlx_remote_key_valid(const char *key, bool dir);
+
 /* The value of option name in config (the last, if it is given twice),
  * or NULL. */
 const char *mlx_remote_option(const struct mlx_remote_config *config, const char *name);

@@ -238,29 +238,9 @@ static bool valid_bucket(const char *b, size_t n)
 	return b[0] != '-' && b[0] != '.' && b[n - 1] != '-' && b[n - 1] != '.';
 }
 
-/* A key (or prefix, with dir) is relative, of non-empty segments other
- * than "." and "..", without control characters. */
-static bool valid_key(const char *key, bool dir)
-{
-	size_t n = strlen(key);
-	if (n == 0 || key[0] == '/' || (!dir && key[n - 1] == '/'))
-		return false;
-	for (const char *seg = key; *seg;) {
-		const char *end = strchr(seg, '/');
-		size_t len = end ? (size_t)(end - seg) : strlen(seg);
-		if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
-			return false;
-		for (size_t i = 0; i < len; i++)
-			if ((unsigned char)seg[i] < 0x20 || seg[i] == 0x7f)
-				return false;
-		seg = end ? end + 1 : seg + len;
-	}
-	return true;
-}
-
 static int check_key(const struct s3 *s, const char *key, bool dir, struct mlx_err *err)
 {
-	if (!valid_key(key, dir))
+	if (!mlx_remote_key_valid(key, dir))
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: not a valid key: '%.200s'",
 		                   s->c.remote, key);
 	return MLX_OK;
@@ -339,7 +319,7 @@ static int s3_open(const struct mlx_remote_config *config, void **state, struct 
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	}
 	snprintf(s->prefix, plen + 2, "%.*s%s", (int)plen, prefix, plen ? "/" : "");
-	if (plen && !valid_key(s->prefix, true)) {
+	if (plen && !mlx_remote_key_valid(s->prefix, true)) {
 		s3_close(s);
 		return mlx_err_set(err, MLX_ERR_INVALID, 0,
 		                   "remote %s: the prefix of %s is not a valid key prefix", config->name,
@@ -803,18 +783,19 @@ static int s3_put(void *state, const char *key, const char *path, uint64_t size,
 
 /* ---- list: ListObjectsV2, page after page ---------------------------------- */
 
-static int read_page(struct s3 *s, const struct mlx_remote_exchange *x, mlx_remote_list_fn fn, void *ctx,
-                     char **token, struct mlx_err *err)
+int mlx_s3_parse_listing(const char *remote, const char *prefix, const char *xml, size_t len,
+                         mlx_remote_list_fn fn, void *ctx, char **token, struct mlx_err *err)
 {
-	xmlDoc *doc = parse_xml(x->resp, x->resp_len);
+	*token = NULL;
+	xmlDoc *doc = parse_xml(xml, len);
 	const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
 	if (!named(root, "ListBucketResult")) {
 		xmlFreeDoc(doc);
 		return mlx_err_set(err, MLX_ERR_IO, 0, "remote %s: the listing is not a ListBucketResult",
-		                   s->c.remote);
+		                   remote);
 	}
 	int rc = MLX_OK;
-	size_t plen = strlen(s->prefix);
+	size_t plen = strlen(prefix);
 	for (const xmlNode *c = root->children; rc == MLX_OK && c; c = c->next) {
 		if (!named(c, "Contents"))
 			continue;
@@ -823,8 +804,8 @@ static int read_page(struct s3 *s, const struct mlx_remote_exchange *x, mlx_remo
 		char size_text[32];
 		child_text(c, "Size", size_text, sizeof size_text);
 		/* keys outside the prefix, or that are not keys, are skipped */
-		if (key && strncmp((const char *)key, s->prefix, plen) == 0 &&
-		    valid_key((const char *)key + plen, false))
+		if (key && strncmp((const char *)key, prefix, plen) == 0 &&
+		    mlx_remote_key_valid((const char *)key + plen, false))
 			rc = fn(ctx, (const char *)key + plen, strtoull(size_text, NULL, 10));
 		xmlFree(key);
 	}
@@ -832,13 +813,11 @@ static int read_page(struct s3 *s, const struct mlx_remote_exchange *x, mlx_remo
 	child_text(root, "IsTruncated", truncated, sizeof truncated);
 	child_text(root, "NextContinuationToken", next, sizeof next);
 	xmlFreeDoc(doc);
-	free(*token);
-	*token = NULL;
 	if (rc == MLX_OK && strcmp(truncated, "true") == 0) {
 		if (!next[0])
 			return mlx_err_set(err, MLX_ERR_IO, 0,
 			                   "remote %s: a truncated listing without a continuation token",
-			                   s->c.remote);
+			                   remote);
 		if (!(*token = strdup(next)))
 			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	}
@@ -882,8 +861,11 @@ static int s3_list(void *state, const char *prefix, mlx_remote_list_fn fn, void 
 		rc = s3_perform(s, &call, &x, err);
 		if (rc == MLX_OK && !ok_status(x.status))
 			rc = s3_failed(s, &x, prefix, err);
+		free(token);
+		token = NULL;
 		if (rc == MLX_OK)
-			rc = read_page(s, &x, fn, ctx, &token, err);
+			rc = mlx_s3_parse_listing(s->c.remote, s->prefix, x.resp, x.resp_len, fn, ctx, &token,
+			                          err);
 		mlx_remote_exchange_free(&x);
 		free(query);
 		free(enc_token);

@@ -79,24 +79,9 @@ static void percent_decode(char *s)
 	*o = '\0';
 }
 
-/* A key is relative, made of non-empty segments other than "." and "..",
- * without control characters: it names a file under the remote's root
- * and nothing else. A trailing '/' (a prefix) is allowed when dir is set. */
 static int check_key(const struct webdav *w, const char *key, int dir, struct mlx_err *err)
 {
-	size_t n = strlen(key);
-	int ok = n > 0 && key[0] != '/' && (dir || key[n - 1] != '/');
-	for (const char *seg = key; ok && *seg;) {
-		const char *end = strchr(seg, '/');
-		size_t len = end ? (size_t)(end - seg) : strlen(seg);
-		if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
-			ok = 0;
-		for (size_t i = 0; ok && i < len; i++)
-			if ((unsigned char)seg[i] < 0x20 || seg[i] == 0x7f)
-				ok = 0;
-		seg = end ? end + 1 : seg + len;
-	}
-	if (!ok)
+	if (!mlx_remote_key_valid(key, dir != 0))
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: not a valid key: '%.200s'",
 		                   w->c.remote, key);
 	return MLX_OK;
@@ -470,8 +455,8 @@ static int pending_push(struct pending *p, const char *key)
 }
 
 /* The key an href names (an absolute path or URL, percent-encoded), or
- * NULL when it is not under the remote's base. Returns a new string. */
-static char *href_key(const struct webdav *w, const char *href)
+ * NULL when it is not under base_path. Returns a new string. */
+static char *href_key(const char *base_path, const char *href)
 {
 	const char *p = href;
 	const char *scheme = strstr(p, "://");
@@ -484,35 +469,36 @@ static char *href_key(const struct webdav *w, const char *href)
 	if (!path)
 		return NULL;
 	percent_decode(path);
-	size_t bl = strlen(w->base_path);
+	size_t bl = strlen(base_path);
 	char *key = NULL;
-	if (strncmp(path, w->base_path, bl) == 0)
+	if (strncmp(path, base_path, bl) == 0)
 		key = strdup(path + bl);
 	free(path);
 	return key;
 }
 
-/* Reads one multistatus answer: files go to fn, collections other than
- * dir itself onto the walk. */
-static int read_multistatus(struct webdav *w, const char *dir, const char *xml, size_t len,
-                            struct pending *todo, mlx_remote_list_fn fn, void *ctx, struct mlx_err *err)
+int mlx_webdav_parse_multistatus(const char *remote, const char *base_path, const char *dir, const char *xml,
+                                 size_t len, mlx_webdav_entry_fn fn, void *ctx, struct mlx_err *err)
 {
-	xmlDoc *doc = xmlReadMemory(xml, (int)len, "propfind.xml", NULL,
-	                            XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR);
+	xmlDoc *doc = len > 0 && len < INT32_MAX
+	                  ? xmlReadMemory(xml, (int)len, "propfind.xml", NULL,
+	                                  XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR)
+	                  : NULL;
 	if (!doc)
 		return mlx_err_set(err, MLX_ERR_IO, 0, "remote %s: %s: the PROPFIND answer is not XML",
-		                   w->c.remote, dir);
+		                   remote, dir);
 	int rc = MLX_OK;
 	const xmlNode *root = xmlDocGetRootElement(doc);
 	if (!root || !is_dav(root, "multistatus"))
 		rc = mlx_err_set(err, MLX_ERR_IO, 0,
-		                 "remote %s: %s: the PROPFIND answer is not a multistatus", w->c.remote, dir);
+		                 "remote %s: %s: the PROPFIND answer is not a multistatus", remote, dir);
+	size_t dir_len = strlen(dir);
 	for (const xmlNode *r = root ? root->children : NULL; rc == MLX_OK && r; r = r->next) {
 		if (!is_dav(r, "response"))
 			continue;
 		const xmlNode *href = child(r, "href");
 		xmlChar *text = href ? xmlNodeGetContent(href) : NULL;
-		char *key = text ? href_key(w, (const char *)text) : NULL;
+		char *key = text ? href_key(base_path, (const char *)text) : NULL;
 		xmlFree(text);
 		if (!key)
 			continue;
@@ -550,20 +536,28 @@ static int read_multistatus(struct webdav *w, const char *dir, const char *xml, 
 		}
 		/* the collection itself, and anything a server names outside
 		 * it or with a key that is not a key, are skipped */
-		struct mlx_err ignored;
-		if (strcmp(key, dir) != 0 && strncmp(key, dir, strlen(dir)) == 0 &&
-		    check_key(w, key, collection, &ignored) == MLX_OK) {
-			if (collection) {
-				if (pending_push(todo, key) != MLX_OK)
-					rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-			} else {
-				rc = fn(ctx, key, size);
-			}
-		}
+		if (strcmp(key, dir) != 0 && strncmp(key, dir, dir_len) == 0 &&
+		    mlx_remote_key_valid(key, collection))
+			rc = fn(ctx, key, collection, size);
 		free(key);
 	}
 	xmlFreeDoc(doc);
 	return rc;
+}
+
+/* The walk of a listing: files go to the caller, collections onto todo. */
+struct walk {
+	struct pending todo;
+	mlx_remote_list_fn fn;
+	void *ctx;
+};
+
+static int walk_entry(void *ctx, const char *key, int collection, uint64_t size)
+{
+	struct walk *w = ctx;
+	if (collection)
+		return pending_push(&w->todo, key);
+	return w->fn(w->ctx, key, size);
 }
 
 static int webdav_list(void *state, const char *prefix, mlx_remote_list_fn fn, void *ctx, struct mlx_err *err)
@@ -575,12 +569,12 @@ static int webdav_list(void *state, const char *prefix, mlx_remote_list_fn fn, v
 	if (prefix[strlen(prefix) - 1] != '/')
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: a listed prefix ends with '/': %s",
 		                   w->c.remote, prefix);
-	struct pending todo = {0};
-	if (pending_push(&todo, prefix) != MLX_OK)
+	struct walk walk = {.fn = fn, .ctx = ctx};
+	if (pending_push(&walk.todo, prefix) != MLX_OK)
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	const char *const extra[] = {"Depth: 1", "Content-Type: application/xml; charset=utf-8", NULL};
-	while (rc == MLX_OK && todo.len > 0) {
-		char *dir = todo.keys[--todo.len];
+	while (rc == MLX_OK && walk.todo.len > 0) {
+		char *dir = walk.todo.keys[--walk.todo.len];
 		char *url = key_url(w, dir);
 		if (!url) {
 			free(dir);
@@ -594,17 +588,22 @@ static int webdav_list(void *state, const char *prefix, mlx_remote_list_fn fn, v
 		                                .body_fd = -1,
 		                                .out_fd = -1};
 		rc = request(w, &x, dir, extra, err);
-		if (rc == MLX_OK && x.status == 207)
-			rc = read_multistatus(w, dir, x.resp ? x.resp : "", x.resp_len, &todo, fn, ctx, err);
-		else if (rc == MLX_OK && x.status != 404) /* a missing prefix lists nothing */
+		if (rc == MLX_OK && x.status == 207) {
+			rc =
+			    mlx_webdav_parse_multistatus(w->c.remote, w->base_path, dir, x.resp ? x.resp : "",
+			                                 x.resp_len, walk_entry, &walk, err);
+			if (rc == MLX_ERR_NOMEM)
+				rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		} else if (rc == MLX_OK && x.status != 404) { /* a missing prefix lists nothing */
 			rc = failed(w, &x, dir, err);
+		}
 		mlx_remote_exchange_free(&x);
 		free(url);
 		free(dir);
 	}
-	for (size_t i = 0; i < todo.len; i++)
-		free(todo.keys[i]);
-	free(todo.keys);
+	for (size_t i = 0; i < walk.todo.len; i++)
+		free(walk.todo.keys[i]);
+	free(walk.todo.keys);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,23 +299,56 @@ static void test_list_nested(void **unused)
 
 /* More keys than one listing page (1,000 for S3), so continuation tokens
  * are followed; WebDAV walks 16 collections. */
+/* Threads that put keys "objects/<i % 16>/<i>" for i in [0, n), each
+ * through its own instance, as the transfer engine's workers do. */
+struct putters {
+	struct conf *c;
+	const char *path;
+	int n;
+	atomic_int next, failed;
+};
+
+static void *putter(void *arg)
+{
+	struct putters *p = arg;
+	void *state = NULL;
+	struct mlx_err err;
+	if (backend()->open(&p->c->config, &state, &err) != 0) {
+		p->failed = 1;
+		return NULL;
+	}
+	for (int i; !p->failed && (i = atomic_fetch_add(&p->next, 1)) < p->n;) {
+		char key[64];
+		snprintf(key, sizeof key, "objects/%02x/%06d", i % 16, i);
+		if (backend()->put(state, key, p->path, 3, &err) != 0) {
+			fprintf(stderr, "put %s: %s\n", key, err.msg);
+			p->failed = 1;
+		}
+	}
+	backend()->close(state);
+	return NULL;
+}
+
+/* More keys than one listing page (1,000 for S3), so continuation tokens
+ * are followed; WebDAV walks 16 collections. */
 static void test_list_many(void **unused)
 {
 	(void)unused;
 	struct conf c;
 	conf_server(&c, "origin");
-	void *state = open_conf(&c);
 	char *f = write_file("tiny", 3, 7);
-	int n = is_s3 ? 1010 : 400;
-	char key[64];
-	for (int i = 0; i < n; i++) {
-		snprintf(key, sizeof key, "objects/%02x/%06d", i % 16, i);
-		put_ok(state, key, f);
-	}
+	struct putters p = {.c = &c, .path = f, .n = is_s3 ? 1010 : 400};
+	pthread_t th[8];
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, putter, &p), 0);
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(p.failed, 0);
+	void *state = open_conf(&c);
 	struct seen s;
 	list_ok(state, "objects/", &s);
-	assert_int_equal(s.keys.len, (size_t)n);
-	assert_int_equal(s.bytes, (uint64_t)n * 3);
+	assert_int_equal(s.keys.len, (size_t)p.n);
+	assert_int_equal(s.bytes, (uint64_t)p.n * 3);
 	for (size_t i = 1; i < s.keys.len; i++) /* no key twice */
 		assert_true(strcmp(s.keys.items[i - 1], s.keys.items[i]) < 0);
 	mlx_strlist_free(&s.keys);
