@@ -305,7 +305,9 @@ static int s3_open(const struct mlx_remote_config *config, void **state, struct 
 		                   "remote %s: '%.*s' is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-'): "
 		                   "the URL is s3://bucket/prefix",
 		                   config->name, (int)blen, b);
-	const char *prefix = b[blen] == '/' ? b + blen + 1 : "";
+	const char *prefix = b + blen;
+	while (*prefix == '/') /* "s3://bucket//p" is "s3://bucket/p" */
+		prefix++;
 	size_t plen = strlen(prefix);
 	while (plen > 0 && prefix[plen - 1] == '/')
 		plen--;

@@ -79,6 +79,16 @@ static void percent_decode(char *s)
 	*o = '\0';
 }
 
+/* Collapses runs of '/' in s to one, in place. */
+static void merge_slashes(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++)
+		if (!(*p == '/' && o > s && o[-1] == '/'))
+			*o++ = *p;
+	*o = '\0';
+}
+
 static int check_key(const struct webdav *w, const char *key, int dir, struct mlx_err *err)
 {
 	if (!mlx_remote_key_valid(key, dir != 0))
@@ -190,6 +200,11 @@ static int webdav_open(const struct mlx_remote_config *config, void **state, str
 		strcat(w->base_path, "/");
 	}
 	percent_decode(w->base_path);
+	/* Servers merge repeated slashes in paths (nginx's merge_slashes),
+	 * and the hrefs they list are merged too. */
+	merge_slashes(w->base_path);
+	if (path)
+		merge_slashes(w->base + (size_t)(path - url));
 	rc = set_auth(w, config, err);
 	if (rc == MLX_OK)
 		rc = mlx_remote_curl_open(&w->c, config, err);
