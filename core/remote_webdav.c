@@ -397,12 +397,14 @@ static int webdav_put(void *state, const char *key, const char *path, uint64_t s
 	if (rc == MLX_OK)
 		rc = upload(w, key, tmp_url, fd, size, err);
 	close(fd);
-	if (rc == MLX_OK) {
+	if (rc == MLX_OK)
 		rc = move(w, tmp_url, key, url, err);
-		if (rc != MLX_OK) {
-			struct mlx_err ignored;
-			webdav_remove(w, tmp, &ignored);
-		}
+	/* A server that writes a PUT in place may keep what arrived of a
+	 * failed one; a failed MOVE leaves the whole temp. Neither is
+	 * visible under the key, but both take room: removed if possible. */
+	if (rc != MLX_OK && rc != MLX_ERR_NOMEM && tmp_url) {
+		struct mlx_err ignored;
+		webdav_remove(w, tmp, &ignored);
 	}
 	free(tmp_url);
 	free(url);
