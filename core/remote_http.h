@@ -16,7 +16,8 @@ extern const struct mlx_remote_backend mlx_remote_webdav;
 
 /* s3://bucket/prefix URLs: the S3 API. Options: endpoint, region,
  * path_style, access_key_id, secret_access_key, session_token, profile,
- * multipart_threshold, multipart_part_size, ca_file, insecure, timeout_ms;
+ * publish, multipart_threshold, multipart_part_size, ca_file, insecure,
+ * timeout_ms;
  * credentials and region default to the AWS environment variables and
  * files. */
 extern const struct mlx_remote_backend mlx_remote_s3;

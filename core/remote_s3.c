@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,9 +36,11 @@ struct s3 {
 	char *region;
 	char *access_key_id, *secret_access_key, *session_token;
 	uint64_t threshold, part_size;
+	bool publish_copy; /* option publish=copy: upload under tmp/, then copy onto the key */
 };
 
-static const char *const s3_options[] = {"endpoint",
+static const char *const s3_options[] = {"publish",
+                                         "endpoint",
                                          "region",
                                          "path_style",
                                          "access_key_id",
@@ -350,6 +353,12 @@ static int s3_open(const struct mlx_remote_config *config, void **state, struct 
 		rc = mlx_err_set(err, MLX_ERR_INVALID, 0,
 		                 "remote %s: option multipart_part_size must be 5 MiB to 5 GiB (S3's limits)",
 		                 config->name);
+	const char *publish = mlx_remote_option(config, "publish");
+	if (rc == MLX_OK && publish && strcmp(publish, "put") != 0 && strcmp(publish, "copy") != 0)
+		rc = mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                 "remote %s: option publish must be put or copy, not '%s'", config->name,
+		                 publish);
+	s->publish_copy = publish && strcmp(publish, "copy") == 0;
 	if (rc == MLX_OK)
 		rc = mlx_remote_curl_open(&s->c, config, err);
 	if (rc != MLX_OK) {
@@ -368,6 +377,7 @@ struct s3_call {
 	const char *query;        /* canonical: sorted and encoded, or NULL */
 	const char *payload_hash; /* NULL: UNSIGNED-PAYLOAD */
 	const char *content_type; /* or NULL */
+	const char *copy_source;  /* CopyObject: the source's key under the prefix, or NULL */
 	const char *what;         /* for messages */
 };
 
@@ -401,14 +411,33 @@ static int s3_perform(struct s3 *s, const struct s3_call *call, struct mlx_remot
 	snprintf(hash_h, sizeof hash_h, "X-Amz-Content-Sha256:%s", hash);
 	snprintf(date_h, sizeof date_h, "X-Amz-Date:%s", date);
 	snprintf(type_h, sizeof type_h, "Content-Type:%s", call->content_type ? call->content_type : "");
-	char *token_h = NULL;
-	const char *signed_lines[5] = {host_h, hash_h, date_h};
+	char *token_h = NULL, *copy_h = NULL;
+	const char *signed_lines[6] = {host_h, hash_h, date_h};
 	size_t nsigned = 3;
 	if (call->content_type)
 		signed_lines[nsigned++] = type_h;
+	if (call->copy_source) {
+		/* x-amz-* headers are signed, as S3 requires */
+		size_t cn = strlen(s->bucket) + strlen(s->prefix) + strlen(call->copy_source) + 4;
+		char *source = malloc(cn), *enc = NULL;
+		if (source) {
+			snprintf(source, cn, "/%s/%s%s", s->bucket, s->prefix, call->copy_source);
+			enc = mlx_sigv4_encode(source, 1);
+		}
+		free(source);
+		if (enc && (copy_h = malloc(strlen(enc) + 24)))
+			sprintf(copy_h, "X-Amz-Copy-Source:%s", enc);
+		free(enc);
+		if (!copy_h) {
+			free(path);
+			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		}
+		signed_lines[nsigned++] = copy_h;
+	}
 	if (s->session_token) {
 		size_t tn = strlen(s->session_token) + 32;
 		if (!(token_h = malloc(tn))) {
+			free(copy_h);
 			free(path);
 			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 		}
@@ -460,6 +489,7 @@ static int s3_perform(struct s3 *s, const struct s3_call *call, struct mlx_remot
 		OPENSSL_cleanse(l->data, strlen(l->data));
 	curl_slist_free_all(headers);
 	wipe(token_h);
+	free(copy_h);
 	free(authorization);
 	free(auth_h);
 	free(url);
@@ -587,7 +617,9 @@ static int s3_remove(void *state, const char *key, struct mlx_err *err)
 
 /* ---- put: one PUT, or a multipart upload ---------------------------------- */
 
-static int put_single(struct s3 *s, const char *key, int fd, uint64_t size, struct mlx_err *err)
+static int s3_remove(void *state, const char *key, struct mlx_err *err);
+
+static int put_object(struct s3 *s, const char *key, int fd, uint64_t size, struct mlx_err *err)
 {
 	struct mlx_remote_exchange x = {.body_fd = fd, .body_size = size, .out_fd = -1};
 	struct s3_call call = {
@@ -596,6 +628,54 @@ static int put_single(struct s3 *s, const char *key, int fd, uint64_t size, stru
 	if (rc == MLX_OK && !ok_status(x.status))
 		rc = s3_failed(s, &x, key, err);
 	mlx_remote_exchange_free(&x);
+	return rc;
+}
+
+/* CopyObject from the key tmp onto key: done by the server, whole,
+ * whatever becomes of the client meanwhile. */
+static int copy_object(struct s3 *s, const char *tmp, const char *key, struct mlx_err *err)
+{
+	struct mlx_remote_exchange x = {.body_fd = -1, .out_fd = -1};
+	struct s3_call call = {
+	    .method = "PUT", .key = key, .payload_hash = EMPTY_SHA256, .copy_source = tmp, .what = key};
+	int rc = s3_perform(s, &call, &x, err);
+	if (rc == MLX_OK && !ok_status(x.status))
+		rc = s3_failed(s, &x, key, err);
+	/* S3 may answer 200 and report the failure in the body */
+	if (rc == MLX_OK) {
+		xmlDoc *doc = parse_xml(x.resp, x.resp_len);
+		const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+		if (!named(root, "CopyObjectResult"))
+			rc = mlx_err_set(err, MLX_ERR_IO, 0,
+			                 "remote %s: %s: the server did not copy the upload", s->c.remote,
+			                 key);
+		xmlFreeDoc(doc);
+	}
+	mlx_remote_exchange_free(&x);
+	return rc;
+}
+
+/* One request, or with publish=copy three: a PUT to tmp/, a copy onto the
+ * key and a DELETE of the temp. For servers that write a PUT in place
+ * (s3rver), where a killed upload would leave part of an object under its
+ * key; S3 itself shows a PUT only once it is whole. */
+static int put_single(struct s3 *s, const char *key, int fd, uint64_t size, struct mlx_err *err)
+{
+	if (!s->publish_copy)
+		return put_object(s, key, fd, size, err);
+	unsigned char rnd[8];
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		return mlx_err_sys(err, errno, "remote %s: cannot get random bytes", s->c.remote);
+	const char *base = strrchr(key, '/');
+	base = base ? base + 1 : key;
+	char tmp[320];
+	snprintf(tmp, sizeof tmp, "tmp/%02x%02x%02x%02x%02x%02x%02x%02x-%.200s", rnd[0], rnd[1], rnd[2],
+	         rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], base);
+	int rc = put_object(s, tmp, fd, size, err);
+	if (rc == MLX_OK)
+		rc = copy_object(s, tmp, key, err);
+	struct mlx_err ignored;
+	s3_remove(s, tmp, &ignored);
 	return rc;
 }
 

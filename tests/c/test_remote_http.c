@@ -540,15 +540,10 @@ static void test_server_statuses(void **unused)
 /* An upload that dies (mlx killed with SIGKILL in the middle of a PUT or a
  * multipart upload) leaves no visible key; one whose file shrinks under it
  * fails and leaves none either. */
-static void test_interrupted_upload(void **unused)
+/* Kills a child in the middle of putting a 2 GiB file as key through c's
+ * remote, then checks that nothing shows under objects/. */
+static void kill_upload(struct conf *c, const char *key)
 {
-	(void)unused;
-	struct conf c;
-	conf_server(&c, "origin");
-	if (is_s3) {
-		conf_option(&c, "multipart_threshold", "8388608");
-		conf_option(&c, "multipart_part_size", "5242880");
-	}
 	char big[1024];
 	snprintf(big, sizeof big, "%s/big", tmpdir);
 	int fd = open(big, O_CREAT | O_WRONLY | O_TRUNC, 0644);
@@ -558,9 +553,9 @@ static void test_interrupted_upload(void **unused)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		void *state = open_conf(&c);
+		void *state = open_conf(c);
 		struct mlx_err err;
-		backend()->put(state, "objects/kk/killed", big, size, &err);
+		backend()->put(state, key, big, size, &err);
 		_exit(0);
 	}
 	struct timespec ts = {0, 400 * 1000 * 1000};
@@ -569,30 +564,76 @@ static void test_interrupted_upload(void **unused)
 	assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* still uploading */
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	void *state = open_conf(&c);
+	unlink(big);
+	void *state = open_conf(c);
 	struct mlx_err err;
 	uint64_t got;
-	assert_int_equal(backend()->stat(state, "objects/kk/killed", &got, &err), MLX_ERR_NOTFOUND);
+	assert_int_equal(backend()->stat(state, key, &got, &err), MLX_ERR_NOTFOUND);
 	struct seen s;
 	list_ok(state, "objects/", &s);
 	assert_int_equal(s.keys.len, 0);
 	mlx_strlist_free(&s.keys);
 	backend()->close(state);
-	unlink(big);
+}
+
+static void test_interrupted_upload(void **unused)
+{
+	(void)unused;
+	struct conf c;
+	conf_server(&c, "origin");
+	if (is_s3) {
+		conf_option(&c, "multipart_threshold", "8388608");
+		conf_option(&c, "multipart_part_size", "5242880");
+	}
+	kill_upload(&c, "objects/kk/killed");
+	if (is_s3) {
+		/* s3rver writes a single PUT in place: publish=copy uploads
+		 * under tmp/ and has the server copy it onto the key */
+		conf_option(&c, "multipart_threshold", "4294967296");
+		conf_option(&c, "publish", "copy");
+		kill_upload(&c, "objects/kk/killed-put");
+	}
 	/* A file shorter than the size given: the upload fails and nothing
-	 * shows. s3rver writes a single PUT in place, even one cut short
-	 * (S3 itself refuses a body shorter than its Content-Length), so
-	 * there the short file goes up as a multipart upload, which the
-	 * backend aborts. */
-	if (is_s3)
-		conf_option(&c, "multipart_threshold", "500");
-	state = open_conf(&c);
+	 * shows, in each way of publishing. */
 	char *f = write_file("short", 1000, 10);
-	assert_int_not_equal(backend()->put(state, "objects/kk/short", f, 2000, &err), 0);
-	assert_non_null(strstr(err.msg, "cannot read the upload"));
-	assert_int_equal(backend()->stat(state, "objects/kk/short", &got, &err), MLX_ERR_NOTFOUND);
-	backend()->close(state);
+	for (int way = 0; way < (is_s3 ? 2 : 1); way++) {
+		if (way == 1) /* a multipart upload, which the backend aborts */
+			conf_option(&c, "multipart_threshold", "500");
+		void *state = open_conf(&c);
+		struct mlx_err err;
+		uint64_t got;
+		assert_int_not_equal(backend()->put(state, "objects/kk/short", f, 2000, &err), 0);
+		assert_non_null(strstr(err.msg, "cannot read the upload"));
+		assert_int_equal(backend()->stat(state, "objects/kk/short", &got, &err), MLX_ERR_NOTFOUND);
+		backend()->close(state);
+	}
 	free(f);
+	conf_free(&c);
+}
+
+/* publish=copy: the object arrives through tmp/, and tmp/ is left empty. */
+static void test_s3_publish_copy(void **unused)
+{
+	(void)unused;
+	struct conf c;
+	conf_server(&c, "origin");
+	conf_option(&c, "publish", "copy");
+	void *state = open_conf(&c);
+	char *f = write_file("copied", 70000, 14);
+	put_ok(state, "objects/cc/copied", f);
+	assert_get_equals(state, "objects/cc/copied", f);
+	struct seen s;
+	list_ok(state, "tmp/", &s);
+	assert_int_equal(s.keys.len, 0);
+	mlx_strlist_free(&s.keys);
+	mlx_remote_s3.close(state);
+	free(f);
+	conf_free(&c);
+	conf_server(&c, "origin");
+	conf_option(&c, "publish", "rename");
+	struct mlx_err err;
+	assert_int_equal(mlx_remote_s3.open(&c.config, &state, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "publish"));
 	conf_free(&c);
 }
 
@@ -892,9 +933,9 @@ int main(void)
 	    cmocka_unit_test(test_webdav_no_temp_left),
 	};
 	const struct CMUnitTest s3[] = {
-	    cmocka_unit_test(test_s3_multipart),   cmocka_unit_test(test_s3_config),
-	    cmocka_unit_test(test_s3_credentials), cmocka_unit_test(test_s3_error_codes),
-	    cmocka_unit_test(test_s3_no_bucket),
+	    cmocka_unit_test(test_s3_multipart),   cmocka_unit_test(test_s3_publish_copy),
+	    cmocka_unit_test(test_s3_config),      cmocka_unit_test(test_s3_credentials),
+	    cmocka_unit_test(test_s3_error_codes), cmocka_unit_test(test_s3_no_bucket),
 	};
 	/* one group, so the TAP output has one plan */
 	struct CMUnitTest tests[sizeof common / sizeof *common + sizeof s3 / sizeof *s3 + 2];

@@ -8,8 +8,8 @@
 #
 # start makes a temp dir, lets s3rver pick a free port, creates the bucket
 # mlx-test and prints MLX_TEST_S3_ENDPOINT, MLX_TEST_S3_BUCKET,
-# MLX_TEST_S3_URL (s3://mlx-test), MLX_TEST_S3_OPTIONS (endpoint=…, the
-# remote options a remote there needs), MLX_TEST_S3_ACCESS_KEY_ID,
+# MLX_TEST_S3_URL (s3://mlx-test), MLX_TEST_S3_OPTIONS (endpoint=… and
+# publish=copy, the options a remote there needs), MLX_TEST_S3_ACCESS_KEY_ID,
 # MLX_TEST_S3_SECRET_ACCESS_KEY, the same credentials as AWS_ACCESS_KEY_ID
 # and AWS_SECRET_ACCESS_KEY, and MLX_TEST_S3_DIR. s3rver checks SigV4 signatures against its one
 # account (S3RVER / S3RVER). It exits 77 when node or s3rver is missing,
@@ -50,7 +50,9 @@ start() {
 	echo "export MLX_TEST_S3_ENDPOINT='http://127.0.0.1:$port'"
 	echo "export MLX_TEST_S3_BUCKET='mlx-test'"
 	echo "export MLX_TEST_S3_URL='s3://mlx-test'"
-	echo "export MLX_TEST_S3_OPTIONS='endpoint=http://127.0.0.1:$port'"
+	# publish=copy: s3rver writes a PUT in place, so a killed upload would
+	# leave part of an object under its key (S3 itself never shows one)
+	echo "export MLX_TEST_S3_OPTIONS='endpoint=http://127.0.0.1:$port publish=copy'"
 	echo "export MLX_TEST_S3_ACCESS_KEY_ID='S3RVER'"
 	echo "export MLX_TEST_S3_SECRET_ACCESS_KEY='S3RVER'"
 	# what the AWS tools and mlx read when a remote names no credentials
