@@ -13,8 +13,10 @@
 #            of 4 KiB (0: skipped)
 #
 # usage: bench/remote.sh [path/to/mlx] [REMOTE]
-# REMOTE is a directory (default: a new one under BENCH_DIR) or an
-# https:// WebDAV URL (rclone then uses its webdav backend on the same URL).
+# REMOTE is a directory (default: a new one under BENCH_DIR), an
+# https:// WebDAV URL (rclone then uses its webdav backend on the same URL),
+# or `webdav`: nginx with its DAV modules on 127.0.0.1, started and stopped
+# here (tests/helper/dav_server.sh).
 # N (default 20000), N2 (default 0; 200000 for the memory figure), BIG
 # (default 0), BENCH_DIR (default: a new directory under /var/tmp, on disk,
 # removed at the end unless KEEP=1). Prints one line per measurement and
@@ -30,7 +32,19 @@ command -v python3 >/dev/null || { echo "bench/remote.sh: needs python3" >&2; ex
 [ -x /usr/bin/time ] || { echo "bench/remote.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
 work=${BENCH_DIR:-$(mktemp -d /var/tmp/mlx-bench-remote-XXXXXX)}
 mkdir -p "$work"
-[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+dav_server=$(cd "$(dirname "$0")/.." && pwd)/tests/helper/dav_server.sh
+dav_dir=""
+cleanup() {
+	[ -z "$dav_dir" ] || "$dav_server" stop "$dav_dir"
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+if [ "$REMOTE" = webdav ]; then
+	eval "$("$dav_server" start)"
+	dav_dir=$MLX_TEST_DAV_DIR
+	REMOTE=$MLX_TEST_DAV_URL
+	export no_proxy=127.0.0.1
+fi
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
 export RCLONE_CONFIG=$work/rclone.conf
 : >"$RCLONE_CONFIG"

@@ -1,5 +1,6 @@
 /* remote_backends.c — the table of remote backends, asked in order. */
 #include "remote.h"
+#include "remote_http.h"
 
 #include <stddef.h>
 
@@ -8,6 +9,8 @@ extern const struct mlx_remote_backend mlx_remote_dir;
 /* One line per backend; NULL ends the table. */
 static const struct mlx_remote_backend *const backends[] = {
     &mlx_remote_dir,
+    &mlx_remote_webdav,
+    &mlx_remote_s3,
     NULL,
 };
 

@@ -14,6 +14,7 @@ packages="
   gnuplot-nox libxml2-utils
   rclone time
   libcsv-dev
+  libxml2-dev nginx libnginx-mod-http-dav-ext nodejs
 "
 # bench/check.sh: pandas to compare mlx.check with.
 if [ "${1:-}" = "--bench" ]; then
@@ -24,8 +25,19 @@ export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086
 if ! dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | grep -qv '^install ok installed$' \
    && [ "$(dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | wc -l)" -eq "$(echo $packages | wc -w)" ]; then
-  exit 0 # everything is installed already
+  : # every package is installed already
+else
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
 fi
-$sudo apt-get update -qq
-# shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
+
+# s3rver, the S3 server of the remote tests, from npm at the version pinned
+# in tools/node/package-lock.json, into tools/node/node_modules (git-ignored).
+# Debian's nodejs comes without npm (its own package); other builds of
+# node bring theirs, which the npm package would conflict with.
+command -v npm >/dev/null || $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+node_dir=$(cd "$(dirname "$0")" && pwd)/node
+if [ ! -x "$node_dir/node_modules/.bin/s3rver" ]; then
+  npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error >/dev/null
+fi

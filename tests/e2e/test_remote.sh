@@ -9,7 +9,9 @@
 # webdav and s3 start a server with tests/helper/dav_server.sh or
 # s3_server.sh (start prints export lines; stop is called on exit), whose
 # MLX_TEST_REMOTE_URL (else MLX_TEST_DAV_URL / MLX_TEST_S3_URL) and
-# MLX_TEST_REMOTE_OPTIONS (KEY=VALUE words) name the remote.
+# MLX_TEST_REMOTE_OPTIONS (KEY=VALUE words; else s3_server.sh's
+# MLX_TEST_S3_OPTIONS, its endpoint) name the remote; s3rver's credentials
+# come as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 . "$(dirname "$0")/tap.sh"
 
 kind=${MLX_TEST_REMOTE:-dir}
@@ -41,7 +43,7 @@ webdav) url=${MLX_TEST_REMOTE_URL:-$MLX_TEST_DAV_URL} ;;
 s3) url=${MLX_TEST_REMOTE_URL:-$MLX_TEST_S3_URL} ;;
 esac
 remote_options=()
-for kv in ${MLX_TEST_REMOTE_OPTIONS:-}; do remote_options+=(--option "$kv"); done
+for kv in ${MLX_TEST_REMOTE_OPTIONS:-${MLX_TEST_S3_OPTIONS:-}}; do remote_options+=(--option "$kv"); done
 
 # new_project DIR [SUFFIX] — a git repository with mlx, data, a two-step
 # pipeline and the remote (below SUFFIX, if given) as origin.

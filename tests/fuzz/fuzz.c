@@ -13,6 +13,10 @@
  *             given to libcsv count the same: every count, example, bin,
  *             sample and category agrees with a read that gives every line
  *             to libcsv; mlx_check_jsonl reads the same bytes without harm.
+ *   multistatus, s3listing
+ *             the readers of remote listings (a WebDAV PROPFIND answer, an
+ *             S3 ListObjectsV2 page): every key they hand out is a valid key
+ *             below the listed prefix, whatever the server sent.
  *   lock, runcache, events, filter
  *             the Lua parsers, run in a Lua state set up as the mlx binary
  *             sets up its own (the embedded stdlib, the C modules linked in
@@ -41,6 +45,8 @@
 #include "embedded.h"
 #include "hash.h"
 #include "path.h"
+#include "remote_curl.h"
+#include "remote_http.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -508,6 +514,50 @@ static void fuzz_csv(const uint8_t *data, size_t size)
 	mlx_check_free(j);
 }
 
+/* ---- remote listings ------------------------------------------------------ */
+
+static int multistatus_entry(void *ctx, const char *key, int collection, uint64_t size)
+{
+	(void)ctx;
+	(void)size;
+	size_t n = strlen(key);
+	if (!mlx_remote_key_valid(key, collection) || strncmp(key, "objects/", 8) != 0 || n <= 8 ||
+	    (collection && key[n - 1] != '/'))
+		finding("a PROPFIND answer gave a key that is not below objects/: '%s'", key);
+	return 0;
+}
+
+static void fuzz_multistatus(const uint8_t *data, size_t size)
+{
+	struct mlx_err err;
+	int rc = mlx_webdav_parse_multistatus("fuzz", "/base/", "objects/", (const char *)data, size,
+	                                      multistatus_entry, NULL, &err);
+	if (rc != MLX_OK && rc != MLX_ERR_IO && rc != MLX_ERR_NOMEM)
+		finding("mlx_webdav_parse_multistatus returned %d", rc);
+}
+
+static int listing_key(void *ctx, const char *key, uint64_t size)
+{
+	(void)ctx;
+	(void)size;
+	if (!mlx_remote_key_valid(key, false))
+		finding("an S3 listing gave a key that is not a key: '%s'", key);
+	return 0;
+}
+
+static void fuzz_s3listing(const uint8_t *data, size_t size)
+{
+	struct mlx_err err;
+	char *token = NULL;
+	int rc =
+	    mlx_s3_parse_listing("fuzz", "p/", (const char *)data, size, listing_key, NULL, &token, &err);
+	if (rc != MLX_OK && rc != MLX_ERR_IO && rc != MLX_ERR_NOMEM)
+		finding("mlx_s3_parse_listing returned %d", rc);
+	if (rc != MLX_OK && token)
+		finding("mlx_s3_parse_listing failed and still gave a token");
+	free(token);
+}
+
 /* ---- libFuzzer ---------------------------------------------------------- */
 
 static const struct {
@@ -515,9 +565,11 @@ static const struct {
 	void (*init)(void);
 	void (*run)(const uint8_t *data, size_t size);
 } targets[] = {
-    {"path", path_init, fuzz_path},   {"manifest", NULL, fuzz_manifest}, {"lock", lua_init, fuzz_lua},
-    {"runcache", lua_init, fuzz_lua}, {"events", lua_init, fuzz_lua},    {"filter", lua_init, fuzz_lua},
-    {"csv", csv_init, fuzz_csv},
+    {"path", path_init, fuzz_path},      {"manifest", NULL, fuzz_manifest},
+    {"lock", lua_init, fuzz_lua},        {"runcache", lua_init, fuzz_lua},
+    {"events", lua_init, fuzz_lua},      {"filter", lua_init, fuzz_lua},
+    {"csv", csv_init, fuzz_csv},         {"multistatus", NULL, fuzz_multistatus},
+    {"s3listing", NULL, fuzz_s3listing},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 
