@@ -364,6 +364,18 @@ void mlx_rundb_describe_self(char host[256], char user[64], char ident[128])
 	memcpy(ident, self.proc_ident, 128);
 }
 
+int mlx_rundb_process_ident(long pid, char ident[128])
+{
+	return process_ident(pid, ident, 128) ? MLX_OK : MLX_ERR_NOTFOUND;
+}
+
+long mlx_rundb_end_group(long pgid, const char *ident)
+{
+	if (pgid <= 1 || mlx_rundb_process_liveness(pgid, ident) != 1)
+		return 0;
+	return kill(-(pid_t)pgid, SIGKILL) == 0 ? pgid : 0;
+}
+
 int mlx_rundb_process_liveness(long pid, const char *ident)
 {
 	struct mlx_rundb self;

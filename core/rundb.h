@@ -94,6 +94,15 @@ void mlx_rundb_describe_self(char host[256], char user[64], char ident[128]);
  * namespace, or a malformed ident). */
 int mlx_rundb_process_liveness(long pid, const char *ident);
 
+/* Writes the identity of process pid (as runs.proc_start) into ident.
+ * Returns 0, or MLX_ERR_NOTFOUND if there is no such process. */
+int mlx_rundb_process_ident(long pid, char ident[128]);
+
+/* Sends SIGKILL to process group pgid if its leader is still the process
+ * of identity ident (what mlx_rundb_reap does for a dead run's group).
+ * Returns pgid if it did, else 0. */
+long mlx_rundb_end_group(long pgid, const char *ident);
+
 /* Records that run id (RUNNING, owned by this process) runs its command in
  * process group pgid, led by process pgid, with that process's identity
  * (boot, pid namespace, start time). When the run is later found dead,

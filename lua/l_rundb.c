@@ -649,6 +649,24 @@ static int rundb_identity(lua_State *L)
 	return 1;
 }
 
+/* rundb.process_ident(pid) -> the identity of process pid (as
+ * runs.proc_start) | nil if there is none */
+static int rundb_process_ident(lua_State *L)
+{
+	char ident[128];
+	if (mlx_rundb_process_ident((long)luaL_checkinteger(L, 1), ident) != MLX_OK)
+		return 0;
+	lua_pushstring(L, ident);
+	return 1;
+}
+
+/* rundb.end_group(pgid, ident) -> pgid if the group was killed, else 0 */
+static int rundb_end_group(lua_State *L)
+{
+	lua_pushinteger(L, mlx_rundb_end_group((long)luaL_checkinteger(L, 1), luaL_optstring(L, 2, NULL)));
+	return 1;
+}
+
 /* rundb.liveness(pid, proc_start) -> "alive" | "dead" | "unknown" */
 static int rundb_liveness(lua_State *L)
 {
@@ -707,6 +725,8 @@ static const luaL_Reg rundb_functions[] = {
     {"resources", rundb_resources},
     {"identity", rundb_identity},
     {"liveness", rundb_liveness},
+    {"process_ident", rundb_process_ident},
+    {"end_group", rundb_end_group},
     {NULL, NULL},
 };
 

@@ -274,7 +274,7 @@ local function check_register_fields(fields)
     misuse("register: 'type' must be \"file\" or \"dir\"")
   end
   local run = fields.run
-  if run ~= nil and run ~= false and type(run) ~= "string" and not (type(run) == "userdata" and run.id) then
+  if run ~= nil and run ~= false and type(run) ~= "string" and not ((type(run) == "userdata" or type(run) == "table") and run.id) then
     misuse("register: 'run' must be a run id, a run or false")
   end
   local tags = {}
@@ -338,7 +338,7 @@ end
 function Registry:register(fields)
   local tags = check_register_fields(fields)
   local run_id, err, code
-  if type(fields.run) == "userdata" then
+  if type(fields.run) == "userdata" or type(fields.run) == "table" then
     run_id = fields.run.id
   elseif type(fields.run) == "string" then
     run_id, err, code = self.runs:resolve(fields.run)

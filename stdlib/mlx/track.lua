@@ -355,7 +355,7 @@ function Store:start_run(info)
     local current = M.current()
     parent = current and self.open_runs[current] and current.id or nil
   end
-  if type(parent) == "userdata" then parent = parent.id end
+  if type(parent) == "userdata" or type(parent) == "table" then parent = parent.id end -- a run of either backend
   if parent == false then parent = nil end
   local git = info.git
   if git == nil then git = M.git_context(".") elseif git == false then git = {} end

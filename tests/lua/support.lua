@@ -31,6 +31,18 @@ function M.new_project(root)
   return id
 end
 
+--- Returns where a fresh tracking database of the backend under test is,
+--- and the options that open it with mlx.track.open: a file in dir, or on
+--- PostgreSQL MLX_TRACKING_URI with a project (schema) of its own.
+function M.store_args(dir)
+  if M.backend == "postgresql" then
+    projects = projects + 1
+    local id = ("t%d_%d_%d"):format(require("mlx.core").now_ms(), projects, math.random(1, 1e9))
+    return os.getenv("MLX_TRACKING_URI"), { project = id }
+  end
+  return dir .. "/runs.db", {}
+end
+
 --- Returns the bytes of the file at path; raises if it cannot be read.
 function M.read_file(path)
   local f = assert(io.open(path, "rb"))

@@ -334,7 +334,7 @@ local function write_buffer(db, conn)
     local values, params = {}, {}
     for _, s in pairs(db.series) do
       if s.touched then
-        local n = #params
+        local n = #values * 5 -- not #params: a NaN leaves a hole
         values[#values + 1] = ("(?%d, ?%d, ?%d, ?%d, CAST(?%d AS double precision))"):format(n + 1, n + 2, n + 3,
           n + 4, n + 5)
         params[n + 1], params[n + 2], params[n + 3], params[n + 4] = s.run, s.key, s.top_step, s.top_ts
@@ -477,15 +477,20 @@ local KILL_SAME_HOST = "UPDATE runs SET status = 'KILLED', message = ?2,"
 --- runs marked, or nil, message, code.
 function Db:reap()
   local conn = conn_of(self)
-  local rows, err, code = conn:query("SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = ?",
-    { self.me.host })
+  local rows, err, code = conn:query("SELECT id, pid, proc_start, pgid, pgid_start FROM runs"
+    .. " WHERE status = 'RUNNING' AND host = ?", { self.me.host })
   if not rows then return nil, err, code end
   local killed = 0
   for _, r in ipairs(rows) do
     if r.pid and rundb.liveness(r.pid, r.proc_start) == "dead" then
+      local message = ("its mlx process (pid %d on %s) ended without finishing it"):format(r.pid, self.me.host)
+      -- What is left of its step's command is ended too, as mlx.rundb does.
+      local group = r.pgid and rundb.end_group(r.pgid, r.pgid_start) or 0
+      if group > 0 then
+        message = message .. ("; its process group %d was still running and has been killed"):format(group)
+      end
       local n
-      n, err, code = conn:exec(KILL_SAME_HOST, { r.id,
-        ("its mlx process (pid %d on %s) ended without finishing it"):format(r.pid, self.me.host) })
+      n, err, code = conn:exec(KILL_SAME_HOST, { r.id, message })
       if not n then return nil, err, code end
       killed = killed + n
     end
@@ -544,9 +549,17 @@ function Db:start_run(info)
   return run
 end
 
-local function check_key(key)
-  if type(key) ~= "string" or key == "" or #key > 250 then
-    error(("invalid key %q: a key is 1 to 250 bytes"):format(tostring(key)), 3)
+-- As core/rundb_write.c checks keys, with its messages.
+local function check_key(key, what)
+  what = what or "metric"
+  if type(key) ~= "string" then
+    error(("bad argument #1 (string expected, got %s)"):format(type(key)), 3)
+  elseif key == "" then
+    error(what .. " name is empty", 3)
+  elseif #key > 250 then
+    error(("%s name is longer than 250 bytes: %s…"):format(what, key:sub(1, 40)), 3)
+  elseif key:find("[%c\127]") then
+    error(("%s name has a control character: %s"):format(what, key:sub(1, 40)), 3)
   end
 end
 
@@ -570,7 +583,9 @@ end
 local function log_metric(run, key, value, step, ts)
   local db = run.db
   check_key(key)
-  if type(value) ~= "number" then error(("metric %s: value must be a number"):format(key), 3) end
+  if type(value) ~= "number" then
+    error(("bad argument #2 to 'log_metric' (number expected, got %s)"):format(type(value)), 3)
+  end
   local s = series_of(db, run.id, key)
   if not s.checked then
     -- The first point of a series through this handle: steps already in
@@ -622,8 +637,13 @@ end
 local function text_value(key, value)
   if type(value) == "number" then
     if math.type(value) == "integer" then return tostring(value) end
-    local s = ("%.17g"):format(value)
-    return tonumber(("%.15g"):format(value)) == value and ("%.15g"):format(value) or s
+    -- The shortest form that reads back the same, as mlx.rundb writes it.
+    if value ~= value then return "nan" end
+    if value == math.huge then return "inf" elseif value == -math.huge then return "-inf" end
+    for precision = 15, 17 do
+      local s = ("%." .. precision .. "g"):format(value)
+      if tonumber(s) == value or precision == 17 then return s end
+    end
   elseif type(value) == "boolean" then
     return tostring(value)
   elseif type(value) == "string" then
@@ -643,7 +663,7 @@ local function as_number(text)
 end
 
 local function buffer_kv(run, kind, key, value)
-  check_key(key)
+  check_key(key, kind)
   local text = text_value(key, value)
   local db = run.db
   db.pending[#db.pending + 1] = { kind = kind, run = run.id, key = key, value = text,
@@ -700,10 +720,14 @@ end
 --- command runs in, recorded with its leader's identity.
 function Run:set_group(pgid)
   check_running(self)
-  local ident = rundb.identity().proc_start
+  -- The leader's identity, so that whoever finds the run dead kills the
+  -- group only while its leader is still that process.
+  local ident = rundb.process_ident(pgid)
+  if not ident then return true end -- gone already: nothing to end later
   self.db.pending[#self.db.pending + 1] = { kind = "group", run = self.id, pgid = pgid, ident = ident }
-  buffered(self.db)
-  return maybe_flush(self.db)
+  -- Written now: with no flush thread, a step that logs nothing would
+  -- keep it in memory until it ends, when it is no longer needed.
+  return self.db:flush()
 end
 
 function Run:flush()
