@@ -20,7 +20,7 @@
 #
 # usage: bench/tracking.sh [path/to/mlx]    (needs cc, libpq-dev,
 #        libsqlite3-dev, sqlite3, hyperfine, postgresql; env: N, BATCH,
-#        WRITERS, RUNS_EACH, BIG, RUNS, PARTS: which of 1 2 3 to run)
+#        REPS, WRITERS, RUNS_EACH, BIG, RUNS, PARTS: which of 1 2 3 to run)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 MLX=$(realpath "${1:-build/mlx}")
@@ -31,6 +31,7 @@ RUNS_EACH=${RUNS_EACH:-25}
 BIG=${BIG:-100000}
 RUNS=${RUNS:-10}
 PARTS=${PARTS:-1 2 3}
+REPS=${REPS:-3}
 for tool in cc sqlite3 hyperfine; do
 	command -v "$tool" >/dev/null || { echo "bench/tracking.sh: needs $tool" >&2; exit 2; }
 done
@@ -74,12 +75,21 @@ assert(run:finish())
 assert(store:close())
 print((core.now_ms() - t0) / 1000)
 LUA
-echo "1. $N metric points from one process (batches of $BATCH rows)"
-t_pg_c=$("$work/pg_copy" "$MLX_PG_URI" bench_copy "$N" 4 "$BATCH")
-t_pg_lua=$("$MLX" lua "$work/log_run.lua" "$MLX_PG_URI" "$N" "$BATCH" bench_lua)
-got=$(psql -c "SELECT count(*) FROM mlx_bench_lua.metrics")
-t_sq_c=$("$work/sqlite_metrics" "$work/c.db" "$N" 4 "$BATCH")
-t_sq_lua=$("$MLX" lua "$work/log_run.lua" "$work/m.db" "$N" "$BATCH" x)
+echo "1. $N metric points from one process (batches of $BATCH rows), medians of $REPS alternating runs"
+# Alternating, so that both see the same load on a shared machine.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+pg_c=() pg_lua=() sq_c=() sq_lua=()
+for _ in $(seq "$REPS"); do
+	pg_c+=("$("$work/pg_copy" "$MLX_PG_URI" bench_copy "$N" 4 "$BATCH")")
+	psql -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS mlx_bench_lua CASCADE"
+	pg_lua+=("$("$MLX" lua "$work/log_run.lua" "$MLX_PG_URI" "$N" "$BATCH" bench_lua)")
+	got=$(psql -c "SELECT count(*) FROM mlx_bench_lua.metrics")
+	rm -f "$work"/c.db* "$work"/m.db*
+	sq_c+=("$("$work/sqlite_metrics" "$work/c.db" "$N" 4 "$BATCH")")
+	sq_lua+=("$("$MLX" lua "$work/log_run.lua" "$work/m.db" "$N" "$BATCH" x)")
+done
+t_pg_c=$(median "${pg_c[@]}") t_pg_lua=$(median "${pg_lua[@]}")
+t_sq_c=$(median "${sq_c[@]}") t_sq_lua=$(median "${sq_lua[@]}")
 printf '%-44s %8s %12s %7s\n' "" seconds points/s ratio
 python3 - "$N" "$t_pg_c" "$t_pg_lua" "$t_sq_c" "$t_sq_lua" <<'PY'
 import sys
