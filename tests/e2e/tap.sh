@@ -33,8 +33,17 @@ if [ "$MLX_TEST_BACKEND" = postgresql ]; then
 	fi
 	eval "$pg_exports"
 	export MLX_TRACKING_URI=$MLX_PG_URI
-	trap '"$MLX_SOURCE_ROOT/tests/helper/pg_server.sh" stop "$TAP_PG"; rm -rf "$TEST_DIR" "$TAP_CAPTURE" "$TAP_PG" "$TAP_PG.err"' EXIT
+	trap 'tap_pg_stop; rm -rf "$TEST_DIR" "$TAP_CAPTURE"' EXIT
 fi
+
+# Stops the test's PostgreSQL server, if it started one. done_testing calls
+# it too, for a test that replaced the EXIT trap; a test's own trap should.
+tap_pg_stop() {
+	if [ -n "${TAP_PG:-}" ] && [ -d "$TAP_PG" ]; then
+		"$MLX_SOURCE_ROOT/tests/helper/pg_server.sh" stop "$TAP_PG"
+		rm -rf "$TAP_PG" "$TAP_PG.err"
+	fi
+}
 
 # track_sql SQL — runs SQL (the dialect both backends share) on the tracking
 # database of the project in the working directory and prints the rows as
@@ -108,6 +117,7 @@ skip() { # DESCRIPTION REASON — a test that cannot run here, said so
 
 done_testing() {
 	rm -rf "$TAP_CAPTURE" # also when a test replaced the EXIT trap
+	tap_pg_stop
 	echo "1..$TAP_COUNT"
 	[ "$TAP_FAILED" -eq 0 ]
 }

@@ -55,7 +55,7 @@ is "$(ls -A .mlx | sort | tr '\n' ' ')" ".gitignore config.lua remotes.json " \
 	"machine B's clone has no .mlx state: no store, no runs database"
 python3 serve.py 0 >"$TEST_DIR/port" 2>/dev/null &
 server=$!
-trap 'kill $server 2>/dev/null; "$MLX_SOURCE_ROOT/tests/helper/pg_server.sh" stop "$TAP_PG"; rm -rf "$TEST_DIR" "$TAP_CAPTURE" "$TAP_PG" "$TAP_PG.err"' EXIT
+trap 'kill $server 2>/dev/null; tap_pg_stop; rm -rf "$TEST_DIR" "$TAP_CAPTURE"' EXIT
 for _ in $(seq 100); do [ -s "$TEST_DIR/port" ] && break; sleep 0.1; done
 url="http://127.0.0.1:$(head -1 "$TEST_DIR/port")"
 mlx recipe ../deploy.lua -p model=iris -p "url=$url" -p min=0.9

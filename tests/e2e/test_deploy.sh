@@ -9,7 +9,7 @@ DEPLOY="$MLX_SOURCE_ROOT/recipes/deploy.lua"
 SERVE="$MLX_SOURCE_ROOT/recipes/quickstart/serve.py"
 
 SERVER_PID=""
-trap 'kill $SERVER_PID 2>/dev/null; rm -rf "$TEST_DIR"' EXIT
+trap 'kill $SERVER_PID 2>/dev/null; tap_pg_stop; rm -rf "$TEST_DIR"' EXIT
 python3 "$SERVE" 0 >port.txt 2>serve.err &
 SERVER_PID=$!
 for _ in $(seq 200); do
