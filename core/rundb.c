@@ -314,7 +314,12 @@ static bool process_ident(long pid, char *out, size_t cap)
 
 static void describe_self(struct mlx_rundb *db)
 {
-	if (gethostname(db->host, sizeof db->host) != 0)
+	/* MLX_HOSTNAME stands for the host name where one machine plays two
+	 * (tests of liveness across machines) or the name is not stable. */
+	const char *name = getenv("MLX_HOSTNAME");
+	if (name && *name)
+		snprintf(db->host, sizeof db->host, "%s", name);
+	else if (gethostname(db->host, sizeof db->host) != 0)
 		strcpy(db->host, "unknown");
 	db->host[sizeof db->host - 1] = '\0';
 	const char *user = getenv("USER");
@@ -348,6 +353,36 @@ static enum liveness process_liveness(const struct mlx_rundb *db, long pid, cons
 	if (state == 'Z' || state == 'X' || now_start != start)
 		return DEAD; /* exited, or the pid now belongs to another process */
 	return ALIVE;
+}
+
+void mlx_rundb_describe_self(char host[256], char user[64], char ident[128])
+{
+	struct mlx_rundb self;
+	describe_self(&self);
+	memcpy(host, self.host, 256);
+	memcpy(user, self.user, 64);
+	memcpy(ident, self.proc_ident, 128);
+}
+
+int mlx_rundb_process_ident(long pid, char ident[128])
+{
+	return process_ident(pid, ident, 128) ? MLX_OK : MLX_ERR_NOTFOUND;
+}
+
+long mlx_rundb_end_group(long pgid, const char *ident)
+{
+	if (pgid <= 1 || mlx_rundb_process_liveness(pgid, ident) != 1)
+		return 0;
+	return kill(-(pid_t)pgid, SIGKILL) == 0 ? pgid : 0;
+}
+
+int mlx_rundb_process_liveness(long pid, const char *ident)
+{
+	struct mlx_rundb self;
+	if (!process_ident((long)getpid(), self.proc_ident, sizeof self.proc_ident))
+		return -1;
+	enum liveness l = process_liveness(&self, pid, ident);
+	return l == ALIVE ? 1 : l == DEAD ? 0 : -1;
 }
 
 /* ---- run ids ----------------------------------------------------------- */

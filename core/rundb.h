@@ -82,6 +82,27 @@ int mlx_rundb_schema_version(struct mlx_rundb *db);
  * recorded. If killed is not NULL it gets the number ended. */
 int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err);
 
+/* Fills what a run records of the process that starts it: the host name
+ * ($MLX_HOSTNAME if set, else gethostname), the user and this process's
+ * identity ("boot:pid-namespace:start", as runs.proc_start). For other
+ * backends of the tracking database. */
+void mlx_rundb_describe_self(char host[256], char user[64], char ident[128]);
+
+/* Whether the process recorded as pid with identity ident (as runs.proc_start)
+ * still runs, seen from this process: 1 it does, 0 it is gone (exited, the
+ * pid reused, or the machine rebooted), -1 cannot tell (another pid
+ * namespace, or a malformed ident). */
+int mlx_rundb_process_liveness(long pid, const char *ident);
+
+/* Writes the identity of process pid (as runs.proc_start) into ident.
+ * Returns 0, or MLX_ERR_NOTFOUND if there is no such process. */
+int mlx_rundb_process_ident(long pid, char ident[128]);
+
+/* Sends SIGKILL to process group pgid if its leader is still the process
+ * of identity ident (what mlx_rundb_reap does for a dead run's group).
+ * Returns pgid if it did, else 0. */
+long mlx_rundb_end_group(long pgid, const char *ident);
+
 /* Records that run id (RUNNING, owned by this process) runs its command in
  * process group pgid, led by process pgid, with that process's identity
  * (boot, pid namespace, start time). When the run is later found dead,

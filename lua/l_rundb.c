@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "binding.h"
 #include "rundb.h"
@@ -630,6 +631,52 @@ static int rundb_resources(lua_State *L)
 	return 1;
 }
 
+/* rundb.identity() -> {host, user, pid, proc_start}: what a run records
+ * of the process that starts it (mlx_rundb_describe_self). */
+static int rundb_identity(lua_State *L)
+{
+	char host[256], user[64], ident[128];
+	mlx_rundb_describe_self(host, user, ident);
+	lua_createtable(L, 0, 4);
+	lua_pushstring(L, host);
+	lua_setfield(L, -2, "host");
+	lua_pushstring(L, user);
+	lua_setfield(L, -2, "user");
+	lua_pushinteger(L, (lua_Integer)getpid());
+	lua_setfield(L, -2, "pid");
+	lua_pushstring(L, ident);
+	lua_setfield(L, -2, "proc_start");
+	return 1;
+}
+
+/* rundb.process_ident(pid) -> the identity of process pid (as
+ * runs.proc_start) | nil if there is none */
+static int rundb_process_ident(lua_State *L)
+{
+	char ident[128];
+	if (mlx_rundb_process_ident((long)luaL_checkinteger(L, 1), ident) != MLX_OK)
+		return 0;
+	lua_pushstring(L, ident);
+	return 1;
+}
+
+/* rundb.end_group(pgid, ident) -> pgid if the group was killed, else 0 */
+static int rundb_end_group(lua_State *L)
+{
+	lua_pushinteger(L, mlx_rundb_end_group((long)luaL_checkinteger(L, 1), luaL_optstring(L, 2, NULL)));
+	return 1;
+}
+
+/* rundb.liveness(pid, proc_start) -> "alive" | "dead" | "unknown" */
+static int rundb_liveness(lua_State *L)
+{
+	static const char *const names[] = {"unknown", "dead", "alive"};
+	lua_Integer pid = luaL_checkinteger(L, 1);
+	int l = mlx_rundb_process_liveness((long)pid, luaL_optstring(L, 2, NULL));
+	lua_pushstring(L, names[l + 1]);
+	return 1;
+}
+
 static const luaL_Reg db_methods[] = {
     {"close", db_close},
     {"path", db_path},
@@ -676,6 +723,10 @@ static const luaL_Reg run_meta[] = {
 static const luaL_Reg rundb_functions[] = {
     {"open", rundb_open},
     {"resources", rundb_resources},
+    {"identity", rundb_identity},
+    {"liveness", rundb_liveness},
+    {"process_ident", rundb_process_ident},
+    {"end_group", rundb_end_group},
     {NULL, NULL},
 };
 

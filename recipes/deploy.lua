@@ -7,7 +7,9 @@
 -- 1. gate: the staging version's metric (default accuracy, from the run
 --    that produced it and the runs that evaluated it) must reach `min` and
 --    be no worse than production's by more than `max_drop`;
--- 2. upload it (PUT URL/model) and wait until URL/health reports its sha256;
+-- 2. upload it (PUT URL/model; fetched first from the project's remote if
+--    the store lacks it, as in a fresh clone) and wait until URL/health
+--    reports its sha256;
 -- 3. smoke-test the server with the cases of `smoke` (a JSON or Lua file;
 --    default: MODEL.smoke.json next to this recipe);
 -- 4. move the production alias (recorded in its history) and check that
@@ -145,9 +147,27 @@ local function serving(v)
   end
 end
 
+-- Makes sure the object of version v is in the local store: a fresh clone
+-- (CI) sees the registry through a shared tracking database but holds no
+-- objects; they come from the project's default remote, each verified on
+-- arrival (mlx.remote.fetch). Returns true or nil, message.
+local function ensure_local(v)
+  local st <close> = assert(require("mlx.store").open(reg.root))
+  if st:has(v.hash) then return true end
+  local res, ferr = require("mlx.remote").fetch(reg.root, { targets = { v.ref } })
+  if not res then return nil, ("%s is not in the store and cannot be fetched: %s"):format(v.ref, ferr) end
+  if #res.missing > 0 or #res.corrupt > 0 then
+    return nil, ("%s: the remote %s lacks its object or holds a corrupt one"):format(v.ref, res.remote)
+  end
+  say("fetched %s from remote %s (%d objects, verified)", v.ref, res.remote, res.sent)
+  return true
+end
+
 -- Uploads version v and waits until the server says it serves it. Returns
 -- the health response; or nil, message, and whether the server took it.
 local function upload(v)
+  local here_ok, herr = ensure_local(v)
+  if not here_ok then return nil, herr, false end
   local file = os.tmpname()
   local ok, uerr = reg:checkout(v.ref, file)
   if ok then

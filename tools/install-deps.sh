@@ -10,6 +10,7 @@ packages="
   libcmocka-dev lua-unit valgrind
   clang libclang-rt-14-dev
   git openssl
+  libpq-dev postgresql
   strace
   gnuplot-nox libxml2-utils
   rclone time

@@ -8,8 +8,9 @@
 ---                   section holding records with a "hash", e.g. "steps")
 ---   run_cache       .mlx/cache/runs/ab/<step key>.json: {"version": 1,
 ---                   "key": …, "outs": {path: record}} (docs/artifacts.md)
----   model_versions  the artifact_hash column of the model_versions table in
----                   .mlx/runs.db (or $MLX_RUNS_DB), when there is one
+---   model_versions  the artifact_hash column of the model_versions table of
+---                   the tracking database (mlx.track.tracking): the SQLite
+---                   file read directly, PostgreSQL asked through its backend
 local fs = require "mlx.fs"
 local json = require "mlx.json"
 local lockfile = require "mlx.lock"
@@ -62,11 +63,27 @@ end
 
 local function model_version_roots(ctx)
   local store = require "mlx.store"
-  -- The registry is in the runs database mlx.track uses: $MLX_RUNS_DB if set.
-  local path = os.getenv("MLX_RUNS_DB")
-  if not path or path == "" then path = ctx.root .. "/.mlx/runs.db" end
-  local ids, err, code = store.db_ids(path, "model_versions", "artifact_hash")
-  if not ids then return nil, err, code end
+  -- The registry is in the tracking database mlx.track uses; on
+  -- PostgreSQL the backend says which objects its versions name.
+  local track = require "mlx.track"
+  local t, err, code = track.tracking(ctx.root)
+  if not t then return nil, err, code end
+  local ids
+  if t.postgresql then
+    local runs
+    runs, err, code = track.open_postgresql(t.target, { project = t.project, password = t.password, shown = t.shown,
+      reap = false })
+    if not runs then return nil, err, code end
+    local rows
+    rows, err, code = runs.db:query("SELECT DISTINCT artifact_hash AS id FROM model_versions ORDER BY 1")
+    runs:close()
+    if not rows then return nil, err, code end
+    ids = {}
+    for i, r in ipairs(rows) do ids[i] = r.id end
+  else
+    ids, err, code = store.db_ids(t.target, "model_versions", "artifact_hash")
+    if not ids then return nil, err, code end
+  end
   local out = {}
   for _, id in ipairs(ids) do out[#out + 1] = { hash = id } end -- type unknown: probed
   return out

@@ -43,18 +43,26 @@ function M.check_name(name, is_alias)
   return modeldb.check_name(name, is_alias)
 end
 
---- Returns the registry of the project at root (absolute), in the runs
---- database track.database_path(root) or options.db; or nil, message, code.
+--- Returns the registry of the project at root (absolute), in its tracking
+--- database (track.tracking(root)) or the one at options.db; or nil,
+--- message, code.
 --- Close it with reg:close().
 function M.open(root, options)
   assert(type(root) == "string" and root:sub(1, 1) == "/", "mlx.registry.open: root must be an absolute path")
   local path = options and options.db
-  if not path then
-    local err, code
-    path, err, code = track.database_path(root)
-    if not path then return nil, err, code end
+  local runs, err, code
+  if path then
+    runs, err, code = track.open(path)
+  else
+    local t
+    t, err, code = track.tracking(root)
+    if not t then return nil, err, code end
+    if t.postgresql then
+      runs, err, code = track.open_postgresql(t.target, { project = t.project, password = t.password, shown = t.shown })
+    else
+      runs, err, code = track.open(t.target)
+    end
   end
-  local runs, err, code = track.open(path)
   if not runs then return nil, err, code end
   return setmetatable({ root = root, runs = runs, owns_runs = true }, Registry)
 end
@@ -75,6 +83,12 @@ function Registry:close()
   if self.owns_runs and self.runs then self.runs:close() end
   self.runs = nil
   return true
+end
+
+-- The registry's writes for the backend of this registry's database: a
+-- PostgreSQL database carries its own (mlx.track.pg), else mlx.modeldb.
+local function writes(self)
+  return self.runs.db.modeldb or modeldb
 end
 
 local function query(self, sql, params)
@@ -222,8 +236,8 @@ function Registry:alias_history(name, alias)
   if exists == nil then return nil, err, code end
   if not exists then return notfound("no model named %s", name) end
   local rows
-  rows, err, code = query(self, "SELECT id, alias, action, version, previous, time, user, run_id AS run"
-    .. " FROM model_alias_history WHERE name = ?1 AND (?2 IS NULL OR alias = ?2) ORDER BY id DESC", { name, alias })
+  rows, err, code = query(self, "SELECT id, alias, action, version, previous, time, \"user\", run_id AS run"
+    .. " FROM model_alias_history WHERE name = ?1 AND (CAST(?2 AS text) IS NULL OR alias = ?2) ORDER BY id DESC", { name, alias })
   return rows, err, code
 end
 
@@ -260,7 +274,7 @@ local function check_register_fields(fields)
     misuse("register: 'type' must be \"file\" or \"dir\"")
   end
   local run = fields.run
-  if run ~= nil and run ~= false and type(run) ~= "string" and not (type(run) == "userdata" and run.id) then
+  if run ~= nil and run ~= false and type(run) ~= "string" and not ((type(run) == "userdata" or type(run) == "table") and run.id) then
     misuse("register: 'run' must be a run id, a run or false")
   end
   local tags = {}
@@ -324,7 +338,7 @@ end
 function Registry:register(fields)
   local tags = check_register_fields(fields)
   local run_id, err, code
-  if type(fields.run) == "userdata" then
+  if type(fields.run) == "userdata" or type(fields.run) == "table" then
     run_id = fields.run.id
   elseif type(fields.run) == "string" then
     run_id, err, code = self.runs:resolve(fields.run)
@@ -348,7 +362,7 @@ function Registry:register(fields)
     run_id = require("mlx.registry.lineage").producer(self.runs, info.hash) or current_run_id(self)
   end
   local version, existed
-  version, existed, code = modeldb.register(self.runs.db, {
+  version, existed, code = writes(self).register(self.runs.db, {
     name = fields.name, hash = info.hash, type = info.type, size = info.size, files = info.files,
     mode = info.mode, path = info.path, run = run_id, description = fields.description,
     tags = tags, force = fields.force,
@@ -383,7 +397,7 @@ function Registry:set_alias(name, alias, version)
   check_name(name, false, "model name")
   check_name(alias, true, "alias")
   check_version(version)
-  local previous, err, code = modeldb.set_alias(self.runs.db, name, alias, version, current_run_id(self))
+  local previous, err, code = writes(self).set_alias(self.runs.db, name, alias, version, current_run_id(self))
   if not previous then return nil, err, code end
   return { name = name, alias = alias, version = version, previous = none_if_zero(previous), moved = previous ~= version }
 end
@@ -393,7 +407,7 @@ end
 function Registry:del_alias(name, alias)
   check_name(name, false, "model name")
   check_name(alias, true, "alias")
-  local previous, err, code = modeldb.delete_alias(self.runs.db, name, alias, current_run_id(self))
+  local previous, err, code = writes(self).delete_alias(self.runs.db, name, alias, current_run_id(self))
   if not previous then return nil, err, code end
   return { name = name, alias = alias, previous = previous }
 end
@@ -406,7 +420,7 @@ end
 function Registry:rollback(name, alias)
   check_name(name, false, "model name")
   check_name(alias, true, "alias")
-  local version, previous, code = modeldb.rollback(self.runs.db, name, alias, current_run_id(self))
+  local version, previous, code = writes(self).rollback(self.runs.db, name, alias, current_run_id(self))
   if not version then return nil, previous, code end
   return { name = name, alias = alias, version = none_if_zero(version), previous = none_if_zero(previous) }
 end

@@ -9,7 +9,7 @@ DEPLOY="$MLX_SOURCE_ROOT/recipes/deploy.lua"
 SERVE="$MLX_SOURCE_ROOT/recipes/quickstart/serve.py"
 
 SERVER_PID=""
-trap 'kill $SERVER_PID 2>/dev/null; rm -rf "$TEST_DIR"' EXIT
+trap 'kill $SERVER_PID 2>/dev/null; tap_pg_stop; rm -rf "$TEST_DIR"' EXIT
 python3 "$SERVE" 0 >port.txt 2>serve.err &
 SERVER_PID=$!
 for _ in $(seq 200); do
@@ -31,8 +31,8 @@ req = r.Request(sys.argv[1] + "/predict", data=sys.argv[2].encode(), headers={"C
 print(" ".join(json.load(r.urlopen(req))["predictions"]))' "$URL" "$1"
 }
 served() { get /health | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["sha256"], d["version"])'; }
-production() { sqlite3 .mlx/runs.db "SELECT coalesce((SELECT version FROM model_aliases WHERE name = 'iris' AND alias = 'production'), 'none')"; }
-moves() { sqlite3 .mlx/runs.db "SELECT count(*) FROM model_alias_history WHERE alias = 'production'"; }
+production() { track_sql "SELECT coalesce((SELECT CAST(version AS text) FROM model_aliases WHERE name = 'iris' AND alias = 'production'), 'none')"; }
+moves() { track_sql "SELECT count(*) FROM model_alias_history WHERE alias = 'production'"; }
 
 mlx init
 mkdir -p models

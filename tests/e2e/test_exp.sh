@@ -180,7 +180,7 @@ for id in $restored $steps; do
 	mlx runs show "$id"
 	is "$RC" 2 "run $id is gone"
 done
-is "$(sqlite3 .mlx/runs.db "SELECT count(*) FROM metrics WHERE run_id IN ('${steps// /\',\'}')")" 0 \
+is "$(track_sql "SELECT count(*) FROM metrics WHERE run_id IN ('${steps// /\',\'}')")" 0 \
 	"and so are their metrics"
 mlx model register iris work/model.txt --run "$train"
 is "$RC" 0 "a model version from the best training"

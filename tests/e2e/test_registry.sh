@@ -27,7 +27,7 @@ mlx.log.metric("loss", 0.25)
 mlx.log.artifact("work/model.json", "out")
 LUA
 mlx recipe train.lua 0.1
-run1=$(sqlite3 .mlx/runs.db "SELECT id FROM runs WHERE recipe = 'train.lua' ORDER BY start_time DESC LIMIT 1")
+run1=$(track_sql "SELECT id FROM runs WHERE recipe = 'train.lua' ORDER BY start_time DESC LIMIT 1")
 model_hash=$(sha256sum work/model.json | cut -d' ' -f1)
 
 # --- register ---------------------------------------------------------------
@@ -41,7 +41,7 @@ is "$OUT" "unchanged  iris:1 already holds these bytes (${model_hash:0:12}); --f
 mlx model register iris work/model.json --force --no-run
 is "$OUT" "registered iris:2 (${model_hash:0:12}, 12 B)" "--force makes a new version, --no-run records no run"
 mlx recipe train.lua 0.05
-run2=$(sqlite3 .mlx/runs.db "SELECT id FROM runs WHERE recipe = 'train.lua' ORDER BY start_time DESC LIMIT 1")
+run2=$(track_sql "SELECT id FROM runs WHERE recipe = 'train.lua' ORDER BY start_time DESC LIMIT 1")
 model_hash2=$(sha256sum work/model.json | cut -c1-12)
 mlx model register iris work/model.json -a staging
 is "$OUT" "registered iris:3 (${model_hash2}, 13 B, run $run2)
@@ -68,7 +68,7 @@ is "$RC" 2 "a bad model name is bad input"
 like "$ERR" "invalid model name 'iris v2'" "and is named"
 mlx model register iris work/model.json --run zzzzzzzz
 is "$RC" 2 "an unknown run is bad input"
-is "$(sqlite3 .mlx/runs.db 'SELECT count(*) FROM model_versions')" 5 "and none of that registered anything"
+is "$(track_sql 'SELECT count(*) FROM model_versions')" 5 "and none of that registered anything"
 
 # --- ls ------------------------------------------------------------------------
 mlx model ls
@@ -184,7 +184,7 @@ return p
 LUA
 mlx recipe pipe.lua
 is "$RC" 0 "a pipeline that registers its model runs"
-step_run() { sqlite3 .mlx/runs.db "SELECT id FROM runs WHERE step = '$1' ORDER BY start_time DESC, id DESC LIMIT 1"; }
+step_run() { track_sql "SELECT id FROM runs WHERE step = '$1' ORDER BY start_time DESC, id DESC LIMIT 1"; }
 mlx model show net@staging
 like "$OUT" "^run +$(step_run train)  pipe.lua:train  FINISHED$" "the version's run is the step that trained it"
 like "$OUT" "^recipe run +[0-9a-z]{16}  pipe.lua  FINISHED$" "within the recipe's run"

@@ -97,7 +97,7 @@ mlx runs show "${old:0:6}"
 is "$RC" 2 "an ambiguous prefix exits 2"
 like "$ERR" "^mlx: error: run id '${old:0:6}' is ambiguous: .* start with it; give more characters$" "and says so"
 mlx runs show zzzzzzzz
-is "$RC $ERR" "2 mlx: error: no run with id 'zzzzzzzz' in $TEST_DIR/.mlx/runs.db" "an unknown id exits 2"
+is "$RC $ERR" "2 mlx: error: no run with id 'zzzzzzzz' in $(tracking_shown)" "an unknown id exits 2"
 
 mlx runs show --help
 is "$RC $(printf '%s\n' "$OUT" | sed -n 1p)" "0 usage: mlx runs show ID [--json]" "runs show --help shows its usage"
@@ -187,7 +187,7 @@ like "$(printf '%s' "$OUT" | json 'd[0]["message"]')" "^its mlx process \(pid $p
 cat >writer.lua <<'LUA'
 local track = require "mlx.track"
 -- Small batches: many short write transactions competing for the lock.
-local store = assert(track.open(track.database_path(), { batch_rows = 50 }))
+local store = assert(track.open(nil, { batch_rows = 50 }))
 local run = assert(store:start_run { step = "writer", git = false })
 for i = 1, 5000 do assert(run:log_metric("m" .. (i % 3), i, i)) end
 assert(run:log_params { writer = arg[1] })
@@ -201,7 +201,7 @@ done
 failed=0
 for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 is "$failed $(cat w?.out)" "0 " "8 concurrent writers all succeed, without 'database is locked'"
-is "$(sqlite3 .mlx/runs.db "SELECT count(*), count(DISTINCT run_id) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.step = 'writer'")" \
+is "$(track_sql "SELECT count(*), count(DISTINCT run_id) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.step = 'writer'")" \
 	"40000|8" "and lose no point"
 mlx runs --filter "step = 'writer' and status = 'FINISHED'" --json
 is "$(printf '%s' "$OUT" | json 'sorted(r["params"]["writer"] for r in d)')" \

@@ -15,7 +15,9 @@ function TestRegistry:setUp()
   self.root = tempdir()
   assert(fs.mkdirs(self.root .. "/.mlx"))
   assert(fs.mkdirs(self.root .. "/work"))
+  support.new_project(self.root)
   self.reg = assert(registry.open(self.root))
+  assert((self.reg.runs.postgresql or false) == (support.backend == "postgresql"), "the backend under test is not in use")
 end
 
 function TestRegistry:tearDown()

@@ -1,5 +1,6 @@
 -- mlx.track and mlx.rundb: runs, params, metrics, tags, artifacts, the
--- run life cycle and queries, on real SQLite files.
+-- run life cycle and queries, on real SQLite files (or, with
+-- MLX_TEST_BACKEND=postgresql, a real PostgreSQL database).
 local lu = require "luaunit"
 local fs = require "mlx.fs"
 local hash = require "mlx.hash"
@@ -16,7 +17,8 @@ TestTrack = {}
 
 function TestTrack:setUp()
   self.dir = tempdir()
-  self.store = assert(track.open(self.dir .. "/runs.db"))
+  self.target, self.opts = support.store_args(self.dir)
+  self.store = assert(track.open(self.target, self.opts))
 end
 
 function TestTrack:tearDown()
@@ -182,16 +184,17 @@ function TestTrack:test_the_current_run_is_the_innermost_running_one()
 end
 
 function TestTrack:test_a_run_whose_process_died_is_marked_killed()
-  local db = self.dir .. "/runs.db"
+  local db = self.target
   -- A child mlx starts a run and is killed (kill -9) before finishing it.
-  local code = ('local s = assert(require("mlx.track").open(%q)); local r = s:start_run{git=false};'
+  local code = ('local s = assert(require("mlx.track").open(%q, {project = %q})); local r = s:start_run{git=false};'
     .. ' r:log_metric("loss", 1); assert(r:flush()); io.write(r.id); io.stdout:flush();'
-    .. ' local pid = io.open("/proc/self/stat"):read("n"); os.execute("kill -9 " .. pid)'):format(db)
+    .. ' local pid = io.open("/proc/self/stat"):read("n"); os.execute("kill -9 " .. pid)'):format(db,
+      self.opts.project or "")
   local p = assert(io.popen(("'%s' lua -e '%s'"):format(MLX, code)))
   local id = p:read("a")
   p:close()
   lu.assertEquals(#id, 16)
-  local other = assert(track.open(db, { reap = false }))
+  local other = assert(track.open(db, { reap = false, project = self.opts.project }))
   lu.assertEquals(other:get(id).status, "RUNNING")
   lu.assertEquals(other.db:reap(), 1)
   local r = other:get(id)
@@ -218,6 +221,8 @@ function TestTrack:test_database_path_is_in_the_nearest_project()
 end
 
 function TestTrack:test_a_newer_schema_is_refused()
+  -- PostgreSQL's: tests/e2e/test_tracking_pg.sh.
+  lu.skipIf(support.backend ~= "sqlite", "an SQLite file's PRAGMA user_version")
   local path = self.dir .. "/runs.db"
   lu.assertEquals(self.store.db:schema_version(), rundb.schema_latest)
   self.store:close()

@@ -62,7 +62,7 @@ WITH latest_metrics(run_id, key, step, ts, value) AS (
 ]]
 
 -- Invocations that executed nothing (mlx recipe tags them mlx.noop).
-local NOT_NOOP = "NOT EXISTS (SELECT 1 FROM main.tags WHERE run_id = r.id AND key = 'mlx.noop')"
+local NOT_NOOP = require("mlx.track").NOT_NOOP
 
 -- The condition, its values and the ORDER BY list of query, with the
 -- temporary tables filled for them; or nil, message.

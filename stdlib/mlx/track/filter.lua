@@ -339,7 +339,9 @@ function Parser:param_field(f, as_number)
 end
 
 -- A LIKE pattern as a GLOB pattern: LIKE is case-sensitive in MLflow, and
--- SQLite's LIKE is not.
+-- SQLite's LIKE is not. Written as the function glob(pattern, text), which
+-- SQLite has and the PostgreSQL backend defines (mlx.track.pg), so that
+-- both agree.
 local function like_to_glob(pattern)
   return (pattern:gsub("[%%_%[%]*?]", {
     ["%"] = "*", ["_"] = "?", ["["] = "[[]", ["]"] = "[]]", ["*"] = "[*]", ["?"] = "[?]",
@@ -363,8 +365,18 @@ function Parser:comparison()
     if ptok.type ~= "string" then
       syntax_error(ptok.col, "expected a string pattern after %s%s", tok.text:upper(), found(ptok))
     end
-    local sql = tok.word == "like" and (fsql .. " GLOB " .. self:param(like_to_glob(ptok.value)))
-      or (fsql .. " LIKE " .. self:param(ptok.value))
+    -- ILIKE: lower() of both sides, as SQLite's LIKE ignores case and
+    -- PostgreSQL's does not.
+    local sql
+    if tok.word == "like" then
+      -- The pattern comes first in glob(), so its value goes before those
+      -- of the field's own "?" (a param's key): values bind in order.
+      local _, nfield = fsql:gsub("%?", "")
+      table.insert(self.params, #self.params - nfield + 1, like_to_glob(ptok.value))
+      sql = "glob(?, " .. fsql .. ")"
+    else
+      sql = "lower(" .. fsql .. ") LIKE lower(" .. self:param(ptok.value) .. ")"
+    end
     return negate and ("NOT (" .. sql .. ")") or sql
   elseif tok.type == "keyword" and tok.word == "in" then
     self:next()
@@ -488,7 +500,7 @@ end
 --- parse or compares a field with the wrong kind of value.
 ---@param text string
 function M.compile(text)
-  if not text:find("%S") then return "1", {}, { metrics = {}, params = {} } end
+  if not text:find("%S") then return "1 = 1", {}, { metrics = {}, params = {} } end
   return parse(text, Parser.disjunction)
 end
 
@@ -506,7 +518,8 @@ function Parser:sort_keys()
       -- As MLflow: NaN after every number, before the runs without the
       -- metric, in both directions. NaN is stored as NULL: a NULL value is
       -- NaN (1), no row is no metric (2).
-      sql = sql .. ", coalesce((SELECT value IS NULL FROM latest_metrics WHERE run_id = r.id AND key = "
+      sql = sql .. ", coalesce((SELECT CASE WHEN value IS NULL THEN 1 ELSE 0 END FROM latest_metrics"
+        .. " WHERE run_id = r.id AND key = "
         .. self:param(f.key) .. "), 2)"
     end
     parts[#parts + 1] = sql

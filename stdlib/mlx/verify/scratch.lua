@@ -161,8 +161,10 @@ function M.execute(dir, v, spec, log)
     argv[#argv + 1] = name
   end
   for _, name in ipairs(spec.steps) do argv[#argv + 1] = name end
-  -- The copy's runs go to its own database, never to the real one.
-  local env = { MLX_RUNS_DB = false }
+  -- The copy's runs go to its own database, never to the real one: not
+  -- to a shared PostgreSQL database named by the environment or by the
+  -- copied .mlx/config.lua either (MLX_TRACKING_URI wins over both).
+  local env = { MLX_RUNS_DB = false, MLX_TRACKING_URI = dir .. "/.mlx/runs.db" }
   local values = { TZ = v.tz, LANG = v.lang, LC_ALL = v.lang, LANGUAGE = v.language }
   for _, name in ipairs(M.VARIED_ENV) do
     if not spec.declared_env[name] then env[name] = values[name] end

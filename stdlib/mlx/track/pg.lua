@@ -1,0 +1,1070 @@
+--- mlx.track.pg: the tracking database on PostgreSQL (libpq, through
+--- mlx.pg in mlx_pg.so). It gives the methods of mlx.rundb's Db and Run
+--- handles (start_run, query, exp_join, delete_runs …; log_metric,
+--- finish …) and of mlx.modeldb (as db.modeldb), so that mlx.track,
+--- mlx.registry and every command work on it unchanged; mlx.track.open
+--- picks it for a postgresql:// URI.
+---
+--- One database serves many projects: each project's tables live in the
+--- schema "mlx_<project id>" (the id `mlx init` writes into
+--- .mlx/config.lua), so two clones of a repository share runs and models.
+--- The SQL is the dialect both backends share; mlx.pg translates the
+--- parameters and the main./temp. prefixes (core/pg.h).
+---
+--- Liveness: a RUNNING run of this process is beaten for by a thread
+--- (every heartbeat_limit_ms / 6, 10 s by default); whoever opens the
+--- database marks KILLED a RUNNING run whose last beat is older than
+--- heartbeat_limit_ms (default 60 s; MLX_HEARTBEAT_LIMIT in seconds), on
+--- any host, and, on its own host, one whose process is gone (as
+--- mlx.rundb does).
+local core = require "mlx.core"
+local pg = require "mlx.pg"
+local rundb = require "mlx.rundb"
+
+local M = {}
+
+--- Numbered migrations: migration n brings the schema from n-1 to n, in
+--- the transaction that records n in mlx_schema. A migration, once
+--- released, is never edited. Text columns compare as bytes (COLLATE "C"),
+--- so that both backends sort alike.
+M.MIGRATIONS = {
+  -- 1: the runs, what they log, the registry and lineage: SQLite's schema
+  -- 1 to 4 in one, with the heartbeat of running runs.
+  [[
+  CREATE TABLE runs (
+    id text COLLATE "C" PRIMARY KEY, parent_id text COLLATE "C", recipe text COLLATE "C",
+    recipe_hash text, step text COLLATE "C", step_key text COLLATE "C",
+    status text NOT NULL CHECK (status IN ('RUNNING', 'FINISHED', 'FAILED', 'KILLED', 'CACHED')),
+    message text COLLATE "C", start_time bigint NOT NULL, end_time bigint, exit_code bigint, signal bigint,
+    git_commit text COLLATE "C", git_branch text COLLATE "C", git_dirty bigint, host text COLLATE "C",
+    "user" text COLLATE "C", pid bigint, proc_start text, command text COLLATE "C", log_path text COLLATE "C",
+    cpu_seconds double precision, wall_seconds double precision, peak_rss bigint,
+    pgid bigint, pgid_start text, heartbeat bigint);
+  CREATE INDEX runs_by_start ON runs (start_time);
+  CREATE INDEX runs_by_start_id ON runs (start_time DESC, id DESC);
+  CREATE INDEX runs_by_parent ON runs (parent_id) WHERE parent_id IS NOT NULL;
+  CREATE INDEX runs_running ON runs (host) WHERE status = 'RUNNING';
+  CREATE INDEX runs_by_step_key ON runs (step_key) WHERE step_key IS NOT NULL;
+  CREATE INDEX runs_by_parent_start ON runs (parent_id, start_time, id) WHERE parent_id IS NOT NULL;
+  CREATE TABLE params (run_id text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL,
+    value text COLLATE "C" NOT NULL, num double precision, PRIMARY KEY (run_id, key));
+  CREATE INDEX params_by_key ON params (key);
+  CREATE TABLE tags (run_id text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL,
+    value text COLLATE "C" NOT NULL, PRIMARY KEY (run_id, key));
+  CREATE TABLE metrics (run_id text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL,
+    step bigint NOT NULL, ts bigint NOT NULL, value double precision, PRIMARY KEY (run_id, key, step));
+  CREATE TABLE latest_metrics (run_id text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL,
+    step bigint NOT NULL, ts bigint NOT NULL, value double precision, PRIMARY KEY (run_id, key));
+  CREATE INDEX latest_metrics_by_key ON latest_metrics (key);
+  CREATE TABLE artifacts (run_id text COLLATE "C" NOT NULL, role text NOT NULL CHECK (role IN ('in', 'out')),
+    path text COLLATE "C" NOT NULL, hash text COLLATE "C", size bigint, nfiles bigint,
+    PRIMARY KEY (run_id, role, path));
+  CREATE INDEX artifacts_by_hash ON artifacts (hash) WHERE hash IS NOT NULL;
+  CREATE TABLE models (name text COLLATE "C" PRIMARY KEY, created bigint NOT NULL);
+  CREATE TABLE model_versions (name text COLLATE "C" NOT NULL, version bigint NOT NULL CHECK (version > 0),
+    artifact_hash text COLLATE "C" NOT NULL, type text NOT NULL CHECK (type IN ('file', 'dir')),
+    size bigint NOT NULL, files bigint, mode text, path text COLLATE "C", run_id text COLLATE "C",
+    created bigint NOT NULL, description text COLLATE "C", PRIMARY KEY (name, version));
+  CREATE INDEX model_versions_by_hash ON model_versions (artifact_hash);
+  CREATE TABLE model_version_tags (name text COLLATE "C" NOT NULL, version bigint NOT NULL,
+    key text COLLATE "C" NOT NULL, value text COLLATE "C" NOT NULL, PRIMARY KEY (name, version, key));
+  CREATE TABLE model_aliases (name text COLLATE "C" NOT NULL, alias text COLLATE "C" NOT NULL,
+    version bigint NOT NULL, updated bigint NOT NULL, PRIMARY KEY (name, alias));
+  CREATE TABLE model_alias_history (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name text COLLATE "C" NOT NULL, alias text COLLATE "C" NOT NULL,
+    action text NOT NULL CHECK (action IN ('set', 'delete', 'rollback')),
+    version bigint, previous bigint, reverts bigint, time bigint NOT NULL, "user" text COLLATE "C",
+    run_id text COLLATE "C");
+  CREATE INDEX model_alias_history_by_alias ON model_alias_history (name, alias, id);
+  ]],
+}
+
+-- Statements with a body, which the splitting at ";" above would cut:
+-- migration n's are run after its plain statements.
+M.MIGRATION_BODIES = {
+  -- 1: SQLite's glob(pattern, text), which the run filter uses for a
+  -- case-sensitive LIKE (mlx.track.filter): * and ? as % and _, [c] the
+  -- character c.
+  [1] = { [[
+  CREATE FUNCTION glob(pattern text, s text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+  DECLARE
+    out text := '';
+    i int := 1;
+    c text;
+  BEGIN
+    IF pattern IS NULL OR s IS NULL THEN RETURN NULL; END IF;
+    WHILE i <= length(pattern) LOOP
+      c := substr(pattern, i, 1);
+      IF c = '*' THEN out := out || '%';
+      ELSIF c = '?' THEN out := out || '_';
+      ELSE
+        IF c = '[' AND substr(pattern, i + 2, 1) = ']' THEN
+          c := substr(pattern, i + 1, 1);
+          i := i + 2;
+        END IF;
+        IF c IN ('%', '_', '\') THEN out := out || '\'; END IF;
+        out := out || c;
+      END IF;
+      i := i + 1;
+    END LOOP;
+    RETURN s LIKE out ESCAPE '\';
+  END $$]] },
+}
+
+local DEFAULTS = { heartbeat_limit_ms = 60000, batch_rows = 10000, flush_interval_ms = 1000 }
+
+local Db = {}
+Db.__index = Db
+local Run = {}
+M.Db, M.Run = Db, Run
+
+-- ---- run ids ----------------------------------------------------------------
+
+local BASE32 = "0123456789abcdefghjkmnpqrstvwxyz"
+
+-- As core/rundb.c makes them: 48 bits of milliseconds, 32 random bits, in
+-- 16 digits of lowercase Crockford base32; ids of one handle increase.
+local function new_id(db)
+  local ms, rnd = core.now_ms() & ((1 << 48) - 1), math.random(0, 0xffffffff)
+  if ms <= db.last_id_ms and db.last_id_rnd < 0xffffffff then
+    ms, rnd = db.last_id_ms, db.last_id_rnd + 1
+  end
+  db.last_id_ms, db.last_id_rnd = ms, rnd
+  local digits = {}
+  for i = 0, 15 do
+    local shift, v = 75 - 5 * i
+    if shift >= 32 then
+      v = ms >> (shift - 32)
+    elseif shift + 5 <= 32 then
+      v = rnd >> shift
+    else
+      v = (ms << (32 - shift)) | (rnd >> shift)
+    end
+    local d = (v & 31) + 1
+    digits[i + 1] = BASE32:sub(d, d)
+  end
+  return table.concat(digits)
+end
+
+-- ---- opening -----------------------------------------------------------------
+
+-- Brings the schema up to date, under a lock held for the transaction so
+-- that processes opening a new project at once migrate it once.
+local function migrate(conn, read_only)
+  local rows, err, code = conn:query("SELECT to_regclass('mlx_schema') IS NOT NULL AS known")
+  if not rows then return nil, err, code end
+  local version = 0
+  if rows[1].known == 1 then
+    rows, err, code = conn:query("SELECT max(version) AS v FROM mlx_schema")
+    if not rows then return nil, err, code end
+    version = rows[1].v or 0
+  end
+  if version > #M.MIGRATIONS then
+    return nil, ("its schema is version %d, newer than this mlx knows (%d): upgrade mlx"):format(version,
+      #M.MIGRATIONS), "invalid"
+  end
+  if version == #M.MIGRATIONS then return version end
+  if read_only then return nil, "its schema is out of date and it is opened read-only", "invalid" end
+  local ok
+  ok, err, code = conn:exec("BEGIN")
+  if not ok then return nil, err, code end
+  local function fail(e, c)
+    conn:exec("ROLLBACK")
+    return nil, e, c
+  end
+  ok, err, code = conn:query("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+  if not ok then return fail(err, code) end
+  ok, err, code = conn:exec("CREATE TABLE IF NOT EXISTS mlx_schema (version integer NOT NULL, applied bigint NOT NULL)")
+  if not ok then return fail(err, code) end
+  rows, err, code = conn:query("SELECT coalesce(max(version), 0) AS v FROM mlx_schema")
+  if not rows then return fail(err, code) end
+  version = rows[1].v
+  for n = version + 1, #M.MIGRATIONS do
+    for statement in M.MIGRATIONS[n]:gmatch("[^;]+") do
+      if statement:find("%S") then
+        ok, err, code = conn:exec(statement)
+        if not ok then return fail(("schema migration %d failed: %s"):format(n, err), code) end
+      end
+    end
+    for _, body in ipairs(M.MIGRATION_BODIES[n] or {}) do
+      ok, err, code = conn:exec(body)
+      if not ok then return fail(("schema migration %d failed: %s"):format(n, err), code) end
+    end
+    ok, err, code = conn:exec("INSERT INTO mlx_schema (version, applied) VALUES (?, ?)", { n, core.now_ms() })
+    if not ok then return fail(err, code) end
+  end
+  ok, err, code = conn:exec("COMMIT")
+  if not ok then return fail(err, code) end
+  return #M.MIGRATIONS
+end
+
+local function limit_from_env()
+  local s = tonumber(os.getenv("MLX_HEARTBEAT_LIMIT") or "")
+  return s and s > 0 and math.floor(s * 1000) or nil
+end
+
+--- Opens the tracking database at uri (a libpq URI or connection string,
+--- passed through unchanged) for the project schema options.schema (default
+--- "mlx_default"), bringing its schema up to date; then, unless options.reap
+--- is false, marks dead runs KILLED (db:reap). options: password (used when
+--- neither the URI nor PGPASSWORD gives one), shown (the URI as messages
+--- show it, without a password), heartbeat_limit_ms, heartbeat_ms,
+--- batch_rows, flush_interval_ms, read_only. Returns a Db or nil, message,
+--- code: "io" when the server cannot be reached, "invalid" for a schema
+--- newer than this mlx knows.
+function M.open(uri, options)
+  options = options or {}
+  local schema = options.schema or "mlx_default"
+  local conn, err, code = pg.connect(uri, { password = options.password, schema = schema })
+  if not conn then return nil, ("tracking database %s: %s"):format(options.shown or uri, err), code end
+  local version
+  version, err, code = migrate(conn, options.read_only)
+  if not version then
+    conn:close()
+    return nil, ("tracking database %s: %s"):format(options.shown or uri, err), code
+  end
+  local me = rundb.identity()
+  local db = setmetatable({
+    conn = conn, uri = uri, shown = options.shown or uri, schema = schema, password = options.password,
+    version = version, read_only = options.read_only, me = me,
+    heartbeat_limit_ms = options.heartbeat_limit_ms or limit_from_env() or DEFAULTS.heartbeat_limit_ms,
+    batch_rows = options.batch_rows or DEFAULTS.batch_rows,
+    flush_interval_ms = options.flush_interval_ms or DEFAULTS.flush_interval_ms,
+    last_id_ms = 0, last_id_rnd = 0, flushed_ms = 0,
+    series = {}, lines = {}, nlines = 0, direct = true, pending = {}, oldest_ms = nil,
+    live = {},
+  }, Db)
+  -- Six beats within the limit: a run is taken for dead only after
+  -- several missed in a row.
+  db.heartbeat_ms = options.heartbeat_ms or math.max(100, db.heartbeat_limit_ms // 6)
+  db.modeldb = M.modeldb
+  if options.reap ~= false and not options.read_only then
+    local ok, rerr, rcode = db:reap()
+    if not ok then
+      conn:close()
+      return nil, rerr, rcode
+    end
+  end
+  return db
+end
+
+--- Writes what is buffered, ends the heartbeat and closes the connection.
+--- Returns true or nil, message, code (the buffered points are then lost).
+function Db:close()
+  if not self.conn then return true end
+  local ok, err, code = self:flush()
+  if self.heartbeat then self.heartbeat:stop() end
+  self.heartbeat = nil
+  self.conn:close()
+  self.conn = nil
+  if not ok then return nil, err, code end
+  return true
+end
+
+function Db:path() return self.shown end
+
+function Db:schema_version() return self.version end
+
+local function conn_of(db)
+  if not db.conn then error("attempt to use a closed runs database", 3) end
+  return db.conn
+end
+
+-- ---- transactions --------------------------------------------------------------
+
+-- Runs fn(conn) in a transaction; a deadlock or serialization failure is
+-- tried again. Returns what fn returns, or nil, message, code.
+local function transaction(db, fn)
+  local conn = conn_of(db)
+  for attempt = 1, 5 do
+    local ok, err, code = conn:exec("BEGIN")
+    if not ok then return nil, err, code end
+    local r1, r2, r3 = fn(conn)
+    if r1 == nil then
+      conn:exec("ROLLBACK")
+      if r3 ~= "busy" or attempt == 5 then return nil, r2, r3 end
+    else
+      ok, err, code = conn:exec("COMMIT")
+      if ok then return r1, r2 end
+      if code ~= "busy" or attempt == 5 then return nil, err, code end
+    end
+  end
+end
+
+-- ---- the write buffer ------------------------------------------------------------
+
+local function copy_text(s)
+  if s == nil then return "\\N" end
+  return (tostring(s):gsub("[\\\t\n\r]", { ["\\"] = "\\\\", ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r" }))
+end
+
+local function number_text(v)
+  if v ~= v then return "\\N" end -- NaN is stored as NULL, as in SQLite
+  if v == math.huge then return "Infinity" end
+  if v == -math.huge then return "-Infinity" end
+  return ("%.17g"):format(v)
+end
+
+-- Writes the buffer in the open transaction: the metric points by COPY,
+-- straight into metrics when no point can replace one already stored (the
+-- usual case: rising steps), else through a staging table; then the latest
+-- values, params, tags, artifacts and process groups, several rows per
+-- statement.
+local function write_buffer(db, conn)
+  local ok, err, code
+  if db.nlines > 0 then
+    local data = table.concat(db.lines, "", 1, db.nlines)
+    if db.direct then
+      ok, err, code = conn:copy("COPY metrics (run_id, key, step, ts, value) FROM STDIN", data)
+      if not ok then return nil, err, code end
+    else
+      ok, err, code = conn:exec("CREATE TEMP TABLE IF NOT EXISTS metric_batch (run_id text, key text,"
+        .. " step bigint, ts bigint, value double precision, seq bigserial)")
+      if not ok then return nil, err, code end
+      ok, err, code = conn:copy("COPY pg_temp.metric_batch (run_id, key, step, ts, value) FROM STDIN", data)
+      if ok then
+        ok, err, code = conn:exec("INSERT INTO metrics (run_id, key, step, ts, value)"
+          .. " SELECT DISTINCT ON (run_id, key, step) run_id, key, step, ts, value FROM pg_temp.metric_batch"
+          .. " ORDER BY run_id, key, step, seq DESC"
+          .. " ON CONFLICT (run_id, key, step) DO UPDATE SET ts = excluded.ts, value = excluded.value")
+      end
+      if ok then ok, err, code = conn:exec("TRUNCATE pg_temp.metric_batch") end
+      if not ok then return nil, err, code end
+    end
+    local values, params = {}, {}
+    for _, s in pairs(db.series) do
+      if s.touched then
+        local n = #values * 5 -- not #params: a NaN leaves a hole
+        values[#values + 1] = ("(?%d, ?%d, ?%d, ?%d, CAST(?%d AS double precision))"):format(n + 1, n + 2, n + 3,
+          n + 4, n + 5)
+        params[n + 1], params[n + 2], params[n + 3], params[n + 4] = s.run, s.key, s.top_step, s.top_ts
+        if s.top_value == s.top_value then params[n + 5] = s.top_value + 0.0 end
+      end
+    end
+    for first = 1, #values, 1000 do
+      local last = math.min(#values, first + 999)
+      local chunk = {}
+      for i = (first - 1) * 5 + 1, last * 5 do chunk[i - (first - 1) * 5] = params[i] end
+      local marks = {}
+      for i = first, last do
+        marks[#marks + 1] = values[i]:gsub("%?(%d+)", function(d) return "?" .. (tonumber(d) - (first - 1) * 5) end)
+      end
+      ok, err, code = conn:exec("INSERT INTO latest_metrics (run_id, key, step, ts, value) VALUES "
+        .. table.concat(marks, ", ") .. " ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step,"
+        .. " ts = excluded.ts, value = excluded.value WHERE excluded.step >= latest_metrics.step", chunk)
+      if not ok then return nil, err, code end
+    end
+  end
+  for _, p in ipairs(db.pending) do
+    if p.kind == "param" then
+      ok, err, code = conn:exec("INSERT INTO params (run_id, key, value, num) VALUES (?, ?, ?, ?)"
+        .. " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+        { p.run, p.key, p.value, p.num })
+    elseif p.kind == "tag" then
+      ok, err, code = conn:exec("INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)"
+        .. " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", { p.run, p.key, p.value })
+    elseif p.kind == "artifact" then
+      ok, err, code = conn:exec("INSERT INTO artifacts (run_id, role, path, hash, size, nfiles)"
+        .. " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, role, path) DO UPDATE SET hash = excluded.hash,"
+        .. " size = excluded.size, nfiles = excluded.nfiles", { p.run, p.role, p.path, p.hash, p.size, p.nfiles })
+    else
+      ok, err, code = conn:exec("UPDATE runs SET pgid = ?, pgid_start = ? WHERE id = ? AND status = 'RUNNING'",
+        { p.pgid, p.ident, p.run })
+    end
+    if not ok then return nil, err, code end
+  end
+  return true
+end
+
+local function clear_buffer(db)
+  db.lines, db.nlines, db.direct, db.pending, db.oldest_ms = {}, 0, true, {}, nil
+  for _, s in pairs(db.series) do s.touched = false end
+end
+
+--- Writes everything buffered in one transaction. Returns true or nil,
+--- message, code; on failure the buffer is kept for the next flush.
+function Db:flush()
+  if not self.conn then return true end
+  if self.nlines == 0 and #self.pending == 0 then return true end
+  local ok, err, code = transaction(self, function(conn) return write_buffer(self, conn) end)
+  if not ok then return nil, err, code end
+  clear_buffer(self)
+  self.flushed_ms = core.now_ms()
+  return true
+end
+
+-- Without a flush thread (Lua runs on one thread), a write waits in memory
+-- until a later call finds the batch full or its oldest write older than
+-- the flush interval; and a write after a pause of that long is written
+-- at once, so what a run logged first is seen while it works.
+local function maybe_flush(db)
+  local now = core.now_ms()
+  if db.nlines >= db.batch_rows or (db.oldest_ms and now - db.oldest_ms >= db.flush_interval_ms)
+    or now - db.flushed_ms >= db.flush_interval_ms then
+    return db:flush()
+  end
+  return true
+end
+
+local function buffered(db)
+  if not db.oldest_ms then db.oldest_ms = core.now_ms() end
+end
+
+-- ---- reading -----------------------------------------------------------------------
+
+--- Runs one read-only statement of the shared dialect after writing the
+--- buffer; returns its rows (tables keyed by column, NULL absent) or nil,
+--- message, code.
+function Db:query(sql, params)
+  local conn = conn_of(self)
+  local ok, err, code = self:flush()
+  if not ok then return nil, err, code end
+  local lead = sql:match("^%s*(%a+)")
+  lead = lead and lead:upper()
+  if lead ~= "SELECT" and lead ~= "WITH" and lead ~= "VALUES" then
+    return nil, "a query must be one read-only statement", "invalid"
+  end
+  return conn:query(sql, params)
+end
+
+local EXP_METRICS = "INSERT INTO pg_temp.exp_metrics (run_id, key, step, ts, value)"
+  .. " SELECT DISTINCT ON (coalesce(s.parent_id, s.id)) coalesce(s.parent_id, s.id), m.key, m.step, m.ts, m.value"
+  .. " FROM latest_metrics m JOIN runs s ON s.id = m.run_id WHERE m.key = ?"
+  .. " ORDER BY coalesce(s.parent_id, s.id), s.parent_id IS NOT NULL DESC, s.start_time DESC, s.id DESC"
+local EXP_PARAMS = "INSERT INTO pg_temp.exp_params (run_id, key, value, num)"
+  .. " SELECT DISTINCT ON (coalesce(s.parent_id, s.id)) coalesce(s.parent_id, s.id), p.key, p.value, p.num"
+  .. " FROM params p JOIN runs s ON s.id = p.run_id WHERE p.key = ?"
+  .. " ORDER BY coalesce(s.parent_id, s.id), s.parent_id IS NULL DESC, s.start_time DESC, s.id DESC"
+
+--- Fills this connection's temporary tables exp_metrics and exp_params
+--- with the experiments table's values for the given keys, as
+--- mlx_rundb_exp_join does. Returns true or nil, message, code.
+function Db:exp_join(metric_keys, param_keys)
+  local conn = conn_of(self)
+  local ok, err, code = self:flush()
+  if not ok then return nil, err, code end
+  local steps = {
+    { "CREATE TEMP TABLE IF NOT EXISTS exp_metrics (run_id text COLLATE \"C\" NOT NULL, key text COLLATE \"C\""
+      .. " NOT NULL, step bigint, ts bigint, value double precision, PRIMARY KEY (run_id, key))" },
+    { "CREATE TEMP TABLE IF NOT EXISTS exp_params (run_id text COLLATE \"C\" NOT NULL, key text COLLATE \"C\""
+      .. " NOT NULL, value text COLLATE \"C\" NOT NULL, num double precision, PRIMARY KEY (run_id, key))" },
+    { "TRUNCATE pg_temp.exp_metrics, pg_temp.exp_params" },
+  }
+  for _, k in ipairs(metric_keys) do steps[#steps + 1] = { EXP_METRICS, { k } } end
+  for _, k in ipairs(param_keys) do steps[#steps + 1] = { EXP_PARAMS, { k } } end
+  steps[#steps + 1] = { "ANALYZE pg_temp.exp_metrics" }
+  steps[#steps + 1] = { "ANALYZE pg_temp.exp_params" }
+  for _, s in ipairs(steps) do
+    ok, err, code = conn:exec(s[1], s[2])
+    if not ok then return nil, err, code end
+  end
+  return true
+end
+
+-- ---- liveness ------------------------------------------------------------------------
+
+local KILL_SAME_HOST = "UPDATE runs SET status = 'KILLED', message = ?2,"
+  .. " end_time = greatest(start_time, coalesce((SELECT max(ts) FROM latest_metrics WHERE run_id = ?1),"
+  .. " heartbeat, start_time)),"
+  .. " wall_seconds = (greatest(start_time, coalesce((SELECT max(ts) FROM latest_metrics WHERE run_id = ?1),"
+  .. " heartbeat, start_time)) - start_time) / 1000.0"
+  .. " WHERE id = ?1 AND status = 'RUNNING'"
+
+--- Marks KILLED every RUNNING run whose process is gone: on this host, by
+--- its pid and start time (as mlx.rundb); on any host, when its last
+--- heartbeat (or its start, if it never beat) is older than the heartbeat
+--- limit. The message says which and since when. Returns the number of
+--- runs marked, or nil, message, code.
+function Db:reap()
+  local conn = conn_of(self)
+  local rows, err, code = conn:query("SELECT id, pid, proc_start, pgid, pgid_start FROM runs"
+    .. " WHERE status = 'RUNNING' AND host = ?", { self.me.host })
+  if not rows then return nil, err, code end
+  local killed = 0
+  for _, r in ipairs(rows) do
+    if r.pid and rundb.liveness(r.pid, r.proc_start) == "dead" then
+      local message = ("its mlx process (pid %d on %s) ended without finishing it"):format(r.pid, self.me.host)
+      -- What is left of its step's command is ended too, as mlx.rundb does.
+      local group = r.pgid and rundb.end_group(r.pgid, r.pgid_start) or 0
+      if group > 0 then
+        message = message .. ("; its process group %d was still running and has been killed"):format(group)
+      end
+      local n
+      n, err, code = conn:exec(KILL_SAME_HOST, { r.id, message })
+      if not n then return nil, err, code end
+      killed = killed + n
+    end
+  end
+  local now = core.now_ms()
+  local limit = self.heartbeat_limit_ms
+  rows, err, code = conn:query("SELECT id, host, coalesce(heartbeat, start_time) AS beat FROM runs"
+    .. " WHERE status = 'RUNNING' AND coalesce(heartbeat, start_time) < ?", { now - limit })
+  if not rows then return nil, err, code end
+  for _, r in ipairs(rows) do
+    local n
+    n, err, code = conn:exec(KILL_SAME_HOST .. " AND coalesce(heartbeat, start_time) < ?3", { r.id,
+      ("no heartbeat from its mlx process on %s for %d s (the limit is %g s)"):format(r.host or "an unknown host",
+        (now - r.beat) // 1000, limit / 1000), now - limit })
+    if not n then return nil, err, code end
+    killed = killed + n
+  end
+  return killed
+end
+
+-- ---- runs ------------------------------------------------------------------------------
+
+local function start_heartbeat(db)
+  if db.heartbeat then return true end
+  local hb, err, code = pg.heartbeat(db.uri, { password = db.password, schema = db.schema,
+    interval_ms = db.heartbeat_ms })
+  if not hb then return nil, err, code end
+  db.heartbeat = hb
+  return true
+end
+
+--- Records a new RUNNING run of this process (host, user, pid, start
+--- time, first heartbeat) and returns its Run, or nil, message, code.
+--- info: as mlx.rundb's db:start_run.
+function Db:start_run(info)
+  local conn = conn_of(self)
+  if self.read_only then return nil, "the tracking database is open read-only", "io" end
+  local ok, err, code = start_heartbeat(self)
+  if not ok then return nil, err, code end
+  local id = new_id(self)
+  local now = core.now_ms()
+  local start = math.tointeger(info.start_ms) or 0
+  if start <= 0 then start = now end
+  local dirty = info.git_dirty
+  if type(dirty) == "boolean" then dirty = dirty and 1 or 0 end
+  ok, err, code = conn:exec("INSERT INTO runs (id, parent_id, recipe, recipe_hash, step, step_key, status,"
+    .. " start_time, git_commit, git_branch, git_dirty, host, \"user\", pid, proc_start, command, log_path,"
+    .. " heartbeat) VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", {
+      id, info.parent, info.recipe, info.recipe_hash, info.step, info.step_key, start, info.git_commit,
+      info.git_branch, dirty, self.me.host, self.me.user, self.me.pid, self.me.proc_start, info.command,
+      info.log_path, now })
+  if not ok then return nil, err, code end
+  self.heartbeat:add(id)
+  local run = setmetatable({ id = id, status = "RUNNING", db = self }, Run)
+  self.live[id] = true
+  return run
+end
+
+-- As core/rundb_write.c checks keys, with its messages.
+local function check_key(key, what)
+  what = what or "metric"
+  if type(key) ~= "string" then
+    error(("bad argument #1 (string expected, got %s)"):format(type(key)), 3)
+  elseif key == "" then
+    error(what .. " name is empty", 3)
+  elseif #key > 250 then
+    error(("%s name is longer than 250 bytes: %s…"):format(what, key:sub(1, 40)), 3)
+  elseif key:find("[%c\127]") then
+    error(("%s name has a control character: %s"):format(what, key:sub(1, 40)), 3)
+  end
+end
+
+local function check_running(run)
+  if not run.db.conn then error(("run %s: its runs database is closed"):format(run.id), 3) end
+  if run.status ~= "RUNNING" then
+    error(("run %s is %s: it takes no more records"):format(run.id, run.status), 3)
+  end
+end
+
+local function series_of(db, run, key)
+  local skey = run .. "\0" .. key
+  local s = db.series[skey]
+  if not s then
+    s = { run = run, key = key }
+    db.series[skey] = s
+  end
+  return s
+end
+
+local function log_metric(run, key, value, step, ts)
+  local db = run.db
+  check_key(key)
+  if type(value) ~= "number" then
+    error(("bad argument #2 to 'log_metric' (number expected, got %s)"):format(type(value)), 3)
+  end
+  local s = series_of(db, run.id, key)
+  if not s.checked then
+    -- The first point of a series through this handle: steps already in
+    -- the database count for auto steps and for replacing points.
+    local rows, err, code = db.conn:query("SELECT max(step) AS top FROM metrics WHERE run_id = ? AND key = ?",
+      { run.id, key })
+    if not rows then return nil, err, code end
+    s.checked, s.last = true, rows[1].top
+  end
+  if step == nil then
+    step = s.last and s.last + 1 or 0
+  else
+    step = math.tointeger(step) or error(("metric %s: step must be an integer"):format(key), 3)
+  end
+  if s.last and step <= s.last then db.direct = false end -- may replace a point
+  if not s.last or step > s.last then s.last = step end
+  ts = math.tointeger(ts) or 0
+  if ts <= 0 then ts = core.now_ms() end
+  db.nlines = db.nlines + 1
+  db.lines[db.nlines] = copy_text(run.id) .. "\t" .. copy_text(key) .. "\t" .. step .. "\t" .. ts .. "\t"
+    .. number_text(value) .. "\n"
+  if not s.touched or step >= s.top_step then
+    s.top_step, s.top_ts, s.top_value = step, ts, value
+  end
+  s.touched = true
+  buffered(db)
+  local ok, err, code = maybe_flush(db)
+  if not ok then return nil, err, code end
+  return step
+end
+
+--- run:log_metric(key, value[, step[, ts_ms]]) -> step | nil, message, code
+function Run:log_metric(key, value, step, ts)
+  check_running(self)
+  return log_metric(self, key, value, step, ts)
+end
+
+--- run:log_metrics({key = value…}[, step[, ts_ms]]) -> true | nil, message, code
+function Run:log_metrics(values, step, ts)
+  check_running(self)
+  assert(type(values) == "table", "log_metrics: expected a table of name = number")
+  for k, v in pairs(values) do
+    local ok, err, code = log_metric(self, k, v, step, ts)
+    if not ok then return nil, err, code end
+  end
+  return true
+end
+
+local function text_value(key, value)
+  if type(value) == "number" then
+    if math.type(value) == "integer" then return tostring(value) end
+    -- The shortest form that reads back the same, as mlx.rundb writes it.
+    if value ~= value then return "nan" end
+    if value == math.huge then return "inf" elseif value == -math.huge then return "-inf" end
+    for precision = 15, 17 do
+      local s = ("%." .. precision .. "g"):format(value)
+      if tonumber(s) == value or precision == 17 then return s end
+    end
+  elseif type(value) == "boolean" then
+    return tostring(value)
+  elseif type(value) == "string" then
+    return value
+  end
+  error(("%s: a value must be a string, number or boolean, not a %s"):format(key, type(value)), 4)
+end
+
+local function as_number(text)
+  if not text:match("^[%+%-]?%d") and not text:match("^[%+%-]?%.%d") then return nil end
+  local n = tonumber(text)
+  if n and n == n and n ~= math.huge and n ~= -math.huge and not text:find("^%s") and not text:find("%s$")
+    and not text:lower():find("x") then
+    return n + 0.0
+  end
+  return nil
+end
+
+local function buffer_kv(run, kind, key, value)
+  check_key(key, kind)
+  local text = text_value(key, value)
+  local db = run.db
+  db.pending[#db.pending + 1] = { kind = kind, run = run.id, key = key, value = text,
+    num = kind == "param" and as_number(text) or nil }
+  buffered(db)
+  return maybe_flush(db)
+end
+
+function Run:log_param(key, value)
+  check_running(self)
+  return buffer_kv(self, "param", key, value)
+end
+
+function Run:log_params(values)
+  check_running(self)
+  assert(type(values) == "table", "log_params: expected a table")
+  for k, v in pairs(values) do
+    local ok, err, code = buffer_kv(self, "param", k, v)
+    if not ok then return nil, err, code end
+  end
+  return true
+end
+
+function Run:set_tag(key, value)
+  check_running(self)
+  return buffer_kv(self, "tag", key, value)
+end
+
+function Run:set_tags(values)
+  check_running(self)
+  assert(type(values) == "table", "set_tags: expected a table")
+  for k, v in pairs(values) do
+    local ok, err, code = buffer_kv(self, "tag", k, v)
+    if not ok then return nil, err, code end
+  end
+  return true
+end
+
+--- run:record_artifact{role, path, hash, size, nfiles} -> true | nil, message, code
+function Run:record_artifact(art)
+  check_running(self)
+  assert(type(art) == "table", "record_artifact: expected a table")
+  local role = art.role or "out"
+  if role ~= "in" and role ~= "out" then error("artifact role must be \"in\" or \"out\"", 2) end
+  if type(art.path) ~= "string" or art.path == "" then error("artifact path must be a non-empty string", 2) end
+  local size, nfiles = math.tointeger(art.size), math.tointeger(art.nfiles)
+  self.db.pending[#self.db.pending + 1] = { kind = "artifact", run = self.id, role = role, path = art.path,
+    hash = art.hash, size = size and size >= 0 and size or nil, nfiles = nfiles and nfiles >= 0 and nfiles or nil }
+  buffered(self.db)
+  return maybe_flush(self.db)
+end
+
+--- run:set_group(pgid) -> true | nil, message, code: the process group its
+--- command runs in, recorded with its leader's identity.
+function Run:set_group(pgid)
+  check_running(self)
+  -- The leader's identity, so that whoever finds the run dead kills the
+  -- group only while its leader is still that process.
+  local ident = rundb.process_ident(pgid)
+  if not ident then return true end -- gone already: nothing to end later
+  self.db.pending[#self.db.pending + 1] = { kind = "group", run = self.id, pgid = pgid, ident = ident }
+  -- Written now: with no flush thread, a step that logs nothing would
+  -- keep it in memory until it ends, when it is no longer needed.
+  return self.db:flush()
+end
+
+function Run:flush()
+  if not self.db.conn then error(("run %s: its runs database is closed"):format(self.id), 2) end
+  return self.db:flush()
+end
+
+local STATUSES = { FINISHED = true, FAILED = true, KILLED = true, CACHED = true }
+
+local function finish(run, status, opts)
+  local db = run.db
+  opts = opts or {}
+  local now = core.now_ms()
+  local end_ms = math.tointeger(opts.end_ms) or 0
+  if end_ms <= 0 then end_ms = now end
+  local function opt(v, ok) if v ~= nil and ok(v) then return v end end
+  local exit_code = opt(math.tointeger(opts.exit_code), function(v) return v >= 0 end)
+  local signal = opt(math.tointeger(opts.signal), function(v) return v > 0 end)
+  local cpu = opt(opts.cpu_seconds, function(v) return v >= 0 end)
+  local wall = opt(opts.wall_seconds, function(v) return v >= 0 end)
+  local rss = opt(math.tointeger(opts.peak_rss), function(v) return v >= 0 end)
+  local message = opts.message
+  if type(message) == "string" then message = message:match("^[^%z]*") end
+  run.status = status
+  db.live[run.id] = nil
+  if db.heartbeat then db.heartbeat:remove(run.id) end
+  local n, err, code = transaction(db, function(conn)
+    local ok, werr, wcode = write_buffer(db, conn)
+    if not ok then return nil, werr, wcode end
+    return conn:exec("UPDATE runs SET status = ?2, message = ?3, end_time = ?4, exit_code = ?5, signal = ?6,"
+      .. " cpu_seconds = ?7, wall_seconds = coalesce(CAST(?8 AS double precision), (?4 - start_time) / 1000.0),"
+      .. " peak_rss = ?9 WHERE id = ?1 AND status = 'RUNNING'",
+      { run.id, status, message, end_ms, exit_code, signal, cpu and cpu + 0.0, wall and wall + 0.0, rss })
+  end)
+  if not n then return nil, err, code end
+  clear_buffer(db)
+  if n == 0 then
+    local rows = db.conn:query("SELECT status FROM runs WHERE id = ?", { run.id }) or {}
+    if rows[1] then
+      return nil, ("run %s is not running: it is %s already"):format(run.id, rows[1].status), "invalid"
+    end
+    return nil, ("no run %s in %s"):format(run.id, db.shown), "notfound"
+  end
+  return true
+end
+
+--- run:finish([status[, {message, exit_code, signal, cpu_seconds,
+--- wall_seconds, peak_rss, end_ms}]]) -> true | nil, message, code
+function Run:finish(status, opts)
+  check_running(self)
+  status = status or "FINISHED"
+  if not STATUSES[status] then
+    error(("bad argument #1 to 'finish' (invalid option '%s')"):format(tostring(status)), 2)
+  end
+  return finish(self, status, opts)
+end
+
+local RunMeta = {
+  __index = function(_, k) return Run[k] end,
+  __close = function(run, err)
+    if not run.db.conn or run.status ~= "RUNNING" then return end
+    local status, message = "FINISHED", nil
+    if err ~= nil then
+      message = tostring(err)
+      status = message == "interrupted" and "KILLED" or "FAILED"
+    end
+    finish(run, status, { message = message })
+  end,
+  __gc = function(run)
+    if not run.db.conn or run.status ~= "RUNNING" then return end
+    finish(run, "FAILED", { message = "the run was never finished (its handle was garbage-collected)" })
+  end,
+  __tostring = function(run) return ("mlx.Run (%s, %s)"):format(run.id, run.status) end,
+}
+Run.__index = Run
+-- Runs keep id and status as plain fields; methods come from Run (which
+-- mlx.track extends, as it extends mlx.rundb.Run).
+for k, v in pairs(RunMeta) do Run[k] = v end
+Run.__index = Run
+
+-- ---- changing runs after the fact ----------------------------------------------------
+
+--- db:set_tag(id, key, value) -> true | nil, message, code
+function Db:set_tag(id, key, value)
+  check_key(key)
+  local conn = conn_of(self)
+  local rows, err, code = conn:query("SELECT 1 AS one FROM runs WHERE id = ?", { id })
+  if not rows then return nil, err, code end
+  if not rows[1] then return nil, ("no run %s in %s"):format(id, self.shown), "notfound" end
+  local ok
+  ok, err, code = conn:exec("INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)"
+    .. " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value", { id, key, text_value(key, value) })
+  if not ok then return nil, err, code end
+  return true
+end
+
+--- db:delete_tag(id, key) -> true | nil, message, code
+function Db:delete_tag(id, key)
+  local conn = conn_of(self)
+  local rows, err, code = conn:query("SELECT 1 AS one FROM runs WHERE id = ?", { id })
+  if not rows then return nil, err, code end
+  if not rows[1] then return nil, ("no run %s in %s"):format(id, self.shown), "notfound" end
+  local n
+  n, err, code = conn:exec("DELETE FROM tags WHERE run_id = ? AND key = ?", { id, key })
+  if not n then return nil, err, code end
+  if n == 0 then return nil, ("run %s has no tag %s"):format(id, key), "notfound" end
+  return true
+end
+
+--- db:delete_runs(ids) -> number deleted | nil, message, code: the runs
+--- and every run below them, all or nothing (as mlx_rundb_delete_runs).
+function Db:delete_runs(ids)
+  local ok, err, code = self:flush()
+  if not ok then return nil, err, code end
+  return transaction(self, function(conn)
+    local all, seen = {}, {}
+    for _, id in ipairs(ids) do
+      local rows, qerr, qcode = conn:query("SELECT 1 AS one FROM runs WHERE id = ?", { id })
+      if not rows then return nil, qerr, qcode end
+      if not rows[1] then return nil, ("no run %s in %s"):format(id, self.shown), "notfound" end
+      rows, qerr, qcode = conn:query("WITH RECURSIVE below(id) AS (SELECT CAST(? AS text) COLLATE \"C\""
+        .. " UNION SELECT r.id FROM runs r JOIN below b ON r.parent_id = b.id) SELECT id FROM below", { id })
+      if not rows then return nil, qerr, qcode end
+      for _, r in ipairs(rows) do
+        if not seen[r.id] then
+          seen[r.id] = true
+          all[#all + 1] = r.id
+        end
+      end
+    end
+    local list = "{" .. table.concat(all, ",") .. "}"
+    local rows, qerr, qcode = conn:query("SELECT id FROM runs WHERE id = ANY (CAST(? AS text[]))"
+      .. " AND status = 'RUNNING' ORDER BY id LIMIT 1", { list })
+    if not rows then return nil, qerr, qcode end
+    if rows[1] then return nil, ("run %s is still running: not deleted"):format(rows[1].id), "invalid" end
+    rows, qerr, qcode = conn:query("SELECT name, version, run_id FROM model_versions"
+      .. " WHERE run_id = ANY (CAST(? AS text[])) ORDER BY name, version LIMIT 1", { list })
+    if not rows then return nil, qerr, qcode end
+    if rows[1] then
+      local v = rows[1]
+      return nil, ("run %s is the run of model version %s:%d: not deleted"):format(v.run_id, v.name, v.version),
+        "invalid"
+    end
+    for _, t in ipairs({ "params", "metrics", "latest_metrics", "tags", "artifacts" }) do
+      local n
+      n, qerr, qcode = conn:exec("DELETE FROM " .. t .. " WHERE run_id = ANY (CAST(? AS text[]))", { list })
+      if not n then return nil, qerr, qcode end
+    end
+    return conn:exec("DELETE FROM runs WHERE id = ANY (CAST(? AS text[]))", { list })
+  end)
+end
+
+--- db:copy_metrics(to_id, from_id) -> true | nil, message, code
+function Db:copy_metrics(to, from)
+  local ok, err, code = self:flush()
+  if not ok then return nil, err, code end
+  return transaction(self, function(conn)
+    for _, id in ipairs({ to, from }) do
+      local rows, qerr, qcode = conn:query("SELECT 1 AS one FROM runs WHERE id = ?", { id })
+      if not rows then return nil, qerr, qcode end
+      if not rows[1] then return nil, ("no run %s in %s"):format(id, self.shown), "notfound" end
+    end
+    local n, qerr, qcode = conn:exec("INSERT INTO metrics (run_id, key, step, ts, value)"
+      .. " SELECT ?1, key, step, ts, value FROM metrics WHERE run_id = ?2"
+      .. " ON CONFLICT (run_id, key, step) DO UPDATE SET ts = excluded.ts, value = excluded.value", { to, from })
+    if not n then return nil, qerr, qcode end
+    n, qerr, qcode = conn:exec("INSERT INTO latest_metrics (run_id, key, step, ts, value)"
+      .. " SELECT ?1, key, step, ts, value FROM latest_metrics WHERE run_id = ?2"
+      .. " ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, ts = excluded.ts,"
+      .. " value = excluded.value", { to, from })
+    if not n then return nil, qerr, qcode end
+    return true
+  end)
+end
+
+-- ---- the registry's writes (as mlx.modeldb) ------------------------------------------
+
+local modeldb_c = require "mlx.modeldb"
+local modeldb = {}
+M.modeldb = modeldb
+
+local function alias_version(conn, name, alias)
+  local rows, err, code = conn:query("SELECT version FROM model_aliases WHERE name = ? AND alias = ?",
+    { name, alias })
+  if not rows then return nil, err, code end
+  return rows[1] and rows[1].version or 0
+end
+
+local function write_alias(conn, name, alias, version, now)
+  if version > 0 then
+    return conn:exec("INSERT INTO model_aliases (name, alias, version, updated) VALUES (?1, ?2, ?3, ?4)"
+      .. " ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, updated = excluded.updated",
+      { name, alias, version, now })
+  end
+  return conn:exec("DELETE FROM model_aliases WHERE name = ? AND alias = ?", { name, alias })
+end
+
+local function record_change(db, conn, name, alias, c, now)
+  local function v(x) return x and x > 0 and x or nil end
+  return conn:exec("INSERT INTO model_alias_history (name, alias, action, version, previous, reverts, time,"
+    .. " \"user\", run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    { name, alias, c.action, v(c.version), v(c.previous), v(c.reverts), now, db.me.user, c.run })
+end
+
+local function check_names(name, alias)
+  local ok, err, code = modeldb_c.check_name(name)
+  if ok then ok, err, code = modeldb_c.check_name(alias, true) end
+  return ok, err, code
+end
+
+modeldb.check_name = modeldb_c.check_name
+
+--- modeldb.register(db, {name, hash, type, size, files, mode, path, run,
+--- description, tags, force, created_ms}) -> version, existed | nil, message, code
+function modeldb.register(db, v)
+  local ok, err, code = modeldb_c.check_name(v.name)
+  if not ok then return nil, err, code end
+  if type(v.hash) ~= "string" or not v.hash:match("^%x+$") or #v.hash ~= 64 or v.hash:find("%u") then
+    return nil, ("model %s: the object id must be 64 lowercase hex digits"):format(v.name), "invalid"
+  end
+  if v.type ~= "file" and v.type ~= "dir" then
+    return nil, ("model %s: type must be \"file\" or \"dir\""):format(v.name), "invalid"
+  end
+  if not v.size or v.size < 0 then
+    return nil, ("model %s: size must not be negative"):format(v.name), "invalid"
+  end
+  local now = math.tointeger(v.created_ms) or 0
+  if now <= 0 then now = core.now_ms() end
+  local result = { version = 0, existed = false }
+  ok, err, code = transaction(db, function(conn)
+    -- Versions of one model are numbered one at a time.
+    local r, e, c = conn:query("SELECT pg_advisory_xact_lock(hashtext(?)) AS locked", { "model:" .. v.name })
+    if not r then return nil, e, c end
+    r, e, c = conn:exec("INSERT INTO models (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING", { v.name, now })
+    if not r then return nil, e, c end
+    local sql = v.force and "SELECT NULL AS same, coalesce(max(version), 0) + 1 AS next FROM model_versions"
+      .. " WHERE name = ?1"
+      or "SELECT (SELECT max(version) FROM model_versions WHERE name = ?1 AND artifact_hash = ?2) AS same,"
+      .. " coalesce(max(version), 0) + 1 AS next FROM model_versions WHERE name = ?1"
+    r, e, c = conn:query(sql, v.force and { v.name } or { v.name, v.hash })
+    if not r then return nil, e, c end
+    if r[1].same then
+      result.version, result.existed = r[1].same, true
+      return true
+    end
+    result.version = r[1].next
+    r, e, c = conn:exec("INSERT INTO model_versions (name, version, artifact_hash, type, size, files, mode, path,"
+      .. " run_id, created, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", {
+        v.name, result.version, v.hash, v.type, math.tointeger(v.size),
+        (math.tointeger(v.files) or 0) > 0 and math.tointeger(v.files) or nil,
+        v.mode, v.path, v.run, now, v.description })
+    if not r then return nil, e, c end
+    for key, value in pairs(v.tags or {}) do
+      r, e, c = conn:exec("INSERT INTO model_version_tags (name, version, key, value) VALUES (?, ?, ?, ?)"
+        .. " ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
+        { v.name, result.version, key, value })
+      if not r then return nil, e, c end
+    end
+    return true
+  end)
+  if not ok then return nil, err, code end
+  return result.version, result.existed
+end
+
+--- modeldb.set_alias(db, name, alias, version[, run]) -> previous | nil, message, code
+function modeldb.set_alias(db, name, alias, version, run)
+  local ok, err, code = check_names(name, alias)
+  if not ok then return nil, err, code end
+  if version <= 0 then return nil, ("model %s: versions are numbered from 1"):format(name), "invalid" end
+  local previous = 0
+  ok, err, code = transaction(db, function(conn)
+    local r, e, c = conn:query("SELECT (SELECT count(*) FROM models WHERE name = ?1) AS models,"
+      .. " (SELECT count(*) FROM model_versions WHERE name = ?1 AND version = ?2) AS versions", { name, version })
+    if not r then return nil, e, c end
+    if r[1].models == 0 then return nil, ("no model named %s"):format(name), "notfound" end
+    if r[1].versions == 0 then return nil, ("model %s has no version %d"):format(name, version), "notfound" end
+    previous, e, c = alias_version(conn, name, alias)
+    if not previous then return nil, e, c end
+    if previous == version then return true end
+    local now = core.now_ms()
+    r, e, c = write_alias(conn, name, alias, version, now)
+    if not r then return nil, e, c end
+    return record_change(db, conn, name, alias, { action = "set", version = version, previous = previous, run = run },
+      now)
+  end)
+  if not ok then return nil, err, code end
+  return previous
+end
+
+--- modeldb.delete_alias(db, name, alias[, run]) -> previous | nil, message, code
+function modeldb.delete_alias(db, name, alias, run)
+  local ok, err, code = check_names(name, alias)
+  if not ok then return nil, err, code end
+  local previous = 0
+  ok, err, code = transaction(db, function(conn)
+    local e, c
+    previous, e, c = alias_version(conn, name, alias)
+    if not previous then return nil, e, c end
+    if previous == 0 then return nil, ("model %s has no alias %s"):format(name, alias), "notfound" end
+    local now = core.now_ms()
+    local r
+    r, e, c = write_alias(conn, name, alias, 0, now)
+    if not r then return nil, e, c end
+    return record_change(db, conn, name, alias, { action = "delete", previous = previous, run = run }, now)
+  end)
+  if not ok then return nil, err, code end
+  return previous
+end
+
+--- modeldb.rollback(db, name, alias[, run]) -> version (0: removed), previous | nil, message, code
+function modeldb.rollback(db, name, alias, run)
+  local ok, err, code = check_names(name, alias)
+  if not ok then return nil, err, code end
+  local version, previous = 0, 0
+  ok, err, code = transaction(db, function(conn)
+    local e, c
+    previous, e, c = alias_version(conn, name, alias)
+    if not previous then return nil, e, c end
+    local r
+    r, e, c = conn:query("SELECT id, previous FROM model_alias_history h WHERE name = ?1 AND alias = ?2"
+      .. " AND action != 'rollback' AND NOT EXISTS (SELECT 1 FROM model_alias_history r"
+      .. "   WHERE r.name = ?1 AND r.alias = ?2 AND r.reverts = h.id)"
+      .. " ORDER BY id DESC LIMIT 1", { name, alias })
+    if not r then return nil, e, c end
+    if not r[1] then
+      return nil, ("alias %s of model %s has no earlier version to go back to"):format(alias, name), "notfound"
+    end
+    version = r[1].previous or 0
+    local undone = r[1].id
+    local now = core.now_ms()
+    r, e, c = write_alias(conn, name, alias, version, now)
+    if not r then return nil, e, c end
+    return record_change(db, conn, name, alias,
+      { action = "rollback", version = version, previous = previous, reverts = undone, run = run }, now)
+  end)
+  if not ok then return nil, err, code end
+  return version, previous
+end
+
+return M
