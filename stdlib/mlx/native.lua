@@ -4,6 +4,7 @@
 ---   mlx_http.so  libcurl: mlx.curl (under mlx.http, stdlib/mlx/http.lua)
 ---   mlx_git.so   libgit2: mlx.git
 ---   mlx_remote.so  libcurl, OpenSSL: mlx.transfer (under mlx.remote)
+---   mlx_web.so   libmicrohttpd: mlx.httpd (under mlx.web, for mlx ui)
 local core = require "mlx.core"
 
 local M = {}
@@ -20,6 +21,7 @@ M.modules = {
   ["mlx.modeldb"] = "mlx_data",
   ["mlx.transfer"] = "mlx_remote",
   ["mlx.datacheck"] = "mlx_data",
+  ["mlx.httpd"] = "mlx_web",
 }
 
 local function find_library(library)
