@@ -14,7 +14,7 @@ packages="
   gnuplot-nox libxml2-utils
   rclone time
   libcsv-dev
-  libmicrohttpd-dev
+  libmicrohttpd-dev libjs-chart.js graphviz chromium chromium-driver python3-selenium
 "
 # bench/check.sh: pandas to compare mlx.check with.
 if [ "${1:-}" = "--bench" ]; then
