@@ -24,7 +24,8 @@ struct server {
 	struct mlx_web_server *web;
 	lua_State *L;
 	int handler;
-	int raised; /* the handler raised; its error is on the stack */
+	int raised;  /* the handler raised; its error is on the stack */
+	int results; /* values the request left on the stack, for done() */
 	const char *headers[2 * MAX_HEADERS];
 };
 
@@ -35,23 +36,15 @@ static struct server *check_server(lua_State *L)
 	return s;
 }
 
-/* Called by core/web.c with a complete request: runs the Lua handler under
- * lua_pcall, so that nothing unwinds through libmicrohttpd, and leaves its
- * four results (status, content type, body, headers) on the stack until
- * done(). */
-static int handle(void *arg, const struct mlx_web_request *req, struct mlx_web_response *resp)
+/* Under lua_pcall, with the handler and the request (a light userdata):
+ * builds the request table and calls the handler, so that an error — even
+ * out of memory while the table is built — is caught before it could
+ * unwind through libmicrohttpd. */
+static int call_handler(lua_State *L)
 {
-	struct server *s = arg;
-	lua_State *L = s->L;
-	if (s->raised || !lua_checkstack(L, 8)) {
-		lua_pushnil(L); /* keep the stack shape done() pops */
-		lua_pushnil(L);
-		lua_pushnil(L);
-		lua_pushnil(L);
-		return -1;
-	}
-	lua_pushvalue(L, s->handler);
-	lua_createtable(L, 0, 5);
+	const struct mlx_web_request *req = lua_touserdata(L, 2);
+	lua_settop(L, 1);
+	lua_createtable(L, 0, 4);
 	lua_pushstring(L, req->method);
 	lua_setfield(L, -2, "method");
 	lua_pushstring(L, req->path);
@@ -66,26 +59,60 @@ static int handle(void *arg, const struct mlx_web_request *req, struct mlx_web_r
 		lua_setfield(L, -2, req->args[2 * i]);
 	}
 	lua_setfield(L, -2, "query");
-	if (lua_pcall(L, 1, 4, 0) != LUA_OK) {
-		/* The error stays below what later calls push and done() pops,
-		 * for serve to raise once libmicrohttpd has returned. */
+	lua_call(L, 1, 4);
+	/* Headers as strings now, so reading them below cannot raise. */
+	if (lua_istable(L, 4)) {
+		lua_newtable(L);
+		lua_pushnil(L);
+		while (lua_next(L, 4)) {
+			if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+				lua_pushvalue(L, -2);
+				lua_insert(L, -2);
+				lua_rawset(L, -4);
+			} else {
+				lua_pop(L, 1);
+			}
+		}
+		lua_replace(L, 4);
+	}
+	if (lua_type(L, 3) == LUA_TNUMBER)
+		lua_tolstring(L, 3, NULL); /* a number body becomes its text here */
+	return 4;
+}
+
+/* Called by core/web.c with a complete request: runs the Lua handler under
+ * lua_pcall and leaves its four results (status, content type, body,
+ * headers) on the stack until done(). An error it raised stays on the
+ * stack, below whatever later requests push and pop, for serve to raise;
+ * later requests are then closed unanswered. */
+static int handle(void *arg, const struct mlx_web_request *req, struct mlx_web_response *resp)
+{
+	struct server *s = arg;
+	lua_State *L = s->L;
+	s->results = 0;
+	if (s->raised || !lua_checkstack(L, 8))
+		return -1;
+	lua_pushcfunction(L, call_handler);
+	lua_pushvalue(L, s->handler);
+	lua_pushlightuserdata(L, (void *)req);
+	if (lua_pcall(L, 2, 4, 0) != LUA_OK) {
 		s->raised = 1;
-		lua_pushnil(L);
-		lua_pushnil(L);
-		lua_pushnil(L);
-		lua_pushnil(L);
 		return -1;
 	}
-	int top = lua_gettop(L);
-	resp->status = (int)luaL_optinteger(L, top - 3, 200);
-	resp->content_type = lua_tostring(L, top - 2);
-	resp->body = lua_tolstring(L, top - 1, &resp->body_len);
+	s->results = 4;
+	int top = lua_gettop(L), isnum;
+	lua_Integer status = lua_tointegerx(L, top - 3, &isnum);
+	resp->status = isnum ? (int)status : 500;
+	resp->content_type = lua_type(L, top - 2) == LUA_TSTRING ? lua_tostring(L, top - 2) : NULL;
+	resp->body = lua_type(L, top - 1) == LUA_TSTRING ? lua_tolstring(L, top - 1, &resp->body_len) : NULL;
+	if (!resp->body)
+		resp->body_len = 0;
 	size_t n = 0;
 	if (lua_istable(L, top)) {
+		/* Only strings are left in it (call_handler): nothing here raises. */
 		lua_pushnil(L);
 		while (lua_next(L, top)) {
-			if (n < MAX_HEADERS && lua_type(L, -2) == LUA_TSTRING &&
-			    lua_type(L, -1) == LUA_TSTRING) {
+			if (n < MAX_HEADERS) {
 				/* Both stay reachable: the key and value are in the table. */
 				s->headers[2 * n] = lua_tostring(L, -2);
 				s->headers[2 * n + 1] = lua_tostring(L, -1);
@@ -102,7 +129,8 @@ static int handle(void *arg, const struct mlx_web_request *req, struct mlx_web_r
 static void done(void *arg)
 {
 	struct server *s = arg;
-	lua_pop(s->L, 4);
+	lua_pop(s->L, s->results);
+	s->results = 0;
 }
 
 /* listen{host, port} -> a server | nil, message, code. host defaults to
