@@ -177,7 +177,9 @@ function emptyProject() {
 async function tableView(kind) {
   const st = tableState[kind];
   if (!st.columns) st.columns = savedColumns(kind);
-  const params = new URLSearchParams({ limit: st.limit, offset: st.offset });
+  // The rows first, the count after: counting every match costs more than
+  // the page itself on a large project.
+  const params = new URLSearchParams({ limit: st.limit, offset: st.offset, count: 0 });
   if (st.filter) params.set("filter", st.filter);
   if (st.sort) params.set("sort", st.sort);
   let data, error = null;
@@ -187,7 +189,7 @@ async function tableView(kind) {
     error = e.message;
     data = { total: 0, runs: [], columns: { params: [], metrics: [], tags: [] } };
   }
-  if (!error && data.total === 0 && !st.filter && project && project.runs === 0) {
+  if (!error && data.runs.length === 0 && st.offset === 0 && !st.filter && project && project.runs === 0) {
     show(emptyProject());
     ready(kind);
     live(() => route(), 3000);
@@ -259,11 +261,19 @@ async function tableView(kind) {
     return tr;
   });
 
-  const last = Math.min(data.total, st.offset + data.runs.length);
-  const pager = el("span", { class: "muted", id: "count" },
-    data.total === 0 ? (st.filter ? "no run matches the filter" : "no runs") : `${st.offset + 1}–${last} of ${data.total}`);
+  const last = st.offset + data.runs.length;
+  const range = data.runs.length === 0 ? (st.filter ? "no run matches the filter" : "no runs") : `${st.offset + 1}–${last}`;
+  const pager = el("span", { class: "muted", id: "count" }, range);
   const prev = el("button", { disabled: st.offset === 0, onclick: () => { st.offset = Math.max(0, st.offset - st.limit); route(); } }, "‹ prev");
-  const next = el("button", { disabled: last >= data.total, onclick: () => { st.offset += st.limit; route(); } }, "next ›");
+  const next = el("button", { disabled: data.runs.length < st.limit, onclick: () => { st.offset += st.limit; route(); } }, "next ›");
+  if (!error && data.runs.length > 0) {
+    const q = new URLSearchParams();
+    if (st.filter) q.set("filter", st.filter);
+    api("/api/count/" + kind + "?" + q).then((c) => {
+      pager.textContent = `${range} of ${c.total}`;
+      next.disabled = last >= c.total;
+    }).catch(() => {});
+  }
 
   show(
     el("h1", {}, kind === "exp" ? "Experiments" : "Runs"),

@@ -197,6 +197,9 @@ def view_tests(ui, recipe_runs, train, profile):
         ok(any(h.startswith("metrics.accuracy") for h in heads) and any(h.startswith("params.lr") for h in heads),
            "experiments table: params and metrics are columns", heads)
         ok("0.25" in d.find_element(By.ID, "runs-table").text, "experiments table: shows the params' values")
+        WebDriverWait(d, 30).until(lambda _: "of" in d.find_element(By.ID, "count").text)
+        ok(d.find_element(By.ID, "count").text == "1–2 of 2", "experiments table: the count of rows",
+           d.find_element(By.ID, "count").text)
         shot(d, "experiments")
 
         # Sort by a metric, by clicking its header: descending first.
@@ -375,6 +378,12 @@ def api_tests(root, ui, recipe_runs):
     page = json.loads(body)
     ok([r["id"] for r in page["runs"]] == [r["id"] for r in cli[1:3]] and page["total"] == len(cli),
        "/api/runs: offset and limit page the list; total counts all")
+    status, _, body = ui.request("/api/count/runs?all=1")
+    ok(json.loads(body)["total"] == len(cli), "/api/count/runs: how many runs match")
+    status, _, body = ui.request("/api/count/exp?filter=" + urllib.parse.quote("params.lr = 0.1"))
+    ok(json.loads(body)["total"] == 1, "/api/count/exp: how many rows match the filter")
+    status, _, body = ui.request("/api/runs?count=0&limit=1")
+    ok(json.loads(body)["total"] is None and len(json.loads(body)["runs"]) == 1, "/api/runs?count=0: the page without the total")
     status, _, body = ui.request("/api/exp?sort=" + urllib.parse.quote("-params.lr"))
     exp = json.loads(body)
     ok(exp["total"] == 2 and exp["runs"][0]["params"]["lr"] == "0.25", "/api/exp: rows sorted by a param", body[:200])

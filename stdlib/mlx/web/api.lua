@@ -11,6 +11,8 @@
 ---                                      a metric's history, downsampled to N
 ---   GET /api/exp?filter=&sort=&limit=&offset=&all=1
 ---                                      the experiments table, as `mlx exp`
+---   GET /api/count/runs?filter=&all=1, /api/count/exp?…
+---                                      how many match (count=0 above skips it)
 ---   GET /api/models                    models, versions, aliases, alias history
 ---   GET /api/graph                     each pipeline of mlx.lock with step states
 ---   GET /api/graph.svg?pipeline=NAME   the same drawn by Graphviz
@@ -136,6 +138,7 @@ end
 -- for offset + limit rows and sends the last limit of them.
 local function list(ctx, query, exp)
   local store = store_of(ctx)
+  local total_err
   local limit = integer_arg(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
   local offset = integer_arg(query, "offset", 0, 0, 100000000)
   if not store then
@@ -144,14 +147,25 @@ local function list(ctx, query, exp)
   end
   check_query(query)
   local all = flag_arg(query, "all")
+  -- Counting every match costs more than the page at 100,000 runs: the
+  -- page asks for it separately (/api/count/…) with count=0 here.
+  local counted = query.count ~= "0"
   local rows, total, code
   if exp then
     rows, total, code = require("mlx.track.exp").rows(store, { filter = query.filter, order = query.sort,
-      limit = offset + limit, all = all, count = true })
+      limit = offset + limit, all = all, count = counted })
+    if rows and not counted then total = json.null end
   else
     rows, total, code = store:runs { filter = query.filter, order = query.sort, limit = offset + limit,
       hide_noop = not all }
-    if rows then total = store:count(query.filter, { hide_noop = not all }) end
+    if rows then
+      if counted then
+        total, total_err, code = store:count(query.filter, { hide_noop = not all })
+        if not total then rows, total = nil, total_err end
+      else
+        total = json.null
+      end
+    end
   end
   if not rows then
     if code == "invalid" then error({ status = 400, message = total }) end
@@ -161,6 +175,26 @@ local function list(ctx, query, exp)
   for i = offset + 1, math.min(#rows, offset + limit) do shown[#shown + 1] = rows[i] end
   return reply(200, { total = total, offset = offset, limit = limit, runs = page(rows, offset, limit),
     columns = columns_of(shown) })
+end
+
+-- /api/count/runs and /api/count/exp: {total} of the runs or rows matching
+-- filter (all=1: with the invocations that executed nothing).
+local function count(ctx, query, exp)
+  local store = store_of(ctx)
+  if not store then return reply(200, { total = 0 }) end
+  check_query(query)
+  local all = flag_arg(query, "all")
+  local total, err, code
+  if exp then
+    total, err, code = require("mlx.track.exp").count(store, { filter = query.filter, all = all })
+  else
+    total, err, code = store:count(query.filter, { hide_noop = not all })
+  end
+  if not total then
+    if code == "invalid" then error({ status = 400, message = err }) end
+    error(err, 0)
+  end
+  return reply(200, { total = total })
 end
 
 -- The last LOG_TAIL bytes of the log of run, if it lies in the project's
@@ -334,6 +368,8 @@ local function route(ctx, path, query)
   if path == "/api/project" then return project(ctx) end
   if path == "/api/runs" then return list(ctx, query, false) end
   if path == "/api/exp" then return list(ctx, query, true) end
+  if path == "/api/count/runs" then return count(ctx, query, false) end
+  if path == "/api/count/exp" then return count(ctx, query, true) end
   if path == "/api/models" then return models(ctx) end
   if path == "/api/graph" then return require("mlx.web.graph").json(ctx, store_of(ctx)) end
   if path == "/api/graph.svg" then return require("mlx.web.graph").svg(ctx, store_of(ctx), query.pipeline) end
