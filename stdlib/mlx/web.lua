@@ -56,13 +56,15 @@ function M.host_name(header)
 end
 
 --- Returns true if a request with Host header value host may be answered by
---- a server bound to bound (the --host given): localhost, 127.0.0.1, ::1
---- and bound itself. A rebinding attack reaches 127.0.0.1 under a name of
---- its own, which is refused.
+--- a server bound to bound (the --host given): localhost, an IP address
+--- (127.0.0.1, [::1], or the machine's address when bound to 0.0.0.0) and
+--- bound itself. A rebinding attack reaches the server under a DNS name of
+--- its own, which is refused; a page loaded from an IP address is of the
+--- server's own origin.
 function M.host_allowed(host, bound)
   local name = M.host_name(host)
   if not name then return false end
-  if name == "localhost" or name == "127.0.0.1" or name == "::1" then return true end
+  if name == "localhost" or name:find(":") or name:match("^%d+%.%d+%.%d+%.%d+$") then return true end
   bound = bound and bound:lower():gsub("^%[(.*)%]$", "%1")
   return bound ~= nil and name == bound
 end
@@ -95,8 +97,9 @@ function M.app(options)
   local chartjs -- read once, on the first request for it
   return function(req)
     if not M.host_allowed(req.host, options.host) then
-      return text_reply(421, ("host '%s' is not served here: open http://127.0.0.1/ or http://localhost/ on this"
-        .. " machine (mlx ui checks the Host header against DNS rebinding)"):format(tostring(req.host)))
+      return text_reply(421, ("host '%s' is not served here: open the page by IP address or as localhost,"
+        .. " or name the host with mlx ui --host (the Host header is checked against DNS rebinding)")
+        :format(tostring(req.host)))
     end
     local path = req.path
     local asset = ASSETS[path]

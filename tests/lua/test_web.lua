@@ -23,11 +23,14 @@ function TestWeb:tearDown()
 end
 
 function TestWeb:test_host_header_names_this_machine_or_the_bound_host()
-  for _, host in ipairs({ "localhost", "localhost:8470", "127.0.0.1:1", "[::1]:8470", "LOCALHOST" }) do
+  -- An IP address is the server's own origin (bound to 0.0.0.0, the
+  -- machine's address); a DNS name is refused unless it is the --host.
+  for _, host in ipairs({ "localhost", "localhost:8470", "127.0.0.1:1", "[::1]:8470", "LOCALHOST",
+    "192.168.1.5:8470", "[fe80::1]:80" }) do
     lu.assertTrue(web.host_allowed(host), host)
   end
-  for _, host in ipairs({ "evil.example", "127.0.0.1.evil.example", "localhost.evil:80", "", "[::2]:80",
-    "127.0.0.1:80@evil", "a b" }) do
+  for _, host in ipairs({ "evil.example", "127.0.0.1.evil.example", "localhost.evil:80", "", "1.2.3.4.nip.io",
+    "127.0.0.1:80@evil", "a b", "[::1" }) do
     lu.assertFalse(web.host_allowed(host), host)
   end
   lu.assertFalse(web.host_allowed(nil))

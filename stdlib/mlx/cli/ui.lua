@@ -25,8 +25,9 @@ mlx.lock with each step's state. A running recipe's metrics update live.
 The same data is a read-only JSON API under /api/ (see docs/ui.md).
 Charts use Chart.js from Debian's libjs-chart.js and the graph Graphviz's
 dot, when installed; without them the page shows tables and text.
-It binds 127.0.0.1 unless --host says otherwise; requests naming another
-host are refused (DNS rebinding). A port in use exits 2.]],
+It binds 127.0.0.1 unless --host says otherwise; a request naming a host
+other than localhost, an IP address or the --host given is refused (DNS
+rebinding). A port in use exits 2.]],
   options = {
     { "port", arg = "N", type = "integer", default = 8470, help = "the port to listen on (0: any free one; default 8470)" },
     { "host", arg = "ADDRESS", help = "the address to listen on (default 127.0.0.1: this machine only)" },
