@@ -304,11 +304,13 @@ def view_tests(ui, recipe_runs, train, profile):
 
 
 def live_test(root, ui, profile):
-    """A recipe running while the page is open: its metrics appear live."""
+    """A recipe running while the page is open: its metrics appear live. The
+    step logs a point every 0.5 s for 10 s, ample for the page to open on a
+    loaded machine."""
     slow = r"""
 local p = require("mlx").pipeline "live"
 p:step "slow" { outs = { "work/slow.txt" },
-  cmd = "for i in 1 2 3 4 5 6 7 8; do echo '{\"metric\":\"progress\",\"value\":'$i',\"step\":'$i'}' >> $MLX_EVENTS; sleep 0.5; done; echo done > work/slow.txt" }
+  cmd = "for i in $(seq 20); do echo '{\"metric\":\"progress\",\"value\":'$i',\"step\":'$i'}' >> $MLX_EVENTS; sleep 0.5; done; echo done > work/slow.txt" }
 return p
 """
     with open(os.path.join(root, "live.lua"), "w") as f:
@@ -317,22 +319,26 @@ return p
     d = browser(profile)
     try:
         run_id = None
-        deadline = time.time() + 30
-        while time.time() < deadline and not run_id:
+        deadline = time.time() + 60
+        while time.time() < deadline and not run_id and rec.poll() is None:
             status, _, body = ui.request("/api/runs?filter=" + urllib.parse.quote("step = 'slow' and status = 'RUNNING'"))
             runs = json.loads(body)["runs"]
             run_id = runs[0]["id"] if runs else None
             time.sleep(0.2)
-        ok(run_id, "live: the running step is listed as RUNNING")
         if not run_id:
+            rec.wait(timeout=60)
+            ok(False, "live: the running step is listed as RUNNING",
+               "recipe exit %s: %s" % (rec.returncode, rec.stderr.read().decode(errors="replace")))
             return
+        ok(True, "live: the running step is listed as RUNNING")
         d.get(ui.url + "#/run/" + run_id)
         wait_ready(d, "run")
         first = d.find_element(By.ID, "metrics-table").text if d.find_elements(By.ID, "metrics-table") else ""
+        ok("RUNNING" in d.find_element(By.ID, "info").text, "live: the run page opens while the step runs")
         # The page refreshes itself every 2 s while the run is RUNNING.
-        WebDriverWait(d, 30).until(lambda _: "FINISHED" in d.find_element(By.ID, "info").text)
+        WebDriverWait(d, 60).until(lambda _: "FINISHED" in d.find_element(By.ID, "info").text)
         last = d.find_element(By.ID, "metrics-table").text
-        ok("progress" in last and " 8 " in " " + last.replace("\n", " ") + " ",
+        ok("progress" in last and " 20 " in " " + last.replace("\n", " ") + " ",
            "live: the page updated to the final metrics without a reload", "before: %r\nafter: %r" % (first, last))
     finally:
         d.quit()
@@ -462,6 +468,28 @@ def main():
                 wait_ready(d, view)
                 ok(d.find_elements(By.ID, marker), "empty project: the %s view says what to do" % view)
             ok(not os.path.exists(os.path.join(empty, ".mlx/runs.db")), "empty project: serving it wrote nothing")
+
+            # A lock arriving with a clone is data too: step names and paths
+            # with markup show as text in the graph view and its SVG.
+            evil = '<img src=x onerror="alert(2)">'
+            with open(os.path.join(empty, "mlx.lock"), "w") as f:
+                json.dump({"version": 1, "steps": {XSS: {
+                    evil: {"key": "a" * 64, "deps": {}, "outs": {"out/" + XSS: {"hash": "b" * 64}}},
+                    "next": {"key": "c" * 64, "deps": {"out/" + XSS: "b" * 64}, "outs": {}}}}}, f)
+            d.get("about:blank")  # the graph view is open: load it anew
+            d.get(ui.url + "#/graph")
+            wait_ready(d, "graph")
+            WebDriverWait(d, 30).until(lambda _: d.execute_script(
+                "const i = document.querySelector('section.graph img'); return !i || (i.complete && i.naturalWidth > 0)"))
+            text = d.find_element(By.ID, "main").text
+            ok(XSS in text and evil in text and ("out/" + XSS) in text, "XSS: step names and paths of a lock show as text",
+               text[:300])
+            ok(no_alert(d) and not d.find_elements(By.CSS_SELECTOR, "main script, main img[onerror]"),
+               "XSS: no script or handler from the lock runs")
+            status, _, svg = ui.request("/api/graph.svg?pipeline=" + urllib.parse.quote(XSS))
+            if shutil.which("dot"):
+                ok(status == 200 and b"<script" not in svg and b"&lt;script&gt;" in svg and b"<img" not in svg,
+                   "XSS: the SVG escapes what the lock names", svg[:400])
         finally:
             d.quit()
             ui.stop()
