@@ -435,17 +435,30 @@ async function modelsView() {
 
 // ---- pipeline graph -------------------------------------------------------------
 
+// The recipes running now, with their steps so far (a first run's steps
+// are in no lock yet).
+function runningRecipes(g) {
+  if (g.running.length === 0) return null;
+  return el("section", { id: "running" }, el("h2", {}, "Running now"),
+    g.running.map((r) => el("div", {},
+      el("p", {}, runLink(r.id, r.id.slice(0, 12)), " ", r.recipe || "", " started ", fmtTime(r.start_time)),
+      el("table", {}, el("tr", {}, el("th", {}, "step"), el("th", {}, "status"), el("th", { class: "num" }, "duration")),
+        r.steps.map((s) => el("tr", { "data-running-step": s.step || "" }, el("td", {}, runLink(s.id, s.step || s.id)),
+          el("td", {}, status(s.status)), el("td", { class: "num" }, fmtDuration(s.duration))))))));
+}
+
 async function graphView() {
   const g = await api("/api/graph");
+  if (g.running.length > 0) live(() => route(), 3000);
   if (g.pipelines.length === 0) {
-    show(el("h1", {}, "Pipeline"), el("div", { class: "empty", id: "no-pipeline" },
+    show(el("h1", {}, "Pipeline"), runningRecipes(g), el("div", { class: "empty", id: "no-pipeline" },
       el("p", {}, "mlx.lock pins no pipeline yet: run a pipeline recipe (", el("code", {}, "mlx recipe pipeline.lua"),
         ") and its steps appear here with their state.")));
     ready("graph");
     return;
   }
   const stamp = Date.now();
-  show(el("h1", {}, "Pipeline"),
+  show(el("h1", {}, "Pipeline"), runningRecipes(g),
     g.graphviz ? null : el("p", { class: "note" }, "Graphviz is not installed (apt-get install graphviz): the graph is shown as text."),
     g.pipelines.map((p) => el("section", { class: "graph", "data-pipeline": p.name },
       el("h2", {}, p.name),
@@ -459,7 +472,6 @@ async function graphView() {
           el("td", {}, s.latest ? runLink(s.latest.id, s.latest.id.slice(0, 12)) : ""),
           el("td", { class: "mono" }, s.deps.map((p) => el("div", {}, p))), el("td", { class: "mono" }, s.outs.map((p) => el("div", {}, p)))))))));
   ready("graph");
-  if (g.pipelines.some((p) => p.steps.some((s) => s.state === "running"))) live(() => route(), 3000);
 }
 
 // ---- routing --------------------------------------------------------------------

@@ -331,6 +331,12 @@ return p
                "recipe exit %s: %s" % (rec.returncode, rec.stderr.read().decode(errors="replace")))
             return
         ok(True, "live: the running step is listed as RUNNING")
+        # The pipeline view lists the running recipe's step, which no lock
+        # pins yet (this pipeline's first run).
+        d.get(ui.url + "#/graph")
+        wait_ready(d, "graph")
+        ok(d.find_elements(By.CSS_SELECTOR, "#running tr[data-running-step=slow]"),
+           "live: the pipeline view lists a running recipe's step that no lock pins yet")
         d.get(ui.url + "#/run/" + run_id)
         wait_ready(d, "run")
         first = d.find_element(By.ID, "metrics-table").text if d.find_elements(By.ID, "metrics-table") else ""

@@ -123,8 +123,29 @@ function M.dot(p)
   return table.concat(lines, "\n") .. "\n"
 end
 
---- /api/graph: the pipelines with states, their dot text, and whether
---- Graphviz can draw them (/api/graph.svg).
+-- The recipe runs RUNNING now with their steps so far: a recipe's first
+-- run has steps that no lock pins yet.
+local function running(store)
+  local out = json.array()
+  if not store then return out end
+  local recipes = store:runs { filter = "status = 'RUNNING' and parent IS NULL", limit = 20 }
+  for _, r in ipairs(recipes or {}) do
+    local full = store:get(r.id)
+    if full then
+      local steps = json.array()
+      for _, id in ipairs(full.children) do
+        local c = store:get(id)
+        if c then steps[#steps + 1] = { id = c.id, step = c.step, status = c.status, duration = c.duration } end
+      end
+      out[#out + 1] = { id = r.id, recipe = r.recipe, start_time = r.start_time, steps = steps }
+    end
+  end
+  return out
+end
+
+--- /api/graph: the pipelines with states, their dot text, whether Graphviz
+--- can draw them (/api/graph.svg), and the recipes running now with their
+--- steps so far.
 function M.json(ctx, store)
   local pipelines = add_states(store, M.pipelines(ctx.root))
   local out = json.array()
@@ -136,7 +157,7 @@ function M.json(ctx, store)
     end
     out[i] = { name = p.name, steps = steps, edges = json.array(p.edges), dot = M.dot(p) }
   end
-  return 200, "json", json.encode({ pipelines = out, graphviz = M.dot_program(ctx) ~= nil })
+  return 200, "json", json.encode({ pipelines = out, graphviz = M.dot_program(ctx) ~= nil, running = running(store) })
 end
 
 --- /api/graph.svg?pipeline=NAME: the pipeline drawn by dot -Tsvg; 404 when
