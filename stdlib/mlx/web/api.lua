@@ -128,14 +128,7 @@ local function columns_of(rows)
   return out
 end
 
-local function page(rows, offset, limit)
-  local out = json.array()
-  for i = offset + 1, math.min(#rows, offset + limit) do out[#out + 1] = view.jsonable(rows[i], json) end
-  return out
-end
-
--- /api/runs and /api/exp: one page of rows. Paging asks the tracking API
--- for offset + limit rows and sends the last limit of them.
+-- /api/runs and /api/exp: one page of rows.
 local function list(ctx, query, exp)
   local store = store_of(ctx)
   local total_err
@@ -153,10 +146,10 @@ local function list(ctx, query, exp)
   local rows, total, code
   if exp then
     rows, total, code = require("mlx.track.exp").rows(store, { filter = query.filter, order = query.sort,
-      limit = offset + limit, all = all, count = counted })
+      limit = limit, offset = offset, all = all, count = counted })
     if rows and not counted then total = json.null end
   else
-    rows, total, code = store:runs { filter = query.filter, order = query.sort, limit = offset + limit,
+    rows, total, code = store:runs { filter = query.filter, order = query.sort, limit = limit, offset = offset,
       hide_noop = not all }
     if rows then
       if counted then
@@ -171,10 +164,9 @@ local function list(ctx, query, exp)
     if code == "invalid" then error({ status = 400, message = total }) end
     error(total, 0)
   end
-  local shown = {}
-  for i = offset + 1, math.min(#rows, offset + limit) do shown[#shown + 1] = rows[i] end
-  return reply(200, { total = total, offset = offset, limit = limit, runs = page(rows, offset, limit),
-    columns = columns_of(shown) })
+  local out = json.array()
+  for i, r in ipairs(rows) do out[i] = view.jsonable(r, json) end
+  return reply(200, { total = total, offset = offset, limit = limit, runs = out, columns = columns_of(rows) })
 end
 
 -- /api/count/runs and /api/count/exp: {total} of the runs or rows matching
