@@ -389,15 +389,13 @@ async function compareView(ids) {
   // Curves: the metrics with more than one point in any run, overlaid.
   const keys = [...new Set(runs.flatMap((r) => (r.curves || []).filter((m) => m.count > 1).map((m) => m.key)))].sort().slice(0, 24);
   if (keys.length > 0 && chartsAvailable()) {
-    const histories = await Promise.all(keys.map((k) => Promise.all(runs.map((r) => {
-      const c = (r.curves || []).find((m) => m.key === k);
-      return c ? api(`/api/runs/${encodeURIComponent(c.run)}/metrics/${encodeURIComponent(k)}`) : null;
-    }))));
-    keys.forEach((k, i) => {
-      const series = [];
-      histories[i].forEach((h, j) => { if (h) series.push({ label: label(runs[j]), steps: h.steps, values: h.values }); });
-      lineChart(chartBox, k, series);
-    });
+    // One request per metric, for every run that has it.
+    const histories = await Promise.all(keys.map((k) => {
+      const having = runs.map((r) => [r, (r.curves || []).find((m) => m.key === k)]).filter(([, c]) => c);
+      const q = new URLSearchParams({ key: k, runs: having.map(([, c]) => c.run).join(",") });
+      return api("/api/history?" + q).then((h) => h.series.map((s, j) => ({ label: label(having[j][0]), steps: s.steps, values: s.values })));
+    }));
+    keys.forEach((k, i) => lineChart(chartBox, k, histories[i]));
   }
   ready("compare");
   if (runs.some((r) => r.status === "RUNNING")) live(() => route(), 2000);

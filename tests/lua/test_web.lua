@@ -89,6 +89,27 @@ function TestWeb:test_api_errors_are_json_with_a_status()
   lu.assertEquals(json.decode(body).values, { 1, 0.5, 1 / 3, 0.25, 0.2 })
 end
 
+function TestWeb:test_history_of_several_runs_in_one_request()
+  local store = assert(track.open(self.dir .. "/.mlx/runs.db"))
+  local ids = {}
+  for r = 1, 3 do
+    local run = assert(store:start_run { recipe = "r.lua", git = false })
+    for step = 1, r do run:log_metric("loss", r * step, step) end
+    run:finish("FINISHED")
+    ids[r] = run.id
+  end
+  store:close()
+  local status, _, body = self:get("/api/history", { key = "loss", runs = table.concat(ids, ",") })
+  lu.assertEquals(status, 200)
+  local h = json.decode(body)
+  lu.assertEquals(#h.series, 3)
+  lu.assertEquals(h.series[3].run, ids[3])
+  lu.assertEquals(h.series[3].values, { 3, 6, 9 })
+  lu.assertEquals(h.series[1].steps, { 1 })
+  lu.assertEquals((self:get("/api/history", { key = "loss", runs = ids[1] .. ",zzzz" })), 404)
+  lu.assertEquals((self:get("/api/history", { runs = ids[1] })), 400)
+end
+
 function TestWeb:test_downsampling_keeps_ends_peaks_and_troughs()
   local history = {}
   for i = 1, 10000 do history[i] = { step = i, value = (i == 5000) and 100 or (i == 7000 and -100 or i % 7) } end

@@ -9,6 +9,8 @@
 ---                                      inputs and outputs with their producers
 ---   GET /api/runs/ID/metrics/KEY?points=N
 ---                                      a metric's history, downsampled to N
+---   GET /api/history?key=KEY&runs=ID,ID…&points=N
+---                                      that history of several runs at once
 ---   GET /api/exp?filter=&sort=&limit=&offset=&all=1
 ---                                      the experiments table, as `mlx exp`
 ---   GET /api/count/runs?filter=&all=1, /api/count/exp?…
@@ -302,6 +304,32 @@ local function metric(ctx, id, key, query)
     steps = steps, values = values, times = times })
 end
 
+-- Runs one request may ask the history of (compare sends one per metric).
+local MAX_SERIES = 200
+
+-- /api/history?key=K&runs=ID,ID…: the history of metric K of each run, as
+-- /api/runs/ID/metrics/K gives it, in one request.
+local function histories(ctx, query)
+  local store = store_of(ctx)
+  if not store then error({ status = 404, message = "no runs yet" }) end
+  local key = query.key
+  if not key or key == "" then error({ status = 400, message = "key: the metric is missing" }) end
+  local n = integer_arg(query, "points", DEFAULT_POINTS, 10, MAX_POINTS)
+  local series = json.array()
+  for id in (query.runs or ""):gmatch("[^,]+") do
+    if #series == MAX_SERIES then
+      error({ status = 400, message = ("runs: at most %d runs in one request"):format(MAX_SERIES) })
+    end
+    local _, run = get_run(ctx, id)
+    local history = assert(store:metric_history(run.id, key))
+    local shown = M.downsample(history, n)
+    local steps, values = json.array(), json.array()
+    for i, p in ipairs(shown) do steps[i], values[i] = p.step, finite(p.value) end
+    series[#series + 1] = { run = run.id, total = #history, steps = steps, values = values }
+  end
+  return reply(200, { key = key, series = series })
+end
+
 local function models(ctx)
   local store = store_of(ctx)
   if not store then return reply(200, json.array()) end
@@ -363,6 +391,7 @@ local function route(ctx, path, query)
   if path == "/api/count/runs" then return count(ctx, query, false) end
   if path == "/api/count/exp" then return count(ctx, query, true) end
   if path == "/api/models" then return models(ctx) end
+  if path == "/api/history" then return histories(ctx, query) end
   if path == "/api/graph" then return require("mlx.web.graph").json(ctx, store_of(ctx)) end
   if path == "/api/graph.svg" then return require("mlx.web.graph").svg(ctx, store_of(ctx), query.pipeline) end
   local id, key = path:match("^/api/runs/(%w+)/metrics/(.+)$")
