@@ -13,6 +13,7 @@
 #   chart     the 100,000-point metric: /api/runs/ID/metrics/KEY served
 #             (downsampled to 1,000 points) and the run page with its
 #             chart drawn
+#   compare   the 100 newest runs side by side (20 metrics, 3 params)
 # The bars (issue 17): served < 50 ms, rendered < 500 ms, chart < 500 ms.
 #
 # usage: bench/ui.sh [path/to/mlx]   (env: SIZES="10000 100000"; needs
@@ -93,7 +94,10 @@ try:
     rows = len(d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr"))
     chart = statistics.median(load("#/run/zlongcurve00000", "run") for _ in range(3))
     canvases = len(d.find_elements(By.CSS_SELECTOR, "canvas[data-metric]"))
-    print("%.0f %d %.0f %d" % (table, rows, chart, canvases))
+    n = int(sys.argv[3])
+    ids = ",".join("r%015d" % i for i in range(n - 99, n + 1))
+    compare = statistics.median(load("#/compare/" + ids, "compare") for _ in range(3))
+    print("%.0f %d %.0f %d %.0f" % (table, rows, chart, canvases, compare))
 finally:
     d.quit()
 PY
@@ -124,9 +128,10 @@ for n in $SIZES; do
 		"$(served "${url}api/exp?limit=50&count=0&sort=-metrics.metric_07")" ""
 	printf '%-9s %-34s %8s ms %6s\n' "$n" "100,000-point metric served" \
 		"$(served "${url}api/runs/zlongcurve00000/metrics/loss")" ""
-	read -r table rows chart canvases < <(/usr/bin/python3 "$work/browser.py" "$url" "$work/profile$n")
+	read -r table rows chart canvases compare < <(/usr/bin/python3 "$work/browser.py" "$url" "$work/profile$n" "$n")
 	printf '%-9s %-34s %8s ms %6s\n' "$n" "table rendered ($rows rows)" "$table" "< 500"
 	printf '%-9s %-34s %8s ms %6s\n' "$n" "100,000-point chart rendered ($canvases)" "$chart" "< 500"
+	printf '%-9s %-34s %8s ms %6s\n' "$n" "compare of 100 runs rendered" "$compare" ""
 	kill "$ui_pid"
 	wait "$ui_pid" 2>/dev/null || true
 	ui_pid=
