@@ -12,6 +12,8 @@
 --- them can be named; a Host header that is not this machine or the --host
 --- given is refused (a DNS-rebinding page would name its own host); no
 --- header grants another origin access (no CORS).
+local core = require "mlx.core"
+
 local M = {}
 
 --- Where Debian's libjs-chart.js installs Chart.js; MLX_WEB_CHARTJS
@@ -119,10 +121,13 @@ function M.app(options)
       return 200, TYPES.js, chartjs, with_headers()
     end
     if path:sub(1, 5) == "/api/" then
-      local ok, status, ctype, body = xpcall(api.handle, debug.traceback, ctx, path, req.query or {})
+      local ok, status, ctype, body = pcall(api.handle, ctx, path, req.query or {})
       if not ok then
-        if options.log then options.log(("%s: %s"):format(path, status)) end
-        return text_reply(500, "internal error: " .. tostring(status):match("^[^\n]*"))
+        -- Ctrl-C during a request ends mlx ui, as it ends any wait.
+        if core.interrupted() then error("interrupted", 0) end
+        local line = tostring(status):match("^[^\n]*")
+        if options.log then options.log(("%s: %s"):format(path, line)) end
+        return text_reply(500, "internal error: " .. line)
       end
       return status, TYPES[ctype] or ctype, body, with_headers()
     end
@@ -142,9 +147,10 @@ end
 --- SIGTERM), which raises "interrupted" as any wait in mlx does. Returns
 --- only by raising.
 function M.serve(server, handler)
-  while true do
+  while not core.interrupted() do
     assert(server:serve(1, handler))
   end
+  error("interrupted", 0)
 end
 
 return M
