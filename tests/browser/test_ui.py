@@ -271,7 +271,10 @@ def view_tests(ui, recipe_runs, train, profile):
         ok(no_alert(d) and not d.find_elements(By.CSS_SELECTOR, "#tags script"), "XSS: no script element, no alert")
         shot(d, "run")
 
-        # Follow the input link to the producing step.
+        # Follow the input link to the producing step. The hash changes
+        # after the click returns: clear the mark first, so the wait sees
+        # the new page, not this one.
+        d.execute_script("document.body.dataset.ready = ''")
         links[0].click()
         wait_ready(d, "run")
         ok("prepare" in d.find_element(By.TAG_NAME, "h1").text, "run: the lineage link opens the producing step")
