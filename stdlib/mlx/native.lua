@@ -5,6 +5,7 @@
 ---   mlx_git.so   libgit2: mlx.git
 ---   mlx_remote.so  libcurl, OpenSSL: mlx.transfer (under mlx.remote)
 ---   mlx_pg.so    libpq: mlx.pg (the PostgreSQL tracking backend, mlx.track.pg)
+---   mlx_web.so   libmicrohttpd: mlx.httpd (under mlx.web, for mlx ui)
 local core = require "mlx.core"
 
 local M = {}
@@ -22,6 +23,7 @@ M.modules = {
   ["mlx.transfer"] = "mlx_remote",
   ["mlx.datacheck"] = "mlx_data",
   ["mlx.pg"] = "mlx_pg",
+  ["mlx.httpd"] = "mlx_web",
 }
 
 local function find_library(library)

@@ -466,12 +466,13 @@ M.NOT_NOOP = "r.id NOT IN (SELECT run_id FROM tags WHERE key = 'mlx.noop')"
 --- Returns the runs matching query, as records (see get, without
 --- artifacts), newest first unless ordered otherwise; or nil, message,
 --- code. query fields, all optional: filter (see mlx.track.filter), order
---- ("-metrics.acc, start_time"), limit (default all), hide_noop (leave out
+--- ("-metrics.acc, start_time"), limit (default all), offset (with limit:
+--- the matching runs to skip first, for paging), hide_noop (leave out
 --- the invocations that executed nothing). A filter or order that does not
 --- parse returns nil, "filter: column N: …", "invalid".
 function Store:runs(query)
   query = query or {}
-  assert(type(query) == "table", "runs: expected a table {filter, order, limit}")
+  assert(type(query) == "table", "runs: expected a table {filter, order, limit, offset}")
   local where, wparams = filter.compile(query.filter or "")
   if not where then return filter_error("filter", wparams) end
   if query.hide_noop then where = "(" .. where .. ") AND " .. M.NOT_NOOP end
@@ -488,6 +489,10 @@ function Store:runs(query)
   if query.limit and query.limit > 0 then
     sql = sql .. " LIMIT ?"
     params[#params + 1] = math.tointeger(query.limit) or error("runs: limit must be an integer")
+    if query.offset and query.offset > 0 then
+      sql = sql .. " OFFSET ?"
+      params[#params + 1] = math.tointeger(query.offset) or error("runs: offset must be an integer")
+    end
   end
   local rows, err, code = self.db:query(sql, params)
   if not rows then return nil, err, code end

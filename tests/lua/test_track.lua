@@ -71,6 +71,17 @@ function TestTrack:test_a_run_records_what_it_was_given()
   lu.assertEquals({ summary[1].count, summary[1].min, summary[1].max, summary[1].step }, { 2, 0.9, 0.95, 11 })
 end
 
+function TestTrack:test_offset_pages_the_runs()
+  for i = 1, 5 do
+    local run = assert(self.store:start_run { recipe = "r" .. i .. ".lua", git = false })
+    assert(run:finish("FINISHED"))
+  end
+  local all = assert(self.store:runs { order = "recipe" })
+  local page = assert(self.store:runs { order = "recipe", limit = 2, offset = 2 })
+  lu.assertEquals({ page[1].recipe, page[2].recipe }, { all[3].recipe, all[4].recipe })
+  lu.assertEquals(#assert(self.store:runs { limit = 10, offset = 5 }), 0)
+end
+
 function TestTrack:test_close_records_how_the_scope_ended()
   local ids = {}
   local function scope(fail_with)

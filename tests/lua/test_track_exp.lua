@@ -59,6 +59,13 @@ function TestExp:test_a_row_joins_params_and_the_latest_step_metrics()
   lu.assertEquals(#assert(exp.rows(self.store, { all = true })), 4)
 end
 
+function TestExp:test_offset_pages_the_rows()
+  local all = assert(exp.rows(self.store, { order = "params.lr" }))
+  local page = assert(exp.rows(self.store, { order = "params.lr", limit = 2, offset = 1 }))
+  lu.assertEquals({ page[1].id, page[2].id }, { all[2].id, all[3].id })
+  lu.assertEquals(#assert(exp.rows(self.store, { limit = 2, offset = 3 })), 0)
+end
+
 function TestExp:test_filters_and_sorts_read_the_joined_values()
   local function ids(query)
     local out = {}

@@ -117,7 +117,8 @@ end
 --- store) matching query, newest first unless ordered otherwise, or nil,
 --- message, code. query fields, all optional: filter and order (the
 --- grammar of mlx.track.filter, over the joined params and metrics and the
---- recipe run's attributes and tags), limit (default all), all (also the
+--- recipe run's attributes and tags), limit (default all), offset (with
+--- limit: the matching rows to skip first, for paging), all (also the
 --- invocations that executed nothing, tagged mlx.noop), count (also
 --- return the number of rows matching, regardless of limit). A row: id, recipe,
 --- status, message, command, start_time, end_time (ms), duration (s), git
@@ -135,6 +136,10 @@ function M.rows(store, query)
   if query.limit and query.limit > 0 then
     sql = sql .. " LIMIT ?"
     values[#values + 1] = math.tointeger(query.limit) or error("rows: limit must be an integer")
+    if query.offset and query.offset > 0 then
+      sql = sql .. " OFFSET ?"
+      values[#values + 1] = math.tointeger(query.offset) or error("rows: offset must be an integer")
+    end
   end
   local found
   found, err, code = store.db:query(sql, values)

@@ -1,0 +1,145 @@
+-- mlx.web, mlx.web.api and mlx.web.graph without a browser: the Host rule,
+-- the routes a request may reach, downsampling and the graph from a lock.
+-- The handler is called as mlx.httpd calls it, on a real project.
+local lu = require "luaunit"
+local fs = require "mlx.fs"
+local json = require "mlx.json"
+local track = require "mlx.track"
+local web = require "mlx.web"
+local api = require "mlx.web.api"
+local graph = require "mlx.web.graph"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local support = require "support"
+
+TestWeb = {}
+
+function TestWeb:setUp()
+  self.dir = support.tempdir()
+  assert(fs.mkdirs(self.dir .. "/.mlx"))
+end
+
+function TestWeb:tearDown()
+  os.execute("rm -rf '" .. self.dir .. "'")
+end
+
+function TestWeb:test_host_header_names_this_machine_or_the_bound_host()
+  -- An IP address is the server's own origin (bound to 0.0.0.0, the
+  -- machine's address); a DNS name is refused unless it is the --host.
+  for _, host in ipairs({ "localhost", "localhost:8470", "127.0.0.1:1", "[::1]:8470", "LOCALHOST",
+    "192.168.1.5:8470", "[fe80::1]:80" }) do
+    lu.assertTrue(web.host_allowed(host), host)
+  end
+  for _, host in ipairs({ "evil.example", "127.0.0.1.evil.example", "localhost.evil:80", "", "1.2.3.4.nip.io",
+    "127.0.0.1:80@evil", "a b", "[::1" }) do
+    lu.assertFalse(web.host_allowed(host), host)
+  end
+  lu.assertFalse(web.host_allowed(nil))
+  lu.assertTrue(web.host_allowed("box.lan:8470", "box.lan"))
+  lu.assertTrue(web.host_allowed("[fe80::1]:80", "fe80::1"))
+  lu.assertFalse(web.host_allowed("other.lan:8470", "box.lan"))
+end
+
+-- The handler of a project, called as mlx.httpd calls it.
+function TestWeb:get(path, query, host)
+  local handler = web.app { root = self.dir, dot = false }
+  return handler { method = "GET", path = path, host = host or "127.0.0.1:8470", query = query or {} }
+end
+
+function TestWeb:test_only_the_page_files_and_the_api_are_served()
+  local status, ctype, body, headers = self:get("/")
+  lu.assertEquals(status, 200)
+  lu.assertEquals(ctype, "text/html; charset=utf-8")
+  lu.assertStrContains(body, "/app.js")
+  lu.assertStrContains(headers["Content-Security-Policy"], "script-src 'self'")
+  lu.assertNil(headers["Access-Control-Allow-Origin"])
+  for _, path in ipairs({ "/../mlx.lock", "/mlx.lock", "/.mlx/runs.db", "/web/app.js", "/app.js/", "/index.htm" }) do
+    lu.assertEquals((self:get(path)), 404, path)
+  end
+  lu.assertEquals((self:get("/", {}, "evil.example")), 421)
+end
+
+function TestWeb:test_an_empty_project_answers_without_creating_a_database()
+  local status, _, body = self:get("/api/runs")
+  lu.assertEquals(status, 200)
+  lu.assertEquals(json.decode(body).total, 0)
+  status, _, body = self:get("/api/project")
+  lu.assertEquals(json.decode(body).runs, 0)
+  status, _, body = self:get("/api/graph")
+  lu.assertEquals(json.decode(body).pipelines, {})
+  lu.assertNil(fs.stat(self.dir .. "/.mlx/runs.db"))
+end
+
+function TestWeb:test_api_errors_are_json_with_a_status()
+  local store = assert(track.open(self.dir .. "/.mlx/runs.db"))
+  local run = assert(store:start_run { recipe = "r.lua", git = false })
+  for step = 1, 5 do run:log_metric("loss", 1 / step, step) end
+  run:finish("FINISHED")
+  store:close()
+  local status, _, body = self:get("/api/runs", { filter = "metrics.loss >" })
+  lu.assertEquals(status, 400)
+  lu.assertStrContains(json.decode(body).error, "filter: column")
+  status, _, body = self:get("/api/runs", { limit = "0" })
+  lu.assertEquals(status, 400)
+  status = self:get("/api/runs/zzzz")
+  lu.assertEquals(status, 404)
+  status = self:get("/api/nothing")
+  lu.assertEquals(status, 404)
+  status, _, body = self:get("/api/runs/" .. run.id .. "/metrics/loss", { points = "10" })
+  lu.assertEquals(status, 200)
+  lu.assertEquals(json.decode(body).values, { 1, 0.5, 1 / 3, 0.25, 0.2 })
+end
+
+function TestWeb:test_history_of_several_runs_in_one_request()
+  local store = assert(track.open(self.dir .. "/.mlx/runs.db"))
+  local ids = {}
+  for r = 1, 3 do
+    local run = assert(store:start_run { recipe = "r.lua", git = false })
+    for step = 1, r do run:log_metric("loss", r * step, step) end
+    run:finish("FINISHED")
+    ids[r] = run.id
+  end
+  store:close()
+  local status, _, body = self:get("/api/history", { key = "loss", runs = table.concat(ids, ",") })
+  lu.assertEquals(status, 200)
+  local h = json.decode(body)
+  lu.assertEquals(#h.series, 3)
+  lu.assertEquals(h.series[3].run, ids[3])
+  lu.assertEquals(h.series[3].values, { 3, 6, 9 })
+  lu.assertEquals(h.series[1].steps, { 1 })
+  lu.assertEquals((self:get("/api/history", { key = "loss", runs = ids[1] .. ",zzzz" })), 404)
+  lu.assertEquals((self:get("/api/history", { runs = ids[1] })), 400)
+end
+
+function TestWeb:test_downsampling_keeps_ends_peaks_and_troughs()
+  local history = {}
+  for i = 1, 10000 do history[i] = { step = i, value = (i == 5000) and 100 or (i == 7000 and -100 or i % 7) } end
+  local out = api.downsample(history, 100)
+  lu.assertTrue(#out <= 100)
+  lu.assertEquals(out[1].step, 1)
+  lu.assertEquals(out[#out].step, 10000)
+  local max, min, last = -math.huge, math.huge, 0
+  for _, p in ipairs(out) do
+    max, min = math.max(max, p.value), math.min(min, p.value)
+    lu.assertTrue(p.step > last, "in step order")
+    last = p.step
+  end
+  lu.assertEquals(max, 100)
+  lu.assertEquals(min, -100)
+  lu.assertIs(api.downsample({ history[1] }, 100)[1], history[1])
+end
+
+function TestWeb:test_the_graph_comes_from_the_lock()
+  assert(json.save(self.dir .. "/mlx.lock", { version = 1, steps = { p = {
+    prep = { key = "aa", deps = { ["data/x"] = "h" }, outs = { ["work/split"] = { hash = "h" } } },
+    train = { key = "bb", deps = { ["work/split/train.csv"] = "h" }, outs = { ["model"] = { hash = "h" } } },
+    ['say "hi"\\'] = { key = "cc", deps = { model = "h" }, outs = {} },
+  } } }))
+  local pipelines = graph.pipelines(self.dir)
+  lu.assertEquals(#pipelines, 1)
+  lu.assertEquals(pipelines[1].edges, { { from = "train", to = 'say "hi"\\' }, { from = "prep", to = "train" } })
+  local dot = graph.dot(pipelines[1])
+  lu.assertStrContains(dot, '"say \\"hi\\"\\\\" [label="say \\"hi\\"\\\\\\n')
+  lu.assertStrContains(dot, '"prep" -> "train";')
+end
+
+os.exit(lu.LuaUnit.run("-o", "tap"), true)
