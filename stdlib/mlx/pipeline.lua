@@ -70,7 +70,8 @@ local function check_type(where, step, field, value)
   elseif kind == "command" then
     ok = type(value) == "string" or (is_list_of_strings(value) and #value > 0)
   elseif kind == "executor" or kind == "resources" then
-    local problem = kind == "executor" and executor.name_problem(value) or executor.resources_problem(value)
+    local problem
+    if kind == "executor" then problem = executor.name_problem(value) else problem = executor.resources_problem(value) end
     if problem then declaration_error(where, "step '%s': %s", step, problem) end
     ok = true
   else
