@@ -14,6 +14,7 @@ packages="
   gnuplot-nox libxml2-utils
   rclone time
   libcsv-dev
+  slurm-wlm munge
 "
 # bench/check.sh: pandas to compare mlx.check with.
 if [ "${1:-}" = "--bench" ]; then
