@@ -360,6 +360,11 @@ end
 
 function Engine:finish_success(step, ev, run, result)
   local outs, err = self:collect_outs(step)
+  if not outs and result and result.remote then
+    -- mlx hashes what the job wrote, where mlx sees it.
+    err = ("%s after its %s job completed: outs must be on a filesystem mlx and the nodes share")
+      :format(err, result.remote)
+  end
   if outs then
     local ok
     ok, err = self:log_metrics_files(step, run)
