@@ -95,7 +95,7 @@ start() {
 	chmod 400 "$dir/munge/munge.key"
 	if ! munged --force --socket="$dir/munge/munge.sock" --key-file="$dir/munge/munge.key" \
 		--pid-file="$dir/munged.pid" --log-file="$dir/munged.log" \
-		--seed-file="$dir/munge/munged.seed" 2>"$dir/munged.err"; then
+		--seed-file="$dir/munge/munged.seed" 2>"$dir/munged.err" 9>&-; then
 		cat "$dir/munged.err" "$dir/munged.log" >&2 2>/dev/null || true
 		rm -rf "$dir"
 		exit 1
@@ -147,8 +147,10 @@ NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 	export SLURM_CONF="$dir/slurm.conf"
-	slurmctld -f "$dir/slurm.conf" -i 2>"$dir/slurmctld.err" || true
-	slurmd -f "$dir/slurm.conf" -N localhost 2>"$dir/slurmd.err" || true
+	# The daemons must not inherit the lock's descriptor (9): they would
+	# hold the lock for as long as they run.
+	slurmctld -f "$dir/slurm.conf" -i 2>"$dir/slurmctld.err" 9>&- || true
+	slurmd -f "$dir/slurm.conf" -N localhost 2>"$dir/slurmd.err" 9>&- || true
 	echo "$dir" >"$state"
 	i=0
 	until sinfo -h -o '%T' 2>/dev/null | grep -Eq '^idle'; do
