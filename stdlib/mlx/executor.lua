@@ -17,6 +17,9 @@
 ---                            none of them runs any more
 ---   ex:slots(job)            optional: the -j slots the job takes (default 1)
 ---   ex:close()               optional: called once when the pipeline ends
+---   ex.cancel_on_failure     optional: true to have the jobs still running
+---                            cancelled when a step fails without -k (a
+---                            cluster's queue); local steps finish instead
 ---
 --- A job is { name (the step's name), shell (a string for /bin/sh -c) or
 --- argv (a list), cwd, env = {NAME = value}, resources = { cpus, mem, time,

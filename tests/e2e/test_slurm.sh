@@ -112,6 +112,21 @@ git -C fail status >/dev/null 2>&1
 test -e fail/mlx.lock && grep -q '"bad"' fail/mlx.lock
 is "$?" 1 "nothing of the failed steps is locked"
 
+# A failure without -k cancels the run's other jobs at once.
+cat >fail/q.lua <<'LUA'
+local p = require("mlx").pipeline "failfast"
+p:step "bad" { outs = { "bad.txt" }, cmd = "sleep 2; exit 3" }
+p:step "long" { outs = { "long.txt" }, cmd = "sleep 120; echo > long.txt" }
+return p
+LUA
+start=$SECONDS
+(cd fail && "$MLX" recipe q.lua --executor slurm -j 2 >/dev/null 2>err.txt)
+is "$?" 1 "a failure among running jobs exits 1"
+is "$([ $((SECONDS - start)) -lt 60 ] && echo soon)" soon "without waiting for the others"
+is "$(our_jobs fail)" "" "whose jobs were cancelled: none is left in squeue"
+like "$(cd fail && "$MLX" runs --all --json --limit 0)" '"message": "cancelled after a failure"' \
+	"the cancelled step's run says why"
+
 # Ctrl-C while jobs run or wait: every job is cancelled, exit 130.
 new_project int
 cat >int/p.lua <<'LUA'

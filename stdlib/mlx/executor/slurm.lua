@@ -92,7 +92,7 @@ function M.new(ctx)
   if not ok then return nil, err end
   local self = setmetatable({
     root = ctx.root, dir = dir, poll_every = poll, heartbeat_seconds = heartbeat,
-    array = o.array ~= false, extra = o.sbatch or {}, note = ctx.note,
+    array = o.array ~= false, extra = o.sbatch or {}, note = ctx.note, cancel_on_failure = true,
     mlx = o.mlx or (core.exe_dir and (core.exe_dir .. "/mlx")) or "mlx",
     count = 0, queue = {}, by_id = {}, submitted = {}, next_squeue = 0, beats = 0, beat_at = -1,
   }, Slurm)

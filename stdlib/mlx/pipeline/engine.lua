@@ -660,24 +660,31 @@ function Engine:plan_only(step, d)
   self.out:planned(step, d.action, d.reasons)
 end
 
-function Engine:kill_running(status)
-  local by_executor = {}
+-- Stops the running jobs for which which(job) is true (all, without it),
+-- their runs ending with status and message.
+function Engine:kill_running(status, message, which)
+  local by_executor, kept, stopped = {}, {}, {}
   for _, job in ipairs(self.running) do
-    by_executor[job.executor] = by_executor[job.executor] or {}
-    table.insert(by_executor[job.executor], job)
+    if which == nil or which(job) then
+      by_executor[job.executor] = by_executor[job.executor] or {}
+      table.insert(by_executor[job.executor], job)
+      stopped[#stopped + 1] = job
+    else
+      kept[#kept + 1] = job
+    end
   end
   for ex, jobs in pairs(by_executor) do
     local ok, err = pcall(ex.cancel, ex, jobs)
     if not ok then ui.warn(("cannot cancel the running jobs: %s"):format(tostring(err))) end
   end
-  for _, job in ipairs(self.running) do
+  for _, job in ipairs(stopped) do
     if job.log.file then job.log.file:close() end
     if job.events then pcall(finish_events, job.events) end
-    if job.run then pcall(job.run.finish, job.run, status, { message = "interrupted" }) end
+    if job.run then pcall(job.run.finish, job.run, status, { message = message or "interrupted" }) end
     self.results[job.step] = "killed"
+    self.used_slots = self.used_slots - job.slots
   end
-  self.running = {}
-  self.used_slots = 0
+  self.running = kept
 end
 
 -- True when step can start now: its slots fit in -j beside the running
@@ -757,6 +764,12 @@ function Engine:loop(selected)
     end
     if #self.running == 0 then break end
     self:poll_jobs(0.2)
+    -- After a failure without -k, jobs of executors that queue them (a
+    -- cluster's) are cancelled: waiting in a queue for hours to finish a
+    -- run that has failed helps nobody. Local steps finish, as they always did.
+    if #self.failed > 0 and not self.opts.keep_going then
+      self:kill_running("KILLED", "cancelled after a failure", function(job) return job.executor.cancel_on_failure end)
+    end
     self.out:progress(self.running, function()
       local n = 0
       for _, r in pairs(self.results) do
