@@ -34,6 +34,9 @@ local FINAL = {
   REVOKED = true,
 }
 
+-- Seconds to wait for the status file of a job Slurm says COMPLETED.
+local STATUS_GRACE = 5
+
 -- Runs a Slurm client command; returns its stdout, or nil and its error
 -- text. After Ctrl-C mlx.proc starts nothing (docs/proc.md), yet the jobs
 -- must still be cancelled: then the command goes through io.popen.
@@ -375,8 +378,16 @@ function Slurm:poll(jobs, seconds)
         if job.state ~= "PENDING" or final then
           tail(job, false)
           -- The wrapper's status means the step is over, whatever squeue
-          -- says yet; a final state without one is collected as it is.
-          if final or fs.stat(job.dir .. "/status.json") then ended[#ended + 1] = job end
+          -- says yet. A final state without one is collected as it is, but
+          -- only after a few seconds: a shared filesystem may show the
+          -- file later than Slurm shows the state.
+          if fs.stat(job.dir .. "/status.json") then
+            ended[#ended + 1] = job
+          elseif final then
+            job.final_at = job.final_at or now
+            local silent = job.state == "COMPLETED" or job.state == "GONE"
+            if not silent or now - job.final_at >= STATUS_GRACE then ended[#ended + 1] = job end
+          end
         end
       end
     end
