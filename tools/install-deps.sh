@@ -17,6 +17,7 @@ packages="
   libcsv-dev
   libxml2-dev nginx libnginx-mod-http-dav-ext nodejs
   libmicrohttpd-dev libjs-chart.js graphviz chromium chromium-driver python3-selenium
+  slurm-wlm munge
 "
 # bench/check.sh: pandas to compare mlx.check with.
 if [ "${1:-}" = "--bench" ]; then

@@ -10,6 +10,7 @@
 --- Declaration errors are raised at the recipe line that declared the step,
 --- as usage failures (exit 2): "recipe.lua:12: step 'train': unknown field
 --- 'dep' (did you mean 'deps'?)".
+local executor = require "mlx.executor"
 local fs = require "mlx.fs"
 local params = require "mlx.params"
 local paths = require "mlx.pipeline.paths"
@@ -26,6 +27,7 @@ M.STEP_FIELDS = {
   deps = "list", outs = "list", metrics = "list", plots = "list", params = "list", env = "list",
   tools = "map", cmd = "command", run = "function", persist = "boolean",
   always = "boolean", cache = "boolean", timeout = "number", desc = "string",
+  executor = "executor", resources = "resources",
 }
 
 -- The recipe line that called into the DSL: the first stack frame outside
@@ -67,6 +69,11 @@ local function check_type(where, step, field, value)
     end
   elseif kind == "command" then
     ok = type(value) == "string" or (is_list_of_strings(value) and #value > 0)
+  elseif kind == "executor" or kind == "resources" then
+    local problem
+    if kind == "executor" then problem = executor.name_problem(value) else problem = executor.resources_problem(value) end
+    if problem then declaration_error(where, "step '%s': %s", step, problem) end
+    ok = true
   else
     ok = type(value) == kind
   end
@@ -117,6 +124,42 @@ function Pipeline:params(defaults)
   return self
 end
 
+--- Sets the executor of the pipeline's command steps (those without an
+--- `executor` of their own): p:executor "slurm", or p:executor { "slurm",
+--- poll = 2 } with options for that executor (see docs/cluster.md). The
+--- command line's --executor wins over it, and it over .mlx/config.lua.
+--- Returns self; raises a usage failure for a bad name.
+function Pipeline:executor(spec)
+  local where = caller_location()
+  local name, options = spec, {}
+  if type(spec) == "table" then
+    name = spec[1]
+    for k, v in pairs(spec) do
+      if k ~= 1 then
+        if type(k) ~= "string" then declaration_error(where, "p:executor{…}: options must be name = value") end
+        options[k] = v
+      end
+    end
+  end
+  local problem = executor.name_problem(name)
+  if problem then declaration_error(where, "p:executor: %s", problem) end
+  self.executor_spec = { name = name, options = options }
+  return self
+end
+
+--- Sets the default resources of the pipeline's steps, field by field
+--- under each step's own `resources`: p:resources { cpus = 2, mem = "4G",
+--- time = "01:00:00" }. Returns self; raises a usage failure naming a bad
+--- field.
+function Pipeline:resources(resources)
+  local where = caller_location()
+  local problem = executor.resources_problem(resources)
+  if problem then declaration_error(where, "p:resources: %s", problem) end
+  self.default_resources = {}
+  for k, v in pairs(resources) do self.default_resources[k] = v end
+  return self
+end
+
 --- Returns a function that takes the step's fields and declares the step
 --- `name`; so a recipe writes p:step "train" { … }. Raises a usage failure
 --- naming the step and field for a duplicate name, an unknown field, a value
@@ -153,6 +196,7 @@ function Pipeline:step(name)
       cmd = fields.cmd, run = fields.run, desc = fields.desc,
       persist = fields.persist == true, always = fields.always == true,
       cache = fields.cache ~= false, timeout = fields.timeout,
+      executor = fields.executor, resources = fields.resources,
     }
     for _, list in ipairs({ "deps", "outs", "metrics", "plots" }) do
       for _, path in ipairs(fields[list] or {}) do
@@ -185,12 +229,15 @@ function Pipeline:step(name)
         declaration_error(where, "step '%s': param '%s' is not declared in p:params{…}", name, p)
       end
     end
+    -- ${name} is a param when the step lists it in params; a name the
+    -- pipeline declares as a param but the step does not list is a
+    -- mistake; any other ${NAME} (${HOME}, ${SLURM_JOB_ID}) is the shell's.
     if type(step.cmd) == "string" or type(step.cmd) == "table" then
       local declared = {}
       for _, p in ipairs(step.params) do declared[p] = true end
       local text = type(step.cmd) == "string" and step.cmd or table.concat(step.cmd, " ")
       for used in text:gmatch("%${([^}]*)}") do
-        if not declared[used] then
+        if not declared[used] and self.defaults[used] ~= nil then
           declaration_error(where, "step '%s': cmd uses ${%s}, which is not in the step's params", name, used)
         end
       end

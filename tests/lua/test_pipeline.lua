@@ -154,9 +154,23 @@ function TestPipelineKey:test_key_covers_what_design_lists_and_nothing_else()
 end
 
 function TestPipelineKey:test_command_substitution_quotes_for_the_shell()
-  local s = { cmd = "run --name ${name} --lr ${lr}" }
+  local s = { cmd = "run --name ${name} --lr ${lr}", params = { "name", "lr" } }
   lu.assertEquals(key.resolve_command(s, { name = "a b'c", lr = 0.1 }), "run --name 'a b'\\''c' --lr 0.1")
-  lu.assertEquals(key.resolve_command({ cmd = { "run", "${name}" } }, { name = "a b" }), { "run", "a b" })
+  lu.assertEquals(key.resolve_command({ cmd = { "run", "${name}" }, params = { "name" } }, { name = "a b" }),
+    { "run", "a b" })
+end
+
+-- ${NAME} that is not one of the step's params is the shell's: it reaches
+-- /bin/sh as written, whatever param values exist.
+function TestPipelineKey:test_shell_variables_that_are_not_params_reach_the_shell()
+  local s = { cmd = "echo ${HOME} $SLURM_JOB_ID ${lr}", params = { "lr" } }
+  lu.assertEquals(key.resolve_command(s, { lr = 0.1, HOME = "x" }), "echo ${HOME} $SLURM_JOB_ID 0.1")
+  local p = pipeline "shellvars"
+  p:params { lr = 0.1 }
+  p:step "ok" { cmd = "echo ${HOME} ${SLURM_JOB_ID}" }
+  local ok, err = pcall(p.step(p, "bad"), { cmd = "echo ${lr}" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err.message or err), "cmd uses ${lr}, which is not in the step's params")
 end
 
 function TestPipelineKey:test_lua_step_key_follows_its_source()

@@ -62,7 +62,7 @@ local function execute(chunk, path, args, opts, overrides, run, track)
     root = root, targets = args, jobs = opts.jobs, force = opts.force, force_steps = force_steps,
     dry_run = opts.dry_run, keep_going = opts.keep_going, explain = opts.explain, quiet = opts.quiet,
     track = run and track or nil, git = run and track.recipe_git or false, recipe_path = recipe_path,
-    link = link, debug = require("mlx.cli").globals.debug,
+    link = link, debug = require("mlx.cli").globals.debug, executor = opts.executor,
   })
   if not opts.quiet then ui.note(output.summary(p.name, result, clock() - started)) end
   -- An invocation that executed nothing is kept, but hidden from the
@@ -112,7 +112,7 @@ end
 return {
   summary = "run a recipe: a Lua script, or a pipeline of steps run when stale",
   usage = "mlx recipe FILE [STEP...] [-j N] [-p KEY=VALUE]... [--params-file FILE] [-f] [--force-step STEP]... "
-    .. "[-n] [-k] [-q] [--explain]",
+    .. "[-n] [-k] [-q] [--explain] [--executor NAME]",
   description = [[
 Runs FILE with the mlx modules available (local mlx = require "mlx") and the
 global arg set: arg[0] is FILE, arg[1]... are ARGS (also passed as ...).
@@ -138,7 +138,12 @@ unchanged), restored from the run-cache, or run — in dependency order, up to
 an unknown STEP or --force-step name exits 2 with a suggestion. -p and
 --params-file override params. A failed step exits 1 and leaves mlx.lock
 and the store as they were for it; Ctrl-C stops running steps and exits
-130.]],
+130.
+
+--executor NAME runs every command step on that executor ("local", "slurm",
+or one the project adds in lib/mlx/executor/NAME.lua), over the steps',
+the pipeline's and .mlx/config.lua's choice; Lua steps always run inside
+mlx (see docs/cluster.md).]],
   options = {
     cli.option("jobs", { help = "run up to N commands at once (default: one per CPU)" }),
     cli.option("param", { help = "override a pipeline param, converted to the type of its default (repeatable)" }),
@@ -149,12 +154,17 @@ and the store as they were for it; Ctrl-C stops running steps and exits
     { "keep-going", short = "k", help = "after a failure, go on with the steps that do not depend on it" },
     { "explain", help = "say why each step runs" },
     { "quiet", short = "q", help = "print only errors (and the steps' own output)" },
+    { "executor", arg = "NAME", help = "run the command steps on executor NAME (local, slurm, or the project's)" },
   },
   args = { min = 1, name = "a recipe FILE" },
   main = function(opts, args)
     local path = table.remove(args, 1)
     local chunk = script.load(path, "recipe")
     if opts.jobs and opts.jobs < 1 then ui.usage_error("-j needs a positive number, not %d", opts.jobs) end
+    if opts.executor then
+      local problem = require("mlx.executor").name_problem(opts.executor)
+      if problem then ui.usage_error("--executor: %s", problem) end
+    end
     -- Bad -p words or params file: refused before the run is recorded.
     local overrides = load.overrides(opts)
     local run, track

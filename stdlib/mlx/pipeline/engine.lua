@@ -6,6 +6,7 @@
 --- written once the objects are durable (one batch sync per checkpoint).
 --- A failed or interrupted step changes neither the lock nor the store.
 local core = require "mlx.core"
+local executor = require "mlx.executor"
 local fs = require "mlx.fs"
 local graph = require "mlx.pipeline.graph"
 local json = require "mlx.json"
@@ -73,7 +74,9 @@ local function new_engine(p, opts)
     reasons = {},      -- step → list of reasons it ran
     times = {},        -- step → seconds
     pending = {},      -- completed steps not yet checkpointed: {step, key, entry, outs}
-    running = {},      -- list of {step, handle, run, events, ev, started}
+    running = {},      -- list of jobs (mlx.executor) with {step, run, events, ev, started, log, executor, slots}
+    executors = {},    -- name → the open executor (mlx.executor), opened at its first job
+    used_slots = 0,    -- -j slots the running jobs take (a local step: its cpus)
     failed = {},
     last_checkpoint = core.clock(),
     out = output.new(opts.quiet),
@@ -99,6 +102,67 @@ function Engine:open()
   self.made_dirs = {}
   self.checked_parents = {}
   self.locked = M.locked_steps(self.root, self.p)
+  local config, cerr = executor.config(self.root)
+  if not config then ui.usage_error("%s", cerr) end
+  self.exec_config = config
+end
+
+--- Returns the name of the executor that runs step (mlx.executor.choose;
+--- a Lua step always runs here, in mlx) and the resources it asks.
+function Engine:placement(step)
+  local name = step.run and "local" or executor.choose(step, self.p, self.exec_config, self.opts.executor)
+  return name, executor.resources(step, self.p, self.exec_config)
+end
+
+--- Checks, before anything runs, that the executor of every selected
+--- command step exists (exit 2 naming the step and who chose it), and says
+--- once which Lua steps stay local although another executor was asked.
+function Engine:check_executors(steps)
+  local staying = {}
+  for _, step in ipairs(steps) do
+    local name, chosen_by = executor.choose(step, self.p, self.exec_config, self.opts.executor)
+    if step.run then
+      if name ~= "local" then staying[#staying + 1] = step.name end
+    elseif name ~= "local" then
+      local module, err = executor.module(name)
+      if not module then ui.usage_error("step '%s': executor from %s: %s", step.name, chosen_by, err) end
+    end
+  end
+  if #staying > 0 and not self.opts.dry_run then
+    self.out:note(("Lua steps (run = function) run inside mlx, on this machine: %s"):format(table.concat(staying, ", ")))
+  end
+end
+
+--- Returns the open executor named name, opening it at its first use, or
+--- nil and why it cannot run jobs (e.g. sbatch is missing).
+function Engine:executor(name)
+  local ex = self.executors[name]
+  if ex then return ex end
+  local options = {}
+  for k, v in pairs(self.exec_config.options[name] or {}) do options[k] = v end
+  local spec = self.p.executor_spec
+  if spec and spec.name == name then
+    for k, v in pairs(spec.options) do options[k] = v end
+  end
+  local err
+  ex, err = executor.open(name, { root = self.root, jobs = self.jobs, options = options,
+    note = function(message) self.out:note(message) end })
+  if not ex then return nil, err end
+  self.executors[name] = ex
+  self.executor_order = self.executor_order or {}
+  table.insert(self.executor_order, name)
+  return ex
+end
+
+--- Returns the -j slots step would take: 1 when its executor is not open
+--- yet (or not local), else what the executor says (a local step: its cpus).
+function Engine:slots_of(step)
+  if step.cmd == nil then return 1 end
+  local name, resources = self:placement(step)
+  local ex = self.executors[name]
+  if not ex and name == "local" then ex = self:executor("local") end
+  if ex and ex.slots then return ex:slots({ resources = resources }) end
+  return 1
 end
 
 -- Starts the tracking run of a step; nil outside a project's tracking.
@@ -296,6 +360,11 @@ end
 
 function Engine:finish_success(step, ev, run, result)
   local outs, err = self:collect_outs(step)
+  if not outs and result and result.remote then
+    -- mlx hashes what the job wrote, where mlx sees it.
+    err = ("%s after its %s job completed: outs must be on a filesystem mlx and the nodes share")
+      :format(err, result.remote)
+  end
   if outs then
     local ok
     ok, err = self:log_metrics_files(step, run)
@@ -359,7 +428,16 @@ function Engine:run_lua(step, ev, run)
   end
 end
 
--- Starts a command step; returns the running record.
+-- Ingests the rest of a finished step's events file, then removes the file:
+-- its lines are in the database now. A file that could not be ingested (the
+-- database failed) is kept; mlx gc removes it once no mlx uses the project.
+local function finish_events(events)
+  local n, malformed = events:finish()
+  if n then os.remove(events.path) end
+  return malformed
+end
+
+-- Starts a command step on its executor; returns the running job.
 function Engine:spawn(step, ev, run)
   local command = ev.record.cmd
   local env = { MLX_STEP = step.name, MLX_PROJECT = self.root }
@@ -382,44 +460,44 @@ function Engine:spawn(step, ev, run)
     log.file:write(line, "\n")
   end
   local out, errout = self.out:line_printer(step, "stdout"), self.out:line_printer(step, "stderr")
-  local spec = {
-    cwd = self.root, env = env, timeout = step.timeout,
+  local name, resources = self:placement(step)
+  local job = {
+    name = step.name, cwd = self.root, env = env, timeout = step.timeout, resources = resources,
+    run_id = run and run.id,
     stdout = function(line) out(line) log_line(line) end,
     stderr = function(line) errout(line) log_line(line) end,
+    step = step, run = run, events = events, ev = ev, started = core.clock(), log = log,
   }
-  if type(command) == "string" then
-    spec.shell = command
-  else
-    for i, a in ipairs(command) do spec[i] = a end
-  end
-  local handle, err = proc.spawn(spec)
-  if not handle then
+  if type(command) == "string" then job.shell = command else job.argv = command end
+  local ex, err = self:executor(name)
+  local ok = ex ~= nil
+  if ok then ok, err = ex:submit(job) end
+  if not ok then
+    if log.file then log.file:close() end
+    if events then finish_events(events) end
     self:finish_failure(step, run, ("step '%s' could not start: %s"):format(step.name, err), nil)
     return nil
   end
+  job.executor = ex
+  job.slots = ex.slots and ex:slots(job) or 1
+  self.used_slots = self.used_slots + job.slots
   -- Should mlx and its keeper both die, whoever next finds this run dead
   -- kills the group (docs/proc.md, "The keeper").
-  if run then
-    local ok, gerr = run:set_group(handle:pid())
-    if not ok then ui.warn(("cannot record the process group of step '%s': %s"):format(step.name, gerr)) end
+  if run and job.pid then
+    local gok, gerr = run:set_group(job.pid)
+    if not gok then ui.warn(("cannot record the process group of step '%s': %s"):format(step.name, gerr)) end
   end
-  local job = { step = step, handle = handle, run = run, events = events, ev = ev, started = core.clock(), log = log }
   self.running[#self.running + 1] = job
   return job
 end
 
--- Ingests the rest of a finished step's events file, then removes the file:
--- its lines are in the database now. A file that could not be ingested (the
--- database failed) is kept; mlx gc removes it once no mlx uses the project.
-local function finish_events(events)
-  local n, malformed = events:finish()
-  if n then os.remove(events.path) end
-  return malformed
-end
-
 function Engine:reap(job, result)
-  job.handle:close()
+  self.used_slots = self.used_slots - job.slots
   if job.log.file then job.log.file:close() end
+  if job.run and result.tags and next(result.tags) then
+    local ok, err = job.run:set_tags(result.tags)
+    if not ok then ui.warn(("cannot tag the run of step '%s': %s"):format(job.step.name, err)) end
+  end
   if job.events then
     local malformed = finish_events(job.events)
     for _, bad in ipairs(malformed or {}) do
@@ -431,11 +509,56 @@ function Engine:reap(job, result)
   if result.ok then
     self:finish_success(step, job.ev, job.run, result)
     if self.results[step] == "ran" then self.out:finished(step, result.wall) end
+  elseif result.message then
+    self:finish_failure(step, job.run, ("step %s: %s"):format(step.name, result.message), result)
   else
     local why = result.timed_out and ("timed out after %g s"):format(step.timeout)
       or result.signal and ("killed by signal %d"):format(result.signal)
       or ("exit status %d"):format(result.code)
     self:finish_failure(step, job.run, ("step '%s' failed (%s)"):format(step.name, why), result)
+  end
+end
+
+--- Waits at most seconds for running jobs to end, asking each executor in
+--- turn about its own jobs (the time split between them), and reaps the
+--- ended ones. Raises "interrupted" on Ctrl-C.
+function Engine:poll_jobs(seconds)
+  local by_executor, names = {}, {}
+  for _, job in ipairs(self.running) do
+    local list = by_executor[job.executor]
+    if not list then
+      list = {}
+      by_executor[job.executor] = list
+      names[#names + 1] = job.executor
+    end
+    list[#list + 1] = job
+  end
+  local ended = {}
+  for i, ex in ipairs(names) do
+    -- The last executor asked waits; the others only look, unless one
+    -- executor has all the jobs.
+    local wait = (i == #names) and seconds or math.min(seconds, 0.05)
+    for _, done in ipairs(ex:poll(by_executor[ex], #ended > 0 and 0 or wait)) do ended[#ended + 1] = done end
+  end
+  for _, job in ipairs(self.running) do
+    if job.events then job.events:poll() end
+  end
+  for _, done in ipairs(ended) do
+    for i, job in ipairs(self.running) do
+      if job == done.job then
+        table.remove(self.running, i)
+        break
+      end
+    end
+    self:reap(done.job, done.result)
+  end
+end
+
+--- Closes every open executor (once the pipeline ends, however).
+function Engine:close_executors()
+  for _, name in ipairs(self.executor_order or {}) do
+    local ex = self.executors[name]
+    if ex.close then pcall(ex.close, ex) end
   end
 end
 
@@ -537,15 +660,55 @@ function Engine:plan_only(step, d)
   self.out:planned(step, d.action, d.reasons)
 end
 
-function Engine:kill_running(status)
+-- Stops the running jobs for which which(job) is true (all, without it),
+-- their runs ending with status and message.
+function Engine:kill_running(status, message, which)
+  local by_executor, kept, stopped = {}, {}, {}
   for _, job in ipairs(self.running) do
-    job.handle:close()
+    if which == nil or which(job) then
+      by_executor[job.executor] = by_executor[job.executor] or {}
+      table.insert(by_executor[job.executor], job)
+      stopped[#stopped + 1] = job
+    else
+      kept[#kept + 1] = job
+    end
+  end
+  for ex, jobs in pairs(by_executor) do
+    local ok, err = pcall(ex.cancel, ex, jobs)
+    if not ok then ui.warn(("cannot cancel the running jobs: %s"):format(tostring(err))) end
+  end
+  for _, job in ipairs(stopped) do
     if job.log.file then job.log.file:close() end
     if job.events then pcall(finish_events, job.events) end
-    if job.run then pcall(job.run.finish, job.run, status, { message = "interrupted" }) end
+    if job.run then pcall(job.run.finish, job.run, status, { message = message or "interrupted" }) end
     self.results[job.step] = "killed"
+    self.used_slots = self.used_slots - job.slots
   end
-  self.running = {}
+  self.running = kept
+end
+
+-- True when step can start now: its slots fit in -j beside the running
+-- jobs, or nothing runs (a step asking more than -j then runs alone).
+function Engine:has_slot(step)
+  if self.used_slots == 0 then return true end
+  if self.used_slots >= self.jobs then return false end
+  return self.used_slots + self:slots_of(step) <= self.jobs
+end
+
+-- An executor could not submit the jobs it had queued: each fails.
+function Engine:fail_queued(ex, err)
+  local kept = {}
+  for _, job in ipairs(self.running) do
+    if job.executor == ex and job.queued then
+      self.used_slots = self.used_slots - job.slots
+      if job.log.file then job.log.file:close() end
+      if job.events then finish_events(job.events) end
+      self:finish_failure(job.step, job.run, ("step '%s' could not start: %s"):format(job.step.name, err), nil)
+    else
+      kept[#kept + 1] = job
+    end
+  end
+  self.running = kept
 end
 
 function Engine:loop(selected)
@@ -562,7 +725,7 @@ function Engine:loop(selected)
       started_any = false
       for i = next_index, #order do
         local step = order[i]
-        if self.results[step] == nil and #self.running < self.jobs then
+        if self.results[step] == nil and self:has_slot(step) then
           local ready, blocked = true, false
           for _, up in ipairs(self.graph.upstream[step]) do
             if selected[up] then
@@ -592,18 +755,20 @@ function Engine:loop(selected)
         next_index = next_index + 1
       end
     end
-    if #self.running == 0 then break end
-    local handles = {}
-    for i, job in ipairs(self.running) do handles[i] = job.handle end
-    local handle, result, position = proc.wait_any(handles, 0.2)
-    for _, job in ipairs(self.running) do
-      if job.events then job.events:poll() end
+    for _, name in ipairs(self.executor_order or {}) do
+      local ex = self.executors[name]
+      if ex.flush then
+        local ok, err = ex:flush()
+        if not ok then self:fail_queued(ex, err) end
+      end
     end
-    if handle then
-      local job = table.remove(self.running, position)
-      self:reap(job, result)
-    elseif result == "interrupted" then
-      error("interrupted", 0)
+    if #self.running == 0 then break end
+    self:poll_jobs(0.2)
+    -- After a failure without -k, jobs of executors that queue them (a
+    -- cluster's) are cancelled: waiting in a queue for hours to finish a
+    -- run that has failed helps nobody. Local steps finish, as they always did.
+    if #self.failed > 0 and not self.opts.keep_going then
+      self:kill_running("KILLED", "cancelled after a failure", function(job) return job.executor.cancel_on_failure end)
     end
     self.out:progress(self.running, function()
       local n = 0
@@ -623,7 +788,8 @@ end
 --- Runs pipeline p. opts: { root (absolute project root), targets = {step
 --- names} (default all), jobs, force, force_steps = {name → true}, dry_run,
 --- keep_going, explain, track (mlx.track, to record step runs), git
---- (context for step runs), recipe_path, link, quiet, debug }.
+--- (context for step runs), recipe_path, link, quiet, debug, executor
+--- (--executor: the name of the executor of every command step) }.
 --- Returns a summary {counts = {ran, restored, uptodate, failed, skipped,
 --- ["would run"]}, failed = {{step, message, log}}, results = {step →
 --- outcome}}. Raises "interrupted" after stopping running steps (their runs
@@ -651,17 +817,20 @@ function M.run(p, opts)
   end
   state.prefetch(self.ctx, steps)
   self.out.total = #steps
+  self:check_executors(steps)
   local ok, err = xpcall(self.loop, function(e)
     if e == "interrupted" or ui.is_failure(e) then return e end
     return opts.debug and debug.traceback(tostring(e), 2) or e
   end, self, selected)
   if not ok then
     self:kill_running("KILLED")
+    self:close_executors()
     self.out:clear()
     pcall(self.checkpoint, self)
     self.store:close()
     error(err, 0)
   end
+  self:close_executors()
   self:checkpoint()
   self.store:close()
   self.out:clear()

@@ -16,20 +16,24 @@ function M.shell_word(value)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
-local function substitute(text, values, quote)
+local function substitute(text, values, declared, quote)
   return (text:gsub("%${([^}]*)}", function(name)
+    if not declared[name] then return nil end -- a shell variable: kept as written
     local v = values[name]
     return quote and M.shell_word(v) or tostring(v)
   end))
 end
 
---- Returns the step's command with ${param} replaced by the param's value:
---- for a string command (run by /bin/sh) each value is shell-quoted when it
---- is not a plain word; for an argv list each value is inserted as is.
+--- Returns the step's command with ${param} replaced by the param's value
+--- for each param the step declares (any other ${NAME} is left to the
+--- shell): for a string command (run by /bin/sh) each value is shell-quoted
+--- when it is not a plain word; for an argv list each value is inserted as is.
 function M.resolve_command(step, values)
-  if type(step.cmd) == "string" then return substitute(step.cmd, values, true) end
+  local declared = {}
+  for _, name in ipairs(step.params or {}) do declared[name] = true end
+  if type(step.cmd) == "string" then return substitute(step.cmd, values, declared, true) end
   local argv = {}
-  for i, a in ipairs(step.cmd) do argv[i] = substitute(a, values, false) end
+  for i, a in ipairs(step.cmd) do argv[i] = substitute(a, values, declared, false) end
   return argv
 end
 
