@@ -17,6 +17,7 @@ function M.shell_word(value)
 end
 
 local function substitute(text, values, quote)
+  if not text:find("${", 1, true) then return text end
   return (text:gsub("%${([^}]*)}", function(name)
     local v = values[name]
     return quote and M.shell_word(v) or tostring(v)
