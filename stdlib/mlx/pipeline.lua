@@ -117,6 +117,9 @@ function Pipeline:params(defaults)
   return self
 end
 
+-- The fields of a step that list paths, in the order they are checked.
+local PATH_LISTS = { "deps", "outs", "metrics", "plots" }
+
 --- Returns a function that takes the step's fields and declares the step
 --- `name`; so a recipe writes p:step "train" { … }. Raises a usage failure
 --- naming the step and field for a duplicate name, an unknown field, a value
@@ -154,7 +157,7 @@ function Pipeline:step(name)
       persist = fields.persist == true, always = fields.always == true,
       cache = fields.cache ~= false, timeout = fields.timeout,
     }
-    for _, list in ipairs({ "deps", "outs", "metrics", "plots" }) do
+    for _, list in ipairs(PATH_LISTS) do
       for _, path in ipairs(fields[list] or {}) do
         local normal, err = paths.normalize(path)
         if not normal then declaration_error(where, "step '%s': %s '%s': %s", name, list:sub(1, -2), path, err) end
@@ -162,7 +165,7 @@ function Pipeline:step(name)
         -- paths from data (nothing in .git/ or .mlx/, not mlx.lock). Deps are
         -- only read, and may be anywhere in the project.
         if list ~= "deps" then
-          local ok, why = fs.check_path((normal:gsub("/$", "")))
+          local ok, why = fs.check_path(normal:sub(-1) == "/" and normal:sub(1, -2) or normal)
           if not ok then declaration_error(where, "step '%s': %s %s", name, list:sub(1, -2), why) end
         end
         table.insert(step[list], normal)

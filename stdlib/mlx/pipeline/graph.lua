@@ -80,12 +80,15 @@ function M.build(p, exists)
     end
   end
   -- An out inside another step's directory out is produced twice.
-  for out, step in pairs(producer_of) do
-    for _, dir in ipairs(ancestors(out) or NONE) do
-      local outer = producer_of[dir]
-      if outer and outer ~= step then
-        ui.usage_error("%ssteps '%s' and '%s' both produce '%s' ('%s' is inside '%s')",
-          step.where, outer.name, step.name, out, out, dir)
+  for dir, inside in pairs(under) do
+    local outer = producer_of[dir]
+    if outer then
+      for _, out in ipairs(inside) do
+        local step = producer_of[out]
+        if step ~= outer then
+          ui.usage_error("%ssteps '%s' and '%s' both produce '%s' ('%s' is inside '%s')",
+            step.where, outer.name, step.name, out, out, dir)
+        end
       end
     end
   end
@@ -94,15 +97,32 @@ function M.build(p, exists)
   for _, step in ipairs(p.steps) do
     upstream[step], downstream[step] = {}, {}
   end
+  -- A step's upstream list is searched while short (most steps have one
+  -- or two), and indexed by a set once long, so linking stays linear.
+  local upstream_set = {}
   local function link(step, producer, dep)
     if producer == step then
       ui.usage_error("%sstep '%s' depends on its own out '%s'", step.where, step.name, dep)
     end
-    if not upstream[step][producer] then
-      upstream[step][producer] = true
-      table.insert(upstream[step], producer)
-      table.insert(downstream[producer], step)
+    local ups = upstream[step]
+    local set = upstream_set[step]
+    if set then
+      if set[producer] then return end
+      set[producer] = true
+    else
+      for i = 1, #ups do
+        if ups[i] == producer then return end
+      end
+      if #ups >= 8 then
+        set = {}
+        for i = 1, #ups do set[ups[i]] = true end
+        set[producer] = true
+        upstream_set[step] = set
+      end
     end
+    ups[#ups + 1] = producer
+    local downs = downstream[producer]
+    downs[#downs + 1] = step
   end
   for _, step in ipairs(p.steps) do
     for _, dep in ipairs(step.deps) do
