@@ -48,16 +48,17 @@ hf() {
 	python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0][sys.argv[2]])' \
 		"$work/h.json" "${STAT:-median}"
 }
-# wall seconds and peak RSS (MB) of one run: once DIR COMMAND... -> "S MB"
-# (the clock around it, as /usr/bin/time's own is in hundredths)
+# wall seconds, peak RSS (MB) and CPU seconds (user + system, with the
+# children it waited for) of one run: once DIR COMMAND... -> "S MB CPU".
+# On a shared machine the CPU time is the steadier figure.
 once() {
 	local dir=$1 t0 t1
 	shift
 	t0=$(date +%s%N)
-	(cd "$dir" && /usr/bin/time -f "%M" -o "$work/t" "$@" >/dev/null 2>"$work/once.err") ||
+	(cd "$dir" && /usr/bin/time -f "%M %U %S" -o "$work/t" "$@" >/dev/null 2>"$work/once.err") ||
 		{ echo "bench/scale.sh: failed in $dir: $*" >&2; tail -3 "$work/once.err" >&2; exit 1; }
 	t1=$(date +%s%N)
-	awk -v ns=$((t1 - t0)) '{ printf "%.3f %.0f", ns / 1e9, $1 / 1024 }' "$work/t"
+	awk -v ns=$((t1 - t0)) '{ printf "%.3f %.0f %.2f", ns / 1e9, $1 / 1024, $2 + $3 }' "$work/t"
 }
 ratio() { python3 -c 'import sys; print("%.2fx" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 
@@ -124,18 +125,21 @@ if part big; then
 		d=$work/big-$shape
 		make_big "$d" "$shape" "$STEPS"
 		export SHAPE=$shape N=$STEPS
-		read -r m_plan m_plan_mb <<<"$(once "$d" "$MLX" recipe recipe.lua -n)"
-		read -r k_plan k_plan_mb <<<"$(once "$d" make -n)"
-		read -r m_first m_first_mb <<<"$(once "$d" "$MLX" recipe recipe.lua)"
-		read -r m_noop m_noop_mb <<<"$(once "$d" "$MLX" recipe recipe.lua)"
-		read -r k_noop k_noop_mb <<<"$(once "$d" make -s)"
-		read -r m_uplan m_uplan_mb <<<"$(once "$d" "$MLX" recipe recipe.lua -n)"
+		read -r m_plan m_plan_mb m_plan_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua -n)"
+		read -r k_plan k_plan_mb k_plan_cpu <<<"$(once "$d" make -n)"
+		read -r m_first m_first_mb m_first_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua)"
+		read -r m_noop m_noop_mb m_noop_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua)"
+		read -r k_noop k_noop_mb k_noop_cpu <<<"$(once "$d" make -s)"
+		read -r m_uplan m_uplan_mb m_uplan_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua -n)"
 		row "$STEPS $shape: plan -n, fresh (goal < 2 s, < 150 MB)" "${m_plan}s" "${k_plan}s" "$(ratio "$m_plan" "$k_plan")"
+		row "  CPU seconds (make -n)" "${m_plan_cpu}s" "${k_plan_cpu}s" "$(ratio "$m_plan_cpu" "$k_plan_cpu")"
 		row "  peak memory (make -n)" "${m_plan_mb}MB" "${k_plan_mb}MB" "$(ratio "$m_plan_mb" "$k_plan_mb")"
 		row "$STEPS $shape: no-op (goal < 2 s, < 150 MB)" "${m_noop}s" "${k_noop}s" "$(ratio "$m_noop" "$k_noop")"
+		row "  CPU seconds (make)" "${m_noop_cpu}s" "${k_noop_cpu}s" "$(ratio "$m_noop_cpu" "$k_noop_cpu")"
 		row "  peak memory (make)" "${m_noop_mb}MB" "${k_noop_mb}MB" "$(ratio "$m_noop_mb" "$k_noop_mb")"
-		row "$STEPS $shape: plan -n, up to date" "${m_uplan}s ${m_uplan_mb}MB" "-" "-"
-		row "$STEPS $shape: first run, µs per step" "$(python3 -c "print('%.0f' % ($m_first * 1e6 / $STEPS))")" "-" "-"
+		row "$STEPS $shape: plan -n, up to date" "${m_uplan}s ${m_uplan_mb}MB" "cpu ${m_uplan_cpu}s" "-"
+		row "$STEPS $shape: first run, µs per step" "$(python3 -c "print('%.0f' % ($m_first * 1e6 / $STEPS))")" \
+			"cpu $(python3 -c "print('%.0f' % ($m_first_cpu * 1e6 / $STEPS))")" "-"
 		rm -rf "$d"
 	done
 	# The first run's cost per finished step as the graph grows: constant
@@ -143,8 +147,9 @@ if part big; then
 	for n in $((STEPS / 100)) $((STEPS / 10)); do
 		d=$work/grow-$n
 		make_big "$d" chain "$n"
-		read -r t _ <<<"$(SHAPE=chain N=$n once "$d" "$MLX" recipe recipe.lua)"
-		row "first run of a $n chain: µs per step" "$(python3 -c "print('%.0f' % ($t * 1e6 / $n))")" "-" "-"
+		read -r t _ cpu <<<"$(SHAPE=chain N=$n once "$d" "$MLX" recipe recipe.lua)"
+		row "first run of a $n chain: µs per step" "$(python3 -c "print('%.0f' % ($t * 1e6 / $n))")" \
+			"cpu $(python3 -c "print('%.0f' % ($cpu * 1e6 / $n))")" "-"
 		rm -rf "$d"
 	done
 fi
@@ -152,8 +157,8 @@ fi
 if part mega; then
 	d=$work/mega
 	make_big "$d" fan 1
-	read -r m_plan m_plan_mb <<<"$(SHAPE=fan N=$MEGA_STEPS once "$d" "$MLX" recipe recipe.lua -n)"
-	row "$MEGA_STEPS fan: plan -n, fresh (goal < 30 s)" "${m_plan}s ${m_plan_mb}MB" "-" "-"
+	read -r m_plan m_plan_mb m_plan_cpu <<<"$(SHAPE=fan N=$MEGA_STEPS once "$d" "$MLX" recipe recipe.lua -n)"
+	row "$MEGA_STEPS fan: plan -n, fresh (goal < 30 s)" "${m_plan}s ${m_plan_mb}MB" "cpu ${m_plan_cpu}s" "-"
 	rm -rf "$d"
 fi
 
@@ -203,24 +208,25 @@ for i in range(n):
 PY
 	(cd "$d" && "$MLX" init >/dev/null)
 	sync
-	read -r m_add m_add_mb <<<"$(once "$d" "$MLX" add data)"
+	read -r m_add m_add_mb m_add_cpu <<<"$(once "$d" "$MLX" add data)"
 	(cd "$d" && git init -q)
-	read -r g_add g_add_mb <<<"$(once "$d" git add -A)"
+	read -r g_add g_add_mb g_add_cpu <<<"$(once "$d" git add -A)"
 	(cd "$d" && git commit -q -m data)
 	sleep 1 # past the racy-timestamp window of both tools' caches
 	(cd "$d" && git status --porcelain >/dev/null && "$MLX" status >/dev/null 2>&1)
 	m_st=$(hf "$d" "$RUNS" "$MLX status")
 	g_st=$(hf "$d" "$RUNS" "git status")
-	read -r _ m_st_mb <<<"$(once "$d" "$MLX" status)"
+	read -r _ m_st_mb _ <<<"$(once "$d" "$MLX" status)"
 	row "$FILES files: mlx add (goal < 60 s, < 1 GB)" "${m_add}s ${m_add_mb}MB" "${g_add}s" "$(ratio "$m_add" "$g_add")"
-	row "  peer: git add -A" "" "${g_add_mb}MB" ""
+	row "  CPU seconds (git add -A)" "${m_add_cpu}s" "${g_add_cpu}s" "$(ratio "$m_add_cpu" "$g_add_cpu")"
+	row "  peak memory (git add -A)" "${m_add_mb}MB" "${g_add_mb}MB" "$(ratio "$m_add_mb" "$g_add_mb")"
 	row "$FILES files: no-op status (goal <= 0.7x git)" "${m_st}s" "${g_st}s" "$(ratio "$m_st" "$g_st")"
 	row "  mlx status peak memory" "${m_st_mb}MB" "" ""
 	echo changed >>"$d/data/d0000/f0000000"
 	sleep 1
-	read -r m_c1 m_c1_mb <<<"$(once "$d" "$MLX" status)"
-	read -r m_c2 m_c2_mb <<<"$(once "$d" "$MLX" add data)"
-	read -r g_c1 _ <<<"$(once "$d" git status)"
+	read -r m_c1 m_c1_mb _ <<<"$(once "$d" "$MLX" status)"
+	read -r m_c2 m_c2_mb _ <<<"$(once "$d" "$MLX" add data)"
+	read -r g_c1 _ _ <<<"$(once "$d" git status)"
 	row "one file changed: mlx status (goal < 1 s)" "${m_c1}s ${m_c1_mb}MB" "${g_c1}s" "$(ratio "$m_c1" "$g_c1")"
 	row "one file changed: mlx add (goal < 1 s)" "${m_c2}s ${m_c2_mb}MB" "-" "-"
 	rm -rf "$d"
