@@ -22,7 +22,7 @@
 #   STEPS=N MEGA_STEPS=N FILES=N      sizes (defaults above)
 #   RUNS=N                            hyperfine repetitions (default 5)
 # Data lives in a new directory under /tmp, removed at the end.
-# needs: hyperfine ninja-build make git cc python3 (apt-get install ...)
+# needs: hyperfine ninja-build make git gcc python3 (tools/install-deps.sh --bench)
 set -euo pipefail
 MLX=$(realpath "${1:-build/mlx}")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
