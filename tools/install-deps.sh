@@ -23,6 +23,10 @@ packages="
 if [ "${1:-}" = "--bench" ]; then
   packages="$packages python3-pandas"
 fi
+# bench/scale.sh: hyperfine to time, make as the peer of the pipeline figures.
+if [ "${1:-}" = "--bench" ]; then
+  packages="$packages hyperfine make"
+fi
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086

@@ -261,39 +261,49 @@ end
 
 -- ---- status ---------------------------------------------------------------
 
-local function parse_manifest(text)
-  local files = {}
-  for hash, size, mode, path in text:gmatch("(%x+) (%d+) (%d+) ([^\n]+)\n") do
-    files[path] = { hash = hash, size = math.tointeger(size), mode = mode }
-  end
-  return files
-end
-
 local function index_by_path(list)
   local t = {}
   for _, f in ipairs(list) do t[f.path] = f end
   return t
 end
 
--- Compares a locked manifest (list) with the workspace's (text).
+local LINE = "(%x+) (%d+) (%d+) ([^\n]+)\n"
+
+-- Compares a locked manifest (list) with the workspace's (text). Returns
+-- the paths added, modified and deleted (each sorted), the locked entries
+-- by path, and the current {hash, size, mode} of the added and modified
+-- paths only: a directory of a million files with one changed makes one
+-- record, not a million (the text is streamed against the locked index).
 local function diff(locked_list, current_text)
-  local locked, current = index_by_path(locked_list), parse_manifest(current_text)
+  local locked = index_by_path(locked_list)
   local d = { added = {}, modified = {}, deleted = {} }
-  for path, f in pairs(current) do
+  local changed, matched = {}, 0
+  for hash, size, mode, path in current_text:gmatch(LINE) do
     local l = locked[path]
     if not l then
       d.added[#d.added + 1] = path
-    elseif l.hash ~= f.hash or l.mode ~= f.mode then
-      d.modified[#d.modified + 1] = path
+      changed[path] = { hash = hash, size = math.tointeger(size), mode = mode }
+    else
+      matched = matched + 1
+      if l.hash ~= hash or l.mode ~= mode then
+        d.modified[#d.modified + 1] = path
+        changed[path] = { hash = hash, size = math.tointeger(size), mode = mode }
+      end
     end
   end
-  for path in pairs(locked) do
-    if not current[path] then d.deleted[#d.deleted + 1] = path end
+  -- Every locked path was met (paths are unique): nothing was deleted, and
+  -- no set of the current paths is needed to say so.
+  if matched < #locked_list then
+    local present = {}
+    for path in current_text:gmatch("%x+ %d+ %d+ ([^\n]+)\n") do present[path] = true end
+    for _, f in ipairs(locked_list) do
+      if not present[f.path] then d.deleted[#d.deleted + 1] = f.path end
+    end
   end
   table.sort(d.added)
   table.sort(d.modified)
   table.sort(d.deleted)
-  return d, locked, current
+  return d, locked, changed
 end
 
 -- The state of one tracked artifact in the workspace, using the stat cache.

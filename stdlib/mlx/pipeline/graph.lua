@@ -12,6 +12,8 @@ local ui = require "mlx.ui"
 
 local M = {}
 
+local NONE = {}
+
 --- Returns the function graph.build wants for a project at root: whether a
 --- declared path (file or "dir/") is present in the workspace.
 function M.in_workspace(root)
@@ -20,19 +22,24 @@ function M.in_workspace(root)
   end
 end
 
--- Calls fn(dir) for each ancestor directory of path, "a/" then "a/b/".
-local function each_ancestor(path, fn)
-  local stop = path:sub(-1) == "/" and #path - 1 or #path
+-- Returns the ancestor directories of path ("a/" then "a/b/"), or nil
+-- when it has none: most declared paths are shallow, and a list made only
+-- when needed spares a closure per path in a 100,000-step graph.
+local function ancestors(path)
   local i = path:find("/", 1, true)
+  local stop = #path - 1 -- a directory's own trailing "/" is not an ancestor
+  if not i or i > stop then return nil end
+  local dirs = {}
   while i and i <= stop do
-    fn(path:sub(1, i))
+    dirs[#dirs + 1] = path:sub(1, i)
     i = path:find("/", i + 1, true)
   end
+  return dirs
 end
 
-local function describe_cycle(stack, from)
+local function describe_cycle(stack, from, to)
   local names = {}
-  for i = from, #stack do names[#names + 1] = stack[i].name end
+  for i = from, to do names[#names + 1] = stack[i].name end
   names[#names + 1] = stack[from].name
   return table.concat(names, " -> ")
 end
@@ -62,36 +69,60 @@ function M.build(p, exists)
           other.name, step.name, out)
       end
       producer_of[out] = step
-      each_ancestor(out, function(dir)
-        under[dir] = under[dir] or {}
-        table.insert(under[dir], out)
-      end)
+      for _, dir in ipairs(ancestors(out) or NONE) do
+        local list = under[dir]
+        if not list then
+          list = {}
+          under[dir] = list
+        end
+        list[#list + 1] = out
+      end
     end
   end
   -- An out inside another step's directory out is produced twice.
-  for out, step in pairs(producer_of) do
-    each_ancestor(out, function(dir)
-      local outer = producer_of[dir]
-      if outer and outer ~= step then
-        ui.usage_error("%ssteps '%s' and '%s' both produce '%s' ('%s' is inside '%s')",
-          step.where, outer.name, step.name, out, out, dir)
+  for dir, inside in pairs(under) do
+    local outer = producer_of[dir]
+    if outer then
+      for _, out in ipairs(inside) do
+        local step = producer_of[out]
+        if step ~= outer then
+          ui.usage_error("%ssteps '%s' and '%s' both produce '%s' ('%s' is inside '%s')",
+            step.where, outer.name, step.name, out, out, dir)
+        end
       end
-    end)
+    end
   end
 
   local upstream, downstream = {}, {}
   for _, step in ipairs(p.steps) do
     upstream[step], downstream[step] = {}, {}
   end
+  -- A step's upstream list is searched while short (most steps have one
+  -- or two), and indexed by a set once long, so linking stays linear.
+  local upstream_set = {}
   local function link(step, producer, dep)
     if producer == step then
       ui.usage_error("%sstep '%s' depends on its own out '%s'", step.where, step.name, dep)
     end
-    if not upstream[step][producer] then
-      upstream[step][producer] = true
-      table.insert(upstream[step], producer)
-      table.insert(downstream[producer], step)
+    local ups = upstream[step]
+    local set = upstream_set[step]
+    if set then
+      if set[producer] then return end
+      set[producer] = true
+    else
+      for i = 1, #ups do
+        if ups[i] == producer then return end
+      end
+      if #ups >= 8 then
+        set = {}
+        for i = 1, #ups do set[ups[i]] = true end
+        set[producer] = true
+        upstream_set[step] = set
+      end
     end
+    ups[#ups + 1] = producer
+    local downs = downstream[producer]
+    downs[#downs + 1] = step
   end
   for _, step in ipairs(p.steps) do
     for _, dep in ipairs(step.deps) do
@@ -101,12 +132,12 @@ function M.build(p, exists)
         link(step, producer, dep)
         found = true
       end
-      each_ancestor(dep, function(dir)   -- dep inside a directory out
+      for _, dir in ipairs(ancestors(dep) or NONE) do -- dep inside a directory out
         if producer_of[dir] then
           link(step, producer_of[dir], dep)
           found = true
         end
-      end)
+      end
       if dep:sub(-1) == "/" then          -- a directory dep holding outs
         for _, out in ipairs(under[dep] or {}) do
           link(step, producer_of[out], dep)
@@ -121,25 +152,43 @@ function M.build(p, exists)
   end
 
   -- Depth-first topological order, visiting steps in declaration order so
-  -- the order is stable; a grey step met again closes a cycle.
-  local order, color, stack = {}, {}, {}
-  local function visit(step)
-    if color[step] == "black" then return end
-    if color[step] == "grey" then
-      for i, s in ipairs(stack) do
-        if s == step then
-          ui.usage_error("%scycle in pipeline '%s': %s", step.where, p.name, describe_cycle(stack, i))
+  -- the order is stable; a grey step met again closes a cycle. The walk
+  -- keeps its own stack (step, next upstream index): a chain of a million
+  -- steps is deeper than Lua's call stack may grow.
+  local order, color, stack, next_up = {}, {}, {}, {}
+  for _, root in ipairs(p.steps) do
+    if not color[root] then
+      color[root] = "grey"
+      stack[1], next_up[1] = root, 1
+      local depth = 1
+      while depth > 0 do
+        local step = stack[depth]
+        local ups = upstream[step]
+        local i = next_up[depth]
+        local up = ups[i]
+        if up then
+          next_up[depth] = i + 1
+          local c = color[up]
+          if c == "grey" then
+            for j = 1, depth do
+              if stack[j] == up then
+                ui.usage_error("%scycle in pipeline '%s': %s", up.where, p.name, describe_cycle(stack, j, depth))
+              end
+            end
+          elseif not c then
+            color[up] = "grey"
+            depth = depth + 1
+            stack[depth], next_up[depth] = up, 1
+          end
+        else
+          color[step] = "black"
+          order[#order + 1] = step
+          stack[depth] = nil
+          depth = depth - 1
         end
       end
     end
-    color[step] = "grey"
-    stack[#stack + 1] = step
-    for _, up in ipairs(upstream[step]) do visit(up) end
-    stack[#stack] = nil
-    color[step] = "black"
-    order[#order + 1] = step
   end
-  for _, step in ipairs(p.steps) do visit(step) end
 
   return { steps = p.steps, order = order, upstream = upstream, downstream = downstream,
     producer_of = producer_of }

@@ -17,6 +17,7 @@ function M.shell_word(value)
 end
 
 local function substitute(text, values, declared, quote)
+  if not text:find("${", 1, true) then return text end
   return (text:gsub("%${([^}]*)}", function(name)
     if not declared[name] then return nil end -- a shell variable: kept as written
     local v = values[name]

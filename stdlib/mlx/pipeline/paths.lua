@@ -10,6 +10,11 @@ function M.normalize(path)
   if path:sub(1, 1) == "/" then
     return nil, "is absolute; declare paths relative to the project root"
   end
+  -- Most paths are already normal: no "//", no "." or ".." component.
+  if not path:find("//", 1, true) and not ("/" .. path):find("/%.%.?/") and not path:find("/%.%.?$")
+    and path ~= "." and path ~= ".." then
+    return path
+  end
   local is_dir = path:sub(-1) == "/"
   local parts = {}
   for part in path:gmatch("[^/]+") do

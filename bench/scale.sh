@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# mlx at scale, each figure beside its peer, on this machine in one run:
+#
+#   pipe   1,000 independent command steps: no-op against ninja, first run
+#          against make (-j nproc); hyperfine medians.
+#   big    STEPS (100,000) Lua-function steps in a chain and in a fan-out:
+#          the plan (-n) of a fresh project, the first run, and the no-op,
+#          with wall time and peak memory, against make -n and make's
+#          no-op on the same graph; and the first run's cost per finished
+#          step at STEPS/100 and STEPS/10 steps (constant means no rescans).
+#   mega   MEGA_STEPS (1,000,000) steps: the plan (-n) of a fresh project.
+#   hash   20,000 files of 4-64 KiB: mlx hash against the in-memory SHA-256
+#          limit of 2 threads over the same bytes (bench/sha256_limit.c);
+#          the fastest of 2*RUNS runs of each.
+#   data   FILES (1,000,000) small files: mlx add (time, peak memory), the
+#          no-op mlx status against git status on the same committed tree,
+#          and one changed file: mlx status and mlx add (time, peak memory).
+#
+# usage: bench/scale.sh [path/to/mlx]   (run from the repository root, with
+#        the build in build/: the hash part links build/core/libmlx_core.a)
+#   PARTS="pipe big mega hash data"   which parts (default all)
+#   STEPS=N MEGA_STEPS=N FILES=N      sizes (defaults above)
+#   RUNS=N                            hyperfine repetitions (default 5)
+# Data lives in a new directory under /tmp, removed at the end.
+# needs: hyperfine ninja-build make git gcc python3 (tools/install-deps.sh --bench)
+set -euo pipefail
+MLX=$(realpath "${1:-build/mlx}")
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PARTS=" ${PARTS:-pipe big mega hash data} "
+STEPS=${STEPS:-100000}
+MEGA_STEPS=${MEGA_STEPS:-1000000}
+FILES=${FILES:-1000000}
+RUNS=${RUNS:-5}
+JOBS=$(nproc)
+for tool in hyperfine ninja make git cc python3; do
+	command -v "$tool" >/dev/null || { echo "bench/scale.sh: needs $tool (apt-get install $tool)" >&2; exit 2; }
+done
+work=$(mktemp -d /tmp/mlx-bench-scale-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
+part() { case $PARTS in *" $1 "*) return 0 ;; esac; return 1; }
+row() { printf '%-52s %12s %12s %10s\n' "$@"; }
+
+# median SECONDS of hyperfine over COMMAND (run in DIR): hf DIR RUNS COMMAND [PREPARE]
+# (STAT=min for the fastest run instead, for throughput on a shared machine)
+hf() {
+	(cd "$1" && hyperfine --shell=bash --runs "$2" ${4:+--prepare "$4"} --export-json "$work/h.json" "$3" >/dev/null 2>&1)
+	python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0][sys.argv[2]])' \
+		"$work/h.json" "${STAT:-median}"
+}
+# wall seconds, peak RSS (MB) and CPU seconds (user + system, with the
+# children it waited for) of one run: once DIR COMMAND... -> "S MB CPU".
+# On a shared machine the CPU time is the steadier figure.
+once() {
+	local dir=$1 t0 t1
+	shift
+	t0=$(date +%s%N)
+	(cd "$dir" && /usr/bin/time -f "%M %U %S" -o "$work/t" "$@" >/dev/null 2>"$work/once.err") ||
+		{ echo "bench/scale.sh: failed in $dir: $*" >&2; tail -3 "$work/once.err" >&2; exit 1; }
+	t1=$(date +%s%N)
+	awk -v ns=$((t1 - t0)) '{ printf "%.3f %.0f %.2f", ns / 1e9, $1 / 1024, $2 + $3 }' "$work/t"
+}
+ratio() { python3 -c 'import sys; print("%.2fx" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+
+echo "# mlx at scale: $(nproc) CPUs, $(date -u +%F)"
+row "figure" "mlx" "peer" "mlx/peer"
+
+# --- 1,000 independent command steps --------------------------------------
+if part pipe; then
+	d=$work/pipe && mkdir -p "$d/out" && echo input >"$d/input.txt"
+	{
+		echo 'local p = require("mlx").pipeline "bench"'
+		for i in $(seq 1 1000); do
+			echo "p:step \"s$i\" { deps = { \"input.txt\" }, outs = { \"out/$i\" }, cmd = \"cat input.txt > out/$i; echo $i >> out/$i\" }"
+		done
+		echo 'return p'
+	} >"$d/recipe.lua"
+	{
+		echo 'rule cat'
+		echo '  command = cat input.txt > $out; echo $n >> $out'
+		for i in $(seq 1 1000); do printf 'build out/%d: cat input.txt\n  n = %d\n' "$i" "$i"; done
+	} >"$d/build.ninja"
+	{
+		printf 'all:'
+		for i in $(seq 1 1000); do printf ' out/%d' "$i"; done
+		echo
+		for i in $(seq 1 1000); do printf 'out/%d: input.txt\n\tcat input.txt > out/%d; echo %d >> out/%d\n' "$i" "$i" "$i" "$i"; done
+	} >"$d/Makefile"
+	(cd "$d" && "$MLX" init >/dev/null)
+	# A first run starts from no outputs and an empty store; what the last
+	# run left is moved aside (deleting thousands of files just before would
+	# slow every tool's file creation on ext4).
+	aside="mkdir -p $work/aside && mv -t \$(mktemp -d $work/aside/XXXXXX)"
+	clean_mlx="for f in out mlx.lock .mlx/cache .mlx/runs.db .mlx/runs.db-wal .mlx/runs.db-shm .mlx/state.db .mlx/state.db-wal .mlx/state.db-shm .mlx/logs .mlx/tmp; do [ -e \$f ] && $aside \$f; done; true"
+	m_first=$(hf "$d" 3 "$MLX recipe recipe.lua -j $JOBS" "$clean_mlx")
+	m_noop=$(hf "$d" "$((RUNS * 2))" "$MLX recipe recipe.lua")
+	k_first=$(hf "$d" 3 "make -s -j $JOBS" "[ -e out ] && $aside out; mkdir out")
+	n_first=$(hf "$d" 3 "ninja -j $JOBS" "[ -e out ] && $aside out; rm -f .ninja_log .ninja_deps; mkdir out")
+	n_noop=$(hf "$d" "$((RUNS * 2))" "ninja -j $JOBS")
+	row "1,000 steps: no-op (goal <= 3x ninja)" "${m_noop}s" "${n_noop}s" "$(ratio "$m_noop" "$n_noop")"
+	row "1,000 steps: first run (goal <= 1.2x make)" "${m_first}s" "${k_first}s" "$(ratio "$m_first" "$k_first")"
+	row "1,000 steps: first run, against ninja" "${m_first}s" "${n_first}s" "$(ratio "$m_first" "$n_first")"
+	rm -rf "$d" "$work/aside"
+fi
+
+# A project of N Lua-function steps (chain or fan): each copies the head of
+# its dep and appends its name; the same graph as a Makefile.
+make_big() { # DIR SHAPE N
+	mkdir -p "$1/out" && echo input >"$1/input.txt"
+	cp "$SRC/bench/scale_recipe.lua" "$1/recipe.lua"
+	python3 - "$1/Makefile" "$2" "$3" <<'PY'
+import sys
+path, shape, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(path, "w") as f:
+    f.write("all: " + " ".join("out/%d" % i for i in range(1, n + 1)) + "\n")
+    for i in range(1, n + 1):
+        dep = "out/%d" % (i - 1) if shape == "chain" and i > 1 else "input.txt"
+        f.write("out/%d: %s\n\thead -c 64 %s > out/%d; echo s%d >> out/%d\n" % (i, dep, dep, i, i, i))
+PY
+	(cd "$1" && "$MLX" init >/dev/null)
+}
+
+if part big; then
+	for shape in chain fan; do
+		d=$work/big-$shape
+		make_big "$d" "$shape" "$STEPS"
+		export SHAPE=$shape N=$STEPS
+		read -r m_plan m_plan_mb m_plan_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua -n)"
+		read -r k_plan k_plan_mb k_plan_cpu <<<"$(once "$d" make -n)"
+		read -r m_first m_first_mb m_first_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua)"
+		read -r m_noop m_noop_mb m_noop_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua)"
+		read -r k_noop k_noop_mb k_noop_cpu <<<"$(once "$d" make -s)"
+		read -r m_uplan m_uplan_mb m_uplan_cpu <<<"$(once "$d" "$MLX" recipe recipe.lua -n)"
+		row "$STEPS $shape: plan -n, fresh (goal < 2 s, < 150 MB)" "${m_plan}s" "${k_plan}s" "$(ratio "$m_plan" "$k_plan")"
+		row "  CPU seconds (make -n)" "${m_plan_cpu}s" "${k_plan_cpu}s" "$(ratio "$m_plan_cpu" "$k_plan_cpu")"
+		row "  peak memory (make -n)" "${m_plan_mb}MB" "${k_plan_mb}MB" "$(ratio "$m_plan_mb" "$k_plan_mb")"
+		row "$STEPS $shape: no-op (goal < 2 s, < 150 MB)" "${m_noop}s" "${k_noop}s" "$(ratio "$m_noop" "$k_noop")"
+		row "  CPU seconds (make)" "${m_noop_cpu}s" "${k_noop_cpu}s" "$(ratio "$m_noop_cpu" "$k_noop_cpu")"
+		row "  peak memory (make)" "${m_noop_mb}MB" "${k_noop_mb}MB" "$(ratio "$m_noop_mb" "$k_noop_mb")"
+		row "$STEPS $shape: plan -n, up to date" "${m_uplan}s ${m_uplan_mb}MB" "cpu ${m_uplan_cpu}s" "-"
+		row "$STEPS $shape: first run, µs per step" "$(python3 -c "print('%.0f' % ($m_first * 1e6 / $STEPS))")" \
+			"cpu $(python3 -c "print('%.0f' % ($m_first_cpu * 1e6 / $STEPS))")" "-"
+		rm -rf "$d"
+	done
+	# The first run's cost per finished step as the graph grows: constant
+	# when completing a step does not rescan the others.
+	for n in $((STEPS / 100)) $((STEPS / 10)); do
+		d=$work/grow-$n
+		make_big "$d" chain "$n"
+		read -r t _ cpu <<<"$(SHAPE=chain N=$n once "$d" "$MLX" recipe recipe.lua)"
+		row "first run of a $n chain: µs per step" "$(python3 -c "print('%.0f' % ($t * 1e6 / $n))")" \
+			"cpu $(python3 -c "print('%.0f' % ($cpu * 1e6 / $n))")" "-"
+		rm -rf "$d"
+	done
+fi
+
+if part mega; then
+	d=$work/mega
+	make_big "$d" fan 1
+	read -r m_plan m_plan_mb m_plan_cpu <<<"$(SHAPE=fan N=$MEGA_STEPS once "$d" "$MLX" recipe recipe.lua -n)"
+	row "$MEGA_STEPS fan: plan -n, fresh (goal < 30 s)" "${m_plan}s ${m_plan_mb}MB" "cpu ${m_plan_cpu}s" "-"
+	rm -rf "$d"
+fi
+
+# --- data ------------------------------------------------------------------
+if part hash; then
+	d=$work/hash && mkdir -p "$d"
+	python3 - "$d/data" <<'PY'
+import os, random, sys
+random.seed(7)
+root = sys.argv[1]
+for i in range(20000):
+    d = os.path.join(root, "d%02d" % (i % 50))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d.bin" % i), "wb") as f:
+        f.write(os.urandom(random.randint(4 << 10, 64 << 10)))
+PY
+	cc -O2 -I"$SRC/core" "$SRC/bench/sha256_limit.c" "$SRC/build/core/libmlx_core.a" -lcrypto -lpthread -o "$work/sha256_limit"
+	find "$d/data" -type f | sort >"$work/list"
+	bytes=$(du -sb "$d/data" | cut -f1)
+	# The fastest of several runs of each: other work on the machine only
+	# ever slows a run down, and both figures are throughputs.
+	limit=$(for _ in $(seq "$((RUNS * 2))"); do "$work/sha256_limit" 2 <"$work/list"; done | awk '{ print $3 }' | sort -n | head -1)
+	m_hash=$(STAT=min hf "$d" "$((RUNS * 2))" "$MLX hash data >/dev/null" "cat data/*/* >/dev/null")
+	gbs() { python3 -c "print('%.2f GB/s' % ($bytes / $1 / 1e9))"; }
+	row "20,000 files: mlx hash vs 2-thread in-memory limit" "$(gbs "$m_hash")" "$(gbs "$limit")" \
+		"$(python3 -c "print('%.0f%%' % (100 * $limit / $m_hash))")"
+	rm -rf "$d"
+fi
+
+if part data; then
+	d=$work/data && mkdir -p "$d"
+	echo "# generating $FILES files" >&2
+	python3 - "$d/data" "$FILES" <<'PY'
+import os, random, sys
+random.seed(11)
+root, n = sys.argv[1], int(sys.argv[2])
+per = 1000
+blob = os.urandom(1 << 20)
+for i in range(n):
+    if i % per == 0:
+        sub = os.path.join(root, "d%04d" % (i // per))
+        os.makedirs(sub)
+    size = random.randint(16, 1024)
+    at = random.randint(0, len(blob) - size)
+    with open(os.path.join(sub, "f%07d" % i), "wb") as f:
+        f.write(b"%d\n" % i + blob[at:at + size])
+PY
+	(cd "$d" && "$MLX" init >/dev/null)
+	sync
+	read -r m_add m_add_mb m_add_cpu <<<"$(once "$d" "$MLX" add data)"
+	(cd "$d" && git init -q)
+	read -r g_add g_add_mb g_add_cpu <<<"$(once "$d" git add -A)"
+	(cd "$d" && git commit -q -m data)
+	sleep 1 # past the racy-timestamp window of both tools' caches
+	(cd "$d" && git status --porcelain >/dev/null && "$MLX" status >/dev/null 2>&1)
+	m_st=$(hf "$d" "$RUNS" "$MLX status")
+	g_st=$(hf "$d" "$RUNS" "git status")
+	read -r _ m_st_mb _ <<<"$(once "$d" "$MLX" status)"
+	row "$FILES files: mlx add (goal < 60 s, < 1 GB)" "${m_add}s ${m_add_mb}MB" "${g_add}s" "$(ratio "$m_add" "$g_add")"
+	row "  CPU seconds (git add -A)" "${m_add_cpu}s" "${g_add_cpu}s" "$(ratio "$m_add_cpu" "$g_add_cpu")"
+	row "  peak memory (git add -A)" "${m_add_mb}MB" "${g_add_mb}MB" "$(ratio "$m_add_mb" "$g_add_mb")"
+	row "$FILES files: no-op status (goal <= 0.7x git)" "${m_st}s" "${g_st}s" "$(ratio "$m_st" "$g_st")"
+	row "  mlx status peak memory" "${m_st_mb}MB" "" ""
+	echo changed >>"$d/data/d0000/f0000000"
+	sleep 1
+	read -r m_c1 m_c1_mb _ <<<"$(once "$d" "$MLX" status)"
+	read -r m_c2 m_c2_mb _ <<<"$(once "$d" "$MLX" add data)"
+	read -r g_c1 _ _ <<<"$(once "$d" git status)"
+	row "one file changed: mlx status (goal < 1 s)" "${m_c1}s ${m_c1_mb}MB" "${g_c1}s" "$(ratio "$m_c1" "$g_c1")"
+	row "one file changed: mlx add (goal < 1 s)" "${m_c2}s ${m_c2_mb}MB" "-" "-"
+	rm -rf "$d"
+fi
