@@ -658,7 +658,10 @@ static int copy_object(struct s3 *s, const char *tmp, const char *key, struct ml
 /* One request, or with publish=copy three: a PUT to tmp/, a copy onto the
  * key and a DELETE of the temp. For servers that write a PUT in place
  * (s3rver), where a killed upload would leave part of an object under its
- * key; S3 itself shows a PUT only once it is whole. */
+ * key; S3 itself shows a PUT only once it is whole. Each temp key has a
+ * folder of its own (tmp/RANDOM/NAME): s3rver removes a folder that a
+ * DELETE leaves empty, and one shared by uploads in flight could vanish
+ * under a concurrent PUT, which crashes s3rver. */
 static int put_single(struct s3 *s, const char *key, int fd, uint64_t size, struct mlx_err *err)
 {
 	if (!s->publish_copy)
@@ -669,7 +672,7 @@ static int put_single(struct s3 *s, const char *key, int fd, uint64_t size, stru
 	const char *base = strrchr(key, '/');
 	base = base ? base + 1 : key;
 	char tmp[320];
-	snprintf(tmp, sizeof tmp, "tmp/%02x%02x%02x%02x%02x%02x%02x%02x-%.200s", rnd[0], rnd[1], rnd[2],
+	snprintf(tmp, sizeof tmp, "tmp/%02x%02x%02x%02x%02x%02x%02x%02x/%.200s", rnd[0], rnd[1], rnd[2],
 	         rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], base);
 	int rc = put_object(s, tmp, fd, size, err);
 	if (rc == MLX_OK)
