@@ -15,7 +15,17 @@ TestWeb = {}
 
 function TestWeb:setUp()
   self.dir = support.tempdir()
-  assert(fs.mkdirs(self.dir .. "/.mlx"))
+  support.new_project(self.dir)
+end
+
+-- The project's tracking database, on the backend under test (as the
+-- server finds it: mlx.track.tracking of the project).
+function TestWeb:store()
+  local t = assert(track.tracking(self.dir))
+  if t.postgresql then
+    return assert(track.open_postgresql(t.target, { project = t.project, password = t.password }))
+  end
+  return assert(track.open(t.target))
 end
 
 function TestWeb:tearDown()
@@ -70,7 +80,7 @@ function TestWeb:test_an_empty_project_answers_without_creating_a_database()
 end
 
 function TestWeb:test_api_errors_are_json_with_a_status()
-  local store = assert(track.open(self.dir .. "/.mlx/runs.db"))
+  local store = self:store()
   local run = assert(store:start_run { recipe = "r.lua", git = false })
   for step = 1, 5 do run:log_metric("loss", 1 / step, step) end
   run:finish("FINISHED")
@@ -90,7 +100,7 @@ function TestWeb:test_api_errors_are_json_with_a_status()
 end
 
 function TestWeb:test_history_of_several_runs_in_one_request()
-  local store = assert(track.open(self.dir .. "/.mlx/runs.db"))
+  local store = self:store()
   local ids = {}
   for r = 1, 3 do
     local run = assert(store:start_run { recipe = "r.lua", git = false })

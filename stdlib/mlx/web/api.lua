@@ -49,17 +49,23 @@ local function failure(status, message)
   return reply(status, { error = message })
 end
 
--- The store, or nil and the reply to give (no database yet is not an
--- error: the project simply has no runs).
+-- The store of the project's tracking database (a file or PostgreSQL, as
+-- mlx.track.tracking says), or nil and the reply to give (no database
+-- file yet is not an error: the project simply has no runs).
 local function store_of(ctx)
   if ctx.store then return ctx.store end
   local track = require "mlx.track"
-  local path, err = track.database_path(ctx.root)
-  if not path then return nil, err end
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  f:close()
-  local store, oerr = track.open(path)
+  local t, err = track.tracking(ctx.root)
+  if not t then return nil, err end
+  local store, oerr
+  if t.postgresql then
+    store, oerr = track.open_postgresql(t.target, { project = t.project, password = t.password, shown = t.shown })
+  else
+    local f = io.open(t.target, "rb")
+    if not f then return nil end
+    f:close()
+    store, oerr = track.open(t.target)
+  end
   if not store then error(oerr, 0) end
   ctx.store = store
   return store
