@@ -29,10 +29,16 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait as SeleniumWait
+
+    def WebDriverWait(driver, timeout):
+        """A wait that looks again when the page has just redrawn the element
+        it reads (live updates replace elements while a condition runs)."""
+        return SeleniumWait(driver, timeout,
+                            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 except ImportError:
     print("1..0 # SKIP no python3-selenium")
     sys.exit(0)
