@@ -65,16 +65,19 @@ end
 function M.records(root, targets)
   local lock, err, code = lockfile.read(root)
   if not lock then return nil, err, code end
-  local pinned = artifacts.pinned(lock)
+  local pinned, step_of = artifacts.pinned(lock)
   local out = {}
-  local function add(path, r)
-    out[#out + 1] = { hash = r.hash, type = r.type, size = r.size, path = path }
+  local function add(path, r, step)
+    out[#out + 1] = { hash = r.hash, type = r.type, size = r.size, path = path, step = step }
   end
   if not targets or #targets == 0 then
+    -- A step's out carries its step: when nothing is named, one that
+    -- cannot be moved is left for its step to make again (as mlx
+    -- checkout leaves it), not an error.
     local paths = {}
     for path in pairs(pinned) do paths[#paths + 1] = path end
     table.sort(paths)
-    for _, path in ipairs(paths) do add(path, pinned[path]) end
+    for _, path in ipairs(paths) do add(path, pinned[path], step_of[path]) end
     local ids
     ids, err, code = model_ids(root)
     if not ids then return nil, err, code end
@@ -195,6 +198,17 @@ function M.push(root, opts)
   local st
   st, err, code = require("mlx.store").open(root)
   if not st then return nil, err, code end
+  -- A step's out the store lacks (a step with cache = false keeps no copy)
+  -- has nothing to send; its step makes it again wherever it is pulled.
+  local unavailable, kept = {}, {}
+  for _, r in ipairs(records) do
+    if r.step and not st:has(r.hash) then
+      unavailable[#unavailable + 1] = { path = r.path, step = r.step }
+    else
+      kept[#kept + 1] = r
+    end
+  end
+  records = kept
   local list, _, from, unread = expand(st, records)
   st:close()
   if not list then return nil, _, from end
@@ -202,7 +216,7 @@ function M.push(root, opts)
   idx, err, code = index.read(root, h.r, h.url)
   if not idx then return nil, err, code end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    warning = idx.warning, objects = #list }
+    warning = idx.warning, objects = #list, unavailable = unavailable }
   for _, r in ipairs(unread) do result.missing[#result.missing + 1] = { hash = r.hash, path = r.path } end
   local todo = {}
   for _, item in ipairs(list) do
@@ -296,7 +310,12 @@ function M.fetch(root, opts)
   idx, err, code = index.read(root, h.r, h.url)
   if not idx then return nil, err, code end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records }
+    refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {} }
+  -- Which step makes each object of a step's out (see M.records).
+  local step_of_id = {}
+  for _, r in ipairs(records) do
+    if r.step then step_of_id[r.hash] = r.step end
+  end
   if opts.run_cache and not opts.dry_run then
     local extra, written, refused = runcache.fetch(root, h.r, idx)
     if not extra then return nil, written, refused end
@@ -333,7 +352,11 @@ function M.fetch(root, opts)
     result.present = result.present + res.present
     for _, id in ipairs(res.missing) do
       bad[id] = true
-      result.missing[#result.missing + 1] = { hash = id, path = from[id] }
+      if step_of_id[id] then
+        result.unavailable[#result.unavailable + 1] = { path = from[id], step = step_of_id[id] }
+      else
+        result.missing[#result.missing + 1] = { hash = id, path = from[id] }
+      end
     end
     for _, id in ipairs(res.corrupt) do
       bad[id] = true

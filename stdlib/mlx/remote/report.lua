@@ -41,6 +41,11 @@ function M.run(verb, fn, root, opts)
     ui.out(("%s %s (%s)%s %s; %d already there"):format(done, plural(result.sent, "object"),
       ui.format_size(result.bytes), runs, where, result.present))
   end
+  for _, u in ipairs(result.unavailable or {}) do
+    ui.out(verb == "push"
+      and ("not pushed: %s (its step %s keeps no copy in the store; it makes it again)"):format(u.path, u.step)
+      or ("not fetched: %s is on no remote (its step %s makes it again)"):format(u.path, u.step))
+  end
   for _, r in ipairs(result.refused or {}) do
     ui.warn(("run-cache entry %s on remote '%s' refused: %s"):format(r.key:sub(1, 12), result.remote, r.why))
   end
