@@ -264,6 +264,28 @@ like "$ERR" "manifest ${mid}.*(leaves the project|\.\.)" "the message names the 
 [ -z "$(ls -A "$outside")" ] && [ ! -e evil ]
 is "$?" 0 "and nothing was written"
 
+# ---- a step with cache = false keeps no copy: push and pull say so ------
+new_project "$TEST_DIR/nc" nocache
+sed -i '$d' pipeline.lua # the final "return p"
+cat >>pipeline.lua <<'EOF'
+p:step "announce" {
+  deps = { "work/count.txt" }, outs = { "work/announced.txt" }, cache = false,
+  cmd = "sed s/^/n=/ work/count.txt > work/announced.txt",
+}
+return p
+EOF
+mlx recipe pipeline.lua
+mlx push
+is "$RC" 0 "push of a pipeline with a cache = false step exits 0"
+like "$OUT" "not pushed: work/announced.txt \(its step demo/announce keeps no copy" "and names the out it could not send"
+git add -A && git commit -qm nocache
+git clone -q "$TEST_DIR/nc" "$TEST_DIR/nc2" && cd "$TEST_DIR/nc2" || exit 1
+mlx pull
+is "$RC" 0 "pull in a clone exits 0 too"
+like "$OUT" "not fetched: work/announced.txt is on no remote \(its step demo/announce makes it again\)" "saying its step makes it"
+mlx push work/announced.txt
+is "$RC" 1 "naming that out in push is still an error (exit 1)"
+
 # Bad remote names and options are usage errors; credentials stay out of
 # the committed file.
 mlx remote add "../x" /tmp/x
