@@ -157,11 +157,26 @@ local function prefix_in(repo, root)
   return ""
 end
 
+-- Brings the object of pinned file r into the store of the project at
+-- root from its default remote. Returns true; or nil and why (nil when
+-- the project has no remote).
+local function fetch_object(root, r)
+  local remote = require "mlx.remote"
+  local h = remote.open(root)
+  if not h then return nil end
+  local res, err = h.r:fetch(root, { { hash = r.hash, size = r.size or 0 } }, {})
+  h.r:close()
+  if not res then return nil, ("remote '%s' could not give it: %s"):format(h.name, err) end
+  if #res.corrupt > 0 then return nil, ("its copy on remote '%s' is corrupt"):format(h.name) end
+  if #res.missing > 0 then return nil, ("remote '%s' does not have it"):format(h.name) end
+  return true
+end
+
 --- Returns the side of git revision rev of the project at root: the
 --- mlx.lock committed there (read through libgit2), its params, and the
---- values of the metrics files it pins, read from the store (a file whose
---- object is not there is left out, with a warning: `mlx pull` fetches
---- it). Fails with nil, "REV: …", "notfound" for an unknown revision or
+--- values of the metrics files it pins, read from the store or else
+--- fetched from the default remote (a file whose object is in neither is
+--- left out, with a warning). Fails with nil, "REV: …", "notfound" for an unknown revision or
 --- one without an mlx.lock; "invalid" for a lock that does not parse.
 function M.revision(root, rev, options)
   load_validators()
@@ -193,7 +208,7 @@ function M.revision(root, rev, options)
   end
   local side = new_side(("%s (%s)"):format(rev, log[1].short), "rev")
   side.commit = log[1].commit
-  local st
+  local st, remote_tried
   return from_lock(side, doc, function(_, r)
     if type(r) ~= "table" or r.type ~= "file" then return nil, "not pinned as a file" end
     if not st then
@@ -203,6 +218,13 @@ function M.revision(root, rev, options)
     end
     local bytes, why, c = st:read(r.hash)
     if not bytes and c == "notfound" then
+      -- A revision's files need not be pinned now: fetch the object by its
+      -- id from the default remote, verified as every fetch is.
+      local fetched, ferr = fetch_object(root, r)
+      if fetched then return st:read(r.hash) end
+      if ferr then
+        return nil, ("object %s is not in the store, and %s"):format(r.hash:sub(1, 12), ferr)
+      end
       return nil, ("object %s is not in the store ('mlx pull' fetches it)"):format(r.hash:sub(1, 12))
     end
     return bytes, why

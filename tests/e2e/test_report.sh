@@ -246,12 +246,22 @@ like "$body" "^- \[work/confusion.json\]\(https://gitlab.example/acme/iris/-/job
 # A baseline whose metrics file is not in the store (a fresh clone that did
 # not pull it): left out, with a warning saying how to get it.
 hash=$(git show HEAD~1:mlx.lock | python3 -c 'import json,sys; print(json.load(sys.stdin)["steps"]["iris"]["train"]["outs"]["work/metrics.json"]["hash"])')
+mkdir -p "$TEST_DIR/remote/objects/${hash:0:2}"
+cp ".mlx/cache/objects/${hash:0:2}/${hash:2}" "$TEST_DIR/remote/objects/${hash:0:2}/${hash:2}"
 rm -f ".mlx/cache/objects/${hash:0:2}/${hash:2}"
 mlx metrics diff --baseline HEAD~1
 is "$RC" 0 "a baseline metrics file missing from the store is not an error"
 is "$ERR" "mlx: warning: metrics file work/metrics.json of HEAD~1 ($first): object ${hash:0:12} is not in the store ('mlx pull' fetches it)" \
 	"a warning names the file and says how to fetch it"
 like "$OUT" "^accuracy +- +0.95 *$" "and its metrics have no baseline value"
+# With a remote that has it, the object is fetched (verified) and used.
+"$MLX" remote add origin "$TEST_DIR/remote" >/dev/null
+mlx metrics diff --baseline HEAD~1
+is "$RC" 0 "with a remote, the baseline's missing metrics file is fetched"
+is "$ERR" "" "without a warning"
+if [[ "$OUT" =~ (^|$'\n')accuracy\ +-\  ]]; then is 1 0 "and its metrics have their baseline value"; else is 0 0 "and its metrics have their baseline value"; fi
+[ -f ".mlx/cache/objects/${hash:0:2}/${hash:2}" ]
+is "$?" 0 "the object is in the store again"
 
 [ -s "$TEST_DIR/posted-output" ]
 is "$?" 0 "the posts said something"
