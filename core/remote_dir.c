@@ -9,6 +9,7 @@
  * never share one. Copies use a reflink where the file system has them,
  * else copy_file_range (server-side copy on NFS 4.2), else read and write.
  * Nothing below the root is reached through a symlink. */
+#include "path.h"
 #include "remote.h"
 
 #include <dirent.h>
@@ -16,14 +17,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define COPY_CHUNK (256u << 10)
@@ -134,73 +133,20 @@ static int need_root(struct dir_remote *d, int create, struct mlx_err *err)
 	return MLX_OK;
 }
 
-/* openat2 resolves a whole path below the root in one call, refusing
- * symlinks; -1 with ENOSYS where the kernel lacks it. */
-static int open_beneath(int dirfd, const char *rel)
-{
-#ifdef SYS_openat2
-	struct open_how how = {
-	    .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
-	};
-	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
-#else
-	(void)dirfd;
-	(void)rel;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
-
-/* Opens the directory of key (its components up to the last '/'), without
- * following a symlink, creating missing ones if create. Sets *base to the
- * last component. Returns a descriptor or -1 with errno set. */
+/* Opens the directory of key (its components up to the last '/') with
+ * core/path.c's confined walk, which never follows a symlink, creating
+ * missing ones if create. Sets *base to the last component. Returns a
+ * descriptor or -1 with errno set: ENOENT for a missing component, ELOOP
+ * for a symlink or non-directory in the way. */
 static int open_parent(struct dir_remote *d, const char *key, int create, const char **base)
 {
-	const char *last = strrchr(key, '/');
-	if (last && (size_t)(last - key) < PATH_MAX) {
-		/* One system call for the common case: the directory exists. */
-		char parent[PATH_MAX];
-		memcpy(parent, key, (size_t)(last - key));
-		parent[last - key] = 0;
-		int fd = open_beneath(d->root_fd, parent);
-		if (fd >= 0) {
-			*base = last + 1;
-			return fd;
-		}
-		if (errno != ENOSYS && errno != ENOENT && errno != EAGAIN)
-			return -1;
-		if (errno == ENOENT && !create)
-			return -1;
-	}
-	int fd = dup(d->root_fd);
-	const char *p = key, *slash;
-	while (fd >= 0 && (slash = strchr(p, '/'))) {
-		char comp[NAME_MAX + 1];
-		size_t len = (size_t)(slash - p);
-		if (len > NAME_MAX) {
-			close(fd);
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		memcpy(comp, p, len);
-		comp[len] = 0;
-		int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (next < 0 && errno == ENOENT && create) {
-			if (mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
-				close(fd);
-				return -1;
-			}
-			next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		}
-		int e = errno;
-		close(fd);
-		errno = e;
-		fd = next;
-		p = slash + 1;
-	}
-	*base = p;
-	return fd;
+	struct mlx_err e;
+	int fd = -1;
+	int rc = mlx_path_open_parent(d->root_fd, key, create, &fd, base, &e);
+	if (rc == MLX_OK)
+		return fd;
+	errno = rc == MLX_ERR_NOTFOUND ? ENOENT : rc == MLX_ERR_INVALID ? ELOOP : (e.sys_errno ? e.sys_errno : EIO);
+	return -1;
 }
 
 static int dir_stat(void *state, const char *key, uint64_t *size, struct mlx_err *err)
