@@ -182,7 +182,8 @@ static void list_ok(void *state, const char *prefix, struct seen *s)
 	int rc = backend()->list(state, prefix, collect, s, &err);
 	if (rc != 0)
 		fail_msg("list %s: %s", prefix, err.msg);
-	qsort(s->keys.items, s->keys.len, sizeof *s->keys.items, cmp_str);
+	if (s->keys.len > 0) /* qsort's array may not be NULL, even when empty */
+		qsort(s->keys.items, s->keys.len, sizeof *s->keys.items, cmp_str);
 }
 
 /* ---- tests ----------------------------------------------------------------- */
