@@ -278,16 +278,8 @@ function M.side(root, baseline, options)
   return M.revision(root, baseline, options)
 end
 
-local function union(a, b)
-  local seen, keys = {}, {}
-  for _, t in ipairs({ a, b }) do
-    for k in pairs(t) do
-      if not seen[k] then seen[k], keys[#keys + 1] = true, k end
-    end
-  end
-  table.sort(keys)
-  return keys
-end
+--- Returns the keys of tables a and b, each once, sorted.
+local union = require("mlx.track.view").union_keys
 M.union = union
 
 --- Returns the rows comparing the metric values base and cur ({name →

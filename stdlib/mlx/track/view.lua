@@ -281,7 +281,8 @@ function M.show(run)
   return lines
 end
 
-local function union_keys(a, b)
+--- Returns the keys of tables a and b, each once, sorted.
+function M.union_keys(a, b)
   local seen, keys = {}, {}
   for _, t in ipairs({ a, b }) do
     for k in pairs(t) do
@@ -291,6 +292,7 @@ local function union_keys(a, b)
   table.sort(keys)
   return keys
 end
+local union_keys = M.union_keys
 
 --- Returns the lines of `mlx runs diff`: the runs' params and metrics side
 --- by side; a '*' marks a param that differs, and metrics get B − A and
