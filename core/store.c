@@ -531,6 +531,29 @@ out:
 	return rc;
 }
 
+/* Ends the staging of the batch's temp file name, open at out, whose
+ * status so far is rc: if it is 0, starts the file's writeback (so the
+ * commit's sync finds little left), closes it and records it as object
+ * hex of size bytes; otherwise, or if that fails, closes and removes it.
+ * Returns the final status; what names the file in messages. */
+static int finish_staged(struct mlx_store *s, int out, const char *name, const char *hex, uint64_t size,
+			 const char *what, int rc, struct mlx_err *err)
+{
+	if (rc == MLX_OK) {
+		sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (close(out) != 0)
+			rc = mlx_err_sys(err, errno, "cannot store %s", what);
+		out = -1;
+	}
+	if (out >= 0)
+		close(out);
+	if (rc == MLX_OK)
+		rc = record_staged(s, hex, name, size, err);
+	if (rc != MLX_OK)
+		unlinkat(s->batch_fd, name, 0);
+	return rc;
+}
+
 /* Copies in_fd into a new temp file of the batch, hashing the copy: a
  * reflink when the file system can (then the clone is read back, so the
  * digest is of exactly what was stored), else a read-hash-write loop. */
@@ -549,20 +572,7 @@ static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[M
 		rc = failed_write ? mlx_err_sys(err, errno, "cannot store %s", what)
 				  : mlx_err_sys(err, errno, "cannot read %s", what);
 	}
-	if (rc == MLX_OK) {
-		/* Start writing back now, so the commit's sync finds little left. */
-		sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
-		if (close(out) != 0)
-			rc = mlx_err_sys(err, errno, "cannot store %s", what);
-		out = -1;
-	}
-	if (out >= 0)
-		close(out);
-	if (rc == MLX_OK)
-		rc = record_staged(s, hex, name, *size, err);
-	if (rc != MLX_OK)
-		unlinkat(s->batch_fd, name, 0);
-	return rc;
+	return finish_staged(s, out, name, hex, *size, what, rc, err);
 }
 
 struct stage_job {
@@ -662,19 +672,9 @@ int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 		rc = mlx_err_sys(err, errno, "cannot read back object %s", hex);
 	if (rc == MLX_OK && strcmp(got, hex) != 0)
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex, got);
-	if (rc == MLX_OK) {
-		sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
-		if (close(out) != 0)
-			rc = mlx_err_sys(err, errno, "cannot store object %s", hex);
-		out = -1;
-	}
-	if (out >= 0)
-		close(out);
-	if (rc == MLX_OK)
-		rc = record_staged(s, hex, name, *size, err);
-	if (rc != MLX_OK)
-		unlinkat(s->batch_fd, name, 0);
-	return rc;
+	char what[MLX_HASH_HEX_SIZE + 8];
+	snprintf(what, sizeof what, "object %s", hex);
+	return finish_staged(s, out, name, hex, *size, what, rc, err);
 }
 
 size_t mlx_store_staged(const struct mlx_store *s)
