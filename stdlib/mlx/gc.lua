@@ -71,8 +71,7 @@ local function model_version_roots(ctx)
   local ids
   if t.postgresql then
     local runs
-    runs, err, code = track.open_postgresql(t.target, { project = t.project, password = t.password, shown = t.shown,
-      reap = false })
+    runs, err, code = track.open_tracking(t, { reap = false })
     if not runs then return nil, err, code end
     local rows
     rows, err, code = runs.db:query("SELECT DISTINCT artifact_hash AS id FROM model_versions ORDER BY 1")

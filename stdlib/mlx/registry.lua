@@ -57,11 +57,7 @@ function M.open(root, options)
     local t
     t, err, code = track.tracking(root)
     if not t then return nil, err, code end
-    if t.postgresql then
-      runs, err, code = track.open_postgresql(t.target, { project = t.project, password = t.password, shown = t.shown })
-    else
-      runs, err, code = track.open(t.target)
-    end
+    runs, err, code = track.open_tracking(t)
   end
   if not runs then return nil, err, code end
   return setmetatable({ root = root, runs = runs, owns_runs = true }, Registry)

@@ -299,12 +299,7 @@ function M.open(path, options)
     -- The project's tracking database, wherever M.tracking says it is.
     local t, err, code = M.tracking()
     if not t then return nil, err, code end
-    if t.postgresql then
-      local opts = { project = t.project, password = t.password, shown = t.shown }
-      for k, v in pairs(options or {}) do opts[k] = v end
-      return M.open_postgresql(t.target, opts)
-    end
-    path = t.target
+    return M.open_tracking(t, options)
   end
   if M.is_postgresql(path) then return M.open_postgresql(path, options) end
   local db, err, code = rundb.open(path, options)
@@ -647,6 +642,19 @@ end
 
 -- ---- the project's database ----------------------------------------------------
 
+--- Opens the tracking database that t (from M.tracking) names: a file,
+--- or PostgreSQL with t's project, password and redacted name. options
+--- as M.open's (they win over t's). Returns a store or nil, message,
+--- code, as M.open.
+function M.open_tracking(t, options)
+  if t.postgresql then
+    local opts = { project = t.project, password = t.password, shown = t.shown }
+    for k, v in pairs(options or {}) do opts[k] = v end
+    return M.open_postgresql(t.target, opts)
+  end
+  return M.open(t.target, options)
+end
+
 --- Returns the store of this project's database (M.database_path), opened
 --- once per process; or nil, message, code (outside a project: "notfound").
 function M.store()
@@ -654,11 +662,7 @@ function M.store()
   local t, err, code = M.tracking()
   if not t then return nil, err, code end
   local store
-  if t.postgresql then
-    store, err, code = M.open_postgresql(t.target, { project = t.project, password = t.password, shown = t.shown })
-  else
-    store, err, code = M.open(t.target)
-  end
+  store, err, code = M.open_tracking(t)
   if not store then return nil, err, code end
   default_store = store
   return store

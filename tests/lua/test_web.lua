@@ -21,11 +21,7 @@ end
 -- The project's tracking database, on the backend under test (as the
 -- server finds it: mlx.track.tracking of the project).
 function TestWeb:store()
-  local t = assert(track.tracking(self.dir))
-  if t.postgresql then
-    return assert(track.open_postgresql(t.target, { project = t.project, password = t.password }))
-  end
-  return assert(track.open(t.target))
+  return assert(track.open_tracking(assert(track.tracking(self.dir))))
 end
 
 function TestWeb:tearDown()

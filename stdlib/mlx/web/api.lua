@@ -57,15 +57,12 @@ local function store_of(ctx)
   local track = require "mlx.track"
   local t, err = track.tracking(ctx.root)
   if not t then return nil, err end
-  local store, oerr
-  if t.postgresql then
-    store, oerr = track.open_postgresql(t.target, { project = t.project, password = t.password, shown = t.shown })
-  else
+  if not t.postgresql then
     local f = io.open(t.target, "rb")
     if not f then return nil end
     f:close()
-    store, oerr = track.open(t.target)
   end
+  local store, oerr = track.open_tracking(t)
   if not store then error(oerr, 0) end
   ctx.store = store
   return store
