@@ -1,25 +1,39 @@
-/* sha256_limit.c — the in-memory SHA-256 limit of this machine for a set of
- * files: every file named on stdin (one path a line) is read into memory
- * first, then THREADS threads hash them, two files at a time per thread with
- * mlx's interleaved SHA-NI block function (core/sha256.c), as mlx hashes a
- * directory. No I/O, no allocation and no stat cache in the timed part, so
- * the figure is what the CPU allows; bench/scale.sh compares mlx hash of the
- * same files with it.
+/* sha256_limit.c — the SHA-256 limits of this machine for a set of files.
+ *
+ * Every file named on stdin (one path a line) is hashed by THREADS threads,
+ * two files at a time per thread with mlx's interleaved SHA-NI block
+ * function (core/sha256.c), as mlx hashes a directory. Two limits:
+ *
+ *   (default)  in memory: every file is read into memory first, and only
+ *              the hashing is timed. No I/O, no allocation and no stat
+ *              cache in the timed part, so the figure is what the CPU
+ *              allows; bench/scale.sh compares mlx hash of the same files
+ *              with it.
+ *   --read     through the kernel: the timed part also opens, fstats, reads
+ *              (one read for a file that fits the buffer, as mlx does) and
+ *              closes each file. This is the least any program hashing files
+ *              through read(2) does; the difference from the first figure
+ *              is what the kernel costs per file and per byte here.
  *
  * build: cc -O2 -Icore bench/sha256_limit.c build/core/libmlx_core.a -lcrypto -lpthread
- * usage: find DIR -type f | ./sha256_limit [THREADS]   (default 2)
- * prints: files bytes seconds GB/s */
+ * usage: find DIR -type f | ./sha256_limit [--read] [THREADS]   (default 2)
+ * prints: files bytes seconds GB/s cpu-seconds (user + system, timed part) */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sha256.h"
 
 struct file {
-	unsigned char *bytes;
+	const char *path;
+	unsigned char *bytes; /* in memory; NULL with --read */
 	size_t len;
 	char hex[65];
 };
@@ -27,43 +41,115 @@ struct file {
 struct share {
 	struct file *files;
 	size_t n;
+	int failed;
 };
 
 /* Finishes one message: its whole blocks from done on, then the padding. */
-static void finish(uint32_t h[8], const struct file *f, size_t done)
+static void finish(uint32_t h[8], const unsigned char *bytes, size_t len, size_t done)
 {
 	unsigned char tail[128];
-	size_t whole = f->len / MLX_SHA256_BLOCK;
+	size_t whole = len / MLX_SHA256_BLOCK;
 	if (whole > done)
-		mlx_sha256_blocks(h, f->bytes + done * MLX_SHA256_BLOCK, whole - done);
-	size_t rest = f->len % MLX_SHA256_BLOCK;
-	memcpy(tail, f->bytes + whole * MLX_SHA256_BLOCK, rest);
-	mlx_sha256_blocks(h, tail, mlx_sha256_pad(tail, rest, f->len));
+		mlx_sha256_blocks(h, bytes + done * MLX_SHA256_BLOCK, whole - done);
+	size_t rest = len % MLX_SHA256_BLOCK;
+	memcpy(tail, bytes + whole * MLX_SHA256_BLOCK, rest);
+	mlx_sha256_blocks(h, tail, mlx_sha256_pad(tail, rest, len));
+}
+
+static void hash_pair(struct file *a, const unsigned char *pa, struct file *b, const unsigned char *pb)
+{
+	uint32_t ha[8], hb[8];
+	mlx_sha256_init(ha);
+	mlx_sha256_init(hb);
+	size_t na = a->len / MLX_SHA256_BLOCK, nb = b->len / MLX_SHA256_BLOCK;
+	size_t both = na < nb ? na : nb;
+	mlx_sha256_blocks2(ha, pa, hb, pb, both);
+	finish(ha, pa, a->len, both);
+	finish(hb, pb, b->len, both);
+	mlx_sha256_hex(ha, a->hex);
+	mlx_sha256_hex(hb, b->hex);
+}
+
+static void hash_one(struct file *f, const unsigned char *p)
+{
+	uint32_t h[8];
+	mlx_sha256_init(h);
+	finish(h, p, f->len, 0);
+	mlx_sha256_hex(h, f->hex);
 }
 
 static void *hash_share(void *arg)
 {
 	struct share *s = arg;
 	size_t i = 0;
-	for (; i + 1 < s->n; i += 2) {
-		struct file *a = &s->files[i], *b = &s->files[i + 1];
-		uint32_t ha[8], hb[8];
-		mlx_sha256_init(ha);
-		mlx_sha256_init(hb);
-		size_t na = a->len / MLX_SHA256_BLOCK, nb = b->len / MLX_SHA256_BLOCK;
-		size_t both = na < nb ? na : nb;
-		mlx_sha256_blocks2(ha, a->bytes, hb, b->bytes, both);
-		finish(ha, a, both);
-		finish(hb, b, both);
-		mlx_sha256_hex(ha, a->hex);
-		mlx_sha256_hex(hb, b->hex);
+	for (; i + 1 < s->n; i += 2)
+		hash_pair(&s->files[i], s->files[i].bytes, &s->files[i + 1], s->files[i + 1].bytes);
+	if (i < s->n)
+		hash_one(&s->files[i], s->files[i].bytes);
+	return NULL;
+}
+
+/* A buffer that grows to the largest file a thread meets. */
+struct buffer {
+	unsigned char *p;
+	size_t cap;
+};
+
+/* Reads f whole into b, as a hashing program must: open, fstat, read until
+ * the size fstat gave, close. Returns 0, or -1 after a message. */
+static int read_file(struct file *f, struct buffer *b)
+{
+	int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		perror(f->path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
 	}
-	if (i < s->n) {
-		uint32_t h[8];
-		mlx_sha256_init(h);
-		finish(h, &s->files[i], 0);
-		mlx_sha256_hex(h, s->files[i].hex);
+	size_t want = (size_t)st.st_size, got = 0;
+	if (want > b->cap) {
+		free(b->p);
+		b->cap = want;
+		b->p = malloc(want);
+		if (!b->p) {
+			close(fd);
+			return -1;
+		}
 	}
+	while (got < want) {
+		ssize_t n = read(fd, b->p + got, want - got);
+		if (n <= 0) {
+			perror(f->path);
+			close(fd);
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	f->len = want;
+	return 0;
+}
+
+static void *read_and_hash_share(void *arg)
+{
+	struct share *s = arg;
+	struct buffer a = {0}, b = {0};
+	size_t i = 0;
+	for (; i + 1 < s->n && !s->failed; i += 2) {
+		if (read_file(&s->files[i], &a) != 0 || read_file(&s->files[i + 1], &b) != 0)
+			s->failed = 1;
+		else
+			hash_pair(&s->files[i], a.p, &s->files[i + 1], b.p);
+	}
+	if (i < s->n && !s->failed) {
+		if (read_file(&s->files[i], &a) != 0)
+			s->failed = 1;
+		else
+			hash_one(&s->files[i], a.p);
+	}
+	free(a.p);
+	free(b.p);
 	return NULL;
 }
 
@@ -85,15 +171,24 @@ static unsigned char *read_all(const char *path, size_t *len)
 	return p;
 }
 
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 int main(int argc, char **argv)
 {
-	int threads = argc > 1 ? atoi(argv[1]) : 2;
-	if (threads < 1 || threads > 64 || !mlx_sha256_available()) {
-		fprintf(stderr, "sha256_limit: usage: find DIR -type f | sha256_limit [THREADS 1-64]"
+	int through_read = argc > 1 && strcmp(argv[1], "--read") == 0;
+	int threads = argc > 1 + through_read ? atoi(argv[1 + through_read]) : 2;
+	if (threads < 1 || threads > 64 || argc > 2 + through_read || !mlx_sha256_available()) {
+		fprintf(stderr, "sha256_limit: usage: find DIR -type f | sha256_limit [--read] [THREADS 1-64]"
 		                " (needs a CPU with SHA-NI)\n");
 		return 2;
 	}
-	size_t n = 0, cap = 1024, bytes = 0;
+	size_t n = 0, cap = 1024;
 	struct file *files = malloc(cap * sizeof *files);
 	char line[4096];
 	while (files && fgets(line, sizeof line, stdin)) {
@@ -102,12 +197,13 @@ int main(int argc, char **argv)
 			files = realloc(files, (cap *= 2) * sizeof *files);
 		if (!files)
 			break;
-		files[n].bytes = read_all(line, &files[n].len);
-		if (!files[n].bytes) {
+		files[n] = (struct file){.path = strdup(line)};
+		if (!files[n].path)
+			return 1;
+		if (!through_read && !(files[n].bytes = read_all(line, &files[n].len))) {
 			fprintf(stderr, "sha256_limit: cannot read %s\n", line);
 			return 1;
 		}
-		bytes += files[n].len;
 		n++;
 	}
 	if (!files)
@@ -115,21 +211,31 @@ int main(int argc, char **argv)
 	struct share shares[64];
 	pthread_t tids[64];
 	struct timespec t0, t1;
+	double cpu0 = cpu_seconds();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	size_t start = 0;
 	for (int t = 0; t < threads; t++) {
 		size_t count = n / threads + ((size_t)t < n % threads);
-		shares[t] = (struct share){files + start, count};
+		shares[t] = (struct share){files + start, count, 0};
 		start += count;
-		pthread_create(&tids[t], NULL, hash_share, &shares[t]);
+		pthread_create(&tids[t], NULL, through_read ? read_and_hash_share : hash_share, &shares[t]);
 	}
-	for (int t = 0; t < threads; t++)
+	int failed = 0;
+	for (int t = 0; t < threads; t++) {
 		pthread_join(tids[t], NULL);
+		failed |= shares[t].failed;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double cpu = cpu_seconds() - cpu0;
+	if (failed)
+		return 1;
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += files[i].len;
 	double seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	printf("%zu %zu %.6f %.3f\n", n, bytes, seconds, (double)bytes / seconds / 1e9);
+	printf("%zu %zu %.6f %.3f %.3f\n", n, bytes, seconds, (double)bytes / seconds / 1e9, cpu);
 	if (getenv("SHA256_LIMIT_PRINT")) /* sha256sum's format, to check the digests */
 		for (size_t i = 0; i < n; i++)
-			fprintf(stderr, "%s  (file %zu)\n", files[i].hex, i);
+			fprintf(stderr, "%s  %s\n", files[i].hex, files[i].path);
 	return 0;
 }
