@@ -14,24 +14,30 @@
 #          and against a C loop that opens, fstats, reads, closes and
 #          hashes them the same way (sha256_limit --read): wall and CPU
 #          seconds, the fastest of 2*RUNS interleaved runs of each.
+#   track  TRACK_RUNS (100,000) runs x 20 metrics (2,000,000 metric rows)
+#          and 2 params each in SQLite (bench/tracking_data.sh, as
+#          bench/tracking.sh fills them): mlx runs --limit 50 and mlx exp
+#          against sqlite3 running the same statements on the same file;
+#          hyperfine medians.
 #   data   FILES (1,000,000) small files: mlx add (time, peak memory), the
 #          no-op mlx status against git status on the same committed tree,
 #          and one changed file: mlx status and mlx add (time, peak memory).
 #
 # usage: bench/scale.sh [path/to/mlx]   (run from the repository root, with
 #        the build in build/: the hash part links build/core/libmlx_core.a)
-#   PARTS="pipe big mega hash data"   which parts (default all)
-#   STEPS=N MEGA_STEPS=N FILES=N      sizes (defaults above)
+#   PARTS="pipe big mega hash track data"   which parts (default all)
+#   STEPS=N MEGA_STEPS=N FILES=N TRACK_RUNS=N   sizes (defaults above)
 #   RUNS=N                            hyperfine repetitions (default 5)
 # Data lives in a new directory under /tmp, removed at the end.
-# needs: hyperfine ninja-build make git gcc python3 (tools/install-deps.sh --bench)
+# needs: hyperfine ninja-build make git gcc python3 sqlite3 (tools/install-deps.sh --bench)
 set -euo pipefail
 MLX=$(realpath "${1:-build/mlx}")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-PARTS=" ${PARTS:-pipe big mega hash data} "
+PARTS=" ${PARTS:-pipe big mega hash track data} "
 STEPS=${STEPS:-100000}
 MEGA_STEPS=${MEGA_STEPS:-1000000}
 FILES=${FILES:-1000000}
+TRACK_RUNS=${TRACK_RUNS:-100000}
 RUNS=${RUNS:-5}
 JOBS=$(nproc)
 for tool in hyperfine ninja make git cc python3; do
@@ -205,6 +211,50 @@ PY
 	row "  mlx hash vs a C read loop (sha256_limit --read)" "$(gbs "$m_hash")" "$(gbs "$floor")" "$(pct "$floor" "$m_hash")"
 	row "    CPU seconds (the C read loop)" "${m_cpu}s" "${floor_cpu}s" "$(pct "$floor_cpu" "$m_cpu")"
 	row "  C read loop vs in-memory limit (kernel's cost)" "$(gbs "$floor")" "$(gbs "$limit")" "$(pct "$limit" "$floor")"
+	rm -rf "$d"
+fi
+
+# --- tracking ----------------------------------------------------------------
+if part track; then
+	command -v sqlite3 >/dev/null || { echo "bench/scale.sh: needs sqlite3 (apt-get install sqlite3)" >&2; exit 2; }
+	. "$SRC/bench/tracking_data.sh"
+	d=$work/track
+	track_fill_sqlite "$MLX" "$d" "$TRACK_RUNS"
+	# The peer: sqlite3 on the same file, running the statements mlx runs
+	# for each listing (mlx.track's runs and attach, mlx.track.exp's rows):
+	# the newest 50 rows, the metrics, params and tags of those ids (bound
+	# as a list, as mlx binds them), and the count of all rows.
+	noop="r.id NOT IN (SELECT run_id FROM tags WHERE key = 'mlx.noop')"
+	joined=$(sed -n '/^local JOINED = \[\[$/,/^\]\]$/p' "$SRC/stdlib/mlx/track/exp.lua" | sed '1d;$d')
+	[ -n "$joined" ] || { echo "bench/scale.sh: no JOINED query in stdlib/mlx/track/exp.lua" >&2; exit 1; }
+	peer_sql() { # WHERE FROM-METRICS FROM-PARAMS
+		local newest="SELECT r.* FROM main.runs r WHERE $1 ORDER BY r.start_time DESC, r.id DESC LIMIT 50"
+		local ids
+		ids=$(sqlite3 "$d/.mlx/runs.db" "SELECT group_concat(quote(id), ',') FROM ($newest)")
+		echo "$newest;"
+		echo "$2 WHERE run_id IN ($ids);"
+		echo "$3 WHERE run_id IN ($ids);"
+		echo "SELECT run_id, key, value FROM main.tags WHERE run_id IN ($ids);"
+		echo "SELECT count(*) AS n FROM main.runs r WHERE $1;"
+	}
+	peer_sql "(1 = 1) AND $noop" "SELECT run_id, key, value FROM latest_metrics" \
+		"SELECT run_id, key, value FROM params" >"$work/runs.sql"
+	peer_sql "r.parent_id IS NULL AND (1 = 1) AND $noop" "$joined SELECT run_id, key, value FROM latest_metrics" \
+		"$joined SELECT run_id, key, value FROM params" >"$work/exp.sql"
+	# Once each first: the page cache holds the database for every run.
+	for cmd in "$MLX runs --limit 50" "$MLX exp" "sqlite3 .mlx/runs.db <$work/runs.sql" "sqlite3 .mlx/runs.db <$work/exp.sql"; do
+		(cd "$d" && MLX_TRACKING_URI= bash -c "$cmd" >/dev/null 2>"$work/track.err") ||
+			{ echo "bench/scale.sh: failed: $cmd" >&2; tail -3 "$work/track.err" >&2; exit 1; }
+	done
+	export MLX_TRACKING_URI=
+	m_runs=$(hf "$d" "$((RUNS * 2))" "$MLX runs --limit 50")
+	q_runs=$(hf "$d" "$((RUNS * 2))" "sqlite3 .mlx/runs.db <$work/runs.sql")
+	m_exp=$(hf "$d" "$((RUNS * 2))" "$MLX exp")
+	q_exp=$(hf "$d" "$((RUNS * 2))" "sqlite3 .mlx/runs.db <$work/exp.sql")
+	unset MLX_TRACKING_URI
+	ms() { python3 -c "print('%.1f ms' % ($1 * 1000))"; }
+	row "$TRACK_RUNS runs: mlx runs --limit 50 (goal < 100 ms)" "$(ms "$m_runs")" "$(ms "$q_runs")" "$(ratio "$m_runs" "$q_runs")"
+	row "$TRACK_RUNS runs: mlx exp (goal < 100 ms)" "$(ms "$m_exp")" "$(ms "$q_exp")" "$(ratio "$m_exp" "$q_exp")"
 	rm -rf "$d"
 fi
 

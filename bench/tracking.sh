@@ -23,6 +23,7 @@
 #        REPS, WRITERS, RUNS_EACH, BIG, RUNS, PARTS: which of 1 2 3 to run)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/tracking_data.sh"
 MLX=$(realpath "${1:-build/mlx}")
 N=${N:-1000000}
 BATCH=${BATCH:-10000}
@@ -164,40 +165,13 @@ fi
 [[ " $PARTS " == *" 3 "* ]] || exit 0
 echo
 echo "3. mlx runs --limit 50 and mlx exp over $BIG runs x 20 metrics ($((BIG * 20)) metric rows), $RUNS runs each"
-mkdir -p "$work/big/.mlx"
-printf 'return { project = "bench_big" }\n' >"$work/big/.mlx/config.lua"
+track_fill_sqlite "$MLX" "$work/big" "$BIG"
 printf 'assert(require("mlx.track").open(arg[1], { project = "bench_big" })):close()\n' >"$work/schema.lua"
-"$MLX" lua "$work/schema.lua" "$work/big/.mlx/runs.db"
 "$MLX" lua "$work/schema.lua" "$MLX_PG_URI"
-fill_sql() { # the rows, in SQL both backends take ($1: a series of 1..BIG as "n(i)")
-	cat <<SQL
-INSERT INTO runs (id, status, start_time, end_time, recipe, command, host)
-  SELECT 'r' || substr('000000000000000' || i, -15, 15), 'FINISHED', 1700000000000 + i * 1000,
-         1700000000000 + i * 1000 + 500, 'train.lua', 'mlx recipe train.lua', 'bench' FROM $1;
-INSERT INTO params (run_id, key, value, num)
-  SELECT 'r' || substr('000000000000000' || i, -15, 15), k.key, CAST(i % 7 AS text), i % 7
-  FROM $1, (SELECT 'lr' AS key UNION ALL SELECT 'depth') k;
-INSERT INTO metrics (run_id, key, step, ts, value)
-  SELECT 'r' || substr('000000000000000' || i, -15, 15), 'metric' || substr('0' || m.j, -2, 2), 0,
-         1700000000000 + i * 1000 + 400, (i % 1000) / 1000.0 + m.j
-  FROM $1, (SELECT j FROM m20) m;
-INSERT INTO latest_metrics SELECT * FROM metrics;
-SQL
-}
-sqlite3 "$work/big/.mlx/runs.db" <<SQL
-BEGIN;
-CREATE TEMP TABLE m20 (j INTEGER);
-WITH RECURSIVE s(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM s WHERE j < 20) INSERT INTO m20 SELECT j FROM s;
-CREATE TEMP TABLE nn (i INTEGER);
-WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $BIG) INSERT INTO nn SELECT i FROM s;
-$(fill_sql "temp.nn n")
-COMMIT;
-ANALYZE;
-SQL
 # PostgreSQL's substr takes no negative start: lpad in its place.
 psql -c "SET search_path TO mlx_bench_big" -c "CREATE TEMP TABLE m20 AS SELECT generate_series(1, 20) AS j" \
 	-c "CREATE TEMP TABLE nn AS SELECT generate_series(1, $BIG) AS i" \
-	-c "$(fill_sql "nn n" | sed "s/substr('000000000000000' || i, -15, 15)/lpad(CAST(i AS text), 15, '0')/g; s/substr('0' || m.j, -2, 2)/lpad(CAST(m.j AS text), 2, '0')/g")" \
+	-c "$(track_fill_sql "nn n" | sed "s/substr('000000000000000' || i, -15, 15)/lpad(CAST(i AS text), 15, '0')/g; s/substr('0' || m.j, -2, 2)/lpad(CAST(m.j AS text), 2, '0')/g")" \
 	-c "ANALYZE"
 # As autovacuum would soon: sets the visibility map, so counts can be
 # answered from indexes.
