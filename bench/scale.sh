@@ -18,7 +18,7 @@
 #          and 2 params each in SQLite (bench/tracking_data.sh, as
 #          bench/tracking.sh fills them): mlx runs --limit 50 and mlx exp
 #          against sqlite3 running the same statements on the same file;
-#          hyperfine medians.
+#          medians of 4*RUNS runs, mlx and sqlite3 alternately.
 #   data   FILES (1,000,000) small files: mlx add (time, peak memory), the
 #          no-op mlx status against git status on the same committed tree,
 #          and one changed file: mlx status and mlx add (time, peak memory).
@@ -246,12 +246,29 @@ if part track; then
 		(cd "$d" && MLX_TRACKING_URI= bash -c "$cmd" >/dev/null 2>"$work/track.err") ||
 			{ echo "bench/scale.sh: failed: $cmd" >&2; tail -3 "$work/track.err" >&2; exit 1; }
 	done
-	export MLX_TRACKING_URI=
-	m_runs=$(hf "$d" "$((RUNS * 2))" "$MLX runs --limit 50")
-	q_runs=$(hf "$d" "$((RUNS * 2))" "sqlite3 .mlx/runs.db <$work/runs.sql")
-	m_exp=$(hf "$d" "$((RUNS * 2))" "$MLX exp")
-	q_exp=$(hf "$d" "$((RUNS * 2))" "sqlite3 .mlx/runs.db <$work/exp.sql")
-	unset MLX_TRACKING_URI
+	# mlx and its peer alternately, 4*RUNS times each, so that both see the
+	# same load; the medians of their wall times.
+	: >"$work/track.t"
+	for _ in $(seq "$((RUNS * 4))"); do
+		(
+			cd "$d" && export MLX_TRACKING_URI=
+			t0=$EPOCHREALTIME
+			"$MLX" runs --limit 50 >/dev/null 2>&1 || exit
+			t1=$EPOCHREALTIME
+			sqlite3 .mlx/runs.db <"$work/runs.sql" >/dev/null || exit
+			t2=$EPOCHREALTIME
+			"$MLX" exp >/dev/null 2>&1 || exit
+			t3=$EPOCHREALTIME
+			sqlite3 .mlx/runs.db <"$work/exp.sql" >/dev/null || exit
+			echo "$t0 $t1 $t2 $t3 $EPOCHREALTIME"
+		) >>"$work/track.t" || { echo "bench/scale.sh: a listing failed in $d" >&2; exit 1; }
+	done
+	read -r m_runs q_runs m_exp q_exp <<<"$(python3 - "$work/track.t" <<'PY'
+import statistics, sys
+rows = [[float(x) for x in line.split()] for line in open(sys.argv[1])]
+print(*("%.4f" % statistics.median(r[k + 1] - r[k] for r in rows) for k in range(4)))
+PY
+)"
 	ms() { python3 -c "print('%.1f ms' % ($1 * 1000))"; }
 	row "$TRACK_RUNS runs: mlx runs --limit 50 (goal < 100 ms)" "$(ms "$m_runs")" "$(ms "$q_runs")" "$(ratio "$m_runs" "$q_runs")"
 	row "$TRACK_RUNS runs: mlx exp (goal < 100 ms)" "$(ms "$m_exp")" "$(ms "$q_exp")" "$(ratio "$m_exp" "$q_exp")"
