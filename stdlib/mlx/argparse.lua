@@ -4,7 +4,9 @@
 --- type = "integer"|"number"|"string", multiple = true, help = "…" }.
 --- Without `arg` the option is a flag (true when given). Long options take
 --- `--name value` or `--name=value`; short ones `-n value`, `-nvalue`, and
---- flags bundle (`-fk`). `--` ends the options; a lone `-` is positional.
+--- flags bundle (`-fk`). With `optional = true` the long option's value is
+--- optional and comes only after `=` (`--name` alone is true, as git's
+--- `--abbrev[=N]`), so one letter keeps one meaning across commands. `--` ends the options; a lone `-` is positional.
 --- Keys in the result use `_` for `-` (`--keep-going` → opts.keep_going).
 ---
 --- A spec with `retired = "what to use instead"` (and `short` and/or a
@@ -91,7 +93,9 @@ function M.parse(specs, argv, config)
         ui.usage_error("unknown option '--%s' for '%s'%s", name, context, hint)
       end
       refuse_retired(spec, "--" .. name)
-      if spec.arg then
+      if spec.arg and spec.optional and value == nil then
+        opts[key_of(spec[1])] = true
+      elseif spec.arg then
         if value == nil then
           i = i + 1
           value = argv[i]
@@ -145,6 +149,7 @@ end
 --- Returns how an option is written in help: "-j, --jobs N" or "--keep".
 function M.spelling(spec)
   local left = spec.short and ("-" .. spec.short .. ", ") or ""
+  if spec.arg and spec.optional then return left .. "--" .. spec[1] .. "[=" .. spec.arg .. "]" end
   return left .. "--" .. spec[1] .. (spec.arg and (" " .. spec.arg) or "")
 end
 

@@ -432,8 +432,9 @@ function M.pull(root, opts)
   return result
 end
 
---- What is missing where, for targets (see M.records): {remote, local_missing
---- = {{hash, path}} (not in the store), remote_missing = {…} (not on the
+--- What is missing where, for targets (see M.records), on the remote
+--- opts.remote (else the default): {remote (its name), url, local_missing =
+--- {{hash, path}} (not in the store), remote_missing = {…} (not on the
 --- remote, by its index), objects (counted)}; or nil, message, code.
 function M.status(root, opts)
   opts = opts or {}
@@ -456,7 +457,8 @@ function M.status(root, opts)
     st:close()
     return nil, err, code
   end
-  local result = { remote = h.name, local_missing = {}, remote_missing = {}, objects = #list, warning = idx.warning }
+  local result = { remote = h.name, url = h.url, local_missing = {}, remote_missing = {}, objects = #list,
+    warning = idx.warning }
   for _, item in ipairs(list) do
     if not st:has(item.hash) then
       result.local_missing[#result.local_missing + 1] = { hash = item.hash, path = from[item.hash] }

@@ -96,6 +96,16 @@ mlx push --run-cache
 is "$OUT" "remote 'origin' already has all 25 objects" "a second push has nothing to do"
 mlx status --remote
 like "$ERR" "all 25 pinned objects are in the store and on remote 'origin'" "status --remote agrees"
+like "$ERR" "remote 'origin' \(.*\), by its index" "and names the remote it reports on"
+"$MLX" remote add second "$url/second" "${remote_options[@]}" >/dev/null
+mlx status -r second
+like "$OUT" "unpushed: data/labels.csv \(1 object not on remote 'second'; mlx push\)" "status -r NAME reports on the remote NAME"
+like "$ERR" "remote 'second' \(.*second\), by its index" "and says so"
+mlx status --remote=second
+like "$OUT" "unpushed: data/labels.csv \(1 object not on remote 'second'" "so does --remote=NAME"
+"$MLX" remote remove second >/dev/null
+mlx status -r nowhere
+is "$RC" 2 "status -r with an unknown remote is exit 2"
 git add -A && git commit -qm "data and pipeline"
 is "$(git ls-files data work | tr '\n' ' ')" "data/.gitignore work/.gitignore " "git holds the pins, not the data nor the outs"
 

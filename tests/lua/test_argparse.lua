@@ -30,6 +30,18 @@ function TestArgparse:test_long_short_and_equals_forms()
   lu.assertEquals(args, { "a", "b" })
 end
 
+function TestArgparse:test_an_optional_value_comes_after_equals_or_with_the_letter()
+  local specs = { { "remote", short = "r", arg = "NAME", optional = true } }
+  local opts, args = argparse.parse(specs, { "--remote", "recipe.lua" })
+  lu.assertEquals({ opts.remote, args }, { true, { "recipe.lua" } })
+  opts = argparse.parse(specs, { "--remote=origin" })
+  lu.assertEquals(opts.remote, "origin")
+  opts = argparse.parse(specs, { "-r", "ci" })
+  lu.assertEquals(opts.remote, "ci")
+  lu.assertStrContains(usage_error_of(function() argparse.parse(specs, { "-r" }) end), "'-r' needs a value")
+  lu.assertEquals(argparse.spelling(specs[1]), "-r, --remote[=NAME]")
+end
+
 function TestArgparse:test_double_dash_ends_options_and_dash_is_positional()
   local opts, args = argparse.parse(SPECS, { "-", "--", "--force", "-j" })
   lu.assertNil(opts.force)

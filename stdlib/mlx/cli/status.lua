@@ -63,13 +63,16 @@ local function pipeline_section(root, opts, args)
   return require("mlx.pipeline.status").section(root, opts, args)
 end
 
--- With --remote: which pinned objects are not in the store, and which
--- are not on the default remote (by its index: one listing).
+-- With --remote (or -r NAME): which pinned objects are not in the store,
+-- and which are not on the remote (by its index: one listing).
 local function remote_section(root, opts)
   if not opts.remote then return 0 end
-  local result, err, code = require("mlx.remote").status(root, {})
+  -- --remote alone is the default remote; --remote=NAME and -r NAME name one.
+  local name = type(opts.remote) == "string" and opts.remote or nil
+  local result, err, code = require("mlx.remote").status(root, { remote = name })
   if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
   if result.warning then ui.warn(result.warning) end
+  ui.note(("remote '%s' (%s), by its index"):format(result.remote, result.url))
   local function group(list)
     local by, order = {}, {}
     for _, o in ipairs(list) do
@@ -90,7 +93,7 @@ local function remote_section(root, opts)
   end
   local lorder, lby = group(result.local_missing)
   for _, p in ipairs(lorder) do
-    ui.out(("%-9s %s (%d object%s not in the store; mlx pull from '%s')"):format("unfetched:", p, lby[p],
+    ui.out(("%-9s %s (%d object%s not in the store; mlx pull -r %s)"):format("unfetched:", p, lby[p],
       lby[p] == 1 and "" or "s", result.remote))
   end
   if #order == 0 and #lorder == 0 then
@@ -101,7 +104,8 @@ end
 
 local M = {
   summary = "show tracked data that is modified or missing, and stale pipeline steps",
-  usage = "mlx status [RECIPE] [--check] [--remote] [-v] [-j N] [-p KEY=VALUE]... [--params-file FILE]",
+  usage = "mlx status [RECIPE] [--check] [--remote[=NAME] | -r NAME] [-v] [-j N] [-p KEY=VALUE]... "
+    .. "[--params-file FILE]",
   description = [[
 Compares every path pinned in mlx.lock with the workspace and prints those
 that are modified or missing ("modified: data/images/ (1 added, 2 modified,
@@ -111,10 +115,12 @@ a RECIPE, also prints each step of its pipeline that would run and why
 ("stale:    train: param 'lr' changed from 0.1 to 0.05"). With --check the
 exit code is 1 when anything is out of date, for CI. With --remote, also
 says which pinned objects are not on the default remote (by its index) and
-which are not in the store.]],
+which are not in the store; --remote=NAME or -r NAME does so for the
+remote NAME.]],
   options = {
     { "check", help = "exit 1 if anything is modified or missing" },
-    { "remote", help = "also say what is missing on the default remote and in the store" },
+    cli.option("remote", { optional = true,
+      help = "also say what is missing on a remote (the default, or NAME) and in the store" }),
     { "verbose", short = "v", help = "list every changed file" },
     cli.option("jobs", { help = "hash with N threads (default: one per CPU)" }),
     cli.option("param", { help = "a param value the recipe would run with (repeatable)" }),
