@@ -19,6 +19,7 @@ local index = require "mlx.remote.index"
 local json = require "mlx.json"
 local lockfile = require "mlx.lock"
 local runcache = require "mlx.remote.runcache"
+local verify = require "mlx.remote.verify"
 
 local M = {}
 
@@ -176,10 +177,15 @@ local LIST_ABOVE = 1000
 --- Sends what targets name (see M.records) to the remote: the objects the
 --- remote's index lacks and, with opts.run_cache, the run-cache entries
 --- (of deterministic steps) and their objects; then appends an index
---- segment. opts: {remote, targets, run_cache, jobs, dry_run, progress}.
---- Returns {remote, sent, present, bytes, runs (entries sent), missing =
---- {{hash, path}} (not in the local store), corrupt = {…}, todo (objects
---- to send: the dry-run's answer), warning}; or nil, message, code.
+--- segment. Objects marked bad on the remote (a fetch found them corrupt
+--- or absent: mlx.remote.index.mark_bad) are sent again, overwriting what
+--- is there, and their marks removed. With opts.verify the index is not
+--- trusted: every object is asked for (size) and sent when absent or of
+--- the wrong size. opts: {remote, targets, run_cache, jobs, dry_run, verify,
+--- progress}. Returns {remote, sent, present, bytes, runs (entries sent),
+--- repaired (bad objects sent again), missing = {{hash, path}} (not in the
+--- local store), corrupt = {…}, todo (objects to send: the dry-run's
+--- answer), warning}; or nil, message, code.
 function M.push(root, opts)
   opts = opts or {}
   local h, err, code = M.open(root, opts.remote, opts)
@@ -218,12 +224,21 @@ function M.push(root, opts)
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
     warning = idx.warning, objects = #list, unavailable = unavailable }
   for _, r in ipairs(unread) do result.missing[#result.missing + 1] = { hash = r.hash, path = r.path } end
-  local todo = {}
+  -- Objects marked bad go again whatever the remote has under their key.
+  local todo, forced = {}, {}
   for _, item in ipairs(list) do
-    if not idx.objects[item.hash] then todo[#todo + 1] = item end
+    if idx.bad[item.hash] then
+      forced[#forced + 1] = item
+    elseif opts.verify or not idx.objects[item.hash] then
+      todo[#todo + 1] = item
+    end
   end
-  local check = false
-  if #todo > 0 and not idx.listed then
+  local check = opts.verify or false
+  if opts.verify and opts.dry_run then
+    local absent, verr, vcode = verify.absent(root, h.r, todo)
+    if not absent then return nil, verr, vcode end
+    todo = absent
+  elseif #todo > 0 and not idx.listed and not opts.verify then
     if #todo > LIST_ABOVE then
       local objects = index.list_remote(h.r)
       if objects then
@@ -244,12 +259,32 @@ function M.push(root, opts)
     if not idx.runs[key] then new_runs[#new_runs + 1] = key end
   end
   table.sort(new_runs)
-  result.todo = #todo
+  result.todo = #todo + #forced
   result.todo_runs = #new_runs
+  result.repaired = 0
   if opts.dry_run then return result end
   local res
   res, err, code = h.r:push(root, todo, { check = check, progress = opts.progress })
   if not res then return nil, err, code end
+  if #forced > 0 then
+    local fres
+    fres, err, code = h.r:push(root, forced, { progress = opts.progress })
+    if not fres then return nil, err, code end
+    local failed = {}
+    for _, id in ipairs(fres.missing) do failed[id] = true end
+    for _, id in ipairs(fres.corrupt) do failed[id] = true end
+    for _, item in ipairs(forced) do
+      if not failed[item.hash] then
+        local ok
+        ok, err, code = index.clear_bad(h.r, item.hash)
+        if not ok then return nil, err, code end
+        result.repaired = result.repaired + 1
+      end
+    end
+    res.sent, res.bytes = res.sent + fres.sent, res.bytes + fres.bytes
+    table.move(fres.missing, 1, #fres.missing, #res.missing + 1, res.missing)
+    table.move(fres.corrupt, 1, #fres.corrupt, #res.corrupt + 1, res.corrupt)
+  end
   result.sent, result.bytes = res.sent, res.bytes
   result.present = result.present + res.present
   local bad = {}
@@ -290,6 +325,27 @@ function M.push(root, opts)
 end
 
 -- ---- fetch and pull -------------------------------------------------------
+
+-- Marks on the remote the objects a fetch found corrupt, or absent though
+-- its index lists them, so that the next push from any project that has
+-- them sends them again (mlx.remote.index.mark_bad). A remote that refuses
+-- the mark (read-only credentials) costs a warning, not the fetch.
+local function mark_bad(root, r, idx, res, result)
+  local marks = {}
+  for _, id in ipairs(res.corrupt) do marks[#marks + 1] = { id, "corrupt" } end
+  for _, id in ipairs(res.missing) do
+    if idx.objects[id] then marks[#marks + 1] = { id, "missing" } end
+  end
+  for _, m in ipairs(marks) do
+    local ok, err = index.mark_bad(root, r, m[1], m[2])
+    if ok then
+      result.marked = (result.marked or 0) + 1
+    else
+      result.warning = ("could not mark object %s bad on remote '%s' (%s); 'mlx push --verify' from a clone "
+        .. "that has it sends it again"):format(m[1]:sub(1, 12), result.remote, err)
+    end
+  end
+end
 
 --- Brings into the store every object that targets name (see M.records)
 --- and the store lacks — directories' manifests first, then their files —
@@ -362,6 +418,7 @@ function M.fetch(root, opts)
       bad[id] = true
       result.corrupt[#result.corrupt + 1] = { hash = id, path = from[id] }
     end
+    mark_bad(root, h.r, idx, res, result)
     return true
   end
   -- Two rounds: the first brings the manifests of directories, whose
@@ -433,9 +490,12 @@ function M.pull(root, opts)
 end
 
 --- What is missing where, for targets (see M.records), on the remote
---- opts.remote (else the default): {remote (its name), url, local_missing =
---- {{hash, path}} (not in the store), remote_missing = {…} (not on the
---- remote, by its index), objects (counted)}; or nil, message, code.
+--- opts.remote (else the default): {remote (its name), url, local_missing
+--- = {{hash, path}} (not in the store), remote_missing = {{hash, path,
+--- why}} (not on the remote by its index; why = "bad" when a fetch marked
+--- it corrupt or absent there; with opts.verify, by a listing of the
+--- remote instead, why = "missing" or "size"), objects (counted)}; or nil,
+--- message, code.
 function M.status(root, opts)
   opts = opts or {}
   local h, err, code = M.open(root, opts.remote, opts)
@@ -458,16 +518,33 @@ function M.status(root, opts)
     return nil, err, code
   end
   local result = { remote = h.name, url = h.url, local_missing = {}, remote_missing = {}, objects = #list,
-    warning = idx.warning }
+    warning = idx.warning, verified = opts.verify or nil }
   for _, item in ipairs(list) do
     if not st:has(item.hash) then
       result.local_missing[#result.local_missing + 1] = { hash = item.hash, path = from[item.hash] }
     end
-    if not idx.objects[item.hash] then
-      result.remote_missing[#result.remote_missing + 1] = { hash = item.hash, path = from[item.hash] }
+    if not opts.verify and not idx.objects[item.hash] then
+      result.remote_missing[#result.remote_missing + 1] = { hash = item.hash, path = from[item.hash],
+        why = idx.bad[item.hash] and "bad" or nil }
     end
   end
   st:close()
+  if opts.verify then
+    local absent
+    absent, err, code = verify.absent(root, h.r, list)
+    if not absent then return nil, err, code end
+    local shown = {}
+    for _, item in ipairs(absent) do
+      shown[item.hash] = true
+      result.remote_missing[#result.remote_missing + 1] = { hash = item.hash, path = from[item.hash], why = item.why }
+    end
+    -- A listing cannot see a corrupt object of the right size; a mark can.
+    for _, item in ipairs(list) do
+      if idx.bad[item.hash] and not shown[item.hash] then
+        result.remote_missing[#result.remote_missing + 1] = { hash = item.hash, path = from[item.hash], why = "bad" }
+      end
+    end
+  end
   h.r:close()
   return result
 end

@@ -145,10 +145,49 @@ git clone -q "$TEST_DIR/a" "$TEST_DIR/c" && cd "$TEST_DIR/c" || exit 1
 mlx pull
 is "$RC" 1 "a pull that meets a corrupt object exits 1"
 like "$ERR" "object data/labels.csv \(${victim:0:12}\) on remote 'origin' is corrupt; not used" "the object is named, with its path"
+like "$ERR" "marked bad there: 'mlx push' from a clone that has it sends it again" "and how it gets repaired"
 [ ! -e ".mlx/cache/objects/${victim:0:2}/${victim:2}" ] && [ ! -e data/labels.csv ]
 is "$?" 0 "the corrupt bytes entered neither the store nor the workspace"
 mlx checkout data/labels.csv
 like "$ERR" "not in the store; fetch it with 'mlx pull' \(from remote 'origin'\)" "checkout names mlx pull and the remote"
+
+# ---- the repair: the mark makes A's next push send the object again ------
+cd "$TEST_DIR/a" || exit 1
+mlx status -r origin
+like "$ERR" "remote 'origin' \(.*\), by its index" "status -r names the remote it reports on"
+like "$OUT" "unpushed: data/labels.csv \(1 object marked bad \(a fetch found it corrupt or absent\) on remote 'origin'; mlx push sends it again\)" "status --remote shows the object marked bad"
+mlx push
+is "$RC" 0 "the next push from A exits 0"
+like "$OUT" "sent again 1 object that a fetch had found corrupt or absent on remote 'origin'" "and sends the corrupt object again"
+cd "$TEST_DIR/c" || exit 1
+mlx pull
+is "$RC" 0 "the pull in the clone now succeeds"
+cmp -s data/labels.csv "$TEST_DIR/a/data/labels.csv"
+is "$?" 0 "with the good bytes"
+n=$(remote_lua 'local n = 0 for k in pairs(assert(r:list("index/"))) do if k:find("bad") then n = n + 1 end end print(n)')
+is "$n" 0 "the mark is gone from the remote"
+
+# An object deleted or truncated on the remote behind the index's back:
+# --verify asks the remote instead of trusting the index.
+cd "$TEST_DIR/a" || exit 1
+gone=$(sha256sum data/raw/s1.txt | cut -d' ' -f1)
+short=$(sha256sum data/raw/s2.txt | cut -d' ' -f1)
+remote_lua "assert(r:remove('objects/${gone:0:2}/${gone:2}')); assert(r:write('objects/${short:0:2}/${short:2}', 'x', '$TEST_DIR'))"
+mlx push
+like "$OUT" "^remote 'origin' already has all" "a push trusts the index"
+mlx status --remote --verify
+like "$OUT" "unpushed: data/raw/s1.txt \(1 object absent on remote 'origin'; mlx push --verify sends it again\)" "status --remote --verify finds the deleted object"
+like "$OUT" "unpushed: data/raw/s2.txt \(1 object of the wrong size on remote 'origin'" "and the truncated one"
+mlx push --verify --dry-run
+like "$OUT" "^would push 2 objects to remote 'origin'" "push --verify --dry-run counts them"
+mlx push --verify
+is "$RC" 0 "push --verify exits 0"
+like "$OUT" "^pushed 2 objects \(.*\) to remote 'origin'; [0-9]+ already there" "and sends only those two again"
+mlx status -r origin --verify
+like "$ERR" "all [0-9]+ pinned objects are in the store and on remote 'origin'" "after which the remote holds every object"
+mlx status --verify
+is "$RC" 2 "--verify without a remote is a usage error (exit 2)"
+like "$ERR" "add --remote \(the default remote\) or -r NAME" "saying what to add"
 
 # ---- a push killed at a random point sends only what is missing ----------
 new_project "$TEST_DIR/k" killed

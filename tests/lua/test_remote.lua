@@ -117,6 +117,35 @@ function TestRemoteIndex:test_segments_are_appended_read_and_compacted()
   cleanup(root)
 end
 
+function TestRemoteIndex:test_a_bad_mark_outweighs_segments_and_survives_compaction()
+  local root = project()
+  local r = open_dir_remote(root)
+  local url = root .. "/remote"
+  local a, b = ("a"):rep(64), ("b"):rep(64)
+  assert(r:write("objects/aa/" .. a:sub(3), "x", root .. "/.mlx/tmp"))
+  assert(r:write("objects/bb/" .. b:sub(3), "y", root .. "/.mlx/tmp"))
+  assert(index.append(root, r, url, { a, b }, {}))
+  assert(index.mark_bad(root, r, a, "corrupt"))
+  local idx = assert(index.read(root, r, url))
+  lu.assertTrue(idx.bad[a])
+  lu.assertNil(idx.objects[a])
+  lu.assertTrue(idx.objects[b])
+  -- A listing sees a's key, so compaction must keep the mark.
+  local res = assert(index.compact(root, r, url))
+  lu.assertEquals(res.before, 1)
+  idx = assert(index.read(root, r, url))
+  lu.assertTrue(idx.bad[a])
+  lu.assertNil(idx.objects[a])
+  -- Marks of things that are not ids are data, and ignored.
+  assert(r:write("index/bad-notanid", "corrupt\n", root .. "/.mlx/tmp"))
+  assert(index.clear_bad(r, a))
+  idx = assert(index.read(root, r, url))
+  lu.assertEquals(next(idx.bad), nil)
+  lu.assertTrue(idx.objects[a] and idx.objects[b])
+  r:close()
+  cleanup(root)
+end
+
 function TestRemoteIndex:test_a_damaged_segment_falls_back_to_listing()
   local root = project()
   local r = open_dir_remote(root)

@@ -64,17 +64,25 @@ local function pipeline_section(root, opts, args)
 end
 
 -- With --remote (or -r NAME): which pinned objects are not in the store,
--- and which are not on the remote (by its index: one listing).
+-- and which are not on the remote (by its index: one listing; with
+-- --verify, by a listing of its objects and their sizes).
+local WHY = {
+  bad = "marked bad (a fetch found it corrupt or absent)",
+  missing = "absent",
+  size = "of the wrong size",
+}
+
 local function remote_section(root, opts)
   if not opts.remote then return 0 end
   -- --remote alone is the default remote; --remote=NAME and -r NAME name one.
   local name = type(opts.remote) == "string" and opts.remote or nil
-  local result, err, code = require("mlx.remote").status(root, { remote = name })
+  local result, err, code = require("mlx.remote").status(root, { remote = name, verify = opts.verify })
   if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
   if result.warning then ui.warn(result.warning) end
-  ui.note(("remote '%s' (%s), by its index"):format(result.remote, result.url))
+  ui.note(("remote '%s' (%s), %s"):format(result.remote, result.url,
+    opts.verify and "by a listing of its objects" or "by its index"))
   local function group(list)
-    local by, order = {}, {}
+    local by, order, why = {}, {}, {}
     for _, o in ipairs(list) do
       local p = o.path or o.hash
       if not by[p] then
@@ -82,14 +90,20 @@ local function remote_section(root, opts)
         order[#order + 1] = p
       end
       by[p] = by[p] + 1
+      why[p] = why[p] or o.why
     end
     table.sort(order)
-    return order, by
+    return order, by, why
   end
-  local order, by = group(result.remote_missing)
+  local order, by, why = group(result.remote_missing)
   for _, p in ipairs(order) do
-    ui.out(("%-9s %s (%d object%s not on remote '%s'; mlx push)"):format("unpushed:", p, by[p],
-      by[p] == 1 and "" or "s", result.remote))
+    local n = ("%d object%s"):format(by[p], by[p] == 1 and "" or "s")
+    if why[p] then
+      ui.out(("%-9s %s (%s %s on remote '%s'; mlx push%s sends %s again)"):format("unpushed:", p, n, WHY[why[p]],
+        result.remote, why[p] == "bad" and "" or " --verify", by[p] == 1 and "it" or "them"))
+    else
+      ui.out(("%-9s %s (%s not on remote '%s'; mlx push)"):format("unpushed:", p, n, result.remote))
+    end
   end
   local lorder, lby = group(result.local_missing)
   for _, p in ipairs(lorder) do
@@ -104,7 +118,7 @@ end
 
 local M = {
   summary = "show tracked data that is modified or missing, and stale pipeline steps",
-  usage = "mlx status [RECIPE] [--check] [--remote[=NAME] | -r NAME] [-v] [-j N] [-p KEY=VALUE]... "
+  usage = "mlx status [RECIPE] [--check] [--remote[=NAME] | -r NAME] [--verify] [-v] [-j N] [-p KEY=VALUE]... "
     .. "[--params-file FILE]",
   description = [[
 Compares every path pinned in mlx.lock with the workspace and prints those
@@ -116,11 +130,15 @@ a RECIPE, also prints each step of its pipeline that would run and why
 exit code is 1 when anything is out of date, for CI. With --remote, also
 says which pinned objects are not on the default remote (by its index) and
 which are not in the store; --remote=NAME or -r NAME does so for the
-remote NAME.]],
+remote NAME. With
+--verify, the remote's index is not trusted: its objects are listed with
+their sizes, and those absent or of the wrong size are unpushed (mlx push
+--verify sends them again).]],
   options = {
     { "check", help = "exit 1 if anything is modified or missing" },
     cli.option("remote", { optional = true,
       help = "also say what is missing on a remote (the default, or NAME) and in the store" }),
+    { "verify", help = "with --remote or -r: list the remote's objects instead of trusting its index" },
     { "verbose", short = "v", help = "list every changed file" },
     cli.option("jobs", { help = "hash with N threads (default: one per CPU)" }),
     cli.option("param", { help = "a param value the recipe would run with (repeatable)" }),
@@ -131,6 +149,9 @@ remote NAME.]],
 }
 
 function M.main(opts, args)
+  if opts.verify and not opts.remote then
+    ui.usage_error("--verify checks a remote: add --remote (the default remote) or -r NAME")
+  end
   local root = project.require_root()
   local stale = 0
   for _, section in ipairs(M.sections) do

@@ -11,7 +11,10 @@
 ---     r <run-cache key>
 ---
 --- Segments already seen are kept in .mlx/cache/remotes/<id of the URL>/
---- and not read again. A segment whose bytes do not hash to its name, or
+--- and not read again. Beside the segments, index/bad-<id> marks an object
+--- that a fetch found corrupt (or absent) although the index lists it: the
+--- index is append-only, so this is how it stops claiming the object; a
+--- push that sends a good copy again removes the mark. A segment whose bytes do not hash to its name, or
 --- that does not parse, is damaged: the index is then not trusted and the
 --- remote is listed instead (objects/ and runcache/), as when there is no
 --- index. `mlx gc --remote` compacts the segments into one.
@@ -71,15 +74,18 @@ end
 
 --- Reads the index of the remote r (an mlx.transfer handle) at url:
 --- {objects = {id → true}, runs = {key → true}, segments = {names},
+--- bad = {id → true} (marked by M.mark_bad, and left out of objects),
 --- listed = true when it came from a listing (exact), warning = text when
 --- the index was damaged}; or nil, message, code.
 function M.read(root, r, url)
   local keys, err, code = r:list("index/")
   if not keys then return nil, err, code end
   local dir = M.cache_dir(root, url) .. "/index"
-  local idx = { objects = {}, runs = {}, segments = {} }
+  local idx = { objects = {}, runs = {}, segments = {}, bad = {} }
   local damaged
   for key in pairs(keys) do
+    local bad = key:match("^index/bad%-(%x+)$")
+    if bad and lock.is_id(bad) then idx.bad[bad] = true end
     local name = key:match("^index/(%x+)$")
     if name and lock.is_id(name) then
       idx.segments[#idx.segments + 1] = name
@@ -108,8 +114,24 @@ function M.read(root, r, url)
     idx.objects, idx.runs, idx.listed = objects, runs, true
     if damaged then idx.warning = ("the index of the remote is damaged (%s); listed the remote instead"):format(damaged) end
   end
+  -- A corrupt object is listed too: the mark wins over segments and listings.
+  for id in pairs(idx.bad) do idx.objects[id] = nil end
   table.sort(idx.segments)
   return idx
+end
+
+--- Marks the object id as bad on the remote r (why: "corrupt" or
+--- "missing"), so that every project's index stops counting it and the
+--- next push that has a good copy sends it again. Returns true, or nil,
+--- message, code (a remote that refuses writes, as read-only credentials).
+function M.mark_bad(root, r, id, why)
+  return r:write("index/bad-" .. id, why .. "\n", root .. "/.mlx/tmp")
+end
+
+--- Removes the mark of id (M.mark_bad), once a good copy was sent. Returns
+--- true, or nil, message, code.
+function M.clear_bad(r, id)
+  return r:remove("index/bad-" .. id)
 end
 
 --- Appends a segment naming objects and runs (lists of ids) to the remote
@@ -129,7 +151,8 @@ end
 --- Compacts the index of the remote: one segment with everything the
 --- remote holds (listed, so it is exact), then the segments it replaces are
 --- removed. A push running meanwhile writes a segment of its own, which is
---- kept. Returns {before = number of segments, objects, runs} or nil,
+--- kept, and so are the marks of bad objects (a listing cannot tell a
+--- corrupt object from a good one). Returns {before = number of segments, objects, runs} or nil,
 --- message, code.
 function M.compact(root, r, url)
   local keys, err, code = r:list("index/")
@@ -144,8 +167,9 @@ function M.compact(root, r, url)
   if not name then return nil, err, code end
   local before = 0
   for key in pairs(keys) do
-    before = before + 1
-    if key ~= "index/" .. tostring(name) then
+    local segment = key:match("^index/(%x+)$")
+    if segment and lock.is_id(segment) then before = before + 1 end
+    if segment and key ~= "index/" .. tostring(name) then
       local ok
       ok, err, code = r:remove(key)
       if not ok then return nil, err, code end

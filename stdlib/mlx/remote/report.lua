@@ -41,6 +41,10 @@ function M.run(verb, fn, root, opts)
     ui.out(("%s %s (%s)%s %s; %d already there"):format(done, plural(result.sent, "object"),
       ui.format_size(result.bytes), runs, where, result.present))
   end
+  if (result.repaired or 0) > 0 then
+    ui.out(("sent again %s that a fetch had found corrupt or absent on remote '%s'"):format(
+      plural(result.repaired, "object"), result.remote))
+  end
   for _, u in ipairs(result.unavailable or {}) do
     ui.out(verb == "push"
       and ("not pushed: %s (its step %s keeps no copy in the store; it makes it again)"):format(u.path, u.step)
@@ -63,8 +67,9 @@ function M.run(verb, fn, root, opts)
     if verb == "push" then
       ui.error(("%s is corrupt in the local store; not pushed (mlx fsck moves it aside)"):format(named(o)))
     else
-      ui.error(("object %s on remote '%s' is corrupt; not used (push a good copy from a clone that has it)")
-        :format(named(o), result.remote))
+      ui.error(("object %s on remote '%s' is corrupt; not used (%s)"):format(named(o), result.remote,
+        (result.marked or 0) > 0 and "marked bad there: 'mlx push' from a clone that has it sends it again"
+          or "'mlx push --verify' from a clone that has it sends it again"))
     end
   end
   for _, c in ipairs(result.changes or {}) do
