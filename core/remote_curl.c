@@ -65,10 +65,17 @@ int mlx_remote_options_check(const struct mlx_remote_config *config, const char 
 		size_t k = 0;
 		while (allowed[k] && strcmp(allowed[k], o->items[i]) != 0)
 			k++;
-		if (!allowed[k])
-			return mlx_err_set(err, MLX_ERR_INVALID, 0,
-			                   "remote %s: unknown option '%s' for a %s remote", config->name,
-			                   o->items[i], backend);
+		if (allowed[k])
+			continue;
+		/* Name the options there are: a typo is then fixed from the message. */
+		char known[300] = "";
+		size_t used = 0;
+		for (k = 0; allowed[k] && used < sizeof known; k++)
+			used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", k ? ", " : "",
+			                         allowed[k]);
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "remote %s: unknown option '%s' for the %s backend (it has %s)",
+		                   config->name, o->items[i], backend, known);
 	}
 	return MLX_OK;
 }

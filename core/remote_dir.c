@@ -86,9 +86,11 @@ static int dir_open(const struct mlx_remote_config *config, void **state, struct
 	if (config->options)
 		for (size_t i = 0; i + 1 < config->options->len; i += 2)
 			if (strcmp(config->options->items[i], "timeout_ms") != 0)
-				return mlx_err_set(err, MLX_ERR_INVALID, 0,
-				                   "remote %s: a directory remote has no option '%s'",
-				                   config->name, config->options->items[i]);
+				return mlx_err_set(
+				    err, MLX_ERR_INVALID, 0,
+				    "remote %s: unknown option '%s' for the directory backend (it has "
+				    "timeout_ms)",
+				    config->name, config->options->items[i]);
 	struct dir_remote *d = calloc(1, sizeof *d);
 	if (!d || !(d->name = strdup(config->name ? config->name : path)) || !(d->root = strdup(path))) {
 		if (d)
@@ -125,12 +127,27 @@ static int need_root(struct dir_remote *d, int create, struct mlx_err *err)
 {
 	if (d->root_fd >= 0)
 		return MLX_OK;
-	if (create && mlx_fs_mkdirs(d->root, 0755, err) != MLX_OK)
-		return mlx_err_set(err, MLX_ERR_IO, err->sys_errno, "remote %s: %s", d->name, err->msg);
-	d->root_fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->root_fd < 0)
-		return mlx_err_sys(err, errno, "remote %s: cannot open %s", d->name, d->root);
-	return MLX_OK;
+	struct mlx_err mk;
+	int e = 0;
+	if (create && mlx_fs_mkdirs(d->root, 0755, &mk) != MLX_OK)
+		e = mk.sys_errno ? mk.sys_errno : EIO;
+	if (e == 0 && (d->root_fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		e = errno;
+	if (e == 0)
+		return MLX_OK;
+	/* A file in the way or a directory we may not write is the URL's
+	 * fault, not the transport's: no retry fixes it (exit 2, not 1). */
+	if (e == ENOTDIR || e == EEXIST)
+		return mlx_err_set(
+		    err, MLX_ERR_INVALID, e,
+		    "remote %s: %s is not a directory (a file is in the way); point the remote at a "
+		    "directory: mlx remote add --force %s DIR",
+		    d->name, d->root, d->name);
+	if (e == EACCES || e == EPERM || e == EROFS)
+		return mlx_err_set(err, MLX_ERR_INVALID, e, "remote %s: cannot %s %s: %s", d->name,
+		                   create ? "create" : "open", d->root, strerror(e));
+	return mlx_err_set(err, e == ENOENT ? MLX_ERR_NOTFOUND : MLX_ERR_IO, e,
+	                   "remote %s: cannot open %s: %s", d->name, d->root, strerror(e));
 }
 
 /* Opens the directory of key (its components up to the last '/') with
@@ -154,7 +171,10 @@ static int dir_stat(void *state, const char *key, uint64_t *size, struct mlx_err
 	struct dir_remote *d = state;
 	if (!key_ok(key))
 		return bad_key(d, key, err);
-	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
+	int nr = d->root_fd < 0 ? need_root(d, 0, err) : MLX_OK;
+	if (nr != MLX_OK && nr != MLX_ERR_NOTFOUND)
+		return nr; /* a file in the way, a directory we may not read */
+	if (nr != MLX_OK)
 		return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT, "remote %s: %s not found", d->name, key);
 	const char *base;
 	int dfd = open_parent(d, key, 0, &base);
@@ -236,7 +256,10 @@ static int dir_get(void *state, const char *key, int fd, struct mlx_err *err)
 	struct dir_remote *d = state;
 	if (!key_ok(key))
 		return bad_key(d, key, err);
-	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
+	int nr = d->root_fd < 0 ? need_root(d, 0, err) : MLX_OK;
+	if (nr != MLX_OK && nr != MLX_ERR_NOTFOUND)
+		return nr; /* a file in the way, a directory we may not read */
+	if (nr != MLX_OK)
 		return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT, "remote %s: %s not found", d->name, key);
 	const char *base;
 	int dfd = open_parent(d, key, 0, &base);
@@ -355,8 +378,9 @@ static int dir_list(void *state, const char *prefix, mlx_remote_list_fn fn, void
 	key[len - 1] = 0;
 	if (!key_ok(key))
 		return bad_key(d, prefix, err);
-	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
-		return MLX_OK; /* no root yet: nothing under any prefix */
+	int nr = d->root_fd < 0 ? need_root(d, 0, err) : MLX_OK;
+	if (nr != MLX_OK)
+		return nr == MLX_ERR_NOTFOUND ? MLX_OK : nr; /* no root yet: nothing under any prefix */
 	/* Open the prefix as a directory: its parent, then itself. */
 	const char *base;
 	int pfd = open_parent(d, key, 0, &base);
@@ -378,8 +402,9 @@ static int dir_remove(void *state, const char *key, struct mlx_err *err)
 	struct dir_remote *d = state;
 	if (!key_ok(key))
 		return bad_key(d, key, err);
-	if (d->root_fd < 0 && need_root(d, 0, err) != MLX_OK)
-		return MLX_OK;
+	int nr = d->root_fd < 0 ? need_root(d, 0, err) : MLX_OK;
+	if (nr != MLX_OK)
+		return nr == MLX_ERR_NOTFOUND ? MLX_OK : nr; /* no root: nothing to remove */
 	const char *base;
 	int dfd = open_parent(d, key, 0, &base);
 	if (dfd < 0)

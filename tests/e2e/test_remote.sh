@@ -349,5 +349,29 @@ if grep -q hunter2 .mlx/remotes.json; then is 1 0 "the password is not saved"; e
 mlx push -r nowhere
 is "$RC" 2 "an unknown remote is exit 2"
 like "$ERR" "no remote named 'nowhere' \(remotes: origin\)" "naming the remotes there are"
+mlx remote add typo "$url" --option timeout=5
+is "$RC" 2 "an option typo is refused (exit 2)"
+like "$ERR" "unknown option 'timeout' for the [A-Za-z0-9]+ backend \(it has .*timeout_ms" "naming the options the backend has"
+touch "$TEST_DIR/afile"
+mlx remote add file "$TEST_DIR/afile"
+is "$RC" 2 "a directory remote whose path is a file is refused (exit 2)"
+is "$ERR" "mlx: error: remote file: $TEST_DIR/afile is not a directory (a file is in the way); point the remote at a directory: mlx remote add --force file DIR" "in one line saying what to do"
+mkdir -p "$TEST_DIR/later" && "$MLX" remote add later "$TEST_DIR/later/store" >/dev/null && touch "$TEST_DIR/later/store"
+mlx push -r later
+is "$RC" 2 "a push to it, once a file took its place, is exit 2"
+like "$ERR" "remote later: .*later/store is not a directory \(a file is in the way\)" "with the same message"
+# The credentials a push would use open the remote that remote add checks.
+if [ "$kind" = s3 ]; then
+	printf 'return { remotes = { keyed = { access_key_id = "%s", secret_access_key = "%s" } } }\n' \
+		"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >.mlx/config.local.lua
+	AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' HOME=$TEST_DIR "$MLX" remote add keyed "$url/keyed" "${remote_options[@]}" >/dev/null
+	is "$?" 0 "remote add finds S3 credentials in .mlx/config.local.lua"
+	rm .mlx/config.local.lua
+else
+	skip "remote add finds S3 credentials in .mlx/config.local.lua" "only S3 needs credentials to open"
+fi
+mlx push -j 0
+is "$RC" 2 "-j 0 is a usage error"
+like "$ERR" "option '-j' needs at least 1 transfer at once, not 0" "saying so"
 
 done_testing

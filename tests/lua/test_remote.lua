@@ -65,6 +65,10 @@ function TestRemoteConfig:test_credentials_come_from_config_local_and_the_enviro
   r = assert(config.resolve(root))
   os.getenv = getenv -- luacheck: ignore
   lu.assertEquals(r.options.password, "env")
+  -- mlx remote add checks a remote not saved yet with the same credentials.
+  write(root .. "/.mlx/config.local.lua", 'return { remotes = { new = { secret_access_key = "s" } } }')
+  local options = assert(config.with_credentials(root, "new", { endpoint = "http://h" }))
+  lu.assertEquals(options, { endpoint = "http://h", secret_access_key = "s" })
   cleanup(root)
 end
 
@@ -144,6 +148,25 @@ function TestRemoteIndex:test_a_bad_mark_outweighs_segments_and_survives_compact
   lu.assertTrue(idx.objects[a] and idx.objects[b])
   r:close()
   cleanup(root)
+end
+
+function TestRemoteIndex:test_a_listing_is_retried_after_a_transport_failure_only()
+  -- A handle whose first listing fails as a refused connection would.
+  local calls = 0
+  local flaky = { list = function(_, prefix)
+    calls = calls + 1
+    if calls == 1 then return nil, "remote t: " .. prefix .. ": Couldn't connect to server", "io" end
+    return { [prefix .. "ab"] = 1 }
+  end }
+  local keys = assert(index.list(flaky, "index/"))
+  lu.assertEquals(keys, { ["index/ab"] = 1 })
+  lu.assertEquals(calls, 2)
+  -- Bad configuration is not retried: no retry can fix it.
+  calls = 0
+  local refused = { list = function() calls = calls + 1 return nil, "remote t: HTTP 401", "invalid" end }
+  local ok, err, code = index.list(refused, "index/")
+  lu.assertNil(ok)
+  lu.assertEquals({ err, code, calls }, { "remote t: HTTP 401", "invalid", 1 })
 end
 
 function TestRemoteIndex:test_a_damaged_segment_falls_back_to_listing()

@@ -44,8 +44,22 @@ local function add(opts, args)
   doc.default = doc.default or name
   local abs = url
   if not url:match("^%a[%w+.-]*://") and url:sub(1, 1) ~= "/" then abs = project.absolute(root .. "/" .. url) end
-  local r, err, code = require("mlx.transfer").open { name = name, url = abs, options = options }
+  -- With the credentials a command would use (.mlx/config.local.lua, the
+  -- environment): an S3 remote does not open without them.
+  local creds, err, code = config.with_credentials(root, name, options)
+  local r
+  if creds then r, err, code = require("mlx.transfer").open { name = name, url = abs, options = creds } end
   if not r then ui.fail(ui.exit_code_for(code), "%s", err) end
+  -- A directory costs nothing to look at: a file in its place is refused
+  -- now, not at the first push. (A server may be down while it is added.)
+  if r:backend() == "dir" then
+    local ok
+    ok, err, code = r:list("index/")
+    if not ok then
+      r:close()
+      ui.fail(ui.exit_code_for(code), "%s", err)
+    end
+  end
   r:close()
   save(root, doc, opts.dry_run)
   ui.out(("%s remote %s %s%s"):format(opts.dry_run and "would add" or "added", name, url,

@@ -77,7 +77,7 @@ local function remote_section(root, opts)
   -- --remote alone is the default remote; --remote=NAME and -r NAME name one.
   local name = type(opts.remote) == "string" and opts.remote or nil
   local result, err, code = require("mlx.remote").status(root, { remote = name, verify = opts.verify })
-  if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
+  if not result then ui.fail(ui.exit_code_for(code), "%s", require("mlx.remote.report").advice(err, code)) end
   if result.warning then ui.warn(result.warning) end
   ui.note(("remote '%s' (%s), %s"):format(result.remote, result.url,
     opts.verify and "by a listing of its objects" or "by its index"))

@@ -85,6 +85,28 @@ local function load_local(root)
   return value
 end
 
+--- Returns a copy of options (of the remote name) with the credentials
+--- of .mlx/config.local.lua and then of the environment merged in; or nil,
+--- message, "invalid" when config.local.lua does not load.
+function M.with_credentials(root, name, options)
+  local merged = {}
+  for k, v in pairs(options) do merged[k] = v end
+  local loc, err, code = load_local(root)
+  if not loc then return nil, err, code end
+  local creds = type(loc.remotes) == "table" and loc.remotes[name]
+  if type(creds) == "table" then
+    for k, v in pairs(creds) do
+      if type(k) == "string" and (type(v) == "string" or type(v) == "number") then merged[k] = tostring(v) end
+    end
+  end
+  local prefix = "MLX_REMOTE_" .. name:upper():gsub("%-", "_") .. "_"
+  for _, k in ipairs({ "user", "password", "token", "access_key_id", "secret_access_key", "session_token" }) do
+    local v = os.getenv(prefix .. k:upper())
+    if v and v ~= "" then merged[k] = v end
+  end
+  return merged
+end
+
 --- Returns the remote to use: name, or the default; {name, url (a relative
 --- directory made absolute against root), options = {k → v} with the
 --- credentials merged in}; or nil, message, code ("notfound": no such
@@ -106,22 +128,9 @@ function M.resolve(root, name)
     return nil, ("no remote named '%s' (%s)"):format(name,
       #names > 0 and "remotes: " .. table.concat(names, ", ") or "add one with 'mlx remote add NAME URL'"), "notfound"
   end
-  local options = {}
-  for k, v in pairs(r.options) do options[k] = v end
-  local loc
-  loc, err, code = load_local(root)
-  if not loc then return nil, err, code end
-  local creds = type(loc.remotes) == "table" and loc.remotes[name]
-  if type(creds) == "table" then
-    for k, v in pairs(creds) do
-      if type(k) == "string" and (type(v) == "string" or type(v) == "number") then options[k] = tostring(v) end
-    end
-  end
-  local prefix = "MLX_REMOTE_" .. name:upper():gsub("%-", "_") .. "_"
-  for _, k in ipairs({ "user", "password", "token", "access_key_id", "secret_access_key", "session_token" }) do
-    local v = os.getenv(prefix .. k:upper())
-    if v and v ~= "" then options[k] = v end
-  end
+  local options
+  options, err, code = M.with_credentials(root, name, r.options)
+  if not options then return nil, err, code end
   local url = r.url
   if not url:match("^%a[%w+.-]*://") and url:sub(1, 1) ~= "/" then
     url = require("mlx.project").absolute(root .. "/" .. url)

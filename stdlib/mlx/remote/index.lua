@@ -26,6 +26,23 @@ local M = {}
 
 local HEADER = "mlx-index 1\n"
 
+--- Lists prefix on the remote r (an mlx.transfer handle): {key → size}, or
+--- nil, message, code after transport failures were retried as the
+--- transfer engine retries (mlx.http's backoff: 0.5 s doubling, with
+--- jitter, five times). The listing of index/ is the first request of every
+--- command, and one 503 should not end a push; the engine does not retry a
+--- listing itself, as its callback has seen part of it, but here each try
+--- fills a new table.
+function M.list(r, prefix)
+  local keys, err, code
+  for attempt = 0, 5 do
+    keys, err, code = r:list(prefix)
+    if keys or code ~= "io" then break end
+    if attempt < 5 then require("mlx.core").sleep(math.min(0.5 * 2 ^ attempt, 60) * (0.5 + math.random() / 2)) end
+  end
+  return keys, err, code
+end
+
 --- The local directory of what is cached about the remote at url.
 function M.cache_dir(root, url)
   return ("%s/.mlx/cache/remotes/%s"):format(root, hash.bytes(url):sub(1, 16))
@@ -57,13 +74,13 @@ end
 --- not an object or a run-cache entry are ignored (they are data).
 function M.list_remote(r)
   local objects, runs = {}, {}
-  local keys, err, code = r:list("objects/")
+  local keys, err, code = M.list(r, "objects/")
   if not keys then return nil, err, code end
   for key in pairs(keys) do
     local a, b = key:match("^objects/(%x%x)/(%x+)$")
     if a and lock.is_id(a .. b) then objects[a .. b] = true end
   end
-  keys, err, code = r:list("runcache/")
+  keys, err, code = M.list(r, "runcache/")
   if not keys then return nil, err, code end
   for key in pairs(keys) do
     local k = key:match("^runcache/(%x+)%.json$")
@@ -78,7 +95,7 @@ end
 --- listed = true when it came from a listing (exact), warning = text when
 --- the index was damaged}; or nil, message, code.
 function M.read(root, r, url)
-  local keys, err, code = r:list("index/")
+  local keys, err, code = M.list(r, "index/")
   if not keys then return nil, err, code end
   local dir = M.cache_dir(root, url) .. "/index"
   local idx = { objects = {}, runs = {}, segments = {}, bad = {} }

@@ -14,28 +14,40 @@ local function named(o)
   return o.path and ("%s (%s)"):format(o.path, o.hash:sub(1, 12)) or o.hash
 end
 
+--- Returns the message err (of code) with what to do when it is a remote
+--- that did not answer, after the retries.
+function M.advice(err, code)
+  if code == "io" and tostring(err):match("^remote ") then
+    return err .. "; check that the server is up and the URL ('mlx remote list'), then run it again"
+  end
+  return err
+end
+
 --- Runs fn (mlx.remote.push or fetch or pull) over root and opts with a
 --- progress line, prints the result (verb: "push"|"fetch"|"pull") and
 --- returns the exit code.
 function M.run(verb, fn, root, opts)
+  if opts.jobs and opts.jobs < 1 then ui.usage_error("option '-j' needs at least 1 transfer at once, not %d", opts.jobs) end
   local bar = require("mlx.progress").new(verb == "push" and "pushing" or "fetching")
   opts.progress = bar.report
   local result, err, code = fn(root, opts)
   bar:done()
-  if not result then ui.fail(ui.exit_code_for(code), "%s", err) end
+  if not result then ui.fail(ui.exit_code_for(code), "%s", M.advice(err, code)) end
   if result.warning then ui.warn(result.warning) end
   local where = (verb == "push" and "to" or "from") .. (" remote '%s'"):format(result.remote)
   if opts.dry_run then
-    local runs = verb == "push" and result.todo_runs and result.todo_runs > 0
-      and (" and %s"):format(plural(result.todo_runs, "run-cache entry")) or ""
+    local runs = result.todo_runs and result.todo_runs > 0
+      and (" and %s%s"):format(plural(result.todo_runs, "run-cache entry"),
+        verb == "push" and "" or " (and the objects they name)") or ""
     ui.out(("would %s %s%s %s"):format(verb == "pull" and "fetch" or verb, plural(result.todo, "object"), runs,
       where))
     return ui.EXIT.OK
   end
   local done = verb == "push" and "pushed" or "fetched"
   if result.sent == 0 and result.runs == 0 and #result.missing == 0 and #result.corrupt == 0 then
-    ui.out(verb == "push" and ("remote '%s' already has all %s"):format(result.remote, plural(result.objects, "object"))
-      or ("the store already has all %s"):format(plural(result.objects, "object")))
+    local what = result.objects == 1 and "the 1 object" or ("all %d objects"):format(result.objects)
+    ui.out(verb == "push" and ("remote '%s' already has %s"):format(result.remote, what)
+      or ("the store already has %s"):format(what))
   else
     local runs = result.runs > 0 and (", %s"):format(plural(result.runs, "run-cache entry")) or ""
     ui.out(("%s %s (%s)%s %s; %d already there"):format(done, plural(result.sent, "object"),

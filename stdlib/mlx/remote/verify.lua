@@ -12,7 +12,7 @@ local M = {}
 --- ("missing" or "size"). Returns nil, message, code when the listing
 --- fails.
 function M.absent(root, r, items)
-  local keys, err, code = r:list("objects/")
+  local keys, err, code = require("mlx.remote.index").list(r, "objects/")
   if not keys then return nil, err, code end
   local st = require("mlx.store").open(root)
   local out = {}
