@@ -183,7 +183,8 @@ local LIST_ABOVE = 1000
 --- trusted: every object is asked for (size) and sent when absent or of
 --- the wrong size. opts: {remote, targets, run_cache, jobs, dry_run, verify,
 --- progress}. Returns {remote, sent, present, bytes, runs (entries sent),
---- repaired (bad objects sent again), missing = {{hash, path}} (not in the
+--- repaired (bad objects sent again), nondeterministic = {"pipeline/step"}
+--- (whose entries were left out), missing = {{hash, path}} (not in the
 --- local store), corrupt = {…}, todo (objects to send: the dry-run's
 --- answer), warning}; or nil, message, code.
 function M.push(root, opts)
@@ -193,9 +194,12 @@ function M.push(root, opts)
   local records
   records, err, code = M.records(root, opts.targets)
   if not records then return nil, err, code end
-  local runs = {}
+  local runs, nondeterministic = {}, {}
   if opts.run_cache then
-    runs = runcache.local_entries(root)
+    local skipped
+    runs, skipped = runcache.local_entries(root)
+    for _, step in pairs(skipped) do nondeterministic[#nondeterministic + 1] = step end
+    table.sort(nondeterministic)
     for _, entry in pairs(runs) do
       for path, r in pairs(entry.outs) do records[#records + 1] = { hash = r.hash, type = r.type, size = r.size,
         path = path } end
@@ -222,7 +226,7 @@ function M.push(root, opts)
   idx, err, code = index.read(root, h.r, h.url)
   if not idx then return nil, err, code end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    warning = idx.warning, objects = #list, unavailable = unavailable }
+    warning = idx.warning, objects = #list, unavailable = unavailable, nondeterministic = nondeterministic }
   for _, r in ipairs(unread) do result.missing[#result.missing + 1] = { hash = r.hash, path = r.path } end
   -- Objects marked bad go again whatever the remote has under their key.
   local todo, forced = {}, {}
@@ -326,6 +330,27 @@ end
 
 -- ---- fetch and pull -------------------------------------------------------
 
+-- For a dry run: adds to result.todo the files of the directories unread
+-- (records whose manifest the store lacks) that the store lacks too,
+-- reading each manifest from the remote r. A manifest that is absent or
+-- does not match its id is not counted (the fetch would report it).
+local function count_unread(r, st, unread, asked, result)
+  for _, rec in ipairs(unread) do
+    local text, err, code = r:read(("objects/%s/%s"):format(rec.hash:sub(1, 2), rec.hash:sub(3)), 1 << 30)
+    if not text and code ~= "notfound" then return nil, err, code end
+    if text and require("mlx.hash").bytes(text) == rec.hash then
+      for line in text:gmatch("[^\n]+") do
+        local id = line:match("^(%x+) ")
+        if id and #id == 64 and not asked[id] and not st:has(id) then
+          asked[id] = true
+          result.todo = result.todo + 1
+        end
+      end
+    end
+  end
+  return true
+end
+
 -- Marks on the remote the objects a fetch found corrupt, or absent though
 -- its index lists them, so that the next push from any project that has
 -- them sends them again (mlx.remote.index.mark_bad). A remote that refuses
@@ -378,6 +403,8 @@ function M.fetch(root, opts)
     records = table.move(records, 1, #records, 1, {})
     for _, r in ipairs(extra) do records[#records + 1] = r end
     result.runs, result.refused = #written, refused
+  elseif opts.run_cache then
+    result.todo_runs = runcache.missing(root, idx)
   end
   local st
   st, err, code = require("mlx.store").open(root)
@@ -396,7 +423,9 @@ function M.fetch(root, opts)
     result.objects = math.max(result.objects, #list)
     if opts.dry_run then
       for _, item in ipairs(todo) do
-        if not st:has(item.hash) then result.todo = result.todo + 1 end
+        -- A step's out the remote does not hold would be "not fetched".
+        local passed = step_of_id[item.hash] and not idx.objects[item.hash]
+        if not passed and not st:has(item.hash) then result.todo = result.todo + 1 end
       end
       return true
     end
@@ -435,6 +464,14 @@ function M.fetch(root, opts)
       return nil, terr, tcode
     end
     if #unread == 0 then break end
+    if opts.dry_run then
+      -- Nothing enters the store: read the directories' manifests from
+      -- the remote to count their files.
+      ok, terr, tcode = count_unread(h.r, st, unread, asked, result)
+      st:close()
+      if not ok then return nil, terr, tcode end
+      return result
+    end
   end
   st:close()
   h.r:close()
@@ -494,8 +531,9 @@ end
 --- = {{hash, path}} (not in the store), remote_missing = {{hash, path,
 --- why}} (not on the remote by its index; why = "bad" when a fetch marked
 --- it corrupt or absent there; with opts.verify, by a listing of the
---- remote instead, why = "missing" or "size"), objects (counted)}; or nil,
---- message, code.
+--- remote instead, why = "missing" or "size"), objects (counted),
+--- unavailable = {{path, step}} (step outs kept nowhere: their steps make
+--- them)}; or nil, message, code.
 function M.status(root, opts)
   opts = opts or {}
   local h, err, code = M.open(root, opts.remote, opts)
@@ -503,22 +541,30 @@ function M.status(root, opts)
   local records
   records, err, code = M.records(root, opts.targets)
   if not records then return nil, err, code end
+  local idx
+  idx, err, code = index.read(root, h.r, h.url)
+  if not idx then return nil, err, code end
   local st
   st, err, code = require("mlx.store").open(root)
   if not st then return nil, err, code end
-  local list, _, from = expand(st, records)
+  -- A step's out that neither the store nor the remote has (a step with
+  -- cache = false keeps no copy) is neither unpushed nor unfetched: push
+  -- and pull pass it by, and its step makes it again.
+  local unavailable, kept = {}, {}
+  for _, r in ipairs(records) do
+    if r.step and not st:has(r.hash) and not idx.objects[r.hash] then
+      unavailable[#unavailable + 1] = { path = r.path, step = r.step }
+    else
+      kept[#kept + 1] = r
+    end
+  end
+  local list, _, from = expand(st, kept)
   if not list then
     st:close()
     return nil, _, from
   end
-  local idx
-  idx, err, code = index.read(root, h.r, h.url)
-  if not idx then
-    st:close()
-    return nil, err, code
-  end
   local result = { remote = h.name, url = h.url, local_missing = {}, remote_missing = {}, objects = #list,
-    warning = idx.warning, verified = opts.verify or nil }
+    warning = idx.warning, verified = opts.verify or nil, unavailable = unavailable }
   for _, item in ipairs(list) do
     if not st:has(item.hash) then
       result.local_missing[#result.local_missing + 1] = { hash = item.hash, path = from[item.hash] }
@@ -549,14 +595,15 @@ function M.status(root, opts)
   return result
 end
 
---- Compacts the index of the remote (mlx.remote.index.compact). Returns
---- its result with `remote`, or nil, message, code.
+--- Compacts the index of the remote opts.remote (mlx.remote.index.compact;
+--- with opts.dry_run, only counts). Returns its result with `remote`, or
+--- nil, message, code.
 function M.compact(root, opts)
   opts = opts or {}
   local h, err, code = M.open(root, opts.remote, opts)
   if not h then return nil, err, code end
   local res
-  res, err, code = index.compact(root, h.r, h.url)
+  res, err, code = index.compact(root, h.r, h.url, opts.dry_run)
   h.r:close()
   if not res then return nil, err, code end
   res.remote = h.name

@@ -260,6 +260,11 @@ print(missing)")
 	is "$n" 0 "the remote's index lists what $p pushed"
 done
 cd "$TEST_DIR/p1" || exit 1
+segs=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("index/"))) do n = n + 1 end print(n)')
+mlx gc -r origin --dry-run
+like "$OUT" "would compact the index of remote 'origin': $segs segments into one" "mlx gc -r --dry-run says what compaction would do"
+n=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("index/"))) do n = n + 1 end print(n)')
+is "$n" "$segs" "and leaves the segments alone"
 mlx gc -r origin
 like "$OUT" "compacted the index of remote 'origin': [0-9]+ segments into one" "mlx gc -r compacts the index"
 n=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("index/"))) do n = n + 1 end print(n)')
@@ -328,9 +333,27 @@ mlx push
 is "$RC" 0 "push of a pipeline with a cache = false step exits 0"
 like "$OUT" "not pushed: work/announced.txt \(its step demo/announce keeps no copy" "and names the out it could not send"
 git add -A && git commit -qm nocache
+# A step mlx verify found non-deterministic keeps its run-cache entry home.
+"$MLX" lua -e '
+local json = require "mlx.json"
+local lock = json.load("mlx.lock")
+lock.steps.demo.count.deterministic = false
+require("mlx.fs").write("mlx.lock", json.encode(lock, { indent = 2 }) .. "\n")'
+count_key=$("$MLX" lua -e 'print(require("mlx.json").load("mlx.lock").steps.demo.count.key)')
+mlx push --run-cache
+like "$OUT" "not pushed: the run-cache entry of step demo/count \(mlx verify found it non-deterministic\)" "push --run-cache names the step whose entry it keeps"
+n=$(remote_lua "print(r:stat('runcache/$count_key.json') and 'there' or 'absent')")
+is "$n" absent "and the remote does not get it"
+mlx status --remote
+like "$ERR" "work/announced.txt: in no store and on no remote; its step demo/announce makes it again" "status --remote says the out is made again"
+printf '%s\n' "$OUT" | grep -q announced
+is "$?" 1 "and does not call it unpushed nor unfetched"
 git clone -q "$TEST_DIR/nc" "$TEST_DIR/nc2" && cd "$TEST_DIR/nc2" || exit 1
+mlx pull --dry-run
+would=$(printf '%s\n' "$OUT" | sed -n 's/^would fetch \([0-9]*\) objects.*/\1/p')
 mlx pull
 is "$RC" 0 "pull in a clone exits 0 too"
+like "$OUT" "^fetched $would objects" "pull --dry-run counted what the pull fetched, not the out kept nowhere"
 like "$OUT" "not fetched: work/announced.txt is on no remote \(its step demo/announce makes it again\)" "saying its step makes it"
 mlx push work/announced.txt
 is "$RC" 1 "naming that out in push is still an error (exit 1)"

@@ -42,12 +42,13 @@ listing what the remote holds.]],
       ui.out(("%s %d stale events file%s (.mlx/tmp/events-*.jsonl)"):format(
         opts.dry_run and "would remove" or "removed", result.events, result.events == 1 and "" or "s"))
     end
-    if opts.remote and not opts.dry_run then
+    if opts.remote then
       local res
-      res, err, code = require("mlx.remote").compact(root, { remote = opts.remote })
+      res, err, code = require("mlx.remote").compact(root, { remote = opts.remote, dry_run = opts.dry_run })
       if not res then ui.fail(ui.exit_code_for(code), "%s", err) end
-      ui.out(("compacted the index of remote '%s': %d segment%s into one (%d objects, %d run-cache entries)")
-        :format(res.remote, res.before, res.before == 1 and "" or "s", res.objects, res.runs))
+      ui.out(("%s the index of remote '%s': %d segment%s into one (%d objects, %d run-cache entries)")
+        :format(opts.dry_run and "would compact" or "compacted", res.remote, res.before,
+          res.before == 1 and "" or "s", res.objects, res.runs))
     end
     return ui.EXIT.OK
   end,

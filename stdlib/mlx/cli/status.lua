@@ -105,6 +105,9 @@ local function remote_section(root, opts)
       ui.out(("%-9s %s (%s not on remote '%s'; mlx push)"):format("unpushed:", p, n, result.remote))
     end
   end
+  for _, u in ipairs(result.unavailable or {}) do
+    ui.note(("%s: in no store and on no remote; its step %s makes it again"):format(u.path, u.step))
+  end
   local lorder, lby = group(result.local_missing)
   for _, p in ipairs(lorder) do
     ui.out(("%-9s %s (%d object%s not in the store; mlx pull -r %s)"):format("unfetched:", p, lby[p],

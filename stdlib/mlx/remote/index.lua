@@ -169,24 +169,29 @@ end
 --- remote holds (listed, so it is exact), then the segments it replaces are
 --- removed. A push running meanwhile writes a segment of its own, which is
 --- kept, and so are the marks of bad objects (a listing cannot tell a
---- corrupt object from a good one). Returns {before = number of segments, objects, runs} or nil,
+--- corrupt object from a good one). With dry_run, only counts. Returns
+--- {before = number of segments, objects, runs} or nil,
 --- message, code.
-function M.compact(root, r, url)
-  local keys, err, code = r:list("index/")
+function M.compact(root, r, url, dry_run)
+  local keys, err, code = M.list(r, "index/")
   if not keys then return nil, err, code end
   local objects, runs, lcode = M.list_remote(r)
   if not objects then return nil, runs, lcode end
   local ol, rl = {}, {}
   for id in pairs(objects) do ol[#ol + 1] = id end
   for id in pairs(runs) do rl[#rl + 1] = id end
-  local name
-  name, err, code = M.append(root, r, url, ol, rl)
-  if not name then return nil, err, code end
   local before = 0
   for key in pairs(keys) do
     local segment = key:match("^index/(%x+)$")
     if segment and lock.is_id(segment) then before = before + 1 end
-    if segment and key ~= "index/" .. tostring(name) then
+  end
+  if dry_run then return { before = before, objects = #ol, runs = #rl } end
+  local name
+  name, err, code = M.append(root, r, url, ol, rl)
+  if not name then return nil, err, code end
+  for key in pairs(keys) do
+    local segment = key:match("^index/(%x+)$")
+    if segment and lock.is_id(segment) and key ~= "index/" .. tostring(name) then
       local ok
       ok, err, code = r:remove(key)
       if not ok then return nil, err, code end

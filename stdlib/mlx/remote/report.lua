@@ -62,6 +62,9 @@ function M.run(verb, fn, root, opts)
       and ("not pushed: %s (its step %s keeps no copy in the store; it makes it again)"):format(u.path, u.step)
       or ("not fetched: %s is on no remote (its step %s makes it again)"):format(u.path, u.step))
   end
+  for _, step in ipairs(result.nondeterministic or {}) do
+    ui.out(("not pushed: the run-cache entry of step %s (mlx verify found it non-deterministic)"):format(step))
+  end
   for _, r in ipairs(result.refused or {}) do
     ui.warn(("run-cache entry %s on remote '%s' refused: %s"):format(r.key:sub(1, 12), result.remote, r.why))
   end

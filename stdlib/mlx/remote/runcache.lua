@@ -34,13 +34,13 @@ end
 
 --- Returns the local run-cache entries {key → entry} that may be pushed:
 --- valid ones, without those of steps mlx verify found non-deterministic
---- (marked in mlx.lock).
+--- (marked in mlx.lock); and the keys left out, {key → "pipeline/step"}.
 function M.local_entries(root)
   local lock = lockfile.read(root) or {}
   local skip = {}
-  for _, section in pairs(type(lock.steps) == "table" and lock.steps or {}) do
-    for _, entry in pairs(section) do
-      if entry.deterministic == false and entry.key then skip[entry.key] = true end
+  for pn, section in pairs(type(lock.steps) == "table" and lock.steps or {}) do
+    for sn, entry in pairs(section) do
+      if entry.deterministic == false and entry.key then skip[entry.key] = pn .. "/" .. sn end
     end
   end
   local runs = {}
@@ -55,6 +55,16 @@ function M.local_entries(root)
     end
   end
   return runs, skip
+end
+
+--- Returns how many run-cache entries the index idx lists that this
+--- project lacks (what a fetch would bring, for a dry run).
+function M.missing(root, idx)
+  local n = 0
+  for key in pairs(idx.runs) do
+    if not fs.stat(runcache_path(root, key)) then n = n + 1 end
+  end
+  return n
 end
 
 --- Fetches the run-cache entries that the index idx lists and this
