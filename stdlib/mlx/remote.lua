@@ -118,7 +118,8 @@ function M.records(root, targets)
       end
     end
     if not found then
-      return nil, ("%s is not a tracked path, a pipeline step or out in mlx.lock, nor a model"):format(target),
+      return nil, ("%s is not a tracked path, a pipeline step or out in mlx.lock, nor a model of this project's "
+        .. "registry (see 'mlx status' and 'mlx model ls')"):format(target),
         "notfound"
     end
   end

@@ -397,4 +397,16 @@ mlx push -j 0
 is "$RC" 2 "-j 0 is a usage error"
 like "$ERR" "option '-j' needs at least 1 transfer at once, not 0" "saying so"
 
+# A model is a target too; a target that is nothing is named, exit 2.
+cd "$TEST_DIR/nc" || exit 1
+printf 'weights %s\n' "$kind" >model.bin
+"$MLX" model register clf model.bin --no-run -a production >/dev/null
+mlx push clf@production --dry-run
+is "$OUT" "would push 1 object to remote 'origin'" "push MODEL@ALIAS --dry-run counts the model's object"
+mlx push clf@production
+like "$OUT" "^pushed 1 object \(" "push MODEL@ALIAS sends it"
+mlx push clf@staging
+is "$RC" 2 "an alias that does not exist is exit 2"
+like "$ERR" "clf@staging is not a tracked path, a pipeline step or out in mlx.lock, nor a model of this project's registry \(see 'mlx status' and 'mlx model ls'\)" "naming it and where to look"
+
 done_testing

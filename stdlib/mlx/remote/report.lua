@@ -27,7 +27,9 @@ end
 --- progress line, prints the result (verb: "push"|"fetch"|"pull") and
 --- returns the exit code.
 function M.run(verb, fn, root, opts)
-  if opts.jobs and opts.jobs < 1 then ui.usage_error("option '-j' needs at least 1 transfer at once, not %d", opts.jobs) end
+  if opts.jobs and opts.jobs < 1 then
+    ui.usage_error("option '-j' needs at least 1 transfer at once, not %d", opts.jobs)
+  end
   local bar = require("mlx.progress").new(verb == "push" and "pushing" or "fetching")
   opts.progress = bar.report
   local result, err, code = fn(root, opts)
