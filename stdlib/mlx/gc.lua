@@ -6,13 +6,12 @@
 --- are kept too. ctx = {root, store}. The providers:
 ---   lock            the "artifacts" section of mlx.lock (and any other
 ---                   section holding records with a "hash", e.g. "steps")
----   run_cache       .mlx/cache/runs/ab/<step key>.json: {"version": 1,
----                   "key": …, "outs": {path: record}} (docs/artifacts.md)
+---   run_cache       the entries of .mlx/cache/runs/ (mlx.pipeline.runcache):
+---                   {"version": 1, "key": …, "outs": {path: record}}
 ---   model_versions  the artifact_hash column of the model_versions table of
 ---                   the tracking database (mlx.track.tracking): the SQLite
 ---                   file read directly, PostgreSQL asked through its backend
 local fs = require "mlx.fs"
-local json = require "mlx.json"
 local lockfile = require "mlx.lock"
 
 local M = {}
@@ -45,19 +44,10 @@ end
 
 local function run_cache_roots(ctx)
   local out = {}
-  local dir = M.run_cache_dir(ctx.root)
-  for _, sub in ipairs(fs.list(dir) or {}) do
-    for _, name in ipairs(fs.list(dir .. "/" .. sub) or {}) do
-      if name:match("%.json$") then
-        local path = dir .. "/" .. sub .. "/" .. name
-        local doc, err = json.load(path)
-        if doc == nil then
-          return nil, ("cannot read run-cache entry %s: %s; remove it and retry"):format(path, err), "invalid"
-        end
-        if type(doc) == "table" then collect_records(doc.outs, out, 0) end
-      end
-    end
-  end
+  local ok, err, code = require("mlx.pipeline.runcache").each(ctx.root, function(_, entry)
+    collect_records(entry.outs, out, 0)
+  end)
+  if not ok then return nil, err, code end
   return out
 end
 

@@ -155,18 +155,22 @@ p:step "make" { outs = { "out.txt" }, cmd = "echo made > out.txt" }
 return p
 LUA
 "$MLX" recipe pipeline.lua >/dev/null 2>&1
-entry=$(find .mlx/cache/runs -name '*.json' | head -1)
+entry=$(find .mlx/cache/runs -name '*.jsonl' | head -1)
 [ -n "$entry" ]
-is "$?" 0 "the step left a run-cache entry"
+is "$?" 0 "the step left a run-cache segment"
+# Rewritten as a newer segment, named by the hash of its new bytes as mlx
+# names them, so that it reads as sound and is the entry used.
 python3 - "$entry" "$payload" "$size" <<'PY'
-import json, sys
+import hashlib, json, os, sys
 path, payload, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-entry = json.load(open(path))
+entry = json.loads(open(path).readline())
 rec = {"type": "file", "hash": payload, "size": size, "mode": "755"}
 entry["outs"]["../outside-rc.txt"] = rec
 entry["outs"][".git/hooks/pre-push"] = rec
 entry["outs"]["lib/x.lua"] = rec
-json.dump(entry, open(path, "w"))
+text = (json.dumps(entry) + "\n").encode()
+name = "%012x-%s.jsonl" % (int(os.path.basename(path)[:12], 16) + 1, hashlib.sha256(text).hexdigest())
+open(os.path.join(os.path.dirname(path), name), "wb").write(text)
 PY
 rm out.txt
 mlx recipe pipeline.lua

@@ -221,4 +221,116 @@ function TestRunCache:test_an_entry_naming_an_undeclared_out_is_not_used()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- A project with one stored file, a.txt; returns root, the open store and
+-- the file's record.
+local function stored_project()
+  local fs = require "mlx.fs"
+  package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+  local root = require("support").tempdir()
+  assert(fs.mkdirs(root .. "/.mlx/tmp"))
+  assert(fs.write(root .. "/a.txt", "a\n"))
+  local st = assert(require("mlx.store").open(root))
+  local info = assert(st:put("a.txt"))
+  assert(st:commit())
+  return root, st, { type = "file", hash = info.hash, size = 2, mode = "644" }
+end
+
+local function segments(root)
+  local out = {}
+  for _, name in ipairs(require("mlx.fs").list(root .. "/.mlx/cache/runs") or {}) do
+    if name:match("%.jsonl$") then out[#out + 1] = name end
+  end
+  table.sort(out)
+  return out
+end
+
+-- A checkpoint's entries go into one file, not a file each; another
+-- process (here: after forget) finds every one of them.
+function TestRunCache:test_entries_written_together_are_one_segment()
+  local runcache = require "mlx.pipeline.runcache"
+  local root, st, record = stored_project()
+  local step = { name = "s", outs = { "o" } }
+  local entries = {}
+  for i = 1, 50 do entries[i] = { key = ("%064x"):format(i), outs = { o = record } } end
+  assert(runcache.write_many(root, entries))
+  lu.assertEquals(#segments(root), 1)
+  runcache.forget(root)
+  for i = 1, 50 do lu.assertEquals(runcache.lookup(root, st, ("%064x"):format(i), step), { o = record }) end
+  lu.assertNil(runcache.lookup(root, st, ("%064x"):format(51), step))
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+-- A segment cut short (mlx killed while writing it) no longer hashes to
+-- its name: none of its entries is used, and the steps simply run.
+function TestRunCache:test_a_damaged_segment_is_skipped()
+  local runcache = require "mlx.pipeline.runcache"
+  local root, st, record = stored_project()
+  local step = { name = "s", outs = { "o" } }
+  assert(runcache.write_many(root, { { key = ("ab"):rep(32), outs = { o = record } },
+    { key = ("cd"):rep(32), outs = { o = record } } }))
+  local path = root .. "/.mlx/cache/runs/" .. segments(root)[1]
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  f = assert(io.open(path, "wb"))
+  f:write(text:sub(1, #text - 20))
+  f:close()
+  runcache.forget(root)
+  lu.assertNil(runcache.lookup(root, st, ("ab"):rep(32), step))
+  lu.assertNil(runcache.lookup(root, st, ("cd"):rep(32), step))
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+-- Entries of older mlx versions, one file each, are still read; a
+-- segment's entry for the same key is newer and wins.
+function TestRunCache:test_one_file_entries_are_read_and_segments_win()
+  local fs = require "mlx.fs"
+  local json = require "mlx.json"
+  local runcache = require "mlx.pipeline.runcache"
+  local root, st, record = stored_project()
+  local step = { name = "s", outs = { "o" } }
+  local old, both = ("ab"):rep(32), ("ac"):rep(32)
+  for _, k in ipairs({ old, both }) do
+    assert(fs.mkdirs(root .. "/.mlx/cache/runs/ab"))
+    assert(fs.write(("%s/.mlx/cache/runs/ab/%s.json"):format(root, k),
+      json.encode({ version = 1, key = k, outs = { o = record } })))
+  end
+  local record2 = { type = "file", hash = record.hash, size = 2, mode = "755" }
+  assert(runcache.write(root, both, { o = record2 }))
+  runcache.forget(root)
+  lu.assertEquals(runcache.lookup(root, st, old, step), { o = record })
+  lu.assertEquals(runcache.lookup(root, st, both, step), { o = record2 })
+  local seen = {}
+  assert(runcache.each(root, function(k, entry) seen[k] = entry.outs.o.mode end))
+  lu.assertEquals(seen, { [old] = "644", [both] = "755" })
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+-- Past a few segments, the next write of a process that read them holds
+-- all of their entries, and prune (after the store's commit) removes them:
+-- reading the run-cache stays a few files however many checkpoints wrote it.
+function TestRunCache:test_many_segments_are_merged_into_one()
+  local runcache = require "mlx.pipeline.runcache"
+  local root, st, record = stored_project()
+  local step = { name = "s", outs = { "o" } }
+  for i = 1, 20 do
+    assert(runcache.write(root, ("%064x"):format(i), { o = record }))
+    require("mlx.core").sleep(0.002) -- names sort by the millisecond
+  end
+  lu.assertEquals(#segments(root), 20)
+  runcache.forget(root)
+  lu.assertEquals(runcache.lookup(root, st, ("%064x"):format(1), step), { o = record })
+  assert(runcache.write(root, ("%064x"):format(21), { o = record }))
+  lu.assertEquals(#segments(root), 21, "nothing is removed before the commit")
+  runcache.prune(root)
+  lu.assertEquals(#segments(root), 1)
+  runcache.forget(root)
+  for i = 1, 21 do lu.assertEquals(runcache.lookup(root, st, ("%064x"):format(i), step), { o = record }) end
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

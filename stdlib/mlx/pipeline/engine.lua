@@ -221,14 +221,15 @@ function Engine:checkpoint()
     if not self.p.by_name[name] then undeclared = true end
   end
   if #self.pending == 0 and not undeclared then return end
+  local entries = {}
   for _, done in ipairs(self.pending) do
-    if done.write_cache then
-      local ok, err = runcache.write(self.root, done.key, done.outs)
-      if not ok then ui.warn("cannot write the run-cache entry of step '" .. done.step.name .. "': " .. err) end
-    end
+    if done.write_cache then entries[#entries + 1] = { key = done.key, outs = done.outs } end
   end
-  local ok, err, code = self.store:commit()
+  local ok, err, code = runcache.write_many(self.root, entries)
+  if not ok then ui.warn(("cannot write the run-cache (%d entries): %s"):format(#entries, err)) end
+  ok, err, code = self.store:commit()
   if not ok then ui.fail(ui.exit_code_for(code), "cannot store the outputs: %s", err) end
+  runcache.prune(self.root)
   local pending = self.pending
   ok, err, code = lock.update(self.root, "steps", function(section)
     local steps = section[self.p.name] or {}

@@ -1,20 +1,15 @@
 --- mlx.remote.runcache: run-cache entries crossing to and from a remote
---- (runcache/<key>.json there, .mlx/cache/runs/ab/<key>.json here). What
+--- (runcache/<key>.json there, mlx.pipeline.runcache's segments here). What
 --- arrives is data: an entry must have the shape of a local one, with out
 --- paths that pass mlx.lock's path rule and valid records, else it is
 --- refused and not written.
-local fs = require "mlx.fs"
 local json = require "mlx.json"
 local lockfile = require "mlx.lock"
+local runcache = require "mlx.pipeline.runcache"
 
 local M = {}
 
 local is_id = lockfile.is_id
-
-
-local function runcache_path(root, key)
-  return ("%s/.mlx/cache/runs/%s/%s.json"):format(root, key:sub(1, 2), key)
-end
 
 --- Returns nil if entry (decoded JSON) is a valid run-cache entry for key,
 --- else why not: the rules of local entries (version, key, outs of valid
@@ -44,16 +39,9 @@ function M.local_entries(root)
     end
   end
   local runs = {}
-  local dir = root .. "/.mlx/cache/runs"
-  for _, sub in ipairs(fs.list(dir) or {}) do
-    for _, name in ipairs(fs.list(dir .. "/" .. sub) or {}) do
-      local key = name:match("^(%x+)%.json$")
-      if key and is_id(key) and not skip[key] then
-        local entry = json.load(dir .. "/" .. sub .. "/" .. name)
-        if not M.entry_problem(entry, key) then runs[key] = entry end
-      end
-    end
-  end
+  runcache.each(root, function(key, entry)
+    if is_id(key) and not skip[key] and not M.entry_problem(entry, key) then runs[key] = entry end
+  end)
   return runs, skip
 end
 
@@ -62,7 +50,7 @@ end
 function M.missing(root, idx)
   local n = 0
   for key in pairs(idx.runs) do
-    if not fs.stat(runcache_path(root, key)) then n = n + 1 end
+    if M.entry_problem(runcache.entry(root, key), key) then n = n + 1 end
   end
   return n
 end
@@ -73,13 +61,12 @@ end
 --- records of the outs of every listed entry, the keys written, and the
 --- refused ones as {key, why}; or nil, message, code.
 function M.fetch(root, r, idx)
-  local records, written, refused = {}, {}, {}
+  local records, written, refused, fetched = {}, {}, {}, {}
   local keys = {}
   for key in pairs(idx.runs) do keys[#keys + 1] = key end
   table.sort(keys)
   for _, key in ipairs(keys) do
-    local path = runcache_path(root, key)
-    local entry = json.load(path)
+    local entry = runcache.entry(root, key)
     if M.entry_problem(entry, key) then
       local text, err, code = r:read("runcache/" .. key .. ".json", 1 << 20)
       if not text then
@@ -93,8 +80,7 @@ function M.fetch(root, r, idx)
           refused[#refused + 1] = { key = key, why = problem }
           entry = nil
         else
-          local ok2, werr, wcode = require("mlx.pipeline.runcache").write(root, key, entry.outs)
-          if not ok2 then return nil, werr, wcode end
+          fetched[#fetched + 1] = { key = key, outs = entry.outs }
           written[#written + 1] = key
         end
       end
@@ -105,6 +91,9 @@ function M.fetch(root, r, idx)
       end
     end
   end
+  -- One segment for every entry fetched, not a file each.
+  local ok, err, code = runcache.write_many(root, fetched)
+  if not ok then return nil, err, code end
   return records, written, refused
 end
 
