@@ -443,18 +443,27 @@ void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_
 
 /* ---- staging ------------------------------------------------------------ */
 
-/* Creates a new temp file of the batch, named "xx/n" into name. Temps are
- * spread over 256 subdirectories: creating tens of thousands of files in
- * one directory is several times slower on ext4, which keeps a directory's
- * files in its block group and must then search other groups for free
- * inodes. */
+/* Creates a new temp file of the batch, named "d/n" into name, where d is
+ * n / 256 in hex: a directory per 256 files. Creating tens of thousands of
+ * files in one directory is several times slower on ext4, which keeps a
+ * directory's files in its block group and must then search other groups
+ * for free inodes; but a directory is an inode too, and allocating one
+ * costs as much as a file (up to a millisecond on a busy ext4 without a
+ * journal, which scans the group's recently freed inodes), so a batch of
+ * a thousand objects makes four directories, not 256. A directory is made
+ * when its first file finds it missing (threads may race to it: EEXIST is
+ * fine). */
 static int create_temp(struct mlx_store *s, char name[24], int flags)
 {
 	unsigned n = atomic_fetch_add(&s->counter, 1);
-	snprintf(name, 24, "%02x", n & 255);
-	if (mkdirat(s->batch_fd, name, 0755) != 0 && errno != EEXIST)
+	snprintf(name, 24, "%x/%u", n >> 8, n);
+	int fd = openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	char dir[16];
+	snprintf(dir, sizeof dir, "%x", n >> 8);
+	if (mkdirat(s->batch_fd, dir, 0755) != 0 && errno != EEXIST)
 		return -1;
-	snprintf(name, 24, "%02x/%u", n & 255, n);
 	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 }
 
