@@ -601,6 +601,8 @@ int mlx_rundb_close(struct mlx_rundb *db, struct mlx_err *err)
 	if (!db)
 		return MLX_OK;
 	rundb_stop_flusher(db);
+	if (db->has_spare)
+		rundb_end_spare_remove(db, (long)getpid());
 	int rc = MLX_OK;
 	if (db->sql) {
 		pthread_mutex_lock(&db->lock);
@@ -775,9 +777,11 @@ int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 			*killed = 0;
 	} else {
 		/* Only once the ends are committed: a marker is the only record. */
-		for (int i = 0; i < ndead; i++)
+		for (int i = 0; i < ndead; i++) {
 			if (marked[i])
 				rundb_end_marker_remove(db, dead[i]);
+			rundb_end_spare_remove(db, dead_pid[i]);
+		}
 	}
 out:
 	pthread_mutex_unlock(&db->lock);
@@ -893,8 +897,9 @@ int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_
 	if ((rc = rundb_commit(db, err)) != MLX_OK)
 		goto fail;
 	rundb_clear_buffer(db);
-	/* A marker left by an earlier attempt is out of date now. */
-	rundb_end_marker_remove(db, id);
+	/* A marker left by an earlier attempt is out of date now; an empty
+	 * one serves the next run. */
+	rundb_end_marker_retire(db, id);
 	if (!changed)
 		rc = not_running(db, id, err);
 	goto out;

@@ -10,7 +10,15 @@
  * end is recorded. The format, one field a line: "mlx-run-end 1", the
  * status, "exit_code signal end_ms", why it could not be recorded (one
  * line), then the run's message (the rest of the file). A marker without
- * that first line says nothing: its process was killed before its end. */
+ * that first line says nothing: its process was killed before its end.
+ *
+ * A new file is a new inode, which ext4 without a journal makes costly (up
+ * to a millisecond while it skips the inodes freed in the last 30 s, and
+ * each removal adds one): a pipeline of 1,000 steps made and removed 1,000
+ * markers. So the empty marker of a run whose end was recorded is kept as
+ * the handle's spare, "<db path>-end-spare-<pid>", and renamed to the next
+ * run's marker. The spare is removed when the handle closes, or, after a
+ * kill, by whoever reaps that process's runs. */
 #include "rundb_internal.h"
 
 #include <fcntl.h>
@@ -19,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MARKER_MAGIC "mlx-run-end 1\n"
@@ -38,10 +47,24 @@ static void one_line(char *s)
 			*s = ' ';
 }
 
+static void spare_path(const struct mlx_rundb *db, long pid, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s-end-spare-%ld", db->path, pid);
+}
+
 void rundb_end_marker_reserve(struct mlx_rundb *db, const char *id)
 {
 	char path[PATH_MAX + 32];
 	marker_path(db, id, path, sizeof path);
+	if (db->has_spare) {
+		char spare[PATH_MAX + 48];
+		spare_path(db, (long)getpid(), spare, sizeof spare);
+		db->has_spare = 0;
+		/* Another handle of this process may have taken it: then a new
+		 * marker is made, as without a spare. */
+		if (rename(spare, path) == 0)
+			return;
+	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return;
@@ -138,4 +161,38 @@ void rundb_end_marker_remove(struct mlx_rundb *db, const char *id)
 	char path[PATH_MAX + 32];
 	marker_path(db, id, path, sizeof path);
 	unlink(path);
+}
+
+void rundb_end_marker_retire(struct mlx_rundb *db, const char *id)
+{
+	char path[PATH_MAX + 32];
+	marker_path(db, id, path, sizeof path);
+	if (!db->has_spare) {
+		/* Only a marker that still holds nothing but its reservation:
+		 * one written by an earlier failed attempt would give the next
+		 * run an end that is not its own. */
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+		char first = 1;
+		int empty = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		            st.st_size == MARKER_RESERVED && pread(fd, &first, 1, 0) == 1 && first == 0;
+		if (fd >= 0)
+			close(fd);
+		char spare[PATH_MAX + 48];
+		spare_path(db, (long)getpid(), spare, sizeof spare);
+		if (empty && rename(path, spare) == 0) {
+			db->has_spare = 1;
+			return;
+		}
+	}
+	unlink(path);
+}
+
+void rundb_end_spare_remove(struct mlx_rundb *db, long pid)
+{
+	char spare[PATH_MAX + 48];
+	spare_path(db, pid, spare, sizeof spare);
+	unlink(spare);
+	if (pid == (long)getpid())
+		db->has_spare = 0;
 }

@@ -91,6 +91,7 @@ struct mlx_rundb {
 	char host[256];
 	char user[64];
 	char proc_ident[128]; /* boot id:pid namespace:start ticks of this process */
+	int has_spare;        /* "<db path>-end-spare-<pid>" is an empty marker to reuse */
 };
 
 /* Sets *st to the prepared statement `which`, reset. Returns 0 or the
@@ -161,5 +162,13 @@ int rundb_end_marker_read(struct mlx_rundb *db, const char *id, struct rundb_end
 
 /* Removes the end marker of run id, if there is one. */
 void rundb_end_marker_remove(struct mlx_rundb *db, const char *id);
+
+/* The end of run id is recorded: its marker, if still empty, is kept as
+ * the handle's spare for the next run to start, else removed. */
+void rundb_end_marker_retire(struct mlx_rundb *db, const char *id);
+
+/* Removes the spare marker of process pid (this handle's, at close; a
+ * dead process's, when its runs are reaped). */
+void rundb_end_spare_remove(struct mlx_rundb *db, long pid);
 
 #endif

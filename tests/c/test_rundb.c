@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -382,6 +383,67 @@ static void an_end_that_cannot_be_written_is_recorded_later(void **state)
 	assert_int_equal(access(marker, F_OK), 0);
 	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
 	assert_int_not_equal(access(marker, F_OK), 0);
+	mlx_rundb_close(db, NULL);
+}
+
+/* How many files named "<db path>-end-*" exist. */
+static int end_files(const char *path)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "exit $(ls '%s'-end-* 2>/dev/null | wc -l)", path);
+	return WEXITSTATUS(system(cmd));
+}
+
+static void an_empty_end_marker_is_reused_by_the_next_run(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_run_start start = {.git_dirty = -1};
+	struct mlx_err err;
+	char id[MLX_RUN_ID_SIZE], marker[192], spare[192];
+	snprintf(spare, sizeof spare, "%s-end-spare-%ld", f->path, (long)getpid());
+
+	/* The empty marker of a finished run becomes the spare, and the next
+	 * run's marker is that file: no new inode per run. */
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+	struct stat st;
+	assert_int_equal(stat(spare, &st), 0);
+	ino_t ino = st.st_ino;
+	assert_int_equal(st.st_size, 4096);
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	snprintf(marker, sizeof marker, "%s-end-%s", f->path, id);
+	assert_int_equal(stat(marker, &st), 0);
+	assert_true(st.st_ino == ino);
+	assert_int_not_equal(access(spare, F_OK), 0);
+	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+	assert_int_equal(end_files(f->path), 1);
+	/* Closing the handle removes the spare. */
+	mlx_rundb_close(db, NULL);
+	assert_int_equal(end_files(f->path), 0);
+
+	/* A process killed with a spare and a running run: whoever reaps the
+	 * run removes both files. */
+	pid_t child = fork();
+	if (child == 0) {
+		struct mlx_rundb *cdb;
+		char cid[MLX_RUN_ID_SIZE];
+		if (mlx_rundb_open(f->path, NULL, &cdb, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, cid, NULL) != MLX_OK ||
+		    mlx_rundb_finish(cdb, cid, &FINISHED, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, cid, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, cid, NULL) != MLX_OK ||
+		    mlx_rundb_finish(cdb, cid, &FINISHED, NULL) != MLX_OK)
+			_exit(1);
+		_exit(0); /* without closing: the process is gone */
+	}
+	int status;
+	waitpid(child, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(end_files(f->path), 2); /* the running run's marker and the spare */
+	db = open_db(f->path, NULL);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'KILLED'") == 1);
+	assert_int_equal(end_files(f->path), 0);
 	mlx_rundb_close(db, NULL);
 }
 
@@ -805,6 +867,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(dead_owners_are_reaped_live_ones_kept, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(an_end_that_cannot_be_written_is_recorded_later, make_db_dir,
+	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(an_empty_end_marker_is_reused_by_the_next_run, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(read_only_opens_read_and_refuse_writes, make_db_dir,
 	                                    remove_db_dir),
