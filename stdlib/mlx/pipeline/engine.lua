@@ -12,6 +12,7 @@ local graph = require "mlx.pipeline.graph"
 local json = require "mlx.json"
 local key = require "mlx.pipeline.key"
 local lock = require "mlx.lock"
+local lockindex = require "mlx.pipeline.lockindex"
 local output = require "mlx.pipeline.output"
 local proc = require "mlx.proc"
 local ready = require "mlx.pipeline.ready"
@@ -107,7 +108,7 @@ function Engine:open()
   end
   self.made_dirs = {}
   self.checked_parents = {}
-  self.locked = M.locked_steps(self.root, self.p)
+  self.locked = lockindex.steps(self.root, self.p)
   local config, cerr = executor.config(self.root)
   if not config then ui.usage_error("%s", cerr) end
   self.exec_config = config
@@ -230,7 +231,8 @@ function Engine:checkpoint()
   local ok, err, code = self.store:commit()
   if not ok then ui.fail(ui.exit_code_for(code), "cannot store the outputs: %s", err) end
   local pending = self.pending
-  ok, err, code = lock.update(self.root, "steps", function(section)
+  local written, digest
+  written, digest, code = lock.update(self.root, "steps", function(section)
     local steps = section[self.p.name] or {}
     section[self.p.name] = steps
     for _, done in ipairs(pending) do
@@ -245,7 +247,9 @@ function Engine:checkpoint()
       if not self.p.by_name[name] then steps[name] = nil end
     end
   end)
-  if not ok then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", err) end
+  if not written then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", digest) end
+  ok, err = lockindex.write(self.root, written.steps, digest)
+  if not ok then ui.warn("cannot write " .. lockindex.path(self.root) .. ": " .. err) end
   -- Stored outs stay out of git, as tracked data does (mlx.gitignore).
   local ignored = {}
   for _, done in ipairs(pending) do
@@ -255,10 +259,9 @@ function Engine:checkpoint()
   end
   ok, err = require("mlx.gitignore").ensure(self.root, ignored)
   if not ok then ui.warn("cannot update a .gitignore: " .. err) end
-  for _, done in ipairs(pending) do self.locked[done.step.name] = done.entry end
-  for name in pairs(self.locked) do
-    if not self.p.by_name[name] then self.locked[name] = nil end
-  end
+  -- What the lock now holds for the pipeline: its pending entries in, its
+  -- undeclared steps out.
+  self.locked = written.steps[self.p.name]
   self.pending = {}
   self.last_checkpoint = core.clock()
   self.checkpoint_every = math.max(CHECKPOINT_SECONDS, CHECKPOINT_SHARE * (self.last_checkpoint - began))
