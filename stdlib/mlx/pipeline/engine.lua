@@ -109,6 +109,10 @@ function Engine:open()
   self.made_dirs = {}
   self.checked_parents = {}
   self.locked = lockindex.steps(self.root, self.p)
+  -- A project that has no run-cache yet (a fresh one) spares every stale
+  -- step a lookup that cannot find anything: 100,000 failed opens in the
+  -- plan of a new 100,000-step pipeline.
+  self.runcache_exists = fs.stat(self.root .. "/.mlx/cache/runs") ~= nil
   local config, cerr = executor.config(self.root)
   if not config then ui.usage_error("%s", cerr) end
   self.exec_config = config
@@ -226,6 +230,7 @@ function Engine:checkpoint()
     if done.write_cache then
       local ok, err = runcache.write(self.root, done.key, done.outs)
       if not ok then ui.warn("cannot write the run-cache entry of step '" .. done.step.name .. "': " .. err) end
+      self.runcache_exists = true
     end
   end
   local ok, err, code = self.store:commit()
@@ -604,7 +609,7 @@ function Engine:decide(step)
       reasons = { ("dep '%s' does not exist"):format(ev.missing_deps[1]) } }
   end
   -- The run-cache: the same inputs ran before, restore instead of running.
-  if step.cache and not forced and not step.always then
+  if step.cache and not forced and not step.always and self.runcache_exists then
     local outs, refused = runcache.lookup(self.root, self.store, ev.key, step)
     if refused then ui.warn(refused) end
     if outs then return { action = "restore", reasons = reasons, ev = ev, outs = outs } end
