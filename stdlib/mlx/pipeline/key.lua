@@ -73,6 +73,7 @@ function M.function_source(fn)
 end
 
 local EMPTY_PARAMS = json.object({})
+local NO_NAMES = {}
 
 -- A value as json.encode writes it. Most strings here (paths, hashes,
 -- names) need no escape and are plain ASCII: quoted here, without a call
@@ -146,8 +147,11 @@ function M.compute(step, inputs)
     for _, name in ipairs(step.params) do params[name] = values[name] end
   end
   record.params = params
-  local tool_names = {}
-  for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
+  local tool_names = NO_NAMES
+  if next(step.tools) ~= nil then
+    tool_names = {}
+    for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
+  end
   local outs = step.outs
   if #outs > 1 then
     outs = table.move(outs, 1, #outs, 1, {})
