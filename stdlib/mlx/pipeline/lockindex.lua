@@ -23,9 +23,9 @@ function M.path(root)
   return root .. "/.mlx/cache/lock-steps"
 end
 
---- Writes the index of steps (lock section "steps": pipeline → step →
---- entry) read from or written as lock bytes with SHA-256 digest. Returns
---- true, or nil and why (the index is a cache: the caller warns and goes on).
+--- Writes the index of steps (the lock's "steps" section: pipeline → step
+--- → entry) for the lock bytes whose SHA-256 is digest. Returns true, or
+--- nil and why (the index is a cache: the caller warns and goes on).
 --- A name or path holding a tab or a newline makes no index (none is needed
 --- to be correct, only to be fast).
 function M.write(root, steps, digest)
