@@ -132,8 +132,22 @@ function M.read(root)
   return doc
 end
 
+--- Returns the lock of the project at root as M.read does, and the SHA-256
+--- of the bytes it was read from (nil when there is no file, or when the
+--- file was replaced while being read: the table then matches no digest).
+--- Fails as M.read.
+function M.read_digest(root)
+  local hash = require "mlx.hash" -- only the engine asks for digests
+  local before = hash.file(M.path(root))
+  local doc, err, code = M.read(root)
+  if not doc then return nil, err, code end
+  local after = hash.file(M.path(root))
+  return doc, before == after and before or nil
+end
+
 --- Writes lock to the project at root: atomically (temp file, fsync,
---- rename), sorted keys, indented. Returns true or nil, message, code.
+--- rename), sorted keys, indented. Returns true and the SHA-256 of the bytes
+--- written, or nil, message, code.
 function M.write(root, lock)
   lock.version = M.VERSION
   -- A section made in Lua is an object even while empty; one read from the
@@ -141,13 +155,19 @@ function M.write(root, lock)
   for name, value in pairs(lock) do
     if type(value) == "table" and getmetatable(value) == nil then json.object(value) end
   end
-  return json.save(M.path(root), lock)
+  -- Encoded here rather than by json.save so that the digest is of exactly
+  -- these bytes (the same text: indent 2, sorted keys, a final newline).
+  local text = json.encode(lock, { indent = 2 }) .. "\n"
+  local ok, err, code = fs.write(M.path(root), text)
+  if not ok then return nil, err, code end
+  return true, require("mlx.hash").bytes(text)
 end
 
 --- Changes one section under an exclusive lock: reads the lock, calls
 --- fn(section) with the section's table (empty if absent; fn changes it in
---- place), validates and writes the file. Returns the new lock, or nil,
---- message, code (the file is then untouched).
+--- place), validates and writes the file. Returns the new lock and the
+--- SHA-256 of the bytes written, or nil, message, code (the file is then
+--- untouched).
 function M.update(root, section, fn)
   local guard, err, code = fs.lock(root .. "/.mlx/tmp/mlx.lock.flock")
   if not guard then
@@ -173,13 +193,13 @@ function M.update(root, section, fn)
       guard:close()
       error(("lock section %q: %s"):format(section, why), 2)
     end
-    local written
-    written, err, code = M.write(root, lock)
-    if not written then lock = nil end
+    local written, digest, wcode = M.write(root, lock)
+    guard:close()
+    if not written then return nil, digest, wcode end
+    return lock, digest
   end
   guard:close()
-  if not lock then return nil, err, code end
-  return lock
+  return nil, err, code
 end
 
 return M

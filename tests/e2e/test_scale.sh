@@ -18,7 +18,7 @@ N=${SCALE_STEPS:-2000}
 K=$(awk -v n="$N" 'BEGIN { d = 0; while (2 ^ (d + 1) <= n) d++; print 2 ^ int(d / 2) + 1 }')
 
 mkdir -p in out
-awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) print i > ("in/" i) }'
+awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) { f = "in/" i; print i > f; close(f) } }'
 cat >recipe.lua <<'LUA'
 local p = require("mlx").pipeline "tree"
 local n = assert(tonumber(os.getenv("SCALE_N")))

@@ -181,6 +181,60 @@ function TestPipelineKey:test_lua_step_key_follows_its_source()
   lu.assertNotEquals(key.compute(s1, inputs()), key.compute(s2, inputs()))
 end
 
+-- The key as DESIGN §4 defines it, computed the plain way: the SHA-256 of
+-- json.encode of the whole record. key.compute writes the same text without
+-- building the record; every lock written before must keep its keys.
+local function reference_key(step, inputs)
+  local json = require "mlx.json"
+  local record = { v = 1, outs = json.array({}) }
+  if step.run then
+    record.fn = key.function_source(step.run)
+  else
+    local cmd = key.resolve_command(step, inputs.values)
+    record.cmd = type(cmd) == "table" and json.array(cmd) or cmd
+  end
+  record.params = json.object({})
+  for _, name in ipairs(step.params) do record.params[name] = inputs.values[name] end
+  record.deps = json.object({})
+  for _, dep in ipairs(step.deps) do record.deps[dep] = inputs.dep_hashes[dep] or json.null end
+  record.env = json.object({})
+  for _, name in ipairs(step.env) do record.env[name] = inputs.env[name] or json.null end
+  record.tools = json.object({})
+  for name in pairs(step.tools) do record.tools[name] = inputs.tools[name] or json.null end
+  local outs = {}
+  for i, out in ipairs(step.outs) do outs[i] = out end
+  table.sort(outs)
+  for i, out in ipairs(outs) do record.outs[i] = out end
+  return require("mlx.hash").bytes(json.encode(record))
+end
+
+function TestPipelineKey:test_key_equals_the_canonical_json_of_the_record()
+  local p = pipeline "same"
+  p:params { lr = 0.1, seed = 7, name = "a \"b\"\n\u{e9}", on = false, big = 2 ^ 53, n = 3 }
+  local run = function(ctx) return "\t\"quoted\"" end
+  local steps = {
+    p:step "none" { cmd = "true" },
+    p:step "one" { deps = { "data/x" }, outs = { "out/1" }, run = run },
+    p:step "many" { deps = { "z/b", "a/c", "data/x", "a/c", "missing" }, outs = { "o/z", "o/a/", "o/m" },
+      params = { "seed", "lr", "name", "on", "big", "n" }, env = { "HOME_X", "A_B", "UNSET_X" },
+      tools = { py = "python3 -V", cc = "cc --version" }, cmd = "t ${lr} ${name}" },
+    p:step "argv" { deps = { "dir/" }, outs = { "é/ü" }, params = { "name" }, env = { "HOME_X" },
+      tools = { only = "x" }, cmd = { "run", "${name}", "--x=1" } },
+    p:step "lua" { deps = { "a", "b" }, outs = { "c" }, params = { "lr" }, run = run },
+    p:step "unset" { deps = { "missing" }, env = { "UNSET_X" }, tools = { gone = "x" }, params = { "on" }, cmd = "true" },
+  }
+  local inputs = {
+    values = p.values,
+    dep_hashes = { ["data/x"] = ("a"):rep(64), ["z/b"] = ("b"):rep(64), ["a/c"] = ("c"):rep(64),
+      ["dir/"] = ("d"):rep(64), a = ("e"):rep(64) },
+    env = { HOME_X = "/home/\"x\"", A_B = "" },
+    tools = { py = "Python 3.11.2", only = "v1\nv2" },
+  }
+  for _, step in ipairs(steps) do
+    lu.assertEquals(key.compute(step, inputs), reference_key(step, inputs), step.name)
+  end
+end
+
 TestPaths = {}
 
 function TestPaths:test_normal_form()

@@ -12,6 +12,7 @@ local graph = require "mlx.pipeline.graph"
 local json = require "mlx.json"
 local key = require "mlx.pipeline.key"
 local lock = require "mlx.lock"
+local lockindex = require "mlx.pipeline.lockindex"
 local output = require "mlx.pipeline.output"
 local proc = require "mlx.proc"
 local ready = require "mlx.pipeline.ready"
@@ -108,7 +109,11 @@ function Engine:open()
   end
   self.made_dirs = {}
   self.checked_parents = {}
-  self.locked = M.locked_steps(self.root, self.p)
+  self.locked = lockindex.steps(self.root, self.p)
+  -- A project that has no run-cache yet (a fresh one) spares every stale
+  -- step a lookup that cannot find anything: 100,000 failed opens in the
+  -- plan of a new 100,000-step pipeline.
+  self.runcache_exists = fs.stat(self.root .. "/.mlx/cache/runs") ~= nil
   local config, cerr = executor.config(self.root)
   if not config then ui.usage_error("%s", cerr) end
   self.exec_config = config
@@ -232,7 +237,10 @@ function Engine:checkpoint()
   if #self.pending == 0 and not undeclared then return end
   local entries = {}
   for _, done in ipairs(self.pending) do
-    if done.write_cache then entries[#entries + 1] = { key = done.key, outs = done.outs } end
+    if done.write_cache then
+      entries[#entries + 1] = { key = done.key, outs = done.outs }
+      self.runcache_exists = true
+    end
   end
   local ok, err, code = runcache.write_many(self.root, entries)
   if not ok then ui.warn(("cannot write the run-cache (%d entries): %s"):format(#entries, err)) end
@@ -240,7 +248,8 @@ function Engine:checkpoint()
   if not ok then ui.fail(ui.exit_code_for(code), "cannot store the outputs: %s", err) end
   runcache.prune(self.root)
   local pending = self.pending
-  ok, err, code = lock.update(self.root, "steps", function(section)
+  local written, digest
+  written, digest, code = lock.update(self.root, "steps", function(section)
     local steps = section[self.p.name] or {}
     section[self.p.name] = steps
     for _, done in ipairs(pending) do
@@ -255,7 +264,9 @@ function Engine:checkpoint()
       if not self.p.by_name[name] then steps[name] = nil end
     end
   end)
-  if not ok then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", err) end
+  if not written then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", digest) end
+  ok, err = lockindex.write(self.root, written.steps, digest)
+  if not ok then ui.warn("cannot write " .. lockindex.path(self.root) .. ": " .. err) end
   -- Stored outs stay out of git, as tracked data does (mlx.gitignore).
   local ignored = {}
   for _, done in ipairs(pending) do
@@ -265,10 +276,9 @@ function Engine:checkpoint()
   end
   ok, err = require("mlx.gitignore").ensure(self.root, ignored)
   if not ok then ui.warn("cannot update a .gitignore: " .. err) end
-  for _, done in ipairs(pending) do self.locked[done.step.name] = done.entry end
-  for name in pairs(self.locked) do
-    if not self.p.by_name[name] then self.locked[name] = nil end
-  end
+  -- What the lock now holds for the pipeline: its pending entries in, its
+  -- undeclared steps out.
+  self.locked = written.steps[self.p.name]
   self.pending = {}
   self.last_checkpoint = core.clock()
   self.checkpoint_every = math.max(CHECKPOINT_SECONDS, CHECKPOINT_SHARE * (self.last_checkpoint - began))
@@ -611,7 +621,7 @@ function Engine:decide(step)
       reasons = { ("dep '%s' does not exist"):format(ev.missing_deps[1]) } }
   end
   -- The run-cache: the same inputs ran before, restore instead of running.
-  if step.cache and not forced and not step.always then
+  if step.cache and not forced and not step.always and self.runcache_exists then
     local outs, refused = runcache.lookup(self.root, self.store, ev.key, step)
     if refused then ui.warn(refused) end
     if outs then return { action = "restore", reasons = reasons, ev = ev, outs = outs } end

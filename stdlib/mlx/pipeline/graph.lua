@@ -12,29 +12,12 @@ local ui = require "mlx.ui"
 
 local M = {}
 
-local NONE = {}
-
 --- Returns the function graph.build wants for a project at root: whether a
 --- declared path (file or "dir/") is present in the workspace.
 function M.in_workspace(root)
   return function(path)
     return fs.stat(root .. "/" .. path:gsub("/$", "")) ~= nil
   end
-end
-
--- Returns the ancestor directories of path ("a/" then "a/b/"), or nil
--- when it has none: most declared paths are shallow, and a list made only
--- when needed spares a closure per path in a 100,000-step graph.
-local function ancestors(path)
-  local i = path:find("/", 1, true)
-  local stop = #path - 1 -- a directory's own trailing "/" is not an ancestor
-  if not i or i > stop then return nil end
-  local dirs = {}
-  while i and i <= stop do
-    dirs[#dirs + 1] = path:sub(1, i)
-    i = path:find("/", i + 1, true)
-  end
-  return dirs
 end
 
 local function describe_cycle(stack, from, to)
@@ -69,13 +52,19 @@ function M.build(p, exists)
           other.name, step.name, out)
       end
       producer_of[out] = step
-      for _, dir in ipairs(ancestors(out) or NONE) do
+      -- Each ancestor directory of out, walked in place rather than listed
+      -- (a table per path is most of the garbage of a large graph).
+      local stop = #out - 1
+      local i = out:find("/", 1, true)
+      while i and i <= stop do
+        local dir = out:sub(1, i)
         local list = under[dir]
         if not list then
           list = {}
           under[dir] = list
         end
         list[#list + 1] = out
+        i = out:find("/", i + 1, true)
       end
     end
   end
@@ -132,11 +121,15 @@ function M.build(p, exists)
         link(step, producer, dep)
         found = true
       end
-      for _, dir in ipairs(ancestors(dep) or NONE) do -- dep inside a directory out
-        if producer_of[dir] then
-          link(step, producer_of[dir], dep)
+      local stop = #dep - 1 -- dep inside a directory out
+      local i = dep:find("/", 1, true)
+      while i and i <= stop do
+        local dir_producer = producer_of[dep:sub(1, i)]
+        if dir_producer then
+          link(step, dir_producer, dep)
           found = true
         end
+        i = dep:find("/", i + 1, true)
       end
       if dep:sub(-1) == "/" then          -- a directory dep holding outs
         for _, out in ipairs(under[dep] or {}) do

@@ -39,11 +39,15 @@ function M.resolve_command(step, values)
 end
 
 local source_cache = {}
+-- Function → its source text: the 100,000 steps of a recipe often share one.
+local fn_cache = setmetatable({}, { __mode = "k" })
 
 --- Returns the source text of a Lua function (the lines that define it), so
 --- that editing a step's function changes its key. Values it captures from
 --- outside (upvalues) are not part of it: declare them as params.
 function M.function_source(fn)
+  local known = fn_cache[fn]
+  if known then return known end
   local info = debug.getinfo(fn, "S")
   local lines = source_cache[info.source]
   if not lines then
@@ -64,33 +68,112 @@ function M.function_source(fn)
     -- No source available (stripped or C): fall back to where it is defined.
     body = ("%s:%d-%d"):format(info.short_src, info.linedefined, info.lastlinedefined)
   end
+  fn_cache[fn] = body
   return body
 end
 
---- Returns the key of step (64 hex digits) and the canonical record it hashes.
+local EMPTY_PARAMS = json.object({})
+local NO_NAMES = {}
+
+-- A value as json.encode writes it. Most strings here (paths, hashes,
+-- names) need no escape and are plain ASCII: quoted here, without a call
+-- into the encoder per string; any other value goes to json.encode.
+local NEEDS_ENCODER = "[\0-\31\"\\\128-\255]"
+local function encode(v)
+  if type(v) == "string" and not v:find(NEEDS_ENCODER) then return '"' .. v .. '"' end
+  return json.encode(v)
+end
+local fn_json = setmetatable({}, { __mode = "k" })
+
+-- The JSON string of a function's source text, encoded once per function.
+local function fn_text(fn, source)
+  local text = fn_json[fn]
+  if not text then
+    text = json.encode(source)
+    fn_json[fn] = text
+  end
+  return text
+end
+
+-- The JSON object {name → values[name]} over the names of list, exactly as
+-- json.encode writes it: a nil or false value is null, or, when skip_nil,
+-- nil is no key at all. The common cases (no name, one name) are written
+-- here; more go through json.encode, which sorts the keys bytewise.
+local function object_text(list, values, skip_nil)
+  local n = #list
+  if n == 0 then return "{}" end
+  if n == 1 then
+    local name = list[1]
+    local v = values[name]
+    if skip_nil then
+      if v == nil then return "{}" end
+      return "{" .. encode(name) .. ":" .. encode(v) .. "}"
+    end
+    return "{" .. encode(name) .. ":" .. (v and encode(v) or "null") .. "}"
+  end
+  local object = json.object({})
+  for i = 1, n do
+    local name = list[i]
+    local v = values[name]
+    if skip_nil then object[name] = v else object[name] = v or json.null end
+  end
+  return json.encode(object)
+end
+
+--- Returns the key of step (64 hex digits) and the record of what it
+--- covers that the lock keeps: {fn (the source text) or cmd (resolved),
+--- params = {name → value}}. The key is the SHA-256 of the canonical JSON
+--- (sorted keys, no spaces) of {v = 1, fn or cmd, params, deps = {path →
+--- hash or null}, env = {name → value or null}, tools = {name → version or
+--- null}, outs = [sorted paths]}, written here without building that
+--- table: the same bytes json.encode makes of it, at a fraction of the
+--- cost per step. Raises as json.encode does (a string that is not UTF-8).
 --- inputs = { values = {param → value}, dep_hashes = {path → hash},
 --- env = {name → value or nil}, tools = {name → version text} }.
 function M.compute(step, inputs)
-  local record = { v = 1, outs = json.array({}) }
+  local record = { v = 1 }
+  local head
   if step.run then
     record.fn = M.function_source(step.run)
   else
     local cmd = M.resolve_command(step, inputs.values)
     record.cmd = type(cmd) == "table" and json.array(cmd) or cmd
+    head = '{"cmd":' .. json.encode(record.cmd) .. ","
   end
-  record.params = json.object({})
-  for _, name in ipairs(step.params) do record.params[name] = inputs.values[name] end
-  record.deps = json.object({})
-  for _, dep in ipairs(step.deps) do record.deps[dep] = inputs.dep_hashes[dep] or json.null end
-  record.env = json.object({})
-  for _, name in ipairs(step.env) do record.env[name] = inputs.env[name] or json.null end
-  record.tools = json.object({})
-  for name in pairs(step.tools) do record.tools[name] = inputs.tools[name] or json.null end
-  local outs = {}
-  for i, out in ipairs(step.outs) do outs[i] = out end
-  table.sort(outs)
-  for i, out in ipairs(outs) do record.outs[i] = out end
-  return hash.bytes(json.encode(record)), record
+  local values = inputs.values
+  local params = EMPTY_PARAMS
+  if #step.params > 0 then
+    params = json.object({})
+    for _, name in ipairs(step.params) do params[name] = values[name] end
+  end
+  record.params = params
+  local tool_names = NO_NAMES
+  if next(step.tools) ~= nil then
+    tool_names = {}
+    for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
+  end
+  local outs = step.outs
+  if #outs > 1 then
+    outs = table.move(outs, 1, #outs, 1, {})
+    table.sort(outs)
+  end
+  local out_text
+  if #outs == 1 then
+    out_text = encode(outs[1])
+  else
+    out_text = {}
+    for i, out in ipairs(outs) do out_text[i] = encode(out) end
+    out_text = table.concat(out_text, ",")
+  end
+  local text = (head or "{") ..
+    '"deps":' .. object_text(step.deps, inputs.dep_hashes) ..
+    ',"env":' .. object_text(step.env, inputs.env) ..
+    (record.fn and (',"fn":' .. fn_text(step.run, record.fn)) or "") ..
+    ',"outs":[' .. out_text .. "]" ..
+    ',"params":' .. object_text(step.params, values, true) ..
+    ',"tools":' .. object_text(tool_names, inputs.tools) ..
+    ',"v":1}'
+  return hash.bytes(text), record
 end
 
 return M

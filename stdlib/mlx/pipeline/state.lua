@@ -153,8 +153,12 @@ function M.dep_hashes(ctx, step)
   return hashes
 end
 
+-- Shared by the steps that declare no tools or env (read, never written).
+local NO_VALUES = setmetatable({}, { __newindex = function() error("NO_VALUES is read-only", 2) end })
+
 -- Version commands run once per invocation, whichever steps share them.
 local function tool_versions(ctx, step)
+  if next(step.tools) == nil then return NO_VALUES end
   local versions = {}
   for name, command in pairs(step.tools) do
     local text = ctx.tool_cache[command]
@@ -206,8 +210,11 @@ function M.evaluate(ctx, step, locked)
   local tools
   tools, err = tool_versions(ctx, step)
   if not tools then return nil, err end
-  local env = {}
-  for _, name in ipairs(step.env) do env[name] = os.getenv(name) end
+  local env = NO_VALUES
+  if #step.env > 0 then
+    env = {}
+    for _, name in ipairs(step.env) do env[name] = os.getenv(name) end
+  end
   local k, record = key.compute(step, { values = ctx.values, dep_hashes = dep_hashes, env = env, tools = tools })
   local ev = { key = k, record = record, dep_hashes = dep_hashes, outs = {}, reasons = {}, missing_deps = {} }
   local reasons = ev.reasons

@@ -1,0 +1,120 @@
+--- mlx.pipeline.lockindex: what a no-op needs of mlx.lock's "steps"
+--- section, without reading mlx.lock. Deciding that a step is up to date
+--- needs only its key and its outs' hashes, but reading the lock turns
+--- every entry (about 560 bytes of JSON a step) into Lua tables and
+--- validates them: most of a 100,000-step no-op. The index,
+--- .mlx/cache/lock-steps, holds one line per step, "PIPELINE\tSTEP\tKEY"
+--- then "\tOUT\tHASH" per out, under a header naming the SHA-256 of the
+--- lock bytes it was made from. It is used only while mlx.lock still has
+--- exactly those bytes (bytes that passed lock.read's validation when the
+--- index was made), and rewritten whenever the engine writes the lock or
+--- has to read it. A step whose key or outs differ asks for more (its deps,
+--- params, command, to say why it runs): the lock is then read, once.
+local fs = require "mlx.fs"
+local lock = require "mlx.lock"
+local ui = require "mlx.ui"
+
+local M = {}
+
+local HEADER = "mlx lock-steps 1 "
+
+--- Returns the path of the index of the project at root.
+function M.path(root)
+  return root .. "/.mlx/cache/lock-steps"
+end
+
+--- Writes the index of steps (the lock's "steps" section: pipeline → step
+--- → entry) for the lock bytes whose SHA-256 is digest. Returns true, or
+--- nil and why (the index is a cache: the caller warns and goes on).
+--- A name or path holding a tab or a newline makes no index (none is needed
+--- to be correct, only to be fast).
+function M.write(root, steps, digest)
+  local lines, n = { HEADER .. digest .. "\n" }, 1
+  for pname, section in pairs(steps or {}) do
+    for sname, entry in pairs(section) do
+      local parts = { pname, sname, entry.key }
+      for path, r in pairs(entry.outs or {}) do
+        parts[#parts + 1] = path
+        parts[#parts + 1] = r.hash
+      end
+      local line = table.concat(parts, "\t")
+      if line:find("\n", 1, true) or #parts ~= select(2, line:gsub("\t", "")) + 1 then
+        os.remove(M.path(root))
+        return true
+      end
+      n = n + 1
+      lines[n] = line .. "\n"
+    end
+  end
+  return fs.write(M.path(root), table.concat(lines))
+end
+
+-- The entry of one step as evaluate reads it, from its index line (rest:
+-- the key, then "\tOUT\tHASH" per out). Anything else (deps, params, fn,
+-- cmd) comes through the metatable mt from the lock, read at the first
+-- such question; names maps the entry to its step.
+local function entry_of(rest, name, mt, names)
+  local outs = {}
+  local pos, len = 66, #rest
+  while pos < len do
+    local tab = rest:find("\t", pos, true)
+    outs[rest:sub(pos, tab - 1)] = { hash = rest:sub(tab + 1, tab + 64) }
+    pos = tab + 66
+  end
+  local entry = setmetatable({ key = rest:sub(1, 64), outs = outs }, mt)
+  names[entry] = name
+  return entry
+end
+
+--- Returns the lock entries {step name → entry} of pipeline p at root, as
+--- engine.locked_steps does: from the index when it matches mlx.lock (each
+--- entry made at its first lookup), else from the lock (and the index is
+--- rewritten). Raises a usage failure for a corrupt lock (exit 2).
+function M.steps(root, p)
+  local digest = require("mlx.hash").file(lock.path(root))
+  if not digest then return require("mlx.pipeline.engine").locked_steps(root, p) end
+  local f = io.open(M.path(root), "rb")
+  local text = f and f:read("a")
+  if f then f:close() end
+  if not text or text:sub(1, #HEADER + 65) ~= HEADER .. digest .. "\n" then
+    local current, got, code = lock.read_digest(root)
+    if not current then ui.fail(ui.exit_code_for(code), "%s", got) end
+    if got then
+      local ok, err = M.write(root, current.steps, got)
+      if not ok then ui.warn("cannot write " .. M.path(root) .. ": " .. err) end
+    end
+    return (current.steps or {})[p.name] or {}
+  end
+  local lines = {}
+  local prefix = p.name .. "\t"
+  for line in text:gmatch("[^\n]+", #HEADER + 66) do
+    if line:sub(1, #prefix) == prefix then
+      local name, rest = line:match("^([^\t]*)\t(.*)$", #prefix + 1)
+      lines[name] = rest
+    end
+  end
+  text = nil
+  local full
+  local names = setmetatable({}, { __mode = "k" })
+  local entry_mt = { __index = function(entry, field)
+    if not full then
+      local current, err, code = lock.read(root)
+      if not current then ui.fail(ui.exit_code_for(code), "%s", err) end
+      full = (current.steps or {})[p.name] or {}
+    end
+    local e = full[names[entry]]
+    return e and e[field]
+  end }
+  return setmetatable({}, {
+    -- Not kept: the engine asks once per step, and 100,000 kept entries
+    -- would cost what the index saves.
+    __index = function(_, name)
+      local rest = lines[name]
+      if not rest then return nil end
+      return entry_of(rest, name, entry_mt, names)
+    end,
+    __pairs = function() return next, lines, nil end,
+  })
+end
+
+return M

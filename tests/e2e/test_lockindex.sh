@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The no-op path reads .mlx/cache/lock-steps (keys and out hashes of the
+# steps) instead of mlx.lock, but only while mlx.lock has the bytes the
+# index was made from: a lock changed by hand, by git or by another mlx is
+# read in full again, and a step that would run still says why.
+. "$(dirname "$0")/tap.sh"
+
+echo a >in.txt
+cat >recipe.lua <<'LUA'
+local p = require("mlx").pipeline "idx"
+p:step "a" { deps = { "in.txt" }, outs = { "a.txt" }, cmd = "cat in.txt > a.txt" }
+p:step "b" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "cat a.txt a.txt > b.txt" }
+p:step "c" { deps = { "in.txt" }, outs = { "c.txt" }, cmd = "cat in.txt > c.txt" }
+return p
+LUA
+"$MLX" init >/dev/null
+
+mlx recipe recipe.lua -q
+is "$RC" 0 "the first run succeeds"
+index=.mlx/cache/lock-steps
+is "$(head -1 "$index")" "mlx lock-steps 1 $(sha256sum mlx.lock | cut -d' ' -f1)" \
+	"the index names the SHA-256 of the lock it was written with"
+is "$(sed 1d "$index" | cut -f1,2 | sort | tr '\n' ' ')" "idx	a idx	b idx	c " "and holds one line per step"
+
+mlx recipe recipe.lua
+like "$ERR" "3 up to date" "the no-op from the index: all up to date"
+
+echo b >in.txt
+mlx recipe recipe.lua -n
+like "$OUT" "would run a: dep 'in.txt' changed" "a changed dep is named (the entry read from the lock)"
+like "$OUT" "would run b: upstream step 'a' runs" "downstream of it would run"
+like "$OUT" "would run c: dep 'in.txt' changed" "and so would c"
+mlx recipe recipe.lua -q
+is "$RC" 0 "the run after the change succeeds"
+is "$(head -1 "$index")" "mlx lock-steps 1 $(sha256sum mlx.lock | cut -d' ' -f1)" "the index follows the new lock"
+
+# A lock edited by hand: the index no longer matches it and is not used.
+key=$(sed -n '/"b": {/,/"key"/s/.*"key": "\([0-9a-f]*\)".*/\1/p' mlx.lock)
+sed -i "s/$key/$(printf '0%.0s' $(seq 64))/" mlx.lock
+mlx recipe recipe.lua -n
+like "$OUT" "would restore b: its env, tools or declared outs changed" "a hand-edited lock is read again: b is stale"
+is "$(printf '%s\n' "$OUT" | grep -Ec '^would (run|restore)')" "1" "and only b"
+mlx recipe recipe.lua -q
+is "$RC" 0 "the run re-pins it"
+mlx recipe recipe.lua
+like "$ERR" "3 up to date" "and the next no-op is one again"
+
+# A corrupt lock is refused, whatever the index says.
+cp mlx.lock good.lock
+printf '{"version": 1, "steps": {"idx": {"a": {"key": "xyz"}}}}\n' >mlx.lock
+mlx recipe recipe.lua
+is "$RC" 2 "a corrupt lock exits 2 despite the index"
+like "$ERR" "mlx.lock: step idx/a: key must be 64 hex digits" "naming the problem"
+
+# The index is a cache: missing or damaged, it is made again.
+cp good.lock mlx.lock
+rm "$index"
+mlx recipe recipe.lua
+like "$ERR" "3 up to date" "without the index the no-op reads the lock"
+test -s "$index"
+is "$?" 0 "and writes the index again"
+echo garbage >"$index"
+mlx recipe recipe.lua
+like "$ERR" "3 up to date" "a damaged index is ignored"
+
+done_testing
