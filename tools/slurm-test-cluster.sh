@@ -23,9 +23,12 @@ usage() {
 	exit 2
 }
 
-running() { # DIR — true when the cluster in DIR answers
-	[ -f "$1/slurm.conf" ] && [ -f "$1/slurmctld.pid" ] &&
+# A cluster whose slurmd died still answers scontrol ping, but its jobs
+# pend forever; so both daemons must be alive for it to count as running.
+running() { # DIR — true when the cluster in DIR answers and has its node
+	[ -f "$1/slurm.conf" ] && [ -f "$1/slurmctld.pid" ] && [ -f "$1/slurmd.pid" ] &&
 		kill -0 "$(cat "$1/slurmctld.pid")" 2>/dev/null &&
+		kill -0 "$(cat "$1/slurmd.pid")" 2>/dev/null &&
 		SLURM_CONF="$1/slurm.conf" scontrol ping >/dev/null 2>&1
 }
 
