@@ -500,6 +500,8 @@ int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, cons
 	return rc;
 }
 
+#define WALK_THREADS 16 /* the fewest threads of a walk (see mlx_hash_walk) */
+
 /* A top-level subdirectory walked by one thread of mlx_hash_walk. */
 struct subwalk {
 	char *name;
@@ -641,8 +643,14 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 		rc = mlx_err_sys(err, errno, "cannot list %s", dir);
 	closedir(d);
 	if (rc == MLX_OK && nsubs > 0) {
+		/* More threads than CPUs: a stat waits on the inode cache (on
+		 * disk, when it is cold) and, on a busy machine, on the
+		 * scheduler, which shares CPU time among threads. git's
+		 * preload of its index does the same (up to 20 threads,
+		 * whatever the CPU count). */
 		struct walk_job job = {.proto = &w, .dfd = dfd, .subs = subs};
-		rc = mlx_pool_run(nsubs, 0, walk_sub, &job, err);
+		int threads = mlx_pool_default_jobs() * 4;
+		rc = mlx_pool_run(nsubs, threads > WALK_THREADS ? threads : WALK_THREADS, walk_sub, &job, err);
 	}
 	if (rc == MLX_OK) {
 		mlx_filelist_sort(out);
