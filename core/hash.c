@@ -242,7 +242,12 @@ static int compare_paths(const void *a, const void *b)
 
 void mlx_filelist_sort(struct mlx_filelist *list)
 {
-	if (list->len > 1)
+	/* A walk lists each directory in order already: one pass proves it,
+	 * where a sort would move every item (a hundred bytes each). */
+	size_t i = 1;
+	while (i < list->len && strcmp(list->items[i - 1].path, list->items[i].path) < 0)
+		i++;
+	if (i < list->len)
 		qsort(list->items, list->len, sizeof *list->items, compare_paths);
 }
 
@@ -341,6 +346,78 @@ static int visit(struct walk *w, int dfd, const char *name, const char *path, in
 						  : "device");
 }
 
+/* One entry of a directory being walked: its name (at off in the
+ * directory's name buffer) and the type readdir gave. */
+struct dirent_ref {
+	size_t off, len;
+	unsigned char type;
+};
+
+struct dir_names {
+	char *buf;
+	size_t len, cap;
+};
+
+/* Orders entries as the paths of their files sort: a directory's name is
+ * followed by '/' in those paths ("a-b" before "a/x"). An entry of unknown
+ * type sorts as a file; should it be a directory, the walk's list is then
+ * sorted whole instead (mlx_filelist_sort finds it out of order). */
+static int compare_refs(const void *va, const void *vb, void *vnames)
+{
+	const struct dirent_ref *a = va, *b = vb;
+	const unsigned char *names = (const unsigned char *)((const struct dir_names *)vnames)->buf;
+	const unsigned char *x = names + a->off, *y = names + b->off;
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(x, y, n);
+	if (c != 0)
+		return c;
+	int cx = a->len > n ? x[n] : (a->type == DT_DIR ? '/' : 0);
+	int cy = b->len > n ? y[n] : (b->type == DT_DIR ? '/' : 0);
+	return cx - cy;
+}
+
+/* Reads every entry of d (but "." and "..", and the reserved names) into
+ * refs and names, sorted by compare_refs. Returns 0 or a failure. */
+static int read_sorted(struct walk *w, DIR *d, const char *rel, struct dirent_ref **refs, size_t *nrefs,
+                       struct dir_names *names)
+{
+	size_t cap = 0;
+	struct dirent *ent;
+	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
+		const char *n = ent->d_name;
+		if (n[0] == '.' &&
+		    (n[1] == '\0' || (n[1] == '.' && n[2] == '\0') || mlx_path_reserved_name(n)))
+			continue;
+		size_t nlen = strlen(n);
+		if (*nrefs == cap || names->len + nlen + 1 > names->cap) {
+			size_t rcap = *nrefs == cap ? (cap ? cap * 2 : 64) : cap;
+			size_t ncap = names->len + nlen + 1 > names->cap
+			                  ? (names->cap ? names->cap * 2 : 4096) + nlen
+			                  : names->cap;
+			struct dirent_ref *r = realloc(*refs, rcap * sizeof *r);
+			if (r)
+				*refs = r;
+			char *b = r ? realloc(names->buf, ncap) : NULL;
+			if (!r || !b)
+				return mlx_err_set(w->err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+			names->buf = b;
+			cap = rcap;
+			names->cap = ncap;
+		}
+		memcpy(names->buf + names->len, n, nlen + 1);
+		(*refs)[(*nrefs)++] =
+		    (struct dirent_ref){.off = names->len, .len = nlen, .type = ent->d_type};
+		names->len += nlen + 1;
+	}
+	if (errno != 0)
+		return mlx_err_sys(w->err, errno, "cannot list %s/%s", w->top, rel);
+	if (*nrefs > 1)
+		qsort_r(*refs, *nrefs, sizeof **refs, compare_refs, names);
+	return MLX_OK;
+}
+
+/* Walks directory dfd (rel below the top), visiting its entries in path
+ * order, so that the files come out sorted without moving them after. */
 static int walk_dir(struct walk *w, int dfd, const char *rel)
 {
 	DIR *d = fdopendir(dfd);
@@ -349,8 +426,6 @@ static int walk_dir(struct walk *w, int dfd, const char *rel)
 		close(dfd);
 		return mlx_err_sys(w->err, e, "cannot list %s/%s", w->top, rel);
 	}
-	int rc = MLX_OK;
-	struct dirent *ent;
 	char path[PATH_MAX];
 	size_t rlen = strlen(rel);
 	if (rlen + 1 >= sizeof path) {
@@ -360,22 +435,22 @@ static int walk_dir(struct walk *w, int dfd, const char *rel)
 	memcpy(path, rel, rlen);
 	if (rlen)
 		path[rlen++] = '/';
-	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
-		const char *n = ent->d_name;
-		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0') || mlx_path_reserved_name(n)))
-			continue;
-		size_t nlen = strlen(n);
-		if (rlen + nlen >= sizeof path) {
+	struct dirent_ref *refs = NULL;
+	size_t nrefs = 0;
+	struct dir_names names = {0};
+	int rc = read_sorted(w, d, rel, &refs, &nrefs, &names);
+	for (size_t i = 0; rc == MLX_OK && i < nrefs; i++) {
+		const char *n = names.buf + refs[i].off;
+		if (rlen + refs[i].len >= sizeof path) {
 			rc = mlx_err_set(w->err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s/%s: path too long",
 					 w->top, rel, n);
 			break;
 		}
-		memcpy(path + rlen, n, nlen + 1);
-		if ((rc = visit(w, dirfd(d), n, path, 1, ent->d_type)) != MLX_OK)
-			break;
+		memcpy(path + rlen, n, refs[i].len + 1);
+		rc = visit(w, dirfd(d), n, path, 1, refs[i].type);
 	}
-	if (rc == MLX_OK && errno != 0)
-		rc = mlx_err_sys(w->err, errno, "cannot list %s/%s", w->top, rel);
+	free(refs);
+	free(names.buf);
 	closedir(d);
 	return rc;
 }
@@ -424,6 +499,8 @@ int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, cons
 	close(dfd);
 	return rc;
 }
+
+#define WALK_THREADS 16 /* the fewest threads of a walk (see mlx_hash_walk) */
 
 /* A top-level subdirectory walked by one thread of mlx_hash_walk. */
 struct subwalk {
@@ -566,8 +643,14 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 		rc = mlx_err_sys(err, errno, "cannot list %s", dir);
 	closedir(d);
 	if (rc == MLX_OK && nsubs > 0) {
+		/* More threads than CPUs: a stat waits on the inode cache (on
+		 * disk, when it is cold) and, on a busy machine, on the
+		 * scheduler, which shares CPU time among threads. git's
+		 * preload of its index does the same (up to 20 threads,
+		 * whatever the CPU count). */
 		struct walk_job job = {.proto = &w, .dfd = dfd, .subs = subs};
-		rc = mlx_pool_run(nsubs, 0, walk_sub, &job, err);
+		int threads = mlx_pool_default_jobs() * 4;
+		rc = mlx_pool_run(nsubs, threads > WALK_THREADS ? threads : WALK_THREADS, walk_sub, &job, err);
 	}
 	if (rc == MLX_OK) {
 		mlx_filelist_sort(out);

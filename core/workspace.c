@@ -174,8 +174,10 @@ static void full_path(const struct mlx_workspace *ws, const char *rel, char *out
 		out[0] = '\0';
 }
 
-int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, struct mlx_artifact *out,
-		       struct mlx_err *err)
+/* mlx_workspace_hash, leaving the hashed files in *list (empty; the caller
+ * frees it, also on failure). */
+static int hash_list(struct mlx_workspace *ws, const char *rel, int flags, struct mlx_artifact *out,
+                     struct mlx_filelist *list, struct mlx_err *err)
 {
 	*out = (struct mlx_artifact){0};
 	int rc = check_relative(rel, 0, err);
@@ -188,50 +190,126 @@ int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, str
 		return mlx_err_sys(err, errno, "cannot stat %s", rel);
 	int is_dir = S_ISDIR(st.st_mode), put = flags & MLX_WS_PUT;
 	const char *objects = mlx_store_objects_dir(ws->store);
-	struct mlx_filelist list = {0};
 	if (is_dir) {
 		snprintf(base, sizeof base, "%s", full);
 		snprintf(prefix, sizeof prefix, "%s", rel);
-		rc = mlx_hash_walk(base, objects, 0, &list, err);
+		rc = mlx_hash_walk(base, objects, 0, list, err);
 	} else {
 		/* The stat cache keys a single file by its parent ("" at the top). */
 		const char *slash = strrchr(rel, '/');
 		const char *name = slash ? slash + 1 : rel;
 		snprintf(prefix, sizeof prefix, "%.*s", slash ? (int)(slash - rel) : 0, rel);
 		full_path(ws, prefix, base);
-		rc = mlx_hash_stat(base, name, objects, &list, err);
+		rc = mlx_hash_stat(base, name, objects, list, err);
 	}
 	if (rc != MLX_OK)
 		return rc;
 	struct mlx_statcache *sc = statcache(ws);
 	if (sc)
-		mlx_statcache_fill(sc, prefix, is_dir, &list, NULL, NULL);
+		mlx_statcache_fill(sc, prefix, is_dir, list, NULL, NULL);
 	int known = is_dir && !put && (flags & MLX_WS_NO_MANIFEST) && sc && mlx_statcache_id(sc, prefix, out->hex);
 	if (!known) {
-		const struct mlx_progress *progress = progress_over(ws, &list);
-		rc = put ? mlx_store_stage_files(ws->store, base, &list, ws->jobs, err)
-			 : mlx_hash_files_progress(base, &list, ws->jobs, progress, err);
+		const struct mlx_progress *progress = progress_over(ws, list);
+		rc = put ? mlx_store_stage_files(ws->store, base, list, ws->jobs, err)
+		         : mlx_hash_files_progress(base, list, ws->jobs, progress, err);
 		if (rc == MLX_OK && is_dir)
-			rc = mlx_hash_manifest(&list, &out->manifest, &out->manifest_len, out->hex, err);
+			rc = mlx_hash_manifest(list, &out->manifest, &out->manifest_len, out->hex, err);
 		if (rc == MLX_OK && sc)
-			mlx_statcache_store(sc, prefix, is_dir, &list, is_dir ? out->hex : NULL, NULL);
+			mlx_statcache_store(sc, prefix, is_dir, list, is_dir ? out->hex : NULL, NULL);
 		if (rc == MLX_OK && put && is_dir)
 			rc = mlx_store_stage_bytes(ws->store, out->manifest, out->manifest_len, out->hex, err);
 	}
 	if (rc == MLX_OK) {
 		out->is_dir = is_dir;
-		for (size_t i = 0; i < list.len; i++)
-			out->size += list.items[i].size;
+		for (size_t i = 0; i < list->len; i++)
+			out->size += list->items[i].size;
 		if (is_dir) {
-			out->files = list.len;
+			out->files = list->len;
 		} else {
-			memcpy(out->hex, list.items[0].hex, sizeof out->hex);
-			out->mode = list.items[0].mode;
+			memcpy(out->hex, list->items[0].hex, sizeof out->hex);
+			out->mode = list->items[0].mode;
 		}
 	} else {
 		mlx_artifact_free(out);
 	}
+	return rc;
+}
+
+int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, struct mlx_artifact *out,
+                       struct mlx_err *err)
+{
+	struct mlx_filelist list = {0};
+	int rc = hash_list(ws, rel, flags, out, &list, err);
 	mlx_filelist_free(&list);
+	return rc;
+}
+
+void mlx_dirdiff_free(struct mlx_dirdiff *d)
+{
+	mlx_filelist_free(&d->added);
+	mlx_filelist_free(&d->modified);
+	mlx_filelist_free(&d->was);
+	mlx_filelist_free(&d->deleted);
+}
+
+static int push_copy(struct mlx_filelist *to, const struct mlx_file *f, struct mlx_err *err)
+{
+	return mlx_filelist_push(to, f->path, f->size, f->mode, f->hex, err);
+}
+
+/* Merges the sorted lists of the locked manifest and of the files now,
+ * keeping only what differs: a million files with one changed make one
+ * record, in one pass. */
+static int diff_lists(const struct mlx_filelist *locked, const struct mlx_filelist *now,
+                      struct mlx_dirdiff *d, struct mlx_err *err)
+{
+	size_t i = 0, j = 0;
+	int rc = MLX_OK;
+	while (rc == MLX_OK && (i < locked->len || j < now->len)) {
+		const struct mlx_file *l = i < locked->len ? &locked->items[i] : NULL;
+		const struct mlx_file *n = j < now->len ? &now->items[j] : NULL;
+		int c = !l ? 1 : !n ? -1 : strcmp(l->path, n->path);
+		if (c < 0) {
+			rc = push_copy(&d->deleted, l, err);
+			i++;
+		} else if (c > 0) {
+			rc = push_copy(&d->added, n, err);
+			j++;
+		} else {
+			if (strcmp(l->hex, n->hex) != 0 || l->mode != n->mode) {
+				rc = push_copy(&d->modified, n, err);
+				if (rc == MLX_OK)
+					rc = push_copy(&d->was, l, err);
+			}
+			i++;
+			j++;
+		}
+	}
+	return rc;
+}
+
+int mlx_workspace_diff(struct mlx_workspace *ws, const char *rel, const char *locked,
+                       struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err)
+{
+	*d = (struct mlx_dirdiff){0};
+	struct mlx_filelist now = {0}, was = {0};
+	int rc = hash_list(ws, rel, MLX_WS_NO_MANIFEST, out, &now, err);
+	if (rc == MLX_OK) {
+		mlx_artifact_free(out); /* the text is not wanted: the lists are */
+		if (out->is_dir && strcmp(out->hex, locked) != 0) {
+			/* The files are hashed either way: an unreadable manifest only
+			 * leaves the diff out, which the caller decides about. */
+			int mrc = mlx_workspace_manifest(ws, locked, &was, err);
+			if (mrc == MLX_OK)
+				rc = diff_lists(&was, &now, d, err);
+			else
+				d->unread = mrc;
+		}
+	}
+	mlx_filelist_free(&was);
+	mlx_filelist_free(&now);
+	if (rc != MLX_OK)
+		mlx_dirdiff_free(d);
 	return rc;
 }
 

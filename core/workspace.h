@@ -105,6 +105,30 @@ int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, str
 int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names, size_t n, struct mlx_filelist *out,
 			     unsigned char *found, struct mlx_err *err);
 
+/* What differs between a directory and its locked manifest; each list is
+ * sorted by path and owned by the diff. */
+struct mlx_dirdiff {
+	struct mlx_filelist added;    /* files now that the manifest lacks */
+	struct mlx_filelist modified; /* files now whose hash or mode differ */
+	struct mlx_filelist was;      /* the manifest's entries of modified, index by index */
+	struct mlx_filelist deleted;  /* manifest entries with no file now */
+	int unread;                   /* 0, or why the manifest could not be read */
+};
+
+/* Frees the lists of d; leaves it empty. */
+void mlx_dirdiff_free(struct mlx_dirdiff *d);
+
+/* Hashes rel into *out as mlx_workspace_hash does (no manifest text, nothing
+ * stored) and, if it is a directory whose id is not locked (a manifest id),
+ * compares its files with that manifest into d (which the caller frees with
+ * mlx_dirdiff_free), merging two sorted lists in one pass. If the manifest
+ * cannot be read, d is empty, d->unread is what mlx_workspace_manifest
+ * returned (MLX_ERR_NOTFOUND, MLX_ERR_CORRUPT, MLX_ERR_IO) and err says why,
+ * but the call still returns 0. Returns what mlx_workspace_hash returns, or
+ * MLX_ERR_NOMEM. */
+int mlx_workspace_diff(struct mlx_workspace *ws, const char *rel, const char *locked,
+                       struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err);
+
 /* Places the objects of items (path relative to dir, hex, mode) below dir,
  * verifying each (mlx_store_checkout_at). dir is relative to the root ("" for
  * the root; it must pass mlx_path_check and is reached without following a

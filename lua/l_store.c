@@ -30,6 +30,7 @@ struct work {
 	struct mlx_filelist list;
 	struct mlx_artifact art;
 	struct mlx_strlist ids;
+	struct mlx_dirdiff diff;
 	char *text;
 };
 
@@ -39,6 +40,7 @@ static void release_work(void *contents)
 	mlx_filelist_free(&w->list);
 	mlx_artifact_free(&w->art);
 	mlx_strlist_free(&w->ids);
+	mlx_dirdiff_free(&w->diff);
 	free(w->text);
 	w->text = NULL;
 }
@@ -159,6 +161,86 @@ static int store_hash(lua_State *L)
 	int want_manifest = mlx_lua_optfield_boolean(L, 3, "manifest", 1);
 	lua_settop(L, 2);
 	return scan(L, want_manifest ? 0 : MLX_WS_NO_MANIFEST);
+}
+
+/* Pushes the paths of list as a sequence. */
+static void push_paths(lua_State *L, const struct mlx_filelist *list)
+{
+	lua_createtable(L, (int)list->len, 0);
+	for (size_t i = 0; i < list->len; i++) {
+		lua_pushstring(L, list->items[i].path);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+}
+
+/* Sets [path] = {path, hash, size, mode} in the table on top for each file
+ * of list. */
+static void index_files(lua_State *L, const struct mlx_filelist *list)
+{
+	for (size_t i = 0; i < list->len; i++) {
+		const struct mlx_file *f = &list->items[i];
+		push_file(L, f->path, f->hex, f->size, f->mode);
+		lua_setfield(L, -2, f->path);
+	}
+}
+
+/* st:diff(path, locked_id) -> info, diff | info, nil, message, code | nil,
+ * message, code. Hashes path as st:hash does; if it is a directory whose
+ * id is not locked_id (the id of its locked manifest), diff = {added,
+ * modified, deleted (sorted paths), locked = {[path] = {path, hash, size,
+ * mode}} of the modified and deleted files, now = {[path] = ...} of the
+ * added and modified ones}; otherwise diff is false. Only what differs
+ * crosses into Lua. When the locked manifest cannot be read, the diff is
+ * nil followed by why. */
+static int store_diff(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	const char *rel = luaL_checkstring(L, 2);
+	const char *locked = luaL_checkstring(L, 3);
+	luaL_argcheck(L, *rel && rel[0] != '/', 2, "expected a path relative to the project root");
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (mlx_workspace_diff(ls->ws, rel, locked, &w->art, &w->diff, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	const struct mlx_artifact *a = &w->art;
+	if (!a->is_dir) {
+		push_file(L, NULL, a->hex, a->size, a->mode);
+	} else {
+		lua_createtable(L, 0, 4);
+		set_str(L, "type", "dir");
+		set_str(L, "hash", a->hex);
+		set_int(L, "size", (lua_Integer)a->size);
+		set_int(L, "files", (lua_Integer)a->files);
+	}
+	const struct mlx_dirdiff *d = &w->diff;
+	if (d->unread) {
+		err.status = d->unread;
+		int n = mlx_lua_fail(L, &err); /* nil, message, code */
+		free_work(w);
+		return 1 + n;
+	}
+	if (!a->is_dir || strcmp(a->hex, locked) == 0) {
+		lua_pushboolean(L, 0);
+		free_work(w);
+		return 2;
+	}
+	lua_createtable(L, 0, 5);
+	push_paths(L, &d->added);
+	lua_setfield(L, -2, "added");
+	push_paths(L, &d->modified);
+	lua_setfield(L, -2, "modified");
+	push_paths(L, &d->deleted);
+	lua_setfield(L, -2, "deleted");
+	lua_createtable(L, 0, (int)(d->was.len + d->deleted.len));
+	index_files(L, &d->was);
+	index_files(L, &d->deleted);
+	lua_setfield(L, -2, "locked");
+	lua_createtable(L, 0, (int)(d->added.len + d->modified.len));
+	index_files(L, &d->added);
+	index_files(L, &d->modified);
+	lua_setfield(L, -2, "now");
+	free_work(w);
+	return 2;
 }
 
 /* st:hash_files(paths) -> {[path] = {type = "file", hash, size, mode} | false}
@@ -485,6 +567,7 @@ static int store_db_ids(lua_State *L)
 static const luaL_Reg store_methods[] = {
 	{"hash", store_hash},
 	{"hash_files", store_hash_files},
+	{"diff", store_diff},
 	{"put", store_put},
 	{"commit", store_commit},
 	{"checkout", store_checkout},

@@ -261,53 +261,13 @@ end
 
 -- ---- status ---------------------------------------------------------------
 
-local function index_by_path(list)
-  local t = {}
-  for _, f in ipairs(list) do t[f.path] = f end
-  return t
-end
-
-local LINE = "(%x+) (%d+) (%d+) ([^\n]+)\n"
-
--- Compares a locked manifest (list) with the workspace's (text). Returns
--- the paths added, modified and deleted (each sorted), the locked entries
--- by path, and the current {hash, size, mode} of the added and modified
--- paths only: a directory of a million files with one changed makes one
--- record, not a million (the text is streamed against the locked index).
-local function diff(locked_list, current_text)
-  local locked = index_by_path(locked_list)
-  local d = { added = {}, modified = {}, deleted = {} }
-  local changed, matched = {}, 0
-  for hash, size, mode, path in current_text:gmatch(LINE) do
-    local l = locked[path]
-    if not l then
-      d.added[#d.added + 1] = path
-      changed[path] = { hash = hash, size = math.tointeger(size), mode = mode }
-    else
-      matched = matched + 1
-      if l.hash ~= hash or l.mode ~= mode then
-        d.modified[#d.modified + 1] = path
-        changed[path] = { hash = hash, size = math.tointeger(size), mode = mode }
-      end
-    end
-  end
-  -- Every locked path was met (paths are unique): nothing was deleted, and
-  -- no set of the current paths is needed to say so.
-  if matched < #locked_list then
-    local present = {}
-    for path in current_text:gmatch("%x+ %d+ %d+ ([^\n]+)\n") do present[path] = true end
-    for _, f in ipairs(locked_list) do
-      if not present[f.path] then d.deleted[#d.deleted + 1] = f.path end
-    end
-  end
-  table.sort(d.added)
-  table.sort(d.modified)
-  table.sort(d.deleted)
-  return d, locked, changed
-end
-
 -- The state of one tracked artifact in the workspace, using the stat cache.
-local function inspect(st, root, rel, entry, want_diff)
+-- For a modified directory, r.diff = {added, modified, deleted} (sorted
+-- paths), r.locked and r.now: the locked and current records of the
+-- changed files only (st:diff merges the two sorted lists in C, so a
+-- directory of a million files with one changed makes one record); if its
+-- locked manifest cannot be read, r.diff_err and r.diff_code say why.
+local function inspect(st, root, rel, entry)
   local r = { path = rel, entry = entry }
   local s = fs.stat(root .. "/" .. rel)
   if not s then
@@ -319,29 +279,31 @@ local function inspect(st, root, rel, entry, want_diff)
     r.reason = entry.type == "dir" and "not a directory any more" or "now a directory"
     return r
   end
-  -- The manifest only matters if the directory differs: when the stat
-  -- cache knows the directory's id, it is not built.
-  local info, err = st:hash(rel, { manifest = false })
-  if info and same_entry(entry, entry_of(info)) then
-    r.info = info
-    r.state = "ok"
-    return r
-  end
-  if info and info.type == "dir" and not info.manifest then
-    info, err = st:hash(rel)
+  local info, d, derr, dcode
+  if entry.type == "dir" then
+    info, d, derr, dcode = st:diff(rel, entry.hash)
+    if not info then d = d or derr end
+  else
+    info, d = st:hash(rel)
   end
   if not info then
     r.state = "error"
-    r.reason = err
+    r.reason = d
     return r
   end
   r.info = info
+  if same_entry(entry, entry_of(info)) then
+    r.state = "ok"
+    return r
+  end
   r.state = "modified"
   if entry.type == "file" then
     r.reason = entry.hash == info.hash and "mode changed" or nil
-  elseif want_diff then
-    local locked = st:manifest(entry.hash)
-    if locked then r.diff = diff(locked, info.manifest) end
+  elseif d then
+    r.diff = { added = d.added, modified = d.modified, deleted = d.deleted }
+    r.locked, r.now = d.locked, d.now
+  else
+    r.diff_err, r.diff_code = derr, dcode
   end
   return r
 end
@@ -361,8 +323,9 @@ function M.status(root, opts)
   if not st then return nil, err, code end
   local results = {}
   for _, rel in ipairs(sorted_keys(artifacts)) do
-    local r = inspect(st, root, rel, artifacts[rel], opts.diff ~= false)
+    local r = inspect(st, root, rel, artifacts[rel])
     r.step = step_of[rel]
+    if opts.diff == false then r.diff, r.locked, r.now, r.diff_err, r.diff_code = nil end
     r.cached = st:has(artifacts[rel].hash)
     results[#results + 1] = r
   end
@@ -384,7 +347,7 @@ end
 -- {path, action, entry, files = entries to write, extra = paths to
 -- remove}, or nil, message, code if it may not or cannot be done.
 local function plan(st, root, rel, entry, opts)
-  local r = inspect(st, root, rel, entry, false)
+  local r = inspect(st, root, rel, entry)
   if r.state == "ok" then return { path = rel, action = "unchanged" } end
   if r.state == "error" then return nil, r.reason, "invalid" end
   local s = fs.stat(root .. "/" .. rel)
@@ -404,8 +367,14 @@ local function plan(st, root, rel, entry, opts)
       files = { { path = basename(rel), hash = entry.hash, mode = entry.mode } }, extra = {},
     }
   end
-  local locked, err, code = st:manifest(entry.hash)
-  if not locked then
+  -- The whole locked manifest is read only when nothing is there to diff.
+  local locked, err, code
+  if r.info then
+    err, code = r.diff_err, r.diff_code
+  else
+    locked, err, code = st:manifest(entry.hash)
+  end
+  if err then
     if code == "corrupt" then st:quarantine(entry.hash) end
     if code == "notfound" then
       err = ("the objects of %s are not in the store; %s"):format(rel, require("mlx.remote.config").pull_hint(root))
@@ -414,7 +383,7 @@ local function plan(st, root, rel, entry, opts)
   end
   local todo, extra = locked, {}
   if r.info then
-    local d, lk, cur = diff(locked, r.info.manifest)
+    local d, lk, cur = r.diff, r.locked, r.now
     todo = {}
     for _, path in ipairs(d.modified) do todo[#todo + 1] = lk[path] end
     for _, path in ipairs(d.deleted) do todo[#todo + 1] = lk[path] end
@@ -500,7 +469,7 @@ function M.checkout(root, paths, opts)
     -- An out of a step with cache = false (or one never stored) cannot come
     -- from the store: unless named, it is left for its step to make again.
     if step_of[rel] and not done[rel] and not (paths and #paths > 0) and not st:has(artifacts[rel].hash)
-      and inspect(st, root, rel, artifacts[rel], false).state ~= "ok" then
+      and inspect(st, root, rel, artifacts[rel]).state ~= "ok" then
       done[rel] = true
       unavailable[#unavailable + 1] = { path = rel, action = "unavailable", step = step_of[rel] }
     end

@@ -264,6 +264,39 @@ static void symlinks_in_the_store_are_never_followed(void **state)
 	mlx_store_close(s);
 }
 
+/* More files than the batch has temp subdirectories, staged by two
+ * threads: every temp finds or makes its subdirectory, and every object
+ * is there after the commit. */
+static void many_files_share_the_temp_subdirectories(void **state)
+{
+	(void)state;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/many", root);
+	assert_int_equal(mlx_fs_mkdirs(dir, 0755, NULL), MLX_OK);
+	enum { N = 700 };
+	char rel[64], content[64];
+	for (int i = 0; i < N; i++) {
+		snprintf(rel, sizeof rel, "many/f%03d", i);
+		snprintf(content, sizeof content, "file number %d", i);
+		write_file(rel, content);
+	}
+	struct mlx_store *s;
+	struct mlx_err err;
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	struct mlx_filelist list = {0};
+	assert_int_equal(mlx_hash_walk(dir, NULL, 0, &list, &err), MLX_OK);
+	assert_int_equal(list.len, N);
+	assert_int_equal(mlx_store_stage_files(s, dir, &list, 2, &err), MLX_OK);
+	assert_int_equal(mlx_store_staged(s), N);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	for (size_t i = 0; i < list.len; i++) {
+		assert_true(mlx_store_has(s, list.items[i].hex));
+		assert_int_equal(mlx_store_verify(s, list.items[i].hex, &err), MLX_OK);
+	}
+	mlx_filelist_free(&list);
+	mlx_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +304,7 @@ int main(void)
 	    cmocka_unit_test(checkout_verifies_and_quarantines),
 	    cmocka_unit_test(gc_lock_excludes_and_db_ids_skip_missing),
 	    cmocka_unit_test(symlinks_in_the_store_are_never_followed),
+	    cmocka_unit_test(many_files_share_the_temp_subdirectories),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

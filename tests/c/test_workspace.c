@@ -135,11 +135,95 @@ static void checkout_never_writes_through_a_symlink_or_into_git(void **state)
 	mlx_workspace_close(ws);
 }
 
+static void assert_paths(const struct mlx_filelist *list, const char *const *want, size_t n)
+{
+	assert_int_equal(list->len, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(list->items[i].path, want[i]);
+}
+
+/* The diff of a directory and its locked manifest names exactly the files
+ * added, modified (content or mode) and deleted, sorted, with the locked
+ * entry of each modified one; an unchanged directory has none, and a
+ * manifest not in the store leaves the diff out but not the hash. */
+static void diff_names_what_changed_since_the_lock(void **state)
+{
+	(void)state;
+	char sub[PATH_MAX];
+	snprintf(sub, sizeof sub, "%s/diffed/sub", root);
+	assert_int_equal(mlx_fs_mkdirs(sub, 0755, NULL), MLX_OK);
+	write_file("diffed/keep.txt", "keep");
+	write_file("diffed/change.txt", "before");
+	write_file("diffed/gone.txt", "gone");
+	write_file("diffed/sub/x.sh", "echo x");
+	struct mlx_workspace *ws;
+	struct mlx_err err;
+	assert_int_equal(mlx_workspace_open(root, 0, 2, &ws, &err), MLX_OK);
+	struct mlx_artifact locked, now;
+	assert_int_equal(mlx_workspace_hash(ws, "diffed", MLX_WS_PUT, &locked, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+	char before[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_bytes("before", 6, before, &err), MLX_OK);
+
+	write_file("diffed/change.txt", "after, longer");
+	write_file("diffed/new.txt", "new");
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/diffed/gone.txt", root);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof path, "%s/diffed/sub/x.sh", root);
+	assert_int_equal(chmod(path, 0755), 0);
+
+	struct mlx_dirdiff d;
+	assert_int_equal(mlx_workspace_diff(ws, "diffed", locked.hex, &now, &d, &err), MLX_OK);
+	assert_true(now.is_dir);
+	assert_int_equal(now.files, 4);
+	assert_string_not_equal(now.hex, locked.hex);
+	assert_null(now.manifest);
+	assert_int_equal(d.unread, 0);
+	const char *added[] = {"new.txt"}, *modified[] = {"change.txt", "sub/x.sh"},
+	           *deleted[] = {"gone.txt"};
+	assert_paths(&d.added, added, 1);
+	assert_paths(&d.modified, modified, 2);
+	assert_paths(&d.was, modified, 2);
+	assert_paths(&d.deleted, deleted, 1);
+	assert_string_equal(d.was.items[0].hex, before);
+	assert_int_equal(d.was.items[0].size, 6);
+	assert_int_equal(d.modified.items[0].size, 13);
+	assert_string_equal(d.was.items[1].hex, d.modified.items[1].hex);
+	assert_int_equal(d.was.items[1].mode, 0644);
+	assert_int_equal(d.modified.items[1].mode, 0755);
+	mlx_dirdiff_free(&d);
+
+	/* Against its own id: nothing differs, and no manifest is read. */
+	char id[MLX_HASH_HEX_SIZE];
+	memcpy(id, now.hex, sizeof id);
+	mlx_artifact_free(&now);
+	assert_int_equal(mlx_workspace_diff(ws, "diffed", id, &now, &d, &err), MLX_OK);
+	assert_string_equal(now.hex, id);
+	assert_int_equal(d.added.len + d.modified.len + d.was.len + d.deleted.len, 0);
+	assert_int_equal(d.unread, 0);
+	mlx_dirdiff_free(&d);
+	mlx_artifact_free(&now);
+
+	/* A locked manifest that is not in the store. */
+	const char *absent = "0000000000000000000000000000000000000000000000000000000000000000";
+	assert_int_equal(mlx_workspace_diff(ws, "diffed", absent, &now, &d, &err), MLX_OK);
+	assert_string_equal(now.hex, id);
+	assert_int_equal(d.unread, MLX_ERR_NOTFOUND);
+	assert_non_null(strstr(err.msg, absent));
+	assert_int_equal(d.added.len + d.modified.len + d.deleted.len, 0);
+	mlx_dirdiff_free(&d);
+	mlx_artifact_free(&now);
+	mlx_artifact_free(&locked);
+	mlx_workspace_close(ws);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(put_then_checkout_round_trip),
 		cmocka_unit_test(checkout_never_writes_through_a_symlink_or_into_git),
+		cmocka_unit_test(diff_names_what_changed_since_the_lock),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
