@@ -748,6 +748,7 @@ struct place_job {
 	const char *dir; /* dirfd's name in messages */
 	struct mlx_filelist *items;
 	enum mlx_link link;
+	int64_t mtime_ns; /* stamped on copies, or 0 */
 	atomic_uint counter;
 };
 
@@ -840,6 +841,12 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			rc = mlx_err_sys(err, errno, "cannot set the mode of %s", dest);
 			goto out;
 		}
+		struct timespec times[2] = {{0, UTIME_OMIT},
+					    {job->mtime_ns / 1000000000, job->mtime_ns % 1000000000}};
+		if (job->mtime_ns > 0 && futimens(out, times) != 0) {
+			rc = mlx_err_sys(err, errno, "cannot set the time of %s", dest);
+			goto out;
+		}
 	}
 	/* renameat replaces a symlink at the target itself, never what it
 	 * points to. */
@@ -848,8 +855,10 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 		goto out;
 	}
 	made = 0;
+	/* A copy is stat'ed through its own descriptor: the facts recorded
+	 * are those of the file written here, whatever is at the name now. */
 	struct stat st;
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (out >= 0 ? fstat(out, &st) == 0 : fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		f->ino = (uint64_t)st.st_ino;
 		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 		f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
@@ -866,9 +875,10 @@ out:
 }
 
 int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struct mlx_filelist *items,
-			  enum mlx_link link, int jobs, struct mlx_err *err)
+			  enum mlx_link link, int64_t mtime_ns, int jobs, struct mlx_err *err)
 {
-	struct place_job job = {.s = s, .dirfd = dirfd, .dir = dir, .items = items, .link = link};
+	struct place_job job = {
+	    .s = s, .dirfd = dirfd, .dir = dir, .items = items, .link = link, .mtime_ns = mtime_ns};
 	atomic_init(&job.counter, 0);
 	return mlx_pool_run_progress(items->len, jobs, place_one, &job, s->progress, err);
 }
@@ -881,7 +891,7 @@ int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_fi
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
-	int rc = mlx_store_checkout_at(s, fd, dir, items, link, jobs, err);
+	int rc = mlx_store_checkout_at(s, fd, dir, items, link, 0, jobs, err);
 	close(fd);
 	return rc;
 }

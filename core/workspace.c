@@ -267,20 +267,35 @@ int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx
 		rc = mlx_path_check(dir, strlen(dir), err);
 	if (rc != MLX_OK)
 		return rc;
-	/* Recorded as hashed when the checkout started: a change to a placed
-	 * file within the timestamp tick after that is then seen as racy. */
+	/* Copies are dated a little before the checkout started (stamp), so
+	 * that any later write to one, even within the same timestamp tick
+	 * as the copy, gives it a newer mtime than the one recorded below
+	 * (see below). */
 	int64_t started = mlx_hash_now_ns();
+	int64_t stamp = link == MLX_LINK_COPY ? started - 2 * MLX_STATCACHE_RACY_NS : 0;
 	int dfd;
 	if ((rc = mlx_path_open_dir(ws->root_fd, dir, 1, &dfd, err)) != MLX_OK)
 		return rc;
-	rc = mlx_store_checkout_at(ws->store, dfd, dir, items, link, ws->jobs, err);
+	rc = mlx_store_checkout_at(ws->store, dfd, dir, items, link, stamp, ws->jobs, err);
 	close(dfd);
 	if (rc != MLX_OK)
 		return rc;
 	struct mlx_statcache *sc = statcache(ws);
 	if (sc) {
-		for (size_t i = 0; i < items->len; i++)
-			items->items[i].hashed_ns = started;
+		/* A copy that still has the stamp holds exactly the verified
+		 * object's bytes: it was written here under a temp name, and
+		 * any write since would have moved its mtime past the stamp.
+		 * It is recorded as hashed now, as git's index records the
+		 * files it checked out when it is written, so the stat cache's
+		 * racy rule trusts it once its ctime (the rename) is older than
+		 * the margin. Anything else (links, a copy changed already) is
+		 * recorded as hashed when the checkout started, and re-hashed
+		 * by the next look if its times are that recent. */
+		int64_t now = mlx_hash_now_ns();
+		for (size_t i = 0; i < items->len; i++) {
+			struct mlx_file *f = &items->items[i];
+			f->hashed_ns = stamp && f->mtime_ns == stamp ? now : started;
+		}
 		mlx_statcache_store(sc, dir, 0, items, NULL, NULL);
 	}
 	return MLX_OK;

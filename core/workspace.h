@@ -110,8 +110,11 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
  * the root; it must pass mlx_path_check and is reached without following a
  * symlink), or absolute: a place outside the project that the caller
  * chose, which the stat cache does not record. Placed files inside the
- * project are recorded in the stat cache as hashed when the checkout
- * started. Returns 0 or what mlx_store_checkout_at returns. */
+ * project are recorded in the stat cache: a copy is dated before the
+ * checkout started and recorded as hashed when the checkout ended (a
+ * later write moves its mtime past that date, so it is seen); a link as
+ * hashed when the checkout started. Returns 0 or what
+ * mlx_store_checkout_at returns. */
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
 			   enum mlx_link link, struct mlx_err *err);
 

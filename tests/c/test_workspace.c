@@ -100,6 +100,49 @@ static void put_then_checkout_round_trip(void **state)
 	mlx_workspace_close(ws);
 }
 
+/* A checked-out copy is entered in the stat cache with its hash, so the
+ * next look need not read it; a write right after the checkout, in the
+ * same timestamp tick and of the same size, must still be seen. */
+static void checkout_records_copies_and_sees_a_write_right_after(void **state)
+{
+	(void)state;
+	struct mlx_workspace *ws;
+	struct mlx_err err;
+	assert_int_equal(mlx_workspace_open(root, 0, 2, &ws, &err), MLX_OK);
+	struct mlx_artifact dir;
+	assert_int_equal(mlx_workspace_hash(ws, "data", MLX_WS_PUT, &dir, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+	struct mlx_filelist files = {0};
+	assert_int_equal(mlx_workspace_manifest(ws, dir.hex, &files, &err), MLX_OK);
+	int64_t before = mlx_hash_now_ns();
+	assert_int_equal(mlx_workspace_checkout(ws, "fresh", &files, MLX_LINK_COPY, &err), MLX_OK);
+	/* The copy is dated before the checkout began. */
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/fresh/a.txt", root);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_true((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec < before);
+	/* Same size, new bytes, at once. */
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	fputs("ALPHA", f);
+	fclose(f);
+	struct mlx_artifact now, expected;
+	assert_int_equal(mlx_workspace_hash(ws, "fresh", 0, &now, &err), MLX_OK);
+	write_file("expected-a.txt", "ALPHA");
+	assert_int_equal(mlx_workspace_hash(ws, "expected-a.txt", 0, &expected, &err), MLX_OK);
+	assert_string_not_equal(now.hex, dir.hex);
+	mlx_artifact_free(&now);
+	/* And the file alone, as status looks at a single out. */
+	assert_int_equal(mlx_workspace_hash(ws, "fresh/a.txt", 0, &now, &err), MLX_OK);
+	assert_string_equal(now.hex, expected.hex);
+	mlx_artifact_free(&now);
+	mlx_artifact_free(&expected);
+	mlx_filelist_free(&files);
+	mlx_artifact_free(&dir);
+	mlx_workspace_close(ws);
+}
+
 static void checkout_never_writes_through_a_symlink_or_into_git(void **state)
 {
 	(void)state;
@@ -140,6 +183,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(put_then_checkout_round_trip),
 		cmocka_unit_test(checkout_never_writes_through_a_symlink_or_into_git),
+		cmocka_unit_test(checkout_records_copies_and_sees_a_write_right_after),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
