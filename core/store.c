@@ -37,6 +37,8 @@ struct mlx_store {
 	char *batch;		/* .mlx/tmp/put-…, made on first stage */
 	int batch_fd, batch_lock_fd;
 	atomic_uint counter;
+	atomic_uchar made[256]; /* the batch's subdirectories made so far */
+	atomic_int no_clone;    /* FICLONE refused as unsupported: not asked again */
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
@@ -105,6 +107,20 @@ static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, char hex[
 		return -1;
 	}
 	*size = total;
+	return 0;
+}
+
+/* Makes out a reflink of in, unless the file system said before that it
+ * has none (then *no_clone is set: one failed call, not one per file; a
+ * pair on two file systems, EXDEV, is asked again). Returns 1 if cloned. */
+static int try_clone(atomic_int *no_clone, int out, int in)
+{
+	if (atomic_load(no_clone))
+		return 0;
+	if (ioctl(out, FICLONE, in) == 0)
+		return 1;
+	if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL)
+		atomic_store(no_clone, 1);
 	return 0;
 }
 
@@ -452,8 +468,11 @@ static int create_temp(struct mlx_store *s, char name[24], int flags)
 {
 	unsigned n = atomic_fetch_add(&s->counter, 1);
 	snprintf(name, 24, "%02x", n & 255);
-	if (mkdirat(s->batch_fd, name, 0755) != 0 && errno != EEXIST)
-		return -1;
+	if (!atomic_load(&s->made[n & 255])) {
+		if (mkdirat(s->batch_fd, name, 0755) != 0 && errno != EEXIST)
+			return -1;
+		atomic_store(&s->made[n & 255], 1);
+	}
 	snprintf(name, 24, "%02x/%u", n & 255, n);
 	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 }
@@ -467,6 +486,8 @@ static int ensure_batch(struct mlx_store *s, struct mlx_err *err)
 {
 	if (s->batch)
 		return MLX_OK;
+	for (int i = 0; i < 256; i++)
+		atomic_store(&s->made[i], 0);
 	char made[PATH_MAX], tmpl[PATH_MAX];
 	int n = snprintf(made, sizeof made, "%s/new-%ld-XXXXXX", s->tmp, (long)getpid());
 	if (n < 0 || (size_t)n >= sizeof made)
@@ -565,7 +586,7 @@ static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[M
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot store %s: cannot create a temp file in %s", what, s->batch);
 	int failed_write = 0, rc = MLX_OK;
-	if (ioctl(out, FICLONE, in_fd) == 0) {
+	if (try_clone(&s->no_clone, out, in_fd)) {
 		if (hash_copy(s, out, -1, hex, size, &failed_write) != 0)
 			rc = mlx_err_sys(err, errno, "cannot store %s", what);
 	} else if (hash_copy(s, in_fd, out, hex, size, &failed_write) != 0) {
@@ -748,7 +769,9 @@ struct place_job {
 	const char *dir; /* dirfd's name in messages */
 	struct mlx_filelist *items;
 	enum mlx_link link;
-	int64_t mtime_ns; /* stamped on copies, or 0 */
+	int64_t mtime_ns;    /* stamped on copies, or 0 */
+	long pid;            /* for temp names */
+	atomic_int no_clone; /* the workspace refused a reflink: copy */
 	atomic_uint counter;
 };
 
@@ -780,7 +803,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 	const char *name;
 	if ((rc = mlx_path_open_parent(job->dirfd, f->path, 1, &pfd, &name, err)) != MLX_OK)
 		return rc;
-	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, (long)getpid(), atomic_fetch_add(&job->counter, 1));
+	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, job->pid, atomic_fetch_add(&job->counter, 1));
 
 	/* Never through a symlink in objects/ (open_object). */
 	int in = open_object(s, f->hex, err);
@@ -827,7 +850,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			goto out;
 		}
 		made = 1;
-		int cloned = ioctl(out, FICLONE, in) == 0;
+		int cloned = try_clone(&job->no_clone, out, in);
 		if (hash_copy(s, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
 			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
 					  : mlx_err_sys(err, errno, "cannot read %s", obj);
@@ -842,7 +865,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			goto out;
 		}
 		struct timespec times[2] = {{0, UTIME_OMIT},
-					    {job->mtime_ns / 1000000000, job->mtime_ns % 1000000000}};
+		                            {job->mtime_ns / 1000000000, job->mtime_ns % 1000000000}};
 		if (job->mtime_ns > 0 && futimens(out, times) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot set the time of %s", dest);
 			goto out;
@@ -875,11 +898,17 @@ out:
 }
 
 int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struct mlx_filelist *items,
-			  enum mlx_link link, int64_t mtime_ns, int jobs, struct mlx_err *err)
+                          enum mlx_link link, int64_t mtime_ns, int jobs, struct mlx_err *err)
 {
-	struct place_job job = {
-	    .s = s, .dirfd = dirfd, .dir = dir, .items = items, .link = link, .mtime_ns = mtime_ns};
+	struct place_job job = {.s = s,
+	                        .dirfd = dirfd,
+	                        .dir = dir,
+	                        .items = items,
+	                        .link = link,
+	                        .mtime_ns = mtime_ns,
+	                        .pid = (long)getpid()};
 	atomic_init(&job.counter, 0);
+	atomic_init(&job.no_clone, 0);
 	return mlx_pool_run_progress(items->len, jobs, place_one, &job, s->progress, err);
 }
 

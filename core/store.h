@@ -125,7 +125,7 @@ int mlx_store_commit(struct mlx_store *s, struct mlx_err *err);
  * before it is renamed into place (links keep the object's). Returns 0;
  * MLX_ERR_NOTFOUND if an object is missing. */
 int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struct mlx_filelist *items,
-			  enum mlx_link link, int64_t mtime_ns, int jobs, struct mlx_err *err);
+                          enum mlx_link link, int64_t mtime_ns, int jobs, struct mlx_err *err);
 
 /* As mlx_store_checkout_at below the directory dir (an absolute path of
  * the caller's choosing, created if missing). */
