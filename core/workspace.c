@@ -257,7 +257,7 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
 }
 
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
-			   enum mlx_link link, struct mlx_err *err)
+                           enum mlx_link link, const unsigned char *verified, struct mlx_err *err)
 {
 	progress_over(ws, items);
 	if (dir[0] == '/')
@@ -276,7 +276,7 @@ int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx
 	int dfd;
 	if ((rc = mlx_path_open_dir(ws->root_fd, dir, 1, &dfd, err)) != MLX_OK)
 		return rc;
-	rc = mlx_store_checkout_at(ws->store, dfd, dir, items, link, stamp, ws->jobs, err);
+	rc = mlx_store_checkout_at(ws->store, dfd, dir, items, link, verified, stamp, ws->jobs, err);
 	close(dfd);
 	if (rc != MLX_OK)
 		return rc;

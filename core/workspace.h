@@ -106,7 +106,8 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
 			     unsigned char *found, struct mlx_err *err);
 
 /* Places the objects of items (path relative to dir, hex, mode) below dir,
- * verifying each (mlx_store_checkout_at). dir is relative to the root ("" for
+ * verifying each but those marked in verified (NULL: none; see
+ * mlx_store_checkout_at). dir is relative to the root ("" for
  * the root; it must pass mlx_path_check and is reached without following a
  * symlink), or absolute: a place outside the project that the caller
  * chose, which the stat cache does not record. Placed files inside the
@@ -116,6 +117,6 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
  * hashed when the checkout started. Returns 0 or what
  * mlx_store_checkout_at returns. */
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
-			   enum mlx_link link, struct mlx_err *err);
+                           enum mlx_link link, const unsigned char *verified, struct mlx_err *err);
 
 #endif

@@ -31,6 +31,7 @@ struct work {
 	struct mlx_artifact art;
 	struct mlx_strlist ids;
 	char *text;
+	unsigned char *verified; /* of a checkout: the entries not to hash again */
 };
 
 static void release_work(void *contents)
@@ -41,6 +42,8 @@ static void release_work(void *contents)
 	mlx_strlist_free(&w->ids);
 	free(w->text);
 	w->text = NULL;
+	free(w->verified);
+	w->verified = NULL;
 }
 
 static struct work *new_work(lua_State *L)
@@ -233,12 +236,14 @@ static uint32_t parse_mode(lua_State *L, int idx)
 	return 0;
 }
 
-/* st:checkout(dir, entries[, link]) -> true | nil, message, code.
+/* st:checkout(dir, entries[, link[, verified]]) -> true | nil, message, code.
  * entries: array of {path = relative to dir, hash = id, mode = "644"|"755"};
  * dir: relative to the project root, or absolute (a place outside the
  * project, which the stat cache does not record); link: "copy" (default),
- * "hardlink" or "symlink". Each object is verified as it is placed; a
- * corrupt one is quarantined and reported ("corrupt"). */
+ * "hardlink" or "symlink". Each object is verified as it is placed, except
+ * copies of the ids in the set verified ({id = true}: objects this process
+ * fetched and verified just before); a corrupt one is quarantined and
+ * reported ("corrupt"). */
 static int store_checkout(lua_State *L)
 {
 	static const char *const links[] = {"copy", "hardlink", "symlink", NULL};
@@ -246,9 +251,14 @@ static int store_checkout(lua_State *L)
 	const char *dir = luaL_checkstring(L, 2);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	enum mlx_link link = (enum mlx_link)luaL_checkoption(L, 4, "copy", links);
+	if (!lua_isnoneornil(L, 5))
+		luaL_checktype(L, 5, LUA_TTABLE);
+	int has_verified = lua_istable(L, 5);
 	lua_Integer n = luaL_len(L, 3);
 	struct work *w = new_work(L);
 	struct mlx_err err;
+	if (has_verified && !(w->verified = calloc(n > 0 ? (size_t)n : 1, 1)))
+		return luaL_error(L, "out of memory");
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, 3, i);
 		luaL_checktype(L, -1, LUA_TTABLE);
@@ -263,9 +273,13 @@ static int store_checkout(lua_State *L)
 		lua_Integer size = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
 		if (mlx_filelist_push(&w->list, path, size > 0 ? (uint64_t)size : 0, mode, hex, &err) != MLX_OK)
 			return luaL_error(L, "out of memory");
+		if (has_verified) {
+			w->verified[i - 1] = lua_getfield(L, 5, hex) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+			lua_pop(L, 1);
+		}
 		lua_pop(L, 5);
 	}
-	int rc = mlx_workspace_checkout(ls->ws, dir, &w->list, link, &err);
+	int rc = mlx_workspace_checkout(ls->ws, dir, &w->list, link, w->verified, &err);
 	free_work(w);
 	if (rc != MLX_OK)
 		return mlx_lua_fail(L, &err);

@@ -298,7 +298,8 @@ end
 --- opts: {remote, targets, run_cache, jobs, dry_run, progress}. Returns
 --- {remote, sent (objects fetched), present, bytes, runs (entries
 --- fetched), missing = {{hash, path}} (on no remote), corrupt = {…},
---- refused = {{key, why}}, todo, warning}; or nil, message, code.
+--- refused = {{key, why}}, todo, warning, verified = {id = true} (the
+--- objects fetched)}; or nil, message, code.
 function M.fetch(root, opts)
   opts = opts or {}
   local h, err, code = M.open(root, opts.remote, opts)
@@ -310,7 +311,8 @@ function M.fetch(root, opts)
   idx, err, code = index.read(root, h.r, h.url)
   if not idx then return nil, err, code end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {} }
+    refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {},
+    verified = {} }
   -- Which step makes each object of a step's out (see M.records).
   local step_of_id = {}
   for _, r in ipairs(records) do
@@ -348,6 +350,7 @@ function M.fetch(root, opts)
     local res, terr, tcode = h.r:fetch(root, todo, { progress = opts.progress })
     if not res then return nil, terr, tcode end
     result.todo = result.todo + res.sent + #res.missing + #res.corrupt
+    for id in pairs(res.verified) do result.verified[id] = true end
     result.sent, result.bytes = result.sent + res.sent, result.bytes + res.bytes
     result.present = result.present + res.present
     for _, id in ipairs(res.missing) do
@@ -408,7 +411,9 @@ function M.pull(root, opts)
     result.changes = {}
     return result
   end
-  local copts = { jobs = opts.checkout_jobs, progress = opts.checkout_progress, force = opts.force }
+  -- What the fetch verified as it arrived is copied without a second read.
+  local copts = { jobs = opts.checkout_jobs, progress = opts.checkout_progress, force = opts.force,
+    verified = result.verified }
   if #result.missing > 0 or #result.corrupt > 0 then
     -- Some objects did not come (reported by the fetch): check out path
     -- by path, leaving those that need them as they are.

@@ -83,7 +83,7 @@ static void put_then_checkout_round_trip(void **state)
 	struct mlx_filelist files = {0};
 	assert_int_equal(mlx_workspace_manifest(ws, dir.hex, &files, &err), MLX_OK);
 	assert_int_equal(files.len, 2);
-	assert_int_equal(mlx_workspace_checkout(ws, "copy/of/data", &files, MLX_LINK_COPY, &err), MLX_OK);
+	assert_int_equal(mlx_workspace_checkout(ws, "copy/of/data", &files, MLX_LINK_COPY, NULL, &err), MLX_OK);
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/copy/of/data/sub/b.txt", root);
 	struct stat st;
@@ -92,6 +92,15 @@ static void put_then_checkout_round_trip(void **state)
 
 	struct mlx_artifact copy;
 	assert_int_equal(mlx_workspace_hash(ws, "copy/of/data", 0, &copy, &err), MLX_OK);
+	assert_string_equal(copy.hex, dir.hex);
+	mlx_artifact_free(&copy);
+
+	/* Objects the caller verified are copied without a second read: the
+	 * same bytes, sizes and stat cache entries. */
+	unsigned char verified[2] = {1, 1};
+	assert_int_equal(mlx_workspace_checkout(ws, "copy/verified", &files, MLX_LINK_COPY, verified, &err), MLX_OK);
+	assert_int_equal(files.items[0].size + files.items[1].size, 9);
+	assert_int_equal(mlx_workspace_hash(ws, "copy/verified", 0, &copy, &err), MLX_OK);
 	assert_string_equal(copy.hex, dir.hex);
 	mlx_artifact_free(&copy);
 	mlx_filelist_free(&files);
@@ -115,7 +124,7 @@ static void checkout_records_copies_and_sees_a_write_right_after(void **state)
 	struct mlx_filelist files = {0};
 	assert_int_equal(mlx_workspace_manifest(ws, dir.hex, &files, &err), MLX_OK);
 	int64_t before = mlx_hash_now_ns();
-	assert_int_equal(mlx_workspace_checkout(ws, "fresh", &files, MLX_LINK_COPY, &err), MLX_OK);
+	assert_int_equal(mlx_workspace_checkout(ws, "fresh", &files, MLX_LINK_COPY, NULL, &err), MLX_OK);
 	/* The copy is dated before the checkout began. */
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/fresh/a.txt", root);
@@ -158,14 +167,14 @@ static void checkout_never_writes_through_a_symlink_or_into_git(void **state)
 
 	struct mlx_filelist items = {0};
 	assert_int_equal(mlx_filelist_push(&items, "victim.txt", 0, 0644, file.hex, &err), MLX_OK);
-	assert_int_equal(mlx_workspace_checkout(ws, "link", &items, MLX_LINK_COPY, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_workspace_checkout(ws, "link", &items, MLX_LINK_COPY, NULL, &err), MLX_ERR_INVALID);
 	assert_string_equal(err.msg, "link is a symbolic link; mlx never writes through one");
 	mlx_filelist_free(&items);
 
 	const char *bad[] = {"link/victim.txt", "../escape.txt", ".git/hooks/pre-commit", ".mlx/config.local.lua"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		assert_int_equal(mlx_filelist_push(&items, bad[i], 0, 0755, file.hex, &err), MLX_OK);
-		assert_int_equal(mlx_workspace_checkout(ws, "", &items, MLX_LINK_COPY, &err), MLX_ERR_INVALID);
+		assert_int_equal(mlx_workspace_checkout(ws, "", &items, MLX_LINK_COPY, NULL, &err), MLX_ERR_INVALID);
 		mlx_filelist_free(&items);
 	}
 	char victim[PATH_MAX];
