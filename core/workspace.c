@@ -128,6 +128,46 @@ int mlx_workspace_manifest(struct mlx_workspace *ws, const char *hex, struct mlx
 	return rc;
 }
 
+static int by_hex(const void *a, const void *b)
+{
+	return strcmp(((const struct mlx_file *)a)->hex, ((const struct mlx_file *)b)->hex);
+}
+
+int mlx_workspace_manifest_present(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
+                                   unsigned char **present, struct mlx_err *err)
+{
+	*present = NULL;
+	int rc = mlx_workspace_manifest(ws, hex, out, err);
+	if (rc != MLX_OK)
+		return rc;
+	/* Sorted by id, so that a content held by several files is one
+	 * object, asked about once. */
+	qsort(out->items, out->len, sizeof *out->items, by_hex);
+	const char **ids = malloc((out->len ? out->len : 1) * sizeof *ids);
+	unsigned char *has = malloc(out->len ? out->len : 1);
+	*present = malloc(out->len ? out->len : 1);
+	if (!ids || !has || !*present) {
+		free(ids);
+		free(has);
+		free(*present);
+		*present = NULL;
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < out->len; i++)
+		if (i == 0 || strcmp(out->items[i].hex, out->items[i - 1].hex) != 0)
+			ids[n++] = out->items[i].hex;
+	mlx_store_has_many(ws->store, ids, n, has);
+	for (size_t i = 0, k = 0; i < out->len; i++) {
+		if (i > 0 && strcmp(out->items[i].hex, out->items[i - 1].hex) != 0)
+			k++;
+		(*present)[i] = has[k];
+	}
+	free(ids);
+	free(has);
+	return MLX_OK;
+}
+
 int mlx_workspace_check_store(struct mlx_workspace *ws, struct mlx_filelist *out, struct mlx_err *err)
 {
 	int rc = mlx_store_list(ws->store, out, err);

@@ -60,6 +60,13 @@ const char *mlx_workspace_root(const struct mlx_workspace *ws);
 int mlx_workspace_manifest(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
 			   struct mlx_err *err);
 
+/* As mlx_workspace_manifest, with out sorted by object id and *present
+ * (malloc'ed, out->len bytes; the caller frees) set to 1 for the files
+ * whose objects the store has: one stat per distinct object, no reading.
+ * For a fetch that finds most objects present. */
+int mlx_workspace_manifest_present(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
+                                   unsigned char **present, struct mlx_err *err);
+
 /* Lists every object of the store into out (empty) and re-hashes each in
  * the workspace's threads, as mlx_store_list and mlx_store_check do (an
  * object is sound when its hex equals its path). Returns 0,

@@ -31,7 +31,8 @@ struct work {
 	struct mlx_artifact art;
 	struct mlx_strlist ids;
 	char *text;
-	unsigned char *verified; /* of a checkout: the entries not to hash again */
+	unsigned char *verified; /* of a checkout: the entries not to hash again;
+	                          * of st:missing: the files present */
 };
 
 static void release_work(void *contents)
@@ -309,6 +310,42 @@ static int store_manifest(lua_State *L)
 	return 1;
 }
 
+/* st:missing(id, seen) -> {{path, hash, size, mode}…}, n | nil, message,
+ * code: the files of manifest id whose objects the store lacks; the ids of
+ * those it has are added to the set seen ({id = true}) without a table
+ * per file, and n counts the ones that were not in it yet. */
+static int store_missing(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	const char *hex = luaL_checkstring(L, 2);
+	luaL_checktype(L, 3, LUA_TTABLE);
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (mlx_workspace_manifest_present(ls->ws, hex, &w->list, &w->verified, &err) != MLX_OK) {
+		free_work(w);
+		return mlx_lua_fail(L, &err);
+	}
+	lua_newtable(L);
+	lua_Integer n = 0, added = 0;
+	for (size_t i = 0; i < w->list.len; i++) {
+		const struct mlx_file *f = &w->list.items[i];
+		if (!w->verified[i]) {
+			push_file(L, f->path, f->hex, f->size, f->mode);
+			lua_rawseti(L, -2, ++n);
+		} else if (i == 0 || strcmp(f->hex, w->list.items[i - 1].hex) != 0) {
+			if (lua_getfield(L, 3, f->hex) == LUA_TNIL) {
+				lua_pushboolean(L, 1);
+				lua_setfield(L, 3, f->hex);
+				added++;
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pushinteger(L, added);
+	free_work(w);
+	return 2;
+}
+
 /* st:read(id) -> content | nil, message, code (verified) */
 static int store_read(lua_State *L)
 {
@@ -497,24 +534,25 @@ static int store_db_ids(lua_State *L)
 }
 
 static const luaL_Reg store_methods[] = {
-	{"hash", store_hash},
-	{"hash_files", store_hash_files},
-	{"put", store_put},
-	{"commit", store_commit},
-	{"checkout", store_checkout},
-	{"manifest", store_manifest},
-	{"read", store_read},
-	{"has", store_has},
-	{"path", store_path},
-	{"verify", store_verify},
-	{"remove", store_remove},
-	{"quarantine", store_quarantine},
-	{"objects", store_objects},
-	{"check", store_check},
-	{"objects_dir", store_objects_dir},
-	{"progress", store_progress},
-	{"close", store_close},
-	{NULL, NULL},
+    {"hash", store_hash},
+    {"hash_files", store_hash_files},
+    {"put", store_put},
+    {"commit", store_commit},
+    {"checkout", store_checkout},
+    {"manifest", store_manifest},
+    {"missing", store_missing},
+    {"read", store_read},
+    {"has", store_has},
+    {"path", store_path},
+    {"verify", store_verify},
+    {"remove", store_remove},
+    {"quarantine", store_quarantine},
+    {"objects", store_objects},
+    {"check", store_check},
+    {"objects_dir", store_objects_dir},
+    {"progress", store_progress},
+    {"close", store_close},
+    {NULL, NULL},
 };
 
 static const luaL_Reg store_metamethods[] = {

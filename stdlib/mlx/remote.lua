@@ -137,9 +137,12 @@ end
 -- Expands records into the object ids they need (a directory: its
 -- manifest and its files, read from the local store st). Returns the list
 -- of {hash, size}, the set of ids, and where each id came from; records
--- whose manifest is not in st are listed in `unread`.
-local function expand(st, records)
-  local list, seen, from, unread = {}, {}, {}, {}
+-- whose manifest is not in st are listed in `unread`. With missing_only (a
+-- fetch), a directory brings only the files the store lacks into the list;
+-- the ids of those it has only enter the set, and the fifth result counts
+-- them per manifest: no table per file when nothing is missing.
+local function expand(st, records, missing_only)
+  local list, seen, from, unread, had = {}, {}, {}, {}, {}
   local function add(id, size, path)
     if not seen[id] then
       seen[id] = true
@@ -152,15 +155,23 @@ local function expand(st, records)
     local dir = r.type == "dir" or (r.type == nil and st:has(r.hash) and looks_like_manifest(st, r.hash))
     if dir then
       if st:has(r.hash) then
-        local files, err, code = st:manifest(r.hash)
-        if not files then return nil, ("%s: %s"):format(r.path, err), code end
+        -- st:missing enters the ids the store has in seen, and counts
+        -- those that were new there.
+        local files, n_or_err, code
+        if missing_only then
+          files, n_or_err, code = st:missing(r.hash, seen)
+        else
+          files, n_or_err, code = st:manifest(r.hash)
+        end
+        if not files then return nil, ("%s: %s"):format(r.path, n_or_err), code end
         for _, f in ipairs(files) do add(f.hash, f.size, r.path .. "/" .. f.path) end
+        if missing_only then had[r.hash] = n_or_err end
       else
         unread[#unread + 1] = r
       end
     end
   end
-  return list, seen, from, unread
+  return list, seen, from, unread, had
 end
 
 --- Returns nil if entry (decoded JSON) is a valid run-cache entry for key,
@@ -307,9 +318,13 @@ function M.fetch(root, opts)
   local records
   records, err, code = M.records(root, opts.targets)
   if not records then return nil, err, code end
-  local idx
-  idx, err, code = index.read(root, h.r, h.url)
-  if not idx then return nil, err, code end
+  -- Objects are asked for by id, so only the run-cache needs the index: a
+  -- no-op pull without it makes no request for the index at all.
+  local idx = { objects = {}, runs = {} }
+  if opts.run_cache then
+    idx, err, code = index.read(root, h.r, h.url)
+    if not idx then return nil, err, code end
+  end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
     refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {},
     verified = {} }
@@ -328,8 +343,17 @@ function M.fetch(root, opts)
   local st
   st, err, code = require("mlx.store").open(root)
   if not st then return nil, err, code end
-  local bad, asked = {}, {}
-  local function transfer(list, from)
+  local bad, asked, counted = {}, {}, {}
+  local function transfer(list, from, had)
+    -- Objects of manifests that the store has are counted, not listed.
+    local known = #list
+    for id, n in pairs(had) do
+      known = known + n
+      if not counted[id] then
+        counted[id] = true
+        result.present = result.present + n
+      end
+    end
     -- Each id is asked for once; the engine skips, in parallel, those the
     -- store has (a no-op is one pass over the ids, not one per round).
     local todo = {}
@@ -339,7 +363,7 @@ function M.fetch(root, opts)
         todo[#todo + 1] = item
       end
     end
-    result.objects = math.max(result.objects, #list)
+    result.objects = math.max(result.objects, known)
     if opts.dry_run then
       for _, item in ipairs(todo) do
         if not st:has(item.hash) then result.todo = result.todo + 1 end
@@ -370,12 +394,12 @@ function M.fetch(root, opts)
   -- Two rounds: the first brings the manifests of directories, whose
   -- files the second can then name.
   for _ = 1, 2 do
-    local list, _, from, unread = expand(st, records)
+    local list, _, from, unread, had = expand(st, records, true)
     if not list then
       st:close()
       return nil, _, from
     end
-    local ok, terr, tcode = transfer(list, from)
+    local ok, terr, tcode = transfer(list, from, had)
     if not ok then
       st:close()
       return nil, terr, tcode
