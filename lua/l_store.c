@@ -310,18 +310,25 @@ static int store_manifest(lua_State *L)
 	return 1;
 }
 
-/* st:missing(id, seen) -> {{path, hash, size, mode}…}, n | nil, message,
- * code: the files of manifest id whose objects the store lacks; the ids of
- * those it has are added to the set seen ({id = true}) without a table
- * per file, and n counts the ones that were not in it yet. */
+/* st:missing(id, seen[, have]) -> {{path, hash, size, mode}…}, n | nil,
+ * message, code: the files of manifest id whose objects the store lacks
+ * (with have, a set {id = true}: that are not in have, e.g. what a
+ * remote's index lists, and the store is not asked); the ids of the others
+ * are added to the set seen ({id = true}) without a table per file, and n
+ * counts the ones that were not in it yet. */
 static int store_missing(lua_State *L)
 {
 	struct lstore *ls = check_open(L);
 	const char *hex = luaL_checkstring(L, 2);
 	luaL_checktype(L, 3, LUA_TTABLE);
+	int have = !lua_isnoneornil(L, 4);
+	if (have)
+		luaL_checktype(L, 4, LUA_TTABLE);
 	struct work *w = new_work(L);
 	struct mlx_err err;
-	if (mlx_workspace_manifest_present(ls->ws, hex, &w->list, &w->verified, &err) != MLX_OK) {
+	int rc = have ? mlx_workspace_manifest(ls->ws, hex, &w->list, &err)
+	              : mlx_workspace_manifest_present(ls->ws, hex, &w->list, &w->verified, &err);
+	if (rc != MLX_OK) {
 		free_work(w);
 		return mlx_lua_fail(L, &err);
 	}
@@ -329,7 +336,14 @@ static int store_missing(lua_State *L)
 	lua_Integer n = 0, added = 0;
 	for (size_t i = 0; i < w->list.len; i++) {
 		const struct mlx_file *f = &w->list.items[i];
-		if (!w->verified[i]) {
+		int there;
+		if (have) {
+			there = lua_getfield(L, 4, f->hex) != LUA_TNIL;
+			lua_pop(L, 1);
+		} else {
+			there = w->verified[i];
+		}
+		if (!there) {
 			push_file(L, f->path, f->hex, f->size, f->mode);
 			lua_rawseti(L, -2, ++n);
 		} else if (i == 0 || strcmp(f->hex, w->list.items[i - 1].hex) != 0) {

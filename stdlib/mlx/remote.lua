@@ -138,9 +138,11 @@ end
 -- manifest and its files, read from the local store st). Returns the list
 -- of {hash, size}, the set of ids, and where each id came from; records
 -- whose manifest is not in st are listed in `unread`. With missing_only (a
--- fetch), a directory brings only the files the store lacks into the list;
--- the ids of those it has only enter the set, and the fifth result counts
--- them per manifest: no table per file when nothing is missing.
+-- fetch: true; a push: the set of ids the remote's index lists), a
+-- directory brings into the list only the files the store lacks (a push:
+-- that the index lacks); the ids of the others only enter the set, and
+-- the fifth result counts them per manifest: no table per file when
+-- nothing is to move.
 local function expand(st, records, missing_only)
   local list, seen, from, unread, had = {}, {}, {}, {}, {}
   local function add(id, size, path)
@@ -159,13 +161,13 @@ local function expand(st, records, missing_only)
         -- those that were new there.
         local files, n_or_err, code
         if missing_only then
-          files, n_or_err, code = st:missing(r.hash, seen)
+          files, n_or_err, code = st:missing(r.hash, seen, missing_only ~= true and missing_only or nil)
         else
           files, n_or_err, code = st:manifest(r.hash)
         end
         if not files then return nil, ("%s: %s"):format(r.path, n_or_err), code end
         for _, f in ipairs(files) do add(f.hash, f.size, r.path .. "/" .. f.path) end
-        if missing_only then had[r.hash] = n_or_err end
+        if missing_only then had[r.hash] = (had[r.hash] or 0) + n_or_err end
       else
         unread[#unread + 1] = r
       end
@@ -220,14 +222,20 @@ function M.push(root, opts)
     end
   end
   records = kept
-  local list, _, from, unread = expand(st, records)
-  st:close()
-  if not list then return nil, _, from end
   local idx
   idx, err, code = index.read(root, h.r, h.url)
-  if not idx then return nil, err, code end
+  if not idx then
+    st:close()
+    return nil, err, code
+  end
+  -- Files the index already lists stay in C (counted, not listed).
+  local list, _, from, unread, had = expand(st, records, idx.objects)
+  st:close()
+  if not list then return nil, _, from end
+  local known = #list
+  for _, n in pairs(had) do known = known + n end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    warning = idx.warning, objects = #list, unavailable = unavailable }
+    warning = idx.warning, objects = known, unavailable = unavailable }
   for _, r in ipairs(unread) do result.missing[#result.missing + 1] = { hash = r.hash, path = r.path } end
   local todo = {}
   for _, item in ipairs(list) do
