@@ -8,7 +8,8 @@
 #            vs rclone copy from the remote, best --transfers
 #   no-op    mlx push and mlx pull again (nothing to do)
 #            vs rclone sync again (nothing to do)
-#   big      one 2 GiB file pushed and pulled (BIG=1), vs rclone copy
+#   big      one 2 GiB file pushed and pulled (BIG=1, or PARTS=big for
+#            this part alone), vs rclone copy, with peak RSS
 #   memory   peak RSS of mlx push and mlx pull at N files, and at N2 files
 #            of 4 KiB (0: skipped)
 #
@@ -18,8 +19,9 @@
 # or `webdav`: nginx with its DAV modules on 127.0.0.1, started and stopped
 # here (tests/helper/dav_server.sh).
 # N (default 20000), N2 (default 0; 200000 for the memory figure), BIG
-# (default 0), BENCH_DIR (default: a new directory under /var/tmp, on disk,
-# removed at the end unless KEEP=1). Prints one line per measurement and
+# (default 0), PARTS (default "small"; "big" or "small big"), BENCH_DIR
+# (default: a new directory under /var/tmp, on disk, removed at the end
+# unless KEEP=1). Prints one line per measurement and
 # the ratios rclone/mlx (above 1: mlx is faster).
 set -euo pipefail
 MLX=$(realpath "${1:-build/mlx}")
@@ -27,6 +29,8 @@ REMOTE=${2:-}
 N=${N:-20000}
 N2=${N2:-0}
 BIG=${BIG:-0}
+PARTS=${PARTS:-small}
+[ "$BIG" != 1 ] || PARTS="$PARTS big"
 command -v rclone >/dev/null || { echo "bench/remote.sh: needs rclone (apt-get install rclone)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "bench/remote.sh: needs python3" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench/remote.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
@@ -149,22 +153,27 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 }
 
 echo "# mlx $("$MLX" --version), $(rclone version | head -1), $(nproc) CPUs, remote: ${REMOTE:-a directory on the same disk}"
-run_set small "$N"
-if [ "$BIG" = 1 ]; then
+case " $PARTS " in *" small "*) run_set small "$N" ;; esac
+if [[ " $PARTS " == *" big "* ]]; then
 	mkdir -p "$work/big-data" && head -c $((2 << 30)) /dev/urandom >"$work/big-data/big.bin"
 	cp "$work/big-data/big.bin" "$work/big-plain.bin"
 	read -r url rpath <<<"$(remote_for big)"
 	project "$work/big-a" "$work/big-data" "$url"
 	cd "$work/big-a"
-	t0=$(now); "$MLX" push >/dev/null; t1=$(now); push=$(elapsed "$t0" "$t1")
+	t0=$(now); /usr/bin/time -f %M -o "$work/rss-big-push" "$MLX" push >/dev/null; t1=$(now)
+	push=$(elapsed "$t0" "$t1")
 	cd "$work" && git clone -q "$work/big-a" "$work/big-b" && cd "$work/big-b"
-	t0=$(now); "$MLX" pull >/dev/null; t1=$(now); pull=$(elapsed "$t0" "$t1")
+	t0=$(now); /usr/bin/time -f %M -o "$work/rss-big-pull" "$MLX" pull >/dev/null; t1=$(now)
+	pull=$(elapsed "$t0" "$t1")
+	cmp -s "$work/big-a/data/big.bin" "$work/big-b/data/big.bin" ||
+		{ echo "bench/remote.sh: the pulled 2 GiB file differs" >&2; exit 1; }
 	cd "$work"
 	mkdir -p "$work/big-plain" && mv "$work/big-plain.bin" "$work/big-plain/big.bin"
 	t0=$(now); rclone copy "$work/big-plain" "$rpath" >/dev/null 2>&1; t1=$(now); rpush=$(elapsed "$t0" "$t1")
 	t0=$(now); rclone copy "$rpath" "$work/big-dest" >/dev/null 2>&1; t1=$(now); rpull=$(elapsed "$t0" "$t1")
-	echo "2 GiB file: mlx push $push s, pull $pull s; rclone copy to $rpush s, from $rpull s;" \
-		"ratios push $(ratio "$rpush" "$push"), pull $(ratio "$rpull" "$pull")"
+	echo "2 GiB file: mlx push $push s, pull $pull s" \
+		"(peak RSS push $(($(cat "$work/rss-big-push") / 1024)) MiB, pull $(($(cat "$work/rss-big-pull") / 1024)) MiB);" \
+		"rclone copy to $rpush s, from $rpull s; ratios push $(ratio "$rpush" "$push"), pull $(ratio "$rpull" "$pull")"
 fi
 if [ "$N2" -gt 0 ]; then
 	# Memory depends on the number of files, not their size: 4 KiB each.

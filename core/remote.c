@@ -364,10 +364,8 @@ static int fill_from_remote(void *vctx, int fd, struct mlx_err *err)
 static int fetch_one(struct transfer *t, void *st, struct mlx_pool *pool, unsigned *seed,
                      struct mlx_remote_item *it, struct mlx_err *err)
 {
-	if (mlx_store_has(t->store, it->hex)) {
-		it->outcome = MLX_REMOTE_PRESENT;
-		return MLX_OK;
-	}
+	/* keep_missing found it absent; one stored meanwhile (by another
+	 * process) is met by the commit, which keeps the first copy. */
 	char key[80];
 	object_key(it->hex, key);
 	struct fill_ctx c = {t->r->be, st, key};

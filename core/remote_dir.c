@@ -33,6 +33,7 @@ struct dir_remote {
 	int root_fd;      /* -1 until the root exists (a first put makes it) */
 	char host[64];    /* for temp names, '/' and '.' replaced */
 	unsigned counter; /* of temp names; an instance serves one thread */
+	int no_clone;     /* FICLONE failed as unsupported: not asked again */
 };
 
 static int dir_accepts(const char *url)
@@ -194,15 +195,23 @@ static int dir_stat(void *state, const char *key, uint64_t *size, struct mlx_err
 	return MLX_OK;
 }
 
-/* Copies all of in (from offset 0) to out (at its offset 0): a reflink
- * where possible, else copy_file_range, else read and write. Returns 0 or
- * -1 with errno set. */
-static int copy_fd(int in, int out)
+/* Copies all of in (from offset 0; size bytes, as fstat said, or 0: to
+ * its end) to out (at its offset 0): a reflink where possible, else copy_file_range, else read
+ * and write. Once the file systems refuse a reflink, *no_clone spares the
+ * question for the next files. Returns 0 or -1 with errno set. */
+static int copy_fd(int in, int out, uint64_t size, int *no_clone)
 {
-	if (ioctl(out, FICLONE, in) == 0)
-		return 0;
+	if (!*no_clone) {
+		if (ioctl(out, FICLONE, in) == 0)
+			return 0;
+		if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL)
+			*no_clone = 1;
+	}
 	loff_t off_in = 0, off_out = 0;
 	for (;;) {
+		/* Known to be at the end: no call to hear it. */
+		if ((uint64_t)off_in == size && size > 0)
+			return 0;
 		ssize_t n = copy_file_range(in, &off_in, out, &off_out, 1u << 30, 0);
 		if (n == 0)
 			return 0;
@@ -278,7 +287,7 @@ static int dir_get(void *state, const char *key, int fd, struct mlx_err *err)
 	else if (!S_ISREG(st.st_mode))
 		rc = mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "remote %s: %s is not a regular file", d->name,
 		                 key);
-	else if (copy_fd(in, fd) != 0)
+	else if (copy_fd(in, fd, (uint64_t)st.st_size, &d->no_clone) != 0)
 		rc = mlx_err_sys(err, errno, "remote %s: cannot read %s", d->name, key);
 	close(in);
 	return rc;
@@ -311,7 +320,7 @@ static int dir_put(void *state, const char *key, const char *path, uint64_t size
 	if (out < 0) {
 		rc = mlx_err_sys(err, errno, "remote %s: cannot create a temp file for %s", d->name, key);
 	} else {
-		if (copy_fd(in, out) != 0)
+		if (copy_fd(in, out, 0, &d->no_clone) != 0)
 			rc = mlx_err_sys(err, errno, "remote %s: cannot write %s", d->name, key);
 		if (close(out) != 0 && rc == MLX_OK)
 			rc = mlx_err_sys(err, errno, "remote %s: cannot write %s", d->name, key);

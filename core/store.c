@@ -38,6 +38,7 @@ struct mlx_store {
 	char *batch;		/* .mlx/tmp/put-…, made on first stage */
 	int batch_fd, batch_lock_fd;
 	atomic_uint counter;
+	atomic_int no_clone;    /* FICLONE refused as unsupported: not asked again */
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
@@ -106,6 +107,20 @@ static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, char hex[
 		return -1;
 	}
 	*size = total;
+	return 0;
+}
+
+/* Makes out a reflink of in, unless the file system said before that it
+ * has none (then *no_clone is set: one failed call, not one per file; a
+ * pair on two file systems, EXDEV, is asked again). Returns 1 if cloned. */
+static int try_clone(atomic_int *no_clone, int out, int in)
+{
+	if (atomic_load(no_clone))
+		return 0;
+	if (ioctl(out, FICLONE, in) == 0)
+		return 1;
+	if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL)
+		atomic_store(no_clone, 1);
 	return 0;
 }
 
@@ -580,7 +595,7 @@ static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[M
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot store %s: cannot create a temp file in %s", what, s->batch);
 	int failed_write = 0, rc = MLX_OK;
-	if (ioctl(out, FICLONE, in_fd) == 0) {
+	if (try_clone(&s->no_clone, out, in_fd)) {
 		if (hash_copy(s, out, -1, hex, size, &failed_write) != 0)
 			rc = mlx_err_sys(err, errno, "cannot store %s", what);
 	} else if (hash_copy(s, in_fd, out, hex, size, &failed_write) != 0) {
@@ -763,6 +778,10 @@ struct place_job {
 	const char *dir; /* dirfd's name in messages */
 	struct mlx_filelist *items;
 	enum mlx_link link;
+	const unsigned char *verified; /* verified[i]: item i's object was just verified */
+	int64_t mtime_ns;    /* stamped on copies, or 0 */
+	long pid;            /* for temp names */
+	atomic_int no_clone; /* the workspace refused a reflink: copy */
 	atomic_uint counter;
 };
 
@@ -773,6 +792,34 @@ static int corrupt(const struct mlx_store *s, const char *hex, const char *dest,
 	return mlx_err_set(err, MLX_ERR_CORRUPT, 0,
 			   "object %s for %s is corrupt%s; fetch a good copy (mlx pull) or add the file again",
 			   hex, dest, moved ? " (moved to .mlx/cache/quarantine/)" : "");
+}
+
+/* Copies in to out (a reflink already, if cloned) without reading the
+ * bytes into memory, setting *size. Returns 1 if done, 0 if the file
+ * systems cannot (the caller copies, hashing), -1 with errno set. */
+static int copy_trusted(int in, int out, int cloned, uint64_t *size)
+{
+	struct stat st;
+	if (fstat(in, &st) != 0)
+		return -1;
+	*size = (uint64_t)st.st_size;
+	if (cloned)
+		return 1;
+	loff_t off_in = 0, off_out = 0;
+	while ((uint64_t)off_in < *size) {
+		ssize_t n = copy_file_range(in, &off_in, out, &off_out, *size - (uint64_t)off_in, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && off_in == 0 &&
+		    (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+			return 0;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO; /* shorter than fstat said */
+			return -1;
+		}
+	}
+	return 1;
 }
 
 /* Places one object at its path below job->dirfd: the path was checked
@@ -794,7 +841,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 	const char *name;
 	if ((rc = mlx_path_open_parent(job->dirfd, f->path, 1, &pfd, &name, err)) != MLX_OK)
 		return rc;
-	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, (long)getpid(), atomic_fetch_add(&job->counter, 1));
+	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, job->pid, atomic_fetch_add(&job->counter, 1));
 
 	/* Never through a symlink in objects/ (open_object). */
 	int in = open_object(s, f->hex, err);
@@ -809,6 +856,9 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 	int out = -1, failed_write = 0, made = 0;
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size = 0;
+	/* An object this process fetched and verified moments ago is copied
+	 * without being read back (links are verified all the same). */
+	int trusted = job->verified && job->verified[i];
 	if (how != MLX_LINK_COPY) {
 		/* Verify before linking: a link shares the object's bytes. */
 		if (hash_copy(s, in, -1, got, &size, &failed_write) != 0) {
@@ -841,18 +891,30 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			goto out;
 		}
 		made = 1;
-		int cloned = ioctl(out, FICLONE, in) == 0;
-		if (hash_copy(s, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
-			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
-					  : mlx_err_sys(err, errno, "cannot read %s", obj);
+		int cloned = try_clone(&job->no_clone, out, in);
+		int copied = trusted ? copy_trusted(in, out, cloned, &size) : 0;
+		if (copied < 0) {
+			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
 			goto out;
 		}
-		if (strcmp(got, f->hex) != 0) {
+		if (!copied &&
+		    hash_copy(s, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
+			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
+			                  : mlx_err_sys(err, errno, "cannot read %s", obj);
+			goto out;
+		}
+		if (!copied && strcmp(got, f->hex) != 0) {
 			rc = corrupt(s, f->hex, dest, err);
 			goto out;
 		}
 		if (fchmod(out, f->mode ? f->mode : 0644) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot set the mode of %s", dest);
+			goto out;
+		}
+		struct timespec times[2] = {{0, UTIME_OMIT},
+		                            {job->mtime_ns / 1000000000, job->mtime_ns % 1000000000}};
+		if (job->mtime_ns > 0 && futimens(out, times) != 0) {
+			rc = mlx_err_sys(err, errno, "cannot set the time of %s", dest);
 			goto out;
 		}
 	}
@@ -863,8 +925,10 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 		goto out;
 	}
 	made = 0;
+	/* A copy is stat'ed through its own descriptor: the facts recorded
+	 * are those of the file written here, whatever is at the name now. */
 	struct stat st;
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (out >= 0 ? fstat(out, &st) == 0 : fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		f->ino = (uint64_t)st.st_ino;
 		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 		f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
@@ -881,10 +945,19 @@ out:
 }
 
 int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struct mlx_filelist *items,
-			  enum mlx_link link, int jobs, struct mlx_err *err)
+                          enum mlx_link link, const unsigned char *verified, int64_t mtime_ns, int jobs,
+                          struct mlx_err *err)
 {
-	struct place_job job = {.s = s, .dirfd = dirfd, .dir = dir, .items = items, .link = link};
+	struct place_job job = {.s = s,
+	                        .dirfd = dirfd,
+	                        .dir = dir,
+	                        .items = items,
+	                        .link = link,
+	                        .verified = verified,
+	                        .mtime_ns = mtime_ns,
+	                        .pid = (long)getpid()};
 	atomic_init(&job.counter, 0);
+	atomic_init(&job.no_clone, 0);
 	return mlx_pool_run_progress(items->len, jobs, place_one, &job, s->progress, err);
 }
 
@@ -896,7 +969,7 @@ int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_fi
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
-	int rc = mlx_store_checkout_at(s, fd, dir, items, link, jobs, err);
+	int rc = mlx_store_checkout_at(s, fd, dir, items, link, NULL, 0, jobs, err);
 	close(fd);
 	return rc;
 }

@@ -121,9 +121,14 @@ int mlx_store_commit(struct mlx_store *s, struct mlx_err *err);
  * linked): a corrupt one is moved to quarantine and MLX_ERR_CORRUPT
  * returned, naming it and the path, whose old content is then untouched.
  * A placed file's ino, mtime_ns, ctime_ns and size are filled in (for the
- * stat cache). MLX_ERR_NOTFOUND if an object is missing. */
+ * stat cache). With mtime_ns > 0, every copy gets that modification time
+ * before it is renamed into place (links keep the object's). verified
+ * (NULL: none) marks items whose objects the caller verified itself just
+ * before (a fetch): those are copied (copy_file_range) without being read
+ * and hashed again. Returns 0; MLX_ERR_NOTFOUND if an object is missing. */
 int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struct mlx_filelist *items,
-			  enum mlx_link link, int jobs, struct mlx_err *err);
+                          enum mlx_link link, const unsigned char *verified, int64_t mtime_ns, int jobs,
+                          struct mlx_err *err);
 
 /* As mlx_store_checkout_at below the directory dir (an absolute path of
  * the caller's choosing, created if missing). */

@@ -128,6 +128,46 @@ int mlx_workspace_manifest(struct mlx_workspace *ws, const char *hex, struct mlx
 	return rc;
 }
 
+static int by_hex(const void *a, const void *b)
+{
+	return strcmp(((const struct mlx_file *)a)->hex, ((const struct mlx_file *)b)->hex);
+}
+
+int mlx_workspace_manifest_present(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
+                                   unsigned char **present, struct mlx_err *err)
+{
+	*present = NULL;
+	int rc = mlx_workspace_manifest(ws, hex, out, err);
+	if (rc != MLX_OK)
+		return rc;
+	/* Sorted by id, so that a content held by several files is one
+	 * object, asked about once. */
+	qsort(out->items, out->len, sizeof *out->items, by_hex);
+	const char **ids = malloc((out->len ? out->len : 1) * sizeof *ids);
+	unsigned char *has = malloc(out->len ? out->len : 1);
+	*present = malloc(out->len ? out->len : 1);
+	if (!ids || !has || !*present) {
+		free(ids);
+		free(has);
+		free(*present);
+		*present = NULL;
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < out->len; i++)
+		if (i == 0 || strcmp(out->items[i].hex, out->items[i - 1].hex) != 0)
+			ids[n++] = out->items[i].hex;
+	mlx_store_has_many(ws->store, ids, n, has);
+	for (size_t i = 0, k = 0; i < out->len; i++) {
+		if (i > 0 && strcmp(out->items[i].hex, out->items[i - 1].hex) != 0)
+			k++;
+		(*present)[i] = has[k];
+	}
+	free(ids);
+	free(has);
+	return MLX_OK;
+}
+
 int mlx_workspace_check_store(struct mlx_workspace *ws, struct mlx_filelist *out, struct mlx_err *err)
 {
 	int rc = mlx_store_list(ws->store, out, err);
@@ -335,7 +375,7 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
 }
 
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
-			   enum mlx_link link, struct mlx_err *err)
+                           enum mlx_link link, const unsigned char *verified, struct mlx_err *err)
 {
 	progress_over(ws, items);
 	if (dir[0] == '/')
@@ -345,20 +385,35 @@ int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx
 		rc = mlx_path_check(dir, strlen(dir), err);
 	if (rc != MLX_OK)
 		return rc;
-	/* Recorded as hashed when the checkout started: a change to a placed
-	 * file within the timestamp tick after that is then seen as racy. */
+	/* Copies are dated a little before the checkout started (stamp), so
+	 * that any later write to one, even within the same timestamp tick
+	 * as the copy, gives it a newer mtime than the one recorded below
+	 * (see below). */
 	int64_t started = mlx_hash_now_ns();
+	int64_t stamp = link == MLX_LINK_COPY ? started - 2 * MLX_STATCACHE_RACY_NS : 0;
 	int dfd;
 	if ((rc = mlx_path_open_dir(ws->root_fd, dir, 1, &dfd, err)) != MLX_OK)
 		return rc;
-	rc = mlx_store_checkout_at(ws->store, dfd, dir, items, link, ws->jobs, err);
+	rc = mlx_store_checkout_at(ws->store, dfd, dir, items, link, verified, stamp, ws->jobs, err);
 	close(dfd);
 	if (rc != MLX_OK)
 		return rc;
 	struct mlx_statcache *sc = statcache(ws);
 	if (sc) {
-		for (size_t i = 0; i < items->len; i++)
-			items->items[i].hashed_ns = started;
+		/* A copy that still has the stamp holds exactly the verified
+		 * object's bytes: it was written here under a temp name, and
+		 * any write since would have moved its mtime past the stamp.
+		 * It is recorded as hashed now, as git's index records the
+		 * files it checked out when it is written, so the stat cache's
+		 * racy rule trusts it once its ctime (the rename) is older than
+		 * the margin. Anything else (links, a copy changed already) is
+		 * recorded as hashed when the checkout started, and re-hashed
+		 * by the next look if its times are that recent. */
+		int64_t now = mlx_hash_now_ns();
+		for (size_t i = 0; i < items->len; i++) {
+			struct mlx_file *f = &items->items[i];
+			f->hashed_ns = stamp && f->mtime_ns == stamp ? now : started;
+		}
 		mlx_statcache_store(sc, dir, 0, items, NULL, NULL);
 	}
 	return MLX_OK;

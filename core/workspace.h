@@ -60,6 +60,13 @@ const char *mlx_workspace_root(const struct mlx_workspace *ws);
 int mlx_workspace_manifest(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
 			   struct mlx_err *err);
 
+/* As mlx_workspace_manifest, with out sorted by object id and *present
+ * (malloc'ed, out->len bytes; the caller frees) set to 1 for the files
+ * whose objects the store has: one stat per distinct object, no reading.
+ * For a fetch that finds most objects present. */
+int mlx_workspace_manifest_present(struct mlx_workspace *ws, const char *hex, struct mlx_filelist *out,
+                                   unsigned char **present, struct mlx_err *err);
+
 /* Lists every object of the store into out (empty) and re-hashes each in
  * the workspace's threads, as mlx_store_list and mlx_store_check do (an
  * object is sound when its hex equals its path). Returns 0,
@@ -130,13 +137,17 @@ int mlx_workspace_diff(struct mlx_workspace *ws, const char *rel, const char *lo
                        struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err);
 
 /* Places the objects of items (path relative to dir, hex, mode) below dir,
- * verifying each (mlx_store_checkout_at). dir is relative to the root ("" for
+ * verifying each but those marked in verified (NULL: none; see
+ * mlx_store_checkout_at). dir is relative to the root ("" for
  * the root; it must pass mlx_path_check and is reached without following a
  * symlink), or absolute: a place outside the project that the caller
  * chose, which the stat cache does not record. Placed files inside the
- * project are recorded in the stat cache as hashed when the checkout
- * started. Returns 0 or what mlx_store_checkout_at returns. */
+ * project are recorded in the stat cache: a copy is dated before the
+ * checkout started and recorded as hashed when the checkout ended (a
+ * later write moves its mtime past that date, so it is seen); a link as
+ * hashed when the checkout started. Returns 0 or what
+ * mlx_store_checkout_at returns. */
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
-			   enum mlx_link link, struct mlx_err *err);
+                           enum mlx_link link, const unsigned char *verified, struct mlx_err *err);
 
 #endif

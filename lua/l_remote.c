@@ -247,10 +247,22 @@ static struct work *read_items(lua_State *L, size_t *n)
 }
 
 /* Pushes {sent, present, bytes, missing = {ids}, corrupt = {ids}}. */
-static void push_result(lua_State *L, const struct mlx_remote_item *items, size_t n)
+static void push_result(lua_State *L, const struct mlx_remote_item *items, size_t n, int fetch)
 {
 	lua_Integer sent = 0, present = 0, bytes = 0;
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, 6);
+	if (fetch) {
+		/* verified: the ids fetched, each hashed as it arrived, so a
+		 * checkout right after need not read them again. */
+		lua_newtable(L);
+		for (size_t i = 0; i < n; i++) {
+			if (items[i].outcome == MLX_REMOTE_SENT) {
+				lua_pushboolean(L, 1);
+				lua_setfield(L, -2, items[i].hex);
+			}
+		}
+		lua_setfield(L, -2, "verified");
+	}
 	lua_newtable(L);
 	lua_newtable(L);
 	int corrupt = lua_gettop(L), missing = corrupt - 1;
@@ -314,7 +326,7 @@ static int transfer(lua_State *L, int push)
 		mlx_lua_box_release(L, box);
 		return mlx_lua_fail(L, &err);
 	}
-	push_result(L, w->items, n);
+	push_result(L, w->items, n, !push);
 	mlx_lua_box_release(L, box);
 	return 1;
 }
@@ -327,8 +339,9 @@ static int remote_push(lua_State *L)
 	return transfer(L, 1);
 }
 
-/* r:fetch(root, ids, {progress}) -> as push: brings objects into the store
- * of the project at root, each verified (mlx_remote_fetch). */
+/* r:fetch(root, ids, {progress}) -> as push, with verified = {id = true}
+ * for the objects fetched: brings objects into the store of the project at
+ * root, each verified (mlx_remote_fetch). */
 static int remote_fetch(lua_State *L)
 {
 	return transfer(L, 0);

@@ -32,6 +32,8 @@ struct work {
 	struct mlx_strlist ids;
 	struct mlx_dirdiff diff;
 	char *text;
+	unsigned char *verified; /* of a checkout: the entries not to hash again;
+	                          * of st:missing: the files present */
 };
 
 static void release_work(void *contents)
@@ -43,6 +45,8 @@ static void release_work(void *contents)
 	mlx_dirdiff_free(&w->diff);
 	free(w->text);
 	w->text = NULL;
+	free(w->verified);
+	w->verified = NULL;
 }
 
 static struct work *new_work(lua_State *L)
@@ -315,12 +319,14 @@ static uint32_t parse_mode(lua_State *L, int idx)
 	return 0;
 }
 
-/* st:checkout(dir, entries[, link]) -> true | nil, message, code.
+/* st:checkout(dir, entries[, link[, verified]]) -> true | nil, message, code.
  * entries: array of {path = relative to dir, hash = id, mode = "644"|"755"};
  * dir: relative to the project root, or absolute (a place outside the
  * project, which the stat cache does not record); link: "copy" (default),
- * "hardlink" or "symlink". Each object is verified as it is placed; a
- * corrupt one is quarantined and reported ("corrupt"). */
+ * "hardlink" or "symlink". Each object is verified as it is placed, except
+ * copies of the ids in the set verified ({id = true}: objects this process
+ * fetched and verified just before); a corrupt one is quarantined and
+ * reported ("corrupt"). */
 static int store_checkout(lua_State *L)
 {
 	static const char *const links[] = {"copy", "hardlink", "symlink", NULL};
@@ -328,9 +334,14 @@ static int store_checkout(lua_State *L)
 	const char *dir = luaL_checkstring(L, 2);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	enum mlx_link link = (enum mlx_link)luaL_checkoption(L, 4, "copy", links);
+	if (!lua_isnoneornil(L, 5))
+		luaL_checktype(L, 5, LUA_TTABLE);
+	int has_verified = lua_istable(L, 5);
 	lua_Integer n = luaL_len(L, 3);
 	struct work *w = new_work(L);
 	struct mlx_err err;
+	if (has_verified && !(w->verified = calloc(n > 0 ? (size_t)n : 1, 1)))
+		return luaL_error(L, "out of memory");
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, 3, i);
 		luaL_checktype(L, -1, LUA_TTABLE);
@@ -345,9 +356,13 @@ static int store_checkout(lua_State *L)
 		lua_Integer size = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
 		if (mlx_filelist_push(&w->list, path, size > 0 ? (uint64_t)size : 0, mode, hex, &err) != MLX_OK)
 			return luaL_error(L, "out of memory");
+		if (has_verified) {
+			w->verified[i - 1] = lua_getfield(L, 5, hex) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+			lua_pop(L, 1);
+		}
 		lua_pop(L, 5);
 	}
-	int rc = mlx_workspace_checkout(ls->ws, dir, &w->list, link, &err);
+	int rc = mlx_workspace_checkout(ls->ws, dir, &w->list, link, w->verified, &err);
 	free_work(w);
 	if (rc != MLX_OK)
 		return mlx_lua_fail(L, &err);
@@ -375,6 +390,56 @@ static int store_manifest(lua_State *L)
 	}
 	free_work(w);
 	return 1;
+}
+
+/* st:missing(id, seen[, have]) -> {{path, hash, size, mode}…}, n | nil,
+ * message, code: the files of manifest id whose objects the store lacks
+ * (with have, a set {id = true}: that are not in have, e.g. what a
+ * remote's index lists, and the store is not asked); the ids of the others
+ * are added to the set seen ({id = true}) without a table per file, and n
+ * counts the ones that were not in it yet. */
+static int store_missing(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	const char *hex = luaL_checkstring(L, 2);
+	luaL_checktype(L, 3, LUA_TTABLE);
+	int have = !lua_isnoneornil(L, 4);
+	if (have)
+		luaL_checktype(L, 4, LUA_TTABLE);
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	int rc = have ? mlx_workspace_manifest(ls->ws, hex, &w->list, &err)
+	              : mlx_workspace_manifest_present(ls->ws, hex, &w->list, &w->verified, &err);
+	if (rc != MLX_OK) {
+		free_work(w);
+		return mlx_lua_fail(L, &err);
+	}
+	lua_newtable(L);
+	lua_Integer n = 0, added = 0;
+	for (size_t i = 0; i < w->list.len; i++) {
+		const struct mlx_file *f = &w->list.items[i];
+		int there;
+		if (have) {
+			there = lua_getfield(L, 4, f->hex) != LUA_TNIL;
+			lua_pop(L, 1);
+		} else {
+			there = w->verified[i];
+		}
+		if (!there) {
+			push_file(L, f->path, f->hex, f->size, f->mode);
+			lua_rawseti(L, -2, ++n);
+		} else if (i == 0 || strcmp(f->hex, w->list.items[i - 1].hex) != 0) {
+			if (lua_getfield(L, 3, f->hex) == LUA_TNIL) {
+				lua_pushboolean(L, 1);
+				lua_setfield(L, 3, f->hex);
+				added++;
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pushinteger(L, added);
+	free_work(w);
+	return 2;
 }
 
 /* st:read(id) -> content | nil, message, code (verified) */
@@ -572,6 +637,7 @@ static const luaL_Reg store_methods[] = {
 	{"commit", store_commit},
 	{"checkout", store_checkout},
 	{"manifest", store_manifest},
+	{"missing", store_missing},
 	{"read", store_read},
 	{"has", store_has},
 	{"path", store_path},

@@ -406,9 +406,9 @@ local function plan(st, root, rel, entry, opts)
 end
 
 -- Carries out a plan; returns a change record, or nil, message, code.
-local function apply(st, root, p, link)
+local function apply(st, root, p, link, verified)
   if p.action == "unchanged" then return { path = p.path, action = "unchanged" } end
-  local ok, err, code = st:checkout(p.dir, p.files, link)
+  local ok, err, code = st:checkout(p.dir, p.files, link, verified)
   if not ok then
     -- The store says "(mlx pull)"; name the remote it would come from.
     if code == "notfound" or code == "corrupt" then
@@ -433,8 +433,10 @@ end
 --- "unavailable" and its step, unless named. A modified
 --- file whose current content is not in the store is an untracked local
 --- edit: it is refused ("invalid") unless opts.force. opts: {force, link,
---- jobs}. Every object is verified as it is copied; a corrupt one is moved
---- to quarantine and reported ("corrupt"). Returns a list of {path, action =
+--- jobs, verified}. Every object is verified as it is copied, except those
+--- in opts.verified ({id = true}: just fetched and verified by this
+--- process, as mlx.remote.pull passes); a corrupt one is moved to
+--- quarantine and reported ("corrupt"). Returns a list of {path, action =
 --- "restored"|"updated"|"unchanged"|"unavailable", files, removed, step},
 --- or nil, message, code.
 function M.checkout(root, paths, opts)
@@ -487,7 +489,7 @@ function M.checkout(root, paths, opts)
   local changes = {}
   for _, p in ipairs(plans) do
     local change
-    change, err, code = apply(st, root, p, opts.link)
+    change, err, code = apply(st, root, p, opts.link, opts.verified)
     if not change then
       st:close()
       return nil, err, code

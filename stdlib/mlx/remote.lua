@@ -139,9 +139,14 @@ end
 -- Expands records into the object ids they need (a directory: its
 -- manifest and its files, read from the local store st). Returns the list
 -- of {hash, size}, the set of ids, and where each id came from; records
--- whose manifest is not in st are listed in `unread`.
-local function expand(st, records)
-  local list, seen, from, unread = {}, {}, {}, {}
+-- whose manifest is not in st are listed in `unread`. With missing_only (a
+-- fetch: true; a push: the set of ids the remote's index lists), a
+-- directory brings into the list only the files the store lacks (a push:
+-- that the index lacks); the ids of the others only enter the set, and
+-- the fifth result counts them per manifest: no table per file when
+-- nothing is to move.
+local function expand(st, records, missing_only)
+  local list, seen, from, unread, had = {}, {}, {}, {}, {}
   local function add(id, size, path)
     if not seen[id] then
       seen[id] = true
@@ -154,15 +159,23 @@ local function expand(st, records)
     local dir = r.type == "dir" or (r.type == nil and st:has(r.hash) and looks_like_manifest(st, r.hash))
     if dir then
       if st:has(r.hash) then
-        local files, err, code = st:manifest(r.hash)
-        if not files then return nil, ("%s: %s"):format(r.path, err), code end
+        -- st:missing enters the ids the store has in seen, and counts
+        -- those that were new there.
+        local files, n_or_err, code
+        if missing_only then
+          files, n_or_err, code = st:missing(r.hash, seen, missing_only ~= true and missing_only or nil)
+        else
+          files, n_or_err, code = st:manifest(r.hash)
+        end
+        if not files then return nil, ("%s: %s"):format(r.path, n_or_err), code end
         for _, f in ipairs(files) do add(f.hash, f.size, r.path .. "/" .. f.path) end
+        if missing_only then had[r.hash] = (had[r.hash] or 0) + n_or_err end
       else
         unread[#unread + 1] = r
       end
     end
   end
-  return list, seen, from, unread
+  return list, seen, from, unread, had
 end
 
 --- Returns nil if entry (decoded JSON) is a valid run-cache entry for key,
@@ -220,14 +233,21 @@ function M.push(root, opts)
     end
   end
   records = kept
-  local list, _, from, unread = expand(st, records)
-  st:close()
-  if not list then return nil, _, from end
   local idx
   idx, err, code = index.read(root, h.r, h.url)
-  if not idx then return nil, err, code end
+  if not idx then
+    st:close()
+    return nil, err, code
+  end
+  -- Files the index already lists stay in C (counted, not listed), unless
+  -- --verify distrusts the index.
+  local list, _, from, unread, had = expand(st, records, not opts.verify and idx.objects or nil)
+  st:close()
+  if not list then return nil, _, from end
+  local known = #list
+  for _, n in pairs(had) do known = known + n end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    warning = idx.warning, objects = #list, unavailable = unavailable, nondeterministic = nondeterministic }
+    warning = idx.warning, objects = known, unavailable = unavailable, nondeterministic = nondeterministic }
   for _, r in ipairs(unread) do result.missing[#result.missing + 1] = { hash = r.hash, path = r.path } end
   -- Objects marked bad go again whatever the remote has under their key.
   local todo, forced = {}, {}
@@ -380,7 +400,8 @@ end
 --- opts: {remote, targets, run_cache, jobs, dry_run, progress}. Returns
 --- {remote, sent (objects fetched), present, bytes, runs (entries
 --- fetched), missing = {{hash, path}} (on no remote), corrupt = {…},
---- refused = {{key, why}}, todo, warning}; or nil, message, code.
+--- refused = {{key, why}}, todo, warning, verified = {id = true} (the
+--- objects fetched)}; or nil, message, code.
 function M.fetch(root, opts)
   opts = opts or {}
   local h, err, code = M.open(root, opts.remote, opts)
@@ -388,11 +409,25 @@ function M.fetch(root, opts)
   local records
   records, err, code = M.records(root, opts.targets)
   if not records then return nil, err, code end
-  local idx
-  idx, err, code = index.read(root, h.r, h.url)
-  if not idx then return nil, err, code end
+  -- Objects are asked for by id, so only the run-cache and a dry run need
+  -- the index up front: a no-op pull without them makes no request for it.
+  -- A fetch that finds objects absent reads it then, to mark those the
+  -- index lists (mark_bad).
+  local idx = { objects = {}, runs = {} }
+  local function read_index()
+    local got, rerr, rcode = index.read(root, h.r, h.url)
+    if not got then return nil, rerr, rcode end
+    idx = got
+    return true
+  end
+  if opts.run_cache or opts.dry_run then
+    local ok
+    ok, err, code = read_index()
+    if not ok then return nil, err, code end
+  end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {} }
+    refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {},
+    verified = {} }
   -- Which step makes each object of a step's out (see M.records).
   local step_of_id = {}
   for _, r in ipairs(records) do
@@ -410,8 +445,17 @@ function M.fetch(root, opts)
   local st
   st, err, code = require("mlx.store").open(root)
   if not st then return nil, err, code end
-  local bad, asked = {}, {}
-  local function transfer(list, from)
+  local bad, asked, counted = {}, {}, {}
+  local function transfer(list, from, had)
+    -- Objects of manifests that the store has are counted, not listed.
+    local known = #list
+    for id, n in pairs(had) do
+      known = known + n
+      if not counted[id] then
+        counted[id] = true
+        result.present = result.present + n
+      end
+    end
     -- Each id is asked for once; the engine skips, in parallel, those the
     -- store has (a no-op is one pass over the ids, not one per round).
     local todo = {}
@@ -421,7 +465,7 @@ function M.fetch(root, opts)
         todo[#todo + 1] = item
       end
     end
-    result.objects = math.max(result.objects, #list)
+    result.objects = math.max(result.objects, known)
     if opts.dry_run then
       for _, item in ipairs(todo) do
         -- A step's out the remote does not hold would be "not fetched".
@@ -434,6 +478,7 @@ function M.fetch(root, opts)
     local res, terr, tcode = h.r:fetch(root, todo, { progress = opts.progress })
     if not res then return nil, terr, tcode end
     result.todo = result.todo + res.sent + #res.missing + #res.corrupt
+    for id in pairs(res.verified) do result.verified[id] = true end
     result.sent, result.bytes = result.sent + res.sent, result.bytes + res.bytes
     result.present = result.present + res.present
     for _, id in ipairs(res.missing) do
@@ -448,18 +493,22 @@ function M.fetch(root, opts)
       bad[id] = true
       result.corrupt[#result.corrupt + 1] = { hash = id, path = from[id] }
     end
+    if #res.missing > 0 and not idx.segments then
+      local ok, ierr = read_index()
+      if not ok then result.warning = ierr end
+    end
     mark_bad(root, h.r, idx, res, result)
     return true
   end
   -- Two rounds: the first brings the manifests of directories, whose
   -- files the second can then name.
   for _ = 1, 2 do
-    local list, _, from, unread = expand(st, records)
+    local list, _, from, unread, had = expand(st, records, true)
     if not list then
       st:close()
       return nil, _, from
     end
-    local ok, terr, tcode = transfer(list, from)
+    local ok, terr, tcode = transfer(list, from, had)
     if not ok then
       st:close()
       return nil, terr, tcode
@@ -503,7 +552,9 @@ function M.pull(root, opts)
     result.changes = {}
     return result
   end
-  local copts = { jobs = opts.checkout_jobs, progress = opts.checkout_progress, force = opts.force }
+  -- What the fetch verified as it arrived is copied without a second read.
+  local copts = { jobs = opts.checkout_jobs, progress = opts.checkout_progress, force = opts.force,
+    verified = result.verified }
   if #result.missing > 0 or #result.corrupt > 0 then
     -- Some objects did not come (reported by the fetch): check out path
     -- by path, leaving those that need them as they are.

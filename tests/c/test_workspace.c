@@ -83,7 +83,7 @@ static void put_then_checkout_round_trip(void **state)
 	struct mlx_filelist files = {0};
 	assert_int_equal(mlx_workspace_manifest(ws, dir.hex, &files, &err), MLX_OK);
 	assert_int_equal(files.len, 2);
-	assert_int_equal(mlx_workspace_checkout(ws, "copy/of/data", &files, MLX_LINK_COPY, &err), MLX_OK);
+	assert_int_equal(mlx_workspace_checkout(ws, "copy/of/data", &files, MLX_LINK_COPY, NULL, &err), MLX_OK);
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/copy/of/data/sub/b.txt", root);
 	struct stat st;
@@ -94,8 +94,60 @@ static void put_then_checkout_round_trip(void **state)
 	assert_int_equal(mlx_workspace_hash(ws, "copy/of/data", 0, &copy, &err), MLX_OK);
 	assert_string_equal(copy.hex, dir.hex);
 	mlx_artifact_free(&copy);
+
+	/* Objects the caller verified are copied without a second read: the
+	 * same bytes, sizes and stat cache entries. */
+	unsigned char verified[2] = {1, 1};
+	assert_int_equal(mlx_workspace_checkout(ws, "copy/verified", &files, MLX_LINK_COPY, verified, &err), MLX_OK);
+	assert_int_equal(files.items[0].size + files.items[1].size, 9);
+	assert_int_equal(mlx_workspace_hash(ws, "copy/verified", 0, &copy, &err), MLX_OK);
+	assert_string_equal(copy.hex, dir.hex);
+	mlx_artifact_free(&copy);
 	mlx_filelist_free(&files);
 	mlx_artifact_free(&file);
+	mlx_artifact_free(&dir);
+	mlx_workspace_close(ws);
+}
+
+/* A checked-out copy is entered in the stat cache with its hash, so the
+ * next look need not read it; a write right after the checkout, in the
+ * same timestamp tick and of the same size, must still be seen. */
+static void checkout_records_copies_and_sees_a_write_right_after(void **state)
+{
+	(void)state;
+	struct mlx_workspace *ws;
+	struct mlx_err err;
+	assert_int_equal(mlx_workspace_open(root, 0, 2, &ws, &err), MLX_OK);
+	struct mlx_artifact dir;
+	assert_int_equal(mlx_workspace_hash(ws, "data", MLX_WS_PUT, &dir, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+	struct mlx_filelist files = {0};
+	assert_int_equal(mlx_workspace_manifest(ws, dir.hex, &files, &err), MLX_OK);
+	int64_t before = mlx_hash_now_ns();
+	assert_int_equal(mlx_workspace_checkout(ws, "fresh", &files, MLX_LINK_COPY, NULL, &err), MLX_OK);
+	/* The copy is dated before the checkout began. */
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/fresh/a.txt", root);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_true((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec < before);
+	/* Same size, new bytes, at once. */
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	fputs("ALPHA", f);
+	fclose(f);
+	struct mlx_artifact now, expected;
+	assert_int_equal(mlx_workspace_hash(ws, "fresh", 0, &now, &err), MLX_OK);
+	write_file("expected-a.txt", "ALPHA");
+	assert_int_equal(mlx_workspace_hash(ws, "expected-a.txt", 0, &expected, &err), MLX_OK);
+	assert_string_not_equal(now.hex, dir.hex);
+	mlx_artifact_free(&now);
+	/* And the file alone, as status looks at a single out. */
+	assert_int_equal(mlx_workspace_hash(ws, "fresh/a.txt", 0, &now, &err), MLX_OK);
+	assert_string_equal(now.hex, expected.hex);
+	mlx_artifact_free(&now);
+	mlx_artifact_free(&expected);
+	mlx_filelist_free(&files);
 	mlx_artifact_free(&dir);
 	mlx_workspace_close(ws);
 }
@@ -115,14 +167,14 @@ static void checkout_never_writes_through_a_symlink_or_into_git(void **state)
 
 	struct mlx_filelist items = {0};
 	assert_int_equal(mlx_filelist_push(&items, "victim.txt", 0, 0644, file.hex, &err), MLX_OK);
-	assert_int_equal(mlx_workspace_checkout(ws, "link", &items, MLX_LINK_COPY, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_workspace_checkout(ws, "link", &items, MLX_LINK_COPY, NULL, &err), MLX_ERR_INVALID);
 	assert_string_equal(err.msg, "link is a symbolic link; mlx never writes through one");
 	mlx_filelist_free(&items);
 
 	const char *bad[] = {"link/victim.txt", "../escape.txt", ".git/hooks/pre-commit", ".mlx/config.local.lua"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		assert_int_equal(mlx_filelist_push(&items, bad[i], 0, 0755, file.hex, &err), MLX_OK);
-		assert_int_equal(mlx_workspace_checkout(ws, "", &items, MLX_LINK_COPY, &err), MLX_ERR_INVALID);
+		assert_int_equal(mlx_workspace_checkout(ws, "", &items, MLX_LINK_COPY, NULL, &err), MLX_ERR_INVALID);
 		mlx_filelist_free(&items);
 	}
 	char victim[PATH_MAX];
@@ -224,6 +276,7 @@ int main(void)
 		cmocka_unit_test(put_then_checkout_round_trip),
 		cmocka_unit_test(checkout_never_writes_through_a_symlink_or_into_git),
 		cmocka_unit_test(diff_names_what_changed_since_the_lock),
+		cmocka_unit_test(checkout_records_copies_and_sees_a_write_right_after),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

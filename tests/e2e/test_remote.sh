@@ -237,6 +237,15 @@ is "$RC" 0 "the pull re-run completes"
 diff -r "$TEST_DIR/k/data" "$TEST_DIR/k2/data" >/dev/null
 is "$?" 0 "and the data is byte-identical"
 
+# ---- files a pull wrote are in the stat cache, yet a change is seen -----
+# The pull records what it wrote with its hash, so the next look reads
+# nothing; a same-size rewrite at once after the pull must still show.
+git clone -q "$TEST_DIR/k" "$TEST_DIR/k3" && cd "$TEST_DIR/k3" || exit 1
+"$MLX" pull >/dev/null 2>&1 && printf '%04096d' 0 | dd of=data/many/f1 conv=notrunc status=none
+mlx status --check
+is "$RC" 1 "a same-size write right after a pull is seen by status"
+like "$OUT" "modified: data/many/f1" "and the file is named"
+
 # ---- two pushes at once from two projects both reach the index -----------
 new_project "$TEST_DIR/p1"
 new_project "$TEST_DIR/p2"

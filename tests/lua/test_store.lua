@@ -58,4 +58,26 @@ function TestStore:test_put_commit_checkout_round_trip()
   f:close()
 end
 
+function TestStore:test_missing_lists_only_what_the_store_lacks()
+  assert(fs.write(self.root .. "/data/sub/c.csv", "a,b\n1,2\n")) -- the same bytes as a.csv
+  local st <close> = assert(store.open(self.root))
+  local info = assert(st:put("data"))
+  assert(st:commit())
+  local seen = {}
+  local files, n = assert(st:missing(info.hash, seen))
+  lu.assertEquals(files, {})
+  lu.assertEquals(n, 2) -- two distinct objects, three files
+  lu.assertTrue(seen[hash.bytes("a,b\n1,2\n")])
+  -- An object gone from the store: its files are listed; a known id is
+  -- not counted again.
+  local big = hash.bytes(("x"):rep(100000))
+  assert(st:remove(big))
+  files, n = assert(st:missing(info.hash, seen))
+  lu.assertEquals(n, 0)
+  lu.assertEquals(#files, 1)
+  lu.assertEquals(files[1].path, "sub/b.bin")
+  lu.assertEquals(files[1].hash, big)
+  lu.assertEquals(files[1].size, 100000)
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

@@ -48,16 +48,25 @@ function M.cache_dir(root, url)
   return ("%s/.mlx/cache/remotes/%s"):format(root, hash.bytes(url):sub(1, 16))
 end
 
+-- One line of a segment: "o <id>" or "r <id>", lowercase hex.
+local LINE = "([or]) (" .. ("[0-9a-f]"):rep(64) .. ")\n"
+local LINE_LEN = 67
+
 -- Parses a segment into the sets; returns true, or nil when a line is
 -- not "o <id>" or "r <id>" (or the text does not end with a newline).
+-- One pattern over the whole text, not a match per line: a no-op push or
+-- pull reads 20,000 lines here. The matches cover the text exactly when
+-- their count times the line length is its length, so nothing between
+-- them was skipped. (A damaged segment may have added ids: the caller
+-- then replaces the sets by a listing.)
 local function parse(text, objects, runs)
-  if text:sub(1, #HEADER) ~= HEADER or text:sub(-1) ~= "\n" then return nil end
-  for line in text:gmatch("([^\n]*)\n", #HEADER + 1) do
-    local kind, id = line:match("^([or]) (%x+)$")
-    if not kind or #id ~= 64 or id:find("[A-F]") then return nil end
+  if text:sub(1, #HEADER) ~= HEADER or (#text - #HEADER) % LINE_LEN ~= 0 then return nil end
+  local n = 0
+  for kind, id in text:gmatch(LINE, #HEADER + 1) do
+    n = n + 1
     if kind == "o" then objects[id] = true else runs[id] = true end
   end
-  return true
+  return n * LINE_LEN == #text - #HEADER or nil
 end
 
 --- Returns the text of a segment listing objects and runs (lists of ids).
