@@ -37,13 +37,21 @@ int mlx_pool_default_jobs(void)
 	return n > 0 ? (int)n : 1;
 }
 
+/* Stops the run: no new item, and work in flight told (progress->stop). */
+static void set_stop(struct mlx_pool *p)
+{
+	atomic_store(&p->stop, 1);
+	if (p->progress && p->progress->stop)
+		atomic_store(p->progress->stop, 1);
+}
+
 static void record_failure(struct mlx_pool *p, const struct mlx_err *err)
 {
 	pthread_mutex_lock(&p->lock);
 	if (p->first.status == MLX_OK)
 		p->first = *err;
 	pthread_mutex_unlock(&p->lock);
-	atomic_store(&p->stop, 1);
+	set_stop(p);
 }
 
 int mlx_pool_take(struct mlx_pool *p, size_t *i)
@@ -148,12 +156,12 @@ static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 		while (wait_done(p) != 0) {
 			if (errno == EINTR) {
 				interrupted = 1;
-				atomic_store(&p->stop, 1);
+				set_stop(p);
 			} else if (errno == ETIMEDOUT && !interrupted) {
 				size_t next = atomic_load(&p->next);
 				if (p->progress->report(p->progress->ctx, next < p->n ? next : p->n, p->n) != 0) {
 					interrupted = 1;
-					atomic_store(&p->stop, 1);
+					set_stop(p);
 				}
 			}
 		}

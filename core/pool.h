@@ -10,6 +10,7 @@
 #ifndef MLX_POOL_H
 #define MLX_POOL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -31,6 +32,10 @@ int mlx_pool_default_jobs(void);
 struct mlx_progress {
 	int (*report)(void *ctx, size_t started, size_t n);
 	void *ctx;
+	/* Or NULL. Set to 1 the moment the run starts stopping (a failure, a
+	 * signal or a report's non-zero): work in flight that can be cut short
+	 * (a long upload) watches it, where mlx_pool_take only stops new items. */
+	atomic_int *stop;
 };
 
 /* Calls fn(ctx, i, err) for every i in 0..n-1 using up to jobs threads

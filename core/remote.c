@@ -32,6 +32,9 @@ struct mlx_remote {
 	struct mlx_strlist options;
 	char *name, *url;
 	struct mlx_remote_policy policy;
+	/* Raised (by the pool, from any thread) when a push or fetch stops,
+	 * so that transfers in flight stop too; config.cancel points here. */
+	atomic_int cancel;
 	/* Backend instances: [0] for calls from the caller's thread, [1..jobs]
 	 * for the workers of push and fetch; opened on first use. */
 	void *instances[MAX_JOBS + 1];
@@ -66,6 +69,8 @@ int mlx_remote_open(const struct mlx_remote_config *config, const struct mlx_rem
 	r->config.name = r->name;
 	r->config.url = r->url;
 	r->config.options = &r->options;
+	atomic_init(&r->cancel, 0);
+	r->config.cancel = &r->cancel;
 	r->policy = policy ? *policy : (struct mlx_remote_policy){0};
 	if (r->policy.jobs <= 0)
 		r->policy.jobs = DEFAULT_JOBS;
@@ -427,6 +432,8 @@ static int report(void *vt, size_t started, size_t n)
 	(void)started;
 	(void)n;
 	struct transfer *t = vt;
+	if (!t->progress)
+		return 0;
 	return t->progress->report(t->progress->ctx, atomic_load(&t->done), t->total, atomic_load(&t->bytes),
 	                           t->total_bytes);
 }
@@ -447,8 +454,11 @@ static int check_items(struct mlx_remote_item *items, size_t n, struct transfer 
 static int run_batch(struct transfer *t, size_t n, mlx_pool_worker_fn fn, struct mlx_err *err)
 {
 	atomic_store(&t->next_slot, 0);
-	struct mlx_progress pr = {report, t};
-	return mlx_pool_run_workers_progress(n, t->r->policy.jobs, fn, t, t->progress ? &pr : NULL, err);
+	atomic_store(&t->r->cancel, 0);
+	/* Always with a progress: the work then runs in worker threads, and
+	 * the waiting thread, which receives the signals, raises cancel. */
+	struct mlx_progress pr = {report, t, &t->r->cancel};
+	return mlx_pool_run_workers_progress(n, t->r->policy.jobs, fn, t, &pr, err);
 }
 
 int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,

@@ -16,11 +16,12 @@
  * failures worth retrying (a refused or broken connection, a timeout, a 5xx
  * or a 429); MLX_ERR_INVALID for what a retry cannot fix (a bad URL or
  * option, 401/403: the message says which credential to check);
- * MLX_ERR_INTERRUPTED when a signal asked to stop. Messages name the remote
+ * MLX_ERR_INTERRUPTED when a signal asked to stop (config.cancel). Messages name the remote
  * and the key, never a password, token or signature. */
 #ifndef MLX_REMOTE_H
 #define MLX_REMOTE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,13 @@ struct mlx_remote_config {
 	 * token, access_key_id, secret_access_key, session_token, ca_file,
 	 * insecure, timeout_ms. Unknown names are MLX_ERR_INVALID at open. */
 	const struct mlx_strlist *options;
+	/* Or NULL. When it becomes non-zero, a get or put in flight stops
+	 * within about a second (between copy chunks; libcurl's progress
+	 * callback) and returns MLX_ERR_INTERRUPTED, leaving no partial key
+	 * (its temp file or upload is removed). Short requests (stat, list,
+	 * remove, a MOVE) are not cut: they clean up after a stopped put. The
+	 * engine sets it when a transfer stops (a signal, a failure). */
+	const atomic_int *cancel;
 };
 
 /* Called once per key by list; a non-zero return stops the listing and is

@@ -142,6 +142,7 @@ int mlx_remote_curl_open(struct mlx_remote_curl *c, const struct mlx_remote_conf
 		return mlx_err_set(err, MLX_ERR_INVALID, 0,
 		                   "remote %s: option timeout_ms must be 1 to 86400000", config->name);
 	c->timeout_ms = (long)timeout;
+	c->cancel = config->cancel;
 	const char *ca = mlx_remote_option(config, "ca_file");
 	if (ca && access(ca, R_OK) != 0)
 		return mlx_err_set(err, MLX_ERR_INVALID, errno, "remote %s: option ca_file: cannot read %s",
@@ -302,6 +303,18 @@ static int on_seek(void *arg, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* libcurl calls this at least once a second during a transfer, and more
+ * often while bytes move: non-zero aborts it (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	const atomic_int *cancel = arg;
+	return atomic_load_explicit(cancel, memory_order_relaxed) != 0;
+}
+
 /* ---- perform ---------------------------------------------------------- */
 
 static int transport_error(struct mlx_remote_curl *c, CURLcode code, const char *what, struct mlx_err *err)
@@ -380,6 +393,12 @@ int mlx_remote_curl_perform(struct mlx_remote_curl *c, struct mlx_remote_exchang
 	}
 	headers = next;
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	bool cancellable = c->cancel && (x->body_fd >= 0 || x->out_fd >= 0);
+	if (cancellable) {
+		curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)c->cancel);
+	}
 	CURLcode code = curl_easy_perform(e);
 	curl_slist_free_all(headers);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &x->status);
@@ -390,6 +409,9 @@ int mlx_remote_curl_perform(struct mlx_remote_curl *c, struct mlx_remote_exchang
 		                         c->remote, what);
 	if (t.read_errno)
 		return mlx_err_sys(err, t.read_errno, "remote %s: %s: cannot read the upload", c->remote,
+		                   what);
+	if (code == CURLE_ABORTED_BY_CALLBACK && cancellable && atomic_load(c->cancel))
+		return mlx_err_set(err, MLX_ERR_INTERRUPTED, EINTR, "remote %s: %s interrupted", c->remote,
 		                   what);
 	if (code != CURLE_OK)
 		return transport_error(c, code, what, err);

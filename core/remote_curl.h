@@ -13,6 +13,7 @@
 #define MLX_REMOTE_CURL_H
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@ struct mlx_remote_curl {
 	char *ca_file;      /* or NULL for the system's */
 	bool insecure;
 	long timeout_ms; /* connect and stall limit */
+	const atomic_int *cancel; /* config.cancel: stops uploads and downloads of files */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -60,10 +62,13 @@ int mlx_remote_curl_open(struct mlx_remote_curl *c, const struct mlx_remote_conf
 void mlx_remote_curl_close(struct mlx_remote_curl *c);
 
 /* Performs one exchange. Returns 0 when a complete response arrived,
- * whatever its status; MLX_ERR_IO when the transport failed or a 2xx body
- * was shorter than its Content-Length (what names the request in the
- * message); MLX_ERR_INVALID for a URL libcurl refuses; MLX_ERR_IO naming
- * the fd when writing out_fd failed. */
+ * whatever its status; MLX_ERR_INTERRUPTED when c->cancel was raised
+ * during an exchange whose body is in a file (body_fd or out_fd: the long
+ * ones; others run to their end, as the cleanup after a cancel must);
+ * MLX_ERR_IO when the transport failed or a 2xx body was shorter than its
+ * Content-Length (what names the request in the message); MLX_ERR_INVALID
+ * for a URL libcurl refuses; MLX_ERR_IO naming the fd when writing out_fd
+ * failed. */
 int mlx_remote_curl_perform(struct mlx_remote_curl *c, struct mlx_remote_exchange *x, const char *what,
                             struct mlx_err *err);
 

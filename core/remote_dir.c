@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +27,18 @@
 #include <unistd.h>
 
 #define COPY_CHUNK (256u << 10)
+/* Bytes per copy_file_range call: small enough that a cancel is seen
+ * within a fraction of a second, even on a slow NFS mount. */
+#define RANGE_CHUNK (8u << 20)
 
 struct dir_remote {
 	char *name; /* for messages */
 	char *root;
-	int root_fd;      /* -1 until the root exists (a first put makes it) */
-	char host[64];    /* for temp names, '/' and '.' replaced */
-	unsigned counter; /* of temp names; an instance serves one thread */
-	int no_clone;     /* FICLONE failed as unsupported: not asked again */
+	int root_fd;              /* -1 until the root exists (a first put makes it) */
+	char host[64];            /* for temp names, '/' and '.' replaced */
+	unsigned counter;         /* of temp names; an instance serves one thread */
+	int no_clone;             /* FICLONE failed as unsupported: not asked again */
+	const atomic_int *cancel; /* config.cancel, or NULL */
 };
 
 static int dir_accepts(const char *url)
@@ -108,6 +113,7 @@ static int dir_open(const struct mlx_remote_config *config, void **state, struct
 	for (char *h = d->host; *h; h++)
 		if (*h == '/' || *h == '.')
 			*h = '_';
+	d->cancel = config->cancel;
 	*state = d;
 	return MLX_OK;
 }
@@ -195,11 +201,18 @@ static int dir_stat(void *state, const char *key, uint64_t *size, struct mlx_err
 	return MLX_OK;
 }
 
+static int cancelled(const atomic_int *cancel)
+{
+	return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
+}
+
 /* Copies all of in (from offset 0; size bytes, as fstat said, or 0: to
- * its end) to out (at its offset 0): a reflink where possible, else copy_file_range, else read
- * and write. Once the file systems refuse a reflink, *no_clone spares the
- * question for the next files. Returns 0 or -1 with errno set. */
-static int copy_fd(int in, int out, uint64_t size, int *no_clone)
+ * its end) to out (at its offset 0): a reflink where possible, else
+ * copy_file_range (server-side copy on NFS 4.2), else read and write, chunk
+ * by chunk so that cancel is seen between chunks. Once the file systems
+ * refuse a reflink, *no_clone spares the question for the next files.
+ * Returns 0 or -1 with errno set (ECANCELED: cancel was raised). */
+static int copy_fd(int in, int out, uint64_t size, int *no_clone, const atomic_int *cancel)
 {
 	if (!*no_clone) {
 		if (ioctl(out, FICLONE, in) == 0)
@@ -212,7 +225,11 @@ static int copy_fd(int in, int out, uint64_t size, int *no_clone)
 		/* Known to be at the end: no call to hear it. */
 		if ((uint64_t)off_in == size && size > 0)
 			return 0;
-		ssize_t n = copy_file_range(in, &off_in, out, &off_out, 1u << 30, 0);
+		if (cancelled(cancel)) {
+			errno = ECANCELED;
+			return -1;
+		}
+		ssize_t n = copy_file_range(in, &off_in, out, &off_out, RANGE_CHUNK, 0);
 		if (n == 0)
 			return 0;
 		if (n > 0)
@@ -228,6 +245,11 @@ static int copy_fd(int in, int out, uint64_t size, int *no_clone)
 		return -1;
 	int rc = 0;
 	for (;;) {
+		if (cancelled(cancel)) {
+			errno = ECANCELED;
+			rc = -1;
+			break;
+		}
 		ssize_t n = pread(in, buf, COPY_CHUNK, off_in);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -260,6 +282,15 @@ static int copy_fd(int in, int out, uint64_t size, int *no_clone)
 	return rc;
 }
 
+/* The failure of a copy that returned -1: interrupted, or errno's. */
+static int copy_failed(const struct dir_remote *d, const char *what, const char *key, struct mlx_err *err)
+{
+	if (errno == ECANCELED)
+		return mlx_err_set(err, MLX_ERR_INTERRUPTED, EINTR, "remote %s: %s of %s interrupted",
+		                   d->name, what, key);
+	return mlx_err_sys(err, errno, "remote %s: cannot %s %s", d->name, what, key);
+}
+
 static int dir_get(void *state, const char *key, int fd, struct mlx_err *err)
 {
 	struct dir_remote *d = state;
@@ -287,8 +318,8 @@ static int dir_get(void *state, const char *key, int fd, struct mlx_err *err)
 	else if (!S_ISREG(st.st_mode))
 		rc = mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "remote %s: %s is not a regular file", d->name,
 		                 key);
-	else if (copy_fd(in, fd, (uint64_t)st.st_size, &d->no_clone) != 0)
-		rc = mlx_err_sys(err, errno, "remote %s: cannot read %s", d->name, key);
+	else if (copy_fd(in, fd, (uint64_t)st.st_size, &d->no_clone, d->cancel) != 0)
+		rc = copy_failed(d, "read", key, err);
 	close(in);
 	return rc;
 }
@@ -320,8 +351,8 @@ static int dir_put(void *state, const char *key, const char *path, uint64_t size
 	if (out < 0) {
 		rc = mlx_err_sys(err, errno, "remote %s: cannot create a temp file for %s", d->name, key);
 	} else {
-		if (copy_fd(in, out, 0, &d->no_clone) != 0)
-			rc = mlx_err_sys(err, errno, "remote %s: cannot write %s", d->name, key);
+		if (copy_fd(in, out, 0, &d->no_clone, d->cancel) != 0)
+			rc = copy_failed(d, "write", key, err);
 		if (close(out) != 0 && rc == MLX_OK)
 			rc = mlx_err_sys(err, errno, "remote %s: cannot write %s", d->name, key);
 		if (rc == MLX_OK && renameat(dfd, tmp, dfd, base) != 0)

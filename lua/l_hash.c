@@ -70,7 +70,7 @@ static int hash_dir(lua_State *L)
 	const char *path = luaL_checkstring(L, 1);
 	int jobs = (int)mlx_lua_optfield_integer(L, 2, "jobs", 0);
 	struct dir_progress dp = {L, LUA_NOREF};
-	struct mlx_progress progress = {report, &dp};
+	struct mlx_progress progress = {.report = report, .ctx = &dp};
 	if (!lua_isnoneornil(L, 2) && lua_getfield(L, 2, "progress") != LUA_TNIL) {
 		luaL_argcheck(L, lua_isfunction(L, -1), 2, "field 'progress' must be a function");
 		dp.ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -146,7 +146,7 @@ static void progress_is_reported_on_the_calling_thread(void **state)
 {
 	(void)state;
 	struct reports r = {0};
-	struct mlx_progress progress = {count_report, &r};
+	struct mlx_progress progress = {.report = count_report, .ctx = &r};
 	struct mlx_err err;
 	/* One job: with a progress the work still runs in a thread of its own. */
 	assert_int_equal(mlx_pool_run_progress(100, 1, slow_item, NULL, &progress, &err), MLX_OK);
@@ -158,7 +158,7 @@ static void a_report_can_stop_the_run(void **state)
 {
 	(void)state;
 	struct reports r = {.stop_after = 1};
-	struct mlx_progress progress = {count_report, &r};
+	struct mlx_progress progress = {.report = count_report, .ctx = &r};
 	struct mlx_err err;
 	assert_int_equal(mlx_pool_run_progress(1000, 2, slow_item, NULL, &progress, &err), MLX_ERR_INTERRUPTED);
 	assert_int_equal(r.calls, 1);
