@@ -736,7 +736,8 @@ int mlx_hash_dir(const char *dir, int jobs, const struct mlx_progress *progress,
 	return rc;
 }
 
-int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *out, struct mlx_err *err)
+int mlx_hash_manifest_walk(const char *text, size_t len, mlx_manifest_line_fn fn, void *ctx,
+                           struct mlx_err *err)
 {
 	size_t line = 0;
 	const char *p = text, *end = text + len;
@@ -784,33 +785,41 @@ int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *o
 		/* A manifest is data: its paths obey the rule of core/path.c, so
 		 * no line can lead a checkout out of its directory. */
 		struct mlx_err why;
-		if (mlx_path_check(path, plen, &why) != MLX_OK) {
-			mlx_filelist_free(out);
+		if (mlx_path_check(path, plen, &why) != MLX_OK)
 			return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu: %s", line, why.msg);
-		}
 		/* Sorted and unique, as written: anything else was not made by mlx. */
 		if (prev) {
 			int c = memcmp(prev, path, prev_len < plen ? prev_len : plen);
 			if (c > 0 || (c == 0 && prev_len >= plen))
 				goto corrupt;
 		}
-		char *copy = strndup(path, plen);
-		if (!copy) {
-			mlx_filelist_free(out);
-			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-		}
-		int rc = mlx_filelist_push(out, copy, size, mode, hex, err);
-		free(copy);
-		if (rc != MLX_OK) {
-			mlx_filelist_free(out);
+		int rc = fn(ctx, hex, size, mode, path, plen, err);
+		if (rc != MLX_OK)
 			return rc;
-		}
 		prev = path;
 		prev_len = plen;
 		p = nl + 1;
 	}
 	return MLX_OK;
 corrupt:
-	mlx_filelist_free(out);
 	return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu is malformed", line);
+}
+
+static int push_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, const char *path, size_t plen,
+                     struct mlx_err *err)
+{
+	char *copy = strndup(path, plen);
+	if (!copy)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	int rc = mlx_filelist_push(ctx, copy, size, mode, hex, err);
+	free(copy);
+	return rc;
+}
+
+int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *out, struct mlx_err *err)
+{
+	int rc = mlx_hash_manifest_walk(text, len, push_line, out, err);
+	if (rc != MLX_OK)
+		mlx_filelist_free(out);
+	return rc;
 }

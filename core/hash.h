@@ -163,6 +163,19 @@ int mlx_hash_manifest(const struct mlx_filelist *list, char **text, size_t *len,
  * naming the bad line (out is then empty). */
 int mlx_hash_manifest_parse(const char *text, size_t len, struct mlx_filelist *out, struct mlx_err *err);
 
+/* Called by mlx_hash_manifest_walk for each line: hex (NUL-terminated),
+ * size, mode (0644 or 0755) and the plen bytes of path (checked, not
+ * NUL-terminated). A non-zero return stops the walk and is returned. */
+typedef int (*mlx_manifest_line_fn)(void *ctx, const char *hex, uint64_t size, uint32_t mode,
+                                    const char *path, size_t plen, struct mlx_err *err);
+
+/* Checks manifest text line by line, as mlx_hash_manifest_parse, calling
+ * fn for each good line, without building a list (for manifests of
+ * millions of files). Returns 0, MLX_ERR_CORRUPT naming the bad line (fn
+ * has seen the lines before it) or what fn returned. */
+int mlx_hash_manifest_walk(const char *text, size_t len, mlx_manifest_line_fn fn, void *ctx,
+                           struct mlx_err *err);
+
 /* Hashes the directory dir whole, without a stat cache: walks it (the
  * rules of mlx_hash_walk, no store links), hashes every file in up to jobs
  * threads (reporting to progress, or NULL) and builds the manifest into *text (malloc'ed, caller frees; *len
