@@ -12,10 +12,12 @@
 #include <string.h>
 
 #include "binding.h"
+#include "idset.h"
 #include "remote.h"
 #include "store.h"
 
 #define REMOTE_MT "mlx.Remote"
+#define IDSET_MT "mlx.IdSet"
 
 struct lremote {
 	struct mlx_remote *r;
@@ -200,6 +202,290 @@ static int remote_list(lua_State *L)
 	return 1;
 }
 
+/* ---- sets of ids (core/idset.h) -------------------------------------------- */
+
+static struct mlx_idset *check_ids(lua_State *L, int i)
+{
+	return luaL_checkudata(L, i, IDSET_MT);
+}
+
+/* Pushes a new empty set, owned by Lua. */
+static struct mlx_idset *new_ids(lua_State *L)
+{
+	struct mlx_idset *s = lua_newuserdatauv(L, sizeof *s, 0);
+	*s = (struct mlx_idset)MLX_IDSET_INIT;
+	luaL_setmetatable(L, IDSET_MT);
+	return s;
+}
+
+static void nomem_unless_ok(lua_State *L, int rc)
+{
+	if (rc != MLX_OK)
+		luaL_error(L, "out of memory");
+}
+
+/* ids([list of ids]) -> IdSet: a set of object ids in flat C memory (32
+ * bytes and a size each, not a Lua string per id), read as a Lua set is
+ * (set[id] is true or nil) and through its methods. Raises if an element
+ * is not an id. */
+static int transfer_ids(lua_State *L)
+{
+	int list = !lua_isnoneornil(L, 1);
+	if (list)
+		luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	struct mlx_idset *s = new_ids(L);
+	if (!list)
+		return 1;
+	struct mlx_err err;
+	lua_Integer n = luaL_len(L, 1);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, 1, i);
+		const char *hex = lua_tostring(L, -1);
+		int rc = hex ? mlx_idset_add_hex(s, hex, 0, &err) : MLX_ERR_INVALID;
+		if (rc == MLX_ERR_INVALID)
+			luaL_argerror(L, 1, "must be a list of object ids");
+		nomem_unless_ok(L, rc);
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
+/* set:add(id [, size]) -> set. Raises if id is not an object id. */
+static int ids_add(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	const char *hex = luaL_checkstring(L, 2);
+	lua_Integer size = luaL_optinteger(L, 3, 0);
+	struct mlx_err err;
+	int rc = mlx_idset_add_hex(s, hex, size > 0 ? (uint64_t)size : 0, &err);
+	if (rc == MLX_ERR_INVALID)
+		luaL_argerror(L, 2, "not an object id");
+	nomem_unless_ok(L, rc);
+	lua_settop(L, 1);
+	return 1;
+}
+
+/* set:has(id) -> boolean (false for what is not an id) */
+static int ids_has(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	size_t len;
+	const char *hex = luaL_checklstring(L, 2, &len);
+	unsigned char id[32];
+	lua_pushboolean(L, len == 64 && mlx_id_from_hex(hex, id) && mlx_idset_find(s, id));
+	return 1;
+}
+
+/* #set -> the number of distinct ids */
+static int ids_len(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)mlx_idset_count(check_ids(L, 1)));
+	return 1;
+}
+
+/* set:bytes() -> the sum of the known sizes */
+static int ids_bytes(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	mlx_idset_sort(s);
+	lua_Integer total = 0;
+	for (size_t i = 0; i < s->len; i++)
+		total += (lua_Integer)s->items[i].size;
+	lua_pushinteger(L, total);
+	return 1;
+}
+
+/* set:minus(other) -> a new set: the ids of set not in other */
+static int ids_minus(lua_State *L)
+{
+	struct mlx_idset *a = check_ids(L, 1), *b = check_ids(L, 2);
+	struct mlx_idset *out = new_ids(L);
+	struct mlx_err err;
+	nomem_unless_ok(L, mlx_idset_minus(a, b, out, &err));
+	return 1;
+}
+
+/* set:merge(other) -> set, with every id of other added */
+static int ids_merge(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1), *b = check_ids(L, 2);
+	struct mlx_err err;
+	nomem_unless_ok(L, mlx_idset_merge(s, b, &err));
+	lua_settop(L, 1);
+	return 1;
+}
+
+/* set:add_manifest(text) -> true | nil, message, "corrupt": adds the files
+ * of a directory's manifest, with their sizes. */
+static int ids_add_manifest(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	size_t len;
+	const char *text = luaL_checklstring(L, 2, &len);
+	struct mlx_err err;
+	int rc = mlx_idset_add_manifest(s, text, len, &err);
+	if (rc == MLX_ERR_NOMEM)
+		return luaL_error(L, "out of memory");
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static const char segment_header[] = "mlx-index 1\n";
+
+/* set:add_segment(text, runs) -> true | false: adds the object ids of an
+ * index segment (mlx.remote.index: "mlx-index 1", then lines "o <id>" and
+ * "r <key>") to set and sets runs[key] = true for its run-cache keys; false
+ * when the text is not a segment (what came before the bad line stays). */
+static int ids_add_segment(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	size_t len;
+	const char *text = luaL_checklstring(L, 2, &len);
+	luaL_checktype(L, 3, LUA_TTABLE);
+	size_t hl = sizeof segment_header - 1;
+	int ok = len >= hl && memcmp(text, segment_header, hl) == 0 && text[len - 1] == '\n';
+	struct mlx_err err;
+	for (const char *p = text + hl, *end = text + len; ok && p < end; p += 67) {
+		unsigned char id[32];
+		if (end - p < 67 || (p[0] != 'o' && p[0] != 'r') || p[1] != ' ' || p[66] != '\n' ||
+		    !mlx_id_from_hex(p + 2, id)) {
+			ok = 0;
+		} else if (p[0] == 'o') {
+			nomem_unless_ok(L, mlx_idset_add(s, id, 0, &err));
+		} else {
+			lua_pushlstring(L, p + 2, 64);
+			lua_pushboolean(L, 1);
+			lua_rawset(L, 3);
+		}
+	}
+	lua_pushboolean(L, ok);
+	return 1;
+}
+
+/* set:segment(runs) -> the text of an index segment naming the ids of set
+ * and the run-cache keys of the list runs, each sorted: the bytes
+ * mlx.remote.index names the segment by. */
+static int ids_segment(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	mlx_idset_sort(s);
+	lua_Integer nruns = luaL_len(L, 2);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, segment_header);
+	char line[68] = "o ";
+	for (size_t i = 0; i < s->len; i++) {
+		mlx_id_to_hex(s->items[i].id, line + 2);
+		line[66] = '\n';
+		luaL_addlstring(&b, line, 67);
+	}
+	for (lua_Integer i = 1; i <= nruns; i++) {
+		lua_geti(L, 2, i);
+		size_t len;
+		const char *key = lua_tolstring(L, -1, &len);
+		if (!key || len != 64)
+			luaL_argerror(L, 2, "must be a sorted list of run-cache keys");
+		lua_pop(L, 1);
+		luaL_addstring(&b, "r ");
+		lua_geti(L, 2, i);
+		luaL_addvalue(&b);
+		luaL_addchar(&b, '\n');
+	}
+	luaL_pushresult(&b);
+	return 1;
+}
+
+/* set:list() -> {ids}, sorted: for small sets (Lua strings cost memory). */
+static int ids_list(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	mlx_idset_sort(s);
+	lua_createtable(L, (int)(s->len < INT32_MAX ? s->len : 0), 0);
+	char hex[65];
+	for (size_t i = 0; i < s->len; i++) {
+		mlx_id_to_hex(s->items[i].id, hex);
+		lua_pushlstring(L, hex, 64);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return 1;
+}
+
+/* set[id] -> true | nil, as a Lua set of ids reads; set.name -> a method. */
+static int ids_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	struct mlx_idset *s = check_ids(L, 1);
+	size_t len = 0;
+	const char *hex = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+	unsigned char id[32];
+	if (hex && len == 64 && mlx_id_from_hex(hex, id) && mlx_idset_find(s, id))
+		lua_pushboolean(L, 1);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int ids_free(lua_State *L)
+{
+	mlx_idset_free(check_ids(L, 1));
+	return 0;
+}
+
+static int ids_tostring(lua_State *L)
+{
+	lua_pushfstring(L, "mlx.IdSet (%I ids)", (lua_Integer)mlx_idset_count(check_ids(L, 1)));
+	return 1;
+}
+
+struct id_listing {
+	struct mlx_idset *s;
+	int nomem;
+};
+
+static int add_object_key(void *vctx, const char *key, uint64_t size)
+{
+	struct id_listing *l = vctx;
+	/* objects/ab/<62 hex>: anything else below objects/ is not an object. */
+	unsigned char id[32];
+	char hex[65];
+	if (strlen(key) != 8 + 2 + 1 + 62 || key[10] != '/')
+		return MLX_OK;
+	memcpy(hex, key + 8, 2);
+	memcpy(hex + 2, key + 11, 63);
+	if (!mlx_id_from_hex(hex, id))
+		return MLX_OK;
+	struct mlx_err err;
+	if (mlx_idset_add(l->s, id, size, &err) != MLX_OK) {
+		l->nomem = 1;
+		return MLX_ERR_NOMEM;
+	}
+	return MLX_OK;
+}
+
+/* r:list_objects(set) -> set | nil, message, code: adds the id of every
+ * object below objects/ on the remote to set (keys that are not objects
+ * are data, and skipped), without a Lua string per key. */
+static int remote_list_objects(lua_State *L)
+{
+	struct lremote *lr = check_open(L);
+	struct mlx_idset *s = check_ids(L, 2);
+	struct id_listing l = {s, 0};
+	struct mlx_err err;
+	int rc = mlx_remote_list(lr->r, "objects/", add_object_key, &l, &err);
+	if (l.nomem)
+		return luaL_error(L, "out of memory");
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_settop(L, 2);
+	return 1;
+}
+
 struct reporter {
 	lua_State *L;
 	int ref;
@@ -212,10 +498,23 @@ static int report(void *vctx, size_t files, size_t nfiles, uint64_t bytes, uint6
 	                      (lua_Integer)nbytes);
 }
 
-/* Reads the ids of argument 3: strings, or {hash = id, size = n} (the size
- * only sizes the progress line). */
+/* Reads the ids of argument 3: an IdSet, or a list of strings or {hash =
+ * id, size = n} (the size only sizes the progress line). */
 static struct work *read_items(lua_State *L, size_t *n)
 {
+	struct mlx_idset *s = luaL_testudata(L, 3, IDSET_MT);
+	if (s) {
+		*n = mlx_idset_count(s);
+		struct work *w = new_work(L);
+		w->items = calloc(*n ? *n : 1, sizeof *w->items);
+		if (!w->items)
+			luaL_error(L, "out of memory");
+		for (size_t i = 0; i < *n; i++) {
+			mlx_id_to_hex(s->items[i].id, w->items[i].hex);
+			w->items[i].size = s->items[i].size;
+		}
+		return w;
+	}
 	luaL_checktype(L, 3, LUA_TTABLE);
 	*n = (size_t)luaL_len(L, 3);
 	struct work *w = new_work(L);
@@ -355,9 +654,35 @@ static int remote_tostring(lua_State *L)
 }
 
 static const luaL_Reg remote_methods[] = {
-    {"backend", remote_backend}, {"read", remote_read}, {"write", remote_write}, {"stat", remote_stat},
-    {"remove", remote_remove},   {"list", remote_list}, {"push", remote_push},   {"fetch", remote_fetch},
-    {"close", remote_close},     {NULL, NULL},
+    {"backend", remote_backend},
+    {"read", remote_read},
+    {"write", remote_write},
+    {"stat", remote_stat},
+    {"remove", remote_remove},
+    {"list", remote_list},
+    {"push", remote_push},
+    {"fetch", remote_fetch},
+    {"close", remote_close},
+    {"list_objects", remote_list_objects},
+    {NULL, NULL},
+};
+
+static const luaL_Reg ids_methods[] = {
+    {"add", ids_add},
+    {"has", ids_has},
+    {"bytes", ids_bytes},
+    {"minus", ids_minus},
+    {"merge", ids_merge},
+    {"add_manifest", ids_add_manifest},
+    {"add_segment", ids_add_segment},
+    {"segment", ids_segment},
+    {"list", ids_list},
+    {NULL, NULL},
+};
+
+static const luaL_Reg ids_metamethods[] = {
+    {"__gc", ids_free},           {"__close", ids_free}, {"__len", ids_len},
+    {"__tostring", ids_tostring}, {"__index", NULL},     {NULL, NULL},
 };
 
 static const luaL_Reg remote_metamethods[] = {
@@ -367,6 +692,7 @@ static const luaL_Reg remote_metamethods[] = {
 
 static const luaL_Reg transfer_functions[] = {
     {"open", transfer_open},
+    {"ids", transfer_ids},
     {NULL, NULL},
 };
 
@@ -375,6 +701,12 @@ int luaopen_mlx_transfer(lua_State *L)
 	luaL_newmetatable(L, REMOTE_MT);
 	luaL_setfuncs(L, remote_metamethods, 0);
 	luaL_newlib(L, remote_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, IDSET_MT);
+	luaL_setfuncs(L, ids_metamethods, 0);
+	luaL_newlib(L, ids_methods);
+	lua_pushcclosure(L, ids_index, 1);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	luaL_newlib(L, transfer_functions);

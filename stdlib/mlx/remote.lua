@@ -136,17 +136,64 @@ local function looks_like_manifest(st, id)
   return head:match("^%x+ %d+ [67][45][45] ") ~= nil and #head:match("^%x+") == 64
 end
 
--- Expands records into the object ids they need (a directory: its
--- manifest and its files, read from the local store st). Returns the list
--- of {hash, size}, the set of ids, and where each id came from; records
--- whose manifest is not in st are listed in `unread`. With missing_only (a
--- fetch: true; a push: the set of ids the remote's index lists), a
--- directory brings into the list only the files the store lacks (a push:
--- that the index lacks); the ids of the others only enter the set, and
--- the fifth result counts them per manifest: no table per file when
--- nothing is to move.
-local function expand(st, records, missing_only)
-  local list, seen, from, unread, had = {}, {}, {}, {}, {}
+-- Adds to want (an mlx.transfer.ids set: flat C memory, however many
+-- files a directory holds) the object ids records need: a directory, its
+-- manifest and its files, read from the local store st. Returns the
+-- records whose manifest st lacks, or nil, message, code.
+local function expand(st, records, want)
+  local unread = {}
+  for _, r in ipairs(records) do
+    if not lockfile.is_id(r.hash) then
+      return nil, ("%s: '%s' is not an object id"):format(r.path, tostring(r.hash)), "invalid"
+    end
+    want:add(r.hash, r.type ~= "dir" and r.size or nil)
+    local dir = r.type == "dir" or (r.type == nil and st:has(r.hash) and looks_like_manifest(st, r.hash))
+    if dir then
+      if st:has(r.hash) then
+        local text, err, code = st:read(r.hash) -- verified
+        if not text then return nil, ("%s: %s"):format(r.path, err), code end
+        local ok
+        ok, err, code = want:add_manifest(text)
+        if not ok then return nil, ("%s: manifest %s: %s"):format(r.path, r.hash, err), code end
+      else
+        unread[#unread + 1] = r
+      end
+    end
+  end
+  return unread
+end
+
+-- Where each id of the list ids (few: those that failed) comes from, as
+-- {id → path}: the first record, or file of a record's manifest in st,
+-- that names it.
+local function origins(st, records, ids)
+  local from, wanted, left = {}, {}, 0
+  for _, id in ipairs(ids) do
+    if not wanted[id] then
+      wanted[id] = true
+      left = left + 1
+    end
+  end
+  for _, r in ipairs(records) do
+    if left == 0 then break end
+    local function found(id, path)
+      if wanted[id] and not from[id] then
+        from[id] = path
+        left = left - 1
+      end
+    end
+    found(r.hash, r.path)
+    if st:has(r.hash) and (r.type == "dir" or (r.type == nil and looks_like_manifest(st, r.hash))) then
+      for _, f in ipairs(st:manifest(r.hash) or {}) do found(f.hash, r.path .. "/" .. f.path) end
+    end
+  end
+  return from
+end
+
+-- As expand, into a list with where each id came from: for mlx status,
+-- which names every missing object's path.
+local function expand_paths(st, records)
+  local list, seen, from, unread = {}, {}, {}, {}
   local function add(id, size, path)
     if not seen[id] then
       seen[id] = true
@@ -159,23 +206,15 @@ local function expand(st, records, missing_only)
     local dir = r.type == "dir" or (r.type == nil and st:has(r.hash) and looks_like_manifest(st, r.hash))
     if dir then
       if st:has(r.hash) then
-        -- st:missing enters the ids the store has in seen, and counts
-        -- those that were new there.
-        local files, n_or_err, code
-        if missing_only then
-          files, n_or_err, code = st:missing(r.hash, seen, missing_only ~= true and missing_only or nil)
-        else
-          files, n_or_err, code = st:manifest(r.hash)
-        end
-        if not files then return nil, ("%s: %s"):format(r.path, n_or_err), code end
+        local files, err, code = st:manifest(r.hash)
+        if not files then return nil, ("%s: %s"):format(r.path, err), code end
         for _, f in ipairs(files) do add(f.hash, f.size, r.path .. "/" .. f.path) end
-        if missing_only then had[r.hash] = (had[r.hash] or 0) + n_or_err end
       else
         unread[#unread + 1] = r
       end
     end
   end
-  return list, seen, from, unread, had
+  return list, seen, from, unread
 end
 
 --- Returns nil if entry (decoded JSON) is a valid run-cache entry for key,
@@ -239,39 +278,41 @@ function M.push(root, opts)
     st:close()
     return nil, err, code
   end
-  -- Files the index already lists stay in C (counted, not listed), unless
-  -- --verify distrusts the index.
-  local list, _, from, unread, had = expand(st, records, not opts.verify and idx.objects or nil)
+  local transfer = require "mlx.transfer"
+  local want = transfer.ids()
+  local unread
+  unread, err, code = expand(st, records, want)
   st:close()
-  if not list then return nil, _, from end
-  local known = #list
-  for _, n in pairs(had) do known = known + n end
+  if not unread then return nil, err, code end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    warning = idx.warning, objects = known, unavailable = unavailable, nondeterministic = nondeterministic }
+    warning = idx.warning, objects = #want, unavailable = unavailable, nondeterministic = nondeterministic }
   for _, r in ipairs(unread) do result.missing[#result.missing + 1] = { hash = r.hash, path = r.path } end
-  -- Objects marked bad go again whatever the remote has under their key.
-  local todo, forced = {}, {}
-  for _, item in ipairs(list) do
-    if idx.bad[item.hash] then
-      forced[#forced + 1] = item
-    elseif opts.verify or not idx.objects[item.hash] then
-      todo[#todo + 1] = item
-    end
+  -- Objects marked bad go again whatever the remote has under their key
+  -- (the marks are few: a Lua list).
+  local forced_list = {}
+  for id in pairs(idx.bad) do
+    if want:has(id) then forced_list[#forced_list + 1] = id end
   end
+  table.sort(forced_list)
+  local forced = transfer.ids(forced_list)
+  -- What the index lacks (with --verify, which distrusts the index: all),
+  -- sent now or found on the remote by a listing.
+  local fresh = want:minus(idx.objects)
+  local todo = (opts.verify and want or fresh):minus(forced)
   local check = opts.verify or false
   if opts.verify and opts.dry_run then
-    local absent, verr, vcode = verify.absent(root, h.r, todo)
+    local items = {}
+    for _, id in ipairs(todo:list()) do items[#items + 1] = { hash = id } end
+    local absent, verr, vcode = verify.absent(root, h.r, items)
     if not absent then return nil, verr, vcode end
     todo = absent
   elseif #todo > 0 and not idx.listed and not opts.verify then
     if #todo > LIST_ABOVE then
       local objects = index.list_remote(h.r)
       if objects then
-        local left = {}
-        for _, item in ipairs(todo) do
-          if objects[item.hash] then result.present = result.present + 1 else left[#left + 1] = item end
-        end
-        todo = left
+        local before = #todo
+        todo = todo:minus(objects)
+        result.present = result.present + before - #todo
       else
         check = true
       end
@@ -298,10 +339,10 @@ function M.push(root, opts)
     local failed = {}
     for _, id in ipairs(fres.missing) do failed[id] = true end
     for _, id in ipairs(fres.corrupt) do failed[id] = true end
-    for _, item in ipairs(forced) do
-      if not failed[item.hash] then
+    for _, id in ipairs(forced_list) do
+      if not failed[id] then
         local ok
-        ok, err, code = index.clear_bad(h.r, item.hash)
+        ok, err, code = index.clear_bad(h.r, id)
         if not ok then return nil, err, code end
         result.repaired = result.repaired + 1
       end
@@ -312,7 +353,14 @@ function M.push(root, opts)
   end
   result.sent, result.bytes = res.sent, res.bytes
   result.present = result.present + res.present
-  local bad = {}
+  local bad, from = {}, {}
+  if #res.missing + #res.corrupt > 0 then
+    st, err, code = require("mlx.store").open(root)
+    if not st then return nil, err, code end
+    from = origins(st, records, table.move(res.corrupt, 1, #res.corrupt, #res.missing + 1,
+      table.move(res.missing, 1, #res.missing, 1, {})))
+    st:close()
+  end
   for _, id in ipairs(res.missing) do
     bad[id] = true
     result.missing[#result.missing + 1] = { hash = id, path = from[id] }
@@ -338,9 +386,11 @@ function M.push(root, opts)
   end
   result.runs = #pushed_runs
   -- The segment names what the remote now holds that its index lacked.
-  local objects = {}
-  for _, item in ipairs(list) do
-    if not idx.objects[item.hash] and not bad[item.hash] then objects[#objects + 1] = item.hash end
+  local objects = fresh
+  if next(bad) then
+    local bad_ids = {}
+    for id in pairs(bad) do bad_ids[#bad_ids + 1] = id end
+    objects = fresh:minus(require("mlx.transfer").ids(bad_ids))
   end
   local ok
   ok, err, code = index.append(root, h.r, h.url, objects, pushed_runs)
@@ -362,8 +412,8 @@ local function count_unread(r, st, unread, asked, result)
     if text and require("mlx.hash").bytes(text) == rec.hash then
       for line in text:gmatch("[^\n]+") do
         local id = line:match("^(%x+) ")
-        if id and #id == 64 and not asked[id] and not st:has(id) then
-          asked[id] = true
+        if id and #id == 64 and not asked:has(id) and not st:has(id) then
+          asked:add(id)
           result.todo = result.todo + 1
         end
       end
@@ -380,7 +430,7 @@ local function mark_bad(root, r, idx, res, result)
   local marks = {}
   for _, id in ipairs(res.corrupt) do marks[#marks + 1] = { id, "corrupt" } end
   for _, id in ipairs(res.missing) do
-    if idx.objects[id] then marks[#marks + 1] = { id, "missing" } end
+    if idx.objects:has(id) then marks[#marks + 1] = { id, "missing" } end
   end
   for _, m in ipairs(marks) do
     local ok, err = index.mark_bad(root, r, m[1], m[2])
@@ -413,7 +463,8 @@ function M.fetch(root, opts)
   -- the index up front: a no-op pull without them makes no request for it.
   -- A fetch that finds objects absent reads it then, to mark those the
   -- index lists (mark_bad).
-  local idx = { objects = {}, runs = {} }
+  local transfer = require "mlx.transfer"
+  local idx = { objects = transfer.ids(), runs = {} }
   local function read_index()
     local got, rerr, rcode = index.read(root, h.r, h.url)
     if not got then return nil, rerr, rcode end
@@ -445,32 +496,18 @@ function M.fetch(root, opts)
   local st
   st, err, code = require("mlx.store").open(root)
   if not st then return nil, err, code end
-  local bad, asked, counted = {}, {}, {}
-  local function transfer(list, from, had)
-    -- Objects of manifests that the store has are counted, not listed.
-    local known = #list
-    for id, n in pairs(had) do
-      known = known + n
-      if not counted[id] then
-        counted[id] = true
-        result.present = result.present + n
-      end
-    end
+  local asked = transfer.ids()
+  local function fetch(want)
     -- Each id is asked for once; the engine skips, in parallel, those the
     -- store has (a no-op is one pass over the ids, not one per round).
-    local todo = {}
-    for _, item in ipairs(list) do
-      if not asked[item.hash] then
-        asked[item.hash] = true
-        todo[#todo + 1] = item
-      end
-    end
-    result.objects = math.max(result.objects, known)
+    local todo = want:minus(asked)
+    asked:merge(todo)
+    result.objects = math.max(result.objects, #want)
     if opts.dry_run then
-      for _, item in ipairs(todo) do
+      for _, id in ipairs(todo:list()) do
         -- A step's out the remote does not hold would be "not fetched".
-        local passed = step_of_id[item.hash] and not idx.objects[item.hash]
-        if not passed and not st:has(item.hash) then result.todo = result.todo + 1 end
+        local passed = step_of_id[id] and not idx.objects:has(id)
+        if not passed and not st:has(id) then result.todo = result.todo + 1 end
       end
       return true
     end
@@ -481,8 +518,12 @@ function M.fetch(root, opts)
     for id in pairs(res.verified) do result.verified[id] = true end
     result.sent, result.bytes = result.sent + res.sent, result.bytes + res.bytes
     result.present = result.present + res.present
+    local from = {}
+    if #res.missing + #res.corrupt > 0 then
+      from = origins(st, records, table.move(res.corrupt, 1, #res.corrupt, #res.missing + 1,
+        table.move(res.missing, 1, #res.missing, 1, {})))
+    end
     for _, id in ipairs(res.missing) do
-      bad[id] = true
       if step_of_id[id] then
         result.unavailable[#result.unavailable + 1] = { path = from[id], step = step_of_id[id] }
       else
@@ -490,7 +531,6 @@ function M.fetch(root, opts)
       end
     end
     for _, id in ipairs(res.corrupt) do
-      bad[id] = true
       result.corrupt[#result.corrupt + 1] = { hash = id, path = from[id] }
     end
     if #res.missing > 0 and not idx.segments then
@@ -503,23 +543,21 @@ function M.fetch(root, opts)
   -- Two rounds: the first brings the manifests of directories, whose
   -- files the second can then name.
   for _ = 1, 2 do
-    local list, _, from, unread, had = expand(st, records, true)
-    if not list then
-      st:close()
-      return nil, _, from
-    end
-    local ok, terr, tcode = transfer(list, from, had)
+    local want = transfer.ids()
+    local unread, eerr, ecode = expand(st, records, want)
+    local ok = unread ~= nil
+    if ok then ok, eerr, ecode = fetch(want) end
     if not ok then
       st:close()
-      return nil, terr, tcode
+      return nil, eerr, ecode
     end
     if #unread == 0 then break end
     if opts.dry_run then
       -- Nothing enters the store: read the directories' manifests from
       -- the remote to count their files.
-      ok, terr, tcode = count_unread(h.r, st, unread, asked, result)
+      ok, eerr, ecode = count_unread(h.r, st, unread, asked, result)
       st:close()
-      if not ok then return nil, terr, tcode end
+      if not ok then return nil, eerr, ecode end
       return result
     end
   end
@@ -604,13 +642,13 @@ function M.status(root, opts)
   -- and pull pass it by, and its step makes it again.
   local unavailable, kept = {}, {}
   for _, r in ipairs(records) do
-    if r.step and not st:has(r.hash) and not idx.objects[r.hash] then
+    if r.step and not st:has(r.hash) and not idx.objects:has(r.hash) then
       unavailable[#unavailable + 1] = { path = r.path, step = r.step }
     else
       kept[#kept + 1] = r
     end
   end
-  local list, _, from = expand(st, kept)
+  local list, _, from = expand_paths(st, kept)
   if not list then
     st:close()
     return nil, _, from
@@ -621,7 +659,7 @@ function M.status(root, opts)
     if not st:has(item.hash) then
       result.local_missing[#result.local_missing + 1] = { hash = item.hash, path = from[item.hash] }
     end
-    if not opts.verify and not idx.objects[item.hash] then
+    if not opts.verify and not idx.objects:has(item.hash) then
       result.remote_missing[#result.remote_missing + 1] = { hash = item.hash, path = from[item.hash],
         why = idx.bad[item.hash] and "bad" or nil }
     end

@@ -225,4 +225,60 @@ function TestGitignore:test_the_block_is_ours_and_the_rest_is_kept()
   cleanup(root)
 end
 
+TestIdSet = {}
+
+-- Sets of ids in C carry the object lists of transfers: read as Lua sets,
+-- and written as index segments byte for byte as before.
+function TestIdSet:test_sets_of_ids()
+  local transfer = require "mlx.transfer"
+  local a, b, c = ("a"):rep(64), ("b"):rep(64), ("c"):rep(64)
+  local s = transfer.ids { b, a }
+  s:add(a, 10):add(c)
+  lu.assertEquals(#s, 3)
+  lu.assertTrue(s[a] and s:has(c))
+  lu.assertNil(s[("d"):rep(64)])
+  lu.assertNil(s["not an id"])
+  lu.assertFalse(s:has(a:upper()))
+  lu.assertEquals(s:bytes(), 10)
+  lu.assertEquals(s:list(), { a, b, c })
+  local left = s:minus(transfer.ids { b })
+  lu.assertEquals(left:list(), { a, c })
+  lu.assertEquals(#left:merge(transfer.ids { b }), 3)
+  lu.assertErrorMsgContains("not an object id", function() s:add("../x") end)
+  lu.assertErrorMsgContains("list of object ids", function() transfer.ids { "x" } end)
+  -- Segments: the text mlx.remote.index names, parsed back.
+  local text = index.segment_text(transfer.ids { c, a }, { H })
+  lu.assertEquals(text, "mlx-index 1\no " .. a .. "\no " .. c .. "\nr " .. H .. "\n")
+  lu.assertEquals(index.segment_text({ c, a }, { H }), text)
+  local back, runs = transfer.ids(), {}
+  lu.assertTrue(back:add_segment(text, runs))
+  lu.assertEquals(back:list(), { a, c })
+  lu.assertEquals(runs, { [H] = true })
+  lu.assertFalse(transfer.ids():add_segment("mlx-index 1\no " .. a:upper() .. "\n", {}))
+  lu.assertFalse(transfer.ids():add_segment("mlx-index 1\no " .. a, {}))
+  lu.assertFalse(transfer.ids():add_segment("mlx-index 2\n", {}))
+  -- A manifest's files, with the path rule of the store.
+  local m = transfer.ids()
+  lu.assertTrue(m:add_manifest(a .. " 3 644 x\n" .. b .. " 4 755 y/z\n"))
+  lu.assertEquals(m:bytes(), 7)
+  local ok, err, code = m:add_manifest(c .. " 1 644 ../escape\n")
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "manifest line 1")
+  lu.assertEquals(code, "corrupt")
+end
+
+function TestIdSet:test_listing_a_remote_into_a_set()
+  local root = project()
+  local r = assert(require("mlx.transfer").open { name = "t", url = root .. "/remote" })
+  local a = ("a"):rep(64)
+  assert(r:write("objects/aa/" .. a:sub(3), "x", root .. "/.mlx/tmp"))
+  assert(r:write("objects/aa/notanid", "x", root .. "/.mlx/tmp"))
+  assert(r:write("objects/zz/" .. a:sub(3), "x", root .. "/.mlx/tmp"))
+  local s = assert(r:list_objects(require("mlx.transfer").ids()))
+  -- objects/zz/… is not an id (zz is not hex): data, skipped.
+  lu.assertEquals(s:list(), { a })
+  r:close()
+  cleanup(root)
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

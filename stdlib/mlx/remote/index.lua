@@ -24,19 +24,27 @@ local lock = require "mlx.lock"
 
 local M = {}
 
-local HEADER = "mlx-index 1\n"
+-- A set of ids in C (mlx.transfer.ids); the module is loaded on first use.
+local function ids(list)
+  return require("mlx.transfer").ids(list)
+end
 
---- Lists prefix on the remote r (an mlx.transfer handle): {key → size}, or
---- nil, message, code after transport failures were retried as the
---- transfer engine retries (mlx.http's backoff: 0.5 s doubling, with
---- jitter, five times). The listing of index/ is the first request of every
---- command, and one 503 should not end a push; the engine does not retry a
---- listing itself, as its callback has seen part of it, but here each try
---- fills a new table.
-function M.list(r, prefix)
+--- Lists prefix on the remote r (an mlx.transfer handle): {key → size}
+--- (with as_ids, prefix "objects/": the ids of the objects, an
+--- mlx.transfer.ids set), or nil, message, code after transport failures
+--- were retried as the transfer engine retries (mlx.http's backoff: 0.5 s
+--- doubling, with jitter, five times). The listing of index/ is the first
+--- request of every command, and one 503 should not end a push; the engine
+--- does not retry a listing itself, as its callback has seen part of it,
+--- but here each try fills a new table or set.
+function M.list(r, prefix, as_ids)
   local keys, err, code
   for attempt = 0, 5 do
-    keys, err, code = r:list(prefix)
+    if as_ids then
+      keys, err, code = r:list_objects(ids())
+    else
+      keys, err, code = r:list(prefix)
+    end
     if keys or code ~= "io" then break end
     if attempt < 5 then require("mlx.core").sleep(math.min(0.5 * 2 ^ attempt, 60) * (0.5 + math.random() / 2)) end
   end
@@ -48,47 +56,24 @@ function M.cache_dir(root, url)
   return ("%s/.mlx/cache/remotes/%s"):format(root, hash.bytes(url):sub(1, 16))
 end
 
--- One line of a segment: "o <id>" or "r <id>", lowercase hex.
-local LINE = "([or]) (" .. ("[0-9a-f]"):rep(64) .. ")\n"
-local LINE_LEN = 67
-
--- Parses a segment into the sets; returns true, or nil when a line is
--- not "o <id>" or "r <id>" (or the text does not end with a newline).
--- One pattern over the whole text, not a match per line: a no-op push or
--- pull reads 20,000 lines here. The matches cover the text exactly when
--- their count times the line length is its length, so nothing between
--- them was skipped. (A damaged segment may have added ids: the caller
--- then replaces the sets by a listing.)
-local function parse(text, objects, runs)
-  if text:sub(1, #HEADER) ~= HEADER or (#text - #HEADER) % LINE_LEN ~= 0 then return nil end
-  local n = 0
-  for kind, id in text:gmatch(LINE, #HEADER + 1) do
-    n = n + 1
-    if kind == "o" then objects[id] = true else runs[id] = true end
-  end
-  return n * LINE_LEN == #text - #HEADER or nil
-end
-
---- Returns the text of a segment listing objects and runs (lists of ids).
+--- Returns the text of a segment listing objects (an mlx.transfer.ids set,
+--- or a list of ids) and runs (a list of keys), each sorted.
 function M.segment_text(objects, runs)
-  local lines = { HEADER }
-  table.sort(objects)
+  if type(objects) == "table" then objects = ids(objects) end
+  runs = table.move(runs, 1, #runs, 1, {})
   table.sort(runs)
-  for _, id in ipairs(objects) do lines[#lines + 1] = "o " .. id .. "\n" end
-  for _, id in ipairs(runs) do lines[#lines + 1] = "r " .. id .. "\n" end
-  return table.concat(lines)
+  return objects:segment(runs)
 end
 
---- Lists the remote (objects/ and runcache/) into the sets; keys that are
---- not an object or a run-cache entry are ignored (they are data).
+--- Lists the remote (objects/ and runcache/): returns the ids of its
+--- objects (an mlx.transfer.ids set, flat in C: a remote may hold
+--- millions) and its run-cache keys ({key → true}); keys that are not an
+--- object or a run-cache entry are ignored (they are data).
 function M.list_remote(r)
-  local objects, runs = {}, {}
-  local keys, err, code = M.list(r, "objects/")
-  if not keys then return nil, err, code end
-  for key in pairs(keys) do
-    local a, b = key:match("^objects/(%x%x)/(%x+)$")
-    if a and lock.is_id(a .. b) then objects[a .. b] = true end
-  end
+  local runs = {}
+  local objects, err, code = M.list(r, "objects/", true)
+  if not objects then return nil, err, code end
+  local keys
   keys, err, code = M.list(r, "runcache/")
   if not keys then return nil, err, code end
   for key in pairs(keys) do
@@ -99,15 +84,16 @@ function M.list_remote(r)
 end
 
 --- Reads the index of the remote r (an mlx.transfer handle) at url:
---- {objects = {id → true}, runs = {key → true}, segments = {names},
---- bad = {id → true} (marked by M.mark_bad, and left out of objects),
+--- {objects = the ids it holds (an mlx.transfer.ids set: objects:has(id)),
+--- runs = {key → true}, segments = {names}, bad = {id → true} (marked by
+--- M.mark_bad, and left out of objects),
 --- listed = true when it came from a listing (exact), warning = text when
 --- the index was damaged}; or nil, message, code.
 function M.read(root, r, url)
   local keys, err, code = M.list(r, "index/")
   if not keys then return nil, err, code end
   local dir = M.cache_dir(root, url) .. "/index"
-  local idx = { objects = {}, runs = {}, segments = {}, bad = {} }
+  local idx = { objects = ids(), runs = {}, segments = {}, bad = {} }
   local damaged
   for key in pairs(keys) do
     local bad = key:match("^index/bad%-(%x+)$")
@@ -131,7 +117,7 @@ function M.read(root, r, url)
           fs.write(path, text)
         end
       end
-      if text and not parse(text, idx.objects, idx.runs) then damaged = key .. " does not parse" end
+      if text and not idx.objects:add_segment(text, idx.runs) then damaged = key .. " does not parse" end
     end
   end
   if damaged or #idx.segments == 0 then
@@ -141,7 +127,11 @@ function M.read(root, r, url)
     if damaged then idx.warning = ("the index of the remote is damaged (%s); listed the remote instead"):format(damaged) end
   end
   -- A corrupt object is listed too: the mark wins over segments and listings.
-  for id in pairs(idx.bad) do idx.objects[id] = nil end
+  if next(idx.bad) then
+    local bad = {}
+    for id in pairs(idx.bad) do bad[#bad + 1] = id end
+    idx.objects = idx.objects:minus(ids(bad))
+  end
   table.sort(idx.segments)
   return idx
 end
@@ -160,8 +150,9 @@ function M.clear_bad(r, id)
   return r:remove("index/bad-" .. id)
 end
 
---- Appends a segment naming objects and runs (lists of ids) to the remote
---- and to the local cache. Returns its name, or nil, message, code.
+--- Appends a segment naming objects (an mlx.transfer.ids set or a list of
+--- ids) and runs (a list of keys) to the remote and to the local cache.
+--- Returns its name, or nil, message, code.
 function M.append(root, r, url, objects, runs)
   if #objects == 0 and #runs == 0 then return true end
   local text = M.segment_text(objects, runs)
@@ -186,17 +177,16 @@ function M.compact(root, r, url, dry_run)
   if not keys then return nil, err, code end
   local objects, runs, lcode = M.list_remote(r)
   if not objects then return nil, runs, lcode end
-  local ol, rl = {}, {}
-  for id in pairs(objects) do ol[#ol + 1] = id end
+  local rl = {}
   for id in pairs(runs) do rl[#rl + 1] = id end
   local before = 0
   for key in pairs(keys) do
     local segment = key:match("^index/(%x+)$")
     if segment and lock.is_id(segment) then before = before + 1 end
   end
-  if dry_run then return { before = before, objects = #ol, runs = #rl } end
+  if dry_run then return { before = before, objects = #objects, runs = #rl } end
   local name
-  name, err, code = M.append(root, r, url, ol, rl)
+  name, err, code = M.append(root, r, url, objects, rl)
   if not name then return nil, err, code end
   for key in pairs(keys) do
     local segment = key:match("^index/(%x+)$")
@@ -206,7 +196,7 @@ function M.compact(root, r, url, dry_run)
       if not ok then return nil, err, code end
     end
   end
-  return { before = before, objects = #ol, runs = #rl }
+  return { before = before, objects = #objects, runs = #rl }
 end
 
 return M

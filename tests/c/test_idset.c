@@ -1,0 +1,143 @@
+/* test_idset.c — sets of object ids (core/idset.h): sorting and
+ * deduplication, differences, manifests and their bad lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "idset.h"
+
+/* The id whose 32 bytes are all b, as hex. */
+static void hex_of(unsigned char b, char hex[65])
+{
+	unsigned char id[32];
+	memset(id, b, sizeof id);
+	mlx_id_to_hex(id, hex);
+}
+
+static void test_hex_round_trip_and_bad_ids(void **state)
+{
+	(void)state;
+	char hex[65];
+	unsigned char id[32];
+	hex_of(0xab, hex);
+	assert_int_equal(strlen(hex), 64);
+	assert_int_equal(hex[0], 'a');
+	assert_int_equal(mlx_id_from_hex(hex, id), 1);
+	assert_int_equal(id[31], 0xab);
+	hex[5] = 'A'; /* ids are lowercase */
+	assert_int_equal(mlx_id_from_hex(hex, id), 0);
+
+	struct mlx_idset s = MLX_IDSET_INIT;
+	struct mlx_err err;
+	assert_int_equal(mlx_idset_add_hex(&s, "abc", 0, &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "not an object id: 'abc'"));
+	hex_of(1, hex);
+	char longer[70];
+	snprintf(longer, sizeof longer, "%s00", hex);
+	assert_int_equal(mlx_idset_add_hex(&s, longer, 0, &err), MLX_ERR_INVALID);
+	assert_int_equal(mlx_idset_count(&s), 0);
+	mlx_idset_free(&s);
+}
+
+static void test_duplicates_are_one_and_keep_a_size(void **state)
+{
+	(void)state;
+	struct mlx_idset s = MLX_IDSET_INIT;
+	struct mlx_err err;
+	char hex[65];
+	/* 3000 adds in a scrambled order, of 1000 distinct ids. */
+	for (unsigned i = 0; i < 3000; i++) {
+		unsigned char id[32] = {0};
+		unsigned k = (i * 7919u) % 1000u;
+		id[0] = (unsigned char)(k >> 8);
+		id[1] = (unsigned char)k;
+		assert_int_equal(mlx_idset_add(&s, id, i < 1000 ? 0 : k + 1, &err), MLX_OK);
+	}
+	assert_int_equal(mlx_idset_count(&s), 1000);
+	for (size_t i = 1; i < s.len; i++)
+		assert_true(memcmp(s.items[i - 1].id, s.items[i].id, 32) < 0);
+	unsigned char probe[32] = {0};
+	probe[0] = 500 >> 8;
+	probe[1] = 500 & 255;
+	const struct mlx_id_entry *e = mlx_idset_find(&s, probe);
+	assert_non_null(e);
+	assert_int_equal(e->size, 501); /* the known size wins over 0 */
+	probe[2] = 1;
+	assert_null(mlx_idset_find(&s, probe));
+	hex_of(0, hex);
+	mlx_idset_free(&s);
+	assert_int_equal(s.len, 0);
+}
+
+static void test_minus_and_merge(void **state)
+{
+	(void)state;
+	struct mlx_idset a = MLX_IDSET_INIT, b = MLX_IDSET_INIT, out = MLX_IDSET_INIT;
+	struct mlx_err err;
+	for (unsigned char i = 0; i < 10; i++) {
+		unsigned char id[32];
+		memset(id, i, sizeof id);
+		assert_int_equal(mlx_idset_add(&a, id, i, &err), MLX_OK);
+		if (i % 2 == 0 || i == 9)
+			assert_int_equal(mlx_idset_add(&b, id, 0, &err), MLX_OK);
+	}
+	unsigned char other[32];
+	memset(other, 0xee, sizeof other);
+	assert_int_equal(mlx_idset_add(&b, other, 0, &err), MLX_OK); /* only in b */
+	assert_int_equal(mlx_idset_minus(&a, &b, &out, &err), MLX_OK);
+	assert_int_equal(mlx_idset_count(&out), 4); /* 1, 3, 5, 7 */
+	assert_int_equal(out.items[0].id[0], 1);
+	assert_int_equal(out.items[3].id[0], 7);
+	assert_int_equal(out.items[3].size, 7);
+	assert_int_equal(mlx_idset_merge(&out, &b, &err), MLX_OK);
+	assert_int_equal(mlx_idset_count(&out), 4 + 7);
+	mlx_idset_free(&a);
+	mlx_idset_free(&b);
+	mlx_idset_free(&out);
+}
+
+/* Manifests are data: checked as mlx_hash_manifest_parse checks them
+ * (format, sorted unique paths, the path rule), line 2 named. */
+static void test_manifests(void **state)
+{
+	(void)state;
+	struct mlx_idset s = MLX_IDSET_INIT;
+	struct mlx_err err;
+	char a[65], b[65], text[512];
+	hex_of(0xaa, a);
+	hex_of(0xbb, b);
+	snprintf(text, sizeof text, "%s 12 644 again\n%s 0 755 two words\n%s 12 644 x/one\n", a, b, a);
+	assert_int_equal(mlx_idset_add_manifest(&s, text, strlen(text), &err), MLX_OK);
+	assert_int_equal(mlx_idset_count(&s), 2);
+	assert_int_equal(s.items[0].size, 12);
+	mlx_idset_free(&s);
+
+	const char *bad[] = {"%s 12 644 \n",   "%s 12 64 p\n",     "%s x 644 p\n",
+	                     "%s  12 644 p\n", "%.63s 12 644 p\n", "%s 99999999999999999999 644 p\n",
+	                     "garbage\n",      "%s 1 644 ../x\n",  "%s 1 644 a\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char line[256];
+		snprintf(text, sizeof text, "%s 1 644 fine\n", b);
+		snprintf(line, sizeof line, bad[i], a);
+		strncat(text, line, sizeof text - strlen(text) - 1);
+		assert_int_equal(mlx_idset_add_manifest(&s, text, strlen(text), &err), MLX_ERR_CORRUPT);
+		assert_non_null(strstr(err.msg, "manifest line 2"));
+		mlx_idset_free(&s);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_hex_round_trip_and_bad_ids),
+	    cmocka_unit_test(test_duplicates_are_one_and_keep_a_size),
+	    cmocka_unit_test(test_minus_and_merge),
+	    cmocka_unit_test(test_manifests),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
