@@ -4,8 +4,11 @@
 #include "hash.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int hex_digit(char c)
 {
@@ -151,4 +154,42 @@ static int add_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, co
 int mlx_idset_add_manifest(struct mlx_idset *s, const char *text, size_t len, struct mlx_err *err)
 {
 	return mlx_hash_manifest_walk(text, len, add_line, s, err);
+}
+
+int mlx_idset_add_manifest_file(struct mlx_idset *s, const char *path, const char *hex, struct mlx_err *err)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ELOOP
+		           ? mlx_err_set(err, MLX_ERR_NOTFOUND, errno, "object %.64s is not in the store",
+		                         hex)
+		           : mlx_err_sys(err, errno, "cannot open %s", path);
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = MLX_OK;
+	if (fstat(fd, &st) != 0)
+		rc = mlx_err_sys(err, errno, "cannot stat %s", path);
+	else if (!(text = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)))
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	while (rc == MLX_OK && len < (size_t)st.st_size) {
+		ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			rc = mlx_err_sys(err, n < 0 ? errno : EIO, "cannot read %s", path);
+		else
+			len += (size_t)n;
+	}
+	close(fd);
+	char got[MLX_HASH_HEX_SIZE];
+	if (rc == MLX_OK)
+		rc = mlx_hash_bytes(text, len, got, err);
+	if (rc == MLX_OK && strcmp(got, hex) != 0)
+		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %.64s is corrupt: its bytes hash to %s",
+		                 hex, got);
+	if (rc == MLX_OK)
+		rc = mlx_idset_add_manifest(s, text, len, err);
+	free(text);
+	return rc;
 }

@@ -333,7 +333,43 @@ static int ids_add_manifest(lua_State *L)
 	return 1;
 }
 
+/* set:add_manifest_object(path, id) -> true | nil, message, code: as
+ * add_manifest, for the manifest object id in the store file at path
+ * (st:path(id)), verified, without a Lua copy of its text. */
+static int ids_add_manifest_object(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	const char *path = luaL_checkstring(L, 2);
+	const char *hex = luaL_checkstring(L, 3);
+	struct mlx_err err;
+	int rc = mlx_idset_add_manifest_file(s, path, hex, &err);
+	if (rc == MLX_ERR_NOMEM)
+		return luaL_error(L, "out of memory");
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static const char segment_header[] = "mlx-index 1\n";
+
+/* Adds the line of a segment at p (67 bytes: "o <id>\n" or "r <key>\n")
+ * to s or to the table at index runs. Returns 1, 0 if it is not such a
+ * line, or -1 out of memory. */
+static int segment_line(lua_State *L, struct mlx_idset *s, const char *p, int runs)
+{
+	unsigned char id[32];
+	if ((p[0] != 'o' && p[0] != 'r') || p[1] != ' ' || p[66] != '\n' || !mlx_id_from_hex(p + 2, id))
+		return 0;
+	if (p[0] == 'o') {
+		struct mlx_err err;
+		return mlx_idset_add(s, id, 0, &err) == MLX_OK ? 1 : -1;
+	}
+	lua_pushlstring(L, p + 2, 64);
+	lua_pushboolean(L, 1);
+	lua_rawset(L, runs);
+	return 1;
+}
 
 /* set:add_segment(text, runs) -> true | false: adds the object ids of an
  * index segment (mlx.remote.index: "mlx-index 1", then lines "o <id>" and
@@ -346,21 +382,43 @@ static int ids_add_segment(lua_State *L)
 	const char *text = luaL_checklstring(L, 2, &len);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	size_t hl = sizeof segment_header - 1;
-	int ok = len >= hl && memcmp(text, segment_header, hl) == 0 && text[len - 1] == '\n';
-	struct mlx_err err;
-	for (const char *p = text + hl, *end = text + len; ok && p < end; p += 67) {
-		unsigned char id[32];
-		if (end - p < 67 || (p[0] != 'o' && p[0] != 'r') || p[1] != ' ' || p[66] != '\n' ||
-		    !mlx_id_from_hex(p + 2, id)) {
-			ok = 0;
-		} else if (p[0] == 'o') {
-			nomem_unless_ok(L, mlx_idset_add(s, id, 0, &err));
-		} else {
-			lua_pushlstring(L, p + 2, 64);
-			lua_pushboolean(L, 1);
-			lua_rawset(L, 3);
-		}
+	int ok = len >= hl && memcmp(text, segment_header, hl) == 0 && (len - hl) % 67 == 0;
+	for (const char *p = text + hl, *end = text + len; ok == 1 && p < end; p += 67)
+		ok = segment_line(L, s, p, 3);
+	if (ok < 0)
+		return luaL_error(L, "out of memory");
+	lua_pushboolean(L, ok);
+	return 1;
+}
+
+/* set:add_segment_file(path, runs) -> true | false | nil: as add_segment,
+ * reading the segment from the file at path in pieces (an index of
+ * millions of objects never becomes one string); nil if there is no such
+ * file. */
+static int ids_add_segment_file(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	const char *path = luaL_checkstring(L, 2);
+	luaL_checktype(L, 3, LUA_TTABLE);
+	FILE *f = fopen(path, "rbe");
+	if (!f) {
+		lua_pushnil(L);
+		return 1;
 	}
+	char line[67];
+	size_t hl = sizeof segment_header - 1;
+	int ok = fread(line, 1, hl, f) == hl && memcmp(line, segment_header, hl) == 0;
+	while (ok == 1) {
+		size_t got = fread(line, 1, sizeof line, f);
+		if (got == 0 && feof(f))
+			break;
+		ok = got == sizeof line ? segment_line(L, s, line, 3) : 0;
+	}
+	if (ferror(f))
+		ok = 0;
+	fclose(f);
+	if (ok < 0)
+		return luaL_error(L, "out of memory");
 	lua_pushboolean(L, ok);
 	return 1;
 }
@@ -374,8 +432,9 @@ static int ids_segment(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	mlx_idset_sort(s);
 	lua_Integer nruns = luaL_len(L, 2);
+	/* The exact size at once: no doubling copies of a text of megabytes. */
 	luaL_Buffer b;
-	luaL_buffinit(L, &b);
+	luaL_buffinitsize(L, &b, sizeof segment_header - 1 + 67 * (s->len + (size_t)nruns));
 	luaL_addstring(&b, segment_header);
 	char line[68] = "o ";
 	for (size_t i = 0; i < s->len; i++) {
@@ -674,7 +733,9 @@ static const luaL_Reg ids_methods[] = {
     {"minus", ids_minus},
     {"merge", ids_merge},
     {"add_manifest", ids_add_manifest},
+    {"add_manifest_object", ids_add_manifest_object},
     {"add_segment", ids_add_segment},
+    {"add_segment_file", ids_add_segment_file},
     {"segment", ids_segment},
     {"list", ids_list},
     {NULL, NULL},

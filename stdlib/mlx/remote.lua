@@ -150,11 +150,13 @@ local function expand(st, records, want)
     local dir = r.type == "dir" or (r.type == nil and st:has(r.hash) and looks_like_manifest(st, r.hash))
     if dir then
       if st:has(r.hash) then
-        local text, err, code = st:read(r.hash) -- verified
-        if not text then return nil, ("%s: %s"):format(r.path, err), code end
-        local ok
-        ok, err, code = want:add_manifest(text)
-        if not ok then return nil, ("%s: manifest %s: %s"):format(r.path, r.hash, err), code end
+        -- Read and verified in C: a manifest of millions of lines is
+        -- never a Lua string.
+        local ok, err, code = want:add_manifest_object(st:path(r.hash), r.hash)
+        if not ok then
+          if code ~= "corrupt" or err:find(r.hash, 1, true) then return nil, ("%s: %s"):format(r.path, err), code end
+          return nil, ("%s: manifest %s: %s"):format(r.path, r.hash, err), code
+        end
       else
         unread[#unread + 1] = r
       end

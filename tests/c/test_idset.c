@@ -5,10 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "hash.h"
 #include "idset.h"
 
 /* The id whose 32 bytes are all b, as hex. */
@@ -131,6 +134,33 @@ static void test_manifests(void **state)
 	}
 }
 
+/* A manifest object in a file: verified against its id before it is read. */
+static void test_manifest_files(void **state)
+{
+	(void)state;
+	char a[65], text[256], path[] = "/tmp/mlx-test-idset-XXXXXX", id[65];
+	struct mlx_err err;
+	hex_of(0xaa, a);
+	snprintf(text, sizeof text, "%s 5 644 x\n", a);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(mlx_hash_bytes(text, strlen(text), id, &err), MLX_OK);
+	struct mlx_idset s = MLX_IDSET_INIT;
+	assert_int_equal(mlx_idset_add_manifest_file(&s, path, id, &err), MLX_OK);
+	assert_int_equal(mlx_idset_count(&s), 1);
+	assert_int_equal(s.items[0].size, 5);
+	/* Named by another id: corrupt, nothing added. */
+	mlx_idset_free(&s);
+	assert_int_equal(mlx_idset_add_manifest_file(&s, path, a, &err), MLX_ERR_CORRUPT);
+	assert_non_null(strstr(err.msg, "is corrupt"));
+	assert_int_equal(mlx_idset_count(&s), 0);
+	unlink(path);
+	assert_int_equal(mlx_idset_add_manifest_file(&s, path, id, &err), MLX_ERR_NOTFOUND);
+	mlx_idset_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +168,7 @@ int main(void)
 	    cmocka_unit_test(test_duplicates_are_one_and_keep_a_size),
 	    cmocka_unit_test(test_minus_and_merge),
 	    cmocka_unit_test(test_manifests),
+	    cmocka_unit_test(test_manifest_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -257,6 +257,17 @@ function TestIdSet:test_sets_of_ids()
   lu.assertFalse(transfer.ids():add_segment("mlx-index 1\no " .. a:upper() .. "\n", {}))
   lu.assertFalse(transfer.ids():add_segment("mlx-index 1\no " .. a, {}))
   lu.assertFalse(transfer.ids():add_segment("mlx-index 2\n", {}))
+  -- The same from a file, read in pieces; nil when there is none.
+  local root = project()
+  write(root .. "/seg", text)
+  back, runs = transfer.ids(), {}
+  lu.assertTrue(back:add_segment_file(root .. "/seg", runs))
+  lu.assertEquals(back:list(), { a, c })
+  lu.assertEquals(runs, { [H] = true })
+  write(root .. "/seg", text .. "o " .. a)
+  lu.assertFalse(transfer.ids():add_segment_file(root .. "/seg", {}))
+  lu.assertNil(transfer.ids():add_segment_file(root .. "/none", {}))
+  cleanup(root)
   -- A manifest's files, with the path rule of the store.
   local m = transfer.ids()
   lu.assertTrue(m:add_manifest(a .. " 3 644 x\n" .. b .. " 4 755 y/z\n"))

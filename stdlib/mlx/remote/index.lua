@@ -101,23 +101,24 @@ function M.read(root, r, url)
     local name = key:match("^index/(%x+)$")
     if name and lock.is_id(name) then
       idx.segments[#idx.segments + 1] = name
+      -- A cached segment is read in C, line by line: no Lua string of
+      -- megabytes for an index of millions of objects.
       local path = dir .. "/" .. name
-      local f = io.open(path, "rb")
-      local text = f and f:read("a")
-      if f then f:close() end
-      if not text then
+      local parsed = idx.objects:add_segment_file(path, idx.runs) -- nil: not cached
+      if parsed == nil then
+        local text
         text, err, code = r:read(key)
         if not text then
           if code ~= "notfound" then return nil, err, code end -- compacted meanwhile: ignore
         elseif hash.bytes(text) ~= name then
           damaged = key .. " does not match its name"
-          text = nil
         else
           fs.mkdirs(dir)
           fs.write(path, text)
+          parsed = idx.objects:add_segment(text, idx.runs)
         end
       end
-      if text and not idx.objects:add_segment(text, idx.runs) then damaged = key .. " does not parse" end
+      if parsed == false then damaged = key .. " does not parse" end
     end
   end
   if damaged or #idx.segments == 0 then
