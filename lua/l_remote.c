@@ -611,14 +611,14 @@ static void push_result(lua_State *L, const struct mlx_remote_item *items, size_
 	lua_createtable(L, 0, 6);
 	if (fetch) {
 		/* verified: the ids fetched, each hashed as it arrived, so a
-		 * checkout right after need not read them again. */
-		lua_newtable(L);
-		for (size_t i = 0; i < n; i++) {
-			if (items[i].outcome == MLX_REMOTE_SENT) {
-				lua_pushboolean(L, 1);
-				lua_setfield(L, -2, items[i].hex);
-			}
-		}
+		 * checkout right after need not read them again; a set in C
+		 * memory, as a pull of many files would otherwise hold a Lua
+		 * string per object. */
+		struct mlx_idset *verified = new_ids(L);
+		struct mlx_err err;
+		for (size_t i = 0; i < n; i++)
+			if (items[i].outcome == MLX_REMOTE_SENT)
+				nomem_unless_ok(L, mlx_idset_add_hex(verified, items[i].hex, 0, &err));
 		lua_setfield(L, -2, "verified");
 	}
 	lua_newtable(L);

@@ -324,8 +324,8 @@ static uint32_t parse_mode(lua_State *L, int idx)
  * dir: relative to the project root, or absolute (a place outside the
  * project, which the stat cache does not record); link: "copy" (default),
  * "hardlink" or "symlink". Each object is verified as it is placed, except
- * copies of the ids in the set verified ({id = true}: objects this process
- * fetched and verified just before); a corrupt one is quarantined and
+ * copies of the ids in the set verified ({id = true}, or an mlx.transfer.ids
+ * set: objects this process fetched and verified just before); a corrupt one is quarantined and
  * reported ("corrupt"). */
 static int store_checkout(lua_State *L)
 {
@@ -334,9 +334,11 @@ static int store_checkout(lua_State *L)
 	const char *dir = luaL_checkstring(L, 2);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	enum mlx_link link = (enum mlx_link)luaL_checkoption(L, 4, "copy", links);
-	if (!lua_isnoneornil(L, 5))
-		luaL_checktype(L, 5, LUA_TTABLE);
-	int has_verified = lua_istable(L, 5);
+	/* verified: {id = true}, or an mlx.transfer.ids set (read through its
+	 * __index, as a table is) */
+	if (!lua_isnoneornil(L, 5) && !lua_istable(L, 5) && !lua_isuserdata(L, 5))
+		luaL_typeerror(L, 5, "table or mlx.IdSet");
+	int has_verified = !lua_isnoneornil(L, 5);
 	lua_Integer n = luaL_len(L, 3);
 	struct work *w = new_work(L);
 	struct mlx_err err;

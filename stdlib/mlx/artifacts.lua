@@ -434,10 +434,11 @@ end
 --- file whose current content is not in the store is an untracked local
 --- edit: it is refused ("invalid") unless opts.force. opts: {force, link,
 --- jobs, verified}. Every object is verified as it is copied, except those
---- in opts.verified ({id = true}: just fetched and verified by this
---- process, as mlx.remote.pull passes); a corrupt one is moved to
---- quarantine and reported ("corrupt"). Returns a list of {path, action =
---- "restored"|"updated"|"unchanged"|"unavailable", files, removed, step},
+--- in opts.verified ({id = true} or an mlx.transfer.ids set: just
+--- fetched and verified by this process, as mlx.remote.pull passes); a
+--- corrupt one is moved to quarantine and reported ("corrupt"). Returns
+--- a list of {path, action = "restored"|"updated"|"unchanged"|
+--- "unavailable", files, removed, step},
 --- or nil, message, code.
 function M.checkout(root, paths, opts)
   opts = opts or {}

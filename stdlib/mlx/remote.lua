@@ -452,7 +452,7 @@ end
 --- opts: {remote, targets, run_cache, jobs, dry_run, progress}. Returns
 --- {remote, sent (objects fetched), present, bytes, runs (entries
 --- fetched), missing = {{hash, path}} (on no remote), corrupt = {…},
---- refused = {{key, why}}, todo, warning, verified = {id = true} (the
+--- refused = {{key, why}}, todo, warning, verified = an mlx.transfer.ids set (the
 --- objects fetched)}; or nil, message, code.
 function M.fetch(root, opts)
   opts = opts or {}
@@ -480,7 +480,7 @@ function M.fetch(root, opts)
   end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
     refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {},
-    verified = {} }
+    verified = transfer.ids() }
   -- Which step makes each object of a step's out (see M.records).
   local step_of_id = {}
   for _, r in ipairs(records) do
@@ -517,7 +517,7 @@ function M.fetch(root, opts)
     local res, terr, tcode = h.r:fetch(root, todo, { progress = opts.progress })
     if not res then return nil, terr, tcode end
     result.todo = result.todo + res.sent + #res.missing + #res.corrupt
-    for id in pairs(res.verified) do result.verified[id] = true end
+    result.verified:merge(res.verified)
     result.sent, result.bytes = result.sent + res.sent, result.bytes + res.bytes
     result.present = result.present + res.present
     local from = {}
