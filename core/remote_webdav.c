@@ -52,33 +52,6 @@ static void webdav_close(void *state)
 	free(w);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes %XX escapes of s in place. */
-static void percent_decode(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		int hi, lo;
-		if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
-			*o++ = (char)(hi * 16 + lo);
-			p += 2;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
 /* Collapses runs of '/' in s to one, in place. */
 static void merge_slashes(char *s)
 {
@@ -199,7 +172,7 @@ static int webdav_open(const struct mlx_remote_config *config, void **state, str
 		w->base_path = p;
 		strcat(w->base_path, "/");
 	}
-	percent_decode(w->base_path);
+	mlx_sigv4_decode(w->base_path, strlen(w->base_path), w->base_path);
 	/* Servers merge repeated slashes in paths (nginx's merge_slashes),
 	 * and the hrefs they list are merged too. */
 	merge_slashes(w->base_path);
@@ -485,7 +458,7 @@ static char *href_key(const char *base_path, const char *href)
 	char *path = strdup(p);
 	if (!path)
 		return NULL;
-	percent_decode(path);
+	mlx_sigv4_decode(path, strlen(path), path);
 	size_t bl = strlen(base_path);
 	char *key = NULL;
 	if (strncmp(path, base_path, bl) == 0)

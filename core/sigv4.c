@@ -87,9 +87,7 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Decodes %XX escapes of s[0..n) into out (n + 1 bytes); a '%' not
- * followed by two hex digits stays as it is. Returns the decoded length. */
-static size_t percent_decode(const char *s, size_t n, char *out)
+size_t mlx_sigv4_decode(const char *s, size_t n, char *out)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -126,7 +124,7 @@ static char *encode_component(const char *s, size_t n)
 	char *raw = malloc(n + 1);
 	if (!raw)
 		return NULL;
-	size_t len = percent_decode(s, n, raw);
+	size_t len = mlx_sigv4_decode(s, n, raw);
 	struct text t = {.ok = true};
 	text_encode(&t, raw, len, false);
 	text_add(&t, "", 0);

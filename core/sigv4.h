@@ -49,6 +49,11 @@ struct mlx_sigv4_scope {
  * is non-zero. Returns a new string, or NULL when out of memory. */
 char *mlx_sigv4_encode(const char *s, int keep_slash);
 
+/* Decodes the %XX escapes of s[0..n) into out (room for n + 1 bytes; out
+ * may be s, to decode in place); a '%' not followed by two hex digits
+ * stays as it is. Returns the decoded length; out is NUL-terminated. */
+size_t mlx_sigv4_decode(const char *s, size_t n, char *out);
+
 /* Fills *out with the canonical request of req and *signed_headers (may be
  * NULL) with its list of signed header names ("host;x-amz-date"). Returns 0,
  * MLX_ERR_INVALID for a header line without ':' or a missing field, or
