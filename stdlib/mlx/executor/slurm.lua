@@ -272,9 +272,9 @@ local function expand_tasks(ranges, into)
   end
 end
 
--- One squeue call for every active job: updates job.state and job.reason;
--- a job squeue no longer knows is marked "GONE".
-function Slurm:squeue(jobs)
+-- The distinct Slurm job ids of jobs, in order (an array's tasks share
+-- their array's id).
+local function base_ids(jobs)
   local ids, seen = {}, {}
   for _, job in ipairs(jobs) do
     if job.base_id and not seen[job.base_id] then
@@ -282,6 +282,13 @@ function Slurm:squeue(jobs)
       ids[#ids + 1] = job.base_id
     end
   end
+  return ids
+end
+
+-- One squeue call for every active job: updates job.state and job.reason;
+-- a job squeue no longer knows is marked "GONE".
+function Slurm:squeue(jobs)
+  local ids = base_ids(jobs)
   if #ids == 0 then return end
   local out = slurm_command({ "squeue", "--noheader", "--states=all", "--format=%i|%T|%r",
     "--jobs=" .. table.concat(ids, ",") })
@@ -418,12 +425,8 @@ end
 --- Cancels every job of the list with one scancel (whole arrays), and
 --- returns once squeue lists none of them. Jobs still queued are dropped.
 function Slurm:cancel(jobs)
-  local ids, seen = {}, {}
+  local ids = base_ids(jobs)
   for _, job in ipairs(jobs) do
-    if job.base_id and not seen[job.base_id] then
-      seen[job.base_id] = true
-      ids[#ids + 1] = job.base_id
-    end
     if job.job_id then self.by_id[job.job_id] = nil end
   end
   self.queue = {}
