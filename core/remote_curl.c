@@ -2,6 +2,7 @@
  * libcurl handle. */
 #include "remote_curl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libxml/parser.h>
 #include <pthread.h>
@@ -40,6 +41,13 @@ bool mlx_remote_key_valid(const char *key, bool dir)
 		seg = end ? end + 1 : seg + len;
 	}
 	return true;
+}
+
+void mlx_remote_env_name(char *buf, size_t n, const char *remote, const char *option)
+{
+	int len = snprintf(buf, n, "MLX_REMOTE_%s_%s", remote, option);
+	for (int i = 0; i < len && (size_t)i + 1 < n; i++)
+		buf[i] = buf[i] == '-' ? '_' : (char)toupper((unsigned char)buf[i]);
 }
 
 const char *mlx_remote_option(const struct mlx_remote_config *config, const char *name)
@@ -325,6 +333,22 @@ static int transport_error(struct mlx_remote_curl *c, CURLcode code, const char 
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: %s: bad URL: %s", c->remote, what,
 		                   detail);
+	case CURLE_SSL_CONNECT_ERROR:
+		/* An https:// URL to a port that speaks plain HTTP: the
+		 * handshake reads "HTTP/1.1 400…" as a TLS record. Every retry
+		 * would meet the same answer. Other handshake failures (a
+		 * reset in the middle) stay transport failures. */
+		if (strstr(detail, "wrong version number") || strstr(detail, "packet length too long"))
+			return mlx_err_set(err, MLX_ERR_INVALID, 0,
+			                   "remote %s: %s: the server does not speak TLS there (%s); if it "
+			                   "serves plain HTTP, use http:// in the remote's URL (or endpoint)",
+			                   c->remote, what, detail);
+		return mlx_err_set(err, MLX_ERR_IO, 0, "remote %s: %s: %s", c->remote, what, detail);
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "remote %s: %s: the server's TLS certificate is not trusted (%s); give "
+		                   "the option ca_file (a private CA's PEM bundle), or insecure=true",
+		                   c->remote, what, detail);
 	case CURLE_PARTIAL_FILE:
 		return mlx_err_set(err, MLX_ERR_IO, 0, "remote %s: %s: the response was cut short: %s",
 		                   c->remote, what, detail);

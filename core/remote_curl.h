@@ -91,6 +91,12 @@ void mlx_remote_exchange_free(struct mlx_remote_exchange *x);
  * untrusted: one that is not valid is skipped. */
 bool mlx_remote_key_valid(const char *key, bool dir);
 
+/* Writes to buf (size n) the environment variable that gives option of
+ * the remote named remote: "MLX_REMOTE_<REMOTE>_<OPTION>", in capitals
+ * with '-' as '_' — the rule of stdlib/mlx/remote/config.lua, which reads
+ * it; credential hints name it. */
+void mlx_remote_env_name(char *buf, size_t n, const char *remote, const char *option);
+
 /* The value of option name in config (the last, if it is given twice),
  * or NULL. */
 const char *mlx_remote_option(const struct mlx_remote_config *config, const char *name);

@@ -36,7 +36,9 @@ struct s3 {
 	char *region;
 	char *access_key_id, *secret_access_key, *session_token;
 	uint64_t threshold, part_size;
-	bool publish_copy; /* option publish=copy: upload under tmp/, then copy onto the key */
+	bool publish_copy;        /* option publish=copy: upload under tmp/, then copy onto the key */
+	char source[320];         /* where the credentials came from, for the hint after a 403 */
+	char endpoint_shown[160]; /* "scheme://host[:port]" of the server, for messages */
 };
 
 static const char *const s3_options[] = {"publish",
@@ -171,6 +173,12 @@ static int find_credentials(struct s3 *s, const struct mlx_remote_config *config
 		                   "remote %s: options access_key_id and secret_access_key go together",
 		                   config->name);
 	if (id) {
+		char var[96];
+		mlx_remote_env_name(var, sizeof var, config->name, "access_key_id");
+		snprintf(s->source, sizeof s->source,
+		         "the options of remote %.64s: %s and the like, else remotes.%.64s in "
+		         ".mlx/config.local.lua",
+		         config->name, var, config->name);
 		int rc = dup_into(&s->access_key_id, id, err);
 		if (rc == MLX_OK)
 			rc = dup_into(&s->secret_access_key, secret, err);
@@ -181,6 +189,7 @@ static int find_credentials(struct s3 *s, const struct mlx_remote_config *config
 	const char *profile_opt = mlx_remote_option(config, "profile");
 	const char *env_id = getenv("AWS_ACCESS_KEY_ID"), *env_secret = getenv("AWS_SECRET_ACCESS_KEY");
 	if (!profile_opt && env_id && *env_id && env_secret && *env_secret) {
+		snprintf(s->source, sizeof s->source, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
 		int rc = dup_into(&s->access_key_id, env_id, err);
 		if (rc == MLX_OK)
 			rc = dup_into(&s->secret_access_key, env_secret, err);
@@ -215,18 +224,23 @@ static int find_credentials(struct s3 *s, const struct mlx_remote_config *config
 		s->region = ini_get(conf, conf_section, "region", &found);
 	free(creds);
 	free(conf);
+	snprintf(s->source, sizeof s->source,
+	         "the AWS profile '%.200s' in ~/.aws/credentials or ~/.aws/config", profile);
 	if (named && !found)
 		return mlx_err_set(
 		    err, MLX_ERR_INVALID, 0,
 		    "remote %s: the AWS profile '%s' is in neither ~/.aws/credentials nor ~/.aws/config",
 		    config->name, profile);
-	if (!s->access_key_id || !s->secret_access_key)
-		return mlx_err_set(
-		    err, MLX_ERR_INVALID, 0,
-		    "remote %s: no S3 credentials: set access_key_id and secret_access_key in "
-		    ".mlx/config.local.lua, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile "
-		    "in ~/.aws/credentials (AWS_PROFILE)",
-		    config->name);
+	if (!s->access_key_id || !s->secret_access_key) {
+		char var[96], var2[96];
+		mlx_remote_env_name(var, sizeof var, config->name, "access_key_id");
+		mlx_remote_env_name(var2, sizeof var2, config->name, "secret_access_key");
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "remote %s: no S3 credentials: set access_key_id and secret_access_key in "
+		                   ".mlx/config.local.lua (or %s and %s), or AWS_ACCESS_KEY_ID and "
+		                   "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)",
+		                   config->name, var, var2);
+	}
 	return MLX_OK;
 }
 
@@ -279,6 +293,8 @@ static int set_endpoint(struct s3 *s, const struct mlx_remote_config *config, st
 		    "remote %s: option endpoint is scheme://host[:port], without a path or credentials",
 		    config->name);
 	size_t scheme_len = (size_t)(host - endpoint);
+	snprintf(s->endpoint_shown, sizeof s->endpoint_shown, "%.*s%.*s", (int)scheme_len, endpoint,
+	         (int)host_len, host);
 	size_t n = scheme_len + strlen(s->bucket) + host_len + 2;
 	s->scheme_host = malloc(n);
 	s->host = malloc(strlen(s->bucket) + host_len + 2);
@@ -530,16 +546,25 @@ static xmlDoc *parse_xml(const char *text, size_t len)
 	                     XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR);
 }
 
+/* Copies the Code of an S3 <Error> answer into code (if not NULL).
+ * Returns whether the answer is one. */
+static bool s3_error_code(const struct mlx_remote_exchange *x, char *code, size_t size)
+{
+	xmlDoc *doc = parse_xml(x->resp, x->resp_len);
+	const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+	bool is_error = named(root, "Error");
+	if (is_error && code)
+		child_text(root, "Code", code, size);
+	xmlFreeDoc(doc);
+	return is_error;
+}
+
 /* Turns a failed response into the interface's failure, reading S3's
  * error code from the body when there is one. */
 static int s3_failed(struct s3 *s, const struct mlx_remote_exchange *x, const char *what, struct mlx_err *err)
 {
 	char code[128] = "";
-	xmlDoc *doc = parse_xml(x->resp, x->resp_len);
-	const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-	if (named(root, "Error"))
-		child_text(root, "Code", code, sizeof code);
-	xmlFreeDoc(doc);
+	s3_error_code(x, code, sizeof code);
 	if (strcmp(code, "NoSuchBucket") == 0)
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: the bucket '%s' does not exist",
 		                   s->c.remote, s->bucket);
@@ -549,14 +574,16 @@ static int s3_failed(struct s3 *s, const struct mlx_remote_exchange *x, const ch
 		    err, MLX_ERR_INVALID, 0,
 		    "remote %s: %s: the bucket '%s' is not in region %s (%s): set the option region",
 		    s->c.remote, what, s->bucket, s->region, code);
-	const char *hint = "check the credentials: options access_key_id and secret_access_key (or "
-	                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)";
+	/* Names the credential and where this remote took it from. */
+	const char *check = "the credentials (access_key_id and secret_access_key) and the bucket's policy";
 	if (strcmp(code, "InvalidAccessKeyId") == 0)
-		hint = "check access_key_id (or AWS_ACCESS_KEY_ID, or the AWS profile)";
+		check = "access_key_id";
 	else if (strcmp(code, "SignatureDoesNotMatch") == 0)
-		hint = "check secret_access_key (or AWS_SECRET_ACCESS_KEY, or the AWS profile) and the clock";
+		check = "secret_access_key and the clock";
 	else if (strcmp(code, "ExpiredToken") == 0 || strcmp(code, "InvalidToken") == 0)
-		hint = "check session_token (or AWS_SESSION_TOKEN)";
+		check = "session_token";
+	char hint[480];
+	snprintf(hint, sizeof hint, "check %s (from %s)", check, s->source);
 	return mlx_remote_curl_status(&s->c, x, what, code[0] ? code : NULL, hint, err);
 }
 
@@ -944,7 +971,16 @@ static int s3_list(void *state, const char *prefix, mlx_remote_list_fn fn, void 
 		struct s3_call call = {
 		    .method = "GET", .query = query, .payload_hash = EMPTY_SHA256, .what = prefix};
 		rc = s3_perform(s, &call, &x, err);
-		if (rc == MLX_OK && !ok_status(x.status))
+		/* S3 answers a listing of a bucket that is not there with the
+		 * error NoSuchBucket; a bare 404 comes from a server that is not
+		 * S3 (or not at that path): a retry will not change it. */
+		if (rc == MLX_OK && x.status == 404 && !s3_error_code(&x, NULL, 0))
+			rc = mlx_err_set(
+			    err, MLX_ERR_INVALID, 0,
+			    "remote %s: %s: the server answered a listing of bucket '%s' with HTTP "
+			    "404 and no S3 error: check the option endpoint (%s) and path_style",
+			    s->c.remote, prefix, s->bucket, s->endpoint_shown);
+		else if (rc == MLX_OK && !ok_status(x.status))
 			rc = s3_failed(s, &x, prefix, err);
 		free(token);
 		token = NULL;

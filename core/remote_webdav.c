@@ -11,6 +11,7 @@
 #include "sigv4.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -26,7 +27,9 @@ struct webdav {
 	char *base;          /* "http://host:port/path/", always ending in '/' */
 	char *base_path;     /* "/path/", decoded: what listed hrefs start with */
 	char *authorization; /* "Authorization: …" or NULL */
-	const char *hint;    /* which credential to check after a 401/403 */
+	char hint[640];      /* which credential to check after a 401/403, and where it is set */
+	size_t root_len;     /* of "http://host:port" at the start of base */
+	bool probed;         /* probe_base has run (see there) */
 };
 
 static const char *const webdav_options[] = {"user",     "password",   "token", "ca_file",
@@ -88,6 +91,7 @@ static int set_auth(struct webdav *w, const struct mlx_remote_config *config, st
 	const char *user = mlx_remote_option(config, "user");
 	const char *password = mlx_remote_option(config, "password");
 	const char *token = mlx_remote_option(config, "token");
+	char var[96], var2[96];
 	if (token && (user || password))
 		return mlx_err_set(err, MLX_ERR_INVALID, 0,
 		                   "remote %s: give either the option token or user and password, not both",
@@ -100,7 +104,10 @@ static int set_auth(struct webdav *w, const struct mlx_remote_config *config, st
 		if (!(w->authorization = malloc(n)))
 			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 		snprintf(w->authorization, n, "Authorization: Bearer %s", token);
-		w->hint = "check the option token";
+		mlx_remote_env_name(var, sizeof var, config->name, "token");
+		snprintf(w->hint, sizeof w->hint,
+		         "check the option token (%s, else remotes.%.64s in .mlx/config.local.lua)", var,
+		         config->name);
 	} else if (user) {
 		if (strchr(user, ':'))
 			return mlx_err_set(err, MLX_ERR_INVALID, 0,
@@ -120,10 +127,21 @@ static int set_auth(struct webdav *w, const struct mlx_remote_config *config, st
 		                (int)plain_len);
 		OPENSSL_cleanse(plain, plain_len);
 		free(plain);
-		w->hint = "check the options user and password";
+		mlx_remote_env_name(var, sizeof var, config->name, "user");
+		mlx_remote_env_name(var2, sizeof var2, config->name, "password");
+		snprintf(w->hint, sizeof w->hint,
+		         "check the options user and password (%s and %s, else remotes.%.64s in "
+		         ".mlx/config.local.lua)",
+		         var, var2, config->name);
 	} else {
-		w->hint = "the server wants credentials: set the options user and password (or token) "
-		          "in .mlx/config.local.lua";
+		mlx_remote_env_name(var, sizeof var, config->name, "user");
+		mlx_remote_env_name(var2, sizeof var2, config->name, "password");
+		snprintf(
+		    w->hint, sizeof w->hint,
+		    "the server wants credentials: set the options user and password (or token) of "
+		    "remote %.64s in .mlx/config.local.lua (remotes = { %.64s = { user = …, password = … } "
+		    "}) or in %s and %s",
+		    config->name, config->name, var, var2);
 	}
 	return MLX_OK;
 }
@@ -162,6 +180,7 @@ static int webdav_open(const struct mlx_remote_config *config, void **state, str
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	}
 	snprintf(w->base, n, "%s%s", url, url[strlen(url) - 1] == '/' ? "" : "/");
+	w->root_len = path ? (size_t)(path - url) : strlen(url);
 	size_t bl = strlen(w->base_path);
 	if (w->base_path[bl - 1] != '/') {
 		char *p = realloc(w->base_path, bl + 2);
@@ -216,8 +235,19 @@ static int request(struct webdav *w, struct mlx_remote_exchange *x, const char *
 	return rc;
 }
 
+static int probe_base(struct webdav *w, struct mlx_err *err);
+
+/* Turns a non-2xx answer into the interface's failure. The answers a
+ * server gives below a file (404, 409, a 500 for a PUT on nginx) first
+ * ask, once, whether the remote's collection is a file. */
 static int failed(struct webdav *w, struct mlx_remote_exchange *x, const char *key, struct mlx_err *err)
 {
+	long s = x->status;
+	if (!w->probed && (s == 404 || s == 409 || s >= 500)) {
+		int rc = probe_base(w, err);
+		if (rc != MLX_OK)
+			return rc;
+	}
 	return mlx_remote_curl_status(&w->c, x, key, NULL, w->hint, err);
 }
 
@@ -535,6 +565,88 @@ int mlx_webdav_parse_multistatus(const char *remote, const char *base_path, cons
 	return rc;
 }
 
+/* What a PROPFIND Depth 0 answer says of the resource it names: 1 a
+ * file, 0 a collection, -1 it does not say. */
+static int propfind_kind(const char *xml, size_t len)
+{
+	xmlDoc *doc = xml && len > 0 && len < INT32_MAX
+	                  ? xmlReadMemory(xml, (int)len, "propfind.xml", NULL,
+	                                  XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR)
+	                  : NULL;
+	const xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+	int kind = -1;
+	const xmlNode *r = root && is_dav(root, "multistatus") ? child(root, "response") : NULL;
+	for (const xmlNode *ps = r ? r->children : NULL; ps && kind < 0; ps = ps->next) {
+		if (!is_dav(ps, "propstat"))
+			continue;
+		const xmlNode *status = child(ps, "status");
+		xmlChar *st = status ? xmlNodeGetContent(status) : NULL;
+		int ok = st && strstr((const char *)st, " 200");
+		xmlFree(st);
+		const xmlNode *type = ok ? child(child(ps, "prop"), "resourcetype") : NULL;
+		if (type)
+			kind = child(type, "collection") ? 0 : 1;
+	}
+	xmlFreeDoc(doc);
+	return kind;
+}
+
+/* Asks the server, once per instance, whether the remote's collection or
+ * one above it is a file: nginx answers a PUT below a file with 500 and a
+ * GET with 404, which would read as a server failure (retried, then "check
+ * the server") or as missing objects. Runs only after such an answer, so
+ * a remote that works pays no request for it. Walks up from the remote's
+ * collection while the server says "not found". Returns MLX_ERR_INVALID
+ * naming the file; else MLX_OK (collections, nothing there, or no clear
+ * answer: the caller's failure stands). */
+static int probe_base(struct webdav *w, struct mlx_err *err)
+{
+	if (w->probed)
+		return MLX_OK;
+	w->probed = true;
+	char *url = strdup(w->base);
+	if (!url)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	const char *const extra[] = {"Depth: 0", "Content-Type: application/xml; charset=utf-8", NULL};
+	int rc = MLX_OK;
+	for (;;) {
+		struct mlx_remote_exchange x = {.method = "PROPFIND",
+		                                .url = url,
+		                                .body = propfind_body,
+		                                .body_len = sizeof propfind_body - 1,
+		                                .body_fd = -1,
+		                                .out_fd = -1};
+		struct mlx_err ignored;
+		int prc = request(w, &x, "the remote's collection", extra, &ignored);
+		int kind = prc == MLX_OK && x.status == 207 ? propfind_kind(x.resp, x.resp_len) : -1;
+		bool absent = prc == MLX_OK && (x.status == 404 || x.status == 409);
+		mlx_remote_exchange_free(&x);
+		size_t len = strlen(url);
+		if (kind == 1) {
+			url[len - 1] = '\0'; /* a file's URL, without the collection's '/' */
+			bool here = strncmp(url, w->base, len - 1) == 0 && w->base[len] == '\0';
+			rc =
+			    mlx_err_set(err, MLX_ERR_INVALID, 0,
+			                "remote %s: %s is a file on the server, not a collection (a "
+			                "directory)%s; point the remote at a collection: mlx remote add "
+			                "--force %s URL",
+			                w->c.remote, url, here ? "" : " above the remote's URL", w->c.remote);
+			break;
+		}
+		if (!absent || len <= w->root_len + 1)
+			break;
+		/* the parent: "http://h/a/b/" -> "http://h/a/" */
+		len--;
+		while (len > w->root_len && url[len - 1] != '/')
+			len--;
+		if (len <= w->root_len)
+			break;
+		url[len] = '\0';
+	}
+	free(url);
+	return rc;
+}
+
 /* The walk of a listing: files go to the caller, collections onto todo. */
 struct walk {
 	struct pending todo;
@@ -584,8 +696,12 @@ static int webdav_list(void *state, const char *prefix, mlx_remote_list_fn fn, v
 			                                 x.resp_len, walk_entry, &walk, err);
 			if (rc == MLX_ERR_NOMEM)
 				rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-		} else if (rc == MLX_OK && x.status != 404) { /* a missing prefix lists nothing */
+		} else if (rc == MLX_OK && x.status != 404) {
 			rc = failed(w, &x, dir, err);
+		} else if (rc == MLX_OK) {
+			/* a missing prefix lists nothing, unless a file is where
+			 * the remote's collection should be */
+			rc = probe_base(w, err);
 		}
 		mlx_remote_exchange_free(&x);
 		free(url);

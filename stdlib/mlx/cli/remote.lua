@@ -50,17 +50,27 @@ local function add(opts, args)
   local r
   if creds then r, err, code = require("mlx.transfer").open { name = name, url = abs, options = creds } end
   if not r then ui.fail(ui.exit_code_for(code), "%s", err) end
-  -- A directory costs nothing to look at: a file in its place is refused
-  -- now, not at the first push. (A server may be down while it is added.)
-  if r:backend() == "dir" then
-    local ok
-    ok, err, code = r:list("index/")
-    if not ok then
-      r:close()
-      ui.fail(ui.exit_code_for(code), "%s", err)
-    end
+  -- One listing of index/ finds now, not at the first push, what no retry
+  -- fixes: a file where the directory or collection should be, a bucket
+  -- that does not exist, credentials the server refuses, https:// to a
+  -- plain HTTP port. A server that does not answer may be down while it
+  -- is added: a note, and the remote is added (without retries, and
+  -- within 5 s unless timeout_ms says otherwise).
+  local server = r:backend() ~= "dir"
+  if server and not creds.timeout_ms then
+    r:close()
+    creds.timeout_ms = "5000"
+    r, err, code = require("mlx.transfer").open { name = name, url = abs, options = creds, retries = 0 }
+    if not r then ui.fail(ui.exit_code_for(code), "%s", err) end
   end
+  local ok
+  ok, err, code = r:list("index/")
   r:close()
+  if not ok and server and code == "io" then
+    ui.note(("%s; added it without checking it"):format(err))
+  elseif not ok then
+    ui.fail(ui.exit_code_for(code), "%s", err)
+  end
   save(root, doc, opts.dry_run)
   ui.out(("%s remote %s %s%s"):format(opts.dry_run and "would add" or "added", name, url,
     doc.default == name and saved ~= name and " (default)" or ""))
