@@ -164,8 +164,30 @@ mlx pull
 is "$RC" 0 "the pull in the clone now succeeds"
 cmp -s data/labels.csv "$TEST_DIR/a/data/labels.csv"
 is "$?" 0 "with the good bytes"
-n=$(remote_lua 'local n = 0 for k in pairs(assert(r:list("index/"))) do if k:find("bad") then n = n + 1 end end print(n)')
+# A segment is named by the SHA-256 of its text, so one in 60 or so has
+# "bad" in its hex name: only index/bad-<id> is a mark. One such segment
+# (of objects the remote holds) makes sure the check below tells them apart.
+seg=$(remote_lua '
+local index, hash = require "mlx.remote.index", require "mlx.hash"
+local held = {}
+for k in pairs(assert(r:list("objects/"))) do held[#held + 1] = k:gsub("^objects/(%x%x)/", "%1") end
+table.sort(held)
+for mask = 1, (1 << math.min(#held, 12)) - 1 do
+  local ids = {}
+  for i = 1, 12 do if mask & (1 << (i - 1)) ~= 0 then ids[#ids + 1] = held[i] end end
+  local text = index.segment_text(ids, {})
+  local name = hash.bytes(text)
+  if name:find("bad", 1, true) then
+    assert(r:write("index/" .. name, text, require("mlx.project").find_root() .. "/.mlx/tmp"))
+    print(name)
+    break
+  end
+end')
+like "$seg" "bad" "a segment whose name has 'bad' in it is on the remote"
+n=$(remote_lua 'local n = 0 for k in pairs(assert(r:list("index/"))) do if k:find("^index/bad%-") then n = n + 1 end end print(n)')
 is "$n" 0 "the mark is gone from the remote"
+mlx status -r origin
+like "$ERR" "all [0-9]+ pinned objects are in the store and on remote 'origin'" "and a segment named with 'bad' is no mark"
 
 # An object deleted or truncated on the remote behind the index's back:
 # --verify asks the remote instead of trusting the index.
