@@ -47,13 +47,28 @@ local function owner(pinned, rel)
   end
 end
 
--- The ids of registered model versions ({} without a runs database).
+-- The ids of registered model versions, in the project's tracking
+-- database wherever it is (mlx.track.tracking: a SQLite file, or a shared
+-- PostgreSQL database that a fresh clone reads too); {} without a SQLite
+-- file yet.
 local function model_ids(root)
-  local path = os.getenv("MLX_RUNS_DB")
-  if not path or path == "" then path = root .. "/.mlx/runs.db" end
-  if not fs.stat(path) then return {} end
-  local ids, err, code = require("mlx.store").db_ids(path, "model_versions", "artifact_hash")
-  if not ids then return nil, err, code end
+  local track = require "mlx.track"
+  local t, err, code = track.tracking(root)
+  if not t then return nil, err, code end
+  if not t.postgresql then
+    if not fs.stat(t.target) then return {} end
+    return require("mlx.store").db_ids(t.target, "model_versions", "artifact_hash")
+  end
+  -- As mlx gc asks it: the database's own schema scopes it to the project.
+  local runs
+  runs, err, code = track.open_tracking(t, { reap = false })
+  if not runs then return nil, err, code end
+  local rows
+  rows, err, code = runs.db:query("SELECT DISTINCT artifact_hash AS id FROM model_versions ORDER BY 1")
+  runs:close()
+  if not rows then return nil, err, code end
+  local ids = {}
+  for i, r in ipairs(rows) do ids[i] = r.id end
   return ids
 end
 
@@ -112,14 +127,20 @@ function M.records(root, targets)
         local v = reg:get(target)
         reg:close()
         if v then
-          out[#out + 1] = { hash = v.hash, type = v.type, size = v.size, path = "model " .. v.ref }
+          out[#out + 1] = { hash = v.hash, type = v.type, size = v.size, path = "model " .. v.ref, model = v.ref,
+            target = target }
           found = true
         end
       end
     end
     if not found then
+      -- A registry in a SQLite file stays on the machine that registered
+      -- the model: a fresh clone has none. Say so when a model is named.
+      local t = target:find("[@:]") and require("mlx.track").tracking(root)
+      local elsewhere = t and not t.postgresql and "; a model registered on another machine is in its .mlx/runs.db: "
+        .. "share the registry with PostgreSQL tracking (docs/tracking.md, \"Backends\")" or ""
       return nil, ("%s is not a tracked path, a pipeline step or out in mlx.lock, nor a model of this project's "
-        .. "registry (see 'mlx status' and 'mlx model ls')"):format(target),
+        .. "registry (see 'mlx status' and 'mlx model ls')%s"):format(target, elsewhere),
         "notfound"
     end
   end

@@ -89,6 +89,19 @@ function M.run(verb, fn, root, opts)
           or "'mlx push --verify' from a clone that has it sends it again"))
     end
   end
+  -- A model named as a target is not a workspace path: say where its
+  -- bytes are now, and how to get them out.
+  if verb ~= "push" then
+    local bad = {}
+    for _, o in ipairs(result.missing) do bad[o.hash] = true end
+    for _, o in ipairs(result.corrupt) do bad[o.hash] = true end
+    for _, r in ipairs(result.targeted or {}) do
+      if r.model and not bad[r.hash] then
+        ui.out(("model %s%s is in the store (%s); 'mlx model get %s DEST' writes it out"):format(r.model,
+          r.target ~= r.model and (" (%s)"):format(r.target) or "", r.hash:sub(1, 12), r.target))
+      end
+    end
+  end
   for _, c in ipairs(result.changes or {}) do
     if c.action ~= "unchanged" and c.action ~= "unavailable" then ui.out(("%-9s %s"):format(c.action, c.path)) end
   end
