@@ -457,7 +457,7 @@ int mlx_remote_curl_status(const struct mlx_remote_curl *c, const struct mlx_rem
                            struct mlx_err *err)
 {
 	long s = x->status;
-	char extra[160] = "";
+	char extra[256] = "";
 	if (detail && *detail)
 		snprintf(extra, sizeof extra, " (%s)", detail);
 	if (s >= 300 && s < 400)

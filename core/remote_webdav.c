@@ -337,7 +337,16 @@ static int upload(struct webdav *w, const char *key, const char *url, int fd, ui
 				return rc;
 			continue;
 		}
-		if (rc == MLX_OK && (x.status < 200 || x.status > 299))
+		if (rc == MLX_OK && x.status >= 500 && x.status != 503 && x.status != 507 &&
+		    (rc = probe_base(w, err)) == MLX_OK)
+			/* Not a file in the way: most often the server's user may
+			 * not write the directory it serves (nginx: 500). */
+			rc = mlx_remote_curl_status(&w->c, &x, key,
+			                            "the server could not store a PUT: its error log says "
+			                            "why; often the user it runs as may not write the "
+			                            "directory it serves",
+			                            w->hint, err);
+		else if (rc == MLX_OK && (x.status < 200 || x.status > 299))
 			rc = failed(w, &x, key, err);
 		mlx_remote_exchange_free(&x);
 		return rc;

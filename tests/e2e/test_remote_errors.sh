@@ -104,6 +104,18 @@ mlx pull -r later
 is "$RC" 0 "and so does the pull"
 cd "$TEST_DIR/a" || exit 1
 
+# A server that cannot store a PUT (here: a file where its tmp/ should be;
+# on a real server, most often a directory its user may not write)
+# answers 500: retried, then one line saying where to look.
+mkdir -p "$MLX_TEST_DAV_ROOT/ro" && printf 'x\n' >"$MLX_TEST_DAV_ROOT/ro/tmp"
+mlx remote add ro "${MLX_TEST_DAV_URL}ro/"
+timed push -r ro
+is "$RC" 1 "a push to a server that cannot store it is exit 1, after the retries"
+one_line "in one line"
+like "$ERR" "^mlx: error: remote ro: objects/.*: HTTP 500 \(the server could not store a PUT: its error log says why; often the user it runs as may not write the directory it serves\); check that the server is up" \
+	"saying where to look"
+"$MLX" remote remove ro >/dev/null
+
 # ---- WebDAV: credentials ------------------------------------------------------
 mlx remote add priv "$MLX_TEST_DAV_PRIVATE_URL"
 is "$RC" 2 "remote add of a WebDAV server that wants credentials, without them, is exit 2"
