@@ -441,6 +441,13 @@ function Registry:checkout(ref, dest)
   local st
   st, err, code = require("mlx.store").open(self.root)
   if not st then return nil, err, code end
+  -- In a fresh clone the registry (shared on PostgreSQL) names a model
+  -- whose bytes are on a remote: say which pull brings them.
+  if not st:has(v.hash) then
+    st:close()
+    return nil, ("model %s (%s) is not in the store; %s"):format(v.ref, v.hash:sub(1, 12),
+      require("mlx.remote.config").pull_hint(self.root, "it", ref)), "notfound"
+  end
   local ok
   if v.type == "file" then
     if s and s.type == "directory" then

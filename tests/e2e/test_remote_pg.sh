@@ -38,6 +38,10 @@ cd .. || exit 1
 git clone -q a b && cd b || exit 1
 [ ! -e .mlx/cache ] && [ ! -e .mlx/runs.db ]
 is "$?" 0 "the clone has no store and no runs database"
+mlx model get clf@production model.bin
+is "$RC" 2 "before the pull, mlx model get of the model is exit 2"
+is "$ERR" "mlx: error: model clf:1 (${model_hash:0:12}) is not in the store; fetch it with 'mlx pull clf@production' (from remote 'origin')" \
+	"naming the pull that brings it"
 mlx pull clf@production --dry-run
 is "$OUT" "would fetch 1 object from remote 'origin'" "pull MODEL@ALIAS --dry-run resolves the alias through PostgreSQL"
 mlx pull clf@production

@@ -139,15 +139,16 @@ function M.resolve(root, name)
 end
 
 --- The advice for objects missing from the store: fetch what (default
---- "them") with mlx pull from the default remote, naming it, or add a
---- remote first.
-function M.pull_hint(root, what)
+--- "them") with mlx pull (of target, if given) from the default remote,
+--- naming it, or add a remote first.
+function M.pull_hint(root, what, target)
   what = what or "them"
+  local command = target and "mlx pull " .. target or "mlx pull"
   local doc = root and M.load(root)
   if doc and doc.default then
-    return ("fetch %s with 'mlx pull' (from remote '%s')"):format(what, doc.default)
+    return ("fetch %s with '%s' (from remote '%s')"):format(what, command, doc.default)
   end
-  return ("add a remote ('mlx remote add NAME URL') and fetch %s with 'mlx pull'"):format(what)
+  return ("add a remote ('mlx remote add NAME URL') and fetch %s with '%s'"):format(what, command)
 end
 
 return M
