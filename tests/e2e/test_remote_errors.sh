@@ -148,6 +148,22 @@ timed push -r tls
 is "$RC" 2 "a push to it is exit 2"
 [ "$SECS" -lt 6 ]
 is "$?" 0 "at once, without retries ($SECS s)"
+# A server whose certificate no CA vouches for (a private CA's).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TEST_DIR/key.pem" \
+	-out "$TEST_DIR/cert.pem" -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 1 >/dev/null 2>&1
+python3 "$MLX_SOURCE_ROOT/tests/helper/http_server.py" "$TEST_DIR/files" --tls "$TEST_DIR/cert.pem" "$TEST_DIR/key.pem" \
+	>"$TEST_DIR/tls.port" 2>/dev/null &
+tls_server=$!
+for _ in $(seq 100); do [ -s "$TEST_DIR/tls.port" ] && break; sleep 0.1; done
+timed remote add private "https://127.0.0.1:$(head -1 "$TEST_DIR/tls.port")/dav/"
+kill "$tls_server" 2>/dev/null
+wait "$tls_server" 2>/dev/null
+is "$RC" 2 "remote add of an https:// server with an untrusted certificate is exit 2"
+one_line "in one line"
+like "$ERR" "^mlx: error: remote private: index/: the server's TLS certificate is not trusted \(.*\); give the option ca_file \(a private CA's PEM bundle\), or insecure=true$" \
+	"naming the options that fix it"
+[ "$SECS" -lt 6 ]
+is "$?" 0 "without retries ($SECS s)"
 mlx remote add down "http://127.0.0.1:$closed/"
 is "$RC" 0 "a server that is not listening may be down while it is added (exit 0)"
 like "$ERR" "^mlx: remote down: index/: .*connect.*; added it without checking it$" "with a note saying so"
