@@ -393,6 +393,11 @@ is "$RC" 1 "naming that out in push is still an error (exit 1)"
 # the committed file.
 mlx remote add "../x" /tmp/x
 is "$RC" 2 "a bad remote name is refused (exit 2)"
+mlx remote add empty ""
+is "$RC $ERR" "2 mlx: error: remote empty: the URL is empty; give a directory, an http(s):// or an s3:// URL" \
+	"an empty URL is refused (exit 2)"
+mlx remote list
+is "$RC" 0 "and remotes.json stays readable"
 mlx remote add other ftp://host/x
 is "$RC" 2 "an unknown scheme is refused (exit 2)"
 like "$ERR" "no backend serves 'ftp://host/x'" "naming the URL"

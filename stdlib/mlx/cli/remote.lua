@@ -23,6 +23,11 @@ local function add(opts, args)
   local root = project.require_root()
   local name, url = args[1], args[2]
   need_name(name)
+  -- An empty URL would be saved, and then make remotes.json unreadable
+  -- for every remote command (as "" relative to the root, it is the root).
+  if url == nil or url:match("^%s*$") then
+    ui.usage_error("remote %s: the URL is empty; give a directory, an http(s):// or an s3:// URL", name)
+  end
   local options = {}
   for _, kv in ipairs(opts.option or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
