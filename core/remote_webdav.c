@@ -705,6 +705,14 @@ static int webdav_list(void *state, const char *prefix, mlx_remote_list_fn fn, v
 			                                 x.resp_len, walk_entry, &walk, err);
 			if (rc == MLX_ERR_NOMEM)
 				rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		} else if (rc == MLX_OK && (x.status == 405 || x.status == 501)) {
+			/* a plain HTTP server, or nginx without its dav_ext module:
+			 * the same answer on every retry */
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0,
+			                 "remote %s: %s: the server does not answer WebDAV's PROPFIND (HTTP "
+			                 "%ld): the URL must name a WebDAV collection (nginx: "
+			                 "dav_ext_methods PROPFIND, docs/remotes.md)",
+			                 w->c.remote, dir, x.status);
 		} else if (rc == MLX_OK && x.status != 404) {
 			rc = failed(w, &x, dir, err);
 		} else if (rc == MLX_OK) {

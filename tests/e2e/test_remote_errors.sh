@@ -164,6 +164,17 @@ like "$ERR" "^mlx: error: remote private: index/: the server's TLS certificate i
 	"naming the options that fix it"
 [ "$SECS" -lt 6 ]
 is "$?" 0 "without retries ($SECS s)"
+# A plain HTTP server, no WebDAV: PROPFIND is not implemented (501).
+python3 "$MLX_SOURCE_ROOT/tests/helper/http_server.py" "$TEST_DIR/files" >"$TEST_DIR/plain.port" 2>/dev/null &
+plain_server=$!
+for _ in $(seq 100); do [ -s "$TEST_DIR/plain.port" ] && break; sleep 0.1; done
+timed remote add plain "http://127.0.0.1:$(head -1 "$TEST_DIR/plain.port")/files/"
+kill "$plain_server" 2>/dev/null
+wait "$plain_server" 2>/dev/null
+is "$RC $ERR" "2 mlx: error: remote plain: index/: the server does not answer WebDAV's PROPFIND (HTTP 501): the URL must name a WebDAV collection (nginx: dav_ext_methods PROPFIND, docs/remotes.md)" \
+	"remote add of a server that is not WebDAV is exit 2, in one line"
+[ "$SECS" -lt 6 ]
+is "$?" 0 "without retries ($SECS s)"
 mlx remote add down "http://127.0.0.1:$closed/"
 is "$RC" 0 "a server that is not listening may be down while it is added (exit 0)"
 like "$ERR" "^mlx: remote down: index/: .*connect.*; added it without checking it$" "with a note saying so"
