@@ -185,6 +185,19 @@ like "$ERR" "^mlx: error: remote down: index/: .*; check that the server is up a
 	"saying what to check"
 [ "$SECS" -lt 40 ]
 is "$?" 0 "after the retries of mlx.http, in bounded time ($SECS s)"
+# A pull of many objects, 8 at once: the first that fails after its
+# retries stops the others, rather than each retrying in turn.
+mkdir -p "$TEST_DIR/many" && cd "$TEST_DIR/many" || exit 1
+git init -q . && "$MLX" init >/dev/null
+mkdir d && for i in $(seq 1 100); do printf '%d\n' "$i" >"d/f$i"; done
+"$MLX" add d/f* >/dev/null && rm -rf d .mlx/cache/objects
+"$MLX" remote add down "http://127.0.0.1:$closed/" >/dev/null 2>&1
+timed pull
+is "$RC" 1 "a pull of 100 objects from a server that is not listening is exit 1"
+one_line "in one line"
+[ "$SECS" -lt 40 ]
+is "$?" 0 "in the time of one object's retries, not a hundred ($SECS s)"
+cd "$TEST_DIR/a" || exit 1
 
 # ---- S3 ---------------------------------------------------------------------------
 mlx remote add nob s3://no-such-bucket --option "endpoint=$MLX_TEST_S3_ENDPOINT"
