@@ -154,7 +154,12 @@ MLX_REMOTE_<NAME>_<OPTION> (e.g. MLX_REMOTE_ORIGIN_PASSWORD).]],
 Adds remote NAME at URL with backend options (S3: endpoint, region,
 path_style; WebDAV: ca_file, insecure; any: timeout_ms). An unknown scheme
 or option, a credential given as an option, or an existing NAME (without
---force) exits 2 and changes nothing.]],
+--force) exits 2 and changes nothing. The remote is opened with the
+credentials a push would use and its index/ listed once: what a retry
+cannot fix (a file where the directory or collection should be, a bucket
+that does not exist, refused credentials, https:// to plain HTTP, a server
+that is not WebDAV or S3) exits 2 and changes nothing; a server that does
+not answer within 5 s is noted, and the remote added.]],
       options = {
         { "option", arg = "KEY=VALUE", multiple = true, help = "a backend option (repeatable)" },
         cli.option("force", { help = "replace a remote of that name" }),
