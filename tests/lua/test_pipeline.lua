@@ -387,4 +387,35 @@ function TestRunCache:test_many_segments_are_merged_into_one()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+TestUpToDate = {}
+
+-- The no-op's shortcut says "up to date" only when the step's key and its
+-- outs' hashes make exactly the index line (outs sorted by path); anything
+-- else is left to evaluate, which says why the step runs.
+function TestUpToDate:test_only_an_exact_index_line_is_up_to_date()
+  local fs = require "mlx.fs"
+  local state = require "mlx.pipeline.state"
+  local root, st = stored_project()
+  assert(fs.write(root .. "/b.txt", "b\n"))
+  assert(fs.write(root .. "/c.txt", "c\n"))
+  local p = pipeline "u"
+  local s = p:step "s" { deps = { "a.txt" }, outs = { "c.txt", "b.txt" }, cmd = "true" }
+  local ctx = { store = st, values = p.values, tool_cache = {}, hashes = {}, root = root }
+  local ev = assert(state.evaluate(ctx, s, nil))
+  local b, c = ev.outs["b.txt"].hash, ev.outs["c.txt"].hash
+  lu.assertTrue(state.up_to_date(ctx, s, ev.key .. "\tb.txt\t" .. b .. "\tc.txt\t" .. c))
+  lu.assertFalse(state.up_to_date(ctx, s, ev.key .. "\tc.txt\t" .. c .. "\tb.txt\t" .. b), "outs out of order")
+  lu.assertFalse(state.up_to_date(ctx, s, ("0"):rep(64) .. "\tb.txt\t" .. b .. "\tc.txt\t" .. c), "another key")
+  lu.assertFalse(state.up_to_date(ctx, s, ev.key .. "\tb.txt\t" .. c .. "\tc.txt\t" .. c), "an out changed")
+  lu.assertFalse(state.up_to_date(ctx, s, ev.key .. "\tb.txt\t" .. b), "an out the lock lacks")
+  local always = p:step "always" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true", always = true }
+  local ev2 = assert(state.evaluate(ctx, always, nil))
+  lu.assertFalse(state.up_to_date(ctx, always, ev2.key .. "\tb.txt\t" .. b), "a step that always runs")
+  local missing = p:step "missing" { deps = { "gone.txt" }, outs = { "b.txt" }, cmd = "true" }
+  local ev3 = assert(state.evaluate(ctx, missing, nil))
+  lu.assertFalse(state.up_to_date(ctx, missing, ev3.key .. "\tb.txt\t" .. b), "a missing dep")
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

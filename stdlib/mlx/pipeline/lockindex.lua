@@ -4,7 +4,8 @@
 --- every entry (about 560 bytes of JSON a step) into Lua tables and
 --- validates them: most of a 100,000-step no-op. The index,
 --- .mlx/cache/lock-steps, holds one line per step, "PIPELINE\tSTEP\tKEY"
---- then "\tOUT\tHASH" per out, under a header naming the SHA-256 of the
+--- then "\tOUT\tHASH" per out (sorted by path, so that a step's line is
+--- one string to compare), under a header naming the SHA-256 of the
 --- lock bytes it was made from. It is used only while mlx.lock still has
 --- exactly those bytes (bytes that passed lock.read's validation when the
 --- index was made), and rewritten whenever the engine writes the lock or
@@ -16,7 +17,9 @@ local ui = require "mlx.ui"
 
 local M = {}
 
-local HEADER = "mlx lock-steps 1 "
+-- Version 2 sorts each step's outs (version 1 kept the lock's order): an
+-- index of version 1 does not match and is made again.
+local HEADER = "mlx lock-steps 2 "
 
 --- Returns the path of the index of the project at root.
 function M.path(root)
@@ -33,9 +36,12 @@ function M.write(root, steps, digest)
   for pname, section in pairs(steps or {}) do
     for sname, entry in pairs(section) do
       local parts = { pname, sname, entry.key }
-      for path, r in pairs(entry.outs or {}) do
+      local paths = {}
+      for path in pairs(entry.outs or {}) do paths[#paths + 1] = path end
+      table.sort(paths)
+      for _, path in ipairs(paths) do
         parts[#parts + 1] = path
-        parts[#parts + 1] = r.hash
+        parts[#parts + 1] = entry.outs[path].hash
       end
       local line = table.concat(parts, "\t")
       if line:find("\n", 1, true) or #parts ~= select(2, line:gsub("\t", "")) + 1 then
@@ -114,7 +120,17 @@ function M.steps(root, p)
       return entry_of(rest, name, entry_mt, names)
     end,
     __pairs = function() return next, lines, nil end,
+    lines = lines,
   })
+end
+
+--- Returns the index's lines of the entries steps (as M.steps returns
+--- them): {step name → "KEY\tOUT\tHASH…", outs sorted by path}, which
+--- state.up_to_date compares with what a step has now; nil when steps
+--- came from mlx.lock itself, not from the index.
+function M.lines(steps)
+  local mt = getmetatable(steps)
+  return mt and mt.lines
 end
 
 return M

@@ -200,6 +200,44 @@ function M.lock_entry(step, k, record, dep_hashes, outs)
   return entry
 end
 
+--- Returns true when step is up to date by line, its entry in the lock's
+--- index ("KEY\tOUT\tHASH…", outs sorted by path: lockindex.lines): its
+--- key and its outs' current hashes make exactly that text. A no-op
+--- decides most steps here, without the tables M.evaluate builds. Returns
+--- false whenever this cannot say so — something differs, a dep or out is
+--- missing or cannot be hashed, the step always runs — and M.evaluate
+--- then says what (and reports any error). Raises as key.compute does.
+function M.up_to_date(ctx, step, line)
+  if step.always then return false end
+  local dep_hashes = {}
+  for _, dep in ipairs(step.deps) do
+    local info = M.hash(ctx, dep)
+    if not info then return false end
+    dep_hashes[dep] = info.hash
+  end
+  local tools = tool_versions(ctx, step)
+  if not tools then return false end
+  local env = NO_VALUES
+  if #step.env > 0 then
+    env = {}
+    for _, name in ipairs(step.env) do env[name] = os.getenv(name) end
+  end
+  local k = key.compute(step, { values = ctx.values, dep_hashes = dep_hashes, env = env, tools = tools })
+  local outs = step.outs
+  if #outs > 1 then
+    outs = table.move(outs, 1, #outs, 1, {})
+    table.sort(outs)
+  end
+  local parts = { k }
+  for _, out in ipairs(outs) do
+    local info = M.hash(ctx, out)
+    if not info then return false end
+    parts[#parts + 1] = out
+    parts[#parts + 1] = info.hash
+  end
+  return table.concat(parts, "\t") == line
+end
+
 --- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →
 --- current record or nil}, reasons = {…} (empty when up to date),
 --- missing_deps = {…} } or nil and a message. locked is the step's entry in
