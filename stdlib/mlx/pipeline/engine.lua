@@ -772,6 +772,7 @@ local BAD = { failed = true, skipped = true, killed = true, blocked = true }
 function Engine:settle(step)
   self.settled = self.settled + 1
   local bad = BAD[self.results[step]]
+  if bad then self.bad_settled = self.bad_settled + 1 end
   local pos, waiting, queue = self.position, self.waiting, self.queue
   for _, down in ipairs(self.graph.downstream[step]) do
     local i = pos[down]
@@ -809,7 +810,9 @@ function Engine:loop(selected)
       position[step] = #order
     end
   end
-  self.position, self.waiting, self.settled = position, waiting, 0
+  -- bad_settled counts the settled steps that failed, were skipped, killed
+  -- or blocked: while there are none, no step can be blocked by one.
+  self.position, self.waiting, self.settled, self.bad_settled = position, waiting, 0, 0
   local queue = ready.new()
   self.queue = queue
   for i, step in ipairs(order) do
@@ -828,7 +831,7 @@ function Engine:loop(selected)
     -- Start what can start, in order, while there are free slots.
     while queue:peek() and self:has_slot(order[queue:peek()]) do
       local step = order[queue:pop()]
-      local blocked = self:blocked_by(step)
+      local blocked = self.bad_settled > 0 and self:blocked_by(step)
       if blocked then
         self.results[step] = "skipped"
         if self.opts.dry_run then
