@@ -499,6 +499,60 @@ static int api_save(lua_State *L)
 	return 1;
 }
 
+/* json.encode_fields(names, values[, skip_nil]) -> string: the compact
+ * JSON object {name -> values[name]} over the strings of the list names,
+ * keys sorted bytewise and each once: the bytes json.encode makes of that
+ * object, without building it (a step key encodes several per step). A
+ * nil or false value is null, or with skip_nil a nil value leaves its name
+ * out (false stays false). Raises as json.encode does, and on a name that
+ * is not a string. */
+static int api_encode_fields(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	int skip_nil = lua_toboolean(L, 3);
+	lua_settop(L, 2);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+	/* The names stay anchored by the list at index 1, which is not changed. */
+	const char **names = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *names, 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
+			return luaL_error(L, "json.encode_fields: name %d is a %s, not a string", (int)i,
+					  luaL_typename(L, -1));
+		names[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	qsort(names, (size_t)n, sizeof *names, compare_keys);
+	struct encoder e = {.L = L, .indent = 0, .sort_keys = 1};
+	e.out = mlx_lua_box(L, sizeof *e.out, release_outbuf);
+	add_bytes(&e, "{", 1);
+	int written = 0;
+	for (lua_Integer i = 0; i < n; i++) {
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue;
+		lua_pushstring(L, names[i]);
+		int name = lua_gettop(L);
+		lua_pushvalue(L, name);
+		int type = lua_gettable(L, 2);
+		if (type == LUA_TNIL && skip_nil) {
+			lua_pop(L, 2);
+			continue;
+		}
+		if (written++)
+			add_bytes(&e, ",", 1);
+		add_string(&e, name);
+		add_bytes(&e, ":", 1);
+		if (type == LUA_TNIL || (type == LUA_TBOOLEAN && !lua_toboolean(L, -1) && !skip_nil))
+			add_text(&e, "null");
+		else
+			add_value(&e, lua_gettop(L), 1);
+		lua_pop(L, 2);
+	}
+	add_bytes(&e, "}", 1);
+	lua_pushlstring(L, e.out->data, e.out->len);
+	return 1;
+}
+
 static int mark(lua_State *L, const char *mt)
 {
 	if (lua_isnoneornil(L, 1)) {
@@ -526,6 +580,7 @@ static int api_object(lua_State *L)
 static const luaL_Reg json_functions[] = {
 	{"decode", api_decode},
 	{"encode", api_encode},
+	{"encode_fields", api_encode_fields},
 	{"load", api_load},
 	{"save", api_save},
 	{"array", api_array},

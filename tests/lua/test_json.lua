@@ -73,6 +73,26 @@ function TestJson:test_unencodable_values_raise()
   lu.assertErrorMsgContains("a cycle?", json.encode, cycle)
 end
 
+-- encode_fields writes what encode writes of the object {name → value}
+-- over a list of names, as step keys need it without building that object.
+function TestJson:test_encode_fields_equals_encode_of_the_object()
+  local values = { b = "x\"y\n\u{e9}", a = 2 ^ 53, c = false, n = 3, t = { 1, { k = "v" } } }
+  local names = { "t", "b", "missing", "a", "c", "b", "n" }
+  local object = json.object({})
+  for _, name in ipairs(names) do object[name] = values[name] or json.null end
+  lu.assertEquals(json.encode_fields(names, values), json.encode(object))
+  lu.assertEquals(json.encode_fields(names, values),
+    '{"a":9007199254740992.0,"b":"x\\"y\\n\u{e9}","c":null,"missing":null,"n":3,"t":[1,{"k":"v"}]}')
+  object = json.object({})
+  for _, name in ipairs(names) do object[name] = values[name] end
+  lu.assertEquals(json.encode_fields(names, values, true), json.encode(object), "skip_nil")
+  lu.assertStrContains(json.encode_fields(names, values, true), '"c":false')
+  lu.assertEquals(json.encode_fields({}, values), "{}")
+  lu.assertErrorMsgContains("name 2 is a number", json.encode_fields, { "a", 1 }, values)
+  lu.assertErrorMsgContains("not valid UTF-8", json.encode_fields, { "a" }, { a = "\255" })
+  lu.assertErrorMsgContains("cannot encode a function", json.encode_fields, { "a" }, { a = print })
+end
+
 function TestJson:test_save_is_atomic_and_load_reports_the_file()
   local dir = support.tempdir()
   local path = dir .. "/metrics.json"

@@ -97,27 +97,12 @@ end
 
 -- The JSON object {name → values[name]} over the names of list, exactly as
 -- json.encode writes it: a nil or false value is null, or, when skip_nil,
--- nil is no key at all. The common cases (no name, one name) are written
--- here; more go through json.encode, which sorts the keys bytewise.
+-- nil is no key at all. Written in C (json.encode_fields): checking and
+-- quoting each name and each 64-digit hash here was most of a key's cost.
+local encode_fields = json.encode_fields
 local function object_text(list, values, skip_nil)
-  local n = #list
-  if n == 0 then return "{}" end
-  if n == 1 then
-    local name = list[1]
-    local v = values[name]
-    if skip_nil then
-      if v == nil then return "{}" end
-      return "{" .. encode(name) .. ":" .. encode(v) .. "}"
-    end
-    return "{" .. encode(name) .. ":" .. (v and encode(v) or "null") .. "}"
-  end
-  local object = json.object({})
-  for i = 1, n do
-    local name = list[i]
-    local v = values[name]
-    if skip_nil then object[name] = v else object[name] = v or json.null end
-  end
-  return json.encode(object)
+  if #list == 0 then return "{}" end
+  return encode_fields(list, values, skip_nil)
 end
 
 --- Returns the key of step (64 hex digits) and the record of what it
