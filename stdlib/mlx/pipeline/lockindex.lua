@@ -79,10 +79,10 @@ end
 function M.steps(root, p)
   local digest = require("mlx.hash").file(lock.path(root))
   if not digest then return require("mlx.pipeline.engine").locked_steps(root, p) end
-  local f = io.open(M.path(root), "rb")
-  local text = f and f:read("a")
-  if f then f:close() end
-  if not text or text:sub(1, #HEADER + 65) ~= HEADER .. digest .. "\n" then
+  -- The lines of the pipeline's steps, kept in C (mlx.lockindex): a Lua
+  -- string or two per step cost more than the rest of the index.
+  local lines = require("mlx.lockindex").read(M.path(root), HEADER .. digest, p.name)
+  if not lines then
     local current, got, code = lock.read_digest(root)
     if not current then ui.fail(ui.exit_code_for(code), "%s", got) end
     if got then
@@ -91,15 +91,6 @@ function M.steps(root, p)
     end
     return (current.steps or {})[p.name] or {}
   end
-  local lines = {}
-  local prefix = p.name .. "\t"
-  for line in text:gmatch("[^\n]+", #HEADER + 66) do
-    if line:sub(1, #prefix) == prefix then
-      local name, rest = line:match("^([^\t]*)\t(.*)$", #prefix + 1)
-      lines[name] = rest
-    end
-  end
-  text = nil
   local full
   local names = setmetatable({}, { __mode = "k" })
   local entry_mt = { __index = function(entry, field)
@@ -119,13 +110,14 @@ function M.steps(root, p)
       if not rest then return nil end
       return entry_of(rest, name, entry_mt, names)
     end,
-    __pairs = function() return next, lines, nil end,
+    __pairs = function() return pairs(lines) end,
     lines = lines,
   })
 end
 
 --- Returns the index's lines of the entries steps (as M.steps returns
---- them): {step name → "KEY\tOUT\tHASH…", outs sorted by path}, which
+--- them), read-only and indexed as a table {step name → "KEY\tOUT\tHASH…",
+--- outs sorted by path} (an mlx.lockindex userdata), which
 --- state.up_to_date compares with what a step has now; nil when steps
 --- came from mlx.lock itself, not from the index.
 function M.lines(steps)
