@@ -1,6 +1,7 @@
 /* l_lockindex.c — mlx.lockindex: the index of mlx.lock's steps
  * (core/lockindex.h) as a read-only table of step name -> line. */
 #include <lauxlib.h>
+#include <string.h>
 
 #include "binding.h"
 #include "lockindex.h"
@@ -53,6 +54,44 @@ static int lockindex_get(lua_State *L)
 	return 1;
 }
 
+/* lockindex.has(index, name) -> true if index has a line for step name */
+static int lockindex_has(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	size_t len, rest_len;
+	const char *name = luaL_checklstring(L, 2, &len);
+	lua_pushboolean(L, mlx_lockindex_find(li->idx, name, len, &rest_len) != NULL);
+	return 1;
+}
+
+/* lockindex.same(index, name, part...) -> true if the line of step name is
+ * exactly the parts joined by tabs: compared in place, without making the
+ * line or the joined text a Lua string. */
+static int lockindex_same(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	size_t len, rest_len;
+	const char *name = luaL_checklstring(L, 2, &len);
+	int top = lua_gettop(L);
+	for (int i = 3; i <= top; i++)
+		luaL_checktype(L, i, LUA_TSTRING);
+	const char *rest = mlx_lockindex_find(li->idx, name, len, &rest_len);
+	int same = rest != NULL && top >= 3;
+	size_t at = 0;
+	for (int i = 3; same && i <= top; i++) {
+		size_t part_len;
+		const char *part = lua_tolstring(L, i, &part_len);
+		if (i > 3) {
+			same = at < rest_len && rest[at] == '\t';
+			at++;
+		}
+		same = same && rest_len - at >= part_len && memcmp(rest + at, part, part_len) == 0;
+		at += part_len;
+	}
+	lua_pushboolean(L, same && at == rest_len);
+	return 1;
+}
+
 static int lockindex_len(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)mlx_lockindex_count(check_index(L)->idx));
@@ -101,6 +140,8 @@ static const luaL_Reg lockindex_meta[] = {
 
 static const luaL_Reg lockindex_functions[] = {
     {"read", lockindex_read},
+    {"has", lockindex_has},
+    {"same", lockindex_same},
     {NULL, NULL},
 };
 

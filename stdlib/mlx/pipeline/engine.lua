@@ -621,9 +621,8 @@ function Engine:decide(step)
   -- Most steps of a no-op are up to date: said from the lock's index
   -- without building their evaluation.
   local lines = self.locked_lines
-  if lines and not forced and not upstream_runs then
-    local line = lines[step.name]
-    if line and state.up_to_date(self.ctx, step, line) then return UP_TO_DATE end
+  if lines and not forced and not upstream_runs and state.up_to_date(self.ctx, step, lines) then
+    return UP_TO_DATE
   end
   local ev, err = state.evaluate(self.ctx, step, self.locked[step.name])
   if not ev then return nil, err end

@@ -105,6 +105,47 @@ local function object_text(list, values, skip_nil)
   return encode_fields(list, values, skip_nil)
 end
 
+-- The text whose SHA-256 is the key of step (see M.compute); cmd is the
+-- resolved command (a json.array for an argv list), nil for a Lua step.
+local function key_text(step, values, dep_hashes, env, tools, cmd)
+  local head, fn = "{", ""
+  if step.run then
+    fn = ',"fn":' .. fn_text(step.run, M.function_source(step.run))
+  else
+    head = '{"cmd":' .. json.encode(cmd) .. ","
+  end
+  local tool_names = NO_NAMES
+  if next(step.tools) ~= nil then
+    tool_names = {}
+    for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
+  end
+  local outs = step.outs
+  local out_text
+  if #outs == 1 then
+    out_text = encode(outs[1])
+  else
+    outs = table.move(outs, 1, #outs, 1, {})
+    table.sort(outs)
+    out_text = {}
+    for i, out in ipairs(outs) do out_text[i] = encode(out) end
+    out_text = table.concat(out_text, ",")
+  end
+  return head ..
+    '"deps":' .. object_text(step.deps, dep_hashes) ..
+    ',"env":' .. object_text(step.env, env) ..
+    fn ..
+    ',"outs":[' .. out_text .. "]" ..
+    ',"params":' .. object_text(step.params, values, true) ..
+    ',"tools":' .. object_text(tool_names, tools) ..
+    ',"v":1}'
+end
+
+-- The resolved command of a command step as the key and the lock hold it.
+local function command_of(step, values)
+  local cmd = M.resolve_command(step, values)
+  return type(cmd) == "table" and json.array(cmd) or cmd
+end
+
 --- Returns the key of step (64 hex digits) and the record of what it
 --- covers that the lock keeps: {fn (the source text) or cmd (resolved),
 --- params = {name → value}}. The key is the SHA-256 of the canonical JSON
@@ -117,48 +158,26 @@ end
 --- env = {name → value or nil}, tools = {name → version text} }.
 function M.compute(step, inputs)
   local record = { v = 1 }
-  local head
+  local values = inputs.values
   if step.run then
     record.fn = M.function_source(step.run)
   else
-    local cmd = M.resolve_command(step, inputs.values)
-    record.cmd = type(cmd) == "table" and json.array(cmd) or cmd
-    head = '{"cmd":' .. json.encode(record.cmd) .. ","
+    record.cmd = command_of(step, values)
   end
-  local values = inputs.values
   local params = EMPTY_PARAMS
   if #step.params > 0 then
     params = json.object({})
     for _, name in ipairs(step.params) do params[name] = values[name] end
   end
   record.params = params
-  local tool_names = NO_NAMES
-  if next(step.tools) ~= nil then
-    tool_names = {}
-    for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
-  end
-  local outs = step.outs
-  if #outs > 1 then
-    outs = table.move(outs, 1, #outs, 1, {})
-    table.sort(outs)
-  end
-  local out_text
-  if #outs == 1 then
-    out_text = encode(outs[1])
-  else
-    out_text = {}
-    for i, out in ipairs(outs) do out_text[i] = encode(out) end
-    out_text = table.concat(out_text, ",")
-  end
-  local text = (head or "{") ..
-    '"deps":' .. object_text(step.deps, inputs.dep_hashes) ..
-    ',"env":' .. object_text(step.env, inputs.env) ..
-    (record.fn and (',"fn":' .. fn_text(step.run, record.fn)) or "") ..
-    ',"outs":[' .. out_text .. "]" ..
-    ',"params":' .. object_text(step.params, values, true) ..
-    ',"tools":' .. object_text(tool_names, inputs.tools) ..
-    ',"v":1}'
-  return hash.bytes(text), record
+  return hash.bytes(key_text(step, values, inputs.dep_hashes, inputs.env, inputs.tools, record.cmd)), record
+end
+
+--- Returns the key of step as M.compute does, without the record: what a
+--- no-op needs of each step, with less garbage (see M.compute for the
+--- arguments and failures).
+function M.digest(step, values, dep_hashes, env, tools)
+  return hash.bytes(key_text(step, values, dep_hashes, env, tools, not step.run and command_of(step, values) or nil))
 end
 
 return M

@@ -200,34 +200,58 @@ function M.lock_entry(step, k, record, dep_hashes, outs)
   return entry
 end
 
---- Returns true when step is up to date by line, its entry in the lock's
---- index ("KEY\tOUT\tHASH…", outs sorted by path: lockindex.lines): its
---- key and its outs' current hashes make exactly that text. A no-op
---- decides most steps here, without the tables M.evaluate builds. Returns
---- false whenever this cannot say so — something differs, a dep or out is
---- missing or cannot be hashed, the step always runs — and M.evaluate
---- then says what (and reports any error). Raises as key.compute does.
-function M.up_to_date(ctx, step, line)
+local index_has, index_same
+-- Shared by the calls of M.up_to_date: the dep hashes of one step at a
+-- time, emptied after each (one table less per step of a no-op).
+local scratch_deps = {}
+
+--- Returns true when step is up to date by its line in lines, the lock's
+--- index (lockindex.lines: step name → "KEY\tOUT\tHASH…", outs sorted by
+--- path): its key and its outs' current hashes make exactly that line. A
+--- no-op decides most steps here, without the tables M.evaluate builds.
+--- Returns false whenever this cannot say so — the index has no line for
+--- it, something differs, a dep or out is missing or cannot be hashed, the
+--- step always runs — and M.evaluate then says what (and reports any
+--- error). Raises as key.compute does.
+function M.up_to_date(ctx, step, lines)
   if step.always then return false end
-  local dep_hashes = {}
-  for _, dep in ipairs(step.deps) do
-    local info = M.hash(ctx, dep)
-    if not info then return false end
-    dep_hashes[dep] = info.hash
+  if not index_has then
+    local native = require "mlx.lockindex"
+    index_has, index_same = native.has, native.same
+  end
+  local name = step.name
+  if not index_has(lines, name) then return false end
+  local deps = step.deps
+  local dep_hashes = scratch_deps
+  for i = 1, #deps do
+    local info = M.hash(ctx, deps[i])
+    if not info then
+      for j = 1, i - 1 do dep_hashes[deps[j]] = nil end
+      return false
+    end
+    dep_hashes[deps[i]] = info.hash
   end
   local tools = tool_versions(ctx, step)
+  local k
+  if tools then
+    local env = NO_VALUES
+    if #step.env > 0 then
+      env = {}
+      for _, var in ipairs(step.env) do env[var] = os.getenv(var) end
+    end
+    -- Should this raise, the entries left behind are harmless: each step
+    -- sets its own deps' entries before they are read.
+    k = key.digest(step, ctx.values, dep_hashes, env, tools)
+  end
+  for i = 1, #deps do dep_hashes[deps[i]] = nil end
   if not tools then return false end
-  local env = NO_VALUES
-  if #step.env > 0 then
-    env = {}
-    for _, name in ipairs(step.env) do env[name] = os.getenv(name) end
-  end
-  local k = key.compute(step, { values = ctx.values, dep_hashes = dep_hashes, env = env, tools = tools })
   local outs = step.outs
-  if #outs > 1 then
-    outs = table.move(outs, 1, #outs, 1, {})
-    table.sort(outs)
+  if #outs == 1 then
+    local info = M.hash(ctx, outs[1])
+    return info ~= nil and index_same(lines, name, k, outs[1], info.hash)
   end
+  outs = table.move(outs, 1, #outs, 1, {})
+  table.sort(outs)
   local parts = { k }
   for _, out in ipairs(outs) do
     local info = M.hash(ctx, out)
@@ -235,7 +259,7 @@ function M.up_to_date(ctx, step, line)
     parts[#parts + 1] = out
     parts[#parts + 1] = info.hash
   end
-  return table.concat(parts, "\t") == line
+  return index_same(lines, name, table.unpack(parts))
 end
 
 --- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →
