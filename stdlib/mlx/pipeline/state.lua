@@ -104,23 +104,29 @@ end
 --- that are not directories) in one call to the store, and remembers them:
 --- checking 1,000 single outs one call at a time costs several times more.
 --- Paths missing now are left for M.hash to look at when asked.
+local SLASH = string.byte("/")
+local PREFETCHED = { "deps", "outs" }
+
 function M.prefetch(ctx, steps)
-  local list, seen = {}, {}
+  local list, seen, n = {}, {}, 0
   for _, step in ipairs(steps) do
-    for _, kind in ipairs({ "deps", "outs" }) do
+    for _, kind in ipairs(PREFETCHED) do
       for _, path in ipairs(step[kind]) do
-        if path:sub(-1) ~= "/" and not seen[path] then
+        if path:byte(-1) ~= SLASH and not seen[path] then
           seen[path] = true
-          list[#list + 1] = path
+          n = n + 1
+          list[n] = path
         end
       end
     end
   end
-  if #list < 2 then return end
+  seen = nil
+  if n < 2 then return end
   local infos = ctx.store:hash_files(list)
   if not infos then return end -- M.hash will meet the problem and report it
+  local memo = ctx.hashes
   for path, info in pairs(infos) do
-    if info then ctx.hashes[path] = info end
+    if info then memo[path] = info end
   end
 end
 
