@@ -98,7 +98,8 @@ static int lockindex_len(lua_State *L)
 	return 1;
 }
 
-/* The iterator of pairs: its upvalue is the position of the next step. */
+/* The iterator of pairs and names: upvalue 1 is the position of the next
+ * step, upvalue 2 whether its line comes with its name. */
 static int lockindex_next(lua_State *L)
 {
 	struct lindex *li = check_index(L);
@@ -111,18 +112,33 @@ static int lockindex_next(lua_State *L)
 	const char *rest;
 	const char *name = mlx_lockindex_at(li->idx, (size_t)i, &name_len, &rest, &rest_len);
 	lua_pushlstring(L, name, name_len);
+	if (!lua_toboolean(L, lua_upvalueindex(2)))
+		return 1;
 	lua_pushlstring(L, rest, rest_len);
 	return 2;
 }
 
-static int lockindex_pairs(lua_State *L)
+static int iterate(lua_State *L, int with_lines)
 {
 	check_index(L);
 	lua_pushinteger(L, 0);
-	lua_pushcclosure(L, lockindex_next, 1);
+	lua_pushboolean(L, with_lines);
+	lua_pushcclosure(L, lockindex_next, 2);
 	lua_pushvalue(L, 1);
 	lua_pushnil(L);
 	return 3;
+}
+
+static int lockindex_pairs(lua_State *L)
+{
+	return iterate(L, 1);
+}
+
+/* lockindex.names(index) -> iterator over the step names alone: making
+ * each line a string too would be most of the cost of a walk over them. */
+static int lockindex_names(lua_State *L)
+{
+	return iterate(L, 0);
 }
 
 static int lockindex_close(lua_State *L)
@@ -139,10 +155,8 @@ static const luaL_Reg lockindex_meta[] = {
 };
 
 static const luaL_Reg lockindex_functions[] = {
-    {"read", lockindex_read},
-    {"has", lockindex_has},
-    {"same", lockindex_same},
-    {NULL, NULL},
+    {"read", lockindex_read},   {"has", lockindex_has}, {"same", lockindex_same},
+    {"names", lockindex_names}, {NULL, NULL},
 };
 
 int luaopen_mlx_lockindex(lua_State *L)

@@ -63,4 +63,13 @@ echo garbage >"$index"
 mlx recipe recipe.lua
 like "$ERR" "3 up to date" "a damaged index is ignored"
 
+# A step no longer declared: found among the index's names, its entry
+# leaves the lock although nothing runs.
+cp recipe.lua full.lua
+grep -v 'p:step "c"' full.lua >recipe.lua
+mlx recipe recipe.lua
+like "$ERR" "2 up to date" "without step c: a no-op"
+is "$(grep -c '"c": {' mlx.lock)" 0 "and c's entry has left the lock"
+is "$(head -1 "$index")" "mlx lock-steps 2 $(sha256sum mlx.lock | cut -d' ' -f1)" "the index follows it"
+
 done_testing

@@ -74,8 +74,9 @@ end
 
 --- Returns the lock entries {step name → entry} of pipeline p at root, as
 --- engine.locked_steps does: from the index when it matches mlx.lock (each
---- entry made at its first lookup), else from the lock (and the index is
---- rewritten). Raises a usage failure for a corrupt lock (exit 2).
+--- entry made at its first lookup; pairs then gives the names alone), else
+--- from the lock (and the index is rewritten). Raises a usage failure for a
+--- corrupt lock (exit 2).
 function M.steps(root, p)
   local digest = require("mlx.hash").file(lock.path(root))
   if not digest then return require("mlx.pipeline.engine").locked_steps(root, p) end
@@ -110,7 +111,9 @@ function M.steps(root, p)
       if not rest then return nil end
       return entry_of(rest, name, entry_mt, names)
     end,
-    __pairs = function() return pairs(lines) end,
+    -- The names alone, without their entries: the engine walks them to
+    -- find steps no longer declared.
+    __pairs = function() return require("mlx.lockindex").names(lines) end,
     lines = lines,
   })
 end
