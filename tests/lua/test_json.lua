@@ -88,9 +88,27 @@ function TestJson:test_encode_fields_equals_encode_of_the_object()
   lu.assertEquals(json.encode_fields(names, values, true), json.encode(object), "skip_nil")
   lu.assertStrContains(json.encode_fields(names, values, true), '"c":false')
   lu.assertEquals(json.encode_fields({}, values), "{}")
+  -- Without a table among the values (the common case, written another
+  -- way), and with more names than a step usually has.
+  values.t, values.f, values.z = nil, 0.5, json.null
+  names = { "z", "b", "a", "c", "n", "f", "missing", "b" }
+  for i = 1, 20 do
+    names[#names + 1] = "k" .. i
+    values["k" .. i] = i % 2 == 0 and i or ("v\t" .. i)
+  end
+  for _, skip in ipairs({ false, true }) do
+    object = json.object({})
+    for _, name in ipairs(names) do
+      if skip then object[name] = values[name] else object[name] = values[name] or json.null end
+    end
+    lu.assertEquals(json.encode_fields(names, values, skip), json.encode(object))
+  end
+  lu.assertEquals(json.encode_fields({ "b", "a" }, { a = true, b = "\1" }), '{"a":true,"b":"\\u0001"}')
   lu.assertErrorMsgContains("name 2 is a number", json.encode_fields, { "a", 1 }, values)
   lu.assertErrorMsgContains("not valid UTF-8", json.encode_fields, { "a" }, { a = "\255" })
   lu.assertErrorMsgContains("cannot encode a function", json.encode_fields, { "a" }, { a = print })
+  lu.assertErrorMsgContains("not valid UTF-8", json.encode_fields, { "\255" }, {})
+  lu.assertErrorMsgContains("cannot be represented", json.encode_fields, { "a" }, { a = 0 / 0 })
 end
 
 function TestJson:test_save_is_atomic_and_load_reports_the_file()
