@@ -263,6 +263,26 @@ static int valid_utf8(const unsigned char *s, size_t len)
 	return 1;
 }
 
+/* The JSON escape of byte c (code is room for \u00XX), or NULL when c is
+ * written as it is. */
+static const char *escape_of(unsigned char c, char code[8])
+{
+	switch (c) {
+	case '"': return "\\\"";
+	case '\\': return "\\\\";
+	case '\n': return "\\n";
+	case '\r': return "\\r";
+	case '\t': return "\\t";
+	case '\b': return "\\b";
+	case '\f': return "\\f";
+	default:
+		if (c >= 0x20)
+			return NULL;
+		snprintf(code, 8, "\\u%04x", c);
+		return code;
+	}
+}
+
 static void add_string(struct encoder *e, int idx)
 {
 	size_t len;
@@ -272,23 +292,8 @@ static void add_string(struct encoder *e, int idx)
 	add_bytes(e, "\"", 1);
 	size_t plain = 0; /* start of the run of characters needing no escape */
 	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		const char *esc = NULL;
 		char code[8];
-		switch (c) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		default:
-			if (c < 0x20) {
-				snprintf(code, sizeof code, "\\u%04x", c);
-				esc = code;
-			}
-		}
+		const char *esc = escape_of((unsigned char)s[i], code);
 		if (esc) {
 			add_bytes(e, s + plain, i - plain);
 			add_text(e, esc);
@@ -499,6 +504,157 @@ static int api_save(lua_State *L)
 	return 1;
 }
 
+/* Appends string s (len bytes, valid UTF-8) to b, quoted and escaped as
+ * add_string writes it. */
+static void buffer_string(luaL_Buffer *b, const char *s, size_t len)
+{
+	luaL_addchar(b, '"');
+	size_t plain = 0;
+	for (size_t i = 0; i < len; i++) {
+		char code[8];
+		const char *esc = escape_of((unsigned char)s[i], code);
+		if (esc) {
+			luaL_addlstring(b, s + plain, i - plain);
+			luaL_addstring(b, esc);
+			plain = i + 1;
+		}
+	}
+	luaL_addlstring(b, s + plain, len - plain);
+	luaL_addchar(b, '"');
+}
+
+/* Writes the object of encode_fields into an encoder's boxed buffer: the
+ * general case (a value that is a table may nest to any depth). */
+static int encode_fields_boxed(lua_State *L, const char **names, lua_Integer n, int skip_nil)
+{
+	struct encoder e = {.L = L, .indent = 0, .sort_keys = 1};
+	e.out = mlx_lua_box(L, sizeof *e.out, release_outbuf);
+	add_bytes(&e, "{", 1);
+	int written = 0;
+	for (lua_Integer i = 0; i < n; i++) {
+		lua_pushstring(L, names[i]);
+		int name = lua_gettop(L);
+		lua_pushvalue(L, name);
+		int type = lua_gettable(L, 2);
+		if (type == LUA_TNIL && skip_nil) {
+			lua_pop(L, 2);
+			continue;
+		}
+		if (written++)
+			add_bytes(&e, ",", 1);
+		add_string(&e, name);
+		add_bytes(&e, ":", 1);
+		if (type == LUA_TNIL || (type == LUA_TBOOLEAN && !lua_toboolean(L, -1) && !skip_nil))
+			add_text(&e, "null");
+		else
+			add_value(&e, lua_gettop(L), 1);
+		lua_pop(L, 2);
+	}
+	add_bytes(&e, "}", 1);
+	lua_pushlstring(L, e.out->data, e.out->len);
+	return 1;
+}
+
+/* json.encode_fields(names, values[, skip_nil]) -> string: the compact
+ * JSON object {name -> values[name]} over the strings of the list names,
+ * keys sorted bytewise and each once: the bytes json.encode makes of that
+ * object, without building it (a step key encodes several per step). A
+ * nil or false value is null, or with skip_nil a nil value leaves its name
+ * out (false stays false). Raises as json.encode does, and on a name that
+ * is not a string. */
+static int api_encode_fields(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	int skip_nil = lua_toboolean(L, 3);
+	lua_settop(L, 2);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+	/* The names stay anchored by the list at index 1, which is not changed;
+	 * a few (a step's deps) fit here, more go in a userdata. */
+	const char *few[16];
+	const char **names = few;
+	if (n > 16)
+		names = lua_newuserdatauv(L, (size_t)n * sizeof *names, 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
+			return luaL_error(L, "json.encode_fields: name %d is a %s, not a string", (int)i,
+					  luaL_typename(L, -1));
+		names[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	qsort(names, (size_t)n, sizeof *names, compare_keys);
+	lua_Integer unique = 0;
+	for (lua_Integer i = 0; i < n; i++)
+		if (i == 0 || strcmp(names[i], names[i - 1]) != 0)
+			names[unique++] = names[i];
+	/* The values, on the stack above base, are checked before anything is
+	 * written: a raise then leaves nothing behind. Any table among them
+	 * goes the general way. */
+	luaL_checkstack(L, (int)unique + LUA_MINSTACK, "json.encode_fields: too many names");
+	int base = lua_gettop(L);
+	for (lua_Integer i = 0; i < unique; i++) {
+		size_t len;
+		lua_pushstring(L, names[i]);
+		const char *name = lua_tolstring(L, -1, &len);
+		if (!valid_utf8((const unsigned char *)name, len))
+			return luaL_error(L, "json.encode: string is not valid UTF-8");
+		int type = lua_gettable(L, 2);
+		if (type == LUA_TTABLE) {
+			lua_settop(L, base);
+			return encode_fields_boxed(L, names, unique, skip_nil);
+		}
+		if (type == LUA_TSTRING) {
+			const char *v = lua_tolstring(L, -1, &len);
+			if (!valid_utf8((const unsigned char *)v, len))
+				return luaL_error(L, "json.encode: string is not valid UTF-8");
+		} else if (type == LUA_TNUMBER && !lua_isinteger(L, -1) && !isfinite(lua_tonumber(L, -1))) {
+			return luaL_error(L, "json.encode: %f cannot be represented in JSON",
+			                  lua_tonumber(L, -1));
+		} else if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) != NULL) {
+			return luaL_error(L,
+			                  "json.encode: cannot encode a light userdata other than json.null");
+		} else if (type != LUA_TNIL && type != LUA_TBOOLEAN && type != LUA_TNUMBER &&
+		           type != LUA_TLIGHTUSERDATA) {
+			return luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, -1));
+		}
+	}
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	luaL_addchar(&b, '{');
+	int written = 0;
+	for (lua_Integer i = 0; i < unique; i++) {
+		int v = base + 1 + (int)i;
+		int type = lua_type(L, v);
+		if (type == LUA_TNIL && skip_nil)
+			continue;
+		if (written++)
+			luaL_addchar(&b, ',');
+		buffer_string(&b, names[i], strlen(names[i]));
+		luaL_addchar(&b, ':');
+		if (type == LUA_TSTRING) {
+			size_t len;
+			const char *s = lua_tolstring(L, v, &len);
+			buffer_string(&b, s, len);
+		} else if (type == LUA_TNUMBER && lua_isinteger(L, v)) {
+			char text[32];
+			snprintf(text, sizeof text, LUA_INTEGER_FMT, lua_tointeger(L, v));
+			luaL_addstring(&b, text);
+		} else if (type == LUA_TNUMBER) {
+			char text[MLX_LUA_NUMBER_SIZE];
+			luaL_addstring(&b, mlx_lua_number_text(lua_tonumber(L, v), text));
+			if (!strpbrk(text, ".eE"))
+				luaL_addstring(&b, ".0");
+		} else if (type == LUA_TBOOLEAN && (lua_toboolean(L, v) || skip_nil)) {
+			luaL_addstring(&b, lua_toboolean(L, v) ? "true" : "false");
+		} else {
+			luaL_addstring(&b, "null"); /* nil, false, json.null */
+		}
+	}
+	luaL_addchar(&b, '}');
+	luaL_pushresult(&b);
+	return 1;
+}
+
 static int mark(lua_State *L, const char *mt)
 {
 	if (lua_isnoneornil(L, 1)) {
@@ -526,6 +682,7 @@ static int api_object(lua_State *L)
 static const luaL_Reg json_functions[] = {
 	{"decode", api_decode},
 	{"encode", api_encode},
+	{"encode_fields", api_encode_fields},
 	{"load", api_load},
 	{"save", api_save},
 	{"array", api_array},

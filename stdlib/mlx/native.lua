@@ -15,6 +15,7 @@ M.modules = {
   ["mlx.data"] = "mlx_data",
   ["mlx.hash"] = "mlx_data",
   ["mlx.json"] = "mlx_data",
+  ["mlx.lockindex"] = "mlx_data",
   ["mlx.rundb"] = "mlx_data",
   ["mlx.curl"] = "mlx_http",
   ["mlx.store"] = "mlx_data",

@@ -18,7 +18,7 @@ LUA
 mlx recipe recipe.lua -q
 is "$RC" 0 "the first run succeeds"
 index=.mlx/cache/lock-steps
-is "$(head -1 "$index")" "mlx lock-steps 1 $(sha256sum mlx.lock | cut -d' ' -f1)" \
+is "$(head -1 "$index")" "mlx lock-steps 2 $(sha256sum mlx.lock | cut -d' ' -f1)" \
 	"the index names the SHA-256 of the lock it was written with"
 is "$(sed 1d "$index" | cut -f1,2 | sort | tr '\n' ' ')" "idx	a idx	b idx	c " "and holds one line per step"
 
@@ -32,7 +32,7 @@ like "$OUT" "would run b: upstream step 'a' runs" "downstream of it would run"
 like "$OUT" "would run c: dep 'in.txt' changed" "and so would c"
 mlx recipe recipe.lua -q
 is "$RC" 0 "the run after the change succeeds"
-is "$(head -1 "$index")" "mlx lock-steps 1 $(sha256sum mlx.lock | cut -d' ' -f1)" "the index follows the new lock"
+is "$(head -1 "$index")" "mlx lock-steps 2 $(sha256sum mlx.lock | cut -d' ' -f1)" "the index follows the new lock"
 
 # A lock edited by hand: the index no longer matches it and is not used.
 key=$(sed -n '/"b": {/,/"key"/s/.*"key": "\([0-9a-f]*\)".*/\1/p' mlx.lock)
@@ -62,5 +62,14 @@ is "$?" 0 "and writes the index again"
 echo garbage >"$index"
 mlx recipe recipe.lua
 like "$ERR" "3 up to date" "a damaged index is ignored"
+
+# A step no longer declared: found among the index's names, its entry
+# leaves the lock although nothing runs.
+cp recipe.lua full.lua
+grep -v 'p:step "c"' full.lua >recipe.lua
+mlx recipe recipe.lua
+like "$ERR" "2 up to date" "without step c: a no-op"
+is "$(grep -c '"c": {' mlx.lock)" 0 "and c's entry has left the lock"
+is "$(head -1 "$index")" "mlx lock-steps 2 $(sha256sum mlx.lock | cut -d' ' -f1)" "the index follows it"
 
 done_testing

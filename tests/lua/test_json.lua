@@ -73,6 +73,44 @@ function TestJson:test_unencodable_values_raise()
   lu.assertErrorMsgContains("a cycle?", json.encode, cycle)
 end
 
+-- encode_fields writes what encode writes of the object {name → value}
+-- over a list of names, as step keys need it without building that object.
+function TestJson:test_encode_fields_equals_encode_of_the_object()
+  local values = { b = "x\"y\n\u{e9}", a = 2 ^ 53, c = false, n = 3, t = { 1, { k = "v" } } }
+  local names = { "t", "b", "missing", "a", "c", "b", "n" }
+  local object = json.object({})
+  for _, name in ipairs(names) do object[name] = values[name] or json.null end
+  lu.assertEquals(json.encode_fields(names, values), json.encode(object))
+  lu.assertEquals(json.encode_fields(names, values),
+    '{"a":9007199254740992.0,"b":"x\\"y\\n\u{e9}","c":null,"missing":null,"n":3,"t":[1,{"k":"v"}]}')
+  object = json.object({})
+  for _, name in ipairs(names) do object[name] = values[name] end
+  lu.assertEquals(json.encode_fields(names, values, true), json.encode(object), "skip_nil")
+  lu.assertStrContains(json.encode_fields(names, values, true), '"c":false')
+  lu.assertEquals(json.encode_fields({}, values), "{}")
+  -- Without a table among the values (the common case, written another
+  -- way), and with more names than a step usually has.
+  values.t, values.f, values.z = nil, 0.5, json.null
+  names = { "z", "b", "a", "c", "n", "f", "missing", "b" }
+  for i = 1, 20 do
+    names[#names + 1] = "k" .. i
+    values["k" .. i] = i % 2 == 0 and i or ("v\t" .. i)
+  end
+  for _, skip in ipairs({ false, true }) do
+    object = json.object({})
+    for _, name in ipairs(names) do
+      if skip then object[name] = values[name] else object[name] = values[name] or json.null end
+    end
+    lu.assertEquals(json.encode_fields(names, values, skip), json.encode(object))
+  end
+  lu.assertEquals(json.encode_fields({ "b", "a" }, { a = true, b = "\1" }), '{"a":true,"b":"\\u0001"}')
+  lu.assertErrorMsgContains("name 2 is a number", json.encode_fields, { "a", 1 }, values)
+  lu.assertErrorMsgContains("not valid UTF-8", json.encode_fields, { "a" }, { a = "\255" })
+  lu.assertErrorMsgContains("cannot encode a function", json.encode_fields, { "a" }, { a = print })
+  lu.assertErrorMsgContains("not valid UTF-8", json.encode_fields, { "\255" }, {})
+  lu.assertErrorMsgContains("cannot be represented", json.encode_fields, { "a" }, { a = 0 / 0 })
+end
+
 function TestJson:test_save_is_atomic_and_load_reports_the_file()
   local dir = support.tempdir()
   local path = dir .. "/metrics.json"

@@ -387,4 +387,56 @@ function TestRunCache:test_many_segments_are_merged_into_one()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+TestUpToDate = {}
+
+-- The no-op's shortcut says "up to date" only when the step's key and its
+-- outs' hashes make exactly its index line (outs sorted by path); anything
+-- else is left to evaluate, which says why the step runs.
+function TestUpToDate:test_only_an_exact_index_line_is_up_to_date()
+  local fs = require "mlx.fs"
+  local state = require "mlx.pipeline.state"
+  local root, st = stored_project()
+  assert(fs.write(root .. "/b.txt", "b\n"))
+  assert(fs.write(root .. "/c.txt", "c\n"))
+  local p = pipeline "u"
+  local s = p:step "s" { deps = { "a.txt" }, outs = { "c.txt", "b.txt" }, cmd = "true" }
+  local always = p:step "always" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true", always = true }
+  local missing = p:step "missing" { deps = { "gone.txt" }, outs = { "b.txt" }, cmd = "true" }
+  local one = p:step "one" { deps = { "a.txt", "c.txt" }, outs = { "b.txt" }, cmd = "cat a.txt c.txt" }
+  local ctx = { store = st, values = p.values, tool_cache = {}, hashes = {} }
+  local function key_of(step) return assert(state.evaluate(ctx, step, nil)).key end
+  local ev = assert(state.evaluate(ctx, s, nil))
+  local b, c = ev.outs["b.txt"].hash, ev.outs["c.txt"].hash
+  -- One index, as lockindex.lua writes it, holding each case as a step.
+  local index = root .. "/lock-steps"
+  local lines = {
+    "mlx lock-steps 2 x",
+    table.concat({ "u", "s", ev.key, "b.txt", b, "c.txt", c }, "\t"),
+    table.concat({ "u", "always", key_of(always), "b.txt", b }, "\t"),
+    table.concat({ "u", "missing", key_of(missing), "b.txt", b }, "\t"),
+    table.concat({ "u", "one", key_of(one), "b.txt", b }, "\t"),
+  }
+  assert(fs.write(index, table.concat(lines, "\n") .. "\n"))
+  local idx = assert(require("mlx.lockindex").read(index, "mlx lock-steps 2 x", "u"))
+  lu.assertTrue(state.up_to_date(ctx, s, idx))
+  lu.assertTrue(state.up_to_date(ctx, one, idx), "two deps")
+  lu.assertFalse(state.up_to_date(ctx, always, idx), "a step that always runs")
+  lu.assertFalse(state.up_to_date(ctx, missing, idx), "a missing dep")
+  lu.assertFalse(state.up_to_date(ctx, p:step "new" { outs = { "b.txt" }, cmd = "true" }, idx), "no line")
+  -- The same steps against lines that differ from what they have now.
+  local function differs(line, why)
+    assert(fs.write(index, "mlx lock-steps 2 x\n" .. line .. "\n"))
+    local other = assert(require("mlx.lockindex").read(index, "mlx lock-steps 2 x", "u"))
+    lu.assertFalse(state.up_to_date(ctx, s, other), why)
+  end
+  differs(table.concat({ "u", "s", ev.key, "c.txt", c, "b.txt", b }, "\t"), "outs out of order")
+  differs(table.concat({ "u", "s", ("0"):rep(64), "b.txt", b, "c.txt", c }, "\t"), "another key")
+  differs(table.concat({ "u", "s", ev.key, "b.txt", c, "c.txt", c }, "\t"), "an out changed")
+  differs(table.concat({ "u", "s", ev.key, "b.txt", b }, "\t"), "an out the lock lacks")
+  differs(table.concat({ "u", "s", ev.key, "b.txt", b, "c.txt", c, "d.txt", c }, "\t"), "an out more")
+  differs(table.concat({ "u", "s", ev.key, "b.txt", b, "c.txt", c .. "0" }, "\t"), "a longer hash")
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

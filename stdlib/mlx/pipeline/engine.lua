@@ -110,6 +110,7 @@ function Engine:open()
   self.made_dirs = {}
   self.checked_parents = {}
   self.locked = lockindex.steps(self.root, self.p)
+  self.locked_lines = lockindex.lines(self.locked)
   -- A project that has no run-cache yet (a fresh one) spares every stale
   -- step a lookup that cannot find anything: 100,000 failed opens in the
   -- plan of a new 100,000-step pipeline.
@@ -279,6 +280,7 @@ function Engine:checkpoint()
   -- What the lock now holds for the pipeline: its pending entries in, its
   -- undeclared steps out.
   self.locked = written.steps[self.p.name]
+  self.locked_lines = nil
   self.pending = {}
   self.last_checkpoint = core.clock()
   self.checkpoint_every = math.max(CHECKPOINT_SECONDS, CHECKPOINT_SHARE * (self.last_checkpoint - began))
@@ -591,7 +593,10 @@ function Engine:close_executors()
   end
 end
 
--- Decides and starts (or completes) one step whose upstream steps are done.
+-- The decision of a step found up to date by its index line (shared: read,
+-- never written).
+local UP_TO_DATE = { action = "uptodate", reasons = {} }
+
 --- Decides what a step needs, the one planner behind `mlx recipe`, its
 --- dry run (-n), --explain and `mlx status RECIPE`: returns a decision
 --- {action = "uptodate"|"restore"|"run"|"blocked", reasons, ev, outs (the
@@ -601,19 +606,30 @@ end
 --- what a real run does; a step downstream of one that runs is "run", as
 --- what that step will write cannot be known before.
 function Engine:decide(step)
-  local ev, err = state.evaluate(self.ctx, step, self.locked[step.name])
-  if not ev then return nil, err end
   local forced = self.opts.force or (self.opts.force_steps and self.opts.force_steps[step.name])
-  local reasons = ev.reasons
-  if #reasons == 0 and forced then reasons = { "forced" } end
+  local upstream_runs
   if self.opts.dry_run then
     -- What an upstream step that runs will write is unknown before it
     -- runs: this step's inputs, and so its key, are too.
     for _, up in ipairs(self.graph.upstream[step]) do
       if self.planned[up] == "run" then
-        return { action = "run", ev = ev, reasons = { ("upstream step '%s' runs"):format(up.name) } }
+        upstream_runs = up
+        break
       end
     end
+  end
+  -- Most steps of a no-op are up to date: said from the lock's index
+  -- without building their evaluation.
+  local lines = self.locked_lines
+  if lines and not forced and not upstream_runs and state.up_to_date(self.ctx, step, lines) then
+    return UP_TO_DATE
+  end
+  local ev, err = state.evaluate(self.ctx, step, self.locked[step.name])
+  if not ev then return nil, err end
+  local reasons = ev.reasons
+  if #reasons == 0 and forced then reasons = { "forced" } end
+  if upstream_runs then
+    return { action = "run", ev = ev, reasons = { ("upstream step '%s' runs"):format(upstream_runs.name) } }
   end
   if #reasons == 0 then return { action = "uptodate", reasons = reasons, ev = ev } end
   if #ev.missing_deps > 0 then
@@ -755,6 +771,7 @@ local BAD = { failed = true, skipped = true, killed = true, blocked = true }
 function Engine:settle(step)
   self.settled = self.settled + 1
   local bad = BAD[self.results[step]]
+  if bad then self.bad_settled = self.bad_settled + 1 end
   local pos, waiting, queue = self.position, self.waiting, self.queue
   for _, down in ipairs(self.graph.downstream[step]) do
     local i = pos[down]
@@ -792,7 +809,9 @@ function Engine:loop(selected)
       position[step] = #order
     end
   end
-  self.position, self.waiting, self.settled = position, waiting, 0
+  -- bad_settled counts the settled steps that failed, were skipped, killed
+  -- or blocked: while there are none, no step can be blocked by one.
+  self.position, self.waiting, self.settled, self.bad_settled = position, waiting, 0, 0
   local queue = ready.new()
   self.queue = queue
   for i, step in ipairs(order) do
@@ -811,7 +830,7 @@ function Engine:loop(selected)
     -- Start what can start, in order, while there are free slots.
     while queue:peek() and self:has_slot(order[queue:peek()]) do
       local step = order[queue:pop()]
-      local blocked = self:blocked_by(step)
+      local blocked = self.bad_settled > 0 and self:blocked_by(step)
       if blocked then
         self.results[step] = "skipped"
         if self.opts.dry_run then

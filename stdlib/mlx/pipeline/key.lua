@@ -97,27 +97,53 @@ end
 
 -- The JSON object {name → values[name]} over the names of list, exactly as
 -- json.encode writes it: a nil or false value is null, or, when skip_nil,
--- nil is no key at all. The common cases (no name, one name) are written
--- here; more go through json.encode, which sorts the keys bytewise.
+-- nil is no key at all. Written in C (json.encode_fields): checking and
+-- quoting each name and each 64-digit hash here was most of a key's cost.
+local encode_fields = json.encode_fields
 local function object_text(list, values, skip_nil)
-  local n = #list
-  if n == 0 then return "{}" end
-  if n == 1 then
-    local name = list[1]
-    local v = values[name]
-    if skip_nil then
-      if v == nil then return "{}" end
-      return "{" .. encode(name) .. ":" .. encode(v) .. "}"
-    end
-    return "{" .. encode(name) .. ":" .. (v and encode(v) or "null") .. "}"
+  if #list == 0 then return "{}" end
+  return encode_fields(list, values, skip_nil)
+end
+
+-- The text whose SHA-256 is the key of step (see M.compute); cmd is the
+-- resolved command (a json.array for an argv list), nil for a Lua step.
+local function key_text(step, values, dep_hashes, env, tools, cmd)
+  local head, fn = "{", ""
+  if step.run then
+    fn = ',"fn":' .. fn_text(step.run, M.function_source(step.run))
+  else
+    head = '{"cmd":' .. json.encode(cmd) .. ","
   end
-  local object = json.object({})
-  for i = 1, n do
-    local name = list[i]
-    local v = values[name]
-    if skip_nil then object[name] = v else object[name] = v or json.null end
+  local tool_names = NO_NAMES
+  if next(step.tools) ~= nil then
+    tool_names = {}
+    for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
   end
-  return json.encode(object)
+  local outs = step.outs
+  local out_text
+  if #outs == 1 then
+    out_text = encode(outs[1])
+  else
+    outs = table.move(outs, 1, #outs, 1, {})
+    table.sort(outs)
+    out_text = {}
+    for i, out in ipairs(outs) do out_text[i] = encode(out) end
+    out_text = table.concat(out_text, ",")
+  end
+  return head ..
+    '"deps":' .. object_text(step.deps, dep_hashes) ..
+    ',"env":' .. object_text(step.env, env) ..
+    fn ..
+    ',"outs":[' .. out_text .. "]" ..
+    ',"params":' .. object_text(step.params, values, true) ..
+    ',"tools":' .. object_text(tool_names, tools) ..
+    ',"v":1}'
+end
+
+-- The resolved command of a command step as the key and the lock hold it.
+local function command_of(step, values)
+  local cmd = M.resolve_command(step, values)
+  return type(cmd) == "table" and json.array(cmd) or cmd
 end
 
 --- Returns the key of step (64 hex digits) and the record of what it
@@ -132,48 +158,26 @@ end
 --- env = {name → value or nil}, tools = {name → version text} }.
 function M.compute(step, inputs)
   local record = { v = 1 }
-  local head
+  local values = inputs.values
   if step.run then
     record.fn = M.function_source(step.run)
   else
-    local cmd = M.resolve_command(step, inputs.values)
-    record.cmd = type(cmd) == "table" and json.array(cmd) or cmd
-    head = '{"cmd":' .. json.encode(record.cmd) .. ","
+    record.cmd = command_of(step, values)
   end
-  local values = inputs.values
   local params = EMPTY_PARAMS
   if #step.params > 0 then
     params = json.object({})
     for _, name in ipairs(step.params) do params[name] = values[name] end
   end
   record.params = params
-  local tool_names = NO_NAMES
-  if next(step.tools) ~= nil then
-    tool_names = {}
-    for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
-  end
-  local outs = step.outs
-  if #outs > 1 then
-    outs = table.move(outs, 1, #outs, 1, {})
-    table.sort(outs)
-  end
-  local out_text
-  if #outs == 1 then
-    out_text = encode(outs[1])
-  else
-    out_text = {}
-    for i, out in ipairs(outs) do out_text[i] = encode(out) end
-    out_text = table.concat(out_text, ",")
-  end
-  local text = (head or "{") ..
-    '"deps":' .. object_text(step.deps, inputs.dep_hashes) ..
-    ',"env":' .. object_text(step.env, inputs.env) ..
-    (record.fn and (',"fn":' .. fn_text(step.run, record.fn)) or "") ..
-    ',"outs":[' .. out_text .. "]" ..
-    ',"params":' .. object_text(step.params, values, true) ..
-    ',"tools":' .. object_text(tool_names, inputs.tools) ..
-    ',"v":1}'
-  return hash.bytes(text), record
+  return hash.bytes(key_text(step, values, inputs.dep_hashes, inputs.env, inputs.tools, record.cmd)), record
+end
+
+--- Returns the key of step as M.compute does, without the record: what a
+--- no-op needs of each step, with less garbage (see M.compute for the
+--- arguments and failures).
+function M.digest(step, values, dep_hashes, env, tools)
+  return hash.bytes(key_text(step, values, dep_hashes, env, tools, not step.run and command_of(step, values) or nil))
 end
 
 return M

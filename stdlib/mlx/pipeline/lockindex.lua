@@ -4,7 +4,8 @@
 --- every entry (about 560 bytes of JSON a step) into Lua tables and
 --- validates them: most of a 100,000-step no-op. The index,
 --- .mlx/cache/lock-steps, holds one line per step, "PIPELINE\tSTEP\tKEY"
---- then "\tOUT\tHASH" per out, under a header naming the SHA-256 of the
+--- then "\tOUT\tHASH" per out (sorted by path, so that a step's line is
+--- one string to compare), under a header naming the SHA-256 of the
 --- lock bytes it was made from. It is used only while mlx.lock still has
 --- exactly those bytes (bytes that passed lock.read's validation when the
 --- index was made), and rewritten whenever the engine writes the lock or
@@ -16,7 +17,9 @@ local ui = require "mlx.ui"
 
 local M = {}
 
-local HEADER = "mlx lock-steps 1 "
+-- Version 2 sorts each step's outs (version 1 kept the lock's order): an
+-- index of version 1 does not match and is made again.
+local HEADER = "mlx lock-steps 2 "
 
 --- Returns the path of the index of the project at root.
 function M.path(root)
@@ -33,9 +36,12 @@ function M.write(root, steps, digest)
   for pname, section in pairs(steps or {}) do
     for sname, entry in pairs(section) do
       local parts = { pname, sname, entry.key }
-      for path, r in pairs(entry.outs or {}) do
+      local paths = {}
+      for path in pairs(entry.outs or {}) do paths[#paths + 1] = path end
+      table.sort(paths)
+      for _, path in ipairs(paths) do
         parts[#parts + 1] = path
-        parts[#parts + 1] = r.hash
+        parts[#parts + 1] = entry.outs[path].hash
       end
       local line = table.concat(parts, "\t")
       if line:find("\n", 1, true) or #parts ~= select(2, line:gsub("\t", "")) + 1 then
@@ -68,15 +74,16 @@ end
 
 --- Returns the lock entries {step name → entry} of pipeline p at root, as
 --- engine.locked_steps does: from the index when it matches mlx.lock (each
---- entry made at its first lookup), else from the lock (and the index is
---- rewritten). Raises a usage failure for a corrupt lock (exit 2).
+--- entry made at its first lookup; pairs then gives the names alone), else
+--- from the lock (and the index is rewritten). Raises a usage failure for a
+--- corrupt lock (exit 2).
 function M.steps(root, p)
   local digest = require("mlx.hash").file(lock.path(root))
   if not digest then return require("mlx.pipeline.engine").locked_steps(root, p) end
-  local f = io.open(M.path(root), "rb")
-  local text = f and f:read("a")
-  if f then f:close() end
-  if not text or text:sub(1, #HEADER + 65) ~= HEADER .. digest .. "\n" then
+  -- The lines of the pipeline's steps, kept in C (mlx.lockindex): a Lua
+  -- string or two per step cost more than the rest of the index.
+  local lines = require("mlx.lockindex").read(M.path(root), HEADER .. digest, p.name)
+  if not lines then
     local current, got, code = lock.read_digest(root)
     if not current then ui.fail(ui.exit_code_for(code), "%s", got) end
     if got then
@@ -85,15 +92,6 @@ function M.steps(root, p)
     end
     return (current.steps or {})[p.name] or {}
   end
-  local lines = {}
-  local prefix = p.name .. "\t"
-  for line in text:gmatch("[^\n]+", #HEADER + 66) do
-    if line:sub(1, #prefix) == prefix then
-      local name, rest = line:match("^([^\t]*)\t(.*)$", #prefix + 1)
-      lines[name] = rest
-    end
-  end
-  text = nil
   local full
   local names = setmetatable({}, { __mode = "k" })
   local entry_mt = { __index = function(entry, field)
@@ -113,8 +111,21 @@ function M.steps(root, p)
       if not rest then return nil end
       return entry_of(rest, name, entry_mt, names)
     end,
-    __pairs = function() return next, lines, nil end,
+    -- The names alone, without their entries: the engine walks them to
+    -- find steps no longer declared.
+    __pairs = function() return require("mlx.lockindex").names(lines) end,
+    lines = lines,
   })
+end
+
+--- Returns the index's lines of the entries steps (as M.steps returns
+--- them), read-only and indexed as a table {step name → "KEY\tOUT\tHASH…",
+--- outs sorted by path} (an mlx.lockindex userdata), which
+--- state.up_to_date compares with what a step has now; nil when steps
+--- came from mlx.lock itself, not from the index.
+function M.lines(steps)
+  local mt = getmetatable(steps)
+  return mt and mt.lines
 end
 
 return M

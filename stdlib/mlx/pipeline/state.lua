@@ -104,23 +104,29 @@ end
 --- that are not directories) in one call to the store, and remembers them:
 --- checking 1,000 single outs one call at a time costs several times more.
 --- Paths missing now are left for M.hash to look at when asked.
+local SLASH = string.byte("/")
+local PREFETCHED = { "deps", "outs" }
+
 function M.prefetch(ctx, steps)
-  local list, seen = {}, {}
+  local list, seen, n = {}, {}, 0
   for _, step in ipairs(steps) do
-    for _, kind in ipairs({ "deps", "outs" }) do
+    for _, kind in ipairs(PREFETCHED) do
       for _, path in ipairs(step[kind]) do
-        if path:sub(-1) ~= "/" and not seen[path] then
+        if path:byte(-1) ~= SLASH and not seen[path] then
           seen[path] = true
-          list[#list + 1] = path
+          n = n + 1
+          list[n] = path
         end
       end
     end
   end
-  if #list < 2 then return end
+  seen = nil
+  if n < 2 then return end
   local infos = ctx.store:hash_files(list)
   if not infos then return end -- M.hash will meet the problem and report it
+  local memo = ctx.hashes
   for path, info in pairs(infos) do
-    if info then ctx.hashes[path] = info end
+    if info then memo[path] = info end
   end
 end
 
@@ -198,6 +204,68 @@ function M.lock_entry(step, k, record, dep_hashes, outs)
   if #step.metrics > 0 then entry.metrics = json.array(table.move(step.metrics, 1, #step.metrics, 1, {})) end
   if #step.plots > 0 then entry.plots = json.array(table.move(step.plots, 1, #step.plots, 1, {})) end
   return entry
+end
+
+local index_has, index_same
+-- Shared by the calls of M.up_to_date: the dep hashes of one step at a
+-- time, emptied after each (one table less per step of a no-op).
+local scratch_deps = {}
+
+--- Returns true when step is up to date by its line in lines, the lock's
+--- index (lockindex.lines: step name → "KEY\tOUT\tHASH…", outs sorted by
+--- path): its key and its outs' current hashes make exactly that line. A
+--- no-op decides most steps here, without the tables M.evaluate builds.
+--- Returns false whenever this cannot say so — the index has no line for
+--- it, something differs, a dep or out is missing or cannot be hashed, the
+--- step always runs — and M.evaluate then says what (and reports any
+--- error). Raises as key.compute does.
+function M.up_to_date(ctx, step, lines)
+  if step.always then return false end
+  if not index_has then
+    local native = require "mlx.lockindex"
+    index_has, index_same = native.has, native.same
+  end
+  local name = step.name
+  if not index_has(lines, name) then return false end
+  local deps = step.deps
+  local dep_hashes = scratch_deps
+  for i = 1, #deps do
+    local info = M.hash(ctx, deps[i])
+    if not info then
+      for j = 1, i - 1 do dep_hashes[deps[j]] = nil end
+      return false
+    end
+    dep_hashes[deps[i]] = info.hash
+  end
+  local tools = tool_versions(ctx, step)
+  local k
+  if tools then
+    local env = NO_VALUES
+    if #step.env > 0 then
+      env = {}
+      for _, var in ipairs(step.env) do env[var] = os.getenv(var) end
+    end
+    -- Should this raise, the entries left behind are harmless: each step
+    -- sets its own deps' entries before they are read.
+    k = key.digest(step, ctx.values, dep_hashes, env, tools)
+  end
+  for i = 1, #deps do dep_hashes[deps[i]] = nil end
+  if not tools then return false end
+  local outs = step.outs
+  if #outs == 1 then
+    local info = M.hash(ctx, outs[1])
+    return info ~= nil and index_same(lines, name, k, outs[1], info.hash)
+  end
+  outs = table.move(outs, 1, #outs, 1, {})
+  table.sort(outs)
+  local parts = { k }
+  for _, out in ipairs(outs) do
+    local info = M.hash(ctx, out)
+    if not info then return false end
+    parts[#parts + 1] = out
+    parts[#parts + 1] = info.hash
+  end
+  return index_same(lines, name, table.unpack(parts))
 end
 
 --- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →

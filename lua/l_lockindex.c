@@ -1,0 +1,169 @@
+/* l_lockindex.c — mlx.lockindex: the index of mlx.lock's steps
+ * (core/lockindex.h) as a read-only table of step name -> line. */
+#include <lauxlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "lockindex.h"
+
+#define LOCKINDEX_MT "mlx.LockIndex"
+
+struct lindex {
+	struct mlx_lockindex *idx; /* NULL once closed */
+};
+
+static struct lindex *check_index(lua_State *L)
+{
+	struct lindex *li = luaL_checkudata(L, 1, LOCKINDEX_MT);
+	if (!li->idx)
+		luaL_error(L, "attempt to use a closed lock index");
+	return li;
+}
+
+/* lockindex.read(path, header, pipeline) -> index | nil, message, code.
+ * index[name] is the line of step name ("KEY\tOUT\tHASH...") or nil,
+ * pairs(index) gives every step name and line, #index counts them. Fails
+ * with "notfound" when there is no file, "invalid" when its first line is
+ * not header (an index of another lock). */
+static int lockindex_read(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	const char *header = luaL_checkstring(L, 2);
+	const char *pipeline = luaL_checkstring(L, 3);
+	/* Made before the index, so that a memory error cannot leak it. */
+	struct lindex *li = lua_newuserdatauv(L, sizeof *li, 0);
+	li->idx = NULL;
+	luaL_setmetatable(L, LOCKINDEX_MT);
+	struct mlx_err err;
+	if (mlx_lockindex_read(path, header, pipeline, &li->idx, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	return 1;
+}
+
+/* index[name] -> line | nil */
+static int lockindex_get(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	size_t len, rest_len;
+	const char *name = lua_tolstring(L, 2, &len);
+	const char *rest = name ? mlx_lockindex_find(li->idx, name, len, &rest_len) : NULL;
+	if (rest)
+		lua_pushlstring(L, rest, rest_len);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* lockindex.has(index, name) -> true if index has a line for step name */
+static int lockindex_has(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	size_t len, rest_len;
+	const char *name = luaL_checklstring(L, 2, &len);
+	lua_pushboolean(L, mlx_lockindex_find(li->idx, name, len, &rest_len) != NULL);
+	return 1;
+}
+
+/* lockindex.same(index, name, part...) -> true if the line of step name is
+ * exactly the parts joined by tabs: compared in place, without making the
+ * line or the joined text a Lua string. */
+static int lockindex_same(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	size_t len, rest_len;
+	const char *name = luaL_checklstring(L, 2, &len);
+	int top = lua_gettop(L);
+	for (int i = 3; i <= top; i++)
+		luaL_checktype(L, i, LUA_TSTRING);
+	const char *rest = mlx_lockindex_find(li->idx, name, len, &rest_len);
+	int same = rest != NULL && top >= 3;
+	size_t at = 0;
+	for (int i = 3; same && i <= top; i++) {
+		size_t part_len;
+		const char *part = lua_tolstring(L, i, &part_len);
+		if (i > 3) {
+			same = at < rest_len && rest[at] == '\t';
+			at++;
+		}
+		same = same && rest_len - at >= part_len && memcmp(rest + at, part, part_len) == 0;
+		at += part_len;
+	}
+	lua_pushboolean(L, same && at == rest_len);
+	return 1;
+}
+
+static int lockindex_len(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)mlx_lockindex_count(check_index(L)->idx));
+	return 1;
+}
+
+/* The iterator of pairs and names: upvalue 1 is the position of the next
+ * step, upvalue 2 whether its line comes with its name. */
+static int lockindex_next(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	lua_Integer i = lua_tointeger(L, lua_upvalueindex(1));
+	if ((size_t)i >= mlx_lockindex_count(li->idx))
+		return 0;
+	lua_pushinteger(L, i + 1);
+	lua_replace(L, lua_upvalueindex(1));
+	size_t name_len, rest_len;
+	const char *rest;
+	const char *name = mlx_lockindex_at(li->idx, (size_t)i, &name_len, &rest, &rest_len);
+	lua_pushlstring(L, name, name_len);
+	if (!lua_toboolean(L, lua_upvalueindex(2)))
+		return 1;
+	lua_pushlstring(L, rest, rest_len);
+	return 2;
+}
+
+static int iterate(lua_State *L, int with_lines)
+{
+	check_index(L);
+	lua_pushinteger(L, 0);
+	lua_pushboolean(L, with_lines);
+	lua_pushcclosure(L, lockindex_next, 2);
+	lua_pushvalue(L, 1);
+	lua_pushnil(L);
+	return 3;
+}
+
+static int lockindex_pairs(lua_State *L)
+{
+	return iterate(L, 1);
+}
+
+/* lockindex.names(index) -> iterator over the step names alone: making
+ * each line a string too would be most of the cost of a walk over them. */
+static int lockindex_names(lua_State *L)
+{
+	return iterate(L, 0);
+}
+
+static int lockindex_close(lua_State *L)
+{
+	struct lindex *li = luaL_checkudata(L, 1, LOCKINDEX_MT);
+	mlx_lockindex_free(li->idx);
+	li->idx = NULL;
+	return 0;
+}
+
+static const luaL_Reg lockindex_meta[] = {
+    {"__index", lockindex_get}, {"__len", lockindex_len},     {"__pairs", lockindex_pairs},
+    {"__gc", lockindex_close},  {"__close", lockindex_close}, {NULL, NULL},
+};
+
+static const luaL_Reg lockindex_functions[] = {
+    {"read", lockindex_read},   {"has", lockindex_has}, {"same", lockindex_same},
+    {"names", lockindex_names}, {NULL, NULL},
+};
+
+int luaopen_mlx_lockindex(lua_State *L)
+{
+	luaL_newmetatable(L, LOCKINDEX_MT);
+	luaL_setfuncs(L, lockindex_meta, 0);
+	lua_pop(L, 1);
+	luaL_newlib(L, lockindex_functions);
+	return 1;
+}
