@@ -128,6 +128,7 @@ const char *mlx_lua_number_text(double x, char buf[MLX_LUA_NUMBER_SIZE]);
 int luaopen_mlx_core(lua_State *L);
 int luaopen_mlx_fs(lua_State *L);
 int luaopen_mlx_proc(lua_State *L);
+int luaopen_mlx_stepgraph(lua_State *L);
 
 /* In mlx_data.so, loaded on first use (OpenSSL, SQLite, jansson). */
 int luaopen_mlx_data(lua_State *L);

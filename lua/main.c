@@ -135,6 +135,7 @@ static int pmain(lua_State *L)
 	register_preload(L, "mlx.core", luaopen_mlx_core);
 	register_preload(L, "mlx.fs", luaopen_mlx_fs);
 	register_preload(L, "mlx.proc", luaopen_mlx_proc);
+	register_preload(L, "mlx.stepgraph", luaopen_mlx_stepgraph);
 	register_stdlib(L, source_tree);
 	describe_binary(L, source_tree);
 	lua_getglobal(L, "require");

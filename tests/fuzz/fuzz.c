@@ -342,7 +342,8 @@ static void lua_init(void)
 	    {"mlx.proc", luaopen_mlx_proc},       {"mlx.data", luaopen_mlx_data},
 	    {"mlx.hash", luaopen_mlx_hash},       {"mlx.json", luaopen_mlx_json},
 	    {"mlx.rundb", luaopen_mlx_rundb},     {"mlx.store", luaopen_mlx_store},
-	    {"mlx.modeldb", luaopen_mlx_modeldb}, {NULL, NULL},
+	    {"mlx.modeldb", luaopen_mlx_modeldb}, {"mlx.stepgraph", luaopen_mlx_stepgraph},
+	    {NULL, NULL},
 	};
 	make_temporary_dir();
 	lua_State *L = fuzz.L = luaL_newstate();

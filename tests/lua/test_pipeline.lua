@@ -121,6 +121,38 @@ function TestPipelineGraph:test_invalid_graphs_are_refused_with_the_steps_named(
   lu.assertStrContains(failure_of(graph.build, p, exists_all), "step 'a' depends on its own out 'x'")
 end
 
+function TestPipelineGraph:test_the_first_problem_in_declaration_order_is_reported()
+  -- A missing dep declared before a self-link is the error; after it, not.
+  local p = pipeline "g"
+  p:step "a" { deps = { "gone" }, outs = { "x" }, cmd = "a" }
+  p:step "b" { deps = { "o/f" }, outs = { "o/" }, cmd = "b" }
+  p:step "c" { deps = { "later" }, outs = { "z" }, cmd = "c" }
+  local asked = {}
+  local function exists(path)
+    asked[#asked + 1] = path
+    return path ~= "gone" and path ~= "later"
+  end
+  lu.assertStrContains(failure_of(graph.build, p, exists), "step 'a': dep 'gone' does not exist")
+  lu.assertEquals(asked, { "gone" })
+  p.steps[1].deps[1] = "here"
+  lu.assertStrContains(failure_of(graph.build, p, exists), "step 'b' depends on its own out 'o/f'")
+  -- An out inside another step's directory out names both and the directory.
+  p = pipeline "g"
+  p:step "a" { outs = { "w/" }, cmd = "a" }
+  p:step "b" { outs = { "w/sub/x" }, cmd = "b" }
+  lu.assertStrContains(failure_of(graph.build, p, exists_all),
+    "steps 'a' and 'b' both produce 'w/sub/x' ('w/sub/x' is inside 'w/')")
+  -- Many steps reading one input ask about it once.
+  p = pipeline "g"
+  for i = 1, 50 do p:step("s" .. i) { deps = { "in" }, outs = { "out/" .. i }, cmd = "x" } end
+  asked = {}
+  local g = graph.build(p, exists)
+  lu.assertEquals(asked, { "in" })
+  lu.assertEquals(#g.order, 50)
+  lu.assertEquals(#g.upstream[p.steps[7]], 0)
+  lu.assertEquals(#g.downstream[p.steps[7]], 0)
+end
+
 function TestPipelineGraph:test_a_thousand_steps_build_fast()
   local p = pipeline "wide"
   for i = 1, 1000 do

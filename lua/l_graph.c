@@ -1,0 +1,174 @@
+/* l_graph.c — mlx.stepgraph: the DAG of a pipeline's steps built in C
+ * (core/graph.h), for stdlib/mlx/pipeline/graph.lua, which words the
+ * problems for the user. */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "binding.h"
+#include "graph.h"
+
+struct graph_box {
+	struct mlx_graph *g;
+};
+
+static void release_graph(void *contents)
+{
+	struct graph_box *box = contents;
+	mlx_graph_free(box->g);
+}
+
+static const char *const KINDS[] = {NULL, "duplicate", "nested", "self", "cycle"};
+
+/* Adds the strings of list field `name` of the step at index idx (the step
+ * number i for messages) through add. Raises for a value not a string. */
+static void add_paths(lua_State *L, struct mlx_graph *g, int idx, lua_Integer i, const char *name,
+                      int (*add)(struct mlx_graph *, const char *, size_t, struct mlx_err *))
+{
+	if (lua_getfield(L, idx, name) != LUA_TTABLE)
+		luaL_error(L, "step %d: field '%s' must be a list of paths", (int)i, name);
+	struct mlx_err err;
+	for (lua_Integer k = 1;; k++) {
+		int t = lua_rawgeti(L, -1, k);
+		if (t == LUA_TNIL) {
+			lua_pop(L, 1);
+			break;
+		}
+		if (t != LUA_TSTRING)
+			luaL_error(L, "step %d: %s[%d] must be a string", (int)i, name, (int)k);
+		size_t len;
+		const char *path = lua_tolstring(L, -1, &len);
+		if (add(g, path, len, &err) != MLX_OK)
+			luaL_error(L, "%s", err.msg);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+static void push_path(lua_State *L, const struct mlx_graph *g, uint32_t id)
+{
+	size_t len;
+	const char *path = mlx_graph_path(g, id, &len);
+	lua_pushlstring(L, path, len);
+}
+
+/* Sets field name of the table on top to a map step → list of steps, the
+ * lists given by list(); steps without any share the table at index none. */
+static void push_links(lua_State *L, const struct mlx_graph *g, int steps, int none, const char *name,
+                       const uint32_t *(*list)(const struct mlx_graph *, uint32_t, size_t *))
+{
+	uint32_t n = mlx_graph_steps(g);
+	lua_createtable(L, 0, (int)n);
+	for (uint32_t s = 0; s < n; s++) {
+		size_t count;
+		const uint32_t *items = list(g, s, &count);
+		lua_rawgeti(L, steps, (lua_Integer)s + 1);
+		if (count == 0) {
+			lua_pushvalue(L, none);
+		} else {
+			lua_createtable(L, (int)count, 0);
+			for (size_t k = 0; k < count; k++) {
+				lua_rawgeti(L, steps, (lua_Integer)items[k] + 1);
+				lua_rawseti(L, -2, (lua_Integer)k + 1);
+			}
+		}
+		lua_rawset(L, -3);
+	}
+	lua_setfield(L, -2, name);
+}
+
+/* mlx.stepgraph.build(steps, none) -> result. steps is a list of step
+ * tables, each with lists of normal paths `outs` and `deps`; none is the
+ * table given to steps without upstream or downstream steps. Returns a
+ * table: `unproduced` = { path, step, … } (the deps no step produces, each
+ * once, with the first step naming it), and either `kind` ("duplicate",
+ * "nested", "self" or "cycle") with `step`, `other`, `path`, `dir` or
+ * `cycle` (a list of steps), or `order` (the steps in topological order),
+ * `upstream` and `downstream` (step → list of steps). Steps are the tables
+ * of the list. Raises for a malformed step. */
+static int graph_build(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	struct graph_box *box = mlx_lua_box(L, sizeof *box, release_graph);
+	int box_idx = lua_gettop(L);
+	struct mlx_err err;
+	if (mlx_graph_new(&box->g, &err) != MLX_OK)
+		return luaL_error(L, "%s", err.msg);
+	struct mlx_graph *g = box->g;
+	lua_Integer nsteps = luaL_len(L, 1);
+	for (lua_Integer i = 1; i <= nsteps; i++) {
+		if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
+			return luaL_error(L, "step %d is not a table", (int)i);
+		if (mlx_graph_add_step(g, &err) != MLX_OK)
+			return luaL_error(L, "%s", err.msg);
+		int step = lua_gettop(L);
+		add_paths(L, g, step, i, "outs", mlx_graph_add_out);
+		add_paths(L, g, step, i, "deps", mlx_graph_add_dep);
+		lua_pop(L, 1);
+	}
+	struct mlx_graph_problem problem;
+	if (mlx_graph_build(g, &problem, &err) != MLX_OK)
+		return luaL_error(L, "%s", err.msg);
+
+	lua_createtable(L, 0, 6);
+	size_t n;
+	const uint32_t *pairs = mlx_graph_unproduced(g, &n);
+	lua_createtable(L, (int)(2 * n), 0);
+	for (size_t k = 0; k < n; k++) {
+		push_path(L, g, pairs[2 * k]);
+		lua_rawseti(L, -2, (lua_Integer)(2 * k + 1));
+		lua_rawgeti(L, 1, (lua_Integer)pairs[2 * k + 1] + 1);
+		lua_rawseti(L, -2, (lua_Integer)(2 * k + 2));
+	}
+	lua_setfield(L, -2, "unproduced");
+	if (problem.kind != MLX_GRAPH_OK) {
+		lua_pushstring(L, KINDS[problem.kind]);
+		lua_setfield(L, -2, "kind");
+		lua_rawgeti(L, 1, (lua_Integer)problem.step + 1);
+		lua_setfield(L, -2, "step");
+		if (problem.kind == MLX_GRAPH_DUPLICATE || problem.kind == MLX_GRAPH_NESTED) {
+			lua_rawgeti(L, 1, (lua_Integer)problem.other + 1);
+			lua_setfield(L, -2, "other");
+		}
+		if (problem.kind != MLX_GRAPH_CYCLE) {
+			push_path(L, g, problem.path);
+			lua_setfield(L, -2, "path");
+		}
+		if (problem.kind == MLX_GRAPH_NESTED) {
+			push_path(L, g, problem.dir);
+			lua_setfield(L, -2, "dir");
+		}
+		if (problem.kind == MLX_GRAPH_CYCLE) {
+			const uint32_t *cycle = mlx_graph_cycle(g, &n);
+			lua_createtable(L, (int)n, 0);
+			for (size_t k = 0; k < n; k++) {
+				lua_rawgeti(L, 1, (lua_Integer)cycle[k] + 1);
+				lua_rawseti(L, -2, (lua_Integer)k + 1);
+			}
+			lua_setfield(L, -2, "cycle");
+		}
+	} else {
+		const uint32_t *order = mlx_graph_order(g, &n);
+		lua_createtable(L, (int)n, 0);
+		for (size_t k = 0; k < n; k++) {
+			lua_rawgeti(L, 1, (lua_Integer)order[k] + 1);
+			lua_rawseti(L, -2, (lua_Integer)k + 1);
+		}
+		lua_setfield(L, -2, "order");
+		push_links(L, g, 1, 2, "upstream", mlx_graph_upstream);
+		push_links(L, g, 1, 2, "downstream", mlx_graph_downstream);
+	}
+	mlx_lua_box_release(L, box_idx);
+	return 1;
+}
+
+static const luaL_Reg graph_functions[] = {
+    {"build", graph_build},
+    {NULL, NULL},
+};
+
+int luaopen_mlx_stepgraph(lua_State *L)
+{
+	luaL_newlib(L, graph_functions);
+	return 1;
+}
