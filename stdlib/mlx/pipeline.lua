@@ -11,9 +11,8 @@
 --- as usage failures (exit 2): "recipe.lua:12: step 'train': unknown field
 --- 'dep' (did you mean 'deps'?)".
 local executor = require "mlx.executor"
-local fs = require "mlx.fs"
 local params = require "mlx.params"
-local paths = require "mlx.pipeline.paths"
+local stepgraph = require "mlx.stepgraph"
 local suggest = require "mlx.suggest"
 local ui = require "mlx.ui"
 
@@ -31,16 +30,10 @@ M.STEP_FIELDS = {
 }
 
 -- The recipe line that called into the DSL: the first stack frame outside
--- the mlx stdlib.
+-- the mlx stdlib ("recipe.lua:12: "), found in C (no table per step).
 local function caller_location()
-  for level = 3, 20 do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
-    if info.currentline > 0 and not info.source:match("^@stdlib/") and info.what ~= "C" then
-      return info.short_src .. ":" .. info.currentline .. ": "
-    end
-  end
-  return ""
+  local where = stepgraph.where(3)
+  return where
 end
 
 local function declaration_error(where, fmt, ...)
@@ -159,8 +152,9 @@ function Pipeline:resources(resources)
   for k, v in pairs(resources) do self.default_resources[k] = v end
   return self
 end
--- The fields of a step that list paths, in the order they are checked.
-local PATH_LISTS = { "deps", "outs", "metrics", "plots" }
+-- The fields of a step that list paths, ranked in the order they are
+-- checked.
+local PATH_RANK = { deps = 1, outs = 2, metrics = 3, plots = 4 }
 -- The fields a step has only when it declares them.
 local RARE_FIELDS = { "desc", "timeout", "executor", "resources" }
 
@@ -189,43 +183,53 @@ function Pipeline:step(name)
       declaration_error(where, "step '%s' is declared twice (first at %s)", name,
         self.by_name[name].where:sub(1, -3))
     end
+    -- The path lists are checked, normalized and copied in C, one call per
+    -- list; a refused path is reported after the other fields' types, the
+    -- first of deps, outs, metrics and plots.
+    local deps, outs, metrics, plots, bad_list, bad_path, bad_why, bad_kind
     for field, value in pairs(fields) do
       if type(field) ~= "string" or not M.STEP_FIELDS[field] then
         local guess = type(field) == "string" and suggest.closest(field, M.STEP_FIELDS)
         declaration_error(where, "step '%s': unknown field '%s'%s", name, tostring(field),
           guess and (" (did you mean '" .. guess .. "'?)") or "")
       end
-      check_type(where, name, field, value)
+      local rank = PATH_RANK[field]
+      if rank then
+        -- mlx deletes, writes and restores outs: they obey the rule for
+        -- paths from data (nothing in .git/ or .mlx/, not mlx.lock). Deps
+        -- are only read, and may be anywhere in the project.
+        local list, _, path, why, kind = stepgraph.paths(value, field ~= "deps")
+        if list == false then check_type(where, name, field, value) end
+        if list then
+          if rank == 1 then deps = list elseif rank == 2 then outs = list elseif rank == 3 then metrics = list
+          else plots = list end
+        elseif not bad_list or rank < PATH_RANK[bad_list] then
+          bad_list, bad_path, bad_why, bad_kind = field, path, why, kind
+        end
+      else
+        check_type(where, name, field, value)
+      end
     end
     if (fields.cmd == nil) == (fields.run == nil) then
       declaration_error(where, "step '%s' needs exactly one of 'cmd' (a command) or 'run' (a Lua function)", name)
+    end
+    if bad_kind == "normalize" then
+      declaration_error(where, "step '%s': %s '%s': %s", name, bad_list:sub(1, -2), bad_path, bad_why)
+    elseif bad_kind then
+      declaration_error(where, "step '%s': %s %s", name, bad_list:sub(1, -2), bad_why)
     end
     -- The fields every step has; the rare ones are added only when given,
     -- which keeps a step's table half the size in a 100,000-step pipeline.
     local step = {
       name = name, where = where, index = #self.steps + 1,
-      deps = {}, outs = {}, metrics = fields.metrics and {} or NONE, plots = fields.plots and {} or NONE,
-      params = fields.params or NONE, env = fields.env or NONE, tools = fields.tools or NONE,
-      persist = fields.persist == true, always = fields.always == true, cache = fields.cache ~= false,
+      deps = deps or {}, outs = outs or {}, metrics = metrics or NONE,
+      plots = plots or NONE, params = fields.params or NONE, env = fields.env or NONE,
+      tools = fields.tools or NONE, persist = fields.persist == true, always = fields.always == true,
+      cache = fields.cache ~= false,
     }
     if fields.cmd ~= nil then step.cmd = fields.cmd else step.run = fields.run end
     for _, field in ipairs(RARE_FIELDS) do
       if fields[field] ~= nil then step[field] = fields[field] end
-    end
-    for _, list in ipairs(PATH_LISTS) do
-      local into = step[list]
-      for _, path in ipairs(fields[list] or NONE) do
-        local normal, err = paths.normalize(path)
-        if not normal then declaration_error(where, "step '%s': %s '%s': %s", name, list:sub(1, -2), path, err) end
-        -- mlx deletes, writes and restores outs: they obey the rule for
-        -- paths from data (nothing in .git/ or .mlx/, not mlx.lock). Deps are
-        -- only read, and may be anywhere in the project.
-        if list ~= "deps" then
-          local ok, why = fs.check_path(normal:sub(-1) == "/" and normal:sub(1, -2) or normal)
-          if not ok then declaration_error(where, "step '%s': %s %s", name, list:sub(1, -2), why) end
-        end
-        into[#into + 1] = normal
-      end
     end
     -- Metrics files are outputs too: stored, locked and restored like outs.
     -- Plots files too (mlx report draws them), unless already declared an out.

@@ -56,6 +56,30 @@ function TestPipelineDsl:test_declaration_errors_name_step_field_and_line()
   lu.assertStrContains(failure_of(function() p:step "h" { cmd = "true" } end), "declared twice")
 end
 
+function TestPipelineDsl:test_path_errors_name_the_list_and_the_first_bad_path()
+  local p = pipeline "t"
+  local function line_of(fields)
+    return failure_of(function() p:step "s" (fields) end):gsub("^.-test_pipeline%.lua:%d+: ", "")
+  end
+  lu.assertEquals(line_of { deps = { "ok", "/abs" }, cmd = "x" },
+    "step 's': dep '/abs': is absolute; declare paths relative to the project root")
+  -- Outs may not be written inside .mlx/ or over mlx.lock; deps may be read there.
+  lu.assertEquals(line_of { deps = { ".mlx/config.lua" }, outs = { "a/../.mlx/x" }, cmd = "x" },
+    "step 's': out .mlx/x: path inside .mlx/")
+  lu.assertEquals(line_of { metrics = { "m/../mlx.lock" }, cmd = "x" },
+    "step 's': metric mlx.lock: the lock file itself cannot be written from data")
+  -- deps before outs before metrics, whatever the table's order.
+  lu.assertEquals(line_of { plots = { "/p" }, outs = { "../o" }, deps = { "./" }, cmd = "x" },
+    "step 's': dep './': names the project root itself")
+  -- A type error comes before any path error.
+  lu.assertEquals(line_of { deps = { "/abs" }, outs = { 1 }, cmd = "x" },
+    "step 's': field 'outs' must be a list of strings, not table")
+  local step = p:step "t" { deps = { "./in//x" }, outs = { "out/./" }, metrics = { "m.json" }, cmd = "x" }
+  lu.assertEquals(step.deps, { "in/x" })
+  lu.assertEquals(step.outs, { "out/", "m.json" })
+  lu.assertEquals(step.metrics, { "m.json" })
+end
+
 function TestPipelineDsl:test_overrides_are_typed_by_their_default()
   params.reset({ lr = "0.05", epochs = "3", fast = "yes", name = "x y" })
   local p = pipeline "t"
@@ -273,6 +297,18 @@ function TestPaths:test_normal_form()
   lu.assertEquals(paths.normalize("./a//b/./c/"), "a/b/c/")
   lu.assertEquals(paths.normalize("a/../b"), "b")
   lu.assertNil(paths.normalize("a/../../b"))
+  local cases = {
+    { "a/b/", "a/b/" }, { "...", "..." }, { ".x/y.", ".x/y." }, { "a/.", "a" }, { "a/./", "a/" },
+    { "a/b/../../c/..//d", "d" }, { "x//", "x/" },
+    { "", nil, "empty path" }, { "/etc/passwd", nil, "is absolute; declare paths relative to the project root" },
+    { "..", nil, "is outside the project" }, { "a/../..", nil, "is outside the project" },
+    { ".", nil, "names the project root itself" }, { "a/../", nil, "names the project root itself" },
+  }
+  for _, case in ipairs(cases) do
+    local normal, why = paths.normalize(case[1])
+    lu.assertEquals(normal, case[2], case[1])
+    lu.assertEquals(why, case[3], case[1])
+  end
   lu.assertTrue(paths.within("work/x/y", "work/"))
   lu.assertFalse(paths.within("workshop", "work/"))
   lu.assertTrue(paths.overlap("work/", "work/a"))
