@@ -17,14 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "idset.h"
 #include "pool.h"
 #include "store.h"
 
 #define DEFAULT_JOBS 8
 #define MAX_JOBS 64
-/* Objects fetched between two commits of the store: an interrupted fetch
- * keeps what it completed, at the price of one sync per batch. */
-#define FETCH_BATCH 4096
+/* Objects moved per window: a push or fetch holds this many in memory
+ * whatever its size, and a fetch commits the store after each window, so
+ * an interrupted fetch keeps what it completed, at the price of one sync
+ * per window. */
+#define DEFAULT_WINDOW 4096
 
 struct mlx_remote {
 	const struct mlx_remote_backend *be;
@@ -82,6 +85,8 @@ int mlx_remote_open(const struct mlx_remote_config *config, const struct mlx_rem
 		r->policy.backoff = 0.5;
 	if (!(r->policy.backoff_max > 0))
 		r->policy.backoff_max = 60;
+	if (r->policy.window == 0)
+		r->policy.window = DEFAULT_WINDOW;
 	/* Open the first instance now: a bad option is a usage error at once. */
 	if (rc == MLX_OK && !instance(r, 0, err))
 		rc = err->status ? err->status : MLX_ERR_INVALID;
@@ -278,15 +283,20 @@ int mlx_remote_remove(struct mlx_remote *r, const char *key, struct mlx_err *err
 
 /* ---- parallel transfers ------------------------------------------------- */
 
+/* One object of a window of a push or fetch. */
+struct transfer_item {
+	char hex[65];
+	uint64_t size; /* in: expected (progress); out: bytes moved, if SENT */
+	int outcome;   /* enum mlx_remote_outcome */
+};
+
 struct transfer {
 	struct mlx_remote *r;
 	struct mlx_store *store;
-	struct mlx_remote_item *items;
-	size_t base;         /* items of this run are items[base + i] */
-	const size_t *order; /* if set, item i of the whole transfer is items[order[i]] */
+	struct transfer_item *items; /* the window being moved */
 	int check;
 	atomic_int next_slot; /* instance slots handed to this run's workers */
-	atomic_size_t done;   /* items finished, over every run */
+	atomic_size_t done;   /* items finished, over every window */
 	atomic_uint_fast64_t bytes;
 	size_t total;
 	uint64_t total_bytes;
@@ -298,17 +308,8 @@ static void object_key(const char *hex, char key[80])
 	snprintf(key, 80, "objects/%.2s/%s", hex, hex + 2);
 }
 
-static int valid_id(const char *hex)
-{
-	size_t i = 0;
-	for (; hex[i]; i++)
-		if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
-			return 0;
-	return i == 64;
-}
-
 static int push_one(struct transfer *t, void *st, struct mlx_pool *pool, unsigned *seed,
-                    struct mlx_remote_item *it, struct mlx_err *err)
+                    struct transfer_item *it, struct mlx_err *err)
 {
 	struct mlx_err local;
 	char path[PATH_MAX], key[80];
@@ -367,9 +368,9 @@ static int fill_from_remote(void *vctx, int fd, struct mlx_err *err)
 }
 
 static int fetch_one(struct transfer *t, void *st, struct mlx_pool *pool, unsigned *seed,
-                     struct mlx_remote_item *it, struct mlx_err *err)
+                     struct transfer_item *it, struct mlx_err *err)
 {
-	/* keep_missing found it absent; one stored meanwhile (by another
+	/* The store lacked it a moment ago; one stored meanwhile (by another
 	 * process) is met by the commit, which keeps the first copy. */
 	char key[80];
 	object_key(it->hex, key);
@@ -406,8 +407,7 @@ static int transfer_worker(void *vt, struct mlx_pool *pool, struct mlx_err *err,
 	unsigned seed = (unsigned)(getpid() ^ (slot * 2654435761u));
 	size_t i;
 	while (mlx_pool_take(pool, &i)) {
-		size_t k = t->base + i;
-		struct mlx_remote_item *it = &t->items[t->order ? t->order[k] : k];
+		struct transfer_item *it = &t->items[i];
 		int rc =
 		    push ? push_one(t, st, pool, &seed, it, err) : fetch_one(t, st, pool, &seed, it, err);
 		if (rc != MLX_OK)
@@ -438,20 +438,8 @@ static int report(void *vt, size_t started, size_t n)
 	                           t->total_bytes);
 }
 
-static int check_items(struct mlx_remote_item *items, size_t n, struct transfer *t, struct mlx_err *err)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (!valid_id(items[i].hex))
-			return mlx_err_set(err, MLX_ERR_INVALID, 0, "not an object id: '%.70s'",
-			                   items[i].hex);
-		t->total_bytes += items[i].size;
-		items[i].outcome = MLX_REMOTE_PENDING;
-	}
-	t->total = n;
-	return MLX_OK;
-}
-
-static int run_batch(struct transfer *t, size_t n, mlx_pool_worker_fn fn, struct mlx_err *err)
+/* Moves the window t->items[0..n) in parallel. */
+static int run_window(struct transfer *t, size_t n, mlx_pool_worker_fn fn, struct mlx_err *err)
 {
 	atomic_store(&t->next_slot, 0);
 	atomic_store(&t->r->cancel, 0);
@@ -461,74 +449,136 @@ static int run_batch(struct transfer *t, size_t n, mlx_pool_worker_fn fn, struct
 	return mlx_pool_run_workers_progress(n, t->r->policy.jobs, fn, t, &pr, err);
 }
 
-int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
-                    int check, const struct mlx_remote_progress *progress, struct mlx_err *err)
+/* Adds the outcomes of a window of n items to res (verified: fetched ones,
+ * when want_verified). Returns 0 or MLX_ERR_NOMEM. */
+static int tally(struct mlx_remote_result *res, const struct transfer_item *items, size_t n,
+                 int want_verified, struct mlx_err *err)
 {
-	struct transfer t = {.r = r, .store = store, .items = items, .check = check, .progress = progress};
-	int rc = check_items(items, n, &t, err);
-	if (rc == MLX_OK)
-		rc = run_batch(&t, n, push_worker, err);
+	int rc = MLX_OK;
+	for (size_t i = 0; rc == MLX_OK && i < n; i++) {
+		const struct transfer_item *it = &items[i];
+		switch (it->outcome) {
+		case MLX_REMOTE_SENT:
+			res->sent++;
+			res->bytes += it->size;
+			if (want_verified)
+				rc = mlx_idset_add_hex(&res->verified, it->hex, 0, err);
+			break;
+		case MLX_REMOTE_PRESENT: res->present++; break;
+		case MLX_REMOTE_MISSING: rc = mlx_idset_add_hex(&res->missing, it->hex, 0, err); break;
+		case MLX_REMOTE_CORRUPT: rc = mlx_idset_add_hex(&res->corrupt, it->hex, 0, err); break;
+		default: break;
+		}
+	}
 	return rc;
 }
 
-/* Marks PRESENT the items the store has and fills order with the indexes
- * of the others (*left of them): one pass with one open per shard, so a
- * no-op fetch of 20,000 objects is 20,000 stats. */
-static int keep_missing(struct mlx_store *store, struct mlx_remote_item *items, size_t n, size_t *order,
-                        size_t *left, struct mlx_err *err)
+void mlx_remote_result_free(struct mlx_remote_result *res)
 {
-	const char **ids = malloc((n ? n : 1) * sizeof *ids);
-	unsigned char *present = malloc(n ? n : 1);
-	if (!ids || !present) {
-		free(ids);
-		free(present);
-		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < n; i++)
-		ids[i] = items[i].hex;
-	mlx_store_has_many(store, ids, n, present);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (present[i])
-			items[i].outcome = MLX_REMOTE_PRESENT;
-		else
-			order[k++] = i;
-	}
-	*left = k;
-	free(ids);
-	free(present);
-	return MLX_OK;
+	mlx_idset_free(&res->missing);
+	mlx_idset_free(&res->corrupt);
+	mlx_idset_free(&res->verified);
+	*res = (struct mlx_remote_result)MLX_REMOTE_RESULT_INIT;
 }
 
-int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
-                     const struct mlx_remote_progress *progress, struct mlx_err *err)
+static struct transfer_item *new_window(const struct mlx_remote *r, struct mlx_err *err)
 {
-	struct transfer t = {.r = r, .store = store, .items = items, .progress = progress};
-	int rc = check_items(items, n, &t, err);
-	size_t *order = malloc((n ? n : 1) * sizeof *order);
-	if (rc == MLX_OK && !order)
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	if (rc == MLX_OK)
-		rc = keep_missing(store, items, t.total, order, &n, err);
-	if (rc == MLX_OK) {
-		t.order = order;
-		t.total = n;
-		t.total_bytes = 0;
-		for (size_t i = 0; i < n; i++)
-			t.total_bytes += items[order[i]].size;
+	struct transfer_item *items = malloc(r->policy.window * sizeof *items);
+	if (!items)
+		mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	return items;
+}
+
+int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_idset *ids, int check,
+                    const struct mlx_remote_progress *progress, struct mlx_remote_result *res,
+                    struct mlx_err *err)
+{
+	struct transfer t = {.r = r, .store = store, .check = check, .progress = progress};
+	t.total = mlx_idset_count(ids);
+	for (size_t i = 0; i < t.total; i++)
+		t.total_bytes += ids->items[i].size;
+	if (!(t.items = new_window(r, err)))
+		return MLX_ERR_NOMEM;
+	int rc = MLX_OK;
+	const size_t window = r->policy.window;
+	for (size_t base = 0; rc == MLX_OK && base < t.total; base += window) {
+		size_t n = t.total - base < window ? t.total - base : window;
+		for (size_t i = 0; i < n; i++) {
+			mlx_id_to_hex(ids->items[base + i].id, t.items[i].hex);
+			t.items[i].size = ids->items[base + i].size;
+			t.items[i].outcome = MLX_REMOTE_PENDING;
+		}
+		rc = run_window(&t, n, push_worker, err);
+		/* What was sent stays sent, also when the push stopped. */
+		struct mlx_err terr;
+		int trc = tally(res, t.items, n, 0, &terr);
+		if (rc == MLX_OK && trc != MLX_OK) {
+			*err = terr;
+			rc = trc;
+		}
 	}
-	for (size_t base = 0; rc == MLX_OK && base < n; base += FETCH_BATCH) {
-		t.base = base;
-		size_t len = n - base < FETCH_BATCH ? n - base : FETCH_BATCH;
-		rc = run_batch(&t, len, fetch_worker, err);
+	free(t.items);
+	return rc;
+}
+
+int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_idset *ids,
+                     const struct mlx_remote_progress *progress, struct mlx_remote_result *res,
+                     struct mlx_err *err)
+{
+	struct transfer t = {.r = r, .store = store, .progress = progress};
+	size_t n = mlx_idset_count(ids);
+	const size_t window = r->policy.window;
+	const char **hexes = malloc(window * sizeof *hexes);
+	unsigned char *present = malloc(window);
+	/* One bit per id: which ones the store lacks, found in a first pass so
+	 * that the progress knows the total (and a no-op stops there). */
+	unsigned char *lacks = calloc(n / 8 + 1, 1);
+	t.items = new_window(r, err);
+	int rc = t.items && hexes && present && lacks
+	             ? MLX_OK
+	             : mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	for (size_t base = 0; rc == MLX_OK && base < n; base += window) {
+		size_t k = n - base < window ? n - base : window;
+		for (size_t i = 0; i < k; i++) {
+			mlx_id_to_hex(ids->items[base + i].id, t.items[i].hex);
+			hexes[i] = t.items[i].hex;
+		}
+		mlx_store_has_many(store, hexes, k, present);
+		for (size_t i = 0; i < k; i++) {
+			if (present[i])
+				continue;
+			lacks[(base + i) / 8] |= (unsigned char)(1u << ((base + i) % 8));
+			t.total++;
+			t.total_bytes += ids->items[base + i].size;
+		}
+	}
+	res->present += n - t.total;
+	for (size_t next = 0; rc == MLX_OK && next < n;) {
+		size_t w = 0;
+		for (; w < window && next < n; next++) {
+			if (!(lacks[next / 8] & (1u << (next % 8))))
+				continue;
+			mlx_id_to_hex(ids->items[next].id, t.items[w].hex);
+			t.items[w].size = ids->items[next].size;
+			t.items[w].outcome = MLX_REMOTE_PENDING;
+			w++;
+		}
+		if (w == 0)
+			break;
+		rc = run_window(&t, w, fetch_worker, err);
 		/* Keep what arrived whole, also when interrupted. */
 		struct mlx_err cerr;
 		int crc = mlx_store_commit(store, &cerr);
+		if (crc == MLX_OK)
+			crc = tally(res, t.items, w, 1, &cerr);
 		if (rc == MLX_OK && crc != MLX_OK) {
 			*err = cerr;
 			rc = crc;
 		}
 	}
-	free(order);
+	free(lacks);
+	free(present);
+	free(hexes);
+	free(t.items);
 	return rc;
 }

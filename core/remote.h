@@ -27,6 +27,7 @@
 
 #include "err.h"
 #include "fs.h"
+#include "idset.h"
 
 /* Where a remote is and how to reach it. */
 struct mlx_remote_config {
@@ -98,6 +99,7 @@ struct mlx_remote_policy {
 	int retries;		/* attempts after the first, for MLX_ERR_IO */
 	double backoff;		/* seconds before the first retry */
 	double backoff_max;	/* cap of one wait, seconds */
+	size_t window;		/* objects per window of a push or fetch (0: 4096) */
 };
 
 /* What became of one object of a push or fetch. */
@@ -109,11 +111,25 @@ enum mlx_remote_outcome {
 	MLX_REMOTE_CORRUPT,	/* the source's bytes do not match the id: not used */
 };
 
-struct mlx_remote_item {
-	char hex[65];		/* the object id */
-	uint64_t size;		/* in: the expected size, for progress (0: unknown); out: bytes moved, if SENT */
-	int outcome;		/* enum mlx_remote_outcome */
+/* What a push or fetch did, added to by each call: counts, and the ids
+ * that did not move (few, in practice). Start from MLX_REMOTE_RESULT_INIT
+ * (or zeroes); free with mlx_remote_result_free. */
+struct mlx_remote_result {
+	size_t sent;		  /* objects copied */
+	size_t present;		  /* already where they were going */
+	uint64_t bytes;		  /* bytes copied */
+	struct mlx_idset missing; /* not at the source */
+	struct mlx_idset corrupt; /* the source's bytes do not match the id */
+	struct mlx_idset verified; /* fetch: the ids fetched, each hashed as it arrived */
 };
+
+#define MLX_REMOTE_RESULT_INIT                                                                               \
+	{                                                                                                    \
+		0, 0, 0, MLX_IDSET_INIT, MLX_IDSET_INIT, MLX_IDSET_INIT                                      \
+	}
+
+/* Frees the sets of res; leaves it as MLX_REMOTE_RESULT_INIT. */
+void mlx_remote_result_free(struct mlx_remote_result *res);
 
 /* Progress of a transfer: report(ctx, files, nfiles, bytes, nbytes) on the
  * calling thread about every 100 ms (nbytes 0: unknown); non-zero stops
@@ -156,22 +172,26 @@ int mlx_remote_list(struct mlx_remote *r, const char *prefix, mlx_remote_list_fn
 /* Deletes key (0 also when absent). */
 int mlx_remote_remove(struct mlx_remote *r, const char *key, struct mlx_err *err);
 
-/* Sends the objects items[0..n) from the local store to r's objects/, in
- * parallel. With check, each key is first asked for and skipped when the
- * remote has it at the right size (PRESENT); without, every item is sent.
- * A local object that is missing or does not match its id is MISSING or
- * CORRUPT and not sent. Returns 0 (see each item's outcome), the first
- * failure after retries, or MLX_ERR_INTERRUPTED; what was sent stays sent
- * (each object is whole or absent on the remote). */
-int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
-		    int check, const struct mlx_remote_progress *progress, struct mlx_err *err);
+/* Sends the objects of ids (sizes only size the progress) from the local
+ * store to r's objects/, in parallel, a window of a few thousand at a time,
+ * so memory does not grow with the count. With check, each key is first
+ * asked for and counted present when the remote has it at the right size;
+ * without, every object is sent. A local object that is missing or does
+ * not match its id goes to res->missing or res->corrupt and is not sent.
+ * Returns 0, the first failure after retries, or MLX_ERR_INTERRUPTED; res
+ * counts what was done either way, and what was sent stays sent (each
+ * object is whole or absent on the remote). */
+int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_idset *ids, int check,
+		    const struct mlx_remote_progress *progress, struct mlx_remote_result *res, struct mlx_err *err);
 
-/* Fetches the objects items[0..n) into the store, in parallel: items the
- * store has are PRESENT (found in one pass before any transfer); a download is hashed and enters the store only if
- * it matches its id (else CORRUPT); one the remote lacks is MISSING.
- * Fetched objects are committed every few thousand, so an interrupted
- * fetch keeps what it completed. Returns as mlx_remote_push. */
-int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_remote_item *items, size_t n,
-		     const struct mlx_remote_progress *progress, struct mlx_err *err);
+/* Fetches the objects of ids into the store, in parallel, a window at a
+ * time: those the store has are counted present (found in one pass, one
+ * bit each, before any transfer); a download is hashed and enters the
+ * store only if it matches its id (else res->corrupt); one the remote
+ * lacks goes to res->missing; fetched ids go to res->verified. The store
+ * is committed after each window, so an interrupted fetch keeps what it
+ * completed. Returns as mlx_remote_push. */
+int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_idset *ids,
+		     const struct mlx_remote_progress *progress, struct mlx_remote_result *res, struct mlx_err *err);
 
 #endif

@@ -26,7 +26,6 @@ struct lremote {
 /* What a call builds in C, owned by a box while Lua may raise. */
 struct work {
 	struct mlx_strlist options;
-	struct mlx_remote_item *items;
 	struct mlx_store *store;
 	char *data;
 };
@@ -35,8 +34,6 @@ static void release_work(void *contents)
 {
 	struct work *w = contents;
 	mlx_strlist_free(&w->options);
-	free(w->items);
-	w->items = NULL;
 	mlx_store_close(w->store);
 	w->store = NULL;
 	free(w->data);
@@ -557,98 +554,85 @@ static int report(void *vctx, size_t files, size_t nfiles, uint64_t bytes, uint6
 	                      (lua_Integer)nbytes);
 }
 
-/* Reads the ids of argument 3: an IdSet, or a list of strings or {hash =
- * id, size = n} (the size only sizes the progress line). */
-static struct work *read_items(lua_State *L, size_t *n)
+/* The ids of argument 3: an IdSet, or a list of strings or {hash = id,
+ * size = n} (the size only sizes the progress line), read into a new set
+ * pushed on the stack. Returns NULL (err set) if an element is not an id. */
+static struct mlx_idset *read_ids(lua_State *L, struct mlx_err *err)
 {
 	struct mlx_idset *s = luaL_testudata(L, 3, IDSET_MT);
-	if (s) {
-		*n = mlx_idset_count(s);
-		struct work *w = new_work(L);
-		w->items = calloc(*n ? *n : 1, sizeof *w->items);
-		if (!w->items)
-			luaL_error(L, "out of memory");
-		for (size_t i = 0; i < *n; i++) {
-			mlx_id_to_hex(s->items[i].id, w->items[i].hex);
-			w->items[i].size = s->items[i].size;
-		}
-		return w;
-	}
+	if (s)
+		return s;
 	luaL_checktype(L, 3, LUA_TTABLE);
-	*n = (size_t)luaL_len(L, 3);
-	struct work *w = new_work(L);
-	w->items = calloc(*n ? *n : 1, sizeof *w->items);
-	if (!w->items)
-		luaL_error(L, "out of memory");
-	for (size_t i = 0; i < *n; i++) {
-		int t = lua_geti(L, 3, (lua_Integer)i + 1);
+	lua_Integer n = luaL_len(L, 3);
+	s = new_ids(L);
+	for (lua_Integer i = 1; i <= n; i++) {
+		int t = lua_geti(L, 3, i);
 		const char *id = NULL;
+		uint64_t size = 0;
 		if (t == LUA_TSTRING) {
 			id = lua_tostring(L, -1);
 		} else if (t == LUA_TTABLE) {
 			lua_getfield(L, -1, "size");
-			w->items[i].size = (uint64_t)(lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0);
+			size =
+			    (uint64_t)(lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 ? lua_tointeger(L, -1)
+			                                                                : 0);
 			lua_pop(L, 1);
 			lua_getfield(L, -1, "hash");
-			id = lua_tostring(L, -1);
-			lua_pop(L, 1);
-			lua_pushstring(L, id ? id : "");
 			lua_replace(L, -2);
 			id = lua_tostring(L, -1);
 		}
-		if (!id || strlen(id) >= sizeof w->items[i].hex)
+		if (!id)
 			luaL_argerror(L, 3, "must be a list of object ids");
-		memcpy(w->items[i].hex, id, strlen(id) + 1);
+		int rc = mlx_idset_add_hex(s, id, size, err);
+		if (rc == MLX_ERR_INVALID)
+			return NULL;
+		nomem_unless_ok(L, rc);
 		lua_pop(L, 1);
 	}
-	return w;
+	return s;
 }
 
-/* Pushes {sent, present, bytes, missing = {ids}, corrupt = {ids}}. */
-static void push_result(lua_State *L, const struct mlx_remote_item *items, size_t n, int fetch)
+/* Pushes the ids of s as a list of strings (few: those that failed). */
+static void push_id_list(lua_State *L, struct mlx_idset *s)
 {
-	lua_Integer sent = 0, present = 0, bytes = 0;
+	size_t n = mlx_idset_count(s);
+	lua_createtable(L, n < INT32_MAX ? (int)n : 0, 0);
+	char hex[65];
+	for (size_t i = 0; i < n; i++) {
+		mlx_id_to_hex(s->items[i].id, hex);
+		lua_pushlstring(L, hex, 64);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+}
+
+/* What a transfer holds in C while Lua may raise: its result. */
+static void release_result(void *contents)
+{
+	mlx_remote_result_free(contents);
+}
+
+/* Pushes {sent, present, bytes, missing = {ids}, corrupt = {ids}} and,
+ * for a fetch, verified: the ids fetched, each hashed as it arrived, so a
+ * checkout right after need not read them again; a set in C memory, as a
+ * pull of many files would otherwise hold a Lua string per object. */
+static void push_result(lua_State *L, struct mlx_remote_result *res, int fetch)
+{
 	lua_createtable(L, 0, 6);
 	if (fetch) {
-		/* verified: the ids fetched, each hashed as it arrived, so a
-		 * checkout right after need not read them again; a set in C
-		 * memory, as a pull of many files would otherwise hold a Lua
-		 * string per object. */
 		struct mlx_idset *verified = new_ids(L);
-		struct mlx_err err;
-		for (size_t i = 0; i < n; i++)
-			if (items[i].outcome == MLX_REMOTE_SENT)
-				nomem_unless_ok(L, mlx_idset_add_hex(verified, items[i].hex, 0, &err));
+		*verified = res->verified; /* moved: the userdata owns it now */
+		res->verified = (struct mlx_idset)MLX_IDSET_INIT;
 		lua_setfield(L, -2, "verified");
 	}
-	lua_newtable(L);
-	lua_newtable(L);
-	int corrupt = lua_gettop(L), missing = corrupt - 1;
-	for (size_t i = 0; i < n; i++) {
-		switch (items[i].outcome) {
-		case MLX_REMOTE_SENT:
-			sent++;
-			bytes += (lua_Integer)items[i].size;
-			break;
-		case MLX_REMOTE_PRESENT: present++; break;
-		case MLX_REMOTE_MISSING:
-			lua_pushstring(L, items[i].hex);
-			lua_rawseti(L, missing, luaL_len(L, missing) + 1);
-			break;
-		case MLX_REMOTE_CORRUPT:
-			lua_pushstring(L, items[i].hex);
-			lua_rawseti(L, corrupt, luaL_len(L, corrupt) + 1);
-			break;
-		default: break;
-		}
-	}
-	lua_setfield(L, -3, "corrupt");
+	push_id_list(L, &res->missing);
 	lua_setfield(L, -2, "missing");
-	lua_pushinteger(L, sent);
+	push_id_list(L, &res->corrupt);
+	lua_setfield(L, -2, "corrupt");
+	lua_pushinteger(L, (lua_Integer)res->sent);
 	lua_setfield(L, -2, "sent");
-	lua_pushinteger(L, present);
+	lua_pushinteger(L, (lua_Integer)res->present);
 	lua_setfield(L, -2, "present");
-	lua_pushinteger(L, bytes);
+	lua_pushinteger(L, (lua_Integer)res->bytes);
 	lua_setfield(L, -2, "bytes");
 }
 
@@ -659,33 +643,42 @@ static int transfer(lua_State *L, int push)
 	const char *root = luaL_checkstring(L, 2);
 	mlx_lua_check_fields(L, 4, known, 0);
 	int check = mlx_lua_optfield_boolean(L, 4, "check", 0);
+	if (lua_istable(L, 4)) {
+		lua_getfield(L, 4, "progress");
+		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+			mlx_lua_field_error(L, 4, "progress", "a function", -1);
+		lua_pop(L, 1);
+	}
+	struct mlx_err err;
+	lua_settop(L, 4);
+	struct mlx_idset *ids = read_ids(L, &err);
+	if (!ids)
+		return mlx_lua_fail(L, &err);
+	struct mlx_remote_result *res = mlx_lua_box(L, sizeof *res, release_result);
+	*res = (struct mlx_remote_result)MLX_REMOTE_RESULT_INIT;
+	struct work *w = new_work(L);
+	int box = lua_gettop(L);
+	/* The reporter's function is referenced last: nothing raises between
+	 * its luaL_ref and its luaL_unref. */
 	struct reporter rp = {L, LUA_NOREF};
 	if (lua_istable(L, 4)) {
 		lua_getfield(L, 4, "progress");
 		if (lua_isfunction(L, -1))
 			rp.ref = luaL_ref(L, LUA_REGISTRYINDEX);
-		else if (lua_isnil(L, -1))
-			lua_pop(L, 1);
 		else
-			mlx_lua_field_error(L, 4, "progress", "a function", -1);
+			lua_pop(L, 1);
 	}
-	size_t n;
-	struct work *w = read_items(L, &n);
-	int box = lua_gettop(L);
-	struct mlx_err err;
 	int rc = mlx_store_open(root, 0, &w->store, &err);
 	struct mlx_remote_progress progress = {report, &rp};
 	const struct mlx_remote_progress *pr = rp.ref == LUA_NOREF ? NULL : &progress;
 	if (rc == MLX_OK)
-		rc = push ? mlx_remote_push(lr->r, w->store, w->items, n, check, pr, &err)
-		          : mlx_remote_fetch(lr->r, w->store, w->items, n, pr, &err);
+		rc = push ? mlx_remote_push(lr->r, w->store, ids, check, pr, res, &err)
+		          : mlx_remote_fetch(lr->r, w->store, ids, pr, res, &err);
 	luaL_unref(L, LUA_REGISTRYINDEX, rp.ref);
-	if (rc != MLX_OK) {
-		mlx_lua_box_release(L, box);
-		return mlx_lua_fail(L, &err);
-	}
-	push_result(L, w->items, n, !push);
 	mlx_lua_box_release(L, box);
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	push_result(L, res, !push);
 	return 1;
 }
 
@@ -697,8 +690,8 @@ static int remote_push(lua_State *L)
 	return transfer(L, 1);
 }
 
-/* r:fetch(root, ids, {progress}) -> as push, with verified = {id = true}
- * for the objects fetched: brings objects into the store of the project at
+/* r:fetch(root, ids, {progress}) -> as push, with verified = an IdSet of
+ * the objects fetched: brings objects into the store of the project at
  * root, each verified (mlx_remote_fetch). */
 static int remote_fetch(lua_State *L)
 {

@@ -59,14 +59,19 @@ static int count_key(void *ctx, const char *key, uint64_t size)
 	return 0;
 }
 
-static struct mlx_remote *open_remote(void)
+static struct mlx_remote *open_remote_window(size_t window)
 {
 	struct mlx_remote_config config = {.name = "t", .url = remote_dir};
-	struct mlx_remote_policy policy = {.jobs = 4, .retries = 1, .backoff = 0.01};
+	struct mlx_remote_policy policy = {.jobs = 4, .retries = 1, .backoff = 0.01, .window = window};
 	struct mlx_remote *r;
 	struct mlx_err err;
 	assert_int_equal(mlx_remote_open(&config, &policy, &r, &err), MLX_OK);
 	return r;
+}
+
+static struct mlx_remote *open_remote(void)
+{
+	return open_remote_window(0);
 }
 
 static void backends_are_chosen_by_url(void **state)
@@ -162,62 +167,121 @@ static void push_then_fetch_verifies_every_object(void **state)
 {
 	(void)state;
 	enum { N = 50 };
-	struct mlx_remote_item items[N + 1];
+	char hex[N + 1][MLX_HASH_HEX_SIZE];
 	char content[64];
+	struct mlx_idset ids = MLX_IDSET_INIT, all = MLX_IDSET_INIT;
+	struct mlx_err err;
 	for (int i = 0; i < N; i++) {
 		snprintf(content, sizeof content, "object number %d\n", i);
-		store_bytes(project_a, content, items[i].hex);
-		items[i].size = strlen(content);
+		store_bytes(project_a, content, hex[i]);
+		assert_int_equal(mlx_idset_add_hex(&ids, hex[i], strlen(content), &err), MLX_OK);
 	}
-	snprintf(items[N].hex, sizeof items[N].hex, "%064d", 0); /* not in A's store */
+	snprintf(hex[N], sizeof hex[N], "%064d", 0); /* not in A's store */
+	assert_int_equal(mlx_idset_merge(&all, &ids, &err), MLX_OK);
+	assert_int_equal(mlx_idset_add_hex(&all, hex[N], 0, &err), MLX_OK);
+	unsigned char zero[32] = {0};
 	struct mlx_remote *r = open_remote();
 	struct mlx_store *a, *b;
-	struct mlx_err err;
 	assert_int_equal(mlx_store_open(project_a, 0, &a, &err), MLX_OK);
-	assert_int_equal(mlx_remote_push(r, a, items, N + 1, 1, NULL, &err), MLX_OK);
-	int sent = 0;
-	for (int i = 0; i < N; i++)
-		sent += items[i].outcome == MLX_REMOTE_SENT;
-	assert_int_equal(sent, N);
-	assert_int_equal(items[N].outcome, MLX_REMOTE_MISSING);
+	struct mlx_remote_result res = MLX_REMOTE_RESULT_INIT;
+	assert_int_equal(mlx_remote_push(r, a, &all, 1, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent, N);
+	assert_int_equal(mlx_idset_count(&res.missing), 1);
+	assert_non_null(mlx_idset_find(&res.missing, zero));
+	assert_int_equal(mlx_idset_count(&res.corrupt), 0);
+	assert_int_equal(mlx_idset_count(&res.verified), 0);
+	mlx_remote_result_free(&res);
 	/* Pushed again with check: all present, nothing sent. */
-	assert_int_equal(mlx_remote_push(r, a, items, N, 1, NULL, &err), MLX_OK);
-	for (int i = 0; i < N; i++)
-		assert_int_equal(items[i].outcome, MLX_REMOTE_PRESENT);
+	assert_int_equal(mlx_remote_push(r, a, &ids, 1, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent, 0);
+	assert_int_equal(res.present, N);
+	mlx_remote_result_free(&res);
 	mlx_store_close(a);
 
 	/* Corrupt one object on the remote: the fetch reports it, never
 	 * stores it. */
 	char path[512];
-	snprintf(path, sizeof path, "%s/objects/%.2s/%.62s", remote_dir, items[7].hex, items[7].hex + 2);
+	snprintf(path, sizeof path, "%s/objects/%.2s/%.62s", remote_dir, hex[7], hex[7] + 2);
 	chmod(path, 0644);
 	write_file(path, "tampered\n");
 	assert_int_equal(mlx_store_open(project_b, 0, &b, &err), MLX_OK);
-	assert_int_equal(mlx_remote_fetch(r, b, items, N + 1, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_remote_fetch(r, b, &all, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent, N - 1);
+	assert_int_equal(mlx_idset_count(&res.verified), N - 1);
+	assert_int_equal(mlx_idset_count(&res.corrupt), 1);
+	unsigned char id[32];
 	for (int i = 0; i < N; i++) {
+		assert_true(mlx_id_from_hex(hex[i], id));
 		if (i == 7) {
-			assert_int_equal(items[i].outcome, MLX_REMOTE_CORRUPT);
-			assert_false(mlx_store_has(b, items[i].hex));
+			assert_non_null(mlx_idset_find(&res.corrupt, id));
+			assert_null(mlx_idset_find(&res.verified, id));
+			assert_false(mlx_store_has(b, hex[i]));
 		} else {
-			assert_int_equal(items[i].outcome, MLX_REMOTE_SENT);
-			assert_int_equal(mlx_store_verify(b, items[i].hex, &err), MLX_OK);
+			assert_non_null(mlx_idset_find(&res.verified, id));
+			assert_int_equal(mlx_store_verify(b, hex[i], &err), MLX_OK);
 		}
 	}
-	assert_int_equal(items[N].outcome, MLX_REMOTE_MISSING);
+	assert_int_equal(mlx_idset_count(&res.missing), 1);
+	assert_non_null(mlx_idset_find(&res.missing, zero));
+	mlx_remote_result_free(&res);
 	/* One pass tells which objects the store has. */
-	const char *ids[3] = {items[0].hex, items[7].hex, "../../etc/passwd"};
+	const char *some[3] = {hex[0], hex[7], "../../etc/passwd"};
 	unsigned char present[3];
-	mlx_store_has_many(b, ids, 3, present);
+	mlx_store_has_many(b, some, 3, present);
 	assert_int_equal(present[0], 1);
 	assert_int_equal(present[1], 0);
 	assert_int_equal(present[2], 0);
 	/* Fetched again: what the store has is not asked for. */
-	assert_int_equal(mlx_remote_fetch(r, b, items, N, NULL, &err), MLX_OK);
-	assert_int_equal(items[0].outcome, MLX_REMOTE_PRESENT);
+	assert_int_equal(mlx_remote_fetch(r, b, &ids, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.present, N - 1);
+	assert_int_equal(mlx_idset_count(&res.corrupt), 1);
+	assert_int_equal(res.sent, 0);
+	mlx_remote_result_free(&res);
 	mlx_store_close(b);
+	mlx_idset_free(&ids);
+	mlx_idset_free(&all);
+	mlx_remote_close(r);
+}
 
-	struct mlx_remote_item bad = {.hex = "../../etc/passwd"};
-	assert_int_equal(mlx_remote_fetch(r, NULL, &bad, 1, NULL, &err), MLX_ERR_INVALID);
+/* More objects than one window of the engine (of 3 here): every window is
+ * moved, and a no-op fetch of them all finds each present. */
+static void transfers_span_windows(void **state)
+{
+	(void)state;
+	enum { N = 3 + 3 + 2 };
+	struct mlx_store *a, *b;
+	struct mlx_err err;
+	struct mlx_idset ids = MLX_IDSET_INIT;
+	assert_int_equal(mlx_store_open(project_a, 0, &a, &err), MLX_OK);
+	char content[64], hex[MLX_HASH_HEX_SIZE];
+	for (int i = 0; i < N; i++) {
+		snprintf(content, sizeof content, "windowed object %d\n", i);
+		assert_int_equal(mlx_store_stage_bytes(a, content, strlen(content), hex, &err), MLX_OK);
+		assert_int_equal(mlx_idset_add_hex(&ids, hex, strlen(content), &err), MLX_OK);
+	}
+	assert_int_equal(mlx_store_commit(a, &err), MLX_OK);
+	struct mlx_remote *r = open_remote_window(3);
+	struct mlx_remote_result res = MLX_REMOTE_RESULT_INIT;
+	assert_int_equal(mlx_remote_push(r, a, &ids, 0, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent, N);
+	mlx_remote_result_free(&res);
+	mlx_store_close(a);
+	assert_int_equal(mlx_store_open(project_b, 0, &b, &err), MLX_OK);
+	assert_int_equal(mlx_remote_fetch(r, b, &ids, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent + res.present, N);
+	assert_int_equal(mlx_idset_count(&res.verified), res.sent);
+	assert_int_equal(mlx_idset_count(&res.missing) + mlx_idset_count(&res.corrupt), 0);
+	for (size_t i = 0; i < ids.len; i++) {
+		mlx_id_to_hex(ids.items[i].id, hex);
+		assert_true(mlx_store_has(b, hex));
+	}
+	mlx_remote_result_free(&res);
+	assert_int_equal(mlx_remote_fetch(r, b, &ids, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.present, N);
+	assert_int_equal(res.sent, 0);
+	mlx_remote_result_free(&res);
+	mlx_store_close(b);
+	mlx_idset_free(&ids);
 	mlx_remote_close(r);
 }
 
@@ -228,6 +292,7 @@ int main(void)
 	    cmocka_unit_test(keys_are_written_whole_and_listed),
 	    cmocka_unit_test(keys_that_leave_the_remote_are_refused),
 	    cmocka_unit_test(push_then_fetch_verifies_every_object),
+	    cmocka_unit_test(transfers_span_windows),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
