@@ -736,15 +736,12 @@ int mlx_hash_dir(const char *dir, int jobs, const struct mlx_progress *progress,
 	return rc;
 }
 
-int mlx_hash_manifest_walk(const char *text, size_t len, mlx_manifest_line_fn fn, void *ctx,
-                           struct mlx_err *err)
+int mlx_hash_manifest_walk_part(struct mlx_manifest_walk *w, const char *text, size_t len,
+                                mlx_manifest_line_fn fn, void *ctx, struct mlx_err *err)
 {
-	size_t line = 0;
 	const char *p = text, *end = text + len;
-	const char *prev = NULL;
-	size_t prev_len = 0;
 	while (p < end) {
-		line++;
+		w->line++;
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
 			goto corrupt;
@@ -786,23 +783,39 @@ int mlx_hash_manifest_walk(const char *text, size_t len, mlx_manifest_line_fn fn
 		 * no line can lead a checkout out of its directory. */
 		struct mlx_err why;
 		if (mlx_path_check(path, plen, &why) != MLX_OK)
-			return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu: %s", line, why.msg);
+			return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu: %s", w->line,
+			                   why.msg);
+		if (plen >= sizeof w->prev)
+			goto corrupt; /* not reached: the check refuses such a path */
 		/* Sorted and unique, as written: anything else was not made by mlx. */
-		if (prev) {
-			int c = memcmp(prev, path, prev_len < plen ? prev_len : plen);
-			if (c > 0 || (c == 0 && prev_len >= plen))
+		if (w->line > 1) {
+			int c = memcmp(w->prev, path, w->prev_len < plen ? w->prev_len : plen);
+			if (c > 0 || (c == 0 && w->prev_len >= plen))
 				goto corrupt;
 		}
-		int rc = fn(ctx, hex, size, mode, path, plen, err);
+		int rc = fn ? fn(ctx, hex, size, mode, path, plen, err) : MLX_OK;
 		if (rc != MLX_OK)
 			return rc;
-		prev = path;
-		prev_len = plen;
+		memcpy(w->prev, path, plen);
+		w->prev_len = plen;
 		p = nl + 1;
 	}
 	return MLX_OK;
 corrupt:
-	return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu is malformed", line);
+	return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest line %zu is malformed", w->line);
+}
+
+int mlx_hash_manifest_walk(const char *text, size_t len, mlx_manifest_line_fn fn, void *ctx,
+                           struct mlx_err *err)
+{
+	struct mlx_manifest_walk *w = malloc(sizeof *w);
+	if (!w)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	w->line = 0;
+	w->prev_len = 0;
+	int rc = mlx_hash_manifest_walk_part(w, text, len, fn, ctx, err);
+	free(w);
+	return rc;
 }
 
 static int push_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, const char *path, size_t plen,

@@ -176,6 +176,20 @@ typedef int (*mlx_manifest_line_fn)(void *ctx, const char *hex, uint64_t size, u
 int mlx_hash_manifest_walk(const char *text, size_t len, mlx_manifest_line_fn fn, void *ctx,
                            struct mlx_err *err);
 
+/* Where a manifest read in parts has got to: zeroed ({0}) before the first
+ * part. (4 KiB: the longest path a manifest may hold, core/path.c.) */
+struct mlx_manifest_walk {
+	size_t line;     /* lines read so far */
+	size_t prev_len; /* of the previous line's path, kept for the order check */
+	char prev[4096];
+};
+
+/* As mlx_hash_manifest_walk, for the next part of a manifest: text holds
+ * whole lines, which continue those w has seen (line numbers and the sort
+ * order run on across parts). fn may be NULL (only check). */
+int mlx_hash_manifest_walk_part(struct mlx_manifest_walk *w, const char *text, size_t len,
+                                mlx_manifest_line_fn fn, void *ctx, struct mlx_err *err);
+
 /* Hashes the directory dir whole, without a stat cache: walks it (the
  * rules of mlx_hash_walk, no store links), hashes every file in up to jobs
  * threads (reporting to progress, or NULL) and builds the manifest into *text (malloc'ed, caller frees; *len

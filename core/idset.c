@@ -2,6 +2,7 @@
 #include "idset.h"
 
 #include "hash.h"
+#include "manifest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -164,32 +165,15 @@ int mlx_idset_add_manifest_file(struct mlx_idset *s, const char *path, const cha
 		           ? mlx_err_set(err, MLX_ERR_NOTFOUND, errno, "object %.64s is not in the store",
 		                         hex)
 		           : mlx_err_sys(err, errno, "cannot open %s", path);
-	struct stat st;
-	char *text = NULL;
-	size_t len = 0;
-	int rc = MLX_OK;
-	if (fstat(fd, &st) != 0)
-		rc = mlx_err_sys(err, errno, "cannot stat %s", path);
-	else if (!(text = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)))
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	while (rc == MLX_OK && len < (size_t)st.st_size) {
-		ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			rc = mlx_err_sys(err, n < 0 ? errno : EIO, "cannot read %s", path);
-		else
-			len += (size_t)n;
-	}
+	/* Read in pieces, the ids added as they come; if the manifest turns
+	 * out not to be what its id says, they are taken back. */
+	size_t len = s->len;
+	int sorted = s->sorted;
+	int rc = mlx_manifest_walk_fd(fd, path, hex, add_line, s, NULL, NULL, err);
 	close(fd);
-	char got[MLX_HASH_HEX_SIZE];
-	if (rc == MLX_OK)
-		rc = mlx_hash_bytes(text, len, got, err);
-	if (rc == MLX_OK && strcmp(got, hex) != 0)
-		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %.64s is corrupt: its bytes hash to %s",
-		                 hex, got);
-	if (rc == MLX_OK)
-		rc = mlx_idset_add_manifest(s, text, len, err);
-	free(text);
+	if (rc != MLX_OK) {
+		s->len = len;
+		s->sorted = sorted;
+	}
 	return rc;
 }

@@ -68,10 +68,11 @@ int mlx_idset_merge(struct mlx_idset *s, struct mlx_idset *b, struct mlx_err *er
 int mlx_idset_add_manifest(struct mlx_idset *s, const char *text, size_t len, struct mlx_err *err);
 
 /* As mlx_idset_add_manifest, for the manifest object hex in the file at
- * path (in a store): read whole and verified first, so that only one copy
- * of a large manifest is ever in memory. Returns 0, MLX_ERR_NOTFOUND (no
- * such file, or a symlink), MLX_ERR_CORRUPT (its bytes do not hash to
- * hex, or a bad line), MLX_ERR_IO or MLX_ERR_NOMEM. */
+ * path (in a store): read in pieces and verified as it is read
+ * (manifest.h), so memory does not grow with the manifest; on any failure
+ * nothing of it stays in s. Returns 0, MLX_ERR_NOTFOUND (no such file, or
+ * a symlink), MLX_ERR_CORRUPT (its bytes do not hash to hex, or a bad
+ * line), MLX_ERR_IO or MLX_ERR_NOMEM. */
 int mlx_idset_add_manifest_file(struct mlx_idset *s, const char *path, const char *hex, struct mlx_err *err);
 
 /* Parses the id written as 64 lowercase hex digits at hex into id.

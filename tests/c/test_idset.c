@@ -161,6 +161,70 @@ static void test_manifest_files(void **state)
 	mlx_idset_free(&s);
 }
 
+/* Writes text (len bytes) to a new temp file; its path goes to path. */
+static void write_temp(char path[], const char *text, size_t len)
+{
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+}
+
+/* A manifest of megabytes is read in pieces: lines that straddle two
+ * pieces, the order check across them, and the verdict on its bytes. */
+static void test_large_manifest_files(void **state)
+{
+	(void)state;
+	enum { N = 20000 }; /* ~2 MB: several pieces of 256 KiB */
+	size_t cap = (size_t)N * 120, len = 0;
+	char *text = malloc(cap), id[65], hex[65];
+	assert_non_null(text);
+	for (int i = 0; i < N; i++) {
+		snprintf(hex, sizeof hex, "%08x%056x", (unsigned)i, 0);
+		len += (size_t)snprintf(text + len, cap - len, "%s %d 644 dir/f%07d.bin\n", hex, i, i);
+	}
+	struct mlx_err err;
+	assert_int_equal(mlx_hash_bytes(text, len, id, &err), MLX_OK);
+	char path[] = "/tmp/mlx-test-idset-XXXXXX";
+	write_temp(path, text, len);
+	struct mlx_idset s = MLX_IDSET_INIT;
+	assert_int_equal(mlx_idset_add_manifest_file(&s, path, id, &err), MLX_OK);
+	assert_int_equal(mlx_idset_count(&s), N);
+	assert_int_equal(s.items[N - 1].size, N - 1);
+	unlink(path);
+
+	/* Two lines swapped far from the start (in a later piece): refused,
+	 * naming the line, and nothing of it stays in the set. */
+	char *l1 = strstr(text, " 15000 644 "), *l2 = strstr(text, " 15001 644 ");
+	assert_non_null(l1);
+	assert_non_null(l2);
+	l1 -= 64;
+	l2 -= 64;
+	size_t n1 = (size_t)(l2 - l1), n2 = (size_t)(strchr(l2, '\n') + 1 - l2);
+	char *swap = malloc(n1 + n2);
+	memcpy(swap, l2, n2);
+	memcpy(swap + n2, l1, n1);
+	memcpy(l1, swap, n1 + n2);
+	free(swap);
+	assert_int_equal(mlx_hash_bytes(text, len, id, &err), MLX_OK);
+	char path2[] = "/tmp/mlx-test-idset-XXXXXX";
+	write_temp(path2, text, len);
+	struct mlx_idset t = MLX_IDSET_INIT;
+	assert_int_equal(
+	    mlx_idset_add(&t, (const unsigned char *)"0123456789abcdef0123456789abcdef", 0, &err), MLX_OK);
+	assert_int_equal(mlx_idset_add_manifest_file(&t, path2, id, &err), MLX_ERR_CORRUPT);
+	assert_non_null(strstr(err.msg, "manifest line 15002 is malformed"));
+	assert_int_equal(mlx_idset_count(&t), 1);
+	/* The same bytes under another id: the hash is the verdict. */
+	assert_int_equal(mlx_idset_add_manifest_file(&t, path2, hex, &err), MLX_ERR_CORRUPT);
+	assert_non_null(strstr(err.msg, "is corrupt: its bytes hash to"));
+	assert_int_equal(mlx_idset_count(&t), 1);
+	unlink(path2);
+	mlx_idset_free(&s);
+	mlx_idset_free(&t);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +233,7 @@ int main(void)
 	    cmocka_unit_test(test_minus_and_merge),
 	    cmocka_unit_test(test_manifests),
 	    cmocka_unit_test(test_manifest_files),
+	    cmocka_unit_test(test_large_manifest_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
