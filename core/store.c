@@ -1021,6 +1021,11 @@ out:
 	return rc;
 }
 
+int mlx_store_open_object(const struct mlx_store *s, const char *hex, struct mlx_err *err)
+{
+	return open_object(s, hex, err);
+}
+
 int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err *err)
 {
 	int fd = open_object(s, hex, err);

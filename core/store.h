@@ -141,6 +141,13 @@ int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_fi
  * MLX_ERR_CORRUPT or MLX_ERR_IO. */
 int mlx_store_read(const struct mlx_store *s, const char *hex, char **data, size_t *len, struct mlx_err *err);
 
+/* Opens object hex for reading, as the store's own reads do: never
+ * through a symlink, only a regular file. Returns the descriptor (the
+ * caller closes it), or MLX_ERR_INVALID (not an id), MLX_ERR_NOTFOUND (as
+ * mlx_store_read), MLX_ERR_CORRUPT (not a regular file) or MLX_ERR_IO.
+ * The bytes are not verified. */
+int mlx_store_open_object(const struct mlx_store *s, const char *hex, struct mlx_err *err);
+
 /* Re-hashes object hex. Returns 0 if its bytes match its name,
  * MLX_ERR_CORRUPT if not, MLX_ERR_NOTFOUND (as mlx_store_read) or
  * MLX_ERR_IO. */

@@ -24,6 +24,7 @@
 
 #include "err.h"
 #include "hash.h"
+#include "idset.h"
 #include "store.h"
 
 struct mlx_workspace;
@@ -149,5 +150,28 @@ int mlx_workspace_diff(struct mlx_workspace *ws, const char *rel, const char *lo
  * mlx_store_checkout_at returns. */
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
                            enum mlx_link link, const unsigned char *verified, struct mlx_err *err);
+
+/* Counts the files of the manifest object hex and their bytes into *files
+ * and *bytes, reading it in pieces and verifying it (manifest.h): for a
+ * checkout that decides before it writes. Returns 0, MLX_ERR_NOTFOUND,
+ * MLX_ERR_CORRUPT (the bytes, or a bad line, named) or MLX_ERR_IO. */
+int mlx_workspace_manifest_count(struct mlx_workspace *ws, const char *hex, uint64_t *files, uint64_t *bytes,
+                                 struct mlx_err *err);
+
+/* Checks out every file of the manifest object hex below dir (as
+ * mlx_workspace_checkout: relative to the root, checked, never through a
+ * symlink, recorded in the stat cache), without a list of them all: the
+ * manifest is verified whole first, then read again in pieces and placed
+ * window files at a time (0: 4096; core/checkout.c). Objects whose ids are
+ * in verified (NULL: none) are copied without being hashed again. report
+ * and ctx (NULL: none) are the workspace's progress, which sees the whole
+ * directory as one checkout. Sets *files to the number placed. Returns 0,
+ * MLX_ERR_NOTFOUND or MLX_ERR_CORRUPT for the manifest (nothing written),
+ * or what mlx_workspace_checkout returns (the files of the windows before
+ * stay placed, as a failed checkout leaves those it did). */
+int mlx_workspace_checkout_manifest(struct mlx_workspace *ws, const char *dir, const char *hex,
+                                    enum mlx_link link, struct mlx_idset *verified, size_t window,
+                                    mlx_workspace_report report, void *ctx, size_t *files,
+                                    struct mlx_err *err);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "binding.h"
 #include "hash.h"
+#include "idset.h"
 #include "store.h"
 #include "workspace.h"
 
@@ -34,6 +35,7 @@ struct work {
 	char *text;
 	unsigned char *verified; /* of a checkout: the entries not to hash again;
 	                          * of st:missing: the files present */
+	struct mlx_idset trusted; /* of st:checkout_manifest: the ids of a verified table */
 };
 
 static void release_work(void *contents)
@@ -47,6 +49,7 @@ static void release_work(void *contents)
 	w->text = NULL;
 	free(w->verified);
 	w->verified = NULL;
+	mlx_idset_free(&w->trusted);
 }
 
 static struct work *new_work(lua_State *L)
@@ -372,6 +375,64 @@ static int store_checkout(lua_State *L)
 	return 1;
 }
 
+/* st:manifest_count(id) -> files, bytes | nil, message, code: the number
+ * of files of manifest id and their bytes, read in pieces and verified
+ * ("corrupt" if it does not match, or a line is bad), without a list. */
+static int store_manifest_count(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	const char *hex = luaL_checkstring(L, 2);
+	uint64_t files, bytes;
+	struct mlx_err err;
+	if (mlx_workspace_manifest_count(ls->ws, hex, &files, &bytes, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushinteger(L, (lua_Integer)files);
+	lua_pushinteger(L, (lua_Integer)bytes);
+	return 2;
+}
+
+/* st:checkout_manifest(dir, id[, link[, verified]]) -> files | nil,
+ * message, code: checks out every file of manifest id below dir (relative
+ * to the project root) as st:checkout would, reading the manifest in
+ * pieces and placing its files a window at a time, so memory does not
+ * grow with the directory (mlx_workspace_checkout_manifest). verified:
+ * {id = true} or an mlx.transfer.ids set, as st:checkout takes it. */
+static int store_checkout_manifest(lua_State *L)
+{
+	static const char *const links[] = {"copy", "hardlink", "symlink", NULL};
+	struct lstore *ls = check_open(L);
+	const char *dir = luaL_checkstring(L, 2);
+	const char *hex = luaL_checkstring(L, 3);
+	enum mlx_link link = (enum mlx_link)luaL_checkoption(L, 4, "copy", links);
+	struct mlx_idset *verified = NULL;
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (!lua_isnoneornil(L, 5) && !(verified = luaL_testudata(L, 5, "mlx.IdSet"))) {
+		luaL_checktype(L, 5, LUA_TTABLE);
+		verified = &w->trusted;
+		lua_pushnil(L);
+		while (lua_next(L, 5)) {
+			if (lua_type(L, -2) == LUA_TSTRING && lua_toboolean(L, -1)) {
+				int rc = mlx_idset_add_hex(verified, lua_tostring(L, -2), 0, &err);
+				if (rc == MLX_ERR_NOMEM)
+					return luaL_error(L, "out of memory");
+			}
+			lua_pop(L, 1);
+		}
+	}
+	if (verified)
+		mlx_idset_sort(verified); /* here: the lookups run on this thread alone */
+	size_t files;
+	int rc =
+	    mlx_workspace_checkout_manifest(ls->ws, dir, hex, link, verified, 0,
+	                                    ls->progress_ref == LUA_NOREF ? NULL : report, ls, &files, &err);
+	free_work(w);
+	if (rc != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushinteger(L, (lua_Integer)files);
+	return 1;
+}
+
 /* st:manifest(id) -> {{path, hash, size, mode}…} | nil, message, code.
  * The manifest object is verified first ("corrupt" if it does not match). */
 static int store_manifest(lua_State *L)
@@ -632,26 +693,28 @@ static int store_db_ids(lua_State *L)
 }
 
 static const luaL_Reg store_methods[] = {
-	{"hash", store_hash},
-	{"hash_files", store_hash_files},
-	{"diff", store_diff},
-	{"put", store_put},
-	{"commit", store_commit},
-	{"checkout", store_checkout},
-	{"manifest", store_manifest},
-	{"missing", store_missing},
-	{"read", store_read},
-	{"has", store_has},
-	{"path", store_path},
-	{"verify", store_verify},
-	{"remove", store_remove},
-	{"quarantine", store_quarantine},
-	{"objects", store_objects},
-	{"check", store_check},
-	{"objects_dir", store_objects_dir},
-	{"progress", store_progress},
-	{"close", store_close},
-	{NULL, NULL},
+    {"hash", store_hash},
+    {"hash_files", store_hash_files},
+    {"diff", store_diff},
+    {"put", store_put},
+    {"commit", store_commit},
+    {"checkout", store_checkout},
+    {"manifest", store_manifest},
+    {"manifest_count", store_manifest_count},
+    {"checkout_manifest", store_checkout_manifest},
+    {"missing", store_missing},
+    {"read", store_read},
+    {"has", store_has},
+    {"path", store_path},
+    {"verify", store_verify},
+    {"remove", store_remove},
+    {"quarantine", store_quarantine},
+    {"objects", store_objects},
+    {"check", store_check},
+    {"objects_dir", store_objects_dir},
+    {"progress", store_progress},
+    {"close", store_close},
+    {NULL, NULL},
 };
 
 static const luaL_Reg store_metamethods[] = {

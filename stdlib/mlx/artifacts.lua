@@ -367,12 +367,15 @@ local function plan(st, root, rel, entry, opts)
       files = { { path = basename(rel), hash = entry.hash, mode = entry.mode } }, extra = {},
     }
   end
-  -- The whole locked manifest is read only when nothing is there to diff.
-  local locked, err, code
+  -- Nothing there to diff: every file of the manifest is checked out, by
+  -- C reading it in pieces (st:checkout_manifest), never as a list; here it
+  -- is only verified and counted.
+  local err, code, nfiles
   if r.info then
     err, code = r.diff_err, r.diff_code
   else
-    locked, err, code = st:manifest(entry.hash)
+    local n, merr, mcode = st:manifest_count(entry.hash)
+    if n then nfiles = n else err, code = merr, mcode end
   end
   if err then
     if code == "corrupt" then st:quarantine(entry.hash) end
@@ -381,26 +384,26 @@ local function plan(st, root, rel, entry, opts)
     end
     return nil, err, code
   end
-  local todo, extra = locked, {}
-  if r.info then
-    local d, lk, cur = r.diff, r.locked, r.now
-    todo = {}
-    for _, path in ipairs(d.modified) do todo[#todo + 1] = lk[path] end
-    for _, path in ipairs(d.deleted) do todo[#todo + 1] = lk[path] end
-    local unsafe = {}
-    for _, path in ipairs(d.modified) do
-      if not st:has(cur[path].hash) then unsafe[#unsafe + 1] = path end
-    end
-    for _, path in ipairs(d.added) do
-      extra[#extra + 1] = path
-      if not st:has(cur[path].hash) then unsafe[#unsafe + 1] = path end
-    end
-    if #unsafe > 0 and not opts.force then
-      table.sort(unsafe)
-      return nil, ("%s has local changes that are not stored (%s%s); 'mlx add %s' to keep them, or checkout --force to discard them")
-        :format(rel, table.concat(unsafe, ", ", 1, math.min(#unsafe, 3)), #unsafe > 3 and ", …" or "", rel),
-        "invalid"
-    end
+  if not r.info then
+    return { path = rel, action = action, dir = rel, manifest = entry.hash, nfiles = nfiles, extra = {} }
+  end
+  local todo, extra = {}, {}
+  local d, lk, cur = r.diff, r.locked, r.now
+  for _, path in ipairs(d.modified) do todo[#todo + 1] = lk[path] end
+  for _, path in ipairs(d.deleted) do todo[#todo + 1] = lk[path] end
+  local unsafe = {}
+  for _, path in ipairs(d.modified) do
+    if not st:has(cur[path].hash) then unsafe[#unsafe + 1] = path end
+  end
+  for _, path in ipairs(d.added) do
+    extra[#extra + 1] = path
+    if not st:has(cur[path].hash) then unsafe[#unsafe + 1] = path end
+  end
+  if #unsafe > 0 and not opts.force then
+    table.sort(unsafe)
+    return nil, ("%s has local changes that are not stored (%s%s); 'mlx add %s' to keep them, or checkout --force to discard them")
+      :format(rel, table.concat(unsafe, ", ", 1, math.min(#unsafe, 3)), #unsafe > 3 and ", …" or "", rel),
+      "invalid"
   end
   return { path = rel, action = action, dir = rel, files = todo, extra = extra }
 end
@@ -408,7 +411,12 @@ end
 -- Carries out a plan; returns a change record, or nil, message, code.
 local function apply(st, root, p, link, verified)
   if p.action == "unchanged" then return { path = p.path, action = "unchanged" } end
-  local ok, err, code = st:checkout(p.dir, p.files, link, verified)
+  local ok, err, code
+  if p.manifest then
+    ok, err, code = st:checkout_manifest(p.dir, p.manifest, link, verified)
+  else
+    ok, err, code = st:checkout(p.dir, p.files, link, verified)
+  end
   if not ok then
     -- The store says "(mlx pull)"; name the remote it would come from.
     if code == "notfound" or code == "corrupt" then
@@ -423,7 +431,7 @@ local function apply(st, root, p, link, verified)
     if not ok then return nil, err, code end
     remove_empty_parents(root, p.path .. "/" .. path, p.path)
   end
-  return { path = p.path, action = p.action, files = #p.files, removed = #p.extra }
+  return { path = p.path, action = p.action, files = p.nfiles or #p.files, removed = #p.extra }
 end
 
 --- Makes the workspace match mlx.lock for every tracked artifact and every

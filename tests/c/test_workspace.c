@@ -187,6 +187,120 @@ static void checkout_never_writes_through_a_symlink_or_into_git(void **state)
 	mlx_workspace_close(ws);
 }
 
+/* Stages text as an object of ws's store and commits it; its id to hex. */
+static void store_text(struct mlx_workspace *ws, const char *text, char hex[MLX_HASH_HEX_SIZE])
+{
+	struct mlx_err err;
+	assert_int_equal(mlx_store_stage_bytes(mlx_workspace_store(ws), text, strlen(text), hex, &err),
+	                 MLX_OK);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+}
+
+static int exists(const char *rel)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", root, rel);
+	return lstat(path, &st) == 0;
+}
+
+/* A directory checked out from its manifest a window at a time (of 3
+ * files here, so over several): the same tree, with or without verified ids;
+ * a manifest that is not what its id says, or names a path that leaves
+ * the directory or goes through a symlink, writes nothing. */
+static void checkout_manifest_places_windows_and_refuses_bad_manifests(void **state)
+{
+	(void)state;
+	enum { N = 3 + 3 + 2 };
+	char path[PATH_MAX], text[64];
+	snprintf(path, sizeof path, "%s/many", root);
+	assert_int_equal(mlx_fs_mkdirs(path, 0755, NULL), MLX_OK);
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof path, "many/f%05d", i);
+		snprintf(text, sizeof text, "file %d\n", i);
+		write_file(path, text);
+	}
+	struct mlx_workspace *ws;
+	struct mlx_err err;
+	assert_int_equal(mlx_workspace_open(root, 0, 2, &ws, &err), MLX_OK);
+	struct mlx_artifact dir, copy;
+	assert_int_equal(mlx_workspace_hash(ws, "many", MLX_WS_PUT, &dir, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+	uint64_t files, bytes;
+	assert_int_equal(mlx_workspace_manifest_count(ws, dir.hex, &files, &bytes, &err), MLX_OK);
+	assert_int_equal(files, N);
+	assert_int_equal(bytes, dir.size);
+
+	size_t placed;
+	assert_int_equal(mlx_workspace_checkout_manifest(ws, "copies/many", dir.hex, MLX_LINK_COPY, NULL, 3,
+	                                                 NULL, NULL, &placed, &err),
+	                 MLX_OK);
+	assert_int_equal(placed, N);
+	assert_int_equal(mlx_workspace_hash(ws, "copies/many", 0, &copy, &err), MLX_OK);
+	assert_string_equal(copy.hex, dir.hex);
+	mlx_artifact_free(&copy);
+
+	struct mlx_filelist list = {0};
+	struct mlx_idset verified = MLX_IDSET_INIT;
+	assert_int_equal(mlx_workspace_manifest(ws, dir.hex, &list, &err), MLX_OK);
+	for (size_t i = 0; i < list.len; i++)
+		assert_int_equal(mlx_idset_add_hex(&verified, list.items[i].hex, 0, &err), MLX_OK);
+	mlx_filelist_free(&list);
+	assert_int_equal(mlx_workspace_checkout_manifest(ws, "copies/verified", dir.hex, MLX_LINK_COPY,
+	                                                 &verified, 3, NULL, NULL, &placed, &err),
+	                 MLX_OK);
+	assert_int_equal(mlx_workspace_hash(ws, "copies/verified", 0, &copy, &err), MLX_OK);
+	assert_string_equal(copy.hex, dir.hex);
+	mlx_artifact_free(&copy);
+	mlx_idset_free(&verified);
+
+	/* Bad manifests: refused before anything is written. */
+	struct mlx_artifact file;
+	assert_int_equal(mlx_workspace_hash(ws, "single.txt", MLX_WS_PUT, &file, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(mlx_workspace_store(ws), &err), MLX_OK);
+	char manifest[256], bad[MLX_HASH_HEX_SIZE];
+	snprintf(manifest, sizeof manifest, "%s 5 644 a.txt\n%s 5 644 ../escape.txt\n", file.hex, file.hex);
+	store_text(ws, manifest, bad);
+	assert_int_equal(mlx_workspace_checkout_manifest(ws, "out", bad, MLX_LINK_COPY, NULL, 3, NULL, NULL,
+	                                                 &placed, &err),
+	                 MLX_ERR_CORRUPT);
+	assert_non_null(strstr(err.msg, "manifest line 2"));
+	assert_false(exists("out"));
+	assert_false(exists("escape.txt"));
+
+	snprintf(manifest, sizeof manifest, "%s 5 644 a.txt\n", file.hex);
+	store_text(ws, manifest, bad);
+	assert_int_equal(mlx_store_object_path(mlx_workspace_store(ws), bad, path, sizeof path, &err),
+	                 MLX_OK);
+	assert_int_equal(chmod(path, 0644), 0);
+	FILE *f = fopen(path, "ab");
+	assert_non_null(f);
+	fprintf(f, "%s 5 644 b.txt\n", file.hex);
+	fclose(f);
+	assert_int_equal(mlx_workspace_checkout_manifest(ws, "out", bad, MLX_LINK_COPY, NULL, 3, NULL, NULL,
+	                                                 &placed, &err),
+	                 MLX_ERR_CORRUPT);
+	assert_non_null(strstr(err.msg, "is corrupt"));
+	assert_false(exists("out"));
+
+	snprintf(manifest, sizeof manifest, "%s 5 644 lnk/victim.txt\n", file.hex);
+	store_text(ws, manifest, bad);
+	snprintf(path, sizeof path, "%s/lnk", root);
+	assert_int_equal(symlink(outside, path), 0);
+	assert_int_equal(
+	    mlx_workspace_checkout_manifest(ws, "", bad, MLX_LINK_COPY, NULL, 3, NULL, NULL, &placed, &err),
+	    MLX_ERR_INVALID);
+	snprintf(path, sizeof path, "%s/victim.txt", outside);
+	struct stat st;
+	assert_int_not_equal(lstat(path, &st), 0);
+	assert_int_equal(mlx_workspace_checkout_manifest(ws, "gone", dir.hex + 1, MLX_LINK_COPY, NULL, 3,
+	                                                 NULL, NULL, &placed, &err),
+	                 MLX_ERR_INVALID);
+	mlx_artifact_free(&file);
+	mlx_artifact_free(&dir);
+	mlx_workspace_close(ws);
+}
+
 static void assert_paths(const struct mlx_filelist *list, const char *const *want, size_t n)
 {
 	assert_int_equal(list->len, n);
@@ -273,10 +387,11 @@ static void diff_names_what_changed_since_the_lock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(put_then_checkout_round_trip),
-		cmocka_unit_test(checkout_never_writes_through_a_symlink_or_into_git),
-		cmocka_unit_test(diff_names_what_changed_since_the_lock),
-		cmocka_unit_test(checkout_records_copies_and_sees_a_write_right_after),
+	    cmocka_unit_test(put_then_checkout_round_trip),
+	    cmocka_unit_test(checkout_never_writes_through_a_symlink_or_into_git),
+	    cmocka_unit_test(diff_names_what_changed_since_the_lock),
+	    cmocka_unit_test(checkout_records_copies_and_sees_a_write_right_after),
+	    cmocka_unit_test(checkout_manifest_places_windows_and_refuses_bad_manifests),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
