@@ -227,12 +227,27 @@ int mlx_remote_read(struct mlx_remote *r, const char *key, size_t max, char **da
 	}
 }
 
-int mlx_remote_write(struct mlx_remote *r, const char *key, const void *data, size_t len, const char *tmpdir,
-                     struct mlx_err *err)
+int mlx_remote_put_file(struct mlx_remote *r, const char *key, const char *path, struct mlx_err *err)
 {
 	void *st = instance(r, 0, err);
 	if (!st)
 		return err->status;
+	struct stat sb;
+	if (stat(path, &sb) != 0)
+		return mlx_err_sys(err, errno, "cannot stat %s", path);
+	unsigned seed = (unsigned)getpid();
+	for (int attempt = 0;; attempt++) {
+		int rc = r->be->put(st, key, path, (uint64_t)sb.st_size, err);
+		if (rc != MLX_ERR_IO || attempt >= r->policy.retries)
+			return rc;
+		if ((rc = backoff(r, attempt + 1, NULL, &seed, err)) != MLX_OK)
+			return rc;
+	}
+}
+
+int mlx_remote_write(struct mlx_remote *r, const char *key, const void *data, size_t len, const char *tmpdir,
+                     struct mlx_err *err)
+{
 	char path[PATH_MAX];
 	int n = snprintf(path, sizeof path, "%s/remote-XXXXXX", tmpdir);
 	if (n < 0 || (size_t)n >= sizeof path)
@@ -245,13 +260,8 @@ int mlx_remote_write(struct mlx_remote *r, const char *key, const void *data, si
 		rc = mlx_err_sys(err, errno, "cannot write %s", path);
 	if (close(fd) != 0 && rc == MLX_OK)
 		rc = mlx_err_sys(err, errno, "cannot write %s", path);
-	unsigned seed = (unsigned)getpid();
-	for (int attempt = 0; rc == MLX_OK; attempt++) {
-		rc = r->be->put(st, key, path, len, err);
-		if (rc != MLX_ERR_IO || attempt >= r->policy.retries)
-			break;
-		rc = backoff(r, attempt + 1, NULL, &seed, err);
-	}
+	if (rc == MLX_OK)
+		rc = mlx_remote_put_file(r, key, path, err);
 	unlink(path);
 	return rc;
 }

@@ -165,6 +165,11 @@ int mlx_remote_write(struct mlx_remote *r, const char *key, const void *data, si
 /* Sets *size to key's size. Returns 0, MLX_ERR_NOTFOUND or a failure. */
 int mlx_remote_stat(struct mlx_remote *r, const char *key, uint64_t *size, struct mlx_err *err);
 
+/* Uploads the regular file at path as key, atomically (the backend's
+ * put), retrying as every call does. Returns 0 or the failure after
+ * retries. */
+int mlx_remote_put_file(struct mlx_remote *r, const char *key, const char *path, struct mlx_err *err);
+
 /* Lists the keys below prefix (ending with '/'), as the backend's list. */
 int mlx_remote_list(struct mlx_remote *r, const char *prefix, mlx_remote_list_fn fn, void *ctx,
 		    struct mlx_err *err);

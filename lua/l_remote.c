@@ -7,11 +7,16 @@
  *
  * Built into mlx_remote.so (libcurl, OpenSSL and the core), loaded on first
  * use (stdlib/mlx/native.lua). */
+#include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "binding.h"
+#include "hash.h"
 #include "idset.h"
 #include "remote.h"
 #include "store.h"
@@ -138,6 +143,18 @@ static int remote_write(lua_State *L)
 	const char *tmpdir = luaL_checkstring(L, 4);
 	struct mlx_err err;
 	if (mlx_remote_write(lr->r, key, data, len, tmpdir, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* r:put_file(key, path) -> true | nil, message, code: uploads the file at
+ * path as key, atomically (remote.h, mlx_remote_put_file). */
+static int remote_put_file(lua_State *L)
+{
+	struct lremote *lr = check_open(L);
+	struct mlx_err err;
+	if (mlx_remote_put_file(lr->r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -455,6 +472,88 @@ static int ids_segment(lua_State *L)
 	return 1;
 }
 
+/* Writes len bytes at p to f and to the digest h. Returns 0, or -1 with
+ * errno set. */
+static int put_segment_bytes(FILE *f, struct mlx_hash_stream *h, const char *p, size_t len)
+{
+	struct mlx_err err;
+	if (fwrite(p, 1, len, f) != len)
+		return -1;
+	if (mlx_hash_stream_update(h, p, len, &err) != MLX_OK) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* set:write_segment(runs, dir) -> name, path | nil, message, code: writes
+ * the segment set:segment(runs) would return to a new file in dir, line by
+ * line (no string of megabytes), and returns its name (the SHA-256 of its
+ * bytes, as mlx.remote.index names segments) and the file's path, which
+ * the caller renames or removes. */
+static int ids_write_segment(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	const char *dir = luaL_checkstring(L, 3);
+	lua_Integer nruns = luaL_len(L, 2);
+	for (lua_Integer i = 1; i <= nruns; i++) {
+		size_t len;
+		lua_geti(L, 2, i);
+		if (!lua_tolstring(L, -1, &len) || len != 64)
+			luaL_argerror(L, 2, "must be a sorted list of run-cache keys");
+		lua_pop(L, 1);
+	}
+	mlx_idset_sort(s);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, dir);
+	luaL_addstring(&b, "/segment-XXXXXX");
+	luaL_pushresult(&b);
+	char *path = (char *)lua_tostring(L, -1); /* a fresh string, owned here: mkostemp fills it */
+	struct mlx_err err;
+	int fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		mlx_err_sys(&err, errno, "cannot create a temp file in %s", dir);
+		return mlx_lua_fail(L, &err);
+	}
+	FILE *f = fdopen(fd, "wb");
+	struct mlx_hash_stream h = {0};
+	int rc = f ? mlx_hash_stream_start(&h, &err) : mlx_err_sys(&err, errno, "cannot write %s", path);
+	char line[68] = "o ";
+	if (rc == MLX_OK && put_segment_bytes(f, &h, segment_header, sizeof segment_header - 1) != 0)
+		rc = mlx_err_sys(&err, errno, "cannot write %s", path);
+	for (size_t i = 0; rc == MLX_OK && i < s->len; i++) {
+		mlx_id_to_hex(s->items[i].id, line + 2);
+		line[66] = '\n';
+		if (put_segment_bytes(f, &h, line, 67) != 0)
+			rc = mlx_err_sys(&err, errno, "cannot write %s", path);
+	}
+	line[0] = 'r';
+	for (lua_Integer i = 1; rc == MLX_OK && i <= nruns; i++) {
+		lua_geti(L, 2, i); /* checked above: 64 bytes */
+		memcpy(line + 2, lua_tostring(L, -1), 64);
+		lua_pop(L, 1);
+		line[66] = '\n';
+		if (put_segment_bytes(f, &h, line, 67) != 0)
+			rc = mlx_err_sys(&err, errno, "cannot write %s", path);
+	}
+	char name[MLX_HASH_HEX_SIZE];
+	if (rc == MLX_OK)
+		rc = mlx_hash_stream_finish(&h, name, &err);
+	mlx_hash_stream_free(&h);
+	if (f ? fclose(f) != 0 : close(fd) != 0)
+		if (rc == MLX_OK)
+			rc = mlx_err_sys(&err, errno, "cannot write %s", path);
+	if (rc != MLX_OK) {
+		unlink(path);
+		return mlx_lua_fail(L, &err);
+	}
+	lua_pushstring(L, name);
+	lua_pushvalue(L, -2);
+	return 2;
+}
+
 /* set:list() -> {ids}, sorted: for small sets (Lua strings cost memory). */
 static int ids_list(lua_State *L)
 {
@@ -709,6 +808,7 @@ static const luaL_Reg remote_methods[] = {
     {"backend", remote_backend},
     {"read", remote_read},
     {"write", remote_write},
+    {"put_file", remote_put_file},
     {"stat", remote_stat},
     {"remove", remote_remove},
     {"list", remote_list},
@@ -730,6 +830,7 @@ static const luaL_Reg ids_methods[] = {
     {"add_segment", ids_add_segment},
     {"add_segment_file", ids_add_segment_file},
     {"segment", ids_segment},
+    {"write_segment", ids_write_segment},
     {"list", ids_list},
     {NULL, NULL},
 };

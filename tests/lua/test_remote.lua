@@ -26,6 +26,13 @@ local function write(path, text)
   f:close()
 end
 
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
 local H = ("ab"):rep(32)
 
 TestRemoteConfig = {}
@@ -263,6 +270,15 @@ function TestIdSet:test_sets_of_ids()
   back, runs = transfer.ids(), {}
   lu.assertTrue(back:add_segment_file(root .. "/seg", runs))
   lu.assertEquals(back:list(), { a, c })
+  -- Written to a file line by line: the same bytes, named by their hash.
+  local name, path = transfer.ids { c, a }:write_segment({ H }, root)
+  lu.assertEquals(name, hash.bytes(text))
+  lu.assertEquals(read(path), text)
+  os.remove(path)
+  lu.assertErrorMsgContains("run-cache keys", function() transfer.ids():write_segment({ "x" }, root) end)
+  local none, werr = transfer.ids():write_segment({}, root .. "/no/such/dir")
+  lu.assertNil(none)
+  lu.assertStrContains(werr, "cannot create a temp file in")
   lu.assertEquals(runs, { [H] = true })
   write(root .. "/seg", text .. "o " .. a)
   lu.assertFalse(transfer.ids():add_segment_file(root .. "/seg", {}))

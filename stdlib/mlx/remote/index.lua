@@ -156,13 +156,22 @@ end
 --- Returns its name, or nil, message, code.
 function M.append(root, r, url, objects, runs)
   if #objects == 0 and #runs == 0 then return true end
-  local text = M.segment_text(objects, runs)
-  local name = hash.bytes(text)
-  local ok, err, code = r:write("index/" .. name, text, root .. "/.mlx/tmp")
-  if not ok then return nil, err, code end
+  if type(objects) == "table" then objects = ids(objects) end
+  runs = table.move(runs, 1, #runs, 1, {})
+  table.sort(runs)
+  -- Written to a file line by line and sent from it: a segment of
+  -- millions of objects is never a Lua string.
+  local name, path, code = objects:write_segment(runs, root .. "/.mlx/tmp")
+  if not name then return nil, path, code end
+  local ok, err
+  ok, err, code = r:put_file("index/" .. name, path)
+  if not ok then
+    os.remove(path)
+    return nil, err, code
+  end
   local dir = M.cache_dir(root, url) .. "/index"
   fs.mkdirs(dir)
-  fs.write(dir .. "/" .. name, text)
+  if not os.rename(path, dir .. "/" .. name) then os.remove(path) end
   return name
 end
 
