@@ -310,6 +310,15 @@ static int ids_bytes(lua_State *L)
 	return 1;
 }
 
+/* set:clear() -> set, empty: its memory is freed now, not when the
+ * collector (which does not see C memory) gets to it. */
+static int ids_clear(lua_State *L)
+{
+	mlx_idset_free(check_ids(L, 1));
+	lua_settop(L, 1);
+	return 1;
+}
+
 /* set:minus(other) -> a new set: the ids of set not in other */
 static int ids_minus(lua_State *L)
 {
@@ -825,6 +834,7 @@ static const luaL_Reg ids_methods[] = {
     {"bytes", ids_bytes},
     {"minus", ids_minus},
     {"merge", ids_merge},
+    {"clear", ids_clear},
     {"add_manifest", ids_add_manifest},
     {"add_manifest_object", ids_add_manifest_object},
     {"add_segment", ids_add_segment},
