@@ -46,12 +46,16 @@ void mlx_id_to_hex(const unsigned char id[32], char hex[65])
 
 void mlx_idset_free(struct mlx_idset *s)
 {
+	free(s->marks);
 	free(s->items);
 	*s = (struct mlx_idset)MLX_IDSET_INIT;
 }
 
 int mlx_idset_add(struct mlx_idset *s, const unsigned char id[32], uint64_t size, struct mlx_err *err)
 {
+	/* The marks name items by index, which a sort would move. */
+	free(s->marks);
+	s->marks = NULL;
 	if (s->len == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 256;
 		struct mlx_id_entry *items = realloc(s->items, cap * sizeof *items);
@@ -143,6 +147,26 @@ int mlx_idset_merge(struct mlx_idset *s, struct mlx_idset *b, struct mlx_err *er
 	return MLX_OK;
 }
 
+int mlx_idset_mark(struct mlx_idset *s, const unsigned char id[32])
+{
+	const struct mlx_id_entry *e = mlx_idset_find(s, id);
+	if (!e)
+		return 0;
+	if (!s->marks && !(s->marks = calloc(s->len / 8 + 1, 1)))
+		return -1;
+	size_t i = (size_t)(e - s->items);
+	s->marks[i / 8] |= (unsigned char)(1u << (i % 8));
+	return 1;
+}
+
+size_t mlx_idset_marked(const struct mlx_idset *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; s->marks && i < s->len / 8 + 1; i++)
+		n += (size_t)__builtin_popcount(s->marks[i]);
+	return n;
+}
+
 static int add_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, const char *path, size_t plen,
                     struct mlx_err *err)
 {
@@ -152,12 +176,38 @@ static int add_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, co
 	return mlx_idset_add_hex(ctx, hex, size, err);
 }
 
+struct except_ctx {
+	struct mlx_idset *s, *except;
+};
+
+static int add_line_except(void *vctx, const char *hex, uint64_t size, uint32_t mode, const char *path,
+                           size_t plen, struct mlx_err *err)
+{
+	(void)mode;
+	(void)path;
+	(void)plen;
+	struct except_ctx *c = vctx;
+	unsigned char id[32];
+	if (!mlx_id_from_hex(hex, id))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "not an object id: '%.70s'", hex);
+	int marked = mlx_idset_mark(c->except, id);
+	if (marked < 0)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	return marked ? MLX_OK : mlx_idset_add(c->s, id, size, err);
+}
+
 int mlx_idset_add_manifest(struct mlx_idset *s, const char *text, size_t len, struct mlx_err *err)
 {
 	return mlx_hash_manifest_walk(text, len, add_line, s, err);
 }
 
 int mlx_idset_add_manifest_file(struct mlx_idset *s, const char *path, const char *hex, struct mlx_err *err)
+{
+	return mlx_idset_add_manifest_file_except(s, path, hex, NULL, err);
+}
+
+int mlx_idset_add_manifest_file_except(struct mlx_idset *s, const char *path, const char *hex,
+                                       struct mlx_idset *except, struct mlx_err *err)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -169,7 +219,9 @@ int mlx_idset_add_manifest_file(struct mlx_idset *s, const char *path, const cha
 	 * out not to be what its id says, they are taken back. */
 	size_t len = s->len;
 	int sorted = s->sorted;
-	int rc = mlx_manifest_walk_fd(fd, path, hex, add_line, s, NULL, NULL, err);
+	struct except_ctx c = {s, except};
+	int rc = except ? mlx_manifest_walk_fd(fd, path, hex, add_line_except, &c, NULL, NULL, err)
+	                : mlx_manifest_walk_fd(fd, path, hex, add_line, s, NULL, NULL, err);
 	close(fd);
 	if (rc != MLX_OK) {
 		s->len = len;

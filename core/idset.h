@@ -26,12 +26,13 @@ struct mlx_idset {
 	struct mlx_id_entry *items;
 	size_t len, cap;
 	int sorted; /* items are sorted and unique */
+	unsigned char *marks; /* one bit per item (mlx_idset_mark), or NULL */
 };
 
 /* An empty set; MLX_IDSET_INIT is the same as a zeroed struct. */
 #define MLX_IDSET_INIT                                                                                       \
 	{                                                                                                    \
-		NULL, 0, 0, 1                                                                                \
+		NULL, 0, 0, 1, NULL                                                                          \
 	}
 
 /* Frees the array; s is then empty. */
@@ -74,6 +75,20 @@ int mlx_idset_add_manifest(struct mlx_idset *s, const char *text, size_t len, st
  * a symlink), MLX_ERR_CORRUPT (its bytes do not hash to hex, or a bad
  * line), MLX_ERR_IO or MLX_ERR_NOMEM. */
 int mlx_idset_add_manifest_file(struct mlx_idset *s, const char *path, const char *hex, struct mlx_err *err);
+
+/* If id is in s, marks it (once) and returns 1; else returns 0. Marks
+ * count, without a second set, which ids of s something named (e.g. what a
+ * push needs that the remote's index already lists); adding to s clears
+ * them. Returns -1 out of memory. */
+int mlx_idset_mark(struct mlx_idset *s, const unsigned char id[32]);
+
+/* The number of marked ids of s. */
+size_t mlx_idset_marked(const struct mlx_idset *s);
+
+/* As mlx_idset_add_manifest_file, leaving out the ids that are in except
+ * (NULL: none), which are marked there instead (mlx_idset_mark). */
+int mlx_idset_add_manifest_file_except(struct mlx_idset *s, const char *path, const char *hex,
+                                       struct mlx_idset *except, struct mlx_err *err);
 
 /* Parses the id written as 64 lowercase hex digits at hex into id.
  * Returns 1, or 0 when it is not one. */

@@ -310,6 +310,29 @@ static int ids_bytes(lua_State *L)
 	return 1;
 }
 
+/* set:mark(id) -> boolean: true if id is in set, which then counts it as
+ * marked (once); false otherwise (also for what is not an id). */
+static int ids_mark(lua_State *L)
+{
+	struct mlx_idset *s = check_ids(L, 1);
+	size_t len;
+	const char *hex = luaL_checklstring(L, 2, &len);
+	unsigned char id[32];
+	int marked = len == 64 && mlx_id_from_hex(hex, id) ? mlx_idset_mark(s, id) : 0;
+	if (marked < 0)
+		return luaL_error(L, "out of memory");
+	lua_pushboolean(L, marked);
+	return 1;
+}
+
+/* set:marked() -> the number of ids marked (set:mark, add_manifest_object's
+ * except) since the set last changed */
+static int ids_marked(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)mlx_idset_marked(check_ids(L, 1)));
+	return 1;
+}
+
 /* set:clear() -> set, empty: its memory is freed now, not when the
  * collector (which does not see C memory) gets to it. */
 static int ids_clear(lua_State *L)
@@ -356,16 +379,19 @@ static int ids_add_manifest(lua_State *L)
 	return 1;
 }
 
-/* set:add_manifest_object(path, id) -> true | nil, message, code: as
- * add_manifest, for the manifest object id in the store file at path
- * (st:path(id)), verified, without a Lua copy of its text. */
+/* set:add_manifest_object(path, id[, except]) -> true | nil, message,
+ * code: as add_manifest, for the manifest object id in the store file at
+ * path (st:path(id)), read in pieces and verified, without a Lua copy of
+ * its text; ids in the set except are not added but marked there
+ * (except:mark). */
 static int ids_add_manifest_object(lua_State *L)
 {
 	struct mlx_idset *s = check_ids(L, 1);
 	const char *path = luaL_checkstring(L, 2);
 	const char *hex = luaL_checkstring(L, 3);
+	struct mlx_idset *except = lua_isnoneornil(L, 4) ? NULL : check_ids(L, 4);
 	struct mlx_err err;
-	int rc = mlx_idset_add_manifest_file(s, path, hex, &err);
+	int rc = mlx_idset_add_manifest_file_except(s, path, hex, except, &err);
 	if (rc == MLX_ERR_NOMEM)
 		return luaL_error(L, "out of memory");
 	if (rc != MLX_OK)
@@ -835,6 +861,8 @@ static const luaL_Reg ids_methods[] = {
     {"minus", ids_minus},
     {"merge", ids_merge},
     {"clear", ids_clear},
+    {"mark", ids_mark},
+    {"marked", ids_marked},
     {"add_manifest", ids_add_manifest},
     {"add_manifest_object", ids_add_manifest_object},
     {"add_segment", ids_add_segment},

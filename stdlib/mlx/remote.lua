@@ -159,21 +159,23 @@ end
 
 -- Adds to want (an mlx.transfer.ids set: flat C memory, however many
 -- files a directory holds) the object ids records need: a directory, its
--- manifest and its files, read from the local store st. Returns the
--- records whose manifest st lacks, or nil, message, code.
-local function expand(st, records, want)
+-- manifest and its files, read from the local store st. Ids in the set
+-- except (or nil) are not added but marked there (except:mark), so that a
+-- push holds only what the remote's index lacks. Returns the records
+-- whose manifest st lacks, or nil, message, code.
+local function expand(st, records, want, except)
   local unread = {}
   for _, r in ipairs(records) do
     if not lockfile.is_id(r.hash) then
       return nil, ("%s: '%s' is not an object id"):format(r.path, tostring(r.hash)), "invalid"
     end
-    want:add(r.hash, r.type ~= "dir" and r.size or nil)
+    if not (except and except:mark(r.hash)) then want:add(r.hash, r.type ~= "dir" and r.size or nil) end
     local dir = r.type == "dir" or (r.type == nil and st:has(r.hash) and looks_like_manifest(st, r.hash))
     if dir then
       if st:has(r.hash) then
-        -- Read and verified in C: a manifest of millions of lines is
-        -- never a Lua string.
-        local ok, err, code = want:add_manifest_object(st:path(r.hash), r.hash)
+        -- Read in pieces and verified in C: a manifest of millions of
+        -- lines is never a Lua string.
+        local ok, err, code = want:add_manifest_object(st:path(r.hash), r.hash, except)
         if not ok then
           if code ~= "corrupt" or err:find(r.hash, 1, true) then return nil, ("%s: %s"):format(r.path, err), code end
           return nil, ("%s: manifest %s: %s"):format(r.path, r.hash, err), code
@@ -302,13 +304,17 @@ function M.push(root, opts)
     return nil, err, code
   end
   local transfer = require "mlx.transfer"
+  -- Without --verify, what the index lists is only counted (marked in
+  -- idx.objects), never copied into want: a no-op push of 200,000 objects
+  -- holds one set of them, not two.
   local want = transfer.ids()
   local unread
-  unread, err, code = expand(st, records, want)
+  unread, err, code = expand(st, records, want, not opts.verify and idx.objects or nil)
   st:close()
   if not unread then return nil, err, code end
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
-    warning = idx.warning, objects = #want, unavailable = unavailable, nondeterministic = nondeterministic }
+    warning = idx.warning, objects = #want + (opts.verify and 0 or idx.objects:marked()),
+    unavailable = unavailable, nondeterministic = nondeterministic }
   for _, r in ipairs(unread) do result.missing[#result.missing + 1] = { hash = r.hash, path = r.path } end
   -- Objects marked bad go again whatever the remote has under their key
   -- (the marks are few: a Lua list).
@@ -320,12 +326,12 @@ function M.push(root, opts)
   local forced = transfer.ids(forced_list)
   -- What the index lacks (with --verify, which distrusts the index: all),
   -- sent now or found on the remote by a listing.
-  local fresh = want:minus(idx.objects)
+  local fresh = opts.verify and want:minus(idx.objects) or want
   local base = opts.verify and want or fresh
   local todo = #forced > 0 and base:minus(forced) or base
   -- Sets of 200,000 ids are megabytes of C memory that Lua's collector
   -- does not see: what is no longer needed is freed now.
-  if todo ~= want then want:clear() end
+  if todo ~= want and fresh ~= want then want:clear() end
   idx.objects:clear()
   local check = opts.verify or false
   if opts.verify and opts.dry_run then

@@ -156,6 +156,26 @@ static void test_manifest_files(void **state)
 	assert_int_equal(mlx_idset_add_manifest_file(&s, path, a, &err), MLX_ERR_CORRUPT);
 	assert_non_null(strstr(err.msg, "is corrupt"));
 	assert_int_equal(mlx_idset_count(&s), 0);
+	/* Ids already in another set are marked there, not added. */
+	struct mlx_idset known = MLX_IDSET_INIT;
+	unsigned char bin[32], other[32];
+	assert_true(mlx_id_from_hex(a, bin));
+	memset(other, 0x11, sizeof other);
+	assert_int_equal(mlx_idset_add(&known, bin, 0, &err), MLX_OK);
+	assert_int_equal(mlx_idset_add(&known, other, 0, &err), MLX_OK);
+	assert_int_equal(mlx_idset_add_manifest_file_except(&s, path, id, &known, &err), MLX_OK);
+	assert_int_equal(mlx_idset_count(&s), 0);
+	assert_int_equal(mlx_idset_marked(&known), 1);
+	assert_int_equal(mlx_idset_mark(&known, bin), 1); /* once: still one */
+	assert_int_equal(mlx_idset_marked(&known), 1);
+	assert_int_equal(mlx_idset_mark(&known, other), 1);
+	assert_int_equal(mlx_idset_marked(&known), 2);
+	unsigned char absent[32] = {0};
+	assert_int_equal(mlx_idset_mark(&known, absent), 0);
+	/* A change to the set clears its marks. */
+	assert_int_equal(mlx_idset_add(&known, absent, 0, &err), MLX_OK);
+	assert_int_equal(mlx_idset_marked(&known), 0);
+	mlx_idset_free(&known);
 	unlink(path);
 	assert_int_equal(mlx_idset_add_manifest_file(&s, path, id, &err), MLX_ERR_NOTFOUND);
 	mlx_idset_free(&s);
