@@ -367,6 +367,12 @@ int mlx_statcache_id(const struct mlx_statcache *sc, const char *prefix, char he
 	return 1;
 }
 
+int mlx_statcache_unchanged(struct mlx_statcache *sc, const char *prefix, const char *dir,
+			    char hex[MLX_HASH_HEX_SIZE], uint64_t *files, uint64_t *bytes)
+{
+	return mlx_statcache_tree_check(sc->trees, prefix, dir, hex, files, bytes);
+}
+
 int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
 			const char *id, struct mlx_err *err)
 {

@@ -29,6 +29,7 @@
 #define MLX_STATCACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "hash.h"
@@ -67,6 +68,19 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
  * that id into hex and returns 1, so that the manifest need not be built
  * again. Otherwise returns 0. */
 int mlx_statcache_id(const struct mlx_statcache *sc, const char *prefix, char hex[MLX_HASH_HEX_SIZE]);
+
+/* The no-op re-check of a directory walked whole: if the tree of prefix
+ * records the id of its manifest and dir (prefix's absolute path) holds
+ * exactly the files of that tree, each unchanged (inode, size, mtime, ctime
+ * and mode) and not racy, and nothing else a walk would list or refuse,
+ * copies the id into hex, the number of files into *files and their bytes
+ * into *bytes, and returns 1. Walks dir in threads, comparing each file's
+ * fstatat with its entry in the mapped tree: no database is read and
+ * nothing is allocated per file. Returns 0 at the first difference or
+ * doubt (the caller then walks and hashes as usual, which names any
+ * problem), or MLX_ERR_INTERRUPTED. */
+int mlx_statcache_unchanged(struct mlx_statcache *sc, const char *prefix, const char *dir,
+			    char hex[MLX_HASH_HEX_SIZE], uint64_t *files, uint64_t *bytes);
 
 /* Records every file of list that was hashed here (hashed_ns != 0). With
  * whole set (list was filled whole, and is now fully hashed), also makes

@@ -25,15 +25,18 @@
 #define ID 32
 #define TRAILER (8 + 8)
 
-static uint32_t get32(const unsigned char *p)
+uint32_t mlx_statcache_tree_get32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t get64(const unsigned char *p)
+uint64_t mlx_statcache_tree_get64(const unsigned char *p)
 {
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+	return (uint64_t)mlx_statcache_tree_get32(p) | (uint64_t)mlx_statcache_tree_get32(p + 4) << 32;
 }
+
+#define get32 mlx_statcache_tree_get32
+#define get64 mlx_statcache_tree_get64
 
 static unsigned char *put32(unsigned char *p, uint32_t v)
 {
@@ -59,15 +62,7 @@ static int tree_path(const char *dir, const char *prefix, char *path, size_t siz
 	return MLX_OK;
 }
 
-struct entry {
-	const char *path; /* not NUL-terminated */
-	size_t len;
-	const unsigned char *facts;
-};
-
-/* Reads the entry at *p (entries end at end) and moves past it; returns 1,
- * 0 at the end, or -1 if what is there is not an entry. */
-static int next_entry(const unsigned char **p, const unsigned char *end, struct entry *e)
+int mlx_statcache_tree_next(const unsigned char **p, const unsigned char *end, struct mlx_tree_entry *e)
 {
 	if (*p == end)
 		return 0;
@@ -99,7 +94,7 @@ static int tree_frame(const unsigned char *map, size_t size, const char *prefix,
 }
 
 /* strcmp of a path (alen its length) and an entry's path. */
-static int compare_path(const char *a, size_t alen, const struct entry *e)
+static int compare_path(const char *a, size_t alen, const struct mlx_tree_entry *e)
 {
 	int c = memcmp(a, e->path, alen < e->len ? alen : e->len);
 	return c ? c : (alen > e->len) - (alen < e->len);
@@ -116,10 +111,10 @@ static int merge(const unsigned char *p, const unsigned char *end, uint64_t coun
 	size_t plen = strlen(prefix), i = 0, matched = 0, facts = 0;
 	size_t ilen = list->len ? strlen(list->items[0].path) : 0;
 	char key[PATH_MAX * 2];
-	struct entry e;
+	struct mlx_tree_entry e;
 	uint64_t seen = 0;
 	int r, extra = 0;
-	while ((r = next_entry(&p, end, &e)) == 1) {
+	while ((r = mlx_statcache_tree_next(&p, end, &e)) == 1) {
 		seen++;
 		int c = 1;
 		while (i < list->len && (c = compare_path(list->items[i].path, ilen, &e)) < 0)
@@ -151,16 +146,15 @@ static int merge(const unsigned char *p, const unsigned char *end, uint64_t coun
 	return MLX_OK;
 }
 
-int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_filelist *list, size_t *hits,
-			    struct mlx_strlist *stale, struct mlx_tree_fill *out, struct mlx_err *err)
+int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_map *m)
 {
-	memset(out, 0, sizeof *out);
+	memset(m, 0, sizeof *m);
 	char path[PATH_MAX];
 	if (tree_path(dir, prefix, path, sizeof path, NULL) != MLX_OK)
-		return MLX_OK;
+		return 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return MLX_OK;
+		return 0;
 	struct stat st;
 	void *map = MAP_FAILED;
 	/* Mapped, not read: its pages are the page cache's, with no copy and
@@ -170,33 +164,53 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
+		return 0;
+	if (!tree_frame(map, (size_t)st.st_size, prefix, &m->begin, &m->end, &m->count)) {
+		munmap(map, (size_t)st.st_size);
+		memset(m, 0, sizeof *m);
+		return 0;
+	}
+	m->map = map;
+	m->size = (size_t)st.st_size;
+	m->id = m->begin - ID;
+	return 1;
+}
+
+void mlx_statcache_tree_unmap(struct mlx_tree_map *m)
+{
+	if (m->map)
+		munmap(m->map, m->size);
+	memset(m, 0, sizeof *m);
+}
+
+int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_filelist *list, size_t *hits,
+			    struct mlx_strlist *stale, struct mlx_tree_fill *out, struct mlx_err *err)
+{
+	memset(out, 0, sizeof *out);
+	struct mlx_tree_map m;
+	if (!mlx_statcache_tree_map(dir, prefix, &m))
 		return MLX_OK;
-	const unsigned char *begin, *end;
-	uint64_t count;
 	int rc = MLX_OK, sound = 0;
 	size_t had_stale = stale->len, had_hits = *hits;
-	if (tree_frame(map, (size_t)st.st_size, prefix, &begin, &end, &count)) {
-		rc = merge(begin, end, count, prefix, list, hits, stale, out, &sound, err);
-		if (rc == MLX_OK && sound) {
-			static const unsigned char none[ID];
-			const unsigned char *id = begin - ID;
-			out->found = 1;
-			if (out->whole && memcmp(id, none, ID) != 0)
-				mlx_statcache_bin_to_hex(id, out->id);
-		} else {
-			/* Nothing from a damaged tree is kept. */
-			for (size_t k = 0; k < list->len; k++)
-				if (list->items[k].cached_ns) {
-					list->items[k].hex[0] = '\0';
-					list->items[k].cached_ns = 0;
-				}
-			while (stale->len > had_stale)
-				free(stale->items[--stale->len]);
-			*hits = had_hits;
-			memset(out, 0, sizeof *out);
-		}
+	rc = merge(m.begin, m.end, m.count, prefix, list, hits, stale, out, &sound, err);
+	if (rc == MLX_OK && sound) {
+		static const unsigned char none[ID];
+		out->found = 1;
+		if (out->whole && memcmp(m.id, none, ID) != 0)
+			mlx_statcache_bin_to_hex(m.id, out->id);
+	} else {
+		/* Nothing from a damaged tree is kept. */
+		for (size_t k = 0; k < list->len; k++)
+			if (list->items[k].cached_ns) {
+				list->items[k].hex[0] = '\0';
+				list->items[k].cached_ns = 0;
+			}
+		while (stale->len > had_stale)
+			free(stale->items[--stale->len]);
+		*hits = had_hits;
+		memset(out, 0, sizeof *out);
 	}
-	munmap(map, (size_t)st.st_size);
+	mlx_statcache_tree_unmap(&m);
 	return rc;
 }
 

@@ -50,4 +50,41 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list, const char *id,
 			     struct mlx_err *err);
 
+/* A tree mapped for reading: its entries lie between begin and end. */
+struct mlx_tree_map {
+	void *map;
+	size_t size;
+	const unsigned char *begin, *end;
+	uint64_t count;		 /* the number of entries the trailer gives */
+	const unsigned char *id; /* 32 bytes: the manifest id, or zeros */
+};
+
+/* One entry of a tree: its path (len bytes, not NUL-terminated) and its
+ * facts: u64 ino, size, mtime_ns, ctime_ns, hashed_ns, u32 mode, hash. */
+struct mlx_tree_entry {
+	const char *path;
+	size_t len;
+	const unsigned char *facts;
+};
+
+/* Maps the tree of prefix in dir into *m. Returns 1, or 0 if there is none
+ * or its frame is damaged (nothing is mapped then). */
+int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_map *m);
+
+/* Unmaps what mlx_statcache_tree_map mapped. */
+void mlx_statcache_tree_unmap(struct mlx_tree_map *m);
+
+/* Reads the entry at *p (entries end at end) into e and moves past it;
+ * returns 1, 0 at the end, or -1 if what is there is not an entry. */
+int mlx_statcache_tree_next(const unsigned char **p, const unsigned char *end, struct mlx_tree_entry *e);
+
+/* Reads the u64 and u32 of a tree (little-endian). */
+uint64_t mlx_statcache_tree_get64(const unsigned char *p);
+uint32_t mlx_statcache_tree_get32(const unsigned char *p);
+
+/* See mlx_statcache_unchanged (statcache.h): the check of the directory
+ * dir against the tree of prefix in trees (statcache_check.c). */
+int mlx_statcache_tree_check(const char *trees, const char *prefix, const char *dir,
+			     char hex[MLX_HASH_HEX_SIZE], uint64_t *files, uint64_t *bytes);
+
 #endif

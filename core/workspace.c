@@ -275,9 +275,40 @@ static int hash_list(struct mlx_workspace *ws, const char *rel, int flags, struc
 	return rc;
 }
 
+/* The no-op re-check of a tracked directory: returns 1 with *out filled
+ * (no manifest text) if rel is a directory that the stat cache's tree
+ * records exactly as it is now, with the manifest id expect (unless NULL);
+ * 0 if it is not, or not known to be (the caller walks and hashes); or
+ * MLX_ERR_INTERRUPTED. */
+static int unchanged_dir(struct mlx_workspace *ws, const char *rel, const char *expect, struct mlx_artifact *out,
+                         struct mlx_err *err)
+{
+	if (check_relative(rel, 0, NULL) != MLX_OK)
+		return 0;
+	struct mlx_statcache *sc = statcache(ws);
+	char full[PATH_MAX];
+	full_path(ws, rel, full);
+	struct stat st;
+	if (!sc || lstat(full, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	struct mlx_artifact a = {.is_dir = 1};
+	int rc = mlx_statcache_unchanged(sc, rel, full, a.hex, &a.files, &a.size);
+	if (rc < 0)
+		return mlx_err_set(err, rc, EINTR, "interrupted");
+	if (rc != 1 || (expect && strcmp(a.hex, expect) != 0))
+		return 0;
+	*out = a;
+	return 1;
+}
+
 int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, struct mlx_artifact *out,
                        struct mlx_err *err)
 {
+	if ((flags & MLX_WS_NO_MANIFEST) && !(flags & MLX_WS_PUT)) {
+		int rc = unchanged_dir(ws, rel, NULL, out, err);
+		if (rc != 0)
+			return rc < 0 ? rc : MLX_OK;
+	}
 	struct mlx_filelist list = {0};
 	int rc = hash_list(ws, rel, flags, out, &list, err);
 	mlx_filelist_free(&list);
@@ -332,8 +363,12 @@ int mlx_workspace_diff(struct mlx_workspace *ws, const char *rel, const char *lo
                        struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err)
 {
 	*d = (struct mlx_dirdiff){0};
+	/* Unchanged since the lock was written: nothing to list. */
+	int rc = unchanged_dir(ws, rel, locked, out, err);
+	if (rc != 0)
+		return rc < 0 ? rc : MLX_OK;
 	struct mlx_filelist now = {0}, was = {0};
-	int rc = hash_list(ws, rel, MLX_WS_NO_MANIFEST, out, &now, err);
+	rc = hash_list(ws, rel, MLX_WS_NO_MANIFEST, out, &now, err);
 	if (rc == MLX_OK) {
 		mlx_artifact_free(out); /* the text is not wanted: the lists are */
 		if (out->is_dir && strcmp(out->hex, locked) != 0) {

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "statcache.h"
@@ -383,6 +385,139 @@ static void a_broken_database_is_rebuilt(void **state)
 	assert_int_equal(access(aside, F_OK), 0);
 }
 
+/* Writes text at root/rel, dated 10 s ago (old enough not to be racy). */
+static void put_file(const char *root, const char *rel, const char *text)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", root, rel);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	struct timeval old[2];
+	gettimeofday(&old[0], NULL);
+	old[0].tv_sec -= 10;
+	old[1] = old[0];
+	assert_int_equal(utimes(path, old), 0);
+}
+
+/* Walks root/d, hashes it and records its tree with its manifest id, as a
+ * status does (after waiting for the files to age); the id goes to hex. */
+static void record_tree_now(struct mlx_statcache *sc, const char *root, char hex[MLX_HASH_HEX_SIZE])
+{
+	char top[600];
+	snprintf(top, sizeof top, "%s/d", root);
+	struct mlx_filelist list = {0};
+	struct mlx_err err;
+	assert_int_equal(mlx_hash_walk(top, NULL, 0, &list, &err), MLX_OK);
+	assert_int_equal(mlx_statcache_fill(sc, "d", 1, &list, NULL, &err), MLX_OK);
+	assert_int_equal(mlx_hash_files(top, &list, 2, &err), MLX_OK);
+	char *text;
+	size_t len;
+	assert_int_equal(mlx_hash_manifest(&list, &text, &len, hex, &err), MLX_OK);
+	free(text);
+	assert_int_equal(mlx_statcache_store(sc, "d", 1, &list, hex, &err), MLX_OK);
+	mlx_filelist_free(&list);
+}
+
+static void record_tree(struct mlx_statcache *sc, const char *root, char hex[MLX_HASH_HEX_SIZE])
+{
+	/* Past the racy margin of the files' ctimes (the time of writing). */
+	usleep(150000);
+	record_tree_now(sc, root, hex);
+}
+
+/* Is root/d as its tree says? 1 (with the id, files and bytes) or 0. */
+static int unchanged(struct mlx_statcache *sc, const char *root, const char *want, uint64_t files)
+{
+	char top[600], hex[MLX_HASH_HEX_SIZE] = "";
+	snprintf(top, sizeof top, "%s/d", root);
+	uint64_t n = 0, bytes = 0;
+	int rc = mlx_statcache_unchanged(sc, "d", top, hex, &n, &bytes);
+	if (rc == 1) {
+		assert_string_equal(hex, want);
+		assert_int_equal(n, files);
+	}
+	return rc;
+}
+
+/* The no-op re-check walks the real directory against the tree: any
+ * change at all (a file rewritten, added, removed, made executable, a new
+ * symlink, fifo or subdirectory with a file) makes it answer 0, so the
+ * caller walks and hashes; an empty subdirectory changes nothing. */
+static void an_unchanged_directory_is_known_without_a_list(void **state)
+{
+	(void)state;
+	char root[300], db[320], sub[600];
+	snprintf(root, sizeof root, "%s/tree-check", dir);
+	snprintf(db, sizeof db, "%s/state.db", root);
+	assert_int_equal(mkdir(root, 0755), 0);
+	const char *dirs[] = {"d", "d/a", "d/a-b", "d/a/deep", "d/b"};
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		snprintf(sub, sizeof sub, "%s/%s", root, dirs[i]);
+		assert_int_equal(mkdir(sub, 0755), 0);
+	}
+	const char *files[] = {"d/top", "d/a/f1", "d/a/f2", "d/a-b/x", "d/a/deep/y", "d/b/z", "d/a.txt"};
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+		put_file(root, files[i], files[i]);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	char hex[MLX_HASH_HEX_SIZE];
+	assert_int_equal(unchanged(sc, root, "", 0), 0); /* no tree yet */
+	record_tree(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 7), 1);
+
+	snprintf(sub, sizeof sub, "%s/d/b/empty", root);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(unchanged(sc, root, hex, 7), 1);
+
+	put_file(root, "d/a/f3", "new");
+	assert_int_equal(unchanged(sc, root, hex, 7), 0);
+	snprintf(sub, sizeof sub, "%s/d/a/f3", root);
+	assert_int_equal(unlink(sub), 0);
+	assert_int_equal(unchanged(sc, root, hex, 7), 1);
+
+	put_file(root, "d/a/deep/y", "D/A/DEEP/Y"); /* same size, same mtime */
+	assert_int_equal(unchanged(sc, root, hex, 7), 0);
+	record_tree(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 7), 1);
+
+	snprintf(sub, sizeof sub, "%s/d/b/z", root);
+	assert_int_equal(chmod(sub, 0755), 0);
+	assert_int_equal(unchanged(sc, root, hex, 7), 0);
+	assert_int_equal(chmod(sub, 0644), 0);
+	record_tree(sc, root, hex);
+	assert_int_equal(unlink(sub), 0);
+	assert_int_equal(unchanged(sc, root, hex, 7), 0);
+	assert_int_equal(symlink("../top", sub), 0);
+	assert_int_equal(unchanged(sc, root, hex, 7), 0);
+	assert_int_equal(unlink(sub), 0);
+	assert_int_equal(mkfifo(sub, 0644), 0);
+	assert_int_equal(unchanged(sc, root, hex, 7), 0);
+	assert_int_equal(unlink(sub), 0);
+	put_file(root, "d/b/z", "d/b/z");
+	record_tree(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 7), 1);
+
+	snprintf(sub, sizeof sub, "%s/d/b/empty/more", root);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	put_file(root, "d/b/empty/more/w", "w");
+	assert_int_equal(unchanged(sc, root, hex, 7), 0);
+	record_tree(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 8), 1);
+
+	/* A file written just before it was hashed is racy: never trusted. */
+	snprintf(sub, sizeof sub, "%s/d/a.txt", root);
+	FILE *f = fopen(sub, "a");
+	assert_non_null(f);
+	fputs("more", f);
+	assert_int_equal(fclose(f), 0);
+	record_tree_now(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 8), 0);
+	mlx_statcache_close(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +526,7 @@ int main(void)
 		cmocka_unit_test(a_tree_gives_back_its_manifest_id_only_when_all_match),
 		cmocka_unit_test(a_tree_damaged_inside_gives_nothing),
 		cmocka_unit_test(a_broken_database_is_rebuilt),
+		cmocka_unit_test(an_unchanged_directory_is_known_without_a_list),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -86,4 +86,36 @@ mlx status --check
 is "$RC" 0 "without any cache, status re-hashes and agrees"
 is "$(ls .mlx/state.db-trees | wc -l)" "1" "and keeps a tree for the tracked directory again"
 
+# A no-op status compares the directory with its tree file by file; what it
+# cannot vouch for goes to the full walk, which says what changed or what
+# is wrong.
+sleep 0.3
+mlx status --check
+is "$RC" 0 "the tree is written again, and up to date"
+printf 'new\n' >d/a/deep/new.txt
+mlx status
+like "$OUT" "modified: d/ \(1 added, 0 modified, 0 deleted\)" "a file added deep down is seen"
+rm d/a/deep/new.txt d/b/g4.bin
+mlx status
+like "$OUT" "modified: d/ \(0 added, 0 modified, 1 deleted\)" "a file removed is seen"
+printf 'x' >d/b/g4.bin
+mlx status
+like "$OUT" "modified: d/b/g4.bin" "and one made again with other bytes"
+head -c 2800 /dev/urandom >d/b/g4.bin
+mlx add d >/dev/null
+sleep 0.3
+mkdir d/b/empty
+mlx status --check
+is "$RC" 0 "an empty directory changes nothing"
+ln -s ../top.txt d/b/empty/link
+mlx status
+like "$OUT" "error: +d/ \(.*d/b/empty/link: is a symbolic link" "a symbolic link in a tracked directory is named"
+rm d/b/empty/link
+mkfifo d/b/empty/fifo
+mlx status
+like "$OUT" "error: +d/ \(.*d/b/empty/fifo: is a fifo" "and so is a fifo"
+rm -r d/b/empty
+mlx status --check
+is "$RC" 0 "up to date once they are gone"
+
 done_testing
