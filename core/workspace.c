@@ -453,3 +453,194 @@ int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx
 	}
 	return MLX_OK;
 }
+
+/* The merge of a directory's locked manifest with the new lines of some of
+ * its members (mlx_workspace_put_members), line by line. */
+struct member_merge {
+	const char *const *members; /* sorted */
+	size_t nmembers;
+	const struct mlx_filelist *now; /* the members' files now, sorted */
+	const char *now_text;		/* their manifest lines, in that order */
+	size_t j;			/* the next of them */
+	const char *line;		/* where the old line being read starts */
+	char *out;			/* the new manifest */
+	size_t len;
+	uint64_t files, size;
+};
+
+/* Is path (plen bytes) one of the members, or below one? One lookup per
+ * ancestor: a manifest of a million lines against a few members. */
+static int replaced(const struct member_merge *m, const char *path, size_t plen)
+{
+	for (size_t end = 0; end <= plen; end++) {
+		if (end < plen && path[end] != '/')
+			continue;
+		size_t lo = 0, hi = m->nmembers;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			const char *s = m->members[mid];
+			int c = strncmp(s, path, end);
+			if (c == 0)
+				c = s[end] ? 1 : 0;
+			if (c == 0)
+				return 1;
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	return 0;
+}
+
+/* Appends the new lines whose paths sort before path (plen bytes), or all
+ * that are left if path is NULL. */
+static void emit_new(struct member_merge *m, const char *path, size_t plen)
+{
+	while (m->j < m->now->len) {
+		const struct mlx_file *f = &m->now->items[m->j];
+		if (path) {
+			size_t flen = strlen(f->path);
+			int c = memcmp(f->path, path, flen < plen ? flen : plen);
+			if (c > 0 || (c == 0 && flen >= plen))
+				return;
+		}
+		const char *nl = strchr(m->now_text, '\n');
+		size_t n = (size_t)(nl - m->now_text) + 1;
+		memcpy(m->out + m->len, m->now_text, n);
+		m->len += n;
+		m->now_text += n;
+		m->files++;
+		m->size += f->size;
+		m->j++;
+	}
+}
+
+static int merge_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, const char *path, size_t plen,
+                      struct mlx_err *err)
+{
+	(void)hex, (void)mode, (void)err;
+	struct member_merge *m = ctx;
+	const char *end = path + plen + 1; /* past its newline */
+	emit_new(m, path, plen);
+	if (!replaced(m, path, plen)) {
+		memcpy(m->out + m->len, m->line, (size_t)(end - m->line));
+		m->len += (size_t)(end - m->line);
+		m->files++;
+		m->size += size;
+	}
+	m->line = end;
+	return MLX_OK;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Appends the files of member (a file or a directory below base) to now,
+ * with paths relative to base, by the rules of mlx_hash_walk. */
+static int list_member(struct mlx_workspace *ws, const char *base, const char *member, struct mlx_filelist *now,
+                       struct mlx_err *err)
+{
+	const char *objects = mlx_store_objects_dir(ws->store);
+	char full[PATH_MAX];
+	struct stat st;
+	if (snprintf(full, sizeof full, "%s/%s", base, member) >= (int)sizeof full)
+		return mlx_err_set(err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s: path too long", base, member);
+	if (lstat(full, &st) != 0)
+		return mlx_err_sys(err, errno, "cannot stat %s", full);
+	if (!S_ISDIR(st.st_mode))
+		return mlx_hash_stat(base, member, objects, now, err);
+	struct mlx_filelist sub = {0};
+	int rc = mlx_hash_walk(full, objects, 0, &sub, err);
+	char path[PATH_MAX];
+	for (size_t i = 0; rc == MLX_OK && i < sub.len; i++) {
+		const struct mlx_file *f = &sub.items[i];
+		if (snprintf(path, sizeof path, "%s/%s", member, f->path) >= (int)sizeof path) {
+			rc = mlx_err_set(err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s: path too long", full, f->path);
+			break;
+		}
+		if ((rc = mlx_filelist_push(now, path, f->size, f->mode, f->hex, err)) == MLX_OK) {
+			struct mlx_file *g = &now->items[now->len - 1];
+			g->mtime_ns = f->mtime_ns;
+			g->ctime_ns = f->ctime_ns;
+			g->ino = f->ino;
+		}
+	}
+	mlx_filelist_free(&sub);
+	return rc;
+}
+
+int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const char *locked,
+                              const char *const *members, size_t n, struct mlx_artifact *out, struct mlx_err *err)
+{
+	*out = (struct mlx_artifact){0};
+	int rc = check_relative(rel, 0, err);
+	for (size_t i = 0; rc == MLX_OK && i < n; i++)
+		if ((rc = check_relative(members[i], 0, err)) == MLX_OK)
+			rc = mlx_path_check(members[i], strlen(members[i]), err);
+	if (rc != MLX_OK)
+		return rc;
+	char base[PATH_MAX];
+	full_path(ws, rel, base);
+	const char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+	if (!sorted)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	memcpy(sorted, members, n * sizeof *sorted);
+	qsort(sorted, n, sizeof *sorted, compare_names);
+	struct mlx_filelist now = {0};
+	char *old = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
+	size_t old_len = 0, now_len = 0;
+	for (size_t i = 0; rc == MLX_OK && i < n; i++)
+		rc = list_member(ws, base, sorted[i], &now, err);
+	if (rc == MLX_OK)
+		mlx_filelist_sort(&now);
+	/* The members' files as an add stores them: through the stat cache
+	 * (their rows; the directory's tree is left as it is, and the next
+	 * whole walk writes it again) and staged into the store. */
+	struct mlx_statcache *sc = statcache(ws);
+	if (rc == MLX_OK && sc)
+		mlx_statcache_fill(sc, rel, 0, &now, NULL, NULL);
+	if (rc == MLX_OK)
+		rc = mlx_store_stage_files(ws->store, base, &now, ws->jobs, err);
+	if (rc == MLX_OK && sc)
+		mlx_statcache_store(sc, rel, 0, &now, NULL, NULL);
+	if (rc == MLX_OK)
+		rc = mlx_hash_manifest(&now, &now_text, &now_len, now_id, err);
+	if (rc == MLX_OK && (rc = mlx_store_read(ws->store, locked, &old, &old_len, err)) != MLX_OK) {
+		char msg[MLX_ERR_MSG_MAX];
+		memcpy(msg, err->msg, sizeof msg);
+		mlx_err_set(err, rc, 0, "the manifest of %.200s cannot be read (%.300s); add %.200s whole", rel, msg,
+		            rel);
+	}
+	struct member_merge m = {.members = sorted, .nmembers = n, .now = &now, .now_text = now_text, .line = old};
+	if (rc == MLX_OK && !(m.out = malloc(old_len + now_len + 1)))
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	if (rc == MLX_OK && (rc = mlx_hash_manifest_walk(old, old_len, merge_line, &m, err)) == MLX_ERR_CORRUPT) {
+		char msg[MLX_ERR_MSG_MAX];
+		memcpy(msg, err->msg, sizeof msg);
+		mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", locked, msg);
+	}
+	if (rc == MLX_OK) {
+		emit_new(&m, NULL, 0);
+		m.out[m.len] = '\0';
+		rc = mlx_hash_bytes(m.out, m.len, out->hex, err);
+	}
+	if (rc == MLX_OK)
+		rc = mlx_store_stage_bytes(ws->store, m.out, m.len, out->hex, err);
+	if (rc == MLX_OK) {
+		out->is_dir = 1;
+		out->files = m.files;
+		out->size = m.size;
+		out->manifest = m.out;
+		out->manifest_len = m.len;
+		m.out = NULL;
+	}
+	free(m.out);
+	free(old);
+	free(now_text);
+	free(sorted);
+	mlx_filelist_free(&now);
+	return rc;
+}

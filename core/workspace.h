@@ -113,6 +113,23 @@ int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, str
 int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names, size_t n, struct mlx_filelist *out,
 			     unsigned char *found, struct mlx_err *err);
 
+/* Updates the tracked directory rel, whose locked manifest is locked, with
+ * the files it now has at members only (paths relative to rel, each a
+ * file or a directory, none inside another): their files are hashed
+ * through the stat cache and staged, the manifest lines of every other
+ * path are taken from the locked manifest as they are, and the new
+ * manifest (sorted, as mlx_hash_manifest writes it) is staged; *out gets
+ * its id, text, files and bytes (the caller frees it with
+ * mlx_artifact_free). For `mlx add DIR/FILE` in a directory of a million
+ * files: one file hashed and one pass over the old manifest, no walk of
+ * the rest. Returns 0; MLX_ERR_NOTFOUND if a member does not exist or the
+ * locked manifest is not in the store; MLX_ERR_CORRUPT if that manifest is
+ * damaged; MLX_ERR_INVALID for a refused entry (a symlink, a fifo) or
+ * path; MLX_ERR_IO, MLX_ERR_NOMEM or MLX_ERR_INTERRUPTED. */
+int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const char *locked,
+                              const char *const *members, size_t n, struct mlx_artifact *out,
+                              struct mlx_err *err);
+
 /* What differs between a directory and its locked manifest; each list is
  * sorted by path and owned by the diff. */
 struct mlx_dirdiff {

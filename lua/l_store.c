@@ -129,16 +129,10 @@ static void push_file(lua_State *L, const char *path, const char *hex, uint64_t 
 	set_str(L, "mode", mode == 0755 ? "755" : "644");
 }
 
-/* Shared by :hash and :put. */
-static int scan(lua_State *L, int flags)
+/* Pushes what w->art says of a file or a directory, as st:hash gives it,
+ * and frees the work. */
+static int push_artifact(lua_State *L, struct work *w)
 {
-	struct lstore *ls = check_open(L);
-	const char *rel = luaL_checkstring(L, 2);
-	luaL_argcheck(L, *rel && rel[0] != '/', 2, "expected a path relative to the project root");
-	struct work *w = new_work(L);
-	struct mlx_err err;
-	if (mlx_workspace_hash(ls->ws, rel, flags, &w->art, &err) != MLX_OK)
-		return mlx_lua_fail(L, &err);
 	const struct mlx_artifact *a = &w->art;
 	if (!a->is_dir) {
 		push_file(L, NULL, a->hex, a->size, a->mode);
@@ -156,6 +150,19 @@ static int scan(lua_State *L, int flags)
 	}
 	free_work(w);
 	return 1;
+}
+
+/* Shared by :hash and :put. */
+static int scan(lua_State *L, int flags)
+{
+	struct lstore *ls = check_open(L);
+	const char *rel = luaL_checkstring(L, 2);
+	luaL_argcheck(L, *rel && rel[0] != '/', 2, "expected a path relative to the project root");
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (mlx_workspace_hash(ls->ws, rel, flags, &w->art, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	return push_artifact(L, w);
 }
 
 /* st:hash(path[, {manifest = false}]) -> {type = "file"|"dir", hash, size,
@@ -298,6 +305,34 @@ static int store_put(lua_State *L)
 {
 	lua_settop(L, 2);
 	return scan(L, MLX_WS_PUT);
+}
+
+/* st:put_members(dir, locked_id, {paths}) -> info as st:put | nil,
+ * message, code. Stages the files at paths (relative to dir; files or
+ * directories) and a new manifest of dir: its locked manifest with the
+ * lines of those paths replaced by what they hold now. */
+static int store_put_members(lua_State *L)
+{
+	struct lstore *ls = check_open(L);
+	const char *rel = luaL_checkstring(L, 2);
+	const char *locked = luaL_checkstring(L, 3);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	luaL_argcheck(L, *rel && rel[0] != '/', 2, "expected a path relative to the project root");
+	lua_Integer n = luaL_len(L, 4);
+	luaL_argcheck(L, n > 0, 4, "expected at least one path");
+	/* The names stay anchored in the table at index 4 while C uses them. */
+	const char **names = lua_newuserdatauv(L, (size_t)n * sizeof *names, 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_geti(L, 4, i) != LUA_TSTRING)
+			return luaL_error(L, "path %d must be a string", (int)i);
+		names[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	struct work *w = new_work(L);
+	struct mlx_err err;
+	if (mlx_workspace_put_members(ls->ws, rel, locked, names, (size_t)n, &w->art, &err) != MLX_OK)
+		return mlx_lua_fail(L, &err);
+	return push_artifact(L, w);
 }
 
 /* st:commit() -> true | nil, message, code */
@@ -697,6 +732,7 @@ static const luaL_Reg store_methods[] = {
     {"hash_files", store_hash_files},
     {"diff", store_diff},
     {"put", store_put},
+    {"put_members", store_put_members},
     {"commit", store_commit},
     {"checkout", store_checkout},
     {"manifest", store_manifest},

@@ -149,7 +149,9 @@ end
 -- ---- add ------------------------------------------------------------------
 
 --- Stores each path (files or directories, relative to the working
---- directory) and pins it in mlx.lock. opts: {jobs = n, link = strategy
+--- directory) and pins it in mlx.lock. A path inside a tracked directory
+--- updates that directory's record with what the path holds now (its
+--- other files keep their locked records) and reports the directory. opts: {jobs = n, link = strategy
 --- (default: the project's)}. The objects are durable (one batch sync)
 --- before the lock is written; the user's files are not changed, except
 --- that with the hardlink or symlink strategy they are then replaced by
@@ -166,7 +168,9 @@ function M.add(root, paths, opts)
   local current, err, code = lockfile.read(root)
   if not current then return nil, err, code end
   local tracked = current.artifacts or {}
-  local rels, seen = {}, {}
+  -- Paths inside a tracked directory update its record: members[dir] are
+  -- their paths relative to dir, in order.
+  local rels, seen, members = {}, {}, {}
   for _, path in ipairs(paths) do
     local rel
     rel, err, code = M.relpath(root, path)
@@ -181,9 +185,8 @@ function M.add(root, paths, opts)
         "invalid"
     end
     local above = owner(tracked, rel)
-    if above and above ~= rel then
-      return nil, ("cannot add %s: it is inside the tracked directory %s; add %s again instead")
-        :format(path, above, above), "invalid"
+    if above and above ~= rel and tracked[above].type ~= "dir" then
+      return nil, ("cannot add %s: %s is a tracked file"):format(path, above), "invalid"
     end
     for other in pairs(seen) do
       if rel:sub(1, #other + 1) == other .. "/" or other:sub(1, #rel + 1) == rel .. "/" then
@@ -192,7 +195,16 @@ function M.add(root, paths, opts)
     end
     if not seen[rel] then
       seen[rel] = true
-      rels[#rels + 1] = rel
+      if above and above ~= rel then
+        if not members[above] then
+          members[above] = {}
+          rels[#rels + 1] = above
+        end
+        local list = members[above]
+        list[#list + 1] = rel:sub(#above + 2)
+      else
+        rels[#rels + 1] = rel
+      end
     end
   end
 
@@ -202,7 +214,13 @@ function M.add(root, paths, opts)
   local results = {}
   for _, rel in ipairs(rels) do
     local info
-    info, err, code = st:put(rel)
+    if members[rel] then
+      -- Only those files are hashed; the rest of the record comes from
+      -- the locked manifest, line for line.
+      info, err, code = st:put_members(rel, tracked[rel].hash, members[rel])
+    else
+      info, err, code = st:put(rel)
+    end
     if not info then
       st:close()
       return nil, "cannot add " .. rel .. ": " .. err, code

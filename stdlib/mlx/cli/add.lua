@@ -22,6 +22,11 @@ written; the files in the workspace are left as they are (with the hardlink
 or symlink link strategy of .mlx/config.lua they become read-only links to
 the store). Unchanged files are not read again (stat cache, .mlx/state.db).
 
+A PATH inside a tracked directory (mlx add data/images/img1.png) updates
+that directory's record with what PATH holds now, a file or a directory:
+only PATH is read, and the directory's other files keep their records in
+mlx.lock as they are, even if they changed (mlx status still shows those).
+
 Refused, with the file named: paths outside the project, symbolic links,
 fifos, sockets and devices, unreadable files. Exit 0 when all are stored, 2
 on bad input, 1 if storing failed (e.g. a full disk: mlx.lock and the files
