@@ -367,10 +367,32 @@ int mlx_statcache_id(const struct mlx_statcache *sc, const char *prefix, char he
 	return 1;
 }
 
+void mlx_statcache_changes_free(struct mlx_statcache_changes *c)
+{
+	mlx_filelist_free(&c->added);
+	mlx_filelist_free(&c->changed);
+	mlx_filelist_free(&c->was);
+	mlx_filelist_free(&c->deleted);
+}
+
+int mlx_statcache_changes(struct mlx_statcache *sc, const char *prefix, const char *dir, size_t limit,
+			  struct mlx_statcache_changes *out)
+{
+	return mlx_statcache_tree_changes(sc->trees, prefix, dir, limit, out);
+}
+
 int mlx_statcache_unchanged(struct mlx_statcache *sc, const char *prefix, const char *dir,
 			    char hex[MLX_HASH_HEX_SIZE], uint64_t *files, uint64_t *bytes)
 {
-	return mlx_statcache_tree_check(sc->trees, prefix, dir, hex, files, bytes);
+	struct mlx_statcache_changes c;
+	int rc = mlx_statcache_tree_changes(sc->trees, prefix, dir, 0, &c);
+	if (rc == 1) {
+		memcpy(hex, c.id, MLX_HASH_HEX_SIZE);
+		*files = c.files;
+		*bytes = c.bytes;
+		mlx_statcache_changes_free(&c);
+	}
+	return rc;
 }
 
 int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,

@@ -69,16 +69,40 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
  * again. Otherwise returns 0. */
 int mlx_statcache_id(const struct mlx_statcache *sc, const char *prefix, char hex[MLX_HASH_HEX_SIZE]);
 
-/* The no-op re-check of a directory walked whole: if the tree of prefix
- * records the id of its manifest and dir (prefix's absolute path) holds
- * exactly the files of that tree, each unchanged (inode, size, mtime, ctime
- * and mode) and not racy, and nothing else a walk would list or refuse,
- * copies the id into hex, the number of files into *files and their bytes
- * into *bytes, and returns 1. Walks dir in threads, comparing each file's
- * fstatat with its entry in the mapped tree: no database is read and
- * nothing is allocated per file. Returns 0 at the first difference or
- * doubt (the caller then walks and hashes as usual, which names any
- * problem), or MLX_ERR_INTERRUPTED. */
+/* How a directory walked whole differs from its tree: the tree's manifest
+ * id and the files and bytes it holds, and the differences, each list
+ * sorted by path and owned by the struct. */
+struct mlx_statcache_changes {
+	char id[MLX_HASH_HEX_SIZE];
+	uint64_t files, bytes;
+	struct mlx_filelist added;   /* files the tree lacks: stat facts, no hash */
+	struct mlx_filelist changed; /* files whose facts differ from their entry, or are
+				      * racy: stat facts, no hash (their bytes may be the same) */
+	struct mlx_filelist was;     /* the entries of changed, index by index: hash, size, mode */
+	struct mlx_filelist deleted; /* entries with no file: hash, size, mode */
+};
+
+/* Frees the lists of c; leaves it empty. */
+void mlx_statcache_changes_free(struct mlx_statcache_changes *c);
+
+/* The re-check of a directory walked whole, without a list of its files:
+ * if the tree of prefix records the id of its manifest, compares dir
+ * (prefix's absolute path) with it, file by file: each file's fstatat
+ * (through its directory's descriptor) with its entry in the mapped tree,
+ * in threads, reading no database and allocating per directory and per
+ * difference only. Fills *out (which the caller frees with
+ * mlx_statcache_changes_free) and returns 1. Returns 0 (out empty) when it
+ * cannot tell: no tree or no id, more than limit differences, or anything
+ * the walk would refuse or fail on (a symlink, a fifo, an unreadable
+ * directory), for which the caller walks and hashes as usual, and the walk
+ * names the problem; or MLX_ERR_INTERRUPTED. */
+int mlx_statcache_changes(struct mlx_statcache *sc, const char *prefix, const char *dir, size_t limit,
+			  struct mlx_statcache_changes *out);
+
+/* The no-op case: returns 1 with the tree's id in hex, its number of files
+ * in *files and bytes in *bytes if mlx_statcache_changes finds no
+ * difference at all (stopping at the first); else 0 or
+ * MLX_ERR_INTERRUPTED. */
 int mlx_statcache_unchanged(struct mlx_statcache *sc, const char *prefix, const char *dir,
 			    char hex[MLX_HASH_HEX_SIZE], uint64_t *files, uint64_t *bytes);
 

@@ -1,17 +1,19 @@
-/* statcache_check.c — is a tracked directory exactly as its tree says?
+/* statcache_check.c — how does a tracked directory differ from its tree?
  *
- * The no-op re-check of a directory of a million files: instead of walking
- * it into a list (a hundred-odd bytes and a path per file), merging the
- * list with the tree and building nothing from it, the directory is walked
- * in the order of the tree's entries and each file's fstatat, made with its
- * directory's descriptor, is compared with the next entry in the mapped
- * tree, as git compares the lstat of each file with its index. The top
- * directory is read here; each subdirectory below it is checked by a thread
- * of a pool against its own range of entries (found by one pass over the
- * tree), so nothing is allocated per file, only per directory. The first
- * difference of any kind (a file added, removed, changed, racy, of another
- * type, a directory that cannot be read) stops the check: the caller then
- * walks and hashes as usual, which also names what is wrong. */
+ * The re-check of a directory of a million files: instead of walking it
+ * into a list (a hundred-odd bytes and a path per file), merging the list
+ * with the tree and building the manifest again, the directory is walked in
+ * the order of the tree's entries and each file's fstatat, made with its
+ * directory's descriptor, is compared with its entry in the mapped tree, as
+ * git compares the lstat of each file with its index. The top directory is
+ * read here; each subdirectory below it is compared by a thread of a pool
+ * against its own range of entries (found by one pass over the tree), so
+ * nothing is allocated per file, only per directory and per difference.
+ * What differs (files added, files whose facts changed or are racy, entries
+ * with no file) is collected up to a limit; anything the walk would refuse
+ * or could not do (a symlink, a fifo, a directory that cannot be read) ends
+ * the comparison, and the caller walks and hashes as usual, which names the
+ * problem. */
 #include "statcache_tree.h"
 
 #include <dirent.h>
@@ -30,7 +32,7 @@
 
 #define CHECK_THREADS 16 /* the fewest threads, as a walk (hash.c) */
 
-/* One entry of a directory being checked: its name at off in the names. */
+/* One entry of a directory being compared: its name at off in the names. */
 struct ref {
 	size_t off, len;
 	unsigned char type;
@@ -43,11 +45,33 @@ struct listing {
 	size_t len, names_cap;
 };
 
-/* The entries of a tree still to be matched, and what matched so far. */
+/* Shared by the threads of one comparison. */
+struct shared {
+	atomic_int stop;    /* give up: too many differences, or something refused */
+	atomic_size_t seen; /* differences so far */
+	size_t limit;
+};
+
+/* The differences found by one thread, in path order. */
+struct found {
+	struct mlx_filelist added, changed, was, deleted;
+};
+
+/* The entries of a tree still to be compared, and what matched so far. */
 struct cursor {
 	const unsigned char *p, *end;
 	uint64_t files, bytes;
+	struct found *found;
+	struct shared *shared;
 };
+
+static void found_free(struct found *f)
+{
+	mlx_filelist_free(&f->added);
+	mlx_filelist_free(&f->changed);
+	mlx_filelist_free(&f->was);
+	mlx_filelist_free(&f->deleted);
+}
 
 /* Orders entries as the walk does (hash.c): a directory's name is followed
  * by '/' in the paths of its files, so "a-b" comes before "a/x". */
@@ -66,8 +90,9 @@ static int compare_refs(const void *va, const void *vb, void *vnames)
 }
 
 /* Lists d into l (emptied first), sorted as the walk sorts, skipping what
- * the walk skips. Returns 1, or 0 on any doubt: an entry whose type readdir
- * does not give, a name the walk would refuse, no memory, a read error. */
+ * the walk skips. Returns 1, or 0 on any doubt: an entry that is neither a
+ * regular file nor a directory (or whose type readdir does not give), a
+ * name the walk would refuse, no memory, a read error. */
 static int list_sorted(DIR *d, struct listing *l)
 {
 	l->n = l->len = 0;
@@ -107,33 +132,102 @@ static int list_sorted(DIR *d, struct listing *l)
 	return 1;
 }
 
-/* Does the next entry of c describe the regular file path (plen bytes),
- * whose lstat is st, as it is now, and not racily? */
-static int matches(struct cursor *c, const char *path, size_t plen, const struct stat *st)
+/* Byte order of an entry's path and key (klen bytes). */
+static int compare_entry(const struct mlx_tree_entry *e, const char *key, size_t klen)
+{
+	int c = memcmp(e->path, key, e->len < klen ? e->len : klen);
+	return c ? c : (e->len > klen) - (e->len < klen);
+}
+
+/* Counts one more difference; 0 once there are more than the limit. */
+static int one_more(struct cursor *c)
+{
+	if (atomic_fetch_add(&c->shared->seen, 1) + 1 > c->shared->limit) {
+		atomic_store(&c->shared->stop, 1);
+		return 0;
+	}
+	return 1;
+}
+
+/* Appends the file an entry describes to list. */
+static int push_entry(struct mlx_filelist *list, const struct mlx_tree_entry *e)
+{
+	char path[PATH_MAX], hex[MLX_HASH_HEX_SIZE];
+	memcpy(path, e->path, e->len); /* e->len < PATH_MAX (mlx_statcache_tree_next) */
+	path[e->len] = '\0';
+	mlx_statcache_bin_to_hex(e->facts + 44, hex);
+	return mlx_filelist_push(list, path, mlx_statcache_tree_get64(e->facts + 8),
+	                         mlx_statcache_tree_get32(e->facts + 40), hex, NULL) == MLX_OK;
+}
+
+/* Appends the file path (NUL-terminated), whose lstat is st, to list. */
+static int push_stat(struct mlx_filelist *list, const char *path, const struct stat *st)
+{
+	if (mlx_filelist_push(list, path, (uint64_t)st->st_size, (st->st_mode & 0111) ? 0755 : 0644, NULL,
+	                      NULL) != MLX_OK)
+		return 0;
+	struct mlx_file *f = &list->items[list->len - 1];
+	f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	f->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	f->ino = (uint64_t)st->st_ino;
+	return 1;
+}
+
+/* Takes the entries that sort before key (klen bytes) as deleted, or, with
+ * below set, those whose paths start with key. Returns 1, or 0 to give up. */
+static int take_deleted(struct cursor *c, const char *key, size_t klen, int below)
 {
 	struct mlx_tree_entry e;
-	if (mlx_statcache_tree_next(&c->p, c->end, &e) != 1 || e.len != plen ||
-	    memcmp(e.path, path, plen) != 0)
+	const unsigned char *at = c->p;
+	int r;
+	while ((r = mlx_statcache_tree_next(&at, c->end, &e)) == 1) {
+		int gone = below ? e.len >= klen && memcmp(e.path, key, klen) == 0
+		                 : compare_entry(&e, key, klen) < 0;
+		if (!gone)
+			break;
+		if (!one_more(c) || !push_entry(&c->found->deleted, &e))
+			return 0;
+		c->p = at;
+	}
+	return r >= 0;
+}
+
+/* Compares the regular file path (plen bytes, NUL-terminated), whose lstat
+ * is st, with the tree. Returns 1, or 0 to give up. */
+static int compare_file(struct cursor *c, const char *path, size_t plen, const struct stat *st)
+{
+	if (!take_deleted(c, path, plen, 0))
 		return 0;
+	struct mlx_tree_entry e;
+	const unsigned char *at = c->p;
+	int r = mlx_statcache_tree_next(&at, c->end, &e);
+	if (r < 0)
+		return 0;
+	if (r == 0 || compare_entry(&e, path, plen) != 0)
+		return one_more(c) && push_stat(&c->found->added, path, st);
+	c->p = at;
 	const unsigned char *f = e.facts;
 	int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 	int64_t ctime = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 	int64_t hashed = (int64_t)mlx_statcache_tree_get64(f + 32);
 	uint32_t mode = (st->st_mode & 0111) ? 0755 : 0644;
-	if (mlx_statcache_tree_get64(f) != (uint64_t)st->st_ino ||
-	    mlx_statcache_tree_get64(f + 8) != (uint64_t)st->st_size ||
-	    (int64_t)mlx_statcache_tree_get64(f + 16) != mtime ||
-	    (int64_t)mlx_statcache_tree_get64(f + 24) != ctime || mlx_statcache_tree_get32(f + 40) != mode ||
-	    mtime > hashed - MLX_STATCACHE_RACY_NS || ctime > hashed - MLX_STATCACHE_RACY_NS)
-		return 0;
-	c->files++;
-	c->bytes += (uint64_t)st->st_size;
-	return 1;
+	if (mlx_statcache_tree_get64(f) == (uint64_t)st->st_ino &&
+	    mlx_statcache_tree_get64(f + 8) == (uint64_t)st->st_size &&
+	    (int64_t)mlx_statcache_tree_get64(f + 16) == mtime &&
+	    (int64_t)mlx_statcache_tree_get64(f + 24) == ctime && mlx_statcache_tree_get32(f + 40) == mode &&
+	    mtime <= hashed - MLX_STATCACHE_RACY_NS && ctime <= hashed - MLX_STATCACHE_RACY_NS) {
+		c->files++;
+		c->bytes += (uint64_t)st->st_size;
+		return 1;
+	}
+	/* Its facts changed (or are racy): its bytes may not have. */
+	return one_more(c) && push_stat(&c->found->changed, path, st) && push_entry(&c->found->was, &e);
 }
 
-/* Checks directory dfd (taken), whose files' paths start with path[0..plen),
- * against the entries of c in order. Returns 1 if every file matched. */
-static int check_dir(int dfd, char *path, size_t plen, struct cursor *c, const atomic_int *differs)
+/* Compares directory dfd (taken), whose files' paths start with
+ * path[0..plen), with the entries of c in order. Returns 1, or 0 to give
+ * up. */
+static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 {
 	DIR *d = fdopendir(dfd);
 	if (!d) {
@@ -142,7 +236,8 @@ static int check_dir(int dfd, char *path, size_t plen, struct cursor *c, const a
 	}
 	struct listing l = {0};
 	int ok = list_sorted(d, &l);
-	for (size_t i = 0; ok && i < l.n && !atomic_load_explicit(differs, memory_order_relaxed); i++) {
+	for (size_t i = 0; ok && i < l.n && !atomic_load_explicit(&c->shared->stop, memory_order_relaxed);
+	     i++) {
 		const char *name = l.names + l.refs[i].off;
 		size_t len = l.refs[i].len;
 		if (plen + len + 2 > PATH_MAX) {
@@ -151,31 +246,38 @@ static int check_dir(int dfd, char *path, size_t plen, struct cursor *c, const a
 		}
 		memcpy(path + plen, name, len);
 		if (l.refs[i].type == DT_DIR) {
-			int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			path[plen + len] = '/';
-			ok = sub >= 0 && check_dir(sub, path, plen + len + 1, c, differs);
+			int sub = -1;
+			ok = take_deleted(c, path, plen + len + 1, 0) &&
+			     (sub = openat(dirfd(d), name,
+			                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
+			     compare_dir(sub, path, plen + len + 1, c);
 		} else {
 			struct stat st;
+			path[plen + len] = '\0';
 			ok = fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-			     matches(c, path, plen + len, &st);
+			     compare_file(c, path, plen + len, &st);
 		}
 	}
 	free(l.refs);
 	free(l.names);
 	closedir(d);
-	return ok && !atomic_load_explicit(differs, memory_order_relaxed);
+	/* What is left below this directory has no file any more. */
+	return ok && take_deleted(c, path, plen, 1) &&
+	       !atomic_load_explicit(&c->shared->stop, memory_order_relaxed);
 }
 
-/* A subdirectory of the top, checked by one thread against its range. */
+/* A subdirectory of the top, compared by one thread against its range. */
 struct sub {
 	const char *name;
 	struct cursor c;
+	struct found found;
 };
 
 struct check_job {
 	int dfd;
 	struct sub *subs;
-	atomic_int differs;
+	struct shared *shared;
 };
 
 static int check_sub(void *vjob, size_t i, struct mlx_err *err)
@@ -187,11 +289,13 @@ static int check_sub(void *vjob, size_t i, struct mlx_err *err)
 	int sub = openat(job->dfd, s->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	memcpy(path, s->name, len);
 	path[len] = '/';
-	if (sub >= 0 && check_dir(sub, path, len + 1, &s->c, &job->differs) && s->c.p == s->c.end)
+	s->c.found = &s->found;
+	s->c.shared = job->shared;
+	if (sub >= 0 && compare_dir(sub, path, len + 1, &s->c) && s->c.p == s->c.end)
 		return MLX_OK;
 	/* A failure stops the pool: no other subdirectory is started. */
-	atomic_store(&job->differs, 1);
-	return mlx_err_set(err, MLX_ERR_INVALID, 0, "%s differs from its tree", s->name);
+	atomic_store(&job->shared->stop, 1);
+	return mlx_err_set(err, MLX_ERR_INVALID, 0, "%s cannot be compared with its tree", s->name);
 }
 
 /* Moves c past the entries below name/ (len bytes), into range. */
@@ -206,10 +310,26 @@ static void take_range(struct cursor *c, const char *name, size_t len, struct cu
 	range->end = c->p;
 }
 
-int mlx_statcache_tree_check(const char *trees, const char *prefix, const char *dir,
-                             char hex[MLX_HASH_HEX_SIZE], uint64_t *files, uint64_t *bytes)
+/* Appends the files of from to to. Returns 1, or 0 without memory. */
+static int append(struct mlx_filelist *to, const struct mlx_filelist *from)
+{
+	for (size_t i = 0; i < from->len; i++) {
+		const struct mlx_file *f = &from->items[i];
+		if (mlx_filelist_push(to, f->path, f->size, f->mode, f->hex, NULL) != MLX_OK)
+			return 0;
+		struct mlx_file *g = &to->items[to->len - 1];
+		g->mtime_ns = f->mtime_ns;
+		g->ctime_ns = f->ctime_ns;
+		g->ino = f->ino;
+	}
+	return 1;
+}
+
+int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char *dir, size_t limit,
+                               struct mlx_statcache_changes *out)
 {
 	static const unsigned char none[32];
+	memset(out, 0, sizeof *out);
 	struct mlx_tree_map m;
 	if (!mlx_statcache_tree_map(trees, prefix, &m))
 		return 0;
@@ -219,7 +339,9 @@ int mlx_statcache_tree_check(const char *trees, const char *prefix, const char *
 	size_t nsubs = 0;
 	int dfd = -1;
 	DIR *d = NULL;
-	struct cursor top = {.p = m.begin, .end = m.end};
+	struct shared shared = {.limit = limit};
+	struct found top_found = {0};
+	struct cursor top = {.p = m.begin, .end = m.end, .found = &top_found, .shared = &shared};
 	if (memcmp(m.id, none, sizeof none) == 0 ||
 	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || !(d = fdopendir(dup(dfd))) ||
 	    !list_sorted(d, &l) || !(subs = calloc(l.n ? l.n : 1, sizeof *subs)))
@@ -232,26 +354,29 @@ int mlx_statcache_tree_check(const char *trees, const char *prefix, const char *
 	for (size_t i = 0; ok && i < l.n; i++) {
 		const char *name = l.names + l.refs[i].off;
 		size_t len = l.refs[i].len;
+		if (len + 2 > sizeof path) {
+			ok = 0;
+			break;
+		}
+		memcpy(path, name, len);
 		if (l.refs[i].type == DT_DIR) {
+			path[len] = '/';
+			ok = take_deleted(&top, path, len + 1, 0);
 			subs[nsubs].name = name;
 			take_range(&top, name, len, &subs[nsubs++].c);
 			continue;
 		}
 		struct stat st;
-		if (len >= sizeof path) {
-			ok = 0;
-			break;
-		}
-		memcpy(path, name, len);
+		path[len] = '\0';
 		ok = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-		     matches(&top, path, len, &st);
+		     compare_file(&top, path, len, &st);
 	}
-	if (!ok || top.p != top.end)
+	if (!ok || !take_deleted(&top, "", 0, 1))
 		goto out;
 	if (nsubs > 0) {
 		/* More threads than CPUs, as the walk: a stat waits on the
 		 * inode cache and the scheduler more than it computes. */
-		struct check_job job = {.dfd = dfd, .subs = subs};
+		struct check_job job = {.dfd = dfd, .subs = subs, .shared = &shared};
 		struct mlx_err err;
 		int threads = mlx_pool_default_jobs() * 4;
 		int prc = mlx_pool_run(nsubs, threads > CHECK_THREADS ? threads : CHECK_THREADS, check_sub,
@@ -261,18 +386,45 @@ int mlx_statcache_tree_check(const char *trees, const char *prefix, const char *
 		if (prc != MLX_OK)
 			goto out;
 	}
-	uint64_t n = top.files, size = top.bytes;
+	/* The differences, in path order: the top's and each
+	 * subdirectory's, sorted once (they are few). */
+	out->files = top.files;
+	out->bytes = top.bytes;
+	struct found *all = &top_found;
 	for (size_t i = 0; i < nsubs; i++) {
-		n += subs[i].c.files;
-		size += subs[i].c.bytes;
+		struct found *f = &subs[i].found;
+		out->files += subs[i].c.files;
+		out->bytes += subs[i].c.bytes;
+		if (!append(&all->added, &f->added) || !append(&all->changed, &f->changed) ||
+		    !append(&all->was, &f->was) || !append(&all->deleted, &f->deleted))
+			goto out;
 	}
-	if (n == m.count) {
-		mlx_statcache_bin_to_hex(m.id, hex);
-		*files = n;
-		*bytes = size;
+	mlx_filelist_sort(&all->added);
+	mlx_filelist_sort(&all->changed);
+	mlx_filelist_sort(&all->was);
+	mlx_filelist_sort(&all->deleted);
+	out->added = all->added;
+	out->changed = all->changed;
+	out->was = all->was;
+	out->deleted = all->deleted;
+	memset(all, 0, sizeof *all);
+	/* The tree's id and counts describe it as written, before the
+	 * differences: the files that matched, and those changed or gone. */
+	for (size_t i = 0; i < out->was.len; i++)
+		out->bytes += out->was.items[i].size;
+	for (size_t i = 0; i < out->deleted.len; i++)
+		out->bytes += out->deleted.items[i].size;
+	out->files += out->was.len + out->deleted.len;
+	if (out->files == m.count) {
+		mlx_statcache_bin_to_hex(m.id, out->id);
 		rc = 1;
+	} else {
+		mlx_statcache_changes_free(out);
 	}
 out:
+	for (size_t i = 0; subs && i < nsubs; i++)
+		found_free(&subs[i].found);
+	found_free(&top_found);
 	free(subs);
 	free(l.refs);
 	free(l.names);

@@ -82,9 +82,10 @@ int mlx_statcache_tree_next(const unsigned char **p, const unsigned char *end, s
 uint64_t mlx_statcache_tree_get64(const unsigned char *p);
 uint32_t mlx_statcache_tree_get32(const unsigned char *p);
 
-/* See mlx_statcache_unchanged (statcache.h): the check of the directory
- * dir against the tree of prefix in trees (statcache_check.c). */
-int mlx_statcache_tree_check(const char *trees, const char *prefix, const char *dir,
-			     char hex[MLX_HASH_HEX_SIZE], uint64_t *files, uint64_t *bytes);
+/* See mlx_statcache_changes (statcache.h): the comparison of the directory
+ * dir with the tree of prefix in trees (statcache_check.c). */
+struct mlx_statcache_changes;
+int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char *dir, size_t limit,
+			       struct mlx_statcache_changes *out);
 
 #endif

@@ -359,12 +359,155 @@ static int diff_lists(const struct mlx_filelist *locked, const struct mlx_fileli
 	return rc;
 }
 
+static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked, const char *const *paths,
+                          size_t n, const struct mlx_filelist *now, struct mlx_artifact *out, struct mlx_err *err);
+static int compare_names(const void *a, const void *b);
+
+/* More differences than this are left to the full walk, which also writes
+ * the directory's tree again, so that the next look compares with it. */
+#define TREE_DIFF_MAX 10000
+
+/* The file of sorted list at path, or NULL. */
+static const struct mlx_file *find_file(const struct mlx_filelist *list, const char *path)
+{
+	size_t lo = 0, hi = list->len;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(list->items[mid].path, path);
+		if (c == 0)
+			return &list->items[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int push_facts(struct mlx_filelist *to, const struct mlx_file *f, struct mlx_err *err)
+{
+	int rc = push_copy(to, f, err);
+	if (rc == MLX_OK) {
+		struct mlx_file *g = &to->items[to->len - 1];
+		g->mtime_ns = f->mtime_ns;
+		g->ctime_ns = f->ctime_ns;
+		g->ino = f->ino;
+	}
+	return rc;
+}
+
+/* Fills d from c, the differences of a directory from its tree, which
+ * records the locked manifest: the added and changed files are hashed
+ * (through the stat cache's rows: its tree is kept) into cand, and a
+ * changed file whose bytes and mode are as locked is no difference. */
+static int classify(struct mlx_workspace *ws, const char *rel, const char *base,
+                    const struct mlx_statcache_changes *c, struct mlx_filelist *cand, struct mlx_dirdiff *d,
+                    struct mlx_err *err)
+{
+	int rc = MLX_OK;
+	for (size_t i = 0; rc == MLX_OK && i < c->added.len; i++)
+		rc = push_facts(cand, &c->added.items[i], err);
+	for (size_t i = 0; rc == MLX_OK && i < c->changed.len; i++)
+		rc = push_facts(cand, &c->changed.items[i], err);
+	if (rc != MLX_OK)
+		return rc;
+	mlx_filelist_sort(cand);
+	struct mlx_statcache *sc = statcache(ws);
+	mlx_statcache_fill(sc, rel, 0, cand, NULL, NULL);
+	if ((rc = mlx_hash_files_progress(base, cand, ws->jobs, progress_over(ws, cand), err)) != MLX_OK)
+		return rc;
+	mlx_statcache_store(sc, rel, 0, cand, NULL, NULL);
+	for (size_t i = 0; rc == MLX_OK && i < c->added.len; i++)
+		rc = push_copy(&d->added, find_file(cand, c->added.items[i].path), err);
+	for (size_t i = 0; rc == MLX_OK && i < c->changed.len; i++) {
+		const struct mlx_file *now = find_file(cand, c->changed.items[i].path), *was = &c->was.items[i];
+		if (strcmp(now->hex, was->hex) == 0 && now->mode == was->mode)
+			continue;
+		if ((rc = push_copy(&d->modified, now, err)) == MLX_OK)
+			rc = push_copy(&d->was, was, err);
+	}
+	for (size_t i = 0; rc == MLX_OK && i < c->deleted.len; i++)
+		rc = push_copy(&d->deleted, &c->deleted.items[i], err);
+	return rc;
+}
+
+/* mlx_workspace_diff from the stat cache's tree of rel, when that tree
+ * records the locked manifest and few files differ from it. Returns 1 with
+ * *out (no manifest text) and *d filled; 0 if the tree cannot tell (the
+ * caller walks; d is empty); or a failure (a file that changed cannot be
+ * read: named). */
+static int diff_from_tree(struct mlx_workspace *ws, const char *rel, const char *locked, struct mlx_artifact *out,
+                          struct mlx_dirdiff *d, struct mlx_err *err)
+{
+	if (check_relative(rel, 0, NULL) != MLX_OK)
+		return 0;
+	struct mlx_statcache *sc = statcache(ws);
+	char base[PATH_MAX];
+	full_path(ws, rel, base);
+	struct stat st;
+	if (!sc || lstat(base, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	struct mlx_statcache_changes c;
+	int rc = mlx_statcache_changes(sc, rel, base, TREE_DIFF_MAX, &c);
+	if (rc < 0)
+		return mlx_err_set(err, rc, EINTR, "interrupted");
+	if (rc == 0)
+		return 0;
+	if (strcmp(c.id, locked) != 0) {
+		mlx_statcache_changes_free(&c);
+		return 0;
+	}
+	struct mlx_filelist cand = {0}, now = {0};
+	const char **paths = NULL;
+	rc = MLX_OK;
+	if (c.added.len + c.changed.len + c.deleted.len > 0) /* else no database is opened */
+		rc = classify(ws, rel, base, &c, &cand, d, err);
+	size_t n = d->modified.len + d->deleted.len;
+	if (rc == MLX_OK && d->added.len + n == 0) {
+		/* Touched, not changed: the locked record stands. */
+		*out = (struct mlx_artifact){.is_dir = 1, .files = c.files, .size = c.bytes};
+		memcpy(out->hex, c.id, sizeof out->hex);
+		rc = 1;
+		goto done;
+	}
+	/* The id now: the locked manifest with the lines of the files that
+	 * differ replaced, in one pass over its text. */
+	if (rc == MLX_OK && !(paths = malloc((n ? n : 1) * sizeof *paths)))
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	for (size_t i = 0; rc == MLX_OK && i < d->modified.len; i++)
+		paths[i] = d->modified.items[i].path;
+	for (size_t i = 0; rc == MLX_OK && i < d->deleted.len; i++)
+		paths[d->modified.len + i] = d->deleted.items[i].path;
+	if (rc == MLX_OK)
+		qsort(paths, n, sizeof *paths, compare_names);
+	for (size_t i = 0; rc == MLX_OK && i < d->added.len; i++)
+		rc = push_copy(&now, &d->added.items[i], err);
+	for (size_t i = 0; rc == MLX_OK && i < d->modified.len; i++)
+		rc = push_copy(&now, &d->modified.items[i], err);
+	if (rc == MLX_OK) {
+		mlx_filelist_sort(&now);
+		rc = merge_manifest(ws, rel, locked, paths, n, &now, out, err);
+		mlx_artifact_free(out); /* the text is not wanted */
+		/* An unreadable locked manifest: the full walk says so. */
+		rc = rc == MLX_OK ? 1 : 0;
+	}
+done:
+	if (rc != 1)
+		mlx_dirdiff_free(d);
+	free(paths);
+	mlx_filelist_free(&now);
+	mlx_filelist_free(&cand);
+	mlx_statcache_changes_free(&c);
+	return rc;
+}
+
 int mlx_workspace_diff(struct mlx_workspace *ws, const char *rel, const char *locked,
                        struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err)
 {
 	*d = (struct mlx_dirdiff){0};
-	/* Unchanged since the lock was written: nothing to list. */
-	int rc = unchanged_dir(ws, rel, locked, out, err);
+	/* Compared with the tree the lock's manifest was recorded with: no
+	 * list of every file, and only what differs is hashed. */
+	int rc = diff_from_tree(ws, rel, locked, out, d, err);
 	if (rc != 0)
 		return rc < 0 ? rc : MLX_OK;
 	struct mlx_filelist now = {0}, was = {0};
@@ -572,6 +715,51 @@ static int list_member(struct mlx_workspace *ws, const char *base, const char *m
 	return rc;
 }
 
+/* The manifest of directory rel whose locked manifest is locked, with the
+ * lines at and below each of the n sorted paths replaced by the lines of
+ * now (sorted, hashed): its text (malloc'ed), id, files and bytes go to
+ * *out. Returns 0; what mlx_store_read returns for the locked manifest
+ * (the message names rel and what to do); MLX_ERR_CORRUPT or
+ * MLX_ERR_NOMEM. */
+static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked, const char *const *paths,
+                          size_t n, const struct mlx_filelist *now, struct mlx_artifact *out, struct mlx_err *err)
+{
+	char *old = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
+	size_t old_len = 0, now_len = 0;
+	int rc = mlx_hash_manifest(now, &now_text, &now_len, now_id, err);
+	if (rc == MLX_OK && (rc = mlx_store_read(ws->store, locked, &old, &old_len, err)) != MLX_OK) {
+		char msg[MLX_ERR_MSG_MAX];
+		memcpy(msg, err->msg, sizeof msg);
+		mlx_err_set(err, rc, 0, "the manifest of %.200s cannot be read (%.300s); add %.200s whole", rel, msg,
+		            rel);
+	}
+	struct member_merge m = {.members = paths, .nmembers = n, .now = now, .now_text = now_text, .line = old};
+	if (rc == MLX_OK && !(m.out = malloc(old_len + now_len + 1)))
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	if (rc == MLX_OK && (rc = mlx_hash_manifest_walk(old, old_len, merge_line, &m, err)) == MLX_ERR_CORRUPT) {
+		char msg[MLX_ERR_MSG_MAX];
+		memcpy(msg, err->msg, sizeof msg);
+		mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", locked, msg);
+	}
+	if (rc == MLX_OK) {
+		emit_new(&m, NULL, 0);
+		m.out[m.len] = '\0';
+		rc = mlx_hash_bytes(m.out, m.len, out->hex, err);
+	}
+	if (rc == MLX_OK) {
+		out->is_dir = 1;
+		out->files = m.files;
+		out->size = m.size;
+		out->manifest = m.out;
+		out->manifest_len = m.len;
+		m.out = NULL;
+	}
+	free(m.out);
+	free(old);
+	free(now_text);
+	return rc;
+}
+
 int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const char *locked,
                               const char *const *members, size_t n, struct mlx_artifact *out, struct mlx_err *err)
 {
@@ -590,8 +778,6 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 	memcpy(sorted, members, n * sizeof *sorted);
 	qsort(sorted, n, sizeof *sorted, compare_names);
 	struct mlx_filelist now = {0};
-	char *old = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
-	size_t old_len = 0, now_len = 0;
 	for (size_t i = 0; rc == MLX_OK && i < n; i++)
 		rc = list_member(ws, base, sorted[i], &now, err);
 	if (rc == MLX_OK)
@@ -607,39 +793,10 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 	if (rc == MLX_OK && sc)
 		mlx_statcache_store(sc, rel, 0, &now, NULL, NULL);
 	if (rc == MLX_OK)
-		rc = mlx_hash_manifest(&now, &now_text, &now_len, now_id, err);
-	if (rc == MLX_OK && (rc = mlx_store_read(ws->store, locked, &old, &old_len, err)) != MLX_OK) {
-		char msg[MLX_ERR_MSG_MAX];
-		memcpy(msg, err->msg, sizeof msg);
-		mlx_err_set(err, rc, 0, "the manifest of %.200s cannot be read (%.300s); add %.200s whole", rel, msg,
-		            rel);
-	}
-	struct member_merge m = {.members = sorted, .nmembers = n, .now = &now, .now_text = now_text, .line = old};
-	if (rc == MLX_OK && !(m.out = malloc(old_len + now_len + 1)))
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	if (rc == MLX_OK && (rc = mlx_hash_manifest_walk(old, old_len, merge_line, &m, err)) == MLX_ERR_CORRUPT) {
-		char msg[MLX_ERR_MSG_MAX];
-		memcpy(msg, err->msg, sizeof msg);
-		mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", locked, msg);
-	}
-	if (rc == MLX_OK) {
-		emit_new(&m, NULL, 0);
-		m.out[m.len] = '\0';
-		rc = mlx_hash_bytes(m.out, m.len, out->hex, err);
-	}
-	if (rc == MLX_OK)
-		rc = mlx_store_stage_bytes(ws->store, m.out, m.len, out->hex, err);
-	if (rc == MLX_OK) {
-		out->is_dir = 1;
-		out->files = m.files;
-		out->size = m.size;
-		out->manifest = m.out;
-		out->manifest_len = m.len;
-		m.out = NULL;
-	}
-	free(m.out);
-	free(old);
-	free(now_text);
+		rc = merge_manifest(ws, rel, locked, sorted, n, &now, out, err);
+	if (rc == MLX_OK && (rc = mlx_store_stage_bytes(ws->store, out->manifest, out->manifest_len, out->hex, err)) !=
+	                        MLX_OK)
+		mlx_artifact_free(out);
 	free(sorted);
 	mlx_filelist_free(&now);
 	return rc;

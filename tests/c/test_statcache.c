@@ -518,6 +518,64 @@ static void an_unchanged_directory_is_known_without_a_list(void **state)
 	mlx_statcache_close(sc);
 }
 
+/* Below the limit, the differences come back as lists, in path order: the
+ * added and changed files with their stat facts, the changed ones' and the
+ * deleted ones' entries with their hashes; above it, 0. */
+static void the_differences_from_a_tree_are_listed(void **state)
+{
+	(void)state;
+	char root[300], db[320], sub[600];
+	snprintf(root, sizeof root, "%s/tree-changes", dir);
+	snprintf(db, sizeof db, "%s/state.db", root);
+	assert_int_equal(mkdir(root, 0755), 0);
+	const char *dirs[] = {"d", "d/a", "d/b", "d/c"};
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		snprintf(sub, sizeof sub, "%s/%s", root, dirs[i]);
+		assert_int_equal(mkdir(sub, 0755), 0);
+	}
+	const char *files[] = {"d/a/1", "d/a/2", "d/b/3", "d/c/4", "d/top"};
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+		put_file(root, files[i], files[i]);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	char hex[MLX_HASH_HEX_SIZE], top[600];
+	record_tree(sc, root, hex);
+	snprintf(top, sizeof top, "%s/d", root);
+
+	put_file(root, "d/a/2", "D/A/2"); /* same size and mtime: the ctime tells */
+	put_file(root, "d/a/15", "new");
+	put_file(root, "d/zz", "new at the top");
+	snprintf(sub, sizeof sub, "%s/d/b/3", root);
+	assert_int_equal(unlink(sub), 0);
+	snprintf(sub, sizeof sub, "%s/d/c/4", root);
+	assert_int_equal(unlink(sub), 0);
+	snprintf(sub, sizeof sub, "%s/d/c", root);
+	assert_int_equal(rmdir(sub), 0);
+
+	struct mlx_statcache_changes c;
+	assert_int_equal(mlx_statcache_changes(sc, "d", top, 100, &c), 1);
+	assert_string_equal(c.id, hex);
+	assert_int_equal(c.files, 5);
+	assert_int_equal(c.added.len, 2);
+	assert_string_equal(c.added.items[0].path, "a/15");
+	assert_string_equal(c.added.items[1].path, "zz");
+	assert_true(c.added.items[0].mtime_ns != 0 && c.added.items[0].hex[0] == '\0');
+	assert_int_equal(c.changed.len, 1);
+	assert_string_equal(c.changed.items[0].path, "a/2");
+	assert_int_equal(c.was.len, 1);
+	assert_string_equal(c.was.items[0].path, "a/2");
+	assert_true(mlx_hash_is_id(c.was.items[0].hex));
+	assert_int_equal(c.deleted.len, 2);
+	assert_string_equal(c.deleted.items[0].path, "b/3");
+	assert_string_equal(c.deleted.items[1].path, "c/4");
+	mlx_statcache_changes_free(&c);
+
+	assert_int_equal(mlx_statcache_changes(sc, "d", top, 4, &c), 0);
+	assert_int_equal(c.added.len + c.changed.len + c.deleted.len, 0);
+	mlx_statcache_close(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +585,7 @@ int main(void)
 		cmocka_unit_test(a_tree_damaged_inside_gives_nothing),
 		cmocka_unit_test(a_broken_database_is_rebuilt),
 		cmocka_unit_test(an_unchanged_directory_is_known_without_a_list),
+		cmocka_unit_test(the_differences_from_a_tree_are_listed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -118,4 +118,19 @@ rm -r d/b/empty
 mlx status --check
 is "$RC" 0 "up to date once they are gone"
 
+# With one file changed, status compares the others with the tree and
+# reads that file alone, again and again (its row remembers its hash).
+printf 'changed\n' >>d/a/f3
+touch d/a/f4
+sleep 0.3
+mlx status
+like "$OUT" "modified: d/ \(0 added, 1 modified, 0 deleted\)" "one file changed and one touched: one modified"
+like "$OUT" "modified: d/a/f3" "and named"
+if command -v strace >/dev/null; then
+	strace -f -e trace=open,openat -o trace.txt "$MLX" status >/dev/null 2>&1
+	is "$(grep -v O_DIRECTORY trace.txt | grep -c '/d/')" "0" "a second status reads no tracked file"
+else
+	skip "a second status reads no tracked file" "strace is not installed"
+fi
+
 done_testing
