@@ -60,6 +60,7 @@ struct found {
 /* The entries of a tree still to be compared, and what matched so far. */
 struct cursor {
 	const unsigned char *p, *end;
+	struct mlx_tree_entry last; /* the entry taken last (len 0: none yet) */
 	uint64_t files, bytes;
 	struct found *found;
 	struct shared *shared;
@@ -139,6 +140,18 @@ static int compare_entry(const struct mlx_tree_entry *e, const char *key, size_t
 	return c ? c : (e->len > klen) - (e->len < klen);
 }
 
+/* Takes entry e, which ends at at: 1, or 0 if it does not come after the
+ * last one taken (a tree is written sorted; one that is not is damaged,
+ * and what it says of differences would be wrong). */
+static int take(struct cursor *c, const struct mlx_tree_entry *e, const unsigned char *at)
+{
+	if (c->last.len && compare_entry(e, c->last.path, c->last.len) <= 0)
+		return 0;
+	c->last = *e;
+	c->p = at;
+	return 1;
+}
+
 /* Counts one more difference; 0 once there are more than the limit. */
 static int one_more(struct cursor *c)
 {
@@ -149,10 +162,13 @@ static int one_more(struct cursor *c)
 	return 1;
 }
 
-/* Appends the file an entry describes to list. */
+/* Appends the file an entry describes to list; its path, which reaches
+ * the caller's lists (and a checkout), must obey the path rule. */
 static int push_entry(struct mlx_filelist *list, const struct mlx_tree_entry *e)
 {
 	char path[PATH_MAX], hex[MLX_HASH_HEX_SIZE];
+	if (mlx_path_check(e->path, e->len, NULL) != MLX_OK)
+		return 0;
 	memcpy(path, e->path, e->len); /* e->len < PATH_MAX (mlx_statcache_tree_next) */
 	path[e->len] = '\0';
 	mlx_statcache_bin_to_hex(e->facts + 44, hex);
@@ -185,9 +201,8 @@ static int take_deleted(struct cursor *c, const char *key, size_t klen, int belo
 		                 : compare_entry(&e, key, klen) < 0;
 		if (!gone)
 			break;
-		if (!one_more(c) || !push_entry(&c->found->deleted, &e))
+		if (!take(c, &e, at) || !one_more(c) || !push_entry(&c->found->deleted, &e))
 			return 0;
-		c->p = at;
 	}
 	return r >= 0;
 }
@@ -205,7 +220,8 @@ static int compare_file(struct cursor *c, const char *path, size_t plen, const s
 		return 0;
 	if (r == 0 || compare_entry(&e, path, plen) != 0)
 		return one_more(c) && push_stat(&c->found->added, path, st);
-	c->p = at;
+	if (!take(c, &e, at))
+		return 0;
 	const unsigned char *f = e.facts;
 	int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 	int64_t ctime = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
