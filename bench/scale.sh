@@ -317,7 +317,12 @@ PY
 	read -r m_c1 m_c1_mb _ <<<"$(once "$d" "$MLX" status)"
 	read -r g_c1 _ _ <<<"$(once "$d" git status)"
 	read -r m_c2 m_c2_mb _ <<<"$(once "$d" "$MLX" add data)"
+	# The same change added by its path: the directory's record is
+	# updated from its locked manifest, without a walk.
+	echo again >>"$d/data/d0000/f0000000"
+	read -r m_c3 m_c3_mb _ <<<"$(once "$d" "$MLX" add data/d0000/f0000000)"
 	row "one file changed: mlx status (goal < 1 s)" "${m_c1}s ${m_c1_mb}MB" "${g_c1}s" "$(ratio "$m_c1" "$g_c1")"
 	row "one file changed: mlx add (goal < 1 s)" "${m_c2}s ${m_c2_mb}MB" "-" "-"
+	row "one file changed: mlx add data/d0000/f0000000" "${m_c3}s ${m_c3_mb}MB" "-" "-"
 	rm -rf "$d"
 fi
