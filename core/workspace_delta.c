@@ -1,0 +1,373 @@
+/* workspace_delta.c — a tracked directory updated or compared by what
+ * differs, not walked whole: mlx add of paths inside it
+ * (mlx_workspace_put_members), and its diff against the locked manifest
+ * from the stat cache's tree (mlx_workspace_diff_from_tree). Both end in
+ * one merge of the locked manifest's text with the lines that changed. */
+#include "workspace.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "path.h"
+#include "statcache.h"
+#include "workspace_internal.h"
+
+static int push_copy(struct mlx_filelist *to, const struct mlx_file *f, struct mlx_err *err)
+{
+	return mlx_filelist_push(to, f->path, f->size, f->mode, f->hex, err);
+}
+
+/* The merge of a directory's locked manifest with the new lines of some of
+ * its members (mlx_workspace_put_members), line by line. */
+struct member_merge {
+	const char *const *members; /* sorted */
+	size_t nmembers;
+	const struct mlx_filelist *now; /* the members' files now, sorted */
+	const char *now_text;           /* their manifest lines, in that order */
+	size_t j;                       /* the next of them */
+	const char *line;               /* where the old line being read starts */
+	char *out;                      /* the new manifest */
+	size_t len;
+	uint64_t files, size;
+};
+
+/* Is path (plen bytes) one of the members, or below one? One lookup per
+ * ancestor: a manifest of a million lines against a few members. */
+static int replaced(const struct member_merge *m, const char *path, size_t plen)
+{
+	for (size_t end = 0; end <= plen; end++) {
+		if (end < plen && path[end] != '/')
+			continue;
+		size_t lo = 0, hi = m->nmembers;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			const char *s = m->members[mid];
+			int c = strncmp(s, path, end);
+			if (c == 0)
+				c = s[end] ? 1 : 0;
+			if (c == 0)
+				return 1;
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	return 0;
+}
+
+/* Appends the new lines whose paths sort before path (plen bytes), or all
+ * that are left if path is NULL. */
+static void emit_new(struct member_merge *m, const char *path, size_t plen)
+{
+	while (m->j < m->now->len) {
+		const struct mlx_file *f = &m->now->items[m->j];
+		if (path) {
+			size_t flen = strlen(f->path);
+			int c = memcmp(f->path, path, flen < plen ? flen : plen);
+			if (c > 0 || (c == 0 && flen >= plen))
+				return;
+		}
+		const char *nl = strchr(m->now_text, '\n');
+		size_t n = (size_t)(nl - m->now_text) + 1;
+		memcpy(m->out + m->len, m->now_text, n);
+		m->len += n;
+		m->now_text += n;
+		m->files++;
+		m->size += f->size;
+		m->j++;
+	}
+}
+
+static int merge_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, const char *path, size_t plen,
+                      struct mlx_err *err)
+{
+	(void)hex, (void)mode, (void)err;
+	struct member_merge *m = ctx;
+	const char *end = path + plen + 1; /* past its newline */
+	emit_new(m, path, plen);
+	if (!replaced(m, path, plen)) {
+		memcpy(m->out + m->len, m->line, (size_t)(end - m->line));
+		m->len += (size_t)(end - m->line);
+		m->files++;
+		m->size += size;
+	}
+	m->line = end;
+	return MLX_OK;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Appends the files of member (a file or a directory below base) to now,
+ * with paths relative to base, by the rules of mlx_hash_walk. */
+static int list_member(struct mlx_workspace *ws, const char *base, const char *member,
+                       struct mlx_filelist *now, struct mlx_err *err)
+{
+	const char *objects = mlx_store_objects_dir(mlx_workspace_store(ws));
+	char full[PATH_MAX];
+	struct stat st;
+	if (snprintf(full, sizeof full, "%s/%s", base, member) >= (int)sizeof full)
+		return mlx_err_set(err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s: path too long", base, member);
+	if (lstat(full, &st) != 0)
+		return mlx_err_sys(err, errno, "cannot stat %s", full);
+	if (!S_ISDIR(st.st_mode))
+		return mlx_hash_stat(base, member, objects, now, err);
+	struct mlx_filelist sub = {0};
+	int rc = mlx_hash_walk(full, objects, 0, &sub, err);
+	char path[PATH_MAX];
+	for (size_t i = 0; rc == MLX_OK && i < sub.len; i++) {
+		const struct mlx_file *f = &sub.items[i];
+		if (snprintf(path, sizeof path, "%s/%s", member, f->path) >= (int)sizeof path) {
+			rc = mlx_err_set(err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s: path too long", full,
+			                 f->path);
+			break;
+		}
+		if ((rc = mlx_filelist_push(now, path, f->size, f->mode, f->hex, err)) == MLX_OK) {
+			struct mlx_file *g = &now->items[now->len - 1];
+			g->mtime_ns = f->mtime_ns;
+			g->ctime_ns = f->ctime_ns;
+			g->ino = f->ino;
+		}
+	}
+	mlx_filelist_free(&sub);
+	return rc;
+}
+
+/* The manifest of directory rel whose locked manifest is locked, with the
+ * lines at and below each of the n sorted paths replaced by the lines of
+ * now (sorted, hashed): its text (malloc'ed), id, files and bytes go to
+ * *out. Returns 0; what mlx_store_read returns for the locked manifest
+ * (the message names rel and what to do); MLX_ERR_CORRUPT or
+ * MLX_ERR_NOMEM. */
+static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked,
+                          const char *const *paths, size_t n, const struct mlx_filelist *now,
+                          struct mlx_artifact *out, struct mlx_err *err)
+{
+	char *old = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
+	size_t old_len = 0, now_len = 0;
+	int rc = mlx_hash_manifest(now, &now_text, &now_len, now_id, err);
+	if (rc == MLX_OK &&
+	    (rc = mlx_store_read(mlx_workspace_store(ws), locked, &old, &old_len, err)) != MLX_OK) {
+		char msg[MLX_ERR_MSG_MAX];
+		memcpy(msg, err->msg, sizeof msg);
+		mlx_err_set(err, rc, 0, "the manifest of %.200s cannot be read (%.300s); add %.200s whole",
+		            rel, msg, rel);
+	}
+	struct member_merge m = {
+	    .members = paths, .nmembers = n, .now = now, .now_text = now_text, .line = old};
+	if (rc == MLX_OK && !(m.out = malloc(old_len + now_len + 1)))
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	if (rc == MLX_OK &&
+	    (rc = mlx_hash_manifest_walk(old, old_len, merge_line, &m, err)) == MLX_ERR_CORRUPT) {
+		char msg[MLX_ERR_MSG_MAX];
+		memcpy(msg, err->msg, sizeof msg);
+		mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", locked, msg);
+	}
+	if (rc == MLX_OK) {
+		emit_new(&m, NULL, 0);
+		m.out[m.len] = '\0';
+		rc = mlx_hash_bytes(m.out, m.len, out->hex, err);
+	}
+	if (rc == MLX_OK) {
+		out->is_dir = 1;
+		out->files = m.files;
+		out->size = m.size;
+		out->manifest = m.out;
+		out->manifest_len = m.len;
+		m.out = NULL;
+	}
+	free(m.out);
+	free(old);
+	free(now_text);
+	return rc;
+}
+
+int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const char *locked,
+                              const char *const *members, size_t n, struct mlx_artifact *out,
+                              struct mlx_err *err)
+{
+	*out = (struct mlx_artifact){0};
+	int rc = mlx_workspace_check_relative(rel, 0, err);
+	for (size_t i = 0; rc == MLX_OK && i < n; i++)
+		if ((rc = mlx_workspace_check_relative(members[i], 0, err)) == MLX_OK)
+			rc = mlx_path_check(members[i], strlen(members[i]), err);
+	if (rc != MLX_OK)
+		return rc;
+	char base[PATH_MAX];
+	mlx_workspace_full_path(ws, rel, base);
+	const char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+	if (!sorted)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	memcpy(sorted, members, n * sizeof *sorted);
+	qsort(sorted, n, sizeof *sorted, compare_names);
+	struct mlx_filelist now = {0};
+	for (size_t i = 0; rc == MLX_OK && i < n; i++)
+		rc = list_member(ws, base, sorted[i], &now, err);
+	if (rc == MLX_OK)
+		mlx_filelist_sort(&now);
+	/* The members' files as an add stores them: through the stat cache
+	 * (their rows; the directory's tree is left as it is, and the next
+	 * whole walk writes it again) and staged into the store. */
+	struct mlx_statcache *sc = mlx_workspace_statcache(ws);
+	if (rc == MLX_OK && sc)
+		mlx_statcache_fill(sc, rel, 0, &now, NULL, NULL);
+	if (rc == MLX_OK)
+		rc = mlx_store_stage_files(mlx_workspace_store(ws), base, &now, mlx_workspace_jobs(ws), err);
+	if (rc == MLX_OK && sc)
+		mlx_statcache_store(sc, rel, 0, &now, NULL, NULL);
+	if (rc == MLX_OK)
+		rc = merge_manifest(ws, rel, locked, sorted, n, &now, out, err);
+	if (rc == MLX_OK && (rc = mlx_store_stage_bytes(mlx_workspace_store(ws), out->manifest,
+	                                                out->manifest_len, out->hex, err)) != MLX_OK)
+		mlx_artifact_free(out);
+	free(sorted);
+	mlx_filelist_free(&now);
+	return rc;
+}
+
+/* More differences than this are left to the full walk, which also writes
+ * the directory's tree again, so that the next look compares with it. */
+#define TREE_DIFF_MAX 10000
+
+/* The file of sorted list at path, or NULL. */
+static const struct mlx_file *find_file(const struct mlx_filelist *list, const char *path)
+{
+	size_t lo = 0, hi = list->len;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(list->items[mid].path, path);
+		if (c == 0)
+			return &list->items[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int push_facts(struct mlx_filelist *to, const struct mlx_file *f, struct mlx_err *err)
+{
+	int rc = push_copy(to, f, err);
+	if (rc == MLX_OK) {
+		struct mlx_file *g = &to->items[to->len - 1];
+		g->mtime_ns = f->mtime_ns;
+		g->ctime_ns = f->ctime_ns;
+		g->ino = f->ino;
+	}
+	return rc;
+}
+
+/* Fills d from c, the differences of a directory from its tree, which
+ * records the locked manifest: the added and changed files are hashed
+ * (through the stat cache's rows: its tree is kept) into cand, and a
+ * changed file whose bytes and mode are as locked is no difference. */
+static int classify(struct mlx_workspace *ws, const char *rel, const char *base,
+                    const struct mlx_statcache_changes *c, struct mlx_filelist *cand, struct mlx_dirdiff *d,
+                    struct mlx_err *err)
+{
+	int rc = MLX_OK;
+	for (size_t i = 0; rc == MLX_OK && i < c->added.len; i++)
+		rc = push_facts(cand, &c->added.items[i], err);
+	for (size_t i = 0; rc == MLX_OK && i < c->changed.len; i++)
+		rc = push_facts(cand, &c->changed.items[i], err);
+	if (rc != MLX_OK)
+		return rc;
+	mlx_filelist_sort(cand);
+	struct mlx_statcache *sc = mlx_workspace_statcache(ws);
+	mlx_statcache_fill(sc, rel, 0, cand, NULL, NULL);
+	if ((rc = mlx_hash_files_progress(base, cand, mlx_workspace_jobs(ws),
+	                                  mlx_workspace_progress_over(ws, cand), err)) != MLX_OK)
+		return rc;
+	mlx_statcache_store(sc, rel, 0, cand, NULL, NULL);
+	for (size_t i = 0; rc == MLX_OK && i < c->added.len; i++)
+		rc = push_copy(&d->added, find_file(cand, c->added.items[i].path), err);
+	for (size_t i = 0; rc == MLX_OK && i < c->changed.len; i++) {
+		const struct mlx_file *now = find_file(cand, c->changed.items[i].path),
+		                      *was = &c->was.items[i];
+		if (strcmp(now->hex, was->hex) == 0 && now->mode == was->mode)
+			continue;
+		if ((rc = push_copy(&d->modified, now, err)) == MLX_OK)
+			rc = push_copy(&d->was, was, err);
+	}
+	for (size_t i = 0; rc == MLX_OK && i < c->deleted.len; i++)
+		rc = push_copy(&d->deleted, &c->deleted.items[i], err);
+	return rc;
+}
+
+/* mlx_workspace_diff from the stat cache's tree of rel, when that tree
+ * records the locked manifest and few files differ from it. Returns 1 with
+ * *out (no manifest text) and *d filled; 0 if the tree cannot tell (the
+ * caller walks; d is empty); or a failure (a file that changed cannot be
+ * read: named). */
+int mlx_workspace_diff_from_tree(struct mlx_workspace *ws, const char *rel, const char *locked,
+                                 struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err)
+{
+	if (mlx_workspace_check_relative(rel, 0, NULL) != MLX_OK)
+		return 0;
+	struct mlx_statcache *sc = mlx_workspace_statcache(ws);
+	char base[PATH_MAX];
+	mlx_workspace_full_path(ws, rel, base);
+	struct stat st;
+	if (!sc || lstat(base, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	struct mlx_statcache_changes c;
+	int rc = mlx_statcache_changes(sc, rel, base, TREE_DIFF_MAX, &c);
+	if (rc < 0)
+		return mlx_err_set(err, rc, EINTR, "interrupted");
+	if (rc == 0)
+		return 0;
+	if (strcmp(c.id, locked) != 0) {
+		mlx_statcache_changes_free(&c);
+		return 0;
+	}
+	struct mlx_filelist cand = {0}, now = {0};
+	const char **paths = NULL;
+	rc = MLX_OK;
+	if (c.added.len + c.changed.len + c.deleted.len > 0) /* else no database is opened */
+		rc = classify(ws, rel, base, &c, &cand, d, err);
+	size_t n = d->modified.len + d->deleted.len;
+	if (rc == MLX_OK && d->added.len + n == 0) {
+		/* Touched, not changed: the locked record stands. */
+		*out = (struct mlx_artifact){.is_dir = 1, .files = c.files, .size = c.bytes};
+		memcpy(out->hex, c.id, sizeof out->hex);
+		rc = 1;
+		goto done;
+	}
+	/* The id now: the locked manifest with the lines of the files that
+	 * differ replaced, in one pass over its text. */
+	if (rc == MLX_OK && !(paths = malloc((n ? n : 1) * sizeof *paths)))
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	for (size_t i = 0; rc == MLX_OK && i < d->modified.len; i++)
+		paths[i] = d->modified.items[i].path;
+	for (size_t i = 0; rc == MLX_OK && i < d->deleted.len; i++)
+		paths[d->modified.len + i] = d->deleted.items[i].path;
+	if (rc == MLX_OK)
+		qsort(paths, n, sizeof *paths, compare_names);
+	for (size_t i = 0; rc == MLX_OK && i < d->added.len; i++)
+		rc = push_copy(&now, &d->added.items[i], err);
+	for (size_t i = 0; rc == MLX_OK && i < d->modified.len; i++)
+		rc = push_copy(&now, &d->modified.items[i], err);
+	if (rc == MLX_OK) {
+		mlx_filelist_sort(&now);
+		rc = merge_manifest(ws, rel, locked, paths, n, &now, out, err);
+		mlx_artifact_free(out); /* the text is not wanted */
+		/* An unreadable locked manifest: the full walk says so. */
+		rc = rc == MLX_OK ? 1 : 0;
+	}
+done:
+	if (rc != 1)
+		mlx_dirdiff_free(d);
+	free(paths);
+	mlx_filelist_free(&now);
+	mlx_filelist_free(&cand);
+	mlx_statcache_changes_free(&c);
+	return rc;
+}
