@@ -21,7 +21,11 @@
 #          medians of 4*RUNS runs, mlx and sqlite3 alternately.
 #   data   FILES (1,000,000) small files: mlx add (time, peak memory), the
 #          no-op mlx status against git status on the same committed tree,
-#          and one changed file: mlx status and mlx add (time, peak memory).
+#          and one changed file: mlx status and mlx add (time, peak memory);
+#          the add beside the floor of a file per object on this file system
+#          (bench/create_limit.c: FILES files of 500 bytes created in 256
+#          directories, and the same through the store's temp directories,
+#          sync and renames).
 #
 # usage: bench/scale.sh [path/to/mlx]   (run from the repository root, with
 #        the build in build/: the hash part links build/core/libmlx_core.a)
@@ -296,6 +300,10 @@ PY
 	(cd "$d" && "$MLX" init >/dev/null)
 	sync
 	read -r m_add m_add_mb m_add_cpu <<<"$(once "$d" "$MLX" add data)"
+	cc -O2 "$SRC/bench/create_limit.c" -lpthread -o "$work/create_limit"
+	read -r _ _ l_create _ <<<"$("$work/create_limit" create "$d/limit-create" "$FILES" 2 2>/dev/null)"
+	read -r _ _ l_stage _ <<<"$("$work/create_limit" stage "$d/limit-stage" "$FILES" 2 2>/dev/null)"
+	rm -rf "$d/limit-create" "$d/limit-stage"
 	# mlx add lists data/ in .gitignore (tracked data stays out of git);
 	# moved aside, so that git tracks the same files as its peer.
 	mv "$d/.gitignore" "$d/mlx.gitignore"
@@ -310,6 +318,8 @@ PY
 	row "$FILES files: mlx add (goal < 60 s, < 1 GB)" "${m_add}s ${m_add_mb}MB" "${g_add}s" "$(ratio "$m_add" "$g_add")"
 	row "  CPU seconds (git add -A)" "${m_add_cpu}s" "${g_add_cpu}s" "$(ratio "$m_add_cpu" "$g_add_cpu")"
 	row "  peak memory (git add -A)" "${m_add_mb}MB" "${g_add_mb}MB" "$(ratio "$m_add_mb" "$g_add_mb")"
+	row "  add vs creating $FILES files (create_limit)" "${m_add}s" "${l_create}s" "$(ratio "$m_add" "$l_create")"
+	row "  add vs temp+rename of them (create_limit stage)" "${m_add}s" "${l_stage}s" "$(ratio "$m_add" "$l_stage")"
 	row "$FILES files: no-op status (goal <= 0.7x git)" "${m_st}s" "${g_st}s" "$(ratio "$m_st" "$g_st")"
 	row "  mlx status peak memory" "${m_st_mb}MB" "" ""
 	echo changed >>"$d/data/d0000/f0000000"

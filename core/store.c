@@ -39,6 +39,7 @@ struct mlx_store {
 	int batch_fd, batch_lock_fd;
 	atomic_uint counter;
 	atomic_int no_clone;    /* FICLONE refused as unsupported: not asked again */
+	atomic_int no_noreplace; /* RENAME_NOREPLACE refused (EINVAL): not asked again */
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
@@ -66,11 +67,12 @@ static void object_name(const char *hex, char name[67])
 }
 
 /* Hashes fd from offset 0 into hex, copying every byte to out_fd if it is
- * not -1. Returns 0, or -1 with errno set (ENOMEM if OpenSSL failed) and
+ * not -1; expect is the size fstat gave for fd (UINT64_MAX: unknown, read
+ * to a read of 0 bytes). Returns 0, or -1 with errno set (ENOMEM if OpenSSL failed) and
  * *failed_write telling which side failed. s is not needed (the digest is
  * the process's, hash.h), only kept by the callers. */
-static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
-		     int *failed_write)
+static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, uint64_t expect,
+                     char hex[MLX_HASH_HEX_SIZE], uint64_t *size, int *failed_write)
 {
 	(void)s;
 	unsigned char buf[CHUNK];
@@ -100,6 +102,13 @@ static int hash_copy(const struct mlx_store *s, int in_fd, int out_fd, char hex[
 		}
 		off += n;
 		total += (uint64_t)n;
+		/* A short read that reaches the size fstat gave is the end: a
+		 * small file costs one read, not a second one to see 0. Short of
+		 * that size (a file system that returns less), read on. */
+		if ((size_t)n < sizeof buf && total >= expect && rc == MLX_OK) {
+			rc = mlx_hash_stream_finish(&h, hex, NULL);
+			break;
+		}
 	}
 	mlx_hash_stream_free(&h);
 	if (sys || rc != MLX_OK) {
@@ -459,6 +468,13 @@ void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_
 
 /* ---- staging ------------------------------------------------------------ */
 
+/* A run of temp names that one thread has to itself (see create_temp). */
+struct names {
+	unsigned next, end;
+};
+
+#define NAMES_PER_DIR 256u
+
 /* Creates a new temp file of the batch, named "d/n" into name, where d is
  * n / 256 in hex: a directory per 256 files. Creating tens of thousands of
  * files in one directory is several times slower on ext4, which keeps a
@@ -468,16 +484,28 @@ void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_
  * journal, which scans the group's recently freed inodes), so a batch of
  * a thousand objects makes four directories, not 256. A directory is made
  * when its first file finds it missing (threads may race to it: EEXIST is
- * fine). */
-static int create_temp(struct mlx_store *s, char name[24], int flags)
+ * fine). With own (a staging thread's), n comes from a run of 256 names
+ * taken at once, so that thread creates in a directory of its own: creates
+ * in one directory take its lock in turn, and two threads sharing every
+ * directory wait for each other. Without, n is the next single name. */
+static int create_temp(struct mlx_store *s, struct names *own, char name[24], int flags)
 {
-	unsigned n = atomic_fetch_add(&s->counter, 1);
-	snprintf(name, 24, "%x/%u", n >> 8, n);
+	unsigned n;
+	if (own) {
+		if (own->next == own->end) {
+			own->next = atomic_fetch_add(&s->counter, NAMES_PER_DIR);
+			own->end = own->next + NAMES_PER_DIR;
+		}
+		n = own->next++;
+	} else {
+		n = atomic_fetch_add(&s->counter, 1);
+	}
+	snprintf(name, 24, "%x/%u", n / NAMES_PER_DIR, n);
 	int fd = openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (fd >= 0 || errno != ENOENT)
 		return fd;
 	char dir[16];
-	snprintf(dir, sizeof dir, "%x", n >> 8);
+	snprintf(dir, sizeof dir, "%x", n / NAMES_PER_DIR);
 	if (mkdirat(s->batch_fd, dir, 0755) != 0 && errno != EEXIST)
 		return -1;
 	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
@@ -584,21 +612,22 @@ static int finish_staged(struct mlx_store *s, int out, const char *name, const c
 	return rc;
 }
 
-/* Copies in_fd into a new temp file of the batch, hashing the copy: a
- * reflink when the file system can (then the clone is read back, so the
- * digest is of exactly what was stored), else a read-hash-write loop. */
-static int stage_fd(struct mlx_store *s, int in_fd, const char *what, char hex[MLX_HASH_HEX_SIZE], uint64_t *size,
-		    struct mlx_err *err)
+/* Copies in_fd (a regular file of expect bytes at its fstat) into a new
+ * temp file of the batch, named from own, hashing the copy: a reflink when
+ * the file system can (then the clone is read back, so the digest is of
+ * exactly what was stored), else a read-hash-write loop. */
+static int stage_fd(struct mlx_store *s, struct names *own, int in_fd, uint64_t expect, const char *what,
+                    char hex[MLX_HASH_HEX_SIZE], uint64_t *size, struct mlx_err *err)
 {
 	char name[24];
-	int out = create_temp(s, name, O_RDWR);
+	int out = create_temp(s, own, name, O_RDWR);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot store %s: cannot create a temp file in %s", what, s->batch);
 	int failed_write = 0, rc = MLX_OK;
 	if (try_clone(&s->no_clone, out, in_fd)) {
-		if (hash_copy(s, out, -1, hex, size, &failed_write) != 0)
+		if (hash_copy(s, out, -1, expect, hex, size, &failed_write) != 0)
 			rc = mlx_err_sys(err, errno, "cannot store %s", what);
-	} else if (hash_copy(s, in_fd, out, hex, size, &failed_write) != 0) {
+	} else if (hash_copy(s, in_fd, out, expect, hex, size, &failed_write) != 0) {
 		rc = failed_write ? mlx_err_sys(err, errno, "cannot store %s", what)
 				  : mlx_err_sys(err, errno, "cannot read %s", what);
 	}
@@ -613,9 +642,8 @@ struct stage_job {
 	struct shards shards; /* to find the objects already stored */
 };
 
-static int stage_one(void *vjob, size_t i, struct mlx_err *err)
+static int stage_one(struct stage_job *job, struct names *own, size_t i, struct mlx_err *err)
 {
-	struct stage_job *job = vjob;
 	struct mlx_file *f = &job->list->items[i];
 	uint64_t have;
 	if (f->hex[0] && object_size_in(shard_of(job->s, &job->shards, f->hex, 0), f->hex, &have) &&
@@ -634,10 +662,21 @@ static int stage_one(void *vjob, size_t i, struct mlx_err *err)
 	else if (!S_ISREG(st.st_mode))
 		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s: not a regular file", what);
 	else
-		rc = stage_fd(job->s, fd, what, f->hex, &f->size, err);
+		rc = stage_fd(job->s, own, fd, (uint64_t)st.st_size, what, f->hex, &f->size, err);
 	close(fd);
 	if (rc == MLX_OK)
 		f->hashed_ns = started;
+	return rc;
+}
+
+/* One staging thread: its files go into temp directories of its own. */
+static int stage_worker(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
+{
+	struct names own = {0, 0};
+	size_t i;
+	int rc = MLX_OK;
+	while (rc == MLX_OK && mlx_pool_take(pool, &i))
+		rc = stage_one(vjob, &own, i, err);
 	return rc;
 }
 
@@ -652,7 +691,7 @@ int mlx_store_stage_files(struct mlx_store *s, const char *dir, struct mlx_filel
 	if (job.dirfd < 0)
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
 	shards_init(&job.shards);
-	rc = mlx_pool_run_progress(list->len, jobs, stage_one, &job, s->progress, err);
+	rc = mlx_pool_run_workers_progress(list->len, jobs, stage_worker, &job, s->progress, err);
 	shards_close(&job.shards);
 	close(job.dirfd);
 	return rc;
@@ -667,7 +706,7 @@ int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, cha
 	if ((rc = ensure_batch(s, err)) != MLX_OK)
 		return rc;
 	char name[24];
-	int out = create_temp(s, name, O_WRONLY);
+	int out = create_temp(s, NULL, name, O_WRONLY);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
 	if (mlx_fs_write_all(out, data, len) != 0)
@@ -692,13 +731,13 @@ int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 	if (rc != MLX_OK)
 		return rc;
 	char name[24];
-	int out = create_temp(s, name, O_RDWR);
+	int out = create_temp(s, NULL, name, O_RDWR);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
 	rc = fill(ctx, out, err);
 	char got[MLX_HASH_HEX_SIZE];
 	int failed_write = 0;
-	if (rc == MLX_OK && hash_copy(s, out, -1, got, size, &failed_write) != 0)
+	if (rc == MLX_OK && hash_copy(s, out, -1, UINT64_MAX, got, size, &failed_write) != 0)
 		rc = mlx_err_sys(err, errno, "cannot read back object %s", hex);
 	if (rc == MLX_OK && strcmp(got, hex) != 0)
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex, got);
@@ -733,6 +772,18 @@ static int publish_one(void *vjob, size_t i, struct mlx_err *err)
 			    "directory; remove it (mlx gc does)",
 			    st->hex, s->objects, st->hex);
 		return mlx_err_sys(err, errno, "cannot create %s/%.2s", s->objects, st->hex);
+	}
+	/* Most objects are new: one rename that refuses to replace, rather
+	 * than a lookup of the object (a miss in a large shard) and a rename.
+	 * A file system without RENAME_NOREPLACE (EINVAL) is not asked again. */
+	if (!atomic_load(&s->no_noreplace)) {
+		if (renameat2(s->batch_fd, st->name, dfd, st->hex + 2, RENAME_NOREPLACE) == 0)
+			return MLX_OK;
+		if (errno == EINVAL)
+			atomic_store(&s->no_noreplace, 1);
+		else if (errno != EEXIST)
+			return mlx_err_sys(err, errno, "cannot move object into %s/%.2s/%s", s->objects,
+			                   st->hex, st->hex + 2);
 	}
 	uint64_t have;
 	if (object_size_in(dfd, st->hex, &have) && have == st->size) {
@@ -861,7 +912,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 	int trusted = job->verified && job->verified[i];
 	if (how != MLX_LINK_COPY) {
 		/* Verify before linking: a link shares the object's bytes. */
-		if (hash_copy(s, in, -1, got, &size, &failed_write) != 0) {
+		if (hash_copy(s, in, -1, UINT64_MAX, got, &size, &failed_write) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot read %s", obj);
 			goto out;
 		}
@@ -897,8 +948,8 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
 			goto out;
 		}
-		if (!copied &&
-		    hash_copy(s, cloned ? out : in, cloned ? -1 : out, got, &size, &failed_write) != 0) {
+		if (!copied && hash_copy(s, cloned ? out : in, cloned ? -1 : out, UINT64_MAX, got, &size,
+		                         &failed_write) != 0) {
 			rc = failed_write ? mlx_err_sys(err, errno, "cannot write %s", dest)
 			                  : mlx_err_sys(err, errno, "cannot read %s", obj);
 			goto out;
@@ -1035,7 +1086,7 @@ int mlx_store_verify(const struct mlx_store *s, const char *hex, struct mlx_err 
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size;
 	int failed_write;
-	if (hash_copy(s, fd, -1, got, &size, &failed_write) != 0)
+	if (hash_copy(s, fd, -1, UINT64_MAX, got, &size, &failed_write) != 0)
 		rc = mlx_err_sys(err, errno, "cannot read object %s", hex);
 	else if (strcmp(got, hex) != 0)
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex, got);
@@ -1237,7 +1288,7 @@ static int check_one(void *vjob, size_t i, struct mlx_err *err)
 		return MLX_OK;
 	uint64_t size;
 	int failed_write;
-	if (hash_copy(job->s, fd, -1, f->hex, &size, &failed_write) != 0)
+	if (hash_copy(job->s, fd, -1, UINT64_MAX, f->hex, &size, &failed_write) != 0)
 		f->hex[0] = '\0';
 	else
 		f->size = size;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +298,60 @@ static void many_files_share_the_temp_subdirectories(void **state)
 	mlx_store_close(s);
 }
 
+/* The commit's rename never replaces an object that is there whole (its
+ * inode stays: another process's readers keep their file), and replaces
+ * one of the wrong size (a truncated object) with the staged copy. */
+static void commit_keeps_whole_objects_and_replaces_truncated_ones(void **state)
+{
+	(void)state;
+	char dir[PATH_MAX], path[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/again", root);
+	assert_int_equal(mlx_fs_mkdirs(dir, 0755, NULL), MLX_OK);
+	write_file("again/whole.txt", "kept as it is");
+	write_file("again/cut.txt", "replaced when truncated");
+	struct mlx_store *s;
+	struct mlx_err err;
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	struct mlx_filelist list = {0};
+	assert_int_equal(mlx_hash_walk(dir, NULL, 0, &list, &err), MLX_OK);
+	assert_int_equal(list.len, 2);
+	assert_int_equal(mlx_store_stage_files(s, dir, &list, 2, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	const char *cut = strcmp(list.items[0].path, "cut.txt") == 0 ? list.items[0].hex : list.items[1].hex;
+	const char *whole = strcmp(list.items[0].path, "cut.txt") == 0 ? list.items[1].hex : list.items[0].hex;
+	struct stat before, after;
+	assert_int_equal(mlx_store_object_path(s, whole, path, sizeof path, &err), MLX_OK);
+	assert_int_equal(stat(path, &before), 0);
+	assert_int_equal(mlx_store_object_path(s, cut, path, sizeof path, &err), MLX_OK);
+	assert_int_equal(chmod(path, 0644), 0); /* objects are read-only */
+	assert_int_equal(truncate(path, 3), 0);
+	assert_int_equal(chmod(path, 0444), 0);
+	assert_int_equal(mlx_store_verify(s, cut, &err), MLX_ERR_CORRUPT);
+
+	/* Stage both again: hex cleared, so neither is skipped as known. */
+	for (size_t i = 0; i < list.len; i++)
+		list.items[i].hex[0] = '\0';
+	assert_int_equal(mlx_store_stage_files(s, dir, &list, 2, &err), MLX_OK);
+	assert_int_equal(mlx_store_staged(s), 2);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, cut, &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, whole, &err), MLX_OK);
+	assert_int_equal(mlx_store_object_path(s, whole, path, sizeof path, &err), MLX_OK);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+	mlx_filelist_free(&list);
+	mlx_store_close(s);
+
+	/* Nothing is left in the temp directory. */
+	snprintf(path, sizeof path, "%s/.mlx/tmp", root);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *ent;
+	while ((ent = readdir(d)) != NULL)
+		assert_true(strncmp(ent->d_name, "put-", 4) != 0 && strncmp(ent->d_name, "new-", 4) != 0);
+	closedir(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +360,7 @@ int main(void)
 	    cmocka_unit_test(gc_lock_excludes_and_db_ids_skip_missing),
 	    cmocka_unit_test(symlinks_in_the_store_are_never_followed),
 	    cmocka_unit_test(many_files_share_the_temp_subdirectories),
+	    cmocka_unit_test(commit_keeps_whole_objects_and_replaces_truncated_ones),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
