@@ -372,13 +372,7 @@ static int compare_refs(const void *va, const void *vb, void *vnames)
 	const struct dirent_ref *a = va, *b = vb;
 	const unsigned char *names = (const unsigned char *)((const struct dir_names *)vnames)->buf;
 	const unsigned char *x = names + a->off, *y = names + b->off;
-	size_t n = a->len < b->len ? a->len : b->len;
-	int c = memcmp(x, y, n);
-	if (c != 0)
-		return c;
-	int cx = a->len > n ? x[n] : (a->type == DT_DIR ? '/' : 0);
-	int cy = b->len > n ? y[n] : (b->type == DT_DIR ? '/' : 0);
-	return cx - cy;
+	return mlx_path_entry_order(x, a->len, a->type == DT_DIR, y, b->len, b->type == DT_DIR);
 }
 
 /* Reads every entry of d (but "." and "..", and the reserved names) into

@@ -18,6 +18,7 @@
 #define MLX_PATH_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "err.h"
 
@@ -33,6 +34,23 @@ int mlx_path_check(const char *path, size_t len, struct mlx_err *err);
  * data may write into, which walks of the workspace therefore skip (like
  * git, which records no nested .git). */
 int mlx_path_reserved_name(const char *name);
+
+/* Orders two directory entries (names x and y, xlen and ylen bytes, each
+ * flagged as a directory or not) as the paths of their files sort: a
+ * directory's name is followed by '/' in those paths, so "a-b" comes
+ * before "a/x". Returns <0, 0 or >0 as memcmp. Inline: it is the
+ * comparison of every sort in the workspace's walks. */
+static inline int mlx_path_entry_order(const unsigned char *x, size_t xlen, int xdir, const unsigned char *y,
+                                       size_t ylen, int ydir)
+{
+	size_t n = xlen < ylen ? xlen : ylen;
+	int c = memcmp(x, y, n);
+	if (c != 0)
+		return c;
+	int cx = xlen > n ? x[n] : (xdir ? '/' : 0);
+	int cy = ylen > n ? y[n] : (ydir ? '/' : 0);
+	return cx - cy;
+}
 
 /* Opens the directory rel (a checked path, or "" for dirfd itself) below
  * dirfd without following symlinks; with create set, missing directories

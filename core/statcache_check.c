@@ -81,13 +81,7 @@ static int compare_refs(const void *va, const void *vb, void *vnames)
 	const struct ref *a = va, *b = vb;
 	const unsigned char *x = (const unsigned char *)vnames + a->off,
 	                    *y = (const unsigned char *)vnames + b->off;
-	size_t n = a->len < b->len ? a->len : b->len;
-	int c = memcmp(x, y, n);
-	if (c != 0)
-		return c;
-	int cx = a->len > n ? x[n] : (a->type == DT_DIR ? '/' : 0);
-	int cy = b->len > n ? y[n] : (b->type == DT_DIR ? '/' : 0);
-	return cx - cy;
+	return mlx_path_entry_order(x, a->len, a->type == DT_DIR, y, b->len, b->type == DT_DIR);
 }
 
 /* Lists d into l (emptied first), sorted as the walk sorts, skipping what
