@@ -52,27 +52,9 @@ local function run_cache_roots(ctx)
 end
 
 local function model_version_roots(ctx)
-  local store = require "mlx.store"
-  -- The registry is in the tracking database mlx.track uses; on
-  -- PostgreSQL the backend says which objects its versions name.
-  local track = require "mlx.track"
-  local t, err, code = track.tracking(ctx.root)
-  if not t then return nil, err, code end
-  local ids
-  if t.postgresql then
-    local runs
-    runs, err, code = track.open_tracking(t, { reap = false })
-    if not runs then return nil, err, code end
-    local rows
-    rows, err, code = runs.db:query("SELECT DISTINCT artifact_hash AS id FROM model_versions ORDER BY 1")
-    runs:close()
-    if not rows then return nil, err, code end
-    ids = {}
-    for i, r in ipairs(rows) do ids[i] = r.id end
-  else
-    ids, err, code = store.db_ids(t.target, "model_versions", "artifact_hash")
-    if not ids then return nil, err, code end
-  end
+  -- The registry is in the tracking database mlx.track uses.
+  local ids, err, code = require("mlx.track").model_artifact_ids(ctx.root)
+  if not ids then return nil, err, code end
   local out = {}
   for _, id in ipairs(ids) do out[#out + 1] = { hash = id } end -- type unknown: probed
   return out

@@ -14,7 +14,6 @@
 --- checks), and manifests are read by the store, which refuses bad paths.
 local artifacts = require "mlx.artifacts"
 local config = require "mlx.remote.config"
-local fs = require "mlx.fs"
 local index = require "mlx.remote.index"
 local json = require "mlx.json"
 local lockfile = require "mlx.lock"
@@ -47,31 +46,6 @@ local function owner(pinned, rel)
   end
 end
 
--- The ids of registered model versions, in the project's tracking
--- database wherever it is (mlx.track.tracking: a SQLite file, or a shared
--- PostgreSQL database that a fresh clone reads too); {} without a SQLite
--- file yet.
-local function model_ids(root)
-  local track = require "mlx.track"
-  local t, err, code = track.tracking(root)
-  if not t then return nil, err, code end
-  if not t.postgresql then
-    if not fs.stat(t.target) then return {} end
-    return require("mlx.store").db_ids(t.target, "model_versions", "artifact_hash")
-  end
-  -- As mlx gc asks it: the database's own schema scopes it to the project.
-  local runs
-  runs, err, code = track.open_tracking(t, { reap = false })
-  if not runs then return nil, err, code end
-  local rows
-  rows, err, code = runs.db:query("SELECT DISTINCT artifact_hash AS id FROM model_versions ORDER BY 1")
-  runs:close()
-  if not rows then return nil, err, code end
-  local ids = {}
-  for i, r in ipairs(rows) do ids[i] = r.id end
-  return ids
-end
-
 --- Returns the records ({hash, type = "file"|"dir"|nil, size, path}) that
 --- targets name — tracked paths, pipeline steps ("step" or
 --- "pipeline/step") or outs, models ("iris@production", "iris:3",
@@ -95,7 +69,7 @@ function M.records(root, targets)
     table.sort(paths)
     for _, path in ipairs(paths) do add(path, pinned[path], step_of[path]) end
     local ids
-    ids, err, code = model_ids(root)
+    ids, err, code = require("mlx.track").model_artifact_ids(root)
     if not ids then return nil, err, code end
     for _, id in ipairs(ids) do out[#out + 1] = { hash = id, path = "model " .. id:sub(1, 12) } end
     return out

@@ -655,6 +655,30 @@ function M.open_tracking(t, options)
   return M.open(t.target, options)
 end
 
+--- Returns the artifact ids of every registered model version, from the
+--- project's tracking database wherever it is (a SQLite file, or a shared
+--- PostgreSQL database, whose schema scopes it to the project); {} when
+--- there is no SQLite file yet. nil, message, code when the database
+--- cannot be read. (gc keeps these objects; push and pull move them.)
+function M.model_artifact_ids(start)
+  local t, err, code = M.tracking(start)
+  if not t then return nil, err, code end
+  if not t.postgresql then
+    if not fs.stat(t.target) then return {} end
+    return require("mlx.store").db_ids(t.target, "model_versions", "artifact_hash")
+  end
+  local runs
+  runs, err, code = M.open_tracking(t, { reap = false })
+  if not runs then return nil, err, code end
+  local rows
+  rows, err, code = runs.db:query("SELECT DISTINCT artifact_hash AS id FROM model_versions ORDER BY 1")
+  runs:close()
+  if not rows then return nil, err, code end
+  local ids = {}
+  for i, r in ipairs(rows) do ids[i] = r.id end
+  return ids
+end
+
 --- Returns the store of this project's database (M.database_path), opened
 --- once per process; or nil, message, code (outside a project: "notfound").
 function M.store()
