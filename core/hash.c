@@ -148,13 +148,16 @@ int mlx_hash_is_id(const char *s)
 {
 	/* Without a branch per digit: in random hex, digit or letter is a coin
 	 * toss the branch predictor loses, and a manifest of a million lines
-	 * checks a million ids. The compiler vectorizes this loop. */
+	 * checks a million ids. The compiler vectorizes this loop. The length
+	 * comes first: a shorter string must not be read past its end. */
+	if (strnlen(s, 65) != 64)
+		return 0;
 	unsigned bad = 0;
 	for (int i = 0; i < 64; i++) {
 		unsigned c = (unsigned char)s[i];
 		bad |= (unsigned)((c - '0' > 9u) & (c - 'a' > 5u));
 	}
-	return !bad && s[64] == '\0';
+	return !bad;
 }
 
 struct mlx_pathblock {

@@ -385,6 +385,36 @@ static void manifest_sizes_parse_only_in_canonical_form(void **state)
 	}
 }
 
+/* An id is exactly 64 lowercase hex digits; anything shorter is checked
+ * without reading past its end (ASan catches a read beyond a short one). */
+static void ids_are_64_lowercase_hex_digits(void **state)
+{
+	(void)state;
+	char id[65];
+	memset(id, 'a', 64);
+	id[64] = '\0';
+	assert_true(mlx_hash_is_id(id));
+	id[10] = 'A';
+	assert_false(mlx_hash_is_id(id));
+	id[10] = 'g';
+	assert_false(mlx_hash_is_id(id));
+	id[10] = '9';
+	assert_true(mlx_hash_is_id(id));
+	char *shorter = strndup(id, 63);
+	assert_non_null(shorter);
+	assert_false(mlx_hash_is_id(shorter));
+	free(shorter);
+	char *empty = strdup("");
+	assert_non_null(empty);
+	assert_false(mlx_hash_is_id(empty));
+	free(empty);
+	char longer[66];
+	memcpy(longer, id, 64);
+	longer[64] = 'a';
+	longer[65] = '\0';
+	assert_false(mlx_hash_is_id(longer));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +430,7 @@ int main(void)
 		cmocka_unit_test(walk_sorts_by_path_bytes_across_directories),
 		cmocka_unit_test(manifest_lines_are_exact),
 		cmocka_unit_test(manifest_sizes_parse_only_in_canonical_form),
+		cmocka_unit_test(ids_are_64_lowercase_hex_digits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
