@@ -669,14 +669,19 @@ static int stage_one(struct stage_job *job, struct names *own, size_t i, struct 
 	return rc;
 }
 
-/* One staging thread: its files go into temp directories of its own. */
+/* One staging thread: the files of a large list go into temp directories
+ * of its own. A short list (a pipeline step's outs) takes single names
+ * from the shared counter instead: a run of 256 names per call would make,
+ * and later remove, a directory for every step's one or two files. */
 static int stage_worker(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
 {
+	struct stage_job *job = vjob;
 	struct names own = {0, 0};
+	struct names *names = job->list->len >= 2 * NAMES_PER_DIR ? &own : NULL;
 	size_t i;
 	int rc = MLX_OK;
 	while (rc == MLX_OK && mlx_pool_take(pool, &i))
-		rc = stage_one(vjob, &own, i, err);
+		rc = stage_one(job, names, i, err);
 	return rc;
 }
 
