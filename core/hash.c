@@ -387,8 +387,7 @@ static int read_sorted(struct walk *w, DIR *d, const char *rel, struct dirent_re
 	struct dirent *ent;
 	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
 		const char *n = ent->d_name;
-		if (n[0] == '.' &&
-		    (n[1] == '\0' || (n[1] == '.' && n[2] == '\0') || mlx_path_reserved_name(n)))
+		if (mlx_path_walk_skips(n))
 			continue;
 		size_t nlen = strlen(n);
 		if (*nrefs == cap || names->len + nlen + 1 > names->cap) {
@@ -619,7 +618,7 @@ int mlx_hash_walk(const char *dir, const char *link_dir, int flags, struct mlx_f
 	struct dirent *ent;
 	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
 		const char *n = ent->d_name;
-		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0') || mlx_path_reserved_name(n)))
+		if (mlx_path_walk_skips(n))
 			continue;
 		if (ent->d_type == DT_DIR && !strchr(n, '\n')) {
 			if (nsubs == cap) {

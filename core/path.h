@@ -35,6 +35,15 @@ int mlx_path_check(const char *path, size_t len, struct mlx_err *err);
  * git, which records no nested .git). */
 int mlx_path_reserved_name(const char *name);
 
+/* Returns 1 for a directory entry the workspace's walks skip: "." and "..",
+ * and the reserved names (mlx_path_reserved_name). Inline: every walk asks
+ * it of every entry. */
+static inline int mlx_path_walk_skips(const char *name)
+{
+	return name[0] == '.' &&
+	       (name[1] == '\0' || (name[1] == '.' && name[2] == '\0') || mlx_path_reserved_name(name));
+}
+
 /* Orders two directory entries (names x and y, xlen and ylen bytes, each
  * flagged as a directory or not) as the paths of their files sort: a
  * directory's name is followed by '/' in those paths, so "a-b" comes

@@ -94,8 +94,7 @@ static int list_sorted(DIR *d, struct listing *l)
 	struct dirent *ent;
 	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
 		const char *n = ent->d_name;
-		if (n[0] == '.' &&
-		    (n[1] == '\0' || (n[1] == '.' && n[2] == '\0') || mlx_path_reserved_name(n)))
+		if (mlx_path_walk_skips(n))
 			continue;
 		if ((ent->d_type != DT_REG && ent->d_type != DT_DIR) || strchr(n, '\n'))
 			return 0;
