@@ -461,6 +461,17 @@ static const xmlNode *child(const xmlNode *n, const char *name)
 	return NULL;
 }
 
+/* Returns 1 if the DAV propstat element ps reports status 200: its
+ * properties are the resource's (404 ones are properties it lacks). */
+static int propstat_ok(const xmlNode *ps)
+{
+	const xmlNode *status = child(ps, "status");
+	xmlChar *st = status ? xmlNodeGetContent(status) : NULL;
+	int ok = st && strstr((const char *)st, " 200");
+	xmlFree(st);
+	return ok;
+}
+
 /* A pending collection of the walk. */
 struct pending {
 	char **keys;
@@ -536,11 +547,7 @@ int mlx_webdav_parse_multistatus(const char *remote, const char *base_path, cons
 		for (const xmlNode *ps = r->children; ps; ps = ps->next) {
 			if (!is_dav(ps, "propstat"))
 				continue;
-			const xmlNode *status = child(ps, "status");
-			xmlChar *st = status ? xmlNodeGetContent(status) : NULL;
-			int ok = st && strstr((const char *)st, " 200");
-			xmlFree(st);
-			if (!ok)
+			if (!propstat_ok(ps))
 				continue;
 			const xmlNode *prop = child(ps, "prop");
 			const xmlNode *type = child(prop, "resourcetype");
@@ -588,11 +595,7 @@ static int propfind_kind(const char *xml, size_t len)
 	for (const xmlNode *ps = r ? r->children : NULL; ps && kind < 0; ps = ps->next) {
 		if (!is_dav(ps, "propstat"))
 			continue;
-		const xmlNode *status = child(ps, "status");
-		xmlChar *st = status ? xmlNodeGetContent(status) : NULL;
-		int ok = st && strstr((const char *)st, " 200");
-		xmlFree(st);
-		const xmlNode *type = ok ? child(child(ps, "prop"), "resourcetype") : NULL;
+		const xmlNode *type = propstat_ok(ps) ? child(child(ps, "prop"), "resourcetype") : NULL;
 		if (type)
 			kind = child(type, "collection") ? 0 : 1;
 	}
