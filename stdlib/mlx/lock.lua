@@ -70,8 +70,11 @@ function M.path(root)
   return root .. "/" .. M.NAME
 end
 
+-- A lock is data from elsewhere: a name it holds may carry a newline or
+-- another control character, which the one-line message shows escaped.
 local function invalid(root, fmt, ...)
-  return nil, M.path(root) .. ": " .. fmt:format(...) ..
+  local why = fmt:format(...):gsub("%c", function(c) return ("\\x%02x"):format(c:byte()) end)
+  return nil, M.path(root) .. ": " .. why ..
     "; fix it or restore it from git (git checkout -- " .. M.NAME .. ")", "invalid"
 end
 
