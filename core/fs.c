@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "path.h"
+
 void mlx_strlist_free(struct mlx_strlist *list)
 {
 	for (size_t i = 0; i < list->len; i++)
@@ -69,6 +71,68 @@ int mlx_fs_list(const char *dir, struct mlx_strlist *out, struct mlx_err *err)
 	}
 	if (out->len > 1) /* an empty list has no array: qsort(NULL) is undefined */
 		qsort(out->items, out->len, sizeof *out->items, compare_bytes);
+	return MLX_OK;
+}
+
+void mlx_dirlist_free(struct mlx_dirlist *l)
+{
+	free(l->items);
+	free(l->names);
+	*l = (struct mlx_dirlist){0};
+}
+
+/* Orders entries of a listing by mlx_path_entry_order over its names. */
+static int compare_dirents(const void *va, const void *vb, void *vnames)
+{
+	const struct mlx_dirent *a = va, *b = vb;
+	const unsigned char *x = (const unsigned char *)vnames + a->off,
+	                    *y = (const unsigned char *)vnames + b->off;
+	return mlx_path_entry_order(x, a->len, a->type == DT_DIR, y, b->len, b->type == DT_DIR);
+}
+
+int mlx_fs_list_walk(DIR *d, int flags, struct mlx_dirlist *l, const char *dir, const char *sub,
+                     struct mlx_err *err)
+{
+	l->len = l->names_len = 0;
+	const char *slash = sub ? "/" : "";
+	sub = sub ? sub : "";
+	struct dirent *ent;
+	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
+		const char *n = ent->d_name;
+		if (mlx_path_walk_skips(n))
+			continue;
+		if ((flags & MLX_FS_LIST_STRICT) &&
+		    ((ent->d_type != DT_REG && ent->d_type != DT_DIR) || strchr(n, '\n')))
+			return mlx_err_set(
+			    err, MLX_ERR_INVALID, 0,
+			    "%s%s%s: '%s' is not a regular file or a directory with a plain name", dir, slash,
+			    sub, n);
+		size_t nlen = strlen(n);
+		if (l->len == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 64;
+			struct mlx_dirent *items = realloc(l->items, cap * sizeof *items);
+			if (!items)
+				return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+			l->items = items;
+			l->cap = cap;
+		}
+		if (l->names_len + nlen + 1 > l->names_cap) {
+			size_t cap = (l->names_cap ? l->names_cap * 2 : 4096) + nlen;
+			char *names = realloc(l->names, cap);
+			if (!names)
+				return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+			l->names = names;
+			l->names_cap = cap;
+		}
+		memcpy(l->names + l->names_len, n, nlen + 1);
+		l->items[l->len++] =
+		    (struct mlx_dirent){.off = l->names_len, .len = nlen, .type = ent->d_type};
+		l->names_len += nlen + 1;
+	}
+	if (errno != 0)
+		return mlx_err_sys(err, errno, "cannot list %s%s%s", dir, slash, sub);
+	if (l->len > 1)
+		qsort_r(l->items, l->len, sizeof *l->items, compare_dirents, l->names);
 	return MLX_OK;
 }
 

@@ -5,6 +5,7 @@
 #ifndef MLX_FS_H
 #define MLX_FS_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +28,43 @@ int mlx_strlist_push(struct mlx_strlist *list, const char *s, struct mlx_err *er
  * "..", sorted by bytes. Returns 0; MLX_ERR_NOTFOUND if dir does not exist;
  * MLX_ERR_IO otherwise. On failure out is left empty. */
 int mlx_fs_list(const char *dir, struct mlx_strlist *out, struct mlx_err *err);
+
+/* One entry of a directory listing: its name, len bytes at off in the
+ * listing's names (NUL-terminated), and the type readdir gave (DT_REG,
+ * DT_DIR, DT_UNKNOWN ...). */
+struct mlx_dirent {
+	size_t off, len;
+	unsigned char type;
+};
+
+/* A directory's entries, as mlx_fs_list_walk reads them: no allocation per
+ * entry, only the two arrays, which the listing owns. Start it zeroed. */
+struct mlx_dirlist {
+	struct mlx_dirent *items;
+	size_t len, cap;
+	char *names;
+	size_t names_len, names_cap;
+};
+
+/* Frees both arrays; leaves an empty listing. Safe on an empty one. */
+void mlx_dirlist_free(struct mlx_dirlist *l);
+
+/* With mlx_fs_list_walk: refuse an entry that is not a regular file or a
+ * directory by the type readdir gives (a symlink, a fifo, DT_UNKNOWN), or a
+ * name with a newline, instead of listing it. */
+#define MLX_FS_LIST_STRICT 1
+
+/* Reads the entries of d into l (emptied first), skipping what the
+ * workspace's walks skip (mlx_path_walk_skips), sorted as the paths of
+ * their files sort (mlx_path_entry_order: a directory's name is followed
+ * by '/'; an entry of unknown type sorts as a file). dir and sub name the
+ * directory in messages, as "dir/sub" (sub NULL: dir alone). Returns 0;
+ * MLX_ERR_INVALID for an entry that flags refuse; MLX_ERR_NOMEM; MLX_ERR_IO
+ * (or another code of mlx_err_sys) if readdir fails. On failure l holds
+ * part of the directory; it belongs to the caller either way, who frees
+ * it with mlx_dirlist_free. err may be NULL. */
+int mlx_fs_list_walk(DIR *d, int flags, struct mlx_dirlist *l, const char *dir, const char *sub,
+                     struct mlx_err *err);
 
 enum mlx_file_type { MLX_FT_NONE, MLX_FT_FILE, MLX_FT_DIR, MLX_FT_LINK, MLX_FT_OTHER };
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "pool.h"
 #include "sha256.h"
 
@@ -354,69 +355,6 @@ static int visit(struct walk *w, int dfd, const char *name, const char *path, in
 						  : "device");
 }
 
-/* One entry of a directory being walked: its name (at off in the
- * directory's name buffer) and the type readdir gave. */
-struct dirent_ref {
-	size_t off, len;
-	unsigned char type;
-};
-
-struct dir_names {
-	char *buf;
-	size_t len, cap;
-};
-
-/* Orders entries as the paths of their files sort: a directory's name is
- * followed by '/' in those paths ("a-b" before "a/x"). An entry of unknown
- * type sorts as a file; should it be a directory, the walk's list is then
- * sorted whole instead (mlx_filelist_sort finds it out of order). */
-static int compare_refs(const void *va, const void *vb, void *vnames)
-{
-	const struct dirent_ref *a = va, *b = vb;
-	const unsigned char *names = (const unsigned char *)((const struct dir_names *)vnames)->buf;
-	const unsigned char *x = names + a->off, *y = names + b->off;
-	return mlx_path_entry_order(x, a->len, a->type == DT_DIR, y, b->len, b->type == DT_DIR);
-}
-
-/* Reads every entry of d (but "." and "..", and the reserved names) into
- * refs and names, sorted by compare_refs. Returns 0 or a failure. */
-static int read_sorted(struct walk *w, DIR *d, const char *rel, struct dirent_ref **refs, size_t *nrefs,
-                       struct dir_names *names)
-{
-	size_t cap = 0;
-	struct dirent *ent;
-	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
-		const char *n = ent->d_name;
-		if (mlx_path_walk_skips(n))
-			continue;
-		size_t nlen = strlen(n);
-		if (*nrefs == cap || names->len + nlen + 1 > names->cap) {
-			size_t rcap = *nrefs == cap ? (cap ? cap * 2 : 64) : cap;
-			size_t ncap = names->len + nlen + 1 > names->cap
-			                  ? (names->cap ? names->cap * 2 : 4096) + nlen
-			                  : names->cap;
-			struct dirent_ref *r = realloc(*refs, rcap * sizeof *r);
-			if (r)
-				*refs = r;
-			char *b = r ? realloc(names->buf, ncap) : NULL;
-			if (!r || !b)
-				return mlx_err_set(w->err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-			names->buf = b;
-			cap = rcap;
-			names->cap = ncap;
-		}
-		memcpy(names->buf + names->len, n, nlen + 1);
-		(*refs)[(*nrefs)++] =
-		    (struct dirent_ref){.off = names->len, .len = nlen, .type = ent->d_type};
-		names->len += nlen + 1;
-	}
-	if (errno != 0)
-		return mlx_err_sys(w->err, errno, "cannot list %s/%s", w->top, rel);
-	if (*nrefs > 1)
-		qsort_r(*refs, *nrefs, sizeof **refs, compare_refs, names);
-	return MLX_OK;
-}
-
 /* Walks directory dfd (rel below the top), visiting its entries in path
  * order, so that the files come out sorted without moving them after. */
 static int walk_dir(struct walk *w, int dfd, const char *rel)
@@ -436,22 +374,22 @@ static int walk_dir(struct walk *w, int dfd, const char *rel)
 	memcpy(path, rel, rlen);
 	if (rlen)
 		path[rlen++] = '/';
-	struct dirent_ref *refs = NULL;
-	size_t nrefs = 0;
-	struct dir_names names = {0};
-	int rc = read_sorted(w, d, rel, &refs, &nrefs, &names);
-	for (size_t i = 0; rc == MLX_OK && i < nrefs; i++) {
-		const char *n = names.buf + refs[i].off;
-		if (rlen + refs[i].len >= sizeof path) {
+	/* An entry of unknown type sorts as a file; should it be a
+	 * directory, the walk's list is then sorted whole instead
+	 * (mlx_filelist_sort finds it out of order). */
+	struct mlx_dirlist l = {0};
+	int rc = mlx_fs_list_walk(d, 0, &l, w->top, rel, w->err);
+	for (size_t i = 0; rc == MLX_OK && i < l.len; i++) {
+		const char *n = l.names + l.items[i].off;
+		if (rlen + l.items[i].len >= sizeof path) {
 			rc = mlx_err_set(w->err, MLX_ERR_INVALID, ENAMETOOLONG, "%s/%s/%s: path too long",
 					 w->top, rel, n);
 			break;
 		}
-		memcpy(path + rlen, n, refs[i].len + 1);
-		rc = visit(w, dirfd(d), n, path, 1, refs[i].type);
+		memcpy(path + rlen, n, l.items[i].len + 1);
+		rc = visit(w, dirfd(d), n, path, 1, l.items[i].type);
 	}
-	free(refs);
-	free(names.buf);
+	mlx_dirlist_free(&l);
 	closedir(d);
 	return rc;
 }

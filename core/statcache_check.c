@@ -26,24 +26,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "path.h"
 #include "pool.h"
 #include "statcache.h"
 
 #define CHECK_THREADS 16 /* the fewest threads, as a walk (hash.c) */
-
-/* One entry of a directory being compared: its name at off in the names. */
-struct ref {
-	size_t off, len;
-	unsigned char type;
-};
-
-struct listing {
-	struct ref *refs;
-	size_t n, cap;
-	char *names;
-	size_t len, names_cap;
-};
 
 /* Shared by the threads of one comparison. */
 struct shared {
@@ -74,56 +62,13 @@ static void found_free(struct found *f)
 	mlx_filelist_free(&f->deleted);
 }
 
-/* Orders entries as the walk does (hash.c): a directory's name is followed
- * by '/' in the paths of its files, so "a-b" comes before "a/x". */
-static int compare_refs(const void *va, const void *vb, void *vnames)
+/* Lists d into l, sorted as the walk sorts, skipping what the walk skips.
+ * Returns 1, or 0 on any doubt: an entry that is neither a regular file
+ * nor a directory (or whose type readdir does not give), a name the walk
+ * would refuse, no memory, a read error; the walk then names the problem. */
+static int list_sorted(DIR *d, struct mlx_dirlist *l)
 {
-	const struct ref *a = va, *b = vb;
-	const unsigned char *x = (const unsigned char *)vnames + a->off,
-	                    *y = (const unsigned char *)vnames + b->off;
-	return mlx_path_entry_order(x, a->len, a->type == DT_DIR, y, b->len, b->type == DT_DIR);
-}
-
-/* Lists d into l (emptied first), sorted as the walk sorts, skipping what
- * the walk skips. Returns 1, or 0 on any doubt: an entry that is neither a
- * regular file nor a directory (or whose type readdir does not give), a
- * name the walk would refuse, no memory, a read error. */
-static int list_sorted(DIR *d, struct listing *l)
-{
-	l->n = l->len = 0;
-	struct dirent *ent;
-	for (errno = 0; (ent = readdir(d)) != NULL; errno = 0) {
-		const char *n = ent->d_name;
-		if (mlx_path_walk_skips(n))
-			continue;
-		if ((ent->d_type != DT_REG && ent->d_type != DT_DIR) || strchr(n, '\n'))
-			return 0;
-		size_t nlen = strlen(n);
-		if (l->n == l->cap) {
-			size_t cap = l->cap ? l->cap * 2 : 64;
-			struct ref *r = realloc(l->refs, cap * sizeof *r);
-			if (!r)
-				return 0;
-			l->refs = r;
-			l->cap = cap;
-		}
-		if (l->len + nlen + 1 > l->names_cap) {
-			size_t cap = (l->names_cap ? l->names_cap * 2 : 4096) + nlen;
-			char *b = realloc(l->names, cap);
-			if (!b)
-				return 0;
-			l->names = b;
-			l->names_cap = cap;
-		}
-		memcpy(l->names + l->len, n, nlen + 1);
-		l->refs[l->n++] = (struct ref){.off = l->len, .len = nlen, .type = ent->d_type};
-		l->len += nlen + 1;
-	}
-	if (errno != 0)
-		return 0;
-	if (l->n > 1)
-		qsort_r(l->refs, l->n, sizeof *l->refs, compare_refs, l->names);
-	return 1;
+	return mlx_fs_list_walk(d, MLX_FS_LIST_STRICT, l, "", NULL, NULL) == MLX_OK;
 }
 
 /* Byte order of an entry's path and key (klen bytes). */
@@ -243,18 +188,18 @@ static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 		close(dfd);
 		return 0;
 	}
-	struct listing l = {0};
+	struct mlx_dirlist l = {0};
 	int ok = list_sorted(d, &l);
-	for (size_t i = 0; ok && i < l.n && !atomic_load_explicit(&c->shared->stop, memory_order_relaxed);
+	for (size_t i = 0; ok && i < l.len && !atomic_load_explicit(&c->shared->stop, memory_order_relaxed);
 	     i++) {
-		const char *name = l.names + l.refs[i].off;
-		size_t len = l.refs[i].len;
+		const char *name = l.names + l.items[i].off;
+		size_t len = l.items[i].len;
 		if (plen + len + 2 > PATH_MAX) {
 			ok = 0;
 			break;
 		}
 		memcpy(path + plen, name, len);
-		if (l.refs[i].type == DT_DIR) {
+		if (l.items[i].type == DT_DIR) {
 			path[plen + len] = '/';
 			int sub = -1;
 			ok = take_deleted(c, path, plen + len + 1, 0) &&
@@ -268,8 +213,7 @@ static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 			     compare_file(c, path, plen + len, &st);
 		}
 	}
-	free(l.refs);
-	free(l.names);
+	mlx_dirlist_free(&l);
 	closedir(d);
 	/* What is left below this directory has no file any more. */
 	return ok && take_deleted(c, path, plen, 1) &&
@@ -343,7 +287,7 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	if (!mlx_statcache_tree_map(trees, prefix, &m))
 		return 0;
 	int rc = 0;
-	struct listing l = {0};
+	struct mlx_dirlist l = {0};
 	struct sub *subs = NULL;
 	size_t nsubs = 0;
 	int dfd = -1;
@@ -353,22 +297,22 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	struct cursor top = {.p = m.begin, .end = m.end, .found = &top_found, .shared = &shared};
 	if (memcmp(m.id, none, sizeof none) == 0 ||
 	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || !(d = fdopendir(dup(dfd))) ||
-	    !list_sorted(d, &l) || !(subs = calloc(l.n ? l.n : 1, sizeof *subs)))
+	    !list_sorted(d, &l) || !(subs = calloc(l.len ? l.len : 1, sizeof *subs)))
 		goto out;
 	/* The files at the top are compared here, in order; each
 	 * subdirectory's entries are a contiguous range of the tree (its
 	 * paths share the prefix "name/"), handed to a thread. */
 	int ok = 1;
 	char path[PATH_MAX];
-	for (size_t i = 0; ok && i < l.n; i++) {
-		const char *name = l.names + l.refs[i].off;
-		size_t len = l.refs[i].len;
+	for (size_t i = 0; ok && i < l.len; i++) {
+		const char *name = l.names + l.items[i].off;
+		size_t len = l.items[i].len;
 		if (len + 2 > sizeof path) {
 			ok = 0;
 			break;
 		}
 		memcpy(path, name, len);
-		if (l.refs[i].type == DT_DIR) {
+		if (l.items[i].type == DT_DIR) {
 			path[len] = '/';
 			ok = take_deleted(&top, path, len + 1, 0);
 			subs[nsubs].name = name;
@@ -435,8 +379,7 @@ out:
 		found_free(&subs[i].found);
 	found_free(&top_found);
 	free(subs);
-	free(l.refs);
-	free(l.names);
+	mlx_dirlist_free(&l);
 	if (d)
 		closedir(d);
 	if (dfd >= 0)

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,63 @@ static void list_is_sorted_by_bytes_without_dots(void **state)
 	mlx_strlist_free(&list);
 	assert_int_equal(mlx_fs_list("/nonexistent-dir", &list, &err), MLX_ERR_NOTFOUND);
 	assert_int_equal(list.len, 0);
+}
+
+/* The listing of the workspace's walks: a directory sorts as its files'
+ * paths do ("a-b" before "a/..."), the reserved names are skipped, and the
+ * strict mode refuses what a comparison with a tree cannot trust. */
+static void list_walk_sorts_as_paths_and_refuses_in_strict_mode(void **state)
+{
+	const char *dir = *state;
+	char path[512];
+	const char *files[] = {"a-b", "a0", "b", "a/x"};
+	snprintf(path, sizeof path, "%s/a", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/.mlx", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		fclose(fopen(path, "w"));
+	}
+	struct mlx_dirlist l = {0};
+	struct mlx_err err;
+	for (int flags = 0; flags <= MLX_FS_LIST_STRICT; flags++) {
+		DIR *d = opendir(dir);
+		assert_non_null(d);
+		assert_int_equal(mlx_fs_list_walk(d, flags, &l, dir, NULL, &err), MLX_OK);
+		closedir(d);
+		assert_int_equal(l.len, 4);
+		const char *want[] = {"a-b", "a", "a0", "b"};
+		for (size_t i = 0; i < 4; i++) {
+			assert_string_equal(l.names + l.items[i].off, want[i]);
+			assert_int_equal(l.items[i].len, strlen(want[i]));
+		}
+		assert_int_equal(l.items[1].type, DT_DIR);
+	}
+	/* A symlink is listed as it is, or refused; a listing is reused. */
+	snprintf(path, sizeof path, "%s/link", dir);
+	assert_int_equal(symlink("b", path), 0);
+	DIR *d = opendir(dir);
+	assert_int_equal(mlx_fs_list_walk(d, 0, &l, dir, NULL, &err), MLX_OK);
+	assert_int_equal(l.len, 5);
+	assert_string_equal(l.names + l.items[4].off, "link");
+	assert_int_equal(l.items[4].type, DT_LNK);
+	rewinddir(d);
+	assert_int_equal(mlx_fs_list_walk(d, MLX_FS_LIST_STRICT, &l, dir, "sub", &err), MLX_ERR_INVALID);
+	assert_non_null(strstr(err.msg, "/sub: 'link' is not a regular file"));
+	closedir(d);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof path, "%s/new\nline", dir);
+	fclose(fopen(path, "w"));
+	d = opendir(dir);
+	assert_int_equal(mlx_fs_list_walk(d, MLX_FS_LIST_STRICT, &l, dir, NULL, NULL), MLX_ERR_INVALID);
+	rewinddir(d);
+	assert_int_equal(mlx_fs_list_walk(d, 0, &l, dir, NULL, &err), MLX_OK);
+	assert_int_equal(l.len, 5);
+	closedir(d);
+	mlx_dirlist_free(&l);
+	assert_null(l.items);
+	assert_int_equal(l.len, 0);
 }
 
 static void mkdirs_creates_parents_and_is_idempotent(void **state)
@@ -139,6 +197,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(list_is_sorted_by_bytes_without_dots, make_tempdir, remove_tempdir),
+		cmocka_unit_test_setup_teardown(list_walk_sorts_as_paths_and_refuses_in_strict_mode, make_tempdir,
+						remove_tempdir),
 		cmocka_unit_test_setup_teardown(mkdirs_creates_parents_and_is_idempotent, make_tempdir, remove_tempdir),
 		cmocka_unit_test_setup_teardown(write_atomic_replaces_content_and_leaves_no_temp, make_tempdir, remove_tempdir),
 		cmocka_unit_test_setup_teardown(write_atomic_into_missing_dir_fails_cleanly, make_tempdir, remove_tempdir),
