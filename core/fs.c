@@ -196,6 +196,73 @@ int mlx_fs_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+int mlx_fs_read_fd(int fd, const char *what, size_t max, char **data, size_t *len, struct mlx_err *err)
+{
+	*data = NULL;
+	*len = 0;
+	/* No limit is still one: the buffer's size below must not wrap. */
+	size_t limit = max < SIZE_MAX / 2 ? max : SIZE_MAX / 2;
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return mlx_err_sys(err, errno, "cannot stat %s", what);
+	if (st.st_size > 0 && (uint64_t)st.st_size > limit)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "%s is larger than %zu bytes", what, limit);
+	/* A byte more than fstat says: the read that finds the end needs no
+	 * bigger buffer, and the NUL fits. Files of /proc say 0. */
+	size_t cap = (st.st_size > 0 ? (size_t)st.st_size : 4096) + 1, n = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory reading %s", what);
+	int rc = MLX_OK;
+	for (;;) {
+		if (n + 1 >= cap) { /* the file grew while read */
+			size_t bigger = cap > limit / 2 ? limit + 2 : cap * 2;
+			char *p = realloc(buf, bigger);
+			if (!p) {
+				rc =
+				    mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory reading %s", what);
+				break;
+			}
+			buf = p;
+			cap = bigger;
+		}
+		ssize_t got = read(fd, buf + n, cap - 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = mlx_err_sys(err, errno, "cannot read %s", what);
+			break;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+		if (n > limit) {
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "%s is larger than %zu bytes", what, limit);
+			break;
+		}
+	}
+	if (rc != MLX_OK) {
+		free(buf);
+		return rc;
+	}
+	buf[n] = '\0';
+	*data = buf;
+	*len = n;
+	return MLX_OK;
+}
+
+int mlx_fs_read_all(const char *path, size_t max, char **data, size_t *len, struct mlx_err *err)
+{
+	*data = NULL;
+	*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mlx_err_sys(err, errno, "cannot open %s", path);
+	int rc = mlx_fs_read_fd(fd, path, max, data, len, err);
+	close(fd);
+	return rc;
+}
+
 int mlx_fs_sync_parent(const char *path, struct mlx_err *err)
 {
 	char dir[PATH_MAX];

@@ -95,6 +95,22 @@ int mlx_fs_write_atomic(const char *path, const void *data, size_t len, mode_t m
  * Returns 0, or -1 with errno set by the failed write. */
 int mlx_fs_write_all(int fd, const void *data, size_t len);
 
+/* Reads the whole file at path into *data: a malloc'd buffer of *len
+ * bytes and a NUL after them (so text can be parsed in place), which the
+ * caller frees. Reads to the end of the file, whatever fstat said: a file
+ * that grows or shrinks while read gives what was there. Retries EINTR
+ * and short reads. max is the most bytes accepted (SIZE_MAX: no limit but
+ * memory); a larger file is refused before it is read whole. Returns 0;
+ * MLX_ERR_NOTFOUND; MLX_ERR_IO (cannot open, stat or read: the message
+ * names path); MLX_ERR_NOMEM; MLX_ERR_INVALID ("PATH is larger than MAX
+ * bytes"). On failure *data is NULL and *len 0. */
+int mlx_fs_read_all(const char *path, size_t max, char **data, size_t *len, struct mlx_err *err);
+
+/* As mlx_fs_read_all for the open descriptor fd, from its current offset
+ * to the end; what names it in messages ("cannot read WHAT: ..."). fd
+ * stays open. */
+int mlx_fs_read_fd(int fd, const char *what, size_t max, char **data, size_t *len, struct mlx_err *err);
+
 /* fsync()s the directory that contains path, so a rename into it is durable.
  * Returns 0 or MLX_ERR_IO. */
 int mlx_fs_sync_parent(const char *path, struct mlx_err *err);

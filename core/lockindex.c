@@ -1,6 +1,8 @@
 /* lockindex.c — the index of mlx.lock's steps in memory (lockindex.h). */
 #include "lockindex.h"
 
+#include "fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -49,61 +51,13 @@ static uint32_t *slot_of(const struct mlx_lockindex *idx, const char *name, size
 	}
 }
 
-static int read_all(const char *path, char **text, size_t *len, struct mlx_err *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return mlx_err_sys(err, errno, "cannot open %s", path);
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		int e = errno;
-		close(fd);
-		return mlx_err_sys(err, e, "cannot stat %s", path);
-	}
-	size_t cap = (size_t)st.st_size + 1, n = 0;
-	char *buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return mlx_err_set(err, MLX_ERR_NOMEM, 0, "out of memory reading %s", path);
-	}
-	for (;;) {
-		if (n + 1 >= cap) { /* the file grew while read */
-			char *bigger = realloc(buf, cap * 2);
-			if (!bigger) {
-				free(buf);
-				close(fd);
-				return mlx_err_set(err, MLX_ERR_NOMEM, 0, "out of memory reading %s", path);
-			}
-			buf = bigger;
-			cap *= 2;
-		}
-		ssize_t got = read(fd, buf + n, cap - 1 - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			int e = errno;
-			free(buf);
-			close(fd);
-			return mlx_err_sys(err, e, "cannot read %s", path);
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
-	return MLX_OK;
-}
-
 int mlx_lockindex_read(const char *path, const char *header, const char *pipeline, struct mlx_lockindex **out,
                        struct mlx_err *err)
 {
 	*out = NULL;
 	char *text = NULL;
 	size_t len = 0;
-	int rc = read_all(path, &text, &len, err);
+	int rc = mlx_fs_read_all(path, SIZE_MAX, &text, &len, err);
 	if (rc != MLX_OK)
 		return rc;
 	size_t header_len = strlen(header);

@@ -189,35 +189,13 @@ int mlx_remote_read(struct mlx_remote *r, const char *key, size_t max, char **da
 		if (fd < 0)
 			return mlx_err_sys(err, errno, "cannot create a memory file");
 		int rc = r->be->get(st, key, fd, err);
-		struct stat sb;
-		if (rc == MLX_OK && fstat(fd, &sb) != 0)
-			rc = mlx_err_sys(err, errno, "cannot stat a memory file");
-		if (rc == MLX_OK && (uint64_t)sb.st_size > max)
-			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "remote %s: %s is larger than %zu bytes",
-			                 r->name, key, max);
+		if (rc == MLX_OK && lseek(fd, 0, SEEK_SET) != 0)
+			rc = mlx_err_sys(err, errno, "cannot read a memory file");
 		if (rc == MLX_OK) {
-			size_t n = (size_t)sb.st_size;
-			char *buf = malloc(n + 1);
-			if (!buf)
-				rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-			size_t got = 0;
-			while (rc == MLX_OK && got < n) {
-				ssize_t k = pread(fd, buf + got, n - got, (off_t)got);
-				if (k < 0 && errno == EINTR)
-					continue;
-				if (k <= 0)
-					rc = mlx_err_sys(err, k < 0 ? errno : EIO,
-					                 "cannot read a memory file");
-				else
-					got += (size_t)k;
-			}
-			if (rc == MLX_OK) {
-				buf[n] = 0;
-				*data = buf;
-				*len = n;
-			} else {
-				free(buf);
-			}
+			/* Messages name the key: the memory file is ours. */
+			char what[PATH_MAX];
+			snprintf(what, sizeof what, "remote %s: %s", r->name, key);
+			rc = mlx_fs_read_fd(fd, what, max, data, len, err);
 		}
 		close(fd);
 		if (rc != MLX_ERR_IO || attempt >= r->policy.retries)

@@ -1037,44 +1037,25 @@ int mlx_store_read(const struct mlx_store *s, const char *hex, char **data, size
 	int fd = open_object(s, hex, err);
 	if (fd < 0)
 		return fd;
-	int rc = MLX_OK;
-	struct stat st;
-	char *buf = NULL;
-	if (fstat(fd, &st) != 0) {
-		rc = mlx_err_sys(err, errno, "cannot stat object %s", hex);
-		goto out;
-	}
-	size_t size = (size_t)st.st_size, got = 0;
-	if (!(buf = malloc(size + 1))) {
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory reading object %s", hex);
-		goto out;
-	}
-	while (got < size) {
-		ssize_t n = read(fd, buf + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? mlx_err_sys(err, errno, "cannot read object %s", hex)
-				   : mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is truncated", hex);
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	buf[size] = '\0';
+	char what[80]; /* hex is an id: open_object checked it */
+	snprintf(what, sizeof what, "object %s", hex);
+	char *buf;
+	size_t size;
+	int rc = mlx_fs_read_fd(fd, what, SIZE_MAX, &buf, &size, err);
+	close(fd);
+	if (rc != MLX_OK)
+		return rc;
+	/* A file shorter or longer than the object is caught here too. */
 	char check[MLX_HASH_HEX_SIZE];
-	if ((rc = mlx_hash_bytes(buf, size, check, err)) != MLX_OK)
-		goto out;
-	if (strcmp(check, hex) != 0) {
+	if ((rc = mlx_hash_bytes(buf, size, check, err)) == MLX_OK && strcmp(check, hex) != 0)
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt (run mlx fsck)", hex);
-		goto out;
+	if (rc != MLX_OK) {
+		free(buf);
+		return rc;
 	}
 	*data = buf;
 	*len = size;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
+	return MLX_OK;
 }
 
 int mlx_store_open_object(const struct mlx_store *s, const char *hex, struct mlx_err *err)

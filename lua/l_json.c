@@ -10,16 +10,12 @@
  * Lua has one table type for arrays and objects; decoded tables carry a
  * metatable saying which they were (json.array / json.object), so an empty
  * [] survives a round trip. JSON null is json.null, a light userdata. */
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/stat.h>
 
 #include "binding.h"
 #include "fs.h"
@@ -148,46 +144,15 @@ static int api_load(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	struct parse_box *box = mlx_lua_box(L, sizeof *box, release_parse);
-	struct mlx_err err;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		mlx_err_sys(&err, errno, "cannot open %s", path);
-		return mlx_lua_fail(L, &err);
-	}
 	/* The whole file is read at once and parsed from memory: jansson's
 	 * json_loadf reads a character at a time, which dominated loading a
-	 * large mlx.lock. Nothing here may raise while the file is open, so
-	 * the buffer comes from malloc, owned by the box. */
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		mlx_err_sys(&err, errno, "cannot stat %s", path);
-		close(fd);
+	 * large mlx.lock. The buffer comes from malloc, owned by the box. */
+	struct mlx_err err;
+	size_t got;
+	if (mlx_fs_read_all(path, SIZE_MAX, &box->text, &got, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
-	}
-	size_t size = (size_t)st.st_size;
-	char *text = box->text = malloc(size ? size : 1);
-	if (!text) {
-		mlx_err_set(&err, MLX_ERR_NOMEM, ENOMEM, "cannot read %s: out of memory", path);
-		close(fd);
-		return mlx_lua_fail(L, &err);
-	}
-	size_t got = 0;
-	while (got < size) {
-		ssize_t n = read(fd, text + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			mlx_err_sys(&err, errno, "cannot read %s", path);
-			close(fd);
-			return mlx_lua_fail(L, &err);
-		}
-		if (n == 0)
-			break; /* the file shrank: parse what is there */
-		got += (size_t)n;
-	}
-	close(fd);
 	json_error_t error;
-	box->tree = json_loadb(text, got, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+	box->tree = json_loadb(box->text, got, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
 	if (!box->tree)
 		return decode_failure(L, path, &error);
 	push_value(L, box->tree);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -119,6 +120,62 @@ static void list_walk_sorts_as_paths_and_refuses_in_strict_mode(void **state)
 	assert_int_equal(l.len, 0);
 }
 
+/* A file read whole: its bytes and a NUL, a limit checked before and
+ * while reading, and files whose size fstat does not know (a pipe). */
+static void read_all_reads_to_the_end_within_its_limit(void **state)
+{
+	const char *dir = *state;
+	char path[512];
+	snprintf(path, sizeof path, "%s/f", dir);
+	FILE *f = fopen(path, "w");
+	fputs("hello\nworld", f);
+	fclose(f);
+	char *data;
+	size_t len;
+	struct mlx_err err;
+	assert_int_equal(mlx_fs_read_all(path, SIZE_MAX, &data, &len, &err), MLX_OK);
+	assert_int_equal(len, 11);
+	assert_string_equal(data, "hello\nworld");
+	free(data);
+	assert_int_equal(mlx_fs_read_all(path, 11, &data, &len, &err), MLX_OK);
+	free(data);
+	assert_int_equal(mlx_fs_read_all(path, 10, &data, &len, &err), MLX_ERR_INVALID);
+	assert_null(data);
+	assert_int_equal(len, 0);
+	assert_non_null(strstr(err.msg, "/f is larger than 10 bytes"));
+	snprintf(path, sizeof path, "%s/none", dir);
+	assert_int_equal(mlx_fs_read_all(path, SIZE_MAX, &data, &len, &err), MLX_ERR_NOTFOUND);
+	assert_non_null(strstr(err.msg, "cannot open"));
+	assert_int_equal(mlx_fs_read_all(dir, SIZE_MAX, &data, &len, &err), MLX_ERR_IO);
+	/* A pipe has no size: the buffer grows to what arrives. */
+	int fds[2];
+	static char big[100000];
+	memset(big, 'x', sizeof big);
+	for (size_t max = SIZE_MAX, round = 0; round < 2; round++, max = sizeof big - 1) {
+		assert_int_equal(pipe(fds), 0);
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			ssize_t n = write(fds[1], big, sizeof big);
+			_exit(n == (ssize_t)sizeof big ? 0 : 1);
+		}
+		close(fds[1]);
+		int rc = mlx_fs_read_fd(fds[0], "the pipe", max, &data, &len, &err);
+		close(fds[0]);
+		waitpid(pid, NULL, 0);
+		if (round == 0) {
+			assert_int_equal(rc, MLX_OK);
+			assert_int_equal(len, sizeof big);
+			assert_int_equal(data[len], '\0');
+			assert_memory_equal(data, big, sizeof big);
+			free(data);
+		} else {
+			assert_int_equal(rc, MLX_ERR_INVALID);
+			assert_string_equal(err.msg, "the pipe is larger than 99999 bytes");
+		}
+	}
+}
+
 static void mkdirs_creates_parents_and_is_idempotent(void **state)
 {
 	char path[512];
@@ -198,6 +255,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(list_is_sorted_by_bytes_without_dots, make_tempdir, remove_tempdir),
 		cmocka_unit_test_setup_teardown(list_walk_sorts_as_paths_and_refuses_in_strict_mode, make_tempdir,
+						remove_tempdir),
+		cmocka_unit_test_setup_teardown(read_all_reads_to_the_end_within_its_limit, make_tempdir,
 						remove_tempdir),
 		cmocka_unit_test_setup_teardown(mkdirs_creates_parents_and_is_idempotent, make_tempdir, remove_tempdir),
 		cmocka_unit_test_setup_teardown(write_atomic_replaces_content_and_leaves_no_temp, make_tempdir, remove_tempdir),
