@@ -420,30 +420,12 @@ static int segment_line(lua_State *L, struct mlx_idset *s, const char *p, int ru
 	return 1;
 }
 
-/* set:add_segment(text, runs) -> true | false: adds the object ids of an
- * index segment (mlx.remote.index: "mlx-index 1", then lines "o <id>" and
- * "r <key>") to set and sets runs[key] = true for its run-cache keys; false
- * when the text is not a segment (what came before the bad line stays). */
-static int ids_add_segment(lua_State *L)
-{
-	struct mlx_idset *s = check_ids(L, 1);
-	size_t len;
-	const char *text = luaL_checklstring(L, 2, &len);
-	luaL_checktype(L, 3, LUA_TTABLE);
-	size_t hl = sizeof segment_header - 1;
-	int ok = len >= hl && memcmp(text, segment_header, hl) == 0 && (len - hl) % 67 == 0;
-	for (const char *p = text + hl, *end = text + len; ok == 1 && p < end; p += 67)
-		ok = segment_line(L, s, p, 3);
-	if (ok < 0)
-		return luaL_error(L, "out of memory");
-	lua_pushboolean(L, ok);
-	return 1;
-}
-
-/* set:add_segment_file(path, runs) -> true | false | nil: as add_segment,
- * reading the segment from the file at path in pieces (an index of
- * millions of objects never becomes one string); nil if there is no such
- * file. */
+/* set:add_segment_file(path, runs) -> true | false | nil: adds the object
+ * ids of the index segment in the file at path (mlx.remote.index: "mlx-index
+ * 1", then lines "o <id>" and "r <key>") to set and sets runs[key] = true
+ * for its run-cache keys; false when the file is not a segment (what came
+ * before the bad line stays); nil if there is no such file. Read in pieces:
+ * an index of millions of objects never becomes one string. */
 static int ids_add_segment_file(lua_State *L)
 {
 	struct mlx_idset *s = check_ids(L, 1);
@@ -472,41 +454,6 @@ static int ids_add_segment_file(lua_State *L)
 	return 1;
 }
 
-/* set:segment(runs) -> the text of an index segment naming the ids of set
- * and the run-cache keys of the list runs, each sorted: the bytes
- * mlx.remote.index names the segment by. */
-static int ids_segment(lua_State *L)
-{
-	struct mlx_idset *s = check_ids(L, 1);
-	luaL_checktype(L, 2, LUA_TTABLE);
-	mlx_idset_sort(s);
-	lua_Integer nruns = luaL_len(L, 2);
-	/* The exact size at once: no doubling copies of a text of megabytes. */
-	luaL_Buffer b;
-	luaL_buffinitsize(L, &b, sizeof segment_header - 1 + 67 * (s->len + (size_t)nruns));
-	luaL_addstring(&b, segment_header);
-	char line[68] = "o ";
-	for (size_t i = 0; i < s->len; i++) {
-		mlx_id_to_hex(s->items[i].id, line + 2);
-		line[66] = '\n';
-		luaL_addlstring(&b, line, 67);
-	}
-	for (lua_Integer i = 1; i <= nruns; i++) {
-		lua_geti(L, 2, i);
-		size_t len;
-		const char *key = lua_tolstring(L, -1, &len);
-		if (!key || len != 64)
-			luaL_argerror(L, 2, "must be a sorted list of run-cache keys");
-		lua_pop(L, 1);
-		luaL_addstring(&b, "r ");
-		lua_geti(L, 2, i);
-		luaL_addvalue(&b);
-		luaL_addchar(&b, '\n');
-	}
-	luaL_pushresult(&b);
-	return 1;
-}
-
 /* Writes len bytes at p to f and to the digest h. Returns 0, or -1 with
  * errno set. */
 static int put_segment_bytes(FILE *f, struct mlx_hash_stream *h, const char *p, size_t len)
@@ -522,10 +469,11 @@ static int put_segment_bytes(FILE *f, struct mlx_hash_stream *h, const char *p, 
 }
 
 /* set:write_segment(runs, dir) -> name, path | nil, message, code: writes
- * the segment set:segment(runs) would return to a new file in dir, line by
- * line (no string of megabytes), and returns its name (the SHA-256 of its
- * bytes, as mlx.remote.index names segments) and the file's path, which
- * the caller renames or removes. */
+ * the index segment naming the ids of set and the run-cache keys of the
+ * list runs, each sorted, to a new file in dir, line by line (no string of
+ * megabytes), and returns its name (the SHA-256 of its bytes, as
+ * mlx.remote.index names segments) and the file's path, which the caller
+ * renames or removes. */
 static int ids_write_segment(lua_State *L)
 {
 	struct mlx_idset *s = check_ids(L, 1);
@@ -865,9 +813,7 @@ static const luaL_Reg ids_methods[] = {
     {"marked", ids_marked},
     {"add_manifest", ids_add_manifest},
     {"add_manifest_object", ids_add_manifest_object},
-    {"add_segment", ids_add_segment},
     {"add_segment_file", ids_add_segment_file},
-    {"segment", ids_segment},
     {"write_segment", ids_write_segment},
     {"list", ids_list},
     {NULL, NULL},

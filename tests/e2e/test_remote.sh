@@ -168,20 +168,19 @@ is "$?" 0 "with the good bytes"
 # "bad" in its hex name: only index/bad-<id> is a mark. One such segment
 # (of objects the remote holds) makes sure the check below tells them apart.
 seg=$(remote_lua '
-local index, hash = require "mlx.remote.index", require "mlx.hash"
+local transfer = require "mlx.transfer"
+local tmp = require("mlx.project").find_root() .. "/.mlx/tmp"
 local held = {}
 for k in pairs(assert(r:list("objects/"))) do held[#held + 1] = k:gsub("^objects/(%x%x)/", "%1") end
 table.sort(held)
 for mask = 1, (1 << math.min(#held, 12)) - 1 do
   local ids = {}
   for i = 1, 12 do if mask & (1 << (i - 1)) ~= 0 then ids[#ids + 1] = held[i] end end
-  local text = index.segment_text(ids, {})
-  local name = hash.bytes(text)
-  if name:find("bad", 1, true) then
-    assert(r:write("index/" .. name, text, require("mlx.project").find_root() .. "/.mlx/tmp"))
-    print(name)
-    break
-  end
+  local name, path = assert(transfer.ids(ids):write_segment({}, tmp))
+  local found = name:find("bad", 1, true)
+  if found then assert(r:put_file("index/" .. name, path)) end
+  os.remove(path)
+  if found then print(name) break end
 end')
 like "$seg" "bad" "a segment whose name has 'bad' in it is on the remote"
 n=$(remote_lua 'local n = 0 for k in pairs(assert(r:list("index/"))) do if k:find("^index/bad%-") then n = n + 1 end end print(n)')

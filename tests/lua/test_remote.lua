@@ -124,6 +124,20 @@ function TestRemoteIndex:test_segments_are_appended_read_and_compacted()
   lu.assertEquals(#idx.segments, 1)
   lu.assertTrue(idx.objects[a] and idx.runs[H])
   lu.assertNil(idx.objects[b])
+  -- A segment not cached yet (another clone's) is written to the cache,
+  -- then read from there as a cached one is.
+  local cached = index.cache_dir(root, url) .. "/index"
+  fs.remove_tree(cached)
+  idx = assert(index.read(root, r, url))
+  lu.assertNil(idx.listed)
+  lu.assertTrue(idx.objects[a] and idx.runs[H])
+  lu.assertEquals(read(cached .. "/" .. idx.segments[1]), "mlx-index 1\no " .. a .. "\nr " .. H .. "\n")
+  -- A cache that cannot be written is said, not skipped.
+  fs.remove_tree(cached)
+  write(cached, "in the way")
+  local none, err = index.read(root, r, url)
+  lu.assertNil(none)
+  lu.assertStrContains(err, cached)
   r:close()
   cleanup(root)
 end
@@ -253,35 +267,27 @@ function TestIdSet:test_sets_of_ids()
   lu.assertEquals(#left:merge(transfer.ids { b }), 3)
   lu.assertErrorMsgContains("not an object id", function() s:add("../x") end)
   lu.assertErrorMsgContains("list of object ids", function() transfer.ids { "x" } end)
-  -- Segments: the text mlx.remote.index names, parsed back.
-  local text = index.segment_text(transfer.ids { c, a }, { H })
-  lu.assertEquals(text, "mlx-index 1\no " .. a .. "\no " .. c .. "\nr " .. H .. "\n")
-  lu.assertEquals(index.segment_text({ c, a }, { H }), text)
-  local back, runs = transfer.ids(), {}
-  lu.assertTrue(back:add_segment(text, runs))
-  lu.assertEquals(back:list(), { a, c })
-  lu.assertEquals(runs, { [H] = true })
-  lu.assertFalse(transfer.ids():add_segment("mlx-index 1\no " .. a:upper() .. "\n", {}))
-  lu.assertFalse(transfer.ids():add_segment("mlx-index 1\no " .. a, {}))
-  lu.assertFalse(transfer.ids():add_segment("mlx-index 2\n", {}))
-  -- The same from a file, read in pieces; nil when there is none.
+  -- Segments: written to a file line by line, ids and keys sorted, named
+  -- by the hash of their bytes, and parsed back from the file in pieces.
   local root = project()
-  write(root .. "/seg", text)
-  back, runs = transfer.ids(), {}
-  lu.assertTrue(back:add_segment_file(root .. "/seg", runs))
-  lu.assertEquals(back:list(), { a, c })
-  -- Written to a file line by line: the same bytes, named by their hash.
+  local text = "mlx-index 1\no " .. a .. "\no " .. c .. "\nr " .. H .. "\n"
   local name, path = transfer.ids { c, a }:write_segment({ H }, root)
   lu.assertEquals(name, hash.bytes(text))
   lu.assertEquals(read(path), text)
+  local back, runs = transfer.ids(), {}
+  lu.assertTrue(back:add_segment_file(path, runs))
+  lu.assertEquals(back:list(), { a, c })
+  lu.assertEquals(runs, { [H] = true })
   os.remove(path)
   lu.assertErrorMsgContains("run-cache keys", function() transfer.ids():write_segment({ "x" }, root) end)
   local none, werr = transfer.ids():write_segment({}, root .. "/no/such/dir")
   lu.assertNil(none)
   lu.assertStrContains(werr, "cannot create a temp file in")
-  lu.assertEquals(runs, { [H] = true })
-  write(root .. "/seg", text .. "o " .. a)
-  lu.assertFalse(transfer.ids():add_segment_file(root .. "/seg", {}))
+  -- What is not a segment: false (nil when there is no file).
+  for _, bad in ipairs { text .. "o " .. a, "mlx-index 1\no " .. a:upper() .. "\n", "mlx-index 2\n" } do
+    write(root .. "/seg", bad)
+    lu.assertFalse(transfer.ids():add_segment_file(root .. "/seg", {}))
+  end
   lu.assertNil(transfer.ids():add_segment_file(root .. "/none", {}))
   cleanup(root)
   -- A manifest's files, with the path rule of the store.

@@ -56,15 +56,6 @@ function M.cache_dir(root, url)
   return ("%s/.mlx/cache/remotes/%s"):format(root, hash.bytes(url):sub(1, 16))
 end
 
---- Returns the text of a segment listing objects (an mlx.transfer.ids set,
---- or a list of ids) and runs (a list of keys), each sorted.
-function M.segment_text(objects, runs)
-  if type(objects) == "table" then objects = ids(objects) end
-  runs = table.move(runs, 1, #runs, 1, {})
-  table.sort(runs)
-  return objects:segment(runs)
-end
-
 --- Lists the remote (objects/ and runcache/): returns the ids of its
 --- objects (an mlx.transfer.ids set, flat in C: a remote may hold
 --- millions) and its run-cache keys ({key → true}); keys that are not an
@@ -113,9 +104,12 @@ function M.read(root, r, url)
         elseif hash.bytes(text) ~= name then
           damaged = key .. " does not match its name"
         else
-          fs.mkdirs(dir)
-          fs.write(path, text)
-          parsed = idx.objects:add_segment(text, idx.runs)
+          -- Cached first, then read as a cached segment is: one parser.
+          local ok, werr, wcode = fs.mkdirs(dir)
+          if ok then ok, werr, wcode = fs.write(path, text) end
+          if not ok then return nil, werr, wcode end
+          parsed = idx.objects:add_segment_file(path, idx.runs)
+          if parsed == nil then damaged = key .. " could not be read back from " .. path end
         end
       end
       if parsed == false then damaged = key .. " does not parse" end
