@@ -8,7 +8,10 @@
  * git compares the lstat of each file with its index. The top directory is
  * read here; each subdirectory below it is compared by a thread of a pool
  * against its own range of entries (found by one pass over the tree), so
- * nothing is allocated per file, only per directory and per difference.
+ * nothing is allocated per file, only per directory and per difference. A
+ * subdirectory holding more than a share of the work (data/train/ of
+ * data/) is read here too and its own subdirectories handed out instead,
+ * so one large subdirectory does not leave the other CPUs idle.
  * What differs (files added, files whose facts changed or are racy, entries
  * with no file) is collected up to a limit; anything the walk would refuse
  * or could not do (a symlink, a fifo, a directory that cannot be read) ends
@@ -32,6 +35,7 @@
 #include "statcache.h"
 
 #define CHECK_THREADS 16 /* the fewest threads, as a walk (hash.c) */
+#define SPLIT_FLOOR 4096 /* a subdirectory with fewer entries is never split */
 
 /* Shared by the threads of one comparison. */
 struct shared {
@@ -220,9 +224,10 @@ static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 	       !atomic_load_explicit(&c->shared->stop, memory_order_relaxed);
 }
 
-/* A subdirectory of the top, compared by one thread against its range. */
+/* A subdirectory, compared by one thread against its range of entries. */
 struct sub {
-	const char *name;
+	char *path; /* below the top, with a '/' at the end */
+	size_t len;
 	struct cursor c;
 	struct found found;
 };
@@ -238,29 +243,116 @@ static int check_sub(void *vjob, size_t i, struct mlx_err *err)
 	struct check_job *job = vjob;
 	struct sub *s = &job->subs[i];
 	char path[PATH_MAX];
-	size_t len = strlen(s->name);
-	int sub = openat(job->dfd, s->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	memcpy(path, s->name, len);
-	path[len] = '/';
+	memcpy(path, s->path, s->len - 1);
+	path[s->len - 1] = '\0';
+	/* Below the top, following no symlink in any component: the path of
+	 * a subdirectory of a split one has several. */
+	int sub = -1;
+	mlx_path_open_dir(job->dfd, path, 0, &sub, NULL);
+	path[s->len - 1] = '/';
 	s->c.found = &s->found;
 	s->c.shared = job->shared;
-	if (sub >= 0 && compare_dir(sub, path, len + 1, &s->c) && s->c.p == s->c.end)
+	if (sub >= 0 && compare_dir(sub, path, s->len, &s->c) && s->c.p == s->c.end)
 		return MLX_OK;
 	/* A failure stops the pool: no other subdirectory is started. */
 	atomic_store(&job->shared->stop, 1);
-	return mlx_err_set(err, MLX_ERR_INVALID, 0, "%s cannot be compared with its tree", s->name);
+	return mlx_err_set(err, MLX_ERR_INVALID, 0, "%.*s cannot be compared with its tree", (int)s->len - 1,
+	                   s->path);
 }
 
-/* Moves c past the entries below name/ (len bytes), into range. */
-static void take_range(struct cursor *c, const char *name, size_t len, struct cursor *range)
+/* The subdirectories handed to the threads of one comparison. */
+struct plan {
+	struct sub *subs;
+	size_t n, cap;
+	size_t big; /* a subdirectory with more entries is split further */
+};
+
+/* Moves c past the entries below path[0..plen) (which ends in '/') into
+ * range; returns how many there are. */
+static size_t take_range(struct cursor *c, const char *path, size_t plen, struct cursor *range)
 {
+	size_t n = 0;
 	range->p = c->p;
 	struct mlx_tree_entry e;
 	const unsigned char *at = c->p;
-	while (mlx_statcache_tree_next(&at, c->end, &e) == 1 && e.len > len && e.path[len] == '/' &&
-	       memcmp(e.path, name, len) == 0)
+	while (mlx_statcache_tree_next(&at, c->end, &e) == 1 && e.len > plen &&
+	       memcmp(e.path, path, plen) == 0) {
 		c->p = at;
+		n++;
+	}
 	range->end = c->p;
+	return n;
+}
+
+/* Hands the subdirectory path[0..plen) and its range to a thread. Returns
+ * 1, or 0 without memory. */
+static int plan_sub(struct plan *pl, const char *path, size_t plen, const struct cursor *range)
+{
+	if (pl->n == pl->cap) {
+		size_t cap = pl->cap ? pl->cap * 2 : 64;
+		struct sub *subs = realloc(pl->subs, cap * sizeof *subs);
+		if (!subs)
+			return 0;
+		pl->subs = subs;
+		pl->cap = cap;
+	}
+	char *copy = malloc(plen);
+	if (!copy)
+		return 0;
+	memcpy(copy, path, plen);
+	pl->subs[pl->n++] = (struct sub){.path = copy, .len = plen, .c = *range};
+	return 1;
+}
+
+/* Compares the files of directory dfd (taken), whose paths start with
+ * path[0..plen), with the entries of c here, and hands each subdirectory
+ * with its range of entries to a thread (pl); one of more than pl->big
+ * entries is split the same way here instead, so that a tree whose files
+ * are all below one or two subdirectories still keeps every CPU busy.
+ * Returns 1, or 0 to give up. */
+static int plan_dir(int dfd, char *path, size_t plen, struct cursor *c, struct plan *pl)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	struct mlx_dirlist l = {0};
+	int ok = list_sorted(d, &l);
+	for (size_t i = 0; ok && i < l.len; i++) {
+		const char *name = l.names + l.items[i].off;
+		size_t len = l.items[i].len, sublen = plen + len + 1;
+		if (sublen + 1 > PATH_MAX) {
+			ok = 0;
+			break;
+		}
+		memcpy(path + plen, name, len);
+		if (l.items[i].type != DT_DIR) {
+			struct stat st;
+			path[plen + len] = '\0';
+			ok = fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+			     compare_file(c, path, plen + len, &st);
+			continue;
+		}
+		/* Each subdirectory's entries are a contiguous range of the
+		 * tree: its paths share the prefix "name/". */
+		path[sublen - 1] = '/';
+		struct cursor range = {.found = c->found, .shared = c->shared};
+		if (!(ok = take_deleted(c, path, sublen, 0)))
+			break;
+		if (take_range(c, path, sublen, &range) <= pl->big) {
+			ok = plan_sub(pl, path, sublen, &range);
+			continue;
+		}
+		int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		ok = sub >= 0 && plan_dir(sub, path, sublen, &range, pl) && range.p == range.end;
+		c->files += range.files;
+		c->bytes += range.bytes;
+	}
+	mlx_dirlist_free(&l);
+	closedir(d);
+	/* What is left below this directory has no file any more. */
+	return ok && take_deleted(c, path, plen, 1);
 }
 
 /* Appends the files of from to to. Returns 1, or 0 without memory. */
@@ -287,52 +379,30 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	if (!mlx_statcache_tree_map(trees, prefix, &m))
 		return 0;
 	int rc = 0;
-	struct mlx_dirlist l = {0};
-	struct sub *subs = NULL;
-	size_t nsubs = 0;
-	int dfd = -1;
-	DIR *d = NULL;
+	struct plan pl = {0};
+	int dfd = -1, pdfd;
 	struct shared shared = {.limit = limit};
 	struct found top_found = {0};
 	struct cursor top = {.p = m.begin, .end = m.end, .found = &top_found, .shared = &shared};
-	if (memcmp(m.id, none, sizeof none) == 0 ||
-	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || !(d = fdopendir(dup(dfd))) ||
-	    !list_sorted(d, &l) || !(subs = calloc(l.len ? l.len : 1, sizeof *subs)))
-		goto out;
-	/* The files at the top are compared here, in order; each
-	 * subdirectory's entries are a contiguous range of the tree (its
-	 * paths share the prefix "name/"), handed to a thread. */
-	int ok = 1;
+	/* The files at the top are compared here, in order, and each
+	 * subdirectory by a thread; where one holds more than a share of the
+	 * CPUs' work, its own subdirectories are. */
+	int jobs = mlx_pool_default_jobs();
+	pl.big = m.count / (2 * (size_t)jobs);
+	if (pl.big < SPLIT_FLOOR)
+		pl.big = SPLIT_FLOOR;
 	char path[PATH_MAX];
-	for (size_t i = 0; ok && i < l.len; i++) {
-		const char *name = l.names + l.items[i].off;
-		size_t len = l.items[i].len;
-		if (len + 2 > sizeof path) {
-			ok = 0;
-			break;
-		}
-		memcpy(path, name, len);
-		if (l.items[i].type == DT_DIR) {
-			path[len] = '/';
-			ok = take_deleted(&top, path, len + 1, 0);
-			subs[nsubs].name = name;
-			take_range(&top, name, len, &subs[nsubs++].c);
-			continue;
-		}
-		struct stat st;
-		path[len] = '\0';
-		ok = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-		     compare_file(&top, path, len, &st);
-	}
-	if (!ok || !take_deleted(&top, "", 0, 1))
+	if (memcmp(m.id, none, sizeof none) == 0 ||
+	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || (pdfd = dup(dfd)) < 0 ||
+	    !plan_dir(pdfd, path, 0, &top, &pl))
 		goto out;
-	if (nsubs > 0) {
+	if (pl.n > 0) {
 		/* More threads than CPUs, as the walk: a stat waits on the
 		 * inode cache and the scheduler more than it computes. */
-		struct check_job job = {.dfd = dfd, .subs = subs, .shared = &shared};
+		struct check_job job = {.dfd = dfd, .subs = pl.subs, .shared = &shared};
 		struct mlx_err err;
-		int threads = mlx_pool_default_jobs() * 4;
-		int prc = mlx_pool_run(nsubs, threads > CHECK_THREADS ? threads : CHECK_THREADS, check_sub,
+		int threads = jobs * 4;
+		int prc = mlx_pool_run(pl.n, threads > CHECK_THREADS ? threads : CHECK_THREADS, check_sub,
 		                       &job, &err);
 		if (prc == MLX_ERR_INTERRUPTED)
 			rc = prc;
@@ -344,10 +414,10 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	out->files = top.files;
 	out->bytes = top.bytes;
 	struct found *all = &top_found;
-	for (size_t i = 0; i < nsubs; i++) {
-		struct found *f = &subs[i].found;
-		out->files += subs[i].c.files;
-		out->bytes += subs[i].c.bytes;
+	for (size_t i = 0; i < pl.n; i++) {
+		struct found *f = &pl.subs[i].found;
+		out->files += pl.subs[i].c.files;
+		out->bytes += pl.subs[i].c.bytes;
 		if (!append(&all->added, &f->added) || !append(&all->changed, &f->changed) ||
 		    !append(&all->was, &f->was) || !append(&all->deleted, &f->deleted))
 			goto out;
@@ -375,13 +445,12 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 		mlx_statcache_changes_free(out);
 	}
 out:
-	for (size_t i = 0; subs && i < nsubs; i++)
-		found_free(&subs[i].found);
+	for (size_t i = 0; i < pl.n; i++) {
+		found_free(&pl.subs[i].found);
+		free(pl.subs[i].path);
+	}
 	found_free(&top_found);
-	free(subs);
-	mlx_dirlist_free(&l);
-	if (d)
-		closedir(d);
+	free(pl.subs);
 	if (dfd >= 0)
 		close(dfd);
 	mlx_statcache_tree_unmap(&m);

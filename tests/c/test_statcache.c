@@ -586,6 +586,84 @@ static void the_differences_from_a_tree_are_listed(void **state)
 	mlx_statcache_close(sc);
 }
 
+/* A subdirectory that holds most of the files is split, its own
+ * subdirectories compared by the threads: the same answers, in path
+ * order, as when each top-level subdirectory is one thread's. */
+static void a_large_subdirectory_is_split_with_the_same_answers(void **state)
+{
+	(void)state;
+	char root[300], db[320], sub[600], rel[64];
+	snprintf(root, sizeof root, "%s/tree-split", dir);
+	snprintf(db, sizeof db, "%s/state.db", root);
+	assert_int_equal(mkdir(root, 0755), 0);
+	const char *dirs[] = {"d", "d/big", "d/big-x", "d/small"};
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		snprintf(sub, sizeof sub, "%s/%s", root, dirs[i]);
+		assert_int_equal(mkdir(sub, 0755), 0);
+	}
+	/* 5,000 files below big/: more than a subdirectory's share (and
+	 * than the floor of a split), in ten subdirectories of 500. */
+	for (int s = 0; s < 10; s++) {
+		snprintf(sub, sizeof sub, "%s/d/big/s%d", root, s);
+		assert_int_equal(mkdir(sub, 0755), 0);
+		for (int f = 0; f < 500; f++) {
+			snprintf(rel, sizeof rel, "d/big/s%d/f%03d", s, f);
+			put_file(root, rel, rel);
+		}
+	}
+	const char *files[] = {"d/big/f", "d/big-x/x", "d/small/y", "d/top"};
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+		put_file(root, files[i], files[i]);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	char hex[MLX_HASH_HEX_SIZE], top[600];
+	record_tree(sc, root, hex);
+	snprintf(top, sizeof top, "%s/d", root);
+	assert_int_equal(unchanged(sc, root, hex, 5004), 1);
+
+	put_file(root, "d/big/s3/f001", "D/BIG/S3/F001"); /* same size and mtime */
+	put_file(root, "d/big/s3/f0005", "new");
+	put_file(root, "d/big/g", "new in big");
+	snprintf(sub, sizeof sub, "%s/d/big/s5/new", root);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	put_file(root, "d/big/s5/new/z", "new below");
+	snprintf(sub, sizeof sub, "%s/d/big/s3/f499", root);
+	assert_int_equal(unlink(sub), 0);
+	for (int f = 0; f < 500; f++) { /* s9, gone whole: the last range */
+		snprintf(sub, sizeof sub, "%s/d/big/s9/f%03d", root, f);
+		assert_int_equal(unlink(sub), 0);
+	}
+	snprintf(sub, sizeof sub, "%s/d/big/s9", root);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(unchanged(sc, root, hex, 5004), 0);
+
+	struct mlx_statcache_changes c;
+	assert_int_equal(mlx_statcache_changes(sc, "d", top, 1000, &c), 1);
+	assert_string_equal(c.id, hex);
+	assert_int_equal(c.files, 5004);
+	assert_int_equal(c.added.len, 3);
+	assert_string_equal(c.added.items[0].path, "big/g");
+	assert_string_equal(c.added.items[1].path, "big/s3/f0005");
+	assert_string_equal(c.added.items[2].path, "big/s5/new/z");
+	assert_int_equal(c.changed.len, 1);
+	assert_string_equal(c.changed.items[0].path, "big/s3/f001");
+	assert_int_equal(c.deleted.len, 501);
+	assert_string_equal(c.deleted.items[0].path, "big/s3/f499");
+	assert_string_equal(c.deleted.items[1].path, "big/s9/f000");
+	assert_string_equal(c.deleted.items[500].path, "big/s9/f499");
+	mlx_statcache_changes_free(&c);
+
+	/* A symlink in a split subdirectory is refused there too. */
+	record_tree(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 4506), 1);
+	snprintf(sub, sizeof sub, "%s/d/big/s2/link", root);
+	assert_int_equal(symlink("f000", sub), 0);
+	assert_int_equal(unchanged(sc, root, hex, 4506), 0);
+	assert_int_equal(mlx_statcache_changes(sc, "d", top, 1000, &c), 0);
+	mlx_statcache_close(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +674,7 @@ int main(void)
 		cmocka_unit_test(a_broken_database_is_rebuilt),
 		cmocka_unit_test(an_unchanged_directory_is_known_without_a_list),
 		cmocka_unit_test(the_differences_from_a_tree_are_listed),
+		cmocka_unit_test(a_large_subdirectory_is_split_with_the_same_answers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
