@@ -601,8 +601,6 @@ int mlx_rundb_close(struct mlx_rundb *db, struct mlx_err *err)
 	if (!db)
 		return MLX_OK;
 	rundb_stop_flusher(db);
-	if (db->has_spare)
-		rundb_end_spare_remove(db, (long)getpid());
 	int rc = MLX_OK;
 	if (db->sql) {
 		pthread_mutex_lock(&db->lock);
@@ -612,6 +610,9 @@ int mlx_rundb_close(struct mlx_rundb *db, struct mlx_err *err)
 			sqlite3_finalize(db->stmts[i]);
 		sqlite3_close_v2(db->sql);
 	}
+	/* After the flush, which retires the markers of buffered ends. */
+	if (db->nspare > 0)
+		rundb_end_spare_remove(db, (long)getpid());
 	rundb_free_buffer(db);
 	pthread_cond_destroy(&db->wake);
 	pthread_mutex_destroy(&db->lock);
@@ -798,6 +799,24 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_null(st, i);
 }
 
+void rundb_bind_end(sqlite3_stmt *st, const char *id, const struct mlx_run_end *end)
+{
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, end->status, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 3, end->message);
+	sqlite3_bind_int64(st, 4, end->end_ms > 0 ? end->end_ms : rundb_now_ms());
+	if (end->exit_code >= 0)
+		sqlite3_bind_int(st, 5, end->exit_code);
+	if (end->signal > 0)
+		sqlite3_bind_int(st, 6, end->signal);
+	if (end->cpu_seconds >= 0)
+		sqlite3_bind_double(st, 7, end->cpu_seconds);
+	if (end->wall_seconds >= 0)
+		sqlite3_bind_double(st, 8, end->wall_seconds);
+	if (end->peak_rss >= 0)
+		sqlite3_bind_int64(st, 9, end->peak_rss);
+}
+
 int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char id[MLX_RUN_ID_SIZE],
                     struct mlx_err *err)
 {
@@ -874,20 +893,7 @@ int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_
 	sqlite3_stmt *st;
 	if ((rc = rundb_stmt(db, ST_FINISH_RUN, &st, err)) != MLX_OK)
 		goto fail;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, end->status, -1, SQLITE_STATIC);
-	bind_text_or_null(st, 3, end->message);
-	sqlite3_bind_int64(st, 4, end->end_ms > 0 ? end->end_ms : rundb_now_ms());
-	if (end->exit_code >= 0)
-		sqlite3_bind_int(st, 5, end->exit_code);
-	if (end->signal > 0)
-		sqlite3_bind_int(st, 6, end->signal);
-	if (end->cpu_seconds >= 0)
-		sqlite3_bind_double(st, 7, end->cpu_seconds);
-	if (end->wall_seconds >= 0)
-		sqlite3_bind_double(st, 8, end->wall_seconds);
-	if (end->peak_rss >= 0)
-		sqlite3_bind_int64(st, 9, end->peak_rss);
+	rundb_bind_end(st, id, end);
 	rc = rundb_exec(db, st, err, "cannot record the end of a run");
 	sqlite3_clear_bindings(st);
 	if (rc != MLX_OK)
@@ -906,9 +912,22 @@ int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_
 fail:
 	rundb_rollback(db);
 unrecorded:
-	if (rc == MLX_ERR_IO || rc == MLX_ERR_BUSY)
-		rundb_end_marker_write(db, id, end, err ? err->msg : "the database could not be written");
+	if (rc == MLX_ERR_IO || rc == MLX_ERR_BUSY) {
+		const char *why = err ? err->msg : "the database could not be written";
+		rundb_end_marker_write(db, id, end, why);
+		rundb_buffer_unwritten(db, rc, why);
+	}
 out:
 	pthread_mutex_unlock(&db->lock);
 	return rc;
+}
+
+int mlx_rundb_finish_buffered(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
+                              struct mlx_err *err)
+{
+	if (!valid_end_status(end->status))
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "invalid run status '%s' (FINISHED, FAILED, KILLED or CACHED)",
+		                   end->status ? end->status : "(null)");
+	return rundb_buffer_end(db, id, end, err);
 }

@@ -16,11 +16,15 @@
  * to a millisecond while it skips the inodes freed in the last 30 s, and
  * each removal adds one): a pipeline of 1,000 steps made and removed 1,000
  * markers. So the empty marker of a run whose end was recorded is kept as
- * the handle's spare, "<db path>-end-spare-<pid>", and renamed to the next
- * run's marker. The spare is removed when the handle closes, or, after a
- * kill, by whoever reaps that process's runs. */
+ * one of the handle's spares, "<db path>-end-spare-<pid>", then
+ * "…-<pid>-1", "…-<pid>-2" and so on (as many as the ends of one batch,
+ * mlx_rundb_finish_buffered), and renamed to the next run's marker; the
+ * last made is the first taken, so a process's spares are always numbered
+ * from 0 without a gap. The spares are removed when the handle closes, or,
+ * after a kill, by whoever reaps that process's runs. */
 #include "rundb_internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -47,19 +51,22 @@ static void one_line(char *s)
 			*s = ' ';
 }
 
-static void spare_path(const struct mlx_rundb *db, long pid, char *buf, size_t size)
+/* The name of spare n of process pid. */
+static void spare_path(const struct mlx_rundb *db, long pid, int n, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s-end-spare-%ld", db->path, pid);
+	if (n == 0)
+		snprintf(buf, size, "%s-end-spare-%ld", db->path, pid);
+	else
+		snprintf(buf, size, "%s-end-spare-%ld-%d", db->path, pid, n);
 }
 
 void rundb_end_marker_reserve(struct mlx_rundb *db, const char *id)
 {
 	char path[PATH_MAX + 32];
 	marker_path(db, id, path, sizeof path);
-	if (db->has_spare) {
+	if (db->nspare > 0) {
 		char spare[PATH_MAX + 48];
-		spare_path(db, (long)getpid(), spare, sizeof spare);
-		db->has_spare = 0;
+		spare_path(db, (long)getpid(), --db->nspare, spare, sizeof spare);
 		/* Another handle of this process may have taken it: then a new
 		 * marker is made, as without a spare. */
 		if (rename(spare, path) == 0)
@@ -163,11 +170,15 @@ void rundb_end_marker_remove(struct mlx_rundb *db, const char *id)
 	unlink(path);
 }
 
+/* Spares kept at most: a batch of ends (rundb_write.c's MAX_ENDS) and
+ * the runs that started meanwhile. */
+#define SPARES_MAX 128
+
 void rundb_end_marker_retire(struct mlx_rundb *db, const char *id)
 {
 	char path[PATH_MAX + 32];
 	marker_path(db, id, path, sizeof path);
-	if (!db->has_spare) {
+	if (db->nspare < SPARES_MAX) {
 		/* Only a marker that still holds nothing but its reservation:
 		 * one written by an earlier failed attempt would give the next
 		 * run an end that is not its own. */
@@ -179,9 +190,9 @@ void rundb_end_marker_retire(struct mlx_rundb *db, const char *id)
 		if (fd >= 0)
 			close(fd);
 		char spare[PATH_MAX + 48];
-		spare_path(db, (long)getpid(), spare, sizeof spare);
+		spare_path(db, (long)getpid(), db->nspare, spare, sizeof spare);
 		if (empty && rename(path, spare) == 0) {
-			db->has_spare = 1;
+			db->nspare++;
 			return;
 		}
 	}
@@ -191,8 +202,12 @@ void rundb_end_marker_retire(struct mlx_rundb *db, const char *id)
 void rundb_end_spare_remove(struct mlx_rundb *db, long pid)
 {
 	char spare[PATH_MAX + 48];
-	spare_path(db, pid, spare, sizeof spare);
-	unlink(spare);
+	/* Numbered from 0 without a gap: the first missing one is the end. */
+	for (int n = 0; n < SPARES_MAX; n++) {
+		spare_path(db, pid, n, spare, sizeof spare);
+		if (unlink(spare) != 0 && errno == ENOENT)
+			break;
+	}
 	if (pid == (long)getpid())
-		db->has_spare = 0;
+		db->nspare = 0;
 }

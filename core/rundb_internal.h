@@ -48,15 +48,18 @@ struct metric_row {
 	double value;
 };
 
-enum pending_kind { PENDING_PARAM, PENDING_TAG, PENDING_ARTIFACT, PENDING_GROUP };
+enum pending_kind { PENDING_PARAM, PENDING_TAG, PENDING_ARTIFACT, PENDING_GROUP, PENDING_END };
 
-/* A buffered param, tag, artifact or process group; the strings are owned. */
+/* A buffered param, tag, artifact, process group or end of a run; the
+ * strings are owned. */
 struct pending {
 	enum pending_kind kind;
 	char *run;
-	char *key, *value;    /* param and tag; artifact: role, path; group: NULL, leader's identity */
+	char *key, *value;    /* param and tag; artifact: role, path; group: NULL, leader's identity;
+	                         end: NULL, the message or NULL */
 	char *hash;           /* artifact */
 	int64_t size, nfiles; /* artifact; group: size is the group id */
+	struct mlx_run_end end; /* end: its status is a constant, its message is value */
 };
 
 struct mlx_rundb {
@@ -91,7 +94,8 @@ struct mlx_rundb {
 	char host[256];
 	char user[64];
 	char proc_ident[128]; /* boot id:pid namespace:start ticks of this process */
-	int has_spare;        /* "<db path>-end-spare-<pid>" is an empty marker to reuse */
+	int nspare; /* empty markers to reuse: "<db path>-end-spare-<pid>", then "…-<pid>-1", "…-2" … */
+	int nends;  /* ends of runs in the buffer (PENDING_END) */
 };
 
 /* Sets *st to the prepared statement `which`, reset. Returns 0 or the
@@ -118,15 +122,30 @@ int64_t rundb_now_ms(void);
 int rundb_buffer_group(struct mlx_rundb *db, const char *id, long pgid, const char *ident,
                        struct mlx_err *err);
 
+/* Buffers the end of run id (mlx_rundb_finish_buffered), its end time
+ * taken now (rundb_write.c). Returns 0, MLX_ERR_NOMEM or the error of the
+ * batch write it triggered. */
+int rundb_buffer_end(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
+                     struct mlx_err *err);
+
+/* A write of the buffer failed with rc: for an MLX_ERR_IO or MLX_ERR_BUSY,
+ * the buffered ends go to their runs' end markers (why: the error), as
+ * mlx_rundb_finish does for its own. The buffer is kept. */
+void rundb_buffer_unwritten(struct mlx_rundb *db, int rc, const char *why);
+
 /* Writes the buffer in the open transaction (rundb_write.c). On failure the
  * buffer is unchanged. */
 int rundb_write_buffer(struct mlx_rundb *db, struct mlx_err *err);
 
-/* After a successful commit: forgets what rundb_write_buffer wrote. */
+/* After a successful commit: forgets what rundb_write_buffer wrote, and
+ * retires the end markers of the runs whose ends it wrote. */
 void rundb_clear_buffer(struct mlx_rundb *db);
 
 /* Flushes with the lock held (rundb_write.c). */
 int rundb_flush_locked(struct mlx_rundb *db, struct mlx_err *err);
+
+/* Binds the end of run id to the prepared ST_FINISH_RUN statement st. */
+void rundb_bind_end(sqlite3_stmt *st, const char *id, const struct mlx_run_end *end);
 
 /* Frees the buffer and the series (rundb_write.c). */
 void rundb_free_buffer(struct mlx_rundb *db);
@@ -164,10 +183,10 @@ int rundb_end_marker_read(struct mlx_rundb *db, const char *id, struct rundb_end
 void rundb_end_marker_remove(struct mlx_rundb *db, const char *id);
 
 /* The end of run id is recorded: its marker, if still empty, is kept as
- * the handle's spare for the next run to start, else removed. */
+ * one of the handle's spares for the next runs to start, else removed. */
 void rundb_end_marker_retire(struct mlx_rundb *db, const char *id);
 
-/* Removes the spare marker of process pid (this handle's, at close; a
+/* Removes the spare markers of process pid (this handle's, at close; a
  * dead process's, when its runs are reaped). */
 void rundb_end_spare_remove(struct mlx_rundb *db, long pid);
 

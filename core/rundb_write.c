@@ -203,13 +203,19 @@ void rundb_stop_flusher(struct mlx_rundb *db)
 
 /* ---- buffering ---------------------------------------------------------- */
 
+/* Ends of runs buffered at most: each holds its run's end marker until the
+ * batch is written, and a batch this size already shares most pages of
+ * the runs table and its indexes among its ends. */
+#define MAX_ENDS 32
+
 /* Notes a new buffered write; flushes if the batch is full or old. */
 static int buffered(struct mlx_rundb *db, int64_t now, struct mlx_err *err)
 {
 	if (db->nrows + db->npending == 1)
 		db->oldest_ms = now;
 	start_flusher(db);
-	if (db->nrows + db->npending >= db->batch_rows || now - db->oldest_ms >= db->flush_interval_ms)
+	if (db->nrows + db->npending >= db->batch_rows || db->nends >= MAX_ENDS ||
+	    now - db->oldest_ms >= db->flush_interval_ms)
 		return rundb_flush_locked(db, err);
 	return MLX_OK;
 }
@@ -273,7 +279,7 @@ static int key_value(struct mlx_rundb *db, enum pending_kind kind, const char *i
 	int rc = valid_key(key, kind == PENDING_PARAM ? "param" : "tag", err);
 	if (rc != MLX_OK)
 		return rc;
-	struct pending p = {kind, strdup(id), strdup(key), strdup(value), NULL, 0, 0};
+	struct pending p = {.kind = kind, .run = strdup(id), .key = strdup(key), .value = strdup(value)};
 	if (!p.run || !p.key || !p.value) {
 		free(p.run);
 		free(p.key);
@@ -304,13 +310,13 @@ int mlx_rundb_log_artifact(struct mlx_rundb *db, const char *id, const struct ml
 		                   art->role ? art->role : "(null)");
 	if (!art->path || !*art->path)
 		return mlx_err_set(err, MLX_ERR_INVALID, 0, "artifact path is empty");
-	struct pending p = {PENDING_ARTIFACT,
-	                    strdup(id),
-	                    strdup(art->role),
-	                    strdup(art->path),
-	                    art->hash ? strdup(art->hash) : NULL,
-	                    art->size,
-	                    art->nfiles};
+	struct pending p = {.kind = PENDING_ARTIFACT,
+	                    .run = strdup(id),
+	                    .key = strdup(art->role),
+	                    .value = strdup(art->path),
+	                    .hash = art->hash ? strdup(art->hash) : NULL,
+	                    .size = art->size,
+	                    .nfiles = art->nfiles};
 	if (!p.run || !p.key || !p.value || (art->hash && !p.hash)) {
 		free(p.run);
 		free(p.key);
@@ -324,13 +330,46 @@ int mlx_rundb_log_artifact(struct mlx_rundb *db, const char *id, const struct ml
 int rundb_buffer_group(struct mlx_rundb *db, const char *id, long pgid, const char *ident,
                        struct mlx_err *err)
 {
-	struct pending p = {PENDING_GROUP, strdup(id), NULL, strdup(ident), NULL, pgid, 0};
+	struct pending p = {.kind = PENDING_GROUP, .run = strdup(id), .value = strdup(ident), .size = pgid};
 	if (!p.run || !p.value) {
 		free(p.run);
 		free(p.value);
 		return nomem(err);
 	}
 	return push_pending(db, p, err);
+}
+
+int rundb_buffer_end(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end, struct mlx_err *err)
+{
+	struct pending p = {.kind = PENDING_END, .run = strdup(id), .end = *end};
+	p.value = end->message ? strdup(end->message) : NULL;
+	if (!p.run || (end->message && !p.value)) {
+		free(p.run);
+		free(p.value);
+		return nomem(err);
+	}
+	p.end.message = p.value;
+	if (p.end.end_ms <= 0)
+		p.end.end_ms = rundb_now_ms();
+	pthread_mutex_lock(&db->lock);
+	db->nends++;
+	pthread_mutex_unlock(&db->lock);
+	int rc = push_pending(db, p, err);
+	if (rc == MLX_ERR_NOMEM) {
+		pthread_mutex_lock(&db->lock);
+		db->nends--;
+		pthread_mutex_unlock(&db->lock);
+	}
+	return rc;
+}
+
+void rundb_buffer_unwritten(struct mlx_rundb *db, int rc, const char *why)
+{
+	if (rc != MLX_ERR_IO && rc != MLX_ERR_BUSY)
+		return;
+	for (size_t i = 0; i < db->npending; i++)
+		if (db->pending[i].kind == PENDING_END)
+			rundb_end_marker_write(db, db->pending[i].run, &db->pending[i].end, why);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -347,6 +386,17 @@ static int param_number(const char *value, double *num)
 static int write_pending(struct mlx_rundb *db, const struct pending *p, struct mlx_err *err)
 {
 	sqlite3_stmt *st;
+	if (p->kind == PENDING_END) {
+		/* A run that is no longer RUNNING (reaped as dead meanwhile)
+		 * keeps what it says: an UPDATE that changes nothing. */
+		int rc = rundb_stmt(db, ST_FINISH_RUN, &st, err);
+		if (rc != MLX_OK)
+			return rc;
+		rundb_bind_end(st, p->run, &p->end);
+		rc = rundb_exec(db, st, err, "cannot record the end of a run");
+		sqlite3_clear_bindings(st);
+		return rc;
+	}
 	if (p->kind == PENDING_GROUP) {
 		int rc = rundb_stmt(db, ST_SET_GROUP, &st, err);
 		if (rc != MLX_OK)
@@ -437,19 +487,31 @@ int rundb_write_buffer(struct mlx_rundb *db, struct mlx_err *err)
 	return MLX_OK;
 }
 
-void rundb_clear_buffer(struct mlx_rundb *db)
+/* Forgets the buffer; committed: it was written, so the end markers of
+ * the ends in it are retired. */
+static void drop_buffer(struct mlx_rundb *db, int committed)
 {
 	for (size_t i = 0; i < db->npending; i++) {
+		/* Its end is recorded: the marker is out of date now, and an
+		 * empty one serves a later run. */
+		if (committed && db->pending[i].kind == PENDING_END)
+			rundb_end_marker_retire(db, db->pending[i].run);
 		free(db->pending[i].run);
 		free(db->pending[i].key);
 		free(db->pending[i].value);
 		free(db->pending[i].hash);
 	}
 	db->npending = 0;
+	db->nends = 0;
 	if (db->nrows)
 		for (size_t i = 0; i < db->nseries; i++)
 			db->series[i].touched = 0;
 	db->nrows = 0;
+}
+
+void rundb_clear_buffer(struct mlx_rundb *db)
+{
+	drop_buffer(db, 1);
 }
 
 int rundb_flush_locked(struct mlx_rundb *db, struct mlx_err *err)
@@ -457,10 +519,11 @@ int rundb_flush_locked(struct mlx_rundb *db, struct mlx_err *err)
 	if (db->nrows == 0 && db->npending == 0)
 		return MLX_OK;
 	int rc = rundb_begin(db, err);
-	if (rc != MLX_OK)
-		return rc;
-	if ((rc = rundb_write_buffer(db, err)) != MLX_OK || (rc = rundb_commit(db, err)) != MLX_OK) {
+	if (rc == MLX_OK &&
+	    ((rc = rundb_write_buffer(db, err)) != MLX_OK || (rc = rundb_commit(db, err)) != MLX_OK))
 		rundb_rollback(db);
+	if (rc != MLX_OK) {
+		rundb_buffer_unwritten(db, rc, err ? err->msg : "the database could not be written");
 		return rc;
 	}
 	rundb_clear_buffer(db);
@@ -477,7 +540,7 @@ int mlx_rundb_flush(struct mlx_rundb *db, struct mlx_err *err)
 
 void rundb_free_buffer(struct mlx_rundb *db)
 {
-	rundb_clear_buffer(db);
+	drop_buffer(db, 0); /* what is left was not written: its markers say so */
 	for (size_t i = 0; i < db->nseries; i++) {
 		free(db->series[i].run);
 		free(db->series[i].key);

@@ -527,18 +527,20 @@ static int run_flush(lua_State *L)
 	return done(L, mlx_rundb_flush(r->owner->db, &err), &err);
 }
 
-static int finish(lua_State *L, struct run_handle *r, const struct mlx_run_end *end)
+static int finish(lua_State *L, struct run_handle *r, const struct mlx_run_end *end, int buffered)
 {
 	struct mlx_err err;
-	int rc = mlx_rundb_finish(r->owner->db, r->id, end, &err);
+	int rc = buffered ? mlx_rundb_finish_buffered(r->owner->db, r->id, end, &err)
+	                  : mlx_rundb_finish(r->owner->db, r->id, end, &err);
 	/* Whatever the database said, this handle is done with the run. */
 	snprintf(r->status, sizeof r->status, "%s", end->status);
 	return rc == MLX_OK ? MLX_OK : (mlx_lua_fail(L, &err), rc);
 }
 
 /* run:finish([status[, {message, exit_code, signal, cpu_seconds,
- * wall_seconds, peak_rss, end_ms}]]) -> true | nil, message, code.
- * status: "FINISHED" (default), "FAILED", "KILLED" or "CACHED". */
+ * wall_seconds, peak_rss, end_ms, buffered}]]) -> true | nil, message, code.
+ * status: "FINISHED" (default), "FAILED", "KILLED" or "CACHED"; buffered:
+ * written with the next batch (mlx_rundb_finish_buffered). */
 static int run_finish(lua_State *L)
 {
 	static const char *const statuses[] = {"FINISHED", "FAILED", "KILLED", "CACHED", NULL};
@@ -553,7 +555,8 @@ static int run_finish(lua_State *L)
 	end.wall_seconds = mlx_lua_optfield_number(L, 3, "wall_seconds", -1);
 	end.peak_rss = mlx_lua_optfield_integer(L, 3, "peak_rss", -1);
 	end.end_ms = mlx_lua_optfield_integer(L, 3, "end_ms", 0);
-	if (finish(L, r, &end) != MLX_OK)
+	int buffered = mlx_lua_optfield_boolean(L, 3, "buffered", 0);
+	if (finish(L, r, &end, buffered) != MLX_OK)
 		return 3;
 	lua_pushboolean(L, 1);
 	return 1;
@@ -571,7 +574,7 @@ static int run_close(lua_State *L)
 		end.message = luaL_tolstring(L, 2, NULL);
 		end.status = strcmp(end.message, "interrupted") == 0 ? "KILLED" : "FAILED";
 	}
-	finish(L, r, &end); /* a failure to record cannot be reported from here */
+	finish(L, r, &end, 0); /* a failure to record cannot be reported from here */
 	return 0;
 }
 
@@ -582,7 +585,7 @@ static int run_gc(lua_State *L)
 		return 0;
 	struct mlx_run_end end = {
 	    "FAILED", "the run was never finished (its handle was garbage-collected)", -1, 0, -1, -1, -1, 0};
-	finish(L, r, &end);
+	finish(L, r, &end, 0);
 	return 0;
 }
 

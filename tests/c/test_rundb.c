@@ -447,6 +447,89 @@ static void an_empty_end_marker_is_reused_by_the_next_run(void **state)
 	mlx_rundb_close(db, NULL);
 }
 
+/* A pipeline's step runs end in batches: a buffered end is written with
+ * the next flush (or once MAX_ENDS, 32, are waiting), its marker kept
+ * meanwhile and its end time the moment it was given. */
+static void buffered_ends_are_written_in_batches(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_run_start start = {.git_dirty = -1};
+	struct mlx_err err;
+	char ids[40][MLX_RUN_ID_SIZE], marker[192];
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	assert_int_equal(mlx_rundb_start(db, &start, ids[0], &err), MLX_OK);
+	struct mlx_run_end end = {"FINISHED", NULL, 0, 0, 0.25, 1.5, 8192, 0};
+	int64_t before = (int64_t)time(NULL) * 1000 - 1000;
+	assert_int_equal(mlx_rundb_finish_buffered(db, ids[0], &end, &err), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 1);
+	snprintf(marker, sizeof marker, "%s-end-%s", f->path, ids[0]);
+	assert_int_equal(access(marker, F_OK), 0);
+	assert_int_equal(mlx_rundb_flush(db, &err), MLX_OK);
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "SELECT exit_code + cpu_seconds + wall_seconds + peak_rss FROM runs WHERE id = '%s'"
+	         " AND status = 'FINISHED' AND end_time >= %lld",
+	         ids[0], (long long)before);
+	assert_true(peek(f->path, sql) == 0.25 + 1.5 + 8192);
+	assert_int_not_equal(access(marker, F_OK), 0);
+	assert_int_equal(end_files(f->path), 1); /* the spare */
+	struct mlx_run_end bad = end;
+	bad.status = "DONE";
+	assert_int_equal(mlx_rundb_finish_buffered(db, ids[0], &bad, &err), MLX_ERR_INVALID);
+
+	/* 40 runs: the 32nd end writes the batch, the rest wait. Their
+	 * markers become spares, reused by the runs that start next. */
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(mlx_rundb_start(db, &start, ids[i], &err), MLX_OK);
+	assert_int_equal(end_files(f->path), 40);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(mlx_rundb_finish_buffered(db, ids[i], &end, &err), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 33);
+	assert_int_equal(end_files(f->path), 40); /* 32 spares, 8 markers */
+	assert_int_equal(mlx_rundb_start(db, &start, ids[0], &err), MLX_OK);
+	assert_int_equal(end_files(f->path), 40);
+	assert_int_equal(mlx_rundb_finish(db, ids[0], &FINISHED, &err), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 0);
+	mlx_rundb_close(db, NULL);
+	assert_int_equal(end_files(f->path), 0);
+
+	/* A batch that cannot be written leaves each end in its marker; the
+	 * next writable open records them once the process is gone. */
+	pid_t child = fork();
+	if (child == 0) {
+		struct mlx_rundb_options opts = {.busy_timeout_ms = 50};
+		struct mlx_rundb *cdb;
+		char a[MLX_RUN_ID_SIZE], b[MLX_RUN_ID_SIZE];
+		sqlite3 *raw;
+		struct mlx_run_end failed = {"FAILED", "disk full", 3, 0, -1, -1, -1, 0};
+		if (mlx_rundb_open(f->path, &opts, &cdb, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, a, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, b, NULL) != MLX_OK ||
+		    mlx_rundb_finish_buffered(cdb, a, &FINISHED, NULL) != MLX_OK ||
+		    mlx_rundb_finish_buffered(cdb, b, &failed, NULL) != MLX_OK ||
+		    sqlite3_open(f->path, &raw) != SQLITE_OK ||
+		    sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(1);
+		struct mlx_err cerr;
+		if (mlx_rundb_flush(cdb, &cerr) != MLX_ERR_BUSY)
+			_exit(2);
+		_exit(0); /* without closing: the process is gone */
+	}
+	int status;
+	waitpid(child, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 2);
+	db = open_db(f->path, NULL);
+	assert_true(peek(f->path,
+	                 "SELECT count(*) FROM runs WHERE status = 'FAILED' AND message LIKE"
+	                 " 'it ended FINISHED, but its end could not be recorded then: %busy%'") == 1);
+	assert_true(peek(f->path,
+	                 "SELECT count(*) FROM runs WHERE status = 'FAILED' AND exit_code = 3 AND"
+	                 " message LIKE 'disk full (its end could not be recorded then: %busy%'") == 1);
+	mlx_rundb_close(db, NULL);
+	assert_int_equal(end_files(f->path), 0);
+}
+
 static void read_only_opens_read_and_refuse_writes(void **state)
 {
 	struct fixture *f = *state;
@@ -870,6 +953,7 @@ int main(void)
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(an_empty_end_marker_is_reused_by_the_next_run, make_db_dir,
 	                                    remove_db_dir),
+	    cmocka_unit_test_setup_teardown(buffered_ends_are_written_in_batches, make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(read_only_opens_read_and_refuse_writes, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, make_db_dir, remove_db_dir),
