@@ -29,7 +29,25 @@ struct mlx_statcache {
 	struct mlx_tree_fill tree;	/* what its tree held */
 	sqlite3_stmt *get_one;		/* the lookup of one path, prepared once: a
 					 * pipeline checks thousands of single outs */
+	struct row *rows;               /* rows of single files not yet written */
+	size_t nrows, cap_rows;
 };
+
+/* A row waiting to be written (mlx_statcache_store of files that make no
+ * tree): a pipeline stores its steps' outs one step at a time, and a
+ * transaction each was a twentieth of mlx's own time in a run of 1,000
+ * short steps. */
+struct row {
+	char *key; /* owned */
+	uint64_t ino, size;
+	int64_t mtime_ns, ctime_ns, hashed_ns;
+	unsigned char hash[32];
+};
+
+/* Rows kept waiting at most; they are written before any read of the
+ * database and when the cache is closed. A process killed before loses
+ * them: those files are hashed again, which is all a lost row costs. */
+#define ROWS_WAITING_MAX 256
 
 static int db_fail(struct mlx_statcache *sc, sqlite3 *db, const char *what, struct mlx_err *err)
 {
@@ -122,10 +140,30 @@ int mlx_statcache_open(const char *path, struct mlx_statcache **out, struct mlx_
 	return MLX_OK;
 }
 
+static int write_rows(struct mlx_statcache *sc, const char *prefix, int forget,
+                      const struct mlx_filelist *list, struct mlx_err *err);
+
+static void free_rows(struct mlx_statcache *sc)
+{
+	for (size_t i = 0; i < sc->nrows; i++)
+		free(sc->rows[i].key);
+	sc->nrows = 0;
+}
+
+/* Writes the rows waiting, if any (before a read, and at close). */
+static int write_waiting(struct mlx_statcache *sc, struct mlx_err *err)
+{
+	return sc->nrows ? write_rows(sc, "", 0, NULL, err) : MLX_OK;
+}
+
 void mlx_statcache_close(struct mlx_statcache *sc)
 {
 	if (!sc)
 		return;
+	/* Best effort: a row not written is a file hashed again. */
+	write_waiting(sc, NULL);
+	free_rows(sc);
+	free(sc->rows);
 	sqlite3_finalize(sc->get_one);
 	sqlite3_close(sc->db);
 	mlx_strlist_free(&sc->stale);
@@ -209,7 +247,7 @@ static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_fi
 		     struct mlx_err *err)
 {
 	int rc = db_open(sc, err);
-	if (rc != MLX_OK)
+	if (rc != MLX_OK || (rc = write_waiting(sc, err)) != MLX_OK)
 		return rc;
 	if (!sc->get_one &&
 	    sqlite3_prepare_v2(sc->db,
@@ -261,7 +299,7 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
 	if (rc != MLX_OK || sc->tree.found)
 		return rc;
 	/* No tree yet: the rows below prefix, in one ordered query. */
-	if ((rc = db_open(sc, err)) != MLX_OK)
+	if ((rc = db_open(sc, err)) != MLX_OK || (rc = write_waiting(sc, err)) != MLX_OK)
 		return rc;
 	/* Keys below "prefix/" sort between "prefix/" and "prefix0" ('/' + 1). */
 	size_t plen = strlen(prefix);
@@ -300,10 +338,61 @@ int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, 
 	return rc;
 }
 
-/* Deletes the stale rows (if forget) and writes the rows of the files
- * hashed here, in one transaction. */
-static int store_rows(struct mlx_statcache *sc, const char *prefix, int forget, const struct mlx_filelist *list,
-		      struct mlx_err *err)
+/* Binds and steps put, the INSERT of one row. */
+static int put_row(sqlite3_stmt *put, const char *key, const struct row *r)
+{
+	sqlite3_bind_text(put, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(put, 2, (sqlite3_int64)r->ino);
+	sqlite3_bind_int64(put, 3, (sqlite3_int64)r->size);
+	sqlite3_bind_int64(put, 4, r->mtime_ns);
+	sqlite3_bind_int64(put, 5, r->ctime_ns);
+	sqlite3_bind_int64(put, 6, r->hashed_ns);
+	sqlite3_bind_blob(put, 7, r->hash, sizeof r->hash, SQLITE_TRANSIENT);
+	int ok = sqlite3_step(put) == SQLITE_DONE;
+	sqlite3_reset(put);
+	return ok;
+}
+
+/* Fills r (but its key) from f; 0 if f was not hashed here. */
+static int row_of(const struct mlx_file *f, struct row *r)
+{
+	if (f->hashed_ns == 0 || f->mtime_ns == 0 || !f->hex[0])
+		return 0;
+	*r = (struct row){NULL, f->ino, f->size, f->mtime_ns, f->ctime_ns, f->hashed_ns, {0}};
+	mlx_statcache_hex_to_bin(f->hex, r->hash);
+	return 1;
+}
+
+/* Keeps the rows of list's hashed files waiting; writes them all once
+ * ROWS_WAITING_MAX wait. */
+static int keep_rows(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *list,
+                     struct mlx_err *err)
+{
+	char key[PATH_MAX * 2];
+	for (size_t i = 0; i < list->len; i++) {
+		struct row r;
+		if (!row_of(&list->items[i], &r) || !key_of(prefix, list->items[i].path, key, sizeof key))
+			continue;
+		if (sc->nrows == sc->cap_rows) {
+			size_t cap = sc->cap_rows ? sc->cap_rows * 2 : 64;
+			struct row *rows = realloc(sc->rows, cap * sizeof *rows);
+			if (!rows)
+				return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+			sc->rows = rows;
+			sc->cap_rows = cap;
+		}
+		if (!(r.key = strdup(key)))
+			return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+		sc->rows[sc->nrows++] = r;
+	}
+	return sc->nrows >= ROWS_WAITING_MAX ? write_waiting(sc, err) : MLX_OK;
+}
+
+/* Writes the rows waiting, deletes the stale rows (if forget) and writes
+ * the rows of the files of list (if any) hashed here, in one transaction,
+ * in that order: the order in which they were found. */
+static int write_rows(struct mlx_statcache *sc, const char *prefix, int forget,
+                      const struct mlx_filelist *list, struct mlx_err *err)
 {
 	int rc = db_open(sc, err);
 	if (rc != MLX_OK)
@@ -319,6 +408,11 @@ static int store_rows(struct mlx_statcache *sc, const char *prefix, int forget, 
 		rc = db_fail(sc, sc->db, "write it", err);
 		goto out;
 	}
+	for (size_t i = 0; i < sc->nrows; i++)
+		if (!put_row(put, sc->rows[i].key, &sc->rows[i])) {
+			rc = db_fail(sc, sc->db, "write it", err);
+			goto out;
+		}
 	for (size_t i = 0; forget && i < sc->stale.len; i++) {
 		sqlite3_bind_text(del, 1, sc->stale.items[i], -1, SQLITE_STATIC);
 		if (sqlite3_step(del) != SQLITE_DONE) {
@@ -328,34 +422,27 @@ static int store_rows(struct mlx_statcache *sc, const char *prefix, int forget, 
 		sqlite3_reset(del);
 	}
 	char key[PATH_MAX * 2];
-	for (size_t i = 0; i < list->len; i++) {
-		const struct mlx_file *f = &list->items[i];
-		if (f->hashed_ns == 0 || f->mtime_ns == 0 || !f->hex[0] || !key_of(prefix, f->path, key, sizeof key))
+	for (size_t i = 0; list && i < list->len; i++) {
+		struct row r;
+		if (!row_of(&list->items[i], &r) || !key_of(prefix, list->items[i].path, key, sizeof key))
 			continue;
-		unsigned char bin[32];
-		mlx_statcache_hex_to_bin(f->hex, bin);
-		sqlite3_bind_text(put, 1, key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(put, 2, (sqlite3_int64)f->ino);
-		sqlite3_bind_int64(put, 3, (sqlite3_int64)f->size);
-		sqlite3_bind_int64(put, 4, f->mtime_ns);
-		sqlite3_bind_int64(put, 5, f->ctime_ns);
-		sqlite3_bind_int64(put, 6, f->hashed_ns);
-		sqlite3_bind_blob(put, 7, bin, sizeof bin, SQLITE_TRANSIENT);
-		if (sqlite3_step(put) != SQLITE_DONE) {
+		if (!put_row(put, key, &r)) {
 			rc = db_fail(sc, sc->db, "write it", err);
 			goto out;
 		}
-		sqlite3_reset(put);
 	}
 	if (sqlite3_exec(sc->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = db_fail(sc, sc->db, "write it", err);
 out:
 	sqlite3_finalize(del);
 	sqlite3_finalize(put);
-	if (rc != MLX_OK)
+	if (rc != MLX_OK) {
 		sqlite3_exec(sc->db, "ROLLBACK", NULL, NULL, NULL);
-	else if (forget)
-		mlx_strlist_free(&sc->stale);
+	} else {
+		free_rows(sc);
+		if (forget)
+			mlx_strlist_free(&sc->stale);
+	}
 	return rc;
 }
 
@@ -409,8 +496,10 @@ int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole,
 	if (todo == 0 && !forget && (!whole || tree_current))
 		return MLX_OK;
 	int rc = MLX_OK;
-	if (todo > 0 || forget)
-		rc = store_rows(sc, prefix, forget, list, err);
+	if (todo > 0 && !whole)
+		rc = keep_rows(sc, prefix, list, err);
+	else if (todo > 0 || forget)
+		rc = write_rows(sc, prefix, forget, list, err);
 	/* The tree after the rows: both only ever hold true entries, so a
 	 * crash between them costs at most re-hashing. */
 	if (rc == MLX_OK && whole && (rc = mlx_statcache_tree_write(sc->trees, prefix, list, id, err)) == MLX_OK) {

@@ -47,7 +47,8 @@ struct mlx_statcache;
  * long. */
 int mlx_statcache_open(const char *path, struct mlx_statcache **out, struct mlx_err *err);
 
-/* Closes the database and frees sc. Safe on NULL. */
+/* Writes the rows still waiting (best effort), closes the database and
+ * frees sc. Safe on NULL. */
 void mlx_statcache_close(struct mlx_statcache *sc);
 
 /* For every file of list (sorted, paths relative to prefix: the cache key is
@@ -110,7 +111,10 @@ int mlx_statcache_unchanged(struct mlx_statcache *sc, const char *prefix, const 
  * whole set (list was filled whole, and is now fully hashed), also makes
  * list the tree of prefix, with id (the id of list's manifest, or NULL),
  * and forgets the stale entries found by the fill; when the fill found the
- * tree as list is and nothing was hashed, this writes nothing. Returns 0 or
+ * tree as list is and nothing was hashed, this writes nothing. Without
+ * whole the rows wait, and are written with the next write, before the
+ * next read of the database, once 256 wait, or by mlx_statcache_close (a
+ * row lost to a kill costs one hash). Returns 0, MLX_ERR_NOMEM or
  * MLX_ERR_IO/MLX_ERR_BUSY. */
 int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
 			const char *id, struct mlx_err *err);

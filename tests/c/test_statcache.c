@@ -93,6 +93,57 @@ static void unchanged_files_hit_changed_and_racy_ones_miss(void **state)
 }
 
 /* A directory of n files as a walk gives it: sorted, with facts. */
+/* Rows of files stored one at a time wait in memory: another reader sees
+ * them once 256 wait or the cache is closed; the same handle reads them
+ * back at once. */
+static void single_files_are_written_in_batches(void **state)
+{
+	(void)state;
+	char db[300];
+	snprintf(db, sizeof db, "%s/batches.db", dir);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	int64_t now = mlx_hash_now_ns(), old = now - 10 * 1000000000LL;
+	struct mlx_filelist list = {0};
+	/* A first write makes the database: the rows after it wait. */
+	add(&list, "first", old, H1, now);
+	assert_int_equal(mlx_statcache_store(sc, "", 0, &list, NULL, &err), MLX_OK);
+	mlx_filelist_free(&list);
+	char path[32];
+	for (int i = 0; i < 300; i++) {
+		snprintf(path, sizeof path, "out/%d", i);
+		add(&list, path, old, H2, now);
+		assert_int_equal(mlx_statcache_store(sc, "", 0, &list, NULL, &err), MLX_OK);
+		mlx_filelist_free(&list);
+	}
+	sqlite3 *raw;
+	assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+	sqlite3_stmt *count;
+	assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*) FROM files", -1, &count, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(count), SQLITE_ROW);
+	int seen = sqlite3_column_int(count, 0);
+	sqlite3_reset(count);
+	assert_true(seen > 1 && seen < 301); /* some were written, the rest wait */
+
+	/* This handle finds a waiting row. */
+	add(&list, "out/299", old, NULL, 0);
+	size_t hits;
+	assert_int_equal(mlx_statcache_fill(sc, "", 0, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 1);
+	assert_string_equal(list.items[0].hex, H2);
+	mlx_filelist_free(&list);
+
+	add(&list, "last", old, H1, now);
+	assert_int_equal(mlx_statcache_store(sc, "", 0, &list, NULL, &err), MLX_OK);
+	mlx_filelist_free(&list);
+	mlx_statcache_close(sc);
+	assert_int_equal(sqlite3_step(count), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(count, 0), 302);
+	sqlite3_finalize(count);
+	sqlite3_close(raw);
+}
+
 static void walk_like(struct mlx_filelist *list, size_t n, int64_t mtime)
 {
 	char path[32];
@@ -668,6 +719,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(unchanged_files_hit_changed_and_racy_ones_miss),
+		cmocka_unit_test(single_files_are_written_in_batches),
 		cmocka_unit_test(a_whole_directory_is_read_back_from_its_tree),
 		cmocka_unit_test(a_tree_gives_back_its_manifest_id_only_when_all_match),
 		cmocka_unit_test(a_tree_damaged_inside_gives_nothing),
