@@ -129,7 +129,16 @@ function Engine:placement(step)
   local placed = self.placements[step]
   if not placed then
     local name = step.run and "local" or executor.choose(step, self.p, self.exec_config, self.opts.executor)
-    placed = { name, executor.resources(step, self.p, self.exec_config) }
+    local resources
+    if step.resources == nil then
+      -- Most steps ask nothing of their own: they share the merge of the
+      -- pipeline's and the config's, made once.
+      self.shared_resources = self.shared_resources or executor.resources({}, self.p, self.exec_config)
+      resources = self.shared_resources
+    else
+      resources = executor.resources(step, self.p, self.exec_config)
+    end
+    placed = { name, resources }
     self.placements[step] = placed
   end
   return placed[1], placed[2]
