@@ -44,9 +44,9 @@ struct row {
 	unsigned char hash[32];
 };
 
-/* Rows kept waiting at most; they are written before any read of the
- * database and when the cache is closed. A process killed before loses
- * them: those files are hashed again, which is all a lost row costs. */
+/* Rows kept waiting at most; they are written before a long lookup and
+ * when the cache is closed. A process killed before loses them: those
+ * files are hashed again, which is all a lost row costs. */
 #define ROWS_WAITING_MAX 256
 
 static int db_fail(struct mlx_statcache *sc, sqlite3 *db, const char *what, struct mlx_err *err)
@@ -243,11 +243,29 @@ static int key_of(const char *prefix, const char *path, char *key, size_t size)
 	return snprintf(key, size, "%s%s%s", prefix, *prefix ? "/" : "", path) < (int)size;
 }
 
+/* Lists up to this long look among the waiting rows (fill_each). */
+#define WAITING_LOOKUP_MAX 16
+
+/* The newest waiting row of key, or NULL: it is newer than the database's. */
+static const struct row *waiting_row(const struct mlx_statcache *sc, const char *key)
+{
+	for (size_t i = sc->nrows; i-- > 0;)
+		if (strcmp(sc->rows[i].key, key) == 0)
+			return &sc->rows[i];
+	return NULL;
+}
+
 static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_filelist *list, size_t *hits,
 		     struct mlx_err *err)
 {
 	int rc = db_open(sc, err);
-	if (rc != MLX_OK || (rc = write_waiting(sc, err)) != MLX_OK)
+	if (rc != MLX_OK)
+		return rc;
+	/* A short list (a pipeline's dep or out, asked for one at a time)
+	 * looks among the waiting rows too, or each lookup would write them;
+	 * a long one is looked up after they are written. */
+	int look_waiting = sc->nrows > 0 && list->len <= WAITING_LOOKUP_MAX;
+	if (sc->nrows > 0 && !look_waiting && (rc = write_waiting(sc, err)) != MLX_OK)
 		return rc;
 	if (!sc->get_one &&
 	    sqlite3_prepare_v2(sc->db,
@@ -263,6 +281,12 @@ static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_fi
 	for (size_t i = 0; i < list->len; i++) {
 		if (!key_of(prefix, list->items[i].path, key, sizeof key))
 			continue;
+		const struct row *r = look_waiting ? waiting_row(sc, key) : NULL;
+		if (r) {
+			*hits += (size_t)mlx_statcache_match(&list->items[i], r->ino, r->size, r->mtime_ns,
+			                                     r->ctime_ns, r->hashed_ns, 0, r->hash);
+			continue;
+		}
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		int s = sqlite3_step(st);
 		if (s == SQLITE_ROW)

@@ -112,9 +112,9 @@ int mlx_statcache_unchanged(struct mlx_statcache *sc, const char *prefix, const 
  * list the tree of prefix, with id (the id of list's manifest, or NULL),
  * and forgets the stale entries found by the fill; when the fill found the
  * tree as list is and nothing was hashed, this writes nothing. Without
- * whole the rows wait, and are written with the next write, before the
- * next read of the database, once 256 wait, or by mlx_statcache_close (a
- * row lost to a kill costs one hash). Returns 0, MLX_ERR_NOMEM or
+ * whole the rows wait, and are written with the next write, before a
+ * lookup of more than 16 paths (a shorter one reads them), once 256 wait,
+ * or by mlx_statcache_close (a row lost to a kill costs one hash). Returns 0, MLX_ERR_NOMEM or
  * MLX_ERR_IO/MLX_ERR_BUSY. */
 int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
 			const char *id, struct mlx_err *err);

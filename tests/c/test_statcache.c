@@ -126,13 +126,20 @@ static void single_files_are_written_in_batches(void **state)
 	sqlite3_reset(count);
 	assert_true(seen > 1 && seen < 301); /* some were written, the rest wait */
 
-	/* This handle finds a waiting row. */
+	/* This handle finds a waiting row, and a lookup writes nothing. */
 	add(&list, "out/299", old, NULL, 0);
 	size_t hits;
 	assert_int_equal(mlx_statcache_fill(sc, "", 0, &list, &hits, &err), MLX_OK);
 	assert_int_equal(hits, 1);
 	assert_string_equal(list.items[0].hex, H2);
 	mlx_filelist_free(&list);
+	add(&list, "out/0", old, NULL, 0);
+	assert_int_equal(mlx_statcache_fill(sc, "", 0, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 1);
+	mlx_filelist_free(&list);
+	assert_int_equal(sqlite3_step(count), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(count, 0), seen);
+	sqlite3_reset(count);
 
 	add(&list, "last", old, H1, now);
 	assert_int_equal(mlx_statcache_store(sc, "", 0, &list, NULL, &err), MLX_OK);
