@@ -823,6 +823,14 @@ int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char 
 	int rc;
 	pthread_mutex_lock(&db->lock);
 	new_run_id(db, id);
+	/* Buffered ends go in the same transaction: a step started now finds
+	 * the runs that ended before it ended, with all they logged, at no
+	 * transaction of their own. */
+	int with_buffer = db->nends > 0;
+	if (with_buffer && (rc = rundb_begin(db, err)) != MLX_OK)
+		goto out;
+	if (with_buffer && (rc = rundb_write_buffer(db, err)) != MLX_OK)
+		goto out;
 	sqlite3_stmt *st;
 	if ((rc = rundb_stmt(db, ST_INSERT_RUN, &st, err)) != MLX_OK)
 		goto out;
@@ -845,9 +853,15 @@ int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char 
 	bind_text_or_null(st, 16, run->log_path);
 	rc = rundb_exec(db, st, err, "cannot record a new run");
 	sqlite3_clear_bindings(st);
+	if (rc == MLX_OK && with_buffer && (rc = rundb_commit(db, err)) == MLX_OK)
+		rundb_clear_buffer(db);
 	if (rc == MLX_OK)
 		rundb_end_marker_reserve(db, id);
 out:
+	if (rc != MLX_OK && with_buffer) {
+		rundb_rollback(db);
+		rundb_buffer_unwritten(db, rc, err ? err->msg : "the database could not be written");
+	}
 	pthread_mutex_unlock(&db->lock);
 	return rc;
 }

@@ -156,10 +156,11 @@ struct mlx_run_end {
 int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
                      struct mlx_err *err);
 
-/* Ends run id as mlx_rundb_finish does, but with the next batch (the flush
- * interval, MAX_ENDS ends buffered, a flush, a query, a finish or close)
- * instead of a transaction of its own: a pipeline's steps end hundreds a
- * second, and a transaction each cost a fifth of mlx's own time. The end
+/* Ends run id as mlx_rundb_finish does, but with the next batch (the next
+ * mlx_rundb_start, the flush interval, 32 ends buffered, a flush, a query,
+ * a finish or close) instead of a transaction of its own: a pipeline's
+ * steps end hundreds a second, and a transaction each cost a tenth of
+ * mlx's own time. A run started after it finds it ended. The end
  * time is taken now. Until the batch is written the run reads as RUNNING;
  * if the write fails (MLX_ERR_IO, MLX_ERR_BUSY) each buffered end goes to
  * its run's end marker, as mlx_rundb_finish's own does. A run no longer

@@ -448,8 +448,8 @@ static void an_empty_end_marker_is_reused_by_the_next_run(void **state)
 }
 
 /* A pipeline's step runs end in batches: a buffered end is written with
- * the next flush (or once MAX_ENDS, 32, are waiting), its marker kept
- * meanwhile and its end time the moment it was given. */
+ * the next flush or start (or once MAX_ENDS, 32, are waiting), its marker
+ * kept meanwhile and its end time the moment it was given. */
 static void buffered_ends_are_written_in_batches(void **state)
 {
 	struct fixture *f = *state;
@@ -486,7 +486,10 @@ static void buffered_ends_are_written_in_batches(void **state)
 		assert_int_equal(mlx_rundb_finish_buffered(db, ids[i], &end, &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 33);
 	assert_int_equal(end_files(f->path), 40); /* 32 spares, 8 markers */
+	/* The next run's start writes the waiting ends with it: a step
+	 * started after others ended finds them ended. */
 	assert_int_equal(mlx_rundb_start(db, &start, ids[0], &err), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 41);
 	assert_int_equal(end_files(f->path), 40);
 	assert_int_equal(mlx_rundb_finish(db, ids[0], &FINISHED, &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 0);

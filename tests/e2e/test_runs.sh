@@ -232,4 +232,21 @@ mlx runs show "$(printf '%s' "$OUT" | json 'd[0]["id"]')"
 like "$OUT" "^  git +$(git rev-parse HEAD) \(detached\), clean$" "runs show tells the git context"
 cd "$TEST_DIR" || exit 1
 
+# A step started after another ended finds that run ended, with what it
+# logged: the ends of a pipeline's runs are written in batches, at the
+# latest with the next run's start.
+mkdir seen && cd seen || exit 1
+mlx init
+cat >p.lua <<'LUA'
+local p = require("mlx").pipeline "seen"
+p:step "a" { outs = { "a.txt" }, cmd = [[echo '{"metric": "acc", "value": 0.5}' >>"$MLX_EVENTS"; echo a >a.txt]] }
+p:step "b" { deps = { "a.txt" }, outs = { "b.json" }, cmd = [["$MLX" runs --all --json --limit 0 >b.json]] }
+return p
+LUA
+mlx recipe p.lua
+is "$RC" 0 "a pipeline whose second step lists the runs"
+is "$(json '[(r["status"], r["metrics"]) for r in d if r.get("step") == "a"]' <b.json)" "[('FINISHED', {'acc': 0.5})]" \
+	"a step started after another ended finds its run FINISHED, with its metrics"
+cd "$TEST_DIR" || exit 1
+
 done_testing
