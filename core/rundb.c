@@ -853,9 +853,17 @@ int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char 
 	bind_text_or_null(st, 16, run->log_path);
 	rc = rundb_exec(db, st, err, "cannot record a new run");
 	sqlite3_clear_bindings(st);
-	if (rc == MLX_OK && with_buffer && (rc = rundb_commit(db, err)) == MLX_OK)
+	int reserved = 0;
+	if (rc == MLX_OK && with_buffer && (rc = rundb_commit(db, err)) == MLX_OK) {
+		/* The marker of an end just written becomes the new run's. */
+		for (size_t i = 0; i < db->npending && !reserved; i++) {
+			struct pending *p = &db->pending[i];
+			if (p->kind == PENDING_END && rundb_end_marker_pass(db, p->run, id))
+				p->marker_passed = reserved = 1;
+		}
 		rundb_clear_buffer(db);
-	if (rc == MLX_OK)
+	}
+	if (rc == MLX_OK && !reserved)
 		rundb_end_marker_reserve(db, id);
 out:
 	if (rc != MLX_OK && with_buffer) {

@@ -174,29 +174,42 @@ void rundb_end_marker_remove(struct mlx_rundb *db, const char *id)
  * the runs that started meanwhile. */
 #define SPARES_MAX 128
 
+/* True when the marker at path holds nothing but its reservation: one
+ * written by an earlier failed attempt would give the next run an end that
+ * is not its own. */
+static int marker_empty(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char first = 1;
+	int empty = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == MARKER_RESERVED &&
+	            pread(fd, &first, 1, 0) == 1 && first == 0;
+	if (fd >= 0)
+		close(fd);
+	return empty;
+}
+
 void rundb_end_marker_retire(struct mlx_rundb *db, const char *id)
 {
 	char path[PATH_MAX + 32];
 	marker_path(db, id, path, sizeof path);
-	if (db->nspare < SPARES_MAX) {
-		/* Only a marker that still holds nothing but its reservation:
-		 * one written by an earlier failed attempt would give the next
-		 * run an end that is not its own. */
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		struct stat st;
-		char first = 1;
-		int empty = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		            st.st_size == MARKER_RESERVED && pread(fd, &first, 1, 0) == 1 && first == 0;
-		if (fd >= 0)
-			close(fd);
+	if (db->nspare < SPARES_MAX && marker_empty(path)) {
 		char spare[PATH_MAX + 48];
 		spare_path(db, (long)getpid(), db->nspare, spare, sizeof spare);
-		if (empty && rename(path, spare) == 0) {
+		if (rename(path, spare) == 0) {
 			db->nspare++;
 			return;
 		}
 	}
 	unlink(path);
+}
+
+int rundb_end_marker_pass(struct mlx_rundb *db, const char *from, const char *to)
+{
+	char path[PATH_MAX + 32], next[PATH_MAX + 32];
+	marker_path(db, from, path, sizeof path);
+	marker_path(db, to, next, sizeof next);
+	return marker_empty(path) && rename(path, next) == 0;
 }
 
 void rundb_end_spare_remove(struct mlx_rundb *db, long pid)

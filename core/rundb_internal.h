@@ -60,6 +60,7 @@ struct pending {
 	char *hash;           /* artifact */
 	int64_t size, nfiles; /* artifact; group: size is the group id */
 	struct mlx_run_end end; /* end: its status is a constant, its message is value */
+	int marker_passed;      /* end: its marker became another run's (rundb_end_marker_pass) */
 };
 
 struct mlx_rundb {
@@ -185,6 +186,11 @@ void rundb_end_marker_remove(struct mlx_rundb *db, const char *id);
 /* The end of run id is recorded: its marker, if still empty, is kept as
  * one of the handle's spares for the next runs to start, else removed. */
 void rundb_end_marker_retire(struct mlx_rundb *db, const char *id);
+
+/* The end of run from is recorded and run to starts: from's marker, if
+ * still empty, becomes to's (one rename, not two through a spare).
+ * Returns 1 if it did, else 0 (from's marker is then left as it was). */
+int rundb_end_marker_pass(struct mlx_rundb *db, const char *from, const char *to);
 
 /* Removes the spare markers of process pid (this handle's, at close; a
  * dead process's, when its runs are reaped). */

@@ -487,10 +487,18 @@ static void buffered_ends_are_written_in_batches(void **state)
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 33);
 	assert_int_equal(end_files(f->path), 40); /* 32 spares, 8 markers */
 	/* The next run's start writes the waiting ends with it: a step
-	 * started after others ended finds them ended. */
+	 * started after others ended finds them ended. The first of their
+	 * markers becomes the new run's, by one rename. */
+	struct stat st;
+	snprintf(marker, sizeof marker, "%s-end-%s", f->path, ids[32]);
+	assert_int_equal(stat(marker, &st), 0);
+	ino_t ino = st.st_ino;
 	assert_int_equal(mlx_rundb_start(db, &start, ids[0], &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 41);
 	assert_int_equal(end_files(f->path), 40);
+	snprintf(marker, sizeof marker, "%s-end-%s", f->path, ids[0]);
+	assert_int_equal(stat(marker, &st), 0);
+	assert_true(st.st_ino == ino);
 	assert_int_equal(mlx_rundb_finish(db, ids[0], &FINISHED, &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 0);
 	mlx_rundb_close(db, NULL);
