@@ -823,10 +823,10 @@ int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char 
 	int rc;
 	pthread_mutex_lock(&db->lock);
 	new_run_id(db, id);
-	/* Buffered ends go in the same transaction: a step started now finds
-	 * the runs that ended before it ended, with all they logged, at no
+	/* Buffered ends go in the same transaction: the step started now finds
+	 * the runs it waited for ended, with all they logged, at no
 	 * transaction of their own. */
-	int with_buffer = db->nends > 0;
+	int with_buffer = run->with_ends && db->nends > 0;
 	if (with_buffer && (rc = rundb_begin(db, err)) != MLX_OK)
 		goto out;
 	if (with_buffer && (rc = rundb_write_buffer(db, err)) != MLX_OK)

@@ -125,11 +125,15 @@ struct mlx_run_start {
 	const char *git_commit, *git_branch;
 	int git_dirty;    /* 1 dirty, 0 clean, -1 unknown (not a git work tree) */
 	int64_t start_ms; /* 0: now */
+	int with_ends;    /* 1: write the buffered ends of runs (and all that is
+	                   * buffered) in the same transaction */
 };
 
 /* Records a new RUNNING run owned by this process (its host, user, pid and
  * process start time are recorded, so mlx_rundb_reap can tell when it dies)
- * and writes its id. Returns 0 or an error as for a write. */
+ * and writes its id. With run->with_ends, the buffered ends are written in
+ * the same transaction (a step started after steps it depends on ended
+ * finds their runs ended). Returns 0 or an error as for a write. */
 int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char id[MLX_RUN_ID_SIZE],
                     struct mlx_err *err);
 
@@ -156,11 +160,11 @@ struct mlx_run_end {
 int mlx_rundb_finish(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
                      struct mlx_err *err);
 
-/* Ends run id as mlx_rundb_finish does, but with the next batch (the next
- * mlx_rundb_start, the flush interval, 32 ends buffered, a flush, a query,
- * a finish or close) instead of a transaction of its own: a pipeline's
- * steps end hundreds a second, and a transaction each cost a tenth of
- * mlx's own time. A run started after it finds it ended. The end
+/* Ends run id as mlx_rundb_finish does, but with the next batch (a start
+ * with_ends, the flush interval, 32 ends buffered, a flush, a query, a
+ * finish or close) instead of a transaction of its own: a pipeline's steps
+ * end hundreds a second, and a transaction each cost a tenth of mlx's own
+ * time. The end
  * time is taken now. Until the batch is written the run reads as RUNNING;
  * if the write fails (MLX_ERR_IO, MLX_ERR_BUSY) each buffered end goes to
  * its run's end marker, as mlx_rundb_finish's own does. A run no longer

@@ -240,7 +240,8 @@ static int db_exp_join(lua_State *L)
 /* ---- starting runs ------------------------------------------------------- */
 
 /* db:start_run{parent, recipe, recipe_hash, step, step_key, command,
- * log_path, git_commit, git_branch, git_dirty, start_ms} -> Run | nil, message, code */
+ * log_path, git_commit, git_branch, git_dirty, start_ms, with_ends} -> Run |
+ * nil, message, code */
 static int db_start_run(lua_State *L)
 {
 	struct db_handle *h = check_db(L, 1);
@@ -259,6 +260,7 @@ static int db_start_run(lua_State *L)
 	    .start_ms = mlx_lua_optfield_integer(L, 2, "start_ms", 0),
 	};
 	start.git_dirty = mlx_lua_optfield_boolean(L, 2, "git_dirty", -1);
+	start.with_ends = mlx_lua_optfield_boolean(L, 2, "with_ends", 0);
 	struct run_handle *r = lua_newuserdatauv(L, sizeof *r, 1);
 	r->owner = h;
 	strcpy(r->status, "RUNNING");

@@ -340,7 +340,9 @@ end
 --- run or its id; default: the current run, if it is of this database;
 --- false for none), recipe, recipe_hash, step, step_key, command,
 --- log_path, params, tags (tables), git ({commit, branch, dirty}; false for
---- none; default: M.git_context of the working directory).
+--- none; default: M.git_context of the working directory), with_ends (true:
+--- the runs ended with run:finish(status, {buffered = true}) are written
+--- with this start, so that what it starts finds them ended).
 function Store:start_run(info)
   info = info or {}
   assert(type(info) == "table", "start_run: expected a table of run fields")
@@ -357,7 +359,7 @@ function Store:start_run(info)
   local run, err, code = self.db:start_run {
     parent = parent, recipe = info.recipe, recipe_hash = info.recipe_hash, step = info.step,
     step_key = info.step_key, command = redact.text(info.command), log_path = info.log_path,
-    git_commit = git.commit, git_branch = git.branch, git_dirty = git.dirty,
+    git_commit = git.commit, git_branch = git.branch, git_dirty = git.dirty, with_ends = info.with_ends,
   }
   if not run then return nil, err, code end
   wrap_close(run)

@@ -202,11 +202,14 @@ function Engine:start_run(step, ev, status_hint)
   for _, name in ipairs(step.params) do params[name] = self.values[name] end
   local command = ev.record.cmd
   if type(command) == "table" then command = proc.quote(command) end
+  -- A step that depends on others finds their runs ended: the ends
+  -- buffered so far are written with its start (roots, such as the steps
+  -- of a wide fan, leave them to their batch).
   local run, err = self.opts.track.start_run {
     recipe = self.opts.recipe_path, step = step.name, step_key = ev.key,
     log_path = step.cmd and self:log_path(step) or nil,
     command = command or ("(lua) " .. step.where:sub(1, -3)), params = params,
-    git = self.opts.git or false,
+    git = self.opts.git or false, with_ends = #self.graph.upstream[step] > 0,
   }
   if not run then ui.warn(("cannot record the run of step '%s': %s"):format(step.name, err)) end
   if run and status_hint then run:set_tag("mlx.outcome", status_hint) end
