@@ -268,6 +268,8 @@ static int push_pending(struct mlx_rundb *db, struct pending p, struct mlx_err *
 		return nomem(err);
 	}
 	db->pending[db->npending++] = p; /* the buffer owns it now */
+	if (p.kind == PENDING_END)
+		db->nends++;
 	int rc = buffered(db, rundb_now_ms(), err);
 	pthread_mutex_unlock(&db->lock);
 	return rc;
@@ -351,16 +353,7 @@ int rundb_buffer_end(struct mlx_rundb *db, const char *id, const struct mlx_run_
 	p.end.message = p.value;
 	if (p.end.end_ms <= 0)
 		p.end.end_ms = rundb_now_ms();
-	pthread_mutex_lock(&db->lock);
-	db->nends++;
-	pthread_mutex_unlock(&db->lock);
-	int rc = push_pending(db, p, err);
-	if (rc == MLX_ERR_NOMEM) {
-		pthread_mutex_lock(&db->lock);
-		db->nends--;
-		pthread_mutex_unlock(&db->lock);
-	}
-	return rc;
+	return push_pending(db, p, err);
 }
 
 void rundb_buffer_unwritten(struct mlx_rundb *db, int rc, const char *why)
