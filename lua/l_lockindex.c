@@ -4,12 +4,14 @@
 #include <string.h>
 
 #include "binding.h"
+#include "hash.h"
 #include "lockindex.h"
 
 #define LOCKINDEX_MT "mlx.LockIndex"
 
 struct lindex {
-	struct mlx_lockindex *idx; /* NULL once closed */
+	struct mlx_lockindex *idx;     /* NULL once closed */
+	struct mlx_hash_stream stream; /* for same_key: one SHA-256 context for every step */
 };
 
 static struct lindex *check_index(lua_State *L)
@@ -33,6 +35,7 @@ static int lockindex_read(lua_State *L)
 	/* Made before the index, so that a memory error cannot leak it. */
 	struct lindex *li = lua_newuserdatauv(L, sizeof *li, 0);
 	li->idx = NULL;
+	li->stream = (struct mlx_hash_stream){0};
 	luaL_setmetatable(L, LOCKINDEX_MT);
 	struct mlx_err err;
 	if (mlx_lockindex_read(path, header, pipeline, &li->idx, &err) != MLX_OK)
@@ -64,6 +67,28 @@ static int lockindex_has(lua_State *L)
 	return 1;
 }
 
+/* True if rest (rest_len bytes) is exactly first (first_len bytes) and
+ * then "\tPART" for each string on the stack from index `from` to the top. */
+static int line_is(lua_State *L, const char *rest, size_t rest_len, const char *first, size_t first_len,
+                   int from)
+{
+	if (rest_len < first_len || memcmp(rest, first, first_len) != 0)
+		return 0;
+	size_t at = first_len;
+	int top = lua_gettop(L);
+	for (int i = from; i <= top; i++) {
+		size_t part_len;
+		const char *part = lua_tolstring(L, i, &part_len);
+		if (at >= rest_len || rest[at] != '\t')
+			return 0;
+		at++;
+		if (rest_len - at < part_len || memcmp(rest + at, part, part_len) != 0)
+			return 0;
+		at += part_len;
+	}
+	return at == rest_len;
+}
+
 /* lockindex.same(index, name, part...) -> true if the line of step name is
  * exactly the parts joined by tabs: compared in place, without making the
  * line or the joined text a Lua string. */
@@ -76,19 +101,51 @@ static int lockindex_same(lua_State *L)
 	for (int i = 3; i <= top; i++)
 		luaL_checktype(L, i, LUA_TSTRING);
 	const char *rest = mlx_lockindex_find(li->idx, name, len, &rest_len);
-	int same = rest != NULL && top >= 3;
-	size_t at = 0;
-	for (int i = 3; same && i <= top; i++) {
-		size_t part_len;
-		const char *part = lua_tolstring(L, i, &part_len);
-		if (i > 3) {
-			same = at < rest_len && rest[at] == '\t';
-			at++;
-		}
-		same = same && rest_len - at >= part_len && memcmp(rest + at, part, part_len) == 0;
-		at += part_len;
+	int same = 0;
+	if (rest != NULL && top >= 3) {
+		size_t first_len;
+		const char *first = lua_tolstring(L, 3, &first_len);
+		same = line_is(L, rest, rest_len, first, first_len, 4);
 	}
-	lua_pushboolean(L, same && at == rest_len);
+	lua_pushboolean(L, same);
+	return 1;
+}
+
+/* lockindex.same_key(index, name, n, piece1..piecen, out, hash, ...) ->
+ * true if the line of step name is the SHA-256 of the n pieces joined (the
+ * step's key text, see mlx.pipeline.key) and then each out and its hash,
+ * as lockindex.same compares them. The key is hashed and compared here: a
+ * no-op then makes neither the key text nor the key a Lua string (about a
+ * kilobyte of garbage per step). Raises for a piece that is not a string,
+ * or when SHA-256 fails. */
+static int lockindex_same_key(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	size_t len, rest_len;
+	const char *name = luaL_checklstring(L, 2, &len);
+	lua_Integer n = luaL_checkinteger(L, 3);
+	int top = lua_gettop(L);
+	luaL_argcheck(L, n >= 0 && n <= top - 3, 3, "more pieces than arguments");
+	for (int i = 4; i <= top; i++)
+		luaL_checktype(L, i, LUA_TSTRING);
+	const char *rest = mlx_lockindex_find(li->idx, name, len, &rest_len);
+	if (!rest) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	struct mlx_err err;
+	char hex[MLX_HASH_HEX_SIZE];
+	int rc = mlx_hash_stream_start(&li->stream, &err);
+	for (int i = 4; rc == MLX_OK && i < 4 + (int)n; i++) {
+		size_t piece_len;
+		const char *piece = lua_tolstring(L, i, &piece_len);
+		rc = mlx_hash_stream_update(&li->stream, piece, piece_len, &err);
+	}
+	if (rc == MLX_OK)
+		rc = mlx_hash_stream_finish(&li->stream, hex, &err);
+	if (rc != MLX_OK)
+		return luaL_error(L, "%s", err.msg);
+	lua_pushboolean(L, line_is(L, rest, rest_len, hex, MLX_HASH_HEX_SIZE - 1, 4 + (int)n));
 	return 1;
 }
 
@@ -146,6 +203,7 @@ static int lockindex_close(lua_State *L)
 	struct lindex *li = luaL_checkudata(L, 1, LOCKINDEX_MT);
 	mlx_lockindex_free(li->idx);
 	li->idx = NULL;
+	mlx_hash_stream_free(&li->stream);
 	return 0;
 }
 
@@ -155,8 +213,8 @@ static const luaL_Reg lockindex_meta[] = {
 };
 
 static const luaL_Reg lockindex_functions[] = {
-    {"read", lockindex_read},   {"has", lockindex_has}, {"same", lockindex_same},
-    {"names", lockindex_names}, {NULL, NULL},
+    {"read", lockindex_read},         {"has", lockindex_has},     {"same", lockindex_same},
+    {"same_key", lockindex_same_key}, {"names", lockindex_names}, {NULL, NULL},
 };
 
 int luaopen_mlx_lockindex(lua_State *L)

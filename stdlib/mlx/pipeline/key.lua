@@ -85,11 +85,13 @@ local function encode(v)
 end
 local fn_json = setmetatable({}, { __mode = "k" })
 
--- The JSON string of a function's source text, encoded once per function.
-local function fn_text(fn, source)
+-- The piece ',"fn":"…"' of the key text of a Lua step whose function is
+-- fn, made once per function: the 100,000 steps of a recipe often share
+-- one, and its text is most of the key text's bytes.
+local function fn_piece(fn)
   local text = fn_json[fn]
   if not text then
-    text = json.encode(source)
+    text = ',"fn":' .. json.encode(M.function_source(fn))
     fn_json[fn] = text
   end
   return text
@@ -105,12 +107,17 @@ local function object_text(list, values, skip_nil)
   return encode_fields(list, values, skip_nil)
 end
 
--- The text whose SHA-256 is the key of step (see M.compute); cmd is the
--- resolved command (a json.array for an argv list), nil for a Lua step.
-local function key_text(step, values, dep_hashes, env, tools, cmd)
+-- How many pieces key_pieces returns.
+local PIECES = 14
+
+-- The text whose SHA-256 is the key of step (see M.compute), as PIECES
+-- strings to be joined; cmd is the resolved command (a json.array for an
+-- argv list), nil for a Lua step. In pieces, so that the up-to-date check
+-- hashes them in C without joining them (lockindex.same_key).
+local function key_pieces(step, values, dep_hashes, env, tools, cmd)
   local head, fn = "{", ""
   if step.run then
-    fn = ',"fn":' .. fn_text(step.run, M.function_source(step.run))
+    fn = fn_piece(step.run)
   else
     head = '{"cmd":' .. json.encode(cmd) .. ","
   end
@@ -130,14 +137,13 @@ local function key_text(step, values, dep_hashes, env, tools, cmd)
     for i, out in ipairs(outs) do out_text[i] = encode(out) end
     out_text = table.concat(out_text, ",")
   end
-  return head ..
-    '"deps":' .. object_text(step.deps, dep_hashes) ..
-    ',"env":' .. object_text(step.env, env) ..
-    fn ..
-    ',"outs":[' .. out_text .. "]" ..
-    ',"params":' .. object_text(step.params, values, true) ..
-    ',"tools":' .. object_text(tool_names, tools) ..
-    ',"v":1}'
+  return head, '"deps":', object_text(step.deps, dep_hashes), ',"env":', object_text(step.env, env), fn,
+    ',"outs":[', out_text, "]", ',"params":', object_text(step.params, values, true), ',"tools":',
+    object_text(tool_names, tools), ',"v":1}'
+end
+
+local function key_text(step, values, dep_hashes, env, tools, cmd)
+  return table.concat({ key_pieces(step, values, dep_hashes, env, tools, cmd) })
 end
 
 -- The resolved command of a command step as the key and the lock hold it.
@@ -173,11 +179,13 @@ function M.compute(step, inputs)
   return hash.bytes(key_text(step, values, inputs.dep_hashes, inputs.env, inputs.tools, record.cmd)), record
 end
 
---- Returns the key of step as M.compute does, without the record: what a
---- no-op needs of each step, with less garbage (see M.compute for the
---- arguments and failures).
-function M.digest(step, values, dep_hashes, env, tools)
-  return hash.bytes(key_text(step, values, dep_hashes, env, tools, not step.run and command_of(step, values) or nil))
+--- Returns the number of pieces and the pieces of the text whose SHA-256
+--- is the key of step, as M.compute hashes it: the pieces joined are that
+--- text. What a no-op needs of each step, with little garbage: the caller
+--- hashes the pieces in C (lockindex.same_key) rather than joining them.
+--- See M.compute for the arguments and failures.
+function M.pieces(step, values, dep_hashes, env, tools)
+  return PIECES, key_pieces(step, values, dep_hashes, env, tools, not step.run and command_of(step, values) or nil)
 end
 
 return M

@@ -206,10 +206,45 @@ function M.lock_entry(step, k, record, dep_hashes, outs)
   return entry
 end
 
-local index_has, index_same
+local index_has, index_same_key
 -- Shared by the calls of M.up_to_date: the dep hashes of one step at a
 -- time, emptied after each (one table less per step of a no-op).
 local scratch_deps = {}
+
+-- The step's up-to-date check once its key's inputs are known: its key
+-- (hashed in C from the key text's pieces, never a Lua string) and its
+-- outs' current hashes make exactly its index line.
+local function same_line(ctx, step, lines, dep_hashes, env, tools)
+  local outs = step.outs
+  local out, out_hash -- the one out of most steps, with no table for it
+  local parts = NO_VALUES
+  if #outs == 1 then
+    out = outs[1]
+    local info = M.hash(ctx, out)
+    if not info then return false end
+    out_hash = info.hash
+  elseif #outs > 1 then
+    outs = table.move(outs, 1, #outs, 1, {})
+    table.sort(outs)
+    parts = {}
+    for _, path in ipairs(outs) do
+      local info = M.hash(ctx, path)
+      if not info then return false end
+      parts[#parts + 1] = path
+      parts[#parts + 1] = info.hash
+    end
+  end
+  -- key.pieces returns the count and 14 pieces: named here, as a call
+  -- before other arguments gives only its first value.
+  local n, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14 = key.pieces(step, ctx.values, dep_hashes, env,
+    tools)
+  if out then
+    return index_same_key(lines, step.name, n, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, out,
+      out_hash)
+  end
+  return index_same_key(lines, step.name, n, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14,
+    table.unpack(parts))
+end
 
 --- Returns true when step is up to date by its line in lines, the lock's
 --- index (lockindex.lines: step name → "KEY\tOUT\tHASH…", outs sorted by
@@ -223,7 +258,7 @@ function M.up_to_date(ctx, step, lines)
   if step.always then return false end
   if not index_has then
     local native = require "mlx.lockindex"
-    index_has, index_same = native.has, native.same
+    index_has, index_same_key = native.has, native.same_key
   end
   local name = step.name
   if not index_has(lines, name) then return false end
@@ -238,7 +273,7 @@ function M.up_to_date(ctx, step, lines)
     dep_hashes[deps[i]] = info.hash
   end
   local tools = tool_versions(ctx, step)
-  local k
+  local same = false
   if tools then
     local env = NO_VALUES
     if #step.env > 0 then
@@ -247,25 +282,10 @@ function M.up_to_date(ctx, step, lines)
     end
     -- Should this raise, the entries left behind are harmless: each step
     -- sets its own deps' entries before they are read.
-    k = key.digest(step, ctx.values, dep_hashes, env, tools)
+    same = same_line(ctx, step, lines, dep_hashes, env, tools)
   end
   for i = 1, #deps do dep_hashes[deps[i]] = nil end
-  if not tools then return false end
-  local outs = step.outs
-  if #outs == 1 then
-    local info = M.hash(ctx, outs[1])
-    return info ~= nil and index_same(lines, name, k, outs[1], info.hash)
-  end
-  outs = table.move(outs, 1, #outs, 1, {})
-  table.sort(outs)
-  local parts = { k }
-  for _, out in ipairs(outs) do
-    local info = M.hash(ctx, out)
-    if not info then return false end
-    parts[#parts + 1] = out
-    parts[#parts + 1] = info.hash
-  end
-  return index_same(lines, name, table.unpack(parts))
+  return same
 end
 
 --- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →
