@@ -827,14 +827,9 @@ end
 -- or one of them bad), taken earliest in the run order first while there
 -- are free slots, so each completion costs the same however large the
 -- graph (no rescan of all steps).
-function Engine:loop(selected)
-  local order, position, waiting = {}, {}, {}
-  for _, step in ipairs(self.graph.order) do
-    if selected[step] then
-      order[#order + 1] = step
-      position[step] = #order
-    end
-  end
+function Engine:loop(steps)
+  local order, position, waiting = steps, {}, {}
+  for i, step in ipairs(order) do position[step] = i end
   -- bad_settled counts the settled steps that failed, were skipped, killed
   -- or blocked: while there are none, no step can be blocked by one.
   self.position, self.waiting, self.settled, self.bad_settled = position, waiting, 0, 0
@@ -914,17 +909,17 @@ function M.run(p, opts)
   for _, name in ipairs(forced) do graph.step_named(p, name, "--force-step") end
   local self = new_engine(p, opts)
   self.graph = graph.build(p, graph.in_workspace(self.root))
+  -- The steps to decide, in run order; selected is nil when they are all
+  -- of them (no set of 100,000 steps to build and look up).
   local selected
-  if opts.targets and #opts.targets > 0 then
-    selected = graph.select(self.graph, p, opts.targets)
-  else
-    selected = {}
-    for _, step in ipairs(p.steps) do selected[step] = true end
-  end
+  if opts.targets and #opts.targets > 0 then selected = graph.select(self.graph, p, opts.targets) end
   self:open()
-  local steps = {}
-  for _, step in ipairs(self.graph.order) do
-    if selected[step] then steps[#steps + 1] = step end
+  local steps = self.graph.order
+  if selected then
+    steps = {}
+    for _, step in ipairs(self.graph.order) do
+      if selected[step] then steps[#steps + 1] = step end
+    end
   end
   state.prefetch(self.ctx, steps)
   self.out.total = #steps
@@ -932,7 +927,7 @@ function M.run(p, opts)
   local ok, err = xpcall(self.loop, function(e)
     if e == "interrupted" or ui.is_failure(e) then return e end
     return opts.debug and debug.traceback(tostring(e), 2) or e
-  end, self, selected)
+  end, self, steps)
   if not ok then
     self:kill_running("KILLED")
     self:close_executors()

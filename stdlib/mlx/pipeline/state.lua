@@ -124,6 +124,13 @@ function M.prefetch(ctx, steps)
   if n < 2 then return end
   local infos = ctx.store:hash_files(list)
   if not infos then return end -- M.hash will meet the problem and report it
+  -- The answer is the memo itself when nothing is remembered yet (no copy
+  -- of 100,000 entries): M.hash reads a path mapped to false (missing, or
+  -- a directory) as not remembered.
+  if next(ctx.hashes) == nil then
+    ctx.hashes = infos
+    return
+  end
   local memo = ctx.hashes
   for path, info in pairs(infos) do
     if info then memo[path] = info end
