@@ -9,6 +9,7 @@
 
 #include "binding.h"
 #include "graph.h"
+#include "hash.h"
 #include "path.h"
 
 struct graph_box {
@@ -341,6 +342,42 @@ static int graph_where(lua_State *L)
 	return 1;
 }
 
+#define DIGEST_MT "mlx.KeyDigest"
+
+/* The SHA-256 context that digest keeps for every key it makes (an
+ * upvalue of digest), freed with the Lua state. */
+static int release_stream(lua_State *L)
+{
+	mlx_hash_stream_free(luaL_checkudata(L, 1, DIGEST_MT));
+	return 0;
+}
+
+/* mlx.stepgraph.digest(piece...) -> the SHA-256 (64 hex digits) of the
+ * strings given, joined: a step's key from the pieces of its key text
+ * (mlx.pipeline.key), without making the joined text a Lua string. Raises
+ * for a piece that is not a string, or when SHA-256 fails. */
+static int graph_digest(lua_State *L)
+{
+	int top = lua_gettop(L);
+	for (int i = 1; i <= top; i++)
+		luaL_checktype(L, i, LUA_TSTRING);
+	struct mlx_hash_stream *stream = lua_touserdata(L, lua_upvalueindex(1));
+	struct mlx_err err;
+	char hex[MLX_HASH_HEX_SIZE];
+	int rc = mlx_hash_stream_start(stream, &err);
+	for (int i = 1; rc == MLX_OK && i <= top; i++) {
+		size_t len;
+		const char *piece = lua_tolstring(L, i, &len);
+		rc = mlx_hash_stream_update(stream, piece, len, &err);
+	}
+	if (rc == MLX_OK)
+		rc = mlx_hash_stream_finish(stream, hex, &err);
+	if (rc != MLX_OK)
+		return luaL_error(L, "%s", err.msg);
+	lua_pushlstring(L, hex, MLX_HASH_HEX_SIZE - 1);
+	return 1;
+}
+
 static const luaL_Reg graph_functions[] = {
     {"build", graph_build}, {"normalize", graph_normalize}, {"paths", graph_paths}, {"where", graph_where},
     {NULL, NULL},
@@ -349,5 +386,13 @@ static const luaL_Reg graph_functions[] = {
 int luaopen_mlx_stepgraph(lua_State *L)
 {
 	luaL_newlib(L, graph_functions);
+	struct mlx_hash_stream *stream = lua_newuserdatauv(L, sizeof *stream, 0);
+	*stream = (struct mlx_hash_stream){0};
+	luaL_newmetatable(L, DIGEST_MT);
+	lua_pushcfunction(L, release_stream);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	lua_pushcclosure(L, graph_digest, 1);
+	lua_setfield(L, -2, "digest");
 	return 1;
 }

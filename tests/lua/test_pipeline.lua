@@ -512,4 +512,26 @@ function TestUpToDate:test_only_an_exact_index_line_is_up_to_date()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- A dry run's step downstream of one that runs is only checked: it fails
+-- as its evaluation would, with the same message, and raises as it would.
+function TestUpToDate:test_check_fails_as_evaluate_does()
+  local state = require "mlx.pipeline.state"
+  local root, st = stored_project()
+  local p = pipeline "c"
+  local fine = p:step "fine" { deps = { "a.txt", "gone.txt" }, outs = { "b.txt" }, cmd = "true" }
+  local tool = p:step "tool" { deps = { "a.txt" }, outs = { "c.txt" }, tools = { t = "exit 3" }, cmd = "true" }
+  local utf = p:step "utf" { deps = { "a.txt" }, outs = { "d\255.txt" }, cmd = "true" }
+  local ctx = { store = st, values = p.values, tool_cache = {}, hashes = {} }
+  lu.assertTrue(state.check(ctx, fine))
+  local ok, err = state.check(ctx, tool)
+  lu.assertNil(ok)
+  lu.assertEquals(err, select(2, state.evaluate(ctx, tool, nil)))
+  lu.assertStrContains(err, "step 'tool': tool 't'")
+  local raised = select(2, pcall(state.check, ctx, utf))
+  lu.assertEquals(raised, select(2, pcall(state.evaluate, ctx, utf, nil)))
+  lu.assertStrContains(tostring(raised), "UTF-8")
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

@@ -650,13 +650,16 @@ function Engine:decide(step)
   if lines and not forced and not upstream_runs and state.up_to_date(self.ctx, step, lines) then
     return UP_TO_DATE
   end
+  if upstream_runs then
+    -- Only what evaluate would report or raise: the plan shows no key.
+    local ok, err = state.check(self.ctx, step)
+    if not ok then return nil, err end
+    return { action = "run", reasons = { ("upstream step '%s' runs"):format(upstream_runs.name) } }
+  end
   local ev, err = state.evaluate(self.ctx, step, self.locked[step.name])
   if not ev then return nil, err end
   local reasons = ev.reasons
   if #reasons == 0 and forced then reasons = { "forced" } end
-  if upstream_runs then
-    return { action = "run", ev = ev, reasons = { ("upstream step '%s' runs"):format(upstream_runs.name) } }
-  end
   if #reasons == 0 then return { action = "uptodate", reasons = reasons, ev = ev } end
   if #ev.missing_deps > 0 then
     return { action = "blocked", ev = ev,

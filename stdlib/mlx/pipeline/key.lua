@@ -3,7 +3,6 @@
 --- command (or the Lua function's source text), the values of the params it
 --- declares, the hash of every dep, the declared env variables' values, the
 --- declared tools' version output, and the declared out paths.
-local hash = require "mlx.hash"
 local json = require "mlx.json"
 
 local M = {}
@@ -142,9 +141,8 @@ local function key_pieces(step, values, dep_hashes, env, tools, cmd)
     object_text(tool_names, tools), ',"v":1}'
 end
 
-local function key_text(step, values, dep_hashes, env, tools, cmd)
-  return table.concat({ key_pieces(step, values, dep_hashes, env, tools, cmd) })
-end
+-- The SHA-256 of strings joined, in C: the key text is never one string.
+local digest = require("mlx.stepgraph").digest
 
 -- The resolved command of a command step as the key and the lock hold it.
 local function command_of(step, values)
@@ -176,7 +174,7 @@ function M.compute(step, inputs)
     for _, name in ipairs(step.params) do params[name] = values[name] end
   end
   record.params = params
-  return hash.bytes(key_text(step, values, inputs.dep_hashes, inputs.env, inputs.tools, record.cmd)), record
+  return digest(key_pieces(step, values, inputs.dep_hashes, inputs.env, inputs.tools, record.cmd)), record
 end
 
 --- Returns the number of pieces and the pieces of the text whose SHA-256

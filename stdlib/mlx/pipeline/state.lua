@@ -295,6 +295,52 @@ function M.up_to_date(ctx, step, lines)
   return same
 end
 
+--- Returns true when step's deps, tools and outs can be looked at, or nil
+--- and the message M.evaluate gives when one cannot (a dep or out that
+--- cannot be hashed, a tool whose version command fails); raises where
+--- M.evaluate raises (a path or value that is not UTF-8). It builds
+--- neither the key nor the tables of an evaluation: a dry run needs no
+--- more of a step downstream of one that runs, whose key cannot be known
+--- before that step has run.
+local function clear_scratch(deps)
+  for i = 1, #deps do scratch_deps[deps[i]] = nil end
+end
+
+function M.check(ctx, step)
+  local deps = step.deps
+  local dep_hashes = scratch_deps
+  for i = 1, #deps do
+    local info, err, code = M.hash(ctx, deps[i])
+    if info then
+      dep_hashes[deps[i]] = info.hash
+    elseif code ~= "notfound" then
+      clear_scratch(deps)
+      return nil, ("step '%s': dep '%s': %s"):format(step.name, deps[i], err)
+    end
+  end
+  local tools, err = tool_versions(ctx, step)
+  if not tools then
+    clear_scratch(deps)
+    return nil, err
+  end
+  local env = NO_VALUES
+  if #step.env > 0 then
+    env = {}
+    for _, var in ipairs(step.env) do env[var] = os.getenv(var) end
+  end
+  -- Made for what it raises (as key.compute would), then dropped. Should
+  -- it raise, the entries left behind are harmless, as in M.up_to_date.
+  key.pieces(step, ctx.values, dep_hashes, env, tools)
+  clear_scratch(deps)
+  for _, out in ipairs(step.outs) do
+    local info, herr, code = M.hash(ctx, out)
+    if not info and code ~= "notfound" then
+      return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
+    end
+  end
+  return true
+end
+
 --- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →
 --- current record or nil}, reasons = {…} (empty when up to date),
 --- missing_deps = {…} } or nil and a message. locked is the step's entry in
