@@ -12,14 +12,20 @@
 #include "hash.h"
 #include "path.h"
 
+#define GRAPH_MT "mlx.StepGraph"
+
+/* The graph of a build, kept while its views of the links (upstream and
+ * downstream, below) are reachable. */
 struct graph_box {
-	struct mlx_graph *g;
+	struct mlx_graph *g; /* NULL once freed */
 };
 
-static void release_graph(void *contents)
+static int release_graph(lua_State *L)
 {
-	struct graph_box *box = contents;
+	struct graph_box *box = luaL_checkudata(L, 1, GRAPH_MT);
 	mlx_graph_free(box->g);
+	box->g = NULL;
+	return 0;
 }
 
 static const char *const KINDS[] = {NULL, "duplicate", "nested", "self", "cycle"};
@@ -81,6 +87,63 @@ static void push_links(lua_State *L, const struct mlx_graph *g, int steps, int n
 	lua_setfield(L, -2, name);
 }
 
+/* view[step] -> the list of steps linked to step (upstream or downstream,
+ * as upvalue 4 says), made from the graph's arrays at each lookup; the
+ * table of upvalue 3 when there are none; nil for a value that is not a
+ * step of the graph. Upvalues: the graph box, the list of steps, the
+ * shared empty list, whether downstream. */
+static int links_index(lua_State *L)
+{
+	struct graph_box *box = lua_touserdata(L, lua_upvalueindex(1));
+	int steps = lua_upvalueindex(2);
+	lua_Integer i = 0;
+	if (box->g && lua_istable(L, 2) && lua_getfield(L, 2, "index") == LUA_TNUMBER && lua_isinteger(L, -1))
+		i = lua_tointeger(L, -1);
+	if (i < 1 || i > (lua_Integer)mlx_graph_steps(box->g) || lua_rawgeti(L, steps, i) != LUA_TTABLE ||
+	    !lua_rawequal(L, -1, 2)) {
+		lua_pushnil(L);
+		return 1;
+	}
+	size_t count;
+	const uint32_t *items = lua_toboolean(L, lua_upvalueindex(4))
+	                            ? mlx_graph_downstream(box->g, (uint32_t)(i - 1), &count)
+	                            : mlx_graph_upstream(box->g, (uint32_t)(i - 1), &count);
+	if (count == 0) {
+		lua_pushvalue(L, lua_upvalueindex(3));
+		return 1;
+	}
+	lua_createtable(L, (int)count, 0);
+	for (size_t k = 0; k < count; k++) {
+		lua_rawgeti(L, steps, (lua_Integer)items[k] + 1);
+		lua_rawseti(L, -2, (lua_Integer)k + 1);
+	}
+	return 1;
+}
+
+static int links_newindex(lua_State *L)
+{
+	return luaL_error(L, "a graph's links are read-only");
+}
+
+/* Sets field name of the table on top to a read-only view step → list of
+ * steps over the graph at index box (see links_index): a 100,000-step
+ * graph then holds no Lua table per step and link. */
+static void push_link_view(lua_State *L, int box, int steps, int none, const char *name, int downstream)
+{
+	lua_createtable(L, 0, 0);
+	lua_createtable(L, 0, 2);
+	lua_pushvalue(L, box);
+	lua_pushvalue(L, steps);
+	lua_pushvalue(L, none);
+	lua_pushboolean(L, downstream);
+	lua_pushcclosure(L, links_index, 4);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, links_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_setmetatable(L, -2);
+	lua_setfield(L, -2, name);
+}
+
 /* mlx.stepgraph.build(steps, none) -> result. steps is a list of step
  * tables, each with lists of normal paths `outs` and `deps`; none is the
  * table given to steps without upstream or downstream steps. Returns a
@@ -89,13 +152,22 @@ static void push_links(lua_State *L, const struct mlx_graph *g, int steps, int n
  * "nested", "self" or "cycle") with `step`, `other`, `path`, `dir` or
  * `cycle` (a list of steps), or `order` (the steps in topological order),
  * `upstream` and `downstream` (step → list of steps). Steps are the tables
- * of the list. Raises for a malformed step. */
+ * of the list. When every step's field `index` is its position in steps,
+ * upstream and downstream are read-only views that make a step's list at
+ * each lookup from the graph, which they keep; otherwise tables holding
+ * every list. Raises for a malformed step. */
 static int graph_build(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	luaL_checktype(L, 2, LUA_TTABLE);
-	struct graph_box *box = mlx_lua_box(L, sizeof *box, release_graph);
+	struct graph_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+	box->g = NULL;
+	luaL_setmetatable(L, GRAPH_MT);
 	int box_idx = lua_gettop(L);
+	/* Each step's field index is its position in steps (as mlx.pipeline
+	 * numbers them): the views of the links then find a step's index
+	 * without a table of all steps. Steps numbered otherwise get tables. */
+	int indexed = 1;
 	struct mlx_err err;
 	if (mlx_graph_new(&box->g, &err) != MLX_OK)
 		return luaL_error(L, "%s", err.msg);
@@ -107,6 +179,11 @@ static int graph_build(lua_State *L)
 		if (mlx_graph_add_step(g, &err) != MLX_OK)
 			return luaL_error(L, "%s", err.msg);
 		int step = lua_gettop(L);
+		if (indexed) {
+			indexed = lua_getfield(L, step, "index") == LUA_TNUMBER && lua_isinteger(L, -1) &&
+			          lua_tointeger(L, -1) == i;
+			lua_pop(L, 1);
+		}
 		add_paths(L, g, step, i, "outs", mlx_graph_add_out);
 		add_paths(L, g, step, i, "deps", mlx_graph_add_dep);
 		lua_pop(L, 1);
@@ -160,10 +237,16 @@ static int graph_build(lua_State *L)
 			lua_rawseti(L, -2, (lua_Integer)k + 1);
 		}
 		lua_setfield(L, -2, "order");
+		if (indexed) {
+			push_link_view(L, box_idx, 1, 2, "upstream", 0);
+			push_link_view(L, box_idx, 1, 2, "downstream", 1);
+			return 1;
+		}
 		push_links(L, g, 1, 2, "upstream", mlx_graph_upstream);
 		push_links(L, g, 1, 2, "downstream", mlx_graph_downstream);
 	}
-	mlx_lua_box_release(L, box_idx);
+	mlx_graph_free(box->g);
+	box->g = NULL;
 	return 1;
 }
 
@@ -385,6 +468,10 @@ static const luaL_Reg graph_functions[] = {
 
 int luaopen_mlx_stepgraph(lua_State *L)
 {
+	luaL_newmetatable(L, GRAPH_MT);
+	lua_pushcfunction(L, release_graph);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
 	luaL_newlib(L, graph_functions);
 	struct mlx_hash_stream *stream = lua_newuserdatauv(L, sizeof *stream, 0);
 	*stream = (struct mlx_hash_stream){0};

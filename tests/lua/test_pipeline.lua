@@ -175,6 +175,16 @@ function TestPipelineGraph:test_the_first_problem_in_declaration_order_is_report
   lu.assertEquals(#g.order, 50)
   lu.assertEquals(#g.upstream[p.steps[7]], 0)
   lu.assertEquals(#g.downstream[p.steps[7]], 0)
+  -- The links are views over the graph: a table that is not one of its
+  -- steps has none, and they cannot be written.
+  lu.assertNil(g.upstream[{ index = 7 }])
+  lu.assertNil(g.downstream["s7"])
+  lu.assertFalse(pcall(function() g.upstream[p.steps[7]] = {} end))
+  -- Steps numbered otherwise than by the DSL get their lists all the same.
+  local chain = { { outs = { "a" }, deps = {} }, { outs = { "b" }, deps = { "a" }, index = 9 } }
+  local built = require("mlx.stepgraph").build(chain, {})
+  lu.assertEquals(built.upstream[chain[2]], { chain[1] })
+  lu.assertEquals(built.downstream[chain[1]], { chain[2] })
 end
 
 function TestPipelineGraph:test_a_thousand_steps_build_fast()
