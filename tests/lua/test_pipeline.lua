@@ -544,4 +544,27 @@ function TestUpToDate:test_check_fails_as_evaluate_does()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- A missing path is looked for once until a step writes it: its absence
+-- is remembered with the store's message, and forgotten with the path.
+function TestUpToDate:test_a_missing_path_is_remembered_until_forgotten()
+  local fs = require "mlx.fs"
+  local state = require "mlx.pipeline.state"
+  local root, st = stored_project()
+  local asked = 0
+  local counting = { hash = function(_, path) asked = asked + 1; return st:hash(path) end }
+  local ctx = { store = counting, values = {}, tool_cache = {}, hashes = {} }
+  local info, err, code = state.hash(ctx, "out/b.txt")
+  lu.assertNil(info)
+  lu.assertEquals(code, "notfound")
+  lu.assertEquals({ state.hash(ctx, "out/b.txt") }, { nil, err, "notfound" })
+  lu.assertEquals(asked, 1)
+  assert(fs.mkdirs(root .. "/out"))
+  assert(fs.write(root .. "/out/b.txt", "b\n"))
+  state.forget(ctx, "out/b.txt")
+  lu.assertEquals(state.hash(ctx, "out/b.txt").hash, require("mlx.hash").bytes("b\n"))
+  lu.assertEquals(asked, 2)
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

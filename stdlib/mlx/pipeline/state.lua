@@ -72,21 +72,31 @@ local function overlaid_dir(ctx, dir)
 end
 
 --- Returns the store's hash of path (a declared dep or out) as st:hash does,
---- remembered for the rest of the run in ctx.hashes: a 1,000-step pipeline
---- whose steps share an input hashes it once. The engine calls M.forget
---- when a step rewrites a path. In a dry run, paths overlaid by M.overlay
---- answer with their records, and directories holding them as they will be.
+--- remembered for the rest of the run in ctx.hashes (as is a path's
+--- absence): a 1,000-step pipeline whose steps share an input hashes it
+--- once. The engine calls M.forget when a step rewrites a path. In a dry
+--- run, paths overlaid by M.overlay answer with their records, and
+--- directories holding them as they will be.
 function M.hash(ctx, path)
   local memo = ctx.hashes
   local info = memo[path]
-  if info then return info end
+  if info then
+    if type(info) == "string" then return nil, info, "notfound" end
+    return info
+  end
   local err, code
   if ctx.overlays and path:sub(-1) == "/" and next(ctx.overlays) then
     info, err, code = overlaid_dir(ctx, path)
   else
     info, err, code = ctx.store:hash(M.store_path(path))
   end
-  if not info then return nil, err, code end
+  if not info then
+    -- A missing path is remembered as the message that says so, until a
+    -- step writes it (M.forget): the dep of a fresh chain's step, the out
+    -- of the step before, is then looked for once, not twice.
+    if code == "notfound" then memo[path] = err end
+    return nil, err, code
+  end
   memo[path] = info
   return info
 end
