@@ -567,4 +567,23 @@ function TestUpToDate:test_a_missing_path_is_remembered_until_forgotten()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- A dry run says of a step that never ran why it runs as evaluate would,
+-- without its key: never run, and why it always runs.
+function TestUpToDate:test_a_fresh_plan_says_never_run()
+  local engine = require "mlx.pipeline.engine"
+  local root, st = stored_project()
+  st:close()
+  local p = pipeline "f"
+  local a = p:step "a" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "cp a.txt b.txt" }
+  local b = p:step "b" { deps = { "a.txt" }, outs = { "c.txt" }, cmd = "cp a.txt c.txt", always = true }
+  local c = p:step "c" { deps = { "b.txt" }, outs = { "d.txt" }, cmd = "cp b.txt d.txt" }
+  local result = engine.run(p, { root = root, dry_run = true, quiet = true, jobs = 1 })
+  lu.assertEquals(result.planned[a], "run")
+  lu.assertEquals(result.reasons[a], { "never run" })
+  lu.assertEquals(result.reasons[b], { "never run", "it always runs (always = true)" })
+  lu.assertEquals(result.reasons[c], { "upstream step 'a' runs" })
+  lu.assertEquals(result.counts["would run"], 3)
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

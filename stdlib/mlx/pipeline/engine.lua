@@ -656,7 +656,18 @@ function Engine:decide(step)
     if not ok then return nil, err end
     return { action = "run", reasons = { ("upstream step '%s' runs"):format(upstream_runs.name) } }
   end
-  local ev, err = state.evaluate(self.ctx, step, self.locked[step.name])
+  local locked = self.locked[step.name]
+  local restorable = step.cache and not forced and not step.always and self.runcache_exists
+  if self.opts.dry_run and not locked and not restorable then
+    -- A step that never ran, and that the run-cache cannot restore, runs
+    -- unless a dep is missing: said without its key, as evaluate says it.
+    local ok, missing = state.check(self.ctx, step)
+    if not ok then return nil, missing end
+    if missing then return { action = "blocked", reasons = { ("dep '%s' does not exist"):format(missing) } } end
+    return { action = "run", reasons = step.always and { "never run", "it always runs (always = true)" }
+      or { "never run" } }
+  end
+  local ev, err = state.evaluate(self.ctx, step, locked)
   if not ev then return nil, err end
   local reasons = ev.reasons
   if #reasons == 0 and forced then reasons = { "forced" } end
@@ -666,7 +677,7 @@ function Engine:decide(step)
       reasons = { ("dep '%s' does not exist"):format(ev.missing_deps[1]) } }
   end
   -- The run-cache: the same inputs ran before, restore instead of running.
-  if step.cache and not forced and not step.always and self.runcache_exists then
+  if restorable then
     local outs, refused = runcache.lookup(self.root, self.store, ev.key, step)
     if refused then ui.warn(refused) end
     if outs then return { action = "restore", reasons = reasons, ev = ev, outs = outs } end

@@ -305,13 +305,14 @@ function M.up_to_date(ctx, step, lines)
   return same
 end
 
---- Returns true when step's deps, tools and outs can be looked at, or nil
---- and the message M.evaluate gives when one cannot (a dep or out that
---- cannot be hashed, a tool whose version command fails); raises where
---- M.evaluate raises (a path or value that is not UTF-8). It builds
---- neither the key nor the tables of an evaluation: a dry run needs no
---- more of a step downstream of one that runs, whose key cannot be known
---- before that step has run.
+--- Returns true and the first of step's deps that does not exist (nil when
+--- all do) when its deps, tools and outs can be looked at, or nil and the
+--- message M.evaluate gives when one cannot (a dep or out that cannot be
+--- hashed, a tool whose version command fails); raises where M.evaluate
+--- raises (a path or value that is not UTF-8). It builds neither the key
+--- nor the tables of an evaluation: a dry run needs no more of a step
+--- downstream of one that runs, whose key cannot be known before that step
+--- has run, or of one that never ran and that the run-cache cannot restore.
 local function clear_scratch(deps)
   for i = 1, #deps do scratch_deps[deps[i]] = nil end
 end
@@ -319,11 +320,14 @@ end
 function M.check(ctx, step)
   local deps = step.deps
   local dep_hashes = scratch_deps
+  local missing
   for i = 1, #deps do
     local info, err, code = M.hash(ctx, deps[i])
     if info then
       dep_hashes[deps[i]] = info.hash
-    elseif code ~= "notfound" then
+    elseif code == "notfound" then
+      missing = missing or deps[i]
+    else
       clear_scratch(deps)
       return nil, ("step '%s': dep '%s': %s"):format(step.name, deps[i], err)
     end
@@ -348,7 +352,7 @@ function M.check(ctx, step)
       return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
     end
   end
-  return true
+  return true, missing
 end
 
 --- Evaluates step: returns ev = { key, record, dep_hashes, outs = {path →
