@@ -50,6 +50,13 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list, const char *id,
 			     struct mlx_err *err);
 
+/* Starts the tree of prefix in dir (creating dir) as a temp file beside
+ * it, for mlx_statcache_tree_add and _finish (statcache.h): a tree
+ * written a list at a time. Returns 0 or MLX_ERR_IO/MLX_ERR_NOMEM. */
+struct mlx_tree_writer;
+int mlx_statcache_tree_begin(const char *dir, const char *prefix, struct mlx_tree_writer **out,
+                             struct mlx_err *err);
+
 /* A tree mapped for reading: its entries lie between begin and end. */
 struct mlx_tree_map {
 	void *map;
