@@ -543,3 +543,11 @@ int mlx_statcache_tree_start(struct mlx_statcache *sc, const char *prefix, struc
 		memset(&sc->tree, 0, sizeof sc->tree);
 	return mlx_statcache_tree_begin(sc->trees, prefix, out, err);
 }
+
+int mlx_statcache_refresh(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *same,
+                          struct mlx_err *err)
+{
+	if (sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0)
+		memset(&sc->tree, 0, sizeof sc->tree);
+	return mlx_statcache_tree_refresh(sc->trees, prefix, same, err);
+}

@@ -137,4 +137,15 @@ int mlx_statcache_tree_add(struct mlx_tree_writer *w, const struct mlx_filelist 
 int mlx_statcache_tree_finish(struct mlx_tree_writer *w, const char *id, uint64_t files, struct mlx_err *err);
 void mlx_statcache_tree_abort(struct mlx_tree_writer *w);
 
+/* After a comparison with the tree of prefix (mlx_statcache_changes)
+ * whose changed files turned out to hold the bytes and mode of their
+ * entries (touched, or racy when recorded): records their facts now in
+ * the tree, as in their rows, so that the next comparison finds no
+ * difference instead of looking them up again. same: those files, sorted,
+ * hashed (paths relative to prefix). The tree's manifest id is kept; a
+ * file whose hash or mode differs from its entry is left out. Returns 0
+ * or MLX_ERR_IO/MLX_ERR_NOMEM (the tree then stays as it was). */
+int mlx_statcache_refresh(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *same,
+                          struct mlx_err *err);
+
 #endif

@@ -388,3 +388,63 @@ int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct m
 		rc = mlx_statcache_tree_finish(w, id, list->len, err);
 	return rc;
 }
+
+int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct mlx_filelist *same,
+                               struct mlx_err *err)
+{
+	struct mlx_tree_map m;
+	if (!mlx_statcache_tree_map(dir, prefix, &m))
+		return MLX_OK;
+	struct mlx_tree_writer *w;
+	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	if (rc != MLX_OK) {
+		mlx_statcache_tree_unmap(&m);
+		return rc;
+	}
+	const unsigned char *p = m.begin;
+	struct mlx_tree_entry e;
+	size_t i = 0, ilen = same->len ? strlen(same->items[0].path) : 0, replaced = 0;
+	int r;
+	while (rc == MLX_OK && (r = mlx_statcache_tree_next(&p, m.end, &e)) == 1) {
+		int c = 1;
+		while (i < same->len && (c = compare_path(same->items[i].path, ilen, &e)) < 0)
+			if (++i < same->len)
+				ilen = strlen(same->items[i].path);
+		unsigned char *q;
+		if ((rc = writer_entry(w, e.path, e.len, &q, err)) != MLX_OK)
+			break;
+		const struct mlx_file *f = i < same->len && c == 0 ? &same->items[i] : NULL;
+		int64_t hashed = f ? (f->hashed_ns ? f->hashed_ns : f->cached_ns) : 0;
+		unsigned char bin[32];
+		if (f && f->hex[0])
+			mlx_statcache_hex_to_bin(f->hex, bin);
+		/* Only the facts of a file whose hash and mode are the entry's
+		 * are taken: the manifest id recorded with the tree stays true. */
+		if (f && f->hex[0] && f->mtime_ns && hashed && memcmp(bin, e.facts + 44, 32) == 0 &&
+		    f->mode == get32(e.facts + 40)) {
+			q = put64(q, f->ino);
+			q = put64(q, f->size);
+			q = put64(q, (uint64_t)f->mtime_ns);
+			q = put64(q, (uint64_t)f->ctime_ns);
+			q = put64(q, (uint64_t)hashed);
+			memcpy(q, e.facts + 40, 4 + 32);
+			replaced++;
+		} else {
+			memcpy(q, e.facts, ENTRY_FIXED);
+		}
+	}
+	/* Nothing to change, or a damaged tree (left to the walk, which
+	 * writes it again): the tree stays as it is. */
+	if (rc != MLX_OK || r != 0 || replaced == 0) {
+		mlx_statcache_tree_abort(w);
+		mlx_statcache_tree_unmap(&m);
+		return rc;
+	}
+	static const unsigned char none[ID];
+	char id[MLX_HASH_HEX_SIZE] = "";
+	if (memcmp(m.id, none, ID) != 0)
+		mlx_statcache_bin_to_hex(m.id, id);
+	uint64_t count = m.count;
+	mlx_statcache_tree_unmap(&m);
+	return mlx_statcache_tree_finish(w, id[0] ? id : NULL, count, err);
+}

@@ -57,6 +57,14 @@ struct mlx_tree_writer;
 int mlx_statcache_tree_begin(const char *dir, const char *prefix, struct mlx_tree_writer **out,
                              struct mlx_err *err);
 
+/* Writes the tree of prefix in dir again with the facts of the files of
+ * same (sorted, hashed, paths relative to prefix) whose hash and mode are
+ * those of their entry, every other entry and the manifest id as they
+ * are. Without a (sound) tree, or with nothing to change, writes nothing.
+ * Returns 0 or MLX_ERR_IO/MLX_ERR_NOMEM. */
+int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct mlx_filelist *same,
+                               struct mlx_err *err);
+
 /* A tree mapped for reading: its entries lie between begin and end. */
 struct mlx_tree_map {
 	void *map;
