@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,9 +162,11 @@ int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_
 	void *map = MAP_FAILED;
 	/* Mapped, not read: its pages are the page cache's, with no copy and
 	 * no fresh memory to fault in. A tree is replaced by rename, never
-	 * truncated, so the mapping stays whole while it is read. */
+	 * truncated, so the mapping stays whole while it is read. Not
+	 * populated: a reader maps in what it reads, and may let go of what
+	 * it has read (mlx_statcache_tree_release). */
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
 		return 0;
@@ -176,6 +179,16 @@ int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_
 	m->size = (size_t)st.st_size;
 	m->id = m->begin - ID;
 	return 1;
+}
+
+void mlx_statcache_tree_release(const unsigned char *from, const unsigned char *to)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)from + page - 1) & ~(page - 1), b = (uintptr_t)to & ~(page - 1);
+	/* The mapping is private and never written: its pages are the file's,
+	 * mapped in again if read again. */
+	if (a < b)
+		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 void mlx_statcache_tree_unmap(struct mlx_tree_map *m)

@@ -86,6 +86,11 @@ struct mlx_tree_entry {
  * or its frame is damaged (nothing is mapped then). */
 int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_map *m);
 
+/* Lets go of the pages of a mapped tree that lie wholly between from and
+ * to, read already: the memory of a comparison then does not grow with the
+ * tree (they are mapped in again if read again). */
+void mlx_statcache_tree_release(const unsigned char *from, const unsigned char *to);
+
 /* Unmaps what mlx_statcache_tree_map mapped. */
 void mlx_statcache_tree_unmap(struct mlx_tree_map *m);
 
