@@ -414,11 +414,19 @@ int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct
 		mlx_statcache_tree_unmap(&m);
 		return rc;
 	}
-	const unsigned char *p = m.begin;
+	const unsigned char *p = m.begin, *held = m.begin;
 	struct mlx_tree_entry e;
 	size_t i = 0, ilen = same->len ? strlen(same->items[0].path) : 0, replaced = 0;
-	int r;
-	while (rc == MLX_OK && (r = mlx_statcache_tree_next(&p, m.end, &e)) == 1) {
+	int r = 1;
+	while (rc == MLX_OK) {
+		/* The entries copied already are let go a megabyte at a time:
+		 * the pass holds a little of the tree, not all of it. */
+		if (p - held > (1 << 20)) {
+			mlx_statcache_tree_release(held, p);
+			held = p;
+		}
+		if ((r = mlx_statcache_tree_next(&p, m.end, &e)) != 1)
+			break;
 		int c = 1;
 		while (i < same->len && (c = compare_path(same->items[i].path, ilen, &e)) < 0)
 			if (++i < same->len)
