@@ -21,7 +21,9 @@
 # N (default 20000), N2 (default 0; 200000 for the memory figure), BIG
 # (default 0), PARTS (default "small"; "big" or "small big"), BENCH_DIR
 # (default: a new directory under /var/tmp, on disk, removed at the end
-# unless KEEP=1). Prints one line per measurement and
+# unless KEEP=1; the directory remote and the clones go there too, so
+# BENCH_DIR=/dev/shm/NAME runs both tools on a tmpfs, to tell the file
+# system's share from theirs). Prints one line per measurement and
 # the ratios rclone/mlx (above 1: mlx is faster).
 set -euo pipefail
 MLX=$(realpath "${1:-build/mlx}")
@@ -96,12 +98,14 @@ project() { # DIR DATA URL — a git project tracking DATA (moved in), remote UR
 }
 
 best_rclone() { # SRC DST — prints the best time of rclone copy over --transfers
+	# Each try copies to a destination of its own (DST-4 … DST-32), none
+	# deleted in between: on ext4, creating files right after thousands
+	# were deleted is slower for minutes, which would slow the later tries.
 	local best="" t
 	for tr in 4 8 16 32; do
-		rclone purge "$2" >/dev/null 2>&1 || true
 		local t0 t1
 		t0=$(now)
-		rclone copy --transfers "$tr" --checkers "$tr" "$1" "$2" >/dev/null 2>&1
+		rclone copy --transfers "$tr" --checkers "$tr" "$1" "$2-$tr" >/dev/null 2>&1
 		t1=$(now)
 		t=$(elapsed "$t0" "$t1")
 		echo "#   rclone copy --transfers $tr: $t s" >&2
@@ -142,17 +146,17 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 
 	local rpush rpull rnoop
 	rpush=$(best_rclone "$work/$name-plain" "$rpath")
+	rpath=$rpath-4 # a full copy, made by the first try
 	t0=$(now); rclone sync --transfers 16 --checkers 16 "$work/$name-plain" "$rpath" >/dev/null 2>&1; t1=$(now)
 	rnoop=$(elapsed "$t0" "$t1")
-	rm -rf "$work/$name-rclone-dest"
 	rpull=$(best_rclone "$rpath" "$work/$name-rclone-dest")
 	echo "rclone $name: copy to $rpush s, no-op sync $rnoop s, copy from $rpull s (best --transfers)"
 	echo "ratios (rclone / mlx; above 1: mlx faster): push $(ratio "$rpush" "$push")," \
 		"pull $(ratio "$rpull" "$pull"), no-op push $(ratio "$rnoop" "$noop_push"), no-op pull $(ratio "$rnoop" "$noop_pull")"
-	rm -rf "$work/$name-plain" "$work/$name-rclone-dest"
 }
 
-echo "# mlx $("$MLX" --version), $(rclone version | head -1), $(nproc) CPUs, remote: ${REMOTE:-a directory on the same disk}"
+echo "# mlx $("$MLX" --version), $(rclone version | head -1), $(nproc) CPUs, remote: ${REMOTE:-a directory beside the data}," \
+	"work dir $work ($(df --output=fstype "$work" | tail -1 | tr -d ' '))"
 case " $PARTS " in *" small "*) run_set small "$N" ;; esac
 if [[ " $PARTS " == *" big "* ]]; then
 	mkdir -p "$work/big-data" && head -c $((2 << 30)) /dev/urandom >"$work/big-data/big.bin"

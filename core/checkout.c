@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "manifest.h"
+#include "statcache.h"
+#include "workspace_internal.h"
 
 /* Files placed per call of mlx_workspace_checkout, unless the caller says. */
 #define DEFAULT_WINDOW 4096
@@ -29,6 +31,13 @@ struct window {
 	struct mlx_filelist list;
 	size_t window;
 	unsigned char *trusted; /* window bytes */
+	/* The directory's stat-cache tree, written window by window as the
+	 * files are placed, or NULL (none, or it could not be written: the
+	 * tree is only an accelerator). A window goes into it once the next
+	 * one is placed (placed, with the stamp its copies got), dated then. */
+	struct mlx_tree_writer *tree;
+	struct mlx_filelist placed;
+	int64_t placed_stamp;
 	/* Progress over the whole directory, windows after windows. */
 	mlx_workspace_report report;
 	void *report_ctx;
@@ -44,6 +53,29 @@ static int window_report(void *vw, size_t files, size_t nfiles, uint64_t bytes, 
 	return w->report(w->report_ctx, w->done + files, w->total, w->done_bytes + bytes, w->total_bytes);
 }
 
+/* Adds the window placed before to the tree, and empties it. Its copies
+ * that still have their stamp are recorded as checked now: the stamp
+ * proves their bytes whenever it is seen (mlx_workspace_checkout), and
+ * being dated a window later than their own checkout ended, they are not
+ * racy by the next look, as the rows of the last files of each window
+ * are (recorded when it ended, within 100 ms of their ctime). */
+static void tree_add_placed(struct window *w)
+{
+	if (w->tree) {
+		int64_t now = mlx_hash_now_ns();
+		for (size_t i = 0; i < w->placed.len; i++) {
+			struct mlx_file *f = &w->placed.items[i];
+			if (w->placed_stamp && f->mtime_ns == w->placed_stamp && f->hashed_ns)
+				f->hashed_ns = now;
+		}
+		if (mlx_statcache_tree_add(w->tree, &w->placed, NULL) != MLX_OK) {
+			mlx_statcache_tree_abort(w->tree);
+			w->tree = NULL;
+		}
+	}
+	mlx_filelist_free(&w->placed);
+}
+
 /* Places the files of the window and empties it. */
 static int flush(struct window *w, struct mlx_err *err)
 {
@@ -53,11 +85,18 @@ static int flush(struct window *w, struct mlx_err *err)
 		unsigned char id[32];
 		w->trusted[i] = mlx_id_from_hex(w->list.items[i].hex, id) && mlx_idset_find(w->verified, id);
 	}
-	int rc =
-	    mlx_workspace_checkout(w->ws, w->dir, &w->list, w->link, w->verified ? w->trusted : NULL, err);
+	int64_t stamp;
+	int rc = mlx_workspace_checkout_dated(w->ws, w->dir, &w->list, w->link,
+	                                      w->verified ? w->trusted : NULL, &stamp, err);
 	for (size_t i = 0; i < w->list.len; i++) {
 		w->done++;
 		w->done_bytes += w->list.items[i].size;
+	}
+	if (rc == MLX_OK && w->tree) {
+		tree_add_placed(w);
+		w->placed = w->list; /* moved: the list starts empty again */
+		w->placed_stamp = stamp;
+		w->list = (struct mlx_filelist){0};
 	}
 	mlx_filelist_free(&w->list);
 	return rc;
@@ -124,6 +163,14 @@ int mlx_workspace_checkout_manifest(struct mlx_workspace *ws, const char *dir, c
 		rc = mlx_err_sys(err, errno, "cannot read object %s", hex);
 	if (rc == MLX_OK && report)
 		mlx_workspace_set_progress(ws, window_report, w);
+	/* The files placed here are recorded as mlx_workspace_checkout
+	 * records them, and also as the directory's tree, the one a walk of
+	 * it would write: the next status or no-op pull then compares the
+	 * directory with the tree instead of walking it into a list. Only
+	 * inside the project, where the stat cache records files. */
+	struct mlx_statcache *sc = dir[0] != '/' ? mlx_workspace_statcache(ws) : NULL;
+	if (rc == MLX_OK && sc && mlx_statcache_tree_start(sc, dir, &w->tree, NULL) != MLX_OK)
+		w->tree = NULL;
 	if (rc == MLX_OK)
 		rc = mlx_manifest_walk_fd(fd, hex, hex, add_line, w, NULL, NULL, err);
 	if (rc == MLX_OK)
@@ -132,6 +179,15 @@ int mlx_workspace_checkout_manifest(struct mlx_workspace *ws, const char *dir, c
 		mlx_workspace_set_progress(ws, report, ctx);
 	if (rc == MLX_OK)
 		*files = w->done;
+	/* The id is recorded only if every file of the manifest is in the
+	 * tree (finish checks the count). */
+	if (rc == MLX_OK && w->tree)
+		tree_add_placed(w);
+	if (rc == MLX_OK && w->tree)
+		mlx_statcache_tree_finish(w->tree, hex, total, NULL);
+	else
+		mlx_statcache_tree_abort(w->tree);
+	mlx_filelist_free(&w->placed);
 	if (fd >= 0)
 		close(fd);
 	mlx_filelist_free(&w->list);

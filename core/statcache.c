@@ -533,3 +533,21 @@ int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole,
 	}
 	return rc;
 }
+
+int mlx_statcache_tree_start(struct mlx_statcache *sc, const char *prefix, struct mlx_tree_writer **out,
+                             struct mlx_err *err)
+{
+	/* What a fill of prefix found out about its tree will not hold for
+	 * the new one: a later whole store writes it again. */
+	if (sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0)
+		memset(&sc->tree, 0, sizeof sc->tree);
+	return mlx_statcache_tree_begin(sc->trees, prefix, out, err);
+}
+
+int mlx_statcache_refresh(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *same,
+                          struct mlx_err *err)
+{
+	if (sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0)
+		memset(&sc->tree, 0, sizeof sc->tree);
+	return mlx_statcache_tree_refresh(sc->trees, prefix, same, err);
+}

@@ -119,4 +119,33 @@ int mlx_statcache_unchanged(struct mlx_statcache *sc, const char *prefix, const 
 int mlx_statcache_store(struct mlx_statcache *sc, const char *prefix, int whole, const struct mlx_filelist *list,
 			const char *id, struct mlx_err *err);
 
+/* A tree written a list at a time, so that a checkout that places a
+ * directory window by window (core/checkout.c) leaves the tree a walk
+ * would have written, without a list of all its files: start creates a
+ * temp file beside the tree of prefix and sets *out; add appends the files
+ * of list that have facts and a hash time (as mlx_statcache_store records
+ * them), which must come in increasing path order across calls (else
+ * MLX_ERR_INVALID); finish records id (or NULL: none) only if files (the
+ * number of files the id's manifest lists) entries were written, makes the
+ * tree durable, puts it in place of the old one and frees w, also on
+ * failure; abort removes the temp file and frees w (safe on NULL). Each
+ * returns 0 or MLX_ERR_IO/MLX_ERR_NOMEM. */
+struct mlx_tree_writer;
+int mlx_statcache_tree_start(struct mlx_statcache *sc, const char *prefix, struct mlx_tree_writer **out,
+                             struct mlx_err *err);
+int mlx_statcache_tree_add(struct mlx_tree_writer *w, const struct mlx_filelist *list, struct mlx_err *err);
+int mlx_statcache_tree_finish(struct mlx_tree_writer *w, const char *id, uint64_t files, struct mlx_err *err);
+void mlx_statcache_tree_abort(struct mlx_tree_writer *w);
+
+/* After a comparison with the tree of prefix (mlx_statcache_changes)
+ * whose changed files turned out to hold the bytes and mode of their
+ * entries (touched, or racy when recorded): records their facts now in
+ * the tree, as in their rows, so that the next comparison finds no
+ * difference instead of looking them up again. same: those files, sorted,
+ * hashed (paths relative to prefix). The tree's manifest id is kept; a
+ * file whose hash or mode differs from its entry is left out. Returns 0
+ * or MLX_ERR_IO/MLX_ERR_NOMEM (the tree then stays as it was). */
+int mlx_statcache_refresh(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *same,
+                          struct mlx_err *err);
+
 #endif

@@ -228,6 +228,7 @@ static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 struct sub {
 	char *path; /* below the top, with a '/' at the end */
 	size_t len;
+	const unsigned char *begin; /* its range of the tree: begin to c.end */
 	struct cursor c;
 	struct found found;
 };
@@ -252,7 +253,9 @@ static int check_sub(void *vjob, size_t i, struct mlx_err *err)
 	path[s->len - 1] = '/';
 	s->c.found = &s->found;
 	s->c.shared = job->shared;
-	if (sub >= 0 && compare_dir(sub, path, s->len, &s->c) && s->c.p == s->c.end)
+	int ok = sub >= 0 && compare_dir(sub, path, s->len, &s->c) && s->c.p == s->c.end;
+	mlx_statcache_tree_release(s->begin, s->c.end);
+	if (ok)
 		return MLX_OK;
 	/* A failure stops the pool: no other subdirectory is started. */
 	atomic_store(&job->shared->stop, 1);
@@ -300,7 +303,9 @@ static int plan_sub(struct plan *pl, const char *path, size_t plen, const struct
 	if (!copy)
 		return 0;
 	memcpy(copy, path, plen);
-	pl->subs[pl->n++] = (struct sub){.path = copy, .len = plen, .c = *range};
+	pl->subs[pl->n++] = (struct sub){.path = copy, .len = plen, .begin = range->p, .c = *range};
+	/* Read again by its thread: until then, not held. */
+	mlx_statcache_tree_release(range->p, range->end);
 	return 1;
 }
 

@@ -9,9 +9,12 @@
  * file that breaks any of this is not used (as if there were none). */
 #include "statcache_tree.h"
 
+#include "statcache.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,9 +162,11 @@ int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_
 	void *map = MAP_FAILED;
 	/* Mapped, not read: its pages are the page cache's, with no copy and
 	 * no fresh memory to fault in. A tree is replaced by rename, never
-	 * truncated, so the mapping stays whole while it is read. */
+	 * truncated, so the mapping stays whole while it is read. Not
+	 * populated: a reader maps in what it reads, and may let go of what
+	 * it has read (mlx_statcache_tree_release). */
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
 		return 0;
@@ -174,6 +179,16 @@ int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_
 	m->size = (size_t)st.st_size;
 	m->id = m->begin - ID;
 	return 1;
+}
+
+void mlx_statcache_tree_release(const unsigned char *from, const unsigned char *to)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)from + page - 1) & ~(page - 1), b = (uintptr_t)to & ~(page - 1);
+	/* The mapping is private and never written: its pages are the file's,
+	 * mapped in again if read again. */
+	if (a < b)
+		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 void mlx_statcache_tree_unmap(struct mlx_tree_map *m)
@@ -214,53 +229,243 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 	return rc;
 }
 
-int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list, const char *id,
-			     struct mlx_err *err)
+/* A tree being written: a temp file beside its place, filled through a
+ * buffer, so that memory does not grow with the number of entries. */
+struct mlx_tree_writer {
+	int fd;
+	size_t id_at;    /* the offset of the manifest id in the file */
+	uint64_t count;  /* entries written */
+	size_t prev_len; /* the last path written, to keep the order */
+	char prev[PATH_MAX];
+	char path[PATH_MAX]; /* where the tree goes */
+	char tmp[PATH_MAX];
+	size_t used;
+	unsigned char buf[1 << 16];
+};
+
+static int writer_flush(struct mlx_tree_writer *w, struct mlx_err *err)
 {
-	char path[PATH_MAX];
-	int rc = tree_path(dir, prefix, path, sizeof path, err);
+	if (w->used && mlx_fs_write_all(w->fd, w->buf, w->used) != 0)
+		return mlx_err_sys(err, errno, "cannot write %s", w->path);
+	w->used = 0;
+	return MLX_OK;
+}
+
+/* Room for n more bytes in the buffer (n <= its size). */
+static int writer_room(struct mlx_tree_writer *w, size_t n, struct mlx_err *err)
+{
+	return w->used + n <= sizeof w->buf ? MLX_OK : writer_flush(w, err);
+}
+
+int mlx_statcache_tree_begin(const char *dir, const char *prefix, struct mlx_tree_writer **out,
+                             struct mlx_err *err)
+{
+	*out = NULL;
+	size_t plen = strlen(prefix);
+	if (plen >= PATH_MAX)
+		return mlx_err_set(err, MLX_ERR_INVALID, ENAMETOOLONG, "path too long: %.200s", prefix);
+	struct mlx_tree_writer *w = malloc(sizeof *w);
+	if (!w)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	w->fd = -1;
+	w->count = w->used = w->prev_len = 0;
+	int rc = tree_path(dir, prefix, w->path, sizeof w->path, err);
+	/* The temp file sits beside the tree, named as mlx_fs_write_atomic
+	 * names it, so that the rename cannot cross a file system. */
+	if (rc == MLX_OK && snprintf(w->tmp, sizeof w->tmp, "%s/.%s.tmp-XXXXXX", dir,
+	                             w->path + strlen(dir) + 1) >= (int)sizeof w->tmp)
+		rc = mlx_err_set(err, MLX_ERR_INVALID, ENAMETOOLONG, "path too long: %s", dir);
+	if (rc == MLX_OK)
+		rc = mlx_fs_mkdirs(dir, 0755, err);
+	if (rc == MLX_OK && (w->fd = mkstemp(w->tmp)) < 0)
+		rc = mlx_err_sys(err, errno, "cannot write %s", w->path);
+	if (rc != MLX_OK) {
+		free(w);
+		return rc;
+	}
+	/* The id is written as zeros here, and filled in by finish; the
+	 * prefix (< PATH_MAX) fits the empty buffer. */
+	memcpy(w->buf, MAGIC, 8);
+	unsigned char *p = put32(w->buf + 8, (uint32_t)plen);
+	memcpy(p, prefix, plen);
+	memset(p + plen, 0, ID);
+	w->id_at = 12 + plen;
+	w->used = w->id_at + ID;
+	*out = w;
+	return MLX_OK;
+}
+
+/* Makes room for an entry of path (len bytes, 0 < len < PATH_MAX) after
+ * the last one, which it must follow, and sets *facts to where its facts
+ * go. Returns 0, MLX_ERR_INVALID (out of order) or MLX_ERR_IO. */
+static int writer_entry(struct mlx_tree_writer *w, const char *path, size_t len, unsigned char **facts,
+                        struct mlx_err *err)
+{
+	/* A reader merges the entries with a sorted walk: out of order, they
+	 * would not be found. */
+	if (w->count > 0) {
+		int c = memcmp(w->prev, path, w->prev_len < len ? w->prev_len : len);
+		if (c > 0 || (c == 0 && w->prev_len >= len))
+			return mlx_err_set(err, MLX_ERR_INVALID, 0, "stat cache tree %s: %.*s out of order",
+			                   w->path, (int)(len < 200 ? len : 200), path);
+	}
+	int rc = writer_room(w, 4 + len + ENTRY_FIXED, err);
 	if (rc != MLX_OK)
 		return rc;
-	size_t plen = strlen(prefix), size = 8 + 4 + plen + ID + TRAILER;
-	for (size_t i = 0; i < list->len; i++)
-		size += 4 + strlen(list->items[i].path) + ENTRY_FIXED;
-	unsigned char *blob = malloc(size), *p = blob;
-	if (!blob)
-		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	memcpy(p, MAGIC, 8);
-	p = put32(p + 8, (uint32_t)plen);
-	memcpy(p, prefix, plen);
-	p += plen;
-	unsigned char *id_at = p;
-	memset(id_at, 0, ID);
-	p += ID;
-	uint64_t count = 0;
+	memcpy(w->prev, path, len);
+	w->prev_len = len;
+	unsigned char *p = put32(w->buf + w->used, (uint32_t)len);
+	memcpy(p, path, len);
+	w->used += 4 + len + ENTRY_FIXED;
+	w->count++;
+	*facts = p + len;
+	return MLX_OK;
+}
+
+int mlx_statcache_tree_add(struct mlx_tree_writer *w, const struct mlx_filelist *list, struct mlx_err *err)
+{
 	for (size_t i = 0; i < list->len; i++) {
 		const struct mlx_file *f = &list->items[i];
 		int64_t hashed = f->hashed_ns ? f->hashed_ns : f->cached_ns;
 		size_t len = strlen(f->path);
 		if (!f->hex[0] || f->mtime_ns == 0 || hashed == 0 || len == 0 || len >= PATH_MAX)
 			continue;
-		p = put32(p, (uint32_t)len);
-		memcpy(p, f->path, len);
-		p = put64(p + len, f->ino);
+		unsigned char *p;
+		int rc = writer_entry(w, f->path, len, &p, err);
+		if (rc != MLX_OK)
+			return rc;
+		p = put64(p, f->ino);
 		p = put64(p, f->size);
 		p = put64(p, (uint64_t)f->mtime_ns);
 		p = put64(p, (uint64_t)f->ctime_ns);
 		p = put64(p, (uint64_t)hashed);
 		p = put32(p, f->mode);
 		mlx_statcache_hex_to_bin(f->hex, p);
-		p += 32;
-		count++;
 	}
-	/* The id stands for the manifest of every file of list: only if each is
-	 * in the tree can a re-check that matches them all reuse it. */
-	if (id && mlx_hash_is_id(id) && count == list->len)
-		mlx_statcache_hex_to_bin(id, id_at);
-	memcpy(p, END_MAGIC, 8);
-	p = put64(p + 8, count);
-	if ((rc = mlx_fs_mkdirs(dir, 0755, err)) == MLX_OK)
-		rc = mlx_fs_write_atomic(path, blob, (size_t)(p - blob), 0644, err);
-	free(blob);
+	return MLX_OK;
+}
+
+void mlx_statcache_tree_abort(struct mlx_tree_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0) {
+		close(w->fd);
+		unlink(w->tmp);
+	}
+	free(w);
+}
+
+int mlx_statcache_tree_finish(struct mlx_tree_writer *w, const char *id, uint64_t files, struct mlx_err *err)
+{
+	int rc = writer_room(w, TRAILER, err);
+	if (rc == MLX_OK) {
+		memcpy(w->buf + w->used, END_MAGIC, 8);
+		put64(w->buf + w->used + 8, w->count);
+		w->used += TRAILER;
+		rc = writer_flush(w, err);
+	}
+	/* The id stands for the manifest of all files: only if each is in
+	 * the tree can a re-check that matches them all reuse it. */
+	if (rc == MLX_OK && id && mlx_hash_is_id(id) && w->count == files) {
+		unsigned char bin[ID];
+		mlx_statcache_hex_to_bin(id, bin);
+		if (pwrite(w->fd, bin, ID, (off_t)w->id_at) != ID)
+			rc = mlx_err_sys(err, errno ? errno : EIO, "cannot write %s", w->path);
+	}
+	if (rc == MLX_OK && fchmod(w->fd, 0644) != 0)
+		rc = mlx_err_sys(err, errno, "cannot set mode of %s", w->path);
+	if (rc == MLX_OK && fsync(w->fd) != 0)
+		rc = mlx_err_sys(err, errno, "cannot sync %s", w->path);
+	if (close(w->fd) != 0 && rc == MLX_OK)
+		rc = mlx_err_sys(err, errno, "cannot write %s", w->path);
+	w->fd = -1;
+	if (rc == MLX_OK && rename(w->tmp, w->path) != 0)
+		rc = mlx_err_sys(err, errno, "cannot replace %s", w->path);
+	if (rc == MLX_OK)
+		rc = mlx_fs_sync_parent(w->path, err);
+	else
+		unlink(w->tmp);
+	free(w);
 	return rc;
+}
+
+int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list,
+                             const char *id, struct mlx_err *err)
+{
+	struct mlx_tree_writer *w;
+	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	if (rc == MLX_OK && (rc = mlx_statcache_tree_add(w, list, err)) != MLX_OK)
+		mlx_statcache_tree_abort(w);
+	if (rc == MLX_OK)
+		rc = mlx_statcache_tree_finish(w, id, list->len, err);
+	return rc;
+}
+
+int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct mlx_filelist *same,
+                               struct mlx_err *err)
+{
+	struct mlx_tree_map m;
+	if (!mlx_statcache_tree_map(dir, prefix, &m))
+		return MLX_OK;
+	struct mlx_tree_writer *w;
+	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	if (rc != MLX_OK) {
+		mlx_statcache_tree_unmap(&m);
+		return rc;
+	}
+	const unsigned char *p = m.begin, *held = m.begin;
+	struct mlx_tree_entry e;
+	size_t i = 0, ilen = same->len ? strlen(same->items[0].path) : 0, replaced = 0;
+	int r = 1;
+	while (rc == MLX_OK) {
+		/* The entries copied already are let go a megabyte at a time:
+		 * the pass holds a little of the tree, not all of it. */
+		if (p - held > (1 << 20)) {
+			mlx_statcache_tree_release(held, p);
+			held = p;
+		}
+		if ((r = mlx_statcache_tree_next(&p, m.end, &e)) != 1)
+			break;
+		int c = 1;
+		while (i < same->len && (c = compare_path(same->items[i].path, ilen, &e)) < 0)
+			if (++i < same->len)
+				ilen = strlen(same->items[i].path);
+		unsigned char *q;
+		if ((rc = writer_entry(w, e.path, e.len, &q, err)) != MLX_OK)
+			break;
+		const struct mlx_file *f = i < same->len && c == 0 ? &same->items[i] : NULL;
+		int64_t hashed = f ? (f->hashed_ns ? f->hashed_ns : f->cached_ns) : 0;
+		unsigned char bin[32];
+		if (f && f->hex[0])
+			mlx_statcache_hex_to_bin(f->hex, bin);
+		/* Only the facts of a file whose hash and mode are the entry's
+		 * are taken: the manifest id recorded with the tree stays true. */
+		if (f && f->hex[0] && f->mtime_ns && hashed && memcmp(bin, e.facts + 44, 32) == 0 &&
+		    f->mode == get32(e.facts + 40)) {
+			q = put64(q, f->ino);
+			q = put64(q, f->size);
+			q = put64(q, (uint64_t)f->mtime_ns);
+			q = put64(q, (uint64_t)f->ctime_ns);
+			q = put64(q, (uint64_t)hashed);
+			memcpy(q, e.facts + 40, 4 + 32);
+			replaced++;
+		} else {
+			memcpy(q, e.facts, ENTRY_FIXED);
+		}
+	}
+	/* Nothing to change, or a damaged tree (left to the walk, which
+	 * writes it again): the tree stays as it is. */
+	if (rc != MLX_OK || r != 0 || replaced == 0) {
+		mlx_statcache_tree_abort(w);
+		mlx_statcache_tree_unmap(&m);
+		return rc;
+	}
+	static const unsigned char none[ID];
+	char id[MLX_HASH_HEX_SIZE] = "";
+	if (memcmp(m.id, none, ID) != 0)
+		mlx_statcache_bin_to_hex(m.id, id);
+	uint64_t count = m.count;
+	mlx_statcache_tree_unmap(&m);
+	return mlx_statcache_tree_finish(w, id[0] ? id : NULL, count, err);
 }

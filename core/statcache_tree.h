@@ -50,6 +50,21 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct mlx_filelist *list, const char *id,
 			     struct mlx_err *err);
 
+/* Starts the tree of prefix in dir (creating dir) as a temp file beside
+ * it, for mlx_statcache_tree_add and _finish (statcache.h): a tree
+ * written a list at a time. Returns 0 or MLX_ERR_IO/MLX_ERR_NOMEM. */
+struct mlx_tree_writer;
+int mlx_statcache_tree_begin(const char *dir, const char *prefix, struct mlx_tree_writer **out,
+                             struct mlx_err *err);
+
+/* Writes the tree of prefix in dir again with the facts of the files of
+ * same (sorted, hashed, paths relative to prefix) whose hash and mode are
+ * those of their entry, every other entry and the manifest id as they
+ * are. Without a (sound) tree, or with nothing to change, writes nothing.
+ * Returns 0 or MLX_ERR_IO/MLX_ERR_NOMEM. */
+int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct mlx_filelist *same,
+                               struct mlx_err *err);
+
 /* A tree mapped for reading: its entries lie between begin and end. */
 struct mlx_tree_map {
 	void *map;
@@ -70,6 +85,11 @@ struct mlx_tree_entry {
 /* Maps the tree of prefix in dir into *m. Returns 1, or 0 if there is none
  * or its frame is damaged (nothing is mapped then). */
 int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_map *m);
+
+/* Lets go of the pages of a mapped tree that lie wholly between from and
+ * to, read already: the memory of a comparison then does not grow with the
+ * tree (they are mapped in again if read again). */
+void mlx_statcache_tree_release(const unsigned char *from, const unsigned char *to);
 
 /* Unmaps what mlx_statcache_tree_map mapped. */
 void mlx_statcache_tree_unmap(struct mlx_tree_map *m);

@@ -438,6 +438,15 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
 int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
                            enum mlx_link link, const unsigned char *verified, struct mlx_err *err)
 {
+	int64_t stamp;
+	return mlx_workspace_checkout_dated(ws, dir, items, link, verified, &stamp, err);
+}
+
+int mlx_workspace_checkout_dated(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
+                                 enum mlx_link link, const unsigned char *verified, int64_t *stamp_out,
+                                 struct mlx_err *err)
+{
+	*stamp_out = 0;
 	progress_over(ws, items);
 	if (dir[0] == '/')
 		return mlx_store_checkout_files(ws->store, dir, items, link, ws->jobs, err);
@@ -459,6 +468,7 @@ int mlx_workspace_checkout(struct mlx_workspace *ws, const char *dir, struct mlx
 	close(dfd);
 	if (rc != MLX_OK)
 		return rc;
+	*stamp_out = stamp;
 	struct mlx_statcache *sc = statcache(ws);
 	if (sc) {
 		/* A copy that still has the stamp holds exactly the verified

@@ -267,8 +267,10 @@ static int push_facts(struct mlx_filelist *to, const struct mlx_file *f, struct 
 
 /* Fills d from c, the differences of a directory from its tree, which
  * records the locked manifest: the added and changed files are hashed
- * (through the stat cache's rows: its tree is kept) into cand, and a
- * changed file whose bytes and mode are as locked is no difference. */
+ * (through the stat cache's rows) into cand, and a changed file whose bytes
+ * and mode are as locked is no difference; the tree then takes its facts
+ * now (a file touched, or checked out within 100 ms of being recorded), so
+ * that the next look compares it with its entry alone. */
 static int classify(struct mlx_workspace *ws, const char *rel, const char *base,
                     const struct mlx_statcache_changes *c, struct mlx_filelist *cand, struct mlx_dirdiff *d,
                     struct mlx_err *err)
@@ -289,16 +291,25 @@ static int classify(struct mlx_workspace *ws, const char *rel, const char *base,
 	mlx_statcache_store(sc, rel, 0, cand, NULL, NULL);
 	for (size_t i = 0; rc == MLX_OK && i < c->added.len; i++)
 		rc = push_copy(&d->added, find_file(cand, c->added.items[i].path), err);
+	struct mlx_filelist same = {0};
 	for (size_t i = 0; rc == MLX_OK && i < c->changed.len; i++) {
 		const struct mlx_file *now = find_file(cand, c->changed.items[i].path),
 		                      *was = &c->was.items[i];
-		if (strcmp(now->hex, was->hex) == 0 && now->mode == was->mode)
+		if (strcmp(now->hex, was->hex) == 0 && now->mode == was->mode) {
+			if ((rc = push_facts(&same, now, err)) == MLX_OK) {
+				same.items[same.len - 1].hashed_ns = now->hashed_ns;
+				same.items[same.len - 1].cached_ns = now->cached_ns;
+			}
 			continue;
+		}
 		if ((rc = push_copy(&d->modified, now, err)) == MLX_OK)
 			rc = push_copy(&d->was, was, err);
 	}
 	for (size_t i = 0; rc == MLX_OK && i < c->deleted.len; i++)
 		rc = push_copy(&d->deleted, &c->deleted.items[i], err);
+	if (rc == MLX_OK && same.len > 0)
+		mlx_statcache_refresh(sc, rel, &same, NULL); /* only an accelerator */
+	mlx_filelist_free(&same);
 	return rc;
 }
 

@@ -24,6 +24,14 @@ void mlx_workspace_full_path(const struct mlx_workspace *ws, const char *rel, ch
 /* The progress for a pool over list, or NULL when none is wanted. */
 const struct mlx_progress *mlx_workspace_progress_over(struct mlx_workspace *ws, const struct mlx_filelist *list);
 
+/* mlx_workspace_checkout, also setting *stamp to the mtime its copies
+ * were dated with (0 for links, or outside the project): a copy that
+ * still has it holds exactly the verified object's bytes (workspace.c), so
+ * core/checkout.c may record it as checked at any later time. */
+int mlx_workspace_checkout_dated(struct mlx_workspace *ws, const char *dir, struct mlx_filelist *items,
+                                 enum mlx_link link, const unsigned char *verified, int64_t *stamp,
+                                 struct mlx_err *err);
+
 /* mlx_workspace_diff from the stat cache's tree of rel, when that tree
  * records the locked manifest and few files differ from it. Returns 1 with
  * *out (no manifest text) and *d filled; 0 if the tree cannot tell (the

@@ -511,9 +511,12 @@ function M.fetch(root, opts)
     -- What the last round asks is not kept, nor are sets once used: sets
     -- of 200,000 ids are megabytes of C memory that Lua's collector does
     -- not see.
-    local todo = want:minus(asked)
+    -- Before anything was asked (the first round), the set itself is
+    -- asked for, not a copy: a no-op pull then holds one set of its ids.
+    local todo = want
+    if #asked > 0 then todo = want:minus(asked) end
     result.objects = math.max(result.objects, #want)
-    want:clear()
+    if todo ~= want then want:clear() end
     if not last or opts.dry_run then asked:merge(todo) end
     if opts.dry_run then
       for _, id in ipairs(todo:list()) do

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "statcache.h"
 #include "workspace.h"
 
 static char root[256], outside[256];
@@ -236,9 +237,44 @@ static void checkout_manifest_places_windows_and_refuses_bad_manifests(void **st
 	                                                 NULL, NULL, &placed, &err),
 	                 MLX_OK);
 	assert_int_equal(placed, N);
-	assert_int_equal(mlx_workspace_hash(ws, "copies/many", 0, &copy, &err), MLX_OK);
+	/* The checkout wrote the directory's tree, window after window, with
+	 * the manifest's id: a look compares the directory with it, finds its
+	 * files (whose last ones are racy: checked out within 100 ms of being
+	 * recorded) and nothing else. */
+	char dbpath[PATH_MAX], dirpath[PATH_MAX], hex[MLX_HASH_HEX_SIZE];
+	snprintf(dbpath, sizeof dbpath, "%s/.mlx/state.db", root);
+	snprintf(dirpath, sizeof dirpath, "%s/copies/many", root);
+	struct mlx_statcache *sc;
+	assert_int_equal(mlx_statcache_open(dbpath, &sc, &err), MLX_OK);
+	struct mlx_statcache_changes changes;
+	assert_int_equal(mlx_statcache_changes(sc, "copies/many", dirpath, 100, &changes), 1);
+	assert_string_equal(changes.id, dir.hex);
+	assert_int_equal(changes.files, N);
+	assert_int_equal(changes.added.len + changes.deleted.len, 0);
+	mlx_statcache_changes_free(&changes);
+	/* The diff against the lock finds no difference from the tree, and
+	 * records the racy files' facts in it again: the next look finds the
+	 * directory unchanged without a row or a byte read. */
+	usleep(150 * 1000);
+	struct mlx_dirdiff d;
+	assert_int_equal(mlx_workspace_diff(ws, "copies/many", dir.hex, &copy, &d, &err), MLX_OK);
 	assert_string_equal(copy.hex, dir.hex);
-	mlx_artifact_free(&copy);
+	assert_int_equal(d.added.len + d.modified.len + d.deleted.len, 0);
+	mlx_dirdiff_free(&d);
+	uint64_t nfiles, nbytes;
+	assert_int_equal(mlx_statcache_unchanged(sc, "copies/many", dirpath, hex, &nfiles, &nbytes), 1);
+	assert_string_equal(hex, dir.hex);
+	assert_int_equal(nfiles, N);
+	assert_int_equal(nbytes, dir.size);
+	/* And a change after the checkout is still seen. */
+	write_file("copies/many/f00004", "file 4, changed\n");
+	assert_int_equal(mlx_statcache_unchanged(sc, "copies/many", dirpath, hex, &nfiles, &nbytes), 0);
+	assert_int_equal(mlx_workspace_diff(ws, "copies/many", dir.hex, &copy, &d, &err), MLX_OK);
+	assert_string_not_equal(copy.hex, dir.hex);
+	assert_int_equal(d.modified.len, 1);
+	assert_string_equal(d.modified.items[0].path, "f00004");
+	mlx_dirdiff_free(&d);
+	mlx_statcache_close(sc);
 
 	struct mlx_filelist list = {0};
 	struct mlx_idset verified = MLX_IDSET_INIT;
