@@ -1,5 +1,6 @@
-/* hash.c — SHA-256 through OpenSSL's EVP interface, which picks the SHA-NI
- * or AVX2 code path for this CPU at run time. */
+/* hash.c — SHA-256 through the SHA-NI blocks of sha256.c where the CPU has
+ * them, else through OpenSSL's EVP interface, which picks the AVX2 or plain
+ * code path for this CPU at run time. */
 #include "hash.h"
 #include "path.h"
 
@@ -36,6 +37,14 @@ void mlx_hex_encode(const unsigned char *md, size_t n, char *hex)
 
 int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err)
 {
+	if (!h->openssl && mlx_sha256_available()) {
+		h->ni = 1;
+		mlx_sha256_init(h->state);
+		h->fill = 0;
+		h->total = 0;
+		return MLX_OK;
+	}
+	h->ni = 0;
 	/* EVP_sha256(): OpenSSL's own static method, which it fetches and
 	 * caches itself; an EVP_MD_fetch'ed one would have to be freed by
 	 * someone, and a process-wide one never is. */
@@ -48,13 +57,41 @@ int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err)
 
 int mlx_hash_stream_update(struct mlx_hash_stream *h, const void *buf, size_t len, struct mlx_err *err)
 {
-	if (!EVP_DigestUpdate(h->ctx, buf, len))
-		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+	if (!h->ni) {
+		if (!EVP_DigestUpdate(h->ctx, buf, len))
+			return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
+		return MLX_OK;
+	}
+	const unsigned char *p = buf;
+	h->total += len;
+	if (h->fill > 0) {
+		size_t take = MLX_SHA256_BLOCK - h->fill < len ? MLX_SHA256_BLOCK - h->fill : len;
+		memcpy(h->block + h->fill, p, take);
+		h->fill += take;
+		p += take;
+		len -= take;
+		if (h->fill < MLX_SHA256_BLOCK)
+			return MLX_OK;
+		mlx_sha256_blocks(h->state, h->block, 1);
+		h->fill = 0;
+	}
+	size_t full = len / MLX_SHA256_BLOCK;
+	mlx_sha256_blocks(h->state, p, full);
+	h->fill = len % MLX_SHA256_BLOCK;
+	memcpy(h->block, p + full * MLX_SHA256_BLOCK, h->fill);
 	return MLX_OK;
 }
 
 int mlx_hash_stream_finish(struct mlx_hash_stream *h, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
 {
+	if (h->ni) {
+		unsigned char last[2 * MLX_SHA256_BLOCK];
+		memcpy(last, h->block, h->fill);
+		mlx_sha256_blocks(h->state, last, mlx_sha256_pad(last, h->fill, h->total));
+		mlx_sha256_hex(h->state, hex);
+		h->ni = 0;
+		return MLX_OK;
+	}
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	if (!EVP_DigestFinal_ex(h->ctx, md, &mdlen) || mdlen != 32)
@@ -67,6 +104,7 @@ void mlx_hash_stream_free(struct mlx_hash_stream *h)
 {
 	EVP_MD_CTX_free(h->ctx);
 	h->ctx = NULL;
+	h->ni = 0;
 }
 
 int mlx_hash_bytes(const void *buf, size_t len, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)

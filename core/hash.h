@@ -30,20 +30,29 @@ void mlx_hex_encode(const unsigned char *md, size_t n, char *hex);
 
 /* ---- SHA-256 over data given in parts --------------------------------
  *
- * The one OpenSSL digest loop of mlx: every caller that hashes a stream
- * (a file, a copy into the store, a download) feeds it here. OpenSSL's
- * SHA-256 is fetched once per process, on the first start (setting
- * OpenSSL up costs about a millisecond, which a command that hashes
- * nothing does not pay; a fetch per message would look it up each time).
- * A stream is zeroed by its owner ({0}) and may hash many messages in
- * turn, one context for them all; the owner frees it. Not thread-safe: one
+ * The one digest loop of mlx: every caller that hashes a stream (a file, a
+ * copy into the store, a download) feeds it here. On a CPU with the SHA
+ * extensions the blocks go through sha256.h, which is as fast as OpenSSL
+ * on one message and needs no setup: setting OpenSSL up (its configuration
+ * file, its providers, the method fetch) costs about a millisecond, more
+ * than hashing a recipe and its lock, at every start of a command. Else
+ * OpenSSL's SHA-256 is fetched once per process, on the first start. A
+ * stream is zeroed by its owner ({0}) and may hash many messages in turn,
+ * one context for them all; the owner frees it. Not thread-safe: one
  * stream per thread. */
 struct mlx_hash_stream {
-	void *ctx; /* OpenSSL's EVP_MD_CTX; opaque, so that callers need no OpenSSL header */
+	void *ctx;    /* OpenSSL's EVP_MD_CTX; opaque, so that callers need no OpenSSL header */
+	int openssl;  /* set by the owner before a start: hash with OpenSSL even on SHA-NI */
+	int ni;       /* the current message goes through sha256.h */
+	uint32_t state[8];
+	unsigned char block[64]; /* the bytes of a block not yet complete */
+	size_t fill;
+	uint64_t total;
 };
 
-/* Starts a message (allocating the context on first use). Returns 0,
- * MLX_ERR_NOMEM or MLX_ERR_CRYPTO (OpenSSL has no SHA-256). */
+/* Starts a message (allocating OpenSSL's context on first use, when OpenSSL
+ * hashes). Returns 0, MLX_ERR_NOMEM or MLX_ERR_CRYPTO (OpenSSL has no
+ * SHA-256). */
 int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err);
 
 /* Adds len bytes at buf to the message. Returns 0 or MLX_ERR_CRYPTO. */

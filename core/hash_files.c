@@ -191,7 +191,9 @@ static int hash_one_by_one(void *vjob, struct mlx_pool *pool, struct mlx_err *er
 {
 	const struct files_job *job = vjob;
 	unsigned char *buf = malloc(LANE_BUF);
-	struct mlx_hash_stream h = {0}; /* one context for all this worker's files */
+	/* One context for all this worker's files, OpenSSL's: this is the
+	 * path without SHA-NI, and mlx_hash_files_openssl's. */
+	struct mlx_hash_stream h = {.openssl = 1};
 	int rc = buf ? MLX_OK : mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	size_t i;
 	while (rc == MLX_OK && mlx_pool_take(pool, &i)) {
