@@ -64,6 +64,15 @@ static int setup(struct mlx_statcache *sc, struct mlx_err *err)
 	 * costs re-hashing, so NORMAL (no fsync per commit) is right here. */
 	if (sqlite3_exec(sc->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(sc, sc->db, "open it", err);
+	/* Keep the -wal and -shm files when closing (the WAL emptied: a
+	 * journal_size_limit truncates it to nothing after the last
+	 * checkpoint) instead of deleting them for the next command to make
+	 * again: a new inode costs up to a millisecond on a busy ext4, twice
+	 * per command that looks a file up. */
+	int persist = 1;
+	sqlite3_file_control(sc->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	if (sqlite3_exec(sc->db, "PRAGMA journal_size_limit = 67108864;", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(sc, sc->db, "open it", err);
 	sqlite3_stmt *st;
 	int version = -1;
 	if (sqlite3_prepare_v2(sc->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)

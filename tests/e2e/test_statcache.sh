@@ -133,4 +133,12 @@ else
 	skip "a second status reads no tracked file" "strace is not installed"
 fi
 
+# The database's -wal and -shm files stay between commands (a new inode
+# costs up to a millisecond on a busy disk), the WAL emptied.
+ls -i .mlx/state.db-wal .mlx/state.db-shm >inodes.txt
+is "$?" 0 "the stat cache keeps its -wal and -shm files"
+mlx status
+is "$(ls -i .mlx/state.db-wal .mlx/state.db-shm 2>&1)" "$(cat inodes.txt)" "the same files, not new ones"
+is "$(stat -c %s .mlx/state.db-wal)" "0" "its WAL emptied into the database"
+
 done_testing
