@@ -1,15 +1,24 @@
 /* hash.c — SHA-256 through the SHA-NI blocks of sha256.c where the CPU has
  * them, else through OpenSSL's EVP interface, which picks the AVX2 or plain
- * code path for this CPU at run time. */
+ * code path for this CPU at run time.
+ *
+ * libcrypto is loaded on first use (dlopen), not linked: mapping and
+ * relocating it costs about a millisecond at every start of the object
+ * that links it (more on a loaded machine), and on a CPU with SHA-NI a
+ * command hashes without it. */
 #include "hash.h"
 #include "path.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/opensslv.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +33,67 @@
 /* Large reads keep the syscall count negligible next to hashing cost; 1 MiB
  * measured as fast as mmap here without mmap's SIGBUS on a shrinking file. */
 #define READ_CHUNK (1u << 20)
+
+/* ---- OpenSSL, loaded on first use -------------------------------------- */
+
+#define STRINGIFY(x) #x
+#define SONAME(v) "libcrypto.so." STRINGIFY(v)
+/* The libcrypto of the headers built against: "libcrypto.so.3". */
+#define LIBCRYPTO SONAME(OPENSSL_SHLIB_VERSION)
+
+/* Its functions this file calls, resolved once per process; the types are
+ * the headers' own, so a call is checked as a direct one would be. */
+static struct {
+	__typeof__(EVP_MD_CTX_new) *ctx_new;
+	__typeof__(EVP_MD_CTX_free) *ctx_free;
+	__typeof__(EVP_sha256) *sha256;
+	__typeof__(EVP_DigestInit_ex2) *init;
+	__typeof__(EVP_DigestUpdate) *update;
+	__typeof__(EVP_DigestFinal_ex) *final;
+	__typeof__(OpenSSL_version) *version;
+} ossl;
+static int ossl_loaded;
+static char ossl_error[256];
+static pthread_once_t ossl_once = PTHREAD_ONCE_INIT;
+
+static void ossl_load(void)
+{
+	/* Never closed: the process keeps it, as it would a linked one. */
+	void *lib = dlopen(LIBCRYPTO, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		snprintf(ossl_error, sizeof ossl_error, "%s", dlerror());
+		return;
+	}
+	const char *missing = NULL;
+#define RESOLVE(field, name) \
+	if (!missing && !(*(void **)&ossl.field = dlsym(lib, #name))) \
+		missing = #name;
+	RESOLVE(ctx_new, EVP_MD_CTX_new)
+	RESOLVE(ctx_free, EVP_MD_CTX_free)
+	RESOLVE(sha256, EVP_sha256)
+	RESOLVE(init, EVP_DigestInit_ex2)
+	RESOLVE(update, EVP_DigestUpdate)
+	RESOLVE(final, EVP_DigestFinal_ex)
+	RESOLVE(version, OpenSSL_version)
+#undef RESOLVE
+	if (missing)
+		snprintf(ossl_error, sizeof ossl_error, "%s has no %s", LIBCRYPTO, missing);
+	else
+		ossl_loaded = 1;
+}
+
+static int ossl_ready(struct mlx_err *err)
+{
+	pthread_once(&ossl_once, ossl_load);
+	if (ossl_loaded)
+		return MLX_OK;
+	return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "cannot load OpenSSL for SHA-256: %s", ossl_error);
+}
+
+const char *mlx_hash_openssl_version(void)
+{
+	return ossl_ready(NULL) == MLX_OK ? ossl.version(OPENSSL_VERSION) : NULL;
+}
 
 void mlx_hex_encode(const unsigned char *md, size_t n, char *hex)
 {
@@ -48,9 +118,12 @@ int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err)
 	/* EVP_sha256(): OpenSSL's own static method, which it fetches and
 	 * caches itself; an EVP_MD_fetch'ed one would have to be freed by
 	 * someone, and a process-wide one never is. */
-	if (!h->ctx && !(h->ctx = EVP_MD_CTX_new()))
+	int rc = ossl_ready(err);
+	if (rc != MLX_OK)
+		return rc;
+	if (!h->ctx && !(h->ctx = ossl.ctx_new()))
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	if (!EVP_DigestInit_ex2(h->ctx, EVP_sha256(), NULL))
+	if (!ossl.init(h->ctx, ossl.sha256(), NULL))
 		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
 	return MLX_OK;
 }
@@ -58,7 +131,7 @@ int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err)
 int mlx_hash_stream_update(struct mlx_hash_stream *h, const void *buf, size_t len, struct mlx_err *err)
 {
 	if (!h->ni) {
-		if (!EVP_DigestUpdate(h->ctx, buf, len))
+		if (!ossl.update(h->ctx, buf, len))
 			return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
 		return MLX_OK;
 	}
@@ -94,7 +167,7 @@ int mlx_hash_stream_finish(struct mlx_hash_stream *h, char hex[MLX_HASH_HEX_SIZE
 	}
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
-	if (!EVP_DigestFinal_ex(h->ctx, md, &mdlen) || mdlen != 32)
+	if (!ossl.final(h->ctx, md, &mdlen) || mdlen != 32)
 		return mlx_err_set(err, MLX_ERR_CRYPTO, 0, "SHA-256 failed in OpenSSL");
 	mlx_hex_encode(md, mdlen, hex);
 	return MLX_OK;
@@ -102,7 +175,8 @@ int mlx_hash_stream_finish(struct mlx_hash_stream *h, char hex[MLX_HASH_HEX_SIZE
 
 void mlx_hash_stream_free(struct mlx_hash_stream *h)
 {
-	EVP_MD_CTX_free(h->ctx);
+	if (h->ctx) /* only made once libcrypto was loaded */
+		ossl.ctx_free(h->ctx);
 	h->ctx = NULL;
 	h->ni = 0;
 }

@@ -1,4 +1,5 @@
-/* hash.h — SHA-256 of buffers, files and directories (OpenSSL EVP).
+/* hash.h — SHA-256 of buffers, files and directories (SHA-NI, else OpenSSL
+ * EVP, loaded on first use).
  *
  * A digest crosses the API as 64 lowercase hex characters plus a NUL, the
  * form sha256sum prints, so an mlx file id can be checked with any tool.
@@ -50,9 +51,9 @@ struct mlx_hash_stream {
 	uint64_t total;
 };
 
-/* Starts a message (allocating OpenSSL's context on first use, when OpenSSL
- * hashes). Returns 0, MLX_ERR_NOMEM or MLX_ERR_CRYPTO (OpenSSL has no
- * SHA-256). */
+/* Starts a message (loading libcrypto and allocating OpenSSL's context on
+ * first use, when OpenSSL hashes). Returns 0, MLX_ERR_NOMEM or
+ * MLX_ERR_CRYPTO (libcrypto cannot be loaded or has no SHA-256). */
 int mlx_hash_stream_start(struct mlx_hash_stream *h, struct mlx_err *err);
 
 /* Adds len bytes at buf to the message. Returns 0 or MLX_ERR_CRYPTO. */
@@ -64,6 +65,10 @@ int mlx_hash_stream_finish(struct mlx_hash_stream *h, char hex[MLX_HASH_HEX_SIZE
 
 /* Frees the stream's context, leaving it zeroed. Safe on a zeroed stream. */
 void mlx_hash_stream_free(struct mlx_hash_stream *h);
+
+/* Returns OpenSSL's version text ("OpenSSL 3.0.x …"), loading libcrypto if
+ * it is not yet; NULL when it cannot be loaded. */
+const char *mlx_hash_openssl_version(void);
 
 /* Hashes len bytes at buf into hex. Returns 0, or MLX_ERR_CRYPTO if OpenSSL
  * fails (it does not, short of memory exhaustion). */
