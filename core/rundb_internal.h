@@ -97,6 +97,7 @@ struct mlx_rundb {
 	char proc_ident[128]; /* boot id:pid namespace:start ticks of this process */
 	int nspare; /* empty markers to reuse: "<db path>-end-spare-<pid>", then "…-<pid>-1", "…-2" … */
 	int nends;  /* ends of runs in the buffer (PENDING_END) */
+	int wal_pages; /* the WAL's pages after this handle's last commit */
 };
 
 /* Sets *st to the prepared statement `which`, reset. Returns 0 or the

@@ -546,6 +546,38 @@ static void buffered_ends_are_written_in_batches(void **state)
 	assert_int_equal(end_files(f->path), 0);
 }
 
+/* Every command reads the WAL back when it opens the database: a handle
+ * that leaves it longer than 256 pages empties it when it closes, and one
+ * that wrote a little (a no-op recipe) leaves it, without a checkpoint. */
+static void a_long_wal_is_emptied_at_close(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_run_start start = {.git_dirty = -1};
+	struct mlx_err err;
+	char id[MLX_RUN_ID_SIZE], wal[192];
+	snprintf(wal, sizeof wal, "%s-wal", f->path);
+	struct stat st;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+	mlx_rundb_close(db, NULL);
+	assert_int_equal(stat(wal, &st), 0);
+	long long one_run = st.st_size;
+	assert_true(one_run > 0); /* kept: no checkpoint for a few pages */
+
+	db = open_db(f->path, NULL);
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+		assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+	}
+	assert_int_equal(stat(wal, &st), 0);
+	assert_true(st.st_size > 256 * (4096 + 24)); /* long while the handle writes */
+	mlx_rundb_close(db, NULL);
+	assert_int_equal(stat(wal, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs") == 61);
+}
+
 static void read_only_opens_read_and_refuse_writes(void **state)
 {
 	struct fixture *f = *state;
@@ -970,6 +1002,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(an_empty_end_marker_is_reused_by_the_next_run, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(buffered_ends_are_written_in_batches, make_db_dir, remove_db_dir),
+	    cmocka_unit_test_setup_teardown(a_long_wal_is_emptied_at_close, make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(read_only_opens_read_and_refuse_writes, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, make_db_dir, remove_db_dir),
