@@ -109,7 +109,7 @@ function Engine:open()
   end
   self.made_dirs = {}
   self.checked_parents = {}
-  self.locked = lockindex.steps(self.root, self.p)
+  self.locked = lockindex.steps(self.root, self.p, st)
   self.locked_lines = lockindex.lines(self.locked)
   -- A project that has no run-cache yet (a fresh one) spares every stale
   -- step a lookup that cannot find anything: 100,000 failed opens in the

@@ -76,9 +76,18 @@ end
 --- engine.locked_steps does: from the index when it matches mlx.lock (each
 --- entry made at its first lookup; pairs then gives the names alone), else
 --- from the lock (and the index is rewritten). Raises a usage failure for a
---- corrupt lock (exit 2).
-function M.steps(root, p)
-  local digest = require("mlx.hash").file(lock.path(root))
+--- corrupt lock (exit 2). With st, the project's open store (mlx.store),
+--- the lock's digest comes through its stat cache, which reads and hashes
+--- mlx.lock only when it changed since it was last hashed (0.5 ms of a
+--- 1,000-step no-op, 30 ms at 100,000 steps).
+function M.steps(root, p, st)
+  local digest
+  if st then
+    local info = st:hash(lock.NAME)
+    digest = info and info.type == "file" and info.hash
+  else
+    digest = require("mlx.hash").file(lock.path(root))
+  end
   if not digest then return require("mlx.pipeline.engine").locked_steps(root, p) end
   -- The lines of the pipeline's steps, kept in C (mlx.lockindex): a Lua
   -- string or two per step cost more than the rest of the index.
