@@ -76,4 +76,33 @@ kill -TERM $pid
 wait $pid
 is "$?" 130 "SIGTERM is handled the same way"
 
+# Outside a project nothing is kept; in one, a recipe is compiled once per
+# version of its text and its chunk kept under .mlx/cache/recipes/.
+test ! -e .mlx
+is "$?" 0 "recipes run outside a project leave nothing"
+mkdir proj && cd proj && "$MLX" init >/dev/null
+printf '#!/usr/bin/env mlx\nlocal n = 1\nprint("version " .. n)\nerror("stop " .. n)\n' >kept.lua
+mlx recipe kept.lua
+is "$OUT $RC" "version 1 1" "a recipe with a shebang line runs in a project"
+is "$ERR" "mlx: error: kept.lua:4: stop 1" "its errors name its lines"
+is "$(ls .mlx/cache/recipes | wc -l)" "1" "its compiled chunk is kept"
+mlx recipe kept.lua
+is "$OUT $ERR" "version 1 mlx: error: kept.lua:4: stop 1" "and runs the same from there"
+is "$(cd .. && "$MLX" -C proj runs --all --json | grep -o '"recipe_hash": "[0-9a-f]*"' | sort -u)" \
+	"\"recipe_hash\": \"$(sha256sum kept.lua | cut -d' ' -f1)\"" "the runs record the recipe's SHA-256"
+# Another text of the same size and time: compiled again, not the kept one.
+touch -r kept.lua stamp
+sed -i 's/local n = 1/local n = 2/' kept.lua
+touch -r stamp kept.lua
+mlx recipe kept.lua
+is "$OUT $ERR" "version 2 mlx: error: kept.lua:4: stop 2" "a changed recipe is compiled again"
+kept=.mlx/cache/recipes/$(ls .mlx/cache/recipes)
+head -c 200 "$kept" >cut && mv cut "$kept"
+mlx recipe kept.lua
+is "$OUT" "version 2" "a damaged kept chunk is compiled again"
+printf 'local x = = 1\n' >bad.lua
+mlx recipe bad.lua
+is "$RC $ERR" "2 mlx: error: bad.lua:1: unexpected symbol near '='" "a recipe that does not compile still exits 2"
+cd ..
+
 done_testing

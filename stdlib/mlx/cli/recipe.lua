@@ -8,7 +8,7 @@ local ui = require "mlx.ui"
 
 -- The run of this invocation; nil outside a project (the recipe then runs
 -- untracked, creating nothing).
-local function start_run(path, args, opts)
+local function start_run(path, args, opts, digest)
   local root = project.find_root()
   if not root and not os.getenv("MLX_RUNS_DB") then return nil end
   root = root or assert(fs.cwd())
@@ -24,7 +24,7 @@ local function start_run(path, args, opts)
     if opts.force then words[#words + 1] = "-f" end
     for _, name in ipairs(opts.force_step or {}) do words[#words + 1] = "--force-step " .. shell_word(name) end
     local from_stdin = path == "-"
-    local digest = not from_stdin and require("mlx.hash").file(path) or nil
+    digest = digest or not from_stdin and require("mlx.hash").file(path) or nil
     local git = track.git_context(root)
     store, err, code = store:start_run {
       recipe = from_stdin and "(stdin)" or project.relative(path, root), recipe_hash = digest,
@@ -159,7 +159,7 @@ mlx (see docs/cluster.md).]],
   args = { min = 1, name = "a recipe FILE" },
   main = function(opts, args)
     local path = table.remove(args, 1)
-    local chunk = script.load(path, "recipe")
+    local chunk, digest = script.load(path, "recipe")
     if opts.jobs and opts.jobs < 1 then ui.usage_error("-j needs a positive number, not %d", opts.jobs) end
     if opts.executor then
       local problem = require("mlx.executor").name_problem(opts.executor)
@@ -168,7 +168,7 @@ mlx (see docs/cluster.md).]],
     -- Bad -p words or params file: refused before the run is recorded.
     local overrides = load.overrides(opts)
     local run, track
-    if not opts.dry_run then run, track = start_run(path, args, opts) end
+    if not opts.dry_run then run, track = start_run(path, args, opts, digest) end
     if not run then
       return execute(chunk, path, args, opts, overrides)
     end
