@@ -1,6 +1,7 @@
 --- mlx.native: the C modules kept out of the mlx binary and loaded on first
 --- use, so that a command pays only for the libraries it uses (DESIGN §2):
----   mlx_data.so  OpenSSL, SQLite, jansson, libcsv: mlx.data, mlx.hash, …
+---   mlx_data.so  SQLite, jansson, libcsv: mlx.data, mlx.hash, … (OpenSSL is
+---                loaded by core/hash.c only where SHA-NI is missing)
 ---   mlx_http.so  libcurl: mlx.curl (under mlx.http, stdlib/mlx/http.lua)
 ---   mlx_git.so   libgit2: mlx.git
 ---   mlx_remote.so  libcurl, OpenSSL: mlx.transfer (under mlx.remote)
