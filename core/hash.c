@@ -65,8 +65,8 @@ static void ossl_load(void)
 		return;
 	}
 	const char *missing = NULL;
-#define RESOLVE(field, name) \
-	if (!missing && !(*(void **)&ossl.field = dlsym(lib, #name))) \
+#define RESOLVE(field, name)                                                                                 \
+	if (!missing && !(*(void **)&ossl.field = dlsym(lib, #name)))                                        \
 		missing = #name;
 	RESOLVE(ctx_new, EVP_MD_CTX_new)
 	RESOLVE(ctx_free, EVP_MD_CTX_free)

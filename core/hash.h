@@ -42,9 +42,9 @@ void mlx_hex_encode(const unsigned char *md, size_t n, char *hex);
  * one context for them all; the owner frees it. Not thread-safe: one
  * stream per thread. */
 struct mlx_hash_stream {
-	void *ctx;    /* OpenSSL's EVP_MD_CTX; opaque, so that callers need no OpenSSL header */
-	int openssl;  /* set by the owner before a start: hash with OpenSSL even on SHA-NI */
-	int ni;       /* the current message goes through sha256.h */
+	void *ctx;   /* OpenSSL's EVP_MD_CTX; opaque, so that callers need no OpenSSL header */
+	int openssl; /* set by the owner before a start: hash with OpenSSL even on SHA-NI */
+	int ni;      /* the current message goes through sha256.h */
 	uint32_t state[8];
 	unsigned char block[64]; /* the bytes of a block not yet complete */
 	size_t fill;
