@@ -447,6 +447,18 @@ static const char propfind_body[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
                                     "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:resourcetype/>"
                                     "<D:getcontentlength/></D:prop></D:propfind>\n";
 
+/* The PROPFIND of url asking for propfind_body's properties; the caller
+ * adds the Depth header. */
+static struct mlx_remote_exchange propfind_exchange(const char *url)
+{
+	return (struct mlx_remote_exchange){.method = "PROPFIND",
+	                                    .url = url,
+	                                    .body = propfind_body,
+	                                    .body_len = sizeof propfind_body - 1,
+	                                    .body_fd = -1,
+	                                    .out_fd = -1};
+}
+
 static int is_dav(const xmlNode *n, const char *name)
 {
 	return n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
@@ -622,12 +634,7 @@ static int probe_base(struct webdav *w, struct mlx_err *err)
 	const char *const extra[] = {"Depth: 0", "Content-Type: application/xml; charset=utf-8", NULL};
 	int rc = MLX_OK;
 	for (;;) {
-		struct mlx_remote_exchange x = {.method = "PROPFIND",
-		                                .url = url,
-		                                .body = propfind_body,
-		                                .body_len = sizeof propfind_body - 1,
-		                                .body_fd = -1,
-		                                .out_fd = -1};
+		struct mlx_remote_exchange x = propfind_exchange(url);
 		struct mlx_err ignored;
 		int prc = request(w, &x, "the remote's collection", extra, &ignored);
 		int kind = prc == MLX_OK && x.status == 207 ? propfind_kind(x.resp, x.resp_len) : -1;
@@ -695,12 +702,7 @@ static int webdav_list(void *state, const char *prefix, mlx_remote_list_fn fn, v
 			rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 			break;
 		}
-		struct mlx_remote_exchange x = {.method = "PROPFIND",
-		                                .url = url,
-		                                .body = propfind_body,
-		                                .body_len = sizeof propfind_body - 1,
-		                                .body_fd = -1,
-		                                .out_fd = -1};
+		struct mlx_remote_exchange x = propfind_exchange(url);
 		rc = request(w, &x, dir, extra, err);
 		if (rc == MLX_OK && x.status == 207) {
 			rc =
