@@ -66,13 +66,25 @@ static void found_free(struct found *f)
 	mlx_filelist_free(&f->deleted);
 }
 
-/* Lists d into l, sorted as the walk sorts, skipping what the walk skips.
- * Returns 1, or 0 on any doubt: an entry that is neither a regular file
- * nor a directory (or whose type readdir does not give), a name the walk
- * would refuse, no memory, a read error; the walk then names the problem. */
-static int list_sorted(DIR *d, struct mlx_dirlist *l)
+/* Opens directory dfd (taken) and lists it into l, sorted as the walk
+ * sorts, skipping what the walk skips. Returns the open directory, or NULL
+ * (dfd closed, l empty) on any doubt: an entry that is neither a regular
+ * file nor a directory (or whose type readdir does not give), a name the
+ * walk would refuse, no memory, a read error; the walk then names the
+ * problem. */
+static DIR *open_listed(int dfd, struct mlx_dirlist *l)
 {
-	return mlx_fs_list_walk(d, MLX_FS_LIST_STRICT, l, "", NULL, NULL) == MLX_OK;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return NULL;
+	}
+	if (mlx_fs_list_walk(d, MLX_FS_LIST_STRICT, l, "", NULL, NULL) != MLX_OK) {
+		mlx_dirlist_free(l);
+		closedir(d);
+		return NULL;
+	}
+	return d;
 }
 
 /* Byte order of an entry's path and key (klen bytes). */
@@ -149,10 +161,14 @@ static int take_deleted(struct cursor *c, const char *key, size_t klen, int belo
 	return r >= 0;
 }
 
-/* Compares the regular file path (plen bytes, NUL-terminated), whose lstat
- * is st, with the tree. Returns 1, or 0 to give up. */
-static int compare_file(struct cursor *c, const char *path, size_t plen, const struct stat *st)
+/* Compares file name of directory dfd, whose path is path (plen bytes,
+ * NUL-terminated), with the tree. Returns 1, or 0 to give up (it cannot be
+ * lstat'ed, or is not a regular file). */
+static int compare_file(struct cursor *c, int dfd, const char *name, const char *path, size_t plen)
 {
+	struct stat sb, *st = &sb;
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st->st_mode))
+		return 0;
 	if (!take_deleted(c, path, plen, 0))
 		return 0;
 	struct mlx_tree_entry e;
@@ -187,13 +203,11 @@ static int compare_file(struct cursor *c, const char *path, size_t plen, const s
  * up. */
 static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 {
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return 0;
-	}
 	struct mlx_dirlist l = {0};
-	int ok = list_sorted(d, &l);
+	DIR *d = open_listed(dfd, &l);
+	if (!d)
+		return 0;
+	int ok = 1;
 	for (size_t i = 0; ok && i < l.len && !atomic_load_explicit(&c->shared->stop, memory_order_relaxed);
 	     i++) {
 		const char *name = l.names + l.items[i].off;
@@ -211,10 +225,8 @@ static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 			                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
 			     compare_dir(sub, path, plen + len + 1, c);
 		} else {
-			struct stat st;
 			path[plen + len] = '\0';
-			ok = fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-			     compare_file(c, path, plen + len, &st);
+			ok = compare_file(c, dirfd(d), name, path, plen + len);
 		}
 	}
 	mlx_dirlist_free(&l);
@@ -317,13 +329,11 @@ static int plan_sub(struct plan *pl, const char *path, size_t plen, const struct
  * Returns 1, or 0 to give up. */
 static int plan_dir(int dfd, char *path, size_t plen, struct cursor *c, struct plan *pl)
 {
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return 0;
-	}
 	struct mlx_dirlist l = {0};
-	int ok = list_sorted(d, &l);
+	DIR *d = open_listed(dfd, &l);
+	if (!d)
+		return 0;
+	int ok = 1;
 	for (size_t i = 0; ok && i < l.len; i++) {
 		const char *name = l.names + l.items[i].off;
 		size_t len = l.items[i].len, sublen = plen + len + 1;
@@ -333,10 +343,8 @@ static int plan_dir(int dfd, char *path, size_t plen, struct cursor *c, struct p
 		}
 		memcpy(path + plen, name, len);
 		if (l.items[i].type != DT_DIR) {
-			struct stat st;
 			path[plen + len] = '\0';
-			ok = fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-			     compare_file(c, path, plen + len, &st);
+			ok = compare_file(c, dirfd(d), name, path, plen + len);
 			continue;
 		}
 		/* Each subdirectory's entries are a contiguous range of the
