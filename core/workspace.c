@@ -231,6 +231,18 @@ void mlx_workspace_full_path(const struct mlx_workspace *ws, const char *rel, ch
 	full_path(ws, rel, out);
 }
 
+struct mlx_statcache *mlx_workspace_tree_dir(struct mlx_workspace *ws, const char *rel, char *full)
+{
+	if (check_relative(rel, 0, NULL) != MLX_OK)
+		return NULL;
+	struct mlx_statcache *sc = statcache(ws);
+	full_path(ws, rel, full);
+	struct stat st;
+	if (!sc || lstat(full, &st) != 0 || !S_ISDIR(st.st_mode))
+		return NULL;
+	return sc;
+}
+
 const struct mlx_progress *mlx_workspace_progress_over(struct mlx_workspace *ws, const struct mlx_filelist *list)
 {
 	return progress_over(ws, list);
@@ -308,13 +320,9 @@ static int hash_list(struct mlx_workspace *ws, const char *rel, int flags, struc
  * caller walks and hashes); or MLX_ERR_INTERRUPTED. */
 static int unchanged_dir(struct mlx_workspace *ws, const char *rel, struct mlx_artifact *out, struct mlx_err *err)
 {
-	if (check_relative(rel, 0, NULL) != MLX_OK)
-		return 0;
-	struct mlx_statcache *sc = statcache(ws);
 	char full[PATH_MAX];
-	full_path(ws, rel, full);
-	struct stat st;
-	if (!sc || lstat(full, &st) != 0 || !S_ISDIR(st.st_mode))
+	struct mlx_statcache *sc = mlx_workspace_tree_dir(ws, rel, full);
+	if (!sc)
 		return 0;
 	struct mlx_artifact a = {.is_dir = 1};
 	int rc = mlx_statcache_unchanged(sc, rel, full, a.hex, &a.files, &a.size);

@@ -321,13 +321,9 @@ static int classify(struct mlx_workspace *ws, const char *rel, const char *base,
 int mlx_workspace_diff_from_tree(struct mlx_workspace *ws, const char *rel, const char *locked,
                                  struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err)
 {
-	if (mlx_workspace_check_relative(rel, 0, NULL) != MLX_OK)
-		return 0;
-	struct mlx_statcache *sc = mlx_workspace_statcache(ws);
 	char base[PATH_MAX];
-	mlx_workspace_full_path(ws, rel, base);
-	struct stat st;
-	if (!sc || lstat(base, &st) != 0 || !S_ISDIR(st.st_mode))
+	struct mlx_statcache *sc = mlx_workspace_tree_dir(ws, rel, base);
+	if (!sc)
 		return 0;
 	struct mlx_statcache_changes c;
 	int rc = mlx_statcache_changes(sc, rel, base, TREE_DIFF_MAX, &c);

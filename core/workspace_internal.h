@@ -11,6 +11,12 @@
  * without it). */
 struct mlx_statcache *mlx_workspace_statcache(struct mlx_workspace *ws);
 
+/* The stat cache when rel is a path relative to the root that names a
+ * directory (not a symlink to one), with root/rel in full (PATH_MAX bytes):
+ * a directory whose tree the cache may hold. NULL otherwise, or when the
+ * cache cannot be opened. */
+struct mlx_statcache *mlx_workspace_tree_dir(struct mlx_workspace *ws, const char *rel, char *full);
+
 /* The number of threads for hashing (<= 0: one per CPU). */
 int mlx_workspace_jobs(const struct mlx_workspace *ws);
 
