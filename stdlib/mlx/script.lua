@@ -56,15 +56,9 @@ local function load_kept(path, root)
   if text:byte(1) == 27 then return nil end
   local chunk, err = load(text, name, "t")
   if not chunk then ui.usage_error("%s", err) end
-  -- Kept without fsync: a file cut by a crash fails its SHA-256 above.
+  -- Only an accelerator: a cache that cannot be written is left as it is.
   local code = string.dump(chunk)
-  if fs.mkdirs(dir) then
-    local tmp = ("%s.%08x.tmp"):format(file, math.random(0, 0x7fffffff))
-    local out = io.open(tmp, "wb")
-    local ok = out and out:write(header, hash.bytes(code), "\n", code)
-    ok = out and out:close() and ok
-    if not (ok and os.rename(tmp, file)) then os.remove(tmp) end
-  end
+  if fs.mkdirs(dir) then fs.write(file, header .. hash.bytes(code) .. "\n" .. code) end
   return chunk, digest
 end
 
