@@ -623,6 +623,12 @@ end
 -- never written).
 local UP_TO_DATE = { action = "uptodate", reasons = {} }
 
+-- The decision of a step that dep, missing, blocks (ev: its evaluation, if
+-- it was made).
+local function blocked_by(dep, ev)
+  return { action = "blocked", ev = ev, reasons = { ("dep '%s' does not exist"):format(dep) } }
+end
+
 --- Decides what a step needs, the one planner behind `mlx recipe`, its
 --- dry run (-n), --explain and `mlx status RECIPE`: returns a decision
 --- {action = "uptodate"|"restore"|"run"|"blocked", reasons, ev, outs (the
@@ -663,19 +669,15 @@ function Engine:decide(step)
     -- unless a dep is missing: said without its key, as evaluate says it.
     local ok, missing = state.check(self.ctx, step)
     if not ok then return nil, missing end
-    if missing then return { action = "blocked", reasons = { ("dep '%s' does not exist"):format(missing) } } end
-    return { action = "run", reasons = step.always and { "never run", "it always runs (always = true)" }
-      or { "never run" } }
+    if missing then return blocked_by(missing) end
+    return { action = "run", reasons = state.never_run_reasons(step) }
   end
   local ev, err = state.evaluate(self.ctx, step, locked)
   if not ev then return nil, err end
   local reasons = ev.reasons
   if #reasons == 0 and forced then reasons = { "forced" } end
   if #reasons == 0 then return { action = "uptodate", reasons = reasons, ev = ev } end
-  if #ev.missing_deps > 0 then
-    return { action = "blocked", ev = ev,
-      reasons = { ("dep '%s' does not exist"):format(ev.missing_deps[1]) } }
-  end
+  if #ev.missing_deps > 0 then return blocked_by(ev.missing_deps[1], ev) end
   -- The run-cache: the same inputs ran before, restore instead of running.
   if restorable then
     local outs, refused = runcache.lookup(self.root, self.store, ev.key, step)

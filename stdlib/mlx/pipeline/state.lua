@@ -198,6 +198,17 @@ local function tool_versions(ctx, step)
   return versions
 end
 
+-- The reasons of a step that has no lock entry (M.evaluate, and the dry
+-- run's shortcut through M.never_run_reasons).
+local NEVER_RUN, ALWAYS_RUNS = "never run", "it always runs (always = true)"
+
+--- Returns the reasons M.evaluate gives step when it has no lock entry
+--- and all its deps exist, as a new list: it never ran, and it always runs
+--- if it says so.
+function M.never_run_reasons(step)
+  return step.always and { NEVER_RUN, ALWAYS_RUNS } or { NEVER_RUN }
+end
+
 local function show(v)
   if type(v) == "string" then return ("%q"):format(v) end
   return tostring(v)
@@ -377,7 +388,7 @@ function M.evaluate(ctx, step, locked)
     if not dep_hashes[dep] then table.insert(ev.missing_deps, dep) end
   end
   if not locked then
-    reasons[#reasons + 1] = "never run"
+    reasons[#reasons + 1] = NEVER_RUN
   elseif locked.key ~= k then
     local before = #reasons
     for _, dep in ipairs(step.deps) do
@@ -418,7 +429,7 @@ function M.evaluate(ctx, step, locked)
       return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
     end
   end
-  if step.always then reasons[#reasons + 1] = "it always runs (always = true)" end
+  if step.always then reasons[#reasons + 1] = ALWAYS_RUNS end
   return ev
 end
 
