@@ -230,6 +230,28 @@ is "$(printf '%s' "$OUT" | json 'd[0]["git"]["commit"], d[0]["git"].get("branch"
 	"$(git rev-parse HEAD) None False" "a detached HEAD has no branch"
 mlx runs show "$(printf '%s' "$OUT" | json 'd[0]["id"]')"
 like "$OUT" "^  git +$(git rev-parse HEAD) \(detached\), clean$" "runs show tells the git context"
+git checkout -q main
+# The context comes from git itself; a staged path named like one of its
+# porcelain headers is still a change, not a branch.
+printf 'x\n' >'# branch.head evil'
+git add -A
+mlx recipe r.lua
+mlx runs --limit 1 --json
+is "$(printf '%s' "$OUT" | json 'd[0]["git"]["commit"], d[0]["git"]["branch"], d[0]["git"]["dirty"]')" \
+	"$(git rev-parse HEAD) main True" "a staged file named like a git header is a change"
+# Without git on PATH, or with a git whose output mlx does not know, libgit2
+# tells the same context.
+fakebin=$TEST_DIR/fakegit && mkdir -p "$fakebin" && printf '#!/bin/sh\nexit 0\n' >"$fakebin/git" && chmod +x "$fakebin/git"
+for path in /nonexistent "$fakebin"; do
+	PATH=$path mlx recipe r.lua
+	PATH=$path mlx runs --limit 1 --json
+	is "$(printf '%s' "$OUT" | json 'd[0]["git"]["commit"], d[0]["git"]["branch"], d[0]["git"]["dirty"]')" \
+		"$(git rev-parse HEAD) main True" "the git context without a usable git (PATH=$path)"
+done
+git reset -q --hard
+PATH=/nonexistent mlx recipe r.lua
+PATH=/nonexistent mlx runs --limit 1 --json
+is "$(printf '%s' "$OUT" | json 'd[0]["git"]["dirty"]')" "False" "and a clean tree through libgit2"
 cd "$TEST_DIR" || exit 1
 
 # A step started after another ended finds that run ended, with what it
