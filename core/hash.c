@@ -532,7 +532,9 @@ int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, cons
 		struct stat st;
 		found[i] = 0;
 		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			if (errno != ENOENT && errno != ENOTDIR)
+			if (errno == ENOENT)
+				found[i] = 2;
+			else if (errno != ENOTDIR)
 				rc = mlx_err_sys(err, errno, "cannot stat %s/%s", dir, names[i]);
 			continue;
 		}

@@ -141,8 +141,9 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
 
 /* For each of the n paths names[i] (relative to dir, '/'-separated) that is
  * a file by the rules of mlx_hash_walk, appends it to out (path = names[i])
- * and sets found[i] to 1; one that does not exist or is a directory is left
- * out, found[i] = 0. Opens dir once, for checking many single files (the
+ * and sets found[i] to 1; one that does not exist is left out with found[i]
+ * = 2, a directory (or a path through a file) with found[i] = 0. Opens dir
+ * once, for checking many single files (the
  * outs of a pipeline) at the cost of one fstatat each. Returns 0 or the
  * first other failure (a symlink, a fifo: the message names it). */
 int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, const char *link_dir,

@@ -106,8 +106,9 @@ int mlx_workspace_hash(struct mlx_workspace *ws, const char *rel, int flags, str
 		       struct mlx_err *err);
 
 /* For each of the n single files names[i], appends it to out (path =
- * names[i], hashed) and sets found[i] to 1; a path that does not exist or
- * is a directory is left out with found[i] = 0. One directory open and one
+ * names[i], hashed) and sets found[i] to 1; a path that does not exist is
+ * left out with found[i] = 2, a directory with found[i] = 0 (as
+ * mlx_hash_stat_many). One directory open and one
  * stat cache read for all, for checking many outs at once. Returns 0 or the
  * first failure (a symlink, a fifo: named). */
 int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names, size_t n, struct mlx_filelist *out,

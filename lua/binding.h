@@ -141,6 +141,12 @@ struct mlx_rundb;
 struct mlx_rundb *mlx_lua_check_rundb(lua_State *L, int idx);
 int luaopen_mlx_modeldb(lua_State *L);
 
+/* In mlx_data.so: pushes an mlx.FileHashes (mlx.lockindex) indexing the
+ * hashed files of list, whose contents it takes (list is left empty).
+ * Returns 1, or what mlx_lua_fail pushes when memory runs out. */
+struct mlx_filelist;
+int mlx_lua_push_filehashes(lua_State *L, struct mlx_filelist *list);
+
 /* In mlx_data.so: the counting pass of mlx.check (libcsv). */
 int luaopen_mlx_datacheck(lua_State *L);
 

@@ -1,13 +1,17 @@
 /* l_lockindex.c — mlx.lockindex: the index of mlx.lock's steps
  * (core/lockindex.h) as a read-only table of step name -> line. */
+#include <errno.h>
 #include <lauxlib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "binding.h"
+#include "filehashes.h"
 #include "hash.h"
 #include "lockindex.h"
 
 #define LOCKINDEX_MT "mlx.LockIndex"
+#define FILEHASHES_MT "mlx.FileHashes"
 
 struct lindex {
 	struct mlx_lockindex *idx;     /* NULL once closed */
@@ -149,6 +153,107 @@ static int lockindex_same_key(lua_State *L)
 	return 1;
 }
 
+/* ---- the prefetched hashes of single files (core/filehashes.h) ---- */
+
+struct lhashes {
+	struct mlx_filehashes *fh; /* NULL once closed */
+};
+
+static struct lhashes *check_hashes(lua_State *L, int idx)
+{
+	struct lhashes *lh = luaL_checkudata(L, idx, FILEHASHES_MT);
+	if (!lh->fh)
+		luaL_error(L, "attempt to use closed file hashes");
+	return lh;
+}
+
+/* hashes:get(path) -> {type = "file", hash, size, mode} | false[, message]:
+ * what st:hash said of the file at path, if it was among the prefetched
+ * ones and is not forgotten since; else false (ask the store), followed by
+ * the message st:hash gives (its code is "notfound") when the path did not
+ * exist then. */
+static int hashes_get(lua_State *L)
+{
+	struct lhashes *lh = check_hashes(L, 1);
+	size_t len;
+	const char *path = luaL_checklstring(L, 2, &len);
+	const struct mlx_filehash *f = mlx_filehashes_find(lh->fh, path, len);
+	if (!f) {
+		lua_pushboolean(L, 0);
+		if (!mlx_filehashes_absent(lh->fh, path, len))
+			return 1;
+		lua_pushfstring(L, "cannot stat %s: %s", path, strerror(ENOENT));
+		return 2;
+	}
+	lua_createtable(L, 0, 4);
+	lua_pushliteral(L, "file");
+	lua_setfield(L, -2, "type");
+	lua_pushlstring(L, f->hex, MLX_HASH_HEX_SIZE - 1);
+	lua_setfield(L, -2, "hash");
+	lua_pushinteger(L, (lua_Integer)f->size);
+	lua_setfield(L, -2, "size");
+	lua_pushstring(L, f->mode == 0755 ? "755" : "644");
+	lua_setfield(L, -2, "mode");
+	return 1;
+}
+
+/* hashes:forget(path): a step rewrote path; get no longer knows it. */
+static int hashes_forget(lua_State *L)
+{
+	struct lhashes *lh = check_hashes(L, 1);
+	size_t len;
+	const char *path = luaL_checklstring(L, 2, &len);
+	mlx_filehashes_forget(lh->fh, path, len);
+	return 0;
+}
+
+static int hashes_len(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)mlx_filehashes_count(check_hashes(L, 1)->fh));
+	return 1;
+}
+
+static int hashes_close(lua_State *L)
+{
+	struct lhashes *lh = luaL_checkudata(L, 1, FILEHASHES_MT);
+	mlx_filehashes_free(lh->fh);
+	lh->fh = NULL;
+	return 0;
+}
+
+static const luaL_Reg hashes_methods[] = {
+    {"get", hashes_get},
+    {"forget", hashes_forget},
+    {NULL, NULL},
+};
+
+static const luaL_Reg hashes_meta[] = {
+    {"__len", hashes_len},
+    {"__gc", hashes_close},
+    {"__close", hashes_close},
+    {NULL, NULL},
+};
+
+int mlx_lua_push_filehashes(lua_State *L, struct mlx_filelist *list)
+{
+	/* Made before the index, so that a memory error cannot leak it; the
+	 * metatable at the first use, by whichever binding comes first. */
+	struct lhashes *lh = lua_newuserdatauv(L, sizeof *lh, 0);
+	lh->fh = NULL;
+	if (luaL_newmetatable(L, FILEHASHES_MT)) {
+		luaL_setfuncs(L, hashes_meta, 0);
+		luaL_newlib(L, hashes_methods);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_setmetatable(L, -2);
+	struct mlx_err err;
+	if (mlx_filehashes_index(list, &lh->fh, &err) != MLX_OK) {
+		lua_pop(L, 1);
+		return mlx_lua_fail(L, &err);
+	}
+	return 1;
+}
+
 static int lockindex_len(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)mlx_lockindex_count(check_index(L)->idx));
@@ -213,8 +318,12 @@ static const luaL_Reg lockindex_meta[] = {
 };
 
 static const luaL_Reg lockindex_functions[] = {
-    {"read", lockindex_read},         {"has", lockindex_has},     {"same", lockindex_same},
-    {"same_key", lockindex_same_key}, {"names", lockindex_names}, {NULL, NULL},
+    {"read", lockindex_read},
+    {"has", lockindex_has},
+    {"same", lockindex_same},
+    {"same_key", lockindex_same_key},
+    {"names", lockindex_names},
+    {NULL, NULL},
 };
 
 int luaopen_mlx_lockindex(lua_State *L)

@@ -101,7 +101,10 @@ function Engine:open()
   local st, err, code = store.open(self.root)
   if not st then ui.fail(ui.exit_code_for(code), "%s", err) end
   self.store = st
-  self.ctx = { store = st, values = self.values, tool_cache = self.tool_cache, hashes = {} }
+  -- absent_final: in a dry run nothing writes, so what the prefetch found
+  -- missing stays missing (state.hash).
+  self.ctx = { store = st, values = self.values, tool_cache = self.tool_cache, hashes = {},
+    absent_final = self.opts.dry_run }
   -- Directories mlx writes into, made once.
   for _, dir in ipairs({ "/.mlx/tmp", "/.mlx/logs" }) do
     local ok, err, code = fs.mkdirs(self.root .. dir)
