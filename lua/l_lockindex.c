@@ -197,7 +197,8 @@ static int hashes_get(lua_State *L)
 	return 1;
 }
 
-/* hashes:forget(path): a step rewrote path; get no longer knows it. */
+/* hashes:forget(path): a step rewrote path; get and same_step no longer
+ * know it. */
 static int hashes_forget(lua_State *L)
 {
 	struct lhashes *lh = check_hashes(L, 1);
@@ -251,6 +252,181 @@ int mlx_lua_push_filehashes(lua_State *L, struct mlx_filelist *list)
 		lua_pop(L, 1);
 		return mlx_lua_fail(L, &err);
 	}
+	return 1;
+}
+
+/* A path the key text holds as it is (key.lua writes it unescaped): no
+ * byte that JSON escapes or that must be checked as UTF-8. */
+static int plain_path(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 32 || c == '"' || c == '\\' || c >= 128)
+			return 0;
+	}
+	return 1;
+}
+
+/* A path of a step's list and the record of the file it names. */
+struct step_path {
+	const char *path;
+	size_t len;
+	const struct mlx_filehash *file;
+};
+
+static int compare_paths(const void *a, const void *b)
+{
+	return strcmp(((const struct step_path *)a)->path, ((const struct step_path *)b)->path);
+}
+
+/* How many paths of a list known_paths keeps in the caller's array; a
+ * longer list gets one on the Lua stack. */
+#define FEW_PATHS 8
+
+/* Reads the list at idx (a step's deps or outs) into few (FEW_PATHS of
+ * them) or, when longer, an array on the stack, each path plain and known
+ * to hashes, sorted by path bytes. Returns the array and its length in *n,
+ * or NULL when a path is not plain or not known (the caller's check then
+ * says "not up to date"). The paths stay anchored on the stack. */
+static struct step_path *known_paths(lua_State *L, int idx, const struct mlx_filehashes *fh,
+                                     struct step_path *few, size_t *n)
+{
+	lua_Integer len = luaL_len(L, idx);
+	luaL_checkstack(L, (int)(len > 0 ? len : 0) + LUA_MINSTACK, "too many paths");
+	struct step_path *paths = few;
+	if (len > FEW_PATHS)
+		paths = lua_newuserdatauv(L, (size_t)len * sizeof *paths, 0);
+	for (lua_Integer i = 1; i <= len; i++) {
+		if (lua_geti(L, idx, i) != LUA_TSTRING)
+			return NULL;
+		struct step_path *p = &paths[i - 1];
+		p->path = lua_tolstring(L, -1, &p->len);
+		if (!plain_path(p->path, p->len) || !(p->file = mlx_filehashes_find(fh, p->path, p->len)))
+			return NULL;
+	}
+	if (len > 1)
+		qsort(paths, (size_t)len, sizeof *paths, compare_paths);
+	*n = (size_t)(len > 0 ? len : 0);
+	return paths;
+}
+
+/* The key text, written in pieces to a SHA-256 stream through a small
+ * buffer: one update per few hundred bytes, not one per piece. */
+struct key_text {
+	struct mlx_hash_stream *stream;
+	size_t len;
+	int rc;
+	struct mlx_err err;
+	char buf[512];
+};
+
+static void key_add(struct key_text *k, const char *s, size_t len)
+{
+	if (k->rc != MLX_OK)
+		return;
+	if (k->len + len > sizeof k->buf) {
+		k->rc = mlx_hash_stream_update(k->stream, k->buf, k->len, &k->err);
+		k->len = 0;
+		if (k->rc == MLX_OK && len > sizeof k->buf) {
+			k->rc = mlx_hash_stream_update(k->stream, s, len, &k->err);
+			return;
+		}
+	}
+	memcpy(k->buf + k->len, s, len);
+	k->len += len;
+}
+
+#define KEY_ADD_LITERAL(k, s) key_add((k), (s), sizeof(s) - 1)
+
+static void key_add_arg(lua_State *L, struct key_text *k, int idx)
+{
+	size_t len;
+	const char *s = lua_tolstring(L, idx, &len);
+	key_add(k, s, len);
+}
+
+/* lockindex.same_step(index, hashes, name, deps, outs, head, env, fn,
+ * params, tools) -> true if step name is up to date by its line in index:
+ * the SHA-256 of its key text (the pieces key.lua's key_pieces makes,
+ * with the deps object written here from the hashes of its deps) and its
+ * outs' hashes make exactly that line. head, env, fn, params and tools are
+ * those pieces of the key text as key.lua writes them. False when it is
+ * not, or when this cannot say: no line, a dep or out not among hashes
+ * (missing, a directory, forgotten) or a path JSON would escape; the
+ * caller then decides the step the long way, which says why. Raises for
+ * an argument of the wrong type, or when SHA-256 fails. A no-op decides
+ * each step in this one call, without a Lua value per dep or out. */
+static int lockindex_same_step(lua_State *L)
+{
+	struct lindex *li = check_index(L);
+	const struct mlx_filehashes *fh = check_hashes(L, 2)->fh;
+	size_t name_len, rest_len;
+	const char *name = luaL_checklstring(L, 3, &name_len);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	luaL_checktype(L, 5, LUA_TTABLE);
+	for (int i = 6; i <= 10; i++)
+		luaL_checktype(L, i, LUA_TSTRING);
+	lua_settop(L, 10);
+	const char *rest = mlx_lockindex_find(li->idx, name, name_len, &rest_len);
+	size_t ndeps = 0, nouts = 0;
+	struct step_path few_deps[FEW_PATHS], few_outs[FEW_PATHS];
+	struct step_path *deps = rest ? known_paths(L, 4, fh, few_deps, &ndeps) : NULL;
+	struct step_path *outs = deps ? known_paths(L, 5, fh, few_outs, &nouts) : NULL;
+	if (!outs) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	struct key_text k = {.stream = &li->stream};
+	k.rc = mlx_hash_stream_start(k.stream, &k.err);
+	key_add_arg(L, &k, 6);
+	KEY_ADD_LITERAL(&k, "\"deps\":{");
+	for (size_t i = 0; i < ndeps; i++) {
+		/* Each dep once, as json.encode_fields writes the object. */
+		if (i > 0 && strcmp(deps[i].path, deps[i - 1].path) == 0)
+			continue;
+		if (i > 0)
+			KEY_ADD_LITERAL(&k, ",");
+		KEY_ADD_LITERAL(&k, "\"");
+		key_add(&k, deps[i].path, deps[i].len);
+		KEY_ADD_LITERAL(&k, "\":\"");
+		key_add(&k, deps[i].file->hex, MLX_HASH_HEX_SIZE - 1);
+		KEY_ADD_LITERAL(&k, "\"");
+	}
+	KEY_ADD_LITERAL(&k, "},\"env\":");
+	key_add_arg(L, &k, 7);
+	key_add_arg(L, &k, 8);
+	KEY_ADD_LITERAL(&k, ",\"outs\":[");
+	for (size_t i = 0; i < nouts; i++) {
+		if (i > 0)
+			KEY_ADD_LITERAL(&k, ",");
+		KEY_ADD_LITERAL(&k, "\"");
+		key_add(&k, outs[i].path, outs[i].len);
+		KEY_ADD_LITERAL(&k, "\"");
+	}
+	KEY_ADD_LITERAL(&k, "],\"params\":");
+	key_add_arg(L, &k, 9);
+	KEY_ADD_LITERAL(&k, ",\"tools\":");
+	key_add_arg(L, &k, 10);
+	KEY_ADD_LITERAL(&k, ",\"v\":1}");
+	char hex[MLX_HASH_HEX_SIZE];
+	if (k.rc == MLX_OK && k.len > 0)
+		k.rc = mlx_hash_stream_update(k.stream, k.buf, k.len, &k.err);
+	if (k.rc == MLX_OK)
+		k.rc = mlx_hash_stream_finish(k.stream, hex, &k.err);
+	if (k.rc != MLX_OK)
+		return luaL_error(L, "%s", k.err.msg);
+	/* The line: the key, then "\tOUT\tHASH" per out in path order. */
+	int same = rest_len >= MLX_HASH_HEX_SIZE - 1 && memcmp(rest, hex, MLX_HASH_HEX_SIZE - 1) == 0;
+	size_t at = MLX_HASH_HEX_SIZE - 1;
+	for (size_t i = 0; same && i < nouts; i++) {
+		size_t need = 1 + outs[i].len + 1 + (MLX_HASH_HEX_SIZE - 1);
+		same = rest_len - at >= need && rest[at] == '\t' &&
+		       memcmp(rest + at + 1, outs[i].path, outs[i].len) == 0 &&
+		       rest[at + 1 + outs[i].len] == '\t' &&
+		       memcmp(rest + at + 2 + outs[i].len, outs[i].file->hex, MLX_HASH_HEX_SIZE - 1) == 0;
+		at += need;
+	}
+	lua_pushboolean(L, same && at == rest_len);
 	return 1;
 }
 
@@ -322,6 +498,7 @@ static const luaL_Reg lockindex_functions[] = {
     {"has", lockindex_has},
     {"same", lockindex_same},
     {"same_key", lockindex_same_key},
+    {"same_step", lockindex_same_step},
     {"names", lockindex_names},
     {NULL, NULL},
 };

@@ -116,4 +116,29 @@ is "$?" 0 "byte for byte"
 mlx status --check
 is "$RC" 0 "after which status is clean"
 
+# A plan stops at a step that cannot be decided (its tool's version command
+# fails) as a run stops at a failure: the up-to-date steps after it in the
+# run order are skipped, those before it up to date; with -k every other
+# step is decided.
+mkdir -p tooled && cd tooled || exit 1
+mlx init
+echo a >a.txt
+cat >r.lua <<'LUA'
+local p = require("mlx").pipeline "tooled"
+p:step "a" { deps = { "a.txt" }, outs = { "a.out" }, cmd = "cp a.txt a.out" }
+p:step "b" { deps = { "a.txt" }, outs = { "b.out" }, tools = { t = os.getenv("TOOL") or "echo 1" },
+  cmd = "cp a.txt b.out" }
+p:step "c" { deps = { "a.txt" }, outs = { "c.out" }, cmd = "cp a.txt c.out" }
+p:step "d" { deps = { "c.out" }, outs = { "d.out" }, cmd = "cp c.out d.out" }
+return p
+LUA
+mlx recipe r.lua -q
+is "$RC" 0 "a pipeline with a tool runs"
+TOOL="exit 3" mlx recipe r.lua -n
+is "$RC" 1 "its plan fails when the tool's version command fails"
+like "$ERR" "pipeline 'tooled': 1 up to date, 1 failed, 2 skipped" "the steps after it are skipped"
+TOOL="exit 3" mlx recipe r.lua -n -k
+like "$ERR" "pipeline 'tooled': 3 up to date, 1 failed" "with -k the others are up to date"
+cd .. || exit 1
+
 done_testing

@@ -522,6 +522,81 @@ function TestUpToDate:test_only_an_exact_index_line_is_up_to_date()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- The whole pipeline's pass (state.unsure_steps) hashes each step's key
+-- text in C from the prefetched hashes: it must find up to date exactly
+-- the steps whose key key.compute makes and whose outs match, for every
+-- kind of step (a command with a quoted param, an argv list, a Lua
+-- function, env, tools, several outs, none), and leave unsure what it
+-- cannot say (a directory, a missing dep, a path JSON escapes, a step
+-- that always runs or is forced, a forgotten out) or what differs.
+function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
+  local fs = require "mlx.fs"
+  local state = require "mlx.pipeline.state"
+  local root, st = stored_project()
+  for _, name in ipairs({ "b.txt", "c.txt", "\195\169.txt", "d/x" }) do
+    assert(fs.mkdirs(root .. "/d"))
+    assert(fs.write(root .. "/" .. name, name .. "\n"))
+  end
+  local p = pipeline "u"
+  p:params { n = "x y", m = 3 }
+  local steps = {
+    p:step "cmd" { deps = { "c.txt", "a.txt" }, outs = { "c.txt", "b.txt" }, params = { "n", "m" },
+      cmd = "echo ${n} ${m} $HOME" },
+    p:step "argv" { deps = { "a.txt" }, outs = { "b.txt" }, params = { "n" }, cmd = { "echo", "${n}" } },
+    p:step "fn" { deps = { "a.txt" }, outs = { "b.txt" }, run = function() end },
+    p:step "env" { deps = { "a.txt" }, outs = { "b.txt" }, env = { "HOME", "MLX_TEST_NOT_SET" }, cmd = "true" },
+    p:step "tools" { deps = { "a.txt" }, outs = { "b.txt" }, tools = { t = "echo 1.2" }, cmd = "true" },
+    p:step "none" { deps = { "a.txt" }, cmd = "true" },
+    p:step "dir" { deps = { "d/" }, outs = { "b.txt" }, cmd = "true" },
+    p:step "missing" { deps = { "gone.txt" }, outs = { "b.txt" }, cmd = "true" },
+    p:step "escaped" { deps = { "a.txt" }, outs = { "\195\169.txt" }, cmd = "true" },
+    p:step "always" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true", always = true },
+    p:step "forced" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true" },
+    p:step "other" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "false" },
+    p:step "unlined" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true" },
+  }
+  local ctx = { store = st, values = p.values, tool_cache = {}, hashes = {} }
+  local lines = { "mlx lock-steps 2 x" }
+  for _, step in ipairs(steps) do
+    local ev = assert(state.evaluate(ctx, step, nil))
+    local k = step.name == "other" and ("0"):rep(64) or ev.key
+    local parts, outs = { "u", step.name, k }, {}
+    for path in pairs(ev.outs) do outs[#outs + 1] = path end
+    table.sort(outs)
+    for _, path in ipairs(outs) do
+      parts[#parts + 1] = path
+      parts[#parts + 1] = ev.outs[path].hash
+    end
+    if step.name ~= "unlined" then lines[#lines + 1] = table.concat(parts, "\t") end
+  end
+  assert(fs.write(root .. "/lock-steps", table.concat(lines, "\n") .. "\n"))
+  local idx = assert(require("mlx.lockindex").read(root .. "/lock-steps", "mlx lock-steps 2 x", "u"))
+  local function unsure_names(c)
+    local names = {}
+    for _, step in ipairs(assert(state.unsure_steps(c, steps, idx, { forced = true }))) do
+      names[#names + 1] = step.name
+    end
+    return table.concat(names, " ")
+  end
+  local fresh = { store = st, values = p.values, tool_cache = {}, hashes = {} }
+  state.prefetch(fresh, steps)
+  lu.assertEquals(unsure_names(fresh), "dir missing escaped always forced other unlined")
+  -- A missing path is known as missing, with the store's own message.
+  lu.assertEquals({ fresh.prefetched:get("gone.txt") }, { false, (select(2, st:hash("gone.txt"))) })
+  lu.assertEquals({ fresh.prefetched:get("d/") }, { false })
+  lu.assertEquals(fresh.prefetched:get("a.txt"), st:hash("a.txt"))
+  -- What the pass says up to date, the step's own check says too.
+  for _, name in ipairs({ "cmd", "argv", "fn", "env", "tools", "none", "dir" }) do
+    lu.assertTrue(state.up_to_date(ctx, p.by_name[name], idx), name)
+  end
+  state.forget(fresh, "c.txt")
+  lu.assertEquals(unsure_names(fresh), "cmd dir missing escaped always forced other unlined", "a forgotten out")
+  lu.assertNil(state.unsure_steps({ store = st, values = p.values, tool_cache = {}, hashes = {} }, steps, idx),
+    "nothing prefetched")
+  st:close()
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 -- A dry run's step downstream of one that runs is only checked: it fails
 -- as its evaluation would, with the same message, and raises as it would.
 function TestUpToDate:test_check_fails_as_evaluate_does()

@@ -246,10 +246,7 @@ end
 function Engine:checkpoint()
   if self.opts.dry_run then return end
   local began = core.clock()
-  local undeclared = false -- entries of steps the recipe no longer declares
-  for name in pairs(self.locked) do
-    if not self.p.by_name[name] then undeclared = true end
-  end
+  local undeclared = self:has_undeclared() -- entries of steps the recipe no longer declares
   if #self.pending == 0 and not undeclared then return end
   local entries = {}
   for _, done in ipairs(self.pending) do
@@ -641,6 +638,10 @@ end
 --- what a real run does; a step downstream of one that runs is "run", as
 --- what that step will write cannot be known before.
 function Engine:decide(step)
+  -- Steps that the whole pipeline's pass found up to date, with nothing
+  -- upstream that may change them (Engine:up_to_date_first).
+  local unsure = self.unsure
+  if unsure and not unsure[step] then return UP_TO_DATE end
   local forced = self.opts.force or (self.opts.force_steps and self.opts.force_steps[step.name])
   local upstream_runs
   if self.opts.dry_run then
@@ -688,6 +689,87 @@ function Engine:decide(step)
     if outs then return { action = "restore", reasons = reasons, ev = ev, outs = outs } end
   end
   return { action = "run", reasons = reasons, ev = ev }
+end
+
+--- Decides, before the scheduler starts, the steps of steps (the run order;
+--- selected: the set of them when targets were named, else nil) that are
+--- up to date, in one pass over them (state.unsure_steps) rather than one
+--- trip through the scheduler each: a step is up to date when its key and
+--- outs match its line in the lock's index now and no step upstream of it
+--- is unsure (one that runs or is restored may change its deps). Returns
+--- the steps the scheduler must still decide, in order. In a dry run, or
+--- when every step is up to date, those are the unsure steps and their
+--- downstream steps alone, the others settled here ("uptodate"); in a run
+--- that executes steps it is every step (which of them start before a
+--- failure stops the run decides which are "skipped"), the others only
+--- decided at once when their turn comes (Engine:decide). Without the
+--- lock's index or the prefetched hashes, or with --force, every step goes
+--- through the scheduler, as it did.
+function Engine:up_to_date_first(steps, selected)
+  local lines = self.locked_lines
+  if not lines or self.opts.force or #steps == 0 then return steps end
+  local ok, unsure = pcall(state.unsure_steps, self.ctx, steps, lines, self.opts.force_steps)
+  -- Whatever raised is raised again by the step's own decision, in its turn.
+  if not ok or not unsure then return steps end
+  -- The unsure steps and, through the graph, everything downstream of them.
+  local affected, n = {}, #unsure
+  for i = 1, n do affected[unsure[i]] = true end
+  local downstream, i = self.graph.downstream, 1
+  while i <= n do
+    for _, down in ipairs(downstream[unsure[i]]) do
+      if not affected[down] and (not selected or selected[down]) then
+        affected[down] = true
+        n = n + 1
+        unsure[n] = down
+      end
+    end
+    i = i + 1
+  end
+  self.unsure = affected
+  -- Every declared step has its line: the index holds no other step when
+  -- it holds as many (Engine:has_undeclared).
+  if n == 0 and not selected then self.lined_steps = #steps end
+  if n > 0 and not self.opts.dry_run then return steps end
+  local left, results, planned = {}, self.results, self.planned
+  for _, step in ipairs(steps) do
+    if affected[step] then
+      left[#left + 1] = step
+    else
+      results[step], planned[step] = "uptodate", "uptodate"
+    end
+  end
+  self.presettled = #steps - #left
+  return left
+end
+
+--- Returns true when the lock holds entries of steps the pipeline no
+--- longer declares (a checkpoint then removes them). Said without walking
+--- the 100,000 names of a no-op's index when every declared step has its
+--- line there and the index holds no more lines than that.
+function Engine:has_undeclared()
+  local lines = self.locked_lines
+  if lines and self.lined_steps and #lines == self.lined_steps then return false end
+  for name in pairs(self.locked) do
+    if not self.p.by_name[name] then return true end
+  end
+  return false
+end
+
+--- After a dry run whose scheduler saw only some of steps (up_to_date_first):
+--- a failure without --keep-going stops deciding, and in a dry run steps are
+--- decided one at a time in run order, so the steps after the first that
+--- failed are "skipped" as the scheduler leaves them, although settled
+--- "uptodate" before it started.
+function Engine:skip_after_failure(steps)
+  local first = self.failed[1]
+  if not first or self.opts.keep_going then return end
+  local after = false
+  for _, step in ipairs(steps) do
+    if after and not self.unsure[step] then
+      self.results[step], self.planned[step] = "skipped", nil
+    end
+    after = after or step == first.step
+  end
 end
 
 -- Carries out a decision for real: skip, restore, fail or start the step.
@@ -851,7 +933,7 @@ function Engine:loop(steps)
   for i, step in ipairs(order) do position[step] = i end
   -- bad_settled counts the settled steps that failed, were skipped, killed
   -- or blocked: while there are none, no step can be blocked by one.
-  self.position, self.waiting, self.settled, self.bad_settled = position, waiting, 0, 0
+  self.position, self.waiting, self.settled, self.bad_settled = position, waiting, self.presettled or 0, 0
   local queue = ready.new()
   self.queue = queue
   for i, step in ipairs(order) do
@@ -943,10 +1025,11 @@ function M.run(p, opts)
   state.prefetch(self.ctx, steps)
   self.out.total = #steps
   self:check_executors(steps)
+  local loop_steps = self:up_to_date_first(steps, selected)
   local ok, err = xpcall(self.loop, function(e)
     if e == "interrupted" or ui.is_failure(e) then return e end
     return opts.debug and debug.traceback(tostring(e), 2) or e
-  end, self, steps)
+  end, self, loop_steps)
   if not ok then
     self:kill_running("KILLED")
     self:close_executors()
@@ -956,6 +1039,7 @@ function M.run(p, opts)
     error(err, 0)
   end
   self:close_executors()
+  if loop_steps ~= steps then self:skip_after_failure(steps) end
   self:checkpoint()
   self.store:close()
   self.out:clear()

@@ -109,11 +109,11 @@ end
 -- How many pieces key_pieces returns.
 local PIECES = 14
 
--- The text whose SHA-256 is the key of step (see M.compute), as PIECES
--- strings to be joined; cmd is the resolved command (a json.array for an
--- argv list), nil for a Lua step. In pieces, so that the up-to-date check
--- hashes them in C without joining them (lockindex.same_key).
-local function key_pieces(step, values, dep_hashes, env, tools, cmd)
+-- The pieces of the key text of step that its deps and outs do not make:
+-- the head ('{' or '{"cmd":…,'), the env object, the fn piece (or ""), the
+-- params object and the tools object, as key_pieces joins them; cmd is the
+-- resolved command (a json.array for an argv list), nil for a Lua step.
+local function fixed_pieces(step, values, env, tools, cmd)
   local head, fn = "{", ""
   if step.run then
     fn = fn_piece(step.run)
@@ -125,6 +125,15 @@ local function key_pieces(step, values, dep_hashes, env, tools, cmd)
     tool_names = {}
     for name in pairs(step.tools) do tool_names[#tool_names + 1] = name end
   end
+  return head, object_text(step.env, env), fn, object_text(step.params, values, true), object_text(tool_names, tools)
+end
+
+-- The text whose SHA-256 is the key of step (see M.compute), as PIECES
+-- strings to be joined; cmd as for fixed_pieces. In pieces, so that the
+-- up-to-date check hashes them in C without joining them
+-- (lockindex.same_key).
+local function key_pieces(step, values, dep_hashes, env, tools, cmd)
+  local head, env_text, fn, params_text, tools_text = fixed_pieces(step, values, env, tools, cmd)
   local outs = step.outs
   local out_text
   if #outs == 1 then
@@ -136,9 +145,8 @@ local function key_pieces(step, values, dep_hashes, env, tools, cmd)
     for i, out in ipairs(outs) do out_text[i] = encode(out) end
     out_text = table.concat(out_text, ",")
   end
-  return head, '"deps":', object_text(step.deps, dep_hashes), ',"env":', object_text(step.env, env), fn,
-    ',"outs":[', out_text, "]", ',"params":', object_text(step.params, values, true), ',"tools":',
-    object_text(tool_names, tools), ',"v":1}'
+  return head, '"deps":', object_text(step.deps, dep_hashes), ',"env":', env_text, fn, ',"outs":[', out_text, "]",
+    ',"params":', params_text, ',"tools":', tools_text, ',"v":1}'
 end
 
 -- The SHA-256 of strings joined, in C: the key text is never one string.
@@ -184,6 +192,16 @@ end
 --- See M.compute for the arguments and failures.
 function M.pieces(step, values, dep_hashes, env, tools)
   return PIECES, key_pieces(step, values, dep_hashes, env, tools, not step.run and command_of(step, values) or nil)
+end
+
+--- Returns the five pieces of the key text of step that its deps and outs
+--- do not make — the head ('{', or '{"cmd":…,' with the resolved command),
+--- the env object, the fn piece ('' for a command step), the params object
+--- and the tools object — for lockindex.same_step, which writes the deps
+--- and outs between them from the hashes it holds. The same bytes M.compute
+--- hashes; see it for the arguments (less dep_hashes) and failures.
+function M.fixed_pieces(step, values, env, tools)
+  return fixed_pieces(step, values, env, tools, not step.run and command_of(step, values) or nil)
 end
 
 return M

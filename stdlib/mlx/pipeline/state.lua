@@ -126,9 +126,10 @@ end
 --- Hashes the files among the declared paths of steps (their deps and outs
 --- that are not directories) in one call to the store, and keeps the
 --- answers in C as ctx.prefetched (an mlx.FileHashes), which M.hash asks
---- before the store: checking 1,000 single outs one call at a time costs
---- several times more, and a Lua table per path was a fifth of a
---- 100,000-step no-op's heap.
+--- before the store and M.unsure_steps compares in place: checking 1,000
+--- single outs one call at a time costs several times more, and a Lua
+--- table per path was a fifth of a 100,000-step no-op's heap. Paths
+--- missing now are left for M.hash to look at when asked.
 function M.prefetch(ctx, steps)
   -- Every declared path, repeats and directories included: the store
   -- keeps the first of each file path (no Lua set of 100,000 paths).
@@ -318,6 +319,44 @@ function M.up_to_date(ctx, step, lines)
   end
   for i = 1, #deps do dep_hashes[deps[i]] = nil end
   return same
+end
+
+--- Returns the steps of the list steps (in its order) that the lock's
+--- index, lines (lockindex.lines), does not show up to date as things are
+--- now: those whose key and outs' hashes, from the prefetched hashes in C
+--- (lockindex.same_step), are not exactly their index line, those that
+--- always run or are named in forced ({step name → true}), and those it
+--- cannot check (a dep or out missing or a directory, a tool whose version
+--- command fails): M.up_to_date and M.evaluate then say what. Returns nil
+--- when there are no prefetched hashes (every step is then unsure). One
+--- pass that makes no table per step: the no-op of a large pipeline decides
+--- almost every step here. Raises as key.compute does.
+function M.unsure_steps(ctx, steps, lines, forced)
+  local prefetched = ctx.prefetched
+  if not prefetched then return nil end
+  local same_step = require("mlx.lockindex").same_step
+  local fixed_pieces, values = key.fixed_pieces, ctx.values
+  local unsure, n = {}, 0
+  for i = 1, #steps do
+    local step = steps[i]
+    local same = false
+    if not step.always and not (forced and forced[step.name]) then
+      local tools = tool_versions(ctx, step)
+      if tools then
+        local env = NO_VALUES
+        if #step.env > 0 then
+          env = {}
+          for _, var in ipairs(step.env) do env[var] = os.getenv(var) end
+        end
+        same = same_step(lines, prefetched, step.name, step.deps, step.outs, fixed_pieces(step, values, env, tools))
+      end
+    end
+    if not same then
+      n = n + 1
+      unsure[n] = step
+    end
+  end
+  return unsure
 end
 
 --- Returns true and the first of step's deps that does not exist (nil when
