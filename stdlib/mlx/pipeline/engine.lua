@@ -636,8 +636,9 @@ end
 --- run, the outs of steps planned "restore" are seen by later steps as the
 --- run-cache records them (state.overlay), so the plan of a pipeline equals
 --- what a real run does; a step downstream of one that runs is "run", as
---- what that step will write cannot be known before.
-function Engine:decide(step)
+--- what that step will write cannot be known before. ups: the step's
+--- upstream steps, when the caller has them at hand.
+function Engine:decide(step, ups)
   -- Steps that the whole pipeline's pass found up to date, with nothing
   -- upstream that may change them (Engine:up_to_date_first).
   local unsure = self.unsure
@@ -647,7 +648,7 @@ function Engine:decide(step)
   if self.opts.dry_run then
     -- What an upstream step that runs will write is unknown before it
     -- runs: this step's inputs, and so its key, are too.
-    for _, up in ipairs(self.graph.upstream[step]) do
+    for _, up in ipairs(ups or self.graph.upstream[step]) do
       if self.planned[up] == "run" then
         upstream_runs = up
         break
@@ -772,9 +773,10 @@ function Engine:skip_after_failure(steps)
   end
 end
 
--- Carries out a decision for real: skip, restore, fail or start the step.
-function Engine:dispatch(step)
-  local d, err = self:decide(step)
+-- Carries out a decision for real: skip, restore, fail or start the step
+-- (ups: its upstream steps, when the caller has them at hand).
+function Engine:dispatch(step, ups)
+  local d, err = self:decide(step, ups)
   if not d then return self:finish_failure(step, nil, err, nil) end
   self.planned[step] = d.action
   if d.action == "uptodate" then
@@ -992,6 +994,42 @@ function Engine:loop(steps)
   end
 end
 
+--- The scheduler of a dry run: steps decided one by one in run order (a
+--- list of steps; selected: the set of the pipeline's steps taking part,
+--- nil for all). A dry run decides each step at once, so Engine:loop's
+--- queue would hand them out in this order anyway (a step is queued only by
+--- the settling of an earlier one); walking the order spares a 100,000-step
+--- plan the queue, the counts and the positions. As there, a step is
+--- decided once every upstream step taking part has an outcome, or blocked
+--- as soon as one of them failed or was blocked; after a failure without
+--- --keep-going nothing else is decided, and what was not is "skipped".
+function Engine:plan_in_order(steps, selected)
+  local results, upstream, keep_going = self.results, self.graph.upstream, self.opts.keep_going
+  for _, step in ipairs(steps) do
+    local ups = upstream[step]
+    local waiting, blocked = false, nil
+    for _, up in ipairs(ups) do
+      local outcome = results[up]
+      if BAD[outcome] then
+        blocked = up
+      elseif outcome == nil and (not selected or selected[up]) then
+        waiting = true
+      end
+    end
+    if blocked then
+      results[step], self.planned[step] = "blocked", "blocked"
+      self.reasons[step] = { ("upstream step '%s' is blocked"):format(blocked.name) }
+      self.out:planned(step, "blocked", self.reasons[step])
+    elseif not waiting and (#self.failed == 0 or keep_going) then
+      results[step] = "running" -- until dispatch decides
+      self:dispatch(step, ups)
+    end
+  end
+  for _, step in ipairs(steps) do
+    if results[step] == nil then results[step] = "skipped" end
+  end
+end
+
 --- Runs pipeline p. opts: { root (absolute project root), targets = {step
 --- names} (default all), jobs, force, force_steps = {name → true}, dry_run,
 --- keep_going, explain, track (mlx.track, to record step runs), git
@@ -1026,10 +1064,10 @@ function M.run(p, opts)
   self.out.total = #steps
   self:check_executors(steps)
   local loop_steps = self:up_to_date_first(steps, selected)
-  local ok, err = xpcall(self.loop, function(e)
+  local ok, err = xpcall(opts.dry_run and self.plan_in_order or self.loop, function(e)
     if e == "interrupted" or ui.is_failure(e) then return e end
     return opts.debug and debug.traceback(tostring(e), 2) or e
-  end, self, loop_steps)
+  end, self, loop_steps, selected)
   if not ok then
     self:kill_running("KILLED")
     self:close_executors()
