@@ -29,6 +29,8 @@ end
 --- shell): for a string command (run by /bin/sh) each value is shell-quoted
 --- when it is not a plain word; for an argv list each value is inserted as is.
 function M.resolve_command(step, values)
+  -- Most commands name no param: no set of declared names to make.
+  if type(step.cmd) == "string" and not step.cmd:find("${", 1, true) then return step.cmd end
   local declared = {}
   for _, name in ipairs(step.params or {}) do declared[name] = true end
   if type(step.cmd) == "string" then return substitute(step.cmd, values, declared, true) end
