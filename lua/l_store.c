@@ -321,7 +321,8 @@ static int store_hash_files(lua_State *L)
 }
 
 /* st:file_hashes(paths) -> hashes (an mlx.FileHashes: hashes:get(path) ->
- * info as st:hash_files gives it, or false) | nil, message, code. Hashes
+ * info as st:hash_files gives it, or false, followed by st:hash's message
+ * when the path did not exist) | nil, message, code. Hashes
  * as st:hash_files does, but keeps the answers in C: the prefetch of a
  * 100,000-step pipeline then makes no Lua table per path, and its no-op
  * compares them in place (mlx.lockindex.same_step). paths may repeat and

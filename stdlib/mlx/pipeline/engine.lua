@@ -710,7 +710,9 @@ function Engine:up_to_date_first(steps, selected)
   local lines = self.locked_lines
   if not lines or self.opts.force or #steps == 0 then return steps end
   local ok, unsure = pcall(state.unsure_steps, self.ctx, steps, lines, self.opts.force_steps)
-  -- Whatever raised is raised again by the step's own decision, in its turn.
+  -- Ctrl-C stops the run; anything else that raised is raised again by the
+  -- step's own decision, in its turn.
+  if not ok and unsure == "interrupted" then error(unsure, 0) end
   if not ok or not unsure then return steps end
   -- The unsure steps and, through the graph, everything downstream of them.
   local affected, n = {}, #unsure

@@ -128,8 +128,8 @@ end
 --- answers in C as ctx.prefetched (an mlx.FileHashes), which M.hash asks
 --- before the store and M.unsure_steps compares in place: checking 1,000
 --- single outs one call at a time costs several times more, and a Lua
---- table per path was a fifth of a 100,000-step no-op's heap. Paths
---- missing now are left for M.hash to look at when asked.
+--- table per path was a fifth of a 100,000-step no-op's heap. It also
+--- knows which paths are missing now, which M.hash trusts in a dry run.
 function M.prefetch(ctx, steps)
   -- Every declared path, repeats and directories included: the store
   -- keeps the first of each file path (no Lua set of 100,000 paths).
