@@ -116,6 +116,36 @@ static void open_creates_the_latest_schema_and_refuses_newer_ones(void **state)
 	assert_non_null(strstr(err.msg, "cannot open /nonexistent-dir/runs.db"));
 }
 
+/* A database made before migration 5 loses the index that the covering
+ * runs_by_parent_start made redundant, and keeps its runs and the index
+ * that finds a run's steps. */
+static void migration_5_drops_the_redundant_parent_index(void **state)
+{
+	struct fixture *f = *state;
+	struct mlx_rundb *db = open_db(f->path, NULL);
+	struct mlx_run_start start = {.git_dirty = -1};
+	char parent[MLX_RUN_ID_SIZE], child[MLX_RUN_ID_SIZE];
+	assert_int_equal(mlx_rundb_start(db, &start, parent, NULL), MLX_OK);
+	start.parent_id = parent;
+	assert_int_equal(mlx_rundb_start(db, &start, child, NULL), MLX_OK);
+	assert_int_equal(mlx_rundb_close(db, NULL), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_by_parent'") == 0);
+
+	/* As version 4 left it. */
+	raw_exec(f->path, "CREATE INDEX runs_by_parent ON runs (parent_id) WHERE parent_id IS NOT NULL;"
+	                  " PRAGMA user_version = 4");
+	db = open_db(f->path, NULL);
+	assert_int_equal(mlx_rundb_schema_version(db), mlx_rundb_schema_latest());
+	assert_int_equal(mlx_rundb_close(db, NULL), MLX_OK);
+	assert_true(peek(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_by_parent'") == 0);
+	assert_true(peek(f->path, "SELECT count(*) FROM runs") == 2);
+	char sql[200];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE parent_id = '%s'", parent);
+	assert_true(peek(f->path, sql) == 1);
+	assert_true(peek(f->path, "SELECT count(*) FROM (SELECT 1 FROM pragma_index_list('runs')"
+	                          " WHERE name = 'runs_by_parent_start')") == 1);
+}
+
 static void run_ids_are_short_unique_and_sort_by_time(void **state)
 {
 	struct fixture *f = *state;
@@ -984,6 +1014,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(open_creates_the_latest_schema_and_refuses_newer_ones,
 	                                    make_db_dir, remove_db_dir),
+	    cmocka_unit_test_setup_teardown(migration_5_drops_the_redundant_parent_index, make_db_dir,
+	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(run_ids_are_short_unique_and_sort_by_time, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(a_run_records_its_owner_and_ends_once, make_db_dir,
