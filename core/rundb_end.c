@@ -81,8 +81,9 @@ void rundb_end_marker_reserve(struct mlx_rundb *db, const char *id)
 	 * seconds never reaches the disk. Without the space the marker is
 	 * still made, and a short end may fit. */
 	static const char zeros[MARKER_RESERVED];
-	if (write(fd, zeros, sizeof zeros) < 0) {
+	if (write(fd, zeros, sizeof zeros) != (ssize_t)sizeof zeros) {
 		/* a full disk already: the empty marker is all there is */
+		db->marker_doubt = 1;
 	}
 	close(fd);
 }
@@ -92,6 +93,7 @@ void rundb_end_marker_write(struct mlx_rundb *db, const char *id, const struct m
 {
 	char path[PATH_MAX + 32];
 	marker_path(db, id, path, sizeof path);
+	db->marker_doubt = 1;
 	char *reason = strdup(why ? why : "");
 	if (!reason)
 		return;
@@ -176,9 +178,14 @@ void rundb_end_marker_remove(struct mlx_rundb *db, const char *id)
 
 /* True when the marker at path holds nothing but its reservation: one
  * written by an earlier failed attempt would give the next run an end that
- * is not its own. */
-static int marker_empty(const char *path)
+ * is not its own. Only this handle writes into its runs' markers, so
+ * before it ever has (marker_doubt) the answer is known without the four
+ * system calls of a look, which were a twentieth of mlx's own time in a
+ * first run of 1,000 short steps. */
+static int marker_empty(const struct mlx_rundb *db, const char *path)
 {
+	if (!db->marker_doubt)
+		return 1;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
 	char first = 1;
@@ -193,7 +200,7 @@ void rundb_end_marker_retire(struct mlx_rundb *db, const char *id)
 {
 	char path[PATH_MAX + 32];
 	marker_path(db, id, path, sizeof path);
-	if (db->nspare < SPARES_MAX && marker_empty(path)) {
+	if (db->nspare < SPARES_MAX && marker_empty(db, path)) {
 		char spare[PATH_MAX + 48];
 		spare_path(db, (long)getpid(), db->nspare, spare, sizeof spare);
 		if (rename(path, spare) == 0) {
@@ -209,7 +216,7 @@ int rundb_end_marker_pass(struct mlx_rundb *db, const char *from, const char *to
 	char path[PATH_MAX + 32], next[PATH_MAX + 32];
 	marker_path(db, from, path, sizeof path);
 	marker_path(db, to, next, sizeof next);
-	return marker_empty(path) && rename(path, next) == 0;
+	return marker_empty(db, path) && rename(path, next) == 0;
 }
 
 void rundb_end_spare_remove(struct mlx_rundb *db, long pid)

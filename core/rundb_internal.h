@@ -97,6 +97,10 @@ struct mlx_rundb {
 	char proc_ident[128]; /* boot id:pid namespace:start ticks of this process */
 	int nspare; /* empty markers to reuse: "<db path>-end-spare-<pid>", then "…-<pid>-1", "…-2" … */
 	int nends;  /* ends of runs in the buffer (PENDING_END) */
+	/* Set once this handle wrote an end into a marker or could not reserve
+	 * one's space: until then every marker it holds is its bare
+	 * reservation, and passing one on needs no look at it. */
+	int marker_doubt;
 	int wal_pages; /* the WAL's pages after this handle's last commit */
 };
 
