@@ -271,4 +271,23 @@ is "$(json '[(r["status"], r["metrics"]) for r in d if r.get("step") == "a"]' <b
 	"a step started after another ended finds its run FINISHED, with its metrics"
 cd "$TEST_DIR" || exit 1
 
+# Steps that run side by side are each a step run of the recipe's run, not
+# of the step that happened to be running when it started.
+mkdir parallel && cd parallel || exit 1
+mlx init
+cat >p.lua <<'LUA'
+local p = require("mlx").pipeline "parallel"
+for i = 1, 4 do
+  p:step("s" .. i) { outs = { "out/" .. i }, cmd = "sleep 0.3; echo " .. i .. " >out/" .. i }
+end
+return p
+LUA
+mlx recipe p.lua -j 4
+is "$RC" 0 "four steps run side by side"
+mlx runs --all --json --limit 0
+is "$(printf '%s' "$OUT" | json 'len([r for r in d if not r.get("step")]),
+	sorted(r["step"] for r in d if r.get("parent") in [x["id"] for x in d if not x.get("step")])')" \
+	"1 ['s1', 's2', 's3', 's4']" "each is a step run of the recipe's run"
+cd "$TEST_DIR" || exit 1
+
 done_testing

@@ -208,8 +208,10 @@ function Engine:start_run(step, ev, status_hint)
   -- A step that depends on others finds their runs ended: the ends
   -- buffered so far are written with its start (roots, such as the steps
   -- of a wide fan, leave them to their batch).
+  -- The recipe's run is the parent, named: the default (the innermost run
+  -- still running) is another step's under -j 2 or more.
   local run, err = self.opts.track.start_run {
-    recipe = self.opts.recipe_path, step = step.name, step_key = ev.key,
+    parent = self.recipe_run_id, recipe = self.opts.recipe_path, step = step.name, step_key = ev.key,
     log_path = step.cmd and self:log_path(step) or nil,
     command = command or ("(lua) " .. step.where:sub(1, -3)), params = params,
     git = self.opts.git or false, with_ends = #self.graph.upstream[step] > 0,
