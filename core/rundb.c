@@ -652,8 +652,7 @@ int mlx_rundb_close(struct mlx_rundb *db, struct mlx_err *err)
 		sqlite3_close_v2(db->sql);
 	}
 	/* After the flush, which retires the markers of buffered ends. */
-	if (db->nspare > 0)
-		rundb_end_spare_remove(db, (long)getpid());
+	rundb_end_slots_close(db);
 	rundb_free_buffer(db);
 	pthread_cond_destroy(&db->wake);
 	pthread_mutex_destroy(&db->lock);
@@ -725,7 +724,7 @@ static int end_dead_run(struct mlx_rundb *db, const char *id, long pid, long gro
                         struct mlx_err *err)
 {
 	struct rundb_end_marker m;
-	int found = rundb_end_marker_read(db, id, &m);
+	int found = rundb_end_marker_read(db, id, pid, &m);
 	*marked = found >= 0;
 	sqlite3_stmt *st;
 	int rc;
@@ -822,7 +821,11 @@ int mlx_rundb_reap(struct mlx_rundb *db, int *killed, struct mlx_err *err)
 		for (int i = 0; i < ndead; i++) {
 			if (marked[i])
 				rundb_end_marker_remove(db, dead[i]);
-			rundb_end_spare_remove(db, dead_pid[i]);
+			int seen = 0; /* each dead process's slots once */
+			for (int j = 0; j < i && !seen; j++)
+				seen = dead_pid[j] == dead_pid[i];
+			if (!seen)
+				rundb_end_slots_remove(db, dead_pid[i]);
 		}
 	}
 out:
@@ -894,17 +897,10 @@ int mlx_rundb_start(struct mlx_rundb *db, const struct mlx_run_start *run, char 
 	bind_text_or_null(st, 16, run->log_path);
 	rc = rundb_exec(db, st, err, "cannot record a new run");
 	sqlite3_clear_bindings(st);
-	int reserved = 0;
-	if (rc == MLX_OK && with_buffer && (rc = rundb_commit(db, err)) == MLX_OK) {
-		/* The marker of an end just written becomes the new run's. */
-		for (size_t i = 0; i < db->npending && !reserved; i++) {
-			struct pending *p = &db->pending[i];
-			if (p->kind == PENDING_END && rundb_end_marker_pass(db, p->run, id))
-				p->marker_passed = reserved = 1;
-		}
+	/* The slots of the ends just written are free for the new run's. */
+	if (rc == MLX_OK && with_buffer && (rc = rundb_commit(db, err)) == MLX_OK)
 		rundb_clear_buffer(db);
-	}
-	if (rc == MLX_OK && !reserved)
+	if (rc == MLX_OK)
 		rundb_end_marker_reserve(db, id);
 out:
 	if (rc != MLX_OK && with_buffer) {

@@ -60,7 +60,14 @@ struct pending {
 	char *hash;           /* artifact */
 	int64_t size, nfiles; /* artifact; group: size is the group id */
 	struct mlx_run_end end; /* end: its status is a constant, its message is value */
-	int marker_passed;      /* end: its marker became another run's (rundb_end_marker_pass) */
+};
+
+/* An end marker of a handle (rundb_end.c): "<db path>-end-slot-<pid>-<n>",
+ * held by the run whose end it would keep, free when run is "". */
+struct rundb_end_slot {
+	char run[MLX_RUN_ID_SIZE];
+	int n;
+	int written; /* it holds an end that could not be recorded */
 };
 
 struct mlx_rundb {
@@ -95,12 +102,9 @@ struct mlx_rundb {
 	char host[256];
 	char user[64];
 	char proc_ident[128]; /* boot id:pid namespace:start ticks of this process */
-	int nspare; /* empty markers to reuse: "<db path>-end-spare-<pid>", then "…-<pid>-1", "…-2" … */
-	int nends;  /* ends of runs in the buffer (PENDING_END) */
-	/* Set once this handle wrote an end into a marker or could not reserve
-	 * one's space: until then every marker it holds is its bare
-	 * reservation, and passing one on needs no look at it. */
-	int marker_doubt;
+	struct rundb_end_slot *end_slots; /* the markers this handle made */
+	int nend_slots, cap_end_slots, next_end_slot;
+	int nends;     /* ends of runs in the buffer (PENDING_END) */
 	int wal_pages; /* the WAL's pages after this handle's last commit */
 };
 
@@ -170,9 +174,10 @@ struct rundb_end_marker {
 	int64_t end_ms;
 };
 
-/* Makes the empty end marker of the new run id ("<db path>-end-<id>") with
- * space reserved for its end. Best effort: without it a run whose end
- * cannot be written is taken for a killed one. */
+/* Gives the new run id an end marker with space reserved for its end: a
+ * free slot of the handle, else a new one, else (past SLOTS_MAX) a file of
+ * its own name, "<db path>-end-<id>". Best effort: without it a run whose
+ * end cannot be written is taken for a killed one. */
 void rundb_end_marker_reserve(struct mlx_rundb *db, const char *id);
 
 /* Writes the end of run id and why it could not be recorded into its end
@@ -180,25 +185,25 @@ void rundb_end_marker_reserve(struct mlx_rundb *db, const char *id);
 void rundb_end_marker_write(struct mlx_rundb *db, const char *id, const struct mlx_run_end *end,
                             const char *why);
 
-/* Reads the end marker of run id. Returns 1 and fills m (free m->text) if
- * it holds an end; 0 if it exists but holds none (its process died before
- * its end); -1 if there is none. */
-int rundb_end_marker_read(struct mlx_rundb *db, const char *id, struct rundb_end_marker *m);
+/* Reads the end of run id, whose process was pid, from its marker: its own
+ * name, else one of pid's slots. Returns 1 and fills m (free m->text) if
+ * one holds its end; 0 if its named marker exists but holds none (its
+ * process died before its end); -1 if there is none. */
+int rundb_end_marker_read(struct mlx_rundb *db, const char *id, long pid, struct rundb_end_marker *m);
 
-/* Removes the end marker of run id, if there is one. */
+/* Removes the marker of run id's own name, if there is one. */
 void rundb_end_marker_remove(struct mlx_rundb *db, const char *id);
 
-/* The end of run id is recorded: its marker, if still empty, is kept as
- * one of the handle's spares for the next runs to start, else removed. */
+/* The end of run id is recorded: its slot is free again (made bare if an
+ * end had been written into it); a marker of its own name is removed. */
 void rundb_end_marker_retire(struct mlx_rundb *db, const char *id);
 
-/* The end of run from is recorded and run to starts: from's marker, if
- * still empty, becomes to's (one rename, not two through a spare).
- * Returns 1 if it did, else 0 (from's marker is then left as it was). */
-int rundb_end_marker_pass(struct mlx_rundb *db, const char *from, const char *to);
+/* At close: removes the handle's slots, but renames one holding an
+ * unrecorded end to its run's own name, for the reaper. */
+void rundb_end_slots_close(struct mlx_rundb *db);
 
-/* Removes the spare markers of process pid (this handle's, at close; a
- * dead process's, when its runs are reaped). */
-void rundb_end_spare_remove(struct mlx_rundb *db, long pid);
+/* Removes the slots of process pid (a dead process's, when its runs are
+ * reaped). */
+void rundb_end_slots_remove(struct mlx_rundb *db, long pid);
 
 #endif

@@ -487,7 +487,7 @@ static void drop_buffer(struct mlx_rundb *db, int committed)
 	for (size_t i = 0; i < db->npending; i++) {
 		/* Its end is recorded: the marker is out of date now, and an
 		 * empty one serves a later run. */
-		if (committed && db->pending[i].kind == PENDING_END && !db->pending[i].marker_passed)
+		if (committed && db->pending[i].kind == PENDING_END)
 			rundb_end_marker_retire(db, db->pending[i].run);
 		free(db->pending[i].run);
 		free(db->pending[i].key);

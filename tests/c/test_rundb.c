@@ -404,16 +404,19 @@ static void an_end_that_cannot_be_written_is_recorded_later(void **state)
 	snprintf(cmd, sizeof cmd, "ls '%s'* >/dev/null 2>&1", marker);
 	assert_int_not_equal(system(cmd), 0);
 
-	/* A run killed before its end leaves a marker that says nothing. */
+	/* A run holds one of its handle's slots while it runs (a run killed
+	 * before its end leaves it saying nothing); the slot waits for the
+	 * next run once the end is recorded, and goes with the handle. */
 	db = open_db(f->path, NULL);
 	char id[MLX_RUN_ID_SIZE];
 	struct mlx_err err;
 	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
-	snprintf(marker, sizeof marker, "%s-end-%s", f->path, id);
+	snprintf(marker, sizeof marker, "%s-end-slot-%ld-0", f->path, (long)getpid());
 	assert_int_equal(access(marker, F_OK), 0);
 	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
-	assert_int_not_equal(access(marker, F_OK), 0);
+	assert_int_equal(access(marker, F_OK), 0);
 	mlx_rundb_close(db, NULL);
+	assert_int_not_equal(access(marker, F_OK), 0);
 }
 
 /* How many files named "<db path>-end-*" exist. */
@@ -424,36 +427,38 @@ static int end_files(const char *path)
 	return WEXITSTATUS(system(cmd));
 }
 
-static void an_empty_end_marker_is_reused_by_the_next_run(void **state)
+static void a_runs_end_marker_is_a_slot_reused_by_the_next_run(void **state)
 {
 	struct fixture *f = *state;
 	struct mlx_run_start start = {.git_dirty = -1};
 	struct mlx_err err;
-	char id[MLX_RUN_ID_SIZE], marker[192], spare[192];
-	snprintf(spare, sizeof spare, "%s-end-spare-%ld", f->path, (long)getpid());
+	char id[MLX_RUN_ID_SIZE], other[MLX_RUN_ID_SIZE], slot[192];
+	snprintf(slot, sizeof slot, "%s-end-slot-%ld-0", f->path, (long)getpid());
 
-	/* The empty marker of a finished run becomes the spare, and the next
-	 * run's marker is that file: no new inode per run. */
+	/* The slot of a finished run is the next run's marker: no new inode
+	 * and no rename per run; a second run at once takes a second slot. */
 	struct mlx_rundb *db = open_db(f->path, NULL);
 	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
-	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
 	struct stat st;
-	assert_int_equal(stat(spare, &st), 0);
+	assert_int_equal(stat(slot, &st), 0);
 	ino_t ino = st.st_ino;
 	assert_int_equal(st.st_size, 4096);
-	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
-	snprintf(marker, sizeof marker, "%s-end-%s", f->path, id);
-	assert_int_equal(stat(marker, &st), 0);
-	assert_true(st.st_ino == ino);
-	assert_int_not_equal(access(spare, F_OK), 0);
 	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_start(db, &start, id, &err), MLX_OK);
+	assert_int_equal(stat(slot, &st), 0);
+	assert_true(st.st_ino == ino);
 	assert_int_equal(end_files(f->path), 1);
-	/* Closing the handle removes the spare. */
+	assert_int_equal(mlx_rundb_start(db, &start, other, &err), MLX_OK);
+	assert_int_equal(end_files(f->path), 2);
+	assert_int_equal(mlx_rundb_finish(db, id, &FINISHED, &err), MLX_OK);
+	assert_int_equal(mlx_rundb_finish(db, other, &FINISHED, &err), MLX_OK);
+	assert_int_equal(end_files(f->path), 2);
+	/* Closing the handle removes its slots. */
 	mlx_rundb_close(db, NULL);
 	assert_int_equal(end_files(f->path), 0);
 
-	/* A process killed with a spare and a running run: whoever reaps the
-	 * run removes both files. */
+	/* A process killed with a free slot and a running run: whoever reaps
+	 * the run removes both files. */
 	pid_t child = fork();
 	if (child == 0) {
 		struct mlx_rundb *cdb;
@@ -470,9 +475,40 @@ static void an_empty_end_marker_is_reused_by_the_next_run(void **state)
 	int status;
 	waitpid(child, &status, 0);
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(end_files(f->path), 2); /* the running run's marker and the spare */
+	assert_int_equal(end_files(f->path), 2); /* the running run's slot and the free one */
 	db = open_db(f->path, NULL);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'KILLED'") == 1);
+	assert_int_equal(end_files(f->path), 0);
+	mlx_rundb_close(db, NULL);
+
+	/* A handle closed while its slot holds an end that could not be
+	 * recorded leaves it under the run's own name, and the reaper of its
+	 * process records it from there. */
+	child = fork();
+	if (child == 0) {
+		struct mlx_rundb_options opts = {.busy_timeout_ms = 50};
+		struct mlx_rundb *cdb;
+		char cid[MLX_RUN_ID_SIZE];
+		sqlite3 *raw;
+		if (mlx_rundb_open(f->path, &opts, &cdb, NULL) != MLX_OK ||
+		    mlx_rundb_start(cdb, &start, cid, NULL) != MLX_OK ||
+		    sqlite3_open(f->path, &raw) != SQLITE_OK ||
+		    sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(1);
+		struct mlx_run_end end = {"FAILED", "out of memory", 137, 0, -1, -1, -1, 0};
+		if (mlx_rundb_finish(cdb, cid, &end, NULL) != MLX_ERR_BUSY)
+			_exit(2);
+		mlx_rundb_close(cdb, NULL);
+		char named[192];
+		snprintf(named, sizeof named, "%s-end-%s", f->path, cid);
+		_exit(access(named, F_OK) == 0 && end_files(f->path) == 1 ? 0 : 3);
+	}
+	waitpid(child, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	db = open_db(f->path, NULL);
+	assert_true(peek(f->path,
+	                 "SELECT count(*) FROM runs WHERE status = 'FAILED' AND exit_code = 137"
+	                 " AND message LIKE 'out of memory (its end could not be recorded then: %'") == 1);
 	assert_int_equal(end_files(f->path), 0);
 	mlx_rundb_close(db, NULL);
 }
@@ -492,8 +528,10 @@ static void buffered_ends_are_written_in_batches(void **state)
 	int64_t before = (int64_t)time(NULL) * 1000 - 1000;
 	assert_int_equal(mlx_rundb_finish_buffered(db, ids[0], &end, &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 1);
-	snprintf(marker, sizeof marker, "%s-end-%s", f->path, ids[0]);
-	assert_int_equal(access(marker, F_OK), 0);
+	snprintf(marker, sizeof marker, "%s-end-slot-%ld-0", f->path, (long)getpid());
+	struct stat st;
+	assert_int_equal(stat(marker, &st), 0);
+	ino_t ino = st.st_ino;
 	assert_int_equal(mlx_rundb_flush(db, &err), MLX_OK);
 	char sql[256];
 	snprintf(sql, sizeof sql,
@@ -501,39 +539,33 @@ static void buffered_ends_are_written_in_batches(void **state)
 	         " AND status = 'FINISHED' AND end_time >= %lld",
 	         ids[0], (long long)before);
 	assert_true(peek(f->path, sql) == 0.25 + 1.5 + 8192);
-	assert_int_not_equal(access(marker, F_OK), 0);
-	assert_int_equal(end_files(f->path), 1); /* the spare */
+	assert_int_equal(end_files(f->path), 1); /* the slot, free now */
 	struct mlx_run_end bad = end;
 	bad.status = "DONE";
 	assert_int_equal(mlx_rundb_finish_buffered(db, ids[0], &bad, &err), MLX_ERR_INVALID);
 
 	/* 40 runs: the 32nd end writes the batch, the rest wait. Their
-	 * markers become spares, reused by the runs that start next. */
+	 * slots are free again, for the runs that start next. */
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(mlx_rundb_start(db, &start, ids[i], &err), MLX_OK);
 	assert_int_equal(end_files(f->path), 40);
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(mlx_rundb_finish_buffered(db, ids[i], &end, &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 33);
-	assert_int_equal(end_files(f->path), 40); /* 32 spares, 8 markers */
+	assert_int_equal(end_files(f->path), 40); /* 32 free slots, 8 held */
+	assert_int_equal(stat(marker, &st), 0);
+	assert_true(st.st_ino == ino); /* the first slot, never made again */
 	/* A start leaves them waiting; one with_ends writes them with it: a
-	 * step started after those it depends on finds them ended. The first
-	 * of their markers becomes the new run's, by one rename. */
+	 * step started after those it depends on finds them ended. Neither
+	 * makes a marker: both take a free slot. */
 	assert_int_equal(mlx_rundb_start(db, &start, ids[1], &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 33);
 	assert_int_equal(mlx_rundb_finish_buffered(db, ids[1], &end, &err), MLX_OK);
-	struct stat st;
-	snprintf(marker, sizeof marker, "%s-end-%s", f->path, ids[32]);
-	assert_int_equal(stat(marker, &st), 0);
-	ino_t ino = st.st_ino;
 	struct mlx_run_start after = start;
 	after.with_ends = 1;
 	assert_int_equal(mlx_rundb_start(db, &after, ids[0], &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == 42);
 	assert_int_equal(end_files(f->path), 40);
-	snprintf(marker, sizeof marker, "%s-end-%s", f->path, ids[0]);
-	assert_int_equal(stat(marker, &st), 0);
-	assert_true(st.st_ino == ino);
 	assert_int_equal(mlx_rundb_finish(db, ids[0], &FINISHED, &err), MLX_OK);
 	assert_true(peek(f->path, "SELECT count(*) FROM runs WHERE status = 'RUNNING'") == 0);
 	mlx_rundb_close(db, NULL);
@@ -1031,7 +1063,7 @@ int main(void)
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(an_end_that_cannot_be_written_is_recorded_later, make_db_dir,
 	                                    remove_db_dir),
-	    cmocka_unit_test_setup_teardown(an_empty_end_marker_is_reused_by_the_next_run, make_db_dir,
+	    cmocka_unit_test_setup_teardown(a_runs_end_marker_is_a_slot_reused_by_the_next_run, make_db_dir,
 	                                    remove_db_dir),
 	    cmocka_unit_test_setup_teardown(buffered_ends_are_written_in_batches, make_db_dir, remove_db_dir),
 	    cmocka_unit_test_setup_teardown(a_long_wal_is_emptied_at_close, make_db_dir, remove_db_dir),
