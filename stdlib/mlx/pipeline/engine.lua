@@ -491,7 +491,7 @@ end
 -- database failed) is kept; mlx gc removes it once no mlx uses the project.
 local function finish_events(events)
   local n, malformed = events:finish()
-  if n then os.remove(events.path) end
+  if n and events.opened then os.remove(events.path) end
   return malformed
 end
 

@@ -141,7 +141,8 @@ Reader.__index = Reader
 --- recorded as written); on_malformed(line_number, text, why), called for
 --- each line skipped — by default it prints "mlx: warning: PATH:LINE:
 --- skipped event: WHY: TEXT". The reader's fields events (lines recorded)
---- and malformed ({line, text, why}…) count what it did.
+--- and malformed ({line, text, why}…) count what it did; opened is true
+--- once the file was found (a step that logs nothing never makes it).
 function M.reader(run, path, options)
   assert(type(path) == "string", "events reader: path must be a string")
   options = options or {}
@@ -180,6 +181,7 @@ function Reader:poll()
       return nil, err, "io"
     end
     self.file = f
+    self.opened = true
   end
   local n = 0
   self.file:seek("set", self.offset)
