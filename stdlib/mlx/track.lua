@@ -400,8 +400,8 @@ function Store:start_run(info)
   }
   if not run then return nil, err, code end
   wrap_close(run)
-  if info.params then run:log_params(info.params) end
-  if info.tags then run:set_tags(info.tags) end
+  if info.params and next(info.params) ~= nil then run:log_params(info.params) end
+  if info.tags and next(info.tags) ~= nil then run:set_tags(info.tags) end
   self.open_runs[run] = true
   nstarted = nstarted + 1
   started[nstarted] = run
