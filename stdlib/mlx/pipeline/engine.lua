@@ -33,25 +33,28 @@ local CHECKPOINT_SECONDS = 1.0
 -- cost per finished step the same for 1,000 steps and 100,000.
 local CHECKPOINT_SHARE = 10
 
+-- The name of an entry in messages, made only for one: a checkpoint
+-- validates every entry twice.
+local function step_where(pname, sname) return ("step %s/%s"):format(pname, sname) end
+
 --- Validates the "steps" section of mlx.lock: pipeline → step → entry.
 lock.sections.steps = function(section)
   if type(section) ~= "table" then return "steps must be an object" end
   for pname, steps in pairs(section) do
     if type(steps) ~= "table" then return ("steps.%s must be an object"):format(pname) end
     for sname, entry in pairs(steps) do
-      local where = ("step %s/%s"):format(pname, sname)
-      if type(entry) ~= "table" then return where .. " must be an object" end
-      if type(entry.key) ~= "string" or not entry.key:match("^%x+$") or #entry.key ~= 64 then
-        return where .. ": key must be 64 hex digits"
+      if type(entry) ~= "table" then return step_where(pname, sname) .. " must be an object" end
+      if type(entry.key) ~= "string" or #entry.key ~= 64 or entry.key:find("%X") then
+        return step_where(pname, sname) .. ": key must be 64 hex digits"
       end
       if entry.deterministic ~= nil and type(entry.deterministic) ~= "boolean" then
-        return where .. ": deterministic must be true or false"
+        return step_where(pname, sname) .. ": deterministic must be true or false"
       end
       for path, r in pairs(type(entry.outs) == "table" and entry.outs or {}) do
         local problem = lock.path_problem(type(path) == "string" and state.store_path(path) or path)
-        if problem then return ("%s: out %s"):format(where, problem) end
+        if problem then return ("%s: out %s"):format(step_where(pname, sname), problem) end
         problem = lock.entry_problem(r)
-        if problem then return ("%s: out %q: %s"):format(where, path, problem) end
+        if problem then return ("%s: out %q: %s"):format(step_where(pname, sname), path, problem) end
       end
     end
   end
