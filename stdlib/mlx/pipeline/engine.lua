@@ -27,6 +27,10 @@ local M = {}
 -- often, so a long pipeline killed with -9 loses little and a wide one does
 -- not pay a device flush per step.
 local CHECKPOINT_SECONDS = 1.0
+-- A running step's events file is read at most this often (and once more
+-- when the step ends): looked for at every turn of the loop, a file most
+-- short steps never make cost a failed open and an error message each time.
+local EVENTS_POLL_SECONDS = 0.1
 -- A checkpoint rewrites the whole lock, so its cost grows with the
 -- pipeline: the next one waits at least this many times as long as the
 -- last took, which keeps checkpoints under a tenth of a long run and the
@@ -601,8 +605,12 @@ function Engine:poll_jobs(seconds)
     local wait = (i == #names) and seconds or math.min(seconds, 0.05)
     for _, done in ipairs(ex:poll(by_executor[ex], #ended > 0 and 0 or wait)) do ended[#ended + 1] = done end
   end
+  local now = core.clock()
   for _, job in ipairs(self.running) do
-    if job.events then job.events:poll() end
+    if job.events and now - (job.events_polled or job.started) >= EVENTS_POLL_SECONDS then
+      job.events_polled = now
+      job.events:poll()
+    end
   end
   for _, done in ipairs(ended) do
     for i, job in ipairs(self.running) do
