@@ -37,6 +37,7 @@ struct mlx_store {
 	int gc_lock_fd;
 	char *batch;		/* .mlx/tmp/put-…, made on first stage */
 	int batch_fd, batch_lock_fd;
+	unsigned long batch_gen; /* this batch's number among every batch of the process (thread_run) */
 	atomic_uint counter;
 	atomic_int no_clone;    /* FICLONE refused as unsupported: not asked again */
 	atomic_int no_noreplace; /* RENAME_NOREPLACE refused (EINVAL): not asked again */
@@ -511,6 +512,25 @@ static int create_temp(struct mlx_store *s, struct names *own, char name[24], in
 	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 }
 
+/* A fetch thread's run of temp names (create_temp), kept from one object
+ * to the next: the threads that fetch in parallel then create in
+ * directories of their own instead of taking one directory's lock in
+ * turn. gen says which batch the run was taken from; any other batch
+ * (another store, or one made after a discard) starts a new run. */
+static _Thread_local struct {
+	unsigned long gen;
+	struct names names;
+} thread_run;
+
+static struct names *thread_names(struct mlx_store *s)
+{
+	if (thread_run.gen != s->batch_gen) {
+		thread_run.gen = s->batch_gen;
+		thread_run.names = (struct names){0, 0};
+	}
+	return &thread_run.names;
+}
+
 /* Makes the batch directory and takes its lock. The directory is made as
  * "new-PID-XXXXXX", locked, then renamed to "put-PID-XXXXXX": another
  * process's clean-up (remove_stale_batches) takes a free lock on a "put-"
@@ -545,6 +565,9 @@ static int ensure_batch(struct mlx_store *s, struct mlx_err *err)
 		s->batch_lock_fd = -1;
 		return rc;
 	}
+	/* Numbered from 1 across the process: 0 is no batch's. */
+	static atomic_ulong batches;
+	s->batch_gen = atomic_fetch_add(&batches, 1) + 1;
 	s->batch_fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->batch_fd < 0 || !(s->batch = strdup(tmpl))) {
 		rc = mlx_err_sys(err, s->batch_fd < 0 ? errno : ENOMEM, "cannot open %s", tmpl);
@@ -736,7 +759,7 @@ int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 	if (rc != MLX_OK)
 		return rc;
 	char name[24];
-	int out = create_temp(s, NULL, name, O_RDWR);
+	int out = create_temp(s, thread_names(s), name, O_RDWR);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
 	rc = fill(ctx, out, err);
@@ -749,6 +772,34 @@ int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 	char what[MLX_HASH_HEX_SIZE + 8];
 	snprintf(what, sizeof what, "object %s", hex);
 	return finish_staged(s, out, name, hex, *size, what, rc, err);
+}
+
+int mlx_store_stage_verified_bytes(struct mlx_store *s, const char *hex, const void *data, size_t len,
+                                   struct mlx_err *err)
+{
+	/* Hashed before anything is written: a corrupt download costs no
+	 * file, and a good one is written once, with no read back. */
+	char got[MLX_HASH_HEX_SIZE];
+	int rc = mlx_hash_bytes(data, len, got, err);
+	if (rc != MLX_OK)
+		return rc;
+	if (strcmp(got, hex) != 0)
+		return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex,
+		                   got);
+	pthread_mutex_lock(&s->lock);
+	rc = ensure_batch(s, err);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != MLX_OK)
+		return rc;
+	char name[24];
+	int out = create_temp(s, thread_names(s), name, O_WRONLY);
+	if (out < 0)
+		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
+	char what[MLX_HASH_HEX_SIZE + 8];
+	snprintf(what, sizeof what, "object %s", hex);
+	if (mlx_fs_write_all(out, data, len) != 0)
+		rc = mlx_err_sys(err, errno, "cannot store %s", what);
+	return finish_staged(s, out, name, hex, len, what, rc, err);
 }
 
 size_t mlx_store_staged(const struct mlx_store *s)
