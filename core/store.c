@@ -393,7 +393,18 @@ static int shard_failure(const struct mlx_store *s, const char *hex, int e, stru
  * cannot hang the open). Returns the descriptor, or a failure naming the
  * object: MLX_ERR_NOTFOUND (absent, or a symlink in its place),
  * MLX_ERR_CORRUPT (not a regular file), MLX_ERR_IO. */
+static int open_object_stat(const struct mlx_store *s, int dfd, const char *hex, struct stat *st,
+                            struct mlx_err *err);
+
 static int open_object_in(const struct mlx_store *s, int dfd, const char *hex, struct mlx_err *err)
+{
+	struct stat st;
+	return open_object_stat(s, dfd, hex, &st, err);
+}
+
+/* As open_object_in, with the object's status in *st. */
+static int open_object_stat(const struct mlx_store *s, int dfd, const char *hex, struct stat *st,
+                            struct mlx_err *err)
 {
 	int fd = openat(dfd, hex + 2, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -405,11 +416,10 @@ static int open_object_in(const struct mlx_store *s, int dfd, const char *hex, s
 			    hex, s->objects, hex, hex + 2);
 		return mlx_err_sys(err, errno, "cannot open object %s", hex);
 	}
-	struct stat st;
 	int rc = MLX_OK;
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, st) != 0)
 		rc = mlx_err_sys(err, errno, "cannot stat object %s", hex);
-	else if (!S_ISREG(st.st_mode))
+	else if (!S_ISREG(st->st_mode))
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is not a regular file (run mlx fsck)",
 		                 hex);
 	if (rc != MLX_OK) {
@@ -890,7 +900,42 @@ struct place_job {
 	long pid;            /* for temp names */
 	atomic_int no_clone; /* the workspace refused a reflink: copy */
 	atomic_uint counter;
+	mode_t umask;         /* the process's, or 0777 if unknown (then every copy is chmod'ed) */
+	struct shards shards; /* to open the objects, each shard once */
 };
+
+/* What one checkout thread keeps from a file to the next: the directory
+ * of the last file placed, open (the files of a window come in path order,
+ * so most share it with the one before; reopening it per file was a walk
+ * of every component). */
+struct place_worker {
+	int pfd;               /* -1: none yet */
+	char parent[PATH_MAX]; /* its path below the job's dirfd */
+};
+
+/* The process's umask, from /proc/self/status (umask(2) cannot read it
+ * without changing it for a moment, for every thread); 0777 if unknown. */
+static mode_t process_umask(void)
+{
+	static atomic_int known = -1;
+	int m = atomic_load(&known);
+	if (m >= 0)
+		return (mode_t)m;
+	m = 0777;
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned v;
+		if (sscanf(line, "Umask: %o", &v) == 1) {
+			m = (int)(v & 0777);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	atomic_store(&known, m);
+	return (mode_t)m;
+}
 
 static int corrupt(const struct mlx_store *s, const char *hex, const char *dest, struct mlx_err *err)
 {
@@ -901,15 +946,13 @@ static int corrupt(const struct mlx_store *s, const char *hex, const char *dest,
 			   hex, dest, moved ? " (moved to .mlx/cache/quarantine/)" : "");
 }
 
-/* Copies in to out (a reflink already, if cloned) without reading the
- * bytes into memory, setting *size. Returns 1 if done, 0 if the file
- * systems cannot (the caller copies, hashing), -1 with errno set. */
-static int copy_trusted(int in, int out, int cloned, uint64_t *size)
+/* Copies in (of size bytes, as its fstat said) to out (a reflink already,
+ * if cloned) without reading the bytes into memory, setting *size.
+ * Returns 1 if done, 0 if the file systems cannot (the caller copies,
+ * hashing), -1 with errno set. */
+static int copy_trusted(int in, uint64_t in_size, int out, int cloned, uint64_t *size)
 {
-	struct stat st;
-	if (fstat(in, &st) != 0)
-		return -1;
-	*size = (uint64_t)st.st_size;
+	*size = in_size;
 	if (cloned)
 		return 1;
 	loff_t off_in = 0, off_out = 0;
@@ -929,12 +972,38 @@ static int copy_trusted(int in, int out, int cloned, uint64_t *size)
 	return 1;
 }
 
+/* Sets *pfd to the directory of path below job->dirfd, opened (and made)
+ * by the confined walk (path.h: no symlink followed), or kept from the
+ * worker's last file when it is the same directory; *name to path's last
+ * component. The worker owns *pfd. */
+static int place_parent(struct place_job *job, struct place_worker *w, const char *path, int *pfd,
+                        const char **name, struct mlx_err *err)
+{
+	const char *slash = strrchr(path, '/');
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	if (w->pfd >= 0 && plen < sizeof w->parent && strlen(w->parent) == plen &&
+	    memcmp(w->parent, path, plen) == 0) {
+		*pfd = w->pfd;
+		*name = slash ? slash + 1 : path;
+		return MLX_OK;
+	}
+	if (w->pfd >= 0)
+		close(w->pfd);
+	w->pfd = -1;
+	int rc = mlx_path_open_parent(job->dirfd, path, 1, pfd, name, err);
+	if (rc == MLX_OK && plen < sizeof w->parent) {
+		memcpy(w->parent, path, plen);
+		w->parent[plen] = '\0';
+		w->pfd = *pfd;
+	}
+	return rc;
+}
+
 /* Places one object at its path below job->dirfd: the path was checked
  * (path.h), its parents are opened without following a symlink, and the
  * new file is written beside its target and renamed over it. */
-static int place_one(void *vjob, size_t i, struct mlx_err *err)
+static int place_one(struct place_job *job, struct place_worker *w, size_t i, struct mlx_err *err)
 {
-	struct place_job *job = vjob;
 	struct mlx_store *s = job->s;
 	struct mlx_file *f = &job->items->items[i];
 	char dest[PATH_MAX], obj[PATH_MAX], tmp[NAME_MAX + 1];
@@ -946,14 +1015,19 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 		return rc;
 	int pfd;
 	const char *name;
-	if ((rc = mlx_path_open_parent(job->dirfd, f->path, 1, &pfd, &name, err)) != MLX_OK)
+	if ((rc = place_parent(job, w, f->path, &pfd, &name, err)) != MLX_OK)
 		return rc;
 	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, job->pid, atomic_fetch_add(&job->counter, 1));
 
-	/* Never through a symlink in objects/ (open_object). */
-	int in = open_object(s, f->hex, err);
+	/* Never through a symlink in objects/ (open_object_in), each shard
+	 * opened once for the whole checkout. */
+	struct stat ist;
+	int sfd = shard_of(s, &job->shards, f->hex, 0);
+	int in =
+	    sfd >= 0 ? open_object_stat(s, sfd, f->hex, &ist, err) : shard_failure(s, f->hex, errno, err);
 	if (in < 0) {
-		close(pfd);
+		if (pfd != w->pfd)
+			close(pfd);
 		if (in == MLX_ERR_NOTFOUND)
 			return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT,
 					   "object %s for %s is not in the store; fetch it (mlx pull)", f->hex, dest);
@@ -992,14 +1066,17 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 		made = how != MLX_LINK_COPY;
 	}
 	if (how == MLX_LINK_COPY) {
-		out = openat(pfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		/* Created with its mode: a chmod only where the umask takes
+		 * bits of it away. */
+		mode_t mode = f->mode ? f->mode : 0644;
+		out = openat(pfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 		if (out < 0) {
 			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
 			goto out;
 		}
 		made = 1;
 		int cloned = try_clone(&job->no_clone, out, in);
-		int copied = trusted ? copy_trusted(in, out, cloned, &size) : 0;
+		int copied = trusted ? copy_trusted(in, (uint64_t)ist.st_size, out, cloned, &size) : 0;
 		if (copied < 0) {
 			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
 			goto out;
@@ -1014,7 +1091,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			rc = corrupt(s, f->hex, dest, err);
 			goto out;
 		}
-		if (fchmod(out, f->mode ? f->mode : 0644) != 0) {
+		if ((mode & job->umask) && fchmod(out, mode) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot set the mode of %s", dest);
 			goto out;
 		}
@@ -1047,7 +1124,23 @@ out:
 	close(in);
 	if (made)
 		unlinkat(pfd, tmp, 0);
-	close(pfd);
+	if (pfd != w->pfd)
+		close(pfd);
+	return rc;
+}
+
+/* One checkout thread: places the files it takes, keeping its last
+ * directory open between them. */
+static int place_worker_run(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
+{
+	struct place_job *job = vjob;
+	struct place_worker w = {.pfd = -1};
+	size_t i;
+	int rc = MLX_OK;
+	while (rc == MLX_OK && mlx_pool_take(pool, &i))
+		rc = place_one(job, &w, i, err);
+	if (w.pfd >= 0)
+		close(w.pfd);
 	return rc;
 }
 
@@ -1062,10 +1155,14 @@ int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struc
 	                        .link = link,
 	                        .verified = verified,
 	                        .mtime_ns = mtime_ns,
-	                        .pid = (long)getpid()};
+	                        .pid = (long)getpid(),
+	                        .umask = process_umask()};
 	atomic_init(&job.counter, 0);
 	atomic_init(&job.no_clone, 0);
-	return mlx_pool_run_progress(items->len, jobs, place_one, &job, s->progress, err);
+	shards_init(&job.shards);
+	int rc = mlx_pool_run_workers_progress(items->len, jobs, place_worker_run, &job, s->progress, err);
+	shards_close(&job.shards);
+	return rc;
 }
 
 int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_filelist *items, enum mlx_link link,
