@@ -899,6 +899,7 @@ struct place_job {
 	int64_t mtime_ns;    /* stamped on copies, or 0 */
 	long pid;            /* for temp names */
 	atomic_int no_clone; /* the workspace refused a reflink: copy */
+	atomic_int no_tmpfile; /* no O_TMPFILE there, or no /proc to link it: temp names */
 	atomic_uint counter;
 	mode_t umask;         /* the process's, or 0777 if unknown (then every copy is chmod'ed) */
 	struct shards shards; /* to open the objects, each shard once */
@@ -1034,7 +1035,7 @@ static int place_one(struct place_job *job, struct place_worker *w, size_t i, st
 		return in;
 	}
 	enum mlx_link how = job->link;
-	int out = -1, failed_write = 0, made = 0;
+	int out = -1, failed_write = 0, made = 0, anon = 0;
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size = 0;
 	/* An object this process fetched and verified moments ago is copied
@@ -1069,12 +1070,28 @@ static int place_one(struct place_job *job, struct place_worker *w, size_t i, st
 		/* Created with its mode: a chmod only where the umask takes
 		 * bits of it away. */
 		mode_t mode = f->mode ? f->mode : 0644;
-		out = openat(pfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-		if (out < 0) {
-			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
-			goto out;
+		/* Written unnamed (O_TMPFILE) and linked at its name once whole:
+		 * a kill -9 before then leaves nothing in the workspace, where a
+		 * temp name left behind was a local change that the next pull
+		 * refused to overwrite; and a new file costs one directory entry,
+		 * not a temp entry and a rename. Where the file system has no
+		 * O_TMPFILE (or /proc is missing), a temp name and a rename. */
+		if (!atomic_load(&job->no_tmpfile)) {
+			out = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+			if (out < 0 && errno != EMFILE && errno != ENFILE && errno != ENOSPC &&
+			    errno != EDQUOT)
+				atomic_store(&job->no_tmpfile, 1);
 		}
-		made = 1;
+		if (out >= 0) {
+			anon = 1;
+		} else {
+			out = openat(pfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+			if (out < 0) {
+				rc = mlx_err_sys(err, errno, "cannot write %s", dest);
+				goto out;
+			}
+			made = 1;
+		}
 		int cloned = try_clone(&job->no_clone, out, in);
 		int copied = trusted ? copy_trusted(in, (uint64_t)ist.st_size, out, cloned, &size) : 0;
 		if (copied < 0) {
@@ -1102,9 +1119,23 @@ static int place_one(struct place_job *job, struct place_worker *w, size_t i, st
 			goto out;
 		}
 	}
+	int linked = 0;
+	if (anon) {
+		/* Linked at its name if nothing is there (a fresh checkout);
+		 * else under the temp name, to be renamed over what is there. */
+		char opened[32];
+		snprintf(opened, sizeof opened, "/proc/self/fd/%d", out);
+		if (linkat(AT_FDCWD, opened, pfd, name, AT_SYMLINK_FOLLOW) == 0)
+			linked = 1;
+		else if (errno != EEXIST || linkat(AT_FDCWD, opened, pfd, tmp, AT_SYMLINK_FOLLOW) != 0) {
+			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
+			goto out;
+		} else
+			made = 1;
+	}
 	/* renameat replaces a symlink at the target itself, never what it
 	 * points to. */
-	if (renameat(pfd, tmp, pfd, name) != 0) {
+	if (!linked && renameat(pfd, tmp, pfd, name) != 0) {
 		rc = mlx_err_sys(err, errno, "cannot replace %s", dest);
 		goto out;
 	}
@@ -1159,6 +1190,8 @@ int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struc
 	                        .umask = process_umask()};
 	atomic_init(&job.counter, 0);
 	atomic_init(&job.no_clone, 0);
+	/* An unnamed file is linked through /proc/self/fd. */
+	atomic_init(&job.no_tmpfile, access("/proc/self/fd", X_OK) != 0);
 	shards_init(&job.shards);
 	int rc = mlx_pool_run_workers_progress(items->len, jobs, place_worker_run, &job, s->progress, err);
 	shards_close(&job.shards);
