@@ -28,6 +28,9 @@
  * an interrupted fetch keeps what it completed, at the price of one sync
  * per window. */
 #define DEFAULT_WINDOW 4096
+/* Objects up to this size are fetched through memory (read_small), the
+ * others through a file; each worker holds one buffer of it. */
+#define SMALL_OBJECT (256u << 10)
 
 struct mlx_remote {
 	const struct mlx_remote_backend *be;
@@ -355,8 +358,11 @@ static int fill_from_remote(void *vctx, int fd, struct mlx_err *err)
 	return c->be->get(c->st, c->key, fd, err);
 }
 
+/* Fetches one object. buf (SMALL_OBJECT bytes, or NULL) is the worker's:
+ * with a backend that reads small keys into memory, an object that fits
+ * is read once, hashed there and written to the store from it. */
 static int fetch_one(struct transfer *t, void *st, struct mlx_pool *pool, unsigned *seed,
-                     struct transfer_item *it, struct mlx_err *err)
+                     struct transfer_item *it, void *buf, struct mlx_err *err)
 {
 	/* The store lacked it a moment ago; one stored meanwhile (by another
 	 * process) is met by the commit, which keeps the first copy. */
@@ -365,7 +371,16 @@ static int fetch_one(struct transfer *t, void *st, struct mlx_pool *pool, unsign
 	struct fill_ctx c = {t->r->be, st, key};
 	for (int attempt = 0;; attempt++) {
 		uint64_t size = 0;
-		int rc = mlx_store_stage_verified(t->store, it->hex, fill_from_remote, &c, &size, err);
+		size_t small = SIZE_MAX;
+		int rc = MLX_OK;
+		if (buf && t->r->be->read_small)
+			rc = t->r->be->read_small(st, key, buf, SMALL_OBJECT, &small, err);
+		if (rc == MLX_OK && small <= SMALL_OBJECT) {
+			rc = mlx_store_stage_verified_bytes(t->store, it->hex, buf, small, err);
+			size = small;
+		} else if (rc == MLX_OK) {
+			rc = mlx_store_stage_verified(t->store, it->hex, fill_from_remote, &c, &size, err);
+		}
 		if (rc == MLX_OK) {
 			it->outcome = MLX_REMOTE_SENT;
 			it->size = size;
@@ -393,16 +408,20 @@ static int transfer_worker(void *vt, struct mlx_pool *pool, struct mlx_err *err,
 	if (!st)
 		return err->status;
 	unsigned seed = (unsigned)(getpid() ^ (slot * 2654435761u));
+	/* Without memory for it, a fetch copies through files as for a large
+	 * object: slower, not wrong. */
+	void *buf = !push && t->r->be->read_small ? malloc(SMALL_OBJECT) : NULL;
 	size_t i;
-	while (mlx_pool_take(pool, &i)) {
+	int rc = MLX_OK;
+	while (rc == MLX_OK && mlx_pool_take(pool, &i)) {
 		struct transfer_item *it = &t->items[i];
-		int rc =
-		    push ? push_one(t, st, pool, &seed, it, err) : fetch_one(t, st, pool, &seed, it, err);
-		if (rc != MLX_OK)
-			return rc;
-		atomic_fetch_add(&t->done, 1);
+		rc = push ? push_one(t, st, pool, &seed, it, err)
+		          : fetch_one(t, st, pool, &seed, it, buf, err);
+		if (rc == MLX_OK)
+			atomic_fetch_add(&t->done, 1);
 	}
-	return MLX_OK;
+	free(buf);
+	return rc;
 }
 
 static int push_worker(void *vt, struct mlx_pool *pool, struct mlx_err *err)

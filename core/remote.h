@@ -75,6 +75,13 @@ struct mlx_remote_backend {
 	int (*list)(void *state, const char *prefix, mlx_remote_list_fn fn, void *ctx, struct mlx_err *err);
 	/* Deletes key. Returns 0, also when it was not there. */
 	int (*remove)(void *state, const char *key, struct mlx_err *err);
+	/* Optional (NULL: get serves every key). Reads key into buf when it
+	 * fits in cap bytes, so that a small object is read once, into
+	 * memory, rather than copied into a file and read back. Returns 0
+	 * with *size set to the key's size: its bytes are in buf if *size <=
+	 * cap, else nothing was read (the caller uses get). Fails as get. */
+	int (*read_small)(void *state, const char *key, void *buf, size_t cap, size_t *size,
+	                  struct mlx_err *err);
 };
 
 /* The backend that serves url, or NULL (no backend accepts it). */

@@ -37,6 +37,7 @@ struct mlx_store {
 	int gc_lock_fd;
 	char *batch;		/* .mlx/tmp/put-…, made on first stage */
 	int batch_fd, batch_lock_fd;
+	unsigned long batch_gen; /* this batch's number among every batch of the process (thread_run) */
 	atomic_uint counter;
 	atomic_int no_clone;    /* FICLONE refused as unsupported: not asked again */
 	atomic_int no_noreplace; /* RENAME_NOREPLACE refused (EINVAL): not asked again */
@@ -392,7 +393,18 @@ static int shard_failure(const struct mlx_store *s, const char *hex, int e, stru
  * cannot hang the open). Returns the descriptor, or a failure naming the
  * object: MLX_ERR_NOTFOUND (absent, or a symlink in its place),
  * MLX_ERR_CORRUPT (not a regular file), MLX_ERR_IO. */
+static int open_object_stat(const struct mlx_store *s, int dfd, const char *hex, struct stat *st,
+                            struct mlx_err *err);
+
 static int open_object_in(const struct mlx_store *s, int dfd, const char *hex, struct mlx_err *err)
+{
+	struct stat st;
+	return open_object_stat(s, dfd, hex, &st, err);
+}
+
+/* As open_object_in, with the object's status in *st. */
+static int open_object_stat(const struct mlx_store *s, int dfd, const char *hex, struct stat *st,
+                            struct mlx_err *err)
 {
 	int fd = openat(dfd, hex + 2, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -404,11 +416,10 @@ static int open_object_in(const struct mlx_store *s, int dfd, const char *hex, s
 			    hex, s->objects, hex, hex + 2);
 		return mlx_err_sys(err, errno, "cannot open object %s", hex);
 	}
-	struct stat st;
 	int rc = MLX_OK;
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, st) != 0)
 		rc = mlx_err_sys(err, errno, "cannot stat object %s", hex);
-	else if (!S_ISREG(st.st_mode))
+	else if (!S_ISREG(st->st_mode))
 		rc = mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is not a regular file (run mlx fsck)",
 		                 hex);
 	if (rc != MLX_OK) {
@@ -511,6 +522,25 @@ static int create_temp(struct mlx_store *s, struct names *own, char name[24], in
 	return openat(s->batch_fd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 }
 
+/* A fetch thread's run of temp names (create_temp), kept from one object
+ * to the next: the threads that fetch in parallel then create in
+ * directories of their own instead of taking one directory's lock in
+ * turn. gen says which batch the run was taken from; any other batch
+ * (another store, or one made after a discard) starts a new run. */
+static _Thread_local struct {
+	unsigned long gen;
+	struct names names;
+} thread_run;
+
+static struct names *thread_names(struct mlx_store *s)
+{
+	if (thread_run.gen != s->batch_gen) {
+		thread_run.gen = s->batch_gen;
+		thread_run.names = (struct names){0, 0};
+	}
+	return &thread_run.names;
+}
+
 /* Makes the batch directory and takes its lock. The directory is made as
  * "new-PID-XXXXXX", locked, then renamed to "put-PID-XXXXXX": another
  * process's clean-up (remove_stale_batches) takes a free lock on a "put-"
@@ -545,6 +575,9 @@ static int ensure_batch(struct mlx_store *s, struct mlx_err *err)
 		s->batch_lock_fd = -1;
 		return rc;
 	}
+	/* Numbered from 1 across the process: 0 is no batch's. */
+	static atomic_ulong batches;
+	s->batch_gen = atomic_fetch_add(&batches, 1) + 1;
 	s->batch_fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->batch_fd < 0 || !(s->batch = strdup(tmpl))) {
 		rc = mlx_err_sys(err, s->batch_fd < 0 ? errno : ENOMEM, "cannot open %s", tmpl);
@@ -736,7 +769,7 @@ int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 	if (rc != MLX_OK)
 		return rc;
 	char name[24];
-	int out = create_temp(s, NULL, name, O_RDWR);
+	int out = create_temp(s, thread_names(s), name, O_RDWR);
 	if (out < 0)
 		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
 	rc = fill(ctx, out, err);
@@ -749,6 +782,34 @@ int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 	char what[MLX_HASH_HEX_SIZE + 8];
 	snprintf(what, sizeof what, "object %s", hex);
 	return finish_staged(s, out, name, hex, *size, what, rc, err);
+}
+
+int mlx_store_stage_verified_bytes(struct mlx_store *s, const char *hex, const void *data, size_t len,
+                                   struct mlx_err *err)
+{
+	/* Hashed before anything is written: a corrupt download costs no
+	 * file, and a good one is written once, with no read back. */
+	char got[MLX_HASH_HEX_SIZE];
+	int rc = mlx_hash_bytes(data, len, got, err);
+	if (rc != MLX_OK)
+		return rc;
+	if (strcmp(got, hex) != 0)
+		return mlx_err_set(err, MLX_ERR_CORRUPT, 0, "object %s is corrupt: its bytes hash to %s", hex,
+		                   got);
+	pthread_mutex_lock(&s->lock);
+	rc = ensure_batch(s, err);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != MLX_OK)
+		return rc;
+	char name[24];
+	int out = create_temp(s, thread_names(s), name, O_WRONLY);
+	if (out < 0)
+		return mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
+	char what[MLX_HASH_HEX_SIZE + 8];
+	snprintf(what, sizeof what, "object %s", hex);
+	if (mlx_fs_write_all(out, data, len) != 0)
+		rc = mlx_err_sys(err, errno, "cannot store %s", what);
+	return finish_staged(s, out, name, hex, len, what, rc, err);
 }
 
 size_t mlx_store_staged(const struct mlx_store *s)
@@ -838,8 +899,44 @@ struct place_job {
 	int64_t mtime_ns;    /* stamped on copies, or 0 */
 	long pid;            /* for temp names */
 	atomic_int no_clone; /* the workspace refused a reflink: copy */
+	atomic_int no_tmpfile; /* no O_TMPFILE there, or no /proc to link it: temp names */
 	atomic_uint counter;
+	mode_t umask;         /* the process's, or 0777 if unknown (then every copy is chmod'ed) */
+	struct shards shards; /* to open the objects, each shard once */
 };
+
+/* What one checkout thread keeps from a file to the next: the directory
+ * of the last file placed, open (the files of a window come in path order,
+ * so most share it with the one before; reopening it per file was a walk
+ * of every component). */
+struct place_worker {
+	int pfd;               /* -1: none yet */
+	char parent[PATH_MAX]; /* its path below the job's dirfd */
+};
+
+/* The process's umask, from /proc/self/status (umask(2) cannot read it
+ * without changing it for a moment, for every thread); 0777 if unknown. */
+static mode_t process_umask(void)
+{
+	static atomic_int known = -1;
+	int m = atomic_load(&known);
+	if (m >= 0)
+		return (mode_t)m;
+	m = 0777;
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned v;
+		if (sscanf(line, "Umask: %o", &v) == 1) {
+			m = (int)(v & 0777);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	atomic_store(&known, m);
+	return (mode_t)m;
+}
 
 static int corrupt(const struct mlx_store *s, const char *hex, const char *dest, struct mlx_err *err)
 {
@@ -850,15 +947,13 @@ static int corrupt(const struct mlx_store *s, const char *hex, const char *dest,
 			   hex, dest, moved ? " (moved to .mlx/cache/quarantine/)" : "");
 }
 
-/* Copies in to out (a reflink already, if cloned) without reading the
- * bytes into memory, setting *size. Returns 1 if done, 0 if the file
- * systems cannot (the caller copies, hashing), -1 with errno set. */
-static int copy_trusted(int in, int out, int cloned, uint64_t *size)
+/* Copies in (of size bytes, as its fstat said) to out (a reflink already,
+ * if cloned) without reading the bytes into memory, setting *size.
+ * Returns 1 if done, 0 if the file systems cannot (the caller copies,
+ * hashing), -1 with errno set. */
+static int copy_trusted(int in, uint64_t in_size, int out, int cloned, uint64_t *size)
 {
-	struct stat st;
-	if (fstat(in, &st) != 0)
-		return -1;
-	*size = (uint64_t)st.st_size;
+	*size = in_size;
 	if (cloned)
 		return 1;
 	loff_t off_in = 0, off_out = 0;
@@ -878,12 +973,38 @@ static int copy_trusted(int in, int out, int cloned, uint64_t *size)
 	return 1;
 }
 
+/* Sets *pfd to the directory of path below job->dirfd, opened (and made)
+ * by the confined walk (path.h: no symlink followed), or kept from the
+ * worker's last file when it is the same directory; *name to path's last
+ * component. The worker owns *pfd. */
+static int place_parent(struct place_job *job, struct place_worker *w, const char *path, int *pfd,
+                        const char **name, struct mlx_err *err)
+{
+	const char *slash = strrchr(path, '/');
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	if (w->pfd >= 0 && plen < sizeof w->parent && strlen(w->parent) == plen &&
+	    memcmp(w->parent, path, plen) == 0) {
+		*pfd = w->pfd;
+		*name = slash ? slash + 1 : path;
+		return MLX_OK;
+	}
+	if (w->pfd >= 0)
+		close(w->pfd);
+	w->pfd = -1;
+	int rc = mlx_path_open_parent(job->dirfd, path, 1, pfd, name, err);
+	if (rc == MLX_OK && plen < sizeof w->parent) {
+		memcpy(w->parent, path, plen);
+		w->parent[plen] = '\0';
+		w->pfd = *pfd;
+	}
+	return rc;
+}
+
 /* Places one object at its path below job->dirfd: the path was checked
  * (path.h), its parents are opened without following a symlink, and the
  * new file is written beside its target and renamed over it. */
-static int place_one(void *vjob, size_t i, struct mlx_err *err)
+static int place_one(struct place_job *job, struct place_worker *w, size_t i, struct mlx_err *err)
 {
-	struct place_job *job = vjob;
 	struct mlx_store *s = job->s;
 	struct mlx_file *f = &job->items->items[i];
 	char dest[PATH_MAX], obj[PATH_MAX], tmp[NAME_MAX + 1];
@@ -895,21 +1016,26 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 		return rc;
 	int pfd;
 	const char *name;
-	if ((rc = mlx_path_open_parent(job->dirfd, f->path, 1, &pfd, &name, err)) != MLX_OK)
+	if ((rc = place_parent(job, w, f->path, &pfd, &name, err)) != MLX_OK)
 		return rc;
 	snprintf(tmp, sizeof tmp, ".%.200s.mlx-%ld-%u", name, job->pid, atomic_fetch_add(&job->counter, 1));
 
-	/* Never through a symlink in objects/ (open_object). */
-	int in = open_object(s, f->hex, err);
+	/* Never through a symlink in objects/ (open_object_in), each shard
+	 * opened once for the whole checkout. */
+	struct stat ist;
+	int sfd = shard_of(s, &job->shards, f->hex, 0);
+	int in =
+	    sfd >= 0 ? open_object_stat(s, sfd, f->hex, &ist, err) : shard_failure(s, f->hex, errno, err);
 	if (in < 0) {
-		close(pfd);
+		if (pfd != w->pfd)
+			close(pfd);
 		if (in == MLX_ERR_NOTFOUND)
 			return mlx_err_set(err, MLX_ERR_NOTFOUND, ENOENT,
 					   "object %s for %s is not in the store; fetch it (mlx pull)", f->hex, dest);
 		return in;
 	}
 	enum mlx_link how = job->link;
-	int out = -1, failed_write = 0, made = 0;
+	int out = -1, failed_write = 0, made = 0, anon = 0;
 	char got[MLX_HASH_HEX_SIZE];
 	uint64_t size = 0;
 	/* An object this process fetched and verified moments ago is copied
@@ -941,14 +1067,33 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 		made = how != MLX_LINK_COPY;
 	}
 	if (how == MLX_LINK_COPY) {
-		out = openat(pfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (out < 0) {
-			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
-			goto out;
+		/* Created with its mode: a chmod only where the umask takes
+		 * bits of it away. */
+		mode_t mode = f->mode ? f->mode : 0644;
+		/* Written unnamed (O_TMPFILE) and linked at its name once whole:
+		 * a kill -9 before then leaves nothing in the workspace, where a
+		 * temp name left behind was a local change that the next pull
+		 * refused to overwrite; and a new file costs one directory entry,
+		 * not a temp entry and a rename. Where the file system has no
+		 * O_TMPFILE (or /proc is missing), a temp name and a rename. */
+		if (!atomic_load(&job->no_tmpfile)) {
+			out = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+			if (out < 0 && errno != EMFILE && errno != ENFILE && errno != ENOSPC &&
+			    errno != EDQUOT)
+				atomic_store(&job->no_tmpfile, 1);
 		}
-		made = 1;
+		if (out >= 0) {
+			anon = 1;
+		} else {
+			out = openat(pfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+			if (out < 0) {
+				rc = mlx_err_sys(err, errno, "cannot write %s", dest);
+				goto out;
+			}
+			made = 1;
+		}
 		int cloned = try_clone(&job->no_clone, out, in);
-		int copied = trusted ? copy_trusted(in, out, cloned, &size) : 0;
+		int copied = trusted ? copy_trusted(in, (uint64_t)ist.st_size, out, cloned, &size) : 0;
 		if (copied < 0) {
 			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
 			goto out;
@@ -963,7 +1108,7 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			rc = corrupt(s, f->hex, dest, err);
 			goto out;
 		}
-		if (fchmod(out, f->mode ? f->mode : 0644) != 0) {
+		if ((mode & job->umask) && fchmod(out, mode) != 0) {
 			rc = mlx_err_sys(err, errno, "cannot set the mode of %s", dest);
 			goto out;
 		}
@@ -974,9 +1119,23 @@ static int place_one(void *vjob, size_t i, struct mlx_err *err)
 			goto out;
 		}
 	}
+	int linked = 0;
+	if (anon) {
+		/* Linked at its name if nothing is there (a fresh checkout);
+		 * else under the temp name, to be renamed over what is there. */
+		char opened[32];
+		snprintf(opened, sizeof opened, "/proc/self/fd/%d", out);
+		if (linkat(AT_FDCWD, opened, pfd, name, AT_SYMLINK_FOLLOW) == 0)
+			linked = 1;
+		else if (errno != EEXIST || linkat(AT_FDCWD, opened, pfd, tmp, AT_SYMLINK_FOLLOW) != 0) {
+			rc = mlx_err_sys(err, errno, "cannot write %s", dest);
+			goto out;
+		} else
+			made = 1;
+	}
 	/* renameat replaces a symlink at the target itself, never what it
 	 * points to. */
-	if (renameat(pfd, tmp, pfd, name) != 0) {
+	if (!linked && renameat(pfd, tmp, pfd, name) != 0) {
 		rc = mlx_err_sys(err, errno, "cannot replace %s", dest);
 		goto out;
 	}
@@ -996,7 +1155,23 @@ out:
 	close(in);
 	if (made)
 		unlinkat(pfd, tmp, 0);
-	close(pfd);
+	if (pfd != w->pfd)
+		close(pfd);
+	return rc;
+}
+
+/* One checkout thread: places the files it takes, keeping its last
+ * directory open between them. */
+static int place_worker_run(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
+{
+	struct place_job *job = vjob;
+	struct place_worker w = {.pfd = -1};
+	size_t i;
+	int rc = MLX_OK;
+	while (rc == MLX_OK && mlx_pool_take(pool, &i))
+		rc = place_one(job, &w, i, err);
+	if (w.pfd >= 0)
+		close(w.pfd);
 	return rc;
 }
 
@@ -1011,10 +1186,16 @@ int mlx_store_checkout_at(struct mlx_store *s, int dirfd, const char *dir, struc
 	                        .link = link,
 	                        .verified = verified,
 	                        .mtime_ns = mtime_ns,
-	                        .pid = (long)getpid()};
+	                        .pid = (long)getpid(),
+	                        .umask = process_umask()};
 	atomic_init(&job.counter, 0);
 	atomic_init(&job.no_clone, 0);
-	return mlx_pool_run_progress(items->len, jobs, place_one, &job, s->progress, err);
+	/* An unnamed file is linked through /proc/self/fd. */
+	atomic_init(&job.no_tmpfile, access("/proc/self/fd", X_OK) != 0);
+	shards_init(&job.shards);
+	int rc = mlx_pool_run_workers_progress(items->len, jobs, place_worker_run, &job, s->progress, err);
+	shards_close(&job.shards);
+	return rc;
 }
 
 int mlx_store_checkout_files(struct mlx_store *s, const char *dir, struct mlx_filelist *items, enum mlx_link link,

@@ -103,6 +103,14 @@ int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 			     int (*fill)(void *ctx, int fd, struct mlx_err *err), void *ctx, uint64_t *size,
 			     struct mlx_err *err);
 
+/* As mlx_store_stage_verified, for an object already read whole into
+ * memory (len bytes at data): the bytes are hashed first, and a temp file
+ * is written only if they are object hex. Safe to call from several
+ * threads at once. Returns 0; MLX_ERR_CORRUPT (nothing is written, the
+ * message names the object); or MLX_ERR_IO. */
+int mlx_store_stage_verified_bytes(struct mlx_store *s, const char *hex, const void *data, size_t len,
+                                   struct mlx_err *err);
+
 /* Number of staged objects waiting for mlx_store_commit. */
 size_t mlx_store_staged(const struct mlx_store *s);
 

@@ -285,6 +285,113 @@ static void transfers_span_windows(void **state)
 	mlx_remote_close(r);
 }
 
+/* The directory backend's read into memory: a key that fits is read whole,
+ * a larger one is only sized, and nothing is reached through a symlink. */
+static void small_keys_are_read_into_memory(void **state)
+{
+	(void)state;
+	const struct mlx_remote_backend *be = mlx_remote_backend_for(remote_dir);
+	assert_non_null(be->read_small);
+	struct mlx_remote_config config = {.name = "t", .url = remote_dir};
+	struct mlx_err err;
+	void *st;
+	assert_int_equal(be->open(&config, &st, &err), MLX_OK);
+	char dir[PATH_MAX], path[PATH_MAX + 16], buf[16];
+	snprintf(dir, sizeof dir, "%s/objects/ab", remote_dir);
+	assert_int_equal(mlx_fs_mkdirs(dir, 0755, &err), MLX_OK);
+	be->close(st); /* reopened: the root exists now */
+	assert_int_equal(be->open(&config, &st, &err), MLX_OK);
+	snprintf(path, sizeof path, "%s/small", dir);
+	write_file(path, "twelve bytes");
+	size_t size = 0;
+	assert_int_equal(be->read_small(st, "objects/ab/small", buf, sizeof buf, &size, &err), MLX_OK);
+	assert_int_equal(size, 12);
+	assert_memory_equal(buf, "twelve bytes", 12);
+	/* Larger than the buffer: sized, not read (buf keeps its bytes). */
+	memset(buf, 'x', sizeof buf);
+	assert_int_equal(be->read_small(st, "objects/ab/small", buf, 4, &size, &err), MLX_OK);
+	assert_int_equal(size, 12);
+	assert_int_equal(buf[0], 'x');
+	assert_int_equal(be->read_small(st, "objects/ab/none", buf, sizeof buf, &size, &err), MLX_ERR_NOTFOUND);
+	/* A symlink as the key, or in its directory's place: not found. */
+	snprintf(path, sizeof path, "%s/link", dir);
+	assert_int_equal(symlink("small", path), 0);
+	assert_int_equal(be->read_small(st, "objects/ab/link", buf, sizeof buf, &size, &err), MLX_ERR_NOTFOUND);
+	snprintf(path, sizeof path, "%s/objects/zz", remote_dir);
+	assert_int_equal(symlink("ab", path), 0);
+	assert_int_equal(be->read_small(st, "objects/zz/small", buf, sizeof buf, &size, &err), MLX_ERR_NOTFOUND);
+	assert_int_equal(be->read_small(st, "objects/../x", buf, sizeof buf, &size, &err), MLX_ERR_INVALID);
+	be->close(st);
+}
+
+/* An object larger than what a fetch reads into memory goes through a
+ * temp file, and is verified all the same; a corrupt one of each kind is
+ * caught, and one whose place on the remote is a symlink is missing. */
+static void fetch_verifies_small_and_large_objects(void **state)
+{
+	(void)state;
+	enum { BIG = 300 << 10 };
+	char *big = malloc(BIG + 1);
+	assert_non_null(big);
+	for (int i = 0; i < BIG; i++)
+		big[i] = (char)('a' + i % 26);
+	big[BIG] = '\0';
+	char hex[4][MLX_HASH_HEX_SIZE];
+	struct mlx_idset ids = MLX_IDSET_INIT;
+	struct mlx_err err;
+	const char *small[3] = {"first small object\n", "second small object\n", "third small object\n"};
+	store_bytes(project_a, big, hex[0]);
+	for (int i = 0; i < 3; i++)
+		store_bytes(project_a, small[i], hex[i + 1]);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(mlx_idset_add_hex(&ids, hex[i], 0, &err), MLX_OK);
+	struct mlx_remote *r = open_remote();
+	struct mlx_store *a, *b;
+	struct mlx_remote_result res = MLX_REMOTE_RESULT_INIT;
+	assert_int_equal(mlx_store_open(project_a, 0, &a, &err), MLX_OK);
+	assert_int_equal(mlx_remote_push(r, a, &ids, 0, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent, 4);
+	mlx_remote_result_free(&res);
+	mlx_store_close(a);
+
+	assert_int_equal(mlx_store_open(project_b, 0, &b, &err), MLX_OK);
+	assert_int_equal(mlx_remote_fetch(r, b, &ids, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(mlx_store_verify(b, hex[i], &err), MLX_OK);
+	mlx_remote_result_free(&res);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(mlx_store_remove(b, hex[i], &err), MLX_OK);
+
+	/* The large object and one small one tampered with; the third's
+	 * place taken by a symlink to the second's bytes. */
+	char path[PATH_MAX], target[PATH_MAX];
+	snprintf(path, sizeof path, "%s/objects/%.2s/%s", remote_dir, hex[0], hex[0] + 2);
+	chmod(path, 0644);
+	big[0] = 'Z';
+	write_file(path, big);
+	snprintf(path, sizeof path, "%s/objects/%.2s/%s", remote_dir, hex[1], hex[1] + 2);
+	chmod(path, 0644);
+	write_file(path, "tampered\n");
+	snprintf(target, sizeof target, "%s/objects/%.2s/%s", remote_dir, hex[2], hex[2] + 2);
+	snprintf(path, sizeof path, "%s/objects/%.2s/%s", remote_dir, hex[3], hex[3] + 2);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(mlx_remote_fetch(r, b, &ids, NULL, &res, &err), MLX_OK);
+	assert_int_equal(res.sent, 1);
+	assert_int_equal(mlx_idset_count(&res.corrupt), 2);
+	assert_int_equal(mlx_idset_count(&res.missing), 1);
+	assert_false(mlx_store_has(b, hex[0]));
+	assert_false(mlx_store_has(b, hex[1]));
+	assert_int_equal(mlx_store_verify(b, hex[2], &err), MLX_OK);
+	assert_false(mlx_store_has(b, hex[3]));
+	mlx_remote_result_free(&res);
+	mlx_store_close(b);
+	mlx_idset_free(&ids);
+	mlx_remote_close(r);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +400,8 @@ int main(void)
 	    cmocka_unit_test(keys_that_leave_the_remote_are_refused),
 	    cmocka_unit_test(push_then_fetch_verifies_every_object),
 	    cmocka_unit_test(transfers_span_windows),
+	    cmocka_unit_test(small_keys_are_read_into_memory),
+	    cmocka_unit_test(fetch_verifies_small_and_large_objects),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
