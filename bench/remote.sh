@@ -5,7 +5,8 @@
 #   push     mlx push of N files of 4–64 KiB to an empty remote
 #            vs rclone copy of the same files, best of --transfers 4 8 16 32
 #   pull     mlx pull into a fresh clone (fetch, verify, store, check out)
-#            vs rclone copy from the remote, best --transfers
+#            vs rclone copy from the remote, best --transfers; mlx's is
+#            the best of as many pulls, taken in turn with rclone's tries
 #   no-op    mlx push and mlx pull again (nothing to do)
 #            vs rclone sync again (nothing to do)
 #   big      one 2 GiB file pushed and pulled (BIG=1, or PARTS=big for
@@ -134,6 +135,7 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 	cd "$work/$name-b"
 	t0=$(now); /usr/bin/time -f %M -o "$work/rss-pull" "$MLX" pull >/dev/null; t1=$(now)
 	pull=$(elapsed "$t0" "$t1")
+	echo "#   mlx pull, try 1: $pull s" >&2
 	t0=$(now); "$MLX" pull >/dev/null; t1=$(now)
 	noop_pull=$(elapsed "$t0" "$t1")
 	cmp -s <(cd "$work/$name-a/data" && find . -type f -print0 | sort -z | xargs -0 sha256sum) \
@@ -149,8 +151,30 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 	rpath=$rpath-4 # a full copy, made by the first try
 	t0=$(now); rclone sync --transfers 16 --checkers 16 "$work/$name-plain" "$rpath" >/dev/null 2>&1; t1=$(now)
 	rnoop=$(elapsed "$t0" "$t1")
-	rpull=$(best_rclone "$rpath" "$work/$name-rclone-dest")
+	# rclone's pull is the best of its four --transfers settings, so mlx's
+	# is the best of as many pulls into fresh clones, taken in turn with
+	# them: on a shared machine the best of four beats one try by chance.
+	local rbest="" t tr try=1
+	for tr in 4 8 16 32; do
+		t0=$(now)
+		rclone copy --transfers "$tr" --checkers "$tr" "$rpath" "$work/$name-rclone-dest-$tr" >/dev/null 2>&1
+		t1=$(now)
+		t=$(elapsed "$t0" "$t1")
+		echo "#   rclone copy --transfers $tr (from): $t s" >&2
+		if [ -z "$rbest" ] || python3 -c "import sys; sys.exit(0 if $t < $rbest else 1)"; then rbest=$t; fi
+		[ "$tr" = 32 ] && break
+		try=$((try + 1))
+		git clone -q "$work/$name-a" "$work/$name-b$try"
+		cd "$work/$name-b$try"
+		t0=$(now); "$MLX" pull >/dev/null; t1=$(now)
+		cd "$work"
+		t=$(elapsed "$t0" "$t1")
+		echo "#   mlx pull, try $try: $t s" >&2
+		if python3 -c "import sys; sys.exit(0 if $t < $pull else 1)"; then pull=$t; fi
+	done
+	rpull=$rbest
 	echo "rclone $name: copy to $rpush s, no-op sync $rnoop s, copy from $rpull s (best --transfers)"
+	echo "mlx $name: pull $pull s (best of $try)"
 	echo "ratios (rclone / mlx; above 1: mlx faster): push $(ratio "$rpush" "$push")," \
 		"pull $(ratio "$rpull" "$pull"), no-op push $(ratio "$rnoop" "$noop_push"), no-op pull $(ratio "$rnoop" "$noop_pull")"
 }
