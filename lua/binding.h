@@ -130,6 +130,14 @@ int luaopen_mlx_fs(lua_State *L);
 int luaopen_mlx_proc(lua_State *L);
 int luaopen_mlx_stepgraph(lua_State *L);
 
+/* l_steps.c: adds the functions that declare steps (paths, recipe lines,
+ * step sets) to the mlx.stepgraph table on top of the stack. */
+void mlx_lua_steps_register(lua_State *L);
+
+/* l_steps.c: true if the value at idx is a step: a table, or a view of a
+ * step set. */
+int mlx_lua_is_step(lua_State *L, int idx);
+
 /* In mlx_data.so, loaded on first use (OpenSSL, SQLite, jansson). */
 int luaopen_mlx_data(lua_State *L);
 int luaopen_mlx_hash(lua_State *L);

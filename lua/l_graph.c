@@ -1,8 +1,8 @@
-/* l_graph.c — mlx.stepgraph: the C side of declaring a pipeline's steps
- * and of their graph. The DSL (stdlib/mlx/pipeline.lua) normalizes and
- * checks each step's paths and finds its recipe line here, without a Lua
- * table or string per path; the DAG is built by core/graph.c, for
- * stdlib/mlx/pipeline/graph.lua, which words the problems for the user. */
+/* l_graph.c — mlx.stepgraph: the DAG of a pipeline's steps, built by
+ * core/graph.c for stdlib/mlx/pipeline/graph.lua, which words the problems
+ * for the user, and the SHA-256 of a step's key from its pieces. Declaring
+ * the steps (their paths, their recipe line, the step set) is l_steps.c,
+ * registered into the same module. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>
@@ -10,7 +10,6 @@
 #include "binding.h"
 #include "graph.h"
 #include "hash.h"
-#include "path.h"
 
 #define GRAPH_MT "mlx.StepGraph"
 
@@ -97,9 +96,10 @@ static int links_index(lua_State *L)
 	struct graph_box *box = lua_touserdata(L, lua_upvalueindex(1));
 	int steps = lua_upvalueindex(2);
 	lua_Integer i = 0;
-	if (box->g && lua_istable(L, 2) && lua_getfield(L, 2, "index") == LUA_TNUMBER && lua_isinteger(L, -1))
+	if (box->g && mlx_lua_is_step(L, 2) && lua_getfield(L, 2, "index") == LUA_TNUMBER &&
+	    lua_isinteger(L, -1))
 		i = lua_tointeger(L, -1);
-	if (i < 1 || i > (lua_Integer)mlx_graph_steps(box->g) || lua_rawgeti(L, steps, i) != LUA_TTABLE ||
+	if (i < 1 || i > (lua_Integer)mlx_graph_steps(box->g) || lua_rawgeti(L, steps, i) == LUA_TNIL ||
 	    !lua_rawequal(L, -1, 2)) {
 		lua_pushnil(L);
 		return 1;
@@ -151,11 +151,12 @@ static void push_link_view(lua_State *L, int box, int steps, int none, const cha
  * once, with the first step naming it), and either `kind` ("duplicate",
  * "nested", "self" or "cycle") with `step`, `other`, `path`, `dir` or
  * `cycle` (a list of steps), or `order` (the steps in topological order),
- * `upstream` and `downstream` (step → list of steps). Steps are the tables
- * of the list. When every step's field `index` is its position in steps,
- * upstream and downstream are read-only views that make a step's list at
- * each lookup from the graph, which they keep; otherwise tables holding
- * every list. Raises for a malformed step. */
+ * `upstream` and `downstream` (step → list of steps). Steps are the values
+ * of the list: tables, or the views of a step set (l_steps.c). When every
+ * step's field `index` is its position in steps, upstream and downstream
+ * are read-only views that make a step's list at each lookup from the
+ * graph, which they keep; otherwise tables holding every list. Raises for
+ * a malformed step. */
 static int graph_build(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -174,7 +175,8 @@ static int graph_build(lua_State *L)
 	struct mlx_graph *g = box->g;
 	lua_Integer nsteps = luaL_len(L, 1);
 	for (lua_Integer i = 1; i <= nsteps; i++) {
-		if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
+		lua_rawgeti(L, 1, i);
+		if (!mlx_lua_is_step(L, -1))
 			return luaL_error(L, "step %d is not a table", (int)i);
 		if (mlx_graph_add_step(g, &err) != MLX_OK)
 			return luaL_error(L, "%s", err.msg);
@@ -250,181 +252,6 @@ static int graph_build(lua_State *L)
 	return 1;
 }
 
-/* True if path (len > 0, not absolute) is in normal form: no empty
- * component but after a trailing "/", and no "." or ".." component. */
-static int is_normal(const char *path, size_t len)
-{
-	size_t start = 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && path[i] != '/')
-			continue;
-		size_t n = i - start;
-		if (n == 0 && i < len)
-			return 0;
-		if ((n == 1 && path[start] == '.') ||
-		    (n == 2 && path[start] == '.' && path[start + 1] == '.'))
-			return 0;
-		start = i + 1;
-	}
-	return 1;
-}
-
-/* Pushes the normal form of path, or returns why it is refused (nothing
- * pushed). The rule of mlx.pipeline.paths.normalize. index is the stack
- * index of path as a Lua string, pushed again when already normal, or 0. */
-static const char *push_normal(lua_State *L, const char *path, size_t len, int index)
-{
-	if (len == 0)
-		return "empty path";
-	if (path[0] == '/')
-		return "is absolute; declare paths relative to the project root";
-	if (is_normal(path, len)) {
-		if (index)
-			lua_pushvalue(L, index);
-		else
-			lua_pushlstring(L, path, len);
-		return NULL;
-	}
-	luaL_Buffer b;
-	luaL_buffinit(L, &b);
-	size_t parts = 0;
-	for (size_t i = 0; i < len;) {
-		const char *slash = memchr(path + i, '/', len - i);
-		size_t n = slash ? (size_t)(slash - (path + i)) : len - i;
-		const char *part = path + i;
-		i += n + 1;
-		if (n == 0 || (n == 1 && part[0] == '.'))
-			continue;
-		if (n == 2 && part[0] == '.' && part[1] == '.') {
-			if (parts == 0) {
-				luaL_pushresult(&b);
-				lua_pop(L, 1);
-				return "is outside the project";
-			}
-			/* Drop the last part and the "/" before it. */
-			const char *text = luaL_buffaddr(&b);
-			size_t at = luaL_bufflen(&b);
-			while (at > 0 && text[at - 1] != '/')
-				at--;
-			luaL_buffsub(&b, luaL_bufflen(&b) - (at > 0 ? at - 1 : 0));
-			parts--;
-			continue;
-		}
-		if (parts++)
-			luaL_addchar(&b, '/');
-		luaL_addlstring(&b, part, n);
-	}
-	if (parts == 0) {
-		luaL_pushresult(&b);
-		lua_pop(L, 1);
-		return "names the project root itself";
-	}
-	if (path[len - 1] == '/')
-		luaL_addchar(&b, '/');
-	luaL_pushresult(&b);
-	return NULL;
-}
-
-/* mlx.stepgraph.normalize(path) -> normal | nil, why: the normal form of a
- * declared path (relative to the project root, no "." or empty components,
- * a trailing "/" for a directory), or why it is refused: absolute, escaping
- * the project with "..", empty, or naming the root. */
-static int graph_normalize(lua_State *L)
-{
-	size_t len;
-	const char *path = luaL_checklstring(L, 1, &len);
-	const char *why = push_normal(L, path, len, 1);
-	if (!why)
-		return 1;
-	lua_pushnil(L);
-	lua_pushstring(L, why);
-	return 2;
-}
-
-/* mlx.stepgraph.paths(list, written) -> normals | false | nil, i, path,
- * why, kind. The paths of one field of a step (deps, outs, …) as a new list
- * in normal form; false when list is not a list of strings; for the first
- * path refused, its position, the path as declared, why, and kind
- * "normalize" (not a normal path) or "check" (a written path, written
- * true, that mlx may not write: inside .git/ or .mlx/, mlx.lock, …; why
- * is then "PATH: why" as mlx.fs.check_path says). */
-static int graph_paths(lua_State *L)
-{
-	int written = lua_toboolean(L, 2);
-	if (!lua_istable(L, 1)) {
-		lua_pushboolean(L, 0);
-		return 1;
-	}
-	lua_Integer n = 0;
-	lua_pushnil(L);
-	while (lua_next(L, 1)) {
-		if (!lua_isinteger(L, -2) || lua_type(L, -1) != LUA_TSTRING) {
-			lua_pushboolean(L, 0);
-			return 1;
-		}
-		n++;
-		lua_pop(L, 1);
-	}
-	if ((lua_Unsigned)n != lua_rawlen(L, 1)) {
-		lua_pushboolean(L, 0);
-		return 1;
-	}
-	lua_createtable(L, (int)n, 0);
-	int out = lua_gettop(L);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 1, i);
-		size_t len;
-		const char *path = lua_tolstring(L, -1, &len);
-		const char *why = push_normal(L, path, len, lua_gettop(L));
-		const char *kind = "normalize";
-		struct mlx_err err;
-		if (!why && written) {
-			size_t nlen;
-			const char *normal = lua_tolstring(L, -1, &nlen);
-			if (normal[nlen - 1] == '/')
-				nlen--;
-			if (mlx_path_check(normal, nlen, &err) != MLX_OK) {
-				lua_pop(L, 1);
-				why = err.msg;
-				kind = "check";
-			}
-		}
-		if (why) {
-			lua_pushnil(L);
-			lua_pushinteger(L, i);
-			lua_pushvalue(L, out + 1);
-			lua_pushstring(L, why);
-			lua_pushstring(L, kind);
-			return 5;
-		}
-		lua_rawseti(L, out, i);
-		lua_pop(L, 1);
-	}
-	return 1;
-}
-
-/* mlx.stepgraph.where(level) -> "file:line: " of the first Lua function at
- * or above stack level `level` (counted as debug.getinfo counts from its
- * caller) that is not in the mlx stdlib: the recipe line that called into
- * the DSL; "" if none up to level 20. Unlike debug.getinfo it makes no
- * table per call, and every step declared asks. */
-static int graph_where(lua_State *L)
-{
-	lua_Debug ar;
-	for (lua_Integer level = luaL_checkinteger(L, 1); level <= 20; level++) {
-		if (!lua_getstack(L, (int)level, &ar))
-			break;
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0 &&
-		    strcmp(ar.what, "C") != 0) {
-			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-			return 1;
-		}
-	}
-	lua_pushliteral(L, "");
-	return 1;
-}
-
 #define DIGEST_MT "mlx.KeyDigest"
 
 /* The SHA-256 context that digest keeps for every key it makes (an
@@ -462,7 +289,7 @@ static int graph_digest(lua_State *L)
 }
 
 static const luaL_Reg graph_functions[] = {
-    {"build", graph_build}, {"normalize", graph_normalize}, {"paths", graph_paths}, {"where", graph_where},
+    {"build", graph_build},
     {NULL, NULL},
 };
 
@@ -473,6 +300,7 @@ int luaopen_mlx_stepgraph(lua_State *L)
 	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 1);
 	luaL_newlib(L, graph_functions);
+	mlx_lua_steps_register(L);
 	struct mlx_hash_stream *stream = lua_newuserdatauv(L, sizeof *stream, 0);
 	*stream = (struct mlx_hash_stream){0};
 	luaL_newmetatable(L, DIGEST_MT);

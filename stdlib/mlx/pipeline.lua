@@ -29,6 +29,13 @@ M.STEP_FIELDS = {
   executor = "executor", resources = "resources",
 }
 
+-- The one empty list or map that every step declaring no metrics, plots,
+-- params, env or tools shares (five tables less per step of a 100,000-step
+-- pipeline); writing to it raises rather than changing every step.
+local NONE = setmetatable({}, {
+  __newindex = function() error("a step's undeclared metrics, plots, params, env and tools are read-only", 2) end,
+})
+
 -- The recipe line that called into the DSL: the first stack frame outside
 -- the mlx stdlib ("recipe.lua:12: "), found in C (no table per step).
 local function caller_location()
@@ -84,7 +91,8 @@ function M.new(name)
   if type(name) ~= "string" or name == "" then
     declaration_error(caller_location(), "mlx.pipeline needs a name (a string)")
   end
-  local p = setmetatable({ name = name, steps = {}, by_name = {}, defaults = {}, values = {} }, Pipeline)
+  local p = setmetatable({ name = name, steps = {}, by_name = {}, defaults = {}, values = {},
+    stepset = stepgraph.stepset(NONE) }, Pipeline)
   M.last = p
   return p
 end
@@ -155,135 +163,129 @@ end
 -- The fields of a step that list paths, ranked in the order they are
 -- checked.
 local PATH_RANK = { deps = 1, outs = 2, metrics = 3, plots = 4 }
--- The fields a step has only when it declares them (those of
--- STEP_DEFAULTS only when they differ from the default).
+-- The fields a step has only when it declares them (those a step set reads
+-- as defaults only when they differ from the default).
 local RARE_FIELDS = { "desc", "timeout", "executor", "resources", "params", "env", "tools", "persist", "always",
   "cache" }
 
--- The one empty list or map that every step declaring no metrics, plots,
--- params, env or tools shares (five tables less per step of a 100,000-step
--- pipeline); writing to it raises rather than changing every step.
-local NONE = setmetatable({}, {
-  __newindex = function() error("a step's undeclared metrics, plots, params, env and tools are read-only", 2) end,
-})
-
--- What a step's table does not hold reads as its default: no metrics,
--- plots, params, env or tools, not persisted, not always run, cached.
-local STEP_DEFAULTS = {
-  __index = { metrics = NONE, plots = NONE, params = NONE, env = NONE, tools = NONE, persist = false,
-    always = false, cache = true },
-}
-
 --- Returns a function that takes the step's fields and declares the step
---- `name`; so a recipe writes p:step "train" { … }. Raises a usage failure
---- naming the step and field for a duplicate name, an unknown field, a value
---- of the wrong type, neither or both of cmd and run, a path outside the
---- project, or a ${name} in cmd that is not among the step's params.
-function Pipeline:step(name)
-  if type(name) ~= "string" or not name:match("^[%w_][%w_.%-:/]*$") then
-    declaration_error(caller_location(), "step name %q must be letters, digits, and _ . - : /", tostring(name))
+--- `name`; so a recipe writes p:step "train" { … }. The function returns
+--- the step: a view of the pipeline's step set (mlx.stepgraph, lua/l_steps.c)
+--- whose fields read as a table's would (name, where, index, deps, outs,
+--- cmd or run, and each declared field; undeclared metrics, plots, params,
+--- env and tools read as one shared empty table; persist and always as
+--- false, cache as true). Its deps and outs lists may be shared with other
+--- steps: read them, never change them. Raises a usage failure naming the
+--- step and field for a duplicate name, an unknown field, a value of the
+--- wrong type, neither or both of cmd and run, a path outside the project,
+--- or a ${name} in cmd that is not among the step's params.
+Pipeline.step = stepgraph.step
+
+--- Raises the usage failure for a step name that is not one (Pipeline:step
+--- asks, with the recipe line where).
+function Pipeline:refuse_step_name(name, where)
+  declaration_error(where, "step name %q must be letters, digits, and _ . - : /", tostring(name))
+end
+
+--- Checks and declares the step name with fields at the recipe line where,
+--- and returns it; raises the failures Pipeline:step lists. Pipeline:step
+--- comes here for every step that is not the common case it declares in C
+--- (deps, outs, and a function or a command without ${…}).
+function Pipeline:declare(name, fields, where)
+  if type(fields) ~= "table" then
+    declaration_error(where, "step '%s' needs a table of fields", name)
   end
-  return function(fields)
-    local where = caller_location()
-    if type(fields) ~= "table" then
-      declaration_error(where, "step '%s' needs a table of fields", name)
+  if self.by_name[name] then
+    declaration_error(where, "step '%s' is declared twice (first at %s)", name,
+      self.by_name[name].where:sub(1, -3))
+  end
+  -- The path lists are checked, normalized and copied in C, one call per
+  -- list; a refused path is reported after the other fields' types, the
+  -- first of deps, outs, metrics and plots.
+  local deps, outs, metrics, plots, bad_list, bad_path, bad_why, bad_kind
+  local rare = false -- a field other than the paths, cmd and run
+  for field, value in pairs(fields) do
+    if type(field) ~= "string" or not M.STEP_FIELDS[field] then
+      local guess = type(field) == "string" and suggest.closest(field, M.STEP_FIELDS)
+      declaration_error(where, "step '%s': unknown field '%s'%s", name, tostring(field),
+        guess and (" (did you mean '" .. guess .. "'?)") or "")
     end
-    if self.by_name[name] then
-      declaration_error(where, "step '%s' is declared twice (first at %s)", name,
-        self.by_name[name].where:sub(1, -3))
-    end
-    -- The path lists are checked, normalized and copied in C, one call per
-    -- list; a refused path is reported after the other fields' types, the
-    -- first of deps, outs, metrics and plots.
-    local deps, outs, metrics, plots, bad_list, bad_path, bad_why, bad_kind
-    local rare = false -- a field other than the paths, cmd and run
-    for field, value in pairs(fields) do
-      if type(field) ~= "string" or not M.STEP_FIELDS[field] then
-        local guess = type(field) == "string" and suggest.closest(field, M.STEP_FIELDS)
-        declaration_error(where, "step '%s': unknown field '%s'%s", name, tostring(field),
-          guess and (" (did you mean '" .. guess .. "'?)") or "")
+    local rank = PATH_RANK[field]
+    if rank then
+      -- mlx deletes, writes and restores outs: they obey the rule for
+      -- paths from data (nothing in .git/ or .mlx/, not mlx.lock). Deps
+      -- are only read, and may be anywhere in the project.
+      local list, _, path, why, kind = stepgraph.paths(value, field ~= "deps")
+      if list == false then check_type(where, name, field, value) end
+      if list then
+        if rank == 1 then deps = list elseif rank == 2 then outs = list elseif rank == 3 then metrics = list
+        else plots = list end
+      elseif not bad_list or rank < PATH_RANK[bad_list] then
+        bad_list, bad_path, bad_why, bad_kind = field, path, why, kind
       end
-      local rank = PATH_RANK[field]
-      if rank then
-        -- mlx deletes, writes and restores outs: they obey the rule for
-        -- paths from data (nothing in .git/ or .mlx/, not mlx.lock). Deps
-        -- are only read, and may be anywhere in the project.
-        local list, _, path, why, kind = stepgraph.paths(value, field ~= "deps")
-        if list == false then check_type(where, name, field, value) end
-        if list then
-          if rank == 1 then deps = list elseif rank == 2 then outs = list elseif rank == 3 then metrics = list
-          else plots = list end
-        elseif not bad_list or rank < PATH_RANK[bad_list] then
-          bad_list, bad_path, bad_why, bad_kind = field, path, why, kind
-        end
-      else
-        if field ~= "cmd" and field ~= "run" then rare = true end
-        check_type(where, name, field, value)
-      end
+    else
+      if field ~= "cmd" and field ~= "run" then rare = true end
+      check_type(where, name, field, value)
     end
-    if (fields.cmd == nil) == (fields.run == nil) then
-      declaration_error(where, "step '%s' needs exactly one of 'cmd' (a command) or 'run' (a Lua function)", name)
-    end
-    if bad_kind == "normalize" then
-      declaration_error(where, "step '%s': %s '%s': %s", name, bad_list:sub(1, -2), bad_path, bad_why)
-    elseif bad_kind then
-      declaration_error(where, "step '%s': %s %s", name, bad_list:sub(1, -2), bad_why)
-    end
-    -- The fields every step has; the others are set only when they differ
-    -- from STEP_DEFAULTS, which keeps a step's table at 8 slots instead
-    -- of 16 in a 100,000-step pipeline.
-    local step = setmetatable({
-      name = name, where = where, index = #self.steps + 1, deps = deps or {}, outs = outs or {},
-    }, STEP_DEFAULTS)
-    if fields.cmd ~= nil then step.cmd = fields.cmd else step.run = fields.run end
-    if metrics then step.metrics = metrics end
-    if plots then step.plots = plots end
+  end
+  if (fields.cmd == nil) == (fields.run == nil) then
+    declaration_error(where, "step '%s' needs exactly one of 'cmd' (a command) or 'run' (a Lua function)", name)
+  end
+  if bad_kind == "normalize" then
+    declaration_error(where, "step '%s': %s '%s': %s", name, bad_list:sub(1, -2), bad_path, bad_why)
+  elseif bad_kind then
+    declaration_error(where, "step '%s': %s %s", name, bad_list:sub(1, -2), bad_why)
+  end
+  outs = outs or {}
+  -- The fields the step set does not keep in its row: in a table of the
+  -- step's own, set only when they differ from the defaults.
+  local own
+  if metrics or plots or rare then
+    own = { metrics = metrics, plots = plots }
     if rare then
       for _, field in ipairs(RARE_FIELDS) do
-        if fields[field] ~= nil then step[field] = fields[field] end
+        if fields[field] ~= nil then own[field] = fields[field] end
       end
     end
-    -- Metrics files are outputs too: stored, locked and restored like outs.
-    -- Plots files too (mlx report draws them), unless already declared an out.
-    if metrics or plots then
-      local declared = {}
-      for _, path in ipairs(step.outs) do declared[path] = true end
-      for _, list in ipairs({ step.metrics, step.plots }) do
-        for _, path in ipairs(list) do
-          if not declared[path] then
-            declared[path] = true
-            table.insert(step.outs, path)
-          end
-        end
-      end
-    end
-    local declared_params = fields.params or NONE
-    for _, p in ipairs(declared_params) do
-      if self.defaults[p] == nil then
-        declaration_error(where, "step '%s': param '%s' is not declared in p:params{…}", name, p)
-      end
-    end
-    -- ${name} is a param when the step lists it in params; a name the
-    -- pipeline declares as a param but the step does not list is a
-    -- mistake; any other ${NAME} (${HOME}, ${SLURM_JOB_ID}) is the shell's.
-    local cmd = fields.cmd
-    local text = type(cmd) == "table" and table.concat(cmd, " ") or cmd
-    if text and text:find("${", 1, true) then
-      local declared = {}
-      for _, p in ipairs(declared_params) do declared[p] = true end
-      for used in text:gmatch("%${([^}]*)}") do
-        if not declared[used] and self.defaults[used] ~= nil then
-          declaration_error(where, "step '%s': cmd uses ${%s}, which is not in the step's params", name, used)
-        end
-      end
-    end
-    if fields.timeout and fields.timeout <= 0 then
-      declaration_error(where, "step '%s': timeout must be a positive number of seconds", name)
-    end
-    self.steps[#self.steps + 1] = step
-    self.by_name[name] = step
-    return step
   end
+  -- Metrics files are outputs too: stored, locked and restored like outs.
+  -- Plots files too (mlx report draws them), unless already declared an out.
+  if metrics or plots then
+    local declared = {}
+    for _, path in ipairs(outs) do declared[path] = true end
+    for _, list in ipairs({ metrics or NONE, plots or NONE }) do
+      for _, path in ipairs(list) do
+        if not declared[path] then
+          declared[path] = true
+          table.insert(outs, path)
+        end
+      end
+    end
+  end
+  local declared_params = fields.params or NONE
+  for _, p in ipairs(declared_params) do
+    if self.defaults[p] == nil then
+      declaration_error(where, "step '%s': param '%s' is not declared in p:params{…}", name, p)
+    end
+  end
+  -- ${name} is a param when the step lists it in params; a name the
+  -- pipeline declares as a param but the step does not list is a
+  -- mistake; any other ${NAME} (${HOME}, ${SLURM_JOB_ID}) is the shell's.
+  local cmd = fields.cmd
+  local text = type(cmd) == "table" and table.concat(cmd, " ") or cmd
+  if text and text:find("${", 1, true) then
+    local declared = {}
+    for _, p in ipairs(declared_params) do declared[p] = true end
+    for used in text:gmatch("%${([^}]*)}") do
+      if not declared[used] and self.defaults[used] ~= nil then
+        declaration_error(where, "step '%s': cmd uses ${%s}, which is not in the step's params", name, used)
+      end
+    end
+  end
+  if fields.timeout and fields.timeout <= 0 then
+    declaration_error(where, "step '%s': timeout must be a positive number of seconds", name)
+  end
+  return stepgraph.add(self, name, where, deps or {}, outs, fields.cmd, fields.run, own)
 end
 
 --- Returns true if v is a pipeline made by mlx.pipeline.

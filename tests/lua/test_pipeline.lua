@@ -80,6 +80,41 @@ function TestPipelineDsl:test_path_errors_name_the_list_and_the_first_bad_path()
   lu.assertEquals(step.metrics, { "m.json" })
 end
 
+function TestPipelineDsl:test_steps_are_views_of_the_step_set()
+  local p = pipeline "t"
+  p:params { lr = 0.1 }
+  local function fn() end
+  -- The common case (declared in C) and the others (checked in Lua) read alike.
+  local a = p:step "a" { deps = { "./in" }, outs = { "out/1" }, run = fn }
+  local b = p:step "b" { deps = { "out/1" }, outs = { "out/2" }, cmd = "echo b", desc = "second" }
+  local c = p:step "c" { deps = { "out/2" }, outs = { "out/3/" }, params = { "lr" }, cmd = "x ${lr}", persist = true }
+  lu.assertEquals({ a.name, a.index, a.run, a.cmd }, { "a", 1, fn, nil })
+  lu.assertEquals({ b.name, b.index, b.cmd, b.run, b.desc }, { "b", 2, "echo b", nil, "second" })
+  lu.assertStrMatches(a.where, ".*test_pipeline%.lua:%d+: ")
+  lu.assertNotEquals(a.where, b.where)
+  lu.assertEquals(a.deps, { "in" })
+  lu.assertEquals(c.outs, { "out/3/" })
+  lu.assertEquals(c.params, { "lr" })
+  -- Undeclared fields read as their defaults; unknown ones as nil.
+  lu.assertEquals({ a.metrics, a.plots, a.params, a.env, a.tools }, { {}, {}, {}, {}, {} })
+  lu.assertEquals({ a.persist, a.always, a.cache, c.persist }, { false, false, true, true })
+  lu.assertNil(a.timeout)
+  lu.assertNil(a.nonsense)
+  lu.assertFalse(pcall(function() a.env[1] = "X" end))
+  -- Equal lists are one table: a chain's dep is the out of the step before.
+  lu.assertTrue(rawequal(b.deps, a.outs))
+  lu.assertTrue(rawequal(c.deps, b.outs))
+  -- The pipeline's list and map, and a field set on a step, as for a table.
+  lu.assertEquals({ p.steps[1], p.steps[2], p.steps[3], #p.steps }, { a, b, c, 3 })
+  lu.assertTrue(rawequal(p.by_name.b, b))
+  b.note = "kept"
+  b.desc = "changed"
+  a.deps = { "other" }
+  lu.assertEquals({ b.note, b.desc, a.deps, a.outs }, { "kept", "changed", { "other" }, { "out/1" } })
+  lu.assertEquals(tostring(c), "step 'c'")
+  lu.assertEquals(type(c), "userdata")
+end
+
 function TestPipelineDsl:test_overrides_are_typed_by_their_default()
   params.reset({ lr = "0.05", epochs = "3", fast = "yes", name = "x y" })
   local p = pipeline "t"

@@ -1,0 +1,901 @@
+/* l_steps.c — declaring a pipeline's steps (mlx.stepgraph, beside
+ * l_graph.c): the normal form of their paths, the recipe line that
+ * declared them, and the step set, where a pipeline keeps its steps.
+ *
+ * A recipe of 100,000 steps made a Lua table per step (a name, its line,
+ * its index, its command or function, and lists of deps and outs: about
+ * 250 bytes, and 150 more for the two lists) and a closure per
+ * `p:step "name"`. Here a step is a row of ids in a C array and, for Lua,
+ * a full userdata of 4 bytes (its index) whose fields are read through its
+ * set's metatable: the name from the set's list of names, the line and the
+ * command or function from a pool of values (steps declared on one line, or
+ * sharing one function, share one entry), and the deps and outs from a pool
+ * of path lists, where equal lists are one table (the deps of a chain's
+ * step are the outs of the step before; a fan's steps share their deps).
+ * The lists are real tables, so every reader (ipairs, #, json's C
+ * encoders) reads them as before; they are shared and must not be changed.
+ * Rare fields (desc, params, env, metrics, …) and fields a caller sets
+ * live in a table of the step's own, made only for the steps that have
+ * them; the others read as their defaults.
+ *
+ * `p:step "name" { … }` is declared here in one C call when it is the
+ * common case (deps, outs, and a run function or a command without
+ * ${…}, every path well-formed, a new name); anything else is handed to
+ * the DSL's own checks in Lua (pipeline.lua, Pipeline:declare), which
+ * raise every message as they always did and then add the step here. */
+#include <ctype.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "path.h"
+
+#define STEPSET_MT "mlx.StepSet"
+#define STEP_NAME "mlx.Step"
+
+/* True if path (len > 0, not absolute) is in normal form: no empty
+ * component but after a trailing "/", and no "." or ".." component. */
+static int is_normal(const char *path, size_t len)
+{
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && path[i] != '/')
+			continue;
+		size_t n = i - start;
+		if (n == 0 && i < len)
+			return 0;
+		if ((n == 1 && path[start] == '.') ||
+		    (n == 2 && path[start] == '.' && path[start + 1] == '.'))
+			return 0;
+		start = i + 1;
+	}
+	return 1;
+}
+
+/* Pushes the normal form of path, or returns why it is refused (nothing
+ * pushed). The rule of mlx.pipeline.paths.normalize. index is the stack
+ * index of path as a Lua string, pushed again when already normal, or 0. */
+static const char *push_normal(lua_State *L, const char *path, size_t len, int index)
+{
+	if (len == 0)
+		return "empty path";
+	if (path[0] == '/')
+		return "is absolute; declare paths relative to the project root";
+	if (is_normal(path, len)) {
+		if (index)
+			lua_pushvalue(L, index);
+		else
+			lua_pushlstring(L, path, len);
+		return NULL;
+	}
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	size_t parts = 0;
+	for (size_t i = 0; i < len;) {
+		const char *slash = memchr(path + i, '/', len - i);
+		size_t n = slash ? (size_t)(slash - (path + i)) : len - i;
+		const char *part = path + i;
+		i += n + 1;
+		if (n == 0 || (n == 1 && part[0] == '.'))
+			continue;
+		if (n == 2 && part[0] == '.' && part[1] == '.') {
+			if (parts == 0) {
+				luaL_pushresult(&b);
+				lua_pop(L, 1);
+				return "is outside the project";
+			}
+			/* Drop the last part and the "/" before it. */
+			const char *text = luaL_buffaddr(&b);
+			size_t at = luaL_bufflen(&b);
+			while (at > 0 && text[at - 1] != '/')
+				at--;
+			luaL_buffsub(&b, luaL_bufflen(&b) - (at > 0 ? at - 1 : 0));
+			parts--;
+			continue;
+		}
+		if (parts++)
+			luaL_addchar(&b, '/');
+		luaL_addlstring(&b, part, n);
+	}
+	if (parts == 0) {
+		luaL_pushresult(&b);
+		lua_pop(L, 1);
+		return "names the project root itself";
+	}
+	if (path[len - 1] == '/')
+		luaL_addchar(&b, '/');
+	luaL_pushresult(&b);
+	return NULL;
+}
+
+/* mlx.stepgraph.normalize(path) -> normal | nil, why: the normal form of a
+ * declared path (relative to the project root, no "." or empty components,
+ * a trailing "/" for a directory), or why it is refused: absolute, escaping
+ * the project with "..", empty, or naming the root. */
+static int graph_normalize(lua_State *L)
+{
+	size_t len;
+	const char *path = luaL_checklstring(L, 1, &len);
+	const char *why = push_normal(L, path, len, 1);
+	if (!why)
+		return 1;
+	lua_pushnil(L);
+	lua_pushstring(L, why);
+	return 2;
+}
+
+/* mlx.stepgraph.paths(list, written) -> normals | false | nil, i, path,
+ * why, kind. The paths of one field of a step (deps, outs, …) as a new list
+ * in normal form; false when list is not a list of strings; for the first
+ * path refused, its position, the path as declared, why, and kind
+ * "normalize" (not a normal path) or "check" (a written path, written
+ * true, that mlx may not write: inside .git/ or .mlx/, mlx.lock, …; why
+ * is then "PATH: why" as mlx.fs.check_path says). */
+static int graph_paths(lua_State *L)
+{
+	int written = lua_toboolean(L, 2);
+	if (!lua_istable(L, 1)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_Integer n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		if (!lua_isinteger(L, -2) || lua_type(L, -1) != LUA_TSTRING) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
+		n++;
+		lua_pop(L, 1);
+	}
+	if ((lua_Unsigned)n != lua_rawlen(L, 1)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_createtable(L, (int)n, 0);
+	int out = lua_gettop(L);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i);
+		size_t len;
+		const char *path = lua_tolstring(L, -1, &len);
+		const char *why = push_normal(L, path, len, lua_gettop(L));
+		const char *kind = "normalize";
+		struct mlx_err err;
+		if (!why && written) {
+			size_t nlen;
+			const char *normal = lua_tolstring(L, -1, &nlen);
+			if (normal[nlen - 1] == '/')
+				nlen--;
+			if (mlx_path_check(normal, nlen, &err) != MLX_OK) {
+				lua_pop(L, 1);
+				why = err.msg;
+				kind = "check";
+			}
+		}
+		if (why) {
+			lua_pushnil(L);
+			lua_pushinteger(L, i);
+			lua_pushvalue(L, out + 1);
+			lua_pushstring(L, why);
+			lua_pushstring(L, kind);
+			return 5;
+		}
+		lua_rawseti(L, out, i);
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
+/* Pushes "file:line: " of the first Lua function at or above stack level
+ * `level` (as lua_getstack counts) that is not in the mlx stdlib: the
+ * recipe line that called into the DSL; "" if none up to level 20. */
+static void push_where(lua_State *L, int level)
+{
+	lua_Debug ar;
+	for (; level <= 20; level++) {
+		if (!lua_getstack(L, level, &ar))
+			break;
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0 &&
+		    strcmp(ar.what, "C") != 0) {
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	lua_pushliteral(L, "");
+}
+
+/* mlx.stepgraph.where(level) -> "file:line: " of the first Lua function at
+ * or above stack level `level` (counted as debug.getinfo counts from its
+ * caller) that is not in the mlx stdlib: the recipe line that called into
+ * the DSL; "" if none up to level 20. Unlike debug.getinfo it makes no
+ * table per call, and every step declared asks. */
+static int graph_where(lua_State *L)
+{
+	lua_Integer level = luaL_checkinteger(L, 1);
+	push_where(L, level < 0 ? 0 : level > 21 ? 21 : (int)level);
+	return 1;
+}
+
+/* ---- the step set ------------------------------------------------------ */
+
+/* What a step is, as ids into its set's pools. */
+struct step_row {
+	uint32_t where;      /* value id of "file:line: " */
+	uint32_t action;     /* value id of its cmd or run */
+	uint32_t deps, outs; /* list ids */
+	uint8_t flags;
+};
+
+enum { STEP_RUN = 1, STEP_OWN = 2 }; /* action is run (not cmd); has a table of its own */
+
+/* The uservalues of a set: its pools and the metatable of its steps. */
+enum { UV_NAMES = 1, UV_VALUES, UV_VALUE_IDS, UV_LISTS, UV_OWN, UV_META, UV_COUNT = UV_META };
+
+struct stepset {
+	struct step_row *rows;
+	uint32_t n, cap;
+	uint32_t nvalues, nlists;
+	/* Equal lists are found by the hash of their paths: open addressing
+	 * over list id + 1 (0 empty), at most half full. */
+	uint32_t *slots;
+	uint32_t mask;
+	uint32_t *list_hash; /* list id - 1 → hash */
+	uint32_t hash_cap;
+};
+
+static int release_set(lua_State *L)
+{
+	struct stepset *set = luaL_checkudata(L, 1, STEPSET_MT);
+	free(set->rows);
+	free(set->slots);
+	free(set->list_hash);
+	*set = (struct stepset){0};
+	return 0;
+}
+
+static struct stepset *check_set(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, STEPSET_MT);
+}
+
+int mlx_lua_is_step(lua_State *L, int idx)
+{
+	if (lua_istable(L, idx))
+		return 1;
+	if (lua_type(L, idx) != LUA_TUSERDATA || luaL_getmetafield(L, idx, "__name") == LUA_TNIL)
+		return 0;
+	int is = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), STEP_NAME) == 0;
+	lua_pop(L, 1);
+	return is;
+}
+
+#define FNV_OFFSET 2166136261u
+#define FNV_PRIME 16777619u
+
+/* The hash of the n strings at stack index first… (a list's paths). */
+static uint32_t hash_strings(lua_State *L, int first, int n)
+{
+	uint32_t h = FNV_OFFSET;
+	for (int i = 0; i < n; i++) {
+		size_t len;
+		const char *s = lua_tolstring(L, first + i, &len);
+		for (size_t k = 0; k < len; k++)
+			h = (h ^ (unsigned char)s[k]) * FNV_PRIME;
+		h = (h ^ 0xffu) * FNV_PRIME; /* no path holds this byte alone: a separator */
+	}
+	return h;
+}
+
+/* True if the list at index list holds exactly the n strings at first…. */
+static int same_list(lua_State *L, int list, int first, int n)
+{
+	if (lua_rawlen(L, list) != (lua_Unsigned)n)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, list, i + 1);
+		int same = lua_rawequal(L, -1, first + i);
+		lua_pop(L, 1);
+		if (!same)
+			return 0;
+	}
+	return 1;
+}
+
+static int grow_slots(struct stepset *set)
+{
+	uint32_t size = set->slots ? (set->mask + 1) * 2 : 256;
+	uint32_t *slots = calloc(size, sizeof *slots);
+	if (!slots)
+		return -1;
+	for (uint32_t id = 1; id <= set->nlists; id++) {
+		uint32_t i = set->list_hash[id - 1] & (size - 1);
+		while (slots[i])
+			i = (i + 1) & (size - 1);
+		slots[i] = id;
+	}
+	free(set->slots);
+	set->slots = slots;
+	set->mask = size - 1;
+	return 0;
+}
+
+/* The id of the list of the n strings at first…: an equal list of the
+ * pool's, else the table at index given (0: a new table), added to the
+ * pool. Raises when out of memory. */
+static uint32_t intern_list(lua_State *L, struct stepset *set, int setidx, int first, int n, int given)
+{
+	uint32_t h = hash_strings(L, first, n);
+	lua_getiuservalue(L, setidx, UV_LISTS);
+	int lists = lua_gettop(L);
+	if (set->slots) {
+		for (uint32_t i = h & set->mask; set->slots[i]; i = (i + 1) & set->mask) {
+			uint32_t id = set->slots[i];
+			if (set->list_hash[id - 1] != h)
+				continue;
+			lua_rawgeti(L, lists, id);
+			int same = same_list(L, lua_gettop(L), first, n);
+			lua_pop(L, 1);
+			if (same) {
+				lua_pop(L, 1);
+				return id;
+			}
+		}
+	}
+	if (set->nlists >= UINT32_MAX / 4)
+		luaL_error(L, "too many steps in one pipeline");
+	if ((!set->slots || (set->nlists + 1) * 2 > set->mask + 1) && grow_slots(set) != 0)
+		luaL_error(L, "out of memory declaring steps");
+	if (set->nlists + 1 > set->hash_cap) {
+		uint32_t cap = set->hash_cap ? set->hash_cap * 2 : 256;
+		uint32_t *q = realloc(set->list_hash, (size_t)cap * sizeof *q);
+		if (!q)
+			luaL_error(L, "out of memory declaring steps");
+		set->list_hash = q;
+		set->hash_cap = cap;
+	}
+	if (given) {
+		lua_pushvalue(L, given);
+	} else {
+		lua_createtable(L, n, 0);
+		for (int i = 0; i < n; i++) {
+			lua_pushvalue(L, first + i);
+			lua_rawseti(L, -2, i + 1);
+		}
+	}
+	uint32_t id = ++set->nlists;
+	lua_rawseti(L, lists, id);
+	lua_pop(L, 1);
+	set->list_hash[id - 1] = h;
+	uint32_t i = h & set->mask;
+	while (set->slots[i])
+		i = (i + 1) & set->mask;
+	set->slots[i] = id;
+	return id;
+}
+
+/* The id of the value at idx in the set's pool. Functions and short
+ * strings are added once (the line many steps share, their one function,
+ * a command they share), and, when share_all, any string; other values (a
+ * step's own long command, an argv list) each time, without the entry in
+ * the map of shared values that would cost more than the value. */
+static uint32_t value_id(lua_State *L, struct stepset *set, int setidx, int idx, int share_all)
+{
+	int type = lua_type(L, idx);
+	int shared =
+	    type == LUA_TFUNCTION || (type == LUA_TSTRING && (share_all || lua_rawlen(L, idx) <= 40));
+	if (shared) {
+		lua_getiuservalue(L, setidx, UV_VALUE_IDS);
+		lua_pushvalue(L, idx);
+		if (lua_rawget(L, -2) == LUA_TNUMBER) {
+			uint32_t id = (uint32_t)lua_tointeger(L, -1);
+			lua_pop(L, 2);
+			return id;
+		}
+		lua_pop(L, 1);
+	}
+	if (set->nvalues >= UINT32_MAX / 4)
+		luaL_error(L, "too many steps in one pipeline");
+	uint32_t id = ++set->nvalues;
+	lua_getiuservalue(L, setidx, UV_VALUES);
+	lua_pushvalue(L, idx);
+	lua_rawseti(L, -2, id);
+	lua_pop(L, 1);
+	if (shared) {
+		lua_pushvalue(L, idx);
+		lua_pushinteger(L, id);
+		lua_rawset(L, -3);
+		lua_pop(L, 1);
+	}
+	return id;
+}
+
+/* Adds a step to the set at setidx and to pipeline p (its `steps` and
+ * `by_name`): name, where, its action (cmd or run, as run says) at action,
+ * list ids deps and outs, and its own table of fields at own (0: none).
+ * Pushes the step's view. */
+static void add_step(lua_State *L, int p, int setidx, int name, int where, int action, int run, uint32_t deps,
+                     uint32_t outs, int own)
+{
+	struct stepset *set = lua_touserdata(L, setidx);
+	if (set->n >= INT32_MAX - 1)
+		luaL_error(L, "too many steps in one pipeline");
+	if (set->n == set->cap) {
+		uint32_t cap = set->cap ? set->cap * 2 : 64;
+		struct step_row *q = realloc(set->rows, (size_t)cap * sizeof *q);
+		if (!q)
+			luaL_error(L, "out of memory declaring steps");
+		set->rows = q;
+		set->cap = cap;
+	}
+	struct step_row row = {
+	    .where = value_id(L, set, setidx, where, 1),
+	    .action = value_id(L, set, setidx, action, 0),
+	    .deps = deps,
+	    .outs = outs,
+	    .flags = (uint8_t)((run ? STEP_RUN : 0) | (own ? STEP_OWN : 0)),
+	};
+	uint32_t index = set->n + 1;
+	lua_getiuservalue(L, setidx, UV_NAMES);
+	lua_pushvalue(L, name);
+	lua_rawseti(L, -2, index);
+	lua_pop(L, 1);
+	if (own) {
+		lua_getiuservalue(L, setidx, UV_OWN);
+		lua_pushvalue(L, own);
+		lua_rawseti(L, -2, index);
+		lua_pop(L, 1);
+	}
+	set->rows[set->n++] = row;
+
+	uint32_t *view = lua_newuserdatauv(L, sizeof *view, 0);
+	*view = index;
+	lua_getiuservalue(L, setidx, UV_META);
+	lua_setmetatable(L, -2);
+	int v = lua_gettop(L);
+	if (lua_getfield(L, p, "steps") != LUA_TTABLE)
+		luaL_error(L, "pipeline has no list of steps");
+	lua_pushvalue(L, v);
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+	lua_pop(L, 1);
+	if (lua_getfield(L, p, "by_name") != LUA_TTABLE)
+		luaL_error(L, "pipeline has no table of steps by name");
+	lua_pushvalue(L, name);
+	lua_pushvalue(L, v);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+}
+
+/* The index of the step view at idx in set, or 0 when it is not one (a
+ * metamethod called by hand, or after the set was released). */
+static uint32_t view_index(lua_State *L, const struct stepset *set, int idx)
+{
+	const uint32_t *view = lua_type(L, idx) == LUA_TUSERDATA ? lua_touserdata(L, idx) : NULL;
+	if (!view || lua_rawlen(L, idx) != sizeof *view || *view == 0 || *view > set->n)
+		return 0;
+	return *view;
+}
+
+/* step[key]: the step's own table first (a rare field, or one set on it),
+ * then its row, then the defaults: no metrics, plots, params, env or tools
+ * (the shared read-only empty table, upvalue 6), not persisted, not always
+ * run, cached. Upvalues: the set, its names, values, lists, own tables,
+ * and that empty table. */
+static int step_index(lua_State *L)
+{
+	struct stepset *set = lua_touserdata(L, lua_upvalueindex(1));
+	uint32_t i = view_index(L, set, 1);
+	if (!i)
+		return 0;
+	const struct step_row *row = &set->rows[i - 1];
+	if (row->flags & STEP_OWN) {
+		lua_rawgeti(L, lua_upvalueindex(5), i);
+		lua_pushvalue(L, 2);
+		if (lua_rawget(L, -2) != LUA_TNIL)
+			return 1;
+		lua_pop(L, 2);
+	}
+	size_t len;
+	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+	if (!k)
+		return 0;
+	switch (len) {
+	case 3:
+		if (memcmp(k, "run", 3) == 0) {
+			if (row->flags & STEP_RUN)
+				lua_rawgeti(L, lua_upvalueindex(3), row->action);
+			else
+				lua_pushnil(L);
+			return 1;
+		}
+		if (memcmp(k, "cmd", 3) == 0 || memcmp(k, "env", 3) == 0) {
+			if (k[0] == 'e')
+				lua_pushvalue(L, lua_upvalueindex(6));
+			else if (row->flags & STEP_RUN)
+				lua_pushnil(L);
+			else
+				lua_rawgeti(L, lua_upvalueindex(3), row->action);
+			return 1;
+		}
+		break;
+	case 4:
+		if (memcmp(k, "name", 4) == 0) {
+			lua_rawgeti(L, lua_upvalueindex(2), i);
+			return 1;
+		}
+		if (memcmp(k, "deps", 4) == 0 || memcmp(k, "outs", 4) == 0) {
+			lua_rawgeti(L, lua_upvalueindex(4), k[0] == 'd' ? row->deps : row->outs);
+			return 1;
+		}
+		break;
+	case 5:
+		if (memcmp(k, "where", 5) == 0) {
+			lua_rawgeti(L, lua_upvalueindex(3), row->where);
+			return 1;
+		}
+		if (memcmp(k, "index", 5) == 0) {
+			lua_pushinteger(L, i);
+			return 1;
+		}
+		if (memcmp(k, "plots", 5) == 0 || memcmp(k, "tools", 5) == 0) {
+			lua_pushvalue(L, lua_upvalueindex(6));
+			return 1;
+		}
+		if (memcmp(k, "cache", 5) == 0) {
+			lua_pushboolean(L, 1);
+			return 1;
+		}
+		break;
+	case 6:
+		if (memcmp(k, "params", 6) == 0) {
+			lua_pushvalue(L, lua_upvalueindex(6));
+			return 1;
+		}
+		if (memcmp(k, "always", 6) == 0) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
+		break;
+	case 7:
+		if (memcmp(k, "metrics", 7) == 0) {
+			lua_pushvalue(L, lua_upvalueindex(6));
+			return 1;
+		}
+		if (memcmp(k, "persist", 7) == 0) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* step[key] = value: kept in the step's own table (made at the first such
+ * write), which is read before its row, as a table's field would be. */
+static int step_newindex(lua_State *L)
+{
+	struct stepset *set = lua_touserdata(L, lua_upvalueindex(1));
+	uint32_t i = view_index(L, set, 1);
+	if (!i)
+		return luaL_error(L, "not a step of this pipeline");
+	struct step_row *row = &set->rows[i - 1];
+	if (!(row->flags & STEP_OWN)) {
+		lua_createtable(L, 0, 1);
+		lua_rawseti(L, lua_upvalueindex(2), i);
+		row->flags |= STEP_OWN;
+	}
+	lua_rawgeti(L, lua_upvalueindex(2), i);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+/* tostring(step): "step 'NAME'". */
+static int step_tostring(lua_State *L)
+{
+	lua_rawgeti(L, lua_upvalueindex(2), view_index(L, lua_touserdata(L, lua_upvalueindex(1)), 1));
+	lua_pushfstring(L, "step '%s'", lua_tostring(L, -1));
+	return 1;
+}
+
+/* mlx.stepgraph.stepset(none) -> an empty set of steps, whose views read
+ * none (a read-only empty table) for the lists a step did not declare. */
+static int stepset_new(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	struct stepset *set = lua_newuserdatauv(L, sizeof *set, UV_COUNT);
+	*set = (struct stepset){0};
+	luaL_setmetatable(L, STEPSET_MT);
+	int s = lua_gettop(L);
+	for (int uv = UV_NAMES; uv < UV_META; uv++) {
+		lua_newtable(L);
+		lua_setiuservalue(L, s, uv);
+	}
+	lua_createtable(L, 0, 5);
+	int meta = lua_gettop(L);
+	lua_pushvalue(L, s);
+	for (int uv = UV_NAMES; uv <= UV_OWN; uv++) {
+		if (uv == UV_VALUE_IDS)
+			continue;
+		lua_getiuservalue(L, s, uv);
+	}
+	lua_pushvalue(L, 1);
+	lua_pushcclosure(L, step_index, 6);
+	lua_setfield(L, meta, "__index");
+	lua_pushvalue(L, s);
+	lua_getiuservalue(L, s, UV_OWN);
+	lua_pushcclosure(L, step_newindex, 2);
+	lua_setfield(L, meta, "__newindex");
+	lua_pushvalue(L, s);
+	lua_getiuservalue(L, s, UV_NAMES);
+	lua_pushcclosure(L, step_tostring, 2);
+	lua_setfield(L, meta, "__tostring");
+	lua_pushliteral(L, STEP_NAME);
+	lua_setfield(L, meta, "__name");
+	lua_setiuservalue(L, s, UV_META);
+	return 1;
+}
+
+/* Most lists are compared and hashed on the stack; a longer one (a step
+ * reading thousands of files) is kept as it is, unshared. */
+#define SHARED_LIST_MAX 4096
+
+/* The list at index idx (a table of strings, as Pipeline:declare checked
+ * it) as a list id of the set. */
+static uint32_t intern_table(lua_State *L, struct stepset *set, int setidx, int idx)
+{
+	idx = lua_absindex(L, idx);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+	if (n > SHARED_LIST_MAX || !lua_checkstack(L, (int)n + 8)) {
+		if (set->nlists >= UINT32_MAX / 4)
+			luaL_error(L, "too many steps in one pipeline");
+		lua_getiuservalue(L, setidx, UV_LISTS);
+		lua_pushvalue(L, idx);
+		lua_rawseti(L, -2, ++set->nlists);
+		lua_pop(L, 1);
+		/* Its hash is never looked up: no slot names it. */
+		if (set->nlists > set->hash_cap) {
+			uint32_t cap = set->hash_cap ? set->hash_cap * 2 : 256;
+			uint32_t *q = realloc(set->list_hash, (size_t)cap * sizeof *q);
+			if (!q)
+				luaL_error(L, "out of memory declaring steps");
+			set->list_hash = q;
+			set->hash_cap = cap;
+		}
+		set->list_hash[set->nlists - 1] = 0;
+		return set->nlists;
+	}
+	int first = lua_gettop(L) + 1;
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
+			luaL_error(L, "a step's paths must be strings");
+	}
+	uint32_t id = intern_list(L, set, setidx, first, (int)n, idx);
+	lua_settop(L, first - 1);
+	return id;
+}
+
+/* mlx.stepgraph.add(p, name, where, deps, outs, cmd, run, own) -> step.
+ * Adds a step that Pipeline:declare has checked to pipeline p (its
+ * `stepset`, `steps` and `by_name`): deps and outs are lists of normal
+ * paths (kept, or an equal list already kept instead: they must not be
+ * changed afterwards), exactly one of cmd and run, and own (or nil) the
+ * table of its rare fields. Returns its view. Raises for a p without a
+ * step set. */
+static int stepset_add(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checktype(L, 2, LUA_TSTRING);
+	luaL_checktype(L, 3, LUA_TSTRING);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	luaL_checktype(L, 5, LUA_TTABLE);
+	lua_settop(L, 8);
+	lua_getfield(L, 1, "stepset");
+	struct stepset *set = check_set(L, 9);
+	uint32_t deps = intern_table(L, set, 9, 4);
+	uint32_t outs = intern_table(L, set, 9, 5);
+	int run = lua_isnil(L, 6);
+	add_step(L, 1, 9, 2, 3, run ? 7 : 6, run, deps, outs, lua_istable(L, 8) ? 8 : 0);
+	return 1;
+}
+
+static int has_metatable(lua_State *L, int idx)
+{
+	if (!lua_getmetatable(L, idx))
+		return 0;
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* Normalizes the list at idx onto the stack (a written list's paths also
+ * checked as paths mlx may write) and interns it; returns its id, or 0
+ * (stack as it was) when the list is not plain: not a list of strings, or
+ * a path refused, which the Lua checks then report. */
+static uint32_t fast_list(lua_State *L, struct stepset *set, int setidx, int idx, int written)
+{
+	if (!lua_istable(L, idx) || has_metatable(L, idx))
+		return 0;
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+	if (n > 64 || !lua_checkstack(L, (int)n + 8))
+		return 0;
+	int top = lua_gettop(L);
+	lua_Integer count = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (!lua_isinteger(L, -1) || ++count > n) {
+			lua_settop(L, top);
+			return 0;
+		}
+	}
+	if (count != n)
+		return 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, idx, i) != LUA_TSTRING) {
+			lua_settop(L, top);
+			return 0;
+		}
+		size_t len;
+		const char *path = lua_tolstring(L, -1, &len);
+		int at = lua_gettop(L);
+		if (push_normal(L, path, len, at) != NULL) {
+			lua_settop(L, top);
+			return 0;
+		}
+		lua_replace(L, at);
+		if (written) {
+			struct mlx_err err;
+			const char *normal = lua_tolstring(L, at, &len);
+			if (normal[len - 1] == '/')
+				len--;
+			if (mlx_path_check(normal, len, &err) != MLX_OK) {
+				lua_settop(L, top);
+				return 0;
+			}
+		}
+	}
+	uint32_t id = intern_list(L, set, setidx, top + 1, (int)n, 0);
+	lua_settop(L, top);
+	return id;
+}
+
+/* True if the string at idx holds "${" (a param, or the shell's). */
+static int has_param(lua_State *L, int idx)
+{
+	size_t len;
+	const char *s = lua_tolstring(L, idx, &len);
+	for (size_t i = 0; i + 1 < len; i++)
+		if (s[i] == '$' && s[i + 1] == '{')
+			return 1;
+	return 0;
+}
+
+/* The closure `p:step "name"` returns (upvalues p and name): declares the
+ * step with the fields given and returns its view. The common case is done
+ * here; any other goes to p:declare(name, fields, where), the DSL's checks
+ * in Lua, which raise the declaration's errors or add the step. */
+static int declare_step(lua_State *L)
+{
+	lua_settop(L, 1);
+	int p = lua_upvalueindex(1), name = lua_upvalueindex(2);
+	push_where(L, 1);              /* 2 */
+	lua_getfield(L, p, "stepset"); /* 3 */
+	lua_pushnil(L);                /* 4: its cmd or run */
+	struct stepset *set = luaL_testudata(L, 3, STEPSET_MT);
+	int fast = set && lua_istable(L, 1) && !has_metatable(L, 1);
+	if (fast) {
+		lua_getfield(L, p, "by_name");
+		lua_pushvalue(L, name);
+		fast = lua_istable(L, -2) && lua_rawget(L, -2) == LUA_TNIL;
+		lua_settop(L, 4);
+	}
+	uint32_t deps = 0, outs = 0;
+	int run = -1; /* no cmd or run yet */
+	if (fast) {
+		/* Only deps, outs, and either a function run or a command string
+		 * without "${": the fields of almost every generated step. */
+		lua_pushnil(L);
+		while (lua_next(L, 1)) {
+			int value = lua_gettop(L);
+			size_t klen = 0;
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : "";
+			int field = klen == 4   ? (memcmp(k, "deps", 4) == 0   ? 'd'
+			                           : memcmp(k, "outs", 4) == 0 ? 'o'
+			                                                       : 0)
+			            : klen == 3 ? (memcmp(k, "run", 3) == 0   ? 'r'
+			                           : memcmp(k, "cmd", 3) == 0 ? 'c'
+			                                                      : 0)
+			                        : 0;
+			int type = lua_type(L, value);
+			if (field == 'd') {
+				fast = (deps = fast_list(L, set, 3, value, 0)) != 0;
+			} else if (field == 'o') {
+				fast = (outs = fast_list(L, set, 3, value, 1)) != 0;
+			} else if (run < 0 && field == 'r' && type == LUA_TFUNCTION) {
+				run = 1;
+			} else if (run < 0 && field == 'c' && type == LUA_TSTRING && !has_param(L, value)) {
+				run = 0;
+			} else {
+				fast = 0;
+			}
+			if (!fast)
+				break;
+			if (field == 'r' || field == 'c')
+				lua_replace(L, 4);
+			else
+				lua_pop(L, 1);
+		}
+		fast = fast && run >= 0;
+	}
+	if (!fast) {
+		lua_settop(L, 2);
+		lua_getfield(L, p, "declare");
+		lua_pushvalue(L, p);
+		lua_pushvalue(L, name);
+		lua_pushvalue(L, 1);
+		lua_pushvalue(L, 2);
+		lua_call(L, 4, 1);
+		return 1;
+	}
+	lua_settop(L, 4);
+	if (!deps)
+		deps = intern_list(L, set, 3, 5, 0, 0);
+	if (!outs)
+		outs = intern_list(L, set, 3, 5, 0, 0);
+	add_step(L, p, 3, name, 2, 4, run, deps, outs, 0);
+	return 1;
+}
+
+/* True if the value at idx is a step name: letters, digits and _ . - : /,
+ * not starting with . - : or / (the DSL's pattern ^[%w_][%w_.%-:/]*$). */
+static int is_step_name(lua_State *L, int idx)
+{
+	size_t len;
+	if (lua_type(L, idx) != LUA_TSTRING)
+		return 0;
+	const char *s = lua_tolstring(L, idx, &len);
+	if (len == 0 || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-' && c != ':' && c != '/')
+			return 0;
+	}
+	return 1;
+}
+
+/* mlx.stepgraph.step(p, name) -> the function that declares step name of
+ * pipeline p from its fields (Pipeline:step: p:step "name" { … }). A name
+ * that is not one goes to p:refuse_step_name(name, where), which raises. */
+static int pipeline_step(lua_State *L)
+{
+	lua_settop(L, 2);
+	if (!is_step_name(L, 2)) {
+		lua_getfield(L, 1, "refuse_step_name");
+		lua_pushvalue(L, 1);
+		lua_pushvalue(L, 2);
+		push_where(L, 1);
+		lua_call(L, 3, 0);
+		return luaL_error(L, "step name refused");
+	}
+	lua_pushcclosure(L, declare_step, 2);
+	return 1;
+}
+
+static const luaL_Reg steps_functions[] = {
+    {"normalize", graph_normalize}, {"paths", graph_paths},  {"where", graph_where}, {"stepset", stepset_new},
+    {"add", stepset_add},           {"step", pipeline_step}, {NULL, NULL},
+};
+
+void mlx_lua_steps_register(lua_State *L)
+{
+	luaL_newmetatable(L, STEPSET_MT);
+	lua_pushcfunction(L, release_set);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	luaL_setfuncs(L, steps_functions, 0);
+}
