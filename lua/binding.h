@@ -138,6 +138,10 @@ void mlx_lua_steps_register(lua_State *L);
  * step set. */
 int mlx_lua_is_step(lua_State *L, int idx);
 
+/* l_steps.c: the index of the step view at idx (the caller has checked its
+ * metatable is its set's), or 0 for a value that is not one. */
+lua_Integer mlx_lua_step_view_index(lua_State *L, int idx);
+
 /* In mlx_data.so, loaded on first use (OpenSSL, SQLite, jansson). */
 int luaopen_mlx_data(lua_State *L);
 int luaopen_mlx_hash(lua_State *L);

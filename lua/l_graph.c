@@ -90,15 +90,25 @@ static void push_links(lua_State *L, const struct mlx_graph *g, int steps, int n
  * as upvalue 4 says), made from the graph's arrays at each lookup; the
  * table of upvalue 3 when there are none; nil for a value that is not a
  * step of the graph. Upvalues: the graph box, the list of steps, the
- * shared empty list, whether downstream. */
+ * shared empty list, whether downstream, and the metatable of the steps
+ * when they are views of a step set (nil otherwise), whose index is read
+ * without a call of their __index: the scheduler asks for every step. */
 static int links_index(lua_State *L)
 {
 	struct graph_box *box = lua_touserdata(L, lua_upvalueindex(1));
 	int steps = lua_upvalueindex(2);
 	lua_Integer i = 0;
-	if (box->g && mlx_lua_is_step(L, 2) && lua_getfield(L, 2, "index") == LUA_TNUMBER &&
-	    lua_isinteger(L, -1))
+	if (!box->g) {
+		/* freed: no step has links */
+	} else if (lua_type(L, 2) == LUA_TUSERDATA) {
+		if (lua_getmetatable(L, 2)) {
+			if (lua_rawequal(L, -1, lua_upvalueindex(5)))
+				i = mlx_lua_step_view_index(L, 2);
+			lua_pop(L, 1);
+		}
+	} else if (lua_istable(L, 2) && lua_getfield(L, 2, "index") == LUA_TNUMBER && lua_isinteger(L, -1)) {
 		i = lua_tointeger(L, -1);
+	}
 	if (i < 1 || i > (lua_Integer)mlx_graph_steps(box->g) || lua_rawgeti(L, steps, i) == LUA_TNIL ||
 	    !lua_rawequal(L, -1, 2)) {
 		lua_pushnil(L);
@@ -136,7 +146,11 @@ static void push_link_view(lua_State *L, int box, int steps, int none, const cha
 	lua_pushvalue(L, steps);
 	lua_pushvalue(L, none);
 	lua_pushboolean(L, downstream);
-	lua_pushcclosure(L, links_index, 4);
+	/* The metatable of the first step, if it is a view of a step set. */
+	if (lua_rawgeti(L, steps, 1) != LUA_TUSERDATA || !lua_getmetatable(L, -1))
+		lua_pushnil(L);
+	lua_remove(L, -2);
+	lua_pushcclosure(L, links_index, 5);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, links_newindex);
 	lua_setfield(L, -2, "__newindex");

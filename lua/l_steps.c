@@ -262,6 +262,12 @@ static struct stepset *check_set(lua_State *L, int idx)
 	return luaL_checkudata(L, idx, STEPSET_MT);
 }
 
+lua_Integer mlx_lua_step_view_index(lua_State *L, int idx)
+{
+	const uint32_t *view = lua_type(L, idx) == LUA_TUSERDATA ? lua_touserdata(L, idx) : NULL;
+	return view && lua_rawlen(L, idx) == sizeof *view ? *view : 0;
+}
+
 int mlx_lua_is_step(lua_State *L, int idx)
 {
 	if (lua_istable(L, idx))
