@@ -96,7 +96,11 @@ void mlx_statcache_changes_free(struct mlx_statcache_changes *c);
  * cannot tell: no tree or no id, more than limit differences, or anything
  * the walk would refuse or fail on (a symlink, a fifo, an unreadable
  * directory), for which the caller walks and hashes as usual, and the walk
- * names the problem; or MLX_ERR_INTERRUPTED. */
+ * names the problem; or MLX_ERR_INTERRUPTED. A subdirectory whose stat is
+ * as the tree's record of it is not read (its names are the tree's); when
+ * nothing differs and a directory was read that a record would spare, the
+ * tree is written again with the records (an accelerator: a failure to
+ * write is ignored). */
 int mlx_statcache_changes(struct mlx_statcache *sc, const char *prefix, const char *dir, size_t limit,
 			  struct mlx_statcache_changes *out);
 

@@ -12,6 +12,12 @@
  * subdirectory holding more than a share of the work (data/train/ of
  * data/) is read here too and its own subdirectories handed out instead,
  * so one large subdirectory does not leave the other CPUs idle.
+ * A subdirectory whose stat is the one its directory record holds (and was
+ * not racy when recorded) is not read: its names are the tree's, so only
+ * its files are stat'ed, as git's untracked cache skips the directories
+ * whose stat is unchanged. A comparison that finds no difference writes
+ * the records of the directories it read again, when that lets the next
+ * one skip them.
  * What differs (files added, files whose facts changed or are racy, entries
  * with no file) is collected up to a limit; anything the walk would refuse
  * or could not do (a symlink, a fifo, a directory that cannot be read) ends
@@ -27,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -42,11 +49,18 @@ struct shared {
 	atomic_int stop;    /* give up: too many differences, or something refused */
 	atomic_size_t seen; /* differences so far */
 	size_t limit;
+	int dirs;       /* the tree may hold directory records */
+	int64_t now_ns; /* when the comparison started: before any stat */
 };
 
-/* The differences found by one thread, in path order. */
+/* The differences found by one thread, in path order, and the facts of
+ * the directories it visited. */
 struct found {
 	struct mlx_filelist added, changed, was, deleted;
+	struct mlx_tree_dir *dirs;
+	size_t ndirs, cap_dirs;
+	int better; /* a directory was read whose new record would spare that */
+	int lost;   /* no memory for a record: none are written */
 };
 
 /* The entries of a tree still to be compared, and what matched so far. */
@@ -64,6 +78,53 @@ static void found_free(struct found *f)
 	mlx_filelist_free(&f->changed);
 	mlx_filelist_free(&f->was);
 	mlx_filelist_free(&f->deleted);
+	for (size_t i = 0; i < f->ndirs; i++)
+		free(f->dirs[i].path);
+	free(f->dirs);
+	f->dirs = NULL;
+	f->ndirs = f->cap_dirs = 0;
+}
+
+static int64_t stat_mtime(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static int64_t stat_ctime(const struct stat *st)
+{
+	return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+/* Keeps the facts of directory path[0..plen) (ending in '/'), whose names
+ * were read (or, from a record, known) at listed_ns. On no memory, marks
+ * the records lost: a partial set must not be written, as a directory
+ * with no record of its own would be skipped in its parent's. */
+static void keep_dir(struct found *f, const char *path, size_t plen, const struct stat *st, int64_t listed_ns)
+{
+	if (f->lost)
+		return;
+	if (f->ndirs == f->cap_dirs) {
+		size_t cap = f->cap_dirs ? f->cap_dirs * 2 : 16;
+		struct mlx_tree_dir *dirs = realloc(f->dirs, cap * sizeof *dirs);
+		if (!dirs) {
+			f->lost = 1;
+			return;
+		}
+		f->dirs = dirs;
+		f->cap_dirs = cap;
+	}
+	char *copy = malloc(plen);
+	if (!copy) {
+		f->lost = 1;
+		return;
+	}
+	memcpy(copy, path, plen);
+	f->dirs[f->ndirs++] = (struct mlx_tree_dir){.path = copy,
+	                                            .len = plen,
+	                                            .ino = (uint64_t)st->st_ino,
+	                                            .mtime_ns = stat_mtime(st),
+	                                            .ctime_ns = stat_ctime(st),
+	                                            .listed_ns = listed_ns};
 }
 
 /* Opens directory dfd (taken) and lists it into l, sorted as the walk
@@ -155,6 +216,12 @@ static int take_deleted(struct cursor *c, const char *key, size_t klen, int belo
 		                 : compare_entry(&e, key, klen) < 0;
 		if (!gone)
 			break;
+		if (c->shared->dirs && mlx_statcache_tree_is_dir(&e)) {
+			/* A directory gone, or a record of this one: no file. */
+			if (!take(c, &e, at))
+				return 0;
+			continue;
+		}
 		if (!take(c, &e, at) || !one_more(c) || !push_entry(&c->found->deleted, &e))
 			return 0;
 	}
@@ -181,8 +248,7 @@ static int compare_file(struct cursor *c, int dfd, const char *name, const char 
 	if (!take(c, &e, at))
 		return 0;
 	const unsigned char *f = e.facts;
-	int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-	int64_t ctime = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	int64_t mtime = stat_mtime(st), ctime = stat_ctime(st);
 	int64_t hashed = (int64_t)mlx_statcache_tree_get64(f + 32);
 	uint32_t mode = (st->st_mode & 0111) ? 0755 : 0644;
 	if (mlx_statcache_tree_get64(f) == (uint64_t)st->st_ino &&
@@ -198,11 +264,108 @@ static int compare_file(struct cursor *c, int dfd, const char *name, const char 
 	return one_more(c) && push_stat(&c->found->changed, path, st) && push_entry(&c->found->was, &e);
 }
 
+/* Takes the directory record of path[0..plen) (ending in '/') if it is
+ * the next entry of c, into *e: 1, else 0. */
+static int take_record(struct cursor *c, const char *path, size_t plen, struct mlx_tree_entry *e)
+{
+	const unsigned char *at = c->p;
+	if (!c->shared->dirs || plen == 0 || mlx_statcache_tree_next(&at, c->end, e) != 1 ||
+	    !mlx_statcache_tree_is_dir(e) || compare_entry(e, path, plen) != 0)
+		return 0;
+	return take(c, e, at);
+}
+
+/* 1 if record e holds st (the stat of its directory now) and was not
+ * racy when recorded: no name has come or gone since its names were
+ * read, as any would have set the directory's mtime and ctime to a later
+ * time than both (its ctime, unlike its mtime, cannot be set back). */
+static int record_holds(const struct mlx_tree_entry *e, const struct stat *st)
+{
+	const unsigned char *f = e->facts;
+	int64_t mtime = stat_mtime(st), ctime = stat_ctime(st);
+	int64_t listed = (int64_t)mlx_statcache_tree_get64(f + 32);
+	return mlx_statcache_tree_get32(f + 40) == MLX_TREE_DIR_MODE &&
+	       mlx_statcache_tree_get64(f) == (uint64_t)st->st_ino &&
+	       (int64_t)mlx_statcache_tree_get64(f + 16) == mtime &&
+	       (int64_t)mlx_statcache_tree_get64(f + 24) == ctime && mtime <= listed - MLX_STATCACHE_RACY_NS &&
+	       ctime <= listed - MLX_STATCACHE_RACY_NS;
+}
+
+/* 1 if name (len bytes) cannot be a name in a directory. */
+static int not_a_name(const char *name, size_t len)
+{
+	return len == 0 || len > NAME_MAX || (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')));
+}
+
+static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c);
+
+/* Compares directory dfd, whose record holds, with the entries below it
+ * (path[0..plen)) without reading it: its names are the tree's. Each file
+ * right below it is stat'ed, each subdirectory (which has its record)
+ * compared in turn. Returns 1, or 0 to give up. */
+static int compare_recorded(int dfd, char *path, size_t plen, struct cursor *c)
+{
+	struct mlx_tree_entry e;
+	int r;
+	for (;;) {
+		if (atomic_load_explicit(&c->shared->stop, memory_order_relaxed))
+			return 0;
+		const unsigned char *at = c->p;
+		if ((r = mlx_statcache_tree_next(&at, c->end, &e)) != 1)
+			return r == 0;
+		if (e.len <= plen || memcmp(e.path, path, plen) != 0)
+			return 1;
+		const char *name = e.path + plen;
+		size_t len = e.len - plen;
+		const char *slash = memchr(name, '/', len);
+		memcpy(path + plen, name, len); /* e.len < PATH_MAX */
+		if (!slash) {
+			path[e.len] = '\0';
+			if (not_a_name(name, len) || !compare_file(c, dfd, path + plen, path, e.len))
+				return 0;
+			continue;
+		}
+		/* Every directory below a record has its own (they are written
+		 * all together): an entry deeper without one cannot be told. */
+		if (slash != name + len - 1 || not_a_name(name, len - 1))
+			return 0;
+		path[e.len - 1] = '\0';
+		int sub = openat(dfd, path + plen, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		path[e.len - 1] = '/';
+		if (sub < 0 || !compare_dir(sub, path, e.len, c))
+			return 0;
+	}
+}
+
 /* Compares directory dfd (taken), whose files' paths start with
  * path[0..plen), with the entries of c in order. Returns 1, or 0 to give
  * up. */
 static int compare_dir(int dfd, char *path, size_t plen, struct cursor *c)
 {
+	struct stat ds;
+	struct mlx_tree_entry rec;
+	/* The stat before the names: a name that comes after it changes the
+	 * directory's mtime past what is recorded now. */
+	if (fstat(dfd, &ds) != 0) {
+		close(dfd);
+		return 0;
+	}
+	int has = take_record(c, path, plen, &rec);
+	if (has && record_holds(&rec, &ds)) {
+		int held = compare_recorded(dfd, path, plen, c);
+		close(dfd);
+		keep_dir(c->found, path, plen, &ds, (int64_t)mlx_statcache_tree_get64(rec.facts + 32));
+		return held && take_deleted(c, path, plen, 1);
+	}
+	if (plen > 0) {
+		keep_dir(c->found, path, plen, &ds, c->shared->now_ns);
+		/* Written again, its record would spare the next comparison
+		 * this read (unless the directory is racy now too); one that
+		 * lacks a record keeps its parent from being spared. */
+		if (!has || (stat_mtime(&ds) <= c->shared->now_ns - MLX_STATCACHE_RACY_NS &&
+		             stat_ctime(&ds) <= c->shared->now_ns - MLX_STATCACHE_RACY_NS))
+			c->found->better = 1;
+	}
 	struct mlx_dirlist l = {0};
 	DIR *d = open_listed(dfd, &l);
 	if (!d)
@@ -282,15 +445,15 @@ struct plan {
 	size_t big; /* a subdirectory with more entries is split further */
 };
 
-/* Moves c past the entries below path[0..plen) (which ends in '/') into
- * range; returns how many there are. */
+/* Moves c past the entries below path[0..plen) (which ends in '/'), and
+ * its record, into range; returns how many there are. */
 static size_t take_range(struct cursor *c, const char *path, size_t plen, struct cursor *range)
 {
 	size_t n = 0;
 	range->p = c->p;
 	struct mlx_tree_entry e;
 	const unsigned char *at = c->p;
-	while (mlx_statcache_tree_next(&at, c->end, &e) == 1 && e.len > plen &&
+	while (mlx_statcache_tree_next(&at, c->end, &e) == 1 && e.len >= plen &&
 	       memcmp(e.path, path, plen) == 0) {
 		c->p = at;
 		n++;
@@ -329,6 +492,17 @@ static int plan_sub(struct plan *pl, const char *path, size_t plen, const struct
  * Returns 1, or 0 to give up. */
 static int plan_dir(int dfd, char *path, size_t plen, struct cursor *c, struct plan *pl)
 {
+	/* Always read, as the work is shared out from here; recorded all
+	 * the same, since each directory below the top has its record. */
+	struct stat ds;
+	struct mlx_tree_entry rec;
+	if (fstat(dfd, &ds) != 0) {
+		close(dfd);
+		return 0;
+	}
+	take_record(c, path, plen, &rec);
+	if (plen > 0)
+		keep_dir(c->found, path, plen, &ds, c->shared->now_ns);
 	struct mlx_dirlist l = {0};
 	DIR *d = open_listed(dfd, &l);
 	if (!d)
@@ -383,6 +557,46 @@ static int append(struct mlx_filelist *to, const struct mlx_filelist *from)
 	return 1;
 }
 
+/* Byte order of two directory records' paths, for qsort. */
+static int compare_dirs(const void *a, const void *b)
+{
+	const struct mlx_tree_dir *x = a, *y = b;
+	int c = memcmp(x->path, y->path, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* After a comparison that found no difference: writes the tree again with
+ * the records of every directory visited (top's and subs'), if one of
+ * them was read where a record would spare that. Only an accelerator: a
+ * failure leaves the tree as it was. */
+static void record_dirs(const char *trees, const char *prefix, const struct mlx_tree_map *m, struct found *top,
+                        struct plan *pl)
+{
+	int better = top->better, lost = top->lost;
+	size_t n = top->ndirs;
+	for (size_t i = 0; i < pl->n; i++) {
+		better |= pl->subs[i].found.better;
+		lost |= pl->subs[i].found.lost;
+		n += pl->subs[i].found.ndirs;
+	}
+	if (!better || lost)
+		return;
+	struct mlx_tree_dir *all = malloc((n ? n : 1) * sizeof *all);
+	if (!all)
+		return;
+	/* The paths stay their lists' (freed with them). */
+	size_t k = 0;
+	memcpy(all, top->dirs, top->ndirs * sizeof *all);
+	k = top->ndirs;
+	for (size_t i = 0; i < pl->n; i++) {
+		memcpy(all + k, pl->subs[i].found.dirs, pl->subs[i].found.ndirs * sizeof *all);
+		k += pl->subs[i].found.ndirs;
+	}
+	qsort(all, n, sizeof *all, compare_dirs);
+	mlx_statcache_tree_put_dirs(trees, prefix, m, all, n, NULL);
+	free(all);
+}
+
 int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char *dir, size_t limit,
                                struct mlx_statcache_changes *out)
 {
@@ -394,7 +608,11 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	int rc = 0;
 	struct plan pl = {0};
 	int dfd = -1, pdfd;
-	struct shared shared = {.limit = limit};
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct shared shared = {.limit = limit,
+	                        .dirs = m.dirs,
+	                        .now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec};
 	struct found top_found = {0};
 	struct cursor top = {.p = m.begin, .end = m.end, .found = &top_found, .shared = &shared};
 	/* The files at the top are compared here, in order, and each
@@ -443,7 +661,11 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	out->changed = all->changed;
 	out->was = all->was;
 	out->deleted = all->deleted;
-	memset(all, 0, sizeof *all);
+	/* Now out's; the directories' facts stay for record_dirs. */
+	memset(&all->added, 0, sizeof all->added);
+	memset(&all->changed, 0, sizeof all->changed);
+	memset(&all->was, 0, sizeof all->was);
+	memset(&all->deleted, 0, sizeof all->deleted);
 	/* The tree's id and counts describe it as written, before the
 	 * differences: the files that matched, and those changed or gone. */
 	for (size_t i = 0; i < out->was.len; i++)
@@ -454,6 +676,8 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	if (out->files == m.count) {
 		mlx_statcache_bin_to_hex(m.id, out->id);
 		rc = 1;
+		if (out->added.len + out->changed.len + out->deleted.len == 0)
+			record_dirs(trees, prefix, &m, &top_found, &pl);
 	} else {
 		mlx_statcache_changes_free(out);
 	}

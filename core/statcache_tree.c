@@ -1,12 +1,17 @@
 /* statcache_tree.c — trees of the stat cache as files, mapped to be read.
  *
  * Layout, integers little-endian:
- *     "mlxtree1"  u32 prefix length  prefix  32 bytes: manifest id or zeros
+ *     "mlxtree2"  u32 prefix length  prefix  32 bytes: manifest id or zeros
  *     entries:    u32 path length  path  u64 ino  u64 size  i64 mtime_ns
  *                 i64 ctime_ns  i64 hashed_ns  u32 mode  32 bytes of hash
- *     "mlxend1\n"  u64 number of entries
+ *     "mlxend2\n"  u64 number of file entries
  * Paths are relative to the prefix, unique and in increasing byte order. A
- * file that breaks any of this is not used (as if there were none). */
+ * path ending in '/' is a directory record: the directory's ino, mtime_ns
+ * and ctime_ns, read before its names were, size 0, hashed_ns the time
+ * when they were read, mode MLX_TREE_DIR_MODE, a hash of zeros; it sorts
+ * just before the entries below it. Version 1 ("mlxtree1", "mlxend1\n")
+ * is the same without directory records, and is still read. A file that
+ * breaks any of this is not used (as if there were none). */
 #include "statcache_tree.h"
 
 #include "statcache.h"
@@ -22,21 +27,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "mlxtree1"
-#define END_MAGIC "mlxend1\n"
+#define MAGIC "mlxtree2"
+#define END_MAGIC "mlxend2\n"
+#define MAGIC_V1 "mlxtree1"
+#define END_MAGIC_V1 "mlxend1\n"
 #define ENTRY_FIXED (5 * 8 + 4 + 32)
 #define ID 32
 #define TRAILER (8 + 8)
-
-uint32_t mlx_statcache_tree_get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-uint64_t mlx_statcache_tree_get64(const unsigned char *p)
-{
-	return (uint64_t)mlx_statcache_tree_get32(p) | (uint64_t)mlx_statcache_tree_get32(p + 4) << 32;
-}
 
 #define get32 mlx_statcache_tree_get32
 #define get64 mlx_statcache_tree_get64
@@ -82,13 +79,20 @@ int mlx_statcache_tree_next(const unsigned char **p, const unsigned char *end, s
 }
 
 /* Checks the header and the trailer; on success *begin and *end delimit
- * the entries, and *count is their number as written. */
+ * the entries, *count is the number of files as written and *dirs tells
+ * whether directory records may be among them (version 2). */
 static int tree_frame(const unsigned char *map, size_t size, const char *prefix, const unsigned char **begin,
-		      const unsigned char **end, uint64_t *count)
+		      const unsigned char **end, uint64_t *count, int *dirs)
 {
 	size_t plen = strlen(prefix);
-	if (size < 8 + 4 + plen + ID + TRAILER || memcmp(map, MAGIC, 8) != 0 || get32(map + 8) != plen ||
-	    memcmp(map + 12, prefix, plen) != 0 || memcmp(map + size - TRAILER, END_MAGIC, 8) != 0)
+	if (size < 8 + 4 + plen + ID + TRAILER || get32(map + 8) != plen || memcmp(map + 12, prefix, plen) != 0)
+		return 0;
+	/* Both magics of one version: a tree is never read as the other. */
+	if (memcmp(map, MAGIC, 8) == 0 && memcmp(map + size - TRAILER, END_MAGIC, 8) == 0)
+		*dirs = 1;
+	else if (memcmp(map, MAGIC_V1, 8) == 0 && memcmp(map + size - TRAILER, END_MAGIC_V1, 8) == 0)
+		*dirs = 0;
+	else
 		return 0;
 	*begin = map + 12 + plen + ID;
 	*end = map + size - TRAILER;
@@ -107,7 +111,7 @@ static int compare_path(const char *a, size_t alen, const struct mlx_tree_entry 
  * fill a file, so entries out of order could only cost misses; entries cut
  * short or fewer than the trailer says (a damaged file) make *sound 0, and
  * the caller undoes what was filled. */
-static int merge(const unsigned char *p, const unsigned char *end, uint64_t count, const char *prefix,
+static int merge(const unsigned char *p, const unsigned char *end, uint64_t count, int dirs, const char *prefix,
 		 struct mlx_filelist *list, size_t *hits, struct mlx_strlist *stale, struct mlx_tree_fill *out,
 		 int *sound, struct mlx_err *err)
 {
@@ -118,6 +122,8 @@ static int merge(const unsigned char *p, const unsigned char *end, uint64_t coun
 	uint64_t seen = 0;
 	int r, extra = 0;
 	while ((r = mlx_statcache_tree_next(&p, end, &e)) == 1) {
+		if (dirs && mlx_statcache_tree_is_dir(&e))
+			continue; /* no file of the list */
 		seen++;
 		int c = 1;
 		while (i < list->len && (c = compare_path(list->items[i].path, ilen, &e)) < 0)
@@ -170,7 +176,7 @@ int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_
 	close(fd);
 	if (map == MAP_FAILED)
 		return 0;
-	if (!tree_frame(map, (size_t)st.st_size, prefix, &m->begin, &m->end, &m->count)) {
+	if (!tree_frame(map, (size_t)st.st_size, prefix, &m->begin, &m->end, &m->count, &m->dirs)) {
 		munmap(map, (size_t)st.st_size);
 		memset(m, 0, sizeof *m);
 		return 0;
@@ -207,7 +213,7 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 		return MLX_OK;
 	int rc = MLX_OK, sound = 0;
 	size_t had_stale = stale->len, had_hits = *hits;
-	rc = merge(m.begin, m.end, m.count, prefix, list, hits, stale, out, &sound, err);
+	rc = merge(m.begin, m.end, m.count, m.dirs, prefix, list, hits, stale, out, &sound, err);
 	if (rc == MLX_OK && sound) {
 		static const unsigned char none[ID];
 		out->found = 1;
@@ -234,8 +240,8 @@ int mlx_statcache_tree_fill(const char *dir, const char *prefix, struct mlx_file
 struct mlx_tree_writer {
 	int fd;
 	size_t id_at;    /* the offset of the manifest id in the file */
-	uint64_t count;  /* entries written */
-	size_t prev_len; /* the last path written, to keep the order */
+	uint64_t count;  /* file entries written */
+	size_t prev_len; /* the last path written (0: none yet), to keep the order */
 	char prev[PATH_MAX];
 	char path[PATH_MAX]; /* where the tree goes */
 	char tmp[PATH_MAX];
@@ -296,14 +302,15 @@ int mlx_statcache_tree_begin(const char *dir, const char *prefix, struct mlx_tre
 }
 
 /* Makes room for an entry of path (len bytes, 0 < len < PATH_MAX) after
- * the last one, which it must follow, and sets *facts to where its facts
- * go. Returns 0, MLX_ERR_INVALID (out of order) or MLX_ERR_IO. */
-static int writer_entry(struct mlx_tree_writer *w, const char *path, size_t len, unsigned char **facts,
+ * the last one, which it must follow, counting it if it is a file's, and
+ * sets *facts to where its facts go. Returns 0, MLX_ERR_INVALID (out of
+ * order) or MLX_ERR_IO. */
+static int writer_entry(struct mlx_tree_writer *w, const char *path, size_t len, int file, unsigned char **facts,
                         struct mlx_err *err)
 {
 	/* A reader merges the entries with a sorted walk: out of order, they
 	 * would not be found. */
-	if (w->count > 0) {
+	if (w->prev_len > 0) {
 		int c = memcmp(w->prev, path, w->prev_len < len ? w->prev_len : len);
 		if (c > 0 || (c == 0 && w->prev_len >= len))
 			return mlx_err_set(err, MLX_ERR_INVALID, 0, "stat cache tree %s: %.*s out of order",
@@ -317,7 +324,7 @@ static int writer_entry(struct mlx_tree_writer *w, const char *path, size_t len,
 	unsigned char *p = put32(w->buf + w->used, (uint32_t)len);
 	memcpy(p, path, len);
 	w->used += 4 + len + ENTRY_FIXED;
-	w->count++;
+	w->count += file != 0;
 	*facts = p + len;
 	return MLX_OK;
 }
@@ -331,7 +338,7 @@ int mlx_statcache_tree_add(struct mlx_tree_writer *w, const struct mlx_filelist 
 		if (!f->hex[0] || f->mtime_ns == 0 || hashed == 0 || len == 0 || len >= PATH_MAX)
 			continue;
 		unsigned char *p;
-		int rc = writer_entry(w, f->path, len, &p, err);
+		int rc = writer_entry(w, f->path, len, 1, &p, err);
 		if (rc != MLX_OK)
 			return rc;
 		p = put64(p, f->ino);
@@ -432,9 +439,10 @@ int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct
 			if (++i < same->len)
 				ilen = strlen(same->items[i].path);
 		unsigned char *q;
-		if ((rc = writer_entry(w, e.path, e.len, &q, err)) != MLX_OK)
+		int file = !(m.dirs && mlx_statcache_tree_is_dir(&e));
+		if ((rc = writer_entry(w, e.path, e.len, file, &q, err)) != MLX_OK)
 			break;
-		const struct mlx_file *f = i < same->len && c == 0 ? &same->items[i] : NULL;
+		const struct mlx_file *f = file && i < same->len && c == 0 ? &same->items[i] : NULL;
 		int64_t hashed = f ? (f->hashed_ns ? f->hashed_ns : f->cached_ns) : 0;
 		unsigned char bin[32];
 		if (f && f->hex[0])
@@ -468,4 +476,72 @@ int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct
 	uint64_t count = m.count;
 	mlx_statcache_tree_unmap(&m);
 	return mlx_statcache_tree_finish(w, id[0] ? id : NULL, count, err);
+}
+
+/* Byte order of a directory record's path and an entry's path. */
+static int compare_dir_path(const struct mlx_tree_dir *d, const struct mlx_tree_entry *e)
+{
+	int c = memcmp(d->path, e->path, d->len < e->len ? d->len : e->len);
+	return c ? c : (d->len > e->len) - (d->len < e->len);
+}
+
+static int put_dir(struct mlx_tree_writer *w, const struct mlx_tree_dir *d, struct mlx_err *err)
+{
+	unsigned char *q;
+	if (d->len < 2 || d->len >= PATH_MAX || d->path[d->len - 1] != '/')
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "stat cache tree %s: not a directory record", w->path);
+	int rc = writer_entry(w, d->path, d->len, 0, &q, err);
+	if (rc != MLX_OK)
+		return rc;
+	q = put64(q, d->ino);
+	q = put64(q, 0);
+	q = put64(q, (uint64_t)d->mtime_ns);
+	q = put64(q, (uint64_t)d->ctime_ns);
+	q = put64(q, (uint64_t)d->listed_ns);
+	q = put32(q, MLX_TREE_DIR_MODE);
+	memset(q, 0, 32);
+	return MLX_OK;
+}
+
+int mlx_statcache_tree_put_dirs(const char *dir, const char *prefix, const struct mlx_tree_map *m,
+                                const struct mlx_tree_dir *dirs, size_t n, struct mlx_err *err)
+{
+	struct mlx_tree_writer *w;
+	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	if (rc != MLX_OK)
+		return rc;
+	const unsigned char *p = m->begin, *held = m->begin;
+	struct mlx_tree_entry e;
+	size_t i = 0;
+	int r = 1;
+	while (rc == MLX_OK) {
+		/* As a refresh: a little of the tree held at a time. */
+		if (p - held > (1 << 20)) {
+			mlx_statcache_tree_release(held, p);
+			held = p;
+		}
+		if ((r = mlx_statcache_tree_next(&p, m->end, &e)) != 1)
+			break;
+		if (m->dirs && mlx_statcache_tree_is_dir(&e))
+			continue; /* replaced by dirs */
+		/* A record sorts just before the entries below its directory. */
+		while (rc == MLX_OK && i < n && compare_dir_path(&dirs[i], &e) < 0)
+			rc = put_dir(w, &dirs[i++], err);
+		unsigned char *q;
+		if (rc == MLX_OK && (rc = writer_entry(w, e.path, e.len, 1, &q, err)) == MLX_OK)
+			memcpy(q, e.facts, ENTRY_FIXED);
+	}
+	while (rc == MLX_OK && i < n)
+		rc = put_dir(w, &dirs[i++], err);
+	if (rc == MLX_OK && (r != 0 || w->count != m->count))
+		rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "stat cache tree %s is damaged", w->path);
+	if (rc != MLX_OK) {
+		mlx_statcache_tree_abort(w);
+		return rc;
+	}
+	static const unsigned char none[ID];
+	char id[MLX_HASH_HEX_SIZE] = "";
+	if (memcmp(m->id, none, ID) != 0)
+		mlx_statcache_bin_to_hex(m->id, id);
+	return mlx_statcache_tree_finish(w, id[0] ? id : NULL, m->count, err);
 }

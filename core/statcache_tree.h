@@ -7,7 +7,11 @@
  * is <dir>/<SHA-256 of P>; it starts with a magic, P itself and the id of
  * the manifest of its files (when they are all the files there), and ends
  * with the entry count, and is replaced whole (temp file, fsync, rename), never
- * changed in place, so a reader sees one complete version. */
+ * changed in place, so a reader sees one complete version. Among the files'
+ * entries, a directory record (a path ending in '/') says which names a
+ * subdirectory held when its stat was as recorded, so that a re-check
+ * need not read a directory whose stat has not changed since, as git's
+ * untracked cache does. */
 #ifndef MLX_STATCACHE_TREE_H
 #define MLX_STATCACHE_TREE_H
 
@@ -70,9 +74,13 @@ struct mlx_tree_map {
 	void *map;
 	size_t size;
 	const unsigned char *begin, *end;
-	uint64_t count;		 /* the number of entries the trailer gives */
+	uint64_t count;		 /* the number of files' entries the trailer gives */
+	int dirs;		 /* directory records may be among the entries (version 2) */
 	const unsigned char *id; /* 32 bytes: the manifest id, or zeros */
 };
+
+/* The mode of a directory record (S_IFDIR): no file's mode is. */
+#define MLX_TREE_DIR_MODE 040000u
 
 /* One entry of a tree: its path (len bytes, not NUL-terminated) and its
  * facts: u64 ino, size, mtime_ns, ctime_ns, hashed_ns, u32 mode, hash. */
@@ -98,9 +106,40 @@ void mlx_statcache_tree_unmap(struct mlx_tree_map *m);
  * returns 1, 0 at the end, or -1 if what is there is not an entry. */
 int mlx_statcache_tree_next(const unsigned char **p, const unsigned char *end, struct mlx_tree_entry *e);
 
-/* Reads the u64 and u32 of a tree (little-endian). */
-uint64_t mlx_statcache_tree_get64(const unsigned char *p);
-uint32_t mlx_statcache_tree_get32(const unsigned char *p);
+/* Reads the u32 and u64 of a tree (little-endian); inline, as a re-check
+ * reads several per file. */
+static inline uint32_t mlx_statcache_tree_get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t mlx_statcache_tree_get64(const unsigned char *p)
+{
+	return (uint64_t)mlx_statcache_tree_get32(p) | (uint64_t)mlx_statcache_tree_get32(p + 4) << 32;
+}
+
+/* 1 if e, an entry of a tree with directory records (map->dirs), is one. */
+static inline int mlx_statcache_tree_is_dir(const struct mlx_tree_entry *e)
+{
+	return e->path[e->len - 1] == '/';
+}
+
+/* The facts of a directory as a directory record holds them. */
+struct mlx_tree_dir {
+	char *path; /* relative to the prefix, ending in '/' */
+	size_t len;
+	uint64_t ino;
+	int64_t mtime_ns, ctime_ns;
+	int64_t listed_ns; /* when its names were read (after its stat) */
+};
+
+/* Writes the tree mapped in m (of prefix in dir) again with dirs (n of
+ * them, sorted by path bytes) as its directory records in place of those
+ * it has, every file's entry and the manifest id as they are. Returns 0 or
+ * MLX_ERR_IO/MLX_ERR_NOMEM/MLX_ERR_INVALID (the tree then stays as it
+ * was). */
+int mlx_statcache_tree_put_dirs(const char *dir, const char *prefix, const struct mlx_tree_map *m,
+                                const struct mlx_tree_dir *dirs, size_t n, struct mlx_err *err);
 
 /* See mlx_statcache_changes (statcache.h): the comparison of the directory
  * dir with the tree of prefix in trees (statcache_check.c). */

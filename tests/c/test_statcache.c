@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "statcache.h"
@@ -722,6 +724,213 @@ static void a_large_subdirectory_is_split_with_the_same_answers(void **state)
 	mlx_statcache_close(sc);
 }
 
+
+/* The one tree in db-trees, read whole into *len bytes (malloc'ed); its
+ * path goes to path. */
+static unsigned char *read_tree(const char *db, char *path, size_t size, size_t *len)
+{
+	char cmd[400], name[80];
+	snprintf(cmd, sizeof cmd, "ls '%s-trees'", db);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(name, sizeof name, p));
+	pclose(p);
+	name[strcspn(name, "\n")] = '\0';
+	snprintf(path, size, "%s-trees/%s", db, name);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	unsigned char *buf = malloc(1 << 20);
+	assert_non_null(buf);
+	*len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	return buf;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+#define ENTRY_FIXED (5 * 8 + 4 + 32)
+
+/* The offset of the facts of the entry of path in a tree of prefix "d",
+ * or 0. */
+static size_t entry_facts(const unsigned char *t, size_t len, const char *path)
+{
+	size_t at = 8 + 4 + 1 + 32, plen = strlen(path);
+	while (at + 4 <= len - 16) {
+		size_t n = le32(t + at);
+		if (n == plen && memcmp(t + at + 4, path, n) == 0)
+			return at + 4 + n;
+		at += 4 + n + ENTRY_FIXED;
+	}
+	return 0;
+}
+
+/* Makes the record of directory rel (below root, "d/" in the tree) say
+ * that its names were read listed_after ns after its mtime, with its stat
+ * now: a record of the directory as it is. */
+static void forge_record(const char *db, const char *root, const char *rel, int64_t listed_after)
+{
+	char path[400], full[600], key[64];
+	size_t len;
+	unsigned char *t = read_tree(db, path, sizeof path, &len);
+	snprintf(key, sizeof key, "%s/", rel);
+	size_t at = entry_facts(t, len, key);
+	assert_true(at != 0);
+	snprintf(full, sizeof full, "%s/d/%s", root, rel);
+	struct stat st;
+	assert_int_equal(stat(full, &st), 0);
+	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	int64_t ctime = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	put_le64(t + at, (uint64_t)st.st_ino);
+	put_le64(t + at + 16, (uint64_t)mtime);
+	put_le64(t + at + 24, (uint64_t)ctime);
+	put_le64(t + at + 32, (uint64_t)((mtime > ctime ? mtime : ctime) + listed_after));
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(t, 1, len, f), len);
+	fclose(f);
+	free(t);
+}
+
+/* Writes the tree as version 1 wrote it: its magics, and no directory
+ * records. */
+static void make_tree_v1(const char *db)
+{
+	char path[400];
+	size_t len, out = 8 + 4 + 1 + 32;
+	unsigned char *t = read_tree(db, path, sizeof path, &len);
+	unsigned char *v1 = malloc(len);
+	assert_non_null(v1);
+	memcpy(v1, "mlxtree1", 8);
+	memcpy(v1 + 8, t + 8, out - 8);
+	for (size_t at = out; at < len - 16;) {
+		size_t n = le32(t + at);
+		if (t[at + 4 + n - 1] != '/') {
+			memcpy(v1 + out, t + at, 4 + n + ENTRY_FIXED);
+			out += 4 + n + ENTRY_FIXED;
+		}
+		at += 4 + n + ENTRY_FIXED;
+	}
+	memcpy(v1 + out, "mlxend1\n", 8);
+	memcpy(v1 + out + 8, t + len - 8, 8);
+	out += 16;
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(v1, 1, out, f), out);
+	fclose(f);
+	free(v1);
+	free(t);
+}
+
+/* The first no-op re-check records each directory it read; the next one
+ * reads none whose stat is as recorded (only its files are stat'ed), but
+ * one whose record was racy is read, and a name added, removed or renamed
+ * is seen even where the mtime was set back. A tree of version 1 is read
+ * and written again as version 2. */
+static void a_directory_as_recorded_is_not_read_again(void **state)
+{
+	(void)state;
+	char root[300], db[320], sub[600], to[600], path[400];
+	snprintf(root, sizeof root, "%s/tree-dirs", dir);
+	snprintf(db, sizeof db, "%s/state.db", root);
+	assert_int_equal(mkdir(root, 0755), 0);
+	const char *dirs[] = {"d", "d/a", "d/b", "d/b/empty", "d/c"};
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		snprintf(sub, sizeof sub, "%s/%s", root, dirs[i]);
+		assert_int_equal(mkdir(sub, 0755), 0);
+	}
+	const char *files[] = {"d/a/1", "d/a/2", "d/b/3", "d/c/4", "d/top"};
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+		put_file(root, files[i], files[i]);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	char hex[MLX_HASH_HEX_SIZE];
+	record_tree(sc, root, hex);
+	size_t len;
+	unsigned char *t = read_tree(db, path, sizeof path, &len);
+	assert_int_equal(entry_facts(t, len, "a/"), 0); /* a walk writes no records */
+	free(t);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+	t = read_tree(db, path, sizeof path, &len);
+	assert_memory_equal(t, "mlxtree2", 8);
+	assert_true(entry_facts(t, len, "a/") && entry_facts(t, len, "b/") && entry_facts(t, len, "b/empty/"));
+	free(t);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+
+	/* A record as the directory is now, but missing a name: trusted (the
+	 * directory is not read, so the name is not seen) only when its
+	 * names were read past the racy margin after its last change. */
+	put_file(root, "d/a/new", "new");
+	forge_record(db, root, "a", 1000000000);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+	forge_record(db, root, "a", MLX_STATCACHE_RACY_NS / 2);
+	assert_int_equal(unchanged(sc, root, hex, 5), 0);
+	snprintf(sub, sizeof sub, "%s/d/a/new", root);
+	assert_int_equal(unlink(sub), 0);
+	usleep(150000);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+
+	/* A name added with the directory's mtime set back: its ctime tells. */
+	snprintf(sub, sizeof sub, "%s/d/c", root);
+	struct stat st;
+	assert_int_equal(stat(sub, &st), 0);
+	put_file(root, "d/c/5", "5");
+	struct timespec back[2] = {st.st_atim, st.st_mtim};
+	assert_int_equal(utimensat(AT_FDCWD, sub, back, 0), 0);
+	assert_int_equal(unchanged(sc, root, hex, 5), 0);
+	snprintf(sub, sizeof sub, "%s/d/c/5", root);
+	assert_int_equal(unlink(sub), 0);
+	usleep(150000);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+
+	/* A file in a recorded empty directory; a file renamed; one gone. */
+	put_file(root, "d/b/empty/x", "x");
+	assert_int_equal(unchanged(sc, root, hex, 5), 0);
+	snprintf(sub, sizeof sub, "%s/d/b/empty/x", root);
+	assert_int_equal(unlink(sub), 0);
+	usleep(150000);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+	snprintf(sub, sizeof sub, "%s/d/a/1", root);
+	snprintf(to, sizeof to, "%s/d/a/0", root);
+	assert_int_equal(rename(sub, to), 0);
+	assert_int_equal(unchanged(sc, root, hex, 5), 0);
+	assert_int_equal(rename(to, sub), 0); /* its ctime is new: hashed again */
+	record_tree(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+	snprintf(sub, sizeof sub, "%s/d/b/3", root);
+	assert_int_equal(unlink(sub), 0);
+	assert_int_equal(unchanged(sc, root, hex, 5), 0);
+	put_file(root, "d/b/3", "d/b/3");
+	usleep(150000);
+	record_tree(sc, root, hex);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+
+	/* Version 1: read as it is, then written as version 2. */
+	make_tree_v1(db);
+	t = read_tree(db, path, sizeof path, &len);
+	assert_memory_equal(t, "mlxtree1", 8);
+	assert_int_equal(entry_facts(t, len, "a/"), 0);
+	free(t);
+	assert_int_equal(unchanged(sc, root, hex, 5), 1);
+	t = read_tree(db, path, sizeof path, &len);
+	assert_memory_equal(t, "mlxtree2", 8);
+	assert_true(entry_facts(t, len, "a/") != 0);
+	free(t);
+	put_file(root, "d/a/3", "3");
+	assert_int_equal(unchanged(sc, root, hex, 5), 0);
+	mlx_statcache_close(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -734,6 +943,7 @@ int main(void)
 		cmocka_unit_test(an_unchanged_directory_is_known_without_a_list),
 		cmocka_unit_test(the_differences_from_a_tree_are_listed),
 		cmocka_unit_test(a_large_subdirectory_is_split_with_the_same_answers),
+		cmocka_unit_test(a_directory_as_recorded_is_not_read_again),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

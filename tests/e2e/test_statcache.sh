@@ -133,6 +133,45 @@ else
 	skip "a second status reads no tracked file" "strace is not installed"
 fi
 
+# A directory whose stat is as its tree records is not read again, only
+# its files stat'ed; a name added, removed or renamed in it is still seen,
+# also with its mtime set back, or right after the look that recorded it.
+mlx add d >/dev/null
+sleep 0.3
+mlx status --check
+mlx status --check
+is "$RC" 0 "the directories are recorded, and up to date"
+if command -v strace >/dev/null; then
+	strace -f -y -e trace=getdents64 -o trace.txt "$MLX" status --check >/dev/null 2>&1
+	like "$(cat trace.txt)" 'getdents64\([0-9]+<[^>]*/d>' "a no-op status reads the top directory"
+	is "$(grep -c 'getdents64([0-9]*<[^>]*/d/' trace.txt)" "0" "and none below it"
+else
+	skip "a no-op status reads the top directory" "strace is not installed"
+	skip "and none below it" "strace is not installed"
+fi
+was=$(stat -c %y d/a)
+printf 'sneaked in\n' >d/a/sneaked.txt
+touch -d "$was" d/a
+mlx status
+like "$OUT" "modified: d/ \(1 added, 0 modified, 0 deleted\)" "a file added where the mtime was set back is seen"
+rm d/a/sneaked.txt
+sleep 0.3
+mlx status --check
+is "$RC" 0 "and up to date once it is gone"
+mlx status --check
+printf 'quick\n' >d/b/quick.txt
+mlx status
+like "$OUT" "modified: d/ \(1 added, 0 modified, 0 deleted\)" "a file added right after a no-op status is seen"
+mv d/b/quick.txt d/b/quicker.txt
+mlx status
+like "$OUT" "added: +d/b/quicker.txt" "and renamed"
+rm d/b/quicker.txt
+mv d/a/f5 d/a/f5.moved
+mlx status
+like "$OUT" "modified: d/ \(1 added, 0 modified, 1 deleted\)" "a tracked file renamed is seen"
+mv d/a/f5.moved d/a/f5
+mlx add d >/dev/null
+
 # The database's -wal and -shm files stay between commands (a new inode
 # costs up to a millisecond on a busy disk), the WAL emptied.
 ls -i .mlx/state.db-wal .mlx/state.db-shm >inodes.txt
