@@ -560,3 +560,12 @@ int mlx_statcache_refresh(struct mlx_statcache *sc, const char *prefix, const st
 		memset(&sc->tree, 0, sizeof sc->tree);
 	return mlx_statcache_tree_refresh(sc->trees, prefix, same, err);
 }
+
+int mlx_statcache_patch(struct mlx_statcache *sc, const char *prefix, const char *was,
+                        const struct mlx_filelist *now, const struct mlx_filelist *gone, const char *id,
+                        uint64_t files, struct mlx_err *err)
+{
+	if (sc->stale_prefix && strcmp(sc->stale_prefix, prefix) == 0)
+		memset(&sc->tree, 0, sizeof sc->tree);
+	return mlx_statcache_tree_patch(sc->trees, prefix, was, now, gone, id, files, err);
+}

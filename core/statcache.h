@@ -152,4 +152,18 @@ void mlx_statcache_tree_abort(struct mlx_tree_writer *w);
 int mlx_statcache_refresh(struct mlx_statcache *sc, const char *prefix, const struct mlx_filelist *same,
                           struct mlx_err *err);
 
+/* After an add that changed the manifest of directory prefix from was to
+ * id by what differs (the files it found changed, or the members it was
+ * given): records the tree of prefix, if it is the tree of was, as the
+ * directory is now, so that the next comparison finds no difference and
+ * has the new id. now: the files added or changed (and those touched),
+ * sorted and hashed, with their facts; gone: the paths of the files
+ * removed, sorted; files: the new manifest's number of files (id is
+ * recorded only if the tree then holds that many). Otherwise writes
+ * nothing. Returns 0 or MLX_ERR_IO/MLX_ERR_NOMEM (the tree then stays as
+ * it was). */
+int mlx_statcache_patch(struct mlx_statcache *sc, const char *prefix, const char *was,
+                        const struct mlx_filelist *now, const struct mlx_filelist *gone, const char *id,
+                        uint64_t files, struct mlx_err *err);
+
 #endif

@@ -329,25 +329,34 @@ static int writer_entry(struct mlx_tree_writer *w, const char *path, size_t len,
 	return MLX_OK;
 }
 
+/* Writes the entry of f if it has facts, a hash and a hash time (as a
+ * store records it); else writes nothing. */
+static int writer_file(struct mlx_tree_writer *w, const struct mlx_file *f, struct mlx_err *err)
+{
+	int64_t hashed = f->hashed_ns ? f->hashed_ns : f->cached_ns;
+	size_t len = strlen(f->path);
+	if (!f->hex[0] || f->mtime_ns == 0 || hashed == 0 || len == 0 || len >= PATH_MAX)
+		return MLX_OK;
+	unsigned char *p;
+	int rc = writer_entry(w, f->path, len, 1, &p, err);
+	if (rc != MLX_OK)
+		return rc;
+	p = put64(p, f->ino);
+	p = put64(p, f->size);
+	p = put64(p, (uint64_t)f->mtime_ns);
+	p = put64(p, (uint64_t)f->ctime_ns);
+	p = put64(p, (uint64_t)hashed);
+	p = put32(p, f->mode);
+	mlx_statcache_hex_to_bin(f->hex, p);
+	return MLX_OK;
+}
+
 int mlx_statcache_tree_add(struct mlx_tree_writer *w, const struct mlx_filelist *list, struct mlx_err *err)
 {
 	for (size_t i = 0; i < list->len; i++) {
-		const struct mlx_file *f = &list->items[i];
-		int64_t hashed = f->hashed_ns ? f->hashed_ns : f->cached_ns;
-		size_t len = strlen(f->path);
-		if (!f->hex[0] || f->mtime_ns == 0 || hashed == 0 || len == 0 || len >= PATH_MAX)
-			continue;
-		unsigned char *p;
-		int rc = writer_entry(w, f->path, len, 1, &p, err);
+		int rc = writer_file(w, &list->items[i], err);
 		if (rc != MLX_OK)
 			return rc;
-		p = put64(p, f->ino);
-		p = put64(p, f->size);
-		p = put64(p, (uint64_t)f->mtime_ns);
-		p = put64(p, (uint64_t)f->ctime_ns);
-		p = put64(p, (uint64_t)hashed);
-		p = put32(p, f->mode);
-		mlx_statcache_hex_to_bin(f->hex, p);
 	}
 	return MLX_OK;
 }
@@ -544,4 +553,82 @@ int mlx_statcache_tree_put_dirs(const char *dir, const char *prefix, const struc
 	if (memcmp(m->id, none, ID) != 0)
 		mlx_statcache_bin_to_hex(m->id, id);
 	return mlx_statcache_tree_finish(w, id[0] ? id : NULL, m->count, err);
+}
+
+int mlx_statcache_tree_patch(const char *dir, const char *prefix, const char *was,
+                             const struct mlx_filelist *now, const struct mlx_filelist *gone, const char *id,
+                             uint64_t files, struct mlx_err *err)
+{
+	struct mlx_tree_map m;
+	if (!mlx_statcache_tree_map(dir, prefix, &m))
+		return MLX_OK;
+	/* Only a tree of the manifest that was changed becomes one of the new
+	 * manifest: another one's entries are not its files. */
+	char had[MLX_HASH_HEX_SIZE];
+	mlx_statcache_bin_to_hex(m.id, had);
+	if (strcmp(had, was) != 0) {
+		mlx_statcache_tree_unmap(&m);
+		return MLX_OK;
+	}
+	struct mlx_tree_writer *w;
+	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	if (rc != MLX_OK) {
+		mlx_statcache_tree_unmap(&m);
+		return rc;
+	}
+	const unsigned char *p = m.begin, *held = m.begin;
+	struct mlx_tree_entry e;
+	size_t j = 0, k = 0;
+	size_t jlen = now->len ? strlen(now->items[0].path) : 0;
+	size_t klen = gone->len ? strlen(gone->items[0].path) : 0;
+	int r = 1;
+	while (rc == MLX_OK) {
+		if (p - held > (1 << 20)) {
+			mlx_statcache_tree_release(held, p);
+			held = p;
+		}
+		if ((r = mlx_statcache_tree_next(&p, m.end, &e)) != 1)
+			break;
+		/* The new files that sort before this entry come first. */
+		int c = 1;
+		while (rc == MLX_OK && j < now->len && (c = compare_path(now->items[j].path, jlen, &e)) < 0) {
+			rc = writer_file(w, &now->items[j], err);
+			if (++j < now->len)
+				jlen = strlen(now->items[j].path);
+		}
+		if (rc != MLX_OK)
+			break;
+		unsigned char *q;
+		if (m.dirs && mlx_statcache_tree_is_dir(&e)) {
+			/* As it was: a directory whose names changed has another
+			 * stat now, so its record is not trusted. */
+			if ((rc = writer_entry(w, e.path, e.len, 0, &q, err)) == MLX_OK)
+				memcpy(q, e.facts, ENTRY_FIXED);
+			continue;
+		}
+		if (j < now->len && c == 0) {
+			rc = writer_file(w, &now->items[j], err);
+			if (++j < now->len)
+				jlen = strlen(now->items[j].path);
+			continue;
+		}
+		int g = 1;
+		while (k < gone->len && (g = compare_path(gone->items[k].path, klen, &e)) < 0)
+			if (++k < gone->len)
+				klen = strlen(gone->items[k].path);
+		if (k < gone->len && g == 0)
+			continue;
+		if ((rc = writer_entry(w, e.path, e.len, 1, &q, err)) == MLX_OK)
+			memcpy(q, e.facts, ENTRY_FIXED);
+	}
+	for (; rc == MLX_OK && j < now->len; j++)
+		rc = writer_file(w, &now->items[j], err);
+	/* A damaged tree is left to the walk, which writes it again. */
+	if (rc != MLX_OK || r != 0) {
+		mlx_statcache_tree_abort(w);
+		mlx_statcache_tree_unmap(&m);
+		return rc;
+	}
+	mlx_statcache_tree_unmap(&m);
+	return mlx_statcache_tree_finish(w, id, files, err);
 }

@@ -69,6 +69,18 @@ int mlx_statcache_tree_begin(const char *dir, const char *prefix, struct mlx_tre
 int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct mlx_filelist *same,
                                struct mlx_err *err);
 
+/* Writes the tree of prefix in dir, which records the manifest was,
+ * again as it is after some files were added, changed or removed: the
+ * entries of now (sorted, hashed, with facts; paths relative to prefix) in
+ * place of those of their paths or among them, the entries of the paths of
+ * gone (sorted) left out, every other entry and directory record as it is,
+ * and id as its manifest id if it then holds files entries (see
+ * mlx_statcache_tree_finish). Without a (sound) tree of was writes
+ * nothing. Returns 0 or MLX_ERR_IO/MLX_ERR_NOMEM. */
+int mlx_statcache_tree_patch(const char *dir, const char *prefix, const char *was,
+                             const struct mlx_filelist *now, const struct mlx_filelist *gone, const char *id,
+                             uint64_t files, struct mlx_err *err);
+
 /* A tree mapped for reading: its entries lie between begin and end. */
 struct mlx_tree_map {
 	void *map;

@@ -131,6 +131,19 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
                               const char *const *members, size_t n, struct mlx_artifact *out,
                               struct mlx_err *err);
 
+/* mlx add of the tracked directory rel, whose locked manifest is locked,
+ * by what differs from the stat cache's tree: when that tree records the
+ * locked manifest (which is in the store) and few files differ, only the
+ * files added or changed are read and staged, the new manifest is the
+ * locked one with their lines (and those of the files gone) replaced, and
+ * the tree is written as the directory is now. Returns 1 with *out filled
+ * (with the manifest text, staged, unless nothing changed: then the locked
+ * record, no text); 0 if the tree cannot tell (the caller puts rel whole;
+ * out empty); or a failure to read or store a file (named), MLX_ERR_NOMEM
+ * or MLX_ERR_INTERRUPTED. */
+int mlx_workspace_put_tree(struct mlx_workspace *ws, const char *rel, const char *locked,
+                           struct mlx_artifact *out, struct mlx_err *err);
+
 /* What differs between a directory and its locked manifest; each list is
  * sorted by path and owned by the diff. */
 struct mlx_dirdiff {

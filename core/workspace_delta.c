@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "path.h"
+#include "pool.h"
 #include "statcache.h"
 #include "workspace_internal.h"
 
@@ -33,6 +34,8 @@ struct member_merge {
 	char *out;                      /* the new manifest */
 	size_t len;
 	uint64_t files, size;
+	struct mlx_filelist *gone; /* or NULL: the old lines replaced by no new one */
+	int failed;                /* no memory for gone */
 };
 
 /* Is path (plen bytes) one of the members, or below one? One lookup per
@@ -83,13 +86,39 @@ static void emit_new(struct member_merge *m, const char *path, size_t plen)
 	}
 }
 
+/* 1 if the sorted list has a file of path (plen bytes). */
+static int listed(const struct mlx_filelist *list, const char *path, size_t plen)
+{
+	size_t lo = 0, hi = list->len;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const char *s = list->items[mid].path;
+		int c = strncmp(s, path, plen);
+		if (c == 0)
+			c = s[plen] ? 1 : 0;
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 static int merge_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, const char *path, size_t plen,
                       struct mlx_err *err)
 {
-	(void)hex, (void)mode, (void)err;
+	(void)err;
 	struct member_merge *m = ctx;
 	const char *end = path + plen + 1; /* past its newline */
 	emit_new(m, path, plen);
+	if (m->gone && !m->failed && plen < PATH_MAX && replaced(m, path, plen) && !listed(m->now, path, plen)) {
+		char copy[PATH_MAX];
+		memcpy(copy, path, plen);
+		copy[plen] = '\0';
+		m->failed = mlx_filelist_push(m->gone, copy, size, mode, hex, NULL) != MLX_OK;
+	}
 	if (!replaced(m, path, plen)) {
 		memcpy(m->out + m->len, m->line, (size_t)(end - m->line));
 		m->len += (size_t)(end - m->line);
@@ -148,7 +177,7 @@ static int list_member(struct mlx_workspace *ws, const char *base, const char *m
  * MLX_ERR_NOMEM. */
 static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked,
                           const char *const *paths, size_t n, const struct mlx_filelist *now,
-                          struct mlx_artifact *out, struct mlx_err *err)
+                          struct mlx_filelist *gone, struct mlx_artifact *out, struct mlx_err *err)
 {
 	char *old = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
 	size_t old_len = 0, now_len = 0;
@@ -161,7 +190,7 @@ static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char 
 		            rel, msg, rel);
 	}
 	struct member_merge m = {
-	    .members = paths, .nmembers = n, .now = now, .now_text = now_text, .line = old};
+	    .members = paths, .nmembers = n, .now = now, .now_text = now_text, .line = old, .gone = gone};
 	if (rc == MLX_OK && !(m.out = malloc(old_len + now_len + 1)))
 		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	if (rc == MLX_OK &&
@@ -170,6 +199,8 @@ static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char 
 		memcpy(msg, err->msg, sizeof msg);
 		mlx_err_set(err, MLX_ERR_CORRUPT, 0, "manifest %.64s: %.400s", locked, msg);
 	}
+	if (rc == MLX_OK && m.failed)
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	if (rc == MLX_OK) {
 		emit_new(&m, NULL, 0);
 		m.out[m.len] = '\0';
@@ -207,14 +238,13 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	memcpy(sorted, members, n * sizeof *sorted);
 	qsort(sorted, n, sizeof *sorted, compare_names);
-	struct mlx_filelist now = {0};
+	struct mlx_filelist now = {0}, gone = {0};
 	for (size_t i = 0; rc == MLX_OK && i < n; i++)
 		rc = list_member(ws, base, sorted[i], &now, err);
 	if (rc == MLX_OK)
 		mlx_filelist_sort(&now);
 	/* The members' files as an add stores them: through the stat cache
-	 * (their rows; the directory's tree is left as it is, and the next
-	 * whole walk writes it again) and staged into the store. */
+	 * (their rows) and staged into the store. */
 	struct mlx_statcache *sc = mlx_workspace_statcache(ws);
 	if (rc == MLX_OK && sc)
 		mlx_statcache_fill(sc, rel, 0, &now, NULL, NULL);
@@ -223,12 +253,18 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 	if (rc == MLX_OK && sc)
 		mlx_statcache_store(sc, rel, 0, &now, NULL, NULL);
 	if (rc == MLX_OK)
-		rc = merge_manifest(ws, rel, locked, sorted, n, &now, out, err);
+		rc = merge_manifest(ws, rel, locked, sorted, n, &now, &gone, out, err);
 	if (rc == MLX_OK && (rc = mlx_store_stage_bytes(mlx_workspace_store(ws), out->manifest,
 	                                                out->manifest_len, out->hex, err)) != MLX_OK)
 		mlx_artifact_free(out);
+	/* The directory's tree, if it is the locked manifest's, takes the
+	 * members as they are now: the next look compares with it instead of
+	 * walking the directory. */
+	if (rc == MLX_OK && sc)
+		mlx_statcache_patch(sc, rel, locked, &now, &gone, out->hex, out->files, NULL); /* an accelerator */
 	free(sorted);
 	mlx_filelist_free(&now);
+	mlx_filelist_free(&gone);
 	return rc;
 }
 
@@ -364,7 +400,7 @@ int mlx_workspace_diff_from_tree(struct mlx_workspace *ws, const char *rel, cons
 		rc = push_copy(&now, &d->modified.items[i], err);
 	if (rc == MLX_OK) {
 		mlx_filelist_sort(&now);
-		rc = merge_manifest(ws, rel, locked, paths, n, &now, out, err);
+		rc = merge_manifest(ws, rel, locked, paths, n, &now, NULL, out, err);
 		mlx_artifact_free(out); /* the text is not wanted */
 		/* An unreadable locked manifest: the full walk says so. */
 		rc = rc == MLX_OK ? 1 : 0;
@@ -375,6 +411,170 @@ done:
 	free(paths);
 	mlx_filelist_free(&now);
 	mlx_filelist_free(&cand);
+	mlx_statcache_changes_free(&c);
+	return rc;
+}
+
+/* The ids of a manifest looked up in parts, a part per item of a pool:
+ * each lookup waits on a stat of its own, and the CPUs share them. */
+struct presence_job {
+	struct mlx_store *store;
+	const char **ids;
+	unsigned char *present;
+	size_t n, part;
+};
+
+static int look_up_part(void *vjob, size_t i, struct mlx_err *err)
+{
+	(void)err;
+	struct presence_job *job = vjob;
+	size_t from = i * job->part, to = from + job->part < job->n ? from + job->part : job->n;
+	mlx_store_has_many(job->store, job->ids + from, to - from, job->present + from);
+	return MLX_OK;
+}
+
+/* 1 if the locked manifest and the object of each of its files are in
+ * the store, as the whole walk's add would leave them (it stages any that
+ * is missing: one quarantined by fsck is restored by adding the directory
+ * again); else 0, and the caller puts the directory whole. */
+static int locked_objects_present(struct mlx_store *store, const char *locked, int jobs)
+{
+	char *text = NULL;
+	size_t len = 0, n = 0;
+	struct mlx_err err;
+	if (mlx_store_read(store, locked, &text, &len, &err) != MLX_OK)
+		return 0;
+	/* Each line starts with its file's id: cut there, pointed at, and
+	 * looked up in one pass, one open per shard. */
+	for (size_t at = 0; at < len; n++) {
+		const char *nl = memchr(text + at, '\n', len - at);
+		if (!nl)
+			break;
+		at = (size_t)(nl - text) + 1;
+	}
+	const char **ids = malloc((n ? n : 1) * sizeof *ids);
+	unsigned char *present = malloc(n ? n : 1);
+	int all = ids && present;
+	size_t i = 0;
+	for (size_t at = 0; all && i < n; i++) {
+		char *line = text + at, *nl = memchr(line, '\n', len - at);
+		if ((size_t)(nl - line) <= MLX_HASH_HEX_SIZE) {
+			all = 0;
+			break;
+		}
+		line[MLX_HASH_HEX_SIZE - 1] = '\0';
+		ids[i] = line;
+		at = (size_t)(nl - text) + 1;
+	}
+	if (all) {
+		/* Parts of 16,384: a part opens each shard once. */
+		struct presence_job job = {.store = store, .ids = ids, .present = present, .n = n, .part = 16384};
+		size_t parts = (n + job.part - 1) / job.part;
+		if (parts > 0 && mlx_pool_run(parts, jobs, look_up_part, &job, &err) != MLX_OK)
+			all = 0;
+	}
+	for (i = 0; all && i < n; i++)
+		all = present[i];
+	free(present);
+	free(ids);
+	free(text);
+	return all;
+}
+
+/* Facts and hash time of f onto the last file of list. */
+static void keep_hashed(struct mlx_filelist *list, const struct mlx_file *f)
+{
+	struct mlx_file *g = &list->items[list->len - 1];
+	g->mtime_ns = f->mtime_ns;
+	g->ctime_ns = f->ctime_ns;
+	g->ino = f->ino;
+	g->hashed_ns = f->hashed_ns;
+	g->cached_ns = f->cached_ns;
+}
+
+int mlx_workspace_put_tree(struct mlx_workspace *ws, const char *rel, const char *locked,
+                           struct mlx_artifact *out, struct mlx_err *err)
+{
+	*out = (struct mlx_artifact){0};
+	char base[PATH_MAX];
+	struct mlx_statcache *sc = mlx_workspace_tree_dir(ws, rel, base);
+	struct mlx_store *store = mlx_workspace_store(ws);
+	if (!sc || !mlx_hash_is_id(locked))
+		return 0;
+	struct mlx_statcache_changes c;
+	int rc = mlx_statcache_changes(sc, rel, base, TREE_DIFF_MAX, &c);
+	if (rc < 0)
+		return mlx_err_set(err, rc, EINTR, "interrupted");
+	if (rc == 0)
+		return 0;
+	if (strcmp(c.id, locked) != 0 || !locked_objects_present(store, locked, mlx_workspace_jobs(ws))) {
+		mlx_statcache_changes_free(&c);
+		return 0;
+	}
+	struct mlx_filelist cand = {0}, now = {0}, gone = {0};
+	const char **paths = NULL;
+	rc = MLX_OK;
+	for (size_t i = 0; rc == MLX_OK && i < c.added.len; i++)
+		rc = push_facts(&cand, &c.added.items[i], err);
+	for (size_t i = 0; rc == MLX_OK && i < c.changed.len; i++)
+		rc = push_facts(&cand, &c.changed.items[i], err);
+	if (rc == MLX_OK && cand.len > 0) {
+		/* Only these are read (unless their rows know them) and stored,
+		 * as the whole walk would store them. */
+		mlx_filelist_sort(&cand);
+		mlx_statcache_fill(sc, rel, 0, &cand, NULL, NULL);
+		rc = mlx_store_stage_files(store, base, &cand, mlx_workspace_jobs(ws), err);
+		if (rc == MLX_OK)
+			mlx_statcache_store(sc, rel, 0, &cand, NULL, NULL);
+	}
+	/* now: every file whose entry the tree takes (added, changed, and
+	 * touched with the same bytes); paths: the locked lines replaced. */
+	size_t n = 0, differ = c.added.len + c.deleted.len;
+	if (rc == MLX_OK && !(paths = malloc((c.changed.len + c.deleted.len + 1) * sizeof *paths)))
+		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	for (size_t i = 0; rc == MLX_OK && i < cand.len; i++) {
+		const struct mlx_file *f = &cand.items[i];
+		if ((rc = push_copy(&now, f, err)) == MLX_OK)
+			keep_hashed(&now, f);
+	}
+	for (size_t i = 0; rc == MLX_OK && i < c.changed.len; i++) {
+		const struct mlx_file *f = find_file(&cand, c.changed.items[i].path), *was = &c.was.items[i];
+		paths[n++] = f->path;
+		differ += strcmp(f->hex, was->hex) != 0 || f->mode != was->mode;
+	}
+	for (size_t i = 0; rc == MLX_OK && i < c.deleted.len; i++) {
+		paths[n++] = c.deleted.items[i].path;
+		rc = push_copy(&gone, &c.deleted.items[i], err);
+	}
+	if (rc == MLX_OK && differ == 0) {
+		/* Touched, not changed: the locked record stands. */
+		*out = (struct mlx_artifact){.is_dir = 1, .files = c.files, .size = c.bytes};
+		memcpy(out->hex, locked, sizeof out->hex);
+		if (now.len > 0)
+			mlx_statcache_refresh(sc, rel, &now, NULL); /* only an accelerator */
+		rc = 1;
+		goto done;
+	}
+	if (rc == MLX_OK) {
+		qsort(paths, n, sizeof *paths, compare_names);
+		mlx_filelist_sort(&gone);
+		/* The new manifest: the locked one with the lines of the files
+		 * changed or gone replaced by the files now (a touched one by
+		 * its own line, as it was). */
+		rc = merge_manifest(ws, rel, locked, paths, n, &cand, NULL, out, err);
+	}
+	if (rc == MLX_OK &&
+	    (rc = mlx_store_stage_bytes(store, out->manifest, out->manifest_len, out->hex, err)) != MLX_OK)
+		mlx_artifact_free(out);
+	if (rc == MLX_OK) {
+		mlx_statcache_patch(sc, rel, locked, &now, &gone, out->hex, out->files, NULL); /* an accelerator */
+		rc = 1;
+	}
+done:
+	free(paths);
+	mlx_filelist_free(&cand);
+	mlx_filelist_free(&now);
+	mlx_filelist_free(&gone);
 	mlx_statcache_changes_free(&c);
 	return rc;
 }

@@ -354,11 +354,29 @@ static int store_file_hashes(lua_State *L)
 	return pushed;
 }
 
-/* st:put(path) -> info as st:hash | nil, message, code. Stages the file or
- * directory (and its manifest); st:commit() makes it durable and visible. */
+/* st:put(path[, locked_id]) -> info as st:hash | nil, message, code.
+ * Stages the file or directory (and its manifest); st:commit() makes it
+ * durable and visible. With locked_id, the id of the directory's locked
+ * manifest, a directory that differs from it in a few files (as the stat
+ * cache's tree tells) has only those read and staged; info then lacks the
+ * manifest when nothing changed. */
 static int store_put(lua_State *L)
 {
+	const char *locked = luaL_optstring(L, 3, NULL);
 	lua_settop(L, 2);
+	if (locked) {
+		struct lstore *ls = check_open(L);
+		const char *rel = luaL_checkstring(L, 2);
+		luaL_argcheck(L, *rel && rel[0] != '/', 2, "expected a path relative to the project root");
+		struct work *w = new_work(L);
+		struct mlx_err err;
+		int rc = mlx_workspace_put_tree(ls->ws, rel, locked, &w->art, &err);
+		if (rc < 0)
+			return mlx_lua_fail(L, &err);
+		if (rc == 1)
+			return push_artifact(L, w);
+		lua_settop(L, 2);
+	}
 	return scan(L, MLX_WS_PUT);
 }
 

@@ -218,6 +218,10 @@ function M.add(root, paths, opts)
       -- Only those files are hashed; the rest of the record comes from
       -- the locked manifest, line for line.
       info, err, code = st:put_members(rel, tracked[rel].hash, members[rel])
+    elseif tracked[rel] and tracked[rel].type == "dir" then
+      -- A tracked directory: what differs from its locked manifest, as
+      -- the stat cache's tree tells, is all that is read.
+      info, err, code = st:put(rel, tracked[rel].hash)
     else
       info, err, code = st:put(rel)
     end
