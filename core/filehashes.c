@@ -1,6 +1,8 @@
 /* filehashes.c — the hashes of many single files by path (filehashes.h). */
 #include "filehashes.h"
 
+#include "strhash.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,20 +15,10 @@ struct mlx_filehashes {
 	size_t mask;
 };
 
-static uint64_t path_hash(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 /* The slot of path: the one holding it, or the empty one where it goes. */
 static uint32_t *slot_of(const struct mlx_filehashes *fh, const char *path, size_t len)
 {
-	size_t i = (size_t)path_hash(path, len) & fh->mask;
+	size_t i = (size_t)mlx_strhash(path, len) & fh->mask;
 	for (;;) {
 		uint32_t *slot = &fh->slots[i];
 		if (*slot == 0)
@@ -127,7 +119,7 @@ int mlx_filehashes_unique(const char **names, size_t *n, struct mlx_err *err)
 		size_t len = strlen(name);
 		if (len == 0 || name[len - 1] == '/')
 			continue;
-		size_t at = (size_t)path_hash(name, len) & (nslots - 1);
+		size_t at = (size_t)mlx_strhash(name, len) & (nslots - 1);
 		while (slots[at] && strcmp(names[slots[at] - 1], name) != 0)
 			at = (at + 1) & (nslots - 1);
 		if (slots[at])

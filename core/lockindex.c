@@ -2,6 +2,7 @@
 #include "lockindex.h"
 
 #include "fs.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,20 +27,10 @@ struct mlx_lockindex {
 	size_t mask;
 };
 
-static uint64_t name_hash(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 /* The slot of name: the one holding it, or the empty one where it goes. */
 static uint32_t *slot_of(const struct mlx_lockindex *idx, const char *name, size_t len)
 {
-	size_t i = (size_t)name_hash(name, len) & idx->mask;
+	size_t i = (size_t)mlx_strhash(name, len) & idx->mask;
 	for (;;) {
 		uint32_t *slot = &idx->slots[i];
 		if (*slot == 0)
