@@ -184,6 +184,15 @@ end
 -- Shared by the steps that declare no tools or env (read, never written).
 local NO_VALUES = setmetatable({}, { __newindex = function() error("NO_VALUES is read-only", 2) end })
 
+-- The values of the environment variables step declares ({name → value
+-- or nil}), NO_VALUES when it declares none.
+local function env_values(step)
+  if #step.env == 0 then return NO_VALUES end
+  local env = {}
+  for _, name in ipairs(step.env) do env[name] = os.getenv(name) end
+  return env
+end
+
 -- Version commands run once per invocation, whichever steps share them.
 local function tool_versions(ctx, step)
   if next(step.tools) == nil then return NO_VALUES end
@@ -308,11 +317,7 @@ function M.up_to_date(ctx, step, lines)
   local tools = tool_versions(ctx, step)
   local same = false
   if tools then
-    local env = NO_VALUES
-    if #step.env > 0 then
-      env = {}
-      for _, var in ipairs(step.env) do env[var] = os.getenv(var) end
-    end
+    local env = env_values(step)
     -- Should this raise, the entries left behind are harmless: each step
     -- sets its own deps' entries before they are read.
     same = same_line(ctx, step, lines, dep_hashes, env, tools)
@@ -343,11 +348,7 @@ function M.unsure_steps(ctx, steps, lines, forced)
     if not step.always and not (forced and forced[step.name]) then
       local tools = tool_versions(ctx, step)
       if tools then
-        local env = NO_VALUES
-        if #step.env > 0 then
-          env = {}
-          for _, var in ipairs(step.env) do env[var] = os.getenv(var) end
-        end
+        local env = env_values(step)
         same = same_step(lines, prefetched, step.name, step.deps, step.outs, fixed_pieces(step, values, env, tools))
       end
     end
@@ -391,11 +392,7 @@ function M.check(ctx, step)
     clear_scratch(deps)
     return nil, err
   end
-  local env = NO_VALUES
-  if #step.env > 0 then
-    env = {}
-    for _, var in ipairs(step.env) do env[var] = os.getenv(var) end
-  end
+  local env = env_values(step)
   -- Made for what it raises (as key.compute would), then dropped. Should
   -- it raise, the entries left behind are harmless, as in M.up_to_date.
   key.pieces(step, ctx.values, dep_hashes, env, tools)
@@ -419,11 +416,7 @@ function M.evaluate(ctx, step, locked)
   local tools
   tools, err = tool_versions(ctx, step)
   if not tools then return nil, err end
-  local env = NO_VALUES
-  if #step.env > 0 then
-    env = {}
-    for _, name in ipairs(step.env) do env[name] = os.getenv(name) end
-  end
+  local env = env_values(step)
   local k, record = key.compute(step, { values = ctx.values, dep_hashes = dep_hashes, env = env, tools = tools })
   local ev = { key = k, record = record, dep_hashes = dep_hashes, outs = {}, reasons = {}, missing_deps = {} }
   local reasons = ev.reasons
