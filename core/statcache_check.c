@@ -584,12 +584,15 @@ static void record_dirs(const char *trees, const char *prefix, const struct mlx_
 	struct mlx_tree_dir *all = malloc((n ? n : 1) * sizeof *all);
 	if (!all)
 		return;
-	/* The paths stay their lists' (freed with them). */
+	/* The paths stay their lists' (freed with them). A list of no
+	 * directories may have no array: memcpy from NULL is undefined. */
 	size_t k = 0;
-	memcpy(all, top->dirs, top->ndirs * sizeof *all);
+	if (top->ndirs)
+		memcpy(all, top->dirs, top->ndirs * sizeof *all);
 	k = top->ndirs;
 	for (size_t i = 0; i < pl->n; i++) {
-		memcpy(all + k, pl->subs[i].found.dirs, pl->subs[i].found.ndirs * sizeof *all);
+		if (pl->subs[i].found.ndirs)
+			memcpy(all + k, pl->subs[i].found.dirs, pl->subs[i].found.ndirs * sizeof *all);
 		k += pl->subs[i].found.ndirs;
 	}
 	qsort(all, n, sizeof *all, compare_dirs);
