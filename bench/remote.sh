@@ -98,11 +98,16 @@ project() { # DIR DATA URL — a git project tracking DATA (moved in), remote UR
 	cd "$work"
 }
 
-best_rclone() { # SRC DST — prints the best time of rclone copy over --transfers
+# 0 if seconds A < B: faster A B
+faster() { python3 -c "import sys; sys.exit(0 if $1 < $2 else 1)"; }
+
+best_rclone() { # SRC DST [BETWEEN] — sets best to the best time of rclone copy over --transfers
 	# Each try copies to a destination of its own (DST-4 … DST-32), none
 	# deleted in between: on ext4, creating files right after thousands
 	# were deleted is slower for minutes, which would slow the later tries.
-	local best="" t
+	# BETWEEN, a command, runs between two tries.
+	local t tr
+	best=""
 	for tr in 4 8 16 32; do
 		local t0 t1
 		t0=$(now)
@@ -110,9 +115,10 @@ best_rclone() { # SRC DST — prints the best time of rclone copy over --transfe
 		t1=$(now)
 		t=$(elapsed "$t0" "$t1")
 		echo "#   rclone copy --transfers $tr: $t s" >&2
-		if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $t < $best else 1)"; then best=$t; fi
+		if [ -z "$best" ] || faster "$t" "$best"; then best=$t; fi
+		[ "$tr" != 32 ] && [ -n "${3:-}" ] && $3
 	done
-	echo "$best"
+	return 0
 }
 
 run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints results
@@ -146,33 +152,30 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 		"peak RSS push $(($(cat "$work/rss-push") / 1024)) MiB, pull $(($(cat "$work/rss-pull") / 1024)) MiB"
 	[ "${MEMORY_ONLY:-0}" = 1 ] && return
 
-	local rpush rpull rnoop
-	rpush=$(best_rclone "$work/$name-plain" "$rpath")
+	local rpush rpull rnoop try=1
+	# One more mlx pull into a fresh clone, kept if faster (name, pull and
+	# try are run_set's).
+	pull_again() {
+		try=$((try + 1))
+		git clone -q "$work/$name-a" "$work/$name-b$try"
+		cd "$work/$name-b$try"
+		local t0 t1 t
+		t0=$(now); "$MLX" pull >/dev/null; t1=$(now)
+		cd "$work"
+		t=$(elapsed "$t0" "$t1")
+		echo "#   mlx pull, try $try: $t s" >&2
+		if faster "$t" "$pull"; then pull=$t; fi
+	}
+	best_rclone "$work/$name-plain" "$rpath"
+	rpush=$best
 	rpath=$rpath-4 # a full copy, made by the first try
 	t0=$(now); rclone sync --transfers 16 --checkers 16 "$work/$name-plain" "$rpath" >/dev/null 2>&1; t1=$(now)
 	rnoop=$(elapsed "$t0" "$t1")
 	# rclone's pull is the best of its four --transfers settings, so mlx's
 	# is the best of as many pulls into fresh clones, taken in turn with
 	# them: on a shared machine the best of four beats one try by chance.
-	local rbest="" t tr try=1
-	for tr in 4 8 16 32; do
-		t0=$(now)
-		rclone copy --transfers "$tr" --checkers "$tr" "$rpath" "$work/$name-rclone-dest-$tr" >/dev/null 2>&1
-		t1=$(now)
-		t=$(elapsed "$t0" "$t1")
-		echo "#   rclone copy --transfers $tr (from): $t s" >&2
-		if [ -z "$rbest" ] || python3 -c "import sys; sys.exit(0 if $t < $rbest else 1)"; then rbest=$t; fi
-		[ "$tr" = 32 ] && break
-		try=$((try + 1))
-		git clone -q "$work/$name-a" "$work/$name-b$try"
-		cd "$work/$name-b$try"
-		t0=$(now); "$MLX" pull >/dev/null; t1=$(now)
-		cd "$work"
-		t=$(elapsed "$t0" "$t1")
-		echo "#   mlx pull, try $try: $t s" >&2
-		if python3 -c "import sys; sys.exit(0 if $t < $pull else 1)"; then pull=$t; fi
-	done
-	rpull=$rbest
+	best_rclone "$rpath" "$work/$name-rclone-dest" pull_again
+	rpull=$best
 	echo "rclone $name: copy to $rpush s, no-op sync $rnoop s, copy from $rpull s (best --transfers)"
 	echo "mlx $name: pull $pull s (best of $try)"
 	echo "ratios (rclone / mlx; above 1: mlx faster): push $(ratio "$rpush" "$push")," \
