@@ -10,13 +10,23 @@ local ui = require "mlx.ui"
 
 local M = {}
 
--- The -p values of the recipe being run (name → string or JSON value) and
+-- The -p values of the recipe being run (name → string or JSON value),
+-- where each came from when not -p (name → "--params-file FILE"), and
 -- every param declared while it runs (name → default).
-local overrides, declared = {}, {}
+local overrides, origins, declared = {}, {}, {}
 
 --- Starts a recipe run: sets its -p values and forgets earlier declarations.
-function M.reset(values)
-  overrides, declared = values or {}, {}
+--- origins names where values came from other than -p (name → the flag and
+--- file, e.g. "--params-file p.json"), for the messages about them.
+function M.reset(values, from)
+  overrides, origins, declared = values or {}, from or {}, {}
+end
+
+-- How a message names the given value of param name: "-p lr=abc", or the
+-- params file it came from.
+local function given_as(name, value)
+  if origins[name] then return origins[name] end
+  return value == nil and "-p " .. name or ("-p %s=%s"):format(name, tostring(value))
 end
 
 local TRUE_WORDS = { ["true"] = true, ["1"] = true, yes = true, on = true }
@@ -66,7 +76,7 @@ function M.declare(defaults)
     local given = overrides[name]
     if given ~= nil then
       local value, err = M.coerce(given, default)
-      if value == nil then ui.usage_error("-p %s=%s: param '%s' %s", name, tostring(given), name, err) end
+      if value == nil then ui.usage_error("%s: param '%s' %s", given_as(name, given), name, err) end
       values[name] = value
     else
       values[name] = default
@@ -75,8 +85,9 @@ function M.declare(defaults)
   return values
 end
 
---- Raises a usage failure naming a -p param that nothing declared (listing
---- the declared ones); the recipe runner calls it once the recipe is loaded.
+--- Raises a usage failure naming a -p param (or one of a params file) that
+--- nothing declared, listing the declared ones; the recipe runner calls it
+--- once the recipe is loaded.
 function M.check()
   local unknown = {}
   for name in pairs(overrides) do
@@ -87,7 +98,7 @@ function M.check()
   local names = {}
   for name in pairs(declared) do names[#names + 1] = name end
   table.sort(names)
-  ui.usage_error("-p %s: the recipe declares no param '%s' (it declares: %s)", unknown[1], unknown[1],
+  ui.usage_error("%s: the recipe declares no param '%s' (it declares: %s)", given_as(unknown[1]), unknown[1],
     #names > 0 and table.concat(names, ", ") or "none")
 end
 

@@ -47,6 +47,19 @@ mlx recipe pipe.lua -n --params-file params.json
 like "$OUT" "^would run prepare: param 'n' changed from 1 to 2" "-n is --dry-run, with --params-file"
 mlx recipe pipe.lua --params-file params.json
 is "$RC $(cat work/model.txt)" "0 2" "recipe takes --params-file"
+# A bad value from a params file names the file, not -p.
+echo '{"m": 1}' >unknown.json
+mlx recipe pipe.lua --params-file unknown.json
+is "$RC $ERR" "2 mlx: error: --params-file unknown.json: the recipe declares no param 'm' (it declares: n)" \
+	"a params file's unknown param names the file"
+echo '{"n": "two"}' >badtype.json
+mlx dag pipe.lua --params-file badtype.json
+is "$RC $ERR" "2 mlx: error: --params-file badtype.json: param 'n' must be an integer, not 'two'" \
+	"a params file's value of the wrong type names the file"
+mlx recipe pipe.lua --params-file badtype.json -p n=3 -n
+is "$RC" 0 "a -p over the file's bad value wins"
+mlx recipe pipe.lua -p m=1
+is "$RC $ERR" "2 mlx: error: -p m: the recipe declares no param 'm' (it declares: n)" "an unknown -p names -p"
 
 # Local options keep their meaning: -v of status lists every changed file.
 mkdir -p data/many && for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo "$i" >"data/many/f$i"; done

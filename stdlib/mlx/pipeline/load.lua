@@ -7,6 +7,10 @@ local ui = require "mlx.ui"
 
 local M = {}
 
+-- The params files of override tables (overrides → name → "--params-file
+-- FILE"), so that a bad value names the file it came from, not -p.
+local origins = setmetatable({}, { __mode = "k" })
+
 --- Parses "-p key=value" strings into {key = "value"}. Raises a usage
 --- failure for one without "=".
 function M.parse_overrides(list)
@@ -26,14 +30,15 @@ function M.read_params_file(path, overrides)
   local values, err = json.load(path)
   if values == nil then ui.usage_error("--params-file: %s", err) end
   if type(values) ~= "table" then ui.usage_error("--params-file %s: expected a JSON object", path) end
-  local merged = {}
+  local merged, from = {}, {}
   for k, v in pairs(values) do
     if v == json.null or type(v) == "table" then
       ui.usage_error("--params-file %s: param '%s' must be a number, string or boolean", path, k)
     end
-    merged[k] = v
+    merged[k], from[k] = v, "--params-file " .. path
   end
-  for k, v in pairs(overrides) do merged[k] = v end
+  for k, v in pairs(overrides) do merged[k], from[k] = v, nil end
+  origins[merged] = from
   return merged
 end
 
@@ -52,7 +57,7 @@ end
 --- which has then run to completion). Errors propagate: a declaration error
 --- is a usage failure (exit 2), a runtime error raises.
 function M.run_chunk(chunk, path, args, overrides)
-  params.reset(overrides)
+  params.reset(overrides, overrides and origins[overrides])
   pipeline.last = nil
   local result = script.run(chunk, path, args or {})
   params.check()
