@@ -3,7 +3,8 @@
 # project's own executor (lib/mlx/executor/fake.lua) runs the 3x3 fan-out
 # with the outputs, lock and metrics of a local run; the choice's
 # precedence; -j counts a local step's cpus; Lua steps stay local, said
-# once; bad names and resources exit 2 naming the recipe line.
+# once; bad names and resources exit 2 naming the recipe line; a missing
+# or unconfigured Slurm is said in one line.
 . "$(dirname "$0")/tap.sh"
 : "${MLX_SOURCE_ROOT:?set MLX_SOURCE_ROOT to the source tree}"
 here=$MLX_SOURCE_ROOT/tests/e2e/executor
@@ -115,6 +116,29 @@ is "$?:$(cat bad/err.txt)" \
 is "$?:$(cat bad/err.txt)" \
 	"2:mlx: error: --executor: executor must be a name such as \"local\" or \"slurm\", not x y" \
 	"a malformed --executor exits 2"
+test -e bad/a.txt
+is "$?" 1 "and nothing ran"
+
+# The slurm executor where Slurm is missing or not set up: one line that
+# says which, never a PATH hint for an sbatch that is on PATH.
+sed -i 's/executor = "nosuch"/executor = "slurm"/' bad/p.lua
+mkdir -p nobin
+(cd bad && PATH="$TEST_DIR/nobin" "$MLX" recipe p.lua >/dev/null 2>err.txt)
+is "$?:$(tail -n 1 bad/err.txt)" \
+	"1:mlx: error: step 'a' could not start: executor 'slurm': sbatch is not on PATH: install Slurm's client commands or add them to PATH, see docs/cluster.md" \
+	"no sbatch on PATH: the step could not start, and the message says so"
+mkdir -p fakebin
+cat >fakebin/sbatch <<'SH'
+#!/bin/sh
+echo "sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host" >&2
+echo "sbatch: fatal: Could not establish a configuration source" >&2
+exit 1
+SH
+chmod +x fakebin/sbatch
+(cd bad && PATH="$TEST_DIR/fakebin:$PATH" "$MLX" recipe p.lua >/dev/null 2>err.txt)
+is "$?:$(tail -n 1 bad/err.txt)" \
+	"1:mlx: error: step 'a' could not start: executor 'slurm': sbatch does not work here (sbatch: fatal: Could not establish a configuration source): Slurm must be configured on this machine (slurm.conf, a reachable slurmctld), see docs/cluster.md" \
+	"an sbatch that cannot reach a cluster: one line with its reason"
 test -e bad/a.txt
 is "$?" 1 "and nothing ran"
 

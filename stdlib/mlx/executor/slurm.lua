@@ -37,17 +37,18 @@ local FINAL = {
 -- Seconds to wait for the status file of a job Slurm says COMPLETED.
 local STATUS_GRACE = 5
 
--- Runs a Slurm client command; returns its stdout, or nil and its error
--- text. After Ctrl-C mlx.proc starts nothing (docs/proc.md), yet the jobs
--- must still be cancelled: then the command goes through io.popen.
+-- Runs a Slurm client command; returns its stdout, or nil, its error text
+-- and mlx.proc's failure code ("notfound" when it is not on PATH). After
+-- Ctrl-C mlx.proc starts nothing (docs/proc.md), yet the jobs must still
+-- be cancelled: then the command goes through io.popen.
 local function slurm_command(argv)
   if not core.interrupted() then
     local spec = { stdout = "capture", stderr = "capture", timeout = 60 }
     for i, a in ipairs(argv) do spec[i] = a end
-    local result, err, _, failed = proc.run(spec)
+    local result, err, code, failed = proc.run(spec)
     if result then return result.stdout end
     local text = failed and failed.stderr and failed.stderr:gsub("%s+$", "") or ""
-    return nil, text ~= "" and text or err
+    return nil, text ~= "" and text or err, code
   end
   local pipe = io.popen(proc.quote(argv) .. " 2>&1", "r")
   if not pipe then return nil, argv[1] .. " could not start" end
@@ -85,9 +86,14 @@ function M.new(ctx)
     return nil, "option heartbeat must be a positive number of seconds"
   end
   if o.sbatch ~= nil and type(o.sbatch) ~= "table" then return nil, "option sbatch must be a list of arguments" end
-  local version, verr = slurm_command({ "sbatch", "--version" })
-  if not version then
-    return nil, ("cannot run sbatch (%s): Slurm's client commands must be on PATH, see docs/cluster.md"):format(verr)
+  local version, verr, vcode = slurm_command({ "sbatch", "--version" })
+  if not version and vcode == "notfound" then
+    return nil, "sbatch is not on PATH: install Slurm's client commands or add them to PATH, see docs/cluster.md"
+  elseif not version then
+    -- sbatch is there but cannot reach a cluster (no slurm.conf, no
+    -- slurmctld): its last line says why, and PATH is not the fix.
+    return nil, ("sbatch does not work here (%s): Slurm must be configured on this machine"
+      .. " (slurm.conf, a reachable slurmctld), see docs/cluster.md"):format(verr:match("([^\n]*)$"))
   end
   local dir = ("%s/.mlx/tmp/slurm/%d-%s"):format(ctx.root, os.time(),
     require("mlx.hash").bytes(tostring(core.clock()) .. tostring({})):sub(1, 8))
