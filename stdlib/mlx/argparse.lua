@@ -90,6 +90,16 @@ function M.parse(specs, argv, config)
       name = name or a:sub(3)
       local spec = by_long[name]
       if not spec then
+        -- A mistyped long option (--jbos) gets the one it was meant as;
+        -- retired spellings are never suggested.
+        local names = {}
+        for long, known in pairs(by_long) do
+          if not known.retired then names[#names + 1] = long end
+        end
+        local guess = require("mlx.suggest").closest(name, names)
+        if guess then
+          ui.usage_error("unknown option '--%s' for '%s'; did you mean '--%s'?%s", name, context, guess, hint)
+        end
         ui.usage_error("unknown option '--%s' for '%s'%s", name, context, hint)
       end
       refuse_retired(spec, "--" .. name)

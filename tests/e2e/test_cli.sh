@@ -36,6 +36,9 @@ like "$ERR" "did you mean 'recipe'\?" "a near miss suggests the command"
 mlx hash --bogus
 is "$RC" 2 "bad flag exits 2"
 is "$ERR" "mlx: error: unknown option '--bogus' for 'mlx hash' (see 'mlx help hash')" "bad flag: one line with a hint"
+mlx runs --limt 3
+is "$RC $ERR" "2 mlx: error: unknown option '--limt' for 'mlx runs'; did you mean '--limit'? (see 'mlx help runs')" \
+	"a mistyped flag: the one it was meant as"
 
 mlx --bogus
 is "$RC" 2 "bad global flag exits 2"

@@ -62,6 +62,13 @@ function TestArgparse:test_unknown_options_name_the_option_and_the_command()
   lu.assertStrContains(msg, "unknown option '-z'")
 end
 
+function TestArgparse:test_a_mistyped_long_option_gets_a_suggestion()
+  local msg = usage_error_of(function() argparse.parse(SPECS, { "--jbos", "2" }, { context = "mlx hash", hint = "mlx help hash" }) end)
+  lu.assertEquals(msg, "unknown option '--jbos' for 'mlx hash'; did you mean '--jobs'? (see 'mlx help hash')")
+  msg = usage_error_of(function() argparse.parse(SPECS, { "--forc=1" }, { context = "mlx x" }) end)
+  lu.assertEquals(msg, "unknown option '--forc' for 'mlx x'; did you mean '--force'?")
+end
+
 function TestArgparse:test_bad_values_are_usage_errors()
   lu.assertStrContains(usage_error_of(function() argparse.parse(SPECS, { "--jobs" }) end), "needs a value")
   lu.assertStrContains(usage_error_of(function() argparse.parse(SPECS, { "-j", "many" }) end), "needs an integer, not 'many'")
