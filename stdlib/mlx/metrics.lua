@@ -374,12 +374,18 @@ end
 
 --- Checks rule (from M.parse_rule) against the metric values base and cur.
 --- Returns nil when it holds, else a message with both numbers. A metric
---- the working tree lacks breaks any rule; one the baseline lacks breaks
---- only a rule on the change.
+--- the working tree lacks breaks any rule (the message suggests a close
+--- name when neither side has it); one the baseline lacks breaks only a
+--- rule on the change.
 function M.check_rule(rule, base, cur)
   local c, b = cur[rule.key], base[rule.key]
   local head = ("--fail-on %s: "):format(rule.text)
-  if type(c) ~= "number" or c ~= c then return head .. ("%s has no value in the working tree"):format(rule.key) end
+  if type(c) ~= "number" or c ~= c then
+    -- Absent from both sides, the key is most likely mistyped in the rule.
+    local guess = cur[rule.key] == nil and base[rule.key] == nil and require("mlx.suggest").closest(rule.key, cur)
+    return head .. ("%s has no value in the working tree%s"):format(rule.key,
+      guess and (" (did you mean '" .. guess .. "'?)") or "")
+  end
   if rule.op == "<" then
     if c < rule.limit then return head .. ("%s = %s is below %s"):format(rule.key, show(c), show(rule.limit)) end
     return nil

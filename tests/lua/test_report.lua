@@ -37,6 +37,15 @@ function TestMetrics:test_rules_check_both_numbers()
   lu.assertNil(metrics.check_rule(metrics.parse_rule("acc>0.9"), {}, cur))
 end
 
+function TestMetrics:test_a_mistyped_key_gets_a_suggestion()
+  local base, cur = { accuracy = 0.9 }, { accuracy = 0.85, loss = 0.2 }
+  lu.assertEquals(metrics.check_rule(metrics.parse_rule("acuracy<0.5"), base, cur),
+    "--fail-on acuracy<0.5: acuracy has no value in the working tree (did you mean 'accuracy'?)")
+  -- A metric the baseline has and the working tree lost is no typo.
+  lu.assertEquals(metrics.check_rule(metrics.parse_rule("los>1"), { los = 1 }, cur),
+    "--fail-on los>1: los has no value in the working tree")
+end
+
 function TestMetrics:test_diffs()
   local rows = metrics.diff({ a = 2, gone = 1 }, { a = 3, new = 5 })
   lu.assertEquals(#rows, 3)
