@@ -126,6 +126,10 @@ function M.read(root)
     return nil, ("%s: format version %d is newer than this mlx reads (%d); upgrade mlx")
       :format(path, doc.version, M.VERSION), "invalid"
   end
+  -- The pipeline registers the validator of "steps" when it loads; a
+  -- command that never loads it (status, checkout, push, gc) must still
+  -- refuse a malformed section rather than act on it.
+  if doc.steps ~= nil and M.sections.steps == nil then require "mlx.pipeline.engine" end
   for name, check in pairs(M.sections) do
     if doc[name] ~= nil then
       local why = check(doc[name])

@@ -489,7 +489,8 @@ def main():
             evil = '<img src=x onerror="alert(2)">'
             with open(os.path.join(empty, "mlx.lock"), "w") as f:
                 json.dump({"version": 1, "steps": {XSS: {
-                    evil: {"key": "a" * 64, "deps": {}, "outs": {"out/" + XSS: {"hash": "b" * 64}}},
+                    evil: {"key": "a" * 64, "deps": {},
+                           "outs": {"out/" + XSS: {"type": "file", "hash": "b" * 64, "size": 1, "mode": "644"}}},
                     "next": {"key": "c" * 64, "deps": {"out/" + XSS: "b" * 64}, "outs": {}}}}}, f)
             d.get("about:blank")  # the graph view is open: load it anew
             d.get(ui.url + "#/graph")

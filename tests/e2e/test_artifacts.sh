@@ -182,6 +182,15 @@ printf '{"version": 1,' >mlx.lock
 mlx add data.csv
 is "$RC" 2 "an unparsable lock exits 2"
 like "$ERR" "mlx.lock:1:[0-9]+: invalid JSON" "with line and column"
+# A malformed pipeline section too, though status and gc load no pipeline:
+# gc must not delete what the lock's outs were meant to keep.
+printf '{"version": 1, "steps": {"p": {"s": {"key": "%s", "outs": {"m.json": {"type": "file", "hash": "xyz", "size": 1, "mode": "644"}}}}}}' \
+	"$(printf 'a%.0s' $(seq 64))" >mlx.lock
+mlx status
+is "$RC $ERR" "2 mlx: error: $TEST_DIR/mlx.lock: step p/s: out \"m.json\": hash must be 64 lowercase hex digits; fix it or restore it from git (git checkout -- mlx.lock)" \
+	"a malformed steps section: status exits 2 naming it"
+mlx gc --dry-run
+is "$RC" 2 "and so does gc"
 mv lock.bak mlx.lock
 
 done_testing

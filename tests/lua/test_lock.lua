@@ -23,7 +23,8 @@ end
 
 function TestLock:test_update_writes_sorted_and_keeps_other_sections()
   local root = project()
-  assert(json.save(lock.path(root), { version = 1, steps = { train = { key = "k" } } }))
+  local key = ("a"):rep(64)
+  assert(json.save(lock.path(root), { version = 1, steps = { p = { train = { key = key } } } }))
   assert(lock.update(root, "artifacts", function(a)
     a["data/b.csv"] = { type = "file", hash = H, size = 3, mode = "644" }
     a["data/a"] = { type = "dir", hash = H, size = 9, files = 2 }
@@ -31,8 +32,21 @@ function TestLock:test_update_writes_sorted_and_keeps_other_sections()
   local text = assert(io.open(lock.path(root))):read("a")
   lu.assertTrue(text:find('"data/a"', 1, true) < text:find('"data/b.csv"', 1, true))
   local doc = assert(lock.read(root))
-  lu.assertEquals(doc.steps.train.key, "k")
+  lu.assertEquals(doc.steps.p.train.key, key)
   lu.assertEquals(doc.artifacts["data/a"].files, 2)
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+-- A command that never loads the pipeline (status, checkout, gc) still
+-- refuses a malformed "steps" section: it would act on its outs.
+function TestLock:test_read_validates_steps_without_the_pipeline_loaded()
+  local root = project()
+  local outs = { ["work/m.json"] = { type = "file", hash = "xyz", size = 1, mode = "644" } }
+  assert(json.save(lock.path(root), { version = 1, steps = { p = { train = { key = ("a"):rep(64), outs = outs } } } }))
+  local doc, err, code = lock.read(root)
+  lu.assertNil(doc)
+  lu.assertStrContains(err, "mlx.lock: step p/train: out \"work/m.json\": hash must be 64 lowercase hex digits")
+  lu.assertEquals(code, "invalid")
   os.execute("rm -rf '" .. root .. "'")
 end
 

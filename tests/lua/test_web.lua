@@ -135,10 +135,13 @@ function TestWeb:test_downsampling_keeps_ends_peaks_and_troughs()
 end
 
 function TestWeb:test_the_graph_comes_from_the_lock()
+  -- A lock as a run writes it: mlx.lock refuses malformed keys and outs.
+  local h = ("ab"):rep(32)
+  local function out(type) return { type = type, hash = h, size = 1, mode = "644", files = 1 } end
   assert(json.save(self.dir .. "/mlx.lock", { version = 1, steps = { p = {
-    prep = { key = "aa", deps = { ["data/x"] = "h" }, outs = { ["work/split"] = { hash = "h" } } },
-    train = { key = "bb", deps = { ["work/split/train.csv"] = "h" }, outs = { ["model"] = { hash = "h" } } },
-    ['say "hi"\\'] = { key = "cc", deps = { model = "h" }, outs = {} },
+    prep = { key = ("a"):rep(64), deps = { ["data/x"] = h }, outs = { ["work/split"] = out("dir") } },
+    train = { key = ("b"):rep(64), deps = { ["work/split/train.csv"] = h }, outs = { ["model"] = out("file") } },
+    ['say "hi"\\'] = { key = ("c"):rep(64), deps = { model = h }, outs = {} },
   } } }))
   local pipelines = graph.pipelines(self.dir)
   lu.assertEquals(#pipelines, 1)
