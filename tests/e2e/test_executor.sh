@@ -142,4 +142,16 @@ is "$?:$(tail -n 1 bad/err.txt)" \
 test -e bad/a.txt
 is "$?" 1 "and nothing ran"
 
+# A step whose executor cannot run jobs keeps the outs it had: they are
+# removed only when the step is about to run.
+sed -i 's/executor = "slurm", cmd = "true"/cmd = "echo ok >a.txt"/' bad/p.lua
+(cd bad && "$MLX" recipe p.lua >/dev/null 2>&1)
+is "$?:$(cat bad/a.txt)" "0:ok" "the step runs locally"
+(cd bad && PATH="$TEST_DIR/fakebin:$PATH" "$MLX" recipe p.lua -f --executor slurm >/dev/null 2>err.txt)
+like "$?:$(tail -n 1 bad/err.txt)" "^1:mlx: error: step 'a' could not start: executor 'slurm': sbatch does not work here" \
+	"forced onto an executor that cannot run it, it fails"
+is "$(cat bad/a.txt)" "ok" "and its out is still there"
+(cd bad && "$MLX" status p.lua --check >/dev/null 2>&1)
+is "$?" 0 "and up to date"
+
 done_testing

@@ -824,6 +824,12 @@ function Engine:dispatch(step, ups)
     ui.warn(("step '%s': cannot restore from the run-cache (%s); running it"):format(step.name, rerr))
     self.planned[step] = "run"
   end
+  -- An executor that cannot run jobs (no Slurm here) must fail the step
+  -- before its outs are removed, not after.
+  if step.cmd ~= nil then
+    local ex, xerr = self:executor((self:placement(step)))
+    if not ex then return self:finish_failure(step, nil, ("step '%s' could not start: %s"):format(step.name, xerr)) end
+  end
   local ok, perr = self:prepare_outs(step)
   if not ok then return self:finish_failure(step, nil, perr, nil) end
   local run = self:start_run(step, ev)
