@@ -117,7 +117,8 @@ local function suggestion(name)
 end
 
 --- Returns the command module for name, or raises a usage failure (exit 2)
---- if there is no such command or its module is not a valid command.
+--- if there is no such command or its module does not compile or is not a
+--- valid command.
 function M.find(name)
   local modname = "mlx.cli." .. tostring(name)
   local found = valid_name(name) and (package.preload[modname]
@@ -126,6 +127,13 @@ function M.find(name)
     local guess = valid_name(name) and suggestion(name)
     ui.usage_error("'%s' is not an mlx command%s", tostring(name),
       guess and ("; did you mean '" .. guess .. "'?") or " (see 'mlx help')")
+  end
+  if type(found) == "string" and not package.loaded[modname] then
+    -- A command of the project's lib/ (or MLX_PATH) that does not compile
+    -- is bad input, said in one line as for a recipe: require would wrap
+    -- it in a second line and exit 1.
+    local chunk, err = loadfile(found)
+    if not chunk then ui.usage_error("%s", err) end
   end
   local command = require(modname)
   if type(command) ~= "table" or (type(command.main) ~= "function" and type(command.subcommands) ~= "table") then

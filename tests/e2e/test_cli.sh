@@ -86,6 +86,10 @@ echo 'return 42' >extra/mlx/cli/broken.lua
 MLX_PATH="$TEST_DIR/extra" mlx broken
 is "$RC" 2 "a command module without main exits 2"
 like "$ERR" "broken.lua: a command module must return a table with a main function" "and says what is wrong"
+printf 'return {\n  summary = "x"\n  main = function() end,\n}\n' >extra/mlx/cli/typo.lua
+MLX_PATH="$TEST_DIR/extra" mlx typo
+is "$RC $ERR" "2 mlx: error: $TEST_DIR/extra/mlx/cli/typo.lua:3: '}' expected (to close '{' at line 1) near 'main'" \
+	"a command module that does not compile: exit 2, one line naming the file and line"
 
 # Subcommands are declared as data and dispatched in one place.
 mlx help model register
