@@ -99,9 +99,13 @@ local function load_cases(path)
 end
 
 local P = read_params(arg or {})
-local cases = load_cases(P.smoke)
 local reg, rerr = registry.default()
 if not reg then ui.usage_error("deploy.lua: %s", rerr) end
+-- A mistyped model name is bad input, said as such: not as a missing
+-- smoke file named after it, nor as "nothing to deploy".
+local _, merr, mcode = reg:get(P.model)
+if mcode == "notfound" or mcode == "invalid" then ui.usage_error("deploy.lua: %s", merr) end
+local cases = load_cases(P.smoke)
 -- The server's URL may carry a token: what the recipe prints hides it.
 local function say(fmt, ...) print(http.redact(fmt:format(...))) end
 

@@ -152,6 +152,16 @@ local function model_exists(self, name)
   return rows[1] ~= nil
 end
 
+-- The failure for a model name the registry does not have, with the
+-- closest name it has when one is near (a typo: "irs" for "iris").
+local function unknown_model(self, name)
+  local rows = query(self, "SELECT name FROM models")
+  local names = {}
+  for _, r in ipairs(rows or {}) do names[#names + 1] = r.name end
+  local guess = require("mlx.suggest").closest(name, names)
+  return notfound("no model named %s%s", name, guess and ("; did you mean %s?"):format(guess) or "")
+end
+
 --- Returns the version record of ref: {name, version, ref ("iris:3"),
 --- hash (the object id), type ("file"|"dir"), size, files, mode, path (as
 --- registered), run (id or nil), created (ms), description, tags,
@@ -173,7 +183,7 @@ function Registry:get(ref)
     local exists
     exists, err, code = model_exists(self, name)
     if exists == nil then return nil, err, code end
-    if not exists then return notfound("no model named %s", name) end
+    if not exists then return unknown_model(self, name) end
     if kind == "alias" then return notfound("model %s has no alias %s", name, which) end
     return notfound("model %s has no version %s", name, tostring(which))
   end
@@ -194,7 +204,7 @@ function Registry:versions(name)
     local exists
     exists, err, code = model_exists(self, name)
     if exists == nil then return nil, err, code end
-    if not exists then return notfound("no model named %s", name) end
+    if not exists then return unknown_model(self, name) end
   end
   for i, row in ipairs(rows) do rows[i] = record(row) end
   return attach(self, name, rows)
@@ -230,7 +240,7 @@ function Registry:alias_history(name, alias)
   if alias ~= nil then check_name(alias, true, "alias") end
   local exists, err, code = model_exists(self, name)
   if exists == nil then return nil, err, code end
-  if not exists then return notfound("no model named %s", name) end
+  if not exists then return unknown_model(self, name) end
   local rows
   rows, err, code = query(self, "SELECT id, alias, action, version, previous, time, \"user\", run_id AS run"
     .. " FROM model_alias_history WHERE name = ?1 AND (CAST(?2 AS text) IS NULL OR alias = ?2) ORDER BY id DESC", { name, alias })

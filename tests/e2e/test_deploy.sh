@@ -145,6 +145,9 @@ is "$RC $ERR" "2 mlx: error: -p max_drop=much: param 'max_drop' must be a number
 	"a value of the wrong type is bad input"
 mlx recipe "$DEPLOY" model=iris url="$URL" smoke=none.json
 is "$RC" 2 "missing smoke cases are bad input"
+mlx recipe "$DEPLOY" model=irs url="$URL"
+is "$RC $ERR" "2 mlx: error: deploy.lua: no model named irs; did you mean iris?" \
+	"a mistyped model is bad input, named as such"
 is "$(production)" 4 "and none of that moved anything"
 
 done_testing

@@ -83,6 +83,8 @@ is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); 
 	"3 {'team': 'vision'} ['staging'] True" "--json prints the records"
 mlx model ls pear
 is "$RC $ERR" "2 mlx: error: no model named pear" "an unknown model is bad input"
+mlx model show iirs@staging
+is "$RC $ERR" "2 mlx: error: no model named iirs; did you mean iris?" "a mistyped model gets the closest name"
 
 # --- show: the lineage ---------------------------------------------------------------
 mlx model show iris@staging

@@ -141,6 +141,7 @@ function TestRegistry:test_references_name_the_latest_a_number_or_an_alias()
     { "iris:3", "model iris has no version 3", "notfound" },
     { "iris@staging", "model iris has no alias staging", "notfound" },
     { "wine@production", "no model named wine", "notfound" },
+    { "irs@production", "no model named irs; did you mean iris?", "notfound" },
     { "iris@", "invalid model reference 'iris@': expected NAME, NAME:VERSION or NAME@ALIAS", "invalid" },
     { "iris:0", nil, "invalid" }, { "iris:x", nil, "invalid" }, { "@prod", nil, "invalid" },
     { "iris@3", nil, "invalid" }, { "", nil, "invalid" },
