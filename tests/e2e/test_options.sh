@@ -58,6 +58,15 @@ is "$RC $ERR" "2 mlx: error: --params-file badtype.json: param 'n' must be an in
 	"a params file's value of the wrong type names the file"
 mlx recipe pipe.lua --params-file badtype.json -p n=3 -n
 is "$RC" 0 "a -p over the file's bad value wins"
+# status of a recipe that does not load: the one line of the error, and
+# no report of the tracked files before it.
+mlx status pipe.lua --params-file badtype.json
+is "$RC $OUT $ERR" "2  mlx: error: --params-file badtype.json: param 'n' must be an integer, not 'two'" \
+	"status with a bad params file: one line, nothing before it"
+printf 'local p = require("mlx").pipeline "demo"\np:step "a" { dep = {} }\nreturn p\n' >broken.lua
+mlx status broken.lua
+is "$RC $OUT $ERR" "2  mlx: error: broken.lua:2: step 'a': unknown field 'dep' (did you mean 'deps'?)" \
+	"status of a broken recipe: one line"
 mlx recipe pipe.lua -p m=1
 is "$RC $ERR" "2 mlx: error: -p m: the recipe declares no param 'm' (it declares: n)" "an unknown -p names -p"
 

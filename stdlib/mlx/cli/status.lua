@@ -1,9 +1,10 @@
 -- mlx status: what in the workspace differs from mlx.lock.
 --
--- The report is made of sections, each a function(root, opts, args)
--- returning the number of things it found out of date (after printing
--- them). Tracked artifacts are the first; the pipeline adds one for the
--- steps of a recipe (`mlx status RECIPE`) by appending to `sections`.
+-- The report is made of sections, each a function(root, opts, args,
+-- pipeline) returning the number of things it found out of date (after
+-- printing them); pipeline is RECIPE's, loaded before any section runs.
+-- Tracked artifacts are the first; the pipeline adds one for the steps of
+-- a recipe (`mlx status RECIPE`) by appending to `sections`.
 local artifacts = require "mlx.artifacts"
 local cli = require "mlx.cli"
 local project = require "mlx.project"
@@ -58,9 +59,9 @@ end
 
 -- The steps of a recipe: the pipeline engine is loaded only when a RECIPE
 -- is given, so a plain status does not pay for reading it.
-local function pipeline_section(root, opts, args)
+local function pipeline_section(root, opts, args, pipeline)
   if not args[1] then return 0 end
-  return require("mlx.pipeline.status").section(root, opts, args)
+  return require("mlx.pipeline.status").section(root, opts, args, pipeline)
 end
 
 -- With --remote (or -r NAME): which pinned objects are not in the store,
@@ -129,7 +130,8 @@ that are modified or missing ("modified: data/images/ (1 added, 2 modified,
 0 deleted)", then up to 10 of the files; -v lists them all). Files whose
 size, mtime, ctime and inode are unchanged are not read (stat cache). With
 a RECIPE, also prints each step of its pipeline that would run and why
-("stale:    train: param 'lr' changed from 0.1 to 0.05"). With --check the
+("stale:    train: param 'lr' changed from 0.1 to 0.05"); a RECIPE that
+does not load (or a bad -p) exits 2 before anything is printed. With --check the
 exit code is 1 when anything is out of date, for CI. With --remote, also
 says which pinned objects are not on the default remote (by its index) and
 which are not in the store; --remote=NAME or -r NAME does so for the
@@ -156,9 +158,12 @@ function M.main(opts, args)
     ui.usage_error("--verify checks a remote: add --remote (the default remote) or -r NAME")
   end
   local root = project.require_root()
+  -- A RECIPE that does not load (a syntax error, an unknown field, a bad
+  -- -p) is bad input, said in one line before any section prints.
+  local pipeline = args[1] and require("mlx.pipeline.status").load(args[1], opts)
   local stale = 0
   for _, section in ipairs(M.sections) do
-    stale = stale + section(root, opts, args)
+    stale = stale + section(root, opts, args, pipeline)
   end
   if opts.check and stale > 0 then return ui.EXIT.FAILED end
   return ui.EXIT.OK

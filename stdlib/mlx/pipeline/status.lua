@@ -26,13 +26,22 @@ end
 
 local SHOWN = { run = "", restore = " (restore from the run-cache)", blocked = " (blocked)" }
 
---- The status section: prints "stale: STEP: reason; reason" per step that
---- would run and returns how many. With no RECIPE argument it prints nothing.
-function M.section(root, opts, args)
-  local path = args[1]
-  if not path then return 0 end
+--- Loads the pipeline of recipe path with the params of opts (-p,
+--- --params-file). Raises a usage failure (exit 2) for a recipe that is
+--- missing, does not compile, declares an invalid pipeline or none.
+function M.load(path, opts)
   local p = load.recipe(path, {}, load.overrides(opts))
   if not p then ui.usage_error("%s declares no pipeline (it ran as a script)", path) end
+  return p
+end
+
+--- The status section: prints "stale: STEP: reason; reason" per step that
+--- would run and returns how many. With no RECIPE argument it prints nothing.
+--- p is the recipe's pipeline when the caller loaded it already (M.load).
+function M.section(root, opts, args, p)
+  local path = args[1]
+  if not path then return 0 end
+  p = p or M.load(path, opts)
   local ok, err = fs.chdir(root)
   if not ok then ui.fail(ui.EXIT.FAILED, "%s", err) end
   local stale, total = M.stale_steps(root, p)
