@@ -193,4 +193,19 @@ mlx gc --dry-run
 is "$RC" 2 "and so does gc"
 mv lock.bak mlx.lock
 
+# Data that git has committed too: stored, with a warning saying how to
+# untrack it in git (the .gitignore line mlx writes does not).
+mkdir -p gitproj/sub && cd gitproj && git init -q && cd sub && "$MLX" init >/dev/null
+mkdir -p data/imgs && echo 1 >data/a.csv && echo 2 >data/imgs/x && echo 3 >new.csv
+git add data && git -c user.name=t -c user.email=t@example.com commit -qm data
+mlx add data/a.csv data/imgs new.csv
+is "$RC" 0 "adding data that git has committed works"
+is "$ERR" "mlx: warning: data/a.csv is committed to git too; untrack it there with 'git rm -r --cached data/a.csv' and commit (mlx.lock pins it, and .gitignore keeps it out of git from now on)
+mlx: warning: data/imgs is committed to git too; untrack it there with 'git rm -r --cached data/imgs' and commit (mlx.lock pins it, and .gitignore keeps it out of git from now on)" \
+	"with a warning for each committed path, none for the new one"
+git rm -rq --cached data && git -c user.name=t -c user.email=t@example.com commit -qm "data: to mlx"
+mlx add data/a.csv
+is "$RC $ERR" "0 " "once untracked in git and committed, no warning"
+cd "$TEST_DIR"
+
 done_testing

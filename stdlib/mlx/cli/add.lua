@@ -10,6 +10,26 @@ local function describe(entry)
   return ui.format_size(entry.size)
 end
 
+-- The added paths that git has committed as well (they are in HEAD): the
+-- .gitignore lines mlx writes do not untrack them, so git would go on
+-- versioning their bytes beside mlx. Outside a git work tree, none.
+local function committed_to_git(root, results)
+  local repo = require("mlx.git").open(root)
+  if not repo then return {} end
+  local top = repo:root()
+  local found = {}
+  if root == top or root:sub(1, #top + 1) == top .. "/" then
+    local prefix = root == top and "" or root:sub(#top + 2) .. "/"
+    for _, r in ipairs(results) do
+      -- A file in HEAD reads; a directory there is "invalid" to show.
+      local content, _, code = repo:show("HEAD", prefix .. r.path)
+      if content or code == "invalid" then found[#found + 1] = r.path end
+    end
+  end
+  repo:close()
+  return found
+end
+
 return {
   summary = "store files or directories and pin them in mlx.lock",
   usage = "mlx add [-j N] PATH...",
@@ -26,6 +46,10 @@ A PATH inside a tracked directory (mlx add data/images/img1.png) updates
 that directory's record with what PATH holds now, a file or a directory:
 only PATH is read, and the directory's other files keep their records in
 mlx.lock as they are, even if they changed (mlx status still shows those).
+
+A path that git has committed too (it is in HEAD) is stored all the same,
+with a warning saying to untrack it in git (git rm -r --cached PATH, then
+commit).
 
 Refused, with the file named: paths outside the project, symbolic links,
 fifos, sockets and devices, unreadable files. Exit 0 when all are stored, 2
@@ -44,6 +68,10 @@ are then untouched).]],
     for _, r in ipairs(results) do
       local shown = r.path .. (r.entry.type == "dir" and "/" or "")
       ui.out(("%-9s %s (%s)"):format(r.action, shown, describe(r.entry)))
+    end
+    for _, path in ipairs(committed_to_git(root, results)) do
+      ui.warn(("%s is committed to git too; untrack it there with 'git rm -r --cached %s' and commit"
+        .. " (mlx.lock pins it, and .gitignore keeps it out of git from now on)"):format(path, path))
     end
     return ui.EXIT.OK
   end,
