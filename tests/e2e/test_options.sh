@@ -29,6 +29,9 @@ is "$RC" 2 "a dry run checks --force-step too"
 mlx recipe pipe.lua prepar
 is "$RC $ERR" "2 mlx: error: no step named 'prepar' in pipeline 'demo'; did you mean 'prepare'?" \
 	"an unknown STEP is bad input with a suggestion"
+mlx recipe pipe.lua n=2
+is "$RC $ERR" "2 mlx: error: no step named 'n=2' in pipeline 'demo'; to set a param, give -p n=2" \
+	"a KEY=VALUE word where a STEP goes says how to set a param"
 
 mlx recipe pipe.lua
 is "$RC $(cat work/model.txt)" "0 1" "the pipeline runs"

@@ -135,7 +135,8 @@ A recipe that declares a pipeline (mlx.pipeline) then has its pipeline run:
 each step is up to date (its key matches mlx.lock and its outs are
 unchanged), restored from the run-cache, or run — in dependency order, up to
 -j commands at once. STEP names select steps (with what they depend on);
-an unknown STEP or --force-step name exits 2 with a suggestion. -p and
+an unknown STEP or --force-step name exits 2 with a suggestion (for a
+KEY=VALUE word in place of a STEP: use -p KEY=VALUE). -p and
 --params-file override params. A failed step exits 1 and leaves mlx.lock
 and the store as they were for it; Ctrl-C stops running steps and exits
 130.

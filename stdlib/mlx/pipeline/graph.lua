@@ -71,12 +71,18 @@ end
 
 --- Returns the step of pipeline p named name. Raises a usage failure naming
 --- it (and `option`, e.g. "--force-step", when given), with the closest
---- step name as a suggestion, when p has no such step.
+--- step name as a suggestion (or -p for a KEY=VALUE word), when p has no
+--- such step.
 function M.step_named(p, name, option)
   local step = p.by_name[name]
   if step then return step end
   local known = {}
   for _, s in ipairs(p.steps) do known[#known + 1] = s.name end
+  -- "lr=0.5" where a step was expected is a param, as make takes them.
+  local key, value = tostring(name):match("^([%a_][%w_]*)=(.*)$")
+  if key and not option then
+    ui.usage_error("no step named '%s' in pipeline '%s'; to set a param, give -p %s=%s", name, p.name, key, value)
+  end
   local guess = suggest.closest(name, known)
   ui.usage_error("%sno step named '%s' in pipeline '%s'; %s", option and (option .. ": ") or "", name, p.name,
     guess and ("did you mean '" .. guess .. "'?") or ("its steps: " .. table.concat(known, ", ")))
