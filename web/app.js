@@ -420,7 +420,7 @@ async function modelsView() {
         el("td", {}, fmtTime(v.created)), el("td", { class: "mono", title: v.hash }, (v.hash || "").slice(0, 12)),
         el("td", { class: "num" }, fmtBytes(v.size)),
         el("td", {}, v.run ? runLink(v.run, v.run.slice(0, 12)) : "", v.recipe_run ? [" in ", runLink(v.recipe_run, v.recipe_run.slice(0, 12))] : ""),
-        el("td", { class: "mono" }, Object.keys(v.metrics).sort().map((k) => `${k}=${fmtValue(v.metrics[k])}`).join("  ")),
+        el("td", { class: "mono wrap" }, Object.keys(v.metrics).sort().map((k) => `${k}=${fmtValue(v.metrics[k])}`).join("  ")),
         el("td", {}, v.inputs.map((i) => el("div", { class: "mono" }, i.path + " ", i.producer ? ["← ", runLink(i.producer, i.producer.slice(0, 8))] : "")))))),
     el("h3", {}, "Alias history"),
     m.history.length === 0 ? el("p", { class: "muted" }, "no alias set yet") :

@@ -506,6 +506,21 @@ def main():
             if shutil.which("dot"):
                 ok(status == 200 and b"<script" not in svg and b"&lt;script&gt;" in svg and b"<img" not in svg,
                    "XSS: the SVG escapes what the lock names", svg[:400])
+
+            # A model whose run logged many metrics, as an evaluation step
+            # does (per-class precision and recall): its row wraps them
+            # rather than widening the page past the window.
+            with open(os.path.join(empty, "wide.lua"), "w") as f:
+                f.write('for i = 1, 16 do require("mlx").log.metric(("precision.class_%02d"):format(i), i / 17) end\n')
+            mlx(empty, "recipe", "wide.lua")
+            wide = json.loads(mlx(empty, "runs", "--json", "--limit", "1").stdout)[0]["id"]
+            mlx(empty, "model", "register", "wide", "wide.lua", "--run", wide)
+            d.get(ui.url + "#/models")
+            wait_ready(d, "models")
+            text = d.find_element(By.ID, "main").text
+            ok("precision.class_16=" in text, "models: a version's metrics", text[-300:])
+            widths = d.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            ok(widths[0] <= widths[1], "models: many metrics wrap instead of widening the page", widths)
         finally:
             d.quit()
             ui.stop()
