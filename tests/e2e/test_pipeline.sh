@@ -144,4 +144,23 @@ is "$RC" 2 "an unknown target step exits 2"
 mlx recipe recipe.lua -p nosuch=1
 is "$RC" 2 "an unknown param exits 2"
 
+# A Lua step's run records its wall time and its CPU time, each as what it
+# is: it sleeps 0.3 s (wall, no CPU), then computes for 0.2 s of CPU.
+cat >lua_time.lua <<'LUA'
+local p = require("mlx").pipeline "t"
+p:step "busy" { outs = { "busy.txt" }, run = function()
+  require("mlx.core").sleep(0.3)
+  local t = os.clock()
+  while os.clock() - t < 0.2 do end
+  io.open("busy.txt", "w"):write("done\n"):close()
+end }
+return p
+LUA
+mlx recipe lua_time.lua
+is "$RC" 0 "a Lua step that sleeps and computes runs"
+"$MLX" runs --json --limit 1 --filter "step = 'busy'" >busy.json
+is "$(python3 -c 'import json; r = json.load(open("busy.json"))[0]
+print(r["wall_seconds"] >= 0.3, 0.15 <= r["cpu_seconds"] < r["wall_seconds"])')" "True True" \
+	"its run records the sleep in its wall time and the computing as CPU time"
+
 done_testing

@@ -479,13 +479,14 @@ function Engine:run_lua(step, ev, run)
     log = function(name, value, at) if run then run:log_metric(name, value, at) end end,
   }
   for _, name in ipairs(step.params) do ctx.params[name] = self.values[name] end
-  local t0 = os.clock()
+  -- os.clock is the process's CPU time: the step's CPU, not its wall time.
+  local t0, cpu0 = core.clock(), os.clock()
   local ok, err = xpcall(step.run, function(e)
     if e == "interrupted" then return e end
     return self.opts.debug and debug.traceback(tostring(e), 2) or tostring(e)
   end, ctx)
   if err == "interrupted" then error("interrupted", 0) end
-  local result = { wall = os.clock() - t0 }
+  local result = { wall = core.clock() - t0, user = os.clock() - cpu0 }
   if ok then
     self:finish_success(step, ev, run, result)
   else
