@@ -40,6 +40,7 @@
 #include "path.h"
 #include "pool.h"
 #include "statcache.h"
+#include "watch.h"
 
 #define CHECK_THREADS 16 /* the fewest threads, as a walk (hash.c) */
 #define SPLIT_FLOOR 4096 /* a subdirectory with fewer entries is never split */
@@ -50,6 +51,7 @@ struct shared {
 	atomic_size_t seen; /* differences so far */
 	size_t limit;
 	int dirs;       /* the tree may hold directory records */
+	int watched;    /* only what the watcher reported is compared */
 	int64_t now_ns; /* when the comparison started: before any stat */
 };
 
@@ -235,6 +237,10 @@ static int compare_file(struct cursor *c, int dfd, const char *name, const char 
 {
 	struct stat sb, *st = &sb;
 	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st->st_mode))
+		return 0;
+	/* A file with another name may have changed through that one, with
+	 * no event at this one's path: only a whole comparison can tell. */
+	if (c->shared->watched && st->st_nlink > 1)
 		return 0;
 	if (!take_deleted(c, path, plen, 0))
 		return 0;
@@ -600,6 +606,323 @@ static void record_dirs(const char *trees, const char *prefix, const struct mlx_
 	free(all);
 }
 
+/* What the project's watcher said, if one answered. */
+struct watch_look {
+	int live;
+	char root[PATH_MAX];
+	struct mlx_watch_answer answer;
+};
+
+/* Asks the watcher of the project whose stat cache's trees are in trees
+ * (<root>/.mlx/state.db-trees) what changed since the token of the tree
+ * mapped in m. Returns 1 with wl filled (wl->answer to free), or 0: no
+ * watcher answered, or the trees are not a project's. */
+static int watch_ask(const char *trees, const struct mlx_tree_map *m, struct watch_look *wl)
+{
+	memset(wl, 0, sizeof *wl);
+	char mlxdir[PATH_MAX], token[MLX_WATCH_TOKEN_MAX];
+	size_t len = strlen(trees);
+	const char *slash = memrchr(trees, '/', len);
+	if (!slash || slash - trees < 5 || (size_t)(slash - trees) >= sizeof mlxdir ||
+	    strcmp(slash, "/state.db-trees") != 0 || memcmp(slash - 5, "/.mlx", 5) != 0)
+		return 0;
+	memcpy(mlxdir, trees, (size_t)(slash - trees));
+	mlxdir[slash - trees] = '\0';
+	memcpy(wl->root, trees, (size_t)(slash - trees - 5));
+	wl->root[slash - trees - 5] = '\0';
+	if (!wl->root[0])
+		return 0;
+	int has = mlx_watch_token_get(m->path, &m->fid, token);
+	if (mlx_watch_changed(mlxdir, wl->root, has ? token : NULL, &wl->answer, NULL) != MLX_OK)
+		return 0;
+	wl->live = 1;
+	return 1;
+}
+
+/* byte order of two strings, for qsort and bsearch over char *. */
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A path of the watcher's list below the tracked directory, relative to
+ * it, with what the tree holds at it: the entry of a file there, and the
+ * range of entries below it (one range: they share the prefix "path/"). */
+struct region {
+	const char *path;
+	size_t len;
+	const unsigned char *file, *file_end;   /* the file's entry, or NULL */
+	const unsigned char *below, *below_end; /* the entries below, or NULL */
+};
+
+/* The index in r (n regions, sorted) of the one whose path is key (len
+ * bytes), or -1. */
+static long find_region(const struct region *r, size_t n, const char *key, size_t len)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = memcmp(r[mid].path, key, r[mid].len < len ? r[mid].len : len);
+		if (c == 0)
+			c = (r[mid].len > len) - (r[mid].len < len);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* The region whose path is key[0..len) or one of its directories, or -1. */
+static long region_above(const struct region *r, size_t n, const char *key, size_t len)
+{
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && key[i] != '/')
+			continue;
+		long k = find_region(r, n, key, i);
+		if (k >= 0)
+			return k;
+	}
+	return -1;
+}
+
+/* The paths the watcher reported below prefix, relative to it, sorted,
+ * each once and none below another (a path stands for all below it), as
+ * regions into *out (pointing into paths). Returns the count, or -1 when
+ * the answer cannot serve: prefix itself (or above it) was reported, a
+ * path the path rule refuses, more than limit, no memory. */
+static long watch_regions(const struct mlx_strlist *paths, const char *prefix, size_t limit,
+                          struct region **out)
+{
+	size_t plen = strlen(prefix), n = 0;
+	*out = NULL;
+	const char **rel = malloc((paths->len ? paths->len : 1) * sizeof *rel);
+	if (!rel)
+		return -1;
+	for (size_t i = 0; i < paths->len; i++) {
+		const char *p = paths->items[i];
+		size_t len = strlen(p);
+		if (len <= plen) {
+			if (len > 0 && memcmp(prefix, p, len) == 0 &&
+			    (prefix[len] == '/' || prefix[len] == '\0'))
+				goto fail; /* the directory itself, or one above it */
+			continue;
+		}
+		if (memcmp(p, prefix, plen) != 0 || p[plen] != '/')
+			continue;
+		/* From another process: obeys the path rule like any data. */
+		if (mlx_path_check(p + plen + 1, len - plen - 1, NULL) != MLX_OK)
+			goto fail;
+		rel[n++] = p + plen + 1;
+	}
+	if (n > limit)
+		goto fail;
+	qsort(rel, n, sizeof *rel, compare_strings);
+	struct region *r = malloc((n ? n : 1) * sizeof *r);
+	if (!r)
+		goto fail;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(rel[i]);
+		if (k > 0 && region_above(r, k, rel[i], len) >= 0)
+			continue; /* the same path, or one below a path kept */
+		r[k++] = (struct region){.path = rel[i], .len = len};
+	}
+	free(rel);
+	*out = r;
+	return (long)k;
+fail:
+	free(rel);
+	return -1;
+}
+
+/* A cursor over the entries from p to end. */
+static struct cursor span(const unsigned char *p, const unsigned char *end, struct found *f,
+                          struct shared *sh)
+{
+	return (struct cursor){.p = p, .end = end, .found = f, .shared = sh};
+}
+
+/* Compares region g (its file's entry and the entries below it) with what
+ * is at its path now, below the directory dfd. Returns 1, or 0 to give
+ * up (a symlink, a fifo, anything the walk would refuse or name). */
+static int compare_region(int dfd, const struct region *g, struct found *f, struct shared *sh,
+                          uint64_t *files, uint64_t *bytes)
+{
+	char path[PATH_MAX];
+	if (g->len + 2 > PATH_MAX)
+		return 0;
+	memcpy(path, g->path, g->len);
+	path[g->len] = '\0';
+	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+	int pfd = -1, gone = 0;
+	struct stat st;
+	if (slash) {
+		path[slash - path] = '\0';
+		int rc = mlx_path_open_dir(dfd, path, 0, &pfd, NULL);
+		path[slash - path] = '/';
+		if (rc == MLX_ERR_NOTFOUND)
+			gone = 1;
+		else if (rc != MLX_OK)
+			return 0;
+	} else if ((pfd = dup(dfd)) < 0) {
+		return 0;
+	}
+	if (!gone && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno != ENOENT) {
+			close(pfd);
+			return 0;
+		}
+		gone = 1;
+	}
+	int ok = 1;
+	struct cursor fc = span(g->file ? g->file : g->below, g->file ? g->file_end : g->below, f, sh);
+	struct cursor bc = span(g->below, g->below_end, f, sh);
+	if (!gone && S_ISDIR(st.st_mode)) {
+		/* A directory: compared whole with the entries below it, as
+		 * the walk would (its record, if it still holds, spares reading
+		 * it); a file's entry at its path is gone. */
+		ok = !g->file || (take_deleted(&fc, path, g->len, 1) && fc.p == fc.end);
+		path[g->len] = '/';
+		path[g->len + 1] = '\0';
+		int sub = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		ok = ok && sub >= 0 && compare_dir(sub, path, g->len + 1, &bc) && bc.p == bc.end;
+	} else if (!gone && S_ISREG(st.st_mode)) {
+		/* A file: compared with its entry (or added); whatever was
+		 * below its path is gone. */
+		ok = compare_file(&fc, pfd, name, path, g->len) && fc.p == fc.end;
+		path[g->len] = '/';
+		ok = ok && (!g->below || take_deleted(&bc, path, g->len + 1, 1));
+	} else if (gone) {
+		ok = (!g->file || take_deleted(&fc, path, g->len, 1)) && fc.p == fc.end;
+		path[g->len] = '/';
+		ok = ok && (!g->below || take_deleted(&bc, path, g->len + 1, 1)) && bc.p == bc.end;
+	} else {
+		ok = 0; /* a symlink, fifo, socket or device: the walk names it */
+	}
+	if (pfd >= 0)
+		close(pfd);
+	*files += fc.files + bc.files;
+	*bytes += fc.bytes + bc.bytes;
+	return ok && !atomic_load(&sh->stop);
+}
+
+/* The comparison of dir with the tree m (of prefix) when the watcher
+ * listed what changed since the tree was found true: the tree's entries at
+ * paths not listed are trusted as they are, the listed paths compared.
+ * Fills out and returns 1; returns -1 (out empty) when there are more
+ * differences than limit, or 0 when it cannot tell, and the caller
+ * compares the whole directory. */
+static int changes_since(const struct watch_look *wl, const char *prefix, const struct mlx_tree_map *m,
+                         size_t limit, struct mlx_statcache_changes *out)
+{
+	struct region *r = NULL;
+	long nr = watch_regions(&wl->answer.paths, prefix, limit < 10000 ? 10000 : limit, &r);
+	if (nr < 0)
+		return 0;
+	size_t n = (size_t)nr;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct shared sh = {.limit = limit,
+	                    .dirs = m->dirs,
+	                    .watched = 1,
+	                    .now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec};
+	struct found f = {0};
+	uint64_t files = 0, bytes = 0;
+	int ok = 1, rootfd = -1, dfd = -1;
+	/* One pass over the tree: the entries of no region are counted and
+	 * trusted; each region's are found. A run of entries of one directory
+	 * asks about that directory once. */
+	const unsigned char *p = m->begin, *at = p;
+	struct mlx_tree_entry e;
+	const char *dir_of = NULL;
+	size_t dir_len = 0;
+	long dir_region = -1;
+	int rr;
+	for (;;) {
+		at = p;
+		if ((rr = mlx_statcache_tree_next(&p, m->end, &e)) != 1)
+			break;
+		int rec = m->dirs && mlx_statcache_tree_is_dir(&e);
+		size_t klen = rec ? e.len - 1 : e.len;
+		const char *cut = memrchr(e.path, '/', klen);
+		size_t plen = cut ? (size_t)(cut - e.path) : 0;
+		if (n > 0 && (!dir_of || plen != dir_len || memcmp(dir_of, e.path, plen) != 0)) {
+			dir_of = e.path;
+			dir_len = plen;
+			dir_region = cut ? region_above(r, n, e.path, plen) : -1;
+		}
+		long g = n > 0 ? dir_region : -1;
+		if (n > 0 && g < 0)
+			g = find_region(r, n, e.path, klen);
+		if (g < 0) {
+			if (!rec) {
+				files++;
+				bytes += mlx_statcache_tree_get64(e.facts + 8);
+			}
+			continue;
+		}
+		struct region *rg = &r[g];
+		if (!rec && klen == rg->len) {
+			rg->file = at;
+			rg->file_end = p;
+		} else {
+			if (!rg->below)
+				rg->below = at;
+			else if (rg->below_end != at)
+				ok = 0; /* not one range: a damaged tree */
+			rg->below_end = p;
+		}
+	}
+	if (rr != 0)
+		ok = 0;
+	if (ok && n > 0) {
+		ok = (rootfd = open(wl->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+		     mlx_path_open_dir(rootfd, prefix, 0, &dfd, NULL) == MLX_OK;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = compare_region(dfd, &r[i], &f, &sh, &files, &bytes);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	if (rootfd >= 0)
+		close(rootfd);
+	free(r);
+	if (!ok) {
+		found_free(&f);
+		/* More differences than the limit: as the whole comparison
+		 * would say, without it. */
+		return atomic_load(&sh.seen) > sh.limit ? -1 : 0;
+	}
+	mlx_filelist_sort(&f.added);
+	mlx_filelist_sort(&f.changed);
+	mlx_filelist_sort(&f.was);
+	mlx_filelist_sort(&f.deleted);
+	for (size_t i = 0; i < f.was.len; i++)
+		bytes += f.was.items[i].size;
+	for (size_t i = 0; i < f.deleted.len; i++)
+		bytes += f.deleted.items[i].size;
+	files += f.was.len + f.deleted.len;
+	if (files != m->count) {
+		found_free(&f);
+		return 0;
+	}
+	out->files = files;
+	out->bytes = bytes;
+	mlx_statcache_bin_to_hex(m->id, out->id);
+	out->added = f.added;
+	out->changed = f.changed;
+	out->was = f.was;
+	out->deleted = f.deleted;
+	memset(&f.added, 0, sizeof f.added);
+	memset(&f.changed, 0, sizeof f.changed);
+	memset(&f.was, 0, sizeof f.was);
+	memset(&f.deleted, 0, sizeof f.deleted);
+	found_free(&f);
+	return 1;
+}
+
 int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char *dir, size_t limit,
                                struct mlx_statcache_changes *out)
 {
@@ -626,6 +949,17 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	if (pl.big < SPLIT_FLOOR)
 		pl.big = SPLIT_FLOOR;
 	char path[PATH_MAX];
+	/* With a watcher that knows what changed since this tree was found
+	 * true, only that is compared; else the whole directory. */
+	struct watch_look wl;
+	int watched = memcmp(m.id, none, sizeof none) != 0 && watch_ask(trees, &m, &wl);
+	int since = watched && !wl.answer.everything ? changes_since(&wl, prefix, &m, limit, out) : 0;
+	if (since != 0) {
+		rc = since > 0;
+		if (rc && out->added.len + out->changed.len + out->deleted.len == 0)
+			mlx_watch_token_put(m.path, &m.fid, wl.answer.token); /* found true at that token */
+		goto out;
+	}
 	if (memcmp(m.id, none, sizeof none) == 0 ||
 	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || (pdfd = dup(dfd)) < 0 ||
 	    !plan_dir(pdfd, path, 0, &top, &pl))
@@ -679,8 +1013,13 @@ int mlx_statcache_tree_changes(const char *trees, const char *prefix, const char
 	if (out->files == m.count) {
 		mlx_statcache_bin_to_hex(m.id, out->id);
 		rc = 1;
-		if (out->added.len + out->changed.len + out->deleted.len == 0)
+		if (out->added.len + out->changed.len + out->deleted.len == 0) {
+			/* True now, and at the token asked before the first stat
+			 * (the records' rewrite keeps it). */
+			if (watched)
+				mlx_watch_token_put(m.path, &m.fid, wl.answer.token);
 			record_dirs(trees, prefix, &m, &top_found, &pl);
+		}
 	} else {
 		mlx_statcache_changes_free(out);
 	}
@@ -693,6 +1032,8 @@ out:
 	free(pl.subs);
 	if (dfd >= 0)
 		close(dfd);
+	if (watched)
+		mlx_watch_answer_free(&wl.answer);
 	mlx_statcache_tree_unmap(&m);
 	return rc;
 }

@@ -171,7 +171,8 @@ int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_
 	 * truncated, so the mapping stays whole while it is read. Not
 	 * populated: a reader maps in what it reads, and may let go of what
 	 * it has read (mlx_statcache_tree_release). */
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    mlx_watch_fileid(fd, &m->fid) == MLX_OK)
 		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
@@ -183,6 +184,7 @@ int mlx_statcache_tree_map(const char *dir, const char *prefix, struct mlx_tree_
 	}
 	m->map = map;
 	m->size = (size_t)st.st_size;
+	memcpy(m->path, path, strlen(path) + 1);
 	m->id = m->begin - ID;
 	return 1;
 }
@@ -245,6 +247,11 @@ struct mlx_tree_writer {
 	char prev[PATH_MAX];
 	char path[PATH_MAX]; /* where the tree goes */
 	char tmp[PATH_MAX];
+	/* With carry, the watch token of the tree base (if it has one) is
+	 * kept for the new one: a tree rewritten from base with entries
+	 * observed now is as true at that token as base was. */
+	int carry;
+	struct mlx_watch_fileid base;
 	size_t used;
 	unsigned char buf[1 << 16];
 };
@@ -275,6 +282,7 @@ int mlx_statcache_tree_begin(const char *dir, const char *prefix, struct mlx_tre
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 	w->fd = -1;
 	w->count = w->used = w->prev_len = 0;
+	w->carry = 0;
 	int rc = tree_path(dir, prefix, w->path, sizeof w->path, err);
 	/* The temp file sits beside the tree, named as mlx_fs_write_atomic
 	 * names it, so that the rename cannot cross a file system. */
@@ -393,11 +401,18 @@ int mlx_statcache_tree_finish(struct mlx_tree_writer *w, const char *id, uint64_
 		rc = mlx_err_sys(err, errno, "cannot set mode of %s", w->path);
 	if (rc == MLX_OK && fsync(w->fd) != 0)
 		rc = mlx_err_sys(err, errno, "cannot sync %s", w->path);
+	char token[MLX_WATCH_TOKEN_MAX];
+	int carry = rc == MLX_OK && w->carry && mlx_watch_token_get(w->path, &w->base, token);
+	if (rc == MLX_OK && rename(w->tmp, w->path) != 0)
+		rc = mlx_err_sys(err, errno, "cannot replace %s", w->path);
+	/* The new file's id through its own descriptor, after the rename
+	 * (which sets its ctime): never another writer's tree. */
+	struct mlx_watch_fileid now;
+	if (rc == MLX_OK && carry && mlx_watch_fileid(w->fd, &now) == MLX_OK)
+		mlx_watch_token_put(w->path, &now, token); /* an accelerator */
 	if (close(w->fd) != 0 && rc == MLX_OK)
 		rc = mlx_err_sys(err, errno, "cannot write %s", w->path);
 	w->fd = -1;
-	if (rc == MLX_OK && rename(w->tmp, w->path) != 0)
-		rc = mlx_err_sys(err, errno, "cannot replace %s", w->path);
 	if (rc == MLX_OK)
 		rc = mlx_fs_sync_parent(w->path, err);
 	else
@@ -430,6 +445,8 @@ int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct
 		mlx_statcache_tree_unmap(&m);
 		return rc;
 	}
+	w->carry = 1;
+	w->base = m.fid;
 	const unsigned char *p = m.begin, *held = m.begin;
 	struct mlx_tree_entry e;
 	size_t i = 0, ilen = same->len ? strlen(same->items[0].path) : 0, replaced = 0;
@@ -519,6 +536,8 @@ int mlx_statcache_tree_put_dirs(const char *dir, const char *prefix, const struc
 	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
 	if (rc != MLX_OK)
 		return rc;
+	w->carry = 1;
+	w->base = m->fid;
 	const unsigned char *p = m->begin, *held = m->begin;
 	struct mlx_tree_entry e;
 	size_t i = 0;
@@ -576,6 +595,8 @@ int mlx_statcache_tree_patch(const char *dir, const char *prefix, const char *wa
 		mlx_statcache_tree_unmap(&m);
 		return rc;
 	}
+	w->carry = 1;
+	w->base = m.fid;
 	const unsigned char *p = m.begin, *held = m.begin;
 	struct mlx_tree_entry e;
 	size_t j = 0, k = 0;

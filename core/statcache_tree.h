@@ -15,12 +15,14 @@
 #ifndef MLX_STATCACHE_TREE_H
 #define MLX_STATCACHE_TREE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
 #include "fs.h"
 #include "hash.h"
+#include "watch.h"
 
 /* Copies hash into f->hex and hashed_ns into f->cached_ns if the entry
  * (ino, size, mtime_ns, ctime_ns, hashed_ns, and mode unless 0) describes f
@@ -89,6 +91,8 @@ struct mlx_tree_map {
 	uint64_t count;		 /* the number of files' entries the trailer gives */
 	int dirs;		 /* directory records may be among the entries (version 2) */
 	const unsigned char *id; /* 32 bytes: the manifest id, or zeros */
+	struct mlx_watch_fileid fid; /* the file mapped: its watch token is for it */
+	char path[PATH_MAX];         /* the file's path */
 };
 
 /* The mode of a directory record (S_IFDIR): no file's mode is. */
