@@ -129,6 +129,7 @@ int luaopen_mlx_core(lua_State *L);
 int luaopen_mlx_fs(lua_State *L);
 int luaopen_mlx_proc(lua_State *L);
 int luaopen_mlx_stepgraph(lua_State *L);
+int luaopen_mlx_watchd(lua_State *L);
 
 /* l_steps.c: adds the functions that declare steps (paths, recipe lines,
  * step sets) to the mlx.stepgraph table on top of the stack. */

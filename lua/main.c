@@ -136,6 +136,7 @@ static int pmain(lua_State *L)
 	register_preload(L, "mlx.fs", luaopen_mlx_fs);
 	register_preload(L, "mlx.proc", luaopen_mlx_proc);
 	register_preload(L, "mlx.stepgraph", luaopen_mlx_stepgraph);
+	register_preload(L, "mlx.watchd", luaopen_mlx_watchd);
 	register_stdlib(L, source_tree);
 	describe_binary(L, source_tree);
 	lua_getglobal(L, "require");

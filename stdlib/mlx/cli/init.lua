@@ -28,6 +28,7 @@ local GITIGNORE = [[
 /state.db*
 /runs.db*
 /config.local.lua
+/watch*
 ]]
 
 -- A new project id: 16 characters of lowercase base32 from 80 random bits.

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# The file-system watcher (mlx watch): with a watcher running, mlx status
+# and mlx add DIR stat only what changed, and every answer is exactly the
+# one a full walk gives — for every kind of change, for a change made just
+# before the question, and when the watcher dies, overflows or is another
+# project's.
+. "$(dirname "$0")/tap.sh"
+
+# Every watcher this test starts is stopped at exit, whatever happens.
+WATCH_PIDS=()
+stop_watchers() {
+	for dir in "$TEST_DIR" "$TEST_DIR/other" "$TEST_DIR/gone"; do
+		[ -d "$dir/.mlx" ] && (cd "$dir" && "$MLX" watch stop >/dev/null 2>&1)
+	done
+	for pid in "${WATCH_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+	return 0
+}
+trap 'stop_watchers; rm -rf "$TEST_DIR" "$TAP_CAPTURE"' EXIT
+
+flat() { tr '\n' ' ' <<<"$1"; } # one line, for a pattern across lines
+watch_pid() { "$MLX" watch status 2>/dev/null | sed -n 's/.*(pid \([0-9]*\)).*/\1/p'; }
+# The number of answers the watcher gave as 'everything'.
+everything() { "$MLX" watch status | sed -n "s/.*answered, \([0-9]*\) of them 'everything'.*/\1/p"; }
+# The lock as the data is now, and a token again: the first status after
+# an add re-hashes the files it found racy (changed within 100 ms of being
+# hashed), and the next one finds the tree true and keeps the token.
+reset() {
+	"$MLX" add data >/dev/null 2>&1
+	sleep 0.2
+	"$MLX" status >/dev/null 2>&1
+	"$MLX" status >/dev/null 2>&1
+}
+start_watcher() {
+	mlx watch start
+	is "$RC" 0 "mlx watch start exits 0${1:+ ($1)}"
+	WATCH_PIDS+=("$(watch_pid)")
+}
+
+"$MLX" init >/dev/null
+mkdir -p data/a/deep data/b data/c
+for i in $(seq 1 60); do printf 'file %03d\n' "$i" >"data/a/f$i"; done
+for i in $(seq 1 60); do printf 'other %03d\n' "$i" >"data/b/g$i"; done
+for i in $(seq 1 60); do printf 'c %03d\n' "$i" >"data/c/h$i"; done
+printf 'deep\n' >data/a/deep/x.txt
+printf 'top\n' >data/top.txt
+# Entries of files changed less than 100 ms before they were hashed are
+# racy (re-hashed); let them age, as real data has.
+sleep 0.3
+mlx add data
+is "$RC" 0 "add of the directory"
+sleep 0.3
+"$MLX" status >/dev/null 2>&1
+
+mlx watch status
+is "$RC:$OUT" "1:no watcher runs for $TEST_DIR" "watch status without a watcher exits 1"
+grep -qx '/watch\*' .mlx/.gitignore
+is "$?" 0 "mlx init lists the watcher's files in .mlx/.gitignore"
+sed -i '/^\/watch\*$/d' .mlx/.gitignore # as a project made before the watcher
+start_watcher
+grep -qx '/watch\*' .mlx/.gitignore
+is "$?" 0 "mlx watch start adds them to an older .mlx/.gitignore"
+like "$OUT" "^watching $TEST_DIR \(pid [0-9]+\); log: .mlx/logs/watch.log$" "and says what it watches"
+[ -S .mlx/watch.sock ]
+is "$?" 0 "the watcher listens on .mlx/watch.sock"
+like "$(cat .mlx/logs/watch.log)" "started: pid [0-9]+, instance [0-9a-f]{16}, 6 directories watched" \
+	"its log names the directories it watches (not .git/ or .mlx/)"
+mlx watch start
+like "$RC:$OUT" "^0:a watcher already runs for $TEST_DIR \(pid [0-9]+\)$" "a second start says one runs, exit 0"
+
+# The first look walks (no token yet) and leaves the tree's token.
+mlx status -v
+is "$RC:$OUT" "0:" "status with the watcher: nothing changed"
+ls .mlx/state.db-trees/*.watch >/dev/null 2>&1
+is "$?" 0 "the tree's token is kept beside it"
+
+# Each change is looked at with the watcher, then without its token (a
+# full walk), and both must print the same: exactness first.
+check() { # DESCRIPTION EXPECTED-REGEX
+	local before after
+	before=$(everything)
+	mlx status -v
+	local watched="$RC:$OUT:$ERR"
+	after=$(everything)
+	is "$after" "$before" "$1: the watcher answered with paths"
+	like "$(flat "$watched")" "$2" "$1: status sees it"
+	rm -f .mlx/state.db-trees/*.watch
+	mlx status -v
+	is "$RC:$OUT:$ERR" "$watched" "$1: the same as a full walk"
+	reset
+}
+
+printf 'file 999\n' >data/a/f1
+check "a change of the same size" "modified: +data/a/f1"
+printf 'more\n' >>data/a/f2
+check "an append" "modified: +data/a/f2"
+printf 'new\n' >data/b/new.txt
+check "a new file" "added: +data/b/new.txt"
+rm data/c/h3
+check "a deleted file" "deleted: +data/c/h3"
+mv data/c/h4 data/c/h4.renamed
+check "a rename" "added: +data/c/h4.renamed.*deleted: +data/c/h4"
+mkdir -p data/n/m
+printf 'n1\n' >data/n/one
+printf 'm2\n' >data/n/m/two
+check "a new directory with files" "added: +data/n/m/two.*added: +data/n/one"
+chmod +x data/a/f5
+check "a chmod" "modified: +data/a/f5"
+mv data/b data/b2
+check "a directory renamed" "added: +data/b2/g1.*deleted: +data/b/g1"
+mlx status -v
+is "$RC:$OUT" "0:" "after add, nothing differs"
+
+# mlx add DIR with the watcher: only the changed file is read, and the
+# lock is what a full hash gives.
+sleep 0.2
+printf 'changed for add\n' >data/a/f7
+mlx add data
+is "$RC" 0 "add after one change"
+lock_hash=$("$MLX" lua -e "print(require('mlx.json').load('mlx.lock').artifacts.data.hash)")
+full_hash=$("$MLX" hash data | cut -d' ' -f1)
+is "$lock_hash" "$full_hash" "the lock holds the directory's id as a full hash gives it"
+mlx status -v
+is "$RC:$OUT" "0:" "and status after it finds nothing"
+
+# A file replaced by a symlink: refused, as by the full walk.
+rm data/a/f8
+ln -s ../b2/g1 data/a/f8
+check "a file replaced by a symlink" "data/a/f8: is a symbolic link"
+rm data/a/f8
+printf 'file 008\n' >data/a/f8
+reset
+
+# Only what changed is stat'ed (the full walk stats every file).
+if command -v strace >/dev/null; then
+	printf 'x\n' >>data/c/h9
+	"$MLX" status >/dev/null 2>&1
+	strace -f -e trace=newfstatat,statx -o trace.txt "$MLX" status >/dev/null 2>&1
+	watched=$(grep -c 'stat' trace.txt)
+	rm -f .mlx/state.db-trees/*.watch
+	strace -f -e trace=newfstatat,statx -o trace.txt "$MLX" status >/dev/null 2>&1
+	walked=$(grep -c 'stat' trace.txt)
+	rm -f trace.txt
+	[ "$((walked - watched))" -ge 180 ]
+	is "$?" 0 "a status after one change stats a few paths, the full walk each of 180 files ($watched, $walked)"
+	reset
+else
+	skip "a status after one change stats a few paths" "strace is not installed"
+fi
+
+# A change made immediately before status is always in its answer (the
+# cookie), whether it makes the file differ from the lock or not.
+fails=0
+for i in $(seq 1 30); do
+	if [ $((i % 2)) -eq 1 ]; then
+		printf 'loop %d\n' "$i" >data/a/f10
+		out=$("$MLX" status -v 2>/dev/null)
+		case "$out" in *"modified:"*"data/a/f10"*) ;; *) fails=$((fails + 1)) ;; esac
+	else
+		printf 'file 010\n' >data/a/f10
+		out=$("$MLX" status -v 2>/dev/null)
+		[ -z "$out" ] || fails=$((fails + 1))
+	fi
+done
+is "$fails" 0 "30 changes each followed at once by status: each seen exactly"
+
+# Killed with -9: status walks, exactly; a new watcher is another instance,
+# and the old token gets 'everything'.
+pid=$(watch_pid)
+kill -9 "$pid"
+while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+printf 'after the kill\n' >data/a/f11
+mlx status -v
+like "$(flat "$RC:$OUT")" "^0:modified: +data/ .*modified: +data/a/f11" "the watcher killed: status walks and sees the change"
+mlx watch status
+is "$RC" 1 "watch status says none runs"
+start_watcher "after a kill -9"
+before=$(everything)
+mlx status -v
+like "$OUT" "modified: +data/a/f11" "a token of the dead watcher: status still exact"
+is "$(everything)" "$((before + 1))" "and the new watcher answered it 'everything'"
+reset
+
+# A forced overflow (MLX_WATCH_DEBUG_OVERFLOW: every batch of events as if
+# the kernel's queue had overflowed): every answer after a change is
+# 'everything', and status stays exact.
+mlx watch stop
+is "$RC:$OUT" "0:stopped the watcher of $TEST_DIR" "mlx watch stop"
+[ -e .mlx/watch.sock ]
+is "$?" 1 "the socket is gone"
+mlx watch stop
+is "$RC:$OUT" "0:no watcher runs for $TEST_DIR" "a second stop says none runs, exit 0"
+MLX_WATCH_DEBUG_OVERFLOW=1 start_watcher "forced overflow"
+"$MLX" status >/dev/null 2>&1
+printf 'overflowed\n' >data/a/f12
+before=$(everything)
+mlx status -v
+like "$OUT" "modified: +data/a/f12" "after an overflow: status exact"
+[ "$(everything)" -gt "$before" ]
+is "$?" 0 "and answered 'everything'"
+like "$("$MLX" watch status)" "[1-9][0-9]* event queue overflows" "watch status counts the overflows"
+"$MLX" watch stop >/dev/null
+reset
+
+# Data from elsewhere: a watcher's paths obey the path rule, and a socket
+# answers only its own project. A fake watcher that names a path leaving
+# the project and claims nothing else changed is not trusted.
+if command -v python3 >/dev/null; then
+	start_watcher "for the fake's token"
+	"$MLX" status >/dev/null 2>&1
+	"$MLX" watch stop >/dev/null
+	token=$(cut -d' ' -f6 .mlx/state.db-trees/*.watch)
+	printf 'changed behind a fake watcher\n' >data/a/f13
+	python3 - "$TEST_DIR/.mlx/watch.sock" "$token" <<'EOF' &
+import os, socket, sys
+path, token = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.listen(8)
+s.settimeout(30)
+for _ in range(4):
+    try:
+        c, _ = s.accept()
+    except OSError:
+        break
+    c.recv(4096)
+    c.sendall(("token %s\npaths 1\ndata/../../etc/passwd\nend\n" % token).encode())
+    c.close()
+os.unlink(path)
+EOF
+	fake=$!
+	for _ in $(seq 1 100); do [ -S .mlx/watch.sock ] && break; sleep 0.05; done
+	mlx status -v
+	like "$OUT" "modified: +data/a/f13" "a path leaving the project from the socket: status walks, exactly"
+	kill "$fake" 2>/dev/null
+	wait "$fake" 2>/dev/null
+	rm -f .mlx/watch.sock
+	reset
+else
+	skip "a path leaving the project from the socket" "python3 is not installed"
+fi
+
+start_watcher "again"
+mkdir other
+(cd other && "$MLX" init >/dev/null && mkdir d && printf 'o\n' >d/o && "$MLX" add d >/dev/null)
+ln -s "$TEST_DIR/.mlx/watch.sock" other/.mlx/watch.sock
+(cd other && "$MLX" status >/dev/null 2>&1)
+printf 'other changed\n' >other/d/o
+out=$(cd other && "$MLX" status -v 2>&1)
+like "$out" "modified: d/o" "another project's socket: its watcher refuses, status walks exactly"
+
+# The watcher ends when its project's .mlx goes away.
+mkdir gone
+(cd gone && "$MLX" init >/dev/null && "$MLX" watch start >/dev/null)
+gpid=$(cd gone && watch_pid)
+WATCH_PIDS+=("$gpid")
+rm -rf gone/.mlx
+for _ in $(seq 1 200); do kill -0 "$gpid" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$gpid" 2>/dev/null
+is "$?" 1 "the watcher exits when .mlx is removed"
+
+mlx watch stop
+is "$RC" 0 "stopped at the end"
+done_testing
