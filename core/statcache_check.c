@@ -794,7 +794,7 @@ static int compare_region(int dfd, const struct region *g, struct found *f, stru
 		 * below its path is gone. */
 		ok = compare_file(&fc, pfd, name, path, g->len) && fc.p == fc.end;
 		path[g->len] = '/';
-		ok = ok && (!g->below || take_deleted(&bc, path, g->len + 1, 1));
+		ok = ok && (!g->below || take_deleted(&bc, path, g->len + 1, 1)) && bc.p == bc.end;
 	} else if (gone) {
 		ok = (!g->file || take_deleted(&fc, path, g->len, 1)) && fc.p == fc.end;
 		path[g->len] = '/';
@@ -878,7 +878,9 @@ static int changes_since(const struct watch_look *wl, const char *prefix, const 
 	}
 	if (rr != 0)
 		ok = 0;
-	if (ok && n > 0) {
+	/* Always, even with nothing reported: a tracked directory reached
+	 * through a symlink is not watched (the watcher follows none). */
+	if (ok) {
 		ok = (rootfd = open(wl->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
 		     mlx_path_open_dir(rootfd, prefix, 0, &dfd, NULL) == MLX_OK;
 		for (size_t i = 0; ok && i < n; i++)
