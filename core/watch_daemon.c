@@ -17,6 +17,8 @@
  * returns into the caller's code, and ends with _exit. */
 #include "watch.h"
 
+#include "path.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -391,11 +393,13 @@ static int handle(struct daemon *d, const struct inotify_event *e)
 		/* Its first names came before its watch: reported with it (a
 		 * path means everything below it), and watched from now. */
 		unwatch_tree(d, path);
-		int sub = openat(AT_FDCWD, d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		int fd = -1;
-		if (sub >= 0) {
-			fd = openat(sub, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			close(sub);
+		/* Below the root without following a symlink in any
+		 * component: gone or replaced already is no directory to
+		 * watch (its own events say so). */
+		int rootfd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
+		if (rootfd >= 0) {
+			mlx_path_open_dir(rootfd, path, 0, &fd, NULL);
+			close(rootfd);
 		}
 		if (fd >= 0)
 			watch_tree(d, fd, path);
@@ -690,7 +694,7 @@ fail:
 	if (write(ready, msg, strlen(msg)) < 0) {
 		/* the starter is gone */
 	}
-	say(d, "%s", msg);
+	say(d, "%.*s", (int)strcspn(msg, "\n"), msg);
 	return 1;
 }
 
