@@ -703,13 +703,23 @@ fail:
 static void daemon_main(const char *root, const char *mlxdir, int ready)
 {
 	setsid();
+	/* The starter's mask and handlers are not the daemon's: SIGTERM
+	 * ends it (the next start replaces what it leaves). */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGTERM, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	/* Nothing of the starter stays open here but ready. */
-	for (int fd = 3; fd < 1024; fd++)
-		if (fd != ready)
-			close(fd);
+	/* Nothing of the starter stays open here but ready (moved to 3). */
+	if (ready != 3) {
+		if (dup2(ready, 3) < 0)
+			_exit(1);
+		close(ready);
+		ready = 3;
+	}
+	close_range(4, ~0u, 0);
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0) {
 		dup2(null, 0);
