@@ -260,4 +260,15 @@ is "$?" 1 "the watcher exits when .mlx is removed"
 
 mlx watch stop
 is "$RC" 0 "stopped at the end"
+
+# Without a watcher, a status pays one failed connect for it, nothing more.
+if command -v strace >/dev/null; then
+	strace -f -e trace=connect -o trace.txt "$MLX" status >/dev/null 2>&1
+	is "$(grep -c 'watch.sock' trace.txt)" 1 "without a watcher, a no-op status tries one connect"
+	like "$(grep 'watch.sock' trace.txt)" "= -1 ENOENT" "which fails at once"
+	rm -f trace.txt
+else
+	skip "without a watcher, a no-op status tries one connect" "strace is not installed"
+	skip "which fails at once" "strace is not installed"
+fi
 done_testing
