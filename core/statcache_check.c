@@ -840,8 +840,16 @@ static int changes_since(const struct watch_look *wl, const char *prefix, const 
 	const char *dir_of = NULL;
 	size_t dir_len = 0;
 	long dir_region = -1;
+	const unsigned char *held = m->begin;
 	int rr;
 	for (;;) {
+		/* What was passed is let go a megabyte at a time (mapped in
+		 * again if a region's entries are read): the pass holds a
+		 * little of the tree, not all of it. */
+		if (p - held > (1 << 20)) {
+			mlx_statcache_tree_release(held, p);
+			held = p;
+		}
 		at = p;
 		if ((rr = mlx_statcache_tree_next(&p, m->end, &e)) != 1)
 			break;
