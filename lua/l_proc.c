@@ -496,6 +496,16 @@ static int proc_pid(lua_State *L)
 	return 1;
 }
 
+/* h:finished() -> true once the child and the rest of its group are gone
+ * and reaped (its group id may then be another's), or once the handle is
+ * closed; false while something of it runs. Never waits. */
+static int proc_finished(lua_State *L)
+{
+	struct proc_handle *h = luaL_checkudata(L, 1, PROC_MT);
+	lua_pushboolean(L, !h->proc || mlx_proc_finished(h->proc));
+	return 1;
+}
+
 /* h:close() -> true; stops the child if it runs and waits for it */
 static int proc_close(lua_State *L)
 {
@@ -533,6 +543,7 @@ static const luaL_Reg proc_methods[] = {
 	{"wait", proc_wait},
 	{"kill", proc_kill},
 	{"pid", proc_pid},
+	{"finished", proc_finished},
 	{"close", proc_close},
 	{NULL, NULL},
 };

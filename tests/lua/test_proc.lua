@@ -313,6 +313,22 @@ end
 
 TestHandles = {}
 
+function TestHandles:test_finished_says_when_the_child_is_reaped()
+  -- A wait reaps a child that ended while another one was waited for.
+  local short = assert(proc.spawn{ "true" })
+  local h = assert(proc.spawn{ "sleep", "0.3" })
+  lu.assertFalse(h:finished())
+  local _, _, position = proc.wait_any({ h, short })
+  lu.assertEquals(position, 2)
+  lu.assertTrue(short:finished())
+  lu.assertFalse(h:finished())
+  assert(h:wait())
+  lu.assertTrue(h:finished())
+  lu.assertTrue(h:close())
+  lu.assertTrue(h:finished()) -- closed: nothing of it runs
+  short:close()
+end
+
 function TestHandles:test_spawn_wait_with_timeout_then_kill()
   local h = assert(proc.spawn{ "sleep", "30" })
   lu.assertStrContains(tostring(h), "mlx.Proc (pid " .. h:pid() .. ", running)")
