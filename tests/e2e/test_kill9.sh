@@ -87,7 +87,7 @@ rm -f proj/started
 (cd proj && TRAIN_SECONDS=60 exec "$MLX" recipe recipe.lua >/dev/null 2>&1) &
 MLX_PID=$!
 for _ in $(seq 200); do [ -e proj/started ] && break; sleep 0.05; done
-sleep 1.6 # the step's group is recorded with the next batch of writes, within ~1.25 s
+sleep 2 # the step's group is recorded 0.05 s after its start, written with the next batch of writes: within ~1.35 s
 keeper=$(ps -o pid=,comm= --ppid "$MLX_PID" | awk '$2 == "mlx-keeper" { print $1 }')
 kill -9 "$keeper" # first: killed second, it could act on mlx's end in between
 kill -9 "$MLX_PID"

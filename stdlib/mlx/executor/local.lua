@@ -40,6 +40,12 @@ function Local:submit(job)
   return true
 end
 
+--- Returns true while job's process group runs and is not reaped (its id
+--- is still the step's), else false.
+function Local:alive(job)
+  return job.handle ~= nil and not job.handle:finished()
+end
+
 --- Waits at most seconds for one of jobs to end; returns a list of at most
 --- one { job, result } (result: mlx.proc's result table). Raises
 --- "interrupted" on Ctrl-C.

@@ -31,6 +31,12 @@ local CHECKPOINT_SECONDS = 1.0
 -- when the step ends): looked for at every turn of the loop, a file most
 -- short steps never make cost a failed open and an error message each time.
 local EVENTS_POLL_SECONDS = 0.1
+-- A command's process group is recorded in its run once it has run this
+-- long: reading its identity (/proc) at the spawn cost a twentieth of mlx's
+-- own time in a run of 1,000 short steps, and could wait for the child's
+-- exec; a step that ends sooner leaves no group to kill. The row is written
+-- with the next batch anyway (within about a second).
+local GROUP_SECONDS = 0.05
 -- A checkpoint rewrites the whole lock, so its cost grows with the
 -- pipeline: the next one waits at least this many times as long as the
 -- last took, which keeps checkpoints under a tenth of a long run and the
@@ -547,12 +553,8 @@ function Engine:spawn(step, ev, run)
   job.executor = ex
   job.slots = ex.slots and ex:slots(job) or 1
   self.used_slots = self.used_slots + job.slots
-  -- Should mlx and its keeper both die, whoever next finds this run dead
-  -- kills the group (docs/proc.md, "The keeper").
-  if run and job.pid then
-    local gok, gerr = run:set_group(job.pid)
-    if not gok then ui.warn(("cannot record the process group of step '%s': %s"):format(step.name, gerr)) end
-  end
+  -- Its process group is recorded once it has run a while (record_groups).
+  job.group_pending = run ~= nil and job.pid ~= nil and ex.alive ~= nil
   self.running[#self.running + 1] = job
   return job
 end
@@ -585,10 +587,37 @@ function Engine:reap(job, result)
   end
 end
 
+-- Records the process group of each command that has run for
+-- GROUP_SECONDS, so that should mlx and its keeper both die, whoever next
+-- finds its run dead kills the group (docs/proc.md, "The keeper"). A job
+-- its executor has already reaped (a wait reaps every child that ended,
+-- and hands them back one at a time) is skipped: its group id may be
+-- another's by now. Returns the seconds until the next one is due, or nil.
+function Engine:record_groups(now)
+  local due
+  for _, job in ipairs(self.running) do
+    if job.group_pending then
+      local wait = job.started + GROUP_SECONDS - now
+      if wait > 0 then
+        if not due or wait < due then due = wait end
+      elseif not job.executor:alive(job) then
+        job.group_pending = nil
+      else
+        job.group_pending = nil
+        local ok, err = job.run:set_group(job.pid)
+        if not ok then ui.warn(("cannot record the process group of step '%s': %s"):format(job.step.name, err)) end
+      end
+    end
+  end
+  return due
+end
+
 --- Waits at most seconds for running jobs to end, asking each executor in
 --- turn about its own jobs (the time split between them), and reaps the
 --- ended ones. Raises "interrupted" on Ctrl-C.
 function Engine:poll_jobs(seconds)
+  local due = self:record_groups(core.clock())
+  if due and due < seconds then seconds = due end
   local by_executor, names = {}, {}
   for _, job in ipairs(self.running) do
     local list = by_executor[job.executor]
