@@ -559,8 +559,8 @@ function Engine:spawn(step, ev, run)
   return job
 end
 
+-- Records how a job ended (its slot already freed by the caller).
 function Engine:reap(job, result)
-  self.used_slots = self.used_slots - job.slots
   if job.log.file then job.log.file:close() end
   if job.run and result.tags and next(result.tags) then
     local ok, err = job.run:set_tags(result.tags)
@@ -642,6 +642,14 @@ function Engine:poll_jobs(seconds)
       job.events:poll()
     end
   end
+  -- A command that exited 0 frees its slot before its outs are stored and
+  -- its run ends: under -j 2 or more the ready steps start first, so this
+  -- bookkeeping overlaps their commands instead of leaving the slot idle
+  -- (with 1,000 short steps it was most of the gap between one step's exit
+  -- and the next one's start). Its downstream steps still wait for it. A
+  -- failed command is recorded first, so nothing new starts after it
+  -- without --keep-going; -j 1 stays strictly one step after the other.
+  local early
   for _, done in ipairs(ended) do
     for i, job in ipairs(self.running) do
       if job == done.job then
@@ -649,8 +657,26 @@ function Engine:poll_jobs(seconds)
         break
       end
     end
-    self:reap(done.job, done.result)
-    self:settle(done.job.step)
+    self.used_slots = self.used_slots - done.job.slots
+    if self.jobs > 1 and done.result.ok and self.queue then
+      early = early or {}
+      early[#early + 1] = done
+    else
+      self:reap(done.job, done.result)
+      self:settle(done.job.step)
+    end
+  end
+  if early then
+    local ok, err = xpcall(self.start_ready, function(e)
+      if e == "interrupted" or ui.is_failure(e) or not self.opts.debug then return e end
+      return debug.traceback(tostring(e), 2)
+    end, self)
+    -- Whatever stopped the start, the ended steps are recorded.
+    for _, done in ipairs(early) do
+      self:reap(done.job, done.result)
+      self:settle(done.job.step)
+    end
+    if not ok then error(err, 0) end
   end
 end
 
@@ -977,6 +1003,29 @@ function Engine:blocked_by(step)
   return blocked
 end
 
+-- Starts what can start, in order, while there are free slots.
+function Engine:start_ready()
+  local queue, order = self.queue, self.position_order
+  while queue:peek() and self:has_slot(order[queue:peek()]) do
+    local step = order[queue:pop()]
+    local blocked = self.bad_settled > 0 and self:blocked_by(step)
+    if blocked then
+      self.results[step] = "skipped"
+      if self.opts.dry_run then
+        self.results[step] = "blocked"
+        self.planned[step] = "blocked"
+        self.reasons[step] = { ("upstream step '%s' is blocked"):format(blocked.name) }
+        self.out:planned(step, "blocked", self.reasons[step])
+      end
+      self:settle(step)
+    elseif #self.failed == 0 or self.opts.keep_going then
+      self.results[step] = "running" -- until dispatch or reap decides
+      self:dispatch(step)
+      if self.results[step] ~= "running" then self:settle(step) end
+    end
+  end
+end
+
 -- The scheduler: a queue of decidable steps (every upstream step settled,
 -- or one of them bad), taken earliest in the run order first while there
 -- are free slots, so each completion costs the same however large the
@@ -987,6 +1036,7 @@ function Engine:loop(steps)
   -- bad_settled counts the settled steps that failed, were skipped, killed
   -- or blocked: while there are none, no step can be blocked by one.
   self.position, self.waiting, self.settled, self.bad_settled = position, waiting, self.presettled or 0, 0
+  self.position_order = order
   local queue = ready.new()
   self.queue = queue
   for i, step in ipairs(order) do
@@ -1002,25 +1052,7 @@ function Engine:loop(steps)
   end
   local settled = function() return self.settled end
   while true do
-    -- Start what can start, in order, while there are free slots.
-    while queue:peek() and self:has_slot(order[queue:peek()]) do
-      local step = order[queue:pop()]
-      local blocked = self.bad_settled > 0 and self:blocked_by(step)
-      if blocked then
-        self.results[step] = "skipped"
-        if self.opts.dry_run then
-          self.results[step] = "blocked"
-          self.planned[step] = "blocked"
-          self.reasons[step] = { ("upstream step '%s' is blocked"):format(blocked.name) }
-          self.out:planned(step, "blocked", self.reasons[step])
-        end
-        self:settle(step)
-      elseif #self.failed == 0 or self.opts.keep_going then
-        self.results[step] = "running" -- until dispatch or reap decides
-        self:dispatch(step)
-        if self.results[step] ~= "running" then self:settle(step) end
-      end
-    end
+    self:start_ready()
     for _, name in ipairs(self.executor_order or {}) do
       local ex = self.executors[name]
       if ex.flush then
