@@ -313,6 +313,23 @@ end
 
 TestHandles = {}
 
+function TestHandles:test_a_child_runs_on_the_cpus_mlx_may_use()
+  -- mlx pins itself to its CPU around the vfork (so the child starts at
+  -- once); the child gets the whole set back before exec, and so does mlx.
+  local function allowed(text) return text:match("Cpus_allowed_list:%s*(%S+)") end
+  local function mine()
+    local f = assert(io.open("/proc/self/status"))
+    local text = f:read("a")
+    f:close()
+    return allowed(text)
+  end
+  local before = mine()
+  local seen
+  assert(proc.run{ shell = "cat /proc/self/status", stdout = function(line) seen = seen or allowed(line) end })
+  lu.assertEquals(seen, before)
+  lu.assertEquals(mine(), before)
+end
+
 function TestHandles:test_finished_says_when_the_child_is_reaped()
   -- A wait reaps a child that ended while another one was waited for.
   local short = assert(proc.spawn{ "true" })
