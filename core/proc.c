@@ -328,6 +328,15 @@ static void close_others(int keep)
 __attribute__((noreturn)) static void child_exec(const struct child_setup *c)
 {
 	int stage = STAGE_SETUP;
+	/* Started on mlx's CPU (start_child), it may move from the start on:
+	 * held there, another task taking that CPU would hold up the exec. */
+	if (c->affinity && sched_setaffinity(0, sizeof *c->affinity, c->affinity) != 0) {
+		/* The CPUs mlx may use changed meanwhile: any of them will do. */
+		cpu_set_t any;
+		memset(&any, 0xff, sizeof any);
+		if (sched_setaffinity(0, sizeof any, &any) != 0)
+			goto fail;
+	}
 	/* The parent blocked every signal before vfork so that none of its
 	 * handlers can run here, on its memory. Reset them (exec would), and
 	 * SIGPIPE and SIGXFSZ even when ignored: a child starts as from a
@@ -360,14 +369,6 @@ __attribute__((noreturn)) static void child_exec(const struct child_setup *c)
 	stage = STAGE_CWD;
 	if (c->cwd && chdir(c->cwd) != 0)
 		goto fail;
-	stage = STAGE_SETUP;
-	if (c->affinity && sched_setaffinity(0, sizeof *c->affinity, c->affinity) != 0) {
-		/* The CPUs mlx may use changed meanwhile: any of them will do. */
-		cpu_set_t any;
-		memset(&any, 0xff, sizeof any);
-		if (sched_setaffinity(0, sizeof any, &any) != 0)
-			goto fail;
-	}
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -386,7 +387,7 @@ fail:;
  * busy with a step, waited there for its turn (a third of a millisecond
  * at the 90th percentile on 2 quiet CPUs, and milliseconds on a busy
  * machine) while the CPU its parent left stood idle or ran something
- * else. Pinned, it inherits the one CPU and runs there at once. */
+ * else. Pinned, it is created on the one CPU and runs there at once. */
 static bool pin_here(cpu_set_t *saved)
 {
 	int cpu = sched_getcpu();
@@ -399,8 +400,8 @@ static bool pin_here(cpu_set_t *saved)
 	return sched_setaffinity(0, sizeof one, &one) == 0;
 }
 
-/* vforks the child, pinned to our CPU until just before its exec, where it
- * gets back the CPUs we had (so the program runs where mlx may run). */
+/* vforks the child on our CPU; it takes back the CPUs we had as soon as
+ * it runs (so it, and the program, run where mlx may run). */
 static pid_t start_child(struct child_setup *c)
 {
 	cpu_set_t saved;
