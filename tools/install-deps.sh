@@ -27,6 +27,10 @@ fi
 if [ "${1:-}" = "--bench" ]; then
   packages="$packages hyperfine make"
 fi
+# bench/timeline.sh: perf to trace the scheduler's events of a first run.
+if [ "${1:-}" = "--bench" ]; then
+  packages="$packages linux-perf"
+fi
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086
