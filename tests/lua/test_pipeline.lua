@@ -620,6 +620,10 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
   lu.assertEquals({ fresh.prefetched:get("gone.txt") }, { false, (select(2, st:hash("gone.txt"))) })
   lu.assertEquals({ fresh.prefetched:get("d/") }, { false })
   lu.assertEquals(fresh.prefetched:get("a.txt"), st:hash("a.txt"))
+  -- find: the same, with true for the message.
+  lu.assertEquals({ fresh.prefetched:find("gone.txt") }, { false, true })
+  lu.assertEquals({ fresh.prefetched:find("d/") }, { false })
+  lu.assertEquals(fresh.prefetched:find("a.txt"), st:hash("a.txt"))
   -- What the pass says up to date, the step's own check says too.
   for _, name in ipairs({ "cmd", "argv", "fn", "env", "tools", "none", "dir" }) do
     lu.assertTrue(state.up_to_date(ctx, p.by_name[name], idx), name)
@@ -650,6 +654,19 @@ function TestUpToDate:test_check_fails_as_evaluate_does()
   local raised = select(2, pcall(state.check, ctx, utf))
   lu.assertEquals(raised, select(2, pcall(state.evaluate, ctx, utf, nil)))
   lu.assertStrContains(tostring(raised), "UTF-8")
+  -- Lua steps sharing a function whose piece of the key text is made
+  -- already: a path or a param value that is not UTF-8 still raises.
+  local function fn() end
+  p:params { s = "\255" }
+  local first = p:step "first" { deps = { "a.txt" }, outs = { "e.txt" }, run = fn }
+  local path = p:step "path" { deps = { "a.txt" }, outs = { "f\255.txt" }, run = fn }
+  local param = p:step "param" { deps = { "a.txt" }, outs = { "g.txt" }, params = { "s" }, run = fn }
+  lu.assertTrue(state.check(ctx, first))
+  for _, step in ipairs({ path, param }) do
+    raised = select(2, pcall(state.check, ctx, step))
+    lu.assertEquals(raised, select(2, pcall(state.evaluate, ctx, step, nil)), step.name)
+    lu.assertStrContains(tostring(raised), "UTF-8", false, step.name)
+  end
   st:close()
   os.execute("rm -rf '" .. root .. "'")
 end

@@ -71,13 +71,11 @@ local function overlaid_dir(ctx, dir)
   return { type = "dir", hash = require("mlx.hash").bytes(text), size = size, files = #paths, manifest = text }
 end
 
---- Returns the store's hash of path (a declared dep or out) as st:hash does,
---- remembered for the rest of the run in ctx.hashes (as is a path's
---- absence): a 1,000-step pipeline whose steps share an input hashes it
---- once. The engine calls M.forget when a step rewrites a path. In a dry
---- run, paths overlaid by M.overlay answer with their records, and
---- directories holding them as they will be.
-function M.hash(ctx, path)
+-- M.hash, except that a path the prefetch found missing, in a dry run,
+-- answers nil, nil, "notfound": the message is made only for a caller that
+-- shows it (M.check needs none, and a fresh 100,000-step plan asks about
+-- 100,000 missing outs).
+local function lookup(ctx, path)
   local memo = ctx.hashes
   local info = memo[path]
   if info then
@@ -87,15 +85,14 @@ function M.hash(ctx, path)
   local prefetched = ctx.prefetched
   if prefetched then
     local absent
-    info, absent = prefetched:get(path)
+    info, absent = prefetched:find(path)
     if info then
       memo[path] = info
       return info
     end
     -- In a dry run nothing writes: a path missing at the prefetch still
-    -- is, said without asking the store or remembering the message (a
-    -- fresh 100,000-step plan looks for 100,000 missing outs).
-    if absent and ctx.absent_final then return nil, absent, "notfound" end
+    -- is, said without asking the store or remembering the message.
+    if absent and ctx.absent_final then return nil, nil, "notfound" end
   end
   local err, code
   if ctx.overlays and path:sub(-1) == "/" and next(ctx.overlays) then
@@ -112,6 +109,18 @@ function M.hash(ctx, path)
   end
   memo[path] = info
   return info
+end
+
+--- Returns the store's hash of path (a declared dep or out) as st:hash does,
+--- remembered for the rest of the run in ctx.hashes (as is a path's
+--- absence): a 1,000-step pipeline whose steps share an input hashes it
+--- once. The engine calls M.forget when a step rewrites a path. In a dry
+--- run, paths overlaid by M.overlay answer with their records, and
+--- directories holding them as they will be.
+function M.hash(ctx, path)
+  local info, err, code = lookup(ctx, path)
+  if info or err then return info, err, code end
+  return nil, select(2, ctx.prefetched:get(path)), code
 end
 
 --- In a dry run, makes path (an out of a step planned "restore") hash as
@@ -377,7 +386,7 @@ function M.check(ctx, step)
   local dep_hashes = scratch_deps
   local missing
   for i = 1, #deps do
-    local info, err, code = M.hash(ctx, deps[i])
+    local info, err, code = lookup(ctx, deps[i])
     if info then
       dep_hashes[deps[i]] = info.hash
     elseif code == "notfound" then
@@ -393,12 +402,12 @@ function M.check(ctx, step)
     return nil, err
   end
   local env = env_values(step)
-  -- Made for what it raises (as key.compute would), then dropped. Should
-  -- it raise, the entries left behind are harmless, as in M.up_to_date.
-  key.pieces(step, ctx.values, dep_hashes, env, tools)
+  -- Raises what key.compute would raise. Should it raise, the entries
+  -- left behind are harmless, as in M.up_to_date.
+  key.check(step, ctx.values, dep_hashes, env, tools)
   clear_scratch(deps)
   for _, out in ipairs(step.outs) do
-    local info, herr, code = M.hash(ctx, out)
+    local info, herr, code = lookup(ctx, out)
     if not info and code ~= "notfound" then
       return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
     end
