@@ -62,6 +62,7 @@ struct stepset {
 	uint32_t *slots;
 	uint32_t mask;
 	uint32_t *list_hash; /* list id - 1 → hash */
+	uint8_t *list_plain; /* list id - 1 → 1 if json writes its paths as they are */
 	uint32_t hash_cap;
 };
 
@@ -71,6 +72,7 @@ static int release_set(lua_State *L)
 	free(set->rows);
 	free(set->slots);
 	free(set->list_hash);
+	free(set->list_plain);
 	*set = (struct stepset){0};
 	return 0;
 }
@@ -100,17 +102,25 @@ int mlx_lua_is_step(lua_State *L, int idx)
 #define FNV_OFFSET 2166136261u
 #define FNV_PRIME 16777619u
 
-/* The hash of the n strings at stack index first… (a list's paths). */
-static uint32_t hash_strings(lua_State *L, int first, int n)
+/* The hash of the n strings at stack index first… (a list's paths); *plain
+ * is set when json writes every one as it is: no control character, quote,
+ * backslash or byte of a multibyte character (key.lua's NEEDS_ENCODER), so
+ * that the key text of a step with such lists cannot fail on them. */
+static uint32_t hash_strings(lua_State *L, int first, int n, uint8_t *plain)
 {
 	uint32_t h = FNV_OFFSET;
+	int escapes = 0;
 	for (int i = 0; i < n; i++) {
 		size_t len;
 		const char *s = lua_tolstring(L, first + i, &len);
-		for (size_t k = 0; k < len; k++)
-			h = (h ^ (unsigned char)s[k]) * FNV_PRIME;
+		for (size_t k = 0; k < len; k++) {
+			unsigned char c = (unsigned char)s[k];
+			escapes |= c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
+			h = (h ^ c) * FNV_PRIME;
+		}
 		h = (h ^ 0xffu) * FNV_PRIME; /* no path holds this byte alone: a separator */
 	}
+	*plain = !escapes;
 	return h;
 }
 
@@ -147,12 +157,32 @@ static int grow_slots(struct stepset *set)
 	return 0;
 }
 
+/* Makes room for one more list's hash and flag. Raises when out of memory. */
+static void reserve_list(lua_State *L, struct stepset *set)
+{
+	if (set->nlists >= UINT32_MAX / 4)
+		luaL_error(L, "too many steps in one pipeline");
+	if (set->nlists + 1 <= set->hash_cap)
+		return;
+	uint32_t cap = set->hash_cap ? set->hash_cap * 2 : 256;
+	uint32_t *q = realloc(set->list_hash, (size_t)cap * sizeof *q);
+	if (!q)
+		luaL_error(L, "out of memory declaring steps");
+	set->list_hash = q;
+	uint8_t *f = realloc(set->list_plain, cap);
+	if (!f)
+		luaL_error(L, "out of memory declaring steps");
+	set->list_plain = f;
+	set->hash_cap = cap;
+}
+
 /* The id of the list of the n strings at first…: an equal list of the
  * pool's, else the table at index given (0: a new table), added to the
  * pool. Raises when out of memory. */
 static uint32_t intern_list(lua_State *L, struct stepset *set, int setidx, int first, int n, int given)
 {
-	uint32_t h = hash_strings(L, first, n);
+	uint8_t plain;
+	uint32_t h = hash_strings(L, first, n, &plain);
 	lua_getiuservalue(L, setidx, UV_LISTS);
 	int lists = lua_gettop(L);
 	if (set->slots) {
@@ -169,18 +199,9 @@ static uint32_t intern_list(lua_State *L, struct stepset *set, int setidx, int f
 			}
 		}
 	}
-	if (set->nlists >= UINT32_MAX / 4)
-		luaL_error(L, "too many steps in one pipeline");
 	if ((!set->slots || (set->nlists + 1) * 2 > set->mask + 1) && grow_slots(set) != 0)
 		luaL_error(L, "out of memory declaring steps");
-	if (set->nlists + 1 > set->hash_cap) {
-		uint32_t cap = set->hash_cap ? set->hash_cap * 2 : 256;
-		uint32_t *q = realloc(set->list_hash, (size_t)cap * sizeof *q);
-		if (!q)
-			luaL_error(L, "out of memory declaring steps");
-		set->list_hash = q;
-		set->hash_cap = cap;
-	}
+	reserve_list(L, set);
 	if (given) {
 		lua_pushvalue(L, given);
 	} else {
@@ -194,6 +215,7 @@ static uint32_t intern_list(lua_State *L, struct stepset *set, int setidx, int f
 	lua_rawseti(L, lists, id);
 	lua_pop(L, 1);
 	set->list_hash[id - 1] = h;
+	set->list_plain[id - 1] = plain;
 	uint32_t i = h & set->mask;
 	while (set->slots[i])
 		i = (i + 1) & set->mask;
@@ -460,6 +482,9 @@ static int stepset_new(lua_State *L)
 	lua_setfield(L, meta, "__tostring");
 	lua_pushliteral(L, STEP_NAME);
 	lua_setfield(L, meta, "__name");
+	/* How stepgraph.plain_run finds the set of a step. */
+	lua_pushvalue(L, s);
+	lua_setfield(L, meta, "__stepset");
 	lua_setiuservalue(L, s, UV_META);
 	return 1;
 }
@@ -475,22 +500,15 @@ static uint32_t intern_table(lua_State *L, struct stepset *set, int setidx, int 
 	idx = lua_absindex(L, idx);
 	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
 	if (n > SHARED_LIST_MAX || !lua_checkstack(L, (int)n + 8)) {
-		if (set->nlists >= UINT32_MAX / 4)
-			luaL_error(L, "too many steps in one pipeline");
+		reserve_list(L, set);
 		lua_getiuservalue(L, setidx, UV_LISTS);
 		lua_pushvalue(L, idx);
 		lua_rawseti(L, -2, ++set->nlists);
 		lua_pop(L, 1);
-		/* Its hash is never looked up: no slot names it. */
-		if (set->nlists > set->hash_cap) {
-			uint32_t cap = set->hash_cap ? set->hash_cap * 2 : 256;
-			uint32_t *q = realloc(set->list_hash, (size_t)cap * sizeof *q);
-			if (!q)
-				luaL_error(L, "out of memory declaring steps");
-			set->list_hash = q;
-			set->hash_cap = cap;
-		}
+		/* Its hash is never looked up: no slot names it; nor are its
+		 * paths read for the flag. */
 		set->list_hash[set->nlists - 1] = 0;
+		set->list_plain[set->nlists - 1] = 0;
 		return set->nlists;
 	}
 	int first = lua_gettop(L) + 1;
@@ -695,6 +713,31 @@ static int is_step_name(lua_State *L, int idx)
 /* mlx.stepgraph.step(p, name) -> the function that declares step name of
  * pipeline p from its fields (Pipeline:step: p:step "name" { … }). A name
  * that is not one goes to p:refuse_step_name(name, where), which raises. */
+/* mlx.stepgraph.plain_run(step) -> function | nil: the function of a Lua
+ * step of a step set that declares no rare field (no env, params or tools:
+ * its key text's other pieces are its function's and its paths') and
+ * whose deps and outs json writes as they are; nil for any other step (a
+ * table, a command step, one with a table of its own). key.cannot_raise
+ * asks it for each never-run step of a dry run, in one call instead of
+ * reading six fields. */
+static int steps_plain_run(lua_State *L)
+{
+	if (lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1))
+		return 0;
+	lua_getfield(L, -1, "__stepset");
+	struct stepset *set = luaL_testudata(L, -1, STEPSET_MT);
+	uint32_t i = set ? view_index(L, set, 1) : 0;
+	if (!i)
+		return 0;
+	const struct step_row *row = &set->rows[i - 1];
+	if ((row->flags & (STEP_RUN | STEP_OWN)) != STEP_RUN || !set->list_plain[row->deps - 1] ||
+	    !set->list_plain[row->outs - 1])
+		return 0;
+	lua_getiuservalue(L, -1, UV_VALUES);
+	lua_rawgeti(L, -1, row->action);
+	return 1;
+}
+
 static int pipeline_step(lua_State *L)
 {
 	lua_settop(L, 2);
@@ -711,10 +754,8 @@ static int pipeline_step(lua_State *L)
 }
 
 static const luaL_Reg steps_functions[] = {
-    {"stepset", stepset_new},
-    {"add", stepset_add},
-    {"step", pipeline_step},
-    {NULL, NULL},
+    {"stepset", stepset_new},       {"add", stepset_add}, {"step", pipeline_step},
+    {"plain_run", steps_plain_run}, {NULL, NULL},
 };
 
 void mlx_lua_steps_register(lua_State *L)

@@ -341,6 +341,32 @@ function TestPipelineKey:test_key_equals_the_canonical_json_of_the_record()
   end
 end
 
+-- key.cannot_raise says so only of a Lua step of the step set without env,
+-- params or tools, whose function's piece is made and whose paths json
+-- writes as they are; a dry run then makes none of its pieces.
+function TestPipelineKey:test_only_plain_steps_cannot_raise()
+  local p = pipeline "plain"
+  p:params { lr = 0.1 }
+  local run = function(ctx) return 1 end
+  local plain = p:step "plain" { deps = { "data/x" }, outs = { "out/1" }, run = run }
+  local other = {
+    p:step "cmd" { deps = { "data/x" }, outs = { "out/2" }, cmd = "true" },
+    p:step "quote" { deps = { 'data/"x"' }, outs = { "out/3" }, run = run },
+    p:step "backslash" { deps = { "data/x" }, outs = { "out\\4" }, run = run },
+    p:step "utf8" { deps = { "data/x" }, outs = { "out/\u{e9}" }, run = run },
+    p:step "control" { deps = { "data/\t" }, outs = { "out/5" }, run = run },
+    p:step "params" { deps = { "data/x" }, outs = { "out/6" }, params = { "lr" }, run = run },
+    p:step "tools" { deps = { "data/x" }, outs = { "out/7" }, tools = { t = "true" }, run = run },
+    p:step "env" { deps = { "data/x" }, outs = { "out/8" }, env = { "HOME_X" }, run = run },
+    p:step "desc" { deps = { "data/x" }, outs = { "out/9" }, desc = "a step of its own", run = run },
+    { name = "table", deps = { "data/x" }, outs = { "out/10" }, params = {}, env = {}, tools = {}, run = run },
+  }
+  lu.assertFalse(key.cannot_raise(plain), "before its function's piece is made")
+  key.pieces(plain, p.values, {}, {}, {})
+  lu.assertTrue(key.cannot_raise(plain))
+  for _, step in ipairs(other) do lu.assertFalse(key.cannot_raise(step), step.name) end
+end
+
 TestPaths = {}
 
 function TestPaths:test_normal_form()

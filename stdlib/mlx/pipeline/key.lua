@@ -196,31 +196,17 @@ function M.pieces(step, values, dep_hashes, env, tools)
   return PIECES, key_pieces(step, values, dep_hashes, env, tools, not step.run and command_of(step, values) or nil)
 end
 
--- Lists of paths (the step set's shared deps and outs lists) whose every
--- path is written into the key text as is, so cannot make json.encode raise.
-local plain_lists = setmetatable({}, { __mode = "k" })
+local plain_run = require("mlx.stepgraph").plain_run
 
-local function is_plain(list)
-  if plain_lists[list] then return true end
-  for i = 1, #list do
-    if list[i]:find(NEEDS_ENCODER) then return false end
-  end
-  plain_lists[list] = true
-  return true
-end
-
---- Raises where M.pieces raises for the same arguments (a string that is
---- not UTF-8), and returns nothing. The pieces of the common step — a Lua
---- function whose piece is already made, no env, params or tools, and paths
---- that need no escape — cannot raise, and are not made: a dry run checks
---- the 100,000 never-run steps of a fresh plan this way and shows no key.
-function M.check(step, values, dep_hashes, env, tools)
-  local run = step.run
-  if run and fn_json[run] and #step.env == 0 and #step.params == 0 and next(step.tools) == nil
-    and is_plain(step.deps) and is_plain(step.outs) then
-    return
-  end
-  M.pieces(step, values, dep_hashes, env, tools)
+--- Returns true when the pieces of step's key text (M.pieces) cannot raise
+--- whatever the inputs: a Lua step of a step set without env, params or
+--- tools (stepgraph.plain_run), whose function's piece is made already
+--- and whose deps and outs json writes as they are; false when they might
+--- (the caller then makes them). A dry run asks it for each never-run step
+--- of a fresh plan, which shows no key: one call instead of the pieces.
+function M.cannot_raise(step)
+  local run = plain_run(step)
+  return run ~= nil and fn_json[run] ~= nil
 end
 
 --- Returns the five pieces of the key text of step that its deps and outs

@@ -396,15 +396,17 @@ function M.check(ctx, step)
       return nil, ("step '%s': dep '%s': %s"):format(step.name, deps[i], err)
     end
   end
-  local tools, err = tool_versions(ctx, step)
-  if not tools then
-    clear_scratch(deps)
-    return nil, err
+  -- A step whose key text cannot raise declares no tools to run either.
+  if not key.cannot_raise(step) then
+    local tools, err = tool_versions(ctx, step)
+    if not tools then
+      clear_scratch(deps)
+      return nil, err
+    end
+    -- Made for what it raises (as key.compute would), then dropped. Should
+    -- it raise, the entries left behind are harmless, as in M.up_to_date.
+    key.pieces(step, ctx.values, dep_hashes, env_values(step), tools)
   end
-  local env = env_values(step)
-  -- Raises what key.compute would raise. Should it raise, the entries
-  -- left behind are harmless, as in M.up_to_date.
-  key.check(step, ctx.values, dep_hashes, env, tools)
   clear_scratch(deps)
   for _, out in ipairs(step.outs) do
     local info, herr, code = lookup(ctx, out)
