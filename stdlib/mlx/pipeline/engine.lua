@@ -686,7 +686,8 @@ function Engine:decide(step, ups)
     return { action = "run", reasons = { ("upstream step '%s' runs"):format(upstream_runs.name) } }
   end
   local locked = self.locked[step.name]
-  local restorable = step.cache and not forced and not step.always and self.runcache_exists
+  -- A project without a run-cache (a fresh one) asks the step nothing.
+  local restorable = self.runcache_exists and not forced and step.cache and not step.always
   if self.opts.dry_run and not locked and not restorable then
     -- A step that never ran, and that the run-cache cannot restore, runs
     -- unless a dep is missing: said without its key, as evaluate says it.
