@@ -738,6 +738,65 @@ static int steps_plain_run(lua_State *L)
 	return 1;
 }
 
+/* mlx.stepgraph.paths_of(steps) -> list: the deps and then the outs of each
+ * step of the list steps, in its order, repeats included, as one new list
+ * (the pipeline's prefetch hashes them in one call). A step of a step set
+ * without a table of its own is read from its row, not through its
+ * __index; any other step from its fields. Raises for a step without a
+ * deps or outs list. */
+static int steps_paths_of(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+	lua_settop(L, 1);
+	lua_createtable(L, n > 0 && n < INT32_MAX / 2 ? (int)(2 * n) : 0, 0); /* 2 */
+	lua_pushnil(L); /* 3: the metatable of set's steps */
+	lua_pushnil(L); /* 4: set's lists */
+	const struct stepset *set = NULL;
+	lua_Integer count = 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i); /* 5: the step */
+		const struct step_row *row = NULL;
+		if (lua_type(L, 5) == LUA_TUSERDATA && lua_getmetatable(L, 5)) { /* 6 */
+			/* The steps of one pipeline share their set's metatable:
+			 * the set is looked up again only for another one. */
+			if (!lua_rawequal(L, 6, 3)) {
+				lua_getfield(L, 6, "__stepset");
+				const struct stepset *found = luaL_testudata(L, 7, STEPSET_MT);
+				if (found) {
+					set = found;
+					lua_getiuservalue(L, 7, UV_LISTS);
+					lua_replace(L, 4);
+					lua_pushvalue(L, 6);
+					lua_replace(L, 3);
+				}
+			}
+			uint32_t at = lua_rawequal(L, 6, 3) ? view_index(L, set, 5) : 0;
+			/* A step with a table of its own may have had its deps
+			 * or outs set there: read through __index. */
+			if (at && !(set->rows[at - 1].flags & STEP_OWN))
+				row = &set->rows[at - 1];
+			lua_settop(L, 5);
+		}
+		for (int outs = 0; outs <= 1; outs++) {
+			if (row)
+				lua_rawgeti(L, 4, outs ? row->outs : row->deps);
+			else if (lua_getfield(L, 5, outs ? "outs" : "deps") != LUA_TTABLE)
+				return luaL_error(L, "step %d has no list of %s", (int)i,
+				                  outs ? "outs" : "deps");
+			lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
+			for (lua_Integer k = 1; k <= m; k++) {
+				lua_rawgeti(L, -1, k);
+				lua_rawseti(L, 2, ++count);
+			}
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_settop(L, 2);
+	return 1;
+}
+
 static int pipeline_step(lua_State *L)
 {
 	lua_settop(L, 2);
@@ -754,8 +813,8 @@ static int pipeline_step(lua_State *L)
 }
 
 static const luaL_Reg steps_functions[] = {
-    {"stepset", stepset_new},       {"add", stepset_add}, {"step", pipeline_step},
-    {"plain_run", steps_plain_run}, {NULL, NULL},
+    {"stepset", stepset_new},       {"add", stepset_add},         {"step", pipeline_step},
+    {"plain_run", steps_plain_run}, {"paths_of", steps_paths_of}, {NULL, NULL},
 };
 
 void mlx_lua_steps_register(lua_State *L)

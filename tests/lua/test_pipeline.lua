@@ -111,6 +111,14 @@ function TestPipelineDsl:test_steps_are_views_of_the_step_set()
   b.desc = "changed"
   a.deps = { "other" }
   lu.assertEquals({ b.note, b.desc, a.deps, a.outs }, { "kept", "changed", { "other" }, { "out/1" } })
+  -- The prefetch's list of paths, made in C: each step's deps then outs,
+  -- in order, a field set on a step and a step that is a table included.
+  local t = { deps = { "t/in" }, outs = { "t/out", "t/log" } }
+  local d = p:step "d" { deps = { "out/1", "in" }, outs = { "out/4" }, run = fn }
+  lu.assertEquals(require("mlx.stepgraph").paths_of({ c, d, a, t, b, d }),
+    { "out/2", "out/3/", "out/1", "in", "out/4", "other", "out/1", "t/in", "t/out", "t/log", "out/1", "out/2",
+      "out/1", "in", "out/4" })
+  lu.assertEquals(require("mlx.stepgraph").paths_of({}), {})
   lu.assertEquals(tostring(c), "step 'c'")
   lu.assertEquals(type(c), "userdata")
 end
