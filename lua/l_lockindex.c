@@ -167,12 +167,9 @@ static struct lhashes *check_hashes(lua_State *L, int idx)
 	return lh;
 }
 
-/* hashes:get(path) -> {type = "file", hash, size, mode} | false[, message]:
- * what st:hash said of the file at path, if it was among the prefetched
- * ones and is not forgotten since; else false (ask the store), followed by
- * the message st:hash gives (its code is "notfound") when the path did not
- * exist then. */
-static int hashes_get(lua_State *L)
+/* get and find: with_message says how a path missing at the prefetch is
+ * told, by st:hash's message or by true. */
+static int hashes_lookup(lua_State *L, int with_message)
 {
 	struct lhashes *lh = check_hashes(L, 1);
 	size_t len;
@@ -182,7 +179,10 @@ static int hashes_get(lua_State *L)
 		lua_pushboolean(L, 0);
 		if (!mlx_filehashes_absent(lh->fh, path, len))
 			return 1;
-		lua_pushfstring(L, "cannot stat %s: %s", path, strerror(ENOENT));
+		if (with_message)
+			lua_pushfstring(L, "cannot stat %s: %s", path, strerror(ENOENT));
+		else
+			lua_pushboolean(L, 1);
 		return 2;
 	}
 	lua_createtable(L, 0, 4);
@@ -195,6 +195,25 @@ static int hashes_get(lua_State *L)
 	lua_pushstring(L, f->mode == 0755 ? "755" : "644");
 	lua_setfield(L, -2, "mode");
 	return 1;
+}
+
+/* hashes:get(path) -> {type = "file", hash, size, mode} | false[, message]:
+ * what st:hash said of the file at path, if it was among the prefetched
+ * ones and is not forgotten since; else false (ask the store), followed by
+ * the message st:hash gives (its code is "notfound") when the path did not
+ * exist then. */
+static int hashes_get(lua_State *L)
+{
+	return hashes_lookup(L, 1);
+}
+
+/* hashes:find(path) -> {type = "file", hash, size, mode} | false[, true]:
+ * as get, with true instead of the message for a path that did not exist:
+ * a dry run of a fresh pipeline asks about 100,000 missing paths and shows
+ * none of those messages. */
+static int hashes_find(lua_State *L)
+{
+	return hashes_lookup(L, 0);
 }
 
 /* hashes:forget(path): a step rewrote path; get and same_step no longer
@@ -224,6 +243,7 @@ static int hashes_close(lua_State *L)
 
 static const luaL_Reg hashes_methods[] = {
     {"get", hashes_get},
+    {"find", hashes_find},
     {"forget", hashes_forget},
     {NULL, NULL},
 };

@@ -1,6 +1,7 @@
 /* l_steps.c — declaring a pipeline's steps (mlx.stepgraph, beside
- * l_graph.c): the normal form of their paths, the recipe line that
- * declared them, and the step set, where a pipeline keeps its steps.
+ * l_graph.c): the step set, where a pipeline keeps its steps (the normal
+ * form of their paths and the recipe line that declared them are
+ * l_steppaths.c's, its pool of path lists l_steplists.c's).
  *
  * A recipe of 100,000 steps made a Lua table per step (a name, its line,
  * its index, its command or function, and lists of deps and outs: about
@@ -32,220 +33,12 @@
 
 #include "binding.h"
 #include "path.h"
+#include "stepset.h"
+#include "steppaths.h"
 
-#define STEPSET_MT "mlx.StepSet"
 #define STEP_NAME "mlx.Step"
 
-/* True if path (len > 0, not absolute) is in normal form: no empty
- * component but after a trailing "/", and no "." or ".." component. */
-static int is_normal(const char *path, size_t len)
-{
-	size_t start = 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && path[i] != '/')
-			continue;
-		size_t n = i - start;
-		if (n == 0 && i < len)
-			return 0;
-		if ((n == 1 && path[start] == '.') ||
-		    (n == 2 && path[start] == '.' && path[start + 1] == '.'))
-			return 0;
-		start = i + 1;
-	}
-	return 1;
-}
-
-/* Pushes the normal form of path, or returns why it is refused (nothing
- * pushed). The rule of mlx.pipeline.paths.normalize. index is the stack
- * index of path as a Lua string, pushed again when already normal, or 0. */
-static const char *push_normal(lua_State *L, const char *path, size_t len, int index)
-{
-	if (len == 0)
-		return "empty path";
-	if (path[0] == '/')
-		return "is absolute; declare paths relative to the project root";
-	if (is_normal(path, len)) {
-		if (index)
-			lua_pushvalue(L, index);
-		else
-			lua_pushlstring(L, path, len);
-		return NULL;
-	}
-	luaL_Buffer b;
-	luaL_buffinit(L, &b);
-	size_t parts = 0;
-	for (size_t i = 0; i < len;) {
-		const char *slash = memchr(path + i, '/', len - i);
-		size_t n = slash ? (size_t)(slash - (path + i)) : len - i;
-		const char *part = path + i;
-		i += n + 1;
-		if (n == 0 || (n == 1 && part[0] == '.'))
-			continue;
-		if (n == 2 && part[0] == '.' && part[1] == '.') {
-			if (parts == 0) {
-				luaL_pushresult(&b);
-				lua_pop(L, 1);
-				return "is outside the project";
-			}
-			/* Drop the last part and the "/" before it. */
-			const char *text = luaL_buffaddr(&b);
-			size_t at = luaL_bufflen(&b);
-			while (at > 0 && text[at - 1] != '/')
-				at--;
-			luaL_buffsub(&b, luaL_bufflen(&b) - (at > 0 ? at - 1 : 0));
-			parts--;
-			continue;
-		}
-		if (parts++)
-			luaL_addchar(&b, '/');
-		luaL_addlstring(&b, part, n);
-	}
-	if (parts == 0) {
-		luaL_pushresult(&b);
-		lua_pop(L, 1);
-		return "names the project root itself";
-	}
-	if (path[len - 1] == '/')
-		luaL_addchar(&b, '/');
-	luaL_pushresult(&b);
-	return NULL;
-}
-
-/* mlx.stepgraph.normalize(path) -> normal | nil, why: the normal form of a
- * declared path (relative to the project root, no "." or empty components,
- * a trailing "/" for a directory), or why it is refused: absolute, escaping
- * the project with "..", empty, or naming the root. */
-static int graph_normalize(lua_State *L)
-{
-	size_t len;
-	const char *path = luaL_checklstring(L, 1, &len);
-	const char *why = push_normal(L, path, len, 1);
-	if (!why)
-		return 1;
-	lua_pushnil(L);
-	lua_pushstring(L, why);
-	return 2;
-}
-
-/* mlx.stepgraph.paths(list, written) -> normals | false | nil, i, path,
- * why, kind. The paths of one field of a step (deps, outs, …) as a new list
- * in normal form; false when list is not a list of strings; for the first
- * path refused, its position, the path as declared, why, and kind
- * "normalize" (not a normal path) or "check" (a written path, written
- * true, that mlx may not write: inside .git/ or .mlx/, mlx.lock, …; why
- * is then "PATH: why" as mlx.fs.check_path says). */
-static int graph_paths(lua_State *L)
-{
-	int written = lua_toboolean(L, 2);
-	if (!lua_istable(L, 1)) {
-		lua_pushboolean(L, 0);
-		return 1;
-	}
-	lua_Integer n = 0;
-	lua_pushnil(L);
-	while (lua_next(L, 1)) {
-		if (!lua_isinteger(L, -2) || lua_type(L, -1) != LUA_TSTRING) {
-			lua_pushboolean(L, 0);
-			return 1;
-		}
-		n++;
-		lua_pop(L, 1);
-	}
-	if ((lua_Unsigned)n != lua_rawlen(L, 1)) {
-		lua_pushboolean(L, 0);
-		return 1;
-	}
-	lua_createtable(L, (int)n, 0);
-	int out = lua_gettop(L);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 1, i);
-		size_t len;
-		const char *path = lua_tolstring(L, -1, &len);
-		const char *why = push_normal(L, path, len, lua_gettop(L));
-		const char *kind = "normalize";
-		struct mlx_err err;
-		if (!why && written) {
-			size_t nlen;
-			const char *normal = lua_tolstring(L, -1, &nlen);
-			if (normal[nlen - 1] == '/')
-				nlen--;
-			if (mlx_path_check(normal, nlen, &err) != MLX_OK) {
-				lua_pop(L, 1);
-				why = err.msg;
-				kind = "check";
-			}
-		}
-		if (why) {
-			lua_pushnil(L);
-			lua_pushinteger(L, i);
-			lua_pushvalue(L, out + 1);
-			lua_pushstring(L, why);
-			lua_pushstring(L, kind);
-			return 5;
-		}
-		lua_rawseti(L, out, i);
-		lua_pop(L, 1);
-	}
-	return 1;
-}
-
-/* Pushes "file:line: " of the first Lua function at or above stack level
- * `level` (as lua_getstack counts) that is not in the mlx stdlib: the
- * recipe line that called into the DSL; "" if none up to level 20. */
-static void push_where(lua_State *L, int level)
-{
-	lua_Debug ar;
-	for (; level <= 20; level++) {
-		if (!lua_getstack(L, level, &ar))
-			break;
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0 &&
-		    strcmp(ar.what, "C") != 0) {
-			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-			return;
-		}
-	}
-	lua_pushliteral(L, "");
-}
-
-/* mlx.stepgraph.where(level) -> "file:line: " of the first Lua function at
- * or above stack level `level` (counted as debug.getinfo counts from its
- * caller) that is not in the mlx stdlib: the recipe line that called into
- * the DSL; "" if none up to level 20. Unlike debug.getinfo it makes no
- * table per call, and every step declared asks. */
-static int graph_where(lua_State *L)
-{
-	lua_Integer level = luaL_checkinteger(L, 1);
-	push_where(L, level < 0 ? 0 : level > 21 ? 21 : (int)level);
-	return 1;
-}
-
 /* ---- the step set ------------------------------------------------------ */
-
-/* What a step is, as ids into its set's pools. */
-struct step_row {
-	uint32_t where;      /* value id of "file:line: " */
-	uint32_t action;     /* value id of its cmd or run */
-	uint32_t deps, outs; /* list ids */
-	uint8_t flags;
-};
-
-enum { STEP_RUN = 1, STEP_OWN = 2 }; /* action is run (not cmd); has a table of its own */
-
-/* The uservalues of a set: its pools and the metatable of its steps. */
-enum { UV_NAMES = 1, UV_VALUES, UV_VALUE_IDS, UV_LISTS, UV_OWN, UV_META, UV_COUNT = UV_META };
-
-struct stepset {
-	struct step_row *rows;
-	uint32_t n, cap;
-	uint32_t nvalues, nlists;
-	/* Equal lists are found by the hash of their paths: open addressing
-	 * over list id + 1 (0 empty), at most half full. */
-	uint32_t *slots;
-	uint32_t mask;
-	uint32_t *list_hash; /* list id - 1 → hash */
-	uint32_t hash_cap;
-};
 
 static int release_set(lua_State *L)
 {
@@ -253,6 +46,7 @@ static int release_set(lua_State *L)
 	free(set->rows);
 	free(set->slots);
 	free(set->list_hash);
+	free(set->list_plain);
 	*set = (struct stepset){0};
 	return 0;
 }
@@ -277,110 +71,6 @@ int mlx_lua_is_step(lua_State *L, int idx)
 	int is = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), STEP_NAME) == 0;
 	lua_pop(L, 1);
 	return is;
-}
-
-#define FNV_OFFSET 2166136261u
-#define FNV_PRIME 16777619u
-
-/* The hash of the n strings at stack index first… (a list's paths). */
-static uint32_t hash_strings(lua_State *L, int first, int n)
-{
-	uint32_t h = FNV_OFFSET;
-	for (int i = 0; i < n; i++) {
-		size_t len;
-		const char *s = lua_tolstring(L, first + i, &len);
-		for (size_t k = 0; k < len; k++)
-			h = (h ^ (unsigned char)s[k]) * FNV_PRIME;
-		h = (h ^ 0xffu) * FNV_PRIME; /* no path holds this byte alone: a separator */
-	}
-	return h;
-}
-
-/* True if the list at index list holds exactly the n strings at first…. */
-static int same_list(lua_State *L, int list, int first, int n)
-{
-	if (lua_rawlen(L, list) != (lua_Unsigned)n)
-		return 0;
-	for (int i = 0; i < n; i++) {
-		lua_rawgeti(L, list, i + 1);
-		int same = lua_rawequal(L, -1, first + i);
-		lua_pop(L, 1);
-		if (!same)
-			return 0;
-	}
-	return 1;
-}
-
-static int grow_slots(struct stepset *set)
-{
-	uint32_t size = set->slots ? (set->mask + 1) * 2 : 256;
-	uint32_t *slots = calloc(size, sizeof *slots);
-	if (!slots)
-		return -1;
-	for (uint32_t id = 1; id <= set->nlists; id++) {
-		uint32_t i = set->list_hash[id - 1] & (size - 1);
-		while (slots[i])
-			i = (i + 1) & (size - 1);
-		slots[i] = id;
-	}
-	free(set->slots);
-	set->slots = slots;
-	set->mask = size - 1;
-	return 0;
-}
-
-/* The id of the list of the n strings at first…: an equal list of the
- * pool's, else the table at index given (0: a new table), added to the
- * pool. Raises when out of memory. */
-static uint32_t intern_list(lua_State *L, struct stepset *set, int setidx, int first, int n, int given)
-{
-	uint32_t h = hash_strings(L, first, n);
-	lua_getiuservalue(L, setidx, UV_LISTS);
-	int lists = lua_gettop(L);
-	if (set->slots) {
-		for (uint32_t i = h & set->mask; set->slots[i]; i = (i + 1) & set->mask) {
-			uint32_t id = set->slots[i];
-			if (set->list_hash[id - 1] != h)
-				continue;
-			lua_rawgeti(L, lists, id);
-			int same = same_list(L, lua_gettop(L), first, n);
-			lua_pop(L, 1);
-			if (same) {
-				lua_pop(L, 1);
-				return id;
-			}
-		}
-	}
-	if (set->nlists >= UINT32_MAX / 4)
-		luaL_error(L, "too many steps in one pipeline");
-	if ((!set->slots || (set->nlists + 1) * 2 > set->mask + 1) && grow_slots(set) != 0)
-		luaL_error(L, "out of memory declaring steps");
-	if (set->nlists + 1 > set->hash_cap) {
-		uint32_t cap = set->hash_cap ? set->hash_cap * 2 : 256;
-		uint32_t *q = realloc(set->list_hash, (size_t)cap * sizeof *q);
-		if (!q)
-			luaL_error(L, "out of memory declaring steps");
-		set->list_hash = q;
-		set->hash_cap = cap;
-	}
-	if (given) {
-		lua_pushvalue(L, given);
-	} else {
-		lua_createtable(L, n, 0);
-		for (int i = 0; i < n; i++) {
-			lua_pushvalue(L, first + i);
-			lua_rawseti(L, -2, i + 1);
-		}
-	}
-	uint32_t id = ++set->nlists;
-	lua_rawseti(L, lists, id);
-	lua_pop(L, 1);
-	set->list_hash[id - 1] = h;
-	uint32_t i = h & set->mask;
-	while (set->slots[i])
-		i = (i + 1) & set->mask;
-	set->slots[i] = id;
-	return id;
 }
 
 /* The id of the value at idx in the set's pool. Functions and short
@@ -642,47 +332,11 @@ static int stepset_new(lua_State *L)
 	lua_setfield(L, meta, "__tostring");
 	lua_pushliteral(L, STEP_NAME);
 	lua_setfield(L, meta, "__name");
+	/* How stepgraph.plain_run finds the set of a step. */
+	lua_pushvalue(L, s);
+	lua_setfield(L, meta, "__stepset");
 	lua_setiuservalue(L, s, UV_META);
 	return 1;
-}
-
-/* Most lists are compared and hashed on the stack; a longer one (a step
- * reading thousands of files) is kept as it is, unshared. */
-#define SHARED_LIST_MAX 4096
-
-/* The list at index idx (a table of strings, as Pipeline:declare checked
- * it) as a list id of the set. */
-static uint32_t intern_table(lua_State *L, struct stepset *set, int setidx, int idx)
-{
-	idx = lua_absindex(L, idx);
-	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-	if (n > SHARED_LIST_MAX || !lua_checkstack(L, (int)n + 8)) {
-		if (set->nlists >= UINT32_MAX / 4)
-			luaL_error(L, "too many steps in one pipeline");
-		lua_getiuservalue(L, setidx, UV_LISTS);
-		lua_pushvalue(L, idx);
-		lua_rawseti(L, -2, ++set->nlists);
-		lua_pop(L, 1);
-		/* Its hash is never looked up: no slot names it. */
-		if (set->nlists > set->hash_cap) {
-			uint32_t cap = set->hash_cap ? set->hash_cap * 2 : 256;
-			uint32_t *q = realloc(set->list_hash, (size_t)cap * sizeof *q);
-			if (!q)
-				luaL_error(L, "out of memory declaring steps");
-			set->list_hash = q;
-			set->hash_cap = cap;
-		}
-		set->list_hash[set->nlists - 1] = 0;
-		return set->nlists;
-	}
-	int first = lua_gettop(L) + 1;
-	for (lua_Integer i = 1; i <= n; i++) {
-		if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
-			luaL_error(L, "a step's paths must be strings");
-	}
-	uint32_t id = intern_list(L, set, setidx, first, (int)n, idx);
-	lua_settop(L, first - 1);
-	return id;
 }
 
 /* mlx.stepgraph.add(p, name, where, deps, outs, cmd, run, own) -> step.
@@ -702,8 +356,8 @@ static int stepset_add(lua_State *L)
 	lua_settop(L, 8);
 	lua_getfield(L, 1, "stepset");
 	struct stepset *set = check_set(L, 9);
-	uint32_t deps = intern_table(L, set, 9, 4);
-	uint32_t outs = intern_table(L, set, 9, 5);
+	uint32_t deps = stepset_intern_table(L, set, 9, 4);
+	uint32_t outs = stepset_intern_table(L, set, 9, 5);
 	int run = lua_isnil(L, 6);
 	add_step(L, 1, 9, 2, 3, run ? 7 : 6, run, deps, outs, lua_istable(L, 8) ? 8 : 0);
 	return 1;
@@ -748,7 +402,7 @@ static uint32_t fast_list(lua_State *L, struct stepset *set, int setidx, int idx
 		size_t len;
 		const char *path = lua_tolstring(L, -1, &len);
 		int at = lua_gettop(L);
-		if (push_normal(L, path, len, at) != NULL) {
+		if (steppaths_push_normal(L, path, len, at) != NULL) {
 			lua_settop(L, top);
 			return 0;
 		}
@@ -764,7 +418,7 @@ static uint32_t fast_list(lua_State *L, struct stepset *set, int setidx, int idx
 			}
 		}
 	}
-	uint32_t id = intern_list(L, set, setidx, top + 1, (int)n, 0);
+	uint32_t id = stepset_intern_list(L, set, setidx, top + 1, (int)n, 0);
 	lua_settop(L, top);
 	return id;
 }
@@ -788,7 +442,7 @@ static int declare_step(lua_State *L)
 {
 	lua_settop(L, 1);
 	int p = lua_upvalueindex(1), name = lua_upvalueindex(2);
-	push_where(L, 1);              /* 2 */
+	steppaths_push_where(L, 1);    /* 2 */
 	lua_getfield(L, p, "stepset"); /* 3 */
 	lua_pushnil(L);                /* 4: its cmd or run */
 	struct stepset *set = luaL_testudata(L, 3, STEPSET_MT);
@@ -849,9 +503,9 @@ static int declare_step(lua_State *L)
 	}
 	lua_settop(L, 4);
 	if (!deps)
-		deps = intern_list(L, set, 3, 5, 0, 0);
+		deps = stepset_intern_list(L, set, 3, 5, 0, 0);
 	if (!outs)
-		outs = intern_list(L, set, 3, 5, 0, 0);
+		outs = stepset_intern_list(L, set, 3, 5, 0, 0);
 	add_step(L, p, 3, name, 2, 4, run, deps, outs, 0);
 	return 1;
 }
@@ -877,6 +531,90 @@ static int is_step_name(lua_State *L, int idx)
 /* mlx.stepgraph.step(p, name) -> the function that declares step name of
  * pipeline p from its fields (Pipeline:step: p:step "name" { … }). A name
  * that is not one goes to p:refuse_step_name(name, where), which raises. */
+/* mlx.stepgraph.plain_run(step) -> function | nil: the function of a Lua
+ * step of a step set that declares no rare field (no env, params or tools:
+ * its key text's other pieces are its function's and its paths') and
+ * whose deps and outs json writes as they are; nil for any other step (a
+ * table, a command step, one with a table of its own). key.cannot_raise
+ * asks it for each never-run step of a dry run, in one call instead of
+ * reading six fields. */
+static int steps_plain_run(lua_State *L)
+{
+	if (lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1))
+		return 0;
+	lua_getfield(L, -1, "__stepset");
+	struct stepset *set = luaL_testudata(L, -1, STEPSET_MT);
+	uint32_t i = set ? view_index(L, set, 1) : 0;
+	if (!i)
+		return 0;
+	const struct step_row *row = &set->rows[i - 1];
+	if ((row->flags & (STEP_RUN | STEP_OWN)) != STEP_RUN || !set->list_plain[row->deps - 1] ||
+	    !set->list_plain[row->outs - 1])
+		return 0;
+	lua_getiuservalue(L, -1, UV_VALUES);
+	lua_rawgeti(L, -1, row->action);
+	return 1;
+}
+
+/* mlx.stepgraph.paths_of(steps) -> list: the deps and then the outs of each
+ * step of the list steps, in its order, repeats included, as one new list
+ * (the pipeline's prefetch hashes them in one call). A step of a step set
+ * without a table of its own is read from its row, not through its
+ * __index; any other step from its fields. Raises for a step without a
+ * deps or outs list. */
+static int steps_paths_of(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+	lua_settop(L, 1);
+	lua_createtable(L, n > 0 && n < INT32_MAX / 2 ? (int)(2 * n) : 0, 0); /* 2 */
+	lua_pushnil(L); /* 3: the metatable of set's steps */
+	lua_pushnil(L); /* 4: set's lists */
+	const struct stepset *set = NULL;
+	lua_Integer count = 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i); /* 5: the step */
+		const struct step_row *row = NULL;
+		if (lua_type(L, 5) == LUA_TUSERDATA && lua_getmetatable(L, 5)) { /* 6 */
+			/* The steps of one pipeline share their set's metatable:
+			 * the set is looked up again only for another one. */
+			if (!lua_rawequal(L, 6, 3)) {
+				lua_getfield(L, 6, "__stepset");
+				const struct stepset *found = luaL_testudata(L, 7, STEPSET_MT);
+				if (found) {
+					set = found;
+					lua_getiuservalue(L, 7, UV_LISTS);
+					lua_replace(L, 4);
+					lua_pushvalue(L, 6);
+					lua_replace(L, 3);
+				}
+			}
+			uint32_t at = lua_rawequal(L, 6, 3) ? view_index(L, set, 5) : 0;
+			/* A step with a table of its own may have had its deps
+			 * or outs set there: read through __index. */
+			if (at && !(set->rows[at - 1].flags & STEP_OWN))
+				row = &set->rows[at - 1];
+			lua_settop(L, 5);
+		}
+		for (int outs = 0; outs <= 1; outs++) {
+			if (row)
+				lua_rawgeti(L, 4, outs ? row->outs : row->deps);
+			else if (lua_getfield(L, 5, outs ? "outs" : "deps") != LUA_TTABLE)
+				return luaL_error(L, "step %d has no list of %s", (int)i,
+				                  outs ? "outs" : "deps");
+			lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
+			for (lua_Integer k = 1; k <= m; k++) {
+				lua_rawgeti(L, -1, k);
+				lua_rawseti(L, 2, ++count);
+			}
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_settop(L, 2);
+	return 1;
+}
+
 static int pipeline_step(lua_State *L)
 {
 	lua_settop(L, 2);
@@ -884,7 +622,7 @@ static int pipeline_step(lua_State *L)
 		lua_getfield(L, 1, "refuse_step_name");
 		lua_pushvalue(L, 1);
 		lua_pushvalue(L, 2);
-		push_where(L, 1);
+		steppaths_push_where(L, 1);
 		lua_call(L, 3, 0);
 		return luaL_error(L, "step name refused");
 	}
@@ -893,8 +631,8 @@ static int pipeline_step(lua_State *L)
 }
 
 static const luaL_Reg steps_functions[] = {
-    {"normalize", graph_normalize}, {"paths", graph_paths},  {"where", graph_where}, {"stepset", stepset_new},
-    {"add", stepset_add},           {"step", pipeline_step}, {NULL, NULL},
+    {"stepset", stepset_new},       {"add", stepset_add},         {"step", pipeline_step},
+    {"plain_run", steps_plain_run}, {"paths_of", steps_paths_of}, {NULL, NULL},
 };
 
 void mlx_lua_steps_register(lua_State *L)
@@ -904,4 +642,5 @@ void mlx_lua_steps_register(lua_State *L)
 	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 1);
 	luaL_setfuncs(L, steps_functions, 0);
+	steppaths_register(L);
 }

@@ -49,6 +49,22 @@ mlx model ls
 is "$(printf '%s\n' "$OUT" | grep -c iris)" 0 "nor their models"
 cd .. || exit 1
 
+# --- migration 2: the redundant runs_by_parent index goes ------------------
+index_count() { psql_mlx "SELECT count(*) FROM pg_indexes WHERE schemaname = 'mlx_$id_a' AND indexname = '$1'"; }
+is "$(index_count runs_by_parent) $(index_count runs_by_parent_start)" "0 1" \
+	"a new project's schema has runs_by_parent_start and not runs_by_parent"
+# The schema as migration 1 left it, with its runs.
+psql_mlx "CREATE INDEX runs_by_parent ON mlx_$id_a.runs (parent_id) WHERE parent_id IS NOT NULL;
+	DELETE FROM mlx_$id_a.mlx_schema WHERE version > 1"
+cd a || exit 1
+mlx runs
+is "$RC $(printf '%s\n' "$OUT" | awk 'NR > 1 { print $2, $3 }')" "0 train.lua FINISHED" \
+	"a schema at version 1 opens, its runs kept"
+cd .. || exit 1
+is "$(index_count runs_by_parent) $(index_count runs_by_parent_start)" "0 1" \
+	"migration 2 drops runs_by_parent and keeps runs_by_parent_start"
+is "$(psql_mlx "SELECT max(version) FROM mlx_$id_a.mlx_schema")" 2 "and records version 2"
+
 # --- which setting wins -----------------------------------------------------
 mkdir order && cd order || exit 1
 "$MLX" init >/dev/null

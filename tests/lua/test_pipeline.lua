@@ -111,6 +111,14 @@ function TestPipelineDsl:test_steps_are_views_of_the_step_set()
   b.desc = "changed"
   a.deps = { "other" }
   lu.assertEquals({ b.note, b.desc, a.deps, a.outs }, { "kept", "changed", { "other" }, { "out/1" } })
+  -- The prefetch's list of paths, made in C: each step's deps then outs,
+  -- in order, a field set on a step and a step that is a table included.
+  local t = { deps = { "t/in" }, outs = { "t/out", "t/log" } }
+  local d = p:step "d" { deps = { "out/1", "in" }, outs = { "out/4" }, run = fn }
+  lu.assertEquals(require("mlx.stepgraph").paths_of({ c, d, a, t, b, d }),
+    { "out/2", "out/3/", "out/1", "in", "out/4", "other", "out/1", "t/in", "t/out", "t/log", "out/1", "out/2",
+      "out/1", "in", "out/4" })
+  lu.assertEquals(require("mlx.stepgraph").paths_of({}), {})
   lu.assertEquals(tostring(c), "step 'c'")
   lu.assertEquals(type(c), "userdata")
 end
@@ -339,6 +347,32 @@ function TestPipelineKey:test_key_equals_the_canonical_json_of_the_record()
     local text = table.concat(pieces, "", 2, pieces.n)
     lu.assertEquals(require("mlx.hash").bytes(text), reference_key(step, inputs), step.name)
   end
+end
+
+-- key.cannot_raise says so only of a Lua step of the step set without env,
+-- params or tools, whose function's piece is made and whose paths json
+-- writes as they are; a dry run then makes none of its pieces.
+function TestPipelineKey:test_only_plain_steps_cannot_raise()
+  local p = pipeline "plain"
+  p:params { lr = 0.1 }
+  local run = function(ctx) return 1 end
+  local plain = p:step "plain" { deps = { "data/x" }, outs = { "out/1" }, run = run }
+  local other = {
+    p:step "cmd" { deps = { "data/x" }, outs = { "out/2" }, cmd = "true" },
+    p:step "quote" { deps = { 'data/"x"' }, outs = { "out/3" }, run = run },
+    p:step "backslash" { deps = { "data/x" }, outs = { "out\\4" }, run = run },
+    p:step "utf8" { deps = { "data/x" }, outs = { "out/\u{e9}" }, run = run },
+    p:step "control" { deps = { "data/\t" }, outs = { "out/5" }, run = run },
+    p:step "params" { deps = { "data/x" }, outs = { "out/6" }, params = { "lr" }, run = run },
+    p:step "tools" { deps = { "data/x" }, outs = { "out/7" }, tools = { t = "true" }, run = run },
+    p:step "env" { deps = { "data/x" }, outs = { "out/8" }, env = { "HOME_X" }, run = run },
+    p:step "desc" { deps = { "data/x" }, outs = { "out/9" }, desc = "a step of its own", run = run },
+    { name = "table", deps = { "data/x" }, outs = { "out/10" }, params = {}, env = {}, tools = {}, run = run },
+  }
+  lu.assertFalse(key.cannot_raise(plain), "before its function's piece is made")
+  key.pieces(plain, p.values, {}, {}, {})
+  lu.assertTrue(key.cannot_raise(plain))
+  for _, step in ipairs(other) do lu.assertFalse(key.cannot_raise(step), step.name) end
 end
 
 TestPaths = {}
@@ -620,6 +654,10 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
   lu.assertEquals({ fresh.prefetched:get("gone.txt") }, { false, (select(2, st:hash("gone.txt"))) })
   lu.assertEquals({ fresh.prefetched:get("d/") }, { false })
   lu.assertEquals(fresh.prefetched:get("a.txt"), st:hash("a.txt"))
+  -- find: the same, with true for the message.
+  lu.assertEquals({ fresh.prefetched:find("gone.txt") }, { false, true })
+  lu.assertEquals({ fresh.prefetched:find("d/") }, { false })
+  lu.assertEquals(fresh.prefetched:find("a.txt"), st:hash("a.txt"))
   -- What the pass says up to date, the step's own check says too.
   for _, name in ipairs({ "cmd", "argv", "fn", "env", "tools", "none", "dir" }) do
     lu.assertTrue(state.up_to_date(ctx, p.by_name[name], idx), name)
@@ -650,6 +688,19 @@ function TestUpToDate:test_check_fails_as_evaluate_does()
   local raised = select(2, pcall(state.check, ctx, utf))
   lu.assertEquals(raised, select(2, pcall(state.evaluate, ctx, utf, nil)))
   lu.assertStrContains(tostring(raised), "UTF-8")
+  -- Lua steps sharing a function whose piece of the key text is made
+  -- already: a path or a param value that is not UTF-8 still raises.
+  local function fn() end
+  p:params { s = "\255" }
+  local first = p:step "first" { deps = { "a.txt" }, outs = { "e.txt" }, run = fn }
+  local path = p:step "path" { deps = { "a.txt" }, outs = { "f\255.txt" }, run = fn }
+  local param = p:step "param" { deps = { "a.txt" }, outs = { "g.txt" }, params = { "s" }, run = fn }
+  lu.assertTrue(state.check(ctx, first))
+  for _, step in ipairs({ path, param }) do
+    raised = select(2, pcall(state.check, ctx, step))
+    lu.assertEquals(raised, select(2, pcall(state.evaluate, ctx, step, nil)), step.name)
+    lu.assertStrContains(tostring(raised), "UTF-8", false, step.name)
+  end
   st:close()
   os.execute("rm -rf '" .. root .. "'")
 end

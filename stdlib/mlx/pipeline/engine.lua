@@ -164,14 +164,18 @@ end
 --- command step exists (exit 2 naming the step and who chose it), and says
 --- once which Lua steps stay local although another executor was asked.
 function Engine:check_executors(steps)
-  local staying = {}
+  local staying, dry_run = {}, self.opts.dry_run
   for _, step in ipairs(steps) do
-    local name, chosen_by = executor.choose(step, self.p, self.exec_config, self.opts.executor)
-    if step.run then
-      if name ~= "local" then staying[#staying + 1] = step.name end
-    elseif name ~= "local" then
-      local module, err = executor.module(name)
-      if not module then ui.usage_error("step '%s': executor from %s: %s", step.name, chosen_by, err) end
+    local run = step.run
+    -- A dry run says nothing of where Lua steps run: they are not asked.
+    if not (run and dry_run) then
+      local name, chosen_by = executor.choose(step, self.p, self.exec_config, self.opts.executor)
+      if run then
+        if name ~= "local" then staying[#staying + 1] = step.name end
+      elseif name ~= "local" then
+        local module, err = executor.module(name)
+        if not module then ui.usage_error("step '%s': executor from %s: %s", step.name, chosen_by, err) end
+      end
     end
   end
   if #staying > 0 and not self.opts.dry_run then
@@ -737,7 +741,8 @@ function Engine:decide(step, ups)
     return { action = "run", reasons = { ("upstream step '%s' runs"):format(upstream_runs.name) } }
   end
   local locked = self.locked[step.name]
-  local restorable = step.cache and not forced and not step.always and self.runcache_exists
+  -- A project without a run-cache (a fresh one) asks the step nothing.
+  local restorable = self.runcache_exists and not forced and step.cache and not step.always
   if self.opts.dry_run and not locked and not restorable then
     -- A step that never ran, and that the run-cache cannot restore, runs
     -- unless a dep is missing: said without its key, as evaluate says it.

@@ -196,6 +196,19 @@ function M.pieces(step, values, dep_hashes, env, tools)
   return PIECES, key_pieces(step, values, dep_hashes, env, tools, not step.run and command_of(step, values) or nil)
 end
 
+local plain_run = require("mlx.stepgraph").plain_run
+
+--- Returns true when the pieces of step's key text (M.pieces) cannot raise
+--- whatever the inputs: a Lua step of a step set without env, params or
+--- tools (stepgraph.plain_run), whose function's piece is made already
+--- and whose deps and outs json writes as they are; false when they might
+--- (the caller then makes them). A dry run asks it for each never-run step
+--- of a fresh plan, which shows no key: one call instead of the pieces.
+function M.cannot_raise(step)
+  local run = plain_run(step)
+  return run ~= nil and fn_json[run] ~= nil
+end
+
 --- Returns the five pieces of the key text of step that its deps and outs
 --- do not make — the head ('{', or '{"cmd":…,' with the resolved command),
 --- the env object, the fn piece ('' for a command step), the params object

@@ -79,7 +79,10 @@ local PLANNED = { run = "would run", restore = "would restore", blocked = "block
 function Output:planned(step, action, reasons)
   if self.quiet then return end
   self:clear()
-  ui.out(("%s %s: %s"):format(PLANNED[action], step.name, table.concat(reasons, "; ")))
+  -- One reason is the common case (a fresh plan's every step): joined
+  -- without a format and a concat of its own.
+  local why = #reasons == 1 and reasons[1] or table.concat(reasons, "; ")
+  ui.out(PLANNED[action] .. " " .. step.name .. ": " .. why)
 end
 
 --- Redraws the live line (terminals only, at most ten times a second)

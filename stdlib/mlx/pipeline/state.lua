@@ -6,6 +6,8 @@ local json = require "mlx.json"
 local key = require "mlx.pipeline.key"
 local proc = require "mlx.proc"
 
+local paths_of = require("mlx.stepgraph").paths_of
+
 local M = {}
 
 --- Returns a path as the store takes it: no trailing "/".
@@ -71,13 +73,11 @@ local function overlaid_dir(ctx, dir)
   return { type = "dir", hash = require("mlx.hash").bytes(text), size = size, files = #paths, manifest = text }
 end
 
---- Returns the store's hash of path (a declared dep or out) as st:hash does,
---- remembered for the rest of the run in ctx.hashes (as is a path's
---- absence): a 1,000-step pipeline whose steps share an input hashes it
---- once. The engine calls M.forget when a step rewrites a path. In a dry
---- run, paths overlaid by M.overlay answer with their records, and
---- directories holding them as they will be.
-function M.hash(ctx, path)
+-- M.hash, except that a path the prefetch found missing, in a dry run,
+-- answers nil, nil, "notfound": the message is made only for a caller that
+-- shows it (M.check needs none, and a fresh 100,000-step plan asks about
+-- 100,000 missing outs).
+local function lookup(ctx, path)
   local memo = ctx.hashes
   local info = memo[path]
   if info then
@@ -87,15 +87,14 @@ function M.hash(ctx, path)
   local prefetched = ctx.prefetched
   if prefetched then
     local absent
-    info, absent = prefetched:get(path)
+    info, absent = prefetched:find(path)
     if info then
       memo[path] = info
       return info
     end
     -- In a dry run nothing writes: a path missing at the prefetch still
-    -- is, said without asking the store or remembering the message (a
-    -- fresh 100,000-step plan looks for 100,000 missing outs).
-    if absent and ctx.absent_final then return nil, absent, "notfound" end
+    -- is, said without asking the store or remembering the message.
+    if absent and ctx.absent_final then return nil, nil, "notfound" end
   end
   local err, code
   if ctx.overlays and path:sub(-1) == "/" and next(ctx.overlays) then
@@ -112,6 +111,18 @@ function M.hash(ctx, path)
   end
   memo[path] = info
   return info
+end
+
+--- Returns the store's hash of path (a declared dep or out) as st:hash does,
+--- remembered for the rest of the run in ctx.hashes (as is a path's
+--- absence): a 1,000-step pipeline whose steps share an input hashes it
+--- once. The engine calls M.forget when a step rewrites a path. In a dry
+--- run, paths overlaid by M.overlay answer with their records, and
+--- directories holding them as they will be.
+function M.hash(ctx, path)
+  local info, err, code = lookup(ctx, path)
+  if info or err then return info, err, code end
+  return nil, select(2, ctx.prefetched:get(path)), code
 end
 
 --- In a dry run, makes path (an out of a step planned "restore") hash as
@@ -132,17 +143,11 @@ end
 --- knows which paths are missing now, which M.hash trusts in a dry run.
 function M.prefetch(ctx, steps)
   -- Every declared path, repeats and directories included: the store
-  -- keeps the first of each file path (no Lua set of 100,000 paths).
-  local list, n, move = {}, 0, table.move
-  for i = 1, #steps do
-    local step = steps[i]
-    local deps, outs = step.deps, step.outs
-    local nd, no = #deps, #outs
-    move(deps, 1, nd, n + 1, list)
-    move(outs, 1, no, n + nd + 1, list)
-    n = n + nd + no
-  end
-  if n < 2 then return end
+  -- keeps the first of each file path (no Lua set of 100,000 paths). The
+  -- list is made in C from the step set's lists (stepgraph.paths_of),
+  -- without reading two fields of every step through its __index.
+  local list = paths_of(steps)
+  if #list < 2 then return end
   -- On failure M.hash meets the problem and reports it.
   ctx.prefetched = ctx.store:file_hashes(list)
 end
@@ -377,7 +382,7 @@ function M.check(ctx, step)
   local dep_hashes = scratch_deps
   local missing
   for i = 1, #deps do
-    local info, err, code = M.hash(ctx, deps[i])
+    local info, err, code = lookup(ctx, deps[i])
     if info then
       dep_hashes[deps[i]] = info.hash
     elseif code == "notfound" then
@@ -387,18 +392,20 @@ function M.check(ctx, step)
       return nil, ("step '%s': dep '%s': %s"):format(step.name, deps[i], err)
     end
   end
-  local tools, err = tool_versions(ctx, step)
-  if not tools then
-    clear_scratch(deps)
-    return nil, err
+  -- A step whose key text cannot raise declares no tools to run either.
+  if not key.cannot_raise(step) then
+    local tools, err = tool_versions(ctx, step)
+    if not tools then
+      clear_scratch(deps)
+      return nil, err
+    end
+    -- Made for what it raises (as key.compute would), then dropped. Should
+    -- it raise, the entries left behind are harmless, as in M.up_to_date.
+    key.pieces(step, ctx.values, dep_hashes, env_values(step), tools)
   end
-  local env = env_values(step)
-  -- Made for what it raises (as key.compute would), then dropped. Should
-  -- it raise, the entries left behind are harmless, as in M.up_to_date.
-  key.pieces(step, ctx.values, dep_hashes, env, tools)
   clear_scratch(deps)
   for _, out in ipairs(step.outs) do
-    local info, herr, code = M.hash(ctx, out)
+    local info, herr, code = lookup(ctx, out)
     if not info and code ~= "notfound" then
       return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
     end

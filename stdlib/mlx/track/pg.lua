@@ -77,6 +77,12 @@ M.MIGRATIONS = {
     run_id text COLLATE "C");
   CREATE INDEX model_alias_history_by_alias ON model_alias_history (name, alias, id);
   ]],
+  -- 2: runs_by_parent is a prefix of runs_by_parent_start, under the same
+  -- condition, so every step's run paid for an index no query needs (as
+  -- SQLite's migration 5 found; the search path is the project's schema).
+  [[
+  DROP INDEX IF EXISTS runs_by_parent;
+  ]],
 }
 
 -- Statements with a body, which the splitting at ";" above would cut:

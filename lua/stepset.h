@@ -1,0 +1,47 @@
+/* stepset.h — the step set of a pipeline (mlx.stepgraph.stepset), shared
+ * by l_steps.c (the set, its steps' views and the declaration of a step)
+ * and l_steplists.c (its pool of path lists). */
+#ifndef MLX_STEPSET_H
+#define MLX_STEPSET_H
+
+#include <lua.h>
+#include <stdint.h>
+
+#define STEPSET_MT "mlx.StepSet"
+
+/* What a step is, as ids into its set's pools. */
+struct step_row {
+	uint32_t where;      /* value id of "file:line: " */
+	uint32_t action;     /* value id of its cmd or run */
+	uint32_t deps, outs; /* list ids */
+	uint8_t flags;
+};
+
+enum { STEP_RUN = 1, STEP_OWN = 2 }; /* action is run (not cmd); has a table of its own */
+
+/* The uservalues of a set: its pools and the metatable of its steps. */
+enum { UV_NAMES = 1, UV_VALUES, UV_VALUE_IDS, UV_LISTS, UV_OWN, UV_META, UV_COUNT = UV_META };
+
+struct stepset {
+	struct step_row *rows;
+	uint32_t n, cap;
+	uint32_t nvalues, nlists;
+	/* Equal lists are found by the hash of their paths: open addressing
+	 * over list id + 1 (0 empty), at most half full. */
+	uint32_t *slots;
+	uint32_t mask;
+	uint32_t *list_hash; /* list id - 1 → hash */
+	uint8_t *list_plain; /* list id - 1 → 1 if json writes its paths as they are */
+	uint32_t hash_cap;
+};
+
+/* The id of the list of the n strings at first…: an equal list of the
+ * pool's, else the table at index given (0: a new table), added to the
+ * pool. Raises when out of memory. */
+uint32_t stepset_intern_list(lua_State *L, struct stepset *set, int setidx, int first, int n, int given);
+
+/* The list at index idx (a table of strings, as Pipeline:declare checked
+ * it) as a list id of the set. */
+uint32_t stepset_intern_table(lua_State *L, struct stepset *set, int setidx, int idx);
+
+#endif
