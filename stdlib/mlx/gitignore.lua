@@ -83,4 +83,54 @@ function M.ensure(root, paths)
   return true
 end
 
+--- Removes the entry of each path (relative to root, no trailing "/") from
+--- the block of the .gitignore in the path's directory; the user's lines are
+--- kept, an emptied block goes, and a file left with nothing is removed.
+--- Paths not listed are ignored. Returns true or nil, message, code.
+function M.drop(root, paths)
+  local by_dir = {}
+  for _, path in ipairs(paths) do
+    local dir, name = path:match("^(.*)/([^/]+)$")
+    if not dir then dir, name = "", path end
+    by_dir[dir] = by_dir[dir] or {}
+    by_dir[dir][pattern(name)] = true
+  end
+  for dir, gone in pairs(by_dir) do
+    local rel = (dir == "" and "" or dir .. "/") .. ".gitignore"
+    local file = root .. "/" .. rel
+    -- The paths may come from a lock made elsewhere: a .gitignore reached
+    -- through a symbolic link, or one itself, is not the project's.
+    local f = fs.check_parents(root, rel) and fs.stat(file)
+    f = f and f.type == "file" and io.open(file, "rb")
+    if f then
+      local text = f:read("a")
+      f:close()
+      local before, entries, after = split(text)
+      local kept = {}
+      for _, e in ipairs(entries) do
+        if not gone[e] then kept[#kept + 1] = e end
+      end
+      if #kept < #entries then
+        local out = {}
+        for _, l in ipairs(before) do out[#out + 1] = l end
+        if #kept > 0 then
+          out[#out + 1] = M.BEGIN
+          for _, l in ipairs(kept) do out[#out + 1] = l end
+          out[#out + 1] = M.END
+        end
+        for _, l in ipairs(after) do out[#out + 1] = l end
+        local ok, err, code
+        if #out == 0 then
+          ok, err = os.remove(file)
+          if not ok then return nil, err, "io" end
+        else
+          ok, err, code = fs.write(file, table.concat(out, "\n") .. "\n")
+          if not ok then return nil, err, code end
+        end
+      end
+    end
+  end
+  return true
+end
+
 return M

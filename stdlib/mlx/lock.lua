@@ -170,12 +170,11 @@ function M.write(root, lock)
   return true, require("mlx.hash").bytes(text)
 end
 
---- Changes one section under an exclusive lock: reads the lock, calls
---- fn(section) with the section's table (empty if absent; fn changes it in
---- place), validates and writes the file. Returns the new lock and the
---- SHA-256 of the bytes written, or nil, message, code (the file is then
---- untouched).
-function M.update(root, section, fn)
+--- Changes the lock under an exclusive lock: reads it, calls fn(lock) with
+--- the whole table (fn changes it in place), validates every known section
+--- and writes the file once. Returns the new lock and the SHA-256 of the
+--- bytes written, or nil, message, code (the file is then untouched).
+function M.update_all(root, fn)
   local guard, err, code = fs.lock(root .. "/.mlx/tmp/mlx.lock.flock")
   if not guard then
     if code == "notfound" then
@@ -187,18 +186,17 @@ function M.update(root, section, fn)
   local lock
   lock, err, code = M.read(root)
   if lock then
-    local value = lock[section] or {}
-    local ok, problem = pcall(fn, value)
+    local ok, problem = pcall(fn, lock)
     if not ok then
       guard:close()
       error(problem, 0)
     end
-    lock[section] = value
-    local check = M.sections[section]
-    local why = check and check(value)
-    if why then
-      guard:close()
-      error(("lock section %q: %s"):format(section, why), 2)
+    for section, check in pairs(M.sections) do
+      local why = lock[section] ~= nil and check(lock[section])
+      if why then
+        guard:close()
+        error(("lock section %q: %s"):format(section, why), 2)
+      end
     end
     local written, digest, wcode = M.write(root, lock)
     guard:close()
@@ -207,6 +205,19 @@ function M.update(root, section, fn)
   end
   guard:close()
   return nil, err, code
+end
+
+--- Changes one section under an exclusive lock: reads the lock, calls
+--- fn(section) with the section's table (empty if absent; fn changes it in
+--- place), validates and writes the file. Returns the new lock and the
+--- SHA-256 of the bytes written, or nil, message, code (the file is then
+--- untouched).
+function M.update(root, section, fn)
+  return M.update_all(root, function(lock)
+    local value = lock[section] or {}
+    fn(value)
+    lock[section] = value
+  end)
 end
 
 return M
