@@ -477,6 +477,22 @@ void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_
 	shards_close(&shards);
 }
 
+void mlx_store_shard_stats(const struct mlx_store *s, struct mlx_store_shard out[MLX_STORE_SHARDS])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int k = 0; k < MLX_STORE_SHARDS; k++) {
+		char sub[3] = {digits[k / 16], digits[k % 16], '\0'};
+		struct stat st;
+		out[k] = (struct mlx_store_shard){0};
+		if (fstatat(s->objects_fd, sub, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+			continue;
+		out[k].dev = (uint64_t)st.st_dev;
+		out[k].ino = (uint64_t)st.st_ino;
+		out[k].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		out[k].ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	}
+}
+
 /* ---- staging ------------------------------------------------------------ */
 
 /* A run of temp names that one thread has to itself (see create_temp). */

@@ -80,6 +80,21 @@ int mlx_store_has(const struct mlx_store *s, const char *hex);
  * object, so asking about 20,000 objects costs 20,000 stats. */
 void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_t n, unsigned char *present);
 
+/* The status of one shard directory of objects/ ("ab"): what the presence
+ * record of a tracked directory keeps (workspace_present.c), since adding,
+ * removing or renaming an object in a shard changes its mtime and ctime. */
+struct mlx_store_shard {
+	uint64_t dev, ino; /* ino 0: the shard is absent or not a directory */
+	int64_t mtime_ns, ctime_ns;
+};
+
+#define MLX_STORE_SHARDS 256
+
+/* Fills out[k] with the status of shard k (k = its two hex digits read as
+ * a number, 0..255), never following a symlink: a shard that is missing,
+ * a symlink or a file has ino 0. Cannot fail. */
+void mlx_store_shard_stats(const struct mlx_store *s, struct mlx_store_shard out[MLX_STORE_SHARDS]);
+
 /* Stages every file of list, read from dir/path, in up to jobs threads.
  * A file whose hex is already set (from the stat cache) and whose object
  * exists with its size is skipped. Others get hex, size (bytes stored) and

@@ -22,6 +22,7 @@ struct mlx_workspace {
 	size_t prefix_n;
 	struct mlx_store *store;
 	struct mlx_statcache *sc;
+	struct mlx_present *pending; /* presence records to write after the commit */
 	int sc_tried;
 	int jobs;
 	int root_fd;
@@ -59,6 +60,7 @@ void mlx_workspace_close(struct mlx_workspace *ws)
 	if (!ws)
 		return;
 	free(ws->prefix);
+	mlx_workspace_present_free(ws->pending);
 	mlx_statcache_close(ws->sc);
 	mlx_store_close(ws->store);
 	close(ws->root_fd);
@@ -68,6 +70,19 @@ void mlx_workspace_close(struct mlx_workspace *ws)
 struct mlx_store *mlx_workspace_store(const struct mlx_workspace *ws)
 {
 	return ws->store;
+}
+
+int mlx_workspace_commit(struct mlx_workspace *ws, struct mlx_err *err)
+{
+	int rc = mlx_store_commit(ws->store, err);
+	if (rc == MLX_OK)
+		mlx_workspace_present_write(ws);
+	return rc;
+}
+
+struct mlx_present **mlx_workspace_pending_present(struct mlx_workspace *ws)
+{
+	return &ws->pending;
 }
 
 static int report_progress(void *vws, size_t started, size_t n)

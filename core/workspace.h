@@ -44,6 +44,13 @@ void mlx_workspace_close(struct mlx_workspace *ws);
 /* The workspace's store, owned by ws. */
 struct mlx_store *mlx_workspace_store(const struct mlx_workspace *ws);
 
+/* Commits what was staged (mlx_store_commit), then writes the presence
+ * records of the tracked directories whose objects were all found by the
+ * puts before (workspace_present.c), which vouch for objects only once
+ * they are durable. Returns what mlx_store_commit returns; a record that
+ * cannot be written is left out (it only spares lookups). */
+int mlx_workspace_commit(struct mlx_workspace *ws, struct mlx_err *err);
+
 /* Reports the progress of later long calls (hashing, staging, checkout,
  * checking the store) on the calling thread, about every 100 ms:
  * report(ctx, files started, files in all, bytes of those files, bytes in

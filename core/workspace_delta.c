@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 
 #include "path.h"
-#include "pool.h"
 #include "statcache.h"
 #include "workspace_internal.h"
 
@@ -172,23 +171,27 @@ static int list_member(struct mlx_workspace *ws, const char *base, const char *m
 /* The manifest of directory rel whose locked manifest is locked, with the
  * lines at and below each of the n sorted paths replaced by the lines of
  * now (sorted, hashed): its text (malloc'ed), id, files and bytes go to
- * *out. Returns 0; what mlx_store_read returns for the locked manifest
- * (the message names rel and what to do); MLX_ERR_CORRUPT or
- * MLX_ERR_NOMEM. */
-static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked,
-                          const char *const *paths, size_t n, const struct mlx_filelist *now,
+ * *out. The locked manifest's text is text (text_len bytes) when the
+ * caller has read it (not freed here), else it is read. Returns 0; what
+ * mlx_store_read returns for the locked manifest (the message names rel
+ * and what to do); MLX_ERR_CORRUPT or MLX_ERR_NOMEM. */
+static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked, const char *text,
+                          size_t text_len, const char *const *paths, size_t n, const struct mlx_filelist *now,
                           struct mlx_filelist *gone, struct mlx_artifact *out, struct mlx_err *err)
 {
-	char *old = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
-	size_t old_len = 0, now_len = 0;
+	char *read = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
+	const char *old = text;
+	size_t old_len = text_len, now_len = 0;
 	int rc = mlx_hash_manifest(now, &now_text, &now_len, now_id, err);
-	if (rc == MLX_OK &&
-	    (rc = mlx_store_read(mlx_workspace_store(ws), locked, &old, &old_len, err)) != MLX_OK) {
+	if (rc == MLX_OK && !text &&
+	    (rc = mlx_store_read(mlx_workspace_store(ws), locked, &read, &old_len, err)) != MLX_OK) {
 		char msg[MLX_ERR_MSG_MAX];
 		memcpy(msg, err->msg, sizeof msg);
 		mlx_err_set(err, rc, 0, "the manifest of %.200s cannot be read (%.300s); add %.200s whole",
 		            rel, msg, rel);
 	}
+	if (read)
+		old = read;
 	struct member_merge m = {
 	    .members = paths, .nmembers = n, .now = now, .now_text = now_text, .line = old, .gone = gone};
 	if (rc == MLX_OK && !(m.out = malloc(old_len + now_len + 1)))
@@ -215,7 +218,7 @@ static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char 
 		m.out = NULL;
 	}
 	free(m.out);
-	free(old);
+	free(read);
 	free(now_text);
 	return rc;
 }
@@ -239,6 +242,10 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 	memcpy(sorted, members, n * sizeof *sorted);
 	qsort(sorted, n, sizeof *sorted, compare_names);
 	struct mlx_filelist now = {0}, gone = {0};
+	/* What the record of the directory vouches for now holds for the
+	 * manifest that follows, once committed. */
+	struct mlx_present *present =
+	    mlx_hash_is_id(locked) ? mlx_workspace_present_carry(ws, rel, locked) : NULL;
 	for (size_t i = 0; rc == MLX_OK && i < n; i++)
 		rc = list_member(ws, base, sorted[i], &now, err);
 	if (rc == MLX_OK)
@@ -253,7 +260,7 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 	if (rc == MLX_OK && sc)
 		mlx_statcache_store(sc, rel, 0, &now, NULL, NULL);
 	if (rc == MLX_OK)
-		rc = merge_manifest(ws, rel, locked, sorted, n, &now, &gone, out, err);
+		rc = merge_manifest(ws, rel, locked, NULL, 0, sorted, n, &now, &gone, out, err);
 	if (rc == MLX_OK && (rc = mlx_store_stage_bytes(mlx_workspace_store(ws), out->manifest,
 	                                                out->manifest_len, out->hex, err)) != MLX_OK)
 		mlx_artifact_free(out);
@@ -262,6 +269,11 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 	 * walking the directory. */
 	if (rc == MLX_OK && sc)
 		mlx_statcache_patch(sc, rel, locked, &now, &gone, out->hex, out->files, NULL); /* an accelerator */
+	if (rc == MLX_OK) {
+		mlx_workspace_present_keep(ws, present, out->hex);
+		present = NULL;
+	}
+	mlx_workspace_present_free(present);
 	free(sorted);
 	mlx_filelist_free(&now);
 	mlx_filelist_free(&gone);
@@ -400,7 +412,7 @@ int mlx_workspace_diff_from_tree(struct mlx_workspace *ws, const char *rel, cons
 		rc = push_copy(&now, &d->modified.items[i], err);
 	if (rc == MLX_OK) {
 		mlx_filelist_sort(&now);
-		rc = merge_manifest(ws, rel, locked, paths, n, &now, NULL, out, err);
+		rc = merge_manifest(ws, rel, locked, NULL, 0, paths, n, &now, NULL, out, err);
 		mlx_artifact_free(out); /* the text is not wanted */
 		/* An unreadable locked manifest: the full walk says so. */
 		rc = rc == MLX_OK ? 1 : 0;
@@ -413,72 +425,6 @@ done:
 	mlx_filelist_free(&cand);
 	mlx_statcache_changes_free(&c);
 	return rc;
-}
-
-/* The ids of a manifest looked up in parts, a part per item of a pool:
- * each lookup waits on a stat of its own, and the CPUs share them. */
-struct presence_job {
-	struct mlx_store *store;
-	const char **ids;
-	unsigned char *present;
-	size_t n, part;
-};
-
-static int look_up_part(void *vjob, size_t i, struct mlx_err *err)
-{
-	(void)err;
-	struct presence_job *job = vjob;
-	size_t from = i * job->part, to = from + job->part < job->n ? from + job->part : job->n;
-	mlx_store_has_many(job->store, job->ids + from, to - from, job->present + from);
-	return MLX_OK;
-}
-
-/* 1 if the locked manifest and the object of each of its files are in
- * the store, as the whole walk's add would leave them (it stages any that
- * is missing: one quarantined by fsck is restored by adding the directory
- * again); else 0, and the caller puts the directory whole. */
-static int locked_objects_present(struct mlx_store *store, const char *locked, int jobs)
-{
-	char *text = NULL;
-	size_t len = 0, n = 0;
-	struct mlx_err err;
-	if (mlx_store_read(store, locked, &text, &len, &err) != MLX_OK)
-		return 0;
-	/* Each line starts with its file's id: cut there, pointed at, and
-	 * looked up in one pass, one open per shard. */
-	for (size_t at = 0; at < len; n++) {
-		const char *nl = memchr(text + at, '\n', len - at);
-		if (!nl)
-			break;
-		at = (size_t)(nl - text) + 1;
-	}
-	const char **ids = malloc((n ? n : 1) * sizeof *ids);
-	unsigned char *present = malloc(n ? n : 1);
-	int all = ids && present;
-	size_t i = 0;
-	for (size_t at = 0; all && i < n; i++) {
-		char *line = text + at, *nl = memchr(line, '\n', len - at);
-		if ((size_t)(nl - line) <= MLX_HASH_HEX_SIZE) {
-			all = 0;
-			break;
-		}
-		line[MLX_HASH_HEX_SIZE - 1] = '\0';
-		ids[i] = line;
-		at = (size_t)(nl - text) + 1;
-	}
-	if (all) {
-		/* Parts of 16,384: a part opens each shard once. */
-		struct presence_job job = {.store = store, .ids = ids, .present = present, .n = n, .part = 16384};
-		size_t parts = (n + job.part - 1) / job.part;
-		if (parts > 0 && mlx_pool_run(parts, jobs, look_up_part, &job, &err) != MLX_OK)
-			all = 0;
-	}
-	for (i = 0; all && i < n; i++)
-		all = present[i];
-	free(present);
-	free(ids);
-	free(text);
-	return all;
 }
 
 /* Facts and hash time of f onto the last file of list. */
@@ -507,7 +453,16 @@ int mlx_workspace_put_tree(struct mlx_workspace *ws, const char *rel, const char
 		return mlx_err_set(err, rc, EINTR, "interrupted");
 	if (rc == 0)
 		return 0;
-	if (strcmp(c.id, locked) != 0 || !locked_objects_present(store, locked, mlx_workspace_jobs(ws))) {
+	/* The locked manifest, read once: its objects must all be in the
+	 * store, as the whole walk's add would leave them (it stages any that
+	 * is missing: one quarantined by fsck is restored by adding the
+	 * directory again), and it is the base of the new one. */
+	char *text = NULL;
+	size_t text_len = 0;
+	struct mlx_present *present = NULL;
+	if (strcmp(c.id, locked) != 0 || mlx_store_read(store, locked, &text, &text_len, NULL) != MLX_OK ||
+	    !mlx_workspace_objects_present(ws, rel, locked, text, text_len, &present)) {
+		free(text);
 		mlx_statcache_changes_free(&c);
 		return 0;
 	}
@@ -552,6 +507,8 @@ int mlx_workspace_put_tree(struct mlx_workspace *ws, const char *rel, const char
 		memcpy(out->hex, locked, sizeof out->hex);
 		if (now.len > 0)
 			mlx_statcache_refresh(sc, rel, &now, NULL); /* only an accelerator */
+		mlx_workspace_present_keep(ws, present, locked);
+		present = NULL;
 		rc = 1;
 		goto done;
 	}
@@ -561,16 +518,20 @@ int mlx_workspace_put_tree(struct mlx_workspace *ws, const char *rel, const char
 		/* The new manifest: the locked one with the lines of the files
 		 * changed or gone replaced by the files now (a touched one by
 		 * its own line, as it was). */
-		rc = merge_manifest(ws, rel, locked, paths, n, &cand, NULL, out, err);
+		rc = merge_manifest(ws, rel, locked, text, text_len, paths, n, &cand, NULL, out, err);
 	}
 	if (rc == MLX_OK &&
 	    (rc = mlx_store_stage_bytes(store, out->manifest, out->manifest_len, out->hex, err)) != MLX_OK)
 		mlx_artifact_free(out);
 	if (rc == MLX_OK) {
 		mlx_statcache_patch(sc, rel, locked, &now, &gone, out->hex, out->files, NULL); /* an accelerator */
+		mlx_workspace_present_keep(ws, present, out->hex);
+		present = NULL;
 		rc = 1;
 	}
 done:
+	mlx_workspace_present_free(present);
+	free(text);
 	free(paths);
 	mlx_filelist_free(&cand);
 	mlx_filelist_free(&now);

@@ -46,4 +46,40 @@ int mlx_workspace_checkout_dated(struct mlx_workspace *ws, const char *dir, stru
 int mlx_workspace_diff_from_tree(struct mlx_workspace *ws, const char *rel, const char *locked,
                                  struct mlx_artifact *out, struct mlx_dirdiff *d, struct mlx_err *err);
 
+/* A presence record of a tracked directory (workspace_present.c). */
+struct mlx_present;
+
+/* 1 if every object named by the lines of the locked manifest (text, len
+ * bytes, read and verified; left as it was) of directory rel is in the
+ * store, looking up only those in shards that rel's presence record does
+ * not vouch for. On 1, *out is the record to keep
+ * (mlx_workspace_present_keep) once the manifest that now stands is
+ * known; else *out is NULL (a missing object, a bad line, no memory: the
+ * caller puts the directory whole, which stores what is missing). */
+int mlx_workspace_objects_present(struct mlx_workspace *ws, const char *rel, const char *locked, char *text,
+                                  size_t len, struct mlx_present **out);
+
+/* The record of rel for the manifest that replaces locked without its
+ * objects being looked up (mlx add of paths inside rel): the shards that
+ * rel's record vouches for now stay vouched for, as the objects the put
+ * adds are committed before the record is written; the others are not.
+ * NULL if the record vouches for none (or no memory). Read before
+ * anything is staged. */
+struct mlx_present *mlx_workspace_present_carry(struct mlx_workspace *ws, const char *rel,
+                                                const char *locked);
+
+/* Keeps p (owned by ws from now on; NULL: nothing) as the record of
+ * manifest id, to be written by mlx_workspace_commit once what the put
+ * staged is durable. */
+void mlx_workspace_present_keep(struct mlx_workspace *ws, struct mlx_present *p, const char *id);
+
+/* Frees the list of records p. Safe on NULL. */
+void mlx_workspace_present_free(struct mlx_present *p);
+
+/* Writes the records kept so far and forgets them. */
+void mlx_workspace_present_write(struct mlx_workspace *ws);
+
+/* The list of records kept (workspace.c owns it). */
+struct mlx_present **mlx_workspace_pending_present(struct mlx_workspace *ws);
+
 #endif

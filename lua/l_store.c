@@ -411,9 +411,9 @@ static int store_put_members(lua_State *L)
 /* st:commit() -> true | nil, message, code */
 static int store_commit(lua_State *L)
 {
-	struct mlx_store *s = store_of(L);
+	struct lstore *ls = check_open(L);
 	struct mlx_err err;
-	if (mlx_store_commit(s, &err) != MLX_OK)
+	if (mlx_workspace_commit(ls->ws, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
