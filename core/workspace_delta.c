@@ -171,13 +171,15 @@ static int list_member(struct mlx_workspace *ws, const char *base, const char *m
 /* The manifest of directory rel whose locked manifest is locked, with the
  * lines at and below each of the n sorted paths replaced by the lines of
  * now (sorted, hashed): its text (malloc'ed), id, files and bytes go to
- * *out. The locked manifest's text is text (text_len bytes) when the
+ * *out; with stage set, it is also staged into the store (hashed once,
+ * there). The locked manifest's text is text (text_len bytes) when the
  * caller has read it (not freed here), else it is read. Returns 0; what
  * mlx_store_read returns for the locked manifest (the message names rel
- * and what to do); MLX_ERR_CORRUPT or MLX_ERR_NOMEM. */
+ * and what to do); what mlx_store_stage_bytes returns; MLX_ERR_CORRUPT or
+ * MLX_ERR_NOMEM. */
 static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked, const char *text,
                           size_t text_len, const char *const *paths, size_t n, const struct mlx_filelist *now,
-                          struct mlx_filelist *gone, struct mlx_artifact *out, struct mlx_err *err)
+                          struct mlx_filelist *gone, int stage, struct mlx_artifact *out, struct mlx_err *err)
 {
 	char *read = NULL, *now_text = NULL, now_id[MLX_HASH_HEX_SIZE];
 	const char *old = text;
@@ -207,7 +209,8 @@ static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char 
 	if (rc == MLX_OK) {
 		emit_new(&m, NULL, 0);
 		m.out[m.len] = '\0';
-		rc = mlx_hash_bytes(m.out, m.len, out->hex, err);
+		rc = stage ? mlx_store_stage_bytes(mlx_workspace_store(ws), m.out, m.len, out->hex, err)
+		           : mlx_hash_bytes(m.out, m.len, out->hex, err);
 	}
 	if (rc == MLX_OK) {
 		out->is_dir = 1;
@@ -260,10 +263,7 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
 	if (rc == MLX_OK && sc)
 		mlx_statcache_store(sc, rel, 0, &now, NULL, NULL);
 	if (rc == MLX_OK)
-		rc = merge_manifest(ws, rel, locked, NULL, 0, sorted, n, &now, &gone, out, err);
-	if (rc == MLX_OK && (rc = mlx_store_stage_bytes(mlx_workspace_store(ws), out->manifest,
-	                                                out->manifest_len, out->hex, err)) != MLX_OK)
-		mlx_artifact_free(out);
+		rc = merge_manifest(ws, rel, locked, NULL, 0, sorted, n, &now, &gone, 1, out, err);
 	/* The directory's tree, if it is the locked manifest's, takes the
 	 * members as they are now: the next look compares with it instead of
 	 * walking the directory. */
@@ -412,7 +412,7 @@ int mlx_workspace_diff_from_tree(struct mlx_workspace *ws, const char *rel, cons
 		rc = push_copy(&now, &d->modified.items[i], err);
 	if (rc == MLX_OK) {
 		mlx_filelist_sort(&now);
-		rc = merge_manifest(ws, rel, locked, NULL, 0, paths, n, &now, NULL, out, err);
+		rc = merge_manifest(ws, rel, locked, NULL, 0, paths, n, &now, NULL, 0, out, err);
 		mlx_artifact_free(out); /* the text is not wanted */
 		/* An unreadable locked manifest: the full walk says so. */
 		rc = rc == MLX_OK ? 1 : 0;
@@ -518,11 +518,8 @@ int mlx_workspace_put_tree(struct mlx_workspace *ws, const char *rel, const char
 		/* The new manifest: the locked one with the lines of the files
 		 * changed or gone replaced by the files now (a touched one by
 		 * its own line, as it was). */
-		rc = merge_manifest(ws, rel, locked, text, text_len, paths, n, &cand, NULL, out, err);
+		rc = merge_manifest(ws, rel, locked, text, text_len, paths, n, &cand, NULL, 1, out, err);
 	}
-	if (rc == MLX_OK &&
-	    (rc = mlx_store_stage_bytes(store, out->manifest, out->manifest_len, out->hex, err)) != MLX_OK)
-		mlx_artifact_free(out);
 	if (rc == MLX_OK) {
 		mlx_statcache_patch(sc, rel, locked, &now, &gone, out->hex, out->files, NULL); /* an accelerator */
 		mlx_workspace_present_keep(ws, present, out->hex);
