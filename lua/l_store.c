@@ -131,8 +131,10 @@ static void push_file(lua_State *L, const char *path, const char *hex, uint64_t 
 }
 
 /* Pushes what w->art says of a file or a directory, as st:hash gives it,
- * and frees the work. */
-static int push_artifact(lua_State *L, struct work *w)
+ * and frees the work. With MLX_WS_PUT in flags, a directory's manifest is
+ * left out: it is in the store (st:manifest), and a copy of it as a Lua
+ * string costs its size again (95 MB at a million files). */
+static int push_artifact(lua_State *L, struct work *w, int flags)
 {
 	const struct mlx_artifact *a = &w->art;
 	if (!a->is_dir) {
@@ -145,7 +147,7 @@ static int push_artifact(lua_State *L, struct work *w)
 	set_str(L, "hash", a->hex);
 	set_int(L, "size", (lua_Integer)a->size);
 	set_int(L, "files", (lua_Integer)a->files);
-	if (a->manifest) {
+	if (a->manifest && !(flags & MLX_WS_PUT)) {
 		lua_pushlstring(L, a->manifest, a->manifest_len);
 		lua_setfield(L, -2, "manifest");
 	}
@@ -163,7 +165,7 @@ static int scan(lua_State *L, int flags)
 	struct mlx_err err;
 	if (mlx_workspace_hash(ls->ws, rel, flags, &w->art, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
-	return push_artifact(L, w);
+	return push_artifact(L, w, flags);
 }
 
 /* st:hash(path[, {manifest = false}]) -> {type = "file"|"dir", hash, size,
@@ -354,12 +356,12 @@ static int store_file_hashes(lua_State *L)
 	return pushed;
 }
 
-/* st:put(path[, locked_id]) -> info as st:hash | nil, message, code.
- * Stages the file or directory (and its manifest); st:commit() makes it
- * durable and visible. With locked_id, the id of the directory's locked
- * manifest, a directory that differs from it in a few files (as the stat
- * cache's tree tells) has only those read and staged; info then lacks the
- * manifest when nothing changed. */
+/* st:put(path[, locked_id]) -> info as st:hash, without a directory's
+ * manifest text | nil, message, code. Stages the file or directory (and
+ * its manifest); st:commit() makes it durable and visible. With
+ * locked_id, the id of the directory's locked manifest, a directory that
+ * differs from it in a few files (as the stat cache's tree tells) has
+ * only those read and staged. */
 static int store_put(lua_State *L)
 {
 	const char *locked = luaL_optstring(L, 3, NULL);
@@ -374,7 +376,7 @@ static int store_put(lua_State *L)
 		if (rc < 0)
 			return mlx_lua_fail(L, &err);
 		if (rc == 1)
-			return push_artifact(L, w);
+			return push_artifact(L, w, MLX_WS_PUT);
 		lua_settop(L, 2);
 	}
 	return scan(L, MLX_WS_PUT);
@@ -405,7 +407,7 @@ static int store_put_members(lua_State *L)
 	struct mlx_err err;
 	if (mlx_workspace_put_members(ls->ws, rel, locked, names, (size_t)n, &w->art, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
-	return push_artifact(L, w);
+	return push_artifact(L, w, MLX_WS_PUT);
 }
 
 /* st:commit() -> true | nil, message, code */
