@@ -155,7 +155,7 @@ static void record_write(const struct mlx_workspace *ws, const struct mlx_presen
 	int fd = mkstemp(tmp);
 	if (fd < 0)
 		return;
-	int ok = 1;
+	int ok = fchmod(fd, 0644) == 0; /* as the trees beside it, not mkstemp's 0600 */
 	for (size_t done = 0; ok && done < sizeof buf;) {
 		ssize_t w = write(fd, buf + done, sizeof buf - done);
 		if (w < 0 && errno == EINTR)
