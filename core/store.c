@@ -774,6 +774,104 @@ int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, cha
 	return rc;
 }
 
+/* Bytes gathered before a write: a manifest comes a line at a time. */
+#define WRITER_BUFFER (256u << 10)
+
+struct mlx_store_writer {
+	struct mlx_store *s;
+	int fd;
+	char name[24];
+	uint64_t size;
+	size_t fill;
+	struct mlx_hash_stream hash;
+	unsigned char buf[WRITER_BUFFER];
+};
+
+int mlx_store_writer_start(struct mlx_store *s, struct mlx_store_writer **out, struct mlx_err *err)
+{
+	*out = NULL;
+	int rc = ensure_batch(s, err);
+	if (rc != MLX_OK)
+		return rc;
+	struct mlx_store_writer *w = malloc(sizeof *w);
+	if (!w)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	*w = (struct mlx_store_writer){.s = s};
+	if ((rc = mlx_hash_stream_start(&w->hash, err)) != MLX_OK) {
+		free(w);
+		return rc;
+	}
+	w->fd = create_temp(s, NULL, w->name, O_WRONLY);
+	if (w->fd < 0) {
+		rc = mlx_err_sys(err, errno, "cannot create a temp file in %s", s->batch);
+		mlx_hash_stream_free(&w->hash);
+		free(w);
+		return rc;
+	}
+	*out = w;
+	return MLX_OK;
+}
+
+/* Hashes and writes what w has gathered. */
+static int writer_flush(struct mlx_store_writer *w, struct mlx_err *err)
+{
+	int rc = mlx_hash_stream_update(&w->hash, w->buf, w->fill, err);
+	if (rc == MLX_OK && mlx_fs_write_all(w->fd, w->buf, w->fill) != 0)
+		rc = mlx_err_sys(err, errno, "cannot write a temp file in %s", w->s->batch);
+	w->size += w->fill;
+	w->fill = 0;
+	return rc;
+}
+
+int mlx_store_writer_write(struct mlx_store_writer *w, const void *data, size_t len, struct mlx_err *err)
+{
+	const unsigned char *p = data;
+	while (len > 0) {
+		size_t take = WRITER_BUFFER - w->fill < len ? WRITER_BUFFER - w->fill : len;
+		memcpy(w->buf + w->fill, p, take);
+		w->fill += take;
+		p += take;
+		len -= take;
+		int rc = w->fill == WRITER_BUFFER ? writer_flush(w, err) : MLX_OK;
+		if (rc != MLX_OK)
+			return rc;
+	}
+	return MLX_OK;
+}
+
+int mlx_store_writer_finish(struct mlx_store_writer *w, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err)
+{
+	int rc = writer_flush(w, err);
+	if (rc == MLX_OK)
+		rc = mlx_hash_stream_finish(&w->hash, hex, err);
+	if (rc == MLX_OK && close(w->fd) != 0)
+		rc = mlx_err_sys(err, errno, "cannot store object %.12s", hex);
+	else if (rc != MLX_OK)
+		close(w->fd);
+	w->fd = -1;
+	/* As mlx_store_stage_bytes: an object already there is not staged. */
+	if (rc == MLX_OK && !mlx_store_has(w->s, hex)) {
+		if ((rc = record_staged(w->s, hex, w->name, w->size, err)) != MLX_OK)
+			unlinkat(w->s->batch_fd, w->name, 0);
+	} else {
+		unlinkat(w->s->batch_fd, w->name, 0);
+	}
+	mlx_hash_stream_free(&w->hash);
+	free(w);
+	return rc;
+}
+
+void mlx_store_writer_abort(struct mlx_store_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	unlinkat(w->s->batch_fd, w->name, 0);
+	mlx_hash_stream_free(&w->hash);
+	free(w);
+}
+
 int mlx_store_stage_verified(struct mlx_store *s, const char *hex,
 			     int (*fill)(void *ctx, int fd, struct mlx_err *err), void *ctx, uint64_t *size,
 			     struct mlx_err *err)

@@ -108,6 +108,30 @@ int mlx_store_stage_files(struct mlx_store *s, const char *dir, struct mlx_filel
 int mlx_store_stage_bytes(struct mlx_store *s, const void *data, size_t len, char hex[MLX_HASH_HEX_SIZE],
 			  struct mlx_err *err);
 
+/* An object staged in pieces, as its bytes are made (a manifest merged
+ * from the locked one), so that it is never whole in memory. */
+struct mlx_store_writer;
+
+/* Starts an object written in pieces: a new temp file of the batch,
+ * hashed as it is written. The caller ends *out with
+ * mlx_store_writer_finish or mlx_store_writer_abort. Not for several
+ * threads at once. Returns 0, MLX_ERR_NOMEM or MLX_ERR_IO. */
+int mlx_store_writer_start(struct mlx_store *s, struct mlx_store_writer **out, struct mlx_err *err);
+
+/* Appends len bytes at data to the object. Returns 0, MLX_ERR_IO (ENOSPC:
+ * "No space left on device") or MLX_ERR_CRYPTO; after a failure, only
+ * mlx_store_writer_abort is left. */
+int mlx_store_writer_write(struct mlx_store_writer *w, const void *data, size_t len, struct mlx_err *err);
+
+/* Ends the object and frees w: its id (the SHA-256 of the bytes written)
+ * goes to hex and it is staged as mlx_store_stage_bytes stages (not when
+ * it is already in the store). Returns 0, or MLX_ERR_IO / MLX_ERR_NOMEM /
+ * MLX_ERR_CRYPTO with nothing staged. */
+int mlx_store_writer_finish(struct mlx_store_writer *w, char hex[MLX_HASH_HEX_SIZE], struct mlx_err *err);
+
+/* Removes the temp file of w and frees w. Safe on NULL. */
+void mlx_store_writer_abort(struct mlx_store_writer *w);
+
 /* Writes object hex from elsewhere (a remote): fill(ctx, fd, err) writes
  * its bytes into fd, a new empty temp file of the batch; the file is then
  * hashed and staged only if its digest is hex. Safe to call from several

@@ -126,11 +126,11 @@ int mlx_workspace_hash_files(struct mlx_workspace *ws, const char *const *names,
  * file or a directory, none inside another): their files are hashed
  * through the stat cache and staged, the manifest lines of every other
  * path are taken from the locked manifest as they are, and the new
- * manifest (sorted, as mlx_hash_manifest writes it) is staged; *out gets
- * its id, text, files and bytes (the caller frees it with
- * mlx_artifact_free). For `mlx add DIR/FILE` in a directory of a million
- * files: one file hashed and one pass over the old manifest, no walk of
- * the rest. Returns 0; MLX_ERR_NOTFOUND if a member does not exist or the
+ * manifest (sorted, as mlx_hash_manifest writes it) is staged as it is
+ * made, never whole in memory; *out gets its id, files and bytes, no text
+ * (mlx_artifact_free is still safe). For `mlx add DIR/FILE` in a directory
+ * of a million files: one file hashed and one pass over the old manifest,
+ * no walk of the rest. Returns 0; MLX_ERR_NOTFOUND if a member does not exist or the
  * locked manifest is not in the store; MLX_ERR_CORRUPT if that manifest is
  * damaged; MLX_ERR_INVALID for a refused entry (a symlink, a fifo) or
  * path; MLX_ERR_IO, MLX_ERR_NOMEM or MLX_ERR_INTERRUPTED. */
@@ -144,8 +144,8 @@ int mlx_workspace_put_members(struct mlx_workspace *ws, const char *rel, const c
  * files added or changed are read and staged, the new manifest is the
  * locked one with their lines (and those of the files gone) replaced, and
  * the tree is written as the directory is now. Returns 1 with *out filled
- * (with the manifest text, staged, unless nothing changed: then the locked
- * record, no text); 0 if the tree cannot tell (the caller puts rel whole;
+ * (id, files and bytes, no text: the new manifest is staged as it is made,
+ * or, if nothing changed, the locked record stands); 0 if the tree cannot tell (the caller puts rel whole;
  * out empty); or a failure to read or store a file (named), MLX_ERR_NOMEM
  * or MLX_ERR_INTERRUPTED. */
 int mlx_workspace_put_tree(struct mlx_workspace *ws, const char *rel, const char *locked,

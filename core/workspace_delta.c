@@ -30,8 +30,8 @@ struct member_merge {
 	const char *now_text;           /* their manifest lines, in that order */
 	size_t j;                       /* the next of them */
 	const char *line;               /* where the old line being read starts */
-	char *out;                      /* the new manifest */
-	size_t len;
+	struct mlx_store_writer *w;     /* the new manifest, staged; or NULL: */
+	struct mlx_hash_stream hash;    /* only hashed */
 	uint64_t files, size;
 	struct mlx_filelist *gone; /* or NULL: the old lines replaced by no new one */
 	int failed;                /* no memory for gone */
@@ -62,9 +62,16 @@ static int replaced(const struct member_merge *m, const char *path, size_t plen)
 	return 0;
 }
 
+/* Appends n bytes at p to the new manifest, never held whole: a million
+ * lines are 92 MB, as many as the locked text beside it. */
+static int put_text(struct member_merge *m, const char *p, size_t n, struct mlx_err *err)
+{
+	return m->w ? mlx_store_writer_write(m->w, p, n, err) : mlx_hash_stream_update(&m->hash, p, n, err);
+}
+
 /* Appends the new lines whose paths sort before path (plen bytes), or all
  * that are left if path is NULL. */
-static void emit_new(struct member_merge *m, const char *path, size_t plen)
+static int emit_new(struct member_merge *m, const char *path, size_t plen, struct mlx_err *err)
 {
 	while (m->j < m->now->len) {
 		const struct mlx_file *f = &m->now->items[m->j];
@@ -72,17 +79,19 @@ static void emit_new(struct member_merge *m, const char *path, size_t plen)
 			size_t flen = strlen(f->path);
 			int c = memcmp(f->path, path, flen < plen ? flen : plen);
 			if (c > 0 || (c == 0 && flen >= plen))
-				return;
+				return MLX_OK;
 		}
 		const char *nl = strchr(m->now_text, '\n');
 		size_t n = (size_t)(nl - m->now_text) + 1;
-		memcpy(m->out + m->len, m->now_text, n);
-		m->len += n;
+		int rc = put_text(m, m->now_text, n, err);
+		if (rc != MLX_OK)
+			return rc;
 		m->now_text += n;
 		m->files++;
 		m->size += f->size;
 		m->j++;
 	}
+	return MLX_OK;
 }
 
 /* 1 if the sorted list has a file of path (plen bytes). */
@@ -108,10 +117,11 @@ static int listed(const struct mlx_filelist *list, const char *path, size_t plen
 static int merge_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, const char *path, size_t plen,
                       struct mlx_err *err)
 {
-	(void)err;
 	struct member_merge *m = ctx;
 	const char *end = path + plen + 1; /* past its newline */
-	emit_new(m, path, plen);
+	int rc = emit_new(m, path, plen, err);
+	if (rc != MLX_OK)
+		return rc;
 	if (m->gone && !m->failed && plen < PATH_MAX && replaced(m, path, plen) && !listed(m->now, path, plen)) {
 		char copy[PATH_MAX];
 		memcpy(copy, path, plen);
@@ -119,8 +129,8 @@ static int merge_line(void *ctx, const char *hex, uint64_t size, uint32_t mode, 
 		m->failed = mlx_filelist_push(m->gone, copy, size, mode, hex, NULL) != MLX_OK;
 	}
 	if (!replaced(m, path, plen)) {
-		memcpy(m->out + m->len, m->line, (size_t)(end - m->line));
-		m->len += (size_t)(end - m->line);
+		if ((rc = put_text(m, m->line, (size_t)(end - m->line), err)) != MLX_OK)
+			return rc;
 		m->files++;
 		m->size += size;
 	}
@@ -170,12 +180,12 @@ static int list_member(struct mlx_workspace *ws, const char *base, const char *m
 
 /* The manifest of directory rel whose locked manifest is locked, with the
  * lines at and below each of the n sorted paths replaced by the lines of
- * now (sorted, hashed): its text (malloc'ed), id, files and bytes go to
- * *out; with stage set, it is also staged into the store (hashed once,
- * there). The locked manifest's text is text (text_len bytes) when the
+ * now (sorted, hashed): its id, files and bytes go to *out (no text);
+ * with stage set, it is staged into the store as it is made, never whole
+ * in memory. The locked manifest's text is text (text_len bytes) when the
  * caller has read it (not freed here), else it is read. Returns 0; what
  * mlx_store_read returns for the locked manifest (the message names rel
- * and what to do); what mlx_store_stage_bytes returns; MLX_ERR_CORRUPT or
+ * and what to do); what mlx_store_writer_* return; MLX_ERR_CORRUPT or
  * MLX_ERR_NOMEM. */
 static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char *locked, const char *text,
                           size_t text_len, const char *const *paths, size_t n, const struct mlx_filelist *now,
@@ -196,8 +206,9 @@ static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char 
 		old = read;
 	struct member_merge m = {
 	    .members = paths, .nmembers = n, .now = now, .now_text = now_text, .line = old, .gone = gone};
-	if (rc == MLX_OK && !(m.out = malloc(old_len + now_len + 1)))
-		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	if (rc == MLX_OK)
+		rc = stage ? mlx_store_writer_start(mlx_workspace_store(ws), &m.w, err)
+		           : mlx_hash_stream_start(&m.hash, err);
 	if (rc == MLX_OK &&
 	    (rc = mlx_hash_manifest_walk(old, old_len, merge_line, &m, err)) == MLX_ERR_CORRUPT) {
 		char msg[MLX_ERR_MSG_MAX];
@@ -206,21 +217,21 @@ static int merge_manifest(struct mlx_workspace *ws, const char *rel, const char 
 	}
 	if (rc == MLX_OK && m.failed)
 		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	if (rc == MLX_OK) {
-		emit_new(&m, NULL, 0);
-		m.out[m.len] = '\0';
-		rc = stage ? mlx_store_stage_bytes(mlx_workspace_store(ws), m.out, m.len, out->hex, err)
-		           : mlx_hash_bytes(m.out, m.len, out->hex, err);
+	if (rc == MLX_OK)
+		rc = emit_new(&m, NULL, 0, err);
+	if (rc == MLX_OK && m.w) {
+		rc = mlx_store_writer_finish(m.w, out->hex, err); /* frees it */
+		m.w = NULL;
+	} else if (rc == MLX_OK) {
+		rc = mlx_hash_stream_finish(&m.hash, out->hex, err);
 	}
 	if (rc == MLX_OK) {
 		out->is_dir = 1;
 		out->files = m.files;
 		out->size = m.size;
-		out->manifest = m.out;
-		out->manifest_len = m.len;
-		m.out = NULL;
 	}
-	free(m.out);
+	mlx_store_writer_abort(m.w);
+	mlx_hash_stream_free(&m.hash);
 	free(read);
 	free(now_text);
 	return rc;
@@ -413,7 +424,6 @@ int mlx_workspace_diff_from_tree(struct mlx_workspace *ws, const char *rel, cons
 	if (rc == MLX_OK) {
 		mlx_filelist_sort(&now);
 		rc = merge_manifest(ws, rel, locked, NULL, 0, paths, n, &now, NULL, 0, out, err);
-		mlx_artifact_free(out); /* the text is not wanted */
 		/* An unreadable locked manifest: the full walk says so. */
 		rc = rc == MLX_OK ? 1 : 0;
 	}

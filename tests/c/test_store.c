@@ -352,6 +352,56 @@ static void commit_keeps_whole_objects_and_replaces_truncated_ones(void **state)
 	closedir(d);
 }
 
+/* An object written in pieces (a merged manifest) is staged under the
+ * SHA-256 of all its bytes, across the writer's buffer; one already in the
+ * store is not staged again; an aborted one leaves nothing. */
+static void an_object_written_in_pieces_is_staged_whole(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	/* 600 KiB: more than the writer's 256 KiB buffer, in odd pieces. */
+	size_t len = 600u << 10;
+	char *bytes = malloc(len);
+	assert_non_null(bytes);
+	for (size_t i = 0; i < len; i++)
+		bytes[i] = (char)('a' + i * 7 % 26);
+	char want[MLX_HASH_HEX_SIZE], got[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_bytes(bytes, len, want, &err), MLX_OK);
+	struct mlx_store_writer *w;
+	assert_int_equal(mlx_store_writer_start(s, &w, &err), MLX_OK);
+	for (size_t at = 0; at < len; at += 1001)
+		assert_int_equal(
+		    mlx_store_writer_write(w, bytes + at, len - at < 1001 ? len - at : 1001, &err), MLX_OK);
+	assert_int_equal(mlx_store_writer_finish(w, got, &err), MLX_OK);
+	assert_string_equal(got, want);
+	assert_int_equal(mlx_store_staged(s), 1);
+	assert_false(mlx_store_has(s, want));
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	assert_true(mlx_store_has(s, want));
+	assert_int_equal(mlx_store_verify(s, want, &err), MLX_OK);
+
+	/* The same bytes again: already there, nothing staged. */
+	assert_int_equal(mlx_store_writer_start(s, &w, &err), MLX_OK);
+	assert_int_equal(mlx_store_writer_write(w, bytes, len, &err), MLX_OK);
+	assert_int_equal(mlx_store_writer_finish(w, got, &err), MLX_OK);
+	assert_string_equal(got, want);
+	assert_int_equal(mlx_store_staged(s), 0);
+
+	/* Aborted: nothing staged, and no temp file is left to commit. */
+	assert_int_equal(mlx_store_writer_start(s, &w, &err), MLX_OK);
+	assert_int_equal(mlx_store_writer_write(w, "partial", 7, &err), MLX_OK);
+	mlx_store_writer_abort(w);
+	assert_int_equal(mlx_store_staged(s), 0);
+	char partial[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_bytes("partial", 7, partial, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	assert_false(mlx_store_has(s, partial));
+	free(bytes);
+	mlx_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +411,7 @@ int main(void)
 	    cmocka_unit_test(symlinks_in_the_store_are_never_followed),
 	    cmocka_unit_test(many_files_share_the_temp_subdirectories),
 	    cmocka_unit_test(commit_keeps_whole_objects_and_replaces_truncated_ones),
+	    cmocka_unit_test(an_object_written_in_pieces_is_staged_whole),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
