@@ -11,8 +11,9 @@
  * whose status is still the recorded one are still there; only those in
  * the other shards are looked up. As git's racy index, a shard whose
  * mtime or ctime was not older than the reading by more than
- * MLX_STATCACHE_RACY_NS is not trusted: a change in the same timestamp
- * tick would leave its status as recorded.
+ * MLX_STATCACHE_RACY_NS (two seconds where the file system keeps whole
+ * seconds) is not trusted: a change in the same timestamp tick would
+ * leave its status as recorded.
  *
  * The record is written after the objects it vouches for are committed
  * (mlx_workspace_commit), never before: a batch that fails leaves the old
@@ -193,6 +194,19 @@ static int same_shard(const struct mlx_store_shard *a, const struct mlx_store_sh
 	       a->ctime_ns == b->ctime_ns;
 }
 
+/* 1 if shard sh, read at read_ns, may have changed since without its
+ * status showing it: changed itself within the timestamp tick before the
+ * reading. A tick is under MLX_STATCACHE_RACY_NS on Linux's local file
+ * systems; times in whole seconds mean a file system that keeps no more
+ * (FAT, some network file systems), where two seconds are taken. */
+static int racy(const struct mlx_store_shard *sh, int64_t read_ns)
+{
+	int64_t tick = sh->mtime_ns % 1000000000 == 0 && sh->ctime_ns % 1000000000 == 0
+	                   ? 2000000000
+	                   : MLX_STATCACHE_RACY_NS;
+	return sh->mtime_ns >= read_ns - tick || sh->ctime_ns >= read_ns - tick;
+}
+
 /* The ids looked up in parts, a part per item of a pool: each lookup waits
  * on a stat of its own, and the CPUs share them. */
 struct presence_job {
@@ -231,8 +245,7 @@ static struct mlx_present *shards_now(struct mlx_workspace *ws, const char *rel,
 	if (record_read(ws, now->rel_id, locked, rec))
 		for (int k = 0; k < MLX_STORE_SHARDS; k++)
 			trusted[k] = same_shard(&now->shards[k], &rec->shards[k]) &&
-			             rec->shards[k].mtime_ns < rec->read_ns - MLX_STATCACHE_RACY_NS &&
-			             rec->shards[k].ctime_ns < rec->read_ns - MLX_STATCACHE_RACY_NS;
+			             !racy(&rec->shards[k], rec->read_ns);
 	free(rec);
 	return now;
 }
