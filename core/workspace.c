@@ -284,6 +284,11 @@ static int hash_list(struct mlx_workspace *ws, const char *rel, int flags, struc
 		return mlx_err_sys(err, errno, "cannot stat %s", rel);
 	int is_dir = S_ISDIR(st.st_mode), put = flags & MLX_WS_PUT;
 	const char *objects = mlx_store_objects_dir(ws->store);
+	/* The shards before the walk: once committed, those unchanged hold
+	 * every object of the manifest, which the next add then need not
+	 * look up. */
+	struct mlx_present *present =
+	    put && is_dir && (flags & MLX_WS_PRESENT) ? mlx_workspace_present_start(ws, rel) : NULL;
 	if (is_dir) {
 		snprintf(base, sizeof base, "%s", full);
 		snprintf(prefix, sizeof prefix, "%s", rel);
@@ -296,8 +301,10 @@ static int hash_list(struct mlx_workspace *ws, const char *rel, int flags, struc
 		full_path(ws, prefix, base);
 		rc = mlx_hash_stat(base, name, objects, list, err);
 	}
-	if (rc != MLX_OK)
+	if (rc != MLX_OK) {
+		mlx_workspace_present_free(present);
 		return rc;
+	}
 	struct mlx_statcache *sc = statcache(ws);
 	if (sc)
 		mlx_statcache_fill(sc, prefix, is_dir, list, NULL, NULL);
@@ -319,6 +326,8 @@ static int hash_list(struct mlx_workspace *ws, const char *rel, int flags, struc
 			out->size += list->items[i].size;
 		if (is_dir) {
 			out->files = list->len;
+			mlx_workspace_present_keep(ws, present, out->hex);
+			present = NULL;
 		} else {
 			memcpy(out->hex, list->items[0].hex, sizeof out->hex);
 			out->mode = list->items[0].mode;
@@ -326,6 +335,7 @@ static int hash_list(struct mlx_workspace *ws, const char *rel, int flags, struc
 	} else {
 		mlx_artifact_free(out);
 	}
+	mlx_workspace_present_free(present);
 	return rc;
 }
 

@@ -68,6 +68,13 @@ int mlx_workspace_objects_present(struct mlx_workspace *ws, const char *rel, con
 struct mlx_present *mlx_workspace_present_carry(struct mlx_workspace *ws, const char *rel,
                                                 const char *locked);
 
+/* The record of rel for the manifest that a whole put of rel (a walk that
+ * stages every file) is about to make: the shards as they are now, all
+ * vouched for, since the put finds each object already there or stages
+ * it, and the commit that renames it into its shard changes the shard.
+ * NULL if there is no memory. Read before the walk. */
+struct mlx_present *mlx_workspace_present_start(struct mlx_workspace *ws, const char *rel);
+
 /* Keeps p (owned by ws from now on; NULL: nothing) as the record of
  * manifest id, to be written by mlx_workspace_commit once what the put
  * staged is durable. */

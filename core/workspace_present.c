@@ -227,7 +227,7 @@ static int look_up_part(void *vjob, size_t i, struct mlx_err *err)
 
 /* The shards now, read after the clock, and which of them the record of
  * rel vouches for as holding every object of manifest locked that they
- * should. NULL if there is no memory. */
+ * should (none if locked is NULL). NULL if there is no memory. */
 static struct mlx_present *shards_now(struct mlx_workspace *ws, const char *rel, const char *locked,
                                       unsigned char trusted[MLX_STORE_SHARDS])
 {
@@ -242,7 +242,7 @@ static struct mlx_present *shards_now(struct mlx_workspace *ws, const char *rel,
 	 * mtime, unless the shard changed within the racy margin before. */
 	now->read_ns = now_ns();
 	mlx_store_shard_stats(mlx_workspace_store(ws), now->shards);
-	if (record_read(ws, now->rel_id, locked, rec))
+	if (locked && record_read(ws, now->rel_id, locked, rec))
 		for (int k = 0; k < MLX_STORE_SHARDS; k++)
 			trusted[k] = same_shard(&now->shards[k], &rec->shards[k]) &&
 			             !racy(&rec->shards[k], rec->read_ns);
@@ -265,6 +265,12 @@ struct mlx_present *mlx_workspace_present_carry(struct mlx_workspace *ws, const 
 		return NULL;
 	}
 	return now;
+}
+
+struct mlx_present *mlx_workspace_present_start(struct mlx_workspace *ws, const char *rel)
+{
+	unsigned char trusted[MLX_STORE_SHARDS];
+	return shards_now(ws, rel, NULL, trusted);
 }
 
 int mlx_workspace_objects_present(struct mlx_workspace *ws, const char *rel, const char *locked, char *text,

@@ -378,6 +378,9 @@ static int store_put(lua_State *L)
 		if (rc == 1)
 			return push_artifact(L, w, MLX_WS_PUT);
 		lua_settop(L, 2);
+		/* Put whole (a missing object, no tree): the shards are
+		 * recorded for the next add all the same. */
+		return scan(L, MLX_WS_PUT | MLX_WS_PRESENT);
 	}
 	return scan(L, MLX_WS_PUT);
 }
