@@ -100,11 +100,12 @@ enum {
 	MLX_WS_NO_MANIFEST = 2, /* a directory's manifest may be left out (NULL) when
 				 * the stat cache knows its id: for callers that only
 				 * compare ids */
-	MLX_WS_PRESENT = 4,	/* with MLX_WS_PUT, a tracked directory: once committed
-				 * (mlx_workspace_commit), record the store's shards, so
-				 * that the next add looks up only the objects of those
-				 * that changed (not for a pipeline's outs: a file and
-				 * 256 stats each) */
+	MLX_WS_PRESENT = 4,	/* with MLX_WS_PUT, a tracked directory: once committed,
+				 * mlx_workspace_commit looks up its objects in the shards
+				 * the commit wrote into and records the store's shards,
+				 * so that the next add looks up only the objects of
+				 * those that changed since (not for a pipeline's outs:
+				 * a file, 256 stats and the lookups each) */
 };
 
 /* Hashes the file or directory rel into *out (which the caller frees with

@@ -53,6 +53,7 @@ struct mlx_present {
 	char rel_id[MLX_HASH_HEX_SIZE]; /* the record's file name */
 	char id[MLX_HASH_HEX_SIZE];     /* the manifest vouched for */
 	int64_t read_ns;                /* when the shards were read */
+	int verify;                     /* look up after the commit (see present_write) */
 	struct mlx_store_shard shards[MLX_STORE_SHARDS];
 };
 
@@ -225,35 +226,43 @@ static int look_up_part(void *vjob, size_t i, struct mlx_err *err)
 	return MLX_OK;
 }
 
-/* The shards now, read after the clock, and which of them the record of
- * rel vouches for as holding every object of manifest locked that they
- * should (none if locked is NULL). NULL if there is no memory. */
-static struct mlx_present *shards_now(struct mlx_workspace *ws, const char *rel, const char *locked,
-                                      unsigned char trusted[MLX_STORE_SHARDS])
+/* The shards now, read after the clock, for the record named rel_id, and
+ * which of them rec (NULL: the record on disk, if it is for manifest
+ * locked; locked NULL: none) vouches for as holding every object of
+ * manifest locked that they should. NULL if there is no memory. */
+static struct mlx_present *shards_now(struct mlx_workspace *ws, const char *rel_id, const char *locked,
+                                      const struct mlx_present *rec, unsigned char trusted[MLX_STORE_SHARDS])
 {
 	memset(trusted, 0, MLX_STORE_SHARDS);
-	struct mlx_present *now = calloc(1, sizeof *now), *rec = malloc(sizeof *rec);
-	if (!now || !rec || mlx_hash_bytes(rel, strlen(rel), now->rel_id, NULL) != MLX_OK) {
-		free(now);
-		free(rec);
+	struct mlx_present *now = calloc(1, sizeof *now), *read = NULL;
+	if (!now)
 		return NULL;
-	}
+	memcpy(now->rel_id, rel_id, sizeof now->rel_id);
 	/* The clock before the shards: a change after it leaves a later
 	 * mtime, unless the shard changed within the racy margin before. */
 	now->read_ns = now_ns();
 	mlx_store_shard_stats(mlx_workspace_store(ws), now->shards);
-	if (locked && record_read(ws, now->rel_id, locked, rec))
-		for (int k = 0; k < MLX_STORE_SHARDS; k++)
-			trusted[k] = same_shard(&now->shards[k], &rec->shards[k]) &&
-			             !racy(&rec->shards[k], rec->read_ns);
-	free(rec);
+	if (!rec && locked && (read = malloc(sizeof *read)) && record_read(ws, rel_id, locked, read))
+		rec = read;
+	for (int k = 0; rec && k < MLX_STORE_SHARDS; k++)
+		trusted[k] =
+		    same_shard(&now->shards[k], &rec->shards[k]) && !racy(&rec->shards[k], rec->read_ns);
+	free(read);
 	return now;
+}
+
+/* The name of rel's record into rel_id; 0 if it cannot be had. */
+static int record_name(const char *rel, char rel_id[MLX_HASH_HEX_SIZE])
+{
+	return mlx_hash_bytes(rel, strlen(rel), rel_id, NULL) == MLX_OK;
 }
 
 struct mlx_present *mlx_workspace_present_carry(struct mlx_workspace *ws, const char *rel, const char *locked)
 {
 	unsigned char trusted[MLX_STORE_SHARDS];
-	struct mlx_present *now = shards_now(ws, rel, locked, trusted);
+	char rel_id[MLX_HASH_HEX_SIZE];
+	struct mlx_present *now =
+	    record_name(rel, rel_id) ? shards_now(ws, rel_id, locked, NULL, trusted) : NULL;
 	int any = 0;
 	for (int k = 0; now && k < MLX_STORE_SHARDS; k++) {
 		if (!trusted[k])
@@ -270,16 +279,23 @@ struct mlx_present *mlx_workspace_present_carry(struct mlx_workspace *ws, const 
 struct mlx_present *mlx_workspace_present_start(struct mlx_workspace *ws, const char *rel)
 {
 	unsigned char trusted[MLX_STORE_SHARDS];
-	return shards_now(ws, rel, NULL, trusted);
+	char rel_id[MLX_HASH_HEX_SIZE];
+	struct mlx_present *now =
+	    record_name(rel, rel_id) ? shards_now(ws, rel_id, NULL, NULL, trusted) : NULL;
+	if (now)
+		now->verify = 1;
+	return now;
 }
 
-int mlx_workspace_objects_present(struct mlx_workspace *ws, const char *rel, const char *locked, char *text,
-                                  size_t len, struct mlx_present **out)
+/* mlx_workspace_objects_present for the record named rel_id, trusting
+ * rec (NULL: the record on disk). */
+static int objects_present(struct mlx_workspace *ws, const char *rel_id, const char *locked, char *text,
+                           size_t len, const struct mlx_present *rec, struct mlx_present **out)
 {
 	*out = NULL;
 	struct mlx_store *store = mlx_workspace_store(ws);
 	unsigned char trusted[MLX_STORE_SHARDS];
-	struct mlx_present *now = shards_now(ws, rel, locked, trusted);
+	struct mlx_present *now = shards_now(ws, rel_id, locked, rec, trusted);
 	if (!now)
 		return 0;
 	/* The ids of the lines in shards not vouched for, cut in place at the
@@ -332,6 +348,14 @@ int mlx_workspace_objects_present(struct mlx_workspace *ws, const char *rel, con
 	return 1;
 }
 
+int mlx_workspace_objects_present(struct mlx_workspace *ws, const char *rel, const char *locked, char *text,
+                                  size_t len, struct mlx_present **out)
+{
+	char rel_id[MLX_HASH_HEX_SIZE];
+	*out = NULL;
+	return record_name(rel, rel_id) && objects_present(ws, rel_id, locked, text, len, NULL, out);
+}
+
 void mlx_workspace_present_keep(struct mlx_workspace *ws, struct mlx_present *p, const char *id)
 {
 	if (!p)
@@ -351,11 +375,64 @@ void mlx_workspace_present_free(struct mlx_present *p)
 	}
 }
 
+/* A directory of this many files or more waits out the racy margin of
+ * the shards its whole put wrote into before they are read for its
+ * record: at most MLX_STATCACHE_RACY_NS, against lookups of thousands of
+ * objects at its next add. */
+#define WAIT_MIN_FILES 4096
+
+/* Sleeps until every shard's mtime and ctime are older than the racy
+ * margin, so that a record made next trusts them. */
+static void wait_out_racy(struct mlx_workspace *ws)
+{
+	struct mlx_store_shard shards[MLX_STORE_SHARDS];
+	mlx_store_shard_stats(mlx_workspace_store(ws), shards);
+	int64_t newest = 0;
+	for (int k = 0; k < MLX_STORE_SHARDS; k++) {
+		newest = shards[k].mtime_ns > newest ? shards[k].mtime_ns : newest;
+		newest = shards[k].ctime_ns > newest ? shards[k].ctime_ns : newest;
+	}
+	int64_t wait = newest + MLX_STATCACHE_RACY_NS + 1000000 - now_ns();
+	if (wait > 0 && wait <= MLX_STATCACHE_RACY_NS + 1000000) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)wait};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Writes the record p, now that what it vouches for is committed. A
+ * record of a whole put (verify) vouches only for the shards its commit
+ * did not write into: every shard, for a directory's first add. Its
+ * objects in the others are looked up now, and the record then vouches
+ * for every shard: the lookups are paid by the add that stored a whole
+ * directory, not by the add of one changed file after it. */
+static void present_write(struct mlx_workspace *ws, const struct mlx_present *p)
+{
+	char *text = NULL;
+	size_t len = 0, lines = 0;
+	struct mlx_present *all = NULL;
+	int read = p->verify && mlx_store_read(mlx_workspace_store(ws), p->id, &text, &len, NULL) == MLX_OK;
+	for (const char *at = text, *end = text + len; read && at < end && lines < WAIT_MIN_FILES; lines++) {
+		const char *nl = memchr(at, '\n', (size_t)(end - at));
+		at = nl ? nl + 1 : end;
+	}
+	if (lines >= WAIT_MIN_FILES)
+		wait_out_racy(ws);
+	if (read && objects_present(ws, p->rel_id, p->id, text, len, p, &all)) {
+		memcpy(all->id, p->id, sizeof all->id);
+		record_write(ws, all);
+	} else {
+		record_write(ws, p);
+	}
+	free(all);
+	free(text);
+}
+
 void mlx_workspace_present_write(struct mlx_workspace *ws)
 {
 	struct mlx_present **list = mlx_workspace_pending_present(ws);
 	for (struct mlx_present *p = *list; p; p = p->next)
-		record_write(ws, p);
+		present_write(ws, p);
 	mlx_workspace_present_free(*list);
 	*list = NULL;
 }

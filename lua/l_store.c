@@ -356,15 +356,18 @@ static int store_file_hashes(lua_State *L)
 	return pushed;
 }
 
-/* st:put(path[, locked_id]) -> info as st:hash, without a directory's
- * manifest text | nil, message, code. Stages the file or directory (and
- * its manifest); st:commit() makes it durable and visible. With
- * locked_id, the id of the directory's locked manifest, a directory that
- * differs from it in a few files (as the stat cache's tree tells) has
- * only those read and staged. */
+/* st:put(path[, locked_id[, {track = true}]]) -> info as st:hash,
+ * without a directory's manifest text | nil, message, code. Stages the
+ * file or directory (and its manifest); st:commit() makes it durable and
+ * visible. With locked_id, the id of the directory's locked manifest, a
+ * directory that differs from it in a few files (as the stat cache's tree
+ * tells) has only those read and staged. A directory given a locked_id or
+ * track = true (mlx add) has the store's shards recorded at the commit,
+ * so that its next add need not look its objects up one by one. */
 static int store_put(lua_State *L)
 {
 	const char *locked = luaL_optstring(L, 3, NULL);
+	int track = locked || mlx_lua_optfield_boolean(L, 4, "track", 0);
 	lua_settop(L, 2);
 	if (locked) {
 		struct lstore *ls = check_open(L);
@@ -378,11 +381,10 @@ static int store_put(lua_State *L)
 		if (rc == 1)
 			return push_artifact(L, w, MLX_WS_PUT);
 		lua_settop(L, 2);
-		/* Put whole (a missing object, no tree): the shards are
-		 * recorded for the next add all the same. */
-		return scan(L, MLX_WS_PUT | MLX_WS_PRESENT);
 	}
-	return scan(L, MLX_WS_PUT);
+	/* Put whole (a first add, a missing object, no tree): the shards
+	 * are recorded for the next add all the same. */
+	return scan(L, MLX_WS_PUT | (track ? MLX_WS_PRESENT : 0));
 }
 
 /* st:put_members(dir, locked_id, {paths}) -> info as st:put | nil,

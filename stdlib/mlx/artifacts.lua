@@ -223,7 +223,9 @@ function M.add(root, paths, opts)
       -- the stat cache's tree tells, is all that is read.
       info, err, code = st:put(rel, tracked[rel].hash)
     else
-      info, err, code = st:put(rel)
+      -- Tracked from now on: the commit records the store's shards, so
+      -- that the next add of a changed file looks up none of the objects.
+      info, err, code = st:put(rel, nil, { track = true })
     end
     if not info then
       st:close()
