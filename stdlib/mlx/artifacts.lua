@@ -63,6 +63,21 @@ local function owner(artifacts, rel)
   end
 end
 
+-- The pipeline out that rel is, lies in or contains, and its step
+-- ("pipeline/step"), from M.pinned's step_of; nil when none: a path both
+-- added and an out would have two records in mlx.lock, the staler winning.
+local function out_overlap(step_of, rel)
+  local p = rel
+  while p do
+    if step_of[p] then return p, step_of[p] end
+    p = p:match("^(.*)/[^/]*$")
+  end
+  for out, step in pairs(step_of) do
+    if out:sub(1, #rel + 1) == rel .. "/" then return out, step end
+  end
+  return nil
+end
+
 --- Returns what mlx.lock pins in the workspace: {path → record} of the
 --- tracked artifacts and of every pipeline step's outs (paths without a
 --- trailing "/"), and {path → "pipeline/step"} naming the step of each out.
@@ -168,6 +183,7 @@ function M.add(root, paths, opts)
   local current, err, code = lockfile.read(root)
   if not current then return nil, err, code end
   local tracked = current.artifacts or {}
+  local _, step_of = M.pinned(current)
   -- Paths inside a tracked directory update its record: members[dir] are
   -- their paths relative to dir, in order.
   local rels, seen, members = {}, {}, {}
@@ -187,6 +203,11 @@ function M.add(root, paths, opts)
     local above = owner(tracked, rel)
     if above and above ~= rel and tracked[above].type ~= "dir" then
       return nil, ("cannot add %s: %s is a tracked file"):format(path, above), "invalid"
+    end
+    local out, step = out_overlap(step_of, rel)
+    if out then
+      return nil, ("cannot add %s: %s is an out of step %s, which mlx.lock pins already; to track it by hand"
+        .. " instead, 'mlx remove %s' first"):format(path, out, step, step), "invalid"
     end
     for other in pairs(seen) do
       if rel:sub(1, #other + 1) == other .. "/" or other:sub(1, #rel + 1) == rel .. "/" then

@@ -208,4 +208,25 @@ mlx add data/a.csv
 is "$RC $ERR" "0 " "once untracked in git and committed, no warning"
 cd "$TEST_DIR"
 
+# A pipeline's out is pinned by its step: adding it, a directory holding it
+# or a path inside it would track it twice, and is refused.
+mkdir -p outs && cd outs && "$MLX" init >/dev/null
+cat >p.lua <<'EOF2'
+local p = require("mlx").pipeline "p"
+p:step "s" { cmd = "mkdir -p work/m && echo 1 > work/m/a && echo 2 > work/top", outs = { "work/m/", "work/top" } }
+EOF2
+"$MLX" recipe p.lua >/dev/null 2>&1
+cp mlx.lock lock.before
+mlx add work/top
+is "$RC" 2 "adding a pipeline out exits 2"
+is "$ERR" "mlx: error: cannot add work/top: work/top is an out of step p/s, which mlx.lock pins already; to track it by hand instead, 'mlx remove p/s' first" \
+	"naming the step and what to do"
+mlx add work
+is "$RC" 2 "so does a directory holding outs"
+mlx add work/m/a
+is "$RC" 2 "and a path inside a directory out"
+cmp -s mlx.lock lock.before
+is "$?" 0 "and mlx.lock is untouched"
+cd "$TEST_DIR"
+
 done_testing

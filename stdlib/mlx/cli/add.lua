@@ -52,7 +52,8 @@ with a warning saying to untrack it in git (git rm -r --cached PATH, then
 commit).
 
 Refused, with the file named: paths outside the project, symbolic links,
-fifos, sockets and devices, unreadable files. Exit 0 when all are stored, 2
+fifos, sockets and devices, unreadable files, and a pipeline's out (or a
+directory holding one, or a path inside one), which its step pins already. Exit 0 when all are stored, 2
 on bad input, 1 if storing failed (e.g. a full disk: mlx.lock and the files
 are then untouched).]],
   options = {
