@@ -206,6 +206,10 @@ mlx: warning: data/imgs is committed to git too; untrack it there with 'git rm -
 git rm -rq --cached data && git -c user.name=t -c user.email=t@example.com commit -qm "data: to mlx"
 mlx add data/a.csv
 is "$RC $ERR" "0 " "once untracked in git and committed, no warning"
+mkdir -p more && echo 4 >more/b.csv && git add more && git -c user.name=t -c user.email=t@example.com commit -qm more
+cd more && mlx add b.csv && cd ..
+like "$ERR" "more/b.csv is committed to git too; untrack it there with 'git rm -r --cached b.csv' and commit" \
+	"from a subdirectory, the git command names the path from there"
 cd "$TEST_DIR"
 
 # A pipeline's out is pinned by its step: adding it, a directory holding it

@@ -71,8 +71,10 @@ are then untouched).]],
       ui.out(("%-9s %s (%s)"):format(r.action, shown, describe(r.entry)))
     end
     for _, path in ipairs(committed_to_git(root, results)) do
+      -- git takes the path from where the user is, not from the project root.
+      local here = project.relative(root .. "/" .. path, require("mlx.fs").cwd())
       ui.warn(("%s is committed to git too; untrack it there with 'git rm -r --cached %s' and commit"
-        .. " (mlx.lock pins it, and .gitignore keeps it out of git from now on)"):format(path, path))
+        .. " (mlx.lock pins it, and .gitignore keeps it out of git from now on)"):format(path, here))
     end
     return ui.EXIT.OK
   end,
