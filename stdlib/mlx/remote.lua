@@ -335,6 +335,9 @@ function M.push(root, opts)
   table.sort(new_runs)
   result.todo = #todo + #forced
   result.todo_runs = #new_runs
+  result.runs_present = 0
+  for _ in pairs(runs) do result.runs_present = result.runs_present + 1 end
+  result.runs_present = result.runs_present - #new_runs
   result.repaired = 0
   if opts.dry_run then return result end
   local res

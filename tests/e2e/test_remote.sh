@@ -93,7 +93,7 @@ mlx push --run-cache
 is "$RC" 0 "mlx push --run-cache exits 0"
 like "$OUT" "^pushed [0-9]+ objects \([0-9.]+ [kKMB]+\), 2 run-cache entries to remote 'origin'" "it says what it sent"
 mlx push --run-cache
-is "$OUT" "remote 'origin' already has all 25 objects" "a second push has nothing to do"
+is "$OUT" "remote 'origin' already has all 25 objects and all 2 run-cache entries" "a second push has nothing to do, and says so of the run-cache too"
 mlx status --remote
 like "$ERR" "all 25 pinned objects are in the store and on remote 'origin'" "status --remote agrees"
 like "$ERR" "remote 'origin' \(.*\), by its index" "and names the remote it reports on"

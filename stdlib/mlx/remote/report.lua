@@ -48,6 +48,10 @@ function M.run(verb, fn, root, opts)
   local done = verb == "push" and "pushed" or "fetched"
   if result.sent == 0 and result.runs == 0 and #result.missing == 0 and #result.corrupt == 0 then
     local what = result.objects == 1 and "the 1 object" or ("all %d objects"):format(result.objects)
+    if verb == "push" and opts.run_cache and result.runs_present then
+      what = what .. (result.runs_present == 1 and " and the 1 run-cache entry"
+        or (" and all %d run-cache entries"):format(result.runs_present))
+    end
     ui.out(verb == "push" and ("remote '%s' already has %s"):format(result.remote, what)
       or ("the store already has %s"):format(what))
   else
