@@ -39,12 +39,23 @@ local function pattern(name)
   return "/" .. name:gsub("([%*%?%[%]\\!# ])", "\\%1")
 end
 
---- Adds an entry for each path (relative to root, no trailing "/") to the
---- block of the .gitignore in the path's directory, creating the file or
---- block when needed; a file whose block already lists the path is not
---- rewritten. Paths must have passed the path rule (lock.path_problem).
---- Returns true or nil, message, code.
-function M.ensure(root, paths)
+-- The text of a .gitignore: before, mlx's block of entries (none when
+-- there are no entries), after; without the final newline.
+local function join(before, entries, after)
+  local out = {}
+  for _, l in ipairs(before) do out[#out + 1] = l end
+  if #entries > 0 then
+    out[#out + 1] = M.BEGIN
+    for _, l in ipairs(entries) do out[#out + 1] = l end
+    out[#out + 1] = M.END
+  end
+  for _, l in ipairs(after) do out[#out + 1] = l end
+  return table.concat(out, "\n")
+end
+
+-- paths (relative to the root, no trailing "/") grouped by directory:
+-- {dir ("" for the root) → {name…}}.
+local function by_directory(paths)
   local by_dir = {}
   for _, path in ipairs(paths) do
     local dir, name = path:match("^(.*)/([^/]+)$")
@@ -52,7 +63,16 @@ function M.ensure(root, paths)
     by_dir[dir] = by_dir[dir] or {}
     table.insert(by_dir[dir], name)
   end
-  for dir, names in pairs(by_dir) do
+  return by_dir
+end
+
+--- Adds an entry for each path (relative to root, no trailing "/") to the
+--- block of the .gitignore in the path's directory, creating the file or
+--- block when needed; a file whose block already lists the path is not
+--- rewritten. Paths must have passed the path rule (lock.path_problem).
+--- Returns true or nil, message, code.
+function M.ensure(root, paths)
+  for dir, names in pairs(by_directory(paths)) do
     local file = root .. "/" .. (dir == "" and "" or dir .. "/") .. ".gitignore"
     local f = io.open(file, "rb")
     local text = f and f:read("a") or ""
@@ -70,13 +90,7 @@ function M.ensure(root, paths)
     end
     if added then
       table.sort(entries)
-      local out = {}
-      for _, l in ipairs(before) do out[#out + 1] = l end
-      out[#out + 1] = M.BEGIN
-      for _, l in ipairs(entries) do out[#out + 1] = l end
-      out[#out + 1] = M.END
-      for _, l in ipairs(after) do out[#out + 1] = l end
-      local ok, err, code = fs.write(file, table.concat(out, "\n") .. "\n")
+      local ok, err, code = fs.write(file, join(before, entries, after) .. "\n")
       if not ok then return nil, err, code end
     end
   end
@@ -88,14 +102,9 @@ end
 --- kept, an emptied block goes, and a file left with nothing is removed.
 --- Paths not listed are ignored. Returns true or nil, message, code.
 function M.drop(root, paths)
-  local by_dir = {}
-  for _, path in ipairs(paths) do
-    local dir, name = path:match("^(.*)/([^/]+)$")
-    if not dir then dir, name = "", path end
-    by_dir[dir] = by_dir[dir] or {}
-    by_dir[dir][pattern(name)] = true
-  end
-  for dir, gone in pairs(by_dir) do
+  for dir, names in pairs(by_directory(paths)) do
+    local gone = {}
+    for _, name in ipairs(names) do gone[pattern(name)] = true end
     local rel = (dir == "" and "" or dir .. "/") .. ".gitignore"
     local file = root .. "/" .. rel
     -- The paths may come from a lock made elsewhere: a .gitignore reached
@@ -111,20 +120,13 @@ function M.drop(root, paths)
         if not gone[e] then kept[#kept + 1] = e end
       end
       if #kept < #entries then
-        local out = {}
-        for _, l in ipairs(before) do out[#out + 1] = l end
-        if #kept > 0 then
-          out[#out + 1] = M.BEGIN
-          for _, l in ipairs(kept) do out[#out + 1] = l end
-          out[#out + 1] = M.END
-        end
-        for _, l in ipairs(after) do out[#out + 1] = l end
+        local text = join(before, kept, after)
         local ok, err, code
-        if #out == 0 then
+        if text == "" then
           ok, err = os.remove(file)
           if not ok then return nil, err, "io" end
         else
-          ok, err, code = fs.write(file, table.concat(out, "\n") .. "\n")
+          ok, err, code = fs.write(file, text .. "\n")
           if not ok then return nil, err, code end
         end
       end

@@ -9,13 +9,6 @@ local lockfile = require "mlx.lock"
 
 local M = {}
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
 -- Every name a target may take, for "did you mean …?".
 local function known_names(lock)
   local names = {}
@@ -33,9 +26,10 @@ end
 -- The pipelines that have a step named sname.
 local function pipelines_with(lock, sname)
   local found = {}
-  for _, pname in ipairs(sorted_keys(lock.steps or {})) do
-    if lock.steps[pname][sname] ~= nil then found[#found + 1] = pname end
+  for pname, steps in pairs(lock.steps or {}) do
+    if steps[sname] ~= nil then found[#found + 1] = pname end
   end
+  table.sort(found)
   return found
 end
 
