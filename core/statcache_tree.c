@@ -433,6 +433,19 @@ int mlx_statcache_tree_write(const char *dir, const char *prefix, const struct m
 	return rc;
 }
 
+/* Begins the writer of a tree that rewrites the mapped tree m of the same
+ * prefix; it keeps m's watch token (the writer's carry). */
+static int rewrite_begin(const char *dir, const char *prefix, const struct mlx_tree_map *m,
+                         struct mlx_tree_writer **out, struct mlx_err *err)
+{
+	int rc = mlx_statcache_tree_begin(dir, prefix, out, err);
+	if (rc == MLX_OK) {
+		(*out)->carry = 1;
+		(*out)->base = m->fid;
+	}
+	return rc;
+}
+
 int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct mlx_filelist *same,
                                struct mlx_err *err)
 {
@@ -440,13 +453,11 @@ int mlx_statcache_tree_refresh(const char *dir, const char *prefix, const struct
 	if (!mlx_statcache_tree_map(dir, prefix, &m))
 		return MLX_OK;
 	struct mlx_tree_writer *w;
-	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	int rc = rewrite_begin(dir, prefix, &m, &w, err);
 	if (rc != MLX_OK) {
 		mlx_statcache_tree_unmap(&m);
 		return rc;
 	}
-	w->carry = 1;
-	w->base = m.fid;
 	const unsigned char *p = m.begin, *held = m.begin;
 	struct mlx_tree_entry e;
 	size_t i = 0, ilen = same->len ? strlen(same->items[0].path) : 0, replaced = 0;
@@ -533,11 +544,9 @@ int mlx_statcache_tree_put_dirs(const char *dir, const char *prefix, const struc
                                 const struct mlx_tree_dir *dirs, size_t n, struct mlx_err *err)
 {
 	struct mlx_tree_writer *w;
-	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	int rc = rewrite_begin(dir, prefix, m, &w, err);
 	if (rc != MLX_OK)
 		return rc;
-	w->carry = 1;
-	w->base = m->fid;
 	const unsigned char *p = m->begin, *held = m->begin;
 	struct mlx_tree_entry e;
 	size_t i = 0;
@@ -590,13 +599,11 @@ int mlx_statcache_tree_patch(const char *dir, const char *prefix, const char *wa
 		return MLX_OK;
 	}
 	struct mlx_tree_writer *w;
-	int rc = mlx_statcache_tree_begin(dir, prefix, &w, err);
+	int rc = rewrite_begin(dir, prefix, &m, &w, err);
 	if (rc != MLX_OK) {
 		mlx_statcache_tree_unmap(&m);
 		return rc;
 	}
-	w->carry = 1;
-	w->base = m.fid;
 	const unsigned char *p = m.begin, *held = m.begin;
 	struct mlx_tree_entry e;
 	size_t j = 0, k = 0;
