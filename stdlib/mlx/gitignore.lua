@@ -97,6 +97,30 @@ function M.ensure(root, paths)
   return true
 end
 
+-- Takes the entries in gone (patterns → true) out of mlx's block of the
+-- .gitignore rel below root, if it is the project's own file. Returns true
+-- or nil, message, code.
+local function drop_from(root, rel, gone)
+  local file = root .. "/" .. rel
+  -- The paths may come from a lock made elsewhere: a .gitignore reached
+  -- through a symbolic link, or one itself, is not the project's.
+  local st = fs.check_parents(root, rel) and fs.stat(file)
+  local f = st and st.type == "file" and io.open(file, "rb")
+  if not f then return true end
+  local before, entries, after = split(f:read("a"))
+  f:close()
+  local kept = {}
+  for _, e in ipairs(entries) do
+    if not gone[e] then kept[#kept + 1] = e end
+  end
+  if #kept == #entries then return true end
+  local text = join(before, kept, after)
+  if text ~= "" then return fs.write(file, text .. "\n") end
+  local ok, err = os.remove(file)
+  if not ok then return nil, err, "io" end
+  return true
+end
+
 --- Removes the entry of each path (relative to root, no trailing "/") from
 --- the block of the .gitignore in the path's directory; the user's lines are
 --- kept, an emptied block goes, and a file left with nothing is removed.
@@ -105,32 +129,8 @@ function M.drop(root, paths)
   for dir, names in pairs(by_directory(paths)) do
     local gone = {}
     for _, name in ipairs(names) do gone[pattern(name)] = true end
-    local rel = (dir == "" and "" or dir .. "/") .. ".gitignore"
-    local file = root .. "/" .. rel
-    -- The paths may come from a lock made elsewhere: a .gitignore reached
-    -- through a symbolic link, or one itself, is not the project's.
-    local f = fs.check_parents(root, rel) and fs.stat(file)
-    f = f and f.type == "file" and io.open(file, "rb")
-    if f then
-      local text = f:read("a")
-      f:close()
-      local before, entries, after = split(text)
-      local kept = {}
-      for _, e in ipairs(entries) do
-        if not gone[e] then kept[#kept + 1] = e end
-      end
-      if #kept < #entries then
-        local text = join(before, kept, after)
-        local ok, err, code
-        if text == "" then
-          ok, err = os.remove(file)
-          if not ok then return nil, err, "io" end
-        else
-          ok, err, code = fs.write(file, text .. "\n")
-          if not ok then return nil, err, code end
-        end
-      end
-    end
+    local ok, err, code = drop_from(root, (dir == "" and "" or dir .. "/") .. ".gitignore", gone)
+    if not ok then return nil, err, code end
   end
   return true
 end
