@@ -125,15 +125,14 @@ function M.remove(root, targets, opts)
     if not t then return nil, why, "invalid" end
     resolved[#resolved + 1] = t
   end
-  local results, gone = {}, {}
+  local gone
   local function apply(current)
-    results, gone = {}, {}
+    gone = {}
     for _, t in ipairs(resolved) do
       local paths = drop(current, t)
       for _, p in ipairs(paths) do gone[#gone + 1] = p end
       t.what = describe(t)
       t.outs = t.kind == "artifact" and 0 or #paths
-      results[#results + 1] = t
     end
   end
   local after
@@ -165,7 +164,7 @@ function M.remove(root, targets, opts)
     local ok, gerr = gitignore.drop(root, unignore)
     if not ok then return nil, "mlx.lock was updated, but a .gitignore was not: " .. gerr, "io" end
   end
-  return results
+  return resolved
 end
 
 return M
