@@ -52,26 +52,24 @@ function M.relpath(root, path)
   return rel
 end
 
--- The tracked artifact containing rel (rel itself or a directory above it).
-local function owner(artifacts, rel)
-  if artifacts[rel] then return rel end
+--- Returns the key of set (a table keyed by project-relative paths) that is
+--- rel or the nearest directory above it, or nil: the tracked artifact, or
+--- the pinned path, that holds rel.
+function M.owner(set, rel)
   local p = rel
-  while true do
+  while p do
+    if set[p] then return p end
     p = p:match("^(.*)/[^/]*$")
-    if not p then return nil end
-    if artifacts[p] then return p end
   end
 end
+local owner = M.owner
 
 -- The pipeline out that rel is, lies in or contains, and its step
 -- ("pipeline/step"), from M.pinned's step_of; nil when none: a path both
 -- added and an out would have two records in mlx.lock, the staler winning.
 local function out_overlap(step_of, rel)
-  local p = rel
-  while p do
-    if step_of[p] then return p, step_of[p] end
-    p = p:match("^(.*)/[^/]*$")
-  end
+  local above = owner(step_of, rel)
+  if above then return above, step_of[above] end
   for out, step in pairs(step_of) do
     if out:sub(1, #rel + 1) == rel .. "/" then return out, step end
   end

@@ -38,14 +38,6 @@ end
 
 -- ---- what to move ----------------------------------------------------------
 
-local function owner(pinned, rel)
-  local p = rel
-  while p do
-    if pinned[p] then return p end
-    p = p:match("^(.*)/[^/]*$")
-  end
-end
-
 --- Returns the records ({hash, type = "file"|"dir"|nil, size, path}) that
 --- targets name — tracked paths, pipeline steps ("step" or
 --- "pipeline/step") or outs, models ("iris@production", "iris:3",
@@ -89,7 +81,7 @@ function M.records(root, targets)
     end
     if not found then
       local rel = artifacts.relpath(root, target)
-      local above = rel and owner(pinned, rel)
+      local above = rel and artifacts.owner(pinned, rel)
       if above then
         add(above, pinned[above])
         found = true

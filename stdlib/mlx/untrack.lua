@@ -46,15 +46,10 @@ local function resolve(root, lock, target)
   end
   local rel = artifacts.relpath(root, (target:gsub("(.)/+$", "%1")))
   if rel and tracked[rel] ~= nil then return { kind = "artifact", path = rel } end
-  if rel then
-    local above = rel:match("^(.*)/[^/]*$")
-    while above do
-      if tracked[above] ~= nil then
-        return nil, ("%s is inside the tracked directory %s; remove %s, or delete %s and run 'mlx add %s'")
-          :format(target, above, above, target, above)
-      end
-      above = above:match("^(.*)/[^/]*$")
-    end
+  local above = rel and artifacts.owner(tracked, rel)
+  if above then
+    return nil, ("%s is inside the tracked directory %s; remove %s, or delete %s and run 'mlx add %s'")
+      :format(target, above, above, target, above)
   end
   local owners = pipelines_with(lock, target)
   if #owners == 1 then return { kind = "step", pipeline = owners[1], step = target } end
