@@ -169,7 +169,8 @@ end
 --- before the lock is written; the user's files are not changed, except
 --- that with the hardlink or symlink strategy they are then replaced by
 --- read-only links to their objects. Returns a list of {path, entry,
---- action = "added"|"updated"|"unchanged"} or nil, message, code.
+--- action = "added"|"updated"|"unchanged"} (its field warnings lists the
+--- .gitignore files mlx.gitignore.ensure left alone) or nil, message, code.
 function M.add(root, paths, opts)
   opts = opts or {}
   local link = opts.link
@@ -286,8 +287,10 @@ function M.add(root, paths, opts)
   -- Tracked data stays out of git; mlx pull brings it to a clone.
   local ignored = {}
   for _, r in ipairs(results) do ignored[#ignored + 1] = r.path end
-  written, err, code = require("mlx.gitignore").ensure(root, ignored)
-  if not written then return nil, err, code end
+  local skipped
+  written, skipped, code = require("mlx.gitignore").ensure(root, ignored)
+  if not written then return nil, skipped, code end
+  results.warnings = skipped
   return results
 end
 

@@ -70,31 +70,47 @@ end
 --- block of the .gitignore in the path's directory, creating the file or
 --- block when needed; a file whose block already lists the path is not
 --- rewritten. Paths must have passed the path rule (lock.path_problem).
---- Returns true or nil, message, code.
+--- A .gitignore that is not the project's own regular file (a symbolic link,
+--- or reached through one, as a clone may hold) is neither read nor
+--- written: its paths are listed in skipped instead, for the caller to
+--- report. Returns true, skipped ({message…}, possibly empty), or nil,
+--- message, code.
 function M.ensure(root, paths)
+  local skipped = {}
   for dir, names in pairs(by_directory(paths)) do
-    local file = root .. "/" .. (dir == "" and "" or dir .. "/") .. ".gitignore"
-    local f = io.open(file, "rb")
-    local text = f and f:read("a") or ""
-    if f then f:close() end
-    local before, entries, after = split(text)
-    local have, added = {}, false
-    for _, e in ipairs(entries) do have[e] = true end
-    for _, name in ipairs(names) do
-      local p = pattern(name)
-      if not have[p] then
-        entries[#entries + 1] = p
-        have[p] = true
-        added = true
+    local rel = (dir == "" and "" or dir .. "/") .. ".gitignore"
+    local file = root .. "/" .. rel
+    local st = fs.check_parents(root, rel) and (fs.stat(file) or { type = "none" })
+    if not st or st.type ~= "none" and st.type ~= "file" then
+      local lines = {}
+      for _, name in ipairs(names) do lines[#lines + 1] = pattern(name) end
+      table.sort(lines)
+      skipped[#skipped + 1] = ("%s is not a regular file of the project (a symbolic link, or below one); mlx"
+        .. " leaves it alone: add %s to git's ignores yourself"):format(rel, table.concat(lines, " "))
+    else
+      local f = st.type == "file" and io.open(file, "rb")
+      local text = f and f:read("a") or ""
+      if f then f:close() end
+      local before, entries, after = split(text)
+      local have, added = {}, false
+      for _, e in ipairs(entries) do have[e] = true end
+      for _, name in ipairs(names) do
+        local p = pattern(name)
+        if not have[p] then
+          entries[#entries + 1] = p
+          have[p] = true
+          added = true
+        end
+      end
+      if added then
+        table.sort(entries)
+        local ok, err, code = fs.write(file, join(before, entries, after) .. "\n")
+        if not ok then return nil, err, code end
       end
     end
-    if added then
-      table.sort(entries)
-      local ok, err, code = fs.write(file, join(before, entries, after) .. "\n")
-      if not ok then return nil, err, code end
-    end
   end
-  return true
+  table.sort(skipped)
+  return true, skipped
 end
 
 -- Takes the entries in gone (patterns → true) out of mlx's block of the

@@ -106,4 +106,21 @@ is "$?" 0 "every object is sound"
 is "$?" 0 "and the lock agrees with the workspace"
 cd ..
 
+# ---- a .gitignore from a clone that is a symbolic link -------------------
+# A repository can hold data/.gitignore -> ../.git/hooks/pre-commit: mlx
+# add must not read the hook into the project's ignores, nor replace the
+# link, nor write through it; it says what to add by hand.
+mkdir ignlink && cd ignlink
+"$MLX" init >/dev/null && git init -q .
+mkdir -p data .git/hooks && printf '#!/bin/sh\nexit 0\n' >.git/hooks/pre-commit
+ln -s ../.git/hooks/pre-commit data/.gitignore
+echo rows >data/train.csv
+mlx add data/train.csv
+is "$RC" 0 "mlx add succeeds beside a .gitignore that is a link"
+like "$ERR" "^mlx: warning: data/.gitignore is not a regular file of the project .*add /train.csv to git's ignores yourself" \
+	"and warns, naming the file and the line to add"
+is "$(readlink data/.gitignore)" "../.git/hooks/pre-commit" "the link is left as it was"
+is "$(cat .git/hooks/pre-commit)" "$(printf '#!/bin/sh\nexit 0')" "and the hook is unchanged"
+cd ..
+
 done_testing

@@ -246,6 +246,34 @@ function TestGitignore:test_the_block_is_ours_and_the_rest_is_kept()
   cleanup(root)
 end
 
+-- A clone may hold a .gitignore that is a symbolic link, or a directory
+-- that is one: mlx neither reads through them (their target's text would
+-- land in the project) nor writes through them, and says so.
+function TestGitignore:test_links_are_left_alone()
+  local root = project()
+  local outside = os.tmpname()
+  os.remove(outside)
+  assert(fs.mkdirs(outside))
+  write(outside .. "/secret", "token=1\n")
+  write(outside .. "/.gitignore", "theirs\n")
+  assert(fs.mkdirs(root .. "/data"))
+  assert(os.execute(("ln -s '%s/secret' '%s/data/.gitignore'"):format(outside, root)))
+  assert(os.execute(("ln -s '%s' '%s/esc'"):format(outside, root)))
+  local ok, skipped = gitignore.ensure(root, { "data/a.csv", "esc/f", "top.txt" })
+  lu.assertTrue(ok)
+  lu.assertEquals(#skipped, 2)
+  lu.assertStrContains(skipped[1], "data/.gitignore is not a regular file of the project")
+  lu.assertStrContains(skipped[1], "/a.csv")
+  lu.assertStrContains(skipped[2], "esc/.gitignore")
+  lu.assertEquals(fs.stat(root .. "/data/.gitignore").type, "link")
+  lu.assertEquals(assert(io.open(outside .. "/secret")):read("a"), "token=1\n")
+  lu.assertEquals(assert(io.open(outside .. "/.gitignore")):read("a"), "theirs\n")
+  lu.assertEquals(assert(io.open(root .. "/.gitignore")):read("a"),
+    gitignore.BEGIN .. "\n/top.txt\n" .. gitignore.END .. "\n")
+  os.execute("rm -rf '" .. outside .. "'")
+  cleanup(root)
+end
+
 TestIdSet = {}
 
 -- Sets of ids in C carry the object lists of transfers: read as Lua sets,

@@ -70,6 +70,7 @@ are then untouched).]],
       local shown = r.path .. (r.entry.type == "dir" and "/" or "")
       ui.out(("%-9s %s (%s)"):format(r.action, shown, describe(r.entry)))
     end
+    for _, warning in ipairs(results.warnings or {}) do ui.warn(warning) end
     for _, path in ipairs(committed_to_git(root, results)) do
       -- git takes the path from where the user is, not from the project root.
       local here = project.relative(root .. "/" .. path, require("mlx.fs").cwd())

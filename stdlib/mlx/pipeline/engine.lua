@@ -313,8 +313,10 @@ function Engine:checkpoint()
       for path in pairs(done.outs) do ignored[#ignored + 1] = (path:gsub("/$", "")) end
     end
   end
-  ok, err = require("mlx.gitignore").ensure(self.root, ignored)
-  if not ok then ui.warn("cannot update a .gitignore: " .. err) end
+  local skipped
+  ok, skipped = require("mlx.gitignore").ensure(self.root, ignored)
+  if not ok then ui.warn("cannot update a .gitignore: " .. skipped) end
+  for _, warning in ipairs(ok and skipped or {}) do ui.warn(warning) end
   -- What the lock now holds for the pipeline: its pending entries in, its
   -- undeclared steps out.
   self.locked = written.steps[self.p.name]
