@@ -1,9 +1,10 @@
 /* hash_files.c — hashing the files of a list in a pool of threads.
  *
- * With SHA-NI (sha256.h) each thread keeps two files in flight, a "lane"
- * each, and runs their blocks through the two-message block function; a
+ * With SHA-NI (sha256.h) each thread keeps four files in flight, a "lane"
+ * each, and runs their blocks through the four-message block function; a
  * lane whose file ends takes the next file at once, so nearly every block
- * is hashed in pairs whatever the file sizes. Without it, each thread hashes
+ * is hashed four at a time whatever the file sizes (near the end of the
+ * list, two at a time or alone). Without it, each thread hashes
  * one file at a time through OpenSSL. Either way a file is opened, fstat'ed
  * (the facts the stat cache keeps, taken before reading) and read in parts
  * of up to LANE_BUF bytes; a file smaller than that costs one read. */
@@ -20,6 +21,7 @@
 #include "sha256.h"
 
 #define LANE_BUF (128u << 10)
+#define LANES 4
 #define PAD_ROOM (2 * MLX_SHA256_BLOCK)
 
 struct files_job {
@@ -65,7 +67,7 @@ static ssize_t read_part(int fd, unsigned char *buf, size_t keep)
 	return n;
 }
 
-/* ---- two files at a time (SHA-NI) --------------------------------------- */
+/* ---- four files at a time (SHA-NI) -------------------------------------- */
 
 struct lane {
 	struct mlx_file *f;	/* the file in flight, or NULL */
@@ -141,46 +143,57 @@ static int lane_ready(const struct files_job *job, struct mlx_pool *pool, struct
 	return 1;
 }
 
-static int hash_in_pairs(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
+/* Runs the ready blocks of the k lanes at l (k of 1, 2 or 4) as far as the
+ * shortest goes, all at once. */
+static void run_lanes(struct lane *const *l, int k)
+{
+	size_t n = l[0]->blocks;
+	for (int i = 1; i < k; i++)
+		n = l[i]->blocks < n ? l[i]->blocks : n;
+	if (k == 4) {
+		uint32_t *const h[4] = {l[0]->h, l[1]->h, l[2]->h, l[3]->h};
+		const unsigned char *const p[4] = {l[0]->p, l[1]->p, l[2]->p, l[3]->p};
+		mlx_sha256_blocks4(h, p, n);
+	} else if (k == 2) {
+		mlx_sha256_blocks2(l[0]->h, l[0]->p, l[1]->h, l[1]->p, n);
+	} else {
+		mlx_sha256_blocks(l[0]->h, l[0]->p, n);
+	}
+	for (int i = 0; i < k; i++) {
+		l[i]->p += n * MLX_SHA256_BLOCK;
+		l[i]->blocks -= n;
+	}
+}
+
+static int hash_in_lanes(void *vjob, struct mlx_pool *pool, struct mlx_err *err)
 {
 	const struct files_job *job = vjob;
-	unsigned char *mem = malloc(2 * (LANE_BUF + PAD_ROOM));
+	unsigned char *mem = malloc(LANES * (LANE_BUF + PAD_ROOM));
 	if (!mem)
 		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
-	struct lane a = {.fd = -1, .buf = mem}, b = {.fd = -1, .buf = mem + LANE_BUF + PAD_ROOM};
-	int rc;
+	struct lane lanes[LANES];
+	for (int i = 0; i < LANES; i++)
+		lanes[i] = (struct lane){.fd = -1, .buf = mem + (size_t)i * (LANE_BUF + PAD_ROOM)};
+	int rc = MLX_OK;
 	for (;;) {
-		int ra = lane_ready(job, pool, &a, err);
-		if (ra < 0) {
-			rc = ra;
-			break;
+		struct lane *ready[LANES];
+		int k = 0;
+		for (int i = 0; i < LANES && rc == MLX_OK; i++) {
+			int r = lane_ready(job, pool, &lanes[i], err);
+			if (r < 0)
+				rc = r;
+			else if (r)
+				ready[k++] = &lanes[i];
 		}
-		int rb = lane_ready(job, pool, &b, err);
-		if (rb < 0) {
-			rc = rb;
+		if (rc != MLX_OK || k == 0)
 			break;
-		}
-		if (ra && rb) {
-			size_t n = a.blocks < b.blocks ? a.blocks : b.blocks;
-			mlx_sha256_blocks2(a.h, a.p, b.h, b.p, n);
-			a.p += n * MLX_SHA256_BLOCK;
-			a.blocks -= n;
-			b.p += n * MLX_SHA256_BLOCK;
-			b.blocks -= n;
-		} else if (ra || rb) {
-			struct lane *l = ra ? &a : &b;
-			mlx_sha256_blocks(l->h, l->p, l->blocks);
-			l->p += l->blocks * MLX_SHA256_BLOCK;
-			l->blocks = 0;
-		} else {
-			rc = MLX_OK;
-			break;
-		}
+		/* Three lanes (only near the end of the list): two now, the
+		 * third on the next round. */
+		run_lanes(ready, k == 3 ? 2 : k);
 	}
-	if (a.fd >= 0)
-		close(a.fd);
-	if (b.fd >= 0)
-		close(b.fd);
+	for (int i = 0; i < LANES; i++)
+		if (lanes[i].fd >= 0)
+			close(lanes[i].fd);
 	free(mem);
 	return rc;
 }
@@ -242,12 +255,14 @@ static int hash_files(const char *dir, struct mlx_filelist *list, int jobs, int 
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
 	int rc;
 	if (accel) {
-		/* Two files per thread: no more threads than pairs. */
+		/* Up to four files per thread, but no fewer than two: no more
+		 * threads than pairs, so that a short list still spreads over
+		 * the CPUs. */
 		if (jobs <= 0)
 			jobs = mlx_pool_default_jobs();
 		if ((size_t)jobs > (todo + 1) / 2)
 			jobs = (int)((todo + 1) / 2);
-		rc = mlx_pool_run_workers_progress(list->len, jobs, hash_in_pairs, &job, progress, err);
+		rc = mlx_pool_run_workers_progress(list->len, jobs, hash_in_lanes, &job, progress, err);
 	} else {
 		rc = mlx_pool_run_workers_progress(list->len, jobs, hash_one_by_one, &job, progress, err);
 	}

@@ -1,4 +1,4 @@
-/* sha256.h — the SHA-256 block function on one or two messages at once,
+/* sha256.h — the SHA-256 block function on one, two or four messages at once,
  * with the x86 SHA extensions (SHA-NI).
  *
  * SHA-256 is a chain: every 64-byte block starts from the state the one
@@ -7,9 +7,10 @@
  * latency (OpenSSL reaches ~1.8 GB/s per core here, which is that bound)
  * while the unit could start one every cycle or two. Interleaving the blocks
  * of two independent messages fills those gaps: hashing many files two at a
- * time per thread runs ~1.9 times faster per core, with digests that are
- * exactly SHA-256 (FIPS 180-4) — nothing about the result changes, only the
- * order in which the CPU does independent work.
+ * time per thread runs ~1.9 times faster per core, four ~1.2 times faster
+ * again (AMD Zen 5), with digests that are exactly SHA-256 (FIPS 180-4) —
+ * nothing about the result changes, only the order in which the CPU does
+ * independent work.
  *
  * Only the block function and the padding are here; mlx_sha256_available()
  * says whether they may be used. It is 0 on a CPU without SHA-NI, SSSE3 and
@@ -37,6 +38,11 @@ void mlx_sha256_blocks(uint32_t h[8], const unsigned char *p, size_t n);
 /* As mlx_sha256_blocks on two independent messages at once: n blocks at pa
  * through a, and n blocks at pb through b. */
 void mlx_sha256_blocks2(uint32_t a[8], const unsigned char *pa, uint32_t b[8], const unsigned char *pb, size_t n);
+
+/* As mlx_sha256_blocks on four independent messages at once: n blocks at
+ * p[k] through h[k], for k = 0..3; the fastest per byte where four
+ * messages are at hand. */
+void mlx_sha256_blocks4(uint32_t *const h[4], const unsigned char *const p[4], size_t n);
 
 /* Pads the last tail (< 64) bytes of a message of total bytes, which the
  * caller has put at block[0..tail), into the final blocks at block (room

@@ -201,7 +201,42 @@ static void remove_tree(char *dir)
 	free(dir);
 }
 
-/* Two files at a time per thread (SHA-NI, where the CPU has it) or one
+/* One thread over 1 to 9 files of sizes that end in different blocks: the
+ * lanes run four, three (as two, then one), two and one at a time, and
+ * every file still gets its own digest. */
+static void few_files_hash_in_every_lane_count(void **state)
+{
+	(void)state;
+	unsigned char data[70000];
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (unsigned char)(i * 131 + 7);
+	for (size_t count = 1; count <= 9; count++) {
+		char *dir = strdup(temp_path("lanes"));
+		assert_int_equal(mkdir(dir, 0755), 0);
+		char path[600];
+		for (size_t i = 0; i < count; i++) {
+			snprintf(path, sizeof path, "%s/f%zu", dir, i);
+			write_file(path, data + i, (i * 20011 + count * 977) % sizeof data);
+		}
+		struct mlx_err err;
+		struct mlx_filelist got = {0};
+		assert_int_equal(mlx_hash_walk(dir, NULL, MLX_WALK_TYPES_ONLY, &got, &err), MLX_OK);
+		assert_int_equal(got.len, count);
+		assert_int_equal(mlx_hash_files(dir, &got, 1, &err), MLX_OK);
+		for (size_t i = 0; i < got.len; i++) {
+			char want[MLX_HASH_HEX_SIZE];
+			uint64_t size;
+			snprintf(path, sizeof path, "%s/%s", dir, got.items[i].path);
+			assert_int_equal(mlx_hash_file(path, want, &size, &err), MLX_OK);
+			assert_string_equal(got.items[i].hex, want);
+			assert_int_equal(got.items[i].size, size);
+		}
+		mlx_filelist_free(&got);
+		remove_tree(dir);
+	}
+}
+
+/* Four files at a time per thread (SHA-NI, where the CPU has it) or one
  * through OpenSSL: the same digests, sizes and facts as hashing each file
  * alone, for any number of threads. */
 static void files_hash_as_each_file_alone(void **state)
@@ -431,6 +466,7 @@ int main(void)
 		cmocka_unit_test(missing_file_is_notfound_with_its_name),
 		cmocka_unit_test(directory_and_fifo_are_refused_without_hanging),
 		cmocka_unit_test(files_hash_as_each_file_alone),
+		cmocka_unit_test(few_files_hash_in_every_lane_count),
 		cmocka_unit_test(known_files_are_not_read),
 		cmocka_unit_test(files_changed_after_the_walk_fail_cleanly),
 		cmocka_unit_test(walk_sorts_by_path_bytes_across_directories),

@@ -116,6 +116,43 @@ static void two_messages_at_once_match_openssl(void **state)
 	}
 }
 
+/* Four messages of lengths len[0..3] hashed as the file lanes do: four at
+ * once while all have blocks, then each alone; each must be OpenSSL's
+ * digest, whatever the mix of lengths and offsets. */
+static void four_messages_at_once_match_openssl(void **state)
+{
+	(void)state;
+	static const size_t lens[] = {0, 55, 56, 64, 65, 120, 4096 + 3, 65536 + 17, 200000};
+	const size_t count = sizeof lens / sizeof *lens;
+	for (size_t i = 0; i < count; i++) {
+		size_t len[4] = {lens[i], lens[(i + 3) % count], lens[(i + 5) % count],
+		                 lens[(i + 7) % count]};
+		unsigned char *msg[4];
+		uint32_t h[4][8];
+		size_t blocks[4], common = SIZE_MAX;
+		for (int k = 0; k < 4; k++) {
+			msg[k] = pattern(len[k], (unsigned)(4 * i + k));
+			blocks[k] =
+			    len[k] / 64 + mlx_sha256_pad(msg[k] + len[k] / 64 * 64, len[k] % 64, len[k]);
+			common = blocks[k] < common ? blocks[k] : common;
+			mlx_sha256_init(h[k]);
+		}
+		uint32_t *const states[4] = {h[0], h[1], h[2], h[3]};
+		const unsigned char *const at[4] = {msg[0], msg[1], msg[2], msg[3]};
+		mlx_sha256_blocks4(states, at, common);
+		for (int k = 0; k < 4; k++) {
+			unsigned char *copy = pattern(len[k], (unsigned)(4 * i + k));
+			char want[65], got[65];
+			openssl_hex(copy, len[k], want);
+			mlx_sha256_blocks(h[k], msg[k] + common * 64, blocks[k] - common);
+			mlx_sha256_hex(h[k], got);
+			assert_string_equal(got, want);
+			free(copy);
+			free(msg[k]);
+		}
+	}
+}
+
 /* Unaligned input, as a lane's blocks are after a carried tail. */
 static void unaligned_blocks_hash_the_same(void **state)
 {
@@ -142,6 +179,7 @@ int main(void)
 		cmocka_unit_test(published_vectors),
 		cmocka_unit_test(one_message_matches_openssl_at_every_length),
 		cmocka_unit_test(two_messages_at_once_match_openssl),
+		cmocka_unit_test(four_messages_at_once_match_openssl),
 		cmocka_unit_test(unaligned_blocks_hash_the_same),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
