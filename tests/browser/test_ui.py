@@ -314,18 +314,20 @@ def view_tests(ui, recipe_runs, train, profile):
 
 def live_test(root, ui, profile):
     """A recipe running while the page is open: its metrics appear live. The
-    step logs a point every 0.5 s for 10 s, ample for the page to open on a
-    loaded machine."""
+    step logs a point every 0.5 s until the test has seen it running and
+    opened its page (it creates stop.flag; at most 120 s), then a last point
+    of 999: a fixed duration lost the race on a loaded machine, where the
+    browser alone can take longer to start."""
     slow = r"""
 local p = require("mlx").pipeline "live"
 p:step "slow" { outs = { "work/slow.txt" },
-  cmd = "for i in $(seq 20); do echo '{\"metric\":\"progress\",\"value\":'$i',\"step\":'$i'}' >> $MLX_EVENTS; sleep 0.5; done; echo done > work/slow.txt" }
+  cmd = "i=0; while [ ! -e stop.flag ] && [ $i -lt 240 ]; do i=$((i+1)); echo '{\"metric\":\"progress\",\"value\":'$i',\"step\":'$i'}' >> $MLX_EVENTS; sleep 0.5; done; echo '{\"metric\":\"progress\",\"value\":999,\"step\":'$((i+1))'}' >> $MLX_EVENTS; echo done > work/slow.txt" }
 return p
 """
     with open(os.path.join(root, "live.lua"), "w") as f:
         f.write(slow)
-    rec = subprocess.Popen([MLX, "recipe", "live.lua", "-q"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     d = browser(profile)
+    rec = subprocess.Popen([MLX, "recipe", "live.lua", "-q"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         run_id = None
         deadline = time.time() + 60
@@ -350,12 +352,14 @@ return p
         wait_ready(d, "run")
         first = d.find_element(By.ID, "metrics-table").text if d.find_elements(By.ID, "metrics-table") else ""
         ok("RUNNING" in d.find_element(By.ID, "info").text, "live: the run page opens while the step runs")
+        open(os.path.join(root, "stop.flag"), "w").close()
         # The page refreshes itself every 2 s while the run is RUNNING.
         WebDriverWait(d, 60).until(lambda _: "FINISHED" in d.find_element(By.ID, "info").text)
         last = d.find_element(By.ID, "metrics-table").text
-        ok("progress" in last and " 20 " in " " + last.replace("\n", " ") + " ",
+        ok("progress" in last and " 999 " in " " + last.replace("\n", " ") + " ",
            "live: the page updated to the final metrics without a reload", "before: %r\nafter: %r" % (first, last))
     finally:
+        open(os.path.join(root, "stop.flag"), "w").close()
         d.quit()
         rec.wait(timeout=60)
 
