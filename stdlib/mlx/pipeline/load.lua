@@ -57,7 +57,7 @@ end
 --- which has then run to completion). Errors propagate: a declaration error
 --- is a usage failure (exit 2), a runtime error raises.
 function M.run_chunk(chunk, path, args, overrides)
-  params.reset(overrides, overrides and origins[overrides])
+  params.reset(overrides, overrides and origins[overrides], args)
   pipeline.last = nil
   local result = script.run(chunk, path, args or {})
   params.check()
