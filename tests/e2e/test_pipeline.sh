@@ -196,4 +196,20 @@ is "$RC $ERR" "2 mlx: error: outside.lua:2: params file '../params.json' is outs
 	"a params file outside the project is refused"
 cd .. || exit 1
 
+# A Lua step's key does not depend on where mlx was started: the recipe
+# given as ../lua_step.lua from a subdirectory is the same recipe.
+mkdir -p ls/sub && cd ls || exit 1
+"$MLX" init >/dev/null
+cat >lua_step.lua <<'LUA'
+local p = require("mlx").pipeline "ls"
+p:step "a" { outs = { "a.txt" }, run = function() io.open("a.txt", "w"):write("a\n"):close() end }
+return p
+LUA
+mlx recipe lua_step.lua
+(cd sub && "$MLX" status ../lua_step.lua >../st.out 2>&1; "$MLX" recipe ../lua_step.lua >../run.out 2>&1)
+is "$(cat st.out)" "mlx: 1 tracked artifact up to date
+mlx: pipeline 'ls': 1 step up to date" "a Lua step is up to date when its recipe is named from a subdirectory"
+like "$(cat run.out)" "^mlx: pipeline 'ls': 1 up to date " "… and running it from there executes nothing"
+cd .. || exit 1
+
 done_testing
