@@ -195,13 +195,15 @@ async function tableView(kind) {
     live(() => route(), 3000);
     return;
   }
-  // Columns: the chosen ones, else every metric and the first params.
+  // Columns: the chosen ones, else the first params and then the first
+  // metrics: what was tried before what came of it, as mlx exp and
+  // MLflow's table order them.
   const offered = [];
-  for (const g of ["metrics", "params", "tags"]) for (const c of data.columns[g]) offered.push(g + "." + c.key);
+  for (const g of ["params", "metrics", "tags"]) for (const c of data.columns[g]) offered.push(g + "." + c.key);
   let chosen = st.columns;
   if (!chosen) {
-    chosen = data.columns.metrics.slice(0, 8).map((c) => "metrics." + c.key)
-      .concat(data.columns.params.slice(0, 6).map((c) => "params." + c.key));
+    chosen = data.columns.params.slice(0, 6).map((c) => "params." + c.key)
+      .concat(data.columns.metrics.slice(0, 8).map((c) => "metrics." + c.key));
   }
   const shown = chosen.filter((c) => offered.includes(c));
 

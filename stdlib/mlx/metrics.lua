@@ -188,6 +188,12 @@ function M.revision(root, rev, options)
   log, err, code = repo:log { rev = rev, limit = 1 }
   if not log or not log[1] then
     repo:close()
+    if rev == "HEAD" then
+      -- The default baseline of a repository with no commit yet: say what
+      -- to do rather than that git knows no HEAD.
+      return nil, "--baseline HEAD: nothing is committed yet to compare with; commit mlx.lock "
+        .. "(git add mlx.lock && git commit), or name a baseline: --baseline REV or MODEL@ALIAS", "notfound"
+    end
     return nil, ("--baseline %s: %s"):format(rev, err or "no such revision"), code or "notfound"
   end
   local path = prefix_in(repo, root) .. lock.NAME

@@ -6,20 +6,30 @@
 ---
 --- A pipeline's p:params{…} declares through here too. A -p that names no
 --- declared param is an error (exit 2) once the recipe has been loaded.
+--- KEY=VALUE words among the recipe's arguments (`mlx recipe FILE x=1`)
+--- whose KEY is a declared param set it too, over -p, as make takes its
+--- variables; other words stay plain arguments (arg[1]...).
 local ui = require "mlx.ui"
 
 local M = {}
 
 -- The -p values of the recipe being run (name → string or JSON value),
 -- where each came from when not -p (name → "--params-file FILE"), and
--- every param declared while it runs (name → default).
-local overrides, origins, declared = {}, {}, {}
+-- every param declared while it runs (name → default), and the KEY=VALUE
+-- words among its arguments (name → value string).
+local overrides, origins, declared, words = {}, {}, {}, {}
 
 --- Starts a recipe run: sets its -p values and forgets earlier declarations.
 --- origins names where values came from other than -p (name → the flag and
---- file, e.g. "--params-file p.json"), for the messages about them.
-function M.reset(values, from)
-  overrides, origins, declared = values or {}, from or {}, {}
+--- file, e.g. "--params-file p.json"), for the messages about them. args are
+--- the recipe's arguments: a KEY=VALUE word among them sets a declared
+--- param KEY (the last such word wins).
+function M.reset(values, from, args)
+  overrides, origins, declared, words = values or {}, from or {}, {}, {}
+  for _, word in ipairs(args or {}) do
+    local key, value = tostring(word):match("^([%a_][%w_]*)=(.*)$")
+    if key then words[key] = value end
+  end
 end
 
 -- How a message names the given value of param name: "-p lr=abc", or the
@@ -57,8 +67,9 @@ function M.coerce(value, default)
 end
 
 --- Declares params with their defaults (numbers, strings, booleans) and
---- returns their values in effect: the -p value converted to the default's
---- type, else the default. Raises a usage failure (exit 2) for a name that is
+--- returns their values in effect: the value of a KEY=VALUE argument, else
+--- of -p (or the params file), converted to the default's type, else the
+--- default. Raises a usage failure (exit 2) for a name that is
 --- not an identifier, a default of another type, or a -p value that does not
 --- convert.
 function M.declare(defaults)
@@ -73,10 +84,16 @@ function M.declare(defaults)
       ui.usage_error("param '%s' must default to a number, string or boolean, not %s", name, t)
     end
     declared[name] = default
-    local given = overrides[name]
+    local given, how = words[name], nil
+    if given ~= nil then
+      how = ("argument %s=%s"):format(name, given)
+    else
+      given = overrides[name]
+      how = given ~= nil and given_as(name, given)
+    end
     if given ~= nil then
       local value, err = M.coerce(given, default)
-      if value == nil then ui.usage_error("%s: param '%s' %s", given_as(name, given), name, err) end
+      if value == nil then ui.usage_error("%s: param '%s' %s", how, name, err) end
       values[name] = value
     else
       values[name] = default

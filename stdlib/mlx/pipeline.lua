@@ -102,12 +102,42 @@ function Pipeline:param(name)
   return self.values[name]
 end
 
+-- Reads the params file at path (relative to the project root, or to the
+-- working directory outside a project) for p:params, and records it in
+-- p.params_files, the files mlx verify copies with the recipe. Raises a
+-- declaration error for a path outside the project, a missing file, or
+-- one that is not a JSON object.
+local function read_params_file(p, where, path)
+  local rel, why = require("mlx.pipeline.paths").normalize(path)
+  if rel and (rel:sub(-1) == "/" or rel:match("^%.mlx/") or rel:match("^%.git/")) then
+    rel, why = nil, "is not a file of the project"
+  end
+  if not rel then declaration_error(where, "params file '%s' %s", path, why) end
+  local root = require("mlx.project").find_root()
+  local values, err = require("mlx.json").load(root and (root .. "/" .. rel) or rel)
+  if values == nil then declaration_error(where, "params file: %s", err) end
+  if type(values) ~= "table" or #values > 0 then
+    declaration_error(where, "params file %s must hold a JSON object of name: value", rel)
+  end
+  p.params_files = p.params_files or {}
+  if not p.params_files[rel] then
+    p.params_files[rel] = true
+    p.params_files[#p.params_files + 1] = rel
+  end
+  return values
+end
+
 --- Declares the pipeline's parameters and their defaults (numbers, strings,
---- booleans). May be called more than once; later values win. Returns self.
+--- booleans): a table of name = default, or the path of a JSON file holding
+--- one (relative to the project root, as DVC's params.yaml), whose values
+--- are then the defaults. May be called more than once; later values win.
+--- Returns self. Raises a usage failure for a bad name or value, or a
+--- params file that is missing, not a JSON object or outside the project.
 function Pipeline:params(defaults)
   local where = caller_location()
+  if type(defaults) == "string" then defaults = read_params_file(self, where, defaults) end
   if type(defaults) ~= "table" then
-    declaration_error(where, "params must be a table of name = value")
+    declaration_error(where, "params must be a table of name = value, or the path of a JSON file of them")
   end
   for k, v in pairs(defaults) do
     if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then

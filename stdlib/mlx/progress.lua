@@ -14,7 +14,8 @@ Progress.__index = Progress
 
 --- Returns a progress line for work called verb ("hashing", "adding" …).
 --- p.report is nil where no line is shown, else the function to hand to
---- st:progress or hash.dir's progress option; p:done() clears the line.
+--- st:progress or hash.dir's progress option; p:done() clears the line,
+--- as closing p does.
 function M.new(verb)
   local after = tonumber(os.getenv("MLX_PROGRESS_AFTER") or "") or 0.5
   local p = setmetatable({ verb = verb, began = core.clock(), after = after, shown = false }, Progress)
@@ -47,5 +48,10 @@ function Progress:done()
     self.shown = false
   end
 end
+
+-- Held as a to-be-closed variable (local bar <close> = progress.new(…)),
+-- the line is cleared however the work ends: an error or Ctrl-C then
+-- prints its message on a clean line, not after the half-drawn one.
+Progress.__close = Progress.done
 
 return M

@@ -18,6 +18,12 @@ local M = {}
 -- Lua's loader does not check the bytecode it is given.
 local CHUNK_HEADER = ("mlx recipe chunk 1 %s %s\n"):format(core.version, core.versions().lua)
 
+-- The text of each recipe load_kept loaded, by chunk name ("@" and the
+-- path as given): a Lua step's key reads its function's lines from it,
+-- after mlx has moved to the project root, where a path given relative to
+-- the directory mlx started in names another file or none.
+local loaded_sources = {}
+
 -- The text as loadfile reads it: without a UTF-8 byte order mark, and a
 -- first line starting with '#' (a shebang) emptied, keeping its line
 -- break so that line numbers stay.
@@ -39,6 +45,9 @@ local function load_kept(path, root)
   local hash = require "mlx.hash"
   local name = "@" .. path
   local digest = hash.bytes(src)
+  local text = source_text(src)
+  if text:byte(1) == 27 then return nil end
+  loaded_sources[name] = src
   local dir = root .. "/.mlx/cache/recipes"
   local file = dir .. "/" .. hash.bytes(name)
   local header = CHUNK_HEADER .. digest .. "\n"
@@ -52,8 +61,6 @@ local function load_kept(path, root)
       if chunk then return chunk, digest end
     end
   end
-  local text = source_text(src)
-  if text:byte(1) == 27 then return nil end
   local chunk, err = load(text, name, "t")
   if not chunk then ui.usage_error("%s", err) end
   -- Only an accelerator: a cache that cannot be written is left as it is.
@@ -85,6 +92,13 @@ function M.load(path, what)
   local chunk, err = loadfile(path ~= "-" and path or nil)
   if not chunk then ui.usage_error("%s", err) end
   return chunk
+end
+
+--- Returns the bytes of the recipe file that M.load loaded under chunk
+--- name (debug.getinfo's source: "@" and the path as given), or nil for a
+--- chunk it did not load from a file in a project.
+function M.source(name)
+  return loaded_sources[name]
 end
 
 --- Sets the global `arg` as Lua's interpreter does (arg[0] = path, arg[1..] =

@@ -276,6 +276,7 @@ function M.run(opts)
   local inside = recipe_rel:sub(1, 1) ~= "/"
   local spec = {
     root = root, store = st, recipe = inside and recipe_rel or nil, recipe_arg = recipe_rel,
+    params_files = p.params_files,
     lock_doc = lock_doc, items = items, params_file = params_file, steps = names, declared_env = declared_env,
   }
   local copy_locks, logs, tails = {}, {}, {}

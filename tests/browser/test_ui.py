@@ -202,6 +202,9 @@ def view_tests(ui, recipe_runs, train, profile):
         heads = [h.text for h in d.find_elements(By.CSS_SELECTOR, "#runs-table th")]
         ok(any(h.startswith("metrics.accuracy") for h in heads) and any(h.startswith("params.lr") for h in heads),
            "experiments table: params and metrics are columns", heads)
+        first_param = next((i for i, h in enumerate(heads) if h.startswith("params.")), len(heads))
+        first_metric = next((i for i, h in enumerate(heads) if h.startswith("metrics.")), -1)
+        ok(first_param < first_metric, "experiments table: the params come before the metrics", heads)
         ok("0.25" in d.find_element(By.ID, "runs-table").text, "experiments table: shows the params' values")
         WebDriverWait(d, 30).until(lambda _: "of" in d.find_element(By.ID, "count").text)
         ok(d.find_element(By.ID, "count").text == "1–2 of 2", "experiments table: the count of rows",

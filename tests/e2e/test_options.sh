@@ -46,6 +46,10 @@ is "$RC $OUT" "0 " "and -p wins over it, as in mlx recipe"
 mlx dag pipe.lua --params-file nope.json
 is "$RC" 2 "dag takes --params-file (a missing one is bad input)"
 like "$ERR" "^mlx: error: --params-file: .*nope.json" "naming it"
+printf 'n: 2\n' >params.yaml
+mlx recipe pipe.lua --params-file params.yaml
+is "$RC $ERR" "2 mlx: error: --params-file: params.yaml:1:1: invalid JSON: invalid token near 'n'; a params file is a JSON object of name: value" \
+	"a params file that is not JSON (YAML) says what it must be"
 mlx recipe pipe.lua -n --params-file params.json
 like "$OUT" "^would run prepare: param 'n' changed from 1 to 2" "-n is --dry-run, with --params-file"
 mlx recipe pipe.lua --params-file params.json

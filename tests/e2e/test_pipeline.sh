@@ -163,4 +163,53 @@ is "$(python3 -c 'import json; r = json.load(open("busy.json"))[0]
 print(r["wall_seconds"] >= 0.3, 0.15 <= r["cpu_seconds"] < r["wall_seconds"])')" "True True" \
 	"its run records the sleep in its wall time and the computing as CPU time"
 
+# Params kept in a JSON file, as DVC's params.yaml: p:params "params.json"
+# reads it from the project root; its values are the defaults, -p wins;
+# mlx verify's copies have it too.
+mkdir -p pf/sub && cd pf || exit 1
+"$MLX" init >/dev/null
+echo '{"lr": 0.1, "epochs": 3}' >params.json
+cat >train.lua <<'LUA'
+local p = require("mlx").pipeline "pf"
+p:params "params.json"
+p:step "train" { outs = { "model.txt" }, params = { "lr", "epochs" }, cmd = "echo ${lr} ${epochs} >model.txt" }
+return p
+LUA
+mlx recipe train.lua
+is "$RC $(cat model.txt)" "0 0.1 3" "a pipeline takes its params from a JSON params file"
+echo '{"lr": 0.5, "epochs": 3}' >params.json
+(cd sub && "$MLX" status ../train.lua >../st.out 2>&1)
+is "$(grep stale st.out)" "stale:    train: param 'lr' changed from 0.1 to 0.5; command changed" \
+	"a changed params file makes its steps stale, read from the root in a subdirectory too"
+mlx recipe train.lua -p epochs=4
+is "$RC $(cat model.txt)" "0 0.5 4" "-p overrides a value of the params file"
+mlx recipe train.lua
+mlx verify train.lua
+is "$RC" 0 "mlx verify re-runs the steps with the params file in its copies"
+printf 'local p = require("mlx").pipeline "x"\np:params "nope.json"\nreturn p\n' >missing.lua
+mlx recipe missing.lua
+is "$RC $ERR" "2 mlx: error: missing.lua:2: params file: cannot open $PWD/nope.json: No such file or directory" \
+	"a missing params file is bad input, named with the recipe line"
+printf 'local p = require("mlx").pipeline "x"\np:params "../params.json"\nreturn p\n' >outside.lua
+mlx recipe outside.lua
+is "$RC $ERR" "2 mlx: error: outside.lua:2: params file '../params.json' is outside the project" \
+	"a params file outside the project is refused"
+cd .. || exit 1
+
+# A Lua step's key does not depend on where mlx was started: the recipe
+# given as ../lua_step.lua from a subdirectory is the same recipe.
+mkdir -p ls/sub && cd ls || exit 1
+"$MLX" init >/dev/null
+cat >lua_step.lua <<'LUA'
+local p = require("mlx").pipeline "ls"
+p:step "a" { outs = { "a.txt" }, run = function() io.open("a.txt", "w"):write("a\n"):close() end }
+return p
+LUA
+mlx recipe lua_step.lua
+(cd sub && "$MLX" status ../lua_step.lua >../st.out 2>&1; "$MLX" recipe ../lua_step.lua >../run.out 2>&1)
+is "$(cat st.out)" "mlx: 1 tracked artifact up to date
+mlx: pipeline 'ls': 1 step up to date" "a Lua step is up to date when its recipe is named from a subdirectory"
+like "$(cat run.out)" "^mlx: pipeline 'ls': 1 up to date " "… and running it from there executes nothing"
+cd .. || exit 1
+
 done_testing

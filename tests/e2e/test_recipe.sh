@@ -48,6 +48,16 @@ is "$RC" 2 "an undeclared -p exits 2"
 is "$ERR" "mlx: error: -p mni: the recipe declares no param 'mni' (it declares: dry, min, model)" "naming it and the declared ones"
 mlx recipe params.lua -p min=high
 is "$ERR" "mlx: error: -p min=high: param 'min' must be a number, not 'high'" "a value of the wrong type is refused"
+mlx recipe params.lua min=0.95 model=wine
+is "$RC $OUT" "0 wine	0.95	false" "KEY=VALUE words after a script recipe set its declared params"
+mlx recipe params.lua -p min=0.8 min=0.95
+is "$OUT" "iris	0.95	false" "a KEY=VALUE word wins over -p"
+mlx recipe params.lua min=high
+is "$RC $ERR" "2 mlx: error: argument min=high: param 'min' must be a number, not 'high'" \
+	"a word of the wrong type is refused, named as the argument"
+printf 'local p = require("mlx.params").declare { n = 1 }\nprint(p.n, ...)\n' >words.lua
+mlx recipe words.lua out=x.txt n=3 plain
+is "$OUT" "3	out=x.txt	n=3	plain" "the words stay the script's arguments; undeclared keys are only that"
 
 mlx lua -e 'print(1 + 1)' -e 'print(require("mlx").version ~= nil)'
 is "$OUT" "2

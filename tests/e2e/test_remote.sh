@@ -400,6 +400,22 @@ is "$RC" 0 "and remotes.json stays readable"
 mlx remote add other ftp://host/x
 is "$RC" 2 "an unknown scheme is refused (exit 2)"
 like "$ERR" "no backend serves 'ftp://host/x'" "naming the URL"
+# A directory remote inside the project would put its objects/ and index/
+# into the workspace, .git/ or .mlx/: refused when added, and when a
+# remotes.json that arrived with a clone names one.
+mlx remote add inside .git/store
+is "$RC $ERR" "2 mlx: error: remote inside: .git/store is inside the project; a directory remote must be outside it (e.g. $PWD-store beside the project): mlx remote add --force inside DIR" \
+	"a directory remote inside the project is refused, saying what to do"
+cp .mlx/remotes.json remotes.saved
+"$MLX" lua -e 'local json = require "mlx.json"
+  local doc = json.load(".mlx/remotes.json")
+  doc.remotes.cloned = { url = ".", options = json.object() }
+  assert(json.save(".mlx/remotes.json", doc))'
+mlx push -r cloned
+is "$RC $ERR" "2 mlx: error: $PWD/.mlx/remotes.json: remote cloned: . is inside the project; a directory remote must be outside it (e.g. $PWD-store beside the project): mlx remote add --force cloned DIR" \
+	"a remotes.json naming the project itself as a remote is refused"
+is "$(ls -d objects index 2>/dev/null)" "" "and nothing is written into the project"
+mv remotes.saved .mlx/remotes.json
 mlx remote add other /tmp/x --option password=hunter2
 is "$RC" 2 "a credential as an option is refused (exit 2)"
 like "$ERR" "config.local.lua" "saying where credentials go"

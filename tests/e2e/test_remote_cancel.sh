@@ -118,4 +118,25 @@ mlx pull -r direct
 is "$RC" 0 "a re-run of the pull completes"
 is "$(sha256sum data/big.bin | cut -c1-64)" "$big" "… with the whole file"
 
+# ---- on a terminal -----------------------------------------------------
+# The live progress line is cleared before the message: 'mlx: interrupted'
+# starts a line of its own instead of ending 'fetching 0/1 files, …'.
+git clone -q "$TEST_DIR/a" "$TEST_DIR/c"
+cd "$TEST_DIR/c" || exit 1
+TERM=xterm MLX_PROGRESS_AFTER=0 script -qefc \
+	"env -u CI -u NO_COLOR sh -c 'echo \$\$ >\"$TEST_DIR/tty.pid\"; exec \"$MLX\" pull -r slow'" \
+	"$TEST_DIR/tty.log" >/dev/null 2>&1 &
+script_pid=$!
+for _ in $(seq 100); do
+	[ -s "$TEST_DIR/tty.pid" ] && break
+	sleep 0.1
+done
+wait_moved $((2 << 20)) || echo "# the transfer did not start"
+kill -INT "$(cat "$TEST_DIR/tty.pid")"
+wait "$script_pid"
+grep -aq 'fetching 0/1 files' "$TEST_DIR/tty.log"
+is "$?" 0 "a pull on a terminal draws its progress line"
+grep -aq $'\r\e\\[Kmlx: interrupted' "$TEST_DIR/tty.log"
+is "$?" 0 "… and clears it before saying it was interrupted"
+
 done_testing

@@ -18,6 +18,10 @@ trap 'kill $SERVER_PID 2>/dev/null; rm -rf "$TEST_DIR" "$TAP_CAPTURE"' EXIT
 mkdir proj && cd proj || exit 1
 git init -q -b main
 mlx init
+# Before the first commit the default baseline, HEAD, does not exist yet.
+mlx metrics diff
+is "$RC $ERR" "2 mlx: error: --baseline HEAD: nothing is committed yet to compare with; commit mlx.lock (git add mlx.lock && git commit), or name a baseline: --baseline REV or MODEL@ALIAS" \
+	"metrics diff in a repository without a commit says to commit first"
 cat >train.py <<'PY'
 import json, os, sys
 lr = float(sys.argv[1])

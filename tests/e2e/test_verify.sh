@@ -65,6 +65,12 @@ mlx runs --filter "status = 'FINISHED' and tags.mlx.verify = 'passed'"
 like "$OUT" "pipeline\.lua:train" "the verification is recorded: a run per step tagged mlx.verify = passed"
 mlx runs --filter "status = 'FINISHED'"
 is "$(printf '%s\n' "$OUT" | wc -l)" "$((runs_before + 1 + verified))" "the earlier runs are all still there (plus the verify run and its step runs)"
+mlx exp --json
+is "$(printf '%s' "$OUT" | python3 -c 'import json, sys; print(sum(1 for r in json.load(sys.stdin) if "mlx.verify" in r["tags"]))')" 0 \
+	"the verify run is no experiment: mlx exp leaves it out"
+mlx exp --all --json
+is "$(printf '%s' "$OUT" | python3 -c 'import json, sys; print(sum(1 for r in json.load(sys.stdin) if "mlx.verify" in r["tags"]))')" 1 \
+	"… and --all shows it"
 
 # The params as locked, not the recipe's defaults.
 mlx recipe pipeline.lua -p lr=1.0

@@ -62,7 +62,7 @@ are then untouched).]],
   args = { min = 1, name = "at least one PATH" },
   main = function(opts, paths)
     local root = project.require_root()
-    local bar = require("mlx.progress").new("adding")
+    local bar <close> = require("mlx.progress").new("adding")
     local results, err, code = artifacts.add(root, paths, { jobs = opts.jobs, progress = bar.report })
     bar:done()
     if not results then ui.fail(ui.exit_code_for(code), "%s", err) end

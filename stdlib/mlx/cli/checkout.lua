@@ -24,7 +24,7 @@ are removed under the same rule.]],
   },
   main = function(opts, paths)
     local root = project.require_root()
-    local bar = require("mlx.progress").new("checking out")
+    local bar <close> = require("mlx.progress").new("checking out")
     local changes, err, code = artifacts.checkout(root, paths, { force = opts.force, jobs = opts.jobs,
       progress = bar.report })
     bar:done()

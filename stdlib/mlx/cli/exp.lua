@@ -272,8 +272,8 @@ One row per recipe run, newest first: its params (-p, --params-file and the
 recipe's defaults) and the final metrics of its steps joined. A step
 restored from the run-cache carries the metrics of the run that produced
 its outs; when two steps log one metric, the step that ran last wins.
-Invocations that executed nothing (every step up to date) are left out
-unless --all. Output: an aligned table, a Markdown table (--md), CSV with
+Invocations that executed nothing (every step up to date) and the runs
+of mlx verify are left out unless --all. Output: an aligned table, a Markdown table (--md), CSV with
 exact numbers and UTC times (--csv; with a baseline, a delta(metrics.NAME)
 column after each metric), or a JSON array of rows (--json). A bad filter,
 sort or column name exits 2. See docs/tracking.md.
@@ -297,7 +297,7 @@ duration, command, git, params, metrics and tags (and with --baseline,
     { "columns", arg = "NAMES", help = "columns to show, comma-separated, globs allowed" },
     { "baseline", arg = "ID", help = "compare every row with this run's" },
     cli.option("limit", { help = "show at most N rows (0: all; default 50)" }),
-    { "all", help = "every row: no limit, and the invocations that executed nothing" },
+    { "all", help = "every row: no limit, the invocations that executed nothing and mlx verify's runs" },
     { "md", help = "print a Markdown table" },
     { "csv", help = "print CSV" },
     cli.option("json", { help = "print a JSON array of rows" }),

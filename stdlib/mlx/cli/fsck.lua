@@ -22,7 +22,7 @@ missing or a link.]],
   args = { max = 0 },
   main = function(opts)
     local root = project.require_root()
-    local bar = require("mlx.progress").new("checking")
+    local bar <close> = require("mlx.progress").new("checking")
     local result, err, code = gc.fsck(root, { jobs = opts.jobs, progress = bar.report })
     bar:done()
     if not result then ui.fail(ui.exit_code_for(code), "%s", err) end

@@ -38,7 +38,7 @@ code is then 2.]],
     for _, path in ipairs(paths) do
       local st = fs.stat(path)
       if st and st.type == "directory" then
-        local bar = require("mlx.progress").new("hashing")
+        local bar <close> = require("mlx.progress").new("hashing")
         local id, size, files, manifest = hash.dir(path, { jobs = opts.jobs, progress = bar.report })
         bar:done()
         if not id then

@@ -116,7 +116,9 @@ return {
   description = [[
 Runs FILE with the mlx modules available (local mlx = require "mlx") and the
 global arg set: arg[0] is FILE, arg[1]... are ARGS (also passed as ...).
-Put "--" before ARGS that start with "-". Exit codes: 0 when the recipe
+Put "--" before ARGS that start with "-". A KEY=VALUE word among ARGS whose
+KEY the recipe declares as a param (mlx.params) sets it, over -p; other
+words are only arguments. Exit codes: 0 when the recipe
 finishes, 1 when it raises an error (printed as file:line: message) or a
 step fails, 2 when FILE is missing, does not compile or declares an invalid
 pipeline (unknown field, cycle, missing producer).

@@ -43,6 +43,8 @@ local function add(opts, args)
   if doc.remotes[name] and not opts.force then
     ui.usage_error("remote '%s' exists (%s); --force replaces it", name, doc.remotes[name].url)
   end
+  local problem = config.location_problem(root, name, url)
+  if problem then ui.usage_error("%s", problem) end
   doc.remotes[name] = { url = url, options = options }
   -- Checked now: an unknown scheme or option is refused before it is saved.
   local saved = doc.default
@@ -153,8 +155,9 @@ MLX_REMOTE_<NAME>_<OPTION> (e.g. MLX_REMOTE_ORIGIN_PASSWORD).]],
       description = [[
 Adds remote NAME at URL with backend options (S3: endpoint, region,
 path_style; WebDAV: ca_file, insecure; any: timeout_ms). An unknown scheme
-or option, a credential given as an option, or an existing NAME (without
---force) exits 2 and changes nothing. The remote is opened with the
+or option, a credential given as an option, a directory inside the
+project, or an existing NAME (without --force) exits 2 and changes
+nothing. The remote is opened with the
 credentials a push would use and its index/ listed once: what a retry
 cannot fix (a file where the directory or collection should be, a bucket
 that does not exist, refused credentials, https:// to plain HTTP, a server

@@ -21,7 +21,7 @@ local function show_list(label, paths, base, limit)
 end
 
 local function artifacts_section(root, opts)
-  local bar = require("mlx.progress").new("hashing")
+  local bar <close> = require("mlx.progress").new("hashing")
   local results, err, code = artifacts.status(root, { jobs = opts.jobs, diff = true, progress = bar.report })
   bar:done()
   if not results then ui.fail(ui.exit_code_for(code), "%s", err) end

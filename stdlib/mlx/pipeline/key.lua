@@ -53,7 +53,11 @@ function M.function_source(fn)
   local lines = source_cache[info.source]
   if not lines then
     lines = {}
-    if info.source:sub(1, 1) == "@" then
+    local loaded = require("mlx.script").source(info.source)
+    if loaded then
+      -- Split as f:lines() splits the file, so the key stays the same.
+      for line in loaded:gmatch("([^\n]*)\n?") do lines[#lines + 1] = line end
+    elseif info.source:sub(1, 1) == "@" then
       local f = io.open(info.source:sub(2), "rb")
       if f then
         for line in f:lines() do lines[#lines + 1] = line end

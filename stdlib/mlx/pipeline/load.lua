@@ -27,7 +27,11 @@ end
 --- Raises a usage failure naming the file if it is missing or malformed.
 function M.read_params_file(path, overrides)
   local json = require "mlx.json"
-  local values, err = json.load(path)
+  local values, err, code = json.load(path)
+  if values == nil and code == "invalid" then
+    -- A params.yaml given as DVC reads it: say what the file must be.
+    ui.usage_error("--params-file: %s; a params file is a JSON object of name: value", err)
+  end
   if values == nil then ui.usage_error("--params-file: %s", err) end
   if type(values) ~= "table" then ui.usage_error("--params-file %s: expected a JSON object", path) end
   local merged, from = {}, {}
@@ -57,7 +61,7 @@ end
 --- which has then run to completion). Errors propagate: a declaration error
 --- is a usage failure (exit 2), a runtime error raises.
 function M.run_chunk(chunk, path, args, overrides)
-  params.reset(overrides, overrides and origins[overrides])
+  params.reset(overrides, overrides and origins[overrides], args)
   pipeline.last = nil
   local result = script.run(chunk, path, args or {})
   params.check()

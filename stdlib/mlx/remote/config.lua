@@ -107,6 +107,29 @@ function M.with_credentials(root, name, options)
   return merged
 end
 
+--- Returns the absolute path of a directory remote's url (a relative
+--- one against root, file:// stripped), or nil for a server's URL.
+function M.directory(root, url)
+  local path = url:match("^file://(/.*)$")
+  if not path and url:match("^%a[%w+.-]*://") then return nil end
+  path = path or url
+  if path:sub(1, 1) ~= "/" then path = root .. "/" .. path end
+  return require("mlx.project").absolute(path)
+end
+
+--- Returns nil, or why remote name at url cannot be used: a directory
+--- remote that is the project root or lies inside it (its workspace,
+--- .git/ or .mlx/), where pushing would write the remote's objects/ and
+--- index/ into the project. remotes.json arrives with a clone, so this is
+--- checked wherever a remote is opened, not only when it is added.
+function M.location_problem(root, name, url)
+  local dir = M.directory(root, url)
+  if dir and (dir == root or dir:sub(1, #root + 1) == root .. "/") then
+    return ("remote %s: %s is inside the project; a directory remote must be outside it "
+      .. "(e.g. %s-store beside the project): mlx remote add --force %s DIR"):format(name, url, root, name)
+  end
+end
+
 --- Returns the remote to use: name, or the default; {name, url (a relative
 --- directory made absolute against root), options = {k → v} with the
 --- credentials merged in}; or nil, message, code ("notfound": no such
@@ -131,6 +154,8 @@ function M.resolve(root, name)
   local options
   options, err, code = M.with_credentials(root, name, r.options)
   if not options then return nil, err, code end
+  local problem = M.location_problem(root, name, r.url)
+  if problem then return nil, ("%s/%s: %s"):format(root, M.FILE, problem), "invalid" end
   local url = r.url
   if not url:match("^%a[%w+.-]*://") and url:sub(1, 1) ~= "/" then
     url = require("mlx.project").absolute(root .. "/" .. url)

@@ -30,7 +30,7 @@ function M.run(verb, fn, root, opts)
   if opts.jobs and opts.jobs < 1 then
     ui.usage_error("option '-j' needs at least 1 transfer at once, not %d", opts.jobs)
   end
-  local bar = require("mlx.progress").new(verb == "push" and "pushing" or "fetching")
+  local bar <close> = require("mlx.progress").new(verb == "push" and "pushing" or "fetching")
   opts.progress = bar.report
   local result, err, code = fn(root, opts)
   bar:done()

@@ -61,8 +61,11 @@ WITH latest_metrics(run_id, key, step, ts, value) AS (
 )
 ]]
 
--- Invocations that executed nothing (mlx recipe tags them mlx.noop).
-local NOT_NOOP = require("mlx.track").NOT_NOOP
+-- Invocations that executed nothing (mlx recipe tags them mlx.noop), and
+-- mlx verify's runs (tagged mlx.verify): a check of locked steps with the
+-- locked params, not an experiment, which would otherwise head the table
+-- with the params of the last experiment and no metrics.
+local NOT_EXPERIMENT = "r.id NOT IN (SELECT run_id FROM tags WHERE key IN ('mlx.noop', 'mlx.verify'))"
 
 -- The condition, its values and the ORDER BY list of query, with the
 -- temporary tables filled for them; or nil, message.
@@ -70,7 +73,7 @@ local function compile(store, query)
   local where, wparams, reads = filter.compile(query.filter or "")
   if not where then return nil, "filter: " .. wparams end
   where = "r.parent_id IS NULL AND (" .. where .. ")"
-  if not query.all then where = where .. " AND " .. NOT_NOOP end
+  if not query.all then where = where .. " AND " .. NOT_EXPERIMENT end
   local order, oparams = "", {}
   local metrics, params = {}, {}
   for _, key in ipairs(reads.metrics) do metrics[#metrics + 1] = key end
@@ -119,7 +122,8 @@ end
 --- grammar of mlx.track.filter, over the joined params and metrics and the
 --- recipe run's attributes and tags), limit (default all), offset (with
 --- limit: the matching rows to skip first, for paging), all (also the
---- invocations that executed nothing, tagged mlx.noop), count (also
+--- invocations that executed nothing, tagged mlx.noop, and mlx verify's
+--- runs, tagged mlx.verify), count (also
 --- return the number of rows matching, regardless of limit). A row: id, recipe,
 --- status, message, command, start_time, end_time (ms), duration (s), git
 --- {commit, branch, dirty}, params, metrics (latest values; NaN as NaN)

@@ -3,11 +3,11 @@
 ---
 --- A copy is a small mlx project below the real one's .mlx/tmp/ (on the
 --- same file system as the store, so files are reflinked where the file
---- system can): the recipe, lib/ and .mlx/config.lua from the workspace,
---- mlx.lock without the entries of the steps to verify, and every input
---- those steps need as mlx.lock pins it — from the store (each object
---- verified as it is copied), else from the workspace when its file still
---- has the pinned hash. Nothing of the real project is written.
+--- system can): the recipe, its params files, lib/ and .mlx/config.lua
+--- from the workspace, mlx.lock without the entries of the steps to
+--- verify, and every input those steps need as mlx.lock pins it — from the
+--- store (each object verified as it is copied), else from the workspace
+--- when its file still has the pinned hash. Nothing of the real project is written.
 local fs = require "mlx.fs"
 local json = require "mlx.json"
 local lock = require "mlx.lock"
@@ -104,7 +104,8 @@ end
 
 --- Builds a copy at dir. spec = { root, store (the real store, open),
 --- recipe (the recipe's path relative to root, or nil when it lies outside
---- the project), lock_doc (mlx.lock as it is to be in the copy), items =
+--- the project), params_files (those the pipeline reads, relative to
+--- root), lock_doc (mlx.lock as it is to be in the copy), items =
 --- {{path, source = {kind = "store", entries} | {kind = "workspace"}}} },
 --- reverse (create the items in reverse order). Returns true or nil,
 --- message, code.
@@ -115,6 +116,8 @@ function M.build(dir, spec, reverse)
   if not ok then return nil, err, code end
   local project_files = { ".mlx/config.lua", "lib" }
   if spec.recipe then project_files[#project_files + 1] = spec.recipe end
+  -- The recipe reads its params files as it loads, in the copy too.
+  for _, rel in ipairs(spec.params_files or {}) do project_files[#project_files + 1] = rel end
   for _, rel in ipairs(project_files) do
     if fs.stat(spec.root .. "/" .. rel) then
       ok, err, code = copy(spec.root .. "/" .. rel, dir .. "/" .. rel)
