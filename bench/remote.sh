@@ -13,6 +13,8 @@
 #            this part alone), vs rclone copy, with peak RSS
 #   memory   peak RSS of mlx push and mlx pull at N files, and at N2 files
 #            of 4 KiB (0: skipped)
+# Every timed transfer starts after a sync(1), so that no tool writes out
+# the data of the try before it.
 #
 # usage: bench/remote.sh [path/to/mlx] [REMOTE]
 # REMOTE is a directory (default: a new one under BENCH_DIR), an
@@ -98,6 +100,12 @@ project() { # DIR DATA URL — a git project tracking DATA (moved in), remote UR
 	cd "$work"
 }
 
+# Writes out what is dirty on the file systems before a timed try: a tool
+# that syncs (mlx's store commit) would otherwise also write the data the
+# try before it left in the page cache (rclone's 700 MB), and one that does
+# not would leave its own to the next try.
+settle() { sync; }
+
 # 0 if seconds A < B: faster A B
 faster() { python3 -c "import sys; sys.exit(0 if $1 < $2 else 1)"; }
 
@@ -110,6 +118,7 @@ best_rclone() { # SRC DST [BETWEEN] — sets best to the best time of rclone cop
 	best=""
 	for tr in 4 8 16 32; do
 		local t0 t1
+		settle
 		t0=$(now)
 		rclone copy --transfers "$tr" --checkers "$tr" "$1" "$2-$tr" >/dev/null 2>&1
 		t1=$(now)
@@ -132,6 +141,7 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 
 	cd "$work/$name-a"
 	local t0 t1 push noop_push pull noop_pull
+	settle
 	t0=$(now); /usr/bin/time -f %M -o "$work/rss-push" "$MLX" push >/dev/null; t1=$(now)
 	push=$(elapsed "$t0" "$t1")
 	t0=$(now); "$MLX" push >/dev/null; t1=$(now)
@@ -139,6 +149,7 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 	cd "$work"
 	git clone -q "$work/$name-a" "$work/$name-b"
 	cd "$work/$name-b"
+	settle
 	t0=$(now); /usr/bin/time -f %M -o "$work/rss-pull" "$MLX" pull >/dev/null; t1=$(now)
 	pull=$(elapsed "$t0" "$t1")
 	echo "#   mlx pull, try 1: $pull s" >&2
@@ -160,6 +171,7 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 		git clone -q "$work/$name-a" "$work/$name-b$try"
 		cd "$work/$name-b$try"
 		local t0 t1 t
+		settle
 		t0=$(now); "$MLX" pull >/dev/null; t1=$(now)
 		cd "$work"
 		t=$(elapsed "$t0" "$t1")
@@ -169,6 +181,7 @@ run_set() { # NAME COUNT — push/pull/no-op of COUNT small files; prints result
 	best_rclone "$work/$name-plain" "$rpath"
 	rpush=$best
 	rpath=$rpath-4 # a full copy, made by the first try
+	settle
 	t0=$(now); rclone sync --transfers 16 --checkers 16 "$work/$name-plain" "$rpath" >/dev/null 2>&1; t1=$(now)
 	rnoop=$(elapsed "$t0" "$t1")
 	# rclone's pull is the best of its four --transfers settings, so mlx's

@@ -573,15 +573,25 @@ int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_i
 		if (w == 0)
 			break;
 		rc = run_window(&t, w, fetch_worker, err);
-		/* Keep what arrived whole, also when interrupted. */
+		/* Keep what arrived whole, also when interrupted. The window is
+		 * synced and moved into the store while the next one arrives:
+		 * the disk writes it as the workers hash and stage. Its ids are
+		 * counted as verified now; a commit that fails fails the fetch,
+		 * whose result is then not used. */
 		struct mlx_err cerr;
-		int crc = mlx_store_commit(store, &cerr);
+		int crc = mlx_store_commit_start(store, &cerr);
 		if (crc == MLX_OK)
 			crc = tally(res, t.items, w, 1, &cerr);
 		if (rc == MLX_OK && crc != MLX_OK) {
 			*err = cerr;
 			rc = crc;
 		}
+	}
+	struct mlx_err cerr;
+	int crc = mlx_store_commit_wait(store, &cerr);
+	if (rc == MLX_OK && crc != MLX_OK) {
+		*err = cerr;
+		rc = crc;
 	}
 	free(lacks);
 	free(present);

@@ -200,9 +200,11 @@ int mlx_remote_push(struct mlx_remote *r, struct mlx_store *store, struct mlx_id
  * time: those the store has are counted present (found in one pass, one
  * bit each, before any transfer); a download is hashed and enters the
  * store only if it matches its id (else res->corrupt); one the remote
- * lacks goes to res->missing; fetched ids go to res->verified. The store
- * is committed after each window, so an interrupted fetch keeps what it
- * completed. Returns as mlx_remote_push. */
+ * lacks goes to res->missing; fetched ids go to res->verified. Each
+ * window is committed to the store while the next one is fetched
+ * (mlx_store_commit_start), and every commit has ended when this returns,
+ * so an interrupted fetch keeps what it completed. Returns as
+ * mlx_remote_push. */
 int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_idset *ids,
 		     const struct mlx_remote_progress *progress, struct mlx_remote_result *res, struct mlx_err *err);
 

@@ -31,6 +31,17 @@ struct staged {
 	uint64_t size;
 };
 
+/* A commit running in a thread of its own (mlx_store_commit_start): the
+ * staged files it took, and how it ended. */
+struct background_commit {
+	pthread_t thread;
+	int running;
+	struct staged *items;
+	size_t n;
+	int rc;
+	struct mlx_err err;
+};
+
 struct mlx_store {
 	char *root, *objects, *tmp, *quarantine;
 	int objects_fd;
@@ -44,6 +55,7 @@ struct mlx_store {
 	pthread_mutex_t lock;	/* guards the staged array */
 	struct staged *staged;
 	size_t nstaged, cap;
+	struct background_commit bg;
 	const struct mlx_progress *progress; /* of staging, checkout and checks, or NULL */
 };
 
@@ -258,6 +270,10 @@ fail:
 
 static void discard_batch(struct mlx_store *s)
 {
+	/* A commit in flight renames out of the batch directory: it ends
+	 * first (its objects are then either in objects/ or staged again). */
+	struct mlx_err ignored;
+	mlx_store_commit_wait(s, &ignored);
 	if (!s->batch)
 		return;
 	close(s->batch_fd);
@@ -935,6 +951,7 @@ size_t mlx_store_staged(const struct mlx_store *s)
 
 struct publish_job {
 	struct mlx_store *s;
+	const struct staged *items;
 	struct shards shards;
 };
 
@@ -942,7 +959,7 @@ static int publish_one(void *vjob, size_t i, struct mlx_err *err)
 {
 	struct publish_job *job = vjob;
 	struct mlx_store *s = job->s;
-	struct staged *st = &s->staged[i];
+	const struct staged *st = &job->items[i];
 	int dfd = shard_of(s, &job->shards, st->hex, 1);
 	if (dfd < 0) {
 		if (errno == ELOOP || errno == ENOTDIR)
@@ -979,28 +996,91 @@ static int publish_one(void *vjob, size_t i, struct mlx_err *err)
 	return MLX_OK;
 }
 
-int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
+/* Makes the n staged files of items durable and visible: one sync for
+ * their data (and of anything else dirty on that file system: what git's
+ * batch mode does with its final fsync, instead of a device flush per
+ * object), the renames into objects/, and one sync for the renames, before
+ * anyone points at the objects. */
+static int commit_items(struct mlx_store *s, const struct staged *items, size_t n, struct mlx_err *err)
 {
-	if (!s->batch || s->nstaged == 0)
-		return MLX_OK;
-	/* One sync for the data of every staged file (and of anything else
-	 * dirty on that file system): what git's batch mode does with its
-	 * final fsync, instead of a device flush per object. */
 	if (syncfs(s->batch_fd) != 0)
 		return mlx_err_sys(err, errno, "cannot sync %s", s->batch);
-	struct publish_job job = {.s = s};
+	struct publish_job job = {.s = s, .items = items};
 	shards_init(&job.shards);
-	int rc = mlx_pool_run(s->nstaged, 0, publish_one, &job, err);
+	int rc = mlx_pool_run(n, 0, publish_one, &job, err);
 	shards_close(&job.shards);
 	if (rc != MLX_OK)
 		return rc;
-	/* And one for the renames, before anyone points at the objects. */
 	if (syncfs(s->objects_fd) != 0)
 		return mlx_err_sys(err, errno, "cannot sync %s", s->objects);
-	s->nstaged = 0;
 	return MLX_OK;
 }
 
+int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
+{
+	/* Objects become visible in the order they were staged. */
+	int rc = mlx_store_commit_wait(s, err);
+	if (rc != MLX_OK || !s->batch || s->nstaged == 0)
+		return rc;
+	if ((rc = commit_items(s, s->staged, s->nstaged, err)) == MLX_OK)
+		s->nstaged = 0;
+	return rc;
+}
+
+static void *commit_thread(void *vs)
+{
+	struct mlx_store *s = vs;
+	s->bg.rc = commit_items(s, s->bg.items, s->bg.n, &s->bg.err);
+	return NULL;
+}
+
+int mlx_store_commit_start(struct mlx_store *s, struct mlx_err *err)
+{
+	int rc = mlx_store_commit_wait(s, err);
+	if (rc != MLX_OK || !s->batch || s->nstaged == 0)
+		return rc;
+	/* The thread takes the staged array; staging goes on into a new one. */
+	pthread_mutex_lock(&s->lock);
+	s->bg = (struct background_commit){.items = s->staged, .n = s->nstaged};
+	s->staged = NULL;
+	s->nstaged = s->cap = 0;
+	pthread_mutex_unlock(&s->lock);
+	/* Signals stay with the threads that wait and can stop the work. */
+	sigset_t block, saved;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	int started = pthread_create(&s->bg.thread, NULL, commit_thread, s) == 0;
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	s->bg.running = started;
+	if (!started) /* no thread: committed here, as mlx_store_commit */
+		commit_thread(s);
+	return started ? MLX_OK : mlx_store_commit_wait(s, err);
+}
+
+int mlx_store_commit_wait(struct mlx_store *s, struct mlx_err *err)
+{
+	if (!s->bg.items)
+		return MLX_OK;
+	if (s->bg.running)
+		pthread_join(s->bg.thread, NULL);
+	int rc = s->bg.rc;
+	if (rc != MLX_OK) {
+		*err = s->bg.err;
+		/* As after a failed mlx_store_commit, what was not moved stays
+		 * staged (and is discarded with the batch). */
+		for (size_t i = 0; i < s->bg.n; i++) {
+			const struct staged *st = &s->bg.items[i];
+			struct mlx_err ignored;
+			if (record_staged(s, st->hex, st->name, st->size, &ignored) != MLX_OK)
+				break;
+		}
+	}
+	free(s->bg.items);
+	s->bg = (struct background_commit){0};
+	return rc;
+}
 /* ---- checkout ----------------------------------------------------------- */
 
 struct place_job {

@@ -153,9 +153,25 @@ int mlx_store_stage_verified_bytes(struct mlx_store *s, const char *hex, const v
 /* Number of staged objects waiting for mlx_store_commit. */
 size_t mlx_store_staged(const struct mlx_store *s);
 
-/* Makes the staged objects durable and visible (see above). Returns 0 or
+/* Makes the staged objects durable and visible (see above), after a
+ * commit started by mlx_store_commit_start has ended. Returns 0 or
  * MLX_ERR_IO; on failure the objects not yet moved stay staged. */
 int mlx_store_commit(struct mlx_store *s, struct mlx_err *err);
+
+/* As mlx_store_commit, in a thread of its own: waits for the commit
+ * started before (mlx_store_commit_wait), then takes what is staged now
+ * and returns while it is synced and moved, so that the caller stages the
+ * next objects meanwhile (each sync waits for the disk, not the CPU).
+ * Objects staged from then on wait for the next commit. Staging may go on
+ * in other threads; no other commit may be called meanwhile but
+ * mlx_store_commit_wait and mlx_store_commit. Returns 0, or the failure
+ * of the commit before. */
+int mlx_store_commit_start(struct mlx_store *s, struct mlx_err *err);
+
+/* Waits for the commit started by mlx_store_commit_start, if any. Returns
+ * its status: 0, or MLX_ERR_IO (err set; the objects it did not move are
+ * staged again). mlx_store_close waits for it too. */
+int mlx_store_commit_wait(struct mlx_store *s, struct mlx_err *err);
 
 /* Places object items[i].hex at items[i].path below the directory open at
  * dirfd (dir is its name in messages) with mode items[i].mode (0644/0755;

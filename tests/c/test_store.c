@@ -402,6 +402,66 @@ static void an_object_written_in_pieces_is_staged_whole(void **state)
 	mlx_store_close(s);
 }
 
+/* A commit started in the background takes what is staged when it starts:
+ * staging goes on meanwhile and waits for the next commit; the objects it
+ * took are visible once it is waited for, or once the store is closed; a
+ * failed one reports its error when waited for and leaves its objects
+ * staged. */
+static void a_background_commit_takes_what_was_staged_before_it(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	const char *texts[] = {"first window 1", "first window 2", "second window", "after close"};
+	char hex[4][MLX_HASH_HEX_SIZE];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(mlx_hash_bytes(texts[i], strlen(texts[i]), hex[i], &err), MLX_OK);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	/* Nothing staged: nothing to start, nothing to wait for. */
+	assert_int_equal(mlx_store_commit_start(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit_wait(s, &err), MLX_OK);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(mlx_store_stage_verified_bytes(s, hex[i], texts[i], strlen(texts[i]), &err),
+		                 MLX_OK);
+	assert_int_equal(mlx_store_commit_start(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_staged(s), 0);
+	assert_int_equal(mlx_store_stage_verified_bytes(s, hex[2], texts[2], strlen(texts[2]), &err), MLX_OK);
+	assert_int_equal(mlx_store_staged(s), 1);
+	assert_int_equal(mlx_store_commit_wait(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, hex[0], &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, hex[1], &err), MLX_OK);
+	assert_false(mlx_store_has(s, hex[2]));
+	assert_int_equal(mlx_store_staged(s), 1);
+	/* Started and not waited for: closing the store finishes it. */
+	assert_int_equal(mlx_store_commit_start(s, &err), MLX_OK);
+	mlx_store_close(s);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, hex[2], &err), MLX_OK);
+
+	/* A file where the object's shard should be: the commit fails. The
+	 * object is one whose shard the tests before have not made. */
+	char last[32], shard[64], path[PATH_MAX];
+	struct stat st;
+	for (int i = 0;; i++) {
+		snprintf(last, sizeof last, "%s %d", texts[3], i);
+		assert_int_equal(mlx_hash_bytes(last, strlen(last), hex[3], &err), MLX_OK);
+		snprintf(shard, sizeof shard, ".mlx/cache/objects/%.2s", hex[3]);
+		snprintf(path, sizeof path, "%s/%s", root, shard);
+		if (stat(path, &st) != 0)
+			break;
+	}
+	write_file(shard, "not a directory");
+	assert_int_equal(mlx_store_stage_verified_bytes(s, hex[3], last, strlen(last), &err), MLX_OK);
+	assert_int_equal(mlx_store_commit_start(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit_wait(s, &err), MLX_ERR_IO);
+	assert_non_null(strstr(err.msg, "not a store directory"));
+	assert_int_equal(mlx_store_staged(s), 1);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, hex[3], &err), MLX_OK);
+	mlx_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +472,7 @@ int main(void)
 	    cmocka_unit_test(many_files_share_the_temp_subdirectories),
 	    cmocka_unit_test(commit_keeps_whole_objects_and_replaces_truncated_ones),
 	    cmocka_unit_test(an_object_written_in_pieces_is_staged_whole),
+	    cmocka_unit_test(a_background_commit_takes_what_was_staged_before_it),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
