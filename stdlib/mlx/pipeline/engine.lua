@@ -288,6 +288,9 @@ function Engine:checkpoint()
   end
   local pending = self.pending
   local written, digest
+  -- The lock this process wrote at its last checkpoint is changed in
+  -- memory while the file still holds its bytes (mlx.lock's update).
+  self.last_lock = self.last_lock or {}
   written, digest, code = lock.update(self.root, "steps", function(section)
     local steps = section[self.p.name] or {}
     section[self.p.name] = steps
@@ -302,8 +305,9 @@ function Engine:checkpoint()
     for name in pairs(steps) do
       if not self.p.by_name[name] then steps[name] = nil end
     end
-  end)
+  end, self.last_lock)
   if not written then ui.fail(ui.exit_code_for(code), "cannot update mlx.lock: %s", digest) end
+  self.last_lock.lock, self.last_lock.digest = written, digest
   ok, err = lockindex.write(self.root, written.steps, digest)
   if not ok then ui.warn("cannot write " .. lockindex.path(self.root) .. ": " .. err) end
   -- Stored outs stay out of git, as tracked data does (mlx.gitignore).
