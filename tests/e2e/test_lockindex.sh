@@ -92,4 +92,18 @@ like "$ERR" "2 up to date" "without step c: a no-op"
 is "$(grep -c '"c": {' mlx.lock)" 0 "and c's entry has left the lock"
 is "$(head -1 "$index")" "mlx lock-steps 2 $(sha256sum mlx.lock | cut -d' ' -f1)" "the index follows it"
 
+# The index is written once a run, at its end: also when a checkpoint
+# during the run recorded every step and the last one has nothing left.
+cat >slow.lua <<'LUA'
+local p = require("mlx").pipeline "slow"
+p:step "s" { deps = { "in.txt" }, outs = { "s.txt" }, cmd = "sleep 1.3; cat in.txt > s.txt" }
+return p
+LUA
+mlx recipe slow.lua -q
+is "$RC" 0 "a step that outlasts the checkpoint interval runs"
+is "$(head -1 "$index")" "mlx lock-steps 2 $(sha256sum mlx.lock | cut -d' ' -f1)" \
+	"the index names the lock the run's checkpoint wrote"
+mlx recipe slow.lua
+like "$ERR" "1 up to date" "and the next no-op reads it"
+
 done_testing

@@ -104,6 +104,49 @@ function TestLock:test_update_leaves_a_corrupt_lock_untouched()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- A checkpoint changes the lock it wrote last in memory instead of reading
+-- it again, but only while the file still holds exactly those bytes.
+function TestLock:test_update_reuses_its_last_lock_only_while_the_file_is_unchanged()
+  local root = project()
+  local last = {}
+  local function update(fn)
+    local written, digest, code = lock.update(root, "artifacts", fn, last)
+    last.lock, last.digest = written, digest
+    return written, digest, code
+  end
+  local first = assert(update(function(a) a["data/a"] = { type = "file", hash = H, size = 1, mode = "644" } end))
+  local second = assert(update(function(a) a["data/b"] = { type = "file", hash = H, size = 2, mode = "644" } end))
+  lu.assertTrue(rawequal(first, second))
+  -- Another writer changed the file: its change is read and kept.
+  assert(lock.update(root, "artifacts", function(a) a["data/c"] = { type = "file", hash = H, size = 3, mode = "644" } end))
+  local third = assert(update(function(a) a["data/d"] = { type = "file", hash = H, size = 4, mode = "644" } end))
+  lu.assertFalse(rawequal(second, third))
+  local doc = assert(lock.read(root))
+  for _, name in ipairs({ "data/a", "data/b", "data/c", "data/d" }) do lu.assertNotNil(doc.artifacts[name], name) end
+  -- A file changed by hand (here made corrupt) is read, and refused.
+  assert(fs.write(lock.path(root), "{broken"))
+  local ok, err, code = update(function() end)
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "invalid JSON")
+  lu.assertEquals(code, "invalid")
+  os.execute("rm -rf '" .. root .. "'")
+end
+
+-- An update that fails leaves no remembered table that differs from the file.
+function TestLock:test_update_that_fails_forgets_the_last_lock()
+  local root = project()
+  local written, digest = assert(lock.update(root, "artifacts", function() end))
+  local last = { lock = written, digest = digest }
+  lu.assertErrorMsgContains("stop", lock.update, root, "artifacts", function(a)
+    a["data/x"] = { type = "file", hash = H, size = 1, mode = "644" }
+    error("stop", 0)
+  end, last)
+  lu.assertNil(last.lock)
+  local after = assert(lock.update(root, "artifacts", function() end, last))
+  lu.assertNil(after.artifacts["data/x"])
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 TestLockSteps = {}
 
 function TestLockSteps:test_deterministic_must_be_a_boolean()
