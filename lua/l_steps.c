@@ -531,13 +531,15 @@ static int is_step_name(lua_State *L, int idx)
 /* mlx.stepgraph.step(p, name) -> the function that declares step name of
  * pipeline p from its fields (Pipeline:step: p:step "name" { … }). A name
  * that is not one goes to p:refuse_step_name(name, where), which raises. */
-/* mlx.stepgraph.plain_run(step) -> function | nil: the function of a Lua
- * step of a step set that declares no rare field (no env, params or tools:
- * its key text's other pieces are its function's and its paths') and
- * whose deps and outs json writes as they are; nil for any other step (a
- * table, a command step, one with a table of its own). key.cannot_raise
- * asks it for each never-run step of a dry run, in one call instead of
- * reading six fields. */
+/* mlx.stepgraph.plain_run(step) -> function, name, deps, outs | nil: the
+ * function of a Lua step of a step set that declares no rare field (no
+ * env, params or tools: its key text's other pieces are its function's and
+ * its paths') and whose deps and outs json writes as they are, with the
+ * step's name and its (shared, read-only) deps and outs lists; nil for any
+ * other step (a table, a command step, one with a table of its own).
+ * key.cannot_raise asks it for each never-run step of a dry run, and
+ * state.unsure_steps for each step of a no-op, in one call instead of
+ * reading their fields one by one through __index. */
 static int steps_plain_run(lua_State *L)
 {
 	if (lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1))
@@ -551,9 +553,17 @@ static int steps_plain_run(lua_State *L)
 	if ((row->flags & (STEP_RUN | STEP_OWN)) != STEP_RUN || !set->list_plain[row->deps - 1] ||
 	    !set->list_plain[row->outs - 1])
 		return 0;
-	lua_getiuservalue(L, -1, UV_VALUES);
+	int setidx = lua_gettop(L);
+	lua_getiuservalue(L, setidx, UV_VALUES);
 	lua_rawgeti(L, -1, row->action);
-	return 1;
+	lua_getiuservalue(L, setidx, UV_NAMES);
+	lua_rawgeti(L, -1, i);
+	lua_replace(L, -2);
+	lua_getiuservalue(L, setidx, UV_LISTS);
+	lua_rawgeti(L, -1, row->deps);
+	lua_rawgeti(L, -2, row->outs);
+	lua_remove(L, -3);
+	return 4;
 }
 
 /* mlx.stepgraph.paths_of(steps) -> list: the deps and then the outs of each

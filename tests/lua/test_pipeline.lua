@@ -375,6 +375,30 @@ function TestPipelineKey:test_only_plain_steps_cannot_raise()
   for _, step in ipairs(other) do lu.assertFalse(key.cannot_raise(step), step.name) end
 end
 
+-- stepgraph.plain_run gives a plain step's function, name, deps and outs in
+-- one call (the no-op's pass reads nothing else of it), and key.plain_pieces
+-- the very pieces key.fixed_pieces makes of it; a step that is not plain,
+-- or no longer (a field set on it after declaring), gives nothing.
+function TestPipelineKey:test_plain_run_reads_a_plain_step_in_one_call()
+  local plain_run = require("mlx.stepgraph").plain_run
+  local p = pipeline "plain"
+  local run = function(ctx) return 2 end
+  local step = p:step "plain" { deps = { "data/x", "data/y" }, outs = { "out/1" }, run = run }
+  local fn, name, deps, outs = plain_run(step)
+  lu.assertIs(fn, run)
+  lu.assertEquals(name, "plain")
+  lu.assertIs(deps, step.deps)
+  lu.assertIs(outs, step.outs)
+  lu.assertEquals(deps, { "data/x", "data/y" })
+  lu.assertEquals(outs, { "out/1" })
+  lu.assertEquals({ key.plain_pieces(fn) }, { key.fixed_pieces(step, p.values, {}, {}) })
+  lu.assertNil(plain_run(p:step "cmd" { deps = { "data/x" }, outs = { "out/2" }, cmd = "true" }))
+  local late = p:step "late" { deps = { "data/x" }, outs = { "out/3" }, run = run }
+  late.always = true
+  lu.assertNil(plain_run(late), "a field set after declaring")
+  lu.assertNil(plain_run({ name = "table", deps = {}, outs = {}, run = run }))
+end
+
 TestPaths = {}
 
 function TestPaths:test_normal_form()
@@ -623,7 +647,10 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
     p:step "forced" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true" },
     p:step "other" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "false" },
     p:step "unlined" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true" },
+    p:step "late" { deps = { "a.txt" }, outs = { "b.txt" }, run = function() end },
   }
+  -- A plain Lua step made to always run after it was declared.
+  steps[#steps].always = true
   local ctx = { store = st, values = p.values, tool_cache = {}, hashes = {} }
   local lines = { "mlx lock-steps 2 x" }
   for _, step in ipairs(steps) do
@@ -649,7 +676,7 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
   end
   local fresh = { store = st, values = p.values, tool_cache = {}, hashes = {} }
   state.prefetch(fresh, steps)
-  lu.assertEquals(unsure_names(fresh), "dir missing escaped always forced other unlined")
+  lu.assertEquals(unsure_names(fresh), "dir missing escaped always forced other unlined late")
   -- A missing path is known as missing, with the store's own message.
   lu.assertEquals({ fresh.prefetched:get("gone.txt") }, { false, (select(2, st:hash("gone.txt"))) })
   lu.assertEquals({ fresh.prefetched:get("d/") }, { false })
@@ -663,7 +690,7 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
     lu.assertTrue(state.up_to_date(ctx, p.by_name[name], idx), name)
   end
   state.forget(fresh, "c.txt")
-  lu.assertEquals(unsure_names(fresh), "cmd dir missing escaped always forced other unlined", "a forgotten out")
+  lu.assertEquals(unsure_names(fresh), "cmd dir missing escaped always forced other unlined late", "a forgotten out")
   lu.assertNil(state.unsure_steps({ store = st, values = p.values, tool_cache = {}, hashes = {} }, steps, idx),
     "nothing prefetched")
   st:close()

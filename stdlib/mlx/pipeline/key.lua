@@ -209,6 +209,14 @@ function M.cannot_raise(step)
   return run ~= nil and fn_json[run] ~= nil
 end
 
+--- Returns the five pieces M.fixed_pieces gives for a step that
+--- stepgraph.plain_run answers with the function fn (a Lua step without
+--- env, params or tools): '{', '{}', its function's piece, '{}', '{}'.
+--- Raises as M.fixed_pieces does when the function's source cannot be read.
+function M.plain_pieces(fn)
+  return "{", "{}", fn_piece(fn), "{}", "{}"
+end
+
 --- Returns the five pieces of the key text of step that its deps and outs
 --- do not make — the head ('{', or '{"cmd":…,' with the resolved command),
 --- the env object, the fn piece ('' for a command step), the params object

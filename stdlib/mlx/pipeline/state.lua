@@ -6,7 +6,8 @@ local json = require "mlx.json"
 local key = require "mlx.pipeline.key"
 local proc = require "mlx.proc"
 
-local paths_of = require("mlx.stepgraph").paths_of
+local stepgraph = require "mlx.stepgraph"
+local paths_of, plain_run = stepgraph.paths_of, stepgraph.plain_run
 
 local M = {}
 
@@ -340,17 +341,24 @@ end
 --- command fails): M.up_to_date and M.evaluate then say what. Returns nil
 --- when there are no prefetched hashes (every step is then unsure). One
 --- pass that makes no table per step: the no-op of a large pipeline decides
---- almost every step here. Raises as key.compute does.
+--- almost every step here. A plain Lua step (stepgraph.plain_run: no env,
+--- params, tools or always) is read in that one call, not field by field.
+--- Raises as key.compute does.
 function M.unsure_steps(ctx, steps, lines, forced)
   local prefetched = ctx.prefetched
   if not prefetched then return nil end
   local same_step = require("mlx.lockindex").same_step
-  local fixed_pieces, values = key.fixed_pieces, ctx.values
+  local fixed_pieces, plain_pieces, values = key.fixed_pieces, key.plain_pieces, ctx.values
   local unsure, n = {}, 0
   for i = 1, #steps do
     local step = steps[i]
     local same = false
-    if not step.always and not (forced and forced[step.name]) then
+    local run, name, deps, outs = plain_run(step)
+    if run then
+      if not (forced and forced[name]) then
+        same = same_step(lines, prefetched, name, deps, outs, plain_pieces(run))
+      end
+    elseif not step.always and not (forced and forced[step.name]) then
       local tools = tool_versions(ctx, step)
       if tools then
         local env = env_values(step)
