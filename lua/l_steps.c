@@ -566,6 +566,35 @@ static int steps_plain_run(lua_State *L)
 	return 4;
 }
 
+const struct step_row *stepset_row_of(lua_State *L, int idx, int meta, int lists, const struct stepset **set,
+                                      uint32_t *index)
+{
+	if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+		return NULL;
+	/* The steps of one pipeline share their set's metatable: the set is
+	 * looked up again only for another one. */
+	if (!lua_rawequal(L, -1, meta)) {
+		lua_getfield(L, -1, "__stepset");
+		const struct stepset *found = luaL_testudata(L, -1, STEPSET_MT);
+		if (found) {
+			*set = found;
+			lua_getiuservalue(L, -1, UV_LISTS);
+			lua_replace(L, lists);
+			lua_pushvalue(L, -2);
+			lua_replace(L, meta);
+		}
+		lua_pop(L, 1);
+	}
+	uint32_t at = lua_rawequal(L, -1, meta) ? view_index(L, *set, idx) : 0;
+	lua_pop(L, 1);
+	/* A step with a table of its own may have had its deps or outs set
+	 * there: it is read through __index. */
+	if (!at || ((*set)->rows[at - 1].flags & STEP_OWN))
+		return NULL;
+	*index = at;
+	return &(*set)->rows[at - 1];
+}
+
 /* mlx.stepgraph.paths_of(steps) -> list: the deps and then the outs of each
  * step of the list steps, in its order, repeats included, as one new list
  * (the pipeline's prefetch hashes them in one call). A step of a step set
@@ -584,28 +613,8 @@ static int steps_paths_of(lua_State *L)
 	lua_Integer count = 0;
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_rawgeti(L, 1, i); /* 5: the step */
-		const struct step_row *row = NULL;
-		if (lua_type(L, 5) == LUA_TUSERDATA && lua_getmetatable(L, 5)) { /* 6 */
-			/* The steps of one pipeline share their set's metatable:
-			 * the set is looked up again only for another one. */
-			if (!lua_rawequal(L, 6, 3)) {
-				lua_getfield(L, 6, "__stepset");
-				const struct stepset *found = luaL_testudata(L, 7, STEPSET_MT);
-				if (found) {
-					set = found;
-					lua_getiuservalue(L, 7, UV_LISTS);
-					lua_replace(L, 4);
-					lua_pushvalue(L, 6);
-					lua_replace(L, 3);
-				}
-			}
-			uint32_t at = lua_rawequal(L, 6, 3) ? view_index(L, set, 5) : 0;
-			/* A step with a table of its own may have had its deps
-			 * or outs set there: read through __index. */
-			if (at && !(set->rows[at - 1].flags & STEP_OWN))
-				row = &set->rows[at - 1];
-			lua_settop(L, 5);
-		}
+		uint32_t at;
+		const struct step_row *row = stepset_row_of(L, 5, 3, 4, &set, &at);
 		for (int outs = 0; outs <= 1; outs++) {
 			if (row)
 				lua_rawgeti(L, 4, outs ? row->outs : row->deps);

@@ -44,4 +44,14 @@ uint32_t stepset_intern_list(lua_State *L, struct stepset *set, int setidx, int 
  * it) as a list id of the set. */
 uint32_t stepset_intern_table(lua_State *L, struct stepset *set, int setidx, int idx);
 
+/* The row of the step at idx, and its index in *index, when it is a view
+ * of a step set without a table of its own (whose deps or outs might have
+ * been set there); NULL for any other value. meta and lists are stack
+ * slots (nil at first) holding the metatable of the last set's views and
+ * that set's lists table, and *set that set: updated when the step is of
+ * another set, so that a walk over one pipeline's steps looks its set up
+ * once. Leaves the stack as it was but for those slots. */
+const struct step_row *stepset_row_of(lua_State *L, int idx, int meta, int lists, const struct stepset **set,
+                                      uint32_t *index);
+
 #endif

@@ -167,6 +167,20 @@ function TestPipelineGraph:test_edges_follow_files_and_directories()
   lu.assertStrContains(failure_of(graph.select, g, p, { "trian" }), "no step named 'trian'")
 end
 
+-- The graph reads a step set's rows, but a list set on a step after it was
+-- declared is the one its edges follow.
+function TestPipelineGraph:test_edges_follow_a_list_set_after_declaring()
+  local p = pipeline "g"
+  p:step "a" { deps = { "in" }, outs = { "x" }, run = function() end }
+  local b = p:step "b" { deps = { "in" }, outs = { "y" }, run = function() end }
+  p:step "c" { deps = { "x" }, outs = { "z" }, run = function() end }
+  b.deps = { "x" }
+  local g = graph.build(p, exists_all)
+  lu.assertEquals(names(g.upstream[b]), { "a" })
+  lu.assertEquals(names(g.downstream[p.by_name.a]), { "b", "c" })
+  lu.assertEquals(names(g.upstream[p.by_name.c]), { "a" })
+end
+
 function TestPipelineGraph:test_invalid_graphs_are_refused_with_the_steps_named()
   local p = pipeline "g"
   p:step "a" { deps = { "y" }, outs = { "x" }, cmd = "a" }
