@@ -110,11 +110,11 @@ static uint32_t value_id(lua_State *L, struct stepset *set, int setidx, int idx,
 }
 
 /* Adds a step to the set at setidx and to pipeline p (its `steps` and
- * `by_name`): name, where, its action (cmd or run, as run says) at action,
- * list ids deps and outs, and its own table of fields at own (0: none).
- * Pushes the step's view. */
-static void add_step(lua_State *L, int p, int setidx, int name, int where, int action, int run, uint32_t deps,
-                     uint32_t outs, int own)
+ * `by_name`): name, where (and its value id where_id, or 0 when not known),
+ * its action (cmd or run, as run says) at action, list ids deps and outs,
+ * and its own table of fields at own (0: none). Pushes the step's view. */
+static void add_step(lua_State *L, int p, int setidx, int name, int where, uint32_t where_id, int action,
+                     int run, uint32_t deps, uint32_t outs, int own)
 {
 	struct stepset *set = lua_touserdata(L, setidx);
 	if (set->n >= INT32_MAX - 1)
@@ -128,7 +128,7 @@ static void add_step(lua_State *L, int p, int setidx, int name, int where, int a
 		set->cap = cap;
 	}
 	struct step_row row = {
-	    .where = value_id(L, set, setidx, where, 1),
+	    .where = where_id ? where_id : value_id(L, set, setidx, where, 1),
 	    .action = value_id(L, set, setidx, action, 0),
 	    .deps = deps,
 	    .outs = outs,
@@ -359,7 +359,7 @@ static int stepset_add(lua_State *L)
 	uint32_t deps = stepset_intern_table(L, set, 9, 4);
 	uint32_t outs = stepset_intern_table(L, set, 9, 5);
 	int run = lua_isnil(L, 6);
-	add_step(L, 1, 9, 2, 3, run ? 7 : 6, run, deps, outs, lua_istable(L, 8) ? 8 : 0);
+	add_step(L, 1, 9, 2, 3, 0, run ? 7 : 6, run, deps, outs, lua_istable(L, 8) ? 8 : 0);
 	return 1;
 }
 
@@ -434,6 +434,43 @@ static int has_param(lua_State *L, int idx)
 	return 0;
 }
 
+/* Pushes "file:line: ", the recipe line that called the DSL, as
+ * steppaths_push_where(L, 1) does, and returns its value id in set (at
+ * setidx), or 0 when not known (no set, a call from the stdlib). The steps
+ * of a loop come from one line of one function: the set keeps the function
+ * (values[0], so that it stays the same one) and the line of the last
+ * declaration, whose where is then neither formatted nor looked up. */
+static uint32_t push_where(lua_State *L, struct stepset *set, int setidx)
+{
+	lua_Debug ar;
+	if (set && lua_getstack(L, 1, &ar) && lua_getinfo(L, "Slf", &ar)) {
+		int fn = lua_gettop(L);
+		if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0 &&
+		    strcmp(ar.what, "C") != 0) {
+			lua_getiuservalue(L, setidx, UV_VALUES);
+			lua_rawgeti(L, -1, 0);
+			if (set->where_id && set->where_line == ar.currentline && lua_rawequal(L, -1, fn)) {
+				lua_rawgeti(L, -2, set->where_id);
+				lua_replace(L, fn);
+				lua_settop(L, fn);
+				return set->where_id;
+			}
+			lua_pop(L, 1);
+			lua_pushvalue(L, fn);
+			lua_rawseti(L, -2, 0);
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			lua_replace(L, fn);
+			lua_settop(L, fn);
+			set->where_id = value_id(L, set, setidx, fn, 1);
+			set->where_line = ar.currentline;
+			return set->where_id;
+		}
+		lua_settop(L, fn - 1);
+	}
+	steppaths_push_where(L, 1);
+	return 0;
+}
+
 /* The closure `p:step "name"` returns (upvalues p and name): declares the
  * step with the fields given and returns its view. The common case is done
  * here; any other goes to p:declare(name, fields, where), the DSL's checks
@@ -442,10 +479,11 @@ static int declare_step(lua_State *L)
 {
 	lua_settop(L, 1);
 	int p = lua_upvalueindex(1), name = lua_upvalueindex(2);
-	steppaths_push_where(L, 1);    /* 2 */
-	lua_getfield(L, p, "stepset"); /* 3 */
-	lua_pushnil(L);                /* 4: its cmd or run */
-	struct stepset *set = luaL_testudata(L, 3, STEPSET_MT);
+	lua_getfield(L, p, "stepset"); /* 2, then 3 */
+	struct stepset *set = luaL_testudata(L, 2, STEPSET_MT);
+	uint32_t where = push_where(L, set, 2);
+	lua_rotate(L, 2, 1); /* 2: where, 3: the set */
+	lua_pushnil(L);      /* 4: its cmd or run */
 	int fast = set && lua_istable(L, 1) && !has_metatable(L, 1);
 	if (fast) {
 		lua_getfield(L, p, "by_name");
@@ -506,7 +544,7 @@ static int declare_step(lua_State *L)
 		deps = stepset_intern_list(L, set, 3, 5, 0, 0);
 	if (!outs)
 		outs = stepset_intern_list(L, set, 3, 5, 0, 0);
-	add_step(L, p, 3, name, 2, 4, run, deps, outs, 0);
+	add_step(L, p, 3, name, 2, where, 4, run, deps, outs, 0);
 	return 1;
 }
 

@@ -33,6 +33,10 @@ struct stepset {
 	uint32_t *list_hash; /* list id - 1 → hash */
 	uint8_t *list_plain; /* list id - 1 → 1 if json writes its paths as they are */
 	uint32_t hash_cap;
+	/* The value id of the recipe line of the last step declared, and that
+	 * line's number (its function is values[0]). */
+	uint32_t where_id;
+	int where_line;
 };
 
 /* The id of the list of the n strings at first…: an equal list of the

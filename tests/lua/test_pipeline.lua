@@ -123,6 +123,27 @@ function TestPipelineDsl:test_steps_are_views_of_the_step_set()
   lu.assertEquals(type(c), "userdata")
 end
 
+-- A step's where is the recipe line that declared it: the same for the
+-- steps of a loop, and each file's own for lines of the same number in
+-- two recipes, however the declaring line is remembered between steps.
+function TestPipelineDsl:test_where_is_each_steps_own_line()
+  local p = pipeline "w"
+  local function fn() end
+  local recipe = [[
+local p, fn = ...
+for i = 1, 3 do p:step("loop" .. i) { deps = { "in" }, outs = { "out/" .. i }, run = fn } end
+p:step "next" { deps = { "in" }, outs = { "out/next" }, run = fn }
+for i = 1, 2 do p:step("again" .. i) { deps = { "in" }, outs = { "out/again" .. i }, run = fn } end
+]]
+  assert(load(recipe, "@one.lua"))(p, fn)
+  assert(load("local p, fn = ...\n" .. recipe:match("\n(for i = 1, 3[^\n]*)"):gsub("loop", "other"), "@two.lua"))(p,
+    fn)
+  local where = {}
+  for _, step in ipairs(p.steps) do where[#where + 1] = step.where end
+  lu.assertEquals(where, { "one.lua:2: ", "one.lua:2: ", "one.lua:2: ", "one.lua:3: ", "one.lua:4: ",
+    "one.lua:4: ", "two.lua:2: ", "two.lua:2: ", "two.lua:2: " })
+end
+
 function TestPipelineDsl:test_overrides_are_typed_by_their_default()
   params.reset({ lr = "0.05", epochs = "3", fast = "yes", name = "x y" })
   local p = pipeline "t"
