@@ -386,7 +386,9 @@ local function clear_scratch(deps)
 end
 
 function M.check(ctx, step)
-  local deps = step.deps
+  -- A plain Lua step's lists come with its function, in one call.
+  local run, _, deps, outs = plain_run(step)
+  if not run then deps, outs = step.deps, step.outs end
   local dep_hashes = scratch_deps
   local missing
   for i = 1, #deps do
@@ -401,7 +403,7 @@ function M.check(ctx, step)
     end
   end
   -- A step whose key text cannot raise declares no tools to run either.
-  if not key.cannot_raise(step) then
+  if not (run and key.cannot_raise(step, run)) then
     local tools, err = tool_versions(ctx, step)
     if not tools then
       clear_scratch(deps)
@@ -412,7 +414,7 @@ function M.check(ctx, step)
     key.pieces(step, ctx.values, dep_hashes, env_values(step), tools)
   end
   clear_scratch(deps)
-  for _, out in ipairs(step.outs) do
+  for _, out in ipairs(outs) do
     local info, herr, code = lookup(ctx, out)
     if not info and code ~= "notfound" then
       return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
