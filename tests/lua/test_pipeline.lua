@@ -732,6 +732,23 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- The reasons of a never-run step are one read-only list for all of them
+-- (a fresh plan keeps one per step), "it always runs" added for a step
+-- that always runs.
+function TestUpToDate:test_never_run_reasons_are_shared_and_read_only()
+  local state = require "mlx.pipeline.state"
+  local p = pipeline "n"
+  local run = function() end
+  local a = p:step "a" { deps = { "in" }, outs = { "out/a" }, run = run }
+  local b = p:step "b" { deps = { "in" }, outs = { "out/b" }, cmd = "true" }
+  local c = p:step "c" { deps = { "in" }, outs = { "out/c" }, cmd = "true", always = true }
+  lu.assertEquals(state.never_run_reasons(a), { "never run" })
+  lu.assertTrue(rawequal(state.never_run_reasons(a), state.never_run_reasons(b)))
+  lu.assertEquals(state.never_run_reasons(c), { "never run", "it always runs (always = true)" })
+  lu.assertFalse(pcall(table.insert, state.never_run_reasons(a), "more"))
+  lu.assertEquals(state.never_run_reasons(b), { "never run" })
+end
+
 -- A dry run's step downstream of one that runs is only checked: it fails
 -- as its evaluation would, with the same message, and raises as it would.
 function TestUpToDate:test_check_fails_as_evaluate_does()

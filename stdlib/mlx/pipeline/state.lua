@@ -222,11 +222,18 @@ end
 -- run's shortcut through M.never_run_reasons).
 local NEVER_RUN, ALWAYS_RUNS = "never run", "it always runs (always = true)"
 
+-- Those lists, one of each for every step of a plan (a fresh plan keeps
+-- one per step in its result): read, never changed.
+local function read_only(list)
+  return setmetatable(list, { __newindex = function() error("a never-run step's reasons are read-only", 2) end })
+end
+local NEVER_RAN, NEVER_RAN_ALWAYS = read_only({ NEVER_RUN }), read_only({ NEVER_RUN, ALWAYS_RUNS })
+
 --- Returns the reasons M.evaluate gives step when it has no lock entry
---- and all its deps exist, as a new list: it never ran, and it always runs
---- if it says so.
+--- and all its deps exist: it never ran, and it always runs if it says so.
+--- The list is shared by all such steps and read-only.
 function M.never_run_reasons(step)
-  return step.always and { NEVER_RUN, ALWAYS_RUNS } or { NEVER_RUN }
+  return step.always and NEVER_RAN_ALWAYS or NEVER_RAN
 end
 
 local function show(v)
