@@ -10,6 +10,7 @@
 #include "binding.h"
 #include "graph.h"
 #include "hash.h"
+#include "stepset.h"
 
 #define GRAPH_MT "mlx.StepGraph"
 
@@ -45,6 +46,24 @@ static void add_paths(lua_State *L, struct mlx_graph *g, int idx, lua_Integer i,
 		}
 		if (t != LUA_TSTRING)
 			luaL_error(L, "step %d: %s[%d] must be a string", (int)i, name, (int)k);
+		size_t len;
+		const char *path = lua_tolstring(L, -1, &len);
+		if (add(g, path, len, &err) != MLX_OK)
+			luaL_error(L, "%s", err.msg);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+/* Adds the paths of the list on top of the stack (a step set's list, read
+ * as it is) to g with add, and pops it. */
+static void add_list(lua_State *L, struct mlx_graph *g,
+                     int (*add)(struct mlx_graph *, const char *, size_t, struct mlx_err *))
+{
+	struct mlx_err err;
+	lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+	for (lua_Integer k = 1; k <= n; k++) {
+		lua_rawgeti(L, -1, k);
 		size_t len;
 		const char *path = lua_tolstring(L, -1, &len);
 		if (add(g, path, len, &err) != MLX_OK)
@@ -188,8 +207,28 @@ static int graph_build(lua_State *L)
 		return luaL_error(L, "%s", err.msg);
 	struct mlx_graph *g = box->g;
 	lua_Integer nsteps = luaL_len(L, 1);
+	/* The steps of a step set are read from their rows (its interned
+	 * lists of normal paths), not through three fields each. */
+	lua_pushnil(L); /* the metatable of the set's steps */
+	int set_meta = lua_gettop(L);
+	lua_pushnil(L); /* the set's lists */
+	int set_lists = lua_gettop(L);
+	const struct stepset *set = NULL;
 	for (lua_Integer i = 1; i <= nsteps; i++) {
 		lua_rawgeti(L, 1, i);
+		uint32_t at;
+		const struct step_row *row = stepset_row_of(L, lua_gettop(L), set_meta, set_lists, &set, &at);
+		if (row) {
+			if (mlx_graph_add_step(g, &err) != MLX_OK)
+				return luaL_error(L, "%s", err.msg);
+			indexed = indexed && at == i;
+			lua_rawgeti(L, set_lists, row->outs);
+			add_list(L, g, mlx_graph_add_out);
+			lua_rawgeti(L, set_lists, row->deps);
+			add_list(L, g, mlx_graph_add_dep);
+			lua_pop(L, 1);
+			continue;
+		}
 		if (!mlx_lua_is_step(L, -1))
 			return luaL_error(L, "step %d is not a table", (int)i);
 		if (mlx_graph_add_step(g, &err) != MLX_OK)
@@ -204,6 +243,7 @@ static int graph_build(lua_State *L)
 		add_paths(L, g, step, i, "deps", mlx_graph_add_dep);
 		lua_pop(L, 1);
 	}
+	lua_settop(L, set_meta - 1);
 	struct mlx_graph_problem problem;
 	if (mlx_graph_build(g, &problem, &err) != MLX_OK)
 		return luaL_error(L, "%s", err.msg);

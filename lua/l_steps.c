@@ -110,11 +110,11 @@ static uint32_t value_id(lua_State *L, struct stepset *set, int setidx, int idx,
 }
 
 /* Adds a step to the set at setidx and to pipeline p (its `steps` and
- * `by_name`): name, where, its action (cmd or run, as run says) at action,
- * list ids deps and outs, and its own table of fields at own (0: none).
- * Pushes the step's view. */
-static void add_step(lua_State *L, int p, int setidx, int name, int where, int action, int run, uint32_t deps,
-                     uint32_t outs, int own)
+ * `by_name`): name, where (and its value id where_id, or 0 when not known),
+ * its action (cmd or run, as run says) at action, list ids deps and outs,
+ * and its own table of fields at own (0: none). Pushes the step's view. */
+static void add_step(lua_State *L, int p, int setidx, int name, int where, uint32_t where_id, int action,
+                     int run, uint32_t deps, uint32_t outs, int own)
 {
 	struct stepset *set = lua_touserdata(L, setidx);
 	if (set->n >= INT32_MAX - 1)
@@ -128,7 +128,7 @@ static void add_step(lua_State *L, int p, int setidx, int name, int where, int a
 		set->cap = cap;
 	}
 	struct step_row row = {
-	    .where = value_id(L, set, setidx, where, 1),
+	    .where = where_id ? where_id : value_id(L, set, setidx, where, 1),
 	    .action = value_id(L, set, setidx, action, 0),
 	    .deps = deps,
 	    .outs = outs,
@@ -359,7 +359,7 @@ static int stepset_add(lua_State *L)
 	uint32_t deps = stepset_intern_table(L, set, 9, 4);
 	uint32_t outs = stepset_intern_table(L, set, 9, 5);
 	int run = lua_isnil(L, 6);
-	add_step(L, 1, 9, 2, 3, run ? 7 : 6, run, deps, outs, lua_istable(L, 8) ? 8 : 0);
+	add_step(L, 1, 9, 2, 3, 0, run ? 7 : 6, run, deps, outs, lua_istable(L, 8) ? 8 : 0);
 	return 1;
 }
 
@@ -434,6 +434,43 @@ static int has_param(lua_State *L, int idx)
 	return 0;
 }
 
+/* Pushes "file:line: ", the recipe line that called the DSL, as
+ * steppaths_push_where(L, 1) does, and returns its value id in set (at
+ * setidx), or 0 when not known (no set, a call from the stdlib). The steps
+ * of a loop come from one line of one function: the set keeps the function
+ * (values[0], so that it stays the same one) and the line of the last
+ * declaration, whose where is then neither formatted nor looked up. */
+static uint32_t push_where(lua_State *L, struct stepset *set, int setidx)
+{
+	lua_Debug ar;
+	if (set && lua_getstack(L, 1, &ar) && lua_getinfo(L, "Slf", &ar)) {
+		int fn = lua_gettop(L);
+		if (ar.currentline > 0 && strncmp(ar.source, "@stdlib/", 8) != 0 &&
+		    strcmp(ar.what, "C") != 0) {
+			lua_getiuservalue(L, setidx, UV_VALUES);
+			lua_rawgeti(L, -1, 0);
+			if (set->where_id && set->where_line == ar.currentline && lua_rawequal(L, -1, fn)) {
+				lua_rawgeti(L, -2, set->where_id);
+				lua_replace(L, fn);
+				lua_settop(L, fn);
+				return set->where_id;
+			}
+			lua_pop(L, 1);
+			lua_pushvalue(L, fn);
+			lua_rawseti(L, -2, 0);
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			lua_replace(L, fn);
+			lua_settop(L, fn);
+			set->where_id = value_id(L, set, setidx, fn, 1);
+			set->where_line = ar.currentline;
+			return set->where_id;
+		}
+		lua_settop(L, fn - 1);
+	}
+	steppaths_push_where(L, 1);
+	return 0;
+}
+
 /* The closure `p:step "name"` returns (upvalues p and name): declares the
  * step with the fields given and returns its view. The common case is done
  * here; any other goes to p:declare(name, fields, where), the DSL's checks
@@ -442,10 +479,11 @@ static int declare_step(lua_State *L)
 {
 	lua_settop(L, 1);
 	int p = lua_upvalueindex(1), name = lua_upvalueindex(2);
-	steppaths_push_where(L, 1);    /* 2 */
-	lua_getfield(L, p, "stepset"); /* 3 */
-	lua_pushnil(L);                /* 4: its cmd or run */
-	struct stepset *set = luaL_testudata(L, 3, STEPSET_MT);
+	lua_getfield(L, p, "stepset"); /* 2, then 3 */
+	struct stepset *set = luaL_testudata(L, 2, STEPSET_MT);
+	uint32_t where = push_where(L, set, 2);
+	lua_rotate(L, 2, 1); /* 2: where, 3: the set */
+	lua_pushnil(L);      /* 4: its cmd or run */
 	int fast = set && lua_istable(L, 1) && !has_metatable(L, 1);
 	if (fast) {
 		lua_getfield(L, p, "by_name");
@@ -506,7 +544,7 @@ static int declare_step(lua_State *L)
 		deps = stepset_intern_list(L, set, 3, 5, 0, 0);
 	if (!outs)
 		outs = stepset_intern_list(L, set, 3, 5, 0, 0);
-	add_step(L, p, 3, name, 2, 4, run, deps, outs, 0);
+	add_step(L, p, 3, name, 2, where, 4, run, deps, outs, 0);
 	return 1;
 }
 
@@ -531,13 +569,15 @@ static int is_step_name(lua_State *L, int idx)
 /* mlx.stepgraph.step(p, name) -> the function that declares step name of
  * pipeline p from its fields (Pipeline:step: p:step "name" { … }). A name
  * that is not one goes to p:refuse_step_name(name, where), which raises. */
-/* mlx.stepgraph.plain_run(step) -> function | nil: the function of a Lua
- * step of a step set that declares no rare field (no env, params or tools:
- * its key text's other pieces are its function's and its paths') and
- * whose deps and outs json writes as they are; nil for any other step (a
- * table, a command step, one with a table of its own). key.cannot_raise
- * asks it for each never-run step of a dry run, in one call instead of
- * reading six fields. */
+/* mlx.stepgraph.plain_run(step) -> function, name, deps, outs | nil: the
+ * function of a Lua step of a step set that declares no rare field (no
+ * env, params or tools: its key text's other pieces are its function's and
+ * its paths') and whose deps and outs json writes as they are, with the
+ * step's name and its (shared, read-only) deps and outs lists; nil for any
+ * other step (a table, a command step, one with a table of its own).
+ * key.cannot_raise asks it for each never-run step of a dry run, and
+ * state.unsure_steps for each step of a no-op, in one call instead of
+ * reading their fields one by one through __index. */
 static int steps_plain_run(lua_State *L)
 {
 	if (lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1))
@@ -551,9 +591,46 @@ static int steps_plain_run(lua_State *L)
 	if ((row->flags & (STEP_RUN | STEP_OWN)) != STEP_RUN || !set->list_plain[row->deps - 1] ||
 	    !set->list_plain[row->outs - 1])
 		return 0;
-	lua_getiuservalue(L, -1, UV_VALUES);
+	int setidx = lua_gettop(L);
+	lua_getiuservalue(L, setidx, UV_VALUES);
 	lua_rawgeti(L, -1, row->action);
-	return 1;
+	lua_getiuservalue(L, setidx, UV_NAMES);
+	lua_rawgeti(L, -1, i);
+	lua_replace(L, -2);
+	lua_getiuservalue(L, setidx, UV_LISTS);
+	lua_rawgeti(L, -1, row->deps);
+	lua_rawgeti(L, -2, row->outs);
+	lua_remove(L, -3);
+	return 4;
+}
+
+const struct step_row *stepset_row_of(lua_State *L, int idx, int meta, int lists, const struct stepset **set,
+                                      uint32_t *index)
+{
+	if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+		return NULL;
+	/* The steps of one pipeline share their set's metatable: the set is
+	 * looked up again only for another one. */
+	if (!lua_rawequal(L, -1, meta)) {
+		lua_getfield(L, -1, "__stepset");
+		const struct stepset *found = luaL_testudata(L, -1, STEPSET_MT);
+		if (found) {
+			*set = found;
+			lua_getiuservalue(L, -1, UV_LISTS);
+			lua_replace(L, lists);
+			lua_pushvalue(L, -2);
+			lua_replace(L, meta);
+		}
+		lua_pop(L, 1);
+	}
+	uint32_t at = lua_rawequal(L, -1, meta) ? view_index(L, *set, idx) : 0;
+	lua_pop(L, 1);
+	/* A step with a table of its own may have had its deps or outs set
+	 * there: it is read through __index. */
+	if (!at || ((*set)->rows[at - 1].flags & STEP_OWN))
+		return NULL;
+	*index = at;
+	return &(*set)->rows[at - 1];
 }
 
 /* mlx.stepgraph.paths_of(steps) -> list: the deps and then the outs of each
@@ -574,28 +651,8 @@ static int steps_paths_of(lua_State *L)
 	lua_Integer count = 0;
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_rawgeti(L, 1, i); /* 5: the step */
-		const struct step_row *row = NULL;
-		if (lua_type(L, 5) == LUA_TUSERDATA && lua_getmetatable(L, 5)) { /* 6 */
-			/* The steps of one pipeline share their set's metatable:
-			 * the set is looked up again only for another one. */
-			if (!lua_rawequal(L, 6, 3)) {
-				lua_getfield(L, 6, "__stepset");
-				const struct stepset *found = luaL_testudata(L, 7, STEPSET_MT);
-				if (found) {
-					set = found;
-					lua_getiuservalue(L, 7, UV_LISTS);
-					lua_replace(L, 4);
-					lua_pushvalue(L, 6);
-					lua_replace(L, 3);
-				}
-			}
-			uint32_t at = lua_rawequal(L, 6, 3) ? view_index(L, set, 5) : 0;
-			/* A step with a table of its own may have had its deps
-			 * or outs set there: read through __index. */
-			if (at && !(set->rows[at - 1].flags & STEP_OWN))
-				row = &set->rows[at - 1];
-			lua_settop(L, 5);
-		}
+		uint32_t at;
+		const struct step_row *row = stepset_row_of(L, 5, 3, 4, &set, &at);
 		for (int outs = 0; outs <= 1; outs++) {
 			if (row)
 				lua_rawgeti(L, 4, outs ? row->outs : row->deps);

@@ -33,6 +33,10 @@ struct stepset {
 	uint32_t *list_hash; /* list id - 1 → hash */
 	uint8_t *list_plain; /* list id - 1 → 1 if json writes its paths as they are */
 	uint32_t hash_cap;
+	/* The value id of the recipe line of the last step declared, and that
+	 * line's number (its function is values[0]). */
+	uint32_t where_id;
+	int where_line;
 };
 
 /* The id of the list of the n strings at first…: an equal list of the
@@ -43,5 +47,15 @@ uint32_t stepset_intern_list(lua_State *L, struct stepset *set, int setidx, int 
 /* The list at index idx (a table of strings, as Pipeline:declare checked
  * it) as a list id of the set. */
 uint32_t stepset_intern_table(lua_State *L, struct stepset *set, int setidx, int idx);
+
+/* The row of the step at idx, and its index in *index, when it is a view
+ * of a step set without a table of its own (whose deps or outs might have
+ * been set there); NULL for any other value. meta and lists are stack
+ * slots (nil at first) holding the metatable of the last set's views and
+ * that set's lists table, and *set that set: updated when the step is of
+ * another set, so that a walk over one pipeline's steps looks its set up
+ * once. Leaves the stack as it was but for those slots. */
+const struct step_row *stepset_row_of(lua_State *L, int idx, int meta, int lists, const struct stepset **set,
+                                      uint32_t *index);
 
 #endif

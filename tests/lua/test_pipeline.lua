@@ -123,6 +123,27 @@ function TestPipelineDsl:test_steps_are_views_of_the_step_set()
   lu.assertEquals(type(c), "userdata")
 end
 
+-- A step's where is the recipe line that declared it: the same for the
+-- steps of a loop, and each file's own for lines of the same number in
+-- two recipes, however the declaring line is remembered between steps.
+function TestPipelineDsl:test_where_is_each_steps_own_line()
+  local p = pipeline "w"
+  local function fn() end
+  local recipe = [[
+local p, fn = ...
+for i = 1, 3 do p:step("loop" .. i) { deps = { "in" }, outs = { "out/" .. i }, run = fn } end
+p:step "next" { deps = { "in" }, outs = { "out/next" }, run = fn }
+for i = 1, 2 do p:step("again" .. i) { deps = { "in" }, outs = { "out/again" .. i }, run = fn } end
+]]
+  assert(load(recipe, "@one.lua"))(p, fn)
+  assert(load("local p, fn = ...\n" .. recipe:match("\n(for i = 1, 3[^\n]*)"):gsub("loop", "other"), "@two.lua"))(p,
+    fn)
+  local where = {}
+  for _, step in ipairs(p.steps) do where[#where + 1] = step.where end
+  lu.assertEquals(where, { "one.lua:2: ", "one.lua:2: ", "one.lua:2: ", "one.lua:3: ", "one.lua:4: ",
+    "one.lua:4: ", "two.lua:2: ", "two.lua:2: ", "two.lua:2: " })
+end
+
 function TestPipelineDsl:test_overrides_are_typed_by_their_default()
   params.reset({ lr = "0.05", epochs = "3", fast = "yes", name = "x y" })
   local p = pipeline "t"
@@ -165,6 +186,20 @@ function TestPipelineGraph:test_edges_follow_files_and_directories()
   lu.assertTrue(selected[p.by_name.split] and selected[p.by_name.train])
   lu.assertNil(selected[p.by_name.eval])
   lu.assertStrContains(failure_of(graph.select, g, p, { "trian" }), "no step named 'trian'")
+end
+
+-- The graph reads a step set's rows, but a list set on a step after it was
+-- declared is the one its edges follow.
+function TestPipelineGraph:test_edges_follow_a_list_set_after_declaring()
+  local p = pipeline "g"
+  p:step "a" { deps = { "in" }, outs = { "x" }, run = function() end }
+  local b = p:step "b" { deps = { "in" }, outs = { "y" }, run = function() end }
+  p:step "c" { deps = { "x" }, outs = { "z" }, run = function() end }
+  b.deps = { "x" }
+  local g = graph.build(p, exists_all)
+  lu.assertEquals(names(g.upstream[b]), { "a" })
+  lu.assertEquals(names(g.downstream[p.by_name.a]), { "b", "c" })
+  lu.assertEquals(names(g.upstream[p.by_name.c]), { "a" })
 end
 
 function TestPipelineGraph:test_invalid_graphs_are_refused_with_the_steps_named()
@@ -373,6 +408,30 @@ function TestPipelineKey:test_only_plain_steps_cannot_raise()
   key.pieces(plain, p.values, {}, {}, {})
   lu.assertTrue(key.cannot_raise(plain))
   for _, step in ipairs(other) do lu.assertFalse(key.cannot_raise(step), step.name) end
+end
+
+-- stepgraph.plain_run gives a plain step's function, name, deps and outs in
+-- one call (the no-op's pass reads nothing else of it), and key.plain_pieces
+-- the very pieces key.fixed_pieces makes of it; a step that is not plain,
+-- or no longer (a field set on it after declaring), gives nothing.
+function TestPipelineKey:test_plain_run_reads_a_plain_step_in_one_call()
+  local plain_run = require("mlx.stepgraph").plain_run
+  local p = pipeline "plain"
+  local run = function(ctx) return 2 end
+  local step = p:step "plain" { deps = { "data/x", "data/y" }, outs = { "out/1" }, run = run }
+  local fn, name, deps, outs = plain_run(step)
+  lu.assertIs(fn, run)
+  lu.assertEquals(name, "plain")
+  lu.assertIs(deps, step.deps)
+  lu.assertIs(outs, step.outs)
+  lu.assertEquals(deps, { "data/x", "data/y" })
+  lu.assertEquals(outs, { "out/1" })
+  lu.assertEquals({ key.plain_pieces(fn) }, { key.fixed_pieces(step, p.values, {}, {}) })
+  lu.assertNil(plain_run(p:step "cmd" { deps = { "data/x" }, outs = { "out/2" }, cmd = "true" }))
+  local late = p:step "late" { deps = { "data/x" }, outs = { "out/3" }, run = run }
+  late.always = true
+  lu.assertNil(plain_run(late), "a field set after declaring")
+  lu.assertNil(plain_run({ name = "table", deps = {}, outs = {}, run = run }))
 end
 
 TestPaths = {}
@@ -623,7 +682,10 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
     p:step "forced" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true" },
     p:step "other" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "false" },
     p:step "unlined" { deps = { "a.txt" }, outs = { "b.txt" }, cmd = "true" },
+    p:step "late" { deps = { "a.txt" }, outs = { "b.txt" }, run = function() end },
   }
+  -- A plain Lua step made to always run after it was declared.
+  steps[#steps].always = true
   local ctx = { store = st, values = p.values, tool_cache = {}, hashes = {} }
   local lines = { "mlx lock-steps 2 x" }
   for _, step in ipairs(steps) do
@@ -649,7 +711,7 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
   end
   local fresh = { store = st, values = p.values, tool_cache = {}, hashes = {} }
   state.prefetch(fresh, steps)
-  lu.assertEquals(unsure_names(fresh), "dir missing escaped always forced other unlined")
+  lu.assertEquals(unsure_names(fresh), "dir missing escaped always forced other unlined late")
   -- A missing path is known as missing, with the store's own message.
   lu.assertEquals({ fresh.prefetched:get("gone.txt") }, { false, (select(2, st:hash("gone.txt"))) })
   lu.assertEquals({ fresh.prefetched:get("d/") }, { false })
@@ -663,11 +725,28 @@ function TestUpToDate:test_unsure_steps_are_those_not_up_to_date()
     lu.assertTrue(state.up_to_date(ctx, p.by_name[name], idx), name)
   end
   state.forget(fresh, "c.txt")
-  lu.assertEquals(unsure_names(fresh), "cmd dir missing escaped always forced other unlined", "a forgotten out")
+  lu.assertEquals(unsure_names(fresh), "cmd dir missing escaped always forced other unlined late", "a forgotten out")
   lu.assertNil(state.unsure_steps({ store = st, values = p.values, tool_cache = {}, hashes = {} }, steps, idx),
     "nothing prefetched")
   st:close()
   os.execute("rm -rf '" .. root .. "'")
+end
+
+-- The reasons of a never-run step are one read-only list for all of them
+-- (a fresh plan keeps one per step), "it always runs" added for a step
+-- that always runs.
+function TestUpToDate:test_never_run_reasons_are_shared_and_read_only()
+  local state = require "mlx.pipeline.state"
+  local p = pipeline "n"
+  local run = function() end
+  local a = p:step "a" { deps = { "in" }, outs = { "out/a" }, run = run }
+  local b = p:step "b" { deps = { "in" }, outs = { "out/b" }, cmd = "true" }
+  local c = p:step "c" { deps = { "in" }, outs = { "out/c" }, cmd = "true", always = true }
+  lu.assertEquals(state.never_run_reasons(a), { "never run" })
+  lu.assertTrue(rawequal(state.never_run_reasons(a), state.never_run_reasons(b)))
+  lu.assertEquals(state.never_run_reasons(c), { "never run", "it always runs (always = true)" })
+  lu.assertFalse(pcall(table.insert, state.never_run_reasons(a), "more"))
+  lu.assertEquals(state.never_run_reasons(b), { "never run" })
 end
 
 -- A dry run's step downstream of one that runs is only checked: it fails

@@ -20,6 +20,7 @@ local runcache = require "mlx.pipeline.runcache"
 local state = require "mlx.pipeline.state"
 local store = require "mlx.store"
 local ui = require "mlx.ui"
+local plain_run = require("mlx.stepgraph").plain_run
 
 local M = {}
 
@@ -27,6 +28,8 @@ local M = {}
 -- often, so a long pipeline killed with -9 loses little and a wide one does
 -- not pay a device flush per step.
 local CHECKPOINT_SECONDS = 1.0
+-- What executor.choose reads of a step that declares no executor.
+local NO_EXECUTOR = {}
 -- A running step's events file is read at most this often (and once more
 -- when the step ends): looked for at every turn of the loop, a file most
 -- short steps never make cost a failed open and an error message each time.
@@ -165,10 +168,18 @@ end
 --- once which Lua steps stay local although another executor was asked.
 function Engine:check_executors(steps)
   local staying, dry_run = {}, self.opts.dry_run
+  -- A plain Lua step (stepgraph.plain_run) has no executor of its own:
+  -- its choice is that of a step declaring none, made once.
+  local plain_choice
   for _, step in ipairs(steps) do
-    local run = step.run
     -- A dry run says nothing of where Lua steps run: they are not asked.
-    if not (run and dry_run) then
+    local plain = not dry_run and plain_run(step)
+    if plain then
+      plain_choice = plain_choice or executor.choose(NO_EXECUTOR, self.p, self.exec_config, self.opts.executor)
+      if plain_choice ~= "local" then staying[#staying + 1] = step.name end
+    end
+    local run = not plain and step.run
+    if not plain and not (run and dry_run) then
       local name, chosen_by = executor.choose(step, self.p, self.exec_config, self.opts.executor)
       if run then
         if name ~= "local" then staying[#staying + 1] = step.name end

@@ -208,9 +208,18 @@ local plain_run = require("mlx.stepgraph").plain_run
 --- and whose deps and outs json writes as they are; false when they might
 --- (the caller then makes them). A dry run asks it for each never-run step
 --- of a fresh plan, which shows no key: one call instead of the pieces.
-function M.cannot_raise(step)
-  local run = plain_run(step)
+--- run: what stepgraph.plain_run gave for step, when the caller has it.
+function M.cannot_raise(step, run)
+  run = run or plain_run(step)
   return run ~= nil and fn_json[run] ~= nil
+end
+
+--- Returns the five pieces M.fixed_pieces gives for a step that
+--- stepgraph.plain_run answers with the function fn (a Lua step without
+--- env, params or tools): '{', '{}', its function's piece, '{}', '{}'.
+--- Raises as M.fixed_pieces does when the function's source cannot be read.
+function M.plain_pieces(fn)
+  return "{", "{}", fn_piece(fn), "{}", "{}"
 end
 
 --- Returns the five pieces of the key text of step that its deps and outs

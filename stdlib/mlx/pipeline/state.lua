@@ -6,7 +6,8 @@ local json = require "mlx.json"
 local key = require "mlx.pipeline.key"
 local proc = require "mlx.proc"
 
-local paths_of = require("mlx.stepgraph").paths_of
+local stepgraph = require "mlx.stepgraph"
+local paths_of, plain_run = stepgraph.paths_of, stepgraph.plain_run
 
 local M = {}
 
@@ -221,11 +222,18 @@ end
 -- run's shortcut through M.never_run_reasons).
 local NEVER_RUN, ALWAYS_RUNS = "never run", "it always runs (always = true)"
 
+-- Those lists, one of each for every step of a plan (a fresh plan keeps
+-- one per step in its result): read, never changed.
+local function read_only(list)
+  return setmetatable(list, { __newindex = function() error("a never-run step's reasons are read-only", 2) end })
+end
+local NEVER_RAN, NEVER_RAN_ALWAYS = read_only({ NEVER_RUN }), read_only({ NEVER_RUN, ALWAYS_RUNS })
+
 --- Returns the reasons M.evaluate gives step when it has no lock entry
---- and all its deps exist, as a new list: it never ran, and it always runs
---- if it says so.
+--- and all its deps exist: it never ran, and it always runs if it says so.
+--- The list is shared by all such steps and read-only.
 function M.never_run_reasons(step)
-  return step.always and { NEVER_RUN, ALWAYS_RUNS } or { NEVER_RUN }
+  return step.always and NEVER_RAN_ALWAYS or NEVER_RAN
 end
 
 local function show(v)
@@ -340,17 +348,24 @@ end
 --- command fails): M.up_to_date and M.evaluate then say what. Returns nil
 --- when there are no prefetched hashes (every step is then unsure). One
 --- pass that makes no table per step: the no-op of a large pipeline decides
---- almost every step here. Raises as key.compute does.
+--- almost every step here. A plain Lua step (stepgraph.plain_run: no env,
+--- params, tools or always) is read in that one call, not field by field.
+--- Raises as key.compute does.
 function M.unsure_steps(ctx, steps, lines, forced)
   local prefetched = ctx.prefetched
   if not prefetched then return nil end
   local same_step = require("mlx.lockindex").same_step
-  local fixed_pieces, values = key.fixed_pieces, ctx.values
+  local fixed_pieces, plain_pieces, values = key.fixed_pieces, key.plain_pieces, ctx.values
   local unsure, n = {}, 0
   for i = 1, #steps do
     local step = steps[i]
     local same = false
-    if not step.always and not (forced and forced[step.name]) then
+    local run, name, deps, outs = plain_run(step)
+    if run then
+      if not (forced and forced[name]) then
+        same = same_step(lines, prefetched, name, deps, outs, plain_pieces(run))
+      end
+    elseif not step.always and not (forced and forced[step.name]) then
       local tools = tool_versions(ctx, step)
       if tools then
         local env = env_values(step)
@@ -378,7 +393,9 @@ local function clear_scratch(deps)
 end
 
 function M.check(ctx, step)
-  local deps = step.deps
+  -- A plain Lua step's lists come with its function, in one call.
+  local run, _, deps, outs = plain_run(step)
+  if not run then deps, outs = step.deps, step.outs end
   local dep_hashes = scratch_deps
   local missing
   for i = 1, #deps do
@@ -393,7 +410,7 @@ function M.check(ctx, step)
     end
   end
   -- A step whose key text cannot raise declares no tools to run either.
-  if not key.cannot_raise(step) then
+  if not (run and key.cannot_raise(step, run)) then
     local tools, err = tool_versions(ctx, step)
     if not tools then
       clear_scratch(deps)
@@ -404,7 +421,7 @@ function M.check(ctx, step)
     key.pieces(step, ctx.values, dep_hashes, env_values(step), tools)
   end
   clear_scratch(deps)
-  for _, out in ipairs(step.outs) do
+  for _, out in ipairs(outs) do
     local info, herr, code = lookup(ctx, out)
     if not info and code ~= "notfound" then
       return nil, ("step '%s': out '%s': %s"):format(step.name, out, herr)
