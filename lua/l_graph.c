@@ -30,14 +30,27 @@ static int release_graph(lua_State *L)
 
 static const char *const KINDS[] = {NULL, "duplicate", "nested", "self", "cycle"};
 
+typedef int (*add_path_fn)(struct mlx_graph *, const char *, size_t, struct mlx_err *);
+
+/* Adds the string on top of the stack to g with add (raising its failure)
+ * and pops it. */
+static void add_top(lua_State *L, struct mlx_graph *g, add_path_fn add)
+{
+	struct mlx_err err;
+	size_t len;
+	const char *path = lua_tolstring(L, -1, &len);
+	if (add(g, path, len, &err) != MLX_OK)
+		luaL_error(L, "%s", err.msg);
+	lua_pop(L, 1);
+}
+
 /* Adds the strings of list field `name` of the step at index idx (the step
  * number i for messages) through add. Raises for a value not a string. */
 static void add_paths(lua_State *L, struct mlx_graph *g, int idx, lua_Integer i, const char *name,
-                      int (*add)(struct mlx_graph *, const char *, size_t, struct mlx_err *))
+                      add_path_fn add)
 {
 	if (lua_getfield(L, idx, name) != LUA_TTABLE)
 		luaL_error(L, "step %d: field '%s' must be a list of paths", (int)i, name);
-	struct mlx_err err;
 	for (lua_Integer k = 1;; k++) {
 		int t = lua_rawgeti(L, -1, k);
 		if (t == LUA_TNIL) {
@@ -46,29 +59,19 @@ static void add_paths(lua_State *L, struct mlx_graph *g, int idx, lua_Integer i,
 		}
 		if (t != LUA_TSTRING)
 			luaL_error(L, "step %d: %s[%d] must be a string", (int)i, name, (int)k);
-		size_t len;
-		const char *path = lua_tolstring(L, -1, &len);
-		if (add(g, path, len, &err) != MLX_OK)
-			luaL_error(L, "%s", err.msg);
-		lua_pop(L, 1);
+		add_top(L, g, add);
 	}
 	lua_pop(L, 1);
 }
 
 /* Adds the paths of the list on top of the stack (a step set's list, read
  * as it is) to g with add, and pops it. */
-static void add_list(lua_State *L, struct mlx_graph *g,
-                     int (*add)(struct mlx_graph *, const char *, size_t, struct mlx_err *))
+static void add_list(lua_State *L, struct mlx_graph *g, add_path_fn add)
 {
-	struct mlx_err err;
 	lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
 	for (lua_Integer k = 1; k <= n; k++) {
 		lua_rawgeti(L, -1, k);
-		size_t len;
-		const char *path = lua_tolstring(L, -1, &len);
-		if (add(g, path, len, &err) != MLX_OK)
-			luaL_error(L, "%s", err.msg);
-		lua_pop(L, 1);
+		add_top(L, g, add);
 	}
 	lua_pop(L, 1);
 }
