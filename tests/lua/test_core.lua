@@ -82,6 +82,17 @@ io.stdout:write(("%s %.1f\n"):format(tostring(core.sleep(30)), core.clock() - t1
     waited = waited + 0.05
   end
   lu.assertEquals(lines[1], "ready")
+  -- "ready" comes just before the sleep: wait until the child is blocked
+  -- in it (state S), or, on a loaded machine, the SIGINT can land before
+  -- the pcall and end the child as an interrupted script.
+  local stat_path = "/proc/" .. h:pid() .. "/stat"
+  for _ = 1, 2000 do
+    local f = io.open(stat_path)
+    local state = f and f:read("a"):match("^%d+ %b() (%a)")
+    if f then f:close() end
+    if state == "S" then break end
+    h:wait(0.01)
+  end
   local t0 = core.clock()
   assert(h:kill("INT"))
   local result = assert(h:wait(20))
