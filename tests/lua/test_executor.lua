@@ -59,8 +59,9 @@ function TestExecutor:test_config_local_wins_and_bad_values_name_the_file()
   ok, err = executor.config(root)
   lu.assertNil(ok)
   lu.assertStrContains(err, "config.lua: resources.cpus must be a positive integer")
-  lu.assertEquals(executor.config(project()), { resources = {}, options = {} })
-  os.execute("rm -rf '" .. root .. "'")
+  local bare = project()
+  lu.assertEquals(executor.config(bare), { resources = {}, options = {} })
+  os.execute("rm -rf '" .. root .. "' '" .. bare .. "'")
 end
 
 function TestExecutor:test_open_finds_modules_and_checks_their_methods()
