@@ -174,10 +174,13 @@ end
 
 -- Starts the run recording the verification (nil when untracked, or with
 -- a warning when it cannot be recorded: the verdict stands without it).
+-- Tagged mlx.verify from the start, so that however it ends it is never
+-- taken for an experiment; "incomplete" until it ends with a verdict.
 local function start_run(opts, p)
   if not opts.track then return nil end
   local run, err = opts.track.start_run {
     parent = false, recipe = opts.recipe_path, command = opts.command, params = p.values, git = opts.git,
+    tags = { ["mlx.verify"] = "incomplete" },
   }
   if not run then ui.warn("cannot record the verification as a run: " .. tostring(err)) end
   return run
@@ -201,6 +204,23 @@ local function finish_run(opts, run, locked, steps, passed, message)
   run:finish(passed and "FINISHED" or "FAILED", message and { message = message } or nil)
 end
 
+-- Ends the verification when the recipe failed in copy i before any step
+-- ran: the run is tagged mlx.verify = error (no step runs, mlx.lock not
+-- marked) and the failure, exit NOT_VERIFIED, names the recipe and its
+-- error in the copy (the last line of the copy's output).
+local function could_not_verify(run, i, recipe, last_line)
+  local why = (last_line or ""):gsub("^mlx: error: ", "")
+  if why == "" then why = "it ended without a message" end
+  local message = ("cannot verify: %s failed in copy %d before any step ran: %s (a copy holds only the recipe, "
+    .. "its params files, lib/, .mlx/config.lua and the steps' locked inputs: read other files in a step "
+    .. "that declares them; --keep keeps the copies to look at)"):format(recipe, i, why)
+  if run then
+    run:set_tag("mlx.verify", "error")
+    run:finish("FAILED", { message = message })
+  end
+  ui.fail(ui.EXIT.NOT_VERIFIED, "%s", message)
+end
+
 --- Verifies the steps of the pipeline of a recipe. opts: { root (absolute
 --- project root, the working directory), recipe (path as given), steps =
 --- {names} (default: every step but those with cache = false), tolerance
@@ -217,8 +237,10 @@ end
 --- failed}, run (the id of the run recording it, when tracked) }.
 --- Raises a usage failure (exit 2) for an unknown step, a recipe without a
 --- pipeline, a lock that does not pin what the recipe declares, or an input
---- that is neither in the store nor in the workspace; "interrupted" after
---- stopping the re-execution and removing the copies.
+--- that is neither in the store nor in the workspace; a failure with exit
+--- NOT_VERIFIED (3) when the recipe failed in a copy before any step ran
+--- (nothing was checked, nothing is marked); "interrupted" after stopping
+--- the re-execution and removing the copies.
 function M.run(opts)
   local root = opts.root
   local doc = read_lock(root)
@@ -293,11 +315,12 @@ function M.run(opts)
       if code == "interrupted" then error("interrupted", 0) end
       ui.fail(ui.EXIT.FAILED, "cannot run the recipe in %s: %s", dir, err)
     end
-    if result.code == 2 or result.code == 130 then
-      -- Not a divergence: the copy could not run the recipe at all.
-      local tail = scratch.tail(logs[i], 1)[1] or ""
-      ui.fail(result.code == 130 and ui.EXIT.INTERRUPTED or ui.EXIT.USAGE,
-        "copy %d could not run %s: %s", i, recipe_rel, (tail:gsub("^mlx: error: ", "")))
+    if result.code == 130 then error("interrupted", 0) end
+    if not result.ok and not scratch.ran_a_step(dir) then
+      -- Not a divergence: the recipe failed in the copy before any step
+      -- ran (a file it reads as it loads is not in the copy, a Lua error
+      -- under the copy's conditions), so nothing was checked.
+      could_not_verify(run, i, recipe_rel, scratch.tail(logs[i], 1)[1])
     end
     -- The end of the copy's output explains a step that failed there; the
     -- log itself goes with the copy.

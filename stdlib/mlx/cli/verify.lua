@@ -74,8 +74,11 @@ tagged mlx.verify = passed or failed, and marks each diverged step
 "deterministic": false in mlx.lock (kept by later runs until a verify of it
 passes). Exit codes: 0 every step reproduced, 1 something diverged, 2 usage
 or bad input (an unknown step, a lock that does not pin what the recipe
-declares, an input that is neither in the store nor in the workspace), 130
-interrupted. The copies are removed however mlx verify ends.]],
+declares, an input that is neither in the store nor in the workspace), 3
+the recipe failed in a copy before any step ran (say, it reads a file the
+copy does not hold as it loads): nothing was verified, nothing is marked,
+the run is tagged mlx.verify = error; 130 interrupted. The copies are
+removed however mlx verify ends.]],
   options = {
     { "tolerance", arg = "X", type = "number",
       help = "numbers in metrics files agree when they differ by at most X (default 0)" },
