@@ -441,10 +441,22 @@ function runningRecipes(g) {
   if (g.running.length === 0) return null;
   return el("section", { id: "running" }, el("h2", {}, "Running now"),
     g.running.map((r) => el("div", {},
-      el("p", {}, runLink(r.id, r.id.slice(0, 12)), " ", r.recipe || "", " started ", fmtTime(r.start_time)),
+      el("p", {}, runLink(r.id, r.id.slice(0, 12)), " ", r.recipe || "",
+        r.verification ? el("span", { class: "muted" }, " (mlx verify, in copies of the workspace)") : "",
+        " started ", fmtTime(r.start_time)),
       el("table", {}, el("tr", {}, el("th", {}, "step"), el("th", {}, "status"), el("th", { class: "num" }, "duration")),
         r.steps.map((s) => el("tr", { "data-running-step": s.step || "" }, el("td", {}, runLink(s.id, s.step || s.id)),
           el("td", {}, status(s.status)), el("td", { class: "num" }, fmtDuration(s.duration))))))));
+}
+
+// What mlx verify last said of the step's locked key (its runs ran in
+// copies of the workspace, so they are never the step's newest run), and
+// the lock's marking of a step whose outs did not reproduce bit for bit.
+function verificationCell(s) {
+  const v = s.verification;
+  const marked = s.deterministic === false ? el("div", { class: "muted" }, "not deterministic (mlx.lock)") : null;
+  if (!v) return [marked || el("span", { class: "muted" }, "not verified")];
+  return [el("span", { class: "status verify-" + v.result }, v.result), " ", runLink(v.id, fmtTime(v.start_time)), marked];
 }
 
 async function graphView() {
@@ -467,9 +479,10 @@ async function graphView() {
           const waits = p.edges.filter((e) => e.to === s.name).map((e) => e.from);
           return `${s.name} [${s.latest ? s.latest.status : s.state}]` + (waits.length ? "  ← " + waits.join(", ") : "");
         }).join("\n")),
-      el("table", {}, el("tr", {}, ["step", "state", "newest run", "deps", "outs"].map((h) => el("th", {}, h))),
+      el("table", {}, el("tr", {}, ["step", "state", "newest run", "verification", "deps", "outs"].map((h) => el("th", {}, h))),
         p.steps.map((s) => el("tr", { "data-step": s.name }, el("td", {}, s.name), el("td", {}, status(s.latest ? s.latest.status : s.state), " ", el("span", { class: "muted" }, s.state)),
           el("td", {}, s.latest ? runLink(s.latest.id, s.latest.id.slice(0, 12)) : ""),
+          el("td", { "data-verification": s.verification ? s.verification.result : "" }, verificationCell(s)),
           el("td", { class: "mono" }, s.deps.map((p) => el("div", {}, p))), el("td", { class: "mono" }, s.outs.map((p) => el("div", {}, p)))))))));
   ready("graph");
 }

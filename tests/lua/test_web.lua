@@ -151,4 +151,35 @@ function TestWeb:test_the_graph_comes_from_the_lock()
   lu.assertStrContains(dot, '"prep" -> "train";')
 end
 
+function TestWeb:test_verify_runs_are_shown_apart_from_the_steps_runs()
+  -- mlx verify records a step run with the locked key, newer than the
+  -- project's own: it is neither the step's newest run nor its producer.
+  local h, key = ("ab"):rep(32), ("d"):rep(64)
+  assert(json.save(self.dir .. "/mlx.lock", { version = 1, steps = { p = {
+    train = { key = key, deps = { ["data/x"] = h }, outs = { model = { type = "file", hash = h, size = 1, mode = "644" } },
+      deterministic = false },
+  } } }))
+  local store = self:store()
+  local recipe = assert(store:start_run { recipe = "pipeline.lua", git = false })
+  local own = assert(store:start_run { parent = recipe, recipe = "pipeline.lua", step = "train", step_key = key, git = false })
+  own:finish("FINISHED")
+  recipe:finish("FINISHED")
+  local verify = assert(store:start_run { recipe = "pipeline.lua", git = false, tags = { ["mlx.verify"] = "passed" } })
+  local checked = assert(store:start_run { parent = verify, recipe = "pipeline.lua", step = "train", step_key = key,
+    git = false, tags = { ["mlx.verify"] = "passed" } })
+  checked:finish("FINISHED")
+  verify:finish("FINISHED")
+  lu.assertEquals(store:step_producer(key), own.id, "the producer of the key is the project's run")
+  store:close()
+  local status, _, body = self:get("/api/graph")
+  lu.assertEquals(status, 200)
+  local s = json.decode(body).pipelines[1].steps[1]
+  lu.assertEquals(s.latest.id, own.id)
+  lu.assertEquals(s.producer, own.id)
+  lu.assertEquals(s.state, "done")
+  lu.assertEquals(s.verification.id, checked.id)
+  lu.assertEquals(s.verification.result, "passed")
+  lu.assertEquals(s.deterministic, false)
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

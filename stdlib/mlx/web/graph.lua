@@ -2,7 +2,9 @@
 --- and the runs recorded — a request never loads or runs a recipe. A step
 --- of the lock waits for another when one of its deps is, or lies inside,
 --- an out of the other; its state is that of the newest run of its name and
---- whether a run produced the key the lock pins.
+--- whether a run produced the key the lock pins. mlx verify's runs (tagged
+--- mlx.verify) ran in copies of the workspace: they are never the newest
+--- run or the producer, and are shown apart, as the step's verification.
 local json = require "mlx.json"
 
 local M = {}
@@ -23,7 +25,8 @@ function M.pipelines(root)
       for path in pairs(entry.outs or {}) do outs[#outs + 1] = path end
       table.sort(deps)
       table.sort(outs)
-      list[#list + 1] = { name = step, key = entry.key, deps = deps, outs = outs, params = entry.params }
+      list[#list + 1] = { name = step, key = entry.key, deps = deps, outs = outs, params = entry.params,
+        deterministic = entry.deterministic }
     end
     table.sort(list, function(a, b) return a.name < b.name end)
     local edges = {}
@@ -47,21 +50,33 @@ function M.pipelines(root)
   return out
 end
 
--- The state of each step from the runs: the newest run of its name, and
--- the run that produced the locked key.
+-- The newest verification of the locked key of step s: {id, result =
+-- "passed"|"failed"|"unchecked", start_time}, or nil.
+local function verification(store, s)
+  local runs = store:runs { filter = ("step = '%s' and step_key = '%s' and tags.mlx.verify IS NOT NULL"):format(
+    s.name, s.key), limit = 1 }
+  local r = runs and runs[1]
+  if not r then return nil end
+  return { id = r.id, result = r.tags["mlx.verify"], start_time = r.start_time }
+end
+
+-- The state of each step from the runs: the newest run of its name, the
+-- run that produced the locked key, and the newest verification of it.
 local function add_states(store, pipelines)
   for _, p in ipairs(pipelines) do
     for _, s in ipairs(p.steps) do
       s.state = "locked"
       if store and not s.name:find("['\\]") then
-        local latest = store:runs { filter = ("step = '%s'"):format(s.name), limit = 1 }
+        local latest = store:runs { filter = ("step = '%s' and tags.mlx.verify IS NULL"):format(s.name), limit = 1 }
         latest = latest and latest[1]
-        local producer = type(s.key) == "string" and s.key:match("^%x+$") and store:step_producer(s.key)
+        local hex_key = type(s.key) == "string" and s.key:match("^%x+$")
+        local producer = hex_key and store:step_producer(s.key)
         if latest then
           s.latest = { id = latest.id, status = latest.status, start_time = latest.start_time,
             duration = latest.duration, parent = latest.parent }
         end
         s.producer = producer or nil
+        s.verification = hex_key and verification(store, s) or nil
         if latest and latest.status == "RUNNING" then
           s.state = "running"
         elseif latest and (latest.status == "FAILED" or latest.status == "KILLED") and latest.step_key ~= s.key then
@@ -124,7 +139,8 @@ function M.dot(p)
 end
 
 -- The recipe runs RUNNING now with their steps so far: a recipe's first
--- run has steps that no lock pins yet.
+-- run has steps that no lock pins yet. A verification (mlx verify) is
+-- marked: its steps run in copies, not in the workspace.
 local function running(store)
   local out = json.array()
   if not store then return out end
@@ -137,7 +153,8 @@ local function running(store)
         local c = store:get(id)
         if c then steps[#steps + 1] = { id = c.id, step = c.step, status = c.status, duration = c.duration } end
       end
-      out[#out + 1] = { id = r.id, recipe = r.recipe, start_time = r.start_time, steps = steps }
+      out[#out + 1] = { id = r.id, recipe = r.recipe, start_time = r.start_time, steps = steps,
+        verification = r.tags["mlx.verify"] ~= nil }
     end
   end
   return out
@@ -153,6 +170,7 @@ function M.json(ctx, store)
     local steps = json.array()
     for j, s in ipairs(p.steps) do
       steps[j] = { name = s.name, key = s.key, state = s.state, latest = s.latest, producer = s.producer,
+        verification = s.verification, deterministic = s.deterministic,
         deps = json.array(s.deps), outs = json.array(s.outs), params = json.object(s.params or {}) }
     end
     out[i] = { name = p.name, steps = steps, edges = json.array(p.edges), dot = M.dot(p) }
