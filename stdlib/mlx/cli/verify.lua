@@ -97,11 +97,13 @@ removed however mlx verify ends.]],
     -- Relative to the root, where verify works, so messages name it as
     -- 'mlx recipe' does.
     recipe = project.relative(recipe, root)
+    -- As runs record it, which does not depend on where the project is.
+    local recorded = project.recorded_recipe(recipe, root)
     local track = require "mlx.track"
     local result = require("mlx.verify").run {
       root = root, recipe = recipe, steps = steps, tolerance = opts.tolerance, keep = opts.keep,
-      track = track, recipe_path = recipe, git = track.git_context(root),
-      command = command_line(recipe, steps, opts),
+      track = track, recipe_path = recorded, git = track.git_context(root),
+      command = command_line(recorded, steps, opts),
       on_copy = function(i, n, dir, description)
         ui.note(("verify: copy %d of %d: %s (%s)"):format(i, n, dir:sub(#root + 2), description))
       end,
