@@ -182,4 +182,29 @@ function TestWeb:test_verify_runs_are_shown_apart_from_the_steps_runs()
   lu.assertEquals(s.deterministic, false)
 end
 
+function TestWeb:test_a_steps_newest_run_is_of_its_own_recipe()
+  -- Two pipelines with a step of the same name: the other one's failure
+  -- is not this one's.
+  local h, kp, kq = ("ab"):rep(32), ("e"):rep(64), ("f"):rep(64)
+  local function entry(key) return { key = key, deps = {}, outs = { m = { type = "file", hash = h, size = 1, mode = "644" } } } end
+  assert(json.save(self.dir .. "/mlx.lock", { version = 1, steps = { p = { train = entry(kp) }, q = { train = entry(kq) } } }))
+  local store = self:store()
+  local function step_run(recipe, key, status)
+    local r = assert(store:start_run { recipe = recipe, git = false })
+    local s = assert(store:start_run { parent = r, recipe = recipe, step = "train", step_key = key, git = false })
+    s:finish(status)
+    r:finish(status)
+    return s.id
+  end
+  local p_run = step_run("p's.lua", kp, "FINISHED")
+  local q_run = step_run("q.lua", ("0"):rep(64), "FAILED")
+  store:close()
+  local pipelines = json.decode(select(3, self:get("/api/graph"))).pipelines
+  lu.assertEquals(pipelines[1].name, "p")
+  lu.assertEquals(pipelines[1].steps[1].latest.id, p_run)
+  lu.assertEquals(pipelines[1].steps[1].state, "done")
+  lu.assertEquals(pipelines[2].steps[1].latest.id, q_run, "a step no run produced: the newest of its name")
+  lu.assertEquals(pipelines[2].steps[1].state, "failed")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

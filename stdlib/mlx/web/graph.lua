@@ -1,8 +1,10 @@
 --- mlx.web.graph: the pipeline graphs of `mlx ui`, drawn from what mlx.lock
 --- and the runs recorded — a request never loads or runs a recipe. A step
 --- of the lock waits for another when one of its deps is, or lies inside,
---- an out of the other; its state is that of the newest run of its name and
---- whether a run produced the key the lock pins. mlx verify's runs (tagged
+--- an out of the other; its state is that of the newest run of its name
+--- (of the recipe that produced its locked key, when a run did: another
+--- pipeline may have a step of that name) and whether a run produced the
+--- key the lock pins. mlx verify's runs (tagged
 --- mlx.verify) ran in copies of the workspace: they are never the newest
 --- run or the producer, and are shown apart, as the step's verification.
 local json = require "mlx.json"
@@ -60,6 +62,22 @@ local function verification(store, s)
   return { id = r.id, result = r.tags["mlx.verify"], start_time = r.start_time }
 end
 
+-- A string literal of the filter language (a quote is doubled).
+local function literal(text)
+  return "'" .. text:gsub("'", "''") .. "'"
+end
+
+-- The newest run of step s that is not mlx verify's: of the recipe of
+-- the run that produced its locked key when there is one, as another
+-- pipeline (another recipe) may have a step of the same name.
+local function newest_run(store, s, producer)
+  local filter = ("step = '%s' and tags.mlx.verify IS NULL"):format(s.name)
+  local produced = producer and store:get(producer)
+  if produced and produced.recipe then filter = filter .. " and recipe = " .. literal(produced.recipe) end
+  local runs = store:runs { filter = filter, limit = 1 }
+  return runs and runs[1]
+end
+
 -- The state of each step from the runs: the newest run of its name, the
 -- run that produced the locked key, and the newest verification of it.
 local function add_states(store, pipelines)
@@ -67,10 +85,9 @@ local function add_states(store, pipelines)
     for _, s in ipairs(p.steps) do
       s.state = "locked"
       if store and not s.name:find("['\\]") then
-        local latest = store:runs { filter = ("step = '%s' and tags.mlx.verify IS NULL"):format(s.name), limit = 1 }
-        latest = latest and latest[1]
         local hex_key = type(s.key) == "string" and s.key:match("^%x+$")
         local producer = hex_key and store:step_producer(s.key)
+        local latest = newest_run(store, s, producer)
         if latest then
           s.latest = { id = latest.id, status = latest.status, start_time = latest.start_time,
             duration = latest.duration, parent = latest.parent }
