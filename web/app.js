@@ -247,7 +247,7 @@ async function tableView(kind) {
     const box = el("input", { type: "checkbox", class: "select", value: r.id, checked: st.selected.has(r.id) });
     const tr = el("tr", { "data-id": r.id, class: st.selected.has(r.id) ? "selected" : "" },
       el("td", {}, box), el("td", {}, runLink(r.id, r.id.slice(0, 12))),
-      el("td", {}, kind === "exp" ? (r.recipe || "") : (r.step ? (r.recipe || "") + ":" + r.step : (r.recipe || ""))),
+      el("td", {}, kind === "exp" ? (r.recipe || "") : (r.step ? (r.recipe || "") + ":" + r.step : (r.recipe || "")), verifyLabel(r)),
       el("td", {}, status(r.status)), el("td", {}, fmtTime(r.start_time)), el("td", { class: "num" }, fmtDuration(r.duration)),
       shown.map((c) => {
         const dot = c.indexOf(".");
@@ -291,11 +291,19 @@ async function tableView(kind) {
   if (data.runs.some((r) => r.status === "RUNNING")) live(() => route(), 3000);
 }
 
+// A run of mlx verify ran in a copy of the workspace: its FAILED means
+// "did not reproduce", not that the pipeline failed (mlx runs marks it so).
+function verifyLabel(r) {
+  return r.tags && r.tags["mlx.verify"] !== undefined
+    ? el("span", { class: "muted verify-label", title: "a run of mlx verify, in a copy of the workspace" }, " [verify]") : null;
+}
+
 // ---- one run --------------------------------------------------------------------
 
 async function runView(id) {
   const run = await api("/api/runs/" + encodeURIComponent(id));
-  const title = run.step ? (run.recipe || "") + ":" + run.step : (run.recipe || "run");
+  const title = (run.step ? (run.recipe || "") + ":" + run.step : (run.recipe || "run"))
+    + (run.tags && run.tags["mlx.verify"] !== undefined ? " [verify]" : "");
   const info = {
     status: run.status, command: run.command, started: fmtTime(run.start_time), ended: fmtTime(run.end_time),
     duration: fmtDuration(run.duration), "cpu time": run.cpu_seconds !== undefined ? fmtDuration(run.cpu_seconds) : undefined,

@@ -324,6 +324,12 @@ def view_tests(root, ui, recipe_runs, train, profile):
         ok(row.find_elements(By.CSS_SELECTOR, "td[data-verification=passed]") and "passed" in cells[3].text,
            "graph: the verification is shown in its own column", cells[3].text)
         shot(d, "graph")
+        d.get(ui.url + "#/runs")
+        wait_ready(d, "runs")
+        labelled = [r.find_element(By.CSS_SELECTOR, "td:nth-child(3)").text
+                    for r in d.find_elements(By.CSS_SELECTOR, "tr[data-id]") if r.find_elements(By.CSS_SELECTOR, ".verify-label")]
+        ok(sorted(labelled) == ["pipeline.lua [verify]", "pipeline.lua:train [verify]"],
+           "runs: mlx verify's runs are marked [verify], and only they", labelled)
         ok(no_alert(d), "XSS: no alert on any view")
     finally:
         d.quit()

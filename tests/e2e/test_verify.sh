@@ -167,8 +167,8 @@ mlx lua -e 'local s = require("mlx.json").load("mlx.lock").steps.noisy
   print(s.stamp.deterministic, s.dice.deterministic, s.base.deterministic, s.after.deterministic)'
 is "$OUT" "false	false	nil	nil" "mlx.lock marks the diverged steps \"deterministic\": false, and only them"
 mlx runs --filter "tags.mlx.verify = 'failed'"
-like "$OUT" "noisy\.lua:stamp +FAILED" "the step's verify run is tagged mlx.verify = failed"
-like "$OUT" "noisy\.lua +FAILED" "and so is the verification's"
+like "$OUT" "noisy\.lua:stamp \[verify\] +FAILED" "the step's verify run is tagged mlx.verify = failed, and mlx runs says it is verify's"
+like "$OUT" "noisy\.lua \[verify\] +FAILED" "and so is the verification's"
 
 mlx recipe noisy.lua --force-step stamp
 is "$RC" 0 "the step runs again"
@@ -230,7 +230,7 @@ cmp -s mlx.lock ../loads.lock
 is "$?" 0 "mlx.lock is unchanged: no step is marked non-deterministic"
 no_copies_left "the copies are removed"
 mlx runs --all --limit 0 --filter "tags.mlx.verify = 'error'"
-like "$OUT" "loads\.lua +FAILED" "the attempt is a run tagged mlx.verify = error"
+like "$OUT" "loads\.lua \[verify\] +FAILED" "the attempt is a run tagged mlx.verify = error"
 mlx runs --all --limit 0 --filter "tags.mlx.verify = 'failed' or tags.mlx.verify = 'passed'"
 printf '%s\n' "$OUT" | grep -q "loads\.lua"
 is "$?" 1 "not tagged failed or passed"
@@ -345,6 +345,6 @@ no_copies_left "the copies are removed on Ctrl-C"
 cmp -s mlx.lock ../slow.lock
 is "$?" 0 "mlx.lock is unchanged"
 mlx runs --filter "tags.mlx.verify = 'failed' or status = 'KILLED'"
-like "$OUT" "slow\.lua +KILLED" "the verification's run is KILLED"
+like "$OUT" "slow\.lua \[verify\] +KILLED" "the verification's run is KILLED"
 
 done_testing
