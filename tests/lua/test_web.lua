@@ -180,6 +180,16 @@ function TestWeb:test_verify_runs_are_shown_apart_from_the_steps_runs()
   lu.assertEquals(s.verification.id, checked.id)
   lu.assertEquals(s.verification.result, "passed")
   lu.assertEquals(s.deterministic, false)
+  -- A verification running now is listed as one.
+  store = self:store()
+  local running = assert(store:start_run { recipe = "pipeline.lua", git = false, tags = { ["mlx.verify"] = "incomplete" } })
+  assert(store:flush())
+  local listed = json.decode(select(3, self:get("/api/graph"))).running
+  running:finish("KILLED")
+  store:close()
+  lu.assertEquals(#listed, 1)
+  lu.assertEquals(listed[1].id, running.id)
+  lu.assertTrue(listed[1].verification)
 end
 
 function TestWeb:test_a_steps_newest_run_is_of_its_own_recipe()
