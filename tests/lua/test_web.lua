@@ -156,12 +156,15 @@ function TestWeb:test_verify_runs_are_shown_apart_from_the_steps_runs()
   -- project's own: it is neither the step's newest run nor its producer.
   local h, key = ("ab"):rep(32), ("d"):rep(64)
   assert(json.save(self.dir .. "/mlx.lock", { version = 1, steps = { p = {
-    train = { key = key, deps = { ["data/x"] = h }, outs = { model = { type = "file", hash = h, size = 1, mode = "644" } },
+    train = { key = key, deps = { ["data/x"] = h },
+      outs = { model = { type = "file", hash = h, size = 1, mode = "644" } },
       deterministic = false },
   } } }))
   local store = self:store()
   local recipe = assert(store:start_run { recipe = "pipeline.lua", git = false })
-  local own = assert(store:start_run { parent = recipe, recipe = "pipeline.lua", step = "train", step_key = key, git = false })
+  local own = assert(store:start_run {
+    parent = recipe, recipe = "pipeline.lua", step = "train", step_key = key, git = false,
+  })
   own:finish("FINISHED")
   recipe:finish("FINISHED")
   local verify = assert(store:start_run { recipe = "pipeline.lua", git = false, tags = { ["mlx.verify"] = "passed" } })
@@ -182,7 +185,9 @@ function TestWeb:test_verify_runs_are_shown_apart_from_the_steps_runs()
   lu.assertEquals(s.deterministic, false)
   -- A verification running now is listed as one.
   store = self:store()
-  local running = assert(store:start_run { recipe = "pipeline.lua", git = false, tags = { ["mlx.verify"] = "incomplete" } })
+  local running = assert(store:start_run {
+    recipe = "pipeline.lua", git = false, tags = { ["mlx.verify"] = "incomplete" },
+  })
   assert(store:flush())
   local listed = json.decode(select(3, self:get("/api/graph"))).running
   running:finish("KILLED")
@@ -196,8 +201,12 @@ function TestWeb:test_a_steps_newest_run_is_of_its_own_recipe()
   -- Two pipelines with a step of the same name: the other one's failure
   -- is not this one's.
   local h, kp, kq = ("ab"):rep(32), ("e"):rep(64), ("f"):rep(64)
-  local function entry(key) return { key = key, deps = {}, outs = { m = { type = "file", hash = h, size = 1, mode = "644" } } } end
-  assert(json.save(self.dir .. "/mlx.lock", { version = 1, steps = { p = { train = entry(kp) }, q = { train = entry(kq) } } }))
+  local function entry(key)
+    return { key = key, deps = {}, outs = { m = { type = "file", hash = h, size = 1, mode = "644" } } }
+  end
+  assert(json.save(self.dir .. "/mlx.lock", {
+    version = 1, steps = { p = { train = entry(kp) }, q = { train = entry(kq) } },
+  }))
   local store = self:store()
   local function step_run(recipe, key, status)
     local r = assert(store:start_run { recipe = recipe, git = false })
