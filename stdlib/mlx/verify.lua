@@ -188,7 +188,34 @@ end
 
 -- Ends the verification's run: tagged mlx.verify = passed | failed, with
 -- a run per step tagged passed, failed or unchecked.
-local function finish_run(opts, run, locked, steps, passed, message)
+-- What the run of step s is to say of it, as the report does (the ui and
+-- mlx runs show it where the report is gone): nil when it reproduced.
+local function step_message(s, tails)
+  if s.status == "unchecked" then
+    return s.changed_input and ("unchecked: its input '%s' differed from mlx.lock, as made upstream"):format(
+      s.changed_input) or "unchecked: a step upstream did not complete"
+  end
+  if s.status ~= "diverged" then return nil end
+  local parts = {}
+  for _, d in ipairs(s.outs) do
+    local text = table.concat(d.text, "; ", 1, math.min(#d.text, 3)) .. (#d.text > 3 and "; …" or "")
+    parts[#parts + 1] = ("%s differs in copy %d (%s)"):format(d.path, d.copy, text)
+  end
+  if #parts == 0 and s.failed then
+    -- The step's own last line of output says why, better than mlx's
+    -- error line, whose log is gone with the copy.
+    local tail, why = tails[s.failed] or {}, nil
+    local prefix = "[" .. s.step .. "] "
+    for i = #tail, 1, -1 do
+      if tail[i]:sub(1, #prefix) == prefix then why = tail[i]:sub(#prefix + 1) break end
+    end
+    why = why or (tail[#tail] or ""):gsub("^mlx: error: ", "")
+    return ("not reproduced: failed in copy %d%s"):format(s.failed, why ~= "" and (": " .. why) or "")
+  end
+  return "not reproduced: " .. table.concat(parts, ", ")
+end
+
+local function finish_run(opts, run, locked, steps, passed, message, tails)
   local word = { reproduced = "passed", diverged = "failed", unchecked = "unchecked" }
   for _, s in ipairs(steps) do
     local step_run = opts.track.start_run {
@@ -196,8 +223,8 @@ local function finish_run(opts, run, locked, steps, passed, message)
       command = opts.command, tags = { ["mlx.verify"] = word[s.status] }, git = opts.git,
     }
     if step_run then
-      step_run:finish(s.status == "diverged" and "FAILED" or "FINISHED",
-        s.status == "diverged" and { message = "not reproduced" } or nil)
+      local why = step_message(s, tails)
+      step_run:finish(s.status == "diverged" and "FAILED" or "FINISHED", why and { message = why } or nil)
     end
   end
   run:set_tag("mlx.verify", passed and "passed" or "failed")
@@ -357,7 +384,7 @@ function M.run(opts)
   end
   local marked, merr = mark_lock(root, p, locked, steps)
   if not marked then ui.warn("cannot mark mlx.lock: " .. tostring(merr)) end
-  if run then finish_run(opts, run, locked, steps, passed, message) end
+  if run then finish_run(opts, run, locked, steps, passed, message, tails) end
   return { passed = passed, steps = steps, first = first, message = message, left_out = left_out,
     copies = ctx.copies, logs = logs, tails = tails, base = base, run = run and run.id }
 end

@@ -169,6 +169,14 @@ is "$OUT" "false	false	nil	nil" "mlx.lock marks the diverged steps \"determinist
 mlx runs --filter "tags.mlx.verify = 'failed'"
 like "$OUT" "noisy\.lua:stamp \[verify\] +FAILED" "the step's verify run is tagged mlx.verify = failed, and mlx runs says it is verify's"
 like "$OUT" "noisy\.lua \[verify\] +FAILED" "and so is the verification's"
+# What the report said stays with the step runs, for mlx runs and the ui.
+mlx runs --limit 0 --filter "tags.mlx.verify != 'passed' and step IS NOT NULL" --json
+messages=$(printf '%s' "$OUT" | python3 -c 'import json, sys
+for r in json.load(sys.stdin): print(r["step"] + ": " + (r.get("message") or ""))' | sort)
+like "$messages" "^stamp: not reproduced: out/stamp\.txt differs in copy 1 \([0-9a-f]{12}… -> [0-9a-f]{12}…\), out/stamp\.txt differs in copy 2 " \
+	"a diverged step's run says which out differs in which copy"
+like "$messages" "^after: unchecked: its input 'out/stamp\.txt' differed from mlx.lock, as made upstream$" \
+	"an unchecked step's run says why"
 
 mlx recipe noisy.lua --force-step stamp
 is "$RC" 0 "the step runs again"
@@ -203,6 +211,9 @@ is "$RC" 1 "but not in the copy"
 like "$OUT" "^  failed in copy 1$" "verify says where it failed"
 like "$OUT" "^    \| .*cat: notes\.txt: No such file or directory" "and shows the end of the copy's output"
 is "$(printf '%s\n' "$ERR" | tail -n 1)" "mlx: error: step 'reader' failed in copy 1" "the error names the step"
+mlx runs --limit 1 --filter "step = 'reader' and tags.mlx.verify = 'failed'" --json
+like "$OUT" '"message": "not reproduced: failed in copy 1: cat: notes.txt: No such file or directory"' \
+	"its run keeps the step's last line of output"
 no_copies_left "the copies are removed"
 
 # A recipe that fails in a copy before any step ran: nothing was checked,
