@@ -186,8 +186,6 @@ local function start_run(opts, p)
   return run
 end
 
--- Ends the verification's run: tagged mlx.verify = passed | failed, with
--- a run per step tagged passed, failed or unchecked.
 -- What the run of step s is to say of it, as the report does (the ui and
 -- mlx runs show it where the report is gone): nil when it reproduced.
 local function step_message(s, tails)
@@ -215,6 +213,9 @@ local function step_message(s, tails)
   return "not reproduced: " .. table.concat(parts, ", ")
 end
 
+-- Ends the verification's run: tagged mlx.verify = passed | failed, with
+-- a run per step tagged passed, failed or unchecked, saying why when not
+-- passed (tails: the end of the output of each copy whose recipe failed).
 local function finish_run(opts, run, locked, steps, passed, message, tails)
   local word = { reproduced = "passed", diverged = "failed", unchecked = "unchecked" }
   for _, s in ipairs(steps) do
