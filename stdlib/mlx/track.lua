@@ -668,7 +668,10 @@ end
 --- there is none; nil, message, code if the database cannot be read.
 function Store:step_producer(step_key, except)
   local rows, err, code = self.db:query("SELECT id FROM runs WHERE step_key = ?1 AND id != ?2"
-    .. " AND status IN ('FINISHED', 'CACHED') AND id NOT IN (SELECT run_id FROM tags WHERE key = 'mlx.verify')"
+    .. " AND status IN ('FINISHED', 'CACHED')"
+    -- Correlated, so that only the few runs of this key are looked up (by
+    -- the tags' primary key): NOT IN would read every tag at each call.
+    .. " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.run_id = runs.id AND t.key = 'mlx.verify')"
     .. " ORDER BY status = 'FINISHED' DESC, start_time DESC, id DESC LIMIT 1",
     { step_key, except or "" })
   if not rows then return nil, err, code end
