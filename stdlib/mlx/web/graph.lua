@@ -52,53 +52,75 @@ function M.pipelines(root)
   return out
 end
 
--- The newest verification of the locked key of step s: {id, result =
--- "passed"|"failed"|"unchecked", start_time}, or nil.
-local function verification(store, s)
-  local runs = store:runs { filter = ("step = '%s' and step_key = '%s' and tags.mlx.verify IS NOT NULL"):format(
-    s.name, s.key), limit = 1 }
-  local r = runs and runs[1]
-  if not r then return nil end
-  return { id = r.id, result = r.tags["mlx.verify"], start_time = r.start_time }
-end
-
 -- A string literal of the filter language (a quote is doubled).
 local function literal(text)
   return "'" .. text:gsub("'", "''") .. "'"
 end
 
--- The newest run of step s that is not mlx verify's: of the recipe of
--- the run that produced its locked key when there is one, as another
+-- The runs matching "FIELD IN (values)" and the condition extra, newest
+-- first, a few hundred values per query (one query per page of steps, not
+-- one per step).
+local function runs_in(store, field, values, extra)
+  local out = {}
+  for first = 1, #values, 500 do
+    local quoted = {}
+    for i = first, math.min(first + 499, #values) do quoted[#quoted + 1] = literal(values[i]) end
+    local runs = store:runs { filter = ("%s IN (%s)%s"):format(field, table.concat(quoted, ", "), extra or "") }
+    for _, r in ipairs(runs or {}) do out[#out + 1] = r end
+  end
+  table.sort(out, function(a, b) return a.start_time > b.start_time or (a.start_time == b.start_time and a.id > b.id) end)
+  return out
+end
+
+-- The newest run of step s that is not mlx verify's: of recipe (that of
+-- the run that produced its locked key) when there is one, as another
 -- pipeline (another recipe) may have a step of the same name.
-local function newest_run(store, s, producer)
+local function newest_run(store, s, recipe)
   local filter = ("step = '%s' and tags.mlx.verify IS NULL"):format(s.name)
-  local produced = producer and store:get(producer)
-  if produced and produced.recipe then filter = filter .. " and recipe = " .. literal(produced.recipe) end
+  if recipe then filter = filter .. " and recipe = " .. literal(recipe) end
   local runs = store:runs { filter = filter, limit = 1 }
   return runs and runs[1]
 end
 
 -- The state of each step from the runs: the newest run of its name, the
--- run that produced the locked key, and the newest verification of it.
+-- run that produced the locked key, and the newest verification of that
+-- key ({id, result = "passed"|"failed"|"unchecked", start_time}).
 local function add_states(store, pipelines)
   for _, p in ipairs(pipelines) do
+    local producers, keys = {}, {}
     for _, s in ipairs(p.steps) do
       s.state = "locked"
+      s.hex_key = type(s.key) == "string" and s.key:match("^%x+$") and s.key or nil
+      if store and s.hex_key then
+        s.producer = store:step_producer(s.hex_key) or nil
+        producers[#producers + 1] = s.producer
+        keys[#keys + 1] = s.hex_key
+      end
+    end
+    local recipe_of, verified = {}, {}
+    if store then
+      for _, r in ipairs(runs_in(store, "id", producers)) do recipe_of[r.id] = r.recipe end
+      for _, r in ipairs(runs_in(store, "step_key", keys, " and tags.mlx.verify IS NOT NULL and step IS NOT NULL")) do
+        verified[r.step_key] = verified[r.step_key]
+          or { id = r.id, result = r.tags["mlx.verify"], start_time = r.start_time, step = r.step }
+      end
+    end
+    for _, s in ipairs(p.steps) do
       if store and not s.name:find("['\\]") then
-        local hex_key = type(s.key) == "string" and s.key:match("^%x+$")
-        local producer = hex_key and store:step_producer(s.key)
-        local latest = newest_run(store, s, producer)
+        local latest = newest_run(store, s, s.producer and recipe_of[s.producer])
         if latest then
           s.latest = { id = latest.id, status = latest.status, start_time = latest.start_time,
             duration = latest.duration, parent = latest.parent }
         end
-        s.producer = producer or nil
-        s.verification = hex_key and verification(store, s) or nil
+        local v = s.hex_key and verified[s.hex_key]
+        if v and v.step == s.name then
+          s.verification = { id = v.id, result = v.result, start_time = v.start_time }
+        end
         if latest and latest.status == "RUNNING" then
           s.state = "running"
         elseif latest and (latest.status == "FAILED" or latest.status == "KILLED") and latest.step_key ~= s.key then
           s.state = "failed"
-        elseif producer then
+        elseif s.producer then
           s.state = "done"
         end
       end
