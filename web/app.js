@@ -247,7 +247,7 @@ async function tableView(kind) {
     const box = el("input", { type: "checkbox", class: "select", value: r.id, checked: st.selected.has(r.id) });
     const tr = el("tr", { "data-id": r.id, class: st.selected.has(r.id) ? "selected" : "" },
       el("td", {}, box), el("td", {}, runLink(r.id, r.id.slice(0, 12))),
-      el("td", {}, kind === "exp" ? (r.recipe || "") : (r.step ? (r.recipe || "") + ":" + r.step : (r.recipe || ""))),
+      el("td", {}, kind === "exp" ? (r.recipe || "") : (r.step ? (r.recipe || "") + ":" + r.step : (r.recipe || "")), verifyLabel(r)),
       el("td", {}, status(r.status)), el("td", {}, fmtTime(r.start_time)), el("td", { class: "num" }, fmtDuration(r.duration)),
       shown.map((c) => {
         const dot = c.indexOf(".");
@@ -291,11 +291,19 @@ async function tableView(kind) {
   if (data.runs.some((r) => r.status === "RUNNING")) live(() => route(), 3000);
 }
 
+// A run of mlx verify ran in a copy of the workspace: its FAILED means
+// "did not reproduce", not that the pipeline failed (mlx runs marks it so).
+function verifyLabel(r) {
+  return r.tags && r.tags["mlx.verify"] !== undefined
+    ? el("span", { class: "muted verify-label", title: "a run of mlx verify, in a copy of the workspace" }, " [verify]") : null;
+}
+
 // ---- one run --------------------------------------------------------------------
 
 async function runView(id) {
   const run = await api("/api/runs/" + encodeURIComponent(id));
-  const title = run.step ? (run.recipe || "") + ":" + run.step : (run.recipe || "run");
+  const title = (run.step ? (run.recipe || "") + ":" + run.step : (run.recipe || "run"))
+    + (run.tags && run.tags["mlx.verify"] !== undefined ? " [verify]" : "");
   const info = {
     status: run.status, command: run.command, started: fmtTime(run.start_time), ended: fmtTime(run.end_time),
     duration: fmtDuration(run.duration), "cpu time": run.cpu_seconds !== undefined ? fmtDuration(run.cpu_seconds) : undefined,
@@ -441,10 +449,22 @@ function runningRecipes(g) {
   if (g.running.length === 0) return null;
   return el("section", { id: "running" }, el("h2", {}, "Running now"),
     g.running.map((r) => el("div", {},
-      el("p", {}, runLink(r.id, r.id.slice(0, 12)), " ", r.recipe || "", " started ", fmtTime(r.start_time)),
+      el("p", {}, runLink(r.id, r.id.slice(0, 12)), " ", r.recipe || "",
+        r.verification ? el("span", { class: "muted" }, " (mlx verify, in copies of the workspace)") : "",
+        " started ", fmtTime(r.start_time)),
       el("table", {}, el("tr", {}, el("th", {}, "step"), el("th", {}, "status"), el("th", { class: "num" }, "duration")),
         r.steps.map((s) => el("tr", { "data-running-step": s.step || "" }, el("td", {}, runLink(s.id, s.step || s.id)),
           el("td", {}, status(s.status)), el("td", { class: "num" }, fmtDuration(s.duration))))))));
+}
+
+// What mlx verify last said of the step's locked key (its runs ran in
+// copies of the workspace, so they are never the step's newest run), and
+// the lock's marking of a step whose outs did not reproduce bit for bit.
+function verificationCell(s) {
+  const v = s.verification;
+  const marked = s.deterministic === false ? el("div", { class: "muted" }, "not deterministic (mlx.lock)") : null;
+  if (!v) return [marked || el("span", { class: "muted" }, "not verified")];
+  return [el("span", { class: "status verify-" + v.result }, v.result), " ", runLink(v.id, fmtTime(v.start_time)), marked];
 }
 
 async function graphView() {
@@ -467,9 +487,10 @@ async function graphView() {
           const waits = p.edges.filter((e) => e.to === s.name).map((e) => e.from);
           return `${s.name} [${s.latest ? s.latest.status : s.state}]` + (waits.length ? "  ← " + waits.join(", ") : "");
         }).join("\n")),
-      el("table", {}, el("tr", {}, ["step", "state", "newest run", "deps", "outs"].map((h) => el("th", {}, h))),
+      el("table", {}, el("tr", {}, ["step", "state", "newest run", "verification", "deps", "outs"].map((h) => el("th", {}, h))),
         p.steps.map((s) => el("tr", { "data-step": s.name }, el("td", {}, s.name), el("td", {}, status(s.latest ? s.latest.status : s.state), " ", el("span", { class: "muted" }, s.state)),
           el("td", {}, s.latest ? runLink(s.latest.id, s.latest.id.slice(0, 12)) : ""),
+          el("td", { "data-verification": s.verification ? s.verification.result : "" }, verificationCell(s)),
           el("td", { class: "mono" }, s.deps.map((p) => el("div", {}, p))), el("td", { class: "mono" }, s.outs.map((p) => el("div", {}, p)))))))));
   ready("graph");
 }

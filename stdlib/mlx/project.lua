@@ -62,6 +62,40 @@ function M.relative(path, root)
   return abs
 end
 
+-- The top of the git work tree holding dir (the nearest directory, dir
+-- included, with a .git entry), or nil.
+local function work_tree(dir)
+  while dir do
+    if fs.stat(dir .. "/.git") then return dir end
+    dir = parent(dir)
+  end
+  return nil
+end
+
+--- Returns the recipe at path as runs record it, which must not depend on
+--- where the project is: relative to root when it lies inside it
+--- ("pipeline.lua"); relative to root with ".." when it lies outside it in
+--- the git work tree that holds root (a repository's shared recipes,
+--- "../deploy.lua"), so that every clone records the same; else its
+--- absolute path (a file of this machine, not of the project, which the
+--- recipe's hash identifies). Symlinked directories are resolved first.
+function M.recorded_recipe(path, root)
+  local abs = M.absolute(path)
+  local dir, name = abs:match("^(.*)/([^/]+)$")
+  local real_dir = fs.realpath(dir == "" and "/" or dir)
+  if real_dir then abs = (real_dir == "/" and "" or real_dir) .. "/" .. name end
+  if abs:sub(1, #root + 1) == root .. "/" then return abs:sub(#root + 2) end
+  local top = work_tree(root)
+  if not top or abs:sub(1, #top + 1) ~= top .. "/" then return abs end
+  -- Up from root to the deepest directory it shares with the recipe.
+  local from, to = {}, {}
+  for part in root:sub(#top + 2):gmatch("[^/]+") do from[#from + 1] = part end
+  for part in abs:sub(#top + 2):gmatch("[^/]+") do to[#to + 1] = part end
+  local common = 0
+  while common < #from and common < #to - 1 and from[common + 1] == to[common + 1] do common = common + 1 end
+  return ("../"):rep(#from - common) .. table.concat(to, "/", common + 1)
+end
+
 --- Returns the directories whose Lua modules a user adds to mlx, in search
 --- order: the project's lib/, then each directory of MLX_PATH (colon-separated).
 function M.module_dirs(root)

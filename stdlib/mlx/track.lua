@@ -663,11 +663,16 @@ end
 
 --- Returns the id of the newest FINISHED run of a step with key step_key
 --- (else the newest CACHED one, which carries its producer's metrics),
---- other than the run except; nil if there is none; nil, message, code if
---- the database cannot be read.
+--- other than the run except and other than mlx verify's runs (a check
+--- that ran in a copy: its outs and metrics are not the project's); nil if
+--- there is none; nil, message, code if the database cannot be read.
 function Store:step_producer(step_key, except)
   local rows, err, code = self.db:query("SELECT id FROM runs WHERE step_key = ?1 AND id != ?2"
-    .. " AND status IN ('FINISHED', 'CACHED') ORDER BY status = 'FINISHED' DESC, start_time DESC, id DESC LIMIT 1",
+    .. " AND status IN ('FINISHED', 'CACHED')"
+    -- Correlated, so that only the few runs of this key are looked up (by
+    -- the tags' primary key): NOT IN would read every tag at each call.
+    .. " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.run_id = runs.id AND t.key = 'mlx.verify')"
+    .. " ORDER BY status = 'FINISHED' DESC, start_time DESC, id DESC LIMIT 1",
     { step_key, except or "" })
   if not rows then return nil, err, code end
   return rows[1] and rows[1].id

@@ -7,6 +7,7 @@ M.EXIT = {
   OK = 0,          -- success
   FAILED = 1,      -- a step, check or recipe failed while running
   USAGE = 2,       -- usage error or bad input (flag, file, recipe that does not compile)
+  NOT_VERIFIED = 3, -- mlx verify could not run the recipe in a copy: nothing was checked
   INTERRUPTED = 130, -- SIGINT or SIGTERM
 }
 

@@ -174,18 +174,49 @@ end
 
 -- Starts the run recording the verification (nil when untracked, or with
 -- a warning when it cannot be recorded: the verdict stands without it).
+-- Tagged mlx.verify from the start, so that however it ends it is never
+-- taken for an experiment; "incomplete" until it ends with a verdict.
 local function start_run(opts, p)
   if not opts.track then return nil end
   local run, err = opts.track.start_run {
     parent = false, recipe = opts.recipe_path, command = opts.command, params = p.values, git = opts.git,
+    tags = { ["mlx.verify"] = "incomplete" },
   }
   if not run then ui.warn("cannot record the verification as a run: " .. tostring(err)) end
   return run
 end
 
+-- What the run of step s is to say of it, as the report does (the ui and
+-- mlx runs show it where the report is gone): nil when it reproduced.
+local function step_message(s, tails)
+  if s.status == "unchecked" then
+    return s.changed_input and ("unchecked: its input '%s' differed from mlx.lock, as made upstream"):format(
+      s.changed_input) or "unchecked: a step upstream did not complete"
+  end
+  if s.status ~= "diverged" then return nil end
+  local parts = {}
+  for _, d in ipairs(s.outs) do
+    local text = table.concat(d.text, "; ", 1, math.min(#d.text, 3)) .. (#d.text > 3 and "; …" or "")
+    parts[#parts + 1] = ("%s differs in copy %d (%s)"):format(d.path, d.copy, text)
+  end
+  if #parts == 0 and s.failed then
+    -- The step's own last line of output says why, better than mlx's
+    -- error line, whose log is gone with the copy.
+    local tail, why = tails[s.failed] or {}, nil
+    local prefix = "[" .. s.step .. "] "
+    for i = #tail, 1, -1 do
+      if tail[i]:sub(1, #prefix) == prefix then why = tail[i]:sub(#prefix + 1) break end
+    end
+    why = why or (tail[#tail] or ""):gsub("^mlx: error: ", "")
+    return ("not reproduced: failed in copy %d%s"):format(s.failed, why ~= "" and (": " .. why) or "")
+  end
+  return "not reproduced: " .. table.concat(parts, ", ")
+end
+
 -- Ends the verification's run: tagged mlx.verify = passed | failed, with
--- a run per step tagged passed, failed or unchecked.
-local function finish_run(opts, run, locked, steps, passed, message)
+-- a run per step tagged passed, failed or unchecked, saying why when not
+-- passed (tails: the end of the output of each copy whose recipe failed).
+local function finish_run(opts, run, locked, steps, passed, message, tails)
   local word = { reproduced = "passed", diverged = "failed", unchecked = "unchecked" }
   for _, s in ipairs(steps) do
     local step_run = opts.track.start_run {
@@ -193,12 +224,29 @@ local function finish_run(opts, run, locked, steps, passed, message)
       command = opts.command, tags = { ["mlx.verify"] = word[s.status] }, git = opts.git,
     }
     if step_run then
-      step_run:finish(s.status == "diverged" and "FAILED" or "FINISHED",
-        s.status == "diverged" and { message = "not reproduced" } or nil)
+      local why = step_message(s, tails)
+      step_run:finish(s.status == "diverged" and "FAILED" or "FINISHED", why and { message = why } or nil)
     end
   end
   run:set_tag("mlx.verify", passed and "passed" or "failed")
   run:finish(passed and "FINISHED" or "FAILED", message and { message = message } or nil)
+end
+
+-- Ends the verification when the recipe failed in copy i before any step
+-- ran: the run is tagged mlx.verify = error (no step runs, mlx.lock not
+-- marked) and the failure, exit NOT_VERIFIED, names the recipe and its
+-- error in the copy (the last line of the copy's output).
+local function could_not_verify(run, i, recipe, last_line)
+  local why = (last_line or ""):gsub("^mlx: error: ", "")
+  if why == "" then why = "it ended without a message" end
+  local message = ("cannot verify: %s failed in copy %d before any step ran: %s (a copy holds only the recipe, "
+    .. "its params files, lib/, .mlx/config.lua and the steps' locked inputs: read other files in a step "
+    .. "that declares them; --keep keeps the copies to look at)"):format(recipe, i, why)
+  if run then
+    run:set_tag("mlx.verify", "error")
+    run:finish("FAILED", { message = message })
+  end
+  ui.fail(ui.EXIT.NOT_VERIFIED, "%s", message)
 end
 
 --- Verifies the steps of the pipeline of a recipe. opts: { root (absolute
@@ -217,8 +265,10 @@ end
 --- failed}, run (the id of the run recording it, when tracked) }.
 --- Raises a usage failure (exit 2) for an unknown step, a recipe without a
 --- pipeline, a lock that does not pin what the recipe declares, or an input
---- that is neither in the store nor in the workspace; "interrupted" after
---- stopping the re-execution and removing the copies.
+--- that is neither in the store nor in the workspace; a failure with exit
+--- NOT_VERIFIED (3) when the recipe failed in a copy before any step ran
+--- (nothing was checked, nothing is marked); "interrupted" after stopping
+--- the re-execution and removing the copies.
 function M.run(opts)
   local root = opts.root
   local doc = read_lock(root)
@@ -293,11 +343,12 @@ function M.run(opts)
       if code == "interrupted" then error("interrupted", 0) end
       ui.fail(ui.EXIT.FAILED, "cannot run the recipe in %s: %s", dir, err)
     end
-    if result.code == 2 or result.code == 130 then
-      -- Not a divergence: the copy could not run the recipe at all.
-      local tail = scratch.tail(logs[i], 1)[1] or ""
-      ui.fail(result.code == 130 and ui.EXIT.INTERRUPTED or ui.EXIT.USAGE,
-        "copy %d could not run %s: %s", i, recipe_rel, (tail:gsub("^mlx: error: ", "")))
+    if result.code == 130 then error("interrupted", 0) end
+    if not result.ok and not scratch.ran_a_step(dir) then
+      -- Not a divergence: the recipe failed in the copy before any step
+      -- ran (a file it reads as it loads is not in the copy, a Lua error
+      -- under the copy's conditions), so nothing was checked.
+      could_not_verify(run, i, recipe_rel, scratch.tail(logs[i], 1)[1])
     end
     -- The end of the copy's output explains a step that failed there; the
     -- log itself goes with the copy.
@@ -334,7 +385,7 @@ function M.run(opts)
   end
   local marked, merr = mark_lock(root, p, locked, steps)
   if not marked then ui.warn("cannot mark mlx.lock: " .. tostring(merr)) end
-  if run then finish_run(opts, run, locked, steps, passed, message) end
+  if run then finish_run(opts, run, locked, steps, passed, message, tails) end
   return { passed = passed, steps = steps, first = first, message = message, left_out = left_out,
     copies = ctx.copies, logs = logs, tails = tails, base = base, run = run and run.id }
 end

@@ -191,7 +191,7 @@ def charts_drawn(driver):
         c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v !== 0)).length;""")
 
 
-def view_tests(ui, recipe_runs, train, profile):
+def view_tests(root, ui, recipe_runs, train, profile):
     d = browser(profile)
     try:
         # Experiments: one row per recipe run, metrics as columns.
@@ -309,7 +309,27 @@ def view_tests(ui, recipe_runs, train, profile):
             ok(d.find_elements(By.CSS_SELECTOR, "pre.graph-text"), "graph: shown as text without Graphviz")
         steps = [r.get_attribute("data-step") for r in d.find_elements(By.CSS_SELECTOR, "tr[data-step]")]
         ok(steps == ["prepare", "train"], "graph: the lock's steps with their state", steps)
+
+        # mlx verify re-runs train in copies of the workspace and records
+        # its own step run, newer than the project's: the step's newest run
+        # is still the project's, and the verification is shown apart.
+        mlx(root, "verify", "pipeline.lua", "train")
+        d.get("about:blank")
+        d.get(ui.url + "#/graph")
+        wait_ready(d, "graph")
+        row = d.find_element(By.CSS_SELECTOR, "tr[data-step=train]")
+        cells = row.find_elements(By.TAG_NAME, "td")
+        ok(cells[2].text == train[0]["id"][:12], "graph: a step's newest run is the project's, not mlx verify's",
+           "%r, expected %r" % (cells[2].text, train[0]["id"][:12]))
+        ok(row.find_elements(By.CSS_SELECTOR, "td[data-verification=passed]") and "passed" in cells[3].text,
+           "graph: the verification is shown in its own column", cells[3].text)
         shot(d, "graph")
+        d.get(ui.url + "#/runs")
+        wait_ready(d, "runs")
+        labelled = [r.find_element(By.CSS_SELECTOR, "td:nth-child(3)").text
+                    for r in d.find_elements(By.CSS_SELECTOR, "tr[data-id]") if r.find_elements(By.CSS_SELECTOR, ".verify-label")]
+        ok(sorted(labelled) == ["pipeline.lua [verify]", "pipeline.lua:train [verify]"],
+           "runs: mlx verify's runs are marked [verify], and only they", labelled)
         ok(no_alert(d), "XSS: no alert on any view")
     finally:
         d.quit()
@@ -453,7 +473,7 @@ def main():
 
             api_tests(root, ui, recipe_runs)
             safety_tests(ui)
-            view_tests(ui, recipe_runs, train, os.path.join(tmp, "profile1"))
+            view_tests(root, ui, recipe_runs, train, os.path.join(tmp, "profile1"))
             live_test(root, ui, os.path.join(tmp, "profile2"))
         finally:
             rc = ui.stop()

@@ -78,7 +78,7 @@ export MLX_HOSTNAME=machine-a
 mlx model ls
 like "$OUT" "^iris +1 +1 +production=1 staging=1 " "machine A sees the promotion machine B made"
 mlx runs --limit 1 --json
-like "$OUT" '"recipe": ".*/b/recipes/deploy.lua"' "and machine B's deploy run"
+like "$OUT" '"recipe": "\.\./deploy\.lua"' "and machine B's deploy run, its recipe recorded relative to the project, not where B's clone is"
 like "$OUT" '"host": "machine-b"' "recorded with machine B's host"
 
 done_testing

@@ -115,4 +115,61 @@ mlx recipe bad.lua
 is "$RC $ERR" "2 mlx: error: bad.lua:1: unexpected symbol near '='" "a recipe that does not compile still exits 2"
 cd ..
 
+# ---- a recipe outside the project -------------------------------------------
+# Recorded relative to the project root when it lies in the git repository
+# holding the project, so that a clone anywhere records the same; else by
+# its absolute path (a file of this machine, not of the project).
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
+mkdir -p repo/projects/a repo/shared
+cat >repo/shared/pipeline.lua <<'LUA'
+local p = require("mlx").pipeline "shared"
+p:step "copy" { deps = { "data/x" }, outs = { "out/y" }, cmd = "mkdir -p out && cp data/x out/y" }
+return p
+LUA
+(cd repo && git init -q -b main && cd projects/a && "$MLX" init >/dev/null && mkdir data && echo 1 >data/x)
+cd repo/projects/a || exit 1
+recorded() { # the recipe and command of every run, sorted, one per line
+	mlx runs --all --limit 0 --json
+	printf '%s' "$OUT" | python3 -c 'import json, sys
+for r in json.load(sys.stdin):
+    print(r["recipe"], "|", r["command"] if r.get("step") is None else "step")' | sort -u
+}
+mlx recipe ../../shared/pipeline.lua -q
+is "$RC" 0 "a recipe of the repository outside the project runs"
+mlx recipe "$TEST_DIR/repo/shared/pipeline.lua" -f -q
+is "$RC" 0 "also by its absolute path"
+ln -s "$TEST_DIR/repo/shared" "$TEST_DIR/linked"
+mlx recipe "$TEST_DIR/linked/pipeline.lua" -f -q
+is "$RC" 0 "also through a symlinked directory"
+is "$(recorded)" "../../shared/pipeline.lua | mlx recipe ../../shared/pipeline.lua
+../../shared/pipeline.lua | mlx recipe ../../shared/pipeline.lua -f
+../../shared/pipeline.lua | step" "the runs record it relative to the project root, however it was named"
+mlx verify ../../shared/pipeline.lua
+is "$RC" 0 "mlx verify runs it"
+mlx runs --all --limit 1 --json
+like "$OUT" '"command": "mlx verify \.\./\.\./shared/pipeline\.lua"' "and records it so too"
+key=$(python3 -c 'import json; print(json.load(open("mlx.lock"))["steps"]["shared"]["copy"]["key"])')
+cd "$TEST_DIR/repo" && git add -A && git commit -qm "a project and a shared recipe" && cd "$TEST_DIR" || exit 1
+git clone -q repo elsewhere/deeper/clone
+cd elsewhere/deeper/clone/projects/a || exit 1
+mlx recipe ../../shared/pipeline.lua -f -q
+is "$RC" 0 "a clone in another directory runs it"
+is "$(recorded)" "../../shared/pipeline.lua | mlx recipe ../../shared/pipeline.lua -f
+../../shared/pipeline.lua | step" "and records the same recipe and command"
+is "$(python3 -c 'import json; print(json.load(open("mlx.lock"))["steps"]["shared"]["copy"]["key"])')" "$key" \
+	"with the same step key"
+git diff --quiet -- mlx.lock
+is "$?" 0 "and the same mlx.lock"
+cd "$TEST_DIR" || exit 1
+mkdir outside && cp repo/shared/pipeline.lua outside/
+cd repo/projects/a || exit 1
+mlx recipe "$TEST_DIR/outside/pipeline.lua" -f -q
+mlx runs --limit 1 --json
+like "$OUT" "\"recipe\": \"$(realpath "$TEST_DIR")/outside/pipeline\.lua\"" "a recipe outside the repository is recorded by its absolute path"
+cp ../../shared/pipeline.lua ../common.lua
+mlx recipe "$TEST_DIR/repo/projects/common.lua" -f -q
+mlx runs --limit 1 --json
+like "$OUT" '"recipe": "\.\./common\.lua"' "a recipe beside the project: up to the directory they share, no further"
+cd "$TEST_DIR" || exit 1
+
 done_testing

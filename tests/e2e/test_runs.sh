@@ -65,7 +65,8 @@ is "$(printf '%s' "$OUT" | json 'd[2]["params"], d[2]["tags"], d[2]["exit_code"]
 	"{'lr': '0.1', 'optimizer': 'adam'} {'team': 'vision'} 0 $(sha256sum recipes/train.lua | cut -c1-8)" \
 	"--json: params, tags, exit code and the recipe's hash"
 is "$(printf '%s' "$OUT" | json 'd[0]["command"], d[1]["message"], d[1]["exit_code"]')" \
-	"mlx recipe train.lua 0.05 recipes/fails.lua:2: accuracy too low: 1 1" "the command, and the error of a failed run"
+	"mlx recipe recipes/train.lua 0.05 recipes/fails.lua:2: accuracy too low: 1 1" \
+	"the command (its recipe relative to the project root, though run from recipes/), and the error of a failed run"
 
 mlx runs --filter "metrics.acc > 0.85 and params.lr = '0.1'"
 is "$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $1 }')" "$old" "--filter selects runs"

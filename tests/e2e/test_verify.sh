@@ -167,8 +167,16 @@ mlx lua -e 'local s = require("mlx.json").load("mlx.lock").steps.noisy
   print(s.stamp.deterministic, s.dice.deterministic, s.base.deterministic, s.after.deterministic)'
 is "$OUT" "false	false	nil	nil" "mlx.lock marks the diverged steps \"deterministic\": false, and only them"
 mlx runs --filter "tags.mlx.verify = 'failed'"
-like "$OUT" "noisy\.lua:stamp +FAILED" "the step's verify run is tagged mlx.verify = failed"
-like "$OUT" "noisy\.lua +FAILED" "and so is the verification's"
+like "$OUT" "noisy\.lua:stamp \[verify\] +FAILED" "the step's verify run is tagged mlx.verify = failed, and mlx runs says it is verify's"
+like "$OUT" "noisy\.lua \[verify\] +FAILED" "and so is the verification's"
+# What the report said stays with the step runs, for mlx runs and the ui.
+mlx runs --limit 0 --filter "tags.mlx.verify != 'passed' and step IS NOT NULL" --json
+messages=$(printf '%s' "$OUT" | python3 -c 'import json, sys
+for r in json.load(sys.stdin): print(r["step"] + ": " + (r.get("message") or ""))' | sort)
+like "$messages" "^stamp: not reproduced: out/stamp\.txt differs in copy 1 \([0-9a-f]{12}… -> [0-9a-f]{12}…\), out/stamp\.txt differs in copy 2 " \
+	"a diverged step's run says which out differs in which copy"
+like "$messages" "^after: unchecked: its input 'out/stamp\.txt' differed from mlx.lock, as made upstream$" \
+	"an unchecked step's run says why"
 
 mlx recipe noisy.lua --force-step stamp
 is "$RC" 0 "the step runs again"
@@ -203,7 +211,59 @@ is "$RC" 1 "but not in the copy"
 like "$OUT" "^  failed in copy 1$" "verify says where it failed"
 like "$OUT" "^    \| .*cat: notes\.txt: No such file or directory" "and shows the end of the copy's output"
 is "$(printf '%s\n' "$ERR" | tail -n 1)" "mlx: error: step 'reader' failed in copy 1" "the error names the step"
+mlx runs --limit 1 --filter "step = 'reader' and tags.mlx.verify = 'failed'" --json
+like "$OUT" '"message": "not reproduced: failed in copy 1: cat: notes.txt: No such file or directory"' \
+	"its run keeps the step's last line of output"
 no_copies_left "the copies are removed"
+
+# A recipe that fails in a copy before any step ran: nothing was checked,
+# which is no divergence (exit 3, no step runs, mlx.lock not marked).
+echo '{"n": 3}' >settings.json
+cat >loads.lua <<'LUA'
+local p = require("mlx").pipeline "loads"
+local f = assert(io.open("settings.json"))
+local n = f:read("a"):match("%d+")
+f:close()
+p:step "count" { deps = { "data/in.csv" }, outs = { "out/n.txt" }, cmd = "mkdir -p out && echo " .. n .. " > out/n.txt" }
+return p
+LUA
+mlx recipe loads.lua
+is "$RC" 0 "a recipe reading an untracked file as it loads runs in the workspace"
+cp mlx.lock ../loads.lock
+mlx verify loads.lua
+is "$RC" 3 "in the copy it cannot load: verify exits 3, not 1"
+is "$(printf '%s\n' "$ERR" | tail -n 1)" \
+	"mlx: error: cannot verify: loads.lua failed in copy 1 before any step ran: loads.lua:2: settings.json: No such file or directory (a copy holds only the recipe, its params files, lib/, .mlx/config.lua and the steps' locked inputs: read other files in a step that declares them; --keep keeps the copies to look at)" \
+	"one line naming the recipe, its error and what to do"
+printf '%s\n' "$OUT" | grep -q DIVERGED
+is "$?" 1 "no step is reported DIVERGED"
+cmp -s mlx.lock ../loads.lock
+is "$?" 0 "mlx.lock is unchanged: no step is marked non-deterministic"
+no_copies_left "the copies are removed"
+mlx runs --all --limit 0 --filter "tags.mlx.verify = 'error'"
+like "$OUT" "loads\.lua \[verify\] +FAILED" "the attempt is a run tagged mlx.verify = error"
+mlx runs --all --limit 0 --filter "tags.mlx.verify = 'failed' or tags.mlx.verify = 'passed'"
+printf '%s\n' "$OUT" | grep -q "loads\.lua"
+is "$?" 1 "not tagged failed or passed"
+is "$(track_sql "SELECT count(*) FROM runs WHERE parent_id IN (SELECT run_id FROM tags WHERE key = 'mlx.verify' AND value = 'error')")" 0 \
+	"with no step run"
+mlx exp --json
+printf '%s' "$OUT" | grep -q '"mlx.verify"'
+is "$?" 1 "and no experiment"
+cat >french.lua <<'LUA'
+local p = require("mlx").pipeline "french"
+if os.getenv("LANGUAGE") == "fr" then error("no French here") end
+p:step "copy" { deps = { "data/in.csv" }, outs = { "out/copy.csv" }, cmd = "mkdir -p out && cp data/in.csv out/copy.csv" }
+return p
+LUA
+mlx recipe french.lua
+cp mlx.lock ../loads.lock
+mlx verify french.lua
+is "$RC" 3 "a recipe that fails to load only under the second copy's conditions"
+like "$(printf '%s\n' "$ERR" | tail -n 1)" "^mlx: error: cannot verify: french\.lua failed in copy 2 before any step ran: french\.lua:2: no French here " \
+	"is named with the copy and its error"
+cmp -s mlx.lock ../loads.lock
+is "$?" 0 "mlx.lock is still unchanged"
 cd "$TEST_DIR" || exit 1
 
 # ---- each condition is varied -----------------------------------------------
@@ -296,6 +356,6 @@ no_copies_left "the copies are removed on Ctrl-C"
 cmp -s mlx.lock ../slow.lock
 is "$?" 0 "mlx.lock is unchanged"
 mlx runs --filter "tags.mlx.verify = 'failed' or status = 'KILLED'"
-like "$OUT" "slow\.lua +KILLED" "the verification's run is KILLED"
+like "$OUT" "slow\.lua \[verify\] +KILLED" "the verification's run is KILLED"
 
 done_testing

@@ -151,4 +151,79 @@ function TestWeb:test_the_graph_comes_from_the_lock()
   lu.assertStrContains(dot, '"prep" -> "train";')
 end
 
+function TestWeb:test_verify_runs_are_shown_apart_from_the_steps_runs()
+  -- mlx verify records a step run with the locked key, newer than the
+  -- project's own: it is neither the step's newest run nor its producer.
+  local h, key = ("ab"):rep(32), ("d"):rep(64)
+  assert(json.save(self.dir .. "/mlx.lock", { version = 1, steps = { p = {
+    train = { key = key, deps = { ["data/x"] = h },
+      outs = { model = { type = "file", hash = h, size = 1, mode = "644" } },
+      deterministic = false },
+  } } }))
+  local store = self:store()
+  local recipe = assert(store:start_run { recipe = "pipeline.lua", git = false })
+  local own = assert(store:start_run {
+    parent = recipe, recipe = "pipeline.lua", step = "train", step_key = key, git = false,
+  })
+  own:finish("FINISHED")
+  recipe:finish("FINISHED")
+  local verify = assert(store:start_run { recipe = "pipeline.lua", git = false, tags = { ["mlx.verify"] = "passed" } })
+  local checked = assert(store:start_run { parent = verify, recipe = "pipeline.lua", step = "train", step_key = key,
+    git = false, tags = { ["mlx.verify"] = "passed" } })
+  checked:finish("FINISHED")
+  verify:finish("FINISHED")
+  lu.assertEquals(store:step_producer(key), own.id, "the producer of the key is the project's run")
+  store:close()
+  local status, _, body = self:get("/api/graph")
+  lu.assertEquals(status, 200)
+  local s = json.decode(body).pipelines[1].steps[1]
+  lu.assertEquals(s.latest.id, own.id)
+  lu.assertEquals(s.producer, own.id)
+  lu.assertEquals(s.state, "done")
+  lu.assertEquals(s.verification.id, checked.id)
+  lu.assertEquals(s.verification.result, "passed")
+  lu.assertEquals(s.deterministic, false)
+  -- A verification running now is listed as one.
+  store = self:store()
+  local running = assert(store:start_run {
+    recipe = "pipeline.lua", git = false, tags = { ["mlx.verify"] = "incomplete" },
+  })
+  assert(store:flush())
+  local listed = json.decode(select(3, self:get("/api/graph"))).running
+  running:finish("KILLED")
+  store:close()
+  lu.assertEquals(#listed, 1)
+  lu.assertEquals(listed[1].id, running.id)
+  lu.assertTrue(listed[1].verification)
+end
+
+function TestWeb:test_a_steps_newest_run_is_of_its_own_recipe()
+  -- Two pipelines with a step of the same name: the other one's failure
+  -- is not this one's.
+  local h, kp, kq = ("ab"):rep(32), ("e"):rep(64), ("f"):rep(64)
+  local function entry(key)
+    return { key = key, deps = {}, outs = { m = { type = "file", hash = h, size = 1, mode = "644" } } }
+  end
+  assert(json.save(self.dir .. "/mlx.lock", {
+    version = 1, steps = { p = { train = entry(kp) }, q = { train = entry(kq) } },
+  }))
+  local store = self:store()
+  local function step_run(recipe, key, status)
+    local r = assert(store:start_run { recipe = recipe, git = false })
+    local s = assert(store:start_run { parent = r, recipe = recipe, step = "train", step_key = key, git = false })
+    s:finish(status)
+    r:finish(status)
+    return s.id
+  end
+  local p_run = step_run("p's.lua", kp, "FINISHED")
+  local q_run = step_run("q.lua", ("0"):rep(64), "FAILED")
+  store:close()
+  local pipelines = json.decode(select(3, self:get("/api/graph"))).pipelines
+  lu.assertEquals(pipelines[1].name, "p")
+  lu.assertEquals(pipelines[1].steps[1].latest.id, p_run)
+  lu.assertEquals(pipelines[1].steps[1].state, "done")
+  lu.assertEquals(pipelines[2].steps[1].latest.id, q_run, "a step no run produced: the newest of its name")
+  lu.assertEquals(pipelines[2].steps[1].state, "failed")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

@@ -16,18 +16,22 @@ local function start_run(path, args, opts, digest)
   local store, err, code = track.store()
   if store then
     local shell_word = require("mlx.pipeline.key").shell_word
+    local from_stdin = path == "-"
+    -- The recipe as recorded, which does not depend on where the project
+    -- is (project.recorded_recipe); the command names it so too, to be
+    -- run again from the project root.
+    local recorded = from_stdin and "(stdin)" or project.recorded_recipe(path, root)
     -- The words that change what runs, so the command can be run again.
-    local words = { "mlx", "recipe", shell_word(path) }
+    local words = { "mlx", "recipe", from_stdin and "-" or shell_word(recorded) }
     for _, a in ipairs(args) do words[#words + 1] = shell_word(a) end
     for _, kv in ipairs(opts.param or {}) do words[#words + 1] = "-p " .. shell_word(kv) end
     if opts.params_file then words[#words + 1] = "--params-file " .. shell_word(opts.params_file) end
     if opts.force then words[#words + 1] = "-f" end
     for _, name in ipairs(opts.force_step or {}) do words[#words + 1] = "--force-step " .. shell_word(name) end
-    local from_stdin = path == "-"
     digest = digest or not from_stdin and require("mlx.hash").file(path) or nil
     local git = track.git_context(root)
     store, err, code = store:start_run {
-      recipe = from_stdin and "(stdin)" or project.relative(path, root), recipe_hash = digest,
+      recipe = recorded, recipe_hash = digest,
       command = table.concat(words, " "),
       git = git,
     }
@@ -46,7 +50,7 @@ local function execute(chunk, path, args, opts, overrides, run, track)
   local p = load.run_chunk(chunk, path, args, overrides)
   if not p then return ui.EXIT.OK end
   local root = project.require_root()
-  local recipe_path = project.relative(path, root)
+  local recipe_path = path == "-" and "(stdin)" or project.recorded_recipe(path, root)
   local ok, err = fs.chdir(root)
   if not ok then ui.fail(ui.EXIT.FAILED, "%s", err) end
   if run then run:log_params(p.values) end
@@ -124,10 +128,13 @@ step fails, 2 when FILE is missing, does not compile or declares an invalid
 pipeline (unknown field, cycle, missing producer).
 
 In an mlx project each invocation is a run in .mlx/runs.db (see 'mlx runs'):
-its command, the recipe's path and hash, git commit, branch and dirty flag,
+its command, the recipe's path (relative to the project root, also for a
+recipe outside it in the same git repository: ../deploy.lua; see
+docs/tracking.md) and hash, git commit, branch and dirty flag,
 status (FINISHED, FAILED with the error, KILLED when interrupted), duration
 and resources. mlx.log.metric(name, value, step) logs to it. The recorded
-command keeps -p, --params-file, -f and --force-step. An invocation that
+command keeps -p, --params-file, -f and --force-step, and names the recipe
+by that path, to be run again from the project root. An invocation that
 ends with a usage error before any step ran (a bad -p, an unknown step or
 option, a bad params file) leaves no run; one that executed nothing (every
 step up to date) is tagged mlx.noop and listed by mlx runs and mlx exp only

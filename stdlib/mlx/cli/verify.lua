@@ -74,8 +74,11 @@ tagged mlx.verify = passed or failed, and marks each diverged step
 "deterministic": false in mlx.lock (kept by later runs until a verify of it
 passes). Exit codes: 0 every step reproduced, 1 something diverged, 2 usage
 or bad input (an unknown step, a lock that does not pin what the recipe
-declares, an input that is neither in the store nor in the workspace), 130
-interrupted. The copies are removed however mlx verify ends.]],
+declares, an input that is neither in the store nor in the workspace), 3
+the recipe failed in a copy before any step ran (say, it reads a file the
+copy does not hold as it loads): nothing was verified, nothing is marked,
+the run is tagged mlx.verify = error; 130 interrupted. The copies are
+removed however mlx verify ends.]],
   options = {
     { "tolerance", arg = "X", type = "number",
       help = "numbers in metrics files agree when they differ by at most X (default 0)" },
@@ -94,11 +97,13 @@ interrupted. The copies are removed however mlx verify ends.]],
     -- Relative to the root, where verify works, so messages name it as
     -- 'mlx recipe' does.
     recipe = project.relative(recipe, root)
+    -- As runs record it, which does not depend on where the project is.
+    local recorded = project.recorded_recipe(recipe, root)
     local track = require "mlx.track"
     local result = require("mlx.verify").run {
       root = root, recipe = recipe, steps = steps, tolerance = opts.tolerance, keep = opts.keep,
-      track = track, recipe_path = recipe, git = track.git_context(root),
-      command = command_line(recipe, steps, opts),
+      track = track, recipe_path = recorded, git = track.git_context(root),
+      command = command_line(recorded, steps, opts),
       on_copy = function(i, n, dir, description)
         ui.note(("verify: copy %d of %d: %s (%s)"):format(i, n, dir:sub(#root + 2), description))
       end,

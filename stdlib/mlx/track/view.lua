@@ -48,10 +48,15 @@ function M.bytes(n)
   return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
 end
 
---- Returns "recipe", "recipe:step" or "step" for a run record.
+--- Returns "recipe", "recipe:step" or "step" for a run record, followed by
+--- " [verify]" for a run of mlx verify (tag mlx.verify): it ran in a copy
+--- of the workspace, and its FAILED means "did not reproduce", not that
+--- the pipeline failed.
 function M.what(run)
-  if run.step then return (run.recipe and (run.recipe .. ":") or "") .. run.step end
-  return run.recipe or ""
+  local name = run.recipe or ""
+  if run.step then name = (run.recipe and (run.recipe .. ":") or "") .. run.step end
+  if run.tags and run.tags["mlx.verify"] then name = name .. " [verify]" end
+  return name
 end
 
 --- Returns rows (arrays of strings) as aligned lines under header; columns

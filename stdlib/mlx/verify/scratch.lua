@@ -181,6 +181,24 @@ function M.execute(dir, v, spec, log)
   return nil, err, code
 end
 
+--- Returns true when a step started in the copy at dir (its runs
+--- database, which only the copy's `mlx recipe` writes, holds a step run),
+--- false when the recipe ended before any did: it failed to load there,
+--- or was refused before running a step. Then nothing was checked, and the
+--- failure is the recipe's, not a step's.
+function M.ran_a_step(dir)
+  local path = dir .. "/.mlx/runs.db"
+  if not fs.stat(path) then return false end
+  local st = require("mlx.track").open(path)
+  if not st then return false end
+  local runs = st:runs {}
+  st:close()
+  for _, r in ipairs(runs or {}) do
+    if r.step then return true end
+  end
+  return false
+end
+
 --- Returns the last n lines of the file at path (for a failure message).
 function M.tail(path, n)
   local f = io.open(path, "rb")

@@ -1,8 +1,12 @@
 --- mlx.web.graph: the pipeline graphs of `mlx ui`, drawn from what mlx.lock
 --- and the runs recorded — a request never loads or runs a recipe. A step
 --- of the lock waits for another when one of its deps is, or lies inside,
---- an out of the other; its state is that of the newest run of its name and
---- whether a run produced the key the lock pins.
+--- an out of the other; its state is that of the newest run of its name
+--- (of the recipe that produced its locked key, when a run did: another
+--- pipeline may have a step of that name) and whether a run produced the
+--- key the lock pins. mlx verify's runs (tagged
+--- mlx.verify) ran in copies of the workspace: they are never the newest
+--- run or the producer, and are shown apart, as the step's verification.
 local json = require "mlx.json"
 
 local M = {}
@@ -23,7 +27,8 @@ function M.pipelines(root)
       for path in pairs(entry.outs or {}) do outs[#outs + 1] = path end
       table.sort(deps)
       table.sort(outs)
-      list[#list + 1] = { name = step, key = entry.key, deps = deps, outs = outs, params = entry.params }
+      list[#list + 1] = { name = step, key = entry.key, deps = deps, outs = outs, params = entry.params,
+        deterministic = entry.deterministic }
     end
     table.sort(list, function(a, b) return a.name < b.name end)
     local edges = {}
@@ -47,26 +52,75 @@ function M.pipelines(root)
   return out
 end
 
--- The state of each step from the runs: the newest run of its name, and
--- the run that produced the locked key.
+-- A string literal of the filter language (a quote is doubled).
+local function literal(text)
+  return "'" .. text:gsub("'", "''") .. "'"
+end
+
+-- The runs matching "FIELD IN (values)" and the condition extra, newest
+-- first, a few hundred values per query (one query per page of steps, not
+-- one per step).
+local function runs_in(store, field, values, extra)
+  local out = {}
+  for first = 1, #values, 500 do
+    local quoted = {}
+    for i = first, math.min(first + 499, #values) do quoted[#quoted + 1] = literal(values[i]) end
+    local runs = store:runs { filter = ("%s IN (%s)%s"):format(field, table.concat(quoted, ", "), extra or "") }
+    for _, r in ipairs(runs or {}) do out[#out + 1] = r end
+  end
+  table.sort(out, function(a, b) return a.start_time > b.start_time or (a.start_time == b.start_time and a.id > b.id) end)
+  return out
+end
+
+-- The newest run of step s that is not mlx verify's: of recipe (that of
+-- the run that produced its locked key) when there is one, as another
+-- pipeline (another recipe) may have a step of the same name.
+local function newest_run(store, s, recipe)
+  local filter = ("step = '%s' and tags.mlx.verify IS NULL"):format(s.name)
+  if recipe then filter = filter .. " and recipe = " .. literal(recipe) end
+  local runs = store:runs { filter = filter, limit = 1 }
+  return runs and runs[1]
+end
+
+-- The state of each step from the runs: the newest run of its name, the
+-- run that produced the locked key, and the newest verification of that
+-- key ({id, result = "passed"|"failed"|"unchecked", start_time}).
 local function add_states(store, pipelines)
   for _, p in ipairs(pipelines) do
+    local producers, keys = {}, {}
     for _, s in ipairs(p.steps) do
       s.state = "locked"
+      s.hex_key = type(s.key) == "string" and s.key:match("^%x+$") and s.key or nil
+      if store and s.hex_key then
+        s.producer = store:step_producer(s.hex_key) or nil
+        producers[#producers + 1] = s.producer
+        keys[#keys + 1] = s.hex_key
+      end
+    end
+    local recipe_of, verified = {}, {}
+    if store then
+      for _, r in ipairs(runs_in(store, "id", producers)) do recipe_of[r.id] = r.recipe end
+      for _, r in ipairs(runs_in(store, "step_key", keys, " and tags.mlx.verify IS NOT NULL and step IS NOT NULL")) do
+        verified[r.step_key] = verified[r.step_key]
+          or { id = r.id, result = r.tags["mlx.verify"], start_time = r.start_time, step = r.step }
+      end
+    end
+    for _, s in ipairs(p.steps) do
       if store and not s.name:find("['\\]") then
-        local latest = store:runs { filter = ("step = '%s'"):format(s.name), limit = 1 }
-        latest = latest and latest[1]
-        local producer = type(s.key) == "string" and s.key:match("^%x+$") and store:step_producer(s.key)
+        local latest = newest_run(store, s, s.producer and recipe_of[s.producer])
         if latest then
           s.latest = { id = latest.id, status = latest.status, start_time = latest.start_time,
             duration = latest.duration, parent = latest.parent }
         end
-        s.producer = producer or nil
+        local v = s.hex_key and verified[s.hex_key]
+        if v and v.step == s.name then
+          s.verification = { id = v.id, result = v.result, start_time = v.start_time }
+        end
         if latest and latest.status == "RUNNING" then
           s.state = "running"
         elseif latest and (latest.status == "FAILED" or latest.status == "KILLED") and latest.step_key ~= s.key then
           s.state = "failed"
-        elseif producer then
+        elseif s.producer then
           s.state = "done"
         end
       end
@@ -124,7 +178,8 @@ function M.dot(p)
 end
 
 -- The recipe runs RUNNING now with their steps so far: a recipe's first
--- run has steps that no lock pins yet.
+-- run has steps that no lock pins yet. A verification (mlx verify) is
+-- marked: its steps run in copies, not in the workspace.
 local function running(store)
   local out = json.array()
   if not store then return out end
@@ -137,7 +192,8 @@ local function running(store)
         local c = store:get(id)
         if c then steps[#steps + 1] = { id = c.id, step = c.step, status = c.status, duration = c.duration } end
       end
-      out[#out + 1] = { id = r.id, recipe = r.recipe, start_time = r.start_time, steps = steps }
+      out[#out + 1] = { id = r.id, recipe = r.recipe, start_time = r.start_time, steps = steps,
+        verification = r.tags["mlx.verify"] ~= nil }
     end
   end
   return out
@@ -153,6 +209,7 @@ function M.json(ctx, store)
     local steps = json.array()
     for j, s in ipairs(p.steps) do
       steps[j] = { name = s.name, key = s.key, state = s.state, latest = s.latest, producer = s.producer,
+        verification = s.verification, deterministic = s.deterministic,
         deps = json.array(s.deps), outs = json.array(s.outs), params = json.object(s.params or {}) }
     end
     out[i] = { name = p.name, steps = steps, edges = json.array(p.edges), dot = M.dot(p) }
