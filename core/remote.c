@@ -57,7 +57,8 @@ int mlx_remote_open(const struct mlx_remote_config *config, const struct mlx_rem
                     struct mlx_remote **out, struct mlx_err *err)
 {
 	*out = NULL;
-	const struct mlx_remote_backend *be = mlx_remote_backend_for(config->url);
+	const struct mlx_remote_backend *be =
+	    config->backend ? config->backend : mlx_remote_backend_for(config->url);
 	if (!be)
 		return mlx_err_set(
 		    err, MLX_ERR_INVALID, 0,

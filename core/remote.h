@@ -29,6 +29,8 @@
 #include "fs.h"
 #include "idset.h"
 
+struct mlx_remote_backend;
+
 /* Where a remote is and how to reach it. */
 struct mlx_remote_config {
 	const char *name;	/* the remote's name, for messages ("origin") */
@@ -45,6 +47,12 @@ struct mlx_remote_config {
 	 * remove, a MOVE) are not cut: they clean up after a stopped put. The
 	 * engine sets it when a transfer stops (a signal, a failure). */
 	const atomic_int *cancel;
+	/* Or NULL: the backend mlx_remote_backend_for(url) names. Set by a
+	 * caller that holds backends the table lacks: mlx_remote.so lists the
+	 * directory only, and its binding takes WebDAV and S3 from
+	 * mlx_remote_http.so, loaded for their URLs alone (libcurl and libxml2
+	 * cost more to load than a no-op pull's work). */
+	const struct mlx_remote_backend *backend;
 };
 
 /* Called once per key by list; a non-zero return stops the listing and is
@@ -84,7 +92,10 @@ struct mlx_remote_backend {
 	                  struct mlx_err *err);
 };
 
-/* The backend that serves url, or NULL (no backend accepts it). */
+/* The backend that serves url, or NULL (no backend of the table accepts
+ * it): core/remote_backends.c lists the directory, WebDAV and S3;
+ * core/remote_backends_dir.c, the table of mlx_remote.so, the directory
+ * alone. */
 const struct mlx_remote_backend *mlx_remote_backend_for(const char *url);
 
 /* ---- the transfer engine (core/remote.c) --------------------------------

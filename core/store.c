@@ -20,6 +20,7 @@
 
 #include "path.h"
 #include "pool.h"
+#include "store_internal.h"
 
 #define CHUNK (128u << 10)
 #define LOCK_NAME ".lock"
@@ -339,6 +340,11 @@ static int open_shard(const struct mlx_store *s, const char *sub)
 	return openat(s->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+int mlx_store_open_shard(const struct mlx_store *s, const char *sub)
+{
+	return open_shard(s, sub);
+}
+
 /* The shard directories a walk over many objects has opened, each once
  * (an open per object would triple the system calls of a re-add or a
  * commit). Filled by worker threads: the first open to land is kept. */
@@ -480,17 +486,6 @@ int mlx_store_has(const struct mlx_store *s, const char *hex)
 	if (dfd >= 0)
 		close(dfd);
 	return has;
-}
-
-void mlx_store_has_many(const struct mlx_store *s, const char *const *ids, size_t n, unsigned char *present)
-{
-	struct shards shards;
-	shards_init(&shards);
-	for (size_t i = 0; i < n; i++) {
-		uint64_t size;
-		present[i] = mlx_hash_is_id(ids[i]) && object_size_in(shard_of(s, &shards, ids[i], 0), ids[i], &size);
-	}
-	shards_close(&shards);
 }
 
 void mlx_store_shard_stats(const struct mlx_store *s, struct mlx_store_shard out[MLX_STORE_SHARDS])

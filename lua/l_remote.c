@@ -5,8 +5,9 @@
  *     local r = assert(transfer.open{ name = "origin", url = "/srv/store" })
  *     local res = assert(r:push(root, { id1, id2 }, { check = true }))
  *
- * Built into mlx_remote.so (libcurl, OpenSSL and the core), loaded on first
- * use (stdlib/mlx/native.lua). */
+ * Built into mlx_remote.so (the engine, the directory backend and the
+ * core), loaded on first use (stdlib/mlx/native.lua); the backends over
+ * HTTP come from mlx.transfer_http when a URL needs them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -58,6 +59,23 @@ static struct lremote *check_open(lua_State *L)
 	return lr;
 }
 
+/* The backend of mlx.transfer_http (WebDAV, S3) that serves url, or NULL.
+ * That module, and libcurl with it, is loaded at the first URL that no
+ * backend of this one serves. Raises only if mlx is broken (the module
+ * cannot be loaded). */
+static const struct mlx_remote_backend *http_backend(lua_State *L, const char *url)
+{
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "mlx.transfer_http");
+	lua_call(L, 1, 1);
+	const struct mlx_remote_backend *const *list = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	for (; list && *list; list++)
+		if ((*list)->accepts(url))
+			return *list;
+	return NULL;
+}
+
 /* open{name, url, options = {k = v}, jobs, retries, backoff, backoff_max}
  * -> Remote | nil, message, code ("invalid": no backend or a bad option) */
 static int transfer_open(lua_State *L)
@@ -71,6 +89,8 @@ static int transfer_open(lua_State *L)
 	config.url = mlx_lua_optfield_string(L, 1, "url", NULL);
 	if (!config.url)
 		luaL_argerror(L, 1, "field 'url' is required");
+	if (!mlx_remote_backend_for(config.url))
+		config.backend = http_backend(L, config.url);
 	struct mlx_remote_policy policy = {
 	    .jobs = (int)mlx_lua_optfield_integer(L, 1, "jobs", 0),
 	    .retries = (int)mlx_lua_optfield_integer(L, 1, "retries", 5),

@@ -4,7 +4,11 @@
 ---                loaded by core/hash.c only where SHA-NI is missing)
 ---   mlx_http.so  libcurl: mlx.curl (under mlx.http, stdlib/mlx/http.lua)
 ---   mlx_git.so   libgit2: mlx.git
----   mlx_remote.so  libcurl, OpenSSL: mlx.transfer (under mlx.remote)
+---   mlx_remote.so  mlx.transfer (under mlx.remote): the transfer engine and
+---                the directory backend, no library beyond libc
+---   mlx_remote_http.so  libcurl, libxml2, OpenSSL: mlx.transfer_http, the
+---                WebDAV and S3 backends, loaded by mlx.transfer for their
+---                URLs only
 ---   mlx_pg.so    libpq: mlx.pg (the PostgreSQL tracking backend, mlx.track.pg)
 ---   mlx_web.so   libmicrohttpd: mlx.httpd (under mlx.web, for mlx ui)
 local core = require "mlx.core"
@@ -23,6 +27,7 @@ M.modules = {
   ["mlx.git"] = "mlx_git",
   ["mlx.modeldb"] = "mlx_data",
   ["mlx.transfer"] = "mlx_remote",
+  ["mlx.transfer_http"] = "mlx_remote_http",
   ["mlx.datacheck"] = "mlx_data",
   ["mlx.pg"] = "mlx_pg",
   ["mlx.httpd"] = "mlx_web",

@@ -168,6 +168,88 @@ static int count_entries(const char *dir)
 	return n;
 }
 
+/* An id in shard sub: sub, then n written as 62 hex digits. */
+static void shard_id(char id[MLX_HASH_HEX_SIZE], const char *sub, unsigned n)
+{
+	snprintf(id, MLX_HASH_HEX_SIZE, "%s%062x", sub, n);
+}
+
+/* Many objects asked about at once (a no-op pull or push asks about every
+ * file of a directory): the answer is the one asked object by object,
+ * whether the shard is read whole (asked densely) or looked up name by
+ * name (a few asked of many), in any order and with duplicates. */
+static void many_lookups_answer_as_one_by_one(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	char path[PATH_MAX + 80], target[PATH_MAX];
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	const char *objects = mlx_store_objects_dir(s);
+	/* Shard "c1": every third of 0..299 is an object; 1 is a symlink to
+	 * a regular file, 2 a directory. Shard "c2": 3,000 objects, of which
+	 * a few are asked. Shard "c3" does not exist. */
+	snprintf(path, sizeof path, "%s/c1", objects);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/c2", objects);
+	assert_int_equal(mkdir(path, 0755), 0);
+	char id[MLX_HASH_HEX_SIZE];
+	for (unsigned n = 0; n < 300; n += 3) {
+		shard_id(id, "c1", n);
+		snprintf(path, sizeof path, "%s/c1/%s", objects, id + 2);
+		FILE *f = fopen(path, "wb");
+		assert_non_null(f);
+		fclose(f);
+	}
+	snprintf(target, sizeof target, "%s/data/a.txt", root);
+	shard_id(id, "c1", 1);
+	snprintf(path, sizeof path, "%s/c1/%s", objects, id + 2);
+	assert_int_equal(symlink(target, path), 0);
+	shard_id(id, "c1", 2);
+	snprintf(path, sizeof path, "%s/c1/%s", objects, id + 2);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (unsigned n = 0; n < 3000; n++) {
+		shard_id(id, "c2", n);
+		snprintf(path, sizeof path, "%s/c2/%s", objects, id + 2);
+		FILE *f = fopen(path, "wb");
+		assert_non_null(f);
+		fclose(f);
+	}
+
+	enum { ASKED = 300 + 5 + 3 + 3 };
+	static char ids[ASKED][MLX_HASH_HEX_SIZE];
+	const char *asked[ASKED];
+	size_t n = 0;
+	for (unsigned k = 300; k-- > 0;) /* descending: any order is fine */
+		shard_id(ids[n++], "c1", k);
+	for (unsigned k = 0; k < 5; k++)
+		shard_id(ids[n++], "c2", k * 700 + 1);
+	shard_id(ids[n++], "c3", 7);
+	shard_id(ids[n++], "c1", 9); /* twice */
+	shard_id(ids[n++], "c1", 10);
+	snprintf(ids[n++], MLX_HASH_HEX_SIZE, "not an id");
+	snprintf(ids[n++], MLX_HASH_HEX_SIZE, "C1%062x", 3u); /* upper case: not an id */
+	shard_id(ids[n++], "c2", 3001);
+	assert_int_equal(n, ASKED);
+	for (size_t i = 0; i < n; i++)
+		asked[i] = ids[i];
+	unsigned char present[ASKED];
+	memset(present, 7, sizeof present);
+	mlx_store_has_many(s, asked, n, present);
+	size_t found = 0;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(present[i], mlx_store_has(s, asked[i]));
+		found += present[i];
+	}
+	/* 100 in c1 (0, 3, …, 297), the 5 asked of c2, and 9 twice. */
+	assert_int_equal(found, 100 + 5 + 1);
+	shard_id(id, "c1", 1);
+	assert_false(mlx_store_has(s, id));
+	shard_id(id, "c1", 2);
+	assert_false(mlx_store_has(s, id));
+	mlx_store_close(s);
+}
+
 static void symlinks_in_the_store_are_never_followed(void **state)
 {
 	(void)state;
@@ -469,6 +551,7 @@ int main(void)
 	    cmocka_unit_test(checkout_verifies_and_quarantines),
 	    cmocka_unit_test(gc_lock_excludes_and_db_ids_skip_missing),
 	    cmocka_unit_test(symlinks_in_the_store_are_never_followed),
+	    cmocka_unit_test(many_lookups_answer_as_one_by_one),
 	    cmocka_unit_test(many_files_share_the_temp_subdirectories),
 	    cmocka_unit_test(commit_keeps_whole_objects_and_replaces_truncated_ones),
 	    cmocka_unit_test(an_object_written_in_pieces_is_staged_whole),

@@ -21,11 +21,17 @@ for _, f in ipairs(files) do
 end'
 }
 # lookups ARGS... — runs mlx ARGS under strace and prints how many objects
-# it looked up (a stat of a 62-hex-digit name in a shard).
+# it looked up: a stat of a 62-hex-digit name in a shard, or a name read
+# from a shard directory (a shard asked about for many of its objects is
+# read whole; strace -y names the directory a getdents64 reads).
 lookups() {
-	strace -f -qq -e trace=newfstatat,fstatat64,statx -o "$TAP_CAPTURE/strace" "$MLX" "$@" >/dev/null 2>&1 ||
-		echo "failed"
-	grep -cE '"[0-9a-f]{62}"' "$TAP_CAPTURE/strace"
+	strace -f -qq -y -e trace=newfstatat,fstatat64,statx,getdents64 -o "$TAP_CAPTURE/strace" "$MLX" "$@" \
+		>/dev/null 2>&1 || echo "failed"
+	local stats names
+	stats=$(grep -E '"[0-9a-f]{62}"' "$TAP_CAPTURE/strace" | grep -vc getdents64)
+	names=$(grep -E 'getdents64\([0-9]+<[^>]*/objects/[0-9a-f]{2}>' "$TAP_CAPTURE/strace" |
+		grep -oE '/\* [0-9]+ entries' | awk '{ n += $2 } END { print n + 0 }')
+	echo $((stats + names))
 }
 # change N — gives file N new bytes, past the racy window of the caches.
 change() {

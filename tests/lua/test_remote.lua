@@ -91,6 +91,34 @@ function TestRemoteConfig:test_a_damaged_file_is_bad_input_naming_it()
   cleanup(root)
 end
 
+TestTransferBackends = {}
+
+-- The WebDAV and S3 backends (libcurl, libxml2, OpenSSL: tens of ms of
+-- loading) are loaded for their URLs only, never for a directory remote.
+function TestTransferBackends:test_http_libraries_load_only_for_the_urls_that_need_them()
+  local root = project()
+  local probe = root .. "/probe.lua"
+  write(probe, [[
+local url = ...
+local r, err = require("mlx.transfer").open { name = "t", url = url,
+  options = url:match("^s3:") and { access_key_id = "k", secret_access_key = "s", region = "r" } or nil }
+local maps = assert(io.open("/proc/self/maps")):read("a")
+io.write(r and r:backend() or err, " ", tostring(maps:find("libcurl", 1, true) ~= nil))
+]])
+  local function run(url)
+    local p = assert(io.popen(("'%s/mlx' lua '%s' '%s' 2>&1"):format(require("mlx.core").exe_dir, probe, url)))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  lu.assertEquals(run(root .. "/remote"), "dir false")
+  lu.assertEquals(run("file://" .. root .. "/remote"), "dir false")
+  lu.assertEquals(run("https://127.0.0.1:1/store/"), "webdav true")
+  lu.assertEquals(run("s3://bucket/prefix"), "s3 true")
+  lu.assertStrContains(run("ftp://host/x"), "no backend serves 'ftp://host/x'")
+  cleanup(root)
+end
+
 TestRemoteIndex = {}
 
 local function open_dir_remote(root)
