@@ -458,6 +458,12 @@ mlx push clf@production
 like "$OUT" "^pushed 1 object \(" "push MODEL@ALIAS sends it"
 mlx push clf@staging
 is "$RC" 2 "an alias that does not exist is exit 2"
-like "$ERR" "clf@staging is not a tracked path, a pipeline step or out in mlx.lock, nor a model of this project's registry \(see 'mlx status' and 'mlx model ls'\)" "naming it and where to look"
+is "$ERR" "mlx: error: clf@staging: model clf has no alias staging (see 'mlx model show clf')" \
+	"naming the model the registry has and the alias it lacks, not 'no such model'"
+mlx push clf:2
+is "$ERR" "mlx: error: clf:2: model clf has no version 2 (see 'mlx model show clf')" "a version it lacks too"
+mlx push nosuch@staging
+is "$RC" 2 "a model that does not exist is exit 2"
+like "$ERR" "nosuch@staging is not a tracked path, a pipeline step or out in mlx.lock, nor a model of this project's registry \(see 'mlx status' and 'mlx model ls'\)" "naming it and where to look"
 
 done_testing
