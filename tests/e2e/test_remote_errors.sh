@@ -214,6 +214,10 @@ is "$RC" 2 "an endpoint that is not an S3 server is exit 2"
 one_line "in one line"
 like "$ERR" "the server answered a listing of bucket '$MLX_TEST_S3_BUCKET' with HTTP 404 and no S3 error: check the option endpoint \(http://127\.0\.0\.1:$dav_port\) and path_style$" \
 	"naming the endpoint to check"
+mlx remote add noendpoint "$MLX_TEST_S3_URL" --option endpoint=
+is "$RC" 2 "an option with an empty value is exit 2, nothing saved"
+is "$ERR" "mlx: error: --option endpoint= has no value; give one, or leave the option out" \
+	"saying so, rather than sending the remote to AWS"
 mlx remote add s3tls "$MLX_TEST_S3_URL" --option "endpoint=https://127.0.0.1:$s3_port"
 is "$RC" 2 "an https:// endpoint to a plain HTTP port is exit 2"
 like "$ERR" "does not speak TLS there" "saying so"

@@ -32,6 +32,9 @@ local function add(opts, args)
   for _, kv in ipairs(opts.option or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
     if not k then ui.usage_error("--option needs KEY=VALUE, not '%s'", kv) end
+    -- An empty value would be saved and then read as no option at all
+    -- (endpoint= would send an S3 remote to AWS).
+    if v == "" then ui.usage_error("--option %s= has no value; give one, or leave the option out", k) end
     if config.SECRETS[k] then
       ui.usage_error("--option %s: credentials do not go in %s (committed); put them in .mlx/config.local.lua "
         .. "(remotes = { %s = { %s = \"…\" } }) or in MLX_REMOTE_%s_%s", k, config.FILE, name, k,
