@@ -664,10 +664,13 @@ end
 --- Returns the id of the newest FINISHED run of a step with key step_key
 --- (else the newest CACHED one, which carries its producer's metrics),
 --- other than the run except; nil if there is none; nil, message, code if
---- the database cannot be read.
+--- the database cannot be read. The runs mlx verify records per step
+--- (tagged mlx.verify) made no outputs and logged no metrics: never them.
 function Store:step_producer(step_key, except)
   local rows, err, code = self.db:query("SELECT id FROM runs WHERE step_key = ?1 AND id != ?2"
-    .. " AND status IN ('FINISHED', 'CACHED') ORDER BY status = 'FINISHED' DESC, start_time DESC, id DESC LIMIT 1",
+    .. " AND status IN ('FINISHED', 'CACHED')"
+    .. " AND NOT EXISTS (SELECT 1 FROM tags WHERE tags.run_id = runs.id AND tags.key = 'mlx.verify')"
+    .. " ORDER BY status = 'FINISHED' DESC, start_time DESC, id DESC LIMIT 1",
     { step_key, except or "" })
   if not rows then return nil, err, code end
   return rows[1] and rows[1].id
