@@ -186,6 +186,16 @@ is "$RC" 2 "--post outside CI is bad input"
 like "$ERR" "^mlx: error: --post: not in GitHub Actions or GitLab CI" "saying what is missing"
 [ ! -e mlx-report.md ]
 is "$?" 0 "and nothing is written"
+mkdir -p outdir
+mlx report --out outdir
+is "$RC" 2 "--out naming a directory is bad input"
+is "$ERR" "mlx: error: --out outdir is a directory; name the report's file in it, e.g. --out outdir/report.md" \
+	"saying which file to name"
+is "$(ls outdir-* outdir.html 2>/dev/null | wc -l) $(ls -A outdir | wc -l)" "0 0" \
+	"and no plot or HTML file is left beside it"
+mlx report --out recipe.lua/r.md
+is "$RC $ERR" "2 mlx: error: --out recipe.lua/r.md: recipe.lua is not a directory" "nor a file in a file's place"
+rmdir outdir
 
 # --- --post: one comment, created then updated ---------------------------------------
 TOKEN="tok-$RANDOM$RANDOM-secret"
