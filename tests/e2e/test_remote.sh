@@ -400,6 +400,11 @@ is "$RC" 0 "and remotes.json stays readable"
 mlx remote add other ftp://host/x
 is "$RC" 2 "an unknown scheme is refused (exit 2)"
 like "$ERR" "no backend serves 'ftp://host/x'" "naming the URL"
+mlx remote add typo s3:/bucket/team
+is "$RC $ERR" "2 mlx: error: remote typo: 's3:/bucket/team' is not a URL: did you mean s3://bucket/team?" \
+	"a URL missing a slash is refused as a typo, not taken for a directory in the project"
+mlx remote add typo file:/srv/store
+like "$ERR" "did you mean file:///srv/store\?$" "a file: URL too"
 # A directory remote inside the project would put its objects/ and index/
 # into the workspace, .git/ or .mlx/: refused when added, and when a
 # remotes.json that arrived with a clone names one.
