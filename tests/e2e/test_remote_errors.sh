@@ -200,6 +200,10 @@ is "$RC" 1 "a pull of 100 objects from a server that is not listening is exit 1"
 one_line "in one line"
 [ "$SECS" -lt 40 ]
 is "$?" 0 "in the time of one object's retries, not a hundred ($SECS s)"
+mlx gc -r down
+is "$RC" 1 "mlx gc -r of a server that is not listening is exit 1"
+like "$ERR" "^mlx: error: remote down: index/: .*; check that the server is up and the URL \('mlx remote list'\), then run it again$" \
+	"saying what to check, as push and pull do"
 cd "$TEST_DIR/a" || exit 1
 
 # ---- S3 ---------------------------------------------------------------------------
