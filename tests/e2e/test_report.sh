@@ -96,6 +96,11 @@ is "$ERR" "mlx: error: --fail-on accuracy:+1%: accuracy rose from 0.9 to 0.95 (+
 mlx metrics diff --baseline HEAD~1 --fail-on 'accuracy:-0.01' --fail-on 'accuracy>0.5%'
 is "$RC" 2 "a malformed rule is bad input"
 is "$ERR" "mlx: error: --fail-on 'accuracy>0.5%': '0.5%' is not a number" "and is named"
+mv work/metrics.json metrics.kept
+mlx metrics diff --baseline HEAD~1
+is "$RC $ERR" "0 mlx: warning: metrics file work/metrics.json of workspace: not in the workspace; 'mlx pull' (or 'mlx recipe') puts it there" \
+	"a metrics file not in the workspace (a fresh clone) is a warning saying what brings it"
+mv metrics.kept work/metrics.json
 mlx metrics diff --baseline nosuchrev
 is "$RC" 2 "an unknown revision is bad input"
 like "$ERR" "^mlx: error: --baseline nosuchrev: " "named in the error"
