@@ -241,7 +241,7 @@ like "$body" "^\| accuracy \| 0.9 \| 0.95 \| ▲ \+0.05 \(\+5.6%\) \|$" "the com
 like "$body" "^- \[work/confusion.json\]\(https://github.example/acme/iris/actions/runs/99\)$" "and the plots as links to the run's artifacts"
 github "wrong-$TOKEN"
 is "$RC" 2 "a rejected token is bad input"
-like "$ERR" "listing the comments: 401 Unauthorized: Bad credentials$" "said in one line"
+like "$ERR" "listing the comments: 401 Unauthorized: Bad credentials; check GITHUB_TOKEN$" "said in one line, naming the token"
 
 gitlab() {
 	GITLAB_CI=true CI_API_V4_URL=$API/api/v4 CI_PROJECT_ID=42 CI_MERGE_REQUEST_IID=3 GITLAB_TOKEN=$TOKEN \
@@ -261,6 +261,12 @@ is "$(requests PUT "/api/v4/projects/42/merge_requests/3/notes/$note")" 1 "and t
 body=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["method"] == "PUT"][-1]["body"]["body"])' "$TEST_DIR/forge.log")
 like "$body" "^- \[work/confusion.json\]\(https://gitlab.example/acme/iris/-/jobs/5/artifacts/file/rep-gl/report-plot-work_confusion.svg\)$" \
 	"the plots link to the job's artifacts"
+TOKEN_KEPT=$TOKEN TOKEN="wrong-$TOKEN"
+gitlab
+TOKEN=$TOKEN_KEPT
+is "$RC" 2 "a token GitLab rejects is bad input"
+like "$ERR" "listing the comments: 401 Unauthorized: .*; check GITLAB_TOKEN \(a project or personal access token with the api scope\)$" \
+	"naming the token and what it must be"
 
 # A baseline whose metrics file is not in the store (a fresh clone that did
 # not pull it): left out, with a warning saying how to get it.
