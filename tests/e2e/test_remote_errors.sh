@@ -244,6 +244,11 @@ AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' HOME=$TEST_DIR mlx remote add keye
 is "$RC" 2 "no S3 credentials at all is exit 2"
 like "$ERR" "no S3 credentials: set access_key_id and secret_access_key in \.mlx/config\.local\.lua \(or MLX_REMOTE_KEYED_ACCESS_KEY_ID and MLX_REMOTE_KEYED_SECRET_ACCESS_KEY\)" \
 	"naming where to put them"
+mkdir -p "$TEST_DIR/.aws"
+printf '[team]\naws_access_key_id = S3RVER\n' >"$TEST_DIR/.aws/credentials"
+AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' AWS_PROFILE=team HOME=$TEST_DIR mlx remote add keyed "$MLX_TEST_S3_URL" --option "endpoint=$MLX_TEST_S3_ENDPOINT"
+is "$RC $ERR" "2 mlx: error: remote keyed: the AWS profile 'team' has aws_access_key_id but no aws_secret_access_key: add it to the profile (~/.aws/credentials)" \
+	"a profile with half a key pair says which half it lacks"
 mlx remote list
 is "$(printf '%s\n' "$OUT" | awk '{ print ($1 == "*" ? $2 : $1) }' | sort | tr '\n' ' ')" "down later nob priv s3down tls " \
 	"remotes.json holds the remotes remote add accepted and those written past it, no other"
