@@ -71,6 +71,21 @@ static int simple(struct mlx_pg *pg, const char *sql, struct mlx_err *err, const
 	return rc;
 }
 
+/* Does uri carry a password: "password=" as a keyword or parameter, or
+ * "user:password@" in a URI's authority? */
+static int uri_has_password(const char *uri)
+{
+	if (strstr(uri, "password="))
+		return 1;
+	const char *authority = strstr(uri, "://");
+	if (!authority)
+		return 0;
+	authority += 3;
+	size_t len = strcspn(authority, "/?#");
+	const char *at = memchr(authority, '@', len);
+	return at && memchr(authority, ':', (size_t)(at - authority)) != NULL;
+}
+
 static int connect_raw(const char *uri, const char *password, PGconn **out, struct mlx_err *err)
 {
 	const char *keys[4] = {"dbname", NULL, NULL, NULL};
@@ -80,8 +95,10 @@ static int connect_raw(const char *uri, const char *password, PGconn **out, stru
 	values[n++] = "mlx";
 	/* PQconnectdbParams lets later keywords override what the URI says;
 	 * the password is added only when neither the URI nor PGPASSWORD has
-	 * one, so that those win over the project's local config. */
-	if (password && *password && !getenv("PGPASSWORD") && !strstr(uri, "password=")) {
+	 * one, so that those win over the project's local config (an empty
+	 * PGPASSWORD gives none, as libpq takes it). */
+	const char *env_password = getenv("PGPASSWORD");
+	if (password && *password && !(env_password && *env_password) && !uri_has_password(uri)) {
 		keys[n] = "password";
 		values[n++] = password;
 	}
@@ -91,10 +108,23 @@ static int connect_raw(const char *uri, const char *password, PGconn **out, stru
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char msg[MLX_ERR_MSG_MAX];
 		snprintf(msg, sizeof msg, "%s", PQerrorMessage(conn));
+		/* A login the server refused (no password, a wrong one, a role or
+		 * database it does not have) is the configuration's fault: no
+		 * retry cures it, so it is MLX_ERR_INVALID, and a missing
+		 * password says so in words rather than libpq's "fe_sendauth".
+		 * The server's words are matched as it sends them in English; in
+		 * another language a refusal stays MLX_ERR_IO, with its message. A
+		 * malformed URI fails before any connection is tried. */
+		int needs_password = PQconnectionNeedsPassword(conn);
+		int refused = strstr(msg, "authentication failed") || strstr(msg, "does not exist") ||
+		              strstr(msg, "pg_hba.conf");
+		int malformed = strstr(msg, "invalid") && !strstr(msg, "connection to server");
 		PQfinish(conn);
-		/* A malformed URI fails before any connection is tried. */
-		int status = strstr(msg, "invalid") && !strstr(msg, "connection to server") ? MLX_ERR_INVALID
-		                                                                            : MLX_ERR_IO;
+		if (needs_password)
+			return mlx_err_set(
+			    err, MLX_ERR_INVALID, 0,
+			    "cannot connect to PostgreSQL: the server wants a password and none was given");
+		int status = refused || malformed ? MLX_ERR_INVALID : MLX_ERR_IO;
 		return fail_conn(err, status, "cannot connect to PostgreSQL", msg);
 	}
 	PQsetNoticeProcessor(conn, ignore_notice, NULL);
@@ -119,6 +149,30 @@ static int enter_schema(struct mlx_pg *pg, const char *schema, struct mlx_err *e
 			PQclear(res);
 			return rc;
 		}
+	}
+	PQclear(res);
+	/* A schema another role made, without a grant to this one, is left off
+	 * the search path without a word, and the first CREATE TABLE says "no
+	 * schema has been selected to create in": say what is wrong instead. */
+	const char *params[1] = {schema};
+	res = PQexecParams(pg->conn,
+	                   "SELECT has_schema_privilege($1, 'USAGE') AND has_schema_privilege($1, 'CREATE'),"
+	                   " pg_get_userbyid(nspowner), current_user FROM pg_namespace WHERE nspname = $1",
+	                   1, NULL, params, NULL, NULL, 0);
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		int rc = fail_result(pg, res, err, "cannot read the project's schema");
+		PQclear(res);
+		return rc;
+	}
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		int rc = mlx_err_set(
+		    err, MLX_ERR_INVALID, 0,
+		    "role %s may not use the schema %s of this project (role %s made it): connect as"
+		    " %s, or have it grant the schema to %s (docs/tracking.md, \"Projects\")",
+		    PQgetvalue(res, 0, 2), schema, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 1),
+		    PQgetvalue(res, 0, 2));
+		PQclear(res);
+		return rc;
 	}
 	PQclear(res);
 	snprintf(sql, sizeof sql, "SET search_path TO \"%s\"", schema);

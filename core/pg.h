@@ -26,9 +26,10 @@ struct mlx_pg;
  * unchanged) and, if schema is not NULL, creates that schema if missing
  * and puts it first on the search path. password, if not NULL, is used
  * when the URI and the environment (PGPASSWORD, ~/.pgpass) give none.
- * Returns 0 with *out set; MLX_ERR_IO if the server cannot be reached or
- * refuses the login (the message is libpq's, which never holds the
- * password); MLX_ERR_INVALID for a malformed URI or schema name. */
+ * Returns 0 with *out set; MLX_ERR_IO if the server cannot be reached;
+ * MLX_ERR_INVALID if it refuses the login (a password missing or wrong, a
+ * role or database it lacks) or for a malformed URI or schema name (the
+ * message is libpq's, which never holds the password). */
 int mlx_pg_connect(const char *uri, const char *password, const char *schema, struct mlx_pg **out,
                    struct mlx_err *err);
 

@@ -231,6 +231,16 @@ static int find_credentials(struct s3 *s, const struct mlx_remote_config *config
 		    err, MLX_ERR_INVALID, 0,
 		    "remote %s: the AWS profile '%s' is in neither ~/.aws/credentials nor ~/.aws/config",
 		    config->name, profile);
+	/* A profile with one half of a key pair is a profile to complete, not
+	 * a search that found nothing. */
+	if ((s->access_key_id == NULL) != (s->secret_access_key == NULL)) {
+		const char *has = s->access_key_id ? "aws_access_key_id" : "aws_secret_access_key";
+		const char *lacks = s->access_key_id ? "aws_secret_access_key" : "aws_access_key_id";
+		return mlx_err_set(err, MLX_ERR_INVALID, 0,
+		                   "remote %s: the AWS profile '%s' has %s but no %s: add it to the profile"
+		                   " (~/.aws/credentials)",
+		                   config->name, profile, has, lacks);
+	}
 	if (!s->access_key_id || !s->secret_access_key) {
 		char var[96], var2[96];
 		mlx_remote_env_name(var, sizeof var, config->name, "access_key_id");

@@ -140,6 +140,10 @@ function M.workspace(root, options)
   local side = new_side("workspace", "workspace")
   return from_lock(side, doc, function(path)
     local f, why = io.open(root .. "/" .. path, "rb")
+    if not f and not fs.stat(root .. "/" .. path) then
+      -- A fresh clone before its pull: say what brings the file.
+      return nil, "not in the workspace; 'mlx pull' (or 'mlx recipe') puts it there"
+    end
     if not f then return nil, why and why:gsub("^[^:]*: ", "") or "cannot be read" end
     local text = f:read("a")
     f:close()

@@ -88,14 +88,22 @@ function M.records(root, targets)
       end
     end
     if not found and target:match("^[%w][%w_.%-]*[@:]?[%w_.%-]*$") then
-      local reg = require("mlx.registry").open(root)
+      local reg, rerr, rcode = require("mlx.registry").open(root)
+      -- A reference to a model ("iris@production") whose registry cannot
+      -- be read says why (a tracking database that does not answer), not
+      -- that no such model exists.
+      if not reg and target:find("[@:]") then return nil, ("%s: %s"):format(target, rerr), rcode end
       if reg then
-        local v = reg:get(target)
+        local v, verr = reg:get(target)
         reg:close()
         if v then
           out[#out + 1] = { hash = v.hash, type = v.type, size = v.size, path = "model " .. v.ref, model = v.ref,
             target = target }
           found = true
+        elseif verr and verr:match("^model ") then
+          -- The model is there, its alias or version is not: say which.
+          return nil, ("%s: %s (see 'mlx model show %s')"):format(target, verr, target:match("^[^@:]+")),
+            "notfound"
         end
       end
     end

@@ -110,11 +110,16 @@ end
 
 --- Runs `mlx ARGS…` in the project and returns the result {code, stdout,
 --- stderr, ok}. options.expect: the exit code it must end with (raises
---- with its stderr otherwise); options.env: extra environment.
+--- with its stderr otherwise); options.env: extra environment. The project
+--- tracks into its own .mlx/runs.db: MLX_TRACKING_URI and MLX_RUNS_DB (a
+--- team's shared database, in CI) are not passed on unless options.env
+--- sets them.
 function Project:mlx(args, options)
   options = options or {}
   local cmd = { M.mlx_path(), table.unpack(args) }
-  cmd.cwd, cmd.stdout, cmd.stderr, cmd.env = self.dir, "capture", "capture", options.env
+  local env = { MLX_TRACKING_URI = false, MLX_RUNS_DB = false }
+  for k, v in pairs(options.env or {}) do env[k] = v end
+  cmd.cwd, cmd.stdout, cmd.stderr, cmd.env = self.dir, "capture", "capture", env
   -- A non-zero exit is a result here (the fourth value of proc.run).
   local done, err, _, r = proc.run(cmd)
   r = done or r

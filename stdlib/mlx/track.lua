@@ -40,7 +40,7 @@ end
 --- a postgresql:// or postgres:// URI, or a libpq keyword string
 --- ("host=/run/pg dbname=mlx").
 function M.is_postgresql(target)
-  return type(target) == "string" and (target:match("^postgres[q]?[l]?://") ~= nil
+  return type(target) == "string" and (target:match("^postgresql://") ~= nil or target:match("^postgres://") ~= nil
     or target:match("^%s*%a+%s*=") ~= nil)
 end
 
@@ -89,9 +89,20 @@ function M.tracking(start)
   -- A shared database is scoped by project: outside one, only
   -- $MLX_RUNS_DB (a file of its own) is tracked into.
   local target = root and os.getenv("MLX_TRACKING_URI")
-  if not target or target == "" then target = local_config.tracking or config.tracking end
+  local source = "MLX_TRACKING_URI"
+  if not target or target == "" then
+    target = local_config.tracking or config.tracking
+    source = ("%s/.mlx/%s: tracking"):format(root, local_config.tracking and "config.local.lua" or "config.lua")
+  end
   if target ~= nil and (type(target) ~= "string" or target == "") then
     return nil, ("%s/.mlx/config.lua: tracking must be a path or a postgresql:// URI"):format(root), "invalid"
+  end
+  -- A mistyped scheme ("postgre://", "postgresq://") would otherwise be
+  -- an SQLite file of that name, or a libpq database name.
+  local scheme = type(target) == "string" and target:match("^(%a[%w+.-]*)://")
+  if scheme and scheme ~= "postgresql" and scheme ~= "postgres" and scheme ~= "sqlite" then
+    return nil, ("%s: '%s' is neither a postgresql:// URI nor a path to an SQLite file (or sqlite:///path)")
+      :format(source, redact.text(target)), "invalid"
   end
   if not target then
     local path, err, code = M.database_path(start)

@@ -127,6 +127,10 @@ mkdir -p nobin
 is "$?:$(tail -n 1 bad/err.txt)" \
 	"1:mlx: error: step 'a' could not start: executor 'slurm': sbatch is not on PATH: install Slurm's client commands or add them to PATH, see docs/cluster.md" \
 	"no sbatch on PATH: the step could not start, and the message says so"
+(cd bad && SLURM_CONF="$TEST_DIR/no-slurm.conf" "$MLX" recipe p.lua >/dev/null 2>err.txt)
+is "$?:$(tail -n 1 bad/err.txt)" \
+	"1:mlx: error: step 'a' could not start: executor 'slurm': SLURM_CONF names $TEST_DIR/no-slurm.conf, which does not exist: point it at the cluster's slurm.conf or unset it, see docs/cluster.md" \
+	"a SLURM_CONF that names nothing is said at once (sbatch would retry it for 60 s)"
 mkdir -p fakebin
 cat >fakebin/sbatch <<'SH'
 #!/bin/sh

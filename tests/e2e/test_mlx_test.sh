@@ -167,6 +167,14 @@ like "$OUT" "^ok 1 - TestPipeline.test_bad_data_fails_the_recipe$" "a recipe exp
 like "$OUT" "^ok 2 - TestPipeline.test_sum_step$" "a step run, its out, metric and run asserted"
 like "$OUT" "^not ok 3 - TestPipeline.test_wrong_expectation_is_reported$" "a wrong expectation fails the test"
 like "$OUT" "mlx recipe pipeline.lua exited with 0, expected 1" "saying what happened"
+# In CI the shared tracking database is often named by the environment:
+# the temporary projects keep their runs to themselves all the same (else
+# each test leaves a project in the team's database, and p:runs finds none).
+touch "$TEST_DIR/team-runs.db"
+MLX_TRACKING_URI="postgresql:///team?host=$TEST_DIR/no-server" MLX_RUNS_DB="$TEST_DIR/team-runs.db" \
+	mlx test -P test_sum_step
+is "$RC" 0 "mlx.testing's projects track into their own database, whatever MLX_TRACKING_URI and MLX_RUNS_DB name"
+is "$(stat -c %s "$TEST_DIR/team-runs.db")" 0 "and write nothing into the one MLX_RUNS_DB names"
 cd ..
 
 done_testing

@@ -78,6 +78,22 @@ mlx runs --limit 20
 like "$OUT" "recipe.lua:eval +FINISHED" "each step is a run of its own"
 like "$OUT" "CACHED" "restored steps are recorded as CACHED"
 
+# mlx verify records a run per step it checked, with the step's key but no
+# metrics: a step restored afterwards takes its metrics, and its
+# mlx.restored_from, from the run that made the outputs, not from those.
+mlx verify recipe.lua eval
+is "$RC" 0 "mlx verify of eval passes"
+mlx recipe recipe.lua -p lr=0.2
+mlx recipe recipe.lua
+like "$ERR" "2 restored from the run-cache" "a step restored after mlx verify"
+restored=$(track_sql "SELECT id FROM runs WHERE step = 'eval' AND status = 'CACHED' ORDER BY start_time DESC, id DESC LIMIT 1")
+from=$(track_sql "SELECT value FROM tags WHERE run_id = '$restored' AND key = 'mlx.restored_from'")
+is "$(track_sql "SELECT count(*) FROM tags WHERE run_id = '$from' AND key = 'mlx.verify'")" 0 \
+	"is restored from the run that made its outputs, not from mlx verify's record"
+is "$(track_sql "SELECT key FROM metrics WHERE run_id = '$restored' ORDER BY key" | tr '\n' ' ')" "acc loss " \
+	"and carries that run's logged metrics (loss) beside its metrics file's (acc)"
+ran >/dev/null
+
 # A failing step: exit 1, downstream skipped, lock and store unchanged.
 cp mlx.lock lock.before
 objects_before=$(find .mlx/cache/objects -type f | wc -l)

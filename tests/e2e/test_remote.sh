@@ -400,6 +400,11 @@ is "$RC" 0 "and remotes.json stays readable"
 mlx remote add other ftp://host/x
 is "$RC" 2 "an unknown scheme is refused (exit 2)"
 like "$ERR" "no backend serves 'ftp://host/x'" "naming the URL"
+mlx remote add typo s3:/bucket/team
+is "$RC $ERR" "2 mlx: error: remote typo: 's3:/bucket/team' is not a URL: did you mean s3://bucket/team?" \
+	"a URL missing a slash is refused as a typo, not taken for a directory in the project"
+mlx remote add typo file:/srv/store
+like "$ERR" "did you mean file:///srv/store\?$" "a file: URL too"
 # A directory remote inside the project would put its objects/ and index/
 # into the workspace, .git/ or .mlx/: refused when added, and when a
 # remotes.json that arrived with a clone names one.
@@ -458,6 +463,12 @@ mlx push clf@production
 like "$OUT" "^pushed 1 object \(" "push MODEL@ALIAS sends it"
 mlx push clf@staging
 is "$RC" 2 "an alias that does not exist is exit 2"
-like "$ERR" "clf@staging is not a tracked path, a pipeline step or out in mlx.lock, nor a model of this project's registry \(see 'mlx status' and 'mlx model ls'\)" "naming it and where to look"
+is "$ERR" "mlx: error: clf@staging: model clf has no alias staging (see 'mlx model show clf')" \
+	"naming the model the registry has and the alias it lacks, not 'no such model'"
+mlx push clf:2
+is "$ERR" "mlx: error: clf:2: model clf has no version 2 (see 'mlx model show clf')" "a version it lacks too"
+mlx push nosuch@staging
+is "$RC" 2 "a model that does not exist is exit 2"
+like "$ERR" "nosuch@staging is not a tracked path, a pipeline step or out in mlx.lock, nor a model of this project's registry \(see 'mlx status' and 'mlx model ls'\)" "naming it and where to look"
 
 done_testing

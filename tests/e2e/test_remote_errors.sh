@@ -200,6 +200,10 @@ is "$RC" 1 "a pull of 100 objects from a server that is not listening is exit 1"
 one_line "in one line"
 [ "$SECS" -lt 40 ]
 is "$?" 0 "in the time of one object's retries, not a hundred ($SECS s)"
+mlx gc -r down
+is "$RC" 1 "mlx gc -r of a server that is not listening is exit 1"
+like "$ERR" "^mlx: error: remote down: index/: .*; check that the server is up and the URL \('mlx remote list'\), then run it again$" \
+	"saying what to check, as push and pull do"
 cd "$TEST_DIR/a" || exit 1
 
 # ---- S3 ---------------------------------------------------------------------------
@@ -214,6 +218,10 @@ is "$RC" 2 "an endpoint that is not an S3 server is exit 2"
 one_line "in one line"
 like "$ERR" "the server answered a listing of bucket '$MLX_TEST_S3_BUCKET' with HTTP 404 and no S3 error: check the option endpoint \(http://127\.0\.0\.1:$dav_port\) and path_style$" \
 	"naming the endpoint to check"
+mlx remote add noendpoint "$MLX_TEST_S3_URL" --option endpoint=
+is "$RC" 2 "an option with an empty value is exit 2, nothing saved"
+is "$ERR" "mlx: error: --option endpoint= has no value; give one, or leave the option out" \
+	"saying so, rather than sending the remote to AWS"
 mlx remote add s3tls "$MLX_TEST_S3_URL" --option "endpoint=https://127.0.0.1:$s3_port"
 is "$RC" 2 "an https:// endpoint to a plain HTTP port is exit 2"
 like "$ERR" "does not speak TLS there" "saying so"
@@ -236,6 +244,11 @@ AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' HOME=$TEST_DIR mlx remote add keye
 is "$RC" 2 "no S3 credentials at all is exit 2"
 like "$ERR" "no S3 credentials: set access_key_id and secret_access_key in \.mlx/config\.local\.lua \(or MLX_REMOTE_KEYED_ACCESS_KEY_ID and MLX_REMOTE_KEYED_SECRET_ACCESS_KEY\)" \
 	"naming where to put them"
+mkdir -p "$TEST_DIR/.aws"
+printf '[team]\naws_access_key_id = S3RVER\n' >"$TEST_DIR/.aws/credentials"
+AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' AWS_PROFILE=team HOME=$TEST_DIR mlx remote add keyed "$MLX_TEST_S3_URL" --option "endpoint=$MLX_TEST_S3_ENDPOINT"
+is "$RC $ERR" "2 mlx: error: remote keyed: the AWS profile 'team' has aws_access_key_id but no aws_secret_access_key: add it to the profile (~/.aws/credentials)" \
+	"a profile with half a key pair says which half it lacks"
 mlx remote list
 is "$(printf '%s\n' "$OUT" | awk '{ print ($1 == "*" ? $2 : $1) }' | sort | tr '\n' ' ')" "down later nob priv s3down tls " \
 	"remotes.json holds the remotes remote add accepted and those written past it, no other"

@@ -38,6 +38,10 @@ cd .. || exit 1
 git clone -q a b && cd b || exit 1
 [ ! -e .mlx/cache ] && [ ! -e .mlx/runs.db ]
 is "$?" 0 "the clone has no store and no runs database"
+MLX_TRACKING_URI="postgresql:///mlx?host=$TEST_DIR/no-server" mlx pull clf@production
+is "$RC" 1 "a pull of a model while the tracking database does not answer is exit 1"
+like "$ERR" "^mlx: error: clf@production: tracking database postgresql:///mlx\?host=$TEST_DIR/no-server: cannot connect to PostgreSQL: .*; check that the server runs and the host and port in the URI$" \
+	"saying so, not that there is no such model"
 mlx model get clf@production model.bin
 is "$RC" 2 "before the pull, mlx model get of the model is exit 2"
 is "$ERR" "mlx: error: model clf:1 (${model_hash:0:12}) is not in the store; fetch it with 'mlx pull clf@production' (from remote 'origin')" \

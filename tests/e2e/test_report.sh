@@ -96,6 +96,11 @@ is "$ERR" "mlx: error: --fail-on accuracy:+1%: accuracy rose from 0.9 to 0.95 (+
 mlx metrics diff --baseline HEAD~1 --fail-on 'accuracy:-0.01' --fail-on 'accuracy>0.5%'
 is "$RC" 2 "a malformed rule is bad input"
 is "$ERR" "mlx: error: --fail-on 'accuracy>0.5%': '0.5%' is not a number" "and is named"
+mv work/metrics.json metrics.kept
+mlx metrics diff --baseline HEAD~1
+is "$RC $ERR" "0 mlx: warning: metrics file work/metrics.json of workspace: not in the workspace; 'mlx pull' (or 'mlx recipe') puts it there" \
+	"a metrics file not in the workspace (a fresh clone) is a warning saying what brings it"
+mv metrics.kept work/metrics.json
 mlx metrics diff --baseline nosuchrev
 is "$RC" 2 "an unknown revision is bad input"
 like "$ERR" "^mlx: error: --baseline nosuchrev: " "named in the error"
@@ -186,6 +191,16 @@ is "$RC" 2 "--post outside CI is bad input"
 like "$ERR" "^mlx: error: --post: not in GitHub Actions or GitLab CI" "saying what is missing"
 [ ! -e mlx-report.md ]
 is "$?" 0 "and nothing is written"
+mkdir -p outdir
+mlx report --out outdir
+is "$RC" 2 "--out naming a directory is bad input"
+is "$ERR" "mlx: error: --out outdir is a directory; name the report's file in it, e.g. --out outdir/report.md" \
+	"saying which file to name"
+is "$(ls outdir-* outdir.html 2>/dev/null | wc -l) $(ls -A outdir | wc -l)" "0 0" \
+	"and no plot or HTML file is left beside it"
+mlx report --out recipe.lua/r.md
+is "$RC $ERR" "2 mlx: error: --out recipe.lua/r.md: recipe.lua is not a directory" "nor a file in a file's place"
+rmdir outdir
 
 # --- --post: one comment, created then updated ---------------------------------------
 TOKEN="tok-$RANDOM$RANDOM-secret"
@@ -226,7 +241,7 @@ like "$body" "^\| accuracy \| 0.9 \| 0.95 \| ▲ \+0.05 \(\+5.6%\) \|$" "the com
 like "$body" "^- \[work/confusion.json\]\(https://github.example/acme/iris/actions/runs/99\)$" "and the plots as links to the run's artifacts"
 github "wrong-$TOKEN"
 is "$RC" 2 "a rejected token is bad input"
-like "$ERR" "listing the comments: 401 Unauthorized: Bad credentials$" "said in one line"
+like "$ERR" "listing the comments: 401 Unauthorized: Bad credentials; check GITHUB_TOKEN$" "said in one line, naming the token"
 
 gitlab() {
 	GITLAB_CI=true CI_API_V4_URL=$API/api/v4 CI_PROJECT_ID=42 CI_MERGE_REQUEST_IID=3 GITLAB_TOKEN=$TOKEN \
@@ -246,6 +261,12 @@ is "$(requests PUT "/api/v4/projects/42/merge_requests/3/notes/$note")" 1 "and t
 body=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["method"] == "PUT"][-1]["body"]["body"])' "$TEST_DIR/forge.log")
 like "$body" "^- \[work/confusion.json\]\(https://gitlab.example/acme/iris/-/jobs/5/artifacts/file/rep-gl/report-plot-work_confusion.svg\)$" \
 	"the plots link to the job's artifacts"
+TOKEN_KEPT=$TOKEN TOKEN="wrong-$TOKEN"
+gitlab
+TOKEN=$TOKEN_KEPT
+is "$RC" 2 "a token GitLab rejects is bad input"
+like "$ERR" "listing the comments: 401 Unauthorized: .*; check GITLAB_TOKEN \(a project or personal access token with the api scope\)$" \
+	"naming the token and what it must be"
 
 # A baseline whose metrics file is not in the store (a fresh clone that did
 # not pull it): left out, with a warning saying how to get it.

@@ -26,6 +26,15 @@ is "$(printf '%s' "$OUT" | json 'len(d), d[0]["status"], d[0]["metrics"]')" "1 F
 cd "$TEST_DIR" || exit 1
 
 mlx init
+# A tracking URI with a mistyped scheme is neither PostgreSQL nor a file.
+MLX_TRACKING_URI="postgre://ci:s3cret@db/mlx" mlx runs
+is "$RC $ERR" "2 mlx: error: MLX_TRACKING_URI: 'postgre://***@db/mlx' is neither a postgresql:// URI nor a path to an SQLite file (or sqlite:///path)" \
+	"a mistyped scheme in MLX_TRACKING_URI is bad input, naming it (without its password)"
+printf 'return { tracking = "postgresq:///mlx" }\n' >.mlx/config.local.lua
+MLX_TRACKING_URI='' mlx runs
+like "$RC $ERR" "^2 mlx: error: .*/\.mlx/config\.local\.lua: tracking: 'postgresq:///mlx' is neither" "or in the config, naming the file"
+rm .mlx/config.local.lua
+is "$(find . -name 'postgre*' | wc -l)" 0 "and no file is made for it"
 mkdir recipes
 cat >recipes/train.lua <<'LUA'
 local mlx = require "mlx"

@@ -108,6 +108,26 @@ like "$(cat fail/err.txt)" "^mlx: error: step hog: Slurm job [0-9]+ ran out of m
 like "$(cat fail/err.txt)" \
 	"^mlx: error: step 'lazy' did not produce its out 'lazy.txt' after its slurm job completed: outs must be on a filesystem mlx and the nodes share$" \
 	"a missing out after COMPLETED is a clear error"
+# What this cluster cannot give: a partition it lacks is refused by sbatch;
+# more CPUs than its node has is queued (no EnforcePartLimits) and would
+# pend for ever, so the job is cancelled and the step fails at once.
+cat >fail/r.lua <<'LUA'
+local p = require("mlx").pipeline "asks"
+p:step "gpu" { outs = { "gpu.txt" }, resources = { partition = "gpu" }, cmd = "echo > gpu.txt" }
+p:step "wide" { outs = { "wide.txt" }, resources = { cpus = 512 }, cmd = "echo > wide.txt" }
+return p
+LUA
+(cd fail && "$MLX" recipe r.lua gpu --executor slurm >/dev/null 2>err.txt)
+is "$?:$(cat fail/err.txt | tail -n 1)" \
+	"1:mlx: error: step 'gpu' could not start: sbatch refused the job: invalid partition specified: gpu; Batch job submission failed: Invalid partition name specified" \
+	"a partition the cluster lacks: exit 1, sbatch's reason in one line"
+start=$SECONDS
+(cd fail && "$MLX" recipe r.lua wide --executor slurm >/dev/null 2>err.txt)
+is "$?" 1 "a job asking more CPUs than a node has exits 1"
+like "$(tail -n 1 fail/err.txt)" "^mlx: error: step wide: Slurm job [0-9_]+ asks for more than a node of its partition has \(PartitionConfig: cpus=512\), so Slurm would never start it; cancelled it: ask for less or another partition \(sinfo shows them\)$" \
+	"saying what it asked and what to do"
+is "$([ $((SECONDS - start)) -lt 30 ] && echo soon)" soon "without waiting"
+is "$(our_jobs fail)" "" "and leaves no job in squeue"
 git -C fail status >/dev/null 2>&1
 test -e fail/mlx.lock && grep -q '"bad"' fail/mlx.lock
 is "$?" 1 "nothing of the failed steps is locked"

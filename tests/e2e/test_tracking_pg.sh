@@ -84,9 +84,57 @@ cd .. || exit 1
 # --- passwords stay out of messages; host= stays ----------------------------
 cd other || exit 1
 MLX_TRACKING_URI="postgresql://mlxuser:s3cret@localhost/nodb?host=$PGHOST&password=hunter2" mlx runs
-is "$RC" 1 "an unreachable database is a failure of the world (exit 1)"
+is "$RC" 2 "a role the server does not have is bad input (exit 2): no retry cures it"
 like "$ERR" "host=$PGHOST" "its message keeps host="
+like "$ERR" 'role "mlxuser" does not exist; check the user and database in the URI$' "and says what to check"
 case "$ERR" in *s3cret* | *hunter2*) tap_result 1 "and shows no password"; echo "# $ERR" ;; *) tap_result 0 "and shows no password" ;; esac
+MLX_TRACKING_URI="postgresql:///nodb?host=$PGHOST" mlx runs
+is "$RC" 2 "a database the server does not have is exit 2"
+like "$ERR" 'database "nodb" does not exist; check the user and database in the URI$' "naming it"
+MLX_TRACKING_URI="postgresql:///mlx?host=$TEST_DIR/no-server" mlx runs
+is "$RC" 1 "a server that does not answer is a failure of the world (exit 1)"
+like "$ERR" "^mlx: error: tracking database postgresql:///mlx\?host=$TEST_DIR/no-server: cannot connect to PostgreSQL: .*; check that the server runs and the host and port in the URI$" \
+	"in one line saying what to check"
+cd .. || exit 1
+
+# --- a role that logs in with a password --------------------------------------
+psql_mlx "CREATE ROLE mlx_pw LOGIN PASSWORD 'right-one'; GRANT ALL ON DATABASE mlx TO mlx_pw"
+sed -i '1i local all mlx_pw scram-sha-256' "$TAP_PG/data/pg_hba.conf"
+if [ "$(id -u)" -eq 0 ]; then
+	runuser -u postgres -- "$MLX_PG_BIN/pg_ctl" -D "$TAP_PG/data" reload >/dev/null
+else
+	"$MLX_PG_BIN/pg_ctl" -D "$TAP_PG/data" reload >/dev/null
+fi
+sleep 0.5 # the postmaster reads pg_hba.conf when it gets the signal
+mkdir pw && cd pw || exit 1
+"$MLX" init >/dev/null
+pw_uri="postgresql://mlx_pw@/mlx?host=$PGHOST"
+MLX_TRACKING_URI=$pw_uri PGPASSWORD='' mlx runs
+is "$RC" 2 "no password for a server that wants one is exit 2"
+is "$ERR" "mlx: error: tracking database postgresql://***@/mlx?host=$PGHOST: cannot connect to PostgreSQL: the server wants a password and none was given; set PGPASSWORD, or tracking_password in .mlx/config.local.lua (which git ignores), or a line in ~/.pgpass" \
+	"in one line saying where the password goes"
+MLX_TRACKING_URI=$pw_uri PGPASSWORD=wrong-one mlx runs
+is "$RC" 2 "a wrong password is exit 2"
+like "$ERR" 'password authentication failed for user "mlx_pw"; check the user and database in the URI, and the password \(from PGPASSWORD\)$' \
+	"naming where the refused password came from"
+printf 'return { tracking_password = "wrong-too" }\n' >.mlx/config.local.lua
+MLX_TRACKING_URI=$pw_uri PGPASSWORD='' mlx runs
+like "$ERR" "the password \(from tracking_password in \.mlx/config\.local\.lua\)$" "or from the local config"
+case "$ERR" in *wrong-one* | *wrong-too*) tap_result 1 "and never shows it"; echo "# $ERR" ;; *) tap_result 0 "and never shows it" ;; esac
+printf 'return { tracking_password = "right-one" }\n' >.mlx/config.local.lua
+MLX_TRACKING_URI=$pw_uri PGPASSWORD='' mlx runs
+is "$RC" 0 "the right password in .mlx/config.local.lua logs in"
+cd ../a || exit 1
+MLX_TRACKING_URI=$pw_uri PGPASSWORD=right-one mlx runs
+is "$RC" 2 "a role of its own on a schema another role made is exit 2"
+is "$ERR" "mlx: error: tracking database postgresql://***@/mlx?host=$PGHOST: role mlx_pw may not use the schema mlx_$id_a of this project (role $(id -un) made it): connect as $(id -un), or have it grant the schema to mlx_pw (docs/tracking.md, \"Projects\")" \
+	"saying which role made it and where the grants are"
+psql_mlx "GRANT ALL ON SCHEMA mlx_$id_a TO mlx_pw; GRANT ALL ON ALL TABLES IN SCHEMA mlx_$id_a TO mlx_pw;
+	GRANT ALL ON ALL SEQUENCES IN SCHEMA mlx_$id_a TO mlx_pw"
+MLX_TRACKING_URI=$pw_uri PGPASSWORD=right-one mlx runs
+is "$RC $(printf '%s\n' "$OUT" | awk 'NR > 1 { print $2 }' | sort -u)" "0 train.lua" "the grants of docs/tracking.md let it read the runs"
+MLX_TRACKING_URI=$pw_uri PGPASSWORD=right-one mlx model alias iris production 1
+is "$RC" 0 "and move an alias"
 cd .. || exit 1
 
 # --- a schema newer than this mlx -------------------------------------------

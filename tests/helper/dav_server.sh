@@ -6,8 +6,9 @@
 #   tests/helper/dav_server.sh stop [DIR]        # DIR defaults to $MLX_TEST_DAV_DIR
 #
 # start makes a temp dir (root/ is the served tree, private/ in it wants
-# basic auth), picks a free port and prints MLX_TEST_DAV_URL,
-# MLX_TEST_DAV_PRIVATE_URL, MLX_TEST_DAV_USER, MLX_TEST_DAV_PASSWORD,
+# basic auth, bearer/ a token), picks a free port and prints
+# MLX_TEST_DAV_URL, MLX_TEST_DAV_PRIVATE_URL, MLX_TEST_DAV_USER,
+# MLX_TEST_DAV_PASSWORD, MLX_TEST_DAV_BEARER_URL, MLX_TEST_DAV_TOKEN,
 # MLX_TEST_DAV_ROOT and MLX_TEST_DAV_DIR. It exits 77 when nginx or its
 # dav_ext module is missing, 1 when nginx will not start. stop kills the
 # server and removes the temp dir.
@@ -27,8 +28,9 @@ start() {
 		exit 77
 	fi
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/mlx-dav.XXXXXX")
-	mkdir -p "$dir/root/private" "$dir/tmp"
+	mkdir -p "$dir/root/private" "$dir/root/bearer" "$dir/tmp"
 	password=$(openssl rand -hex 12)
+	token=$(openssl rand -hex 16)
 	printf 'mlx:%s\n' "$(openssl passwd -apr1 "$password")" >"$dir/htpasswd"
 	# Workers run as the user that starts nginx, so they can write the
 	# temp tree (as root, nginx would switch to www-data otherwise).
@@ -62,6 +64,13 @@ http {
       create_full_put_path on;
       dav_access user:rw group:r all:r;
     }
+    location /bearer/ {
+      if (\$http_authorization != "Bearer $token") { return 401; }
+      dav_methods PUT DELETE MKCOL COPY MOVE;
+      dav_ext_methods PROPFIND OPTIONS;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+    }
     location /private/ {
       auth_basic "mlx";
       auth_basic_user_file $dir/htpasswd;
@@ -84,6 +93,8 @@ CONF
 			echo "export MLX_TEST_DAV_PRIVATE_URL='http://127.0.0.1:$port/private/'"
 			echo "export MLX_TEST_DAV_USER='mlx'"
 			echo "export MLX_TEST_DAV_PASSWORD='$password'"
+			echo "export MLX_TEST_DAV_BEARER_URL='http://127.0.0.1:$port/bearer/'"
+			echo "export MLX_TEST_DAV_TOKEN='$token'"
 			return 0
 		fi
 		# the port was taken between free_port and listen: try another

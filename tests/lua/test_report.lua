@@ -157,6 +157,37 @@ function TestPlot:test_one_gnuplot_for_all_and_a_failing_plot_found_alone()
   os.execute("rm -rf '" .. dir .. "'")
 end
 
+function TestPlot:test_metrics_of_unlike_magnitudes_get_panels_of_their_own()
+  local rows = { { key = "accuracy", base = 0.95, cur = 0.91 }, { key = "n", base = 45, cur = 45 },
+    { key = "recall", base = 1, cur = 0.87 }, { key = "zero", base = 0, cur = 0 } }
+  local spec = plot.comparison(rows, "main", "workspace")
+  -- Two panels: 0.95 beside 45 would be a sliver.
+  lu.assertEquals(#spec.files, 2)
+  lu.assertEquals(spec.files[1], '"accuracy" 0.94999999999999996 0.91000000000000003\n"recall" 1 0.87\n"zero" 0 0\n')
+  lu.assertEquals(spec.files[2], '"n" 45 45\n')
+  lu.assertStrContains(spec.body, "set multiplot layout 2,1 title 'metrics: workspace against main'")
+  lu.assertNil(spec.title)
+  lu.assertTrue(spec.height > 420)
+  -- Alike magnitudes: one chart, as before.
+  spec = plot.comparison({ rows[1], rows[3] }, "main", "workspace")
+  lu.assertEquals(#spec.files, 1)
+  lu.assertEquals(spec.title, "metrics: workspace against main")
+  lu.assertNotStrContains(spec.body, "multiplot")
+  local fs, proc = require "mlx.fs", require "mlx.proc"
+  if proc.run { "gnuplot", "--version", stdout = "capture" } then
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(fs.mkdirs(dir))
+    local results = assert(plot.draw_all(dir, { { svg = dir .. "/m.svg", spec = plot.comparison(rows, "a", "b") } }))
+    lu.assertEquals(results, { true })
+    local f = assert(io.open(dir .. "/m.svg"))
+    local svg = f:read("a")
+    f:close()
+    lu.assertStrContains(svg, "<svg")
+    os.execute("rm -rf '" .. dir .. "'")
+  end
+end
+
 TestPost = {}
 
 function TestPost:test_github_target_from_the_environment()

@@ -45,7 +45,7 @@ listing what the remote holds.]],
     if opts.remote then
       local res
       res, err, code = require("mlx.remote").compact(root, { remote = opts.remote, dry_run = opts.dry_run })
-      if not res then ui.fail(ui.exit_code_for(code), "%s", err) end
+      if not res then ui.fail(ui.exit_code_for(code), "%s", require("mlx.remote.report").advice(err, code)) end
       ui.out(("%s the index of remote '%s': %d segment%s into one (%d objects, %d run-cache entries)")
         :format(opts.dry_run and "would compact" or "compacted", res.remote, res.before,
           res.before == 1 and "" or "s", res.objects, res.runs))

@@ -28,10 +28,20 @@ local function add(opts, args)
   if url == nil or url:match("^%s*$") then
     ui.usage_error("remote %s: the URL is empty; give a directory, an http(s):// or an s3:// URL", name)
   end
+  -- "s3:/bucket" or "https:host/x" would be taken for a directory of that
+  -- name inside the project: a URL of a known scheme missing a slash.
+  local scheme, rest = url:match("^(%a%w*):/?([^/].*)$")
+  if scheme and ({ s3 = true, http = true, https = true, file = true })[scheme:lower()] then
+    ui.usage_error("remote %s: '%s' is not a URL: did you mean %s://%s%s?", name, url, scheme,
+      scheme:lower() == "file" and "/" or "", rest)
+  end
   local options = {}
   for _, kv in ipairs(opts.option or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
     if not k then ui.usage_error("--option needs KEY=VALUE, not '%s'", kv) end
+    -- An empty value would be saved and then read as no option at all
+    -- (endpoint= would send an S3 remote to AWS).
+    if v == "" then ui.usage_error("--option %s= has no value; give one, or leave the option out", k) end
     if config.SECRETS[k] then
       ui.usage_error("--option %s: credentials do not go in %s (committed); put them in .mlx/config.local.lua "
         .. "(remotes = { %s = { %s = \"…\" } }) or in MLX_REMOTE_%s_%s", k, config.FILE, name, k,

@@ -31,6 +31,18 @@ GITLAB_TOKEN and is never printed. See docs/reports.md.]],
     local root = project.require_root()
     local out = opts.out or "mlx-report.md"
     if out == "" or out:sub(-1) == "/" then ui.usage_error("--out: '%s' is not a file name", out) end
+    -- Checked before anything is written: the plots and the HTML go beside
+    -- FILE, and would be left there if FILE then could not be written.
+    local fs = require "mlx.fs"
+    local out_stat = fs.stat(out)
+    if out_stat and out_stat.type == "directory" then
+      ui.usage_error("--out %s is a directory; name the report's file in it, e.g. --out %s/report.md", out, out)
+    end
+    local out_dir = report.split_path(out)
+    local dir_stat = fs.stat(out_dir)
+    if dir_stat and dir_stat.type ~= "directory" then
+      ui.usage_error("--out %s: %s is not a directory", out, out_dir)
+    end
     -- Everything --post needs is checked before anything is written.
     local target
     if opts.post then

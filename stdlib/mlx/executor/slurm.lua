@@ -37,6 +37,27 @@ local FINAL = {
 -- Seconds to wait for the status file of a job Slurm says COMPLETED.
 local STATUS_GRACE = 5
 
+-- Reasons squeue gives for a pending job that the cluster, as it is
+-- configured, will never start (a cluster without EnforcePartLimits queues
+-- such a job instead of refusing it): the job is cancelled and its step
+-- fails, rather than the pipeline waiting in silence.
+local NEVER_STARTS = {
+  PartitionConfig = "asks for more than a node of its partition has",
+  PartitionNodeLimit = "asks for more nodes than its partition allows",
+  PartitionTimeLimit = "asks for a longer time limit than its partition allows",
+  BadConstraints = "asks for what no node of its partition has",
+}
+
+-- The resources a job asked for, as "cpus=2, mem=8G" (the partition's
+-- defaults when it asked none).
+local function asked(r)
+  local parts = {}
+  for _, k in ipairs({ "partition", "cpus", "mem", "gpus", "time" }) do
+    if r and r[k] ~= nil then parts[#parts + 1] = ("%s=%s"):format(k, tostring(r[k])) end
+  end
+  return #parts > 0 and table.concat(parts, ", ") or "the partition's defaults"
+end
+
 -- Runs a Slurm client command; returns its stdout, or nil, its error text
 -- and mlx.proc's failure code ("notfound" when it is not on PATH). After
 -- Ctrl-C mlx.proc starts nothing (docs/proc.md), yet the jobs must still
@@ -86,6 +107,13 @@ function M.new(ctx)
     return nil, "option heartbeat must be a positive number of seconds"
   end
   if o.sbatch ~= nil and type(o.sbatch) ~= "table" then return nil, "option sbatch must be a list of arguments" end
+  -- sbatch retries a missing configuration file for 60 s before it says
+  -- so: a SLURM_CONF that names nothing is told at once.
+  local conf = os.getenv("SLURM_CONF")
+  if conf and conf ~= "" and not fs.stat(conf) then
+    return nil, ("SLURM_CONF names %s, which does not exist: point it at the cluster's slurm.conf or unset it,"
+      .. " see docs/cluster.md"):format(conf)
+  end
   local version, verr, vcode = slurm_command({ "sbatch", "--version" })
   if not version and vcode == "notfound" then
     return nil, "sbatch is not on PATH: install Slurm's client commands or add them to PATH, see docs/cluster.md"
@@ -191,7 +219,16 @@ function Slurm:sbatch(group, name)
   for _, a in ipairs(self.extra) do argv[#argv + 1] = tostring(a) end
   argv[#argv + 1] = path
   local out, serr = slurm_command(argv)
-  if not out then return nil, "sbatch failed: " .. serr end
+  if not out then
+    -- sbatch says it on two lines ("error: invalid partition specified:
+    -- gpu", then "error: Batch job submission failed: …"): one line here.
+    local lines = {}
+    for line in serr:gmatch("[^\n]+") do
+      line = line:gsub("^sbatch: error: ", ""):gsub("^sbatch: ", "")
+      if line:find("%S") then lines[#lines + 1] = line end
+    end
+    return nil, "sbatch refused the job: " .. table.concat(lines, "; ")
+  end
   local id = out:match("^%s*(%d+)")
   if not id then return nil, "sbatch printed no job id: " .. out end
   return id, base
@@ -357,6 +394,9 @@ function Slurm:collect(job)
     result.message = ("%s failed with its node (NODE_FAIL)"):format(what)
   elseif state == "CANCELLED" then
     result.message = ("%s was cancelled outside mlx (scancel)"):format(what)
+  elseif job.never_starts then
+    result.message = ("%s %s (%s: %s), so Slurm would never start it; cancelled it: ask for less or another"
+      .. " partition (sinfo shows them)"):format(what, NEVER_STARTS[job.never_starts], job.never_starts, asked(r))
   elseif state == "COMPLETED" or state == "GONE" then
     result.message = ("%s ended but left no status in %s: is the project on a filesystem the nodes share?")
       :format(what, job.dir)
@@ -386,7 +426,11 @@ function Slurm:poll(jobs, seconds)
       self.next_squeue = now + self.poll_every
     end
     for _, job in ipairs(jobs) do
-      if not job.queued then
+      if not job.queued and job.state == "PENDING" and NEVER_STARTS[job.reason] and not job.never_starts then
+        slurm_command({ "scancel", job.job_id })
+        job.never_starts = job.reason
+        ended[#ended + 1] = job
+      elseif not job.queued then
         local final = FINAL[job.state] or job.state == "GONE"
         if job.state ~= "PENDING" or final then
           tail(job, false)

@@ -34,7 +34,7 @@ local function label(s)
 end
 
 local HEADER = [[
-set terminal svg size 720,420 dynamic font "sans,11" background rgb "white"
+set terminal svg size 720,%d dynamic font "sans,11" background rgb "white"
 set termoption noenhanced
 set datafile missing "?"
 set grid
@@ -51,7 +51,7 @@ local function script_of(dir, name, svg, spec)
     if not ok then return nil, err, code end
   end
   local body = spec.body:gsub("{{(%d+)}}", function(i) return quoted(names[tonumber(i)]) end)
-  local script = { "reset\n", HEADER, "set output ", quoted(svg), "\n" }
+  local script = { "reset\n", HEADER:format(spec.height or 420), "set output ", quoted(svg), "\n" }
   if spec.title then script[#script + 1] = "set title " .. quoted(spec.title) .. "\n" end
   if spec.xlabel then script[#script + 1] = "set xlabel " .. quoted(spec.xlabel) .. "\n" end
   if spec.ylabel then script[#script + 1] = "set ylabel " .. quoted(spec.ylabel) .. "\n" end
@@ -104,29 +104,76 @@ function M.draw_all(dir, plots)
   return results
 end
 
---- The bar chart of the compared metrics: rows {key, base, cur} (numbers
---- or nil) and the two sides' labels. Returns a spec for M.draw_all.
-function M.comparison(rows, base_label, cur_label)
-  local lines, negative = {}, false
-  for i, r in ipairs(rows) do
-    lines[i] = ("%s %s %s\n"):format(label(r.key), field(r.base), field(r.cur))
-    for _, v in ipairs({ r.base or 0, r.cur or 0 }) do
-      if type(v) == "number" and v < 0 then negative = true end
-    end
+-- The largest magnitude of a row's two values (0 for none).
+local function magnitude(r)
+  local m = 0
+  for _, v in ipairs({ r.base, r.cur }) do
+    if type(v) == "number" and v == v and math.abs(v) ~= math.huge then m = math.max(m, math.abs(v)) end
   end
-  return {
-    title = "metrics: " .. cur_label .. " against " .. base_label,
-    files = { table.concat(lines) },
-    body = table.concat({
-      "set style data histogram",
-      "set style histogram clustered gap 1",
-      "set style fill solid 0.85 border -1",
-      "set xtics rotate by -30 nomirror",
-      negative and "" or "set yrange [0:*]",
-      "plot {{1}} using 2:xtic(1) title " .. quoted(base_label) .. " linecolor rgb '#9e9e9e', "
-        .. "'' using 3 title " .. quoted(cur_label) .. " linecolor rgb '#1f77b4'",
-    }, "\n"),
+  return m
+end
+
+-- Splits rows into groups of like magnitude (within a factor of 20), in
+-- the order of their magnitudes, each group keeping the rows' order: on
+-- one axis a count of 45 flattens an accuracy of 0.9 to nothing.
+local function by_magnitude(rows)
+  local sizes = {}
+  for _, r in ipairs(rows) do
+    local m = magnitude(r)
+    if m > 0 then sizes[#sizes + 1] = m end
+  end
+  table.sort(sizes)
+  local floors = {} -- the smallest magnitude of each group
+  for _, m in ipairs(sizes) do
+    if #floors == 0 or m > floors[#floors] * 20 then floors[#floors + 1] = m end
+  end
+  if #floors <= 1 then return { rows } end
+  local groups = {}
+  for i = 1, #floors do groups[i] = {} end
+  for _, r in ipairs(rows) do
+    local m, g = magnitude(r), 1 -- rows of zeros join the smallest
+    for i, floor in ipairs(floors) do
+      if m >= floor then g = i end
+    end
+    table.insert(groups[g], r)
+  end
+  return groups
+end
+
+--- The bar chart of the compared metrics: rows {key, base, cur} (numbers
+--- or nil) and the two sides' labels. Metrics of magnitudes more than 20
+--- times apart get panels of their own, one above the other, each with its
+--- own axis. Returns a spec for M.draw_all.
+function M.comparison(rows, base_label, cur_label)
+  local groups = by_magnitude(rows)
+  local files, plots = {}, {}
+  for g, group in ipairs(groups) do
+    local lines, negative = {}, false
+    for i, r in ipairs(group) do
+      lines[i] = ("%s %s %s\n"):format(label(r.key), field(r.base), field(r.cur))
+      for _, v in ipairs({ r.base or 0, r.cur or 0 }) do
+        if type(v) == "number" and v < 0 then negative = true end
+      end
+    end
+    files[g] = table.concat(lines)
+    plots[#plots + 1] = negative and "set autoscale y" or "set yrange [0:*]"
+    plots[#plots + 1] = ("plot {{%d}} using 2:xtic(1) title %s linecolor rgb '#9e9e9e', '' using 3 title %s"
+      .. " linecolor rgb '#1f77b4'"):format(g, quoted(base_label), quoted(cur_label))
+  end
+  local title = "metrics: " .. cur_label .. " against " .. base_label
+  local body = {
+    "set style data histogram",
+    "set style histogram clustered gap 1",
+    "set style fill solid 0.85 border -1",
+    "set xtics rotate by -30 nomirror",
   }
+  if #groups > 1 then
+    body[#body + 1] = ("set multiplot layout %d,1 title %s"):format(#groups, quoted(title))
+    title = nil
+  end
+  for _, line in ipairs(plots) do body[#body + 1] = line end
+  if #groups > 1 then body[#body + 1] = "unset multiplot" end
+  return { title = title, files = files, body = table.concat(body, "\n"), height = 120 + 300 * #groups }
 end
 
 --- The curve of one metric over steps for each compared side: series

@@ -93,6 +93,20 @@ function M.target(forge, getenv)
   return t
 end
 
+-- What to check when the forge refuses a request, by forge and status.
+local ADVICE = {
+  github = {
+    [401] = "check GITHUB_TOKEN",
+    [403] = "the token may not write comments: give the job 'permissions: pull-requests: write'",
+    [404] = "check GITHUB_REPOSITORY and the pull request's number (MLX_PR_NUMBER)",
+  },
+  gitlab = {
+    [401] = "check GITLAB_TOKEN (a project or personal access token with the api scope)",
+    [403] = "GITLAB_TOKEN may not write notes: it needs the api scope (a job token cannot)",
+    [404] = "check CI_PROJECT_ID and CI_MERGE_REQUEST_IID",
+  },
+}
+
 -- A failed request as one line, without the token even if the forge
 -- quoted it back.
 local function failure(t, what, res, err, code)
@@ -102,6 +116,8 @@ local function failure(t, what, res, err, code)
     local said = type(doc) == "table" and type(doc.message) == "string" and doc.message or ""
     message = ("%s: %d %s%s"):format(what, res.status, res.reason or "", said ~= "" and (": " .. said) or "")
     code = (res.status == 401 or res.status == 403 or res.status == 404) and "invalid" or "http"
+    local advice = ADVICE[t.forge] and ADVICE[t.forge][res.status]
+    if advice then message = message .. "; " .. advice end
   else
     message = ("%s: %s"):format(what, err)
   end

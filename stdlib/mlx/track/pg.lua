@@ -204,6 +204,28 @@ local function migrate(conn, read_only)
   return #M.MIGRATIONS
 end
 
+-- What to do about a connection that failed with err and code: where a
+-- password goes when the server wants one, where the one it refused came
+-- from, or to check the server when it did not answer.
+local function connect_hint(uri, options, err, code)
+  if not err:find("^cannot connect") then return "" end
+  if code == "io" then return "; check that the server runs and the host and port in the URI" end
+  if code ~= "invalid" or err:find("invalid", 1, true) then return "" end
+  if err:find("none was given", 1, true) then
+    return "; set PGPASSWORD, or tracking_password in .mlx/config.local.lua (which git ignores), or a line in ~/.pgpass"
+  end
+  if err:find("does not exist", 1, true) then return "; check the user and database in the URI" end
+  local source = "~/.pgpass, if any"
+  if (os.getenv("PGPASSWORD") or "") ~= "" then
+    source = "PGPASSWORD"
+  elseif uri:find("password=", 1, true) or uri:match("^postgres[%w]*://[^/@]*:[^/@]*@") then
+    source = "the URI"
+  elseif options.password then
+    source = "tracking_password in .mlx/config.local.lua"
+  end
+  return ("; check the user and database in the URI, and the password (from %s)"):format(source)
+end
+
 local function limit_from_env()
   local s = tonumber(os.getenv("MLX_HEARTBEAT_LIMIT") or "")
   return s and s > 0 and math.floor(s * 1000) or nil
@@ -222,7 +244,10 @@ function M.open(uri, options)
   options = options or {}
   local schema = options.schema or "mlx_default"
   local conn, err, code = pg.connect(uri, { password = options.password, schema = schema })
-  if not conn then return nil, ("tracking database %s: %s"):format(options.shown or uri, err), code end
+  if not conn then
+    return nil, ("tracking database %s: %s%s"):format(options.shown or uri, err, connect_hint(uri, options, err, code)),
+      code
+  end
   local version
   version, err, code = migrate(conn, options.read_only)
   if not version then
