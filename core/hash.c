@@ -7,6 +7,7 @@
  * that links it (more on a loaded machine), and on a CPU with SHA-NI a
  * command hashes without it. */
 #include "hash.h"
+#include "dirnames.h"
 #include "path.h"
 
 #include <dirent.h>
@@ -527,14 +528,22 @@ int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, cons
 		return mlx_err_sys(err, errno, "cannot open directory %s", dir);
 	struct walk w = {.top = dir, .link_dir = link_dir, .out = out, .err = err};
 	w.link_dir_len = link_dir ? strlen(link_dir) : 0;
+	/* Many missing paths in one small directory (the outs of a fresh
+	 * project) are answered from its listing instead of a stat each. */
+	struct mlx_dirnames listed = {.dfd = dfd};
 	int rc = MLX_OK;
 	for (size_t i = 0; i < n && rc == MLX_OK; i++) {
 		struct stat st;
 		found[i] = 0;
+		if (mlx_dirnames_absent(&listed, names[i])) {
+			found[i] = 2;
+			continue;
+		}
 		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			if (errno == ENOENT)
+			if (errno == ENOENT) {
 				found[i] = 2;
-			else if (errno != ENOTDIR)
+				mlx_dirnames_missed(&listed, names[i]);
+			} else if (errno != ENOTDIR)
 				rc = mlx_err_sys(err, errno, "cannot stat %s/%s", dir, names[i]);
 			continue;
 		}
@@ -549,6 +558,7 @@ int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, cons
 		if (rc == MLX_OK)
 			found[i] = 1;
 	}
+	mlx_dirnames_free(&listed);
 	close(dfd);
 	return rc;
 }

@@ -144,8 +144,10 @@ int mlx_hash_stat(const char *dir, const char *name, const char *link_dir, struc
  * and sets found[i] to 1; one that does not exist is left out with found[i]
  * = 2, a directory (or a path through a file) with found[i] = 0. Opens dir
  * once, for checking many single files (the
- * outs of a pipeline) at the cost of one fstatat each. Returns 0 or the
- * first other failure (a symlink, a fifo: the message names it). */
+ * outs of a pipeline) at the cost of one fstatat each, except that once a
+ * few paths of one small directory were missing, the others there are
+ * looked for in its listing (core/dirnames.h). Returns 0 or the first
+ * other failure (a symlink, a fifo: the message names it). */
 int mlx_hash_stat_many(const char *dir, const char *const *names, size_t n, const char *link_dir,
 		       struct mlx_filelist *out, unsigned char *found, struct mlx_err *err);
 

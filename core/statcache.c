@@ -264,12 +264,143 @@ static const struct row *waiting_row(const struct mlx_statcache *sc, const char 
 	return NULL;
 }
 
+/* Lists at least this long are read by one ordered scan (fill_ordered). */
+#define ORDERED_FILL_MIN 64
+/* Rows the scan steps over without a match before it seeks instead: a
+ * step costs about a tenth of a seek, and rows of other files (a tracked
+ * directory's, say) are skipped in bulk. */
+#define ORDERED_SKIP_MAX 8
+
+/* A file to sort, with the first 8 bytes of its path as a number that
+ * orders as they do: most comparisons then read no string. */
+struct sort_file {
+	uint64_t head;
+	struct mlx_file *file;
+};
+
+static int compare_sort_files(const void *va, const void *vb)
+{
+	const struct sort_file *a = va, *b = vb;
+	if (a->head != b->head)
+		return a->head < b->head ? -1 : 1;
+	return strcmp(a->file->path, b->file->path);
+}
+
+static uint64_t path_head(const char *path)
+{
+	uint64_t head = 0;
+	for (int k = 0; k < 8 && path[k]; k++)
+		head |= (uint64_t)(unsigned char)path[k] << (56 - 8 * k);
+	return head;
+}
+
+/* The files of list with a key, in key order (the paths share prefix, so
+ * their order is the keys' order), in a new array of *n that the caller
+ * frees; NULL when out of memory. */
+static struct sort_file *sorted_files(const char *prefix, struct mlx_filelist *list, size_t *n)
+{
+	struct sort_file *files = malloc((list->len ? list->len : 1) * sizeof *files);
+	if (!files)
+		return NULL;
+	size_t plen = strlen(prefix), kept = 0;
+	int sorted = 1;
+	for (size_t i = 0; i < list->len; i++) {
+		const char *path = list->items[i].path;
+		/* What key_of would refuse is left out, as fill_each skips it. */
+		if (plen + (plen > 0) + strlen(path) >= PATH_MAX * 2)
+			continue;
+		files[kept] = (struct sort_file){path_head(path), &list->items[i]};
+		sorted = sorted && (kept == 0 || compare_sort_files(&files[kept - 1], &files[kept]) <= 0);
+		kept++;
+	}
+	if (!sorted)
+		qsort(files, kept, sizeof *files, compare_sort_files);
+	*n = kept;
+	return files;
+}
+
+/* fill_each for a long list: one statement stepping through the rows in
+ * key order, merged with the sorted keys of the list, and seeking again
+ * only past a run of rows the list does not name. A pipeline's prefetch of
+ * 100,000 paths cost a query each (about 7,000 instructions), most of it
+ * the seek that the next row of a scan does not need. */
+static int fill_ordered(struct mlx_statcache *sc, const char *prefix, struct mlx_filelist *list, size_t *hits,
+			struct mlx_err *err)
+{
+	size_t n;
+	struct sort_file *files = sorted_files(prefix, list, &n);
+	if (!files)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(sc->db,
+			       "SELECT path, ino, size, mtime_ns, ctime_ns, hashed_ns, hash FROM files"
+			       " WHERE path >= ?1 ORDER BY path",
+			       -1, &st, NULL) != SQLITE_OK) {
+		free(files);
+		return db_fail(sc, sc->db, "read it", err);
+	}
+	/* One read transaction, as fill_each: each seek resets the statement. */
+	int batch = sqlite3_get_autocommit(sc->db) && sqlite3_exec(sc->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	int rc = MLX_OK, s = SQLITE_DONE;
+	char want[PATH_MAX * 2], seek[PATH_MAX * 2];
+	const char *row = NULL; /* the current row's key, or NULL: seek */
+	size_t i = 0, skipped = 0;
+	/* want is the key of files[i]: prefix, '/' and its path (which fits,
+	 * as sorted_files checked), written without a format per file. */
+	size_t plen = strlen(prefix), at = plen + (plen > 0);
+	memcpy(want, prefix, plen);
+	want[plen] = '/';
+	if (n > 0)
+		strcpy(want + at, files[0].file->path);
+	while (i < n) {
+		if (!row) {
+			/* The bound key must stay as it is until the next reset. */
+			memcpy(seek, want, strlen(want) + 1);
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, seek, -1, SQLITE_STATIC);
+			skipped = 0;
+			if ((s = sqlite3_step(st)) != SQLITE_ROW)
+				break;
+			row = (const char *)sqlite3_column_text(st, 0);
+		}
+		int c = strcmp(want, row);
+		if (c <= 0) {
+			/* The row is this file's, or this file has none; the
+			 * row stays for the next file, which may repeat it. */
+			if (c == 0)
+				*hits += (size_t)row_matches(st, 1, files[i].file);
+			if (++i < n)
+				strcpy(want + at, files[i].file->path);
+			continue;
+		}
+		if (++skipped > ORDERED_SKIP_MAX) {
+			row = NULL;
+			continue;
+		}
+		if ((s = sqlite3_step(st)) != SQLITE_ROW)
+			break;
+		row = (const char *)sqlite3_column_text(st, 0);
+	}
+	if (s != SQLITE_ROW && s != SQLITE_DONE)
+		rc = db_fail(sc, sc->db, "read it", err);
+	sqlite3_finalize(st);
+	if (batch)
+		sqlite3_exec(sc->db, "COMMIT", NULL, NULL, NULL);
+	free(files);
+	return rc;
+}
+
 static int fill_each(struct mlx_statcache *sc, const char *prefix, struct mlx_filelist *list, size_t *hits,
 		     struct mlx_err *err)
 {
 	int rc = db_open(sc, err);
 	if (rc != MLX_OK)
 		return rc;
+	if (list->len >= ORDERED_FILL_MIN) {
+		if ((rc = write_waiting(sc, err)) != MLX_OK)
+			return rc;
+		return fill_ordered(sc, prefix, list, hits, err);
+	}
 	/* A short list (a pipeline's dep or out, asked for one at a time)
 	 * looks among the waiting rows too, or each lookup would write them;
 	 * a long one is looked up after they are written. */

@@ -58,7 +58,9 @@ void mlx_statcache_close(struct mlx_statcache *sc);
  * mlx_hash_walk gives), the entries below prefix are read at once (the tree
  * of prefix, else a range of rows), and those matching no file are
  * remembered and forgotten by the next whole mlx_statcache_store of prefix;
- * otherwise each file is looked up alone. *hits (if not NULL) gets the
+ * otherwise each file of a short list is looked up alone, and a long one
+ * (64 files or more, in any order) is merged with one ordered scan of the
+ * rows. *hits (if not NULL) gets the
  * number filled. Returns 0 or MLX_ERR_IO/MLX_ERR_BUSY (hexes filled so far
  * are right). */
 int mlx_statcache_fill(struct mlx_statcache *sc, const char *prefix, int whole, struct mlx_filelist *list,

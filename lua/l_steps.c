@@ -634,31 +634,48 @@ const struct step_row *stepset_row_of(lua_State *L, int idx, int meta, int lists
 }
 
 /* mlx.stepgraph.paths_of(steps) -> list: the deps and then the outs of each
- * step of the list steps, in its order, repeats included, as one new list
- * (the pipeline's prefetch hashes them in one call). A step of a step set
- * without a table of its own is read from its row, not through its
- * __index; any other step from its fields. Raises for a step without a
- * deps or outs list. */
+ * step of the list steps, in its order, as one new list (the pipeline's
+ * prefetch hashes them in one call, keeping the first of each path). A
+ * step of a step set without a table of its own is read from its row, not
+ * through its __index, and a list of the set already given is not given
+ * again: a chain's deps are the outs of the step before, and a fan's steps
+ * share one list of deps, so 100,000 steps give 100,000 paths, not twice
+ * as many. Any other step is read from its fields, repeats included.
+ * Raises for a step without a deps or outs list. */
 static int steps_paths_of(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
 	lua_settop(L, 1);
-	lua_createtable(L, n > 0 && n < INT32_MAX / 2 ? (int)(2 * n) : 0, 0); /* 2 */
+	lua_createtable(L, n > 0 && n < INT32_MAX / 2 ? (int)(n + 1) : 0, 0); /* 2 */
 	lua_pushnil(L); /* 3: the metatable of set's steps */
 	lua_pushnil(L); /* 4: set's lists */
-	const struct stepset *set = NULL;
+	lua_pushnil(L); /* 5: which lists of seen_set were given, a byte each */
+	const struct stepset *set = NULL, *seen_set = NULL;
+	uint8_t *seen = NULL;
 	lua_Integer count = 0;
 	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 1, i); /* 5: the step */
+		lua_rawgeti(L, 1, i); /* 6: the step */
 		uint32_t at;
-		const struct step_row *row = stepset_row_of(L, 5, 3, 4, &set, &at);
+		const struct step_row *row = stepset_row_of(L, 6, 3, 4, &set, &at);
+		if (row && !seen_set) {
+			seen_set = set;
+			seen = lua_newuserdatauv(L, (size_t)set->nlists + 1, 0);
+			memset(seen, 0, (size_t)set->nlists + 1);
+			lua_replace(L, 5);
+		}
 		for (int outs = 0; outs <= 1; outs++) {
-			if (row)
-				lua_rawgeti(L, 4, outs ? row->outs : row->deps);
-			else if (lua_getfield(L, 5, outs ? "outs" : "deps") != LUA_TTABLE)
-				return luaL_error(L, "step %d has no list of %s", (int)i,
-				                  outs ? "outs" : "deps");
+			if (row) {
+				uint32_t id = outs ? row->outs : row->deps;
+				if (set == seen_set && id <= seen_set->nlists) {
+					if (seen[id])
+						continue;
+					seen[id] = 1;
+				}
+				lua_rawgeti(L, 4, id);
+			} else if (lua_getfield(L, 6, outs ? "outs" : "deps") != LUA_TTABLE) {
+				return luaL_error(L, "step %d has no list of %s", (int)i, outs ? "outs" : "deps");
+			}
 			lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
 			for (lua_Integer k = 1; k <= m; k++) {
 				lua_rawgeti(L, -1, k);

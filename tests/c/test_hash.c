@@ -369,6 +369,58 @@ static void walk_sorts_by_path_bytes_across_directories(void **state)
 	remove_tree(dir);
 }
 
+/* Many paths of one directory that do not exist (a fresh project's outs)
+ * are answered from its listing: the few that exist are still files, with
+ * their stat facts, also through a symlinked directory, and a directory or
+ * a path under a missing directory is told as before. */
+static void many_missing_paths_and_the_few_that_exist(void **state)
+{
+	(void)state;
+	char *dir = strdup(temp_path("many"));
+	char path[600];
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof path, "%s/out", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/out/f100/", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/link", dir);
+	assert_int_equal(symlink("out", path), 0);
+	static const int existing[] = {0, 50, 150, 199};
+	for (size_t k = 0; k < sizeof existing / sizeof *existing; k++) {
+		snprintf(path, sizeof path, "%s/out/f%03d", dir, existing[k]);
+		write_file(path, (const unsigned char *)"x", 1);
+	}
+	char names[3][200][16];
+	const char *list[600];
+	size_t n = 0;
+	static const char *const dirs[] = {"out", "link", "none"};
+	for (int d = 0; d < 3; d++)
+		for (int i = 0; i < 200; i++) {
+			snprintf(names[d][i], sizeof names[d][i], "%s/f%03d", dirs[d], i);
+			list[n++] = names[d][i];
+		}
+	unsigned char found[600];
+	struct mlx_filelist out = {0};
+	struct mlx_err err;
+	assert_int_equal(mlx_hash_stat_many(dir, list, n, NULL, &out, found, &err), MLX_OK);
+	size_t files = 0;
+	for (int d = 0; d < 3; d++)
+		for (int i = 0; i < 200; i++) {
+			int exists = d < 2 && (i == 0 || i == 50 || i == 150 || i == 199);
+			unsigned char want = exists ? 1 : (d < 2 && i == 100) ? 0 : 2;
+			assert_int_equal(found[d * 200 + i], want);
+			if (exists) {
+				assert_string_equal(out.items[files].path, names[d][i]);
+				assert_int_equal(out.items[files].size, 1);
+				assert_true(out.items[files].ino != 0);
+				files++;
+			}
+		}
+	assert_int_equal(out.len, files);
+	mlx_filelist_free(&out);
+	remove_tree(dir);
+}
+
 /* The manifest text and id, byte for byte as DESIGN §3 defines them. */
 static void manifest_lines_are_exact(void **state)
 {
@@ -470,6 +522,7 @@ int main(void)
 		cmocka_unit_test(known_files_are_not_read),
 		cmocka_unit_test(files_changed_after_the_walk_fail_cleanly),
 		cmocka_unit_test(walk_sorts_by_path_bytes_across_directories),
+		cmocka_unit_test(many_missing_paths_and_the_few_that_exist),
 		cmocka_unit_test(manifest_lines_are_exact),
 		cmocka_unit_test(manifest_sizes_parse_only_in_canonical_form),
 		cmocka_unit_test(ids_are_64_lowercase_hex_digits),

@@ -131,12 +131,39 @@ static void test_many_steps(void **state)
 	mlx_lockindex_free(NULL);
 }
 
+/* An index read stays as it was read when the file is replaced (it is
+ * only ever written by a rename), and an empty file is no index. */
+static void test_an_index_read_outlives_its_replacement(void **state)
+{
+	(void)state;
+	write_index("h\np\ta\tK1\tout/a\tH1\n");
+	struct mlx_lockindex *idx = NULL;
+	struct mlx_err err;
+	assert_int_equal(mlx_lockindex_read(path, "h", "p", &idx, &err), MLX_OK);
+	char next[80];
+	snprintf(next, sizeof next, "%s.next", path);
+	FILE *f = fopen(next, "wb");
+	assert_non_null(f);
+	fputs("h\np\ta\tK2\n", f);
+	fclose(f);
+	assert_int_equal(rename(next, path), 0);
+	expect_rest(idx, "a", "K1\tout/a\tH1");
+	mlx_lockindex_free(idx);
+	assert_int_equal(mlx_lockindex_read(path, "h", "p", &idx, &err), MLX_OK);
+	expect_rest(idx, "a", "K2");
+	mlx_lockindex_free(idx);
+	write_index("");
+	assert_int_equal(mlx_lockindex_read(path, "h", "p", &idx, &err), MLX_ERR_INVALID);
+	assert_null(idx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_finds_the_steps_of_one_pipeline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_only_the_index_of_this_lock_is_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_steps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_an_index_read_outlives_its_replacement, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

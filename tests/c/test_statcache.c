@@ -94,6 +94,79 @@ static void unchanged_files_hit_changed_and_racy_ones_miss(void **state)
 	mlx_statcache_close(sc);
 }
 
+/* A long list of single files (a pipeline's prefetch, read by one ordered
+ * scan): in any order, with repeats, among rows of other files and with
+ * files that have no row, each file gets its own row's hash, and only when
+ * that row still describes it. */
+static void a_long_list_is_filled_as_file_by_file(void **state)
+{
+	(void)state;
+	char db[300];
+	snprintf(db, sizeof db, "%s/long.db", dir);
+	struct mlx_statcache *sc;
+	struct mlx_err err;
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+	int64_t now = mlx_hash_now_ns(), old = now - 10 * 1000000000LL;
+	struct mlx_filelist list = {0};
+	char path[64];
+	/* Rows: out/0..out/599 with H1 (every third left out), and rows of a
+	 * tracked directory that sort between and around them. */
+	for (int i = 0; i < 600; i++) {
+		if (i % 3 == 2)
+			continue;
+		snprintf(path, sizeof path, "out/%d", i);
+		add(&list, path, old, H1, now);
+	}
+	for (int i = 0; i < 400; i++) {
+		snprintf(path, sizeof path, "out/%d/x%d", i * 7 % 600, i);
+		add(&list, path, old, H2, now);
+	}
+	add(&list, "a", old, H2, now);
+	add(&list, "z", old, H2, now);
+	assert_int_equal(mlx_statcache_store(sc, "p", 0, &list, NULL, &err), MLX_OK);
+	mlx_filelist_free(&list);
+	mlx_statcache_close(sc); /* the rows written, read back by a new handle */
+	assert_int_equal(mlx_statcache_open(db, &sc, &err), MLX_OK);
+
+	/* Asked for in declaration order (out/599 first, every fifth twice),
+	 * one with another size (changed), and paths with no row. */
+	int order[720];
+	size_t n = 0;
+	for (int i = 599; i >= 0; i--) {
+		order[n++] = i;
+		if (i % 5 == 0)
+			order[n++] = i;
+	}
+	for (size_t k = 0; k < n; k++) {
+		snprintf(path, sizeof path, "out/%d", order[k]);
+		add(&list, path, old, NULL, 0);
+	}
+	add(&list, "out/none", old, NULL, 0);
+	add(&list, "out/10", old, NULL, 0);
+	list.items[list.len - 1].size = 101;
+	size_t hits, expected = 0;
+	assert_int_equal(mlx_statcache_fill(sc, "p", 0, &list, &hits, &err), MLX_OK);
+	for (size_t k = 0; k < n; k++) {
+		int has_row = order[k] % 3 != 2;
+		expected += (size_t)has_row;
+		assert_string_equal(list.items[k].hex, has_row ? H1 : "");
+	}
+	assert_string_equal(list.items[n].hex, "");
+	assert_string_equal(list.items[n + 1].hex, "");
+	assert_int_equal(hits, expected);
+	mlx_filelist_free(&list);
+
+	/* The same paths under another prefix have no rows. */
+	for (int i = 0; i < 100; i++) {
+		snprintf(path, sizeof path, "out/%d", i);
+		add(&list, path, old, NULL, 0);
+	}
+	assert_int_equal(mlx_statcache_fill(sc, "", 0, &list, &hits, &err), MLX_OK);
+	assert_int_equal(hits, 0);
+	mlx_filelist_free(&list);
+	mlx_statcache_close(sc);
+}
+
 /* A directory of n files as a walk gives it: sorted, with facts. */
 /* Rows of files stored one at a time wait in memory: another reader sees
  * them once 256 wait or the cache is closed; the same handle reads them
@@ -936,6 +1009,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(unchanged_files_hit_changed_and_racy_ones_miss),
 		cmocka_unit_test(single_files_are_written_in_batches),
+		cmocka_unit_test(a_long_list_is_filled_as_file_by_file),
 		cmocka_unit_test(a_whole_directory_is_read_back_from_its_tree),
 		cmocka_unit_test(a_tree_gives_back_its_manifest_id_only_when_all_match),
 		cmocka_unit_test(a_tree_damaged_inside_gives_nothing),

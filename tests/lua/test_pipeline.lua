@@ -112,12 +112,16 @@ function TestPipelineDsl:test_steps_are_views_of_the_step_set()
   a.deps = { "other" }
   lu.assertEquals({ b.note, b.desc, a.deps, a.outs }, { "kept", "changed", { "other" }, { "out/1" } })
   -- The prefetch's list of paths, made in C: each step's deps then outs,
-  -- in order, a field set on a step and a step that is a table included.
+  -- in order, a field set on a step and a step that is a table included;
+  -- a list of the set is given once (d comes twice, and e's deps are d's
+  -- outs), the fields of a step with a table of its own (a, b) or of a
+  -- table each time.
   local t = { deps = { "t/in" }, outs = { "t/out", "t/log" } }
   local d = p:step "d" { deps = { "out/1", "in" }, outs = { "out/4" }, run = fn }
-  lu.assertEquals(require("mlx.stepgraph").paths_of({ c, d, a, t, b, d }),
+  local e = p:step "e" { deps = { "out/4" }, outs = { "out/5" }, run = fn }
+  lu.assertEquals(require("mlx.stepgraph").paths_of({ c, d, a, t, b, d, t, e }),
     { "out/2", "out/3/", "out/1", "in", "out/4", "other", "out/1", "t/in", "t/out", "t/log", "out/1", "out/2",
-      "out/1", "in", "out/4" })
+      "t/in", "t/out", "t/log", "out/5" })
   lu.assertEquals(require("mlx.stepgraph").paths_of({}), {})
   lu.assertEquals(tostring(c), "step 'c'")
   lu.assertEquals(type(c), "userdata")
