@@ -7,17 +7,21 @@ own stop-the-world tracer sometimes crashes at exit ("Tracer caught signal
 that was joined just before exit still leaving the kernel
 (google/sanitizers#1353). That crash says nothing about the program, so
 tests that failed with it, and only with it, are run once more; any other
-failure (a leak report, an ASan or UBSan finding, a failed assertion) fails
-at once, as does a crash that happens again.
+failure (a leak report, an ASan or UBSan finding, a failed TAP subtest, in
+the same test or another) fails at once, as does a crash that happens again.
 
 Exit status: 0 when the tests re-run pass, 1 otherwise.
 """
 import json
+import re
 import subprocess
 import sys
 
 SIGNATURE = "LeakSanitizer has encountered a fatal error"
 PASSED = {"OK", "SKIP", "EXPECTEDFAIL"}
+# What makes a failure the test's own even when the tracer crashed too: a
+# failed TAP subtest, a leak report, an ASan or UBSan finding.
+OWN_FAILURE = re.compile(r"^not ok\b|ERROR: (Leak|Address)Sanitizer|runtime error:", re.M)
 
 
 def failed_tests(builddir):
@@ -40,7 +44,7 @@ def main():
     if not failed:
         print("rerun-lsan-crashes: no failed test in the log; the run failed otherwise")
         return 1
-    others = [name for name, output in failed if SIGNATURE not in output]
+    others = [name for name, output in failed if SIGNATURE not in output or OWN_FAILURE.search(output)]
     if others:
         print("rerun-lsan-crashes: failed for a reason of their own: " + ", ".join(others))
         return 1
