@@ -112,6 +112,19 @@ static int wait_done(struct mlx_pool *p)
 	return sem_timedwait(&p->done, &until);
 }
 
+int mlx_pool_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+	/* The new thread inherits this mask. */
+	sigset_t block, saved;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	int rc = pthread_create(thread, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return rc;
+}
+
 static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 {
 	if (jobs <= 0)
@@ -132,18 +145,11 @@ static int run(struct mlx_pool *p, int jobs, struct mlx_err *err)
 		return mlx_err_sys(err, errno, "cannot start threads");
 	pthread_mutex_init(&p->lock, NULL);
 
-	/* Workers inherit this mask: signals go to the waiting thread. */
-	sigset_t block, saved;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &block, &saved);
 	pthread_t threads[MAX_JOBS];
 	int started = 0;
 	for (; started < jobs; started++)
-		if (pthread_create(&threads[started], NULL, worker, p) != 0)
+		if (mlx_pool_start_thread(&threads[started], worker, p) != 0)
 			break;
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 
 	int interrupted = 0;
 	if (started == 0) {

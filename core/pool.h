@@ -10,6 +10,7 @@
 #ifndef MLX_POOL_H
 #define MLX_POOL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -21,6 +22,12 @@ typedef int (*mlx_pool_fn)(void *ctx, size_t i, struct mlx_err *err);
 
 /* The default number of threads: the CPUs this process may run on. */
 int mlx_pool_default_jobs(void);
+
+/* Starts *thread running fn(arg) with SIGINT and SIGTERM blocked in it, so
+ * that those signals reach the thread that waits for it and can stop the
+ * work (the pool's workers, the store's background commit). Returns 0 or
+ * pthread_create's error number. */
+int mlx_pool_start_thread(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* Progress of a long run, reported on the calling thread (the one that
  * waits, never a worker): about every 100 ms, report(ctx, started, n) with

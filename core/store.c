@@ -1040,14 +1040,7 @@ int mlx_store_commit_start(struct mlx_store *s, struct mlx_err *err)
 	s->staged = NULL;
 	s->nstaged = s->cap = 0;
 	pthread_mutex_unlock(&s->lock);
-	/* Signals stay with the threads that wait and can stop the work. */
-	sigset_t block, saved;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &block, &saved);
-	int started = pthread_create(&s->bg.thread, NULL, commit_thread, s) == 0;
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	int started = mlx_pool_start_thread(&s->bg.thread, commit_thread, s) == 0;
 	s->bg.running = started;
 	if (!started) /* no thread: committed here, as mlx_store_commit */
 		commit_thread(s);
