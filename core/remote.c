@@ -561,6 +561,10 @@ int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_i
 		}
 	}
 	res->present += n - t.total;
+	/* The remote keeps every object fetched: they are published without
+	 * waiting for the disk, which was most of a pull's time, and checked
+	 * if the machine restarts before the kernel wrote them (store.h). */
+	mlx_store_defer_durability(store, 1);
 	for (size_t next = 0; rc == MLX_OK && next < n;) {
 		size_t w = 0;
 		for (; w < window && next < n; next++) {
@@ -575,8 +579,7 @@ int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_i
 			break;
 		rc = run_window(&t, w, fetch_worker, err);
 		/* Keep what arrived whole, also when interrupted. The window is
-		 * synced and moved into the store while the next one arrives:
-		 * the disk writes it as the workers hash and stage. Its ids are
+		 * moved into the store while the next one arrives. Its ids are
 		 * counted as verified now; a commit that fails fails the fetch,
 		 * whose result is then not used. */
 		struct mlx_err cerr;
@@ -590,6 +593,7 @@ int mlx_remote_fetch(struct mlx_remote *r, struct mlx_store *store, struct mlx_i
 	}
 	struct mlx_err cerr;
 	int crc = mlx_store_commit_wait(store, &cerr);
+	mlx_store_defer_durability(store, 0);
 	if (rc == MLX_OK && crc != MLX_OK) {
 		*err = cerr;
 		rc = crc;

@@ -39,12 +39,18 @@ struct background_commit {
 	int running;
 	struct staged *items;
 	size_t n;
+	int deferred; /* published before durable (mlx_store_defer_durability) */
 	int rc;
 	struct mlx_err err;
 };
 
 struct mlx_store {
 	char *root, *objects, *tmp, *quarantine;
+	char *unsynced;		/* .mlx/cache/unsynced: records of objects not yet durable */
+	char boot[MLX_STORE_BOOT_ID_SIZE]; /* the kernel's boot id, once read ("": unknown) */
+	int boot_read;
+	int defer;		/* commits publish before durable (fetched objects) */
+	size_t recovered_damaged; /* objects found damaged by the open after a restart */
 	int objects_fd;
 	int gc_lock_fd;
 	char *batch;		/* .mlx/tmp/put-…, made on first stage */
@@ -221,6 +227,16 @@ static void remove_stale_batches(const char *tmp)
 	closedir(d);
 }
 
+/* The kernel's boot id, read on first use. */
+static const char *store_boot(struct mlx_store *s)
+{
+	if (!s->boot_read) {
+		mlx_store_boot_id(s->boot);
+		s->boot_read = 1;
+	}
+	return s->boot;
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct mlx_err *err)
@@ -238,8 +254,9 @@ int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct m
 	s->objects = join(root, ".mlx/cache/objects");
 	s->tmp = join(root, ".mlx/tmp");
 	s->quarantine = join(root, ".mlx/cache/quarantine");
+	s->unsynced = join(root, ".mlx/cache/unsynced");
 	gc_lock = join(root, ".mlx/cache/gc.lock");
-	if (!s->root || !cache || !s->objects || !s->tmp || !s->quarantine || !gc_lock) {
+	if (!s->root || !cache || !s->objects || !s->tmp || !s->quarantine || !s->unsynced || !gc_lock) {
 		rc = mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -258,6 +275,15 @@ int mlx_store_open(const char *root, int flags, struct mlx_store **out, struct m
 		goto fail;
 	}
 	remove_stale_batches(s->tmp);
+	/* Objects published unsynced before the machine restarted are checked
+	 * before anything reads them (store_unsynced.c). One access(2) when
+	 * there are none. */
+	if (access(s->unsynced, F_OK) == 0) {
+		store_boot(s);
+		rc = mlx_store_unsynced_recover(s, s->unsynced, s->boot, &s->recovered_damaged, err);
+		if (rc != MLX_OK)
+			goto fail;
+	}
 	free(cache);
 	free(gc_lock);
 	*out = s;
@@ -300,12 +326,37 @@ void mlx_store_close(struct mlx_store *s)
 	free(s->objects);
 	free(s->tmp);
 	free(s->quarantine);
+	free(s->unsynced);
 	free(s);
 }
 
 void mlx_store_set_progress(struct mlx_store *s, const struct mlx_progress *progress)
 {
 	s->progress = progress;
+}
+
+void mlx_store_defer_durability(struct mlx_store *s, int on)
+{
+	/* Without a boot id, a restart could not be told from a kill: every
+	 * commit stays durable. */
+	s->defer = on && store_boot(s)[0] != '\0';
+}
+
+size_t mlx_store_recovered_damaged(const struct mlx_store *s)
+{
+	return s->recovered_damaged;
+}
+
+int mlx_store_recovery_note(const struct mlx_store *s, char *buf, size_t size)
+{
+	size_t n = s->recovered_damaged;
+	if (n == 0)
+		return 0;
+	snprintf(buf, size,
+	         "%zu object%s fetched from a remote had not reached the disk when the machine restarted, "
+	         "and %s damaged: moved to .mlx/cache/quarantine/ (mlx pull fetches %s again)",
+	         n, n == 1 ? "" : "s", n == 1 ? "is" : "are", n == 1 ? "it" : "them");
+	return 1;
 }
 
 const char *mlx_store_objects_dir(const struct mlx_store *s)
@@ -991,24 +1042,64 @@ static int publish_one(void *vjob, size_t i, struct mlx_err *err)
 	return MLX_OK;
 }
 
-/* Makes the n staged files of items durable and visible: one sync for
- * their data (and of anything else dirty on that file system: what git's
- * batch mode does with its final fsync, instead of a device flush per
- * object), the renames into objects/, and one sync for the renames, before
- * anyone points at the objects. */
-static int commit_items(struct mlx_store *s, const struct staged *items, size_t n, struct mlx_err *err)
+/* Renames the n staged files of items into objects/. */
+static int publish_items(struct mlx_store *s, const struct staged *items, size_t n, struct mlx_err *err)
 {
-	if (syncfs(s->batch_fd) != 0)
-		return mlx_err_sys(err, errno, "cannot sync %s", s->batch);
 	struct publish_job job = {.s = s, .items = items};
 	shards_init(&job.shards);
 	int rc = mlx_pool_run(n, 0, publish_one, &job, err);
 	shards_close(&job.shards);
-	if (rc != MLX_OK)
-		return rc;
-	if (syncfs(s->objects_fd) != 0)
-		return mlx_err_sys(err, errno, "cannot sync %s", s->objects);
-	return MLX_OK;
+	return rc;
+}
+
+/* Publishes the n staged files of items before they are durable, after a
+ * durable record of them (store_unsynced.c). */
+static int commit_deferred(struct mlx_store *s, const struct staged *items, size_t n, struct mlx_err *err)
+{
+	const char **hexes = malloc((n ? n : 1) * sizeof *hexes);
+	if (!hexes)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		hexes[i] = items[i].hex;
+	char record[PATH_MAX];
+	int fd;
+	int rc = mlx_store_unsynced_begin(s->unsynced, s->boot, hexes, n, record, sizeof record, &fd, err);
+	free(hexes);
+	if (rc == MLX_OK) {
+		rc = publish_items(s, items, n, err);
+		mlx_store_unsynced_end(record, fd, rc == MLX_OK);
+	}
+	return rc;
+}
+
+/* Makes the n staged files of items durable and visible: one sync for
+ * their data (and of anything else dirty on that file system: what git's
+ * batch mode does with its final fsync, instead of a device flush per
+ * object), the renames into objects/, and one sync for the renames, before
+ * anyone points at the objects. With deferred, they are published first
+ * and made durable by the kernel's writeback (commit_deferred). The syncs
+ * also cover the objects of earlier deferred commits of this boot, whose
+ * records are then removed. */
+static int commit_items(struct mlx_store *s, const struct staged *items, size_t n, int deferred,
+			struct mlx_err *err)
+{
+	if (deferred)
+		return commit_deferred(s, items, n, err);
+	struct mlx_strlist covered = {0};
+	struct mlx_err ignored;
+	if (access(s->unsynced, F_OK) == 0)
+		mlx_store_unsynced_collect(s->unsynced, store_boot(s), &covered, &ignored);
+	int rc = MLX_OK;
+	if (syncfs(s->batch_fd) != 0)
+		rc = mlx_err_sys(err, errno, "cannot sync %s", s->batch);
+	if (rc == MLX_OK)
+		rc = publish_items(s, items, n, err);
+	if (rc == MLX_OK && syncfs(s->objects_fd) != 0)
+		rc = mlx_err_sys(err, errno, "cannot sync %s", s->objects);
+	if (rc == MLX_OK)
+		mlx_store_unsynced_forget(s->unsynced, &covered);
+	mlx_strlist_free(&covered);
+	return rc;
 }
 
 int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
@@ -1017,7 +1108,7 @@ int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
 	int rc = mlx_store_commit_wait(s, err);
 	if (rc != MLX_OK || !s->batch || s->nstaged == 0)
 		return rc;
-	if ((rc = commit_items(s, s->staged, s->nstaged, err)) == MLX_OK)
+	if ((rc = commit_items(s, s->staged, s->nstaged, s->defer, err)) == MLX_OK)
 		s->nstaged = 0;
 	return rc;
 }
@@ -1025,7 +1116,7 @@ int mlx_store_commit(struct mlx_store *s, struct mlx_err *err)
 static void *commit_thread(void *vs)
 {
 	struct mlx_store *s = vs;
-	s->bg.rc = commit_items(s, s->bg.items, s->bg.n, &s->bg.err);
+	s->bg.rc = commit_items(s, s->bg.items, s->bg.n, s->bg.deferred, &s->bg.err);
 	return NULL;
 }
 
@@ -1036,7 +1127,7 @@ int mlx_store_commit_start(struct mlx_store *s, struct mlx_err *err)
 		return rc;
 	/* The thread takes the staged array; staging goes on into a new one. */
 	pthread_mutex_lock(&s->lock);
-	s->bg = (struct background_commit){.items = s->staged, .n = s->nstaged};
+	s->bg = (struct background_commit){.items = s->staged, .n = s->nstaged, .deferred = s->defer};
 	s->staged = NULL;
 	s->nstaged = s->cap = 0;
 	pthread_mutex_unlock(&s->lock);

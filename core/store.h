@@ -13,7 +13,10 @@
  * commit returns, nothing new is visible in objects/, so a crash or kill -9
  * leaves at most stale temp files, which the next mlx_store_open removes.
  * Renames are atomic: two processes storing the same content leave one
- * whole object. A user's file is never modified by staging.
+ * whole object. A user's file is never modified by staging. Objects fetched
+ * from a remote are the exception to "durable before visible"
+ * (mlx_store_defer_durability): they are published at once, after a
+ * durable record of them, and checked if the machine restarts first.
  *
  * Every open store holds .mlx/cache/gc.lock shared; mlx_store_open with
  * MLX_STORE_EXCLUSIVE holds it exclusively (gc), so objects cannot be
@@ -63,6 +66,24 @@ void mlx_store_close(struct mlx_store *s);
 /* Reports the progress of later stagings, checkouts and checks to progress
  * (pool.h; NULL: none), which must outlive those calls. */
 void mlx_store_set_progress(struct mlx_store *s, const struct mlx_progress *progress);
+
+/* With on, the commits of s that follow publish their objects before they
+ * are durable, leaving the writing to the kernel: for objects fetched from
+ * a remote, which holds them too. Each such commit first makes durable a
+ * record of its objects (core/store_unsynced.c); an mlx_store_open after
+ * the machine restarted checks them and moves a damaged one to quarantine.
+ * Without a boot id to tell a restart from a kill (no /proc), commits stay
+ * durable. Cannot fail. */
+void mlx_store_defer_durability(struct mlx_store *s, int on);
+
+/* How many objects mlx_store_open found damaged, and moved to quarantine,
+ * because the machine restarted before a deferred commit's objects reached
+ * the disk (0 almost always). */
+size_t mlx_store_recovered_damaged(const struct mlx_store *s);
+
+/* Writes into buf what a user is told of the objects mlx_store_open found
+ * damaged after a restart, and returns 1; returns 0 when there were none. */
+int mlx_store_recovery_note(const struct mlx_store *s, char *buf, size_t size);
 
 /* The absolute path of the objects directory. */
 const char *mlx_store_objects_dir(const struct mlx_store *s);

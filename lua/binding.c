@@ -37,6 +37,24 @@ int mlx_lua_fail(lua_State *L, const struct mlx_err *err)
 	return 3;
 }
 
+void mlx_lua_warn(lua_State *L, const char *message)
+{
+	/* Through mlx.ui, so that a warning looks and is redacted as every
+	 * other; on stderr directly if that module cannot be had. */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "mlx.ui");
+	if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+		lua_getfield(L, -1, "warn");
+		lua_pushstring(L, message);
+		if (lua_pcall(L, 1, 0, 0) == LUA_OK) {
+			lua_pop(L, 1);
+			return;
+		}
+	}
+	lua_pop(L, 1);
+	fprintf(stderr, "mlx: warning: %s\n", message);
+}
+
 /* ---- table fields ---------------------------------------------------------- */
 
 /* Pushes a short description of the value at idx for an error message. */

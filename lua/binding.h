@@ -24,6 +24,10 @@ int mlx_lua_fail(lua_State *L, const struct mlx_err *err);
 /* The code string for an enum mlx_status, as pushed by mlx_lua_fail. */
 const char *mlx_lua_status_name(int status);
 
+/* Prints "mlx: warning: MESSAGE" as mlx.ui.warn does (stderr). Cannot
+ * fail. */
+void mlx_lua_warn(lua_State *L, const char *message);
+
 /* ---- table fields --------------------------------------------------------- *
  *
  * Options and records cross from Lua as tables. The readers below read field

@@ -771,6 +771,9 @@ static int transfer(lua_State *L, int push)
 			lua_pop(L, 1);
 	}
 	int rc = mlx_store_open(root, 0, &w->store, &err);
+	char note[512];
+	if (rc == MLX_OK && mlx_store_recovery_note(w->store, note, sizeof note))
+		mlx_lua_warn(L, note);
 	struct mlx_remote_progress progress = {report, &rp};
 	const struct mlx_remote_progress *pr = rp.ref == LUA_NOREF ? NULL : &progress;
 	if (rc == MLX_OK)

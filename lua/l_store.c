@@ -779,6 +779,9 @@ static int store_open(lua_State *L)
 	struct mlx_err err;
 	if (mlx_workspace_open(root, flags, jobs, &ls->ws, &err) != MLX_OK)
 		return mlx_lua_fail(L, &err);
+	char note[512];
+	if (mlx_store_recovery_note(mlx_workspace_store(ls->ws), note, sizeof note))
+		mlx_lua_warn(L, note);
 	return 1;
 }
 

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -544,6 +546,124 @@ static void a_background_commit_takes_what_was_staged_before_it(void **state)
 	mlx_store_close(s);
 }
 
+/* The names in .mlx/cache/unsynced/, sorted, one per line, in out. */
+static int unsynced_names(char *out, size_t size)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/.mlx/cache/unsynced", root);
+	struct dirent **ents;
+	int n = scandir(dir, &ents, NULL, alphasort);
+	out[0] = '\0';
+	int count = 0;
+	for (int i = 0; i < n; i++) {
+		if (ents[i]->d_name[0] != '.') {
+			strncat(out, ents[i]->d_name, size - strlen(out) - 2);
+			strcat(out, "\n");
+			count++;
+		}
+		free(ents[i]);
+	}
+	if (n >= 0)
+		free(ents);
+	return count;
+}
+
+static void deferred_commits_are_recorded_and_checked_after_a_restart(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	char boot[64] = "", names[4096], path[PATH_MAX], text[4096];
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (!f)
+		skip(); /* no boot id: commits stay durable */
+	assert_non_null(fgets(boot, sizeof boot, f));
+	fclose(f);
+	boot[strcspn(boot, "\n")] = '\0';
+	const char *texts[] = {"fetched 1", "fetched 2", "made here", "fetched 3", "never stored"};
+	char hex[5][MLX_HASH_HEX_SIZE];
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(mlx_hash_bytes(texts[i], strlen(texts[i]), hex[i], &err), MLX_OK);
+
+	/* A deferred commit publishes at once, after a record of its objects. */
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	mlx_store_defer_durability(s, 1);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(mlx_store_stage_verified_bytes(s, hex[i], texts[i], strlen(texts[i]), &err), MLX_OK);
+	assert_int_equal(mlx_store_commit_start(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_commit_wait(s, &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, hex[0], &err), MLX_OK);
+	assert_int_equal(mlx_store_verify(s, hex[1], &err), MLX_OK);
+	assert_int_equal(unsynced_names(names, sizeof names), 1);
+	assert_int_equal(strncmp(names, boot, strlen(boot)), 0);
+	assert_null(strstr(names, ".open")); /* finished */
+	names[strcspn(names, "\n")] = '\0';
+	snprintf(path, sizeof path, "%s/.mlx/cache/unsynced/%.255s", root, names);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	size_t got = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[got] = '\0';
+	assert_non_null(strstr(text, hex[0]));
+	assert_non_null(strstr(text, hex[1]));
+
+	/* A durable commit's syncs cover it: the record goes. A record that a
+	 * commit still holds (renaming) stays; one nobody holds (its process
+	 * was killed) goes. */
+	snprintf(path, sizeof path, "%s/.mlx/cache/unsynced/%s.1.77.open", root, boot);
+	write_file(path + strlen(root) + 1, "mlx unsynced objects 1\n");
+	snprintf(path, sizeof path, "%s/.mlx/cache/unsynced/%s.1.78.open", root, boot);
+	write_file(path + strlen(root) + 1, "mlx unsynced objects 1\n");
+	int held = open(path, O_RDONLY);
+	assert_true(held >= 0);
+	assert_int_equal(flock(held, LOCK_SH), 0);
+	mlx_store_defer_durability(s, 0);
+	assert_int_equal(mlx_store_stage_verified_bytes(s, hex[2], texts[2], strlen(texts[2]), &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	assert_int_equal(unsynced_names(names, sizeof names), 1);
+	assert_non_null(strstr(names, ".78.open"));
+	close(held);
+	assert_int_equal(unlink(path), 0);
+
+	/* The machine restarts before the kernel wrote an object: the record
+	 * is another boot's, and the object's bytes are not its name's. */
+	mlx_store_defer_durability(s, 1);
+	assert_int_equal(mlx_store_stage_verified_bytes(s, hex[3], texts[3], strlen(texts[3]), &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	mlx_store_close(s);
+	assert_int_equal(unsynced_names(names, sizeof names), 1);
+	names[strcspn(names, "\n")] = '\0';
+	char from[PATH_MAX], to[PATH_MAX];
+	snprintf(from, sizeof from, "%s/.mlx/cache/unsynced/%.255s", root, names);
+	snprintf(to, sizeof to, "%s/.mlx/cache/unsynced/00000000-0000-4000-8000-000000000000.1.1.open", root);
+	assert_int_equal(rename(from, to), 0);
+	f = fopen(to, "a"); /* and an object that never got to the store */
+	fprintf(f, "%s\nnot an id\n", hex[4]);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/.mlx/cache/objects/%.2s/%s", root, hex[3], hex[3] + 2);
+	assert_int_equal(chmod(path, 0644), 0);
+	f = fopen(path, "w");
+	fputs("zeroes, or another file's bytes", f);
+	fclose(f);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	assert_int_equal(mlx_store_recovered_damaged(s), 1);
+	assert_false(mlx_store_has(s, hex[3]));
+	assert_int_equal(mlx_store_verify(s, hex[0], &err), MLX_OK);
+	char note[512];
+	assert_int_equal(mlx_store_recovery_note(s, note, sizeof note), 1);
+	assert_non_null(strstr(note, "1 object fetched from a remote"));
+	assert_int_equal(unsynced_names(names, sizeof names), 0);
+	snprintf(path, sizeof path, "%s/.mlx/cache/quarantine/%s", root, hex[3]);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	mlx_store_close(s);
+	/* Checked once: the next open finds nothing to say. */
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	assert_int_equal(mlx_store_recovered_damaged(s), 0);
+	assert_int_equal(mlx_store_recovery_note(s, note, sizeof note), 0);
+	mlx_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -556,6 +676,7 @@ int main(void)
 	    cmocka_unit_test(commit_keeps_whole_objects_and_replaces_truncated_ones),
 	    cmocka_unit_test(an_object_written_in_pieces_is_staged_whole),
 	    cmocka_unit_test(a_background_commit_takes_what_was_staged_before_it),
+	    cmocka_unit_test(deferred_commits_are_recorded_and_checked_after_a_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

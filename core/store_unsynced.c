@@ -1,0 +1,305 @@
+/* store_unsynced.c — objects published before they are durable, and their
+ * check after the machine restarted.
+ *
+ * A fetch publishes the objects it downloaded without waiting for the disk
+ * (mlx_store_defer_durability): they can be fetched again, and waiting for
+ * 700 MB to reach the disk was most of a pull's time. Before such a commit
+ * renames anything into objects/, it makes durable a record naming its
+ * objects, in .mlx/cache/unsynced/:
+ *
+ *   <boot id>.<pid>.<n>.open   the commit is renaming its objects
+ *   <boot id>.<pid>.<n>        it has renamed them all
+ *
+ * Within one boot of the kernel, an object that was renamed has its bytes
+ * in the page cache or on the disk, whatever happens to the process: a
+ * kill -9 loses nothing. Only a crash of the machine can leave an object
+ * whose name no longer matches its bytes, and then the boot id differs:
+ * mlx_store_unsynced_recover, run by every mlx_store_open, hashes each
+ * object of such a record, moves a damaged one to quarantine/, syncs, and
+ * removes the record. A record of this boot is removed by the next
+ * durable commit of any process once its sync has covered the record's
+ * objects (a finished record, or one that no commit holds any more: each
+ * commit holds its record with flock while it renames). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "store_internal.h"
+
+#define HEADER "mlx unsynced objects 1\n"
+#define OPEN_SUFFIX ".open"
+#define MAX_RECORD (512u << 20)
+
+void mlx_store_boot_id(char out[MLX_STORE_BOOT_ID_SIZE])
+{
+	out[0] = '\0';
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, out, MLX_STORE_BOOT_ID_SIZE - 1);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	/* Only what can be part of a file name: a UUID's digits and dashes. */
+	for (char *p = out; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == '-')) {
+			out[0] = '\0';
+			return;
+		}
+}
+
+/* Splits a record's name "[.]<boot>.<pid>.<n>[.open][.tmp-…]" into its boot
+ * id (into boot) and pid; 0 if the name is not one of a record. */
+static int parse_name(const char *name, char boot[MLX_STORE_BOOT_ID_SIZE], pid_t *pid)
+{
+	if (name[0] == '.')
+		name++;
+	const char *dot = strchr(name, '.');
+	if (!dot || dot == name || (size_t)(dot - name) >= MLX_STORE_BOOT_ID_SIZE)
+		return 0;
+	memcpy(boot, name, (size_t)(dot - name));
+	boot[dot - name] = '\0';
+	char *end;
+	long p = strtol(dot + 1, &end, 10);
+	if (end == dot + 1 || *end != '.' || p <= 0)
+		return 0;
+	*pid = (pid_t)p;
+	return 1;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int mlx_store_unsynced_begin(const char *dir, const char *boot, const char *const *hexes, size_t n,
+                             char *name, size_t name_size, int *fd, struct mlx_err *err)
+{
+	*fd = -1;
+	int rc = mlx_fs_mkdirs(dir, 0755, err);
+	if (rc != MLX_OK)
+		return rc;
+	/* Unique within the boot: the pid, and a number of the process. */
+	static atomic_ulong records;
+	unsigned long k = atomic_fetch_add(&records, 1);
+	char tmp[PATH_MAX];
+	int len = snprintf(name, name_size, "%s/%s.%ld.%lu" OPEN_SUFFIX, dir, boot, (long)getpid(), k);
+	int tlen = snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%lu.tmp", dir, boot, (long)getpid(), k);
+	if (len < 0 || (size_t)len >= name_size || tlen < 0 || (size_t)tlen >= sizeof tmp)
+		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", dir);
+	size_t size = sizeof HEADER - 1 + n * MLX_HASH_HEX_SIZE;
+	char *text = malloc(size);
+	if (!text)
+		return mlx_err_set(err, MLX_ERR_NOMEM, ENOMEM, "out of memory");
+	memcpy(text, HEADER, sizeof HEADER - 1);
+	char *p = text + sizeof HEADER - 1;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, hexes[i], MLX_HASH_HEX_SIZE - 1);
+		p[MLX_HASH_HEX_SIZE - 1] = '\n';
+		p += MLX_HASH_HEX_SIZE;
+	}
+	/* Held (shared) until the commit has renamed its objects: a lock that
+	 * another process can take proves the commit over, in any pid
+	 * namespace. Temp file, fsync, rename, directory fsync: the record
+	 * is on the disk before any of its objects is renamed. */
+	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0)
+		rc = mlx_err_sys(err, errno, "cannot create %s", tmp);
+	else if (flock(out, LOCK_SH) != 0)
+		rc = mlx_err_sys(err, errno, "cannot lock %s", tmp);
+	else if (mlx_fs_write_all(out, text, size) != 0)
+		rc = mlx_err_sys(err, errno, "cannot write %s", tmp);
+	else if (fsync(out) != 0)
+		rc = mlx_err_sys(err, errno, "cannot sync %s", tmp);
+	else if (rename(tmp, name) != 0)
+		rc = mlx_err_sys(err, errno, "cannot rename %s", tmp);
+	else
+		rc = mlx_fs_sync_parent(name, err);
+	free(text);
+	if (rc != MLX_OK) {
+		if (out >= 0) {
+			unlink(tmp);
+			close(out);
+		}
+		return rc;
+	}
+	*fd = out;
+	return MLX_OK;
+}
+
+void mlx_store_unsynced_end(const char *name, int fd, int finished)
+{
+	/* Not synced: after a crash the record is still ".open", and its
+	 * objects are checked all the same. */
+	char done[PATH_MAX];
+	size_t n = strlen(name) - (sizeof OPEN_SUFFIX - 1);
+	if (finished && n < sizeof done) {
+		memcpy(done, name, n);
+		done[n] = '\0';
+		rename(name, done);
+	}
+	close(fd);
+}
+
+/* Whether the record dir/name is held by no commit: its lock is free. */
+static int record_free(DIR *d, const char *name)
+{
+	int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return free_;
+}
+
+int mlx_store_unsynced_collect(const char *dir, const char *boot, struct mlx_strlist *names,
+                               struct mlx_err *err)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? MLX_OK : mlx_err_sys(err, errno, "cannot read %s", dir);
+	int rc = MLX_OK;
+	struct dirent *ent;
+	while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
+		char rboot[MLX_STORE_BOOT_ID_SIZE];
+		pid_t pid;
+		if (!parse_name(ent->d_name, rboot, &pid) || strcmp(rboot, boot) != 0)
+			continue; /* another boot's: mlx_store_unsynced_recover's */
+		/* A record still being written or whose objects are still being
+		 * renamed is left, unless no commit holds it (its process is
+		 * gone): then every rename it made happened before the sync that
+		 * follows. */
+		int busy = ent->d_name[0] == '.' || ends_with(ent->d_name, OPEN_SUFFIX);
+		if (busy && !record_free(d, ent->d_name))
+			continue;
+		rc = mlx_strlist_push(names, ent->d_name, err);
+	}
+	closedir(d);
+	return rc;
+}
+
+void mlx_store_unsynced_forget(const char *dir, const struct mlx_strlist *names)
+{
+	if (names->len == 0)
+		return;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	for (size_t i = 0; i < names->len; i++)
+		unlinkat(dfd, names->items[i], 0);
+	close(dfd);
+}
+
+/* The objects of one record, checked in parallel (a pull's record names
+ * up to 4,096 objects, each hashed whole). */
+struct check_job {
+	struct mlx_store *s;
+	const char *text; /* the record's lines, MLX_HASH_HEX_SIZE bytes each */
+	atomic_size_t damaged;
+};
+
+static int check_line(void *vjob, size_t i, struct mlx_err *err)
+{
+	struct check_job *job = vjob;
+	char hex[MLX_HASH_HEX_SIZE];
+	memcpy(hex, job->text + i * MLX_HASH_HEX_SIZE, MLX_HASH_HEX_SIZE - 1);
+	hex[MLX_HASH_HEX_SIZE - 1] = '\0';
+	if (!mlx_hash_is_id(hex))
+		return MLX_OK; /* a torn or foreign line names no object */
+	struct mlx_err why;
+	int rc = mlx_store_verify(job->s, hex, &why);
+	if (rc == MLX_ERR_CORRUPT) {
+		atomic_fetch_add(&job->damaged, 1);
+		return mlx_store_quarantine(job->s, hex, err);
+	}
+	if (rc != MLX_OK && why.sys_errno != ENOENT) {
+		*err = why;
+		return rc;
+	}
+	return MLX_OK;
+}
+
+/* Checks every object named by the record at dfd/name (of another boot):
+ * a damaged one goes to quarantine and counts in *damaged; a missing one
+ * (collected by gc, or never renamed) is skipped. */
+static int check_record(struct mlx_store *s, int dfd, const char *name, size_t *damaged, struct mlx_err *err)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? MLX_OK
+		                       : mlx_err_sys(err, errno, "cannot open .mlx/cache/unsynced/%s", name);
+	/* Two processes starting after the restart check a record once: the
+	 * second finds it removed (no links left) when it gets the lock. */
+	struct stat st;
+	int rc = MLX_OK;
+	if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
+		rc = mlx_err_sys(err, errno, "cannot lock .mlx/cache/unsynced/%s", name);
+		close(fd);
+		return rc;
+	}
+	if (st.st_nlink == 0) {
+		close(fd);
+		return MLX_OK;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	if (name[0] != '.' && (rc = mlx_fs_read_fd(fd, name, MAX_RECORD, &text, &len, err)) != MLX_OK) {
+		close(fd);
+		return rc;
+	}
+	/* A temp record never got to its rename: nothing of it was renamed. */
+	if (text && len >= sizeof HEADER - 1) {
+		struct check_job job = {.s = s, .text = text + sizeof HEADER - 1};
+		atomic_init(&job.damaged, 0);
+		rc = mlx_pool_run((len - (sizeof HEADER - 1)) / MLX_HASH_HEX_SIZE, 0, check_line, &job, err);
+		*damaged += atomic_load(&job.damaged);
+	}
+	free(text);
+	if (rc == MLX_OK && syncfs(fd) != 0)
+		rc = mlx_err_sys(err, errno, "cannot sync the store");
+	if (rc == MLX_OK)
+		unlinkat(dfd, name, 0);
+	close(fd);
+	return rc;
+}
+
+int mlx_store_unsynced_recover(struct mlx_store *s, const char *dir, const char *boot, size_t *damaged,
+                               struct mlx_err *err)
+{
+	*damaged = 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? MLX_OK : mlx_err_sys(err, errno, "cannot open %s", dir);
+	DIR *d = fdopendir(dup(dfd));
+	if (!d) {
+		close(dfd);
+		return mlx_err_sys(err, errno, "cannot read %s", dir);
+	}
+	struct mlx_strlist other = {0};
+	int rc = MLX_OK;
+	struct dirent *ent;
+	while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
+		char rboot[MLX_STORE_BOOT_ID_SIZE];
+		pid_t pid;
+		/* Without a boot id of its own (no /proc), every record is
+		 * treated as another boot's: checked, never trusted. */
+		if (parse_name(ent->d_name, rboot, &pid) && (!boot[0] || strcmp(rboot, boot) != 0))
+			rc = mlx_strlist_push(&other, ent->d_name, err);
+	}
+	closedir(d);
+	for (size_t i = 0; rc == MLX_OK && i < other.len; i++)
+		rc = check_record(s, dfd, other.items[i], damaged, err);
+	mlx_strlist_free(&other);
+	close(dfd);
+	return rc;
+}
