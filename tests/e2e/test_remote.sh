@@ -387,6 +387,37 @@ like "$OUT" "^fetched $would objects" "pull --dry-run counted what the pull fetc
 like "$OUT" "not fetched: work/announced.txt is on no remote \(its step demo/announce makes it again\)" "saying its step makes it"
 mlx push work/announced.txt
 is "$RC" 1 "naming that out in push is still an error (exit 1)"
+is "$("$MLX" lua -e 'print(require("mlx.json").load("mlx.lock").steps.demo.announce.cache)')" false \
+	"mlx.lock records that the step keeps no copy"
+# The store now holds all the rest: a pull from a remote that is down asks
+# it for nothing, not even the out no store keeps.
+mlx remote add down http://127.0.0.1:9/dav
+mlx pull -r down
+is "$RC" 0 "a pull from a remote that is down succeeds when only the cache = false out is not in the store"
+like "$OUT" "^the store already has all $would objects" "counting only the stored objects"
+like "$OUT" "not fetched: work/announced.txt is on no remote \(its step demo/announce makes it again\)" \
+	"and names the out its step makes"
+mlx fsck
+is "$RC" 0 "fsck does not call the out missing"
+rm work/announced.txt
+mlx checkout work/announced.txt
+is "$RC $ERR" "2 mlx: error: work/announced.txt is an out of step demo/announce, which keeps no copy in the store (cache = false); run its recipe to make it" \
+	"checkout of that out, named, sends the user to the recipe, not to a pull"
+git checkout -q -- work/announced.txt
+"$MLX" remote remove down >/dev/null
+# A lock written before mlx recorded "cache" still loads: without the
+# field an out is taken as stored, and push and pull pass it by as before.
+"$MLX" lua -e '
+local json = require "mlx.json"
+local lock = json.load("mlx.lock")
+lock.steps.demo.announce.cache = nil
+require("mlx.fs").write("mlx.lock", json.encode(lock, { indent = 2 }) .. "\n")'
+mlx pull
+is "$RC" 0 "a lock without the field still loads and pulls"
+like "$OUT" "not fetched: work/announced.txt is on no remote" "passing the out by as before"
+mlx push
+is "$RC" 0 "and pushes"
+git checkout -q -- mlx.lock
 
 # Bad remote names and options are usage errors; credentials stay out of
 # the committed file.
