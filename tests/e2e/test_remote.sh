@@ -299,6 +299,18 @@ mlx gc -r origin
 like "$OUT" "compacted the index of remote 'origin': [0-9]+ segments into one" "mlx gc -r compacts the index"
 n=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("index/"))) do n = n + 1 end print(n)')
 is "$n" 1 "one segment is left"
+# Nothing left to compact: the remote receives nothing (no PUT of the
+# whole index, no race with other pushes).
+if [ "$kind" = dir ]; then
+	seg_before=$(stat -c '%i %y' "$url"/index/*)
+	mlx gc -r origin
+	like "$OUT" "the index of remote 'origin' is one segment already \([0-9]+ objects, [0-9]+ run-cache entries\): nothing to compact" \
+		"a second mlx gc -r says there is nothing to compact"
+	is "$(stat -c '%i %y' "$url"/index/*)" "$seg_before" "and leaves the one segment as it was"
+else
+	skip "a second mlx gc -r says there is nothing to compact" "the segment's mtime is checked on the directory backend"
+	skip "and leaves the one segment as it was" "the segment's mtime is checked on the directory backend"
+fi
 mlx status --remote
 like "$ERR" "all [0-9]+ pinned objects are in the store and on remote 'origin'" "the compacted index still lists everything"
 
