@@ -78,24 +78,27 @@ end
 
 --- Returns what mlx.lock pins in the workspace: {path → record} of the
 --- tracked artifacts and of every pipeline step's outs (paths without a
---- trailing "/"), and {path → "pipeline/step"} naming the step of each out.
---- A path both tracked and an out is taken as tracked.
+--- trailing "/"), {path → "pipeline/step"} naming the step of each out,
+--- and {path → true} of the outs of steps the lock marks `"cache": false`,
+--- which no store keeps. A path both tracked and an out is taken as tracked.
 function M.pinned(current)
-  local pinned, step_of = {}, {}
+  local pinned, step_of, uncached = {}, {}, {}
   for pname, steps in pairs(type(current.steps) == "table" and current.steps or {}) do
     for sname, entry in pairs(steps) do
       for path, r in pairs(type(entry.outs) == "table" and entry.outs or {}) do
         local bare = path:gsub("/$", "")
         pinned[bare] = r
         step_of[bare] = pname .. "/" .. sname
+        uncached[bare] = entry.cache == false or nil
       end
     end
   end
   for path, r in pairs(current.artifacts or {}) do
     pinned[path] = r
     step_of[path] = nil
+    uncached[path] = nil
   end
-  return pinned, step_of
+  return pinned, step_of, uncached
 end
 
 local function sorted_keys(t)
@@ -498,7 +501,7 @@ function M.checkout(root, paths, opts)
   opts = opts or {}
   local current, err, code = lockfile.read(root)
   if not current then return nil, err, code end
-  local artifacts, step_of = M.pinned(current)
+  local artifacts, step_of, uncached = M.pinned(current)
   if not opts.link then
     opts.link, err, code = M.link_strategy(root)
     if not opts.link then return nil, err, code end
@@ -525,8 +528,16 @@ function M.checkout(root, paths, opts)
   for _, rel in ipairs(targets) do
     -- An out of a step with cache = false (or one never stored) cannot come
     -- from the store: unless named, it is left for its step to make again.
-    if step_of[rel] and not done[rel] and not (paths and #paths > 0) and not st:has(artifacts[rel].hash)
+    -- Named, one the lock marks uncached says so rather than send the
+    -- user to a pull that cannot bring it.
+    local named = paths and #paths > 0
+    if step_of[rel] and not done[rel] and (uncached[rel] or not named) and not st:has(artifacts[rel].hash)
       and inspect(st, root, rel, artifacts[rel]).state ~= "ok" then
+      if named then
+        st:close()
+        return nil, ("%s is an out of step %s, which keeps no copy in the store (cache = false); run its recipe "
+          .. "to make it"):format(rel, step_of[rel]), "notfound"
+      end
       done[rel] = true
       unavailable[#unavailable + 1] = { path = rel, action = "unavailable", step = step_of[rel] }
     end

@@ -61,6 +61,55 @@ function M.option(name, changes)
   return copy
 end
 
+-- What an existing path that is not a directory is, by fs.stat's type.
+local KIND_NAMES = { file = "a file, not a directory", link = "a symbolic link to no directory",
+  other = "a special file, not a directory" }
+
+-- Is the existing path p (lstat'ed as s) a directory, or a symbolic link
+-- that resolves to one?
+local function is_directory(p, s)
+  if s.type == "directory" then return true end
+  if s.type ~= "link" then return false end
+  local real = fs.realpath(p)
+  local target = real and fs.stat(real)
+  return target ~= nil and target.type == "directory"
+end
+
+--- Checks, before a command does its work, the path it will write its
+--- output to (given as `name`: a flag such as "--out", or "DEST"): every
+--- directory above it that exists must be a directory (or a link to one);
+--- those missing are for the writer to make. Unless opts.directory, the
+--- path must name a file: not empty, no final "/", not an existing
+--- directory (opts.example, a file name, is suggested in it). Returns
+--- nothing; raises a usage failure (exit 2) with one line naming name, the
+--- path and the component at fault.
+function M.check_output(name, path, opts)
+  opts = opts or {}
+  if path == "" then ui.usage_error("%s: the path is empty; name a file", name) end
+  if not opts.directory and path:sub(-1) == "/" then
+    ui.usage_error("%s %s: ends with '/'; name a file, e.g. %s%s", name, path, path, opts.example or "out")
+  end
+  -- Each existing prefix, from the top: the first missing one ends the walk
+  -- (below it the writer makes the directories).
+  local prefix = path:sub(1, 1) == "/" and "" or nil
+  local parts = {}
+  for part in path:gmatch("[^/]+") do parts[#parts + 1] = part end
+  for i = 1, #parts - 1 do
+    prefix = prefix and (prefix .. "/" .. parts[i]) or parts[i]
+    local s = fs.stat(prefix)
+    if not s then break end
+    if not is_directory(prefix, s) then
+      ui.usage_error("%s %s: %s is %s; choose a path whose parent directories are directories",
+        name, path, prefix, KIND_NAMES[s.type] or "not a directory")
+    end
+  end
+  local s = fs.stat(path)
+  if not opts.directory and s and is_directory(path, s) then
+    ui.usage_error("%s %s is a directory; name a file in it, e.g. %s %s/%s", name, path, name,
+      (path:gsub("/+$", "")), opts.example or "out")
+  end
+end
+
 --- Returns a spec for an old spelling that now means something else in
 --- other commands: refused with `instead`, and left out of the help.
 function M.retired(short, instead)

@@ -5,7 +5,8 @@
 --- or nil, message, code; a directory's manifest is read so that its files
 --- are kept too. ctx = {root, store}. The providers:
 ---   lock            the "artifacts" section of mlx.lock (and any other
----                   section holding records with a "hash", e.g. "steps")
+---                   section holding records with a "hash", e.g. "steps",
+---                   less the outs of steps marked "cache": false)
 ---   run_cache       the entries of .mlx/cache/runs/ (mlx.pipeline.runcache):
 ---                   {"version": 1, "key": …, "outs": {path: record}}
 ---   model_versions  the artifact_hash column of the model_versions table of
@@ -18,9 +19,11 @@ local M = {}
 
 local is_id = lockfile.is_id
 
--- Collects every {hash, type} record below value (any depth).
+-- Collects every {hash, type} record below value (any depth), except
+-- below a step's lock entry marked "cache": false: its outs are in no
+-- store, so gc has nothing of theirs to keep and fsck none to miss.
 local function collect_records(value, out, depth)
-  if type(value) ~= "table" or depth > 8 then return end
+  if type(value) ~= "table" or depth > 8 or value.cache == false then return end
   if is_id(value.hash) then
     out[#out + 1] = { hash = value.hash, type = value.type }
   end

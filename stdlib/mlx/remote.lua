@@ -47,10 +47,11 @@ end
 function M.records(root, targets)
   local lock, err, code = lockfile.read(root)
   if not lock then return nil, err, code end
-  local pinned, step_of = artifacts.pinned(lock)
+  local pinned, step_of, uncached = artifacts.pinned(lock)
   local out = {}
   local function add(path, r, step)
-    out[#out + 1] = { hash = r.hash, type = r.type, size = r.size, path = path, step = step }
+    out[#out + 1] = { hash = r.hash, type = r.type, size = r.size, path = path, step = step,
+      uncached = step and uncached[path] }
   end
   if not targets or #targets == 0 then
     -- A step's out carries its step: when nothing is named, one that
@@ -264,7 +265,7 @@ function M.push(root, opts)
   -- has nothing to send; its step makes it again wherever it is pulled.
   local unavailable, kept = {}, {}
   for _, r in ipairs(records) do
-    if r.step and not st:has(r.hash) then
+    if r.uncached or (r.step and not st:has(r.hash)) then
       unavailable[#unavailable + 1] = { path = r.path, step = r.step }
     else
       kept[#kept + 1] = r
@@ -490,11 +491,19 @@ function M.fetch(root, opts)
   local result = { remote = h.name, sent = 0, present = 0, bytes = 0, runs = 0, missing = {}, corrupt = {},
     refused = {}, todo = 0, warning = idx.warning, objects = 0, targeted = records, unavailable = {},
     verified = transfer.ids() }
-  -- Which step makes each object of a step's out (see M.records).
-  local step_of_id = {}
+  -- Which step makes each object of a step's out (see M.records). The
+  -- outs of steps the lock marks uncached are never asked for: no remote
+  -- has them, and a remote that is down must not fail a pull on them.
+  local step_of_id, asked_records = {}, {}
   for _, r in ipairs(records) do
-    if r.step then step_of_id[r.hash] = r.step end
+    if r.uncached then
+      result.unavailable[#result.unavailable + 1] = { path = r.path, step = r.step }
+    else
+      if r.step then step_of_id[r.hash] = r.step end
+      asked_records[#asked_records + 1] = r
+    end
   end
+  records = asked_records
   if opts.run_cache and not opts.dry_run then
     local extra, written, refused = runcache.fetch(root, h.r, idx)
     if not extra then return nil, written, refused end
@@ -666,7 +675,7 @@ function M.status(root, opts)
   -- and pull pass it by, and its step makes it again.
   local unavailable, kept = {}, {}
   for _, r in ipairs(records) do
-    if r.step and not st:has(r.hash) and not idx.objects:has(r.hash) then
+    if r.uncached or (r.step and not st:has(r.hash) and not idx.objects:has(r.hash)) then
       unavailable[#unavailable + 1] = { path = r.path, step = r.step }
     else
       kept[#kept + 1] = r

@@ -40,6 +40,15 @@ TestBroken = {}
 function TestBroken:test_fails() print("some <output> & more"); lu.assertEquals("a", "b") end
 function TestBroken:test_raises() local t = nil; return t.x end
 LUA
+# An unwritable --junit is found before any test runs, not after all of them.
+mlx test --junit tests/unit/test_broken.lua/results/junit.xml
+is "$RC $ERR" "2 mlx: error: --junit tests/unit/test_broken.lua/results/junit.xml: tests/unit/test_broken.lua is a file, not a directory; choose a path whose parent directories are directories" \
+	"a --junit path below a file is bad input"
+is "$OUT" "" "found before any test ran"
+mlx test --junit results/ci/junit.xml
+[ -f results/ci/junit.xml ]
+is "$?" 0 "--junit makes the directories it lacks"
+rm -rf results
 mlx test --junit report.xml
 is "$RC" 1 "a failing test: exit 1"
 like "$OUT" "^not ok 2 - TestBroken.test_fails$" "the failure named in TAP"

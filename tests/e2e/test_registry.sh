@@ -148,6 +148,9 @@ mlx model get bert out/bert
 is "$(cat out/bert/vocab/words.txt)" $'a\nb' "a directory version is checked out whole"
 mlx model get iris@nope out/x
 is "$RC $ERR" "2 mlx: error: model iris has no alias nope" "get of an unknown alias is bad input"
+mlx model get iris:1 out/deep/model.json/x/m.json
+is "$RC $ERR" "2 mlx: error: DEST out/deep/model.json/x/m.json: out/deep/model.json is a file, not a directory; choose a path whose parent directories are directories" \
+	"a DEST below a file is bad input, naming the file in the way"
 
 # A damaged object is not copied out: quarantined, exit 1, destination kept.
 object=".mlx/cache/objects/${model_hash:0:2}/${model_hash:2}"

@@ -299,6 +299,18 @@ mlx gc -r origin
 like "$OUT" "compacted the index of remote 'origin': [0-9]+ segments into one" "mlx gc -r compacts the index"
 n=$(remote_lua 'local n = 0 for _ in pairs(assert(r:list("index/"))) do n = n + 1 end print(n)')
 is "$n" 1 "one segment is left"
+# Nothing left to compact: the remote receives nothing (no PUT of the
+# whole index, no race with other pushes).
+if [ "$kind" = dir ]; then
+	seg_before=$(stat -c '%i %y' "$url"/index/*)
+	mlx gc -r origin
+	like "$OUT" "the index of remote 'origin' is one segment already \([0-9]+ objects, [0-9]+ run-cache entries\): nothing to compact" \
+		"a second mlx gc -r says there is nothing to compact"
+	is "$(stat -c '%i %y' "$url"/index/*)" "$seg_before" "and leaves the one segment as it was"
+else
+	skip "a second mlx gc -r says there is nothing to compact" "the segment's mtime is checked on the directory backend"
+	skip "and leaves the one segment as it was" "the segment's mtime is checked on the directory backend"
+fi
 mlx status --remote
 like "$ERR" "all [0-9]+ pinned objects are in the store and on remote 'origin'" "the compacted index still lists everything"
 
@@ -387,6 +399,37 @@ like "$OUT" "^fetched $would objects" "pull --dry-run counted what the pull fetc
 like "$OUT" "not fetched: work/announced.txt is on no remote \(its step demo/announce makes it again\)" "saying its step makes it"
 mlx push work/announced.txt
 is "$RC" 1 "naming that out in push is still an error (exit 1)"
+is "$("$MLX" lua -e 'print(require("mlx.json").load("mlx.lock").steps.demo.announce.cache)')" false \
+	"mlx.lock records that the step keeps no copy"
+# The store now holds all the rest: a pull from a remote that is down asks
+# it for nothing, not even the out no store keeps.
+mlx remote add down http://127.0.0.1:9/dav
+mlx pull -r down
+is "$RC" 0 "a pull from a remote that is down succeeds when only the cache = false out is not in the store"
+like "$OUT" "^the store already has all $would objects" "counting only the stored objects"
+like "$OUT" "not fetched: work/announced.txt is on no remote \(its step demo/announce makes it again\)" \
+	"and names the out its step makes"
+mlx fsck
+is "$RC" 0 "fsck does not call the out missing"
+rm work/announced.txt
+mlx checkout work/announced.txt
+is "$RC $ERR" "2 mlx: error: work/announced.txt is an out of step demo/announce, which keeps no copy in the store (cache = false); run its recipe to make it" \
+	"checkout of that out, named, sends the user to the recipe, not to a pull"
+git checkout -q -- work/announced.txt
+"$MLX" remote remove down >/dev/null
+# A lock written before mlx recorded "cache" still loads: without the
+# field an out is taken as stored, and push and pull pass it by as before.
+"$MLX" lua -e '
+local json = require "mlx.json"
+local lock = json.load("mlx.lock")
+lock.steps.demo.announce.cache = nil
+require("mlx.fs").write("mlx.lock", json.encode(lock, { indent = 2 }) .. "\n")'
+mlx pull
+is "$RC" 0 "a lock without the field still loads and pulls"
+like "$OUT" "not fetched: work/announced.txt is on no remote" "passing the out by as before"
+mlx push
+is "$RC" 0 "and pushes"
+git checkout -q -- mlx.lock
 
 # Bad remote names and options are usage errors; credentials stay out of
 # the committed file.

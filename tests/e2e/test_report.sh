@@ -194,12 +194,29 @@ is "$?" 0 "and nothing is written"
 mkdir -p outdir
 mlx report --out outdir
 is "$RC" 2 "--out naming a directory is bad input"
-is "$ERR" "mlx: error: --out outdir is a directory; name the report's file in it, e.g. --out outdir/report.md" \
+is "$ERR" "mlx: error: --out outdir is a directory; name a file in it, e.g. --out outdir/report.md" \
 	"saying which file to name"
 is "$(ls outdir-* outdir.html 2>/dev/null | wc -l) $(ls -A outdir | wc -l)" "0 0" \
 	"and no plot or HTML file is left beside it"
 mlx report --out recipe.lua/r.md
-is "$RC $ERR" "2 mlx: error: --out recipe.lua/r.md: recipe.lua is not a directory" "nor a file in a file's place"
+is "$RC $ERR" "2 mlx: error: --out recipe.lua/r.md: recipe.lua is a file, not a directory; choose a path whose parent directories are directories" \
+	"nor a file in a file's place"
+# A file deeper up is found before the report is built, not when it is
+# written (then an I/O failure, exit 1, after all the work).
+mlx report --out recipe.lua/sub/r.md
+is "$RC $ERR" "2 mlx: error: --out recipe.lua/sub/r.md: recipe.lua is a file, not a directory; choose a path whose parent directories are directories" \
+	"a file anywhere above the report is bad input, found up front"
+ln -s "$TEST_DIR/nowhere" dangling
+mlx report --out dangling/r.md
+is "$RC $ERR" "2 mlx: error: --out dangling/r.md: dangling is a symbolic link to no directory; choose a path whose parent directories are directories" \
+	"so is a symbolic link to nothing"
+rm -f dangling
+mkdir -p real && ln -s real linked
+mlx report --out linked/new/r.md
+is "$RC" 0 "a symbolic link to a directory is a directory, and missing ones are made"
+[ -f real/new/r.md ] && [ -f real/new/r.html ]
+is "$?" 0 "the report is written through it"
+rm -rf real linked
 rmdir outdir
 
 # --- --post: one comment, created then updated ---------------------------------------

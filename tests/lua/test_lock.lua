@@ -164,4 +164,26 @@ function TestLockSteps:test_deterministic_must_be_a_boolean()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+function TestLockSteps:test_cache_is_optional_and_a_boolean()
+  require "mlx.pipeline.engine"
+  local root = project()
+  -- A lock from before the field: its outs are taken as stored.
+  local entry = { key = H, outs = { ["work/x"] = { type = "file", hash = H, size = 1, mode = "644" } } }
+  assert(json.save(lock.path(root), { version = 1, steps = { p = { s = entry } } }))
+  local doc = assert(lock.read(root))
+  local _, _, uncached = require("mlx.artifacts").pinned(doc)
+  lu.assertNil(uncached["work/x"])
+  entry.cache = false
+  assert(json.save(lock.path(root), { version = 1, steps = { p = { s = entry } } }))
+  doc = assert(lock.read(root))
+  _, _, uncached = require("mlx.artifacts").pinned(doc)
+  lu.assertTrue(uncached["work/x"])
+  entry.cache = "no"
+  assert(json.save(lock.path(root), { version = 1, steps = { p = { s = entry } } }))
+  local bad, err = lock.read(root)
+  lu.assertNil(bad)
+  lu.assertStrContains(err, "step p/s: cache must be true or false")
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

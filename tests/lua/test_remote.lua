@@ -170,6 +170,44 @@ function TestRemoteIndex:test_segments_are_appended_read_and_compacted()
   cleanup(root)
 end
 
+function TestRemoteIndex:test_an_index_of_one_segment_is_not_rewritten()
+  local root = project()
+  local r = open_dir_remote(root)
+  local url = root .. "/remote"
+  local a, b = ("a"):rep(64), ("b"):rep(64)
+  assert(r:write("objects/aa/" .. a:sub(3), "x", root .. "/.mlx/tmp"))
+  assert(r:write("runcache/" .. H .. ".json", "{}", root .. "/.mlx/tmp"))
+  local name = assert(index.append(root, r, url, { a }, { H }))
+  local segment = url .. "/index/" .. name
+  local before = assert(fs.stat(segment))
+  -- An object the index does not name yet (a push killed before its
+  -- segment) is no reason to rewrite: the next push finds it.
+  assert(r:write("objects/bb/" .. b:sub(3), "y", root .. "/.mlx/tmp"))
+  for _, dry_run in ipairs({ true, false }) do
+    local res = assert(index.compact(root, r, url, dry_run))
+    lu.assertEquals(res.compacted, false)
+    lu.assertEquals(res.before, 1)
+    lu.assertEquals(res.objects, 1)
+    lu.assertEquals(res.runs, 1)
+  end
+  local after = assert(fs.stat(segment))
+  lu.assertEquals(after.mtime_ns, before.mtime_ns)
+  lu.assertEquals(after.ino, before.ino)
+  lu.assertEquals(#assert(fs.list(url .. "/index")), 1)
+  -- One damaged segment (as another clone, which has not cached it, reads
+  -- it) is rewritten from a listing: that is a repair.
+  fs.remove_tree(index.cache_dir(root, url))
+  write(segment, "mlx-index 1\no " .. ("c"):rep(64) .. "\n")
+  local res = assert(index.compact(root, r, url))
+  lu.assertEquals(res.compacted, true)
+  lu.assertEquals(res.objects, 2)
+  local idx = assert(index.read(root, r, url))
+  lu.assertNil(idx.warning)
+  lu.assertTrue(idx.objects[a] and idx.objects[b] and idx.runs[H])
+  r:close()
+  cleanup(root)
+end
+
 function TestRemoteIndex:test_a_bad_mark_outweighs_segments_and_survives_compaction()
   local root = project()
   local r = open_dir_remote(root)

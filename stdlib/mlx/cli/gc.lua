@@ -17,7 +17,8 @@ directory of objects) is not an object: the link itself is deleted, never
 what it points to. --dry-run prints what would be deleted and how many
 bytes. Stops with exit 1 if another mlx process is using the store. With
 -r NAME, also compacts the index of remote NAME: its segments become one,
-listing what the remote holds.]],
+listing what the remote holds; an index that is one segment already is
+left as it is.]],
   options = {
     require("mlx.cli").option("dry-run", { help = "only print what would be deleted" }),
     require("mlx.cli").option("remote", { help = "also compact the index of remote NAME" }),
@@ -46,6 +47,11 @@ listing what the remote holds.]],
       local res
       res, err, code = require("mlx.remote").compact(root, { remote = opts.remote, dry_run = opts.dry_run })
       if not res then ui.fail(ui.exit_code_for(code), "%s", require("mlx.remote.report").advice(err, code)) end
+      if not res.compacted then
+        ui.out(("the index of remote '%s' is one segment already (%d objects, %d run-cache entries): nothing to "
+          .. "compact"):format(res.remote, res.objects, res.runs))
+        return ui.EXIT.OK
+      end
       ui.out(("%s the index of remote '%s': %d segment%s into one (%d objects, %d run-cache entries)")
         :format(opts.dry_run and "would compact" or "compacted", res.remote, res.before,
           res.before == 1 and "" or "s", res.objects, res.runs))

@@ -296,6 +296,7 @@ end
 -- ---- get --------------------------------------------------------------------------
 
 local function get(_, args)
+  cli.check_output("DEST", args[2], { directory = true })
   local v = check(registry():checkout(args[1], args[2]))
   ui.out(("checked out %s (%s, %s) to %s"):format(v.ref, short(v.hash), ui.format_size(v.size), args[2]))
   return ui.EXIT.OK
@@ -389,7 +390,8 @@ recorded.]],
 Copies the version REF out of the store to DEST (a file, into a directory,
 or a directory tree), verifying every byte; each file is replaced
 atomically. A corrupt object is quarantined and the command exits 1, DEST
-unchanged.]],
+unchanged. A DEST below a file (or a symbolic link to nothing) is bad
+input (exit 2), found before anything is copied.]],
       args = { min = 2, max = 2, name = "REF and DEST" },
       main = get,
     },

@@ -17,7 +17,10 @@ written beside it (FILE with .html). Without gnuplot the report has no plots
 on the GitHub pull request or GitLab merge request of the CI job, updated in
 place on later runs; its plots are links to the CI artifacts (--assets-url,
 else derived from the CI environment). The token comes from GITHUB_TOKEN or
-GITLAB_TOKEN and is never printed. See docs/reports.md.]],
+GITLAB_TOKEN and is never printed. FILE is checked before anything is
+built: a file (or a symbolic link to nothing) where one of its directories
+should be is bad input (exit 2); missing directories are made. See
+docs/reports.md.]],
   options = {
     { "baseline", arg = "REV|MODEL@ALIAS", help = "what to compare with (default HEAD)" },
     { "out", short = "o", arg = "FILE", help = "the Markdown file to write (default mlx-report.md)" },
@@ -30,19 +33,10 @@ GITLAB_TOKEN and is never printed. See docs/reports.md.]],
     local report = require "mlx.report"
     local root = project.require_root()
     local out = opts.out or "mlx-report.md"
-    if out == "" or out:sub(-1) == "/" then ui.usage_error("--out: '%s' is not a file name", out) end
-    -- Checked before anything is written: the plots and the HTML go beside
-    -- FILE, and would be left there if FILE then could not be written.
-    local fs = require "mlx.fs"
-    local out_stat = fs.stat(out)
-    if out_stat and out_stat.type == "directory" then
-      ui.usage_error("--out %s is a directory; name the report's file in it, e.g. --out %s/report.md", out, out)
-    end
-    local out_dir = report.split_path(out)
-    local dir_stat = fs.stat(out_dir)
-    if dir_stat and dir_stat.type ~= "directory" then
-      ui.usage_error("--out %s: %s is not a directory", out, out_dir)
-    end
+    -- Checked before anything is built or written: a report takes seconds
+    -- to make, and the plots and the HTML go beside FILE, where they would
+    -- be left if FILE then could not be written.
+    require("mlx.cli").check_output("--out", out, { example = "report.md" })
     -- Everything --post needs is checked before anything is written.
     local target
     if opts.post then

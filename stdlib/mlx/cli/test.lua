@@ -37,9 +37,11 @@ its -x; -p is --param in mlx). -j N runs N files at once (default 1: tests
 may share the working directory). Prints TAP version 13 on stdout as each
 file finishes, in the order of the files; --junit writes
 the results as JUnit XML (testsuites, one testsuite per file) for CI test
-reporters. Exit codes: 0 every test passed (skips included), 1 a test
+reporters; its FILE is checked before any test runs (missing directories
+are made). Exit codes: 0 every test passed (skips included), 1 a test
 failed or a file did not run to the end, 2 usage (a PATH that does not
-exist, a directory without test files, a bad option), 130 interrupted.]],
+exist, a directory without test files, a bad option, a --junit FILE below a
+file), 130 interrupted.]],
   options = {
     { "junit", arg = "FILE", help = "also write the results as JUnit XML to FILE" },
     { "pattern", short = "P", arg = "PATTERN", multiple = true,
@@ -62,9 +64,8 @@ exist, a directory without test files, a bad option), 130 interrupted.]],
         ui.usage_error("%s: no tests directory; name the test files or directories (mlx test PATH...)", paths[1])
       end
     end
-    if opts.junit and fs.stat(opts.junit) and fs.stat(opts.junit).type == "directory" then
-      ui.usage_error("--junit %s: is a directory; name a file", opts.junit)
-    end
+    -- Checked before the tests run, not when their results are written.
+    if opts.junit then cli.check_output("--junit", opts.junit, { example = "junit.xml" }) end
     local runner = require "mlx.testing.runner"
     local files, err = runner.discover(paths)
     if not files then ui.usage_error("%s", err) end
@@ -85,7 +86,10 @@ exist, a directory without test files, a bad option), 130 interrupted.]],
     local c = tap.counts
     if opts.junit then
       local xml = report.junit(suites, { name = "mlx test", timestamp = started, hostname = hostname() })
-      local wrote, werr = fs.write(opts.junit, xml)
+      local parent = opts.junit:match("^(.*)/[^/]*$")
+      local wrote, werr = true, nil
+      if parent and parent ~= "" then wrote, werr = fs.mkdirs(parent) end
+      if wrote then wrote, werr = fs.write(opts.junit, xml) end
       if not wrote then ui.fail(ui.EXIT.USAGE, "--junit %s: %s", opts.junit, werr) end
     end
     ui.note(("test: %d test%s in %d file%s: %d passed, %d failed, %d errors, %d skipped (%.1f s)"):format(

@@ -63,6 +63,9 @@ lock.sections.steps = function(section)
       if entry.deterministic ~= nil and type(entry.deterministic) ~= "boolean" then
         return step_where(pname, sname) .. ": deterministic must be true or false"
       end
+      if entry.cache ~= nil and type(entry.cache) ~= "boolean" then
+        return step_where(pname, sname) .. ": cache must be true or false"
+      end
       for path, r in pairs(type(entry.outs) == "table" and entry.outs or {}) do
         local problem = lock.path_problem(type(path) == "string" and state.store_path(path) or path)
         if problem then return ("%s: out %s"):format(step_where(pname, sname), problem) end

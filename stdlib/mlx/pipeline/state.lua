@@ -258,6 +258,9 @@ function M.lock_entry(step, k, record, dep_hashes, outs)
   -- this lock at another revision knows them (mlx.metrics, mlx report).
   if #step.metrics > 0 then entry.metrics = json.array(table.move(step.metrics, 1, #step.metrics, 1, {})) end
   if #step.plots > 0 then entry.plots = json.array(table.move(step.plots, 1, #step.plots, 1, {})) end
+  -- Outs the store never keeps: push, fetch, pull, status --remote, gc and
+  -- fsck read this to leave them alone, without loading the recipe.
+  if not step.cache then entry.cache = false end
   return entry
 end
 

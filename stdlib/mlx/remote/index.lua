@@ -83,6 +83,12 @@ end
 function M.read(root, r, url)
   local keys, err, code = M.list(r, "index/")
   if not keys then return nil, err, code end
+  return M.read_listed(root, r, url, keys)
+end
+
+--- As M.read, from keys, a listing of index/ already made ({key → size}).
+function M.read_listed(root, r, url, keys)
+  local err, code
   local dir = M.cache_dir(root, url) .. "/index"
   local idx = { objects = ids(), runs = {}, segments = {}, bad = {} }
   local damaged
@@ -173,22 +179,35 @@ end
 --- remote holds (listed, so it is exact), then the segments it replaces are
 --- removed. A push running meanwhile writes a segment of its own, which is
 --- kept, and so are the marks of bad objects (a listing cannot tell a
---- corrupt object from a good one). With dry_run, only counts. Returns
---- {before = number of segments, objects, runs} or nil,
---- message, code.
+--- corrupt object from a good one). An index that is one intact segment
+--- already is left as it is (compacted = false): rewriting it would PUT the
+--- whole index again and race other pushes for nothing. With dry_run, only
+--- counts. Returns {before = number of segments, objects, runs, compacted}
+--- or nil, message, code.
 function M.compact(root, r, url, dry_run)
   local keys, err, code = M.list(r, "index/")
   if not keys then return nil, err, code end
-  local objects, runs, lcode = M.list_remote(r)
-  if not objects then return nil, runs, lcode end
-  local rl = {}
-  for id in pairs(runs) do rl[#rl + 1] = id end
   local before = 0
   for key in pairs(keys) do
     local segment = key:match("^index/(%x+)$")
     if segment and lock.is_id(segment) then before = before + 1 end
   end
-  if dry_run then return { before = before, objects = #objects, runs = #rl } end
+  if before == 1 then
+    -- Read from the local cache when this clone has seen it: no transfer.
+    local idx
+    idx, err, code = M.read_listed(root, r, url, keys)
+    if not idx then return nil, err, code end
+    if not idx.warning then
+      local nruns = 0
+      for _ in pairs(idx.runs) do nruns = nruns + 1 end
+      return { before = 1, objects = #idx.objects, runs = nruns, compacted = false }
+    end
+  end
+  local objects, runs, lcode = M.list_remote(r)
+  if not objects then return nil, runs, lcode end
+  local rl = {}
+  for id in pairs(runs) do rl[#rl + 1] = id end
+  if dry_run then return { before = before, objects = #objects, runs = #rl, compacted = true } end
   local name
   name, err, code = M.append(root, r, url, objects, rl)
   if not name then return nil, err, code end
@@ -200,7 +219,7 @@ function M.compact(root, r, url, dry_run)
       if not ok then return nil, err, code end
     end
   end
-  return { before = before, objects = #objects, runs = #rl }
+  return { before = before, objects = #objects, runs = #rl, compacted = true }
 end
 
 return M
