@@ -358,7 +358,9 @@ end
 --- paths): a list sorted by path of {path, entry, state = "ok"|"modified"|
 --- "missing"|"error", reason, diff = {added, modified, deleted} for
 --- directories, cached = false when the locked object is not in the store},
---- or nil, message, code. Unchanged files are not read (stat cache).
+--- with `unpinned`, the paths an earlier lock pinned that are left in the
+--- workspace (mlx.stalepins.find); or nil, message, code. Unchanged files
+--- are not read (stat cache).
 function M.status(root, opts)
   opts = opts or {}
   local current, err, code = lockfile.read(root)
@@ -376,6 +378,7 @@ function M.status(root, opts)
     results[#results + 1] = r
   end
   st:close()
+  results.unpinned = require("mlx.stalepins").find(root, current)
   return results
 end
 
@@ -499,6 +502,8 @@ function M.checkout(root, paths, opts)
   local current, err, code = lockfile.read(root)
   if not current then return nil, err, code end
   local artifacts, step_of = M.pinned(current)
+  local stalepins = require "mlx.stalepins"
+  stalepins.remember(root, current)
   if not opts.link then
     opts.link, err, code = M.link_strategy(root)
     if not opts.link then return nil, err, code end
@@ -550,6 +555,10 @@ function M.checkout(root, paths, opts)
       return nil, err, code
     end
     changes[#changes + 1] = change
+  end
+  -- What a checkout of a whole lock leaves must match it, as git's does.
+  if not (paths and #paths > 0) then
+    for _, c in ipairs(stalepins.sweep(root, current, st)) do changes[#changes + 1] = c end
   end
   st:close()
   for _, u in ipairs(unavailable) do changes[#changes + 1] = u end
