@@ -78,6 +78,16 @@ lr     0.1               0.15" "against HEAD~1: both values, the change and the 
 mlx metrics diff --baseline HEAD~1 --json
 is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); m={r["key"]: r for r in d["metrics"]}; print(m["accuracy"]["baseline"], m["accuracy"]["current"], round(m["accuracy"]["change"], 6), d["params"][0]["key"])')" \
 	"0.9 0.95 0.05 lr" "--json has the values and the change"
+mlx metrics diff HEAD~1
+is "$OUT" "METRIC    HEAD~1 ($first)  workspace         CHANGE
+accuracy               0.9       0.95  +0.05 (+5.6%)
+f1                    0.85        0.9  +0.05 (+5.9%)
+
+PARAM  HEAD~1 ($first)  workspace
+lr     0.1               0.15" "the baseline may be given as the argument, as dvc metrics diff takes it"
+mlx metrics diff HEAD~1 --baseline main
+is "$RC" 2 "a baseline given twice exits 2"
+is "$ERR" "mlx: error: give the baseline once: 'HEAD~1' or --baseline main" "saying so"
 mlx metrics diff
 is "$RC" 0 "against HEAD (the default)"
 like "$OUT" "^accuracy +0.95 +0.95 +0$" "nothing changed since HEAD"
