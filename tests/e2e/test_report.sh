@@ -88,6 +88,12 @@ lr     0.1               0.15" "the baseline may be given as the argument, as dv
 mlx metrics diff HEAD~1 --baseline main
 is "$RC" 2 "a baseline given twice exits 2"
 is "$ERR" "mlx: error: give the baseline once: 'HEAD~1' or --baseline main" "saying so"
+git clone -q --depth 1 "file://$PWD" "$TEST_DIR/shallow" 2>/dev/null
+(cd "$TEST_DIR/shallow" && "$MLX" init >/dev/null && "$MLX" metrics diff HEAD~1 >/dev/null 2>"$TAP_CAPTURE/shallow"; echo $? >"$TAP_CAPTURE/shallow.rc")
+is "$(cat "$TAP_CAPTURE/shallow.rc")" 2 "a baseline a shallow clone lacks exits 2"
+like "$(cat "$TAP_CAPTURE/shallow")" "unknown revision 'HEAD~1' in .*/shallow, a shallow clone; fetch the history with 'git fetch --unshallow'" \
+	"saying how to fetch the history"
+rm -rf "$TEST_DIR/shallow"
 mlx metrics diff
 is "$RC" 0 "against HEAD (the default)"
 like "$OUT" "^accuracy +0.95 +0.95 +0$" "nothing changed since HEAD"
