@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# git checkout of an older commit, git switch between branches: after
+# git checkout of an older commit, git switch between branches, git pull
+# of a teammate's data: after
 # 'mlx checkout' the workspace matches that commit's mlx.lock exactly. A
 # path a later lock pinned is named by 'mlx status' and removed by 'mlx
 # checkout' when its bytes are in the store (else left, with a warning), so
 # that git never sees the data as an untracked file to commit; coming back
-# restores it.
+# restores it. A recipe never runs on data older than the lock pins when
+# the store never had the pinned version (a git pull without mlx pull).
 . "$(dirname "$0")/tap.sh"
 export GIT_AUTHOR_NAME=Ada GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME=Ada GIT_COMMITTER_EMAIL=ada@example.org
@@ -103,5 +105,30 @@ mlx checkout
 is "$?" 0 "a path mlx remove gave back stays"
 "$MLX" status --check >/dev/null 2>&1
 is "$?" 0 "and is not named by mlx status"
+
+# A teammate's commit arrives with git pull: its mlx.lock pins data that
+# this clone's store never had, while the workspace holds the old data.
+store=$(mktemp -d "${TMPDIR:-/tmp}/mlx-store-XXXXXX")
+trap 'rm -rf "$TEST_DIR" "$TAP_CAPTURE" "$store"' EXIT
+"$MLX" remote add origin "$store" >/dev/null && "$MLX" push >/dev/null
+git add .mlx/remotes.json && git commit -qm "remote"
+git clone -q "$TEST_DIR" "$TEST_DIR/mate" && (cd "$TEST_DIR/mate" && "$MLX" pull >/dev/null 2>&1)
+echo "row 5" >data/f5.txt && "$MLX" add data >/dev/null && "$MLX" push >/dev/null && git commit -qam "f5"
+cd "$TEST_DIR/mate" || exit 1
+git pull -q
+mlx recipe p.lua
+is "$RC" 2 "mlx recipe right after git pull exits 2"
+is "$ERR" "mlx: error: data is not what mlx.lock pins, and the store has never had the pinned version (a git pull, checkout or merge brought a new mlx.lock): run 'mlx pull' first, or 'mlx add data' to pin the workspace's; step prep needs it" \
+	"saying to pull the data first"
+git diff --quiet mlx.lock
+is "$?" 0 "mlx.lock is left as git brought it"
+mlx recipe -n p.lua
+is "$RC" 0 "mlx recipe -n plans all the same"
+like "$ERR" "mlx: warning: data is not what mlx.lock pins" "with the warning"
+"$MLX" pull >/dev/null 2>&1
+mlx recipe p.lua
+is "$RC" 0 "after mlx pull the recipe runs"
+like "$ERR" "ran prep" "on the pulled data"
+is "$(cat work/prep.txt | wc -l)" 5 "which has the teammate's row"
 
 done_testing

@@ -1187,6 +1187,20 @@ function M.run(p, opts)
   self.out.total = #steps
   self:check_executors(steps)
   local loop_steps = self:up_to_date_first(steps, selected)
+  if #loop_steps > 0 then
+    -- Only a run with steps to decide reads the artifacts: a no-op does not.
+    local problem, perr, pcode = require("mlx.pipeline.pinned").problem(self.root, self.store, loop_steps)
+    if perr then
+      self.store:close()
+      ui.fail(ui.exit_code_for(pcode), "%s", perr)
+    end
+    if problem and opts.dry_run then
+      ui.warn(problem)
+    elseif problem then
+      self.store:close()
+      ui.usage_error("%s", problem)
+    end
+  end
   local ok, err = xpcall(opts.dry_run and self.plan_in_order or self.loop, function(e)
     if e == "interrupted" or ui.is_failure(e) then return e end
     return opts.debug and debug.traceback(tostring(e), 2) or e
