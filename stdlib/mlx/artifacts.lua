@@ -284,6 +284,8 @@ function M.add(root, paths, opts)
   end)
   st:close()
   if not written then return nil, err, code end
+  -- A hint for a later checkout of another commit, never a failure here.
+  require("mlx.stalepins").remember(root, written)
   -- Tracked data stays out of git; mlx pull brings it to a clone.
   local ignored = {}
   for _, r in ipairs(results) do ignored[#ignored + 1] = r.path end

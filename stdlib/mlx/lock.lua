@@ -183,8 +183,6 @@ function M.write(root, lock)
   local text = M.encode(lock)
   local ok, err, code = fs.write(M.path(root), text)
   if not ok then return nil, err, code end
-  -- A hint for a later checkout of another commit, never a failure here.
-  require("mlx.stalepins").remember(root, lock)
   return true, require("mlx.hash").bytes(text)
 end
 

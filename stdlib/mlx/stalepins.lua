@@ -4,9 +4,10 @@
 --- only while that commit's .gitignore lists it, so after `git checkout` of
 --- an older commit (or a switch to another branch) it stays behind,
 --- untracked: `git add -A` would then commit the data itself. mlx remembers
---- every path a lock it wrote or checked out pinned (.mlx/state.db-pins,
---- local state that git ignores) so that `mlx status` names those left
---- behind and `mlx checkout` removes the ones whose bytes are in the store.
+--- every path pinned by a lock that `mlx add` or a recipe run wrote or that
+--- a checkout placed (.mlx/state.db-pins, local state that git ignores), so
+--- that `mlx status` names those left behind and `mlx checkout` removes the
+--- ones whose bytes are in the store.
 local fs = require "mlx.fs"
 local json = require "mlx.json"
 
