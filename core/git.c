@@ -180,8 +180,17 @@ static int resolve(struct mlx_git *g, const char *rev, git_object_t type, git_ob
 {
 	git_object *obj = NULL;
 	int rc = git_revparse_single(&obj, g->repo, rev);
-	if (rc == GIT_ENOTFOUND || rc == GIT_EAMBIGUOUS || rc == GIT_EINVALIDSPEC || rc == GIT_EUNBORNBRANCH)
+	if (rc == GIT_ENOTFOUND || rc == GIT_EAMBIGUOUS || rc == GIT_EINVALIDSPEC || rc == GIT_EUNBORNBRANCH) {
+		/* A shallow clone (CI's usual checkout) lacks the history a
+		 * baseline such as HEAD~1 or main names: say how to get it. */
+		if (git_repository_is_shallow(g->repo) == 1)
+			return mlx_err_set(
+			    err, MLX_ERR_NOTFOUND, 0,
+			    "unknown revision '%s' in %s, a shallow clone; fetch the history with "
+			    "'git fetch --unshallow' (or the branch with 'git fetch origin BRANCH')",
+			    rev, g->root);
 		return mlx_err_set(err, MLX_ERR_NOTFOUND, 0, "unknown revision '%s' in %s", rev, g->root);
+	}
 	if (rc < 0)
 		return git_fail(err, MLX_ERR_IO, "cannot resolve a revision");
 	rc = git_object_peel(out, obj, type);

@@ -287,6 +287,8 @@ function M.add(root, paths, opts)
   end)
   st:close()
   if not written then return nil, err, code end
+  -- A hint for a later checkout of another commit, never a failure here.
+  require("mlx.stalepins").remember(root, written)
   -- Tracked data stays out of git; mlx pull brings it to a clone.
   local ignored = {}
   for _, r in ipairs(results) do ignored[#ignored + 1] = r.path end
@@ -361,7 +363,9 @@ end
 --- paths): a list sorted by path of {path, entry, state = "ok"|"modified"|
 --- "missing"|"error", reason, diff = {added, modified, deleted} for
 --- directories, cached = false when the locked object is not in the store},
---- or nil, message, code. Unchanged files are not read (stat cache).
+--- with `unpinned`, the paths an earlier lock pinned that are left in the
+--- workspace (mlx.stalepins.find); or nil, message, code. Unchanged files
+--- are not read (stat cache).
 function M.status(root, opts)
   opts = opts or {}
   local current, err, code = lockfile.read(root)
@@ -379,6 +383,7 @@ function M.status(root, opts)
     results[#results + 1] = r
   end
   st:close()
+  results.unpinned = require("mlx.stalepins").find(root, current)
   return results
 end
 
@@ -502,6 +507,8 @@ function M.checkout(root, paths, opts)
   local current, err, code = lockfile.read(root)
   if not current then return nil, err, code end
   local artifacts, step_of, uncached = M.pinned(current)
+  local stalepins = require "mlx.stalepins"
+  stalepins.remember(root, current)
   if not opts.link then
     opts.link, err, code = M.link_strategy(root)
     if not opts.link then return nil, err, code end
@@ -561,6 +568,10 @@ function M.checkout(root, paths, opts)
       return nil, err, code
     end
     changes[#changes + 1] = change
+  end
+  -- What a checkout of a whole lock leaves must match it, as git's does.
+  if not (paths and #paths > 0) then
+    for _, c in ipairs(stalepins.sweep(root, current, st)) do changes[#changes + 1] = c end
   end
   st:close()
   for _, u in ipairs(unavailable) do changes[#changes + 1] = u end

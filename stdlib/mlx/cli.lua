@@ -159,6 +159,16 @@ function M.user_names()
   return names
 end
 
+-- DVC's commands that mlx does under another name: a team moving from
+-- DVC types these first.
+local DVC_EQUIVALENTS = {
+  repro = "mlx recipe RECIPE",
+  params = "mlx metrics diff [REV] (it lists the params that differ; --all lists every one)",
+  commit = "mlx add PATH, or mlx recipe RECIPE for a pipeline's outs",
+  ["git-hook"] = "mlx init (it sets up git's merge driver for mlx.lock)",
+  install = "mlx init (it sets up git's merge driver for mlx.lock)",
+}
+
 local function suggestion(name)
   local candidates = M.builtin_names()
   for _, user in ipairs(M.user_names()) do candidates[#candidates + 1] = user end
@@ -173,6 +183,9 @@ function M.find(name)
   local found = valid_name(name) and (package.preload[modname]
     or package.searchpath(modname, package.path))
   if not found then
+    if DVC_EQUIVALENTS[name] then
+      ui.usage_error("'%s' is not an mlx command; for dvc %s, use %s", name, name, DVC_EQUIVALENTS[name])
+    end
     local guess = valid_name(name) and suggestion(name)
     ui.usage_error("'%s' is not an mlx command%s", tostring(name),
       guess and ("; did you mean '" .. guess .. "'?") or " (see 'mlx help')")

@@ -18,7 +18,7 @@ M.END = "# <<< mlx"
 -- Splits text into the lines before the block, the block's entries and
 -- the lines after it.
 local function split(text)
-  local before, entries, after = {}, {}, {}
+  local before, entries, after, seen = {}, {}, {}, {}
   local where = before
   if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
   for line in text:gmatch("(.-)\n") do
@@ -26,9 +26,11 @@ local function split(text)
       where = entries
     elseif line == M.END and where == entries then
       where = after
-    else
+    elseif where ~= entries or not seen[line] then
       where[#where + 1] = line
     end
+    -- A block git merged with the union driver may list a path twice.
+    if where == entries then seen[line] = true end
   end
   return before, entries, after
 end

@@ -72,9 +72,9 @@ end
 
 -- A lock is data from elsewhere: a name it holds may carry a newline or
 -- another control character, which the one-line message shows escaped.
-local function invalid(root, fmt, ...)
+local function invalid(path, fmt, ...)
   local why = fmt:format(...):gsub("%c", function(c) return ("\\x%02x"):format(c:byte()) end)
-  return nil, M.path(root) .. ": " .. why ..
+  return nil, path .. ": " .. why ..
     "; fix it or restore it from git (git checkout -- " .. M.NAME .. ")", "invalid"
 end
 
@@ -96,32 +96,31 @@ local function merge_conflict_line(path)
   return nil
 end
 
---- Reads and validates the lock of the project at root. Returns the lock
---- as a table ({version = 1} when there is no file yet), or nil, a message
---- naming the file and the problem, and "invalid" (a corrupt lock, which
---- the CLI reports with exit code 2; a lock in a git merge conflict is
---- named as such, with the commands that resolve it) or an I/O code.
-function M.read(root)
-  local path = M.path(root)
-  if not fs.stat(path) then return { version = M.VERSION } end
+--- Reads and validates the lock file at path (any name: git's merge driver
+--- is given temporary copies). Returns the lock as a table, or nil, a
+--- message naming the file and the problem, and "invalid" (a corrupt lock;
+--- one in a git merge conflict is named as such, with the commands that
+--- resolve it) or an I/O code ("notfound" when there is no file).
+function M.load(path)
   local doc, err, code = json.load(path)
   if doc == nil then
     if code == "invalid" then
       local conflict = merge_conflict_line(path)
       if conflict then
-        return nil, ("%s:%d: unresolved git merge conflict; take one side with"
-          .. " 'git checkout --ours %s' or 'git checkout --theirs %s', then re-pin with"
-          .. " 'mlx recipe RECIPE' or 'mlx add PATH'"):format(path, conflict, M.NAME, M.NAME), "invalid"
+        return nil, ("%s:%d: unresolved git merge conflict; merge it with 'mlx lock merge',"
+          .. " or take one side with 'git checkout --ours %s' or 'git checkout --theirs %s'"
+          .. " and re-pin with 'mlx recipe RECIPE' or 'mlx add PATH'"):format(path, conflict, M.NAME, M.NAME),
+          "invalid"
       end
       return nil, err .. "; fix it or restore it from git (git checkout -- " .. M.NAME .. ")", "invalid"
     end
     return nil, err, code
   end
   if type(doc) ~= "table" or getmetatable(doc) == getmetatable(json.array()) then
-    return invalid(root, "not a JSON object")
+    return invalid(path, "not a JSON object")
   end
-  if doc.version == nil then return invalid(root, "no \"version\" field") end
-  if math.type(doc.version) ~= "integer" then return invalid(root, "\"version\" must be an integer") end
+  if doc.version == nil then return invalid(path, "no \"version\" field") end
+  if math.type(doc.version) ~= "integer" then return invalid(path, "\"version\" must be an integer") end
   if doc.version > M.VERSION then
     return nil, ("%s: format version %d is newer than this mlx reads (%d); upgrade mlx")
       :format(path, doc.version, M.VERSION), "invalid"
@@ -133,10 +132,21 @@ function M.read(root)
   for name, check in pairs(M.sections) do
     if doc[name] ~= nil then
       local why = check(doc[name])
-      if why then return invalid(root, "%s", why) end
+      if why then return invalid(path, "%s", why) end
     end
   end
   return doc
+end
+
+--- Reads and validates the lock of the project at root. Returns the lock
+--- as a table ({version = 1} when there is no file yet), or nil, a message
+--- naming the file and the problem, and "invalid" (a corrupt lock, which
+--- the CLI reports with exit code 2; a lock in a git merge conflict is
+--- named as such, with the commands that resolve it) or an I/O code.
+function M.read(root)
+  local path = M.path(root)
+  if not fs.stat(path) then return { version = M.VERSION } end
+  return M.load(path)
 end
 
 --- Returns the lock of the project at root as M.read does, and the SHA-256
@@ -152,19 +162,25 @@ function M.read_digest(root)
   return doc, before == after and before or nil
 end
 
+--- Returns the text of lock as mlx.lock holds it: the version this mlx
+--- writes, indent 2, sorted keys, a final newline.
+function M.encode(lock)
+  lock.version = M.VERSION
+  -- A section made in Lua is an object even while empty; one read from the
+  -- file keeps its kind (an unknown section may be an array).
+  for _, value in pairs(lock) do
+    if type(value) == "table" and getmetatable(value) == nil then json.object(value) end
+  end
+  return json.encode(lock, { indent = 2 }) .. "\n"
+end
+
 --- Writes lock to the project at root: atomically (temp file, fsync,
 --- rename), sorted keys, indented. Returns true and the SHA-256 of the bytes
 --- written, or nil, message, code.
 function M.write(root, lock)
-  lock.version = M.VERSION
-  -- A section made in Lua is an object even while empty; one read from the
-  -- file keeps its kind (an unknown section may be an array).
-  for name, value in pairs(lock) do
-    if type(value) == "table" and getmetatable(value) == nil then json.object(value) end
-  end
   -- Encoded here rather than by json.save so that the digest is of exactly
-  -- these bytes (the same text: indent 2, sorted keys, a final newline).
-  local text = json.encode(lock, { indent = 2 }) .. "\n"
+  -- these bytes.
+  local text = M.encode(lock)
   local ok, err, code = fs.write(M.path(root), text)
   if not ok then return nil, err, code end
   return true, require("mlx.hash").bytes(text)

@@ -158,6 +158,8 @@ function M.remove(root, targets, opts)
   if not opts.dry_run and #unignore > 0 then
     local ok, gerr = gitignore.drop(root, unignore)
     if not ok then return nil, "mlx.lock was updated, but a .gitignore was not: " .. gerr, "io" end
+    -- The files stay, now the user's: no later checkout may take them away.
+    require("mlx.stalepins").forget(root, unignore)
   end
   return resolved
 end

@@ -142,6 +142,7 @@ printf 'registered' >reg.bin && registered=$(sha256sum reg.bin | cut -d' ' -f1)
 "$MLX" add out.bin reg.bin >/dev/null
 "$MLX" lua -e 'local l = require("mlx.lock"); assert(l.update(require("mlx.fs").cwd(), "artifacts",
   function(a) a["out.bin"] = nil; a["reg.bin"] = nil end))'
+rm out.bin reg.bin # left behind, mlx status would name them (an earlier lock pinned them)
 mkdir -p ".mlx/cache/runs/ab"
 printf '{"version": 1, "key": "ab12", "outs": {"out.bin": {"type": "file", "hash": "%s", "size": 6, "mode": "644"}}}\n' \
 	"$cached" >.mlx/cache/runs/ab/ab12.json

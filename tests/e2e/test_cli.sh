@@ -30,6 +30,11 @@ mlx frobnicate
 is "$RC" 2 "unknown command exits 2"
 is "$ERR" "mlx: error: 'frobnicate' is not an mlx command (see 'mlx help')" "unknown command: one line"
 
+mlx params diff
+is "$RC" 2 "a command of DVC's exits 2"
+is "$ERR" "mlx: error: 'params' is not an mlx command; for dvc params, use mlx metrics diff [REV] (it lists the params that differ; --all lists every one)" \
+	"naming the mlx command that does it"
+
 mlx recipy x.lua
 like "$ERR" "did you mean 'recipe'\?" "a near miss suggests the command"
 

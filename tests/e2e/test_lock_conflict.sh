@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# An mlx.lock left in a git merge conflict: named as such, with the commands
-# that resolve it (git refuses 'git checkout -- mlx.lock' during a merge).
+# An mlx.lock left in a git merge conflict (a clone where mlx's merge
+# driver is not set up, so git merged it as text): named as such, with the
+# commands that resolve it (git refuses 'git checkout -- mlx.lock' during a
+# merge).
 . "$(dirname "$0")/tap.sh"
 export GIT_AUTHOR_NAME=Ada GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME=Ada GIT_COMMITTER_EMAIL=ada@example.org
@@ -8,6 +10,7 @@ export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 
 git init -q -b main
 "$MLX" init >/dev/null
+git config --remove-section merge.mlx-lock
 echo data.csv >.gitignore
 echo a,b >data.csv
 "$MLX" add data.csv >/dev/null
@@ -23,7 +26,7 @@ git commit -q -am "data v3"
 git merge -q other >/dev/null 2>&1
 is "$(git status --porcelain mlx.lock)" "UU mlx.lock" "the merge leaves mlx.lock in conflict"
 line=$(grep -n '^<<<<<<< ' mlx.lock | head -1 | cut -d: -f1)
-msg="mlx: error: $(pwd -P)/mlx.lock:$line: unresolved git merge conflict; take one side with 'git checkout --ours mlx.lock' or 'git checkout --theirs mlx.lock', then re-pin with 'mlx recipe RECIPE' or 'mlx add PATH'"
+msg="mlx: error: $(pwd -P)/mlx.lock:$line: unresolved git merge conflict; merge it with 'mlx lock merge', or take one side with 'git checkout --ours mlx.lock' or 'git checkout --theirs mlx.lock' and re-pin with 'mlx recipe RECIPE' or 'mlx add PATH'"
 
 mlx status
 is "$RC" 2 "mlx status on a conflicted lock exits 2"

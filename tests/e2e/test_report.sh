@@ -78,6 +78,22 @@ lr     0.1               0.15" "against HEAD~1: both values, the change and the 
 mlx metrics diff --baseline HEAD~1 --json
 is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); m={r["key"]: r for r in d["metrics"]}; print(m["accuracy"]["baseline"], m["accuracy"]["current"], round(m["accuracy"]["change"], 6), d["params"][0]["key"])')" \
 	"0.9 0.95 0.05 lr" "--json has the values and the change"
+mlx metrics diff HEAD~1
+is "$OUT" "METRIC    HEAD~1 ($first)  workspace         CHANGE
+accuracy               0.9       0.95  +0.05 (+5.6%)
+f1                    0.85        0.9  +0.05 (+5.9%)
+
+PARAM  HEAD~1 ($first)  workspace
+lr     0.1               0.15" "the baseline may be given as the argument, as dvc metrics diff takes it"
+mlx metrics diff HEAD~1 --baseline main
+is "$RC" 2 "a baseline given twice exits 2"
+is "$ERR" "mlx: error: give the baseline once: 'HEAD~1' or --baseline main" "saying so"
+git clone -q --depth 1 "file://$PWD" "$TEST_DIR/shallow" 2>/dev/null
+(cd "$TEST_DIR/shallow" && "$MLX" init >/dev/null && "$MLX" metrics diff HEAD~1 >/dev/null 2>"$TAP_CAPTURE/shallow"; echo $? >"$TAP_CAPTURE/shallow.rc")
+is "$(cat "$TAP_CAPTURE/shallow.rc")" 2 "a baseline a shallow clone lacks exits 2"
+like "$(cat "$TAP_CAPTURE/shallow")" "unknown revision 'HEAD~1' in .*/shallow, a shallow clone; fetch the history with 'git fetch --unshallow'" \
+	"saying how to fetch the history"
+rm -rf "$TEST_DIR/shallow"
 mlx metrics diff
 is "$RC" 0 "against HEAD (the default)"
 like "$OUT" "^accuracy +0.95 +0.95 +0$" "nothing changed since HEAD"

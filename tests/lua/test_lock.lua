@@ -186,4 +186,64 @@ function TestLockSteps:test_cache_is_optional_and_a_boolean()
   os.execute("rm -rf '" .. root .. "'")
 end
 
+-- mlx.lockmerge: the three-way merge git runs on mlx.lock.
+local lockmerge = require "mlx.lockmerge"
+
+local function file(c) return { type = "file", hash = c:rep(64), size = 1, mode = "644" } end
+local function step(c) return { key = c:rep(64), outs = { ["out.txt"] = file(c) } } end
+
+TestLockMerge = {}
+
+function TestLockMerge:test_entries_one_side_changed_take_that_side()
+  local base = { version = 1, artifacts = { a = file("1"), gone = file("2") }, steps = { p = { s = step("3") } } }
+  local ours = { version = 1, artifacts = { a = file("1"), gone = file("2"), mine = file("4") },
+    steps = { p = { s = step("3"), t = step("5") } } }
+  local theirs = { version = 1, artifacts = { a = file("6"), theirs = file("7") }, steps = { p = { s = step("8") } } }
+  local merged, conflicts, notes = lockmerge.merge(base, ours, theirs)
+  lu.assertEquals(conflicts, {})
+  lu.assertEquals(notes, {})
+  lu.assertEquals(merged.artifacts, { a = file("6"), mine = file("4"), theirs = file("7") })
+  lu.assertEquals(merged.steps, { p = { s = step("8"), t = step("5") } })
+end
+
+function TestLockMerge:test_a_path_both_changed_keeps_ours_as_a_conflict()
+  local merged, conflicts = lockmerge.merge({ artifacts = { a = file("1") } }, { artifacts = { a = file("2") } },
+    { artifacts = { a = file("3") } })
+  lu.assertEquals(merged.artifacts.a, file("2"))
+  lu.assertEquals(#conflicts, 1)
+  lu.assertStrContains(conflicts[1], "artifact a: changed on both sides (ours: file 22222222, theirs: file 33333333)")
+end
+
+function TestLockMerge:test_a_step_both_reran_keeps_ours_as_a_note()
+  local merged, conflicts, notes = lockmerge.merge({ steps = { p = { s = step("1") } } },
+    { steps = { p = { s = step("2") } } }, { steps = { p = { s = step("3") } } })
+  lu.assertEquals(merged.steps.p.s, step("2"))
+  lu.assertEquals(conflicts, {})
+  lu.assertStrContains(notes[1], "step p/s: re-run on both sides; kept ours")
+end
+
+function TestLockMerge:test_a_directory_both_changed_goes_to_merge_dir()
+  local dir = function(c) return { type = "dir", hash = c:rep(64), size = 2, files = 2 } end
+  local asked
+  local merged, conflicts, notes = lockmerge.merge({ artifacts = { d = dir("1") } }, { artifacts = { d = dir("2") } },
+    { artifacts = { d = dir("3") } }, function(path, b, o, t)
+      asked = { path, b.hash, o.hash, t.hash }
+      return dir("4")
+    end)
+  lu.assertEquals(asked, { "d", ("1"):rep(64), ("2"):rep(64), ("3"):rep(64) })
+  lu.assertEquals(merged.artifacts.d, dir("4"))
+  lu.assertEquals(conflicts, {})
+  lu.assertStrContains(notes[1], "artifact d: files changed on both sides, merged file by file (2 files)")
+end
+
+function TestLockMerge:test_the_merged_lock_passes_validation()
+  local root = project()
+  local merged = lockmerge.merge({}, { artifacts = { a = file("1") } }, { steps = { p = { s = step("2") } } })
+  assert(fs.write(lock.path(root), lock.encode(merged)))
+  local back = assert(lock.read(root))
+  lu.assertEquals(back.artifacts, { a = file("1") })
+  lu.assertEquals(back.steps.p.s.key, ("2"):rep(64))
+  os.execute("rm -rf '" .. root .. "'")
+end
+
 os.exit(lu.LuaUnit.run("-o", "tap"), true)

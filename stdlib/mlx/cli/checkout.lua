@@ -17,7 +17,15 @@ to .mlx/cache/quarantine/ and reported (exit 1), leaving the workspace file
 as it was. A modified file whose content is not in the store (a local edit
 never added) is not overwritten: the command stops with exit 2 unless
 --force is given. Files in a tracked directory that mlx.lock does not list
-are removed under the same rule.]],
+are removed under the same rule.
+
+Without PATH, the workspace is made to match mlx.lock as git's checkout
+makes the work tree match a commit: a path that an earlier mlx.lock of
+this clone pinned (a tracked path or a step's out, left behind by git
+checkout or git switch to a commit that does not pin it) is removed when
+its bytes are in the store, so that checking out the commit that pins it
+brings it back ("removed   extra.bin"); one changed since, or one git
+tracks, is left as it is, with a warning.]],
   options = {
     cli.option("force", { help = "overwrite local changes that are not in the store" }),
     cli.option("jobs", { help = "copy with N threads (default: one per CPU)" }),
@@ -31,7 +39,9 @@ are removed under the same rule.]],
     if not changes then ui.fail(ui.exit_code_for(code), "%s", err) end
     local changed = 0
     for _, c in ipairs(changes) do
-      if c.action == "unavailable" then
+      if c.action == "left" then
+        ui.warn(require("mlx.stalepins").left_message(c))
+      elseif c.action == "unavailable" then
         ui.warn(("%s: not in the store (an out of step %s, which is not cached); run its recipe to make it")
           :format(c.path, c.step))
       elseif c.action ~= "unchanged" then

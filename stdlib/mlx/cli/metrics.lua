@@ -28,14 +28,15 @@ end
 local diff_command = {
   name = "diff",
   summary = "compare the working tree's metrics and params with a baseline",
-  usage = "mlx metrics diff [--baseline REV|MODEL@ALIAS] [--fail-on RULE]... [--all] [--json]",
+  usage = "mlx metrics diff [REV | --baseline REV|MODEL@ALIAS] [--fail-on RULE]... [--all] [--json]",
   description = [[
 Compares the metrics of the working tree (the metrics files its steps
 declare, as mlx.lock names them) and its params (as mlx.lock records them)
 with those of a baseline: a git revision (default HEAD; its mlx.lock is read
 from git, and the metrics files it pins from the store) or a registered
 model (NAME@ALIAS or NAME:VERSION: the metrics and params of the runs that
-made and evaluated it). Prints each metric with both values and the change,
+made and evaluated it). The baseline may be given as the one argument, as
+dvc metrics diff takes it (mlx metrics diff main). Prints each metric with both values and the change,
 then the params that differ. Exits 0 whether or not values differ; with
 --fail-on, 1 when a rule is broken (each broken rule is said on stderr).
 Rules: KEY<N and KEY>N bound the working tree's value; KEY:-N fails when
@@ -47,8 +48,12 @@ by more; N% makes the change relative to the baseline's value.]],
     { "all", help = "show every param, not only those that differ" },
     cli.option("json", { help = "print JSON: {baseline, current, metrics: [{key, baseline, current, change}], params: [...]}" }),
   },
-  args = { max = 0 },
-  main = function(opts)
+  args = { max = 1, name = "a baseline REV" },
+  main = function(opts, args)
+    if args[1] and opts.baseline then
+      ui.usage_error("give the baseline once: '%s' or --baseline %s", args[1], opts.baseline)
+    end
+    opts.baseline = opts.baseline or args[1]
     local metrics = require "mlx.metrics"
     local project = require "mlx.project"
     local view = require "mlx.track.view"

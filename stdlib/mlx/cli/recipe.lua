@@ -148,7 +148,9 @@ an unknown STEP or --force-step name exits 2 with a suggestion (for a
 KEY=VALUE word in place of a STEP: use -p KEY=VALUE). -p and
 --params-file override params. A failed step exits 1 and leaves mlx.lock
 and the store as they were for it; Ctrl-C stops running steps and exits
-130.
+130. A dep that is tracked data other than mlx.lock pins, whose pinned
+version the store never had (a git pull without mlx pull), stops the run
+before any step executes (exit 2; -n warns).
 
 --executor NAME runs every command step on that executor ("local", "slurm",
 or one the project adds in lib/mlx/executor/NAME.lua), over the steps',

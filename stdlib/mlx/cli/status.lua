@@ -51,6 +51,11 @@ local function artifacts_section(root, opts)
         require("mlx.remote.config").pull_hint(root)))
     end
   end
+  for _, p in ipairs(results.unpinned) do
+    stale = stale + 1
+    ui.out(("%-9s %s (an earlier mlx.lock pinned it, this one does not; 'mlx checkout' removes it)")
+      :format("unpinned:", p))
+  end
   if stale == 0 and #results > 0 then
     ui.note(("%d tracked artifact%s up to date"):format(#results, #results == 1 and "" or "s"))
   end
@@ -127,7 +132,10 @@ local M = {
   description = [[
 Compares every path pinned in mlx.lock with the workspace and prints those
 that are modified or missing ("modified: data/images/ (1 added, 2 modified,
-0 deleted)", then up to 10 of the files; -v lists them all). Files whose
+0 deleted)", then up to 10 of the files; -v lists them all), and the paths
+an earlier mlx.lock of this clone pinned that this one does not and that
+are still in the workspace ("unpinned: extra.bin", left by git checkout of
+another commit; mlx checkout removes them). Files whose
 size, mtime, ctime and inode are unchanged are not read (stat cache). With
 a RECIPE, also prints each step of its pipeline that would run and why
 ("stale:    train: param 'lr' changed from 0.1 to 0.05"); a RECIPE that
@@ -140,7 +148,7 @@ remote NAME. With
 their sizes, and those absent or of the wrong size are unpushed (mlx push
 --verify sends them again).]],
   options = {
-    { "check", help = "exit 1 if anything is modified or missing" },
+    { "check", help = "exit 1 if anything is modified, missing or unpinned" },
     cli.option("remote", { optional = true,
       help = "also say what is missing on a remote (the default, or NAME) and in the store" }),
     { "verify", help = "with --remote or -r: list the remote's objects instead of trusting its index" },

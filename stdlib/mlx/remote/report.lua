@@ -107,7 +107,11 @@ function M.run(verb, fn, root, opts)
     end
   end
   for _, c in ipairs(result.changes or {}) do
-    if c.action ~= "unchanged" and c.action ~= "unavailable" then ui.out(("%-9s %s"):format(c.action, c.path)) end
+    if c.action == "left" then
+      ui.warn(require("mlx.stalepins").left_message(c))
+    elseif c.action ~= "unchanged" and c.action ~= "unavailable" then
+      ui.out(("%-9s %s"):format(c.action, c.path))
+    end
   end
   return failed and ui.EXIT.FAILED or ui.EXIT.OK
 end
