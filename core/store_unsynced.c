@@ -10,6 +10,8 @@
  *   <boot id>.<pid>.<n>.open   the commit is renaming its objects
  *   <boot id>.<pid>.<n>        it has renamed them all
  *
+ * (<n> random: a record must never replace another process's).
+ *
  * Within one boot of the kernel, an object that was renamed has its bytes
  * in the page cache or on the disk, whatever happens to the process: a
  * kill -9 loses nothing. Only a crash of the machine can leave an object
@@ -23,12 +25,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +86,37 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* A number for a record's name that no other process picks: the pid alone
+ * is not unique (pid namespaces, a container's mlx is pid 1 at every run;
+ * pids are reused), and a record renamed over another's loses the objects
+ * that one names. */
+static unsigned long long record_number(void)
+{
+	unsigned long long k;
+	if (getrandom(&k, sizeof k, GRND_NONBLOCK) == (ssize_t)sizeof k)
+		return k;
+	/* Before the kernel's pool is ready (early boot): the clock, which
+	 * differs between two records of one pid. rename_noreplace guards the
+	 * rest. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+/* Renames from to to unless to exists: 0, or -1 with errno (EEXIST). On a
+ * file system without RENAME_NOREPLACE, link(2), which never replaces. */
+static int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(from, to) != 0)
+		return -1;
+	unlink(from);
+	return 0;
+}
+
 int mlx_store_unsynced_begin(const char *dir, const char *boot, const char *const *hexes, size_t n,
                              char *name, size_t name_size, int *fd, struct mlx_err *err)
 {
@@ -89,14 +124,6 @@ int mlx_store_unsynced_begin(const char *dir, const char *boot, const char *cons
 	int rc = mlx_fs_mkdirs(dir, 0755, err);
 	if (rc != MLX_OK)
 		return rc;
-	/* Unique within the boot: the pid, and a number of the process. */
-	static atomic_ulong records;
-	unsigned long k = atomic_fetch_add(&records, 1);
-	char tmp[PATH_MAX];
-	int len = snprintf(name, name_size, "%s/%s.%ld.%lu" OPEN_SUFFIX, dir, boot, (long)getpid(), k);
-	int tlen = snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%lu.tmp", dir, boot, (long)getpid(), k);
-	if (len < 0 || (size_t)len >= name_size || tlen < 0 || (size_t)tlen >= sizeof tmp)
-		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", dir);
 	size_t size = sizeof HEADER - 1 + n * MLX_HASH_HEX_SIZE;
 	char *text = malloc(size);
 	if (!text)
@@ -110,25 +137,50 @@ int mlx_store_unsynced_begin(const char *dir, const char *boot, const char *cons
 	}
 	/* Held (shared) until the commit has renamed its objects: a lock that
 	 * another process can take proves the commit over, in any pid
-	 * namespace. Temp file, fsync, rename, directory fsync: the record
-	 * is on the disk before any of its objects is renamed. */
-	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (out < 0)
-		rc = mlx_err_sys(err, errno, "cannot create %s", tmp);
-	else if (flock(out, LOCK_SH) != 0)
-		rc = mlx_err_sys(err, errno, "cannot lock %s", tmp);
-	else if (mlx_fs_write_all(out, text, size) != 0)
-		rc = mlx_err_sys(err, errno, "cannot write %s", tmp);
-	else if (fsync(out) != 0)
-		rc = mlx_err_sys(err, errno, "cannot sync %s", tmp);
-	else if (rename(tmp, name) != 0)
-		rc = mlx_err_sys(err, errno, "cannot rename %s", tmp);
-	else
+	 * namespace. Temp file, fsync, rename (never over another record),
+	 * directory fsync: the record is on the disk before any of its
+	 * objects is renamed. */
+	int out = -1;
+	char tmp[PATH_MAX];
+	for (int attempt = 0; rc == MLX_OK && attempt < 8; attempt++) {
+		unsigned long long k = record_number();
+		int len =
+		    snprintf(name, name_size, "%s/%s.%ld.%llu" OPEN_SUFFIX, dir, boot, (long)getpid(), k);
+		int tlen = snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%llu.tmp", dir, boot, (long)getpid(), k);
+		if (len < 0 || (size_t)len >= name_size || tlen < 0 || (size_t)tlen >= sizeof tmp) {
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", dir);
+			break;
+		}
+		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (out < 0 && errno == EEXIST)
+			continue;
+		if (out < 0)
+			rc = mlx_err_sys(err, errno, "cannot create %s", tmp);
+		else if (flock(out, LOCK_SH) != 0)
+			rc = mlx_err_sys(err, errno, "cannot lock %s", tmp);
+		else if (mlx_fs_write_all(out, text, size) != 0)
+			rc = mlx_err_sys(err, errno, "cannot write %s", tmp);
+		else if (fsync(out) != 0)
+			rc = mlx_err_sys(err, errno, "cannot sync %s", tmp);
+		else if (rename_noreplace(tmp, name) == 0)
+			break;
+		else if (errno != EEXIST)
+			rc = mlx_err_sys(err, errno, "cannot rename %s", tmp);
+		if (out >= 0) {
+			unlink(tmp);
+			close(out);
+			out = -1;
+		}
+	}
+	if (rc == MLX_OK && out < 0)
+		rc =
+		    mlx_err_set(err, MLX_ERR_IO, EEXIST, "cannot name a record in %s: every name taken", dir);
+	if (rc == MLX_OK)
 		rc = mlx_fs_sync_parent(name, err);
 	free(text);
 	if (rc != MLX_OK) {
 		if (out >= 0) {
-			unlink(tmp);
+			unlink(name);
 			close(out);
 		}
 		return rc;
@@ -146,7 +198,9 @@ void mlx_store_unsynced_end(const char *name, int fd, int finished)
 	if (finished && n < sizeof done) {
 		memcpy(done, name, n);
 		done[n] = '\0';
-		rename(name, done);
+		/* Never over another record; left ".open" (and free) it is
+		 * treated the same. */
+		rename_noreplace(name, done);
 	}
 	close(fd);
 }
