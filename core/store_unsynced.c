@@ -205,10 +205,38 @@ void mlx_store_unsynced_end(const char *name, int fd, int finished)
 	close(fd);
 }
 
+/* Whether the entry ent of d is a regular file, as every record is. Any
+ * other kind (a symlink, a directory, a fifo) was not made by mlx: it is
+ * never opened or followed, and never taken for a record. */
+static int regular_entry(DIR *d, const struct dirent *ent)
+{
+	if (ent->d_type != DT_UNKNOWN)
+		return ent->d_type == DT_REG;
+	struct stat st;
+	return fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Opens the record dfd/name for reading: never through a symlink, and
+ * only a regular file (O_NONBLOCK: a fifo in its place cannot hang the
+ * open). Returns the fd, or -1 with errno (ELOOP, EINVAL: not a file). */
+static int open_record(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
 /* Whether the record dir/name is held by no commit: its lock is free. */
 static int record_free(DIR *d, const char *name)
 {
-	int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open_record(dirfd(d), name);
 	if (fd < 0)
 		return 0;
 	int free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
@@ -229,6 +257,8 @@ int mlx_store_unsynced_collect(const char *dir, const char *boot, struct mlx_str
 		pid_t pid;
 		if (!parse_name(ent->d_name, rboot, &pid) || strcmp(rboot, boot) != 0)
 			continue; /* another boot's: mlx_store_unsynced_recover's */
+		if (!regular_entry(d, ent))
+			continue;
 		/* A record still being written or whose objects are still being
 		 * renamed is left, unless no commit holds it (its process is
 		 * gone): then every rename it made happened before the sync that
@@ -273,31 +303,52 @@ static int check_line(void *vjob, size_t i, struct mlx_err *err)
 	struct mlx_err why;
 	int rc = mlx_store_verify(job->s, hex, &why);
 	if (rc == MLX_ERR_CORRUPT) {
-		atomic_fetch_add(&job->damaged, 1);
-		return mlx_store_quarantine(job->s, hex, err);
+		/* Another process checking a record of the same object may
+		 * have moved it first: then it is that one's to count. */
+		rc = mlx_store_quarantine(job->s, hex, &why);
+		if (rc == MLX_OK)
+			atomic_fetch_add(&job->damaged, 1);
 	}
-	if (rc != MLX_OK && why.sys_errno != ENOENT) {
+	/* Not in the store (collected by gc, never renamed, or a symlink in
+	 * its place, which is never read and which gc removes): nothing to
+	 * check. */
+	if (rc != MLX_OK && rc != MLX_ERR_NOTFOUND) {
 		*err = why;
 		return rc;
 	}
 	return MLX_OK;
 }
 
+/* Fails with a record of another boot that cannot be read: it may name
+ * objects that are damaged, which nothing else would find. */
+static int unreadable_record(const char *dir, const char *name, const char *why, struct mlx_err *err)
+{
+	return mlx_err_set(
+	    err, MLX_ERR_INVALID, 0,
+	    "%s/%s: %s; a record there names objects fetched before the machine restarted, which "
+	    "mlx checks before using the store: make it readable, or remove it and run 'mlx fsck' "
+	    "(which checks every object)",
+	    dir, name, why);
+}
+
 /* Checks every object named by the record at dfd/name (of another boot):
  * a damaged one goes to quarantine and counts in *damaged; a missing one
  * (collected by gc, or never renamed) is skipped. */
-static int check_record(struct mlx_store *s, int dfd, const char *name, size_t *damaged, struct mlx_err *err)
+static int check_record(struct mlx_store *s, const char *dir, int dfd, const char *name, size_t *damaged,
+                        struct mlx_err *err)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? MLX_OK
-		                       : mlx_err_sys(err, errno, "cannot open .mlx/cache/unsynced/%s", name);
+	int fd = open_record(dfd, name);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP || errno == EINVAL)
+			return MLX_OK; /* gone, or not a record (regular_entry) */
+		return unreadable_record(dir, name, strerror(errno), err);
+	}
 	/* Two processes starting after the restart check a record once: the
 	 * second finds it removed (no links left) when it gets the lock. */
 	struct stat st;
 	int rc = MLX_OK;
 	if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
-		rc = mlx_err_sys(err, errno, "cannot lock .mlx/cache/unsynced/%s", name);
+		rc = mlx_err_sys(err, errno, "cannot lock %s/%s", dir, name);
 		close(fd);
 		return rc;
 	}
@@ -307,12 +358,20 @@ static int check_record(struct mlx_store *s, int dfd, const char *name, size_t *
 	}
 	char *text = NULL;
 	size_t len = 0;
-	if (name[0] != '.' && (rc = mlx_fs_read_fd(fd, name, MAX_RECORD, &text, &len, err)) != MLX_OK) {
-		close(fd);
-		return rc;
+	/* A temp record never got to its rename: nothing of it was renamed. A
+	 * renamed one was synced whole first, so it starts with the header;
+	 * without it the file is not a record this mlx can read (another
+	 * version's, or not mlx's), and is never taken as naming nothing. */
+	if (name[0] != '.') {
+		struct mlx_err why;
+		if (mlx_fs_read_fd(fd, "the record", MAX_RECORD, &text, &len, &why) != MLX_OK)
+			rc = unreadable_record(dir, name, why.msg, err);
+		else if (len < sizeof HEADER - 1 || memcmp(text, HEADER, sizeof HEADER - 1) != 0)
+			rc = unreadable_record(
+			    dir, name, "not a record of fetched objects (no 'mlx unsynced objects 1' line)",
+			    err);
 	}
-	/* A temp record never got to its rename: nothing of it was renamed. */
-	if (text && len >= sizeof HEADER - 1) {
+	if (rc == MLX_OK && text) {
 		struct check_job job = {.s = s, .text = text + sizeof HEADER - 1};
 		atomic_init(&job.damaged, 0);
 		rc = mlx_pool_run((len - (sizeof HEADER - 1)) / MLX_HASH_HEX_SIZE, 0, check_line, &job, err);
@@ -347,12 +406,13 @@ int mlx_store_unsynced_recover(struct mlx_store *s, const char *dir, const char 
 		pid_t pid;
 		/* Without a boot id of its own (no /proc), every record is
 		 * treated as another boot's: checked, never trusted. */
-		if (parse_name(ent->d_name, rboot, &pid) && (!boot[0] || strcmp(rboot, boot) != 0))
+		if (parse_name(ent->d_name, rboot, &pid) && (!boot[0] || strcmp(rboot, boot) != 0) &&
+		    regular_entry(d, ent))
 			rc = mlx_strlist_push(&other, ent->d_name, err);
 	}
 	closedir(d);
 	for (size_t i = 0; rc == MLX_OK && i < other.len; i++)
-		rc = check_record(s, dfd, other.items[i], damaged, err);
+		rc = check_record(s, dir, dfd, other.items[i], damaged, err);
 	mlx_strlist_free(&other);
 	close(dfd);
 	return rc;
