@@ -42,6 +42,9 @@
 #define HEADER "mlx unsynced objects 1\n"
 #define OPEN_SUFFIX ".open"
 #define MAX_RECORD (512u << 20)
+/* Seconds after which a temp record nobody holds is a dead writer's (its
+ * writer locks it microseconds after creating it). */
+#define TEMP_RECORD_AGE 60
 
 void mlx_store_boot_id(char out[MLX_STORE_BOOT_ID_SIZE])
 {
@@ -233,13 +236,19 @@ static int open_record(int dfd, const char *name)
 	return fd;
 }
 
-/* Whether the record dir/name is held by no commit: its lock is free. */
+/* Whether the record dir/name is held by no commit: its lock is free. A
+ * temp record is created before its writer can lock it, so a free one is
+ * its dead writer's only once it is older than that moment can be:
+ * removing a live writer's would fail its commit. */
 static int record_free(DIR *d, const char *name)
 {
 	int fd = open_record(dirfd(d), name);
 	if (fd < 0)
 		return 0;
+	struct stat st;
 	int free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	if (free_ && name[0] == '.')
+		free_ = fstat(fd, &st) == 0 && st.st_mtime < time(NULL) - TEMP_RECORD_AGE;
 	close(fd);
 	return free_;
 }
