@@ -10,6 +10,8 @@
  *   <boot id>.<pid>.<n>.open   the commit is renaming its objects
  *   <boot id>.<pid>.<n>        it has renamed them all
  *
+ * (<n> random: a record must never replace another process's).
+ *
  * Within one boot of the kernel, an object that was renamed has its bytes
  * in the page cache or on the disk, whatever happens to the process: a
  * kill -9 loses nothing. Only a crash of the machine can leave an object
@@ -23,12 +25,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +42,9 @@
 #define HEADER "mlx unsynced objects 1\n"
 #define OPEN_SUFFIX ".open"
 #define MAX_RECORD (512u << 20)
+/* Seconds after which a temp record nobody holds is a dead writer's (its
+ * writer locks it microseconds after creating it). */
+#define TEMP_RECORD_AGE 60
 
 void mlx_store_boot_id(char out[MLX_STORE_BOOT_ID_SIZE])
 {
@@ -82,6 +89,37 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* A number for a record's name that no other process picks: the pid alone
+ * is not unique (pid namespaces, a container's mlx is pid 1 at every run;
+ * pids are reused), and a record renamed over another's loses the objects
+ * that one names. */
+static unsigned long long record_number(void)
+{
+	unsigned long long k;
+	if (getrandom(&k, sizeof k, GRND_NONBLOCK) == (ssize_t)sizeof k)
+		return k;
+	/* Before the kernel's pool is ready (early boot): the clock, which
+	 * differs between two records of one pid. rename_noreplace guards the
+	 * rest. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+/* Renames from to to unless to exists: 0, or -1 with errno (EEXIST). On a
+ * file system without RENAME_NOREPLACE, link(2), which never replaces. */
+static int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(from, to) != 0)
+		return -1;
+	unlink(from);
+	return 0;
+}
+
 int mlx_store_unsynced_begin(const char *dir, const char *boot, const char *const *hexes, size_t n,
                              char *name, size_t name_size, int *fd, struct mlx_err *err)
 {
@@ -89,14 +127,6 @@ int mlx_store_unsynced_begin(const char *dir, const char *boot, const char *cons
 	int rc = mlx_fs_mkdirs(dir, 0755, err);
 	if (rc != MLX_OK)
 		return rc;
-	/* Unique within the boot: the pid, and a number of the process. */
-	static atomic_ulong records;
-	unsigned long k = atomic_fetch_add(&records, 1);
-	char tmp[PATH_MAX];
-	int len = snprintf(name, name_size, "%s/%s.%ld.%lu" OPEN_SUFFIX, dir, boot, (long)getpid(), k);
-	int tlen = snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%lu.tmp", dir, boot, (long)getpid(), k);
-	if (len < 0 || (size_t)len >= name_size || tlen < 0 || (size_t)tlen >= sizeof tmp)
-		return mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", dir);
 	size_t size = sizeof HEADER - 1 + n * MLX_HASH_HEX_SIZE;
 	char *text = malloc(size);
 	if (!text)
@@ -110,25 +140,50 @@ int mlx_store_unsynced_begin(const char *dir, const char *boot, const char *cons
 	}
 	/* Held (shared) until the commit has renamed its objects: a lock that
 	 * another process can take proves the commit over, in any pid
-	 * namespace. Temp file, fsync, rename, directory fsync: the record
-	 * is on the disk before any of its objects is renamed. */
-	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (out < 0)
-		rc = mlx_err_sys(err, errno, "cannot create %s", tmp);
-	else if (flock(out, LOCK_SH) != 0)
-		rc = mlx_err_sys(err, errno, "cannot lock %s", tmp);
-	else if (mlx_fs_write_all(out, text, size) != 0)
-		rc = mlx_err_sys(err, errno, "cannot write %s", tmp);
-	else if (fsync(out) != 0)
-		rc = mlx_err_sys(err, errno, "cannot sync %s", tmp);
-	else if (rename(tmp, name) != 0)
-		rc = mlx_err_sys(err, errno, "cannot rename %s", tmp);
-	else
+	 * namespace. Temp file, fsync, rename (never over another record),
+	 * directory fsync: the record is on the disk before any of its
+	 * objects is renamed. */
+	int out = -1;
+	char tmp[PATH_MAX];
+	for (int attempt = 0; rc == MLX_OK && attempt < 8; attempt++) {
+		unsigned long long k = record_number();
+		int len =
+		    snprintf(name, name_size, "%s/%s.%ld.%llu" OPEN_SUFFIX, dir, boot, (long)getpid(), k);
+		int tlen = snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%llu.tmp", dir, boot, (long)getpid(), k);
+		if (len < 0 || (size_t)len >= name_size || tlen < 0 || (size_t)tlen >= sizeof tmp) {
+			rc = mlx_err_set(err, MLX_ERR_INVALID, 0, "path too long: %s", dir);
+			break;
+		}
+		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (out < 0 && errno == EEXIST)
+			continue;
+		if (out < 0)
+			rc = mlx_err_sys(err, errno, "cannot create %s", tmp);
+		else if (flock(out, LOCK_SH) != 0)
+			rc = mlx_err_sys(err, errno, "cannot lock %s", tmp);
+		else if (mlx_fs_write_all(out, text, size) != 0)
+			rc = mlx_err_sys(err, errno, "cannot write %s", tmp);
+		else if (fsync(out) != 0)
+			rc = mlx_err_sys(err, errno, "cannot sync %s", tmp);
+		else if (rename_noreplace(tmp, name) == 0)
+			break;
+		else if (errno != EEXIST)
+			rc = mlx_err_sys(err, errno, "cannot rename %s", tmp);
+		if (out >= 0) {
+			unlink(tmp);
+			close(out);
+			out = -1;
+		}
+	}
+	if (rc == MLX_OK && out < 0)
+		rc =
+		    mlx_err_set(err, MLX_ERR_IO, EEXIST, "cannot name a record in %s: every name taken", dir);
+	if (rc == MLX_OK)
 		rc = mlx_fs_sync_parent(name, err);
 	free(text);
 	if (rc != MLX_OK) {
 		if (out >= 0) {
-			unlink(tmp);
+			unlink(name);
 			close(out);
 		}
 		return rc;
@@ -146,18 +201,54 @@ void mlx_store_unsynced_end(const char *name, int fd, int finished)
 	if (finished && n < sizeof done) {
 		memcpy(done, name, n);
 		done[n] = '\0';
-		rename(name, done);
+		/* Never over another record; left ".open" (and free) it is
+		 * treated the same. */
+		rename_noreplace(name, done);
 	}
 	close(fd);
 }
 
-/* Whether the record dir/name is held by no commit: its lock is free. */
+/* Whether the entry ent of d is a regular file, as every record is. Any
+ * other kind (a symlink, a directory, a fifo) was not made by mlx: it is
+ * never opened or followed, and never taken for a record. */
+static int regular_entry(DIR *d, const struct dirent *ent)
+{
+	if (ent->d_type != DT_UNKNOWN)
+		return ent->d_type == DT_REG;
+	struct stat st;
+	return fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Opens the record dfd/name for reading: never through a symlink, and
+ * only a regular file (O_NONBLOCK: a fifo in its place cannot hang the
+ * open). Returns the fd, or -1 with errno (ELOOP, EINVAL: not a file). */
+static int open_record(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether the record dir/name is held by no commit: its lock is free. A
+ * temp record is created before its writer can lock it, so a free one is
+ * its dead writer's only once it is older than that moment can be:
+ * removing a live writer's would fail its commit. */
 static int record_free(DIR *d, const char *name)
 {
-	int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open_record(dirfd(d), name);
 	if (fd < 0)
 		return 0;
+	struct stat st;
 	int free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	if (free_ && name[0] == '.')
+		free_ = fstat(fd, &st) == 0 && st.st_mtime < time(NULL) - TEMP_RECORD_AGE;
 	close(fd);
 	return free_;
 }
@@ -175,6 +266,8 @@ int mlx_store_unsynced_collect(const char *dir, const char *boot, struct mlx_str
 		pid_t pid;
 		if (!parse_name(ent->d_name, rboot, &pid) || strcmp(rboot, boot) != 0)
 			continue; /* another boot's: mlx_store_unsynced_recover's */
+		if (!regular_entry(d, ent))
+			continue;
 		/* A record still being written or whose objects are still being
 		 * renamed is left, unless no commit holds it (its process is
 		 * gone): then every rename it made happened before the sync that
@@ -219,31 +312,52 @@ static int check_line(void *vjob, size_t i, struct mlx_err *err)
 	struct mlx_err why;
 	int rc = mlx_store_verify(job->s, hex, &why);
 	if (rc == MLX_ERR_CORRUPT) {
-		atomic_fetch_add(&job->damaged, 1);
-		return mlx_store_quarantine(job->s, hex, err);
+		/* Another process checking a record of the same object may
+		 * have moved it first: then it is that one's to count. */
+		rc = mlx_store_quarantine(job->s, hex, &why);
+		if (rc == MLX_OK)
+			atomic_fetch_add(&job->damaged, 1);
 	}
-	if (rc != MLX_OK && why.sys_errno != ENOENT) {
+	/* Not in the store (collected by gc, never renamed, or a symlink in
+	 * its place, which is never read and which gc removes): nothing to
+	 * check. */
+	if (rc != MLX_OK && rc != MLX_ERR_NOTFOUND) {
 		*err = why;
 		return rc;
 	}
 	return MLX_OK;
 }
 
+/* Fails with a record of another boot that cannot be read: it may name
+ * objects that are damaged, which nothing else would find. */
+static int unreadable_record(const char *dir, const char *name, const char *why, struct mlx_err *err)
+{
+	return mlx_err_set(
+	    err, MLX_ERR_INVALID, 0,
+	    "%s/%s: %s; a record there names objects fetched before the machine restarted, which "
+	    "mlx checks before using the store: make it readable, or remove it and run 'mlx fsck' "
+	    "(which checks every object)",
+	    dir, name, why);
+}
+
 /* Checks every object named by the record at dfd/name (of another boot):
  * a damaged one goes to quarantine and counts in *damaged; a missing one
  * (collected by gc, or never renamed) is skipped. */
-static int check_record(struct mlx_store *s, int dfd, const char *name, size_t *damaged, struct mlx_err *err)
+static int check_record(struct mlx_store *s, const char *dir, int dfd, const char *name, size_t *damaged,
+                        struct mlx_err *err)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? MLX_OK
-		                       : mlx_err_sys(err, errno, "cannot open .mlx/cache/unsynced/%s", name);
+	int fd = open_record(dfd, name);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP || errno == EINVAL)
+			return MLX_OK; /* gone, or not a record (regular_entry) */
+		return unreadable_record(dir, name, strerror(errno), err);
+	}
 	/* Two processes starting after the restart check a record once: the
 	 * second finds it removed (no links left) when it gets the lock. */
 	struct stat st;
 	int rc = MLX_OK;
 	if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
-		rc = mlx_err_sys(err, errno, "cannot lock .mlx/cache/unsynced/%s", name);
+		rc = mlx_err_sys(err, errno, "cannot lock %s/%s", dir, name);
 		close(fd);
 		return rc;
 	}
@@ -253,12 +367,20 @@ static int check_record(struct mlx_store *s, int dfd, const char *name, size_t *
 	}
 	char *text = NULL;
 	size_t len = 0;
-	if (name[0] != '.' && (rc = mlx_fs_read_fd(fd, name, MAX_RECORD, &text, &len, err)) != MLX_OK) {
-		close(fd);
-		return rc;
+	/* A temp record never got to its rename: nothing of it was renamed. A
+	 * renamed one was synced whole first, so it starts with the header;
+	 * without it the file is not a record this mlx can read (another
+	 * version's, or not mlx's), and is never taken as naming nothing. */
+	if (name[0] != '.') {
+		struct mlx_err why;
+		if (mlx_fs_read_fd(fd, "the record", MAX_RECORD, &text, &len, &why) != MLX_OK)
+			rc = unreadable_record(dir, name, why.msg, err);
+		else if (len < sizeof HEADER - 1 || memcmp(text, HEADER, sizeof HEADER - 1) != 0)
+			rc = unreadable_record(
+			    dir, name, "not a record of fetched objects (no 'mlx unsynced objects 1' line)",
+			    err);
 	}
-	/* A temp record never got to its rename: nothing of it was renamed. */
-	if (text && len >= sizeof HEADER - 1) {
+	if (rc == MLX_OK && text) {
 		struct check_job job = {.s = s, .text = text + sizeof HEADER - 1};
 		atomic_init(&job.damaged, 0);
 		rc = mlx_pool_run((len - (sizeof HEADER - 1)) / MLX_HASH_HEX_SIZE, 0, check_line, &job, err);
@@ -293,12 +415,13 @@ int mlx_store_unsynced_recover(struct mlx_store *s, const char *dir, const char 
 		pid_t pid;
 		/* Without a boot id of its own (no /proc), every record is
 		 * treated as another boot's: checked, never trusted. */
-		if (parse_name(ent->d_name, rboot, &pid) && (!boot[0] || strcmp(rboot, boot) != 0))
+		if (parse_name(ent->d_name, rboot, &pid) && (!boot[0] || strcmp(rboot, boot) != 0) &&
+		    regular_entry(d, ent))
 			rc = mlx_strlist_push(&other, ent->d_name, err);
 	}
 	closedir(d);
 	for (size_t i = 0; rc == MLX_OK && i < other.len; i++)
-		rc = check_record(s, dfd, other.items[i], damaged, err);
+		rc = check_record(s, dir, dfd, other.items[i], damaged, err);
 	mlx_strlist_free(&other);
 	close(dfd);
 	return rc;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -664,6 +665,99 @@ static void deferred_commits_are_recorded_and_checked_after_a_restart(void **sta
 	mlx_store_close(s);
 }
 
+/* The boot id, or "" without /proc. */
+static void read_boot_id(char boot[64])
+{
+	boot[0] = '\0';
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (!f)
+		return;
+	if (!fgets(boot, 64, f))
+		boot[0] = '\0';
+	fclose(f);
+	boot[strcspn(boot, "\n")] = '\0';
+}
+
+static void a_record_never_replaces_another_processes_record(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	char boot[64], path[PATH_MAX], want[128], got[128];
+	read_boot_id(boot);
+	if (!boot[0])
+		skip(); /* no boot id: commits stay durable */
+	/* Records another process of this pid left (a container's mlx has
+	 * the same pid at every run): finished, their objects not yet
+	 * covered by a sync. */
+	snprintf(path, sizeof path, "%s/.mlx/cache/unsynced", root);
+	assert_int_equal(mlx_fs_mkdirs(path, 0755, &err), MLX_OK);
+	for (int k = 0; k < 64; k++) {
+		snprintf(path, sizeof path, ".mlx/cache/unsynced/%s.%ld.%d", boot, (long)getpid(), k);
+		snprintf(want, sizeof want, "mlx unsynced objects 1\n%064d\n", k);
+		write_file(path, want);
+	}
+	const char *text = "fetched by this process";
+	char hex[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_bytes(text, strlen(text), hex, &err), MLX_OK);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	mlx_store_defer_durability(s, 1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mlx_store_stage_verified_bytes(s, hex, text, strlen(text), &err), MLX_OK);
+		assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	}
+	mlx_store_close(s);
+	for (int k = 0; k < 64; k++) {
+		snprintf(path, sizeof path, "%s/.mlx/cache/unsynced/%s.%ld.%d", root, boot, (long)getpid(),
+		         k);
+		snprintf(want, sizeof want, "mlx unsynced objects 1\n%064d\n", k);
+		FILE *f = fopen(path, "r");
+		assert_non_null(f);
+		size_t n = fread(got, 1, sizeof got - 1, f);
+		fclose(f);
+		got[n] = '\0';
+		assert_string_equal(got, want);
+	}
+	char names[16384];
+	assert_int_equal(unsynced_names(names, sizeof names), 64 + 3);
+}
+
+static void a_durable_commit_leaves_a_temp_record_its_writer_has_not_locked_yet(void **state)
+{
+	(void)state;
+	struct mlx_store *s;
+	struct mlx_err err;
+	char boot[64], fresh[PATH_MAX], stale[PATH_MAX], names[4096];
+	read_boot_id(boot);
+	if (!boot[0])
+		skip();
+	snprintf(fresh, sizeof fresh, "%s/.mlx/cache/unsynced", root);
+	assert_int_equal(mlx_fs_mkdirs(fresh, 0755, &err), MLX_OK);
+	/* A writer between creating its temp record and locking it, and the
+	 * temp record of a writer killed an hour ago. */
+	snprintf(fresh, sizeof fresh, ".mlx/cache/unsynced/.%s.1.5.tmp", boot);
+	write_file(fresh, "mlx unsynced objects 1\n");
+	snprintf(stale, sizeof stale, ".mlx/cache/unsynced/.%s.1.6.tmp", boot);
+	write_file(stale, "mlx unsynced objects 1\n");
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%.300s", root, stale);
+	struct timespec old[2] = {{.tv_sec = time(NULL) - 3600}, {.tv_sec = time(NULL) - 3600}};
+	assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+	const char *text = "made here";
+	char hex[MLX_HASH_HEX_SIZE];
+	assert_int_equal(mlx_hash_bytes(text, strlen(text), hex, &err), MLX_OK);
+	assert_int_equal(mlx_store_open(root, 0, &s, &err), MLX_OK);
+	assert_int_equal(mlx_store_stage_verified_bytes(s, hex, text, strlen(text), &err), MLX_OK);
+	assert_int_equal(mlx_store_commit(s, &err), MLX_OK);
+	mlx_store_close(s);
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%.300s", root, fresh);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(path, sizeof path, "%s/%.300s", root, stale);
+	assert_int_not_equal(stat(path, &st), 0);
+	assert_int_equal(unsynced_names(names, sizeof names), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,6 +771,8 @@ int main(void)
 	    cmocka_unit_test(an_object_written_in_pieces_is_staged_whole),
 	    cmocka_unit_test(a_background_commit_takes_what_was_staged_before_it),
 	    cmocka_unit_test(deferred_commits_are_recorded_and_checked_after_a_restart),
+	    cmocka_unit_test(a_record_never_replaces_another_processes_record),
+	    cmocka_unit_test(a_durable_commit_leaves_a_temp_record_its_writer_has_not_locked_yet),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

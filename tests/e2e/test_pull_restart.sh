@@ -81,4 +81,40 @@ echo extra >notes.txt
 mlx add notes.txt
 is "$RC" 0 "mlx add after a pull"
 is "$(ls .mlx/cache/unsynced | wc -l)" 0 "the add's syncs covered the pull's records, which are gone"
+# Entries in .mlx/cache/unsynced/ that mlx never makes are not records:
+# never opened or followed, never waited on, left as they are. A record of
+# another boot naming an object that is a symlink in the store is not
+# stopped by it (gc removes the link).
+other=00000000-0000-4000-8000-000000000000
+u=.mlx/cache/unsynced
+passwd=$(sha256sum /etc/passwd)
+ln -s /etc/passwd "$u/$other.1.1"
+ln -s /etc "$u/$other.1.2.open"
+mkdir "$u/$other.1.3"
+mkfifo "$u/$other.1.4.open" "$u/$boot.1.5.open"
+linked=$(ls .mlx/cache/objects/*/ | grep -m1 -E '^[0-9a-f]{62}$')
+linked_dir=$(ls -d .mlx/cache/objects/*/"$linked")
+linked_id=$(basename "$(dirname "$linked_dir")")$linked
+mv "$linked_dir" "$TEST_DIR/saved-object" && ln -s /etc/passwd "$linked_dir"
+printf 'mlx unsynced objects 1\n%s\n' "$linked_id" >"$u/$other.1.6"
+timeout 60 "$MLX" status >"$TEST_DIR/out" 2>"$TEST_DIR/err"
+is "$?" 0 "status with a symlink, a directory and fifos in unsynced/, and a record naming a symlinked object"
+left=$(printf '%s\n' "$boot.1.5.open" "$other.1.1" "$other.1.2.open" "$other.1.3" "$other.1.4.open" | LC_ALL=C sort)
+is "$(ls -A $u | LC_ALL=C sort)" "$left" "the record is checked; the rest is left as it was"
+is "$(sha256sum /etc/passwd)" "$passwd" "nothing a symlink points to is touched"
+echo more >more.txt
+timeout 60 "$MLX" add more.txt >/dev/null 2>"$TEST_DIR/err"
+is "$?" 0 "a durable commit does not wait on a fifo named as a record of this boot"
+rm -f "$linked_dir" && mv "$TEST_DIR/saved-object" "$linked_dir"
+rm -rf "${u:?}"/*
+
+# A file of another boot that is not a record mlx can read stops the
+# command with one line naming it and what to do (exit 2), and is kept.
+printf 'not a record\n' >"$u/$other.1.7"
+mlx status
+is "$RC" 2 "a file without the record header is bad input"
+is "$ERR" "mlx: error: $TEST_DIR/b/$u/$other.1.7: not a record of fetched objects (no 'mlx unsynced objects 1' line); a record there names objects fetched before the machine restarted, which mlx checks before using the store: make it readable, or remove it and run 'mlx fsck' (which checks every object)" "one line naming the file and what to do"
+rm "$u/$other.1.7"
+mlx fsck
+like "$OUT" "checked [0-9]+ objects?: 0 corrupt" "removed, mlx fsck runs"
 done_testing
