@@ -64,9 +64,10 @@ void mlx_store_boot_id(char out[MLX_STORE_BOOT_ID_SIZE])
 		}
 }
 
-/* Splits a record's name "[.]<boot>.<pid>.<n>[.open][.tmp-…]" into its boot
- * id (into boot) and pid; 0 if the name is not one of a record. */
-static int parse_name(const char *name, char boot[MLX_STORE_BOOT_ID_SIZE], pid_t *pid)
+/* Copies the boot id of a record's name "[.]<boot>.<pid>.<n>[.open][.tmp]"
+ * into boot; 0 if the name is not one of a record. The pid only keeps
+ * names apart: whether a record's writer is gone is told by its flock. */
+static int parse_name(const char *name, char boot[MLX_STORE_BOOT_ID_SIZE])
 {
 	if (name[0] == '.')
 		name++;
@@ -77,10 +78,7 @@ static int parse_name(const char *name, char boot[MLX_STORE_BOOT_ID_SIZE], pid_t
 	boot[dot - name] = '\0';
 	char *end;
 	long p = strtol(dot + 1, &end, 10);
-	if (end == dot + 1 || *end != '.' || p <= 0)
-		return 0;
-	*pid = (pid_t)p;
-	return 1;
+	return end != dot + 1 && *end == '.' && p > 0;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -263,8 +261,7 @@ int mlx_store_unsynced_collect(const char *dir, const char *boot, struct mlx_str
 	struct dirent *ent;
 	while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
 		char rboot[MLX_STORE_BOOT_ID_SIZE];
-		pid_t pid;
-		if (!parse_name(ent->d_name, rboot, &pid) || strcmp(rboot, boot) != 0)
+		if (!parse_name(ent->d_name, rboot) || strcmp(rboot, boot) != 0)
 			continue; /* another boot's: mlx_store_unsynced_recover's */
 		if (!regular_entry(d, ent))
 			continue;
@@ -412,10 +409,9 @@ int mlx_store_unsynced_recover(struct mlx_store *s, const char *dir, const char 
 	struct dirent *ent;
 	while (rc == MLX_OK && (ent = readdir(d)) != NULL) {
 		char rboot[MLX_STORE_BOOT_ID_SIZE];
-		pid_t pid;
 		/* Without a boot id of its own (no /proc), every record is
 		 * treated as another boot's: checked, never trusted. */
-		if (parse_name(ent->d_name, rboot, &pid) && (!boot[0] || strcmp(rboot, boot) != 0) &&
+		if (parse_name(ent->d_name, rboot) && (!boot[0] || strcmp(rboot, boot) != 0) &&
 		    regular_entry(d, ent))
 			rc = mlx_strlist_push(&other, ent->d_name, err);
 	}
