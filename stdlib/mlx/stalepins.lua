@@ -42,26 +42,11 @@ local function save(root, set)
   return fs.write(root .. FILE, json.encode({ paths = json.array(list) }) .. "\n")
 end
 
---- Returns the set {path → true} of the paths lock pins: tracked artifacts
---- and every step's outs (without a trailing "/").
-function M.pinned_paths(lock)
-  local set = {}
-  for path in pairs(type(lock.artifacts) == "table" and lock.artifacts or {}) do set[path] = true end
-  for _, steps in pairs(type(lock.steps) == "table" and lock.steps or {}) do
-    for _, entry in pairs(type(steps) == "table" and steps or {}) do
-      for path in pairs(type(entry) == "table" and type(entry.outs) == "table" and entry.outs or {}) do
-        set[(path:gsub("/$", ""))] = true
-      end
-    end
-  end
-  return set
-end
-
 --- Remembers the paths lock pins in the project at root. Returns true, or
 --- nil and why (the memory is a hint: callers go on without it).
 function M.remember(root, lock)
   local set, added = remembered(root), false
-  for path in pairs(M.pinned_paths(lock)) do
+  for path in pairs((require("mlx.artifacts").pinned(lock))) do
     if not set[path] then
       set[path], added = true, true
     end
@@ -123,7 +108,7 @@ end
 --- are in the workspace at root as a file or a directory (never through a
 --- symbolic link) and that git does not track.
 function M.find(root, lock)
-  local pinned = M.pinned_paths(lock)
+  local pinned = require("mlx.artifacts").pinned(lock)
   local candidates = {}
   for path in pairs(remembered(root)) do
     if not overlaps(pinned, path) and fs.check_parents(root, path) then
