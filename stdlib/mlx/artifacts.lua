@@ -158,6 +158,13 @@ local function entry_of(info)
 end
 M.entry_of = entry_of
 
+--- Returns the manifest line of a file at path (relative to its directory)
+--- whose record f has hash, size and mode: "HASH SIZE MODE PATH\n", the
+--- line a directory's manifest object holds (docs/design.md).
+function M.manifest_line(f, path)
+  return ("%s %d %s %s\n"):format(f.hash, f.size, f.mode, path)
+end
+
 local function same_entry(a, b)
   return a and b and a.type == b.type and a.hash == b.hash and (a.type == "dir" or a.mode == b.mode)
 end

@@ -203,7 +203,7 @@ function M.dir_merger(root)
     if not merged then return nil, ("%s/%s changed on both sides"):format(path, both) end
     local lines, size = {}, 0
     for i, e in ipairs(merged) do
-      lines[i] = ("%s %d %s %s\n"):format(e.hash, e.size, e.mode, e.path)
+      lines[i] = require("mlx.artifacts").manifest_line(e, e.path)
       size = size + e.size
     end
     -- The manifest is an object like any other: staged from a file, which

@@ -19,18 +19,19 @@ end
 --- Returns the lock record of a store hash result: {type, hash, size, mode
 --- (files) or files (directories)}, as the artifacts section records them.
 M.record = require("mlx.artifacts").entry_of
+local manifest_line = require("mlx.artifacts").manifest_line
 
 -- The manifest lines of a directory record r: {relative path → line}.
 local function manifest_lines(ctx, r, prefix, into)
   if r.type == "file" then
-    into[prefix] = ("%s %d %s %s\n"):format(r.hash, r.size, r.mode, prefix)
+    into[prefix] = manifest_line(r, prefix)
     return true
   end
   local files, err, code = ctx.store:manifest(r.hash)
   if not files then return nil, err, code end
   for _, f in ipairs(files) do
     local path = prefix == "" and f.path or (prefix .. "/" .. f.path)
-    into[path] = ("%s %d %s %s\n"):format(f.hash, f.size, f.mode, path)
+    into[path] = manifest_line(f, path)
   end
   return true
 end
